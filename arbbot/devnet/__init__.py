@@ -1,0 +1,1 @@
+"""The embedded default chain: anvil + the genuine Uniswap contracts + a market simulator."""

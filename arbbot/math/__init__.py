@@ -1,0 +1,1 @@
+"""Exact integer ports of on-chain math, one module per Solidity library."""

@@ -1,0 +1,383 @@
+"""The records that flow through the pipeline, defined once.
+
+``PoolDelta -> Opportunity -> ScoredOpportunity -> ExecutionResult``.
+
+All amounts are ``int`` in base units. On the wire (Celery messages, the REST API) every
+uint256 is a decimal string and addresses are lower-case ``0x`` hex; ``to_wire`` /
+``from_wire`` are the only codecs, and ``from_wire`` raises ``WireFormatError`` on any
+malformed input so a bad message is rejected (dead-lettered), never retried.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+from arbbot.errors import WireFormatError
+
+_ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_HASH_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
+UINT256_MAX = 2**256 - 1
+
+
+def norm_address(value: object) -> str:
+    """A lower-case 0x address, or ``WireFormatError``."""
+    if not isinstance(value, str) or not _ADDRESS_RE.match(value):
+        raise WireFormatError(f"not an address: {value!r}")
+    return value.lower()
+
+
+def norm_hash(value: object) -> str:
+    if not isinstance(value, str) or not _HASH_RE.match(value):
+        raise WireFormatError(f"not a 32-byte hash: {value!r}")
+    return value.lower()
+
+
+def uint(value: object, *, bits: int = 256) -> int:
+    """Parse a decimal-string (or int) unsigned integer bounded by ``bits``."""
+    if isinstance(value, bool):
+        raise WireFormatError(f"not an unsigned integer: {value!r}")
+    if isinstance(value, int):
+        out = value
+    elif isinstance(value, str) and value.isdigit():
+        out = int(value)
+    else:
+        raise WireFormatError(f"not an unsigned integer: {value!r}")
+    if out < 0 or out >= 1 << bits:
+        raise WireFormatError(f"out of range for uint{bits}: {value!r}")
+    return out
+
+
+def sint(value: object, *, bits: int = 256) -> int:
+    if isinstance(value, bool):
+        raise WireFormatError(f"not an integer: {value!r}")
+    try:
+        out = int(value) if isinstance(value, (int, str)) else None
+    except ValueError:
+        out = None
+    if out is None:
+        raise WireFormatError(f"not an integer: {value!r}")
+    bound = 1 << (bits - 1)
+    if not -bound <= out < bound:
+        raise WireFormatError(f"out of range for int{bits}: {value!r}")
+    return out
+
+
+def _req(d: Mapping[str, Any], key: str) -> Any:
+    if not isinstance(d, Mapping) or key not in d:
+        raise WireFormatError(f"missing field {key!r}")
+    return d[key]
+
+
+# --------------------------------------------------------------------------- pools
+
+
+@dataclass(frozen=True, slots=True)
+class V2PoolState:
+    """A Uniswap V2 pair. ``fee_pips`` is out of 1_000_000 (3000 = 0.3%, the genuine pair)."""
+
+    address: str
+    token0: str
+    token1: str
+    reserve0: int
+    reserve1: int
+    fee_pips: int = 3000
+    block_number: int = 0
+    kind: Literal["v2"] = "v2"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "kind": "v2",
+            "address": self.address,
+            "token0": self.token0,
+            "token1": self.token1,
+            "reserve0": str(self.reserve0),
+            "reserve1": str(self.reserve1),
+            "fee_pips": self.fee_pips,
+            "block_number": self.block_number,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class V3PoolState:
+    """A Uniswap V3 pool: the slot0 price, in-range liquidity and the initialized ticks.
+
+    ``ticks`` is sorted by tick: ``((tick, liquidity_net), ...)``.
+    """
+
+    address: str
+    token0: str
+    token1: str
+    fee_pips: int
+    tick_spacing: int
+    sqrt_price_x96: int
+    tick: int
+    liquidity: int
+    ticks: tuple[tuple[int, int], ...] = ()
+    block_number: int = 0
+    kind: Literal["v3"] = "v3"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "kind": "v3",
+            "address": self.address,
+            "token0": self.token0,
+            "token1": self.token1,
+            "fee_pips": self.fee_pips,
+            "tick_spacing": self.tick_spacing,
+            "sqrt_price_x96": str(self.sqrt_price_x96),
+            "tick": self.tick,
+            "liquidity": str(self.liquidity),
+            "ticks": [[t, str(n)] for t, n in self.ticks],
+            "block_number": self.block_number,
+        }
+
+
+PoolState = V2PoolState | V3PoolState
+
+
+def pool_from_wire(d: Mapping[str, Any]) -> PoolState:
+    kind = _req(d, "kind")
+    if kind == "v2":
+        return V2PoolState(
+            address=norm_address(_req(d, "address")),
+            token0=norm_address(_req(d, "token0")),
+            token1=norm_address(_req(d, "token1")),
+            reserve0=uint(_req(d, "reserve0"), bits=112),
+            reserve1=uint(_req(d, "reserve1"), bits=112),
+            fee_pips=uint(d.get("fee_pips", 3000), bits=24),
+            block_number=uint(d.get("block_number", 0), bits=64),
+        )
+    if kind == "v3":
+        raw_ticks = d.get("ticks", [])
+        if not isinstance(raw_ticks, list):
+            raise WireFormatError("ticks must be a list")
+        ticks = []
+        for item in raw_ticks:
+            if not isinstance(item, (list, tuple)) or len(item) != 2:
+                raise WireFormatError(f"bad tick entry {item!r}")
+            ticks.append((sint(item[0], bits=24), sint(item[1], bits=128)))
+        return V3PoolState(
+            address=norm_address(_req(d, "address")),
+            token0=norm_address(_req(d, "token0")),
+            token1=norm_address(_req(d, "token1")),
+            fee_pips=uint(_req(d, "fee_pips"), bits=24),
+            tick_spacing=sint(_req(d, "tick_spacing"), bits=24),
+            sqrt_price_x96=uint(_req(d, "sqrt_price_x96"), bits=160),
+            tick=sint(_req(d, "tick"), bits=24),
+            liquidity=uint(_req(d, "liquidity"), bits=128),
+            ticks=tuple(sorted(ticks)),
+            block_number=uint(d.get("block_number", 0), bits=64),
+        )
+    raise WireFormatError(f"unknown pool kind {kind!r}")
+
+
+# --------------------------------------------------------------------------- stage records
+
+
+@dataclass(frozen=True, slots=True)
+class PoolDelta:
+    """One chain's pool changes for one block (the scan stage's output).
+
+    ``reorg`` marks a correction: the states replace ones computed on orphaned blocks
+    (``orphaned_hashes``); downstream drops anything derived from those.
+    """
+
+    chain_id: int
+    block_number: int
+    block_hash: str
+    states: tuple[PoolState, ...]
+    reorg: bool = False
+    orphaned_hashes: tuple[str, ...] = ()
+    observed_at: float = 0.0  # unix time the scan stage saw the block (latency tracking)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "block_number": self.block_number,
+            "block_hash": self.block_hash,
+            "states": [s.to_wire() for s in self.states],
+            "reorg": self.reorg,
+            "orphaned_hashes": list(self.orphaned_hashes),
+            "observed_at": self.observed_at,
+        }
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> PoolDelta:
+        states = _req(d, "states")
+        if not isinstance(states, list):
+            raise WireFormatError("states must be a list")
+        return cls(
+            chain_id=uint(_req(d, "chain_id"), bits=64),
+            block_number=uint(_req(d, "block_number"), bits=64),
+            block_hash=norm_hash(_req(d, "block_hash")),
+            states=tuple(pool_from_wire(s) for s in states),
+            reorg=bool(d.get("reorg", False)),
+            orphaned_hashes=tuple(norm_hash(h) for h in d.get("orphaned_hashes", [])),
+            observed_at=float(d.get("observed_at", 0.0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Opportunity:
+    """A sized, integer-verified arbitrage cycle.
+
+    ``tokens`` has one more entry than ``pools``: the cycle starts and ends at
+    ``tokens[0]``. ``profit`` is gross (amount_out - amount_in) in ``tokens[0]`` base units;
+    ``gas_cost`` is the estimated gas cost converted to the same token; ``net_profit`` is
+    their difference. ``path_id`` identifies the cycle (stable across blocks).
+    """
+
+    chain_id: int
+    block_number: int
+    block_hash: str
+    path_id: str
+    pools: tuple[str, ...]
+    tokens: tuple[str, ...]
+    amount_in: int
+    amount_out: int
+    gas_estimate: int
+    gas_price_wei: int
+    gas_cost: int
+    hop_kinds: tuple[str, ...] = ()
+    observed_at: float = 0.0
+
+    @property
+    def profit(self) -> int:
+        return self.amount_out - self.amount_in
+
+    @property
+    def net_profit(self) -> int:
+        return self.profit - self.gas_cost
+
+    @property
+    def key(self) -> str:
+        """Idempotency key: one execution per (chain, block, cycle)."""
+        return f"{self.chain_id}:{self.block_number}:{self.path_id}"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "block_number": self.block_number,
+            "block_hash": self.block_hash,
+            "path_id": self.path_id,
+            "pools": list(self.pools),
+            "tokens": list(self.tokens),
+            "amount_in": str(self.amount_in),
+            "amount_out": str(self.amount_out),
+            "gas_estimate": self.gas_estimate,
+            "gas_price_wei": str(self.gas_price_wei),
+            "gas_cost": str(self.gas_cost),
+            "hop_kinds": list(self.hop_kinds),
+            "observed_at": self.observed_at,
+        }
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> Opportunity:
+        pools = tuple(norm_address(p) for p in _req(d, "pools"))
+        tokens = tuple(norm_address(t) for t in _req(d, "tokens"))
+        if len(pools) < 1 or len(tokens) != len(pools) + 1 or tokens[0] != tokens[-1]:
+            raise WireFormatError("an opportunity must be a cycle: len(tokens) == len(pools)+1")
+        path_id = _req(d, "path_id")
+        if not isinstance(path_id, str) or not path_id:
+            raise WireFormatError("path_id must be a non-empty string")
+        hop_kinds = tuple(str(k) for k in d.get("hop_kinds", ()))
+        return cls(
+            chain_id=uint(_req(d, "chain_id"), bits=64),
+            block_number=uint(_req(d, "block_number"), bits=64),
+            block_hash=norm_hash(_req(d, "block_hash")),
+            path_id=path_id,
+            pools=pools,
+            tokens=tokens,
+            amount_in=uint(_req(d, "amount_in")),
+            amount_out=uint(_req(d, "amount_out")),
+            gas_estimate=uint(_req(d, "gas_estimate"), bits=64),
+            gas_price_wei=uint(_req(d, "gas_price_wei")),
+            gas_cost=uint(_req(d, "gas_cost")),
+            hop_kinds=hop_kinds,
+            observed_at=float(d.get("observed_at", 0.0)),
+        )
+
+
+Decision = Literal["execute", "skip"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredOpportunity:
+    opportunity: Opportunity
+    score: float
+    decision: Decision
+    reason: str = ""
+    model: str = "rule"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "opportunity": self.opportunity.to_wire(),
+            "score": self.score,
+            "decision": self.decision,
+            "reason": self.reason,
+            "model": self.model,
+        }
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> ScoredOpportunity:
+        decision = _req(d, "decision")
+        if decision not in ("execute", "skip"):
+            raise WireFormatError(f"bad decision {decision!r}")
+        try:
+            score = float(_req(d, "score"))
+        except (TypeError, ValueError) as exc:
+            raise WireFormatError("score must be a number") from exc
+        return cls(
+            opportunity=Opportunity.from_wire(_req(d, "opportunity")),
+            score=score,
+            decision=decision,
+            reason=str(d.get("reason", "")),
+            model=str(d.get("model", "rule")),
+        )
+
+
+ExecutionStatus = Literal["success", "reverted", "dropped", "failed", "simulated"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    """What happened to one opportunity at the execute stage.
+
+    ``dropped``: re-validation or simulation refused it (no transaction sent);
+    ``reverted``: mined but reverted (e.g. the minProfit guard); ``simulated``: dry-run mode.
+    ``realised_profit`` is the measured balance change of the profit token (may be 0).
+    """
+
+    chain_id: int
+    block_number: int
+    path_id: str
+    status: ExecutionStatus
+    predicted_profit: int
+    realised_profit: int = 0
+    tx_hash: str | None = None
+    gas_used: int = 0
+    gas_price_wei: int = 0
+    mined_block: int | None = None
+    reason: str = ""
+    profit_token: str = ""
+    amount_in: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "block_number": self.block_number,
+            "path_id": self.path_id,
+            "status": self.status,
+            "predicted_profit": str(self.predicted_profit),
+            "realised_profit": str(self.realised_profit),
+            "tx_hash": self.tx_hash,
+            "gas_used": self.gas_used,
+            "gas_price_wei": str(self.gas_price_wei),
+            "mined_block": self.mined_block,
+            "reason": self.reason,
+            "profit_token": self.profit_token,
+            "amount_in": str(self.amount_in),
+        }

@@ -1,0 +1,1 @@
+"""Celery fleet: the app, the queue topology, beat schedule and thin tasks."""
