@@ -1,0 +1,155 @@
+"""Persistent records: configuration (Chain, Dex, Token, Pool) and history (Opportunity,
+Execution). uint256 amounts are NUMERIC(78,0); addresses are stored lower-case.
+
+Models hold no business rules: writes go through ``services``, reads through ``selectors``.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from webapp.core.validators import validate_address, validate_rpc_urls
+
+UINT256 = {"max_digits": 78, "decimal_places": 0}
+
+
+class AddressField(models.CharField):
+    """A 0x address, validated and stored lower-case."""
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        kwargs.setdefault("max_length", 42)
+        kwargs.setdefault("validators", [validate_address])
+        super().__init__(*args, **kwargs)
+
+    def get_prep_value(self, value):  # type: ignore[no-untyped-def]
+        value = super().get_prep_value(value)
+        return value.lower() if isinstance(value, str) else value
+
+
+class Chain(models.Model):
+    chain_id = models.PositiveBigIntegerField(unique=True)
+    name = models.CharField(max_length=64)
+    rpc_urls = models.TextField(validators=[validate_rpc_urls], help_text="comma or newline separated")
+    multicall3 = AddressField(blank=True, default="", validators=[])
+    weth = AddressField(blank=True, default="", validators=[])
+    executor = AddressField(blank=True, default="", validators=[], help_text="the project's ArbExecutor")
+    is_active = models.BooleanField(default=True)
+    is_devnet = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def clean(self) -> None:
+        for field in ("multicall3", "weth", "executor"):
+            value = getattr(self, field)
+            if value:
+                validate_address(value)
+
+    def rpc_url_list(self) -> list[str]:
+        return [u.strip() for u in self.rpc_urls.replace("\n", ",").split(",") if u.strip()]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.chain_id})"
+
+
+class Dex(models.Model):
+    KINDS = [("v2", "Uniswap V2"), ("v3", "Uniswap V3")]
+    chain = models.ForeignKey(Chain, on_delete=models.CASCADE, related_name="dexes")
+    name = models.CharField(max_length=64)
+    kind = models.CharField(max_length=4, choices=KINDS, default="v2")
+    factory = AddressField()
+    router = AddressField(blank=True, default="", validators=[])
+    quoter = AddressField(blank=True, default="", validators=[])
+    fee_pips = models.PositiveIntegerField(default=3000)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "name"], name="dex_unique_name"),
+            models.UniqueConstraint(fields=["chain", "factory"], name="dex_unique_factory"),
+        ]
+        verbose_name_plural = "dexes"
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.chain.name}"
+
+
+class Token(models.Model):
+    chain = models.ForeignKey(Chain, on_delete=models.CASCADE, related_name="tokens")
+    address = AddressField()
+    symbol = models.CharField(max_length=64, blank=True, default="")
+    decimals = models.PositiveSmallIntegerField(null=True, blank=True)
+    excluded_reason = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["chain", "address"], name="token_unique_address")]
+
+    def __str__(self) -> str:
+        return self.symbol or self.address
+
+
+class Pool(models.Model):
+    chain = models.ForeignKey(Chain, on_delete=models.CASCADE, related_name="pools")
+    dex = models.ForeignKey(Dex, on_delete=models.CASCADE, related_name="pools")
+    address = AddressField()
+    kind = models.CharField(max_length=4, choices=Dex.KINDS, default="v2")
+    token0 = models.ForeignKey(Token, on_delete=models.PROTECT, related_name="+")
+    token1 = models.ForeignKey(Token, on_delete=models.PROTECT, related_name="+")
+    fee_pips = models.PositiveIntegerField(default=3000)
+    tick_spacing = models.IntegerField(null=True, blank=True)
+    excluded_reason = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["chain", "address"], name="pool_unique_address")]
+
+    def __str__(self) -> str:
+        return f"{self.token0}/{self.token1} {self.dex.name} {self.address[:10]}"
+
+
+class Opportunity(models.Model):
+    """A scored opportunity (a TimescaleDB hypertable where the extension exists)."""
+
+    created_at = models.DateTimeField(db_index=True)
+    chain_id = models.PositiveBigIntegerField()
+    block_number = models.PositiveBigIntegerField()
+    block_hash = models.CharField(max_length=66)
+    path_id = models.CharField(max_length=64)
+    pools = models.JSONField()
+    tokens = models.JSONField()
+    profit_token = AddressField()
+    amount_in = models.DecimalField(**UINT256)
+    amount_out = models.DecimalField(**UINT256)
+    gas_cost = models.DecimalField(**UINT256)
+    net_profit = models.DecimalField(max_digits=79, decimal_places=0)
+    score = models.FloatField()
+    decision = models.CharField(max_length=8)
+    reason = models.CharField(max_length=200, blank=True, default="")
+    latency_ms = models.FloatField(null=True)
+
+    class Meta:
+        verbose_name_plural = "opportunities"
+        indexes = [models.Index(fields=["chain_id", "block_number"])]
+
+
+class Execution(models.Model):
+    """What the execute stage did with one opportunity; one row per (chain, block, path):
+    the unique constraint is the idempotency guard of last resort."""
+
+    STATUSES = [(s, s) for s in ("pending", "success", "reverted", "dropped", "failed", "simulated")]
+    created_at = models.DateTimeField(db_index=True)
+    chain_id = models.PositiveBigIntegerField()
+    block_number = models.PositiveBigIntegerField()
+    path_id = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=STATUSES)
+    tx_hash = models.CharField(max_length=66, blank=True, default="")
+    gas_used = models.PositiveBigIntegerField(default=0)
+    gas_price_wei = models.DecimalField(**UINT256, default=0)
+    mined_block = models.PositiveBigIntegerField(null=True, blank=True)
+    profit_token = AddressField(blank=True, default="", validators=[])
+    amount_in = models.DecimalField(**UINT256, default=0)
+    predicted_profit = models.DecimalField(max_digits=79, decimal_places=0, default=0)
+    realised_profit = models.DecimalField(max_digits=79, decimal_places=0, default=0)
+    reason = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chain_id", "block_number", "path_id"], name="execution_once")
+        ]
+        indexes = [models.Index(fields=["status", "created_at"])]

@@ -1,0 +1,91 @@
+"""Reads for views, the API and tasks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from webapp.core.models import Chain, Execution, Opportunity, Pool, Token
+
+
+def chain_get(chain_id: int) -> Chain:
+    return Chain.objects.get(chain_id=chain_id)
+
+
+def chains_active() -> list[Chain]:
+    return list(Chain.objects.filter(is_active=True).order_by("chain_id"))
+
+
+def pools_for_chain(chain: Chain) -> list[Pool]:
+    return list(
+        Pool.objects.filter(chain=chain, excluded_reason="").select_related("dex", "token0", "token1")
+    )
+
+
+def token_map(chain_id: int | None = None) -> dict[str, Token]:
+    qs = Token.objects.select_related("chain")
+    if chain_id is not None:
+        qs = qs.filter(chain__chain_id=chain_id)
+    return {t.address: t for t in qs}
+
+
+def format_amount(amount: Decimal | int, decimals: int | None) -> str:
+    """A base-unit integer shown in token units, exactly (no float rounding)."""
+    value = Decimal(amount)
+    if not decimals:
+        return f"{value:,.0f}"
+    scaled = value.scaleb(-decimals)
+    return f"{scaled:,.6f}"
+
+
+def dashboard_summary(*, limit: int = 25) -> dict[str, Any]:
+    now = timezone.now()
+    minute_ago = now - dt.timedelta(seconds=60)
+    tokens = token_map()
+    opp_last_min = Opportunity.objects.filter(created_at__gte=minute_ago).count()
+    profit_rows = (
+        Execution.objects.filter(status="success")
+        .values("chain_id", "profit_token")
+        .annotate(total=Sum("realised_profit"), n=Count("id"))
+        .order_by("chain_id", "profit_token")
+    )
+    profit = []
+    for r in profit_rows:
+        tok = tokens.get(r["profit_token"])
+        profit.append(
+            {
+                "chain_id": r["chain_id"],
+                "token": tok.symbol if tok else r["profit_token"],
+                "address": r["profit_token"],
+                "executions": r["n"],
+                "total_base_units": str(r["total"]),
+                "total": format_amount(r["total"], tok.decimals if tok else None),
+            }
+        )
+    status_counts = dict(Execution.objects.values_list("status").annotate(n=Count("id")).order_by())
+    recent_opps = list(Opportunity.objects.order_by("-created_at", "-id")[:limit])
+    recent_execs = list(Execution.objects.order_by("-created_at", "-id")[:limit])
+    for row in recent_opps:
+        tok = tokens.get(row.profit_token)
+        row.symbol = tok.symbol if tok else row.profit_token[:10]  # type: ignore[attr-defined]
+        row.net_display = format_amount(row.net_profit, tok.decimals if tok else None)  # type: ignore[attr-defined]
+        row.in_display = format_amount(row.amount_in, tok.decimals if tok else None)  # type: ignore[attr-defined]
+    for row in recent_execs:
+        tok = tokens.get(row.profit_token)
+        row.symbol = tok.symbol if tok else row.profit_token[:10]  # type: ignore[attr-defined]
+        row.realised_display = format_amount(row.realised_profit, tok.decimals if tok else None)  # type: ignore[attr-defined]
+        row.predicted_display = format_amount(row.predicted_profit, tok.decimals if tok else None)  # type: ignore[attr-defined]
+    return {
+        "opportunities_total": Opportunity.objects.count(),
+        "opportunities_per_second": round(opp_last_min / 60.0, 2),
+        "executions_by_status": status_counts,
+        "profit_by_token": profit,
+        "recent_opportunities": recent_opps,
+        "recent_executions": recent_execs,
+        "chains": list(Chain.objects.order_by("chain_id")),
+        "generated_at": now,
+    }

@@ -1,0 +1,230 @@
+"""Writes. Every change to the database goes through a function here, named
+``<entity>_<action>``; tasks, views and the admin call these and hold no rules themselves."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any, Iterable, Mapping
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from arbbot.types import ExecutionResult, ScoredOpportunity
+from webapp.core.models import Chain, Dex, Execution, Opportunity, Pool, Token
+from webapp.core.validators import validate_address
+
+
+def _ts(unix: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(unix, tz=dt.timezone.utc) if unix else timezone.now()
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@transaction.atomic
+def config_apply(data: Mapping[str, Any]) -> dict[str, int]:
+    """Apply a YAML/JSON configuration (chains, dexes, tokens). Validates everything and
+    raises ``ValidationError`` naming the offending entry; nothing is written on error."""
+    if not isinstance(data, Mapping):
+        raise ValidationError("configuration must be a mapping with 'chains', 'dexes', 'tokens'")
+    counts = {"chains": 0, "dexes": 0, "tokens": 0}
+    for i, c in enumerate(data.get("chains") or []):
+        where = f"chains[{i}]"
+        try:
+            chain_id = int(c["chain_id"])
+            chain = Chain.objects.filter(chain_id=chain_id).first() or Chain(chain_id=chain_id)
+            chain.name = str(c.get("name") or f"chain-{chain_id}")
+            urls = c.get("rpc_urls") or []
+            chain.rpc_urls = ",".join(urls) if isinstance(urls, list) else str(urls)
+            for field in ("multicall3", "weth", "executor"):
+                setattr(chain, field, str(c.get(field) or "").lower())
+            chain.full_clean()
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(f"{where}: missing or invalid field ({exc})") from exc
+        except ValidationError as exc:
+            raise ValidationError(f"{where}: {_flatten(exc)}") from exc
+        chain.save()
+        counts["chains"] += 1
+    for i, d in enumerate(data.get("dexes") or []):
+        chain = _chain_for(d, f"dexes[{i}]")
+        dex = Dex.objects.filter(chain=chain, name=d.get("name")).first() or Dex(chain=chain)
+        try:
+            dex.name = str(d["name"])
+            dex.kind = str(d.get("kind", "v2"))
+            dex.factory = str(d["factory"]).lower()
+            dex.router = str(d.get("router") or "").lower()
+            dex.fee_pips = int(d.get("fee_pips", 3000))
+            dex.full_clean()
+            if dex.router:
+                validate_address(dex.router)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(f"dexes[{i}]: missing or invalid field ({exc})") from exc
+        except ValidationError as exc:
+            raise ValidationError(f"dexes[{i}] ({d.get('name')}): {_flatten(exc)}") from exc
+        dex.save()
+        counts["dexes"] += 1
+    for i, t in enumerate(data.get("tokens") or []):
+        chain = _chain_for(t, f"tokens[{i}]")
+        try:
+            token_register(chain, str(t["address"]), str(t.get("symbol", "")), t.get("decimals"))
+        except KeyError as exc:
+            raise ValidationError(f"tokens[{i}]: missing field {exc}") from exc
+        except ValidationError as exc:
+            raise ValidationError(f"tokens[{i}]: {_flatten(exc)}") from exc
+        counts["tokens"] += 1
+    return counts
+
+
+def _chain_for(entry: Mapping[str, Any], where: str) -> Chain:
+    try:
+        chain_id = int(entry["chain_id"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValidationError(f"{where}: chain_id missing or not an integer") from exc
+    chain = Chain.objects.filter(chain_id=chain_id).first()
+    if chain is None:
+        raise ValidationError(f"{where}: unknown chain {chain_id} (declare it under 'chains' first)")
+    return chain
+
+
+def _flatten(exc: ValidationError) -> str:
+    if hasattr(exc, "message_dict"):
+        return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+    return " ".join(exc.messages)
+
+
+def token_register(chain: Chain, address: str, symbol: str = "", decimals: int | None = None) -> Token:
+    validate_address(address)
+    token, _ = Token.objects.update_or_create(
+        chain=chain, address=address.lower(), defaults={"symbol": symbol[:64], "decimals": decimals}
+    )
+    return token
+
+
+@transaction.atomic
+def chain_register_deployment(deployment: Mapping[str, Any]) -> Chain:
+    """Record a devnet deployment (``.devnet/deployment.json``) as Chain/Dex/Token/Pool rows."""
+    chain, _ = Chain.objects.update_or_create(
+        chain_id=int(deployment["chain_id"]),
+        defaults={
+            "name": deployment.get("name", "devnet"),
+            "rpc_urls": deployment["rpc_url"],
+            "multicall3": deployment.get("multicall3", ""),
+            "weth": deployment.get("weth", ""),
+            "executor": deployment.get("executor", ""),
+            "is_devnet": True,
+            "is_active": True,
+        },
+    )
+    dexes = {}
+    for d in deployment.get("dexes", []):
+        dexes[d["name"]], _ = Dex.objects.update_or_create(
+            chain=chain,
+            name=d["name"],
+            defaults={
+                "kind": d.get("kind", "v2"),
+                "factory": d["factory"].lower(),
+                "router": (d.get("router") or d.get("swap_router") or "").lower(),
+                "quoter": (d.get("quoter") or "").lower(),
+                "fee_pips": d.get("fee_pips", 3000),
+            },
+        )
+    tokens = {}
+    for t in deployment.get("tokens", []):
+        tokens[t["address"].lower()] = token_register(chain, t["address"], t.get("symbol", ""), t.get("decimals"))
+    weth = deployment.get("weth")
+    if weth and weth.lower() not in tokens:
+        tokens[weth.lower()] = token_register(chain, weth, "WETH", 18)
+    for p in deployment.get("pools", []):
+        Pool.objects.update_or_create(
+            chain=chain,
+            address=p["address"].lower(),
+            defaults={
+                "dex": dexes[p["dex"]],
+                "kind": p.get("kind", "v2"),
+                "token0": tokens[p["token0"].lower()],
+                "token1": tokens[p["token1"].lower()],
+                "fee_pips": p.get("fee_pips", 3000),
+                "tick_spacing": p.get("tick_spacing"),
+            },
+        )
+    return chain
+
+
+# --------------------------------------------------------------------------- history
+
+
+def opportunities_record(scored: Iterable[ScoredOpportunity], *, now: float | None = None) -> int:
+    """Bulk-insert a batch of scored opportunities (the analytics stage)."""
+    import time
+
+    now = now or time.time()
+    rows = []
+    for s in scored:
+        o = s.opportunity
+        rows.append(
+            Opportunity(
+                created_at=_ts(now),
+                chain_id=o.chain_id,
+                block_number=o.block_number,
+                block_hash=o.block_hash,
+                path_id=o.path_id,
+                pools=list(o.pools),
+                tokens=list(o.tokens),
+                profit_token=o.tokens[0],
+                amount_in=Decimal(o.amount_in),
+                amount_out=Decimal(o.amount_out),
+                gas_cost=Decimal(o.gas_cost),
+                net_profit=Decimal(o.net_profit),
+                score=s.score,
+                decision=s.decision,
+                reason=s.reason[:200],
+                latency_ms=(now - o.observed_at) * 1000 if o.observed_at else None,
+            )
+        )
+    Opportunity.objects.bulk_create(rows, batch_size=1000)
+    return len(rows)
+
+
+def execution_claim(scored: ScoredOpportunity) -> Execution | None:
+    """Create the ``pending`` row for an opportunity; ``None`` if it was already claimed
+    (the unique (chain, block, path) constraint makes a second execution impossible)."""
+    o = scored.opportunity
+    try:
+        with transaction.atomic():
+            return Execution.objects.create(
+                created_at=timezone.now(),
+                chain_id=o.chain_id,
+                block_number=o.block_number,
+                path_id=o.path_id,
+                status="pending",
+                profit_token=o.tokens[0],
+                amount_in=Decimal(o.amount_in),
+                predicted_profit=Decimal(o.profit),
+            )
+    except IntegrityError:
+        return None
+
+
+def execution_finish(result: ExecutionResult) -> Execution:
+    """Record the outcome on the claimed row (created here if no claim exists)."""
+    row, _ = Execution.objects.update_or_create(
+        chain_id=result.chain_id,
+        block_number=result.block_number,
+        path_id=result.path_id,
+        defaults={
+            "created_at": timezone.now(),
+            "status": result.status,
+            "tx_hash": result.tx_hash or "",
+            "gas_used": result.gas_used,
+            "gas_price_wei": Decimal(result.gas_price_wei),
+            "mined_block": result.mined_block,
+            "profit_token": result.profit_token,
+            "amount_in": Decimal(result.amount_in),
+            "predicted_profit": Decimal(result.predicted_profit),
+            "realised_profit": Decimal(result.realised_profit),
+            "reason": result.reason[:300],
+        },
+    )
+    return row
