@@ -1,0 +1,1 @@
+"""Scoring: turn an Opportunity into a ScoredOpportunity with an execute/skip decision."""

@@ -1,0 +1,61 @@
+"""Test-session isolation on the shared services of this machine.
+
+Several test runs may share one PostgreSQL, Redis and RabbitMQ (developers, CI). Each run
+gets its own test database name, Redis key prefix and RabbitMQ vhost, set in the
+environment here, before Django or Celery read it, so worker subprocesses inherit them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+
+RUN_ID = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+os.environ.setdefault("ARBBOT_TEST_DATABASE_NAME", f"test_arbbot_{RUN_ID.replace('-', '_')}")
+os.environ.setdefault("ARBBOT_REDIS_PREFIX", f"test-{RUN_ID}")
+os.environ.setdefault("ARBBOT_HEARTBEAT_FILE", f"/tmp/arbbot-test-heartbeat-{RUN_ID}")
+
+_VHOST: str | None = None
+
+
+def _rabbitmqctl(*args: str) -> bool:
+    exe = shutil.which("rabbitmqctl")
+    if not exe:
+        return False
+    return subprocess.run([exe, "-q", *args], capture_output=True, timeout=60).returncode == 0
+
+
+def broker_vhost() -> str:
+    """Create this run's vhost once (the default '/' is used if rabbitmqctl is absent)."""
+    global _VHOST
+    if _VHOST is None:
+        name = f"arbbot-test-{RUN_ID}"
+        if _rabbitmqctl("add_vhost", name) and _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*"):
+            _VHOST = name
+        else:
+            _VHOST = "/"
+    return _VHOST
+
+
+if "ARBBOT_BROKER_URL" not in os.environ:
+    vhost = broker_vhost()
+    os.environ["ARBBOT_BROKER_URL"] = "amqp://guest:guest@127.0.0.1:5672/" + (
+        "" if vhost == "/" else vhost
+    )
+
+
+def pytest_sessionfinish(session, exitstatus):  # type: ignore[no-untyped-def]
+    if _VHOST and _VHOST != "/":
+        _rabbitmqctl("delete_vhost", _VHOST)
+    try:
+        import redis
+
+        r = redis.Redis.from_url(os.environ.get("ARBBOT_REDIS_URL", "redis://127.0.0.1:6379/0"))
+        keys = list(r.scan_iter(match=os.environ["ARBBOT_REDIS_PREFIX"] + "*", count=1000))
+        if keys:
+            r.delete(*keys)
+    except Exception:
+        pass

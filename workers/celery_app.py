@@ -1,0 +1,110 @@
+"""The one Celery app: broker, queue topology, routing by task module, beat schedule,
+worker heartbeat (liveness) and metrics.
+
+Reliability choices: results are ignored (stages hand batches on, nobody waits);
+``task_acks_late`` + ``task_reject_on_worker_lost`` are set per task, only on the
+idempotent ones; a malformed message is rejected without requeue, which RabbitMQ
+dead-letters to ``dead_letter`` through the ``arbbot.dlx`` exchange.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+django.setup()
+
+from celery import Celery, bootsteps  # noqa: E402
+from celery.signals import worker_ready, worker_shutdown  # noqa: E402
+
+from arbbot.config import get_settings  # noqa: E402
+from workers import queues  # noqa: E402
+
+settings = get_settings()
+
+app = Celery("arbbot")
+app.conf.update(
+    broker_url=settings.broker_url,
+    broker_connection_retry_on_startup=True,
+    task_queues=queues.celery_queues(),
+    task_default_queue="analytics",
+    task_default_exchange=queues.EXCHANGE_NAME,
+    task_default_exchange_type="direct",
+    task_create_missing_queues=False,
+    task_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    result_backend=None,
+    worker_prefetch_multiplier=int(os.environ.get("ARBBOT_PREFETCH", "8")),
+    worker_hijack_root_logger=False,
+    worker_send_task_events=False,
+    task_time_limit=120,
+    task_soft_time_limit=100,
+    broker_transport_options={"confirm_publish": True},
+    beat_schedule={
+        "scan-tick": {
+            "task": "workers.tasks.scan.tick",
+            "schedule": settings.scan_interval_s,
+            "options": {"expires": max(settings.scan_interval_s * 2, 1.0)},
+        },
+    },
+)
+
+
+def _route(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any) -> dict[str, str] | None:
+    queue = queues.route_for_task(name)
+    if queue is None:
+        return None
+    return {"queue": queue, "exchange": queues.EXCHANGE_NAME, "routing_key": queue}
+
+
+app.conf.task_routes = (_route,)
+app.autodiscover_tasks(["workers.tasks.scan", "workers.tasks.path", "workers.tasks.ml",
+                        "workers.tasks.execute", "workers.tasks.bridge", "workers.tasks.analytics"],
+                       related_name=None, force=True)
+
+
+class Heartbeat(bootsteps.StartStopStep):
+    """Touches ``ARBBOT_HEARTBEAT_FILE`` every few seconds from the consumer's timer, so
+    a liveness probe can check the file's age instead of the slow ``celery inspect ping``.
+    The timer runs in the consumer's event loop: a wedged consumer stops touching it."""
+
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        self.tref = None
+
+    def start(self, worker: Any) -> None:
+        from workers.health import touch
+
+        touch()
+        self.tref = worker.timer.call_repeatedly(5.0, touch, priority=10)
+
+    def stop(self, worker: Any) -> None:
+        if self.tref is not None:
+            self.tref.cancel()
+
+
+app.steps["worker"].add(Heartbeat)
+
+
+@worker_ready.connect
+def _on_ready(**_: Any) -> None:
+    from workers.health import touch
+
+    touch()
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port)
+
+
+@worker_shutdown.connect
+def _on_shutdown(**_: Any) -> None:
+    try:
+        settings.heartbeat_file.unlink()
+    except FileNotFoundError:
+        pass
