@@ -1,4 +1,16 @@
-"""Raw JSON-RPC over HTTP: single calls and batches, no web3 contract layer.
+"""Raw JSON-RPC over HTTP with failover: single calls and batches, no web3 contract layer.
+
+Owns the transport to the nodes of one chain: several endpoints tried in order, per-call
+timeouts, retries with exponential backoff and full jitter, a circuit breaker per endpoint
+(open after ``breaker_threshold`` consecutive transport failures, half-open after
+``breaker_cooldown_s``: one probe decides), Prometheus metrics per endpoint and method, and
+a ``health()`` summary. When every breaker is open a call makes one probe of the
+longest-open endpoint (no retries) and otherwise raises ``RpcUnavailable`` (an
+``RpcError``) at once instead of hanging on dead hosts; a recovered node is thus picked up
+on the next call.
+
+A JSON-RPC ``error`` object in a reply is the node's answer, not an endpoint failure: it is
+raised as ``RpcError`` with ``code``/``data`` and never trips a breaker or fails over.
 
 web3's contract ``.call()`` manages ~250 calls/s here; a raw batch of pre-encoded
 ``eth_call``s 16-32k/s. So the hot paths build requests themselves and decode by slicing.
@@ -7,25 +19,102 @@ web3's contract ``.call()`` manages ~250 calls/s here; a raw batch of pre-encode
 from __future__ import annotations
 
 import itertools
+import random
 import threading
+import time
+from dataclasses import dataclass, field
 from typing import Any, Sequence
+from urllib.parse import urlsplit
 
 import requests
+from prometheus_client import Counter, Gauge, Histogram
 
 from arbbot.errors import RpcError
 
+RPC_LATENCY = Histogram(
+    "arbbot_rpc_latency_seconds",
+    "JSON-RPC request latency per endpoint and method (a batch is labelled batch:<method>)",
+    ["endpoint", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RPC_REQUESTS = Counter(
+    "arbbot_rpc_requests_total", "JSON-RPC HTTP requests per endpoint and method", ["endpoint", "method"]
+)
+RPC_ERRORS = Counter(
+    "arbbot_rpc_errors_total",
+    "JSON-RPC failures per endpoint, method and kind (timeout, connection, http, decode, rpc)",
+    ["endpoint", "method", "kind"],
+)
+RPC_ENDPOINT_UP = Gauge("arbbot_rpc_endpoint_up", "1 when the endpoint's circuit breaker is not open", ["endpoint"])
+
+
+class RpcUnavailable(RpcError):
+    """Every endpoint of the chain failed or has its circuit breaker open."""
+
+
+def endpoint_label(url: str) -> str:
+    """``host:port`` of a URL: never the path, query or user info (they may carry API keys)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "unknown"
+    port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
+    return f"{host}:{port}"
+
+
+@dataclass
+class Endpoint:
+    """One node URL and its circuit breaker. ``url`` is private (it may hold a key)."""
+
+    url: str = field(repr=False)
+    label: str
+    consecutive_failures: int = 0
+    opened_at: float | None = None  # monotonic time the breaker opened; None = closed
+    last_error: str = ""
+    last_ok_at: float = 0.0  # unix time
+    calls: int = 0
+    failures: int = 0
+
+    def state(self, cooldown_s: float, now: float) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "half_open" if now - self.opened_at >= cooldown_s else "open"
+
 
 class RpcClient:
-    """A JSON-RPC client for one chain. ``urls`` are tried in order (failover is layered
-    on by the scan stage); a reply carrying an ``error`` object raises ``RpcError``."""
+    """A JSON-RPC client for one chain over one or more endpoint URLs.
 
-    def __init__(self, urls: str | Sequence[str], *, timeout_s: float = 10.0) -> None:
+    ``call``/``batch`` try the endpoints whose breaker is not open, in order (the first
+    healthy one is preferred, so a recovered primary takes traffic back); a full pass that
+    fails is retried up to ``retries`` times after an exponential backoff with full jitter.
+    Thread-safe: a ``requests.Session`` per thread, breaker state under a lock.
+    """
+
+    def __init__(
+        self,
+        urls: str | Sequence[str],
+        *,
+        timeout_s: float = 10.0,
+        retries: int = 2,
+        backoff_s: float = 0.05,
+        backoff_max_s: float = 1.0,
+        breaker_threshold: int = 3,
+        breaker_cooldown_s: float = 5.0,
+    ) -> None:
         self.urls: list[str] = [urls] if isinstance(urls, str) else list(urls)
         if not self.urls:
             raise RpcError("no RPC URL given")
         self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.breaker_threshold = breaker_threshold
+        self.breaker_cooldown_s = breaker_cooldown_s
+        self.endpoints = [Endpoint(u, endpoint_label(u)) for u in self.urls]
         self._ids = itertools.count(1)
+        self._id_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._local = threading.local()
+        for ep in self.endpoints:
+            RPC_ENDPOINT_UP.labels(ep.label).set(1)
 
     @property
     def url(self) -> str:
@@ -38,49 +127,163 @@ class RpcClient:
             self._local.session = s
         return s
 
-    def _post(self, payload: Any) -> Any:
-        last: Exception | None = None
-        for url in self.urls:
-            try:
-                resp = self._session().post(url, json=payload, timeout=self.timeout_s)
-                resp.raise_for_status()
-                return resp.json()
-            except (requests.RequestException, ValueError) as exc:
-                last = exc
-        raise RpcError(f"all RPC endpoints failed: {last}")
+    # ------------------------------------------------------------------ breaker
+
+    def _candidates(self) -> list[Endpoint]:
+        now = time.monotonic()
+        with self._lock:
+            return [ep for ep in self.endpoints if ep.state(self.breaker_cooldown_s, now) != "open"]
+
+    def _ok(self, ep: Endpoint) -> None:
+        with self._lock:
+            ep.consecutive_failures = 0
+            ep.calls += 1
+            ep.last_ok_at = time.time()
+            if ep.opened_at is not None:
+                ep.opened_at = None
+                RPC_ENDPOINT_UP.labels(ep.label).set(1)
+
+    def _fail(self, ep: Endpoint, error: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            ep.calls += 1
+            ep.failures += 1
+            ep.last_error = error[:200]
+            ep.consecutive_failures += 1
+            half_open = ep.opened_at is not None
+            # a failed half-open probe re-opens at once; a closed breaker opens at threshold
+            if half_open or ep.consecutive_failures >= self.breaker_threshold:
+                ep.opened_at = now
+                RPC_ENDPOINT_UP.labels(ep.label).set(0)
+
+    def health(self) -> dict[str, Any]:
+        """``{"healthy": bool, "endpoints": [{endpoint, state, consecutive_failures, ...}]}``;
+        healthy while at least one endpoint's breaker is not open."""
+        now = time.monotonic()
+        with self._lock:
+            eps = [
+                {
+                    "endpoint": ep.label,
+                    "state": ep.state(self.breaker_cooldown_s, now),
+                    "consecutive_failures": ep.consecutive_failures,
+                    "calls": ep.calls,
+                    "failures": ep.failures,
+                    "last_error": ep.last_error,
+                    "last_ok_at": ep.last_ok_at,
+                }
+                for ep in self.endpoints
+            ]
+        return {"healthy": any(e["state"] != "open" for e in eps), "endpoints": eps}
+
+    @property
+    def healthy(self) -> bool:
+        return bool(self.health()["healthy"])
+
+    # ------------------------------------------------------------------ transport
+
+    def _post_one(self, ep: Endpoint, payload: Any, method: str) -> Any:
+        t0 = time.perf_counter()
+        RPC_REQUESTS.labels(ep.label, method).inc()
+        try:
+            resp = self._session().post(ep.url, json=payload, timeout=self.timeout_s)
+        except requests.Timeout as exc:
+            RPC_ERRORS.labels(ep.label, method, "timeout").inc()
+            raise _Transport(f"{ep.label}: timeout after {self.timeout_s}s") from exc
+        except requests.RequestException as exc:
+            RPC_ERRORS.labels(ep.label, method, "connection").inc()
+            raise _Transport(f"{ep.label}: {type(exc).__name__}") from exc
+        finally:
+            RPC_LATENCY.labels(ep.label, method).observe(time.perf_counter() - t0)
+        # Providers answer range limits etc. with 4xx + a JSON-RPC error body: that is an
+        # answer. 429 and 5xx without a JSON-RPC body are endpoint trouble.
+        try:
+            body = resp.json()
+        except ValueError as exc:
+            RPC_ERRORS.labels(ep.label, method, "http" if resp.status_code >= 400 else "decode").inc()
+            raise _Transport(f"{ep.label}: HTTP {resp.status_code}, not JSON") from exc
+        if resp.status_code == 429 or (resp.status_code >= 500 and not _is_rpc_body(body)):
+            RPC_ERRORS.labels(ep.label, method, "http").inc()
+            raise _Transport(f"{ep.label}: HTTP {resp.status_code}")
+        if resp.status_code >= 400 and not _is_rpc_body(body):
+            RPC_ERRORS.labels(ep.label, method, "http").inc()
+            raise _Transport(f"{ep.label}: HTTP {resp.status_code}")
+        return body
+
+    def _post(self, payload: Any, method: str = "call") -> Any:
+        last = "no endpoint available"
+        for attempt in range(self.retries + 1):
+            candidates = self._candidates()
+            all_open = not candidates
+            if all_open:
+                # Every breaker is open: never zero endpoints to try, but only one cheap
+                # probe (the longest-open endpoint), no retries, then fail clearly.
+                with self._lock:
+                    candidates = [min(self.endpoints, key=lambda e: e.opened_at or 0.0)]
+            for ep in candidates:
+                try:
+                    body = self._post_one(ep, payload, method)
+                except _Transport as exc:
+                    last = str(exc)
+                    self._fail(ep, last)
+                    continue
+                self._ok(ep)
+                return body
+            if all_open:
+                raise RpcUnavailable(f"all RPC endpoints down ({self._labels()}): {last}")
+            if attempt < self.retries:
+                delay = min(self.backoff_max_s, self.backoff_s * (2**attempt))
+                time.sleep(random.uniform(0, delay))
+        raise RpcUnavailable(f"all RPC endpoints failed ({self._labels()}): {last}")
+
+    def _labels(self) -> str:
+        return ", ".join(ep.label for ep in self.endpoints)
+
+    def _next_ids(self, n: int) -> int:
+        with self._id_lock:
+            first = next(self._ids)
+            for _ in range(n - 1):
+                next(self._ids)
+        return first
 
     def call(self, method: str, params: Sequence[Any] = ()) -> Any:
-        reply = self._post({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)})
+        reply = self._post(
+            {"jsonrpc": "2.0", "id": self._next_ids(1), "method": method, "params": list(params)}, method
+        )
+        if not isinstance(reply, dict):
+            raise RpcError(f"{method}: reply is not an object: {str(reply)[:200]}")
         if "error" in reply:
-            err = reply["error"]
+            err = reply["error"] or {}
             raise RpcError(f"{method}: {err.get('message')}", code=err.get("code"), data=err.get("data"))
-        return reply["result"]
+        return reply.get("result")
 
     def batch(self, calls: Sequence[tuple[str, Sequence[Any]]], *, raise_errors: bool = True) -> list[Any]:
         """One HTTP request for many calls; results in the order given. With
         ``raise_errors=False`` a failed item is returned as an ``RpcError`` instance."""
         if not calls:
             return []
-        first = next(self._ids)
-        for _ in range(len(calls) - 1):
-            next(self._ids)
+        first = self._next_ids(len(calls))
         payload = [
             {"jsonrpc": "2.0", "id": first + i, "method": m, "params": list(p)} for i, (m, p) in enumerate(calls)
         ]
-        replies = self._post(payload)
+        methods = {m for m, _ in calls}
+        label = "batch:" + (methods.pop() if len(methods) == 1 else "mixed")
+        replies = self._post(payload, label)
+        if isinstance(replies, dict) and "error" in replies:
+            e = replies["error"] or {}
+            raise RpcError(f"batch: {e.get('message')}", code=e.get("code"), data=e.get("data"))
         if not isinstance(replies, list):
             raise RpcError(f"batch reply is not a list: {str(replies)[:200]}")
-        by_id = {r.get("id"): r for r in replies}
+        by_id = {r.get("id"): r for r in replies if isinstance(r, dict)}
         out: list[Any] = []
         for i, (method, _) in enumerate(calls):
             r = by_id.get(first + i)
             if r is None:
                 err: Any = RpcError(f"{method}: no reply in batch")
             elif "error" in r:
-                e = r["error"]
+                e = r["error"] or {}
                 err = RpcError(f"{method}: {e.get('message')}", code=e.get("code"), data=e.get("data"))
             else:
-                out.append(r["result"])
+                out.append(r.get("result"))
                 continue
             if raise_errors:
                 raise err
@@ -97,3 +300,13 @@ class RpcClient:
     def eth_call(self, to: str, data: str, block: str | int = "latest") -> str:
         tag = hex(block) if isinstance(block, int) else block
         return str(self.call("eth_call", [{"to": to, "data": data}, tag]))
+
+
+class _Transport(Exception):
+    """Internal: an endpoint-level failure (counts against the breaker, fails over)."""
+
+
+def _is_rpc_body(body: Any) -> bool:
+    if isinstance(body, list):
+        return all(isinstance(r, dict) and "jsonrpc" in r for r in body)
+    return isinstance(body, dict) and "jsonrpc" in body and ("error" in body or "result" in body)
