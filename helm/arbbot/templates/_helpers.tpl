@@ -1,0 +1,83 @@
+{{/* Chart name. */}}
+{{- define "arbbot.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Release-scoped base name: "<release>" if it contains the chart name, else "<release>-arbbot". */}}
+{{- define "arbbot.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "arbbot.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "arbbot.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: arbbot
+{{- end -}}
+
+{{/* Selector labels; call with (dict "root" $ "component" "web"). */}}
+{{- define "arbbot.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "arbbot.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "arbbot.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "arbbot.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Image for a role; call with (dict "root" $ "role" "web"). */}}
+{{- define "arbbot.image" -}}
+{{- $img := .root.Values.image -}}
+{{- printf "%s/%s:%s" $img.registry (index $img.repositories .role) (default .root.Chart.AppVersion $img.tag) -}}
+{{- end -}}
+
+{{- define "arbbot.secretName" -}}
+{{- if .Values.secrets.create -}}
+{{- printf "%s-secrets" (include "arbbot.fullname" .) -}}
+{{- else -}}
+{{- .Values.secrets.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "arbbot.envFrom" -}}
+- configMapRef:
+    name: {{ include "arbbot.fullname" . }}-config
+- secretRef:
+    name: {{ include "arbbot.secretName" . }}
+{{- end -}}
+
+{{- define "arbbot.tmpVolumes" -}}
+- name: tmp
+  emptyDir: {}
+- name: run
+  emptyDir: {}
+{{- end -}}
+
+{{- define "arbbot.tmpMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: run
+  mountPath: /app/run
+{{- end -}}
+
+{{- define "arbbot.podSpecCommon" -}}
+serviceAccountName: {{ include "arbbot.serviceAccountName" . }}
+automountServiceAccountToken: false
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- end -}}
