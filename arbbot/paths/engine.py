@@ -1,0 +1,523 @@
+"""The path engine: token graph, cycle index, vectorised screening, exact sizing.
+
+It owns the path stage's state between blocks: the latest pool states, the arrays the
+screen reads (per directed edge ``p``/``q``, see ``sizing``), and the cycle index. The
+Celery path task feeds it ``PoolDelta`` states with ``upsert`` and asks ``evaluate`` for
+the ``Opportunity`` batch; nothing here does I/O.
+
+Guarantees of ``evaluate``: every returned opportunity's ``amount_out`` is the exact
+integer chain of ``arbbot.pools.amount_out`` over its hops for its ``amount_in`` (it is
+recomputed that way before leaving), its net profit exceeds ``min_net_profit``, and a pool
+that is empty, absurd, removed or excluded can neither crash an evaluation nor appear in a
+profitable cycle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections import defaultdict
+from typing import Iterable, Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from arbbot import pools as pool_models
+from arbbot.errors import ArbbotError, ConfigError
+from arbbot.paths.cycles import CycleGroup, EdgeGraph, enumerate_cycles
+from arbbot.paths.gas import GasModel
+from arbbot.paths.sizing import (
+    Hop,
+    edge_coefficients,
+    screen,
+    size_search_exact,
+    size_v2_exact,
+)
+from arbbot.types import Opportunity, PoolState, V2PoolState, V3PoolState
+
+log = logging.getLogger(__name__)
+
+IntArray = npt.NDArray[np.int64]
+
+# Float screening error is ~1e-12 relative; keep anything within this margin of the
+# threshold for the exact check rather than risk dropping a real opportunity.
+_SCREEN_REL_SLACK = 1e-7
+_SCREEN_ABS_SLACK = 4.0
+
+
+def path_id_for(pools: Iterable[str], tokens_in: Iterable[str]) -> str:
+    """Stable id of a directed cycle: a short hash of its pools and input tokens."""
+    text = "|".join(f"{p.lower()}:{t.lower()}" for p, t in zip(pools, tokens_in))
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def hop_amounts(opportunity: Opportunity, states: Mapping[str, PoolState] | Iterable[PoolState]) -> list[int]:
+    """Exact output of each hop of ``opportunity`` (the last equals ``amount_out``).
+
+    ``states`` maps pool address -> state (or is an iterable of states). Raises
+    ``ArbbotError`` (e.g. ``InsufficientLiquidity``) if a hop would revert.
+    """
+    if not isinstance(states, Mapping):
+        states = {s.address.lower(): s for s in states}
+    by_addr = {a.lower(): s for a, s in states.items()}
+    amounts = []
+    x = opportunity.amount_in
+    for pool, token_in in zip(opportunity.pools, opportunity.tokens):
+        state = by_addr.get(pool.lower())
+        if state is None:
+            raise ArbbotError(f"no state for pool {pool}")
+        x = pool_models.amount_out(state, _state_token(state, token_in), x)
+        amounts.append(x)
+    return amounts
+
+
+def _state_token(state: PoolState, token: str) -> str:
+    """The state's own spelling of ``token`` (addresses may differ in case)."""
+    low = token.lower()
+    if state.token0.lower() == low:
+        return state.token0
+    if state.token1.lower() == low:
+        return state.token1
+    return token
+
+
+class PathEngine:
+    """Token graph + cycle index + sizing. Not thread-safe: one engine per worker process."""
+
+    def __init__(
+        self,
+        *,
+        base_tokens: Iterable[str],
+        weth: str,
+        max_hops: int = 3,
+        gas_model: GasModel | None = None,
+        min_net_profit: int = 0,
+    ) -> None:
+        if not 2 <= max_hops <= 4:
+            raise ConfigError(f"max_hops must be 2..4, got {max_hops}")
+        self.weth = weth.lower()
+        # Priority order for a cycle's start: WETH first (profit needs no conversion), then
+        # the configured order.
+        order: list[str] = [self.weth]
+        for t in base_tokens:
+            if t.lower() not in order:
+                order.append(t.lower())
+        self.base_tokens: tuple[str, ...] = tuple(order)
+        self.max_hops = max_hops
+        self.gas_model = gas_model or GasModel()
+        self.min_net_profit = min_net_profit
+        self.excluded: dict[str, str] = {}
+        self.stats: dict[str, int] = defaultdict(int)
+
+        self._tok_id: dict[str, int] = {}
+        self._tok_addr: list[str] = []
+        self._pid: dict[str, int] = {}
+        self._states: list[PoolState | None] = []
+        self._t0 = np.zeros(0, dtype=np.int64)
+        self._t1 = np.zeros(0, dtype=np.int64)
+        self._live = np.zeros(0, dtype=bool)
+        self._v3 = np.zeros(0, dtype=bool)
+        self._p = np.zeros(0, dtype=np.float64)  # per directed edge 2*pid + dir
+        self._q = np.zeros(0, dtype=np.float64)
+        self._n_pools = 0
+        self._pairs: dict[tuple[int, int], set[int]] = defaultdict(set)
+        self._groups = {k: CycleGroup(k) for k in range(2, max_hops + 1)}
+        self._starts = [self._token(t) for t in self.base_tokens]
+
+    # ------------------------------------------------------------------ registry
+
+    def _token(self, addr: str) -> int:
+        tid = self._tok_id.get(addr)
+        if tid is None:
+            tid = len(self._tok_addr)
+            self._tok_id[addr] = tid
+            self._tok_addr.append(addr)
+        return tid
+
+    def _reserve(self, need: int) -> None:
+        cap = self._t0.size
+        if need <= cap:
+            return
+        new_cap = max(need, 2 * cap, 256)
+        for name in ("_t0", "_t1", "_live", "_v3"):
+            old = getattr(self, name)
+            arr = np.zeros(new_cap, dtype=old.dtype)
+            arr[:cap] = old
+            setattr(self, name, arr)
+        for name in ("_p", "_q"):
+            old = getattr(self, name)
+            arr = np.zeros(2 * new_cap, dtype=np.float64)
+            arr[: 2 * cap] = old
+            setattr(self, name, arr)
+
+    def _set_coefficients(self, pid: int, state: PoolState) -> None:
+        p01, q01, p10, q10 = edge_coefficients(state)
+        self._p[2 * pid], self._q[2 * pid] = p01, q01
+        self._p[2 * pid + 1], self._q[2 * pid + 1] = p10, q10
+
+    @property
+    def states(self) -> dict[str, PoolState]:
+        """Current pool states by lower-case address (a copy)."""
+        return {a: s for a, pid in self._pid.items() if (s := self._states[pid]) is not None}
+
+    @property
+    def cycle_count(self) -> int:
+        return sum(int(g.alive[: g.n].sum()) for g in self._groups.values())
+
+    def cycle_counts(self) -> dict[int, int]:
+        return {k: int(g.alive[: g.n].sum()) for k, g in self._groups.items()}
+
+    def iter_cycles(self) -> Iterable[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+        """Every live cycle as ``(path_id, pools, tokens)`` (inspection and tests; slow)."""
+        for k, g in self._groups.items():
+            for row in np.flatnonzero(g.alive[: g.n]).tolist():
+                hops, tokens = self._hops(k, row)
+                pools = tuple(s.address.lower() for s, _ in hops)
+                yield path_id_for(pools, tokens[:-1]), pools, tuple(tokens)
+
+    # ------------------------------------------------------------------ public API
+
+    def upsert(self, states: Iterable[PoolState]) -> set[str]:
+        """Add or update pools; returns the addresses whose state changed (new included).
+
+        New pools extend the cycle index in place (only cycles through them are
+        enumerated). A state that cannot be a pool (same token twice, unknown kind) or
+        touches an excluded address is skipped and counted, never raised.
+        """
+        changed: set[str] = set()
+        new_pids: list[int] = []
+        for state in states:
+            try:
+                addr = state.address.lower()
+                tok0, tok1 = state.token0.lower(), state.token1.lower()
+                if not isinstance(state, (V2PoolState, V3PoolState)) or tok0 == tok1:
+                    raise ArbbotError("not a pool")
+            except (AttributeError, ArbbotError):
+                self.stats["upsert_rejected"] += 1
+                continue
+            if addr in self.excluded or tok0 in self.excluded or tok1 in self.excluded:
+                self.stats["upsert_excluded"] += 1
+                continue
+            pid = self._pid.get(addr)
+            if pid is not None:
+                old = self._states[pid]
+                assert old is not None
+                same_shape = (
+                    type(old) is type(state)
+                    and old.token0.lower() == tok0
+                    and old.token1.lower() == tok1
+                )
+                if same_shape:
+                    if old != state:
+                        self._states[pid] = state
+                        self._set_coefficients(pid, state)
+                        changed.add(addr)
+                    continue
+                self.remove([addr])  # a different pool behind the same address
+            pid = self._n_pools
+            self._reserve(pid + 1)
+            self._n_pools += 1
+            self._pid[addr] = pid
+            self._states.append(state)
+            t0, t1 = self._token(tok0), self._token(tok1)
+            self._t0[pid], self._t1[pid] = t0, t1
+            self._live[pid] = True
+            self._v3[pid] = isinstance(state, V3PoolState)
+            self._set_coefficients(pid, state)
+            self._pairs[(min(t0, t1), max(t0, t1))].add(pid)
+            new_pids.append(pid)
+            changed.add(addr)
+        if new_pids:
+            self._extend_cycles(new_pids)
+        return changed
+
+    def remove(self, addresses: Iterable[str]) -> None:
+        """Forget pools; their cycles die (the index rows stay, flagged dead)."""
+        pids = []
+        for a in addresses:
+            pid = self._pid.pop(a.lower(), None)
+            if pid is None:
+                continue
+            pids.append(pid)
+            self._states[pid] = None
+            self._live[pid] = False
+            self._p[2 * pid : 2 * pid + 2] = 0.0
+            self._q[2 * pid : 2 * pid + 2] = 0.0
+            t0, t1 = int(self._t0[pid]), int(self._t1[pid])
+            self._pairs[(min(t0, t1), max(t0, t1))].discard(pid)
+        if pids:
+            arr = np.asarray(pids, dtype=np.int64)
+            for g in self._groups.values():
+                g.kill_pools(arr)
+
+    def exclude(self, address: str, reason: str) -> None:
+        """Exclude a pool or a token (e.g. fee-on-transfer) for good; see ``.excluded``."""
+        addr = address.lower()
+        self.excluded[addr] = reason
+        if addr in self._pid:
+            self.remove([addr])
+            return
+        tid = self._tok_id.get(addr)
+        if tid is not None:
+            n = self._n_pools
+            hit = np.flatnonzero(self._live[:n] & ((self._t0[:n] == tid) | (self._t1[:n] == tid)))
+            addrs = [a for a, pid in self._pid.items() if pid in set(hit.tolist())]
+            self.remove(addrs)
+
+    def evaluate(
+        self,
+        changed: set[str] | None,
+        *,
+        chain_id: int,
+        block_number: int,
+        block_hash: str,
+        gas_price_wei: int,
+        observed_at: float = 0.0,
+        limit: int | None = None,
+    ) -> list[Opportunity]:
+        """Opportunities among cycles through ``changed`` pools (``None``: all cycles).
+
+        Sorted by net profit, descending; only ``net_profit > min_net_profit``. ``limit``
+        caps how many screened candidates get the (Python, exact) re-check, best first.
+        """
+        rates = self._gas_rates()
+        rate_f = np.full(len(self._tok_addr), np.inf)
+        for tid, (num, den) in rates.items():
+            rate_f[tid] = num / den
+        candidates = self.screen(changed, gas_price_wei=gas_price_wei, rate_f=rate_f)
+        if limit is not None:
+            candidates = candidates[:limit]
+        out: list[Opportunity] = []
+        for k, row, x_float in candidates:
+            try:
+                opp = self._verify(
+                    k, row, x_float, rates, gas_price_wei,
+                    chain_id=chain_id, block_number=block_number,
+                    block_hash=block_hash, observed_at=observed_at,
+                )
+            except (ArbbotError, ArithmeticError, ValueError) as exc:
+                # One bad cycle must not sink the batch: count it and go on.
+                self.stats["verify_errors"] += 1
+                log.warning("path verify failed for %s/%s: %s", k, row, exc)
+                continue
+            if opp is not None:
+                out.append(opp)
+        out.sort(key=lambda o: o.net_profit, reverse=True)
+        return out
+
+    def hop_amounts(self, opportunity: Opportunity) -> list[int]:
+        """``hop_amounts`` against the engine's current states."""
+        return hop_amounts(opportunity, self.states)
+
+    # ------------------------------------------------------------------ internals
+
+    def _edge_graph(self) -> EdgeGraph:
+        n = self._n_pools
+        src = np.empty(2 * n, dtype=np.int64)
+        dst = np.empty(2 * n, dtype=np.int64)
+        src[0::2], src[1::2] = self._t0[:n], self._t1[:n]
+        dst[0::2], dst[1::2] = self._t1[:n], self._t0[:n]
+        live = np.repeat(self._live[:n], 2)
+        return EdgeGraph(src=src, dst=dst, live=live, n_tokens=len(self._tok_addr))
+
+    def _extend_cycles(self, new_pids: list[int]) -> None:
+        n = self._n_pools
+        new = np.zeros(n, dtype=bool)
+        new[new_pids] = True
+        full = bool(new[self._live[:n]].all())
+        batches = enumerate_cycles(
+            self._edge_graph(), self._starts, self.max_hops, None if full else new
+        )
+        for k, batch in batches.items():
+            self._groups[k].append(batch, self._v3[:n], n)
+
+    def screen(
+        self,
+        changed: set[str] | None,
+        *,
+        gas_price_wei: int,
+        rate_f: npt.NDArray[np.float64] | None = None,
+    ) -> list[tuple[int, int, float]]:
+        """Vectorised screen: ``(hops, row, x_float)`` of cycles that may clear the
+        threshold, best float net profit first (each cycle once)."""
+        if rate_f is None:
+            rate_f = np.full(len(self._tok_addr), np.inf)
+            for tid, (num, den) in self._gas_rates().items():
+                rate_f[tid] = num / den
+        pids: IntArray | None = None
+        if changed is not None:
+            ids = [self._pid[a] for a in (c.lower() for c in changed) if a in self._pid]
+            if not ids:
+                return []
+            pids = np.asarray(ids, dtype=np.int64)
+        gm = self.gas_model
+        v2_gas, v3_gas = gm.hop_gas("v2"), gm.hop_gas("v3")
+        found_k, found_rows, found_x, found_net = [], [], [], []
+        for k, g in self._groups.items():
+            if g.n == 0:
+                continue
+            if pids is None:
+                rows = np.flatnonzero(g.alive[: g.n])
+                edges = g.edges[:, : g.n] if rows.size == g.n else g.edges[:, rows]
+            else:
+                rows = g.rows_for_pools(pids)
+                rows = rows[g.alive[rows]]
+                if rows.size == 0:
+                    continue
+                edges = g.edges[:, rows]
+            x_opt, profit = screen(edges, self._p, self._q)
+            if gas_price_wei:
+                units = gm.base + k * v2_gas + g.n_v3[rows].astype(np.float64) * (v3_gas - v2_gas)
+                with np.errstate(all="ignore"):
+                    gas = units * float(gas_price_wei) * rate_f[g.start[rows]]
+                net = profit - gas
+            else:
+                net = profit
+            with np.errstate(all="ignore"):
+                sel = np.flatnonzero(
+                    net + np.abs(profit) * _SCREEN_REL_SLACK + _SCREEN_ABS_SLACK
+                    > self.min_net_profit
+                )
+            if sel.size:
+                found_k.append(np.full(sel.size, k))
+                found_rows.append(rows[sel])
+                found_x.append(x_opt[sel])
+                found_net.append(net[sel])
+        if not found_k:
+            return []
+        ks = np.concatenate(found_k)
+        rs = np.concatenate(found_rows)
+        xs = np.concatenate(found_x)
+        nets = np.concatenate(found_net)
+        # A cycle through two changed pools was gathered twice: keep one.
+        key = rs * 8 + ks
+        _, first = np.unique(key, return_index=True)
+        order = first[np.argsort(-nets[first], kind="stable")]
+        return [(int(ks[i]), int(rs[i]), float(xs[i])) for i in order]
+
+    def _hops(self, k: int, row: int) -> tuple[list[Hop], list[str]]:
+        g = self._groups[k]
+        hops: list[Hop] = []
+        tokens: list[str] = []
+        for j in range(k):
+            e = int(g.edges[j, row])
+            state = self._states[e >> 1]
+            if state is None:
+                raise ArbbotError("cycle through a removed pool")
+            token_in = state.token0 if e & 1 == 0 else state.token1
+            hops.append((state, token_in))
+            tokens.append(token_in.lower())
+        tokens.append(tokens[0])
+        return hops, tokens
+
+    def _verify(
+        self,
+        k: int,
+        row: int,
+        x_float: float,
+        rates: dict[int, tuple[int, int]],
+        gas_price_wei: int,
+        *,
+        chain_id: int,
+        block_number: int,
+        block_hash: str,
+        observed_at: float,
+    ) -> Opportunity | None:
+        hops, tokens = self._hops(k, row)
+        kinds = tuple(s.kind for s, _ in hops)
+        if all(kind == "v2" for kind in kinds):
+            g = self._groups[k]
+            edges = [int(g.edges[j, row]) for j in range(k)]
+            coeffs = [(float(self._p[e]), float(self._q[e])) for e in edges]
+            amount_in, amount_out = size_v2_exact(hops, x_float, coeffs)
+            self.stats["verified_v2"] += 1
+        else:
+            amount_in, amount_out = size_search_exact(hops, x_float)
+            self.stats["verified_search"] += 1
+        if amount_in <= 0 or amount_out <= amount_in:
+            return None
+        # The contract: amount_out is the exact chain of arbbot.pools.amount_out.
+        x = amount_in
+        for state, token_in in hops:
+            x = pool_models.amount_out(state, token_in, x)
+        if x != amount_out:
+            self.stats["verify_mismatch"] += 1
+            amount_out = x
+        gas_estimate = self.gas_model.estimate(kinds)
+        gas_cost = 0
+        if gas_price_wei:
+            rate = rates.get(self._groups[k].start[row].item())
+            if rate is None:
+                return None  # cannot price gas in this token: refuse rather than guess
+            num, den = rate
+            gas_cost = -(-gas_estimate * gas_price_wei * num // den)  # round up: conservative
+        if amount_out - amount_in - gas_cost <= self.min_net_profit:
+            return None
+        pools = tuple(s.address.lower() for s, _ in hops)
+        return Opportunity(
+            chain_id=chain_id,
+            block_number=block_number,
+            block_hash=block_hash,
+            path_id=path_id_for(pools, tokens[:-1]),
+            pools=pools,
+            tokens=tuple(tokens),
+            amount_in=amount_in,
+            amount_out=amount_out,
+            gas_estimate=gas_estimate,
+            gas_price_wei=gas_price_wei,
+            gas_cost=gas_cost,
+            hop_kinds=kinds,
+            observed_at=observed_at,
+        )
+
+    def _gas_rates(self) -> dict[int, tuple[int, int]]:
+        """Start token id -> (num, den): base units of the token per wei of WETH.
+
+        Spot price of the deepest direct pool against WETH, else through one other base
+        token. A start token with no route gets no entry (its cycles are skipped when gas
+        is not free).
+        """
+        weth = self._tok_id[self.weth]
+        rates: dict[int, tuple[int, int]] = {weth: (1, 1)}
+        for tid in self._starts:
+            if tid in rates:
+                continue
+            direct = self._spot(tid, weth)
+            if direct is not None:
+                rates[tid] = direct
+                continue
+            for mid in self._starts:
+                if mid in (tid, weth):
+                    continue
+                a, b = self._spot(tid, mid), self._spot(mid, weth)
+                if a is not None and b is not None:
+                    rates[tid] = (a[0] * b[0], a[1] * b[1])
+                    break
+        return rates
+
+    def _spot(self, token: int, per: int) -> tuple[int, int] | None:
+        """Units of ``token`` per unit of ``per`` in the deepest live pool between them."""
+        best: tuple[float, tuple[int, int]] | None = None
+        for pid in self._pairs.get((min(token, per), max(token, per)), ()):
+            state = self._states[pid]
+            if state is None:
+                continue
+            per_is_0 = self._t0[pid] == per
+            if isinstance(state, V2PoolState):
+                r_tok, r_per = (state.reserve1, state.reserve0) if per_is_0 else (state.reserve0, state.reserve1)
+                if r_tok <= 0 or r_per <= 0:
+                    continue
+                depth, frac = float(r_per), (r_tok, r_per)
+            else:
+                sp, liq = state.sqrt_price_x96, state.liquidity
+                if sp <= 0 or liq <= 0:
+                    continue
+                # price = token1 per token0 = sp**2 / 2**192
+                frac = (sp * sp, 1 << 192) if per_is_0 else (1 << 192, sp * sp)
+                depth = liq / (sp / 2**96) if per_is_0 else liq * (sp / 2**96)
+            if not math.isfinite(depth):
+                depth = 0.0
+            if best is None or depth > best[0]:
+                best = (depth, frac)
+        return None if best is None else best[1]

@@ -1,0 +1,310 @@
+"""Optimal input sizing: a float closed form to screen, exact integer math to decide.
+
+Screening (vectorised). A constant-product hop with fee factor ``g`` maps
+``x -> g*R_out*x / (R_in + g*x)``, written ``x -> p*x / (1 + q*x)`` with ``p = g*R_out/R_in``
+(marginal rate at zero) and ``q = g/R_in``. Such Möbius maps compose in closed form:
+``(p1, q1) then (p2, q2)`` is ``(p1*p2, q1 + p1*q2)``. For a whole cycle ``(P, Q)`` the
+profit ``P*x/(1+Q*x) - x`` is maximal at ``x* = (sqrt(P) - 1)/Q`` with profit
+``(sqrt(P) - 1)**2 / Q`` (positive iff ``P > 1``). The normalised ``(p, q)`` form keeps the
+numbers near 1 instead of multiplying raw reserves, so four hops of 2**112 reserves stay
+finite; anything that still overflows (extreme V3 prices) becomes inf/NaN and is masked.
+A V3 pool is screened as the V2 pair with its *virtual* reserves ``L/sqrtP`` and
+``L*sqrtP``, exact inside the current tick range.
+
+Deciding (exact). The continuous optimum is an upper bound on the integer one (every floor
+only loses), so screening has no false negatives beyond float rounding. Each survivor is
+re-sized on the exact integer quote:
+* V2-only: the integer optimum is always the *smallest* input reaching some output level,
+  so besides a small window around ``round(x*)`` we try, for each hop, the minimal input
+  (exact inverse, rounded up) for output levels near the one ``x*`` reaches. That matters
+  when an intermediate token is coarse (0 decimals): floors there cost whole units.
+* with V3 hops: golden-section search on the exact integer profit (concave up to rounding
+  because every pool's output is concave in its input), bracket from the V2-style warm
+  start, widened while the optimum sits on its edge, then a small local scan.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from arbbot.errors import ArbbotError
+from arbbot.math.v2 import FEE_DENOMINATOR
+from arbbot.types import PoolState, V2PoolState, V3PoolState
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+Q96 = float(2**96)
+UINT112_MAX = 2**112 - 1
+
+#: One hop: the pool and the token going in.
+Hop = tuple[PoolState, str]
+
+
+# --------------------------------------------------------------------------- floats
+
+
+def edge_coefficients(state: PoolState) -> tuple[float, float, float, float]:
+    """``(p, q)`` of edge token0->token1 then token1->token0; zeros for an unusable pool.
+
+    Zeros make every cycle through the pool screen as unprofitable (P = 0), which is how
+    empty, broken or absurd pools are neutralised without special cases downstream.
+    """
+    try:
+        g = (FEE_DENOMINATOR - state.fee_pips) / FEE_DENOMINATOR
+        if not 0.0 < g <= 1.0:
+            return 0.0, 0.0, 0.0, 0.0
+        if isinstance(state, V2PoolState):
+            r0, r1 = float(state.reserve0), float(state.reserve1)
+            if not (r0 > 0 and r1 > 0 and math.isfinite(r0) and math.isfinite(r1)):
+                return 0.0, 0.0, 0.0, 0.0
+            return g * r1 / r0, g / r0, g * r0 / r1, g / r1
+        liquidity = float(state.liquidity)
+        sqrt_p = state.sqrt_price_x96 / Q96
+        if not (liquidity > 0 and sqrt_p > 0 and math.isfinite(liquidity)):
+            return 0.0, 0.0, 0.0, 0.0
+        x_virtual, y_virtual = liquidity / sqrt_p, liquidity * sqrt_p
+        out = (g * y_virtual / x_virtual, g / x_virtual, g * x_virtual / y_virtual, g / y_virtual)
+        if not all(math.isfinite(v) for v in out):
+            return 0.0, 0.0, 0.0, 0.0
+        return out
+    except (OverflowError, ZeroDivisionError, ValueError, TypeError):
+        return 0.0, 0.0, 0.0, 0.0
+
+
+def screen(
+    edges: IntArray, p: FloatArray, q: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Closed-form optimum for cycles ``edges[:, i]``: ``(x_opt, gross_profit)``, floats.
+
+    Unprofitable or numerically broken cycles get profit ``-inf`` (never NaN).
+    """
+    with np.errstate(all="ignore"):
+        e0 = edges[0]
+        big_p = p[e0]
+        big_q = q[e0]
+        for j in range(1, edges.shape[0]):
+            ej = edges[j]
+            big_q += big_p * q[ej]
+            big_p *= p[ej]
+        s = np.sqrt(big_p)
+        s -= 1.0
+        x_opt = s / big_q
+        profit = s * x_opt
+        bad = ~((s > 0.0) & np.isfinite(profit) & np.isfinite(x_opt) & (big_q > 0.0))
+        profit[bad] = -np.inf
+    return x_opt, profit
+
+
+def closed_form_python(coeffs: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """The same optimum for one cycle in pure Python (the benchmark's baseline)."""
+    big_p, big_q = 1.0, 0.0
+    for p, q in coeffs:
+        big_q += big_p * q
+        big_p *= p
+    if big_p <= 1.0 or big_q <= 0.0:
+        return 0.0, -math.inf
+    s = math.sqrt(big_p) - 1.0
+    x = s / big_q
+    return x, s * x
+
+
+# --------------------------------------------------------------------------- exact
+
+
+def _v2_out(state: V2PoolState, token_in: str, amount_in: int) -> int:
+    """``get_amount_out`` plus the pair's own guards; -1 where the swap would revert.
+
+    Same arithmetic as ``arbbot.math.v2.get_amount_out``; inlined because the sizing
+    search calls it thousands of times. Extra guard the library lacks: the pair reverts
+    ``UniswapV2: OVERFLOW`` if a balance exceeds uint112, and on a zero output.
+    """
+    if token_in == state.token0:
+        r_in, r_out = state.reserve0, state.reserve1
+    else:
+        r_in, r_out = state.reserve1, state.reserve0
+    if amount_in <= 0 or r_in <= 0 or r_out <= 0 or r_in + amount_in > UINT112_MAX:
+        return -1
+    with_fee = amount_in * (FEE_DENOMINATOR - state.fee_pips)
+    out = with_fee * r_out // (r_in * FEE_DENOMINATOR + with_fee)
+    return out if out > 0 else -1
+
+
+def _v2_min_in(state: V2PoolState, token_in: str, amount_out: int) -> int:
+    """Smallest input whose exact V2 output is >= ``amount_out``; -1 if unreachable."""
+    if token_in == state.token0:
+        r_in, r_out = state.reserve0, state.reserve1
+    else:
+        r_in, r_out = state.reserve1, state.reserve0
+    if amount_out <= 0:
+        return 1
+    if amount_out >= r_out or r_in <= 0:
+        return -1
+    num = amount_out * r_in * FEE_DENOMINATOR
+    den = (r_out - amount_out) * (FEE_DENOMINATOR - state.fee_pips)
+    if den <= 0:
+        return -1
+    return -(-num // den)
+
+
+def _hop_out(state: PoolState, token_in: str, amount_in: int) -> int:
+    if isinstance(state, V2PoolState):
+        return _v2_out(state, token_in, amount_in)
+    if amount_in <= 0:
+        return -1
+    from arbbot.pools import v3  # imported lazily like arbbot.pools does
+
+    try:
+        out = v3.amount_out(state, token_in, amount_in)
+    except (ArbbotError, ArithmeticError, ValueError):
+        return -1
+    return out if out > 0 else -1
+
+
+def chain_amounts(hops: Sequence[Hop], amount_in: int) -> list[int] | None:
+    """Exact per-hop outputs, or ``None`` if any hop would revert."""
+    amounts = []
+    x = amount_in
+    for state, token_in in hops:
+        x = _hop_out(state, token_in, x)
+        if x < 0:
+            return None
+        amounts.append(x)
+    return amounts
+
+
+def chain_out(hops: Sequence[Hop], amount_in: int) -> int:
+    """Exact final output; -1 if any hop would revert."""
+    x = amount_in
+    for state, token_in in hops:
+        x = _hop_out(state, token_in, x)
+        if x < 0:
+            return -1
+    return x
+
+
+def _best(cands: set[int], f: Callable[[int], int]) -> tuple[int, int]:
+    """Max profit over candidate inputs; ties go to the smaller input (less capital)."""
+    best_x, best_profit = 0, -1
+    for x in sorted(cands):
+        if x <= 0:
+            continue
+        out = f(x)
+        if out >= 0 and out - x > best_profit:
+            best_x, best_profit = x, out - x
+    return best_x, best_profit
+
+
+def size_v2_exact(
+    hops: Sequence[Hop], x_float: float, coeffs: Sequence[tuple[float, float]]
+) -> tuple[int, int]:
+    """Integer optimum ``(amount_in, amount_out)`` of a V2-only cycle near ``x_float``.
+
+    ``coeffs`` are the hops' ``(p, q)``: they give the profit curvature (how wide the flat
+    top is that rounding can move the integer optimum across) and each hop's continuous
+    output level (the integer chain may not even get through at ``x*`` when a token is
+    coarse, so levels come from the floats).
+    Returns ``(0, 0)`` when nothing is profitable.
+    """
+    if not (math.isfinite(x_float) and x_float > 0):
+        return 0, 0
+    x0 = max(1, int(round(x_float)))
+    k = len(hops)
+    big_p, big_q = 1.0, 0.0
+    levels: list[int] = []
+    m = float(x0)
+    for p, q in coeffs:
+        big_q += big_p * q
+        big_p *= p
+        m = p * m / (1.0 + q * m)
+        levels.append(int(m) if math.isfinite(m) else 0)
+    rates = [lv / x0 for lv in levels]
+    # A floor at hop j loses < 1 unit of token j, worth ~1/rate_j input units: the total
+    # is the rounding budget. Curvature |g''(x*)| = 2Q/sqrt(P), so inputs within `plateau`
+    # of x* lose less continuous profit than that budget: the integer optimum lies there.
+    budget = 1.0 + sum(max(1.0, 1.0 / r) if r > 0 else 1.0 for r in rates)
+    curvature = 2.0 * big_q / math.sqrt(big_p) if big_p > 0 else 0.0
+    plateau = math.sqrt(2.0 * budget / curvature) if curvature > 0 else 0.0
+    cands: set[int] = set()
+    if plateau <= 64:
+        width = int(plateau) + 2
+        cands.update(range(max(1, x0 - width), x0 + width + 1))
+    else:
+        cands.update(range(max(1, x0 - 4), x0 + 5))
+    for j in range(k):
+        # Try the smallest input for output levels of hop j across the flat top. A token
+        # finer than the input (rate > 2) only needs its current level.
+        span = 0 if rates[j] > 2.0 else min(32, int(plateau * rates[j]) + 1)
+        for d in range(-span, span + 1):
+            x = _min_input(hops, j, levels[j] + d)
+            if x > 0:
+                cands.add(x)
+    best_x, best_profit = _best(cands, lambda x: chain_out(hops, x))
+    if best_profit <= 0:
+        return 0, 0
+    return best_x, best_x + best_profit
+
+
+def _min_input(hops: Sequence[Hop], j: int, need: int) -> int:
+    """Smallest cycle input making hop j output >= ``need`` (V2 hops only)."""
+    for i in range(j, -1, -1):
+        state, token_in = hops[i]
+        if not isinstance(state, V2PoolState):
+            return -1
+        need = _v2_min_in(state, token_in, need)
+        if need < 0:
+            return -1
+    return need
+
+
+_INV_PHI = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def size_search_exact(
+    hops: Sequence[Hop], x_float: float, *, max_input: int = 2**128
+) -> tuple[int, int]:
+    """Integer optimum of any cycle (V3 hops included) by golden-section search.
+
+    The warm start ``x_float`` comes from the virtual-reserve screen; the bracket
+    ``[1, 4*x_float]`` is widened (x4, bounded) while the best point sits at its top, since
+    liquidity beyond the current tick can make the real optimum larger.
+    """
+    cache: dict[int, int] = {}
+
+    def profit(x: int) -> int:
+        if x not in cache:
+            out = chain_out(hops, x)
+            cache[x] = out - x if out >= 0 else -(1 << 300)
+        return cache[x]
+
+    x0 = int(x_float) if math.isfinite(x_float) and x_float >= 1 else 1
+    x0 = min(x0, max_input)
+    lo, hi = 1, min(max(4 * x0, 16), max_input)
+    for _ in range(16):
+        if hi >= max_input or profit(hi) < profit(max(1, hi // 2)):
+            break
+        hi = min(hi * 4, max_input)
+    a, b = lo, hi
+    c = b - int((b - a) * _INV_PHI)
+    d = a + int((b - a) * _INV_PHI)
+    for _ in range(400):
+        if b - a <= 32:
+            break
+        if profit(c) >= profit(d):
+            b = d
+        else:
+            a = c
+        c = b - int((b - a) * _INV_PHI)
+        d = a + int((b - a) * _INV_PHI)
+    best_x = max(cache, key=lambda x: (cache[x], -x), default=1)
+    lo2, hi2 = max(1, min(a, best_x) - 4), max(b, best_x) + 4
+    for x in range(lo2, hi2 + 1):
+        profit(x)
+    best_x = max(cache, key=lambda x: (cache[x], -x))
+    if cache[best_x] <= 0:
+        return 0, 0
+    return best_x, best_x + cache[best_x]

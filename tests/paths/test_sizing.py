@@ -1,0 +1,221 @@
+"""Sizing: the integer-verified optimum vs brute force, exactness of the output, and
+Hypothesis properties of the engine's opportunities."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from _paths_helpers import USDC, WETH, evaluate, tok, v2
+from arbbot import pools as pool_models
+from arbbot.paths import GasModel, PathEngine
+from arbbot.paths.sizing import closed_form_python, edge_coefficients, size_v2_exact
+
+FEES = [3000, 1000, 500, 2500, 10000]
+
+
+def _brute_force(hops: list, upto: int) -> tuple[int, int]:  # type: ignore[type-arg]
+    """Best (profit, amount_in) over every integer 1..upto (int64 is exact at these sizes)."""
+    x = np.arange(1, upto + 1, dtype=np.int64)
+    amt = x.copy()
+    ok = np.ones_like(x, dtype=bool)
+    for state, token_in in hops:
+        r_in, r_out = (
+            (state.reserve0, state.reserve1) if token_in == state.token0 else (state.reserve1, state.reserve0)
+        )
+        wf = amt * (1_000_000 - state.fee_pips)
+        amt = wf * r_out // (r_in * 1_000_000 + wf)
+        ok &= amt > 0
+    profit = np.where(ok, amt - x, -(1 << 62))
+    i = int(np.argmax(profit))
+    return int(profit[i]), int(x[i])
+
+
+def _hops_for(pools: list, start: str) -> list:  # type: ignore[type-arg]
+    hops, t = [], start
+    for p in pools:
+        hops.append((p, t))
+        t = p.token1 if t == p.token0 else p.token0
+    assert t == start
+    return hops
+
+
+def _sized(hops: list) -> tuple[int, int]:  # type: ignore[type-arg]
+    coeffs = []
+    for state, token_in in hops:
+        p01, q01, p10, q10 = edge_coefficients(state)
+        coeffs.append((p01, q01) if token_in == state.token0 else (p10, q10))
+    x, profit = closed_form_python(coeffs)
+    if profit == -math.inf:
+        return 0, 0
+    amount_in, amount_out = size_v2_exact(hops, x, coeffs)
+    return amount_in, amount_out
+
+
+def _random_cycle(rng: random.Random, k: int, lo: int, hi: int) -> list:  # type: ignore[type-arg]
+    toks = [WETH] + [tok(0x40 + i) for i in range(k - 1)]
+    pools = []
+    for i in range(k):
+        a, b = toks[i], toks[(i + 1) % k]
+        if k == 2 and i == 1:
+            a, b = b, a
+        if rng.random() < 0.5:
+            a, b = b, a
+        pools.append(v2(i, a, b, rng.randint(lo, hi), rng.randint(lo, hi), rng.choice(FEES)))
+    return _hops_for(pools if k > 2 else pools, WETH)
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_exact_optimum_matches_brute_force_tiny_reserves(k: int) -> None:
+    rng = random.Random(k)
+    checked = profitable = 0
+    while checked < 150:
+        hops = _random_cycle(rng, k, 50, 20_000)
+        best_profit, best_x = _brute_force(hops, 60_000)
+        amount_in, amount_out = _sized(hops)
+        checked += 1
+        if best_profit <= 0:
+            assert amount_in == 0  # nothing profitable may be reported
+            continue
+        profitable += 1
+        assert amount_in > 0, (hops, best_profit, best_x)
+        assert amount_out - amount_in >= best_profit - 1, (hops, best_profit, best_x, amount_in)
+        # and it is real: the reported output is the exact chain
+        x = amount_in
+        for state, t in hops:
+            x = pool_models.amount_out(state, t, x)
+        assert x == amount_out
+    assert profitable >= 20
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_exact_optimum_vs_fine_grid_realistic_reserves(k: int) -> None:
+    """18-decimal reserves: brute force over a fine grid around the optimum (+-2% of it,
+    200k points) never beats the engine by more than 1 wei."""
+    rng = random.Random(10 + k)
+    done = 0
+    while done < 8:
+        hops = _random_cycle(rng, k, 10**20, 10**21)
+        amount_in, amount_out = _sized(hops)
+        if amount_in == 0:
+            continue
+        done += 1
+        span = max(amount_in // 50, 1000)
+        step = max(1, span // 1000)
+        grid = range(max(1, amount_in - span), amount_in + span + 1, step)
+        best = max(safe_profit(hops, x) for x in grid)
+        for d in range(-300, 301):
+            best = max(best, safe_profit(hops, amount_in + d))
+        assert amount_out - amount_in >= best - 1
+
+
+def pool_models_chain(hops: list, x: int) -> int:  # type: ignore[type-arg]
+    for state, t in hops:
+        x = pool_models.amount_out(state, t, x)
+    return x
+
+
+def safe_profit(hops: list, x: int) -> int:  # type: ignore[type-arg]
+    """Profit, or a huge loss where a hop reverts (zero output feeds the next hop 0)."""
+    try:
+        return pool_models_chain(hops, x) - x
+    except Exception:
+        return -(1 << 300)
+
+
+def test_zero_and_thirty_decimal_tokens() -> None:
+    """A 0-decimal intermediate makes the integer profit a coarse staircase; the sizing
+    must still land on its best step (checked by brute force)."""
+    rng = random.Random(5)
+    checked = 0
+    for _ in range(60):
+        coarse = tok(0x77)
+        fine = tok(0x78)
+        # WETH (18) -> COARSE (0 decimals, ~100 units) -> FINE (30 decimals) -> WETH
+        p1 = v2(1, WETH, coarse, rng.randint(10**4, 10**5), rng.randint(50, 200), rng.choice(FEES))
+        p2 = v2(2, coarse, fine, rng.randint(50, 200), rng.randint(10**31, 10**32), rng.choice(FEES))
+        p3 = v2(3, fine, WETH, rng.randint(10**31, 10**32), rng.randint(10**4, 10**5), rng.choice(FEES))
+        hops = _hops_for([p1, p2, p3], WETH)
+        best_profit = max(safe_profit(hops, x) for x in range(1, 30_000))
+        amount_in, amount_out = _sized(hops)
+        if best_profit > 0:
+            checked += 1
+            assert amount_out - amount_in >= best_profit - 1
+        else:
+            assert amount_in == 0
+    assert checked > 5
+
+
+# --------------------------------------------------------------------------- properties
+
+reserve = st.integers(min_value=1, max_value=2**112 - 1)
+small_reserve = st.integers(min_value=10**3, max_value=10**30)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    r=st.lists(st.one_of(reserve, small_reserve), min_size=6, max_size=6),
+    fees=st.lists(st.sampled_from(FEES + [0, 999_999]), min_size=3, max_size=3),
+    gas_price=st.sampled_from([0, 1, 10**9, 10**11]),
+)
+def test_property_opportunities_are_exact_and_profitable(r: list[int], fees: list[int], gas_price: int) -> None:
+    x = tok(0x55)
+    pools = [
+        v2(1, WETH, USDC, r[0], r[1], fees[0]),
+        v2(2, USDC, x, r[2], r[3], fees[1]),
+        v2(3, x, WETH, r[4], r[5], fees[2]),
+        v2(4, WETH, USDC, r[1] // 2 + 1, r[0] // 3 + 1, 3000),
+    ]
+    e = PathEngine(base_tokens=[USDC], weth=WETH, max_hops=3)
+    e.upsert(pools)
+    opps = evaluate(e, gas_price_wei=gas_price)
+    states = e.states
+    for o in opps:
+        assert o.net_profit > 0 and o.amount_in > 0
+        amounts = e.hop_amounts(o)
+        assert amounts[-1] == o.amount_out
+        assert o.amount_out == pool_models_chain(_hops_for([states[p] for p in o.pools], WETH), o.amount_in)
+        # no reserve overflow (the pair would revert past uint112)
+        x_in = o.amount_in
+        for p, t, out in zip(o.pools, o.tokens, amounts):
+            s = states[p]
+            r_in = s.reserve0 if t == s.token0 else s.reserve1
+            assert r_in + x_in < 2**112
+            x_in = out
+        # local optimality within a wei (for inputs the pools accept)
+        for d in (-3, -1, 1, 3):
+            y = o.amount_in + d
+            if y > 0:
+                try:
+                    alt = pool_models_chain(_hops_for([states[p] for p in o.pools], WETH), y) - y
+                except Exception:
+                    continue
+                assert alt <= o.profit + 1
+    assert opps == sorted(opps, key=lambda o: o.net_profit, reverse=True)
+
+
+def test_gas_cost_converted_to_start_token_and_threshold() -> None:
+    e = PathEngine(base_tokens=[USDC], weth=WETH, max_hops=2, min_net_profit=0)
+    # USDC-only 2-cycle between two USDC/DAI-like pools needs a USDC price of gas.
+    d = tok(0x66)
+    e.upsert([
+        v2(1, WETH, USDC, 10**21, 2 * 10**9),  # 1 WETH = 2000 USDC (6 decimals): 2e-9 USDC-units per wei
+        v2(2, USDC, d, 10**12, 10**24),
+        v2(3, USDC, d, 10**12, 11 * 10**23),
+    ])
+    gas_price = 10**9
+    opps = evaluate(e, gas_price_wei=gas_price)
+    assert len(opps) == 1
+    o = opps[0]
+    assert o.tokens[0] == USDC
+    gas = GasModel().estimate(["v2", "v2"])
+    assert o.gas_estimate == gas
+    assert o.gas_cost == -(-gas * gas_price * 2 * 10**9 // 10**21)
+    # a threshold above the net profit removes it
+    e.min_net_profit = o.net_profit
+    assert evaluate(e, gas_price_wei=gas_price) == []
