@@ -204,3 +204,15 @@ def test_real_swaps_leave_the_simulated_state(chain: Chain) -> None:
             sim = predicted.state_after
             assert (after.sqrt_price_x96, after.tick, after.liquidity) == (sim.sqrt_price_x96, sim.tick, sim.liquidity)
             assert after.ticks == sim.ticks
+            # reads pinned to the pre-swap block still see the pre-swap state
+            pinned = read_v3_state(stack.rpc, state.address, state.block_number)
+            assert pinned == state
+
+
+def test_windowed_read_keeps_the_ticks_near_the_price(chain: Chain) -> None:
+    full = chain.state(500)
+    near = read_v3_state(chain.stack.rpc, full.address, full.block_number, word_radius=1)
+    window = 10 * 256 * 2  # ticks covered by the current word and one either side, at least
+    assert set(near.ticks) <= set(full.ticks)
+    assert {t for t in full.ticks if abs(t[0] - full.tick) < window // 2} <= set(near.ticks)
+    assert (near.sqrt_price_x96, near.tick, near.liquidity) == (full.sqrt_price_x96, full.tick, full.liquidity)
