@@ -1,0 +1,187 @@
+"""The execute stage's core: risk checks, re-validation by simulation, signing, sending,
+receipt tracking and the measured (realised) profit. Free of Celery and Django; the task
+hands it a ``ScoredOpportunity`` and records the ``ExecutionResult`` it returns.
+
+Order of checks, cheapest first:
+
+1. risk: kill switch, mode, per-token input cap, orphaned block (reorg);
+2. re-validation: one JSON-RPC batch runs ``eth_call`` of the exact ``execute`` calldata
+   (the contract's own profit guard included) and ``eth_estimateGas`` against the latest
+   state. A cycle that moved against us comes back reverted (``dropped``, nothing sent);
+3. ``dry-run`` stops there (``simulated``, no profit); ``paper`` records the simulated
+   profit as if executed; ``live`` signs and sends with ``minProfit`` = the re-validated
+   profit, so any further adverse move reverts on-chain instead of losing money;
+4. the receipt's ``Executed`` event gives the realised profit, to the wei.
+
+Sends are serialised per signer by the caller-supplied ``nonce_lock`` (a Redis lock in
+the fleet) and the nonce is re-read under that lock before each send, so several execute
+workers sharing one key never collide; a send is never blindly retried.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, ContextManager, Mapping
+
+from eth_utils import keccak
+
+from arbbot.chain.rpc import RpcClient
+from arbbot.chain.tx import LocalSigner, TxFailed, wait_receipt
+from arbbot.errors import ArbbotError, RpcError
+from arbbot.execution.executor import EncodingError, decode_revert, encode_execute, hops_for_cycle
+from arbbot.types import ExecutionResult, PoolState, ScoredOpportunity
+
+log = logging.getLogger(__name__)
+
+EXECUTED_TOPIC = "0x" + keccak(text="Executed(address,uint256,uint256)").hex()
+
+
+@dataclass(frozen=True)
+class RiskLimits:
+    """Hard limits checked before anything is sent."""
+
+    max_amount_in: Mapping[str, int] = field(default_factory=dict)  # token -> cap (base units)
+    default_max_amount_in: int | None = None
+    gas_limit_multiplier: float = 1.25
+    max_gas: int = 3_000_000
+
+
+@dataclass
+class ExecutionRunner:
+    rpc: RpcClient
+    executor: str  # the ArbExecutor address
+    mode: str  # dry-run | paper | live
+    pools: Callable[[list[str]], Mapping[str, PoolState]]  # pool addresses -> current states
+    signer: LocalSigner | None = None
+    limits: RiskLimits = field(default_factory=RiskLimits)
+    kill_switch: Callable[[], bool] = lambda: False
+    is_orphaned: Callable[[str], bool] = lambda block_hash: False
+    nonce_lock: Callable[[], ContextManager[Any]] = contextlib.nullcontext
+    receipt_timeout_s: float = 60.0
+
+    def run(self, scored: ScoredOpportunity) -> ExecutionResult:
+        opp = scored.opportunity
+        base = {
+            "chain_id": opp.chain_id,
+            "block_number": opp.block_number,
+            "path_id": opp.path_id,
+            "predicted_profit": opp.profit,
+            "profit_token": opp.tokens[0],
+            "amount_in": opp.amount_in,
+        }
+
+        def result(status: str, reason: str, **kw: Any) -> ExecutionResult:
+            return ExecutionResult(status=status, reason=reason, **base, **kw)  # type: ignore[arg-type]
+
+        # 1. risk
+        if self.kill_switch():
+            return result("dropped", "kill switch engaged")
+        if scored.decision != "execute":
+            return result("dropped", f"decision was {scored.decision}: {scored.reason}")
+        cap = self.limits.max_amount_in.get(opp.tokens[0], self.limits.default_max_amount_in)
+        if cap is not None and opp.amount_in > cap:
+            return result("dropped", f"amount_in {opp.amount_in} above the risk cap {cap}")
+        if self.is_orphaned(opp.block_hash):
+            return result("dropped", "computed on an orphaned block (reorg)")
+        if self.mode == "live" and self.signer is None:
+            return result("failed", "live mode without a signing key")
+
+        # 2. re-validation by simulation of the exact calldata
+        try:
+            states = self.pools(list(opp.pools))
+            hops = hops_for_cycle([states[p] for p in opp.pools], opp.tokens)
+            calldata = encode_execute(opp.tokens[0], opp.amount_in, 0, hops, flash=True)
+        except (EncodingError, KeyError) as exc:
+            return result("dropped", f"cannot encode: {exc}")
+        sender = self.signer.address if self.signer else None
+        call: dict[str, Any] = {"to": self.executor, "data": calldata}
+        if sender:
+            call["from"] = sender
+        replies = self.rpc.batch(
+            [("eth_call", [call, "latest"]), ("eth_estimateGas", [call, "latest"]), ("eth_gasPrice", [])],
+            raise_errors=False,
+        )
+        sim, est, gas_price_raw = replies
+        if isinstance(sim, RpcError):
+            return result("dropped", f"re-validation reverted: {decode_revert(_revert_data(sim))}")
+        simulated_profit = int(sim, 16) if sim not in ("0x", None) else 0
+        gas_price = int(gas_price_raw, 16) if isinstance(gas_price_raw, str) else opp.gas_price_wei
+        if simulated_profit <= opp.gas_cost:
+            return result(
+                "dropped",
+                f"stale: re-validated profit {simulated_profit} does not cover gas {opp.gas_cost}",
+                extra={"simulated_profit": simulated_profit},
+            )
+        if self.mode == "dry-run":
+            return result("simulated", f"dry-run: simulated profit {simulated_profit}")
+        if self.mode == "paper":
+            return result("simulated", "paper trade", realised_profit=simulated_profit)
+
+        # 3. live: sign and send with the guard at the re-validated profit
+        assert self.signer is not None
+        gas_limit = min(int(int(est, 16) * self.limits.gas_limit_multiplier), self.limits.max_gas) if isinstance(
+            est, str
+        ) else self.limits.max_gas
+        guarded = encode_execute(opp.tokens[0], opp.amount_in, simulated_profit, hops, flash=True)
+        try:
+            with self.nonce_lock():
+                self.signer.resync_nonce()
+                tx_hash = self.signer.send(
+                    to=self.executor,
+                    data=guarded,
+                    gas=gas_limit,
+                    max_fee_per_gas=gas_price * 2,
+                    max_priority_fee_per_gas=max(gas_price // 10, 1),
+                )
+        except RpcError as exc:
+            return result("failed", f"send failed: {exc}")
+        try:
+            receipt = wait_receipt(self.rpc, tx_hash, timeout_s=self.receipt_timeout_s)
+        except TxFailed as exc:
+            return result("failed", str(exc), tx_hash=tx_hash)
+        gas_used = int(receipt["gasUsed"], 16)
+        effective = int(receipt.get("effectiveGasPrice", "0x0"), 16)
+        mined = int(receipt["blockNumber"], 16)
+        if int(receipt["status"], 16) != 1:
+            reason = self._revert_reason(guarded, mined)
+            return result(
+                "reverted", reason, tx_hash=tx_hash, gas_used=gas_used, gas_price_wei=effective, mined_block=mined
+            )
+        realised = _executed_profit(receipt, self.executor)
+        return result(
+            "success",
+            f"simulated {simulated_profit}",
+            tx_hash=tx_hash,
+            gas_used=gas_used,
+            gas_price_wei=effective,
+            mined_block=mined,
+            realised_profit=realised,
+        )
+
+    def _revert_reason(self, calldata: str, block: int) -> str:
+        """Replay the call at the block it was mined in to read the revert reason."""
+        try:
+            call = {"to": self.executor, "data": calldata, "from": self.signer.address if self.signer else None}
+            self.rpc.call("eth_call", [call, hex(block)])
+        except RpcError as exc:
+            return f"reverted on-chain: {decode_revert(_revert_data(exc))}"
+        except ArbbotError as exc:
+            return f"reverted on-chain: {exc}"
+        return "reverted on-chain (state differed inside the block)"
+
+
+def _revert_data(exc: RpcError) -> str | None:
+    data = exc.data
+    if isinstance(data, dict):
+        data = data.get("data")
+    return data if isinstance(data, str) else None
+
+
+def _executed_profit(receipt: Mapping[str, Any], executor: str) -> int:
+    for entry in receipt.get("logs", []):
+        if entry["address"].lower() == executor.lower() and entry["topics"][0] == EXECUTED_TOPIC:
+            data = bytes.fromhex(entry["data"][2:])
+            return int.from_bytes(data[32:64], "big")  # (amountIn, profit); token is indexed
+    raise ArbbotError("receipt has no Executed event from the executor")

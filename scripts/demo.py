@@ -1,0 +1,152 @@
+#!/usr/bin/env python
+"""``make demo``: the full pipeline on the embedded devnet.
+
+Brings up the devnet (anvil + genuine Uniswap contracts + the executor), the market
+simulator, one Celery worker process per queue, beat, Flower and the Django server; prints
+the URLs and a progress line every few seconds (opportunities, executions, realised profit).
+Ctrl-C (or ``--seconds``) stops everything it started, the devnet included if it started it.
+Logs go to ``.run/<process>.log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+
+QUEUES = ("scan", "path", "ml", "execute", "bridge", "analytics")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
+    ap.add_argument("--web-port", type=int, default=8000)
+    ap.add_argument("--flower-port", type=int, default=5555)
+    ap.add_argument("--anvil-port", type=int, default=8545)
+    args = ap.parse_args()
+
+    import django
+
+    django.setup()
+    from arbbot.config import get_settings
+    from arbbot.devnet import deploy
+
+    settings = get_settings()
+    run_dir = ROOT / ".run"
+    run_dir.mkdir(exist_ok=True)
+    py = sys.executable
+    celery = str(Path(py).parent / "celery")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+
+    was_up = deploy.status().get("running", False)
+    print("== devnet", "(already running)" if was_up else "")
+    rc = subprocess.call([py, "manage.py", "devnet", "up", "--port", str(args.anvil_port)], cwd=ROOT, env=env)
+    if rc != 0:
+        print("devnet failed to start; see .devnet/anvil.log")
+        return rc
+    dep = deploy.load_deployment()
+    _reset_hot_state(dep.chain_id)
+
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(name: str, cmd: list[str], extra_env: dict[str, str] | None = None) -> None:
+        log = open(run_dir / f"{name}.log", "wb")
+        p = subprocess.Popen(cmd, cwd=ROOT, env={**env, **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        procs.append((name, p))
+
+    for q in QUEUES:
+        start(
+            f"worker-{q}",
+            [celery, "-A", "workers.celery_app", "worker", "-Q", q, "-n", f"{q}@%h", "--pool", "prefork",
+             "--concurrency", "1", "-l", "INFO"],
+            {"ARBBOT_HEARTBEAT_FILE": str(run_dir / f"heartbeat-{q}")},
+        )
+    start("beat", [celery, "-A", "workers.celery_app", "beat", "-l", "INFO", "-s", str(run_dir / "beat-schedule")])
+    start("flower", [celery, "-A", "workers.celery_app", "flower", f"--port={args.flower_port}",
+                     "--address=127.0.0.1"])
+    start("web", [py, "manage.py", "runserver", f"127.0.0.1:{args.web_port}", "--noreload"])
+    start("simulator", [py, "manage.py", "devnet", "simulate"])
+
+    print(
+        f"""
+== arbbot is running (mode: {settings.mode})
+   dashboard   http://127.0.0.1:{args.web_port}/
+   API         http://127.0.0.1:{args.web_port}/api/summary/
+   admin       http://127.0.0.1:{args.web_port}/admin/  (create a user: python manage.py createsuperuser)
+   health      http://127.0.0.1:{args.web_port}/healthz
+   flower      http://127.0.0.1:{args.flower_port}/
+   devnet RPC  {dep.rpc_url}  (chain {dep.chain_id})
+   logs        {run_dir}/*.log
+   Ctrl-C stops everything.
+"""
+    )
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    started = time.monotonic()
+    try:
+        while not stop["now"]:
+            time.sleep(5)
+            dead = [n for n, p in procs if p.poll() is not None]
+            if dead:
+                print(f"!! process exited: {', '.join(dead)} (see .run/<name>.log)")
+                break
+            print(_progress_line(time.monotonic() - started), flush=True)
+            if args.seconds and time.monotonic() - started >= args.seconds:
+                break
+    except KeyboardInterrupt:
+        pass
+    print("\n== stopping")
+    for name, p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for name, p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+    if not was_up:
+        deploy.down()
+    print(_progress_line(time.monotonic() - started, final=True))
+    return 0
+
+
+def _reset_hot_state(chain_id: int) -> None:
+    """A (re)started devnet is a new chain under the same id: drop the old cursor/states."""
+    import redis
+
+    from arbbot.config import get_settings
+    from arbbot.hotstate import HotState
+
+    s = get_settings()
+    HotState(redis.Redis.from_url(s.redis_url), s.redis_prefix, chain_id).clear()
+
+
+def _progress_line(elapsed: float, final: bool = False) -> str:
+    from django.db import close_old_connections
+
+    from webapp.core import selectors
+
+    close_old_connections()
+    s = selectors.dashboard_summary(limit=0)
+    profit = ", ".join(f"{p['total']} {p['token']}" for p in s["profit_by_token"]) or "none yet"
+    ex = s["executions_by_status"]
+    head = "== total" if final else f"[{elapsed:5.0f}s]"
+    return (
+        f"{head} opportunities {s['opportunities_total']} ({s['opportunities_per_second']}/s) | executions "
+        f"ok {ex.get('success', 0)} reverted {ex.get('reverted', 0)} dropped {ex.get('dropped', 0)} "
+        f"failed {ex.get('failed', 0)} | realised profit {profit}"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

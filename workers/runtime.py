@@ -1,0 +1,123 @@
+"""Per-process resources the tasks share: the Redis client, and per chain the hot state,
+the scanner, the path engine and the execution runner. Built on first use from the
+database configuration and kept for the life of the worker process (a Scanner or a
+PathEngine is expensive to build and cheap to keep up to date)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from arbbot.chain.rpc import RpcClient
+from arbbot.chain.scanner import Scanner, ScannerConfig
+from arbbot.chain.tx import LocalSigner
+from arbbot.config import get_settings
+from arbbot.execution.executor import GAS_BASE, GAS_PER_HOP
+from arbbot.execution.runner import ExecutionRunner
+from arbbot.hotstate import HotState
+from arbbot.paths.engine import PathEngine
+from arbbot.paths.gas import GasModel
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+ORPHAN_TTL_S = 3600
+
+
+@functools.lru_cache(maxsize=1)
+def redis_client() -> redis.Redis:
+    return redis.Redis.from_url(get_settings().redis_url)
+
+
+def prefix() -> str:
+    return get_settings().redis_prefix
+
+
+@functools.lru_cache(maxsize=None)
+def hotstate(chain_id: int) -> HotState:
+    return HotState(redis_client(), prefix(), chain_id)
+
+
+def _chain(chain_id: int) -> Any:
+    from webapp.core import selectors
+
+    return selectors.chain_get(chain_id)
+
+
+@functools.lru_cache(maxsize=None)
+def rpc(chain_id: int) -> RpcClient:
+    return RpcClient(_chain(chain_id).rpc_url_list(), timeout_s=10.0)
+
+
+@functools.lru_cache(maxsize=None)
+def scanner(chain_id: int) -> Scanner:
+    chain = _chain(chain_id)
+    config = ScannerConfig.from_dict(
+        {
+            "chain_id": chain.chain_id,
+            "rpc_urls": chain.rpc_url_list(),
+            "multicall": chain.multicall3,
+            "factories": [
+                {"address": d.factory, "kind": d.kind, "fee_pips": d.fee_pips} for d in chain.dexes.all()
+            ],
+        }
+    )
+    return Scanner(config, store=hotstate(chain_id))
+
+
+@dataclass
+class EngineSlot:
+    engine: PathEngine
+    synced_block: int = -1
+
+
+@functools.lru_cache(maxsize=None)
+def engine(chain_id: int) -> EngineSlot:
+    chain = _chain(chain_id)
+    gas = GasModel(base=GAS_BASE, per_hop=dict(GAS_PER_HOP))
+    return EngineSlot(PathEngine(base_tokens=[chain.weth], weth=chain.weth, max_hops=3, gas_model=gas))
+
+
+def kill_switch_key() -> str:
+    return f"{prefix()}:kill_switch"
+
+
+def orphaned_key(chain_id: int) -> str:
+    return f"{prefix()}:{chain_id}:orphaned"
+
+
+def mark_orphaned(chain_id: int, hashes: list[str]) -> None:
+    if hashes:
+        r = redis_client()
+        r.sadd(orphaned_key(chain_id), *hashes)
+        r.expire(orphaned_key(chain_id), ORPHAN_TTL_S)
+
+
+@functools.lru_cache(maxsize=None)
+def runner(chain_id: int) -> ExecutionRunner:
+    settings = get_settings()
+    chain = _chain(chain_id)
+    client = rpc(chain_id)
+    signer = LocalSigner(client, settings.signer_key) if settings.signer_key else None
+    r = redis_client()
+    hot = hotstate(chain_id)
+    return ExecutionRunner(
+        rpc=client,
+        executor=chain.executor,
+        mode=settings.mode,
+        pools=lambda addrs: hot.get_pools(addrs),
+        signer=signer,
+        kill_switch=lambda: bool(r.exists(kill_switch_key())),
+        is_orphaned=lambda h: bool(r.sismember(orphaned_key(chain_id), h)),
+        nonce_lock=lambda: r.lock(f"{prefix()}:{chain_id}:nonce:{signer.address if signer else '-'}", timeout=120),
+    )
+
+
+def reset() -> None:
+    """Forget every cached resource (tests; a changed configuration)."""
+    for fn in (hotstate, rpc, scanner, engine, runner, redis_client):
+        fn.cache_clear()
