@@ -1,0 +1,204 @@
+"""Calldata for arbbot's own executor contract (``arbbot/contracts/ArbExecutor.sol``).
+
+Owns the wire format of ``ArbExecutor.execute`` and ``withdraw``: pure functions that encode
+a cycle (pools, tokens, amount_in, per-hop amounts predicted by exact math, min_profit)
+with eth_abi, the per-hop-kind gas estimates, and decoding of the contract's custom
+revert errors. No I/O and no web3 contract layer: encoding must stay cheap enough to run
+for every opportunity.
+
+A hop is ``(pool, tokenOut, kind, fee, minOut)``: ``kind`` 0 = Uniswap V2 pair, 1 = Uniswap
+V3 pool; ``fee`` is the V2 swap fee in pips (3000 for the genuine pair) or the V3 fee tier
+(the contract derives the genuine V3 pool address from it); the direction is implied by
+token order, so it cannot disagree with the tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from eth_abi import decode, encode
+from eth_utils import keccak
+
+from arbbot.errors import ArbbotError
+from arbbot.types import PoolState, norm_address
+
+HOP_KIND_CODES: dict[str, int] = {"v2": 0, "v3": 1}
+HOP_TUPLE = "(address,address,uint8,uint24,uint256)"
+EXECUTE_SIGNATURE = f"execute(address,uint256,uint256,bool,{HOP_TUPLE}[])"
+WITHDRAW_SIGNATURE = "withdraw(address,address,uint256)"
+EXECUTE_SELECTOR = keccak(text=EXECUTE_SIGNATURE)[:4]
+WITHDRAW_SELECTOR = keccak(text=WITHDRAW_SIGNATURE)[:4]
+
+# Gas of one execute(), measured on anvil (tests/execution/test_executor_contract.py checks
+# the estimate stays above the measured use): a fixed part (21k intrinsic, calldata, the two
+# balance reads, flash-callback decoding) plus a part per hop kind (cold pool access,
+# getReserves/ticks, the swap, the token transfer). Rounded up: an underestimate makes the
+# path stage accept cycles that lose money to gas.
+GAS_BASE = 75_000
+GAS_PER_HOP: dict[str, int] = {"v2": 70_000, "v3": 125_000}
+
+
+class EncodingError(ArbbotError):
+    """The cycle cannot be encoded (not a cycle, unknown hop kind, profit guard above prediction)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    pool: str
+    token_out: str
+    kind: str = "v2"
+    fee_pips: int = 3000
+    min_out: int = 0
+
+    def as_tuple(self) -> tuple[str, str, int, int, int]:
+        if self.kind not in HOP_KIND_CODES:
+            raise EncodingError(f"unknown hop kind {self.kind!r}")
+        return (norm_address(self.pool), norm_address(self.token_out), HOP_KIND_CODES[self.kind], self.fee_pips,
+                self.min_out)
+
+
+def gas_estimate(hop_kinds: Sequence[str]) -> int:
+    """Gas units for one execute() over hops of these kinds."""
+    try:
+        return GAS_BASE + sum(GAS_PER_HOP[k] for k in hop_kinds)
+    except KeyError as exc:
+        raise EncodingError(f"unknown hop kind {exc.args[0]!r}") from None
+
+
+def hops_for_cycle(
+    pools: Sequence[PoolState | Mapping[str, Any]],
+    tokens: Sequence[str],
+    *,
+    min_outs: Sequence[int] | None = None,
+) -> list[Hop]:
+    """Hops for ``tokens[0] -pools[0]-> tokens[1] ... -> tokens[-1] == tokens[0]``.
+
+    ``pools`` are pool states (``V2PoolState``/``V3PoolState``) or deployment-style dicts
+    with ``address``, ``kind``, ``fee_pips``, ``token0``, ``token1``.
+    """
+    if len(pools) < 1 or len(tokens) != len(pools) + 1:
+        raise EncodingError("a cycle needs len(tokens) == len(pools) + 1")
+    toks = [norm_address(t) for t in tokens]
+    if toks[0] != toks[-1]:
+        raise EncodingError("the cycle must end in the token it starts with")
+    if min_outs is not None and len(min_outs) != len(pools):
+        raise EncodingError("one min_out per hop")
+    hops = []
+    for i, p in enumerate(pools):
+        addr, kind, fee, t0, t1 = _pool_fields(p)
+        if {toks[i], toks[i + 1]} != {t0, t1}:
+            raise EncodingError(f"hop {i}: pool {addr} does not trade {toks[i]} -> {toks[i + 1]}")
+        hops.append(Hop(addr, toks[i + 1], kind, fee, int(min_outs[i]) if min_outs is not None else 0))
+    return hops
+
+
+def _pool_fields(p: PoolState | Mapping[str, Any]) -> tuple[str, str, int, str, str]:
+    if isinstance(p, Mapping):
+        return (norm_address(p["address"]), str(p["kind"]), int(p["fee_pips"]),
+                norm_address(p["token0"]), norm_address(p["token1"]))
+    return (norm_address(p.address), p.kind, p.fee_pips, norm_address(p.token0), norm_address(p.token1))
+
+
+def encode_execute(token_in: str, amount_in: int, min_profit: int, hops: Sequence[Hop], *, flash: bool = True) -> str:
+    """Calldata (0x hex) of ``execute(tokenIn, amountIn, minProfit, flash, hops)``."""
+    if not hops:
+        raise EncodingError("no hops")
+    if norm_address(hops[-1].token_out) != norm_address(token_in):
+        raise EncodingError("the last hop must return to token_in")
+    if amount_in <= 0 or min_profit < 0:
+        raise EncodingError("amount_in must be > 0 and min_profit >= 0")
+    args = encode(
+        ["address", "uint256", "uint256", "bool", f"{HOP_TUPLE}[]"],
+        [norm_address(token_in), amount_in, min_profit, flash, [h.as_tuple() for h in hops]],
+    )
+    return "0x" + (EXECUTE_SELECTOR + args).hex()
+
+
+def encode_cycle(
+    pools: Sequence[PoolState | Mapping[str, Any]],
+    tokens: Sequence[str],
+    amount_in: int,
+    amounts_out: Sequence[int],
+    min_profit: int,
+    *,
+    flash: bool = True,
+    strict_hops: bool = False,
+) -> str:
+    """Calldata to execute a sized cycle.
+
+    ``amounts_out[i]`` is hop i's output predicted by exact math (``amounts_out[-1]`` is what
+    returns to ``tokens[0]``). ``min_profit`` above the predicted profit is refused here:
+    it could only revert. ``strict_hops`` also turns each predicted output into a per-hop
+    floor (fails earlier, costs nothing extra); by default only the final profit guard
+    applies, so a cycle that moved in our favour still executes.
+    """
+    if len(amounts_out) != len(pools):
+        raise EncodingError("one predicted amount per hop")
+    predicted = int(amounts_out[-1]) - int(amount_in)
+    if min_profit > predicted:
+        raise EncodingError(f"min_profit {min_profit} exceeds the predicted profit {predicted}")
+    hops = hops_for_cycle(pools, tokens, min_outs=list(amounts_out) if strict_hops else None)
+    return encode_execute(tokens[0], amount_in, min_profit, hops, flash=flash)
+
+
+def decode_execute(calldata: str) -> dict[str, Any]:
+    """Inverse of ``encode_execute`` (for logs, the audit trail and tests)."""
+    raw = bytes.fromhex(calldata[2:] if calldata.startswith("0x") else calldata)
+    if raw[:4] != EXECUTE_SELECTOR:
+        raise EncodingError("not an execute() call")
+    token_in, amount_in, min_profit, flash, hops = decode(
+        ["address", "uint256", "uint256", "bool", f"{HOP_TUPLE}[]"], raw[4:]
+    )
+    kinds = {v: k for k, v in HOP_KIND_CODES.items()}
+    return {
+        "token_in": token_in.lower(),
+        "amount_in": amount_in,
+        "min_profit": min_profit,
+        "flash": flash,
+        "hops": [Hop(h[0].lower(), h[1].lower(), kinds[h[2]], h[3], h[4]) for h in hops],
+    }
+
+
+def encode_withdraw(token: str, to: str, amount: int) -> str:
+    return "0x" + (WITHDRAW_SELECTOR + encode(["address", "address", "uint256"],
+                                              [norm_address(token), norm_address(to), amount])).hex()
+
+
+# Custom errors of ArbExecutor, by selector, so a revert can be recorded with a reason.
+_ERRORS: dict[bytes, tuple[str, list[str]]] = {
+    keccak(text=f"{name}({','.join(types)})")[:4]: (name, types)
+    for name, types in (
+        ("NotOwner", []),
+        ("BadCallback", []),
+        ("NotCycle", []),
+        ("BadHop", ["uint256"]),
+        ("HopOutputTooLow", ["uint256", "uint256"]),
+        ("ProfitTooLow", ["uint256", "uint256"]),
+        ("TransferFailed", []),
+    )
+}
+
+
+def decode_revert(data: str | bytes | None) -> str:
+    """A readable reason from revert data: ArbExecutor's custom errors, ``Error(string)``
+    (e.g. ``UniswapV2: K``) or the raw hex."""
+    if data is None:
+        return "reverted (no data)"
+    raw = data if isinstance(data, bytes) else bytes.fromhex(data[2:] if data.startswith("0x") else data)
+    if len(raw) < 4:
+        return "reverted (no data)"
+    sel, body = raw[:4], raw[4:]
+    if sel in _ERRORS:
+        name, types = _ERRORS[sel]
+        try:
+            values = decode(types, body) if types else ()
+        except Exception:  # noqa: BLE001 - malformed body: still report the name
+            values = ()
+        return f"{name}({', '.join(str(v) for v in values)})"
+    if sel == keccak(text="Error(string)")[:4]:
+        try:
+            return str(decode(["string"], body)[0])
+        except Exception:  # noqa: BLE001
+            pass
+    return "0x" + raw.hex()

@@ -1,0 +1,200 @@
+"""ArbExecutor on anvil with the genuine Uniswap V2 contracts: a planted cross-DEX gap,
+sized by exact integer math, executes through the bot's signer and the contract's balance
+rises by exactly the predicted profit; guards (owner, callbacks, minProfit) hold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import pytest
+
+from arbbot.chain.rpc import RpcClient
+from arbbot.chain.tx import LocalSigner, encode_call, wait_receipt
+from arbbot.devnet.anvil import Anvil
+from arbbot.devnet.deploy import Deployment
+from arbbot.devnet.scenarios import (
+    balance_of,
+    deployed_devnet,
+    fund_token,
+    plant_price_gap,
+    read_signer_key,
+    revert_to,
+    snapshot,
+    swap_v2,
+    approve,
+    v2_state,
+)
+from arbbot.errors import RpcError
+from arbbot.execution.executor import decode_revert, encode_cycle, encode_withdraw, gas_estimate
+from arbbot.pools import amount_out
+from arbbot.types import V2PoolState
+
+Devnet = tuple[Anvil, Deployment, Path]
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    directory = tmp_path_factory.mktemp("devnet-exec")
+    with deployed_devnet(directory) as (anvil, dep):
+        yield anvil, dep, directory
+
+
+@pytest.fixture()
+def chain(devnet: Devnet) -> Iterator[tuple[RpcClient, Deployment, LocalSigner]]:
+    """Each test starts from the freshly deployed state."""
+    anvil, dep, directory = devnet
+    rpc = anvil.rpc()
+    snap = snapshot(rpc)
+    signer = LocalSigner(rpc, read_signer_key(directory))
+    try:
+        yield rpc, dep, signer
+    finally:
+        revert_to(rpc, snap)
+
+
+def cycle_amounts(states: Sequence[V2PoolState], tokens: Sequence[str], amount_in: int) -> list[int]:
+    amounts, x = [], amount_in
+    for s, t in zip(states, tokens):
+        x = amount_out(s, t, x)
+        amounts.append(x)
+    return amounts
+
+
+def size_cycle(states: Sequence[V2PoolState], tokens: Sequence[str], hi: int) -> tuple[int, list[int]]:
+    """Best integer input by ternary search on the exact (concave) profit, then a local scan."""
+
+    def profit(x: int) -> int:
+        try:
+            return cycle_amounts(states, tokens, x)[-1] - x
+        except Exception:  # noqa: BLE001
+            return -(10**80)
+
+    lo = 1
+    while hi - lo > 20:
+        m1, m2 = lo + (hi - lo) // 3, hi - (hi - lo) // 3
+        if profit(m1) < profit(m2):
+            lo = m1
+        else:
+            hi = m2
+    best = max(range(lo, hi + 1), key=profit)
+    return best, cycle_amounts(states, tokens, best)
+
+
+def send(signer: LocalSigner, to: str, data: str, gas: int = 1_000_000) -> dict[str, Any]:
+    base = int(signer.rpc.call("eth_getBlockByNumber", ["latest", False])["baseFeePerGas"], 16)
+    tx_hash = signer.send(to=to, data=data, gas=gas, max_fee_per_gas=2 * base + 10**9,
+                          max_priority_fee_per_gas=10**9)
+    return wait_receipt(signer.rpc, tx_hash)
+
+
+def revert_reason(rpc: RpcClient, sender: str, to: str, data: str) -> str:
+    with pytest.raises(RpcError) as err:
+        rpc.call("eth_call", [{"from": sender, "to": to, "data": data}, "latest"])
+    return decode_revert(err.value.data if isinstance(err.value.data, str) else None)
+
+
+def planted_cycle(rpc: RpcClient, dep: Deployment, pct: float = 3.0) -> tuple[list[dict[str, Any]], list[str]]:
+    """WETH made ~pct% cheaper on sushiswap: sell WETH on uniswap, buy it back on sushiswap."""
+    plant_price_gap(rpc, dep, "WETH", "USDC", pct, dex="sushiswap")
+    pools = [dep.pool("uniswap", "WETH", "USDC"), dep.pool("sushiswap", "WETH", "USDC")]
+    return pools, [dep.weth, dep.token("USDC"), dep.weth]
+
+
+def test_flash_cycle_realises_exactly_the_predicted_profit(chain: Any) -> None:
+    rpc, dep, signer = chain
+    pools, tokens = planted_cycle(rpc, dep)
+    states = [v2_state(rpc, p) for p in pools]
+    amount_in, amounts = size_cycle(states, tokens, states[0].reserve0 // 5)
+    predicted = amounts[-1] - amount_in
+    assert predicted > 10**16  # 3% gap minus two 0.3% fees on $800k depth: ~0.03 WETH
+    before = balance_of(rpc, dep.weth, dep.executor)
+    assert before == 0  # flash: no inventory needed
+    receipt = send(signer, dep.executor, encode_cycle(pools, tokens, amount_in, amounts, predicted))
+    assert int(receipt["status"], 16) == 1
+    assert balance_of(rpc, dep.weth, dep.executor) - before == predicted
+    gas_used = int(receipt["gasUsed"], 16)
+    assert gas_used <= gas_estimate(["v2", "v2"])
+    # the exact-math neighbours are no better: the sizing really is the integer optimum region
+    assert cycle_amounts(states, tokens, amount_in + 1000)[-1] - (amount_in + 1000) <= predicted
+
+
+def test_inventory_triangle_realises_exactly_the_predicted_profit(chain: Any) -> None:
+    """3 hops, from the contract's own inventory: WETH -> USDC -> DAI -> WETH."""
+    rpc, dep, signer = chain
+    plant_price_gap(rpc, dep, "DAI", "WETH", 4.0, dex="uniswap")  # DAI cheap in WETH on uniswap
+    pools = [dep.pool("uniswap", "WETH", "USDC"), dep.pool("uniswap", "USDC", "DAI"), dep.pool("uniswap", "DAI", "WETH")]
+    tokens = [dep.weth, dep.token("USDC"), dep.token("DAI"), dep.weth]
+    # DAI cheap on the DAI/WETH pool: buy it there instead (reverse direction)
+    tokens = [dep.weth, dep.token("DAI"), dep.token("USDC"), dep.weth]
+    pools = pools[::-1]
+    states = [v2_state(rpc, p) for p in pools]
+    amount_in, amounts = size_cycle(states, tokens, 10**20)
+    predicted = amounts[-1] - amount_in
+    assert predicted > 0
+    fund_token(rpc, dep, "WETH", dep.executor, amount_in)
+    before = balance_of(rpc, dep.weth, dep.executor)
+    receipt = send(signer, dep.executor,
+                   encode_cycle(pools, tokens, amount_in, amounts, predicted, flash=False, strict_hops=True))
+    assert int(receipt["status"], 16) == 1
+    assert balance_of(rpc, dep.weth, dep.executor) - before == predicted
+    assert int(receipt["gasUsed"], 16) <= gas_estimate(["v2", "v2", "v2"])
+
+
+def test_only_the_owner_may_execute_or_withdraw(chain: Any) -> None:
+    rpc, dep, signer = chain
+    pools, tokens = planted_cycle(rpc, dep)
+    states = [v2_state(rpc, p) for p in pools]
+    amount_in, amounts = size_cycle(states, tokens, states[0].reserve0 // 5)
+    data = encode_cycle(pools, tokens, amount_in, amounts, 0)
+    stranger = rpc.call("eth_accounts")[3]
+    assert revert_reason(rpc, stranger, dep.executor, data) == "NotOwner()"
+    assert revert_reason(rpc, stranger, dep.executor, encode_withdraw(dep.weth, stranger, 1)) == "NotOwner()"
+    # the owner's simulation of the same call succeeds
+    rpc.call("eth_call", [{"from": signer.address, "to": dep.executor, "data": data}, "latest"])
+
+
+def test_callbacks_from_anyone_but_the_called_pool_revert(chain: Any) -> None:
+    rpc, dep, _ = chain
+    stranger = rpc.call("eth_accounts")[4]
+    v2 = encode_call("uniswapV2Call(address,uint256,uint256,bytes)", [dep.executor, 1, 0, b""])
+    v3 = encode_call("uniswapV3SwapCallback(int256,int256,bytes)", [1, -1, b""])
+    pool = dep.pools[0]["address"]
+    for sender in (stranger, pool):  # even a genuine pair, outside an execute() in flight
+        rpc.call("anvil_setBalance", [sender, hex(10**18)])
+        assert revert_reason(rpc, sender, dep.executor, v2) == "BadCallback()"
+        assert revert_reason(rpc, sender, dep.executor, v3) == "BadCallback()"
+
+
+def test_stale_opportunity_reverts_on_the_min_profit_guard(chain: Any) -> None:
+    rpc, dep, signer = chain
+    pools, tokens = planted_cycle(rpc, dep)
+    states = [v2_state(rpc, p) for p in pools]
+    amount_in, amounts = size_cycle(states, tokens, states[0].reserve0 // 5)
+    predicted = amounts[-1] - amount_in
+    data = encode_cycle(pools, tokens, amount_in, amounts, predicted)
+    # someone else closes most of the gap first: buy WETH on sushiswap
+    trader = rpc.call("eth_accounts")[5].lower()
+    usdc = dep.token("USDC")
+    fund_token(rpc, dep, usdc, trader, 10**24)
+    approve(rpc, trader, usdc, dep.dex("sushiswap")["router"])
+    swap_v2(rpc, dep, trader, pools[1], usdc, 10_000 * 10**18)
+    reason = revert_reason(rpc, signer.address, dep.executor, data)
+    assert reason.startswith("ProfitTooLow(")
+    receipt = send(signer, dep.executor, data)
+    assert int(receipt["status"], 16) == 0  # mined, reverted: nothing moved
+    assert balance_of(rpc, dep.weth, dep.executor) == 0
+
+
+def test_owner_withdraws_profit(chain: Any) -> None:
+    rpc, dep, signer = chain
+    pools, tokens = planted_cycle(rpc, dep)
+    states = [v2_state(rpc, p) for p in pools]
+    amount_in, amounts = size_cycle(states, tokens, states[0].reserve0 // 5)
+    send(signer, dep.executor, encode_cycle(pools, tokens, amount_in, amounts, 1))
+    profit = balance_of(rpc, dep.weth, dep.executor)
+    assert profit == amounts[-1] - amount_in
+    receipt = send(signer, dep.executor, encode_withdraw(dep.weth, signer.address, profit))
+    assert int(receipt["status"], 16) == 1
+    assert balance_of(rpc, dep.weth, signer.address) == profit
+    assert balance_of(rpc, dep.weth, dep.executor) == 0
