@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from _paths_helpers import DAI, USDC, WETH, addr, tok, v2
+from tests.paths._paths_helpers import DAI, USDC, WETH, addr, tok, v2
 from arbbot.errors import ConfigError
 from arbbot.paths import PathEngine
 

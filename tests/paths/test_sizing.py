@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _paths_helpers import USDC, WETH, evaluate, tok, v2
+from tests.paths._paths_helpers import USDC, WETH, evaluate, tok, v2
 from arbbot import pools as pool_models
 from arbbot.paths import GasModel, PathEngine
 from arbbot.paths.sizing import closed_form_python, edge_coefficients, size_v2_exact
