@@ -186,12 +186,18 @@ class RpcClient:
         RPC_REQUESTS.labels(ep.label, method).inc()
         try:
             resp = self._session().post(ep.url, json=payload, timeout=self.timeout_s)
+        except requests.ConnectTimeout as exc:
+            RPC_ERRORS.labels(ep.label, method, "timeout").inc()
+            raise _Transport(f"{ep.label}: connect timeout after {self.timeout_s}s") from exc
         except requests.Timeout as exc:
             RPC_ERRORS.labels(ep.label, method, "timeout").inc()
-            raise _Transport(f"{ep.label}: timeout after {self.timeout_s}s") from exc
+            raise _Transport(f"{ep.label}: timeout after {self.timeout_s}s", maybe_sent=True) from exc
+        except requests.ConnectionError as exc:
+            RPC_ERRORS.labels(ep.label, method, "connection").inc()
+            raise _Transport(f"{ep.label}: {type(exc).__name__}", maybe_sent=not _refused(exc)) from exc
         except requests.RequestException as exc:
             RPC_ERRORS.labels(ep.label, method, "connection").inc()
-            raise _Transport(f"{ep.label}: {type(exc).__name__}") from exc
+            raise _Transport(f"{ep.label}: {type(exc).__name__}", maybe_sent=True) from exc
         finally:
             RPC_LATENCY.labels(ep.label, method).observe(time.perf_counter() - t0)
         # Providers answer range limits etc. with 4xx + a JSON-RPC error body: that is an
@@ -209,7 +215,9 @@ class RpcClient:
             raise _Transport(f"{ep.label}: HTTP {resp.status_code}")
         return body
 
-    def _post(self, payload: Any, method: str = "call") -> Any:
+    def _post(self, payload: Any, method: str = "call", idempotent: bool | None = None) -> Any:
+        if idempotent is None:
+            idempotent = _idempotent(method)
         last = "no endpoint available"
         for attempt in range(self.retries + 1):
             candidates = self._candidates()
@@ -225,6 +233,9 @@ class RpcClient:
                 except _Transport as exc:
                     last = str(exc)
                     self._fail(ep, last)
+                    if exc.maybe_sent and not idempotent:
+                        # the node may have executed it (a send, a mine): never repeat blindly
+                        raise RpcError(f"{method}: {last} (not retried: not idempotent)") from exc
                     continue
                 self._ok(ep)
                 return body
@@ -267,7 +278,7 @@ class RpcClient:
         ]
         methods = {m for m, _ in calls}
         label = "batch:" + (methods.pop() if len(methods) == 1 else "mixed")
-        replies = self._post(payload, label)
+        replies = self._post(payload, label, all(m in _READ_ONLY for m, _ in calls))
         if isinstance(replies, dict) and "error" in replies:
             e = replies["error"] or {}
             raise RpcError(f"batch: {e.get('message')}", code=e.get("code"), data=e.get("data"))
@@ -303,7 +314,33 @@ class RpcClient:
 
 
 class _Transport(Exception):
-    """Internal: an endpoint-level failure (counts against the breaker, fails over)."""
+    """Internal: an endpoint-level failure (counts against the breaker, fails over).
+    ``maybe_sent``: the request may have reached the node (a read timeout, a reset)."""
+
+    def __init__(self, message: str, *, maybe_sent: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_sent = maybe_sent
+
+
+_READ_ONLY = frozenset(
+    {
+        "eth_call", "eth_blockNumber", "eth_chainId", "eth_estimateGas", "eth_gasPrice", "eth_feeHistory",
+        "eth_maxPriorityFeePerGas", "eth_getBalance", "eth_getCode", "eth_getStorageAt", "eth_getLogs",
+        "eth_getTransactionCount", "eth_getTransactionReceipt", "eth_getTransactionByHash",
+        "eth_getBlockByNumber", "eth_getBlockByHash", "eth_syncing", "net_version", "web3_clientVersion",
+    }
+)
+
+
+def _idempotent(label: str) -> bool:
+    """Safe to resend after a possibly-delivered request: read-only methods only."""
+    return label.removeprefix("batch:") in _READ_ONLY
+
+
+def _refused(exc: requests.ConnectionError) -> bool:
+    """The connection was never established (nothing was sent)."""
+    text = repr(exc)
+    return "NewConnectionError" in text or "Connection refused" in text or "Errno 111" in text
 
 
 def _is_rpc_body(body: Any) -> bool:

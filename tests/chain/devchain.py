@@ -138,6 +138,11 @@ class DevChain:
             self.rpc.call("evm_setAutomine", [True])
         return str(self.rpc.call("eth_getBlockByNumber", ["latest", False])["hash"])
 
+    def resync_mirror(self) -> None:
+        """Re-read every mirrored pair (after a revert/reorg changed history)."""
+        for p in self.pairs.values():
+            p.reserve0, p.reserve1 = self.onchain_reserves(p.address)
+
     def mine(self, n: int = 1) -> None:
         for _ in range(n):
             self.rpc.call("evm_mine", [])
@@ -192,7 +197,7 @@ contract GarbageToken {                // returns too few bytes
 """
 
 _COMPILE_JS = r"""
-const solc = require(process.argv[2]);
+const solc = require(process.argv[1]);
 const src = require('fs').readFileSync(0, 'utf8');
 const input = {language: 'Solidity', sources: {'T.sol': {content: src}},
   settings: {optimizer: {enabled: true, runs: 200}, outputSelection: {'*': {'*': ['evm.bytecode.object']}}}};
