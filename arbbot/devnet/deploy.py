@@ -299,7 +299,7 @@ def deploy_contracts(
 
     v3_factory = "0x" + "00" * 20
     if v3:
-        from arbbot.devnet import v3 as v3mod  # phase-2 module; imported lazily
+        from arbbot.devnet import v3 as v3mod
 
         step("Uniswap V3: factory, position manager, swap router, QuoterV2")
         stack = v3mod.deploy_v3_stack(rpc, deployer, weth)
@@ -387,7 +387,7 @@ def up(
     port: int = DEFAULT_PORT,
     directory: Path | str | None = None,
     block_time_s: float | None = DEFAULT_BLOCK_TIME_S,
-    v3: bool = False,
+    v3: bool = True,
     progress: Progress | None = print,
 ) -> Deployment:
     """Start anvil detached on 127.0.0.1:``port`` and deploy the devnet; idempotent.

@@ -1,4 +1,4 @@
-"""A devnet deployed once per test module on a free port (automine), in a tmp dir."""
+"""A devnet (V2 and V3) deployed once per test module on a free port (automine), in a tmp dir."""
 
 from __future__ import annotations
 
@@ -15,5 +15,5 @@ from arbbot.devnet.scenarios import deployed_devnet
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Anvil, Deployment, Path]]:
     directory = tmp_path_factory.mktemp("devnet")
-    with deployed_devnet(directory) as (anvil, dep):
+    with deployed_devnet(directory, v3=True) as (anvil, dep):
         yield anvil, dep, directory
