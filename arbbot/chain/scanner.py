@@ -319,7 +319,7 @@ class Scanner:
             prev = self.pools.get(a)
             ticks = prev.ticks if isinstance(prev, V3PoolState) else ()
             if with_ticks and self.config.v3_ticks:
-                ticks = self._read_ticks(info, block)
+                ticks = self._read_ticks(info, block, block_number)
             out.append(
                 V3PoolState(a, info.token0, info.token1, info.fee_pips, info.tick_spacing, s0[0], s0[1], liq,
                             ticks, block_number)
@@ -578,11 +578,13 @@ class Scanner:
                     s.tick_spacing if isinstance(s, V3PoolState) else 0,
                 )
 
-    def _read_ticks(self, info: PoolInfo, block: int | str) -> tuple[tuple[int, int], ...]:
+    def _read_ticks(self, info: PoolInfo, block: int | str, block_number: int) -> tuple[tuple[int, int], ...]:
+        """Initialized ticks: ``arbbot.chain.v3_state.read_v3_state`` (the V3 engineer's
+        reader, by block number) when present, else our own Multicall3 tickBitmap walk."""
         reader = _v3_state_reader()
         if reader is not None:
             try:
-                st = reader(self.rpc, info.address, block)
+                st = reader(self.rpc, info.address, block_number)
                 ticks = getattr(st, "ticks", None)
                 if ticks is not None:
                     return tuple(ticks)
