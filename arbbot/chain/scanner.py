@@ -227,7 +227,7 @@ class Scanner:
             if self.last_block is None:
                 deltas.append(self.bootstrap(head))
             else:
-                deltas.extend(self._advance(head))
+                self._advance(head, deltas)  # appends as it commits: a later failure keeps them
             self._set_healthy(True, "")
         except RpcError as exc:
             self._set_healthy(False, str(exc))
@@ -330,14 +330,14 @@ class Scanner:
 
     # ------------------------------------------------------------------ blocks
 
-    def _advance(self, head: _Header) -> list[PoolDelta]:
+    def _advance(self, head: _Header, deltas: list[PoolDelta]) -> list[PoolDelta]:
         assert self.last_block is not None
         last = self.last_block
         if head.number <= last:
             if self.hashes.get(head.number) == head.hash and head.number == last:
-                return []  # nothing new
-            return [self._reorg(head)]
-        deltas: list[PoolDelta] = []
+                return deltas  # nothing new
+            deltas.append(self._reorg(head))
+            return deltas
         n = last + 1
         stop = min(head.number, last + self.config.max_blocks_per_poll)
         while n <= stop:
@@ -444,7 +444,16 @@ class Scanner:
 
     def _reorg(self, head: _Header) -> PoolDelta:
         """Walk back to the common ancestor, re-read what the orphaned and the new blocks
-        touched at ``head`` and return one correction delta there."""
+        touched at ``head`` and return one correction delta there. All or nothing: if the
+        node fails half-way, the in-memory view is restored and the next poll retries."""
+        saved = (self.last_block, OrderedDict(self.hashes), dict(self.touched), dict(self.infos), dict(self.pools))
+        try:
+            return self._reorg_inner(head)
+        except BaseException:
+            self.last_block, self.hashes, self.touched, self.infos, self.pools = saved
+            raise
+
+    def _reorg_inner(self, head: _Header) -> PoolDelta:
         assert self.last_block is not None
         known = sorted(self.hashes)
         ancestor: int | None = None
