@@ -168,3 +168,37 @@ def v2_states(rpc: RpcClient, dep: Deployment) -> dict[str, V2PoolState]:
         )
         for p in v2
     }
+
+
+def plant_v3_price_gap(
+    rpc: RpcClient,
+    dep: Deployment,
+    token_a: str,
+    token_b: str,
+    fee: int,
+    pct: float,
+    *,
+    sender: str | None = None,
+) -> dict[str, Any]:
+    """Make ``token_a`` ``pct`` % cheaper (in ``token_b``) on the V3 pool of tier ``fee`` by
+    selling ``token_a`` into it up to an exact price limit (the pool stops there, so the
+    move is exact up to tick rounding). Returns the pool and sqrtPriceX96 before/after."""
+    from arbbot.devnet import v3
+
+    if not 0 < pct < 90:
+        raise ArbbotError("pct must be in (0, 90)")
+    pool = dep.pool(v3.V3_DEX_NAME, token_a, token_b, fee)
+    router = dep.dex(v3.V3_DEX_NAME)["swap_router"]
+    a, b = dep._addr(token_a), dep._addr(token_b)
+    before, _ = v3.slot0(rpc, pool["address"])
+    # price = token1 per token0; selling token0 lowers it, selling token1 raises it
+    factor = math.sqrt(1 - pct / 100) if a == pool["token0"] else 1 / math.sqrt(1 - pct / 100)
+    limit = int(before * factor)
+    sender = (sender or rpc.call("eth_accounts")[8]).lower()
+    price_usd = next(float(t["price_usd"]) for t in dep.tokens if t["address"] == a)
+    amount = int(20_000_000 / price_usd) * 10**18  # more than any devnet range holds
+    fund_token(rpc, dep, a, sender, amount)
+    approve(rpc, sender, a, router, amount)
+    v3.swap_exact_input_single(rpc, sender, router, a, b, fee, amount, sqrt_price_limit_x96=limit)
+    after, _ = v3.slot0(rpc, pool["address"])
+    return {"pool": pool, "sqrt_price_before": before, "sqrt_price_after": after}

@@ -257,10 +257,12 @@ def swap_exact_input_single(
     *,
     recipient: str | None = None,
     wait: bool = True,
+    sqrt_price_limit_x96: int = 0,
 ) -> dict[str, Any] | str:
     """SwapRouter ``exactInputSingle`` from an unlocked account that holds and has approved
-    ``token_in`` to the router."""
-    params = (token_in, token_out, fee, recipient or sender, DEADLINE, amount_in, 0, 0)
+    ``token_in`` to the router. With a price limit the pool stops there and the router
+    takes only the input actually swapped."""
+    params = (token_in, token_out, fee, recipient or sender, DEADLINE, amount_in, 0, sqrt_price_limit_x96)
     return send_unlocked(
         rpc, sender, to=swap_router, gas=1_500_000, wait=wait,
         data=encode_call("exactInputSingle((address,address,uint24,address,uint256,uint256,uint256,uint160))",

@@ -7,7 +7,7 @@ from pathlib import Path
 from arbbot.devnet.anvil import Anvil
 from arbbot.devnet.deploy import Deployment, read_v2_reserves
 from arbbot.devnet.scenarios import balance_of, fund_token, plant_price_gap, revert_to, snapshot, v2_state
-from arbbot.devnet.simulator import max_cross_dex_gap, simulate
+from arbbot.devnet.simulator import max_cross_dex_gap, read_prices, simulate
 
 Devnet = tuple[Anvil, Deployment, Path]
 
@@ -52,6 +52,8 @@ def test_simulator_opens_cross_dex_gaps(devnet: Devnet) -> None:
     snap = snapshot(rpc)
     try:
         pools = [p["address"] for p in dep.pools if p["kind"] == "v2"]
+        v3_pools = [p for p in dep.pools if p["kind"] == "v3"]
+        v3_before = read_prices(rpc, v3_pools)
         before = read_v2_reserves(rpc, pools)
         assert max_cross_dex_gap(dep, before)[0] < 1e-6
         lines: list[str] = []
@@ -60,8 +62,10 @@ def test_simulator_opens_cross_dex_gaps(devnet: Devnet) -> None:
         assert counters["swaps"] == 24 and counters["failed"] == 0
         after = read_v2_reserves(rpc, pools)
         assert sum(before[p] != after[p] for p in pools) >= 8
+        v3_after = read_prices(rpc, v3_pools)
+        assert sum(v3_before[a] != v3_after[a] for a in v3_before) >= 2  # V3 pools trade too
         gap, _ = max_cross_dex_gap(dep, after)
         assert 0.002 < gap < 0.2
-        assert any("cross-DEX gap" in line for line in lines)
+        assert any("cross-pool gap" in line for line in lines)
     finally:
         revert_to(rpc, snap)

@@ -1,32 +1,43 @@
-"""ArbExecutor on anvil with the genuine Uniswap V2 contracts: a planted cross-DEX gap,
-sized by exact integer math, executes through the bot's signer and the contract's balance
-rises by exactly the predicted profit; guards (owner, callbacks, minProfit) hold."""
+"""ArbExecutor on anvil with the genuine Uniswap V2 and V3 contracts: a planted cross-DEX
+gap, sized by exact integer math, executes through the bot's signer and the contract's
+balance rises by exactly the predicted profit; guards (owner, callbacks, minProfit, genuine
+V3 pools) hold. Mixed V2/V3 cycles run with V3 as the flash source, as a middle hop paid in
+the callback and as the last hop; V3 hop amounts are predicted with the genuine QuoterV2."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import pytest
 
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import LocalSigner, encode_call, wait_receipt
+from arbbot.devnet import v3
 from arbbot.devnet.anvil import Anvil
 from arbbot.devnet.deploy import Deployment
 from arbbot.devnet.scenarios import (
+    approve,
     balance_of,
     deployed_devnet,
     fund_token,
     plant_price_gap,
+    plant_v3_price_gap,
     read_signer_key,
     revert_to,
     snapshot,
     swap_v2,
-    approve,
     v2_state,
 )
 from arbbot.errors import RpcError
-from arbbot.execution.executor import decode_revert, encode_cycle, encode_withdraw, gas_estimate
+from arbbot.execution.executor import (
+    Hop,
+    decode_revert,
+    encode_cycle,
+    encode_execute,
+    encode_withdraw,
+    gas_estimate,
+)
 from arbbot.pools import amount_out
 from arbbot.types import V2PoolState
 
@@ -36,7 +47,7 @@ Devnet = tuple[Anvil, Deployment, Path]
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     directory = tmp_path_factory.mktemp("devnet-exec")
-    with deployed_devnet(directory) as (anvil, dep):
+    with deployed_devnet(directory, v3=True) as (anvil, dep):
         yield anvil, dep, directory
 
 
@@ -81,7 +92,7 @@ def size_cycle(states: Sequence[V2PoolState], tokens: Sequence[str], hi: int) ->
     return best, cycle_amounts(states, tokens, best)
 
 
-def send(signer: LocalSigner, to: str, data: str, gas: int = 1_000_000) -> dict[str, Any]:
+def send(signer: LocalSigner, to: str, data: str, gas: int = 2_000_000) -> dict[str, Any]:
     base = int(signer.rpc.call("eth_getBlockByNumber", ["latest", False])["baseFeePerGas"], 16)
     tx_hash = signer.send(to=to, data=data, gas=gas, max_fee_per_gas=2 * base + 10**9,
                           max_priority_fee_per_gas=10**9)
@@ -198,3 +209,114 @@ def test_owner_withdraws_profit(chain: Any) -> None:
     assert int(receipt["status"], 16) == 1
     assert balance_of(rpc, dep.weth, signer.address) == profit
     assert balance_of(rpc, dep.weth, dep.executor) == 0
+
+
+# --------------------------------------------------------------------------- V3 hops
+
+
+def cycle_quoter(rpc: RpcClient, dep: Deployment, pools: Sequence[Mapping[str, Any]],
+                 tokens: Sequence[str]) -> Callable[[int], list[int]]:
+    """Exact per-hop outputs on the current state: V2 by exact math, V3 by QuoterV2. Each
+    pool appears once in the cycle, so every hop sees the pre-cycle state."""
+    states = {p["address"]: v2_state(rpc, p) for p in pools if p["kind"] == "v2"}
+    quoter = dep.dex("uniswap-v3")["quoter"]
+
+    def run(x: int) -> list[int]:
+        out = []
+        for p, t_in, t_out in zip(pools, tokens, tokens[1:]):
+            if p["kind"] == "v2":
+                x = amount_out(states[p["address"]], t_in, x)
+            else:
+                x = v3.quote_exact_input_single(rpc, quoter, t_in, t_out, p["fee_pips"], x)[0]
+            out.append(x)
+        return out
+
+    return run
+
+
+def size(run: Callable[[int], list[int]], hi: int) -> tuple[int, list[int]]:
+    """Ternary search on the exact profit (concave in the input for these paths)."""
+
+    def profit(x: int) -> int:
+        try:
+            return run(x)[-1] - x
+        except Exception:  # noqa: BLE001
+            return -(10**80)
+
+    lo = 1
+    while hi - lo > 10**12:  # to within 1e-6 of a token: plenty for a wei-exact check
+        m1, m2 = lo + (hi - lo) // 3, hi - (hi - lo) // 3
+        if profit(m1) < profit(m2):
+            lo = m1
+        else:
+            hi = m2
+    x = (lo + hi) // 2
+    return x, run(x)
+
+
+def execute_and_check(rpc: RpcClient, dep: Deployment, signer: LocalSigner, pools: list[dict[str, Any]],
+                      tokens: list[str], *, flash: bool) -> int:
+    run = cycle_quoter(rpc, dep, pools, tokens)
+    amount_in, amounts = size(run, 10**24)
+    predicted = amounts[-1] - amount_in
+    assert predicted > 0
+    if not flash:
+        fund_token(rpc, dep, tokens[0], dep.executor, amount_in)
+    before = balance_of(rpc, tokens[0], dep.executor)
+    receipt = send(signer, dep.executor, encode_cycle(pools, tokens, amount_in, amounts, predicted, flash=flash))
+    assert int(receipt["status"], 16) == 1
+    assert balance_of(rpc, tokens[0], dep.executor) - before == predicted
+    assert int(receipt["gasUsed"], 16) <= gas_estimate([p["kind"] for p in pools])
+    return predicted
+
+
+def test_mixed_3_hop_cycle_with_v3_last(chain: Any) -> None:
+    """WETH -v2-> DAI -v2-> USDC -v3-> WETH, flash-borrowed from the first V2 pair."""
+    rpc, dep, signer = chain
+    plant_v3_price_gap(rpc, dep, "WETH", "USDC", 3000, 3.0)  # WETH cheap on V3
+    pools = [dep.pool("uniswap", "WETH", "DAI"), dep.pool("uniswap", "DAI", "USDC"),
+             dep.pool("uniswap-v3", "USDC", "WETH", 3000)]
+    tokens = [dep.weth, dep.token("DAI"), dep.token("USDC"), dep.weth]
+    execute_and_check(rpc, dep, signer, pools, tokens, flash=True)
+
+
+def test_mixed_3_hop_cycle_flash_from_v3(chain: Any) -> None:
+    """USDC -v3-> WETH -v2-> DAI -v2-> USDC, the V3 pool lends the first output."""
+    rpc, dep, signer = chain
+    plant_v3_price_gap(rpc, dep, "WETH", "USDC", 3000, 3.0)
+    pools = [dep.pool("uniswap-v3", "USDC", "WETH", 3000), dep.pool("uniswap", "WETH", "DAI"),
+             dep.pool("sushiswap", "DAI", "USDC")]
+    tokens = [dep.token("USDC"), dep.weth, dep.token("DAI"), dep.token("USDC")]
+    execute_and_check(rpc, dep, signer, pools, tokens, flash=True)
+
+
+def test_mixed_cycle_from_inventory_with_v3_in_the_middle(chain: Any) -> None:
+    """DAI -v2-> USDC -v3-> WETH -v2-> DAI, paid from the contract's own DAI."""
+    rpc, dep, signer = chain
+    plant_v3_price_gap(rpc, dep, "WETH", "USDC", 500, 2.0)
+    pools = [dep.pool("sushiswap", "DAI", "USDC"), dep.pool("uniswap-v3", "USDC", "WETH", 500),
+             dep.pool("uniswap", "WETH", "DAI")]
+    tokens = [dep.token("DAI"), dep.token("USDC"), dep.weth, dep.token("DAI")]
+    execute_and_check(rpc, dep, signer, pools, tokens, flash=False)
+
+
+def test_v3_v3_cross_tier_cycle(chain: Any) -> None:
+    """WETH -v3(500)-> USDC -v3(3000)-> WETH: two V3 hops, both paid in callbacks."""
+    rpc, dep, signer = chain
+    plant_v3_price_gap(rpc, dep, "WETH", "USDC", 3000, 2.0)
+    pools = [dep.pool("uniswap-v3", "WETH", "USDC", 500), dep.pool("uniswap-v3", "USDC", "WETH", 3000)]
+    tokens = [dep.weth, dep.token("USDC"), dep.weth]
+    execute_and_check(rpc, dep, signer, pools, tokens, flash=True)
+
+
+def test_a_v3_hop_must_be_a_genuine_factory_pool(chain: Any) -> None:
+    rpc, dep, signer = chain
+    plant_v3_price_gap(rpc, dep, "WETH", "USDC", 3000, 3.0)
+    real = dep.pool("uniswap-v3", "USDC", "WETH", 3000)
+    usdc = dep.token("USDC")
+    # the real 3000 pool presented with the wrong fee tier does not derive from the factory
+    hops = [Hop(real["address"], dep.weth, "v3", 500), Hop(dep.pool("uniswap", "WETH", "USDC")["address"], usdc)]
+    data = encode_execute(usdc, 10**21, 0, hops)
+    with pytest.raises(RpcError) as err:
+        rpc.call("eth_call", [{"from": signer.address, "to": dep.executor, "data": data}, "latest"])
+    assert decode_revert(err.value.data if isinstance(err.value.data, str) else None) == "BadHop(0)"
