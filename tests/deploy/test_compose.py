@@ -42,7 +42,7 @@ def test_secrets_have_no_defaults(tmp_path) -> None:  # type: ignore[no-untyped-
 def test_every_service_present() -> None:
     services = set(resolved()["services"])
     expected = {"rabbitmq", "redis", "timescaledb", "nginx", "prometheus", "grafana", "jaeger", "flower",
-                "web", "beat", "migrate", "devnet", "devnet-init", "redis-exporter"}
+                "web", "beat", "migrate", "devnet", "devnet-init", "devnet-simulator", "redis-exporter"}
     assert expected <= services, expected - services
 
 
@@ -71,7 +71,10 @@ def test_commands_follow_interfaces() -> None:
     assert services["beat"]["command"][:4] == ["celery", "-A", "workers.celery_app", "beat"]
     assert services["flower"]["command"] == ["celery", "-A", "workers.celery_app", "flower", "--port=5555"]
     assert services["migrate"]["command"][:3] == ["python", "manage.py", "migrate"]
-    assert services["devnet-init"]["command"] == ["python", "manage.py", "devnet", "up"]
+    init = " ".join(services["devnet-init"]["command"])
+    assert "docker/devnet_init.py --rpc-url http://devnet:8545" in init and "manage.py devnet register" in init
+    assert services["devnet-simulator"]["command"] == ["python", "manage.py", "devnet", "simulate"]
+    assert (REPO / "docker/devnet_init.py").is_file()
 
 
 def test_infrastructure_wiring() -> None:

@@ -58,3 +58,18 @@ def test_image_rules() -> None:
 def test_dockerignore_keeps_secrets_out() -> None:
     entries = set((REPO / ".dockerignore").read_text().split())
     assert {".env", ".git", ".venv", ".devnet", "*.key", "node_modules"} <= entries
+
+
+def test_devnet_init_imports_the_devnet_api() -> None:
+    """docker/devnet_init.py (compose/k8s devnet glue) still matches arbbot.devnet.deploy."""
+    import os
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = run([sys.executable, str(REPO / "docker/devnet_init.py"), "--help"], env=env)
+    assert result.returncode == 0, result.stderr
+    from arbbot.devnet import deploy
+
+    for name in ("devnet_dir", "deployment_path", "Deployment", "verify_deployment", "ensure_signer_key",
+                 "deploy_contracts"):
+        assert hasattr(deploy, name), name
