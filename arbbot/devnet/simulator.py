@@ -99,7 +99,7 @@ def simulate(
     swaps_per_block: int = 4,
     report_every: int = 40,
     max_trade_frac: float = 0.012,
-    v3_trade_usd: tuple[float, float] = (5_000.0, 120_000.0),
+    v3_trade_usd: tuple[float, float] = (5_000.0, 80_000.0),
     progress: Callable[[str], None] | None = print,
 ) -> dict[str, int]:
     """Send random swaps until ``seconds`` pass or ``rounds`` rounds are done (both ``None``
