@@ -107,7 +107,7 @@ def main() -> int:
     print("\n== stopping")
     for name, p in procs:
         if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
+            p.terminate()  # SIGTERM to the main process: Celery's warm shutdown finishes running tasks
     deadline = time.monotonic() + 20
     for name, p in procs:
         try:

@@ -14,7 +14,6 @@ import uuid
 
 RUN_ID = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
-os.environ.setdefault("ARBBOT_TEST_DATABASE_NAME", f"test_arbbot_{RUN_ID.replace('-', '_')}")
 os.environ.setdefault("ARBBOT_REDIS_PREFIX", f"test-{RUN_ID}")
 os.environ.setdefault("ARBBOT_HEARTBEAT_FILE", f"/tmp/arbbot-test-heartbeat-{RUN_ID}")
 

@@ -75,9 +75,8 @@ def _database(url: str) -> dict[str, object]:
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
     }
-    test_name = os.environ.get("ARBBOT_TEST_DATABASE_NAME")
-    if test_name:
-        db["TEST"] = {"NAME": test_name}
+    # Each test run gets its own database: several runs (developers, CI) share one server.
+    db["TEST"] = {"NAME": os.environ.get("ARBBOT_TEST_DATABASE_NAME") or f"test_{name}_{os.getpid()}"}
     return db
 
 

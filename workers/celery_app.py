@@ -18,7 +18,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 django.setup()
 
 from celery import Celery, bootsteps  # noqa: E402
-from celery.signals import worker_ready, worker_shutdown  # noqa: E402
+from celery.signals import beat_init, worker_init, worker_ready, worker_shutdown  # noqa: E402
 
 from arbbot.config import get_settings  # noqa: E402
 from workers import queues  # noqa: E402
@@ -47,8 +47,9 @@ app.conf.update(
     beat_schedule={
         "scan-tick": {
             "task": "workers.tasks.scan.tick",
+            # No "expires": an expired task is rejected, which would dead-letter every tick
+            # that waited; a late tick is harmless (scan_chain takes a per-chain lock).
             "schedule": settings.scan_interval_s,
-            "options": {"expires": max(settings.scan_interval_s * 2, 1.0)},
         },
     },
 )
@@ -89,6 +90,13 @@ class Heartbeat(bootsteps.StartStopStep):
 
 
 app.steps["worker"].add(Heartbeat)
+
+
+@worker_init.connect
+@beat_init.connect
+def _declare_topology(**_: Any) -> None:
+    with app.connection_for_write() as conn:
+        queues.declare_topology(conn)
 
 
 @worker_ready.connect

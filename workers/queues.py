@@ -39,3 +39,17 @@ def route_for_task(name: str) -> str | None:
     if len(parts) >= 4 and parts[0] == "workers" and parts[1] == "tasks" and parts[2] in STAGE_QUEUES:
         return parts[2]
     return None
+
+
+def declare_topology(connection: object) -> None:
+    """Declare every exchange and queue (the dead-letter queue included) on ``connection``.
+
+    Workers only declare the queues they consume; without this, a message rejected before
+    anyone declared ``dead_letter`` would be dropped by the DLX. Idempotent, and the
+    arguments equal ``definitions.json`` so a broker loaded from it accepts the redeclare."""
+    from kombu import Connection
+
+    assert isinstance(connection, Connection)
+    channel = connection.default_channel
+    for q in celery_queues():
+        q.bind(channel).declare()

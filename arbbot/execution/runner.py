@@ -152,7 +152,7 @@ class ExecutionRunner:
         realised = _executed_profit(receipt, self.executor)
         return result(
             "success",
-            f"simulated {simulated_profit}",
+            f"re-validated profit {simulated_profit}",
             tx_hash=tx_hash,
             gas_used=gas_used,
             gas_price_wei=effective,

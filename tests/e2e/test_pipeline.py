@@ -1,0 +1,240 @@
+"""End to end on real parts: anvil with the genuine contracts, RabbitMQ (this run's vhost),
+Redis (this run's prefix), PostgreSQL (this run's test database) and one real Celery
+worker process per queue plus beat, started as subprocesses exactly as in production."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from kombu import Connection
+
+from arbbot.devnet.scenarios import balance_of, deployed_devnet, plant_price_gap
+from arbbot.types import ScoredOpportunity
+
+# django_db: makes pytest-django create this run's test database even when only e2e tests run.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
+ROOT = Path(__file__).resolve().parents[2]
+QUEUES = ("scan", "path", "ml", "execute", "bridge", "analytics")
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, django_db_blocker: Any) -> Iterator[dict[str, Any]]:
+    from django.db import connection
+
+    from webapp.core import services
+
+    devnet_dir = tmp_path_factory.mktemp("devnet")
+    logs = tmp_path_factory.mktemp("logs")
+    with deployed_devnet(devnet_dir) as (anvil, dep):
+        with django_db_blocker.unblock():
+            services.chain_register_deployment({**dep.to_json(), "name": "e2e-devnet"})
+            db_name = connection.settings_dict["NAME"]
+        env = dict(
+            os.environ,
+            ARBBOT_DATABASE_NAME=db_name,
+            ARBBOT_DEVNET_DIR=str(devnet_dir),
+            ARBBOT_MODE="live",
+            ARBBOT_SCAN_INTERVAL="0.3",
+            PYTHONUNBUFFERED="1",
+        )
+        env.pop("ARBBOT_SIGNER_KEY", None)
+        celery = str(Path(sys.executable).parent / "celery")
+        procs = []
+        for q in QUEUES:
+            log = open(logs / f"{q}.log", "wb")
+            procs.append(
+                subprocess.Popen(
+                    [celery, "-A", "workers.celery_app", "worker", "-Q", q, "-n", f"{q}-{uuid.uuid4().hex[:6]}@%h",
+                     "--pool", "prefork", "--concurrency", "1", "-l", "INFO"],
+                    cwd=ROOT, env={**env, "ARBBOT_HEARTBEAT_FILE": str(logs / f"hb-{q}")},
+                    stdout=log, stderr=subprocess.STDOUT,
+                )
+            )
+        beat_log = open(logs / "beat.log", "wb")
+        procs.append(
+            subprocess.Popen(
+                [celery, "-A", "workers.celery_app", "beat", "-l", "INFO", "-s", str(logs / "beat-schedule")],
+                cwd=ROOT, env=env, stdout=beat_log, stderr=subprocess.STDOUT,
+            )
+        )
+        try:
+            wait_for(lambda: all((logs / f"hb-{q}").exists() for q in QUEUES), 60, "every worker to start")
+            yield {"anvil": anvil, "rpc": anvil.rpc(), "dep": dep, "logs": logs, "env": env}
+        finally:
+            for p in procs:
+                p.terminate()  # SIGTERM: warm shutdown
+            for p in procs:
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+            if os.environ.get("ARBBOT_E2E_SHOW_LOGS"):
+                for f in sorted(logs.glob("*.log")):
+                    sys.stderr.write(f"==== {f.name}\n{f.read_text()[-4000:]}\n")
+
+
+def _executions(django_db_blocker: Any, **filters: Any) -> list[Any]:
+    from webapp.core.models import Execution
+
+    with django_db_blocker.unblock():
+        return list(Execution.objects.filter(**filters).order_by("id"))
+
+
+def test_planted_gap_is_found_sized_executed_and_profit_is_exact(fleet: dict[str, Any], django_db_blocker: Any) -> None:
+    rpc, dep = fleet["rpc"], fleet["dep"]
+    weth = dep.weth
+    # Let the fleet bootstrap and settle (initial pools are priced consistently).
+    wait_for(lambda: _scan_head(fleet) is not None, 60, "the scan stage to publish its first block")
+    planted = plant_price_gap(rpc, dep, "WETH", "USDC", 4.0, dex="sushiswap")
+    plant_block = rpc.block_number()
+
+    def success() -> Any:
+        rows = [
+            e for e in _executions(django_db_blocker, status="success")
+            if e.block_number >= plant_block and planted["pool"]["address"] in _opportunity_pools(django_db_blocker, e)
+        ]
+        return rows[0] if rows else None
+
+    row = wait_for(success, 90, "an execution through the planted pool")
+    assert row.tx_hash.startswith("0x") and len(row.tx_hash) == 66
+    receipt = rpc.call("eth_getTransactionReceipt", [row.tx_hash])
+    assert int(receipt["status"], 16) == 1
+    assert row.gas_used == int(receipt["gasUsed"], 16) > 0
+    mined = int(receipt["blockNumber"], 16)
+    assert row.mined_block == mined
+    # The executor keeps the profit in the start token (WETH): its balance rose by exactly
+    # the profit the path stage predicted, to the wei, and the row records that.
+    assert row.profit_token == weth
+    gained = balance_of(rpc, weth, dep.executor, mined) - balance_of(rpc, weth, dep.executor, mined - 1)
+    assert gained > 0
+    assert gained == int(row.predicted_profit) == int(row.realised_profit)
+
+
+def test_stale_opportunity_is_dropped_and_nothing_executes_twice(fleet: dict[str, Any], django_db_blocker: Any) -> None:
+    from webapp.core.models import Opportunity
+    from workers.tasks import execute
+
+    rpc, dep = fleet["rpc"], fleet["dep"]
+    planted = plant_price_gap(rpc, dep, "WETH", "DAI", 4.0, dex="uniswap")
+    plant_block = rpc.block_number()
+    done = wait_for(
+        lambda: [
+            e for e in _executions(django_db_blocker, status="success")
+            if e.block_number >= plant_block and planted["pool"]["address"] in _opportunity_pools(django_db_blocker, e)
+        ],
+        90, "an execution through the second planted pool",
+    )[0]
+    with django_db_blocker.unblock():
+        opp_row = Opportunity.objects.filter(
+            chain_id=done.chain_id, block_number=done.block_number, path_id=done.path_id
+        ).first()
+    assert opp_row is not None
+    wire = {
+        "opportunity": {
+            "chain_id": opp_row.chain_id, "block_number": opp_row.block_number, "block_hash": opp_row.block_hash,
+            "path_id": opp_row.path_id, "pools": opp_row.pools, "tokens": opp_row.tokens,
+            "amount_in": str(opp_row.amount_in), "amount_out": str(opp_row.amount_out),
+            "gas_estimate": 1, "gas_price_wei": "1", "gas_cost": str(opp_row.gas_cost),
+        },
+        "score": 1.0, "decision": "execute",
+    }
+    ScoredOpportunity.from_wire(wire)  # a well-formed message
+    # 1. The same opportunity delivered again: the claim makes it a no-op.
+    execute.execute.delay([wire])
+    # 2. The same cycle seen again one block later, after the gap was already taken: stale.
+    stale = json.loads(json.dumps(wire))
+    stale["opportunity"]["block_number"] = opp_row.block_number + 1
+    execute.execute.delay([stale])
+    dropped = wait_for(
+        lambda: _executions(
+            django_db_blocker, block_number=opp_row.block_number + 1, path_id=opp_row.path_id, status="dropped"
+        ),
+        60, "the stale opportunity to be recorded as dropped",
+    )[0]
+    assert "re-validation" in dropped.reason or "stale" in dropped.reason
+    assert dropped.tx_hash == ""  # nothing was sent
+    time.sleep(1.0)  # give the duplicate every chance to (wrongly) run
+    same = _executions(django_db_blocker, block_number=opp_row.block_number, path_id=opp_row.path_id)
+    assert len(same) == 1 and same[0].status == "success"
+    stale_rows = _executions(django_db_blocker, block_number=opp_row.block_number + 1, path_id=opp_row.path_id)
+    assert len(stale_rows) == 1
+    # Every transaction the fleet sent is recorded once: no hash appears twice.
+    hashes = [e.tx_hash for e in _executions(django_db_blocker) if e.tx_hash]
+    assert len(hashes) == len(set(hashes))
+
+
+def test_malformed_messages_are_dead_lettered_and_the_fleet_goes_on(fleet: dict[str, Any]) -> None:
+    from workers.celery_app import app
+    from workers.tasks import scan
+
+    sent = {
+        app.send_task("workers.tasks.path.find", args=[{"chain_id": "not-a-number", "states": "nope"}]).id,
+        app.send_task("workers.tasks.execute.execute", args=[[{"opportunity": {"pools": ["0x12"]}}]]).id,
+        app.send_task("workers.tasks.ml.score", args=["not a list"]).id,
+        app.send_task("workers.tasks.nonexistent", args=[], queue="path").id,
+    }
+
+    seen: list[dict[str, Any]] = []
+    with Connection(os.environ["ARBBOT_BROKER_URL"]) as conn:
+        from workers.queues import DEAD_LETTER_QUEUE, celery_queues
+
+        dlq = next(q for q in celery_queues() if q.name == DEAD_LETTER_QUEUE)
+        queue = conn.SimpleQueue(dlq, no_ack=True)
+
+        def drain() -> bool:
+            try:
+                while True:
+                    msg = queue.get(timeout=0.5)
+                    if msg.headers.get("id") in sent:
+                        seen.append({"task": msg.headers.get("task"), "death": msg.headers.get("x-death")})
+            except queue.Empty:
+                pass
+            return len(seen) >= len(sent)
+
+        wait_for(drain, 60, "four messages in the dead-letter queue", poll_s=0)
+        queue.close()
+    tasks = sorted(str(m["task"]) for m in seen)
+    assert tasks == sorted(
+        ["workers.tasks.path.find", "workers.tasks.execute.execute", "workers.tasks.ml.score",
+         "workers.tasks.nonexistent"]
+    )
+    assert all(m["death"] and m["death"][0]["reason"] == "rejected" for m in seen)
+    # Still alive: a real task is processed after the bad ones.
+    before = _scan_head(fleet)
+    fleet["rpc"].call("evm_mine")
+    scan.scan_chain.delay(fleet["dep"].chain_id)
+    wait_for(lambda: (_scan_head(fleet) or (0,))[0] > (before or (0,))[0], 30, "the scan stage to move on")
+
+
+def _scan_head(fleet: dict[str, Any]) -> tuple[int, str] | None:
+    from workers import runtime
+
+    return runtime.hotstate(fleet["dep"].chain_id).head()
+
+
+def _opportunity_pools(django_db_blocker: Any, execution: Any) -> list[str]:
+    from webapp.core.models import Opportunity
+
+    with django_db_blocker.unblock():
+        o = Opportunity.objects.filter(
+            chain_id=execution.chain_id, block_number=execution.block_number, path_id=execution.path_id
+        ).first()
+    return list(o.pools) if o else []
