@@ -86,6 +86,14 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, django
                     p.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     p.kill()
+            # The fleet's rows were committed outside any test transaction: remove them so
+            # later tests start from an empty database.
+            from webapp.core.models import Chain, Execution, Opportunity
+
+            with django_db_blocker.unblock():
+                Execution.objects.filter(chain_id=dep.chain_id).delete()
+                Opportunity.objects.filter(chain_id=dep.chain_id).delete()
+                Chain.objects.filter(chain_id=dep.chain_id).delete()
             if os.environ.get("ARBBOT_E2E_SHOW_LOGS"):
                 for f in sorted(logs.glob("*.log")):
                     sys.stderr.write(f"==== {f.name}\n{f.read_text()[-4000:]}\n")
