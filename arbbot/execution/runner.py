@@ -105,7 +105,10 @@ class ExecutionRunner:
         )
         sim, est, gas_price_raw = replies
         if isinstance(sim, RpcError):
-            return result("dropped", f"re-validation reverted: {decode_revert(_revert_data(sim))}")
+            why = decode_revert(_revert_data(sim))
+            if why.startswith("ProfitTooLow"):
+                return result("dropped", f"stale: the cycle no longer pays on re-validation ({why})")
+            return result("dropped", f"re-validation reverted: {why}")
         simulated_profit = int(sim, 16) if sim not in ("0x", None) else 0
         gas_price = int(gas_price_raw, 16) if isinstance(gas_price_raw, str) else opp.gas_price_wei
         if simulated_profit <= opp.gas_cost:
