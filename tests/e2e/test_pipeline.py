@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from kombu import Connection
 
-from arbbot.devnet.scenarios import balance_of, deployed_devnet, plant_price_gap
+from arbbot.devnet.scenarios import balance_of, deployed_devnet, plant_price_gap, plant_v3_price_gap
 from arbbot.types import ScoredOpportunity
 
 # django_db: makes pytest-django create this run's test database even when only e2e tests run.
@@ -43,7 +43,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, django
 
     devnet_dir = tmp_path_factory.mktemp("devnet")
     logs = tmp_path_factory.mktemp("logs")
-    with deployed_devnet(devnet_dir) as (anvil, dep):
+    with deployed_devnet(devnet_dir, v3=True) as (anvil, dep):
         with django_db_blocker.unblock():
             services.chain_register_deployment({**dep.to_json(), "name": "e2e-devnet"})
             db_name = connection.settings_dict["NAME"]
@@ -132,6 +132,34 @@ def test_planted_gap_is_found_sized_executed_and_profit_is_exact(fleet: dict[str
     # the profit the path stage predicted, to the wei, and the row records that.
     assert row.profit_token == weth
     gained = balance_of(rpc, weth, dep.executor, mined) - balance_of(rpc, weth, dep.executor, mined - 1)
+    assert gained > 0
+    assert gained == int(row.predicted_profit) == int(row.realised_profit)
+
+
+def test_mixed_v2_v3_cycle_is_executed_with_exact_profit(fleet: dict[str, Any], django_db_blocker: Any) -> None:
+    """A gap planted on a genuine V3 pool is closed through a cycle mixing V3 and V2 hops."""
+    from webapp.core.models import Opportunity
+
+    rpc, dep = fleet["rpc"], fleet["dep"]
+    v3_pools = {p["address"] for p in dep.pools if p["kind"] == "v3"}
+    v2_pools = {p["address"] for p in dep.pools if p["kind"] == "v2"}
+    planted = plant_v3_price_gap(rpc, dep, "WETH", "USDC", 3000, 3.0)
+    plant_block = rpc.block_number()
+
+    def mixed_success() -> Any:
+        for e in _executions(django_db_blocker, status="success"):
+            pools = set(_opportunity_pools(django_db_blocker, e))
+            if e.block_number >= plant_block and planted["pool"]["address"] in pools and pools & v2_pools:
+                return e
+        return None
+
+    row = wait_for(mixed_success, 90, "a mixed V2/V3 cycle through the planted V3 pool")
+    with django_db_blocker.unblock():
+        opp = Opportunity.objects.filter(block_number=row.block_number, path_id=row.path_id).first()
+    assert opp is not None and set(opp.pools) & v3_pools and set(opp.pools) & v2_pools
+    receipt = rpc.call("eth_getTransactionReceipt", [row.tx_hash])
+    mined = int(receipt["blockNumber"], 16)
+    gained = balance_of(rpc, dep.weth, dep.executor, mined) - balance_of(rpc, dep.weth, dep.executor, mined - 1)
     assert gained > 0
     assert gained == int(row.predicted_profit) == int(row.realised_profit)
 
