@@ -4,7 +4,7 @@ hands it a ``ScoredOpportunity`` and records the ``ExecutionResult`` it returns.
 
 Order of checks, cheapest first:
 
-1. risk: kill switch, mode, per-token input cap, orphaned block (reorg);
+1. risk: orphaned block (reorg), kill switch, mode, per-token input cap;
 2. re-validation: one JSON-RPC batch runs ``eth_call`` of the exact ``execute`` calldata
    (the contract's own profit guard included) and ``eth_estimateGas`` against the latest
    state. A cycle that moved against us comes back reverted (``dropped``, nothing sent);
@@ -76,6 +76,8 @@ class ExecutionRunner:
             return ExecutionResult(status=status, reason=reason, **base, **kw)  # type: ignore[arg-type]
 
         # 1. risk
+        if self.is_orphaned(opp.block_hash):
+            return result("dropped", "computed on an orphaned block (reorg)")
         if self.kill_switch():
             return result("dropped", "kill switch engaged")
         if scored.decision != "execute":
@@ -83,8 +85,6 @@ class ExecutionRunner:
         cap = self.limits.max_amount_in.get(opp.tokens[0], self.limits.default_max_amount_in)
         if cap is not None and opp.amount_in > cap:
             return result("dropped", f"amount_in {opp.amount_in} above the risk cap {cap}")
-        if self.is_orphaned(opp.block_hash):
-            return result("dropped", "computed on an orphaned block (reorg)")
         if self.mode == "live" and self.signer is None:
             return result("failed", "live mode without a signing key")
 

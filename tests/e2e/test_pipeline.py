@@ -217,6 +217,59 @@ def test_stale_opportunity_is_dropped_and_nothing_executes_twice(fleet: dict[str
     assert len(hashes) == len(set(hashes))
 
 
+def test_opportunity_from_an_orphaned_block_never_reaches_execution(
+    fleet: dict[str, Any], django_db_blocker: Any
+) -> None:
+    """After a reorg the path stage marks the orphaned block; an opportunity computed on it
+    that arrives at the execute stage afterwards is dropped, nothing is sent."""
+    from workers import runtime
+
+    r = runtime.redis_client()
+    # The kill switch keeps the fleet from sending (and so mining) while the chain is reorged.
+    r.set(runtime.kill_switch_key(), 1)
+    try:
+        time.sleep(2.0)  # let an in-flight execution finish
+        _reorged_opportunity_is_dropped(fleet, django_db_blocker)
+    finally:
+        r.delete(runtime.kill_switch_key())
+
+
+def _reorged_opportunity_is_dropped(fleet: dict[str, Any], django_db_blocker: Any) -> None:
+    from webapp.core.models import Opportunity
+    from workers import runtime
+    from workers.tasks import execute
+
+    rpc, dep = fleet["rpc"], fleet["dep"]
+    r = runtime.redis_client()
+    plant_price_gap(rpc, dep, "WETH", "LINK", 2.0, dex="uniswap")
+    head = rpc.call("eth_getBlockByNumber", ["latest", False])
+    orphan, number = head["hash"].lower(), int(head["number"], 16)
+    wait_for(lambda: _scan_head(fleet) == (number, orphan), 30, "the scan stage to publish the block")
+    accounts = rpc.call("eth_accounts")
+    rpc.call("anvil_reorg", [1, [[{"from": accounts[7], "to": accounts[6], "value": "0x1"}, 0]]])
+    assert rpc.call("eth_getBlockByNumber", [hex(number), False])["hash"].lower() != orphan
+    wait_for(lambda: r.sismember(runtime.orphaned_key(dep.chain_id), orphan), 30, "the orphaned block to be marked")
+
+    with django_db_blocker.unblock():
+        executed = {(e.block_number, e.path_id) for e in _executions(django_db_blocker)}
+        template = next(o for o in Opportunity.objects.order_by("-id") if (number, o.path_id) not in executed)
+    wire = {
+        "opportunity": {
+            "chain_id": dep.chain_id, "block_number": number, "block_hash": orphan,
+            "path_id": template.path_id, "pools": template.pools, "tokens": template.tokens,
+            "amount_in": str(template.amount_in), "amount_out": str(template.amount_out),
+            "gas_estimate": 1, "gas_price_wei": "1", "gas_cost": str(template.gas_cost),
+        },
+        "score": 1.0, "decision": "execute",
+    }
+    execute.execute.delay([wire])
+    row = wait_for(
+        lambda: _executions(django_db_blocker, block_number=number, path_id=template.path_id, status="dropped"),
+        30, "the orphaned opportunity to be recorded",
+    )[0]
+    assert "orphaned" in row.reason and row.tx_hash == ""
+
+
 def test_malformed_messages_are_dead_lettered_and_the_fleet_goes_on(fleet: dict[str, Any]) -> None:
     from workers.celery_app import app
     from workers.tasks import scan
