@@ -426,14 +426,14 @@ class PathEngine:
     ) -> Opportunity | None:
         hops, tokens = self._hops(k, row)
         kinds = tuple(s.kind for s, _ in hops)
+        g = self._groups[k]
+        edges = [int(g.edges[j, row]) for j in range(k)]
+        coeffs = [(float(self._p[e]), float(self._q[e])) for e in edges]
         if all(kind == "v2" for kind in kinds):
-            g = self._groups[k]
-            edges = [int(g.edges[j, row]) for j in range(k)]
-            coeffs = [(float(self._p[e]), float(self._q[e])) for e in edges]
             amount_in, amount_out = size_v2_exact(hops, x_float, coeffs)
             self.stats["verified_v2"] += 1
         else:
-            amount_in, amount_out = size_search_exact(hops, x_float)
+            amount_in, amount_out = size_search_exact(hops, x_float, coeffs)
             self.stats["verified_search"] += 1
         if amount_in <= 0 or amount_out <= amount_in:
             return None

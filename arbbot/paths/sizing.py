@@ -26,20 +26,21 @@ re-sized on the exact integer quote:
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from arbbot.errors import ArbbotError
 from arbbot.math.v2 import FEE_DENOMINATOR
-from arbbot.types import PoolState, V2PoolState, V3PoolState
+from arbbot.types import PoolState, V2PoolState
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 Q96 = float(2**96)
 UINT112_MAX = 2**112 - 1
+_INV_PHI = (math.sqrt(5.0) - 1.0) / 2.0
 
 #: One hop: the pool and the token going in.
 Hop = tuple[PoolState, str]
@@ -134,23 +135,6 @@ def _v2_out(state: V2PoolState, token_in: str, amount_in: int) -> int:
     return out if out > 0 else -1
 
 
-def _v2_min_in(state: V2PoolState, token_in: str, amount_out: int) -> int:
-    """Smallest input whose exact V2 output is >= ``amount_out``; -1 if unreachable."""
-    if token_in == state.token0:
-        r_in, r_out = state.reserve0, state.reserve1
-    else:
-        r_in, r_out = state.reserve1, state.reserve0
-    if amount_out <= 0:
-        return 1
-    if amount_out >= r_out or r_in <= 0:
-        return -1
-    num = amount_out * r_in * FEE_DENOMINATOR
-    den = (r_out - amount_out) * (FEE_DENOMINATOR - state.fee_pips)
-    if den <= 0:
-        return -1
-    return -(-num // den)
-
-
 def _hop_out(state: PoolState, token_in: str, amount_in: int) -> int:
     if isinstance(state, V2PoolState):
         return _v2_out(state, token_in, amount_in)
@@ -187,16 +171,47 @@ def chain_out(hops: Sequence[Hop], amount_in: int) -> int:
     return x
 
 
-def _best(cands: set[int], f: Callable[[int], int]) -> tuple[int, int]:
-    """Max profit over candidate inputs; ties go to the smaller input (less capital)."""
-    best_x, best_profit = 0, -1
-    for x in sorted(cands):
-        if x <= 0:
+def _v2_table(hops: Sequence[Hop]) -> list[tuple[int, int, int, int]] | None:
+    """Per hop ``(r_in * 1e6, r_out, 1e6 - fee, max input before uint112 overflow)``.
+
+    Precomputed once per cycle so the search's inner loop is bare integer arithmetic.
+    """
+    tab = []
+    for state, token_in in hops:
+        if not isinstance(state, V2PoolState):
+            return None
+        if token_in == state.token0:
+            r_in, r_out = state.reserve0, state.reserve1
+        else:
+            r_in, r_out = state.reserve1, state.reserve0
+        g = FEE_DENOMINATOR - state.fee_pips
+        if r_in <= 0 or r_out <= 0 or g <= 0 or r_in >= UINT112_MAX:
+            return None
+        tab.append((r_in * FEE_DENOMINATOR, r_out, g, UINT112_MAX - r_in))
+    return tab
+
+
+def _fwd(tab: Sequence[tuple[int, int, int, int]], x: int) -> int:
+    """Exact chain output (same arithmetic as ``get_amount_out``); -1 if a hop reverts."""
+    for a, r_out, g, cap in tab:
+        if x <= 0 or x > cap:
+            return -1
+        w = x * g
+        x = w * r_out // (a + w)
+    return x if x > 0 else -1
+
+
+def _back(tab: Sequence[tuple[int, int, int, int]], j: int, need: int) -> int:
+    """Smallest cycle input making hop j's output >= ``need``; -1 if unreachable."""
+    for i in range(j, -1, -1):
+        a, r_out, g, _ = tab[i]
+        if need <= 0:
+            need = 1
             continue
-        out = f(x)
-        if out >= 0 and out - x > best_profit:
-            best_x, best_profit = x, out - x
-    return best_x, best_profit
+        if need >= r_out:
+            return -1
+        need = -(-(need * a) // ((r_out - need) * g))
+    return need
 
 
 def size_v2_exact(
@@ -207,13 +222,13 @@ def size_v2_exact(
     ``coeffs`` are the hops' ``(p, q)``: they give the profit curvature (how wide the flat
     top is that rounding can move the integer optimum across) and each hop's continuous
     output level (the integer chain may not even get through at ``x*`` when a token is
-    coarse, so levels come from the floats).
-    Returns ``(0, 0)`` when nothing is profitable.
+    coarse, so levels come from the floats). Returns ``(0, 0)`` when nothing is profitable.
     """
-    if not (math.isfinite(x_float) and x_float > 0):
+    tab = _v2_table(hops)
+    if tab is None or not (math.isfinite(x_float) and x_float > 0):
         return 0, 0
     x0 = max(1, int(round(x_float)))
-    k = len(hops)
+    k = len(tab)
     big_p, big_q = 1.0, 0.0
     levels: list[int] = []
     m = float(x0)
@@ -229,49 +244,76 @@ def size_v2_exact(
     budget = 1.0 + sum(max(1.0, 1.0 / r) if r > 0 else 1.0 for r in rates)
     curvature = 2.0 * big_q / math.sqrt(big_p) if big_p > 0 else 0.0
     plateau = math.sqrt(2.0 * budget / curvature) if curvature > 0 else 0.0
-    cands: set[int] = set()
-    if plateau <= 64:
-        width = int(plateau) + 2
-        cands.update(range(max(1, x0 - width), x0 + width + 1))
-    else:
-        cands.update(range(max(1, x0 - 4), x0 + 5))
+
+    seen: dict[int, int] = {}
+
+    def profit(x: int) -> int:
+        got = seen.get(x)
+        if got is None:
+            out = _fwd(tab, x) if x > 0 else -1
+            got = seen[x] = out - x if out >= 0 else -(1 << 300)
+        return got
+
+    small = plateau <= 256
+    # Tiny pools: the quadratic model of the top is rough, so scan twice its width, every
+    # input and every level (cheap at this size). Otherwise a few around x*.
+    width = int(2 * plateau) + 2 if small else 2
+    for x in range(max(1, x0 - width), x0 + width + 1):
+        profit(x)
     for j in range(k):
-        # Try the smallest input for output levels of hop j across the flat top. A token
-        # finer than the input (rate > 2) only needs its current level.
-        span = 0 if rates[j] > 2.0 else min(32, int(plateau * rates[j]) + 1)
-        for d in range(-span, span + 1):
-            x = _min_input(hops, j, levels[j] + d)
-            if x > 0:
-                cands.add(x)
-    best_x, best_profit = _best(cands, lambda x: chain_out(hops, x))
+        lv = levels[j]
+        if small:
+            span = int(min(2 * plateau * rates[j], 128.0)) + 2
+            for level in range(lv - span, lv + span + 1):
+                profit(_back(tab, j, level))
+            continue
+        if rates[j] >= 0.5:
+            # Token j about as fine as the input (or finer): its floors cost ~1 wei, the
+            # nearest levels' smallest inputs are enough.
+            lo_d, hi_d = (-1, 2) if rates[j] <= 2.0 else (0, 1)
+            for d in range(lo_d, hi_d + 1):
+                profit(_back(tab, j, lv + d))
+            continue
+        # Token j coarse: the optimum is the smallest input of some level near lv. Profit
+        # over levels is concave up to the other hops' rounding: golden-section on levels.
+        span = int(min(plateau * rates[j], 2.0**62)) + 2
+
+        def at_level(level: int, j: int = j) -> int:
+            return profit(_back(tab, j, level))
+
+        a, b = lv - span, lv + span
+        while b - a > 6:
+            c = b - int((b - a) * _INV_PHI)
+            d = a + int((b - a) * _INV_PHI)
+            if at_level(c) >= at_level(d):
+                b = d
+            else:
+                a = c
+        for level in range(a - 1, b + 2):
+            at_level(level)
+    best_x = max(seen, key=lambda x: (seen[x], -x))
+    best_profit = seen[best_x]
     if best_profit <= 0:
         return 0, 0
     return best_x, best_x + best_profit
 
 
-def _min_input(hops: Sequence[Hop], j: int, need: int) -> int:
-    """Smallest cycle input making hop j output >= ``need`` (V2 hops only)."""
-    for i in range(j, -1, -1):
-        state, token_in = hops[i]
-        if not isinstance(state, V2PoolState):
-            return -1
-        need = _v2_min_in(state, token_in, need)
-        if need < 0:
-            return -1
-    return need
-
-
-_INV_PHI = (math.sqrt(5.0) - 1.0) / 2.0
 
 
 def size_search_exact(
-    hops: Sequence[Hop], x_float: float, *, max_input: int = 2**128
+    hops: Sequence[Hop],
+    x_float: float,
+    coeffs: Sequence[tuple[float, float]] | None = None,
+    *,
+    max_input: int = 2**128,
 ) -> tuple[int, int]:
     """Integer optimum of any cycle (V3 hops included) by golden-section search.
 
-    The warm start ``x_float`` comes from the virtual-reserve screen; the bracket
-    ``[1, 4*x_float]`` is widened (x4, bounded) while the best point sits at its top, since
-    liquidity beyond the current tick can make the real optimum larger.
+    The warm start ``x_float`` comes from the virtual-reserve screen. The bracket
+    ``[x/2, 2x]`` is widened while the best point sits on its edge (liquidity beyond the
+    current tick can move the real optimum). The search stops once the bracket is inside
+    the flat top the warm-start model predicts (``coeffs``): there the continuous profit
+    varies by less than a wei, so more exact quotes (costly for V3) would buy nothing.
     """
     cache: dict[int, int] = {}
 
@@ -282,17 +324,29 @@ def size_search_exact(
         return cache[x]
 
     x0 = int(x_float) if math.isfinite(x_float) and x_float >= 1 else 1
-    x0 = min(x0, max_input)
-    lo, hi = 1, min(max(4 * x0, 16), max_input)
-    for _ in range(16):
-        if hi >= max_input or profit(hi) < profit(max(1, hi // 2)):
+    x0 = max(1, min(x0, max_input))
+    tol = 32
+    if coeffs:
+        big_p, big_q = 1.0, 0.0
+        for p, q in coeffs:
+            big_q += big_p * q
+            big_p *= p
+        if big_p > 0 and big_q > 0:
+            flat = math.sqrt(math.sqrt(big_p) / big_q)  # continuous loss < 1 wei within this
+            if math.isfinite(flat):
+                tol = max(tol, int(flat / 4))
+    lo, hi = max(1, x0 // 2), min(max(2 * x0, 16), max_input)
+    for _ in range(24):
+        if hi >= max_input or profit(hi) <= profit(max(1, (lo + hi) // 2)):
             break
-        hi = min(hi * 4, max_input)
+        lo, hi = (lo + hi) // 2, min(hi * 4, max_input)
+    if lo > 1 and profit(lo) > profit((lo + hi) // 2):
+        lo = 1
     a, b = lo, hi
     c = b - int((b - a) * _INV_PHI)
     d = a + int((b - a) * _INV_PHI)
     for _ in range(400):
-        if b - a <= 32:
+        if b - a <= tol:
             break
         if profit(c) >= profit(d):
             b = d
@@ -300,9 +354,10 @@ def size_search_exact(
             a = c
         c = b - int((b - a) * _INV_PHI)
         d = a + int((b - a) * _INV_PHI)
+    # Rounding makes the top a little noisy: try a few integers around the best seen
+    # (never the whole bracket, which may still be wide if the search hit reverts).
     best_x = max(cache, key=lambda x: (cache[x], -x), default=1)
-    lo2, hi2 = max(1, min(a, best_x) - 4), max(b, best_x) + 4
-    for x in range(lo2, hi2 + 1):
+    for x in range(max(1, best_x - 4), best_x + 5):
         profit(x)
     best_x = max(cache, key=lambda x: (cache[x], -x))
     if cache[best_x] <= 0:

@@ -1,0 +1,315 @@
+"""Path engine benchmark (not a timed test): prints a table and one JSON line.
+
+    .venv/bin/python -m bench.paths.run [--quick] [--no-degenbot]
+
+Reports, in one run on one synthetic market (bench/paths/synth.py, >= 10,000 pools,
+>= 1,000,000 cycles of 2-4 hops):
+* V2 cycles sized per second, vectorised (closed-form optimum of every V2-only cycle);
+* the same per cycle in pure Python (a sample, extrapolated) as the baseline;
+* the whole-engine screen (all cycles, V3 approximated, gas and threshold applied);
+* incremental: ``upsert`` of 100 changed pools + ``evaluate(changed)`` (exact re-check of
+  survivors included), median and p95 over several blocks, and its screen-only part;
+* exact integer sizing cost per cycle;
+* degenbot 0.3.0 (``UniswapLpCycle.calculate``, bounded Brent over exact integer quotes)
+  on a sample of the same V2 cycles, run in bench/.venv-degenbot as a subprocess; the
+  ratio and the profit difference, on a random sample and on its profitable part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from arbbot.paths import PathEngine
+from arbbot.paths.sizing import closed_form_python, screen, size_v2_exact
+from arbbot.types import V2PoolState
+from bench.paths.synth import BASES, WETH, build_market, perturb
+
+HERE = Path(__file__).resolve().parent
+DEGENBOT_PY = HERE.parent / ".venv-degenbot" / "bin" / "python"
+GAS_PRICE = 20 * 10**9
+BLOCK_HASH = "0x" + "ab" * 32
+
+
+def _step(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _best_of(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def _hops(engine: PathEngine, k: int, row: int):  # type: ignore[no-untyped-def]
+    return engine._hops(k, row)[0]  # noqa: SLF001 - the bench inspects the engine
+
+
+def _coeffs(engine: PathEngine, k: int, row: int) -> list[tuple[float, float]]:
+    g = engine._groups[k]  # noqa: SLF001
+    return [(float(engine._p[e]), float(engine._q[e])) for e in g.edges[:, row].tolist()]  # noqa: SLF001
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--blocks", type=int, default=30, help="incremental rounds")
+    ap.add_argument("--degenbot-sample", type=int, default=300)
+    ap.add_argument("--no-degenbot", action="store_true")
+    args = ap.parse_args()
+    rng = np.random.default_rng(args.seed)
+    res: dict[str, object] = {"python": platform.python_version(), "numpy": np.__version__, "cpus": os.cpu_count()}
+
+    # ------------------------------------------------------------ build
+    _step("building market + index")
+    t0 = time.perf_counter()
+    pools = build_market(seed=args.seed)
+    engine = PathEngine(base_tokens=BASES, weth=WETH, max_hops=4, min_net_profit=0)
+    t1 = time.perf_counter()
+    engine.upsert(pools)
+    t2 = time.perf_counter()
+    counts = engine.cycle_counts()
+    n_v3_pools = sum(p.kind == "v3" for p in pools)
+    res.update(pools=len(pools), v3_pools=n_v3_pools, cycles=sum(counts.values()),
+               cycles_by_hops={str(k): v for k, v in counts.items()}, index_build_s=round(t2 - t1, 3))
+
+    # ------------------------------------------------------------ vectorised V2 sizing
+    _step("vectorised sizing")
+    v2_edges = {}
+    for k, g in engine._groups.items():  # noqa: SLF001
+        rows = np.flatnonzero(g.alive[: g.n] & (g.n_v3[: g.n] == 0))
+        v2_edges[k] = (rows, np.ascontiguousarray(g.edges[:, rows]))
+    n_v2 = sum(r.size for r, _ in v2_edges.values())
+
+    def size_all_v2() -> None:
+        for _, edges in v2_edges.values():
+            screen(edges, engine._p, engine._q)  # noqa: SLF001
+
+    t_vec = _best_of(size_all_v2, 5)
+    res.update(v2_cycles=n_v2, v2_sized_per_s=round(n_v2 / t_vec), v2_size_all_s=round(t_vec, 4))
+
+    t_full = _best_of(lambda: engine.screen(None, gas_price_wei=GAS_PRICE), 3)
+    n_all = sum(counts.values())
+    res.update(full_screen_s=round(t_full, 4), all_cycles_screened_per_s=round(n_all / t_full))
+
+    # ------------------------------------------------------------ pure Python baseline
+    _step("pure Python baseline")
+    sample_n = 100_000
+    py_sample = []
+    for k, (rows, _) in v2_edges.items():
+        take = rows[rng.choice(rows.size, size=min(rows.size, sample_n * rows.size // n_v2 + 1), replace=False)]
+        py_sample += [(k, int(r)) for r in take]
+    p_list, q_list = engine._p.tolist(), engine._q.tolist()  # noqa: SLF001
+    edge_lists = [engine._groups[k].edges[:, r].tolist() for k, r in py_sample]  # noqa: SLF001
+    t0 = time.perf_counter()
+    for edges in edge_lists:
+        closed_form_python([(p_list[e], q_list[e]) for e in edges])
+    t_py = time.perf_counter() - t0
+    py_rate = len(edge_lists) / t_py
+    res.update(python_sample=len(edge_lists), python_sized_per_s=round(py_rate),
+               python_all_v2_extrapolated_s=round(n_v2 / py_rate, 2), vectorised_speedup=round((n_v2 / t_vec) / py_rate, 1))
+
+    # ------------------------------------------------------------ exact sizing cost
+    _step("exact sizing cost")
+    cands = []
+    for k, (rows, edges) in v2_edges.items():
+        x, prof = screen(edges, engine._p, engine._q)  # noqa: SLF001
+        good = np.flatnonzero(prof > 0)
+        cands += [(k, int(rows[i]), float(x[i])) for i in good]
+    res["v2_cycles_gross_profitable_float"] = len(cands)
+    pick = [cands[i] for i in rng.choice(len(cands), size=min(2000, len(cands)), replace=False)]
+    prepared = [(_hops(engine, k, r), x, _coeffs(engine, k, r)) for k, r, x in pick]
+    t0 = time.perf_counter()
+    for hops, x, co in prepared:
+        size_v2_exact(hops, x, co)
+    t_exact = (time.perf_counter() - t0) / max(1, len(prepared))
+    res["exact_v2_sizing_us_per_cycle"] = round(t_exact * 1e6, 1)
+
+    # ------------------------------------------------------------ incremental
+    _step("incremental")
+    ev_times, scr_times, affected, verified, found = [], [], [], [], []
+    states = list(pools)
+    for b in range(args.blocks):
+        idx = rng.choice(len(states), size=100, replace=False)
+        updates = [perturb(states[i], rng, b + 1) for i in idx]
+        for i, u in zip(idx, updates):
+            states[i] = u
+        before = engine.stats["verified_v2"] + engine.stats["verified_search"]
+        t0 = time.perf_counter()
+        changed = engine.upsert(updates)
+        opps = engine.evaluate(changed, chain_id=1, block_number=b + 1, block_hash=BLOCK_HASH, gas_price_wei=GAS_PRICE)
+        ev_times.append(time.perf_counter() - t0)
+        verified.append(engine.stats["verified_v2"] + engine.stats["verified_search"] - before)
+        found.append(len(opps))
+        t0 = time.perf_counter()
+        engine.screen(changed, gas_price_wei=GAS_PRICE)
+        scr_times.append(time.perf_counter() - t0)
+        pids = np.asarray([engine._pid[a] for a in changed])  # noqa: SLF001
+        affected.append(sum(int(g.alive[g.rows_for_pools(pids)].sum()) for g in engine._groups.values()))  # noqa: SLF001
+    ev_sorted = sorted(ev_times)
+    res.update(
+        incremental_changed_pools=100,
+        incremental_blocks=args.blocks,
+        incremental_median_ms=round(statistics.median(ev_times) * 1e3, 2),
+        incremental_p95_ms=round(ev_sorted[int(0.95 * (len(ev_sorted) - 1))] * 1e3, 2),
+        incremental_screen_only_median_ms=round(statistics.median(scr_times) * 1e3, 2),
+        incremental_affected_cycles_median=int(statistics.median(affected)),
+        incremental_exact_checks_median=int(statistics.median(verified)),
+        incremental_opportunities_median=int(statistics.median(found)),
+    )
+
+    # ------------------------------------------------------------ degenbot
+    _step("degenbot")
+    if not args.no_degenbot:
+        res.update(_degenbot(engine, v2_edges, rng, args.degenbot_sample))
+
+    _print(res)
+    print(json.dumps(res, sort_keys=True))
+
+
+def _degenbot(engine: PathEngine, v2_edges, rng: np.random.Generator, n: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Same cycles, two sizers: ours (vectorised screen + exact re-check of survivors)
+    and degenbot's UniswapLpCycle.calculate(). Half the sample is random V2 cycles (what
+    an engine faces), half cycles with positive float gross profit (where sizing work is)."""
+    if not DEGENBOT_PY.exists():
+        return {"degenbot": "skipped: run bench/paths/setup_degenbot.sh"}
+    sample: list[tuple[int, int]] = []
+    allrows = [(k, int(r)) for k, (rows, _) in v2_edges.items() for r in rows[rng.choice(rows.size, size=min(rows.size, n), replace=False)]]
+    for i in rng.choice(len(allrows), size=n // 2, replace=False):
+        sample.append(allrows[i])
+    prof = []
+    for k, (rows, edges) in v2_edges.items():
+        _, p = screen(edges, engine._p, engine._q)  # noqa: SLF001
+        prof += [(k, int(rows[i])) for i in np.flatnonzero(p > 0)]
+    for i in rng.choice(len(prof), size=min(n - len(sample), len(prof)), replace=False):
+        sample.append(prof[i])
+    is_prof = [False] * (n // 2) + [True] * (len(sample) - n // 2)
+
+    cycles = []
+    for k, r in sample:
+        hops = _hops(engine, k, r)
+        first, tok_in = hops[0]
+        assert isinstance(first, V2PoolState)
+        max_input = first.reserve0 if tok_in == first.token0 else first.reserve1
+        cycles.append({
+            "input": tok_in,
+            "max_input": str(max_input),  # an honest bound: all of the first pool's reserve
+            "pools": [{"address": s.address, "token0": s.token0, "token1": s.token1,
+                       "reserve0": str(s.reserve0), "reserve1": str(s.reserve1), "fee_pips": s.fee_pips}
+                      for s, _ in hops],
+        })
+    proc = subprocess.run([str(DEGENBOT_PY), str(HERE / "degenbot_worker.py")], input=json.dumps({"cycles": cycles}),
+                          capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        return {"degenbot": "failed: " + proc.stderr[-500:]}
+    theirs = json.loads(proc.stdout)["results"]
+
+    # ours on the same cycles: one vectorised screen of the sample, then the exact integer
+    # sizing of every cycle the screen keeps (gas 0, threshold 0, like degenbot's call).
+    ours: list[tuple[int, int]] = []
+    t0 = time.perf_counter()
+    by_k: dict[int, list[int]] = {}
+    for i, (k, _) in enumerate(sample):
+        by_k.setdefault(k, []).append(i)
+    ours_arr: list[tuple[int, int]] = [(0, 0)] * len(sample)
+    for k, idxs in by_k.items():
+        g = engine._groups[k]  # noqa: SLF001
+        rows = np.asarray([sample[i][1] for i in idxs])
+        x, p = screen(g.edges[:, rows], engine._p, engine._q)  # noqa: SLF001
+        for j in np.flatnonzero(p > 0).tolist():
+            i = idxs[j]
+            ours_arr[i] = size_v2_exact(_hops(engine, k, sample[i][1]), float(x[j]), _coeffs(engine, k, sample[i][1]))
+    t_ours = time.perf_counter() - t0
+    ours = ours_arr
+
+    def summary(mask: list[bool]) -> dict[str, object]:
+        idx = [i for i, m in enumerate(mask) if m]
+        if not idx:
+            return {}
+        t_theirs = sum(theirs[i]["seconds"] for i in idx)
+        diffs = [(ours[i][1] - ours[i][0]) - int(theirs[i]["profit"]) for i in idx]
+        return {"n": len(idx), "degenbot_s": t_theirs,
+                "ours_worse": sum(d < 0 for d in diffs), "ours_better": sum(d > 0 for d in diffs),
+                "profit_diff_min": min(diffs), "profit_diff_max": max(diffs), "profit_diff_sum": sum(diffs)}
+
+    # time split by the same masks: ours is timed as one batch, apportioned by re-timing
+    t_prof = _time_ours(engine, [s for s, m in zip(sample, is_prof) if m])
+    t_rand = _time_ours(engine, [s for s, m in zip(sample, is_prof) if not m])
+    rand, profd = summary([not m for m in is_prof]), summary(is_prof)
+    out: dict[str, object] = {"degenbot_version": "0.3.0", "degenbot_sample": len(sample), "ours_sample_s": t_ours}
+    for name, summ, t in (("random", rand, t_rand), ("profitable", profd, t_prof)):
+        if summ:
+            out[f"degenbot_{name}_n"] = summ["n"]
+            out[f"degenbot_{name}_us_per_cycle"] = round(summ["degenbot_s"] / summ["n"] * 1e6, 1)  # type: ignore[operator]
+            out[f"ours_{name}_us_per_cycle"] = round(t / summ["n"] * 1e6, 2)  # type: ignore[operator]
+            out[f"speedup_{name}"] = round(summ["degenbot_s"] / t, 1)  # type: ignore[operator]
+            for key in ("ours_worse", "ours_better", "profit_diff_min", "profit_diff_max", "profit_diff_sum"):
+                out[f"{name}_{key}"] = summ[key]
+    return out
+
+
+def _time_ours(engine: PathEngine, sample: list[tuple[int, int]]) -> float:
+    if not sample:
+        return 0.0
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        by_k: dict[int, list[int]] = {}
+        for k, r in sample:
+            by_k.setdefault(k, []).append(r)
+        for k, rows_l in by_k.items():
+            g = engine._groups[k]  # noqa: SLF001
+            rows = np.asarray(rows_l)
+            x, p = screen(g.edges[:, rows], engine._p, engine._q)  # noqa: SLF001
+            for j in np.flatnonzero(p > 0).tolist():
+                size_v2_exact(_hops(engine, k, rows_l[j]), float(x[j]), _coeffs(engine, k, rows_l[j]))
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _print(res: dict[str, object]) -> None:
+    rows = [
+        ("pools (V3)", f"{res['pools']:,} ({res['v3_pools']:,})"),
+        ("cycles 2/3/4 hops", " / ".join(f"{v:,}" for v in res["cycles_by_hops"].values()) + f"  = {res['cycles']:,}"),  # type: ignore[attr-defined]
+        ("index build (enumeration)", f"{res['index_build_s']} s"),
+        ("V2-only cycles", f"{res['v2_cycles']:,}"),
+        ("V2 cycles sized/s, vectorised", f"{res['v2_sized_per_s']:,}  (target >= 5,000,000)"),
+        ("same, pure Python (sample, extrap.)", f"{res['python_sized_per_s']:,}/s -> {res['python_all_v2_extrapolated_s']} s for all; numpy x{res['vectorised_speedup']}"),
+        ("all cycles screened/s (gas+threshold)", f"{res['all_cycles_screened_per_s']:,}"),
+        ("exact V2 sizing per cycle", f"{res['exact_v2_sizing_us_per_cycle']} us"),
+        ("incremental, 100 changed pools", f"median {res['incremental_median_ms']} ms, p95 {res['incremental_p95_ms']} ms  (target <= 10 ms)"),
+        ("  of which screen only", f"median {res['incremental_screen_only_median_ms']} ms"),
+        ("  affected cycles / exact checks / opps", f"{res['incremental_affected_cycles_median']:,} / {res['incremental_exact_checks_median']} / {res['incremental_opportunities_median']}"),
+    ]
+    for name in ("random", "profitable"):
+        if f"speedup_{name}" in res:
+            rows.append((f"degenbot 0.3.0, {name} V2 cycles (n={res[f'degenbot_{name}_n']})",
+                         f"{res[f'degenbot_{name}_us_per_cycle']} us vs ours {res[f'ours_{name}_us_per_cycle']} us: x{res[f'speedup_{name}']}"))
+            rows.append(("  profit ours - degenbot (wei)",
+                         f"worse {res[f'{name}_ours_worse']}, better {res[f'{name}_ours_better']}, "
+                         f"min {res[f'{name}_profit_diff_min']}, max {res[f'{name}_profit_diff_max']}"))
+    if "degenbot" in res:
+        rows.append(("degenbot", str(res["degenbot"])))
+    width = max(len(r[0]) for r in rows)
+    print("\nPath engine benchmark")
+    print("-" * (width + 50))
+    for a, b in rows:
+        print(f"{a:<{width}}  {b}")
+    print("-" * (width + 50))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
