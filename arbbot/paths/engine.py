@@ -30,7 +30,7 @@ from arbbot.paths.gas import GasModel
 from arbbot.paths.sizing import (
     Hop,
     edge_coefficients,
-    screen,
+    screen_profitable,
     size_search_exact,
     size_v2_exact,
 )
@@ -358,19 +358,22 @@ class PathEngine:
             if g.n == 0:
                 continue
             if pids is None:
-                rows = np.flatnonzero(g.alive[: g.n])
-                edges = g.edges[:, : g.n] if rows.size == g.n else g.edges[:, rows]
+                rows = None
+                cols = [g.edges[j, : g.n] for j in range(k)]
             else:
                 rows = g.rows_for_pools(pids)
-                rows = rows[g.alive[rows]]
                 if rows.size == 0:
                     continue
-                edges = g.edges[:, rows]
-            x_opt, profit = screen(edges, self._p, self._q)
+                cols = [g.edges[j][rows] for j in range(k)]
+            # Dead cycles need no mask: a removed pool's p is 0, so P = 0 drops them.
+            idx, x_opt, profit = screen_profitable(cols, self._p, self._q)
+            if idx.size == 0:
+                continue
+            cyc = idx if rows is None else rows[idx]
             if gas_price_wei:
-                units = gm.base + k * v2_gas + g.n_v3[rows].astype(np.float64) * (v3_gas - v2_gas)
+                units = gm.base + k * v2_gas + g.n_v3[cyc].astype(np.float64) * (v3_gas - v2_gas)
                 with np.errstate(all="ignore"):
-                    gas = units * float(gas_price_wei) * rate_f[g.start[rows]]
+                    gas = units * float(gas_price_wei) * rate_f[g.start[cyc]]
                 net = profit - gas
             else:
                 net = profit
@@ -381,7 +384,7 @@ class PathEngine:
                 )
             if sel.size:
                 found_k.append(np.full(sel.size, k))
-                found_rows.append(rows[sel])
+                found_rows.append(cyc[sel])
                 found_x.append(x_opt[sel])
                 found_net.append(net[sel])
         if not found_k:

@@ -101,6 +101,37 @@ def screen(
     return x_opt, profit
 
 
+def screen_profitable(
+    edge_cols: Sequence[IntArray], p: FloatArray, q: FloatArray
+) -> tuple[IntArray, FloatArray, FloatArray]:
+    """Two-stage screen: ``(idx, x_opt, gross_profit)`` only for cycles with ``P > 1``.
+
+    Stage one multiplies the marginal rates (k gathers of one array); only the few cycles
+    with a round-trip rate above 1 pay for ``Q``, the square root and the division. A
+    cycle with ``P <= 1`` has optimum "no trade", so nothing is lost. Dead pools have
+    ``p = 0``, so their cycles fall out here without a liveness mask.
+    """
+    with np.errstate(all="ignore"):
+        big_p = p[edge_cols[0]]
+        for col in edge_cols[1:]:
+            big_p = big_p * p[col]
+        idx = np.flatnonzero(big_p > 1.0)
+        if idx.size == 0:
+            empty = np.empty(0, dtype=np.float64)
+            return idx, empty, empty
+        sub = [col[idx] for col in edge_cols]
+        bp = p[sub[0]]
+        bq = q[sub[0]]
+        for col in sub[1:]:
+            bq = bq + bp * q[col]
+            bp = bp * p[col]
+        s = np.sqrt(bp) - 1.0
+        x_opt = s / bq
+        profit = s * x_opt
+        ok = (s > 0.0) & np.isfinite(profit) & np.isfinite(x_opt) & (bq > 0.0)
+    return idx[ok], x_opt[ok], profit[ok]
+
+
 def closed_form_python(coeffs: Sequence[tuple[float, float]]) -> tuple[float, float]:
     """The same optimum for one cycle in pure Python (the benchmark's baseline)."""
     big_p, big_q = 1.0, 0.0
@@ -291,11 +322,36 @@ def size_v2_exact(
                 a = c
         for level in range(a - 1, b + 2):
             at_level(level)
+    # Polish: several coarse hops interact (the best level of one moves another's), so
+    # re-read the exact levels at the best input and try their neighbours' smallest
+    # inputs, until nothing improves.
     best_x = max(seen, key=lambda x: (seen[x], -x))
+    for _ in range(4):
+        amounts = _fwd_levels(tab, best_x)
+        if amounts is None:
+            break
+        for j, lv in enumerate(amounts):
+            for d in (-2, -1, 0, 1, 2):
+                profit(_back(tab, j, lv + d))
+        new_best = max(seen, key=lambda x: (seen[x], -x))
+        if new_best == best_x:
+            break
+        best_x = new_best
     best_profit = seen[best_x]
     if best_profit <= 0:
         return 0, 0
     return best_x, best_x + best_profit
+
+
+def _fwd_levels(tab: Sequence[tuple[int, int, int, int]], x: int) -> list[int] | None:
+    out = []
+    for a, r_out, g, cap in tab:
+        if x <= 0 or x > cap:
+            return None
+        w = x * g
+        x = w * r_out // (a + w)
+        out.append(x)
+    return out
 
 
 

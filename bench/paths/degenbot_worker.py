@@ -49,9 +49,13 @@ def pool(d: dict) -> UnregisteredLiquidityPool:  # type: ignore[type-arg]
         fee=Fraction(int(d["fee_pips"]), 1_000_000),
     )
     p.name = d["address"][-6:]  # the disconnected pool skips the constructor that names it
-    p._state = UniswapV2PoolState(
-        pool=p.address, reserves_token0=int(d["reserve0"]), reserves_token1=int(d["reserve1"])
-    )
+    r0, r1 = int(d["reserve0"]), int(d["reserve1"])
+    # degenbot orders a pair's tokens by *checksummed* address (mixed case), which can
+    # disagree with the on-chain (numeric) order the JSON carries: keep reserves with
+    # their tokens.
+    if p.token0.address.lower() != d["token0"].lower():
+        r0, r1 = r1, r0
+    p._state = UniswapV2PoolState(pool=p.address, reserves_token0=r0, reserves_token1=r1)
     return p
 
 
