@@ -14,13 +14,21 @@ A V3 pool is screened as the V2 pair with its *virtual* reserves ``L/sqrtP`` and
 Deciding (exact). The continuous optimum is an upper bound on the integer one (every floor
 only loses), so screening has no false negatives beyond float rounding. Each survivor is
 re-sized on the exact integer quote:
-* V2-only: the integer optimum is always the *smallest* input reaching some output level,
-  so besides a small window around ``round(x*)`` we try, for each hop, the minimal input
-  (exact inverse, rounded up) for output levels near the one ``x*`` reaches. That matters
-  when an intermediate token is coarse (0 decimals): floors there cost whole units.
-* with V3 hops: golden-section search on the exact integer profit (concave up to rounding
-  because every pool's output is concave in its input), bracket from the V2-style warm
-  start, widened while the optimum sits on its edge, then a small local scan.
+* V2-only (``size_v2_exact``): the integer optimum is always the *smallest* input reaching
+  some output level, and the exact smallest input for a level is a ceil-division chain
+  backwards. Candidates: a few inputs around ``round(x*)``; for each hop, the smallest
+  inputs of the levels next to its continuous level (golden-section over levels when the
+  token is much coarser than the input, e.g. a 0- or 6-decimal token inside a WETH cycle);
+  a polish pass re-reading the exact levels at the best input. Tiny pools (flat top under
+  ~256 units wide) get every input and level scanned, so there the result is the exact
+  integer optimum (tests check it against brute force). With big reserves the result is
+  within a few wei of the best on a fine grid. Known gap: a cycle with two or more very
+  coarse intermediate tokens in near-empty pools has nested staircases and the search can
+  stop a fraction of a percent below the integer optimum.
+* with V3 hops (``size_search_exact``): golden-section search on the exact integer profit
+  (concave up to rounding because every pool's output is concave in its input), bracket
+  around the warm start, widened while the optimum sits on its edge, stopped once inside
+  the predicted flat top, then a small local scan.
 """
 
 from __future__ import annotations
@@ -391,6 +399,27 @@ def size_search_exact(
             flat = math.sqrt(math.sqrt(big_p) / big_q)  # continuous loss < 1 wei within this
             if math.isfinite(flat):
                 tol = max(tol, int(flat / 4))
+    # Fast path: near its optimum the profit is close to a parabola, and the warm start is
+    # usually good (exact for V2 hops and inside a V3 pool's current tick range). Fit a
+    # parabola through x-h, x, x+h, jump to its vertex, shrink h, repeat; leave for the
+    # bracketing search below as soon as the three points do not bracket a maximum.
+    x, h = x0, max(tol, x0 // 256)
+    for _ in range(12):
+        left, mid, right = profit(max(1, x - h)), profit(x), profit(min(x + h, max_input))
+        if not (mid >= left and mid >= right) or x - h < 1:
+            break
+        curv = left - 2 * mid + right
+        if curv < 0:
+            x = min(max(1, x + h * (left - right) // (2 * curv)), max_input)
+        if h <= tol:
+            best_x = max(cache, key=lambda v: (cache[v], -v))
+            for v in range(max(1, best_x - 2), best_x + 3):
+                profit(v)
+            best_x = max(cache, key=lambda v: (cache[v], -v))
+            if cache[best_x] <= 0:
+                return 0, 0
+            return best_x, best_x + cache[best_x]
+        h = max(tol, h // 32)
     lo, hi = max(1, x0 // 2), min(max(2 * x0, 16), max_input)
     for _ in range(24):
         if hi >= max_input or profit(hi) <= profit(max(1, (lo + hi) // 2)):

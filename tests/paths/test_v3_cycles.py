@@ -14,7 +14,7 @@ from arbbot.paths import PathEngine
 from arbbot.types import V3PoolState
 
 v3mod = pytest.importorskip("arbbot.pools.v3")
-from arbbot.math.tick_math import get_sqrt_ratio_at_tick, get_tick_at_sqrt_ratio  # noqa: E402
+from arbbot.math.tick_math import get_tick_at_sqrt_ratio  # noqa: E402
 
 
 def v3pool(i: int, t0: str, t1: str, price: float, positions: list[tuple[int, int, int]],
