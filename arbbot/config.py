@@ -33,6 +33,7 @@ class Settings:
     heartbeat_file: Path
     metrics_port: int
     scan_interval_s: float
+    daily_loss_limit_wei: int
     signer_key: str = field(default="", repr=False)
 
     @classmethod
@@ -52,6 +53,8 @@ class Settings:
             heartbeat_file=Path(env("ARBBOT_HEARTBEAT_FILE", "/tmp/arbbot-worker-heartbeat")),
             metrics_port=int(env("ARBBOT_METRICS_PORT", "0")),
             scan_interval_s=float(env("ARBBOT_SCAN_INTERVAL", "1.0")),
+            # Execution stops for the day once realised PnL (net of gas) falls below -limit.
+            daily_loss_limit_wei=int(env("ARBBOT_DAILY_LOSS_LIMIT_WEI", str(10**18))),
             signer_key=_read_secret("ARBBOT_SIGNER_KEY", devnet_dir / "signer.key"),
         )
 

@@ -10,17 +10,31 @@ dead-letters to ``dead_letter`` through the ``arbbot.dlx`` exchange.
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import django
 
+from arbbot.config import get_settings
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+if get_settings().metrics_port and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    # Prefork: tasks run in child processes, the metrics server in the parent. Multiprocess
+    # mode (set before prometheus_client is first imported) sums the children's values.
+    _prom_dir = Path(tempfile.gettempdir()) / f"arbbot-prometheus-{os.getpid()}"
+    _prom_dir.mkdir(exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_prom_dir)
+    # The celery CLI may already have imported prometheus_client (Flower's command plugin
+    # does), fixing its value class before the variable was set: choose it again.
+    from prometheus_client import values as _prom_values
+
+    _prom_values.ValueClass = _prom_values.get_value_class()
 django.setup()
 
 from celery import Celery, bootsteps  # noqa: E402
 from celery.signals import beat_init, worker_init, worker_ready, worker_shutdown  # noqa: E402
 
-from arbbot.config import get_settings  # noqa: E402
 from workers import queues  # noqa: E402
 
 settings = get_settings()
@@ -105,9 +119,11 @@ def _on_ready(**_: Any) -> None:
 
     touch()
     if settings.metrics_port:
-        from prometheus_client import start_http_server
+        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
-        start_http_server(settings.metrics_port)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        start_http_server(settings.metrics_port, registry=registry)
 
 
 @worker_shutdown.connect

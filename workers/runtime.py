@@ -18,7 +18,7 @@ from arbbot.chain.scanner import Scanner, ScannerConfig
 from arbbot.chain.tx import LocalSigner
 from arbbot.config import get_settings
 from arbbot.execution.executor import GAS_BASE, GAS_PER_HOP
-from arbbot.execution.runner import ExecutionRunner
+from arbbot.execution.runner import ExecutionRunner, RiskLimits
 from arbbot.hotstate import HotState
 from arbbot.paths.engine import PathEngine
 from arbbot.paths.gas import GasModel
@@ -113,8 +113,16 @@ def runner(chain_id: int) -> ExecutionRunner:
         signer=signer,
         kill_switch=lambda: bool(r.exists(kill_switch_key())),
         is_orphaned=lambda h: bool(r.sismember(orphaned_key(chain_id), h)),
+        limits=RiskLimits(daily_loss_limit_wei=settings.daily_loss_limit_wei),
+        daily_pnl_wei=lambda: _pnl_today(chain_id, chain.weth),
         nonce_lock=lambda: r.lock(f"{prefix()}:{chain_id}:nonce:{signer.address if signer else '-'}", timeout=120),
     )
+
+
+def _pnl_today(chain_id: int, weth: str) -> int:
+    from webapp.core import selectors
+
+    return selectors.pnl_today_wei(chain_id, weth)
 
 
 def reset() -> None:

@@ -10,7 +10,7 @@ import time
 from typing import Any, Callable, TypeVar
 
 from celery.exceptions import Reject
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from arbbot.errors import WireFormatError
 
@@ -18,26 +18,43 @@ log = logging.getLogger("arbbot.stage")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Metric names are the ones infrastructure/README.md documents and the dashboards and
+# alert rules read.
 MALFORMED = Counter("arbbot_malformed_messages_total", "Messages rejected to the dead-letter queue", ["task"])
 ITEMS = Counter("arbbot_stage_items_total", "Items processed per stage", ["stage"])
+BATCHES = Counter("arbbot_stage_batches_total", "Batches (messages) processed per stage", ["stage"])
+ERRORS = Counter("arbbot_stage_errors_total", "Items or batches that failed, per stage", ["stage"])
 DURATION = Histogram(
-    "arbbot_stage_seconds", "Task duration per stage", ["stage"],
+    "arbbot_stage_batch_seconds", "Wall time per batch, per stage", ["stage"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
 )
+OPPORTUNITIES = Counter("arbbot_opportunities_total", "Opportunities found by the path stage", ["chain"])
+BLOCKS_SINCE_OPPORTUNITY = Gauge(
+    "arbbot_blocks_since_last_opportunity", "Blocks evaluated since the last opportunity", ["chain"],
+    multiprocess_mode="max",
+)
+EXECUTIONS = Counter("arbbot_executions_total", "Execution attempts by outcome", ["chain", "status"])
+GAS_SPENT = Counter("arbbot_gas_spent_wei_total", "Gas paid by sent transactions, wei", ["chain"])
 
 
 def rejects_malformed(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
+        stage = fn.__module__.rsplit(".", 1)[-1]
+        BATCHES.labels(stage=stage).inc()
         try:
             return fn(*args, **kwargs)
-        except (WireFormatError, KeyError, TypeError, ValueError) as exc:
+        except WireFormatError as exc:  # decoding failed: the message itself is bad
             MALFORMED.labels(task=fn.__name__).inc()
+            ERRORS.labels(stage=stage).inc()
             log.error("malformed message for %s, dead-lettering it: %s", fn.__name__, exc)
             raise Reject(f"malformed: {exc}", requeue=False) from exc
+        except Exception:
+            ERRORS.labels(stage=stage).inc()
+            raise
         finally:
-            DURATION.labels(stage=fn.__module__.rsplit(".", 1)[-1]).observe(time.perf_counter() - started)
+            DURATION.labels(stage=stage).observe(time.perf_counter() - started)
 
     return wrapper  # type: ignore[return-value]
 

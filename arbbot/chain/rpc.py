@@ -32,7 +32,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from arbbot.errors import RpcError
 
 RPC_LATENCY = Histogram(
-    "arbbot_rpc_latency_seconds",
+    "arbbot_rpc_request_seconds",
     "JSON-RPC request latency per endpoint and method (a batch is labelled batch:<method>)",
     ["endpoint", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),

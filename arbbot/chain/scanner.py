@@ -96,13 +96,14 @@ V3_INITIALIZE = topic("Initialize(uint160,int24)")
 WATCHED_TOPICS = [V2_SYNC, V3_SWAP, V3_MINT, V3_BURN, V3_INITIALIZE, PAIR_CREATED, POOL_CREATED]
 
 SCAN_POLL_SECONDS = Histogram(
-    "arbbot_scan_poll_seconds", "Duration of one Scanner.poll()", ["chain_id"],
+    "arbbot_scan_poll_seconds", "Duration of one Scanner.poll()", ["chain"],
     buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-SCAN_BLOCKS = Counter("arbbot_scan_blocks_total", "Blocks processed by the scanner", ["chain_id"])
-SCAN_REORGS = Counter("arbbot_scan_reorgs_total", "Reorgs detected and repaired", ["chain_id"])
-SCAN_HEALTHY = Gauge("arbbot_scan_healthy", "1 when the last poll reached a node", ["chain_id"])
-SCAN_LAST_BLOCK = Gauge("arbbot_scan_last_block", "Last block the scanner published", ["chain_id"])
+SCAN_BLOCKS = Counter("arbbot_scan_blocks_total", "Blocks processed by the scanner", ["chain"])
+SCAN_REORGS = Counter("arbbot_reorgs_total", "Reorgs detected and repaired", ["chain"])
+SCAN_HEALTHY = Gauge("arbbot_scan_healthy", "1 when the last poll reached a node", ["chain"])
+SCAN_LAST_BLOCK = Gauge("arbbot_scan_last_block", "Last block the scanner published", ["chain"])
+SCAN_HEAD_LAG = Gauge("arbbot_chain_head_lag_blocks", "Node head minus the last block processed", ["chain"])
 
 
 class ScanError(ArbbotError):

@@ -4,7 +4,7 @@ hands it a ``ScoredOpportunity`` and records the ``ExecutionResult`` it returns.
 
 Order of checks, cheapest first:
 
-1. risk: orphaned block (reorg), kill switch, mode, per-token input cap;
+1. risk: orphaned block (reorg), kill switch, mode, daily loss limit, per-token input cap;
 2. re-validation: one JSON-RPC batch runs ``eth_call`` of the exact ``execute`` calldata
    (the contract's own profit guard included) and ``eth_estimateGas`` against the latest
    state. A cycle that moved against us comes back reverted (``dropped``, nothing sent);
@@ -46,6 +46,7 @@ class RiskLimits:
     default_max_amount_in: int | None = None
     gas_limit_multiplier: float = 1.25
     max_gas: int = 3_000_000
+    daily_loss_limit_wei: int | None = None  # stop once today's PnL <= -limit
 
 
 @dataclass
@@ -59,6 +60,7 @@ class ExecutionRunner:
     kill_switch: Callable[[], bool] = lambda: False
     is_orphaned: Callable[[str], bool] = lambda block_hash: False
     nonce_lock: Callable[[], ContextManager[Any]] = contextlib.nullcontext
+    daily_pnl_wei: Callable[[], int] = lambda: 0
     receipt_timeout_s: float = 60.0
 
     def run(self, scored: ScoredOpportunity) -> ExecutionResult:
@@ -82,6 +84,11 @@ class ExecutionRunner:
             return result("dropped", "kill switch engaged")
         if scored.decision != "execute":
             return result("dropped", f"decision was {scored.decision}: {scored.reason}")
+        limit = self.limits.daily_loss_limit_wei
+        if limit is not None and self.mode == "live":
+            pnl = self.daily_pnl_wei()
+            if pnl <= -limit:
+                return result("dropped", f"daily loss limit reached: PnL today {pnl} wei, limit -{limit} wei")
         cap = self.limits.max_amount_in.get(opp.tokens[0], self.limits.default_max_amount_in)
         if cap is not None and opp.amount_in > cap:
             return result("dropped", f"amount_in {opp.amount_in} above the risk cap {cap}")

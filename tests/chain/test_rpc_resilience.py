@@ -93,7 +93,7 @@ def test_failover_outage_and_recovery(dev: DevChain, hot: HotState) -> None:
         )
         assert errors and errors >= 1
         assert REGISTRY.get_sample_value(
-            "arbbot_rpc_latency_seconds_count", {"endpoint": f"127.0.0.1:{p1.port}", "method": "eth_getBlockByNumber"}
+            "arbbot_rpc_request_seconds_count", {"endpoint": f"127.0.0.1:{p1.port}", "method": "eth_getBlockByNumber"}
         )
     finally:
         p1.kill()

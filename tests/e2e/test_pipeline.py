@@ -57,6 +57,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, django
         )
         env.pop("ARBBOT_SIGNER_KEY", None)
         celery = str(Path(sys.executable).parent / "celery")
+        from arbbot.devnet.anvil import free_port
+
+        metrics_ports = {q: free_port() for q in QUEUES}
         procs = []
         for q in QUEUES:
             log = open(logs / f"{q}.log", "wb")
@@ -64,7 +67,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, django
                 subprocess.Popen(
                     [celery, "-A", "workers.celery_app", "worker", "-Q", q, "-n", f"{q}-{uuid.uuid4().hex[:6]}@%h",
                      "--pool", "prefork", "--concurrency", "1", "-l", "INFO"],
-                    cwd=ROOT, env={**env, "ARBBOT_HEARTBEAT_FILE": str(logs / f"hb-{q}")},
+                    cwd=ROOT,
+                    env={**env, "ARBBOT_HEARTBEAT_FILE": str(logs / f"hb-{q}"),
+                         "ARBBOT_METRICS_PORT": str(metrics_ports[q])},
                     stdout=log, stderr=subprocess.STDOUT,
                 )
             )
@@ -77,7 +82,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, django
         )
         try:
             wait_for(lambda: all((logs / f"hb-{q}").exists() for q in QUEUES), 60, "every worker to start")
-            yield {"anvil": anvil, "rpc": anvil.rpc(), "dep": dep, "logs": logs, "env": env}
+            yield {"anvil": anvil, "rpc": anvil.rpc(), "dep": dep, "logs": logs, "env": env,
+                   "metrics_ports": metrics_ports}
         finally:
             for p in procs:
                 p.terminate()  # SIGTERM: warm shutdown
@@ -162,6 +168,21 @@ def test_mixed_v2_v3_cycle_is_executed_with_exact_profit(fleet: dict[str, Any], 
     gained = balance_of(rpc, dep.weth, dep.executor, mined) - balance_of(rpc, dep.weth, dep.executor, mined - 1)
     assert gained > 0
     assert gained == int(row.predicted_profit) == int(row.realised_profit)
+
+
+def test_workers_export_the_metrics_the_dashboards_read(fleet: dict[str, Any]) -> None:
+    """Prefork children's counters reach each worker's /metrics (multiprocess mode)."""
+    import requests
+
+    def sample(queue: str, name: str) -> float:
+        text = requests.get(f"http://127.0.0.1:{fleet['metrics_ports'][queue]}/metrics", timeout=5).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+    assert sample("scan", 'arbbot_stage_batches_total{stage="scan"}') > 0
+    assert sample("path", "arbbot_opportunities_total") > 0
+    assert sample("execute", 'arbbot_executions_total{chain="31337",status="success"}') > 0
+    assert sample("execute", "arbbot_gas_spent_wei_total") > 0
+    assert sample("scan", "arbbot_rpc_requests_total") > 0
 
 
 def test_stale_opportunity_is_dropped_and_nothing_executes_twice(fleet: dict[str, Any], django_db_blocker: Any) -> None:

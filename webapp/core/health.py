@@ -6,8 +6,11 @@ from django.conf import settings
 from django.db import connection
 from prometheus_client import Gauge
 
-EXECUTIONS = Gauge("arbbot_executions", "Executions recorded, by status", ["status"])
-OPPORTUNITIES = Gauge("arbbot_opportunities_total", "Opportunities recorded")
+EXECUTION_ROWS = Gauge("arbbot_db_execution_rows", "Execution rows in the database, by status", ["status"])
+OPPORTUNITY_ROWS = Gauge("arbbot_db_opportunity_rows", "Opportunity rows in the database")
+KILL_SWITCH = Gauge("arbbot_kill_switch_engaged", "1 while the kill switch is on")
+PNL_DAILY = Gauge("arbbot_pnl_daily_wei", "Realised PnL since 00:00 UTC in wei, net of gas", ["chain"])
+LOSS_LIMIT = Gauge("arbbot_risk_daily_loss_limit_wei", "The configured daily loss limit, wei", ["chain"])
 
 
 def check_dependencies(timeout_s: float = 2.0) -> dict[str, str]:
@@ -41,6 +44,18 @@ def refresh_gauges() -> None:
 
     from webapp.core.models import Execution, Opportunity
 
+    from webapp.core import selectors
+
     for status, n in Execution.objects.values_list("status").annotate(n=Count("id")).order_by():
-        EXECUTIONS.labels(status=status).set(n)
-    OPPORTUNITIES.set(Opportunity.objects.count())
+        EXECUTION_ROWS.labels(status=status).set(n)
+    OPPORTUNITY_ROWS.set(Opportunity.objects.count())
+    for chain in selectors.chains_active():
+        PNL_DAILY.labels(chain=str(chain.chain_id)).set(selectors.pnl_today_wei(chain.chain_id, chain.weth))
+        LOSS_LIMIT.labels(chain=str(chain.chain_id)).set(settings.ARBBOT.daily_loss_limit_wei)
+    try:
+        import redis
+
+        r = redis.Redis.from_url(settings.ARBBOT.redis_url, socket_timeout=2)
+        KILL_SWITCH.set(1 if r.exists(f"{settings.ARBBOT.redis_prefix}:kill_switch") else 0)
+    except Exception:  # the gauge keeps its last value; /healthz reports Redis itself
+        pass

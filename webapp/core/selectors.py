@@ -33,6 +33,18 @@ def token_map(chain_id: int | None = None) -> dict[str, Token]:
     return {t.address: t for t in qs}
 
 
+def pnl_today_wei(chain_id: int, weth: str) -> int:
+    """Realised PnL since 00:00 UTC in wei: profit of executions whose profit token is WETH,
+    minus the gas of every transaction sent (successful or reverted)."""
+    from django.db.models import F
+
+    start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    today = Execution.objects.filter(chain_id=chain_id, created_at__gte=start)
+    profit = today.filter(status="success", profit_token=weth.lower()).aggregate(s=Sum("realised_profit"))["s"] or 0
+    gas = today.exclude(tx_hash="").aggregate(s=Sum(F("gas_used") * F("gas_price_wei")))["s"] or 0
+    return int(profit) - int(gas)
+
+
 def format_amount(amount: Decimal | int, decimals: int | None) -> str:
     """A base-unit integer shown in token units, exactly (no float rounding)."""
     value = Decimal(amount)

@@ -10,7 +10,7 @@ import logging
 from arbbot.types import ScoredOpportunity
 from workers import runtime
 from workers.celery_app import app
-from workers.stage import ITEMS, as_list, rejects_malformed
+from workers.stage import EXECUTIONS, GAS_SPENT, ITEMS, as_list, rejects_malformed
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,9 @@ def execute(scored: list[dict]) -> int:
                 reason=f"{type(exc).__name__}: {exc}"[:300],
             )
         services.execution_finish(result)
+        EXECUTIONS.labels(chain=str(result.chain_id), status=result.status).inc()
+        if result.gas_used:
+            GAS_SPENT.labels(chain=str(result.chain_id)).inc(result.gas_used * result.gas_price_wei)
         log.info(
             "execution %s: %s tx=%s predicted=%s realised=%s %s",
             s.opportunity.key, result.status, result.tx_hash, result.predicted_profit,

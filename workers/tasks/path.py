@@ -8,7 +8,7 @@ import logging
 from arbbot.types import PoolDelta
 from workers import runtime
 from workers.celery_app import app
-from workers.stage import ITEMS, rejects_malformed
+from workers.stage import BLOCKS_SINCE_OPPORTUNITY, ITEMS, OPPORTUNITIES, rejects_malformed
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,13 @@ def find(delta: dict) -> int:
         gas_price_wei=gas_price,
         observed_at=d.observed_at,
     )
-    ITEMS.labels(stage="path").inc(len(opps))
+    ITEMS.labels(stage="path").inc(len(d.states))
+    chain = str(d.chain_id)
+    OPPORTUNITIES.labels(chain=chain).inc(len(opps))
+    if opps:
+        BLOCKS_SINCE_OPPORTUNITY.labels(chain=chain).set(0)
+    else:
+        BLOCKS_SINCE_OPPORTUNITY.labels(chain=chain).inc()
     if opps:
         from workers.tasks import ml
 

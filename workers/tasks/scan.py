@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from arbbot.types import uint
 from workers import runtime
 from workers.celery_app import app
 from workers.stage import ITEMS, rejects_malformed
@@ -28,7 +29,7 @@ def tick() -> int:
 @app.task(name="workers.tasks.scan.scan_chain", acks_late=True, reject_on_worker_lost=True)
 @rejects_malformed
 def scan_chain(chain_id: int) -> int:
-    chain_id = int(chain_id)
+    chain_id = uint(chain_id, bits=64)
     hot = runtime.hotstate(chain_id)
     published = 0
     with hot.lock("scan", ttl_s=LOCK_TTL_S) as got:
