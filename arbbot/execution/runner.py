@@ -49,6 +49,16 @@ class RiskLimits:
     daily_loss_limit_wei: int | None = None  # stop once today's PnL <= -limit
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A transaction that was sent and awaits its receipt."""
+
+    base: dict[str, Any]
+    tx_hash: str
+    calldata: str
+    simulated_profit: int
+
+
 @dataclass
 class ExecutionRunner:
     rpc: RpcClient
@@ -64,6 +74,19 @@ class ExecutionRunner:
     receipt_timeout_s: float = 60.0
 
     def run(self, scored: ScoredOpportunity) -> ExecutionResult:
+        """Check, re-validate, send and wait for the receipt of one opportunity."""
+        outcome = self.submit(scored)
+        return outcome if isinstance(outcome, ExecutionResult) else self.settle(outcome)
+
+    def run_batch(self, batch: list[ScoredOpportunity]) -> list[ExecutionResult]:
+        """Submit every opportunity first, then wait for the receipts: the batch's cycles use
+        disjoint pools (the ml stage selects them so), so their transactions can share a
+        block instead of each waiting for the previous one to be mined."""
+        submitted = [self.submit(s) for s in batch]
+        return [o if isinstance(o, ExecutionResult) else self.settle(o) for o in submitted]
+
+    def submit(self, scored: ScoredOpportunity) -> ExecutionResult | Pending:
+        """Everything up to and including the send; a final result when nothing was sent."""
         opp = scored.opportunity
         base = {
             "chain_id": opp.chain_id,
@@ -147,23 +170,28 @@ class ExecutionRunner:
                 )
         except RpcError as exc:
             return result("failed", f"send failed: {exc}")
+        return Pending(base, tx_hash, guarded, simulated_profit)
+
+    def settle(self, pending: Pending) -> ExecutionResult:
+        """Wait for a sent transaction's receipt and measure what it realised."""
+
+        def result(status: str, reason: str, **kw: Any) -> ExecutionResult:
+            return ExecutionResult(status=status, reason=reason, tx_hash=pending.tx_hash, **pending.base, **kw)  # type: ignore[arg-type]
+
         try:
-            receipt = wait_receipt(self.rpc, tx_hash, timeout_s=self.receipt_timeout_s)
+            receipt = wait_receipt(self.rpc, pending.tx_hash, timeout_s=self.receipt_timeout_s)
         except TxFailed as exc:
-            return result("failed", str(exc), tx_hash=tx_hash)
+            return result("failed", str(exc))
         gas_used = int(receipt["gasUsed"], 16)
         effective = int(receipt.get("effectiveGasPrice", "0x0"), 16)
         mined = int(receipt["blockNumber"], 16)
         if int(receipt["status"], 16) != 1:
-            reason = self._revert_reason(guarded, mined)
-            return result(
-                "reverted", reason, tx_hash=tx_hash, gas_used=gas_used, gas_price_wei=effective, mined_block=mined
-            )
+            reason = self._revert_reason(pending.calldata, mined)
+            return result("reverted", reason, gas_used=gas_used, gas_price_wei=effective, mined_block=mined)
         realised = _executed_profit(receipt, self.executor)
         return result(
             "success",
-            f"re-validated profit {simulated_profit}",
-            tx_hash=tx_hash,
+            f"re-validated profit {pending.simulated_profit}",
             gas_used=gas_used,
             gas_price_wei=effective,
             mined_block=mined,

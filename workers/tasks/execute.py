@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from arbbot.types import ScoredOpportunity
+from arbbot.types import ExecutionResult, ScoredOpportunity
 from workers import runtime
 from workers.celery_app import app
 from workers.stage import EXECUTIONS, GAS_SPENT, ITEMS, as_list, rejects_malformed
@@ -21,23 +21,30 @@ def execute(scored: list[dict]) -> int:
     from webapp.core import services
 
     batch = [ScoredOpportunity.from_wire(s) for s in as_list(scored, "scored")]
-    done = 0
+    claimed = []
     for s in batch:
         if services.execution_claim(s) is None:
             log.info("already executed or claimed: %s", s.opportunity.key)
-            continue
+        else:
+            claimed.append(s)
+    # Submit everything, then settle: the batch's transactions can share a block.
+    pending = []
+    for s in claimed:
         try:
-            result = runtime.runner(s.opportunity.chain_id).run(s)
+            pending.append((s, runtime.runner(s.opportunity.chain_id).submit(s)))
         except Exception as exc:  # one failing item is recorded, the batch goes on
             log.exception("execution of %s failed", s.opportunity.key)
-            from arbbot.types import ExecutionResult
-
-            o = s.opportunity
-            result = ExecutionResult(
-                chain_id=o.chain_id, block_number=o.block_number, path_id=o.path_id, status="failed",
-                predicted_profit=o.profit, profit_token=o.tokens[0], amount_in=o.amount_in,
-                reason=f"{type(exc).__name__}: {exc}"[:300],
-            )
+            pending.append((s, _failed(s, exc)))
+    done = 0
+    for s, outcome in pending:
+        if isinstance(outcome, ExecutionResult):
+            result = outcome
+        else:
+            try:
+                result = runtime.runner(s.opportunity.chain_id).settle(outcome)
+            except Exception as exc:
+                log.exception("settling %s failed", s.opportunity.key)
+                result = _failed(s, exc, tx_hash=outcome.tx_hash)
         services.execution_finish(result)
         EXECUTIONS.labels(chain=str(result.chain_id), status=result.status).inc()
         if result.gas_used:
@@ -50,3 +57,12 @@ def execute(scored: list[dict]) -> int:
         done += 1
     ITEMS.labels(stage="execute").inc(done)
     return done
+
+
+def _failed(s: ScoredOpportunity, exc: Exception, tx_hash: str | None = None) -> ExecutionResult:
+    o = s.opportunity
+    return ExecutionResult(
+        chain_id=o.chain_id, block_number=o.block_number, path_id=o.path_id, status="failed",
+        predicted_profit=o.profit, profit_token=o.tokens[0], amount_in=o.amount_in, tx_hash=tx_hash,
+        reason=f"{type(exc).__name__}: {exc}"[:300],
+    )
