@@ -1,13 +1,17 @@
-"""Compile the project's own Solidity (``ArbExecutor.sol``) with solc-js from node_modules.
+"""Compile the project's own Solidity with solc-js from node_modules.
 
-Owns the compiler settings and the committed artifact ``ArbExecutor.json`` (abi +
-creation/runtime bytecode). The compile is offline and deterministic: the source is keyed
-by its bare file name, so the metadata hash in the bytecode does not depend on where the
-repository is checked out, and ``tests/contracts/test_artifact.py`` can demand that the
-committed artifact equals a fresh compile byte for byte.
+Owns the compiler settings and the committed artifacts ``<Name>.json`` (abi +
+creation/runtime bytecode), one per contract in ``CONTRACTS``: ``ArbExecutor`` (the
+on-chain executor) and ``TransferProbe`` (never deployed: run through ``eth_call`` with a
+state override by ``arbbot.chain.token_checks``). Each contract is compiled from its own
+standard-json input, so adding a contract never changes another one's bytes. The compile is
+offline and deterministic: the source is keyed by its bare file name, so the metadata hash
+in the bytecode does not depend on where the repository is checked out, and
+``tests/contracts/test_artifact.py`` can demand that every committed artifact equals a
+fresh compile byte for byte.
 
-Usage: ``python -m arbbot.contracts.build`` (rewrites the artifact), ``--check`` (exit 1
-when the committed artifact is stale).
+Usage: ``python -m arbbot.contracts.build`` (rewrites the artifacts), ``--check`` (exit 1
+when a committed artifact is stale).
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from arbbot.config import get_settings
 from arbbot.errors import ArbbotError
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
-SOURCES = ("ArbExecutor.sol",)
-ARTIFACT_NAME = "ArbExecutor"
+ARTIFACT_NAME = "ArbExecutor"  # the default of the single-artifact helpers below
+CONTRACTS = ("ArbExecutor", "TransferProbe")  # each in <Name>.sol, artifact <Name>.json
+SOURCES = tuple(f"{c}.sol" for c in CONTRACTS)
 EVM_VERSION = "cancun"  # transient storage (EIP-1153) guards the swap callbacks
 OPTIMIZER_RUNS = 20_000  # the executor is called often and deployed once
 
@@ -40,10 +45,11 @@ class CompileError(ArbbotError):
     """solc reported an error (the messages are in the exception text)."""
 
 
-def standard_json_input() -> dict[str, Any]:
+def standard_json_input(name: str = ARTIFACT_NAME) -> dict[str, Any]:
+    source = f"{name}.sol"
     return {
         "language": "Solidity",
-        "sources": {name: {"content": (CONTRACTS_DIR / name).read_text()} for name in SOURCES},
+        "sources": {source: {"content": (CONTRACTS_DIR / source).read_text()}},
         "settings": {
             "optimizer": {"enabled": True, "runs": OPTIMIZER_RUNS},
             "evmVersion": EVM_VERSION,
@@ -62,14 +68,14 @@ def solc_version(node_modules: Path | None = None) -> str:
     return out.stdout.strip()
 
 
-def compile_sources(node_modules: Path | None = None) -> dict[str, Any]:
-    """Run solc-js on the sources; returns the standard-json output (raises on errors)."""
+def compile_sources(node_modules: Path | None = None, name: str = ARTIFACT_NAME) -> dict[str, Any]:
+    """Run solc-js on ``<name>.sol``; returns the standard-json output (raises on errors)."""
     solc = (node_modules or get_settings().node_modules) / "solc"
     if not (solc / "index.js").exists() and not (solc / "package.json").exists():
         raise CompileError(f"solc-js not found at {solc}: run `npm ci`")
     proc = subprocess.run(
         ["node", "-e", _NODE_DRIVER, str(solc)],
-        input=json.dumps(standard_json_input()), capture_output=True, text=True, check=False,
+        input=json.dumps(standard_json_input(name)), capture_output=True, text=True, check=False,
     )
     if proc.returncode != 0:
         raise CompileError(f"solc-js failed: {proc.stderr.strip()}")
@@ -80,11 +86,11 @@ def compile_sources(node_modules: Path | None = None) -> dict[str, Any]:
     return output
 
 
-def build_artifact(node_modules: Path | None = None) -> dict[str, Any]:
-    output = compile_sources(node_modules)
-    contract = output["contracts"]["ArbExecutor.sol"][ARTIFACT_NAME]
+def build_artifact(node_modules: Path | None = None, name: str = ARTIFACT_NAME) -> dict[str, Any]:
+    output = compile_sources(node_modules, name)
+    contract = output["contracts"][f"{name}.sol"][name]
     return {
-        "contractName": ARTIFACT_NAME,
+        "contractName": name,
         "compiler": {
             "version": solc_version(node_modules),
             "evmVersion": EVM_VERSION,
@@ -96,33 +102,37 @@ def build_artifact(node_modules: Path | None = None) -> dict[str, Any]:
     }
 
 
-def artifact_path() -> Path:
-    return CONTRACTS_DIR / f"{ARTIFACT_NAME}.json"
+def artifact_path(name: str = ARTIFACT_NAME) -> Path:
+    return CONTRACTS_DIR / f"{name}.json"
 
 
 def render(artifact: dict[str, Any]) -> str:
     return json.dumps(artifact, indent=2, sort_keys=True) + "\n"
 
 
-def load_artifact() -> dict[str, Any]:
-    """The committed artifact (what the devnet deploys and the encoder's ABI comes from)."""
-    data: dict[str, Any] = json.loads(artifact_path().read_text())
+def load_artifact(name: str = ARTIFACT_NAME) -> dict[str, Any]:
+    """A committed artifact (by default the executor's: what the devnet deploys and the
+    encoder's ABI comes from)."""
+    data: dict[str, Any] = json.loads(artifact_path(name).read_text())
     return data
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    fresh = render(build_artifact())
-    path = artifact_path()
-    if "--check" in args:
-        if not path.exists() or path.read_text() != fresh:
-            print(f"{path} is stale: run `python -m arbbot.contracts.build`", file=sys.stderr)
-            return 1
-        print(f"{path} is up to date")
-        return 0
-    path.write_text(fresh)
-    print(f"wrote {path}")
-    return 0
+    stale = 0
+    for name in CONTRACTS:
+        fresh = render(build_artifact(name=name))
+        path = artifact_path(name)
+        if "--check" in args:
+            if not path.exists() or path.read_text() != fresh:
+                print(f"{path} is stale: run `python -m arbbot.contracts.build`", file=sys.stderr)
+                stale += 1
+            else:
+                print(f"{path} is up to date")
+            continue
+        path.write_text(fresh)
+        print(f"wrote {path}")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":
