@@ -89,6 +89,9 @@ def main() -> int:
    Ctrl-C stops everything.
 """
     )
+    from django.utils import timezone
+
+    since = timezone.now()
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     started = time.monotonic()
@@ -99,7 +102,7 @@ def main() -> int:
             if dead:
                 print(f"!! process exited: {', '.join(dead)} (see .run/<name>.log)")
                 break
-            print(_progress_line(time.monotonic() - started), flush=True)
+            print(_progress_line(time.monotonic() - started, since), flush=True)
             if args.seconds and time.monotonic() - started >= args.seconds:
                 break
     except KeyboardInterrupt:
@@ -116,7 +119,7 @@ def main() -> int:
             os.killpg(p.pid, signal.SIGKILL)
     if not was_up:
         deploy.down()
-    print(_progress_line(time.monotonic() - started, final=True))
+    print(_progress_line(time.monotonic() - started, since, final=True))
     return 0
 
 
@@ -131,16 +134,17 @@ def _reset_hot_state(chain_id: int) -> None:
     HotState(redis.Redis.from_url(s.redis_url), s.redis_prefix, chain_id).clear()
 
 
-def _progress_line(elapsed: float, final: bool = False) -> str:
+def _progress_line(elapsed: float, since: object, final: bool = False) -> str:
+    """This run's figures (rows created since the demo started)."""
     from django.db import close_old_connections
 
     from webapp.core import selectors
 
     close_old_connections()
-    s = selectors.dashboard_summary(limit=0)
+    s = selectors.dashboard_summary(limit=0, since=since)  # type: ignore[arg-type]
     profit = ", ".join(f"{p['total']} {p['token']}" for p in s["profit_by_token"]) or "none yet"
     ex = s["executions_by_status"]
-    head = "== total" if final else f"[{elapsed:5.0f}s]"
+    head = f"== this run ({elapsed:.0f}s):" if final else f"[{elapsed:5.0f}s]"
     return (
         f"{head} opportunities {s['opportunities_total']} ({s['opportunities_per_second']}/s) | executions "
         f"ok {ex.get('success', 0)} reverted {ex.get('reverted', 0)} dropped {ex.get('dropped', 0)} "

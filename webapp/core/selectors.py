@@ -54,13 +54,20 @@ def format_amount(amount: Decimal | int, decimals: int | None) -> str:
     return f"{scaled:,.6f}"
 
 
-def dashboard_summary(*, limit: int = 25) -> dict[str, Any]:
+def dashboard_summary(*, limit: int = 25, since: dt.datetime | None = None) -> dict[str, Any]:
+    """Counts, realised profit per token and the latest rows; ``since`` restricts the totals
+    to a time window (the demo reports its own run)."""
     now = timezone.now()
     minute_ago = now - dt.timedelta(seconds=60)
     tokens = token_map()
-    opp_last_min = Opportunity.objects.filter(created_at__gte=minute_ago).count()
+    opportunities = Opportunity.objects.all()
+    executions = Execution.objects.all()
+    if since is not None:
+        opportunities = opportunities.filter(created_at__gte=since)
+        executions = executions.filter(created_at__gte=since)
+    opp_last_min = opportunities.filter(created_at__gte=minute_ago).count()
     profit_rows = (
-        Execution.objects.filter(status="success")
+        executions.filter(status="success")
         .values("chain_id", "profit_token")
         .annotate(total=Sum("realised_profit"), n=Count("id"))
         .order_by("chain_id", "profit_token")
@@ -78,7 +85,7 @@ def dashboard_summary(*, limit: int = 25) -> dict[str, Any]:
                 "total": format_amount(r["total"], tok.decimals if tok else None),
             }
         )
-    status_counts = dict(Execution.objects.values_list("status").annotate(n=Count("id")).order_by())
+    status_counts = dict(executions.values_list("status").annotate(n=Count("id")).order_by())
     recent_opps = list(Opportunity.objects.order_by("-created_at", "-id")[:limit])
     recent_execs = list(Execution.objects.order_by("-created_at", "-id")[:limit])
     for row in recent_opps:
@@ -92,7 +99,7 @@ def dashboard_summary(*, limit: int = 25) -> dict[str, Any]:
         row.realised_display = format_amount(row.realised_profit, tok.decimals if tok else None)  # type: ignore[attr-defined]
         row.predicted_display = format_amount(row.predicted_profit, tok.decimals if tok else None)  # type: ignore[attr-defined]
     return {
-        "opportunities_total": Opportunity.objects.count(),
+        "opportunities_total": opportunities.count(),
         "opportunities_per_second": round(opp_last_min / 60.0, 2),
         "executions_by_status": status_counts,
         "profit_by_token": profit,
