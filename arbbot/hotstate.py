@@ -7,6 +7,7 @@ Owns the Redis layout under ``{prefix}:{chain_id}:``:
 - ``cursor``  JSON ``{"last": n, "hashes": [[n, hash], ...]}``: the scanner's resume point
 - ``lock:<name>``  a scan lock (``SET NX PX`` with a random token, released by compare-and-delete)
 - ``claim:<n>:<hash>``  publish-once guard for a block
+- ``tokens``  hash: token address -> JSON of its metadata and transfer check (``put_tokens``)
 
 Pools, head and cursor are written in one ``MULTI`` so a reader never sees pools from one
 block with the head of another. JSON of ``to_wire()`` (uint256 as decimal strings) is the
@@ -143,18 +144,32 @@ class HotState:
     # --------------------------------------------------------------- tokens
 
     def put_tokens(self, tokens: Iterable[Any]) -> None:
-        """Token metadata (``discovery.TokenInfo``) by address, JSON."""
-        mapping = {
-            t.address: json.dumps(
-                {"symbol": t.symbol, "decimals": t.decimals, "problems": list(t.problems)}, separators=(",", ":")
+        """Token metadata (``discovery.TokenInfo``) by address, JSON: ``symbol``,
+        ``decimals``, ``problems``, ``excluded_reason`` (None, or why the path stage must
+        skip the token, e.g. ``"fee-on-transfer: received 98/100"``) and ``transfer_check``
+        (None until probed, else ``TransferCheck.to_wire()``: amounts as decimal strings)."""
+        mapping = {}
+        for t in tokens:
+            check = getattr(t, "transfer_check", None)
+            mapping[t.address] = json.dumps(
+                {
+                    "symbol": t.symbol,
+                    "decimals": t.decimals,
+                    "problems": list(t.problems),
+                    "excluded_reason": getattr(t, "excluded_reason", None),
+                    "transfer_check": None if check is None else check.to_wire(),
+                },
+                separators=(",", ":"),
             )
-            for t in tokens
-        }
         if mapping:
             self.redis.hset(self.key("tokens"), mapping=mapping)
 
     def get_tokens(self) -> dict[str, dict[str, Any]]:
         return {_s(k): json.loads(v) for k, v in self.redis.hgetall(self.key("tokens")).items()}
+
+    def excluded_tokens(self) -> dict[str, str]:
+        """Token address -> reason, for every token the scanner found unfit to route through."""
+        return {a: d["excluded_reason"] for a, d in self.get_tokens().items() if d.get("excluded_reason")}
 
     # --------------------------------------------------------------- scanner cursor
 

@@ -6,7 +6,9 @@ Owns: the event topics the scan stage understands (V2 ``PairCreated``/``Sync``, 
 (the "query returned more than 10000 results" / "block range too large" family of public
 provider errors), using the provider's suggested range when it sends one; and token
 registration (``symbol``/``decimals`` read on-chain through Multicall3, tolerating
-``bytes32`` symbols, reverting calls and non-contracts).
+``bytes32`` symbols, reverting calls and non-contracts). A token's transfer behaviour
+(fee-on-transfer, rebasing, reverting) is probed by ``arbbot.chain.token_checks`` once a
+pool holds it, and kept in ``TokenInfo.transfer_check``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from arbbot.chain.multicall import (
     decode_symbol,
 )
 from arbbot.chain.rpc import RpcClient
+from arbbot.chain.token_checks import TransferCheck
 from arbbot.errors import ConfigError, RpcError
 
 
@@ -76,12 +79,20 @@ class PoolInfo:
 @dataclass(frozen=True, slots=True)
 class TokenInfo:
     """An ERC20's metadata. ``symbol`` is ``"UNKNOWN"`` and ``decimals`` None when the
-    token does not answer in a standard way; ``problems`` says why."""
+    token does not answer in a standard way; ``problems`` says why. ``transfer_check`` is
+    the outcome of probing its ``transfer`` (None until a pool holding it was seen)."""
 
     address: str
     symbol: str
     decimals: int | None
     problems: tuple[str, ...] = ()
+    transfer_check: TransferCheck | None = None
+
+    @property
+    def excluded_reason(self) -> str | None:
+        """Why the path stage must not route through this token (e.g. ``"fee-on-transfer:
+        received 98/100"``), or None when it may (clean, or not checked yet)."""
+        return None if self.transfer_check is None else self.transfer_check.excluded_reason
 
 
 # ----------------------------------------------------------------------------- decoding

@@ -39,6 +39,12 @@ re-read (slot0, liquidity, ticks) at that block's hash. The first poll backfills
 factories' pools (``discovery``) and reads every pool (``full_refresh``) in batched
 Multicall3 calls, and emits that full snapshot as its first delta.
 
+Tokens: a newly registered token gets ``symbol``/``decimals`` at once and a transfer check
+(``arbbot.chain.token_checks``: fee-on-transfer, rebasing, reverting) as soon as a pool that
+holds it shows up with reserves, at bootstrap or in the block that funds it; the outcome
+goes to the hot state's ``tokens`` (``excluded_reason``). Only tokens still awaiting a check
+cost anything per block, and only when a block touches a funded pool of theirs.
+
 Reorgs: a block whose ``parentHash`` differs from the stored hash (or a head whose hash
 differs at a known height) starts a walk back to the common ancestor; the pools touched by
 the orphaned blocks and by the new canonical blocks are re-read at the new head and
@@ -51,7 +57,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -87,6 +93,7 @@ from arbbot.chain.multicall import (
     SEL_SLOT0,
 )
 from arbbot.chain.rpc import RpcClient
+from arbbot.chain.token_checks import check_transfers, holders_for
 from arbbot.errors import ArbbotError, RpcError
 from arbbot.types import PoolDelta, PoolState, V2PoolState, V3PoolState
 
@@ -133,6 +140,8 @@ class ScannerConfig:
     max_blocks_per_poll: int = 1_000
     discover_on_start: bool = True
     read_tokens: bool = True
+    check_transfers: bool = True  # probe each new token's transfer (needs eth_call state overrides)
+    transfer_check_attempts: int = 3  # inconclusive probes (node trouble) before giving up on a token
     v3_ticks: bool = True
 
     @classmethod
@@ -202,6 +211,7 @@ class Scanner:
         self.infos: dict[str, PoolInfo] = {}
         self.pools: dict[str, PoolState] = {}
         self.tokens: dict[str, TokenInfo] = {}
+        self.unchecked: dict[str, int] = {}  # token -> transfer-check attempts left
         self.last_block: int | None = None
         self.hashes: OrderedDict[int, str] = OrderedDict()
         self.touched: dict[int, set[str]] = {}  # block -> pools it changed (reorg undo info)
@@ -262,6 +272,7 @@ class Scanner:
                 block=head.hash,
             )
         states = self.full_refresh(head.hash, head.number)
+        self.check_tokens(states, head.hash)
         self.hashes.clear()
         self.touched.clear()
         self._remember(head, set())
@@ -278,9 +289,49 @@ class Scanner:
             if unknown:
                 toks = read_tokens(self.mc, unknown, block)
                 self.tokens.update(toks)
+                if self.config.check_transfers:
+                    for t in toks:
+                        self.unchecked.setdefault(t, max(1, self.config.transfer_check_attempts))
                 if self.store is not None and hasattr(self.store, "put_tokens"):
                     self.store.put_tokens(toks.values())
         return new
+
+    def check_tokens(self, states: Sequence[PoolState], block: int | str) -> list[TokenInfo]:
+        """Probe the transfer of every token still awaiting a check that one of ``states``
+        holds (positive reserve / liquidity), at ``block``, in one JSON-RPC batch; record the
+        outcome in ``self.tokens`` and the store. Returns the tokens whose check concluded.
+        Never raises for node trouble: the tokens stay pending for a later block."""
+        if not self.unchecked:
+            return []
+        holders = holders_for(self.unchecked, states)
+        if not holders:
+            return []
+        pairs = sorted(holders.items())
+        try:
+            results = check_transfers(self.rpc, pairs, block)
+        except RpcError as exc:
+            log.warning("chain %s: transfer checks of %d tokens failed: %s", self.chain_id, len(pairs), exc)
+            return []
+        self.stats.extra["transfer_checks"] = self.stats.extra.get("transfer_checks", 0) + len(pairs)
+        done: list[TokenInfo] = []
+        for (token, holder), res in zip(pairs, results):
+            if not res.conclusive:
+                left = self.unchecked[token] - 1
+                if left > 0:
+                    self.unchecked[token] = left
+                    continue
+                log.warning("chain %s: giving up the transfer check of %s: %s", self.chain_id, token, res.reason)
+            self.unchecked.pop(token, None)
+            base = self.tokens.get(token) or TokenInfo(token, "UNKNOWN", None)
+            info = replace(base, transfer_check=res)
+            self.tokens[token] = info
+            done.append(info)
+            if info.excluded_reason:
+                log.warning("chain %s: token %s excluded (%s, probed from %s)", self.chain_id, token,
+                            info.excluded_reason, holder)
+        if done and self.store is not None and hasattr(self.store, "put_tokens"):
+            self.store.put_tokens(done)
+        return done
 
     def full_refresh(self, block: int | str, block_number: int | None = None) -> list[PoolState]:
         """Read every known pool at ``block`` (number or hash) through Multicall3; updates
@@ -435,6 +486,7 @@ class Scanner:
         states = [changed[a] for a in sorted(changed)]
         for s in states:
             self.pools[s.address] = s
+        self.check_tokens(states, h.hash)
         self._remember(h, set(changed))
         self._commit(states, h)
         SCAN_BLOCKS.labels(self._label).inc()
@@ -476,6 +528,7 @@ class Scanner:
             self.infos = {a: i for a, i in self.infos.items() if i.created_block <= head.number}
             self.pools = {a: s for a, s in self.pools.items() if a in self.infos}
             states = self.full_refresh(head.hash, head.number)
+            self.check_tokens(states, head.hash)
             self.hashes.clear()
             self.touched.clear()
             self._remember(head, set(self.infos))
@@ -520,6 +573,7 @@ class Scanner:
             head = headers[-1]
         affected = {a for a in affected if a in self.infos}
         states = self.read_pools(sorted(affected), head.hash, head.number, with_ticks=True)
+        self.check_tokens(states, head.hash)
         for hk in headers:
             self._remember(hk, new_touched.get(hk.number, set()))
         self._commit(states, head, dropped=dropped - set(self.infos))
