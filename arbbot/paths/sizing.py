@@ -14,17 +14,21 @@ A V3 pool is screened as the V2 pair with its *virtual* reserves ``L/sqrtP`` and
 Deciding (exact). The continuous optimum is an upper bound on the integer one (every floor
 only loses), so screening has no false negatives beyond float rounding. Each survivor is
 re-sized on the exact integer quote:
-* V2-only (``size_v2_exact``): the integer optimum is always the *smallest* input reaching
-  some output level, and the exact smallest input for a level is a ceil-division chain
-  backwards. Candidates: a few inputs around ``round(x*)``; for each hop, the smallest
-  inputs of the levels next to its continuous level (golden-section over levels when the
-  token is much coarser than the input, e.g. a 0- or 6-decimal token inside a WETH cycle);
-  a polish pass re-reading the exact levels at the best input. Tiny pools (flat top under
-  ~256 units wide) get every input and level scanned, so there the result is the exact
-  integer optimum (tests check it against brute force). With big reserves the result is
-  within a few wei of the best on a fine grid. Known gap: a cycle with two or more very
-  coarse intermediate tokens in near-empty pools has nested staircases and the search can
-  stop a fraction of a percent below the integer optimum.
+* V2-only (``size_v2_exact``): first the exact-integer closed form (``size_v2_closed``):
+  compose the hops' Möbius maps with Python ints, ``x* = (isqrt(A*B) - B) // C``, and an
+  integer upper bound ``Mub`` on the optimum. The integer optimum is always the *smallest*
+  input reaching some output level of a hop (an exact ceil-division chain backwards), so
+  the output levels of the coarsest hop are scanned outward from its level at ``x*``; the
+  scan stops with a certificate (profit ``== Mub``; or the exact continuous bound shows no
+  further level can do better; or, after a small budget, profit ``>= Mub - 1``). That
+  decides almost every cycle in a few µs, and tiny pools exactly. Only when it cannot
+  certify (two or more tokens much coarser than the input: nested staircases whose
+  rounding noise is far above a wei, or uint112 overflow at ``x*``) the older level search
+  runs too, and the better result wins: a few inputs around ``round(x*)``; for each hop,
+  the smallest inputs of the levels next to its continuous level (golden-section over
+  levels for a coarse token); a polish pass re-reading the exact levels at the best input.
+  Known gap, in that fallback only: with nested coarse staircases in big pools the result
+  is the best found, not a proven optimum (a fraction of a percent can be missed).
 * with V3 hops (``size_search_exact``): golden-section search on the exact integer profit
   (concave up to rounding because every pool's output is concave in its input), bracket
   around the warm start, widened while the optimum sits on its edge, stopped once inside
@@ -34,6 +38,7 @@ re-sized on the exact integer quote:
 from __future__ import annotations
 
 import math
+from math import isqrt
 from typing import Sequence
 
 import numpy as np
@@ -253,18 +258,190 @@ def _back(tab: Sequence[tuple[int, int, int, int]], j: int, need: int) -> int:
     return need
 
 
+def size_v2_closed(
+    tab: Sequence[tuple[int, int, int, int]], budget: int = 24
+) -> tuple[int, int, bool]:
+    """``(amount_in, amount_out, certified)`` from the exact-integer closed form.
+
+    ``tab`` is ``_v2_table``'s per-hop ``(1e6*r_in, r_out, 1e6 - fee, cap)``. ``certified``
+    means the result is the integer optimum, or within 1 wei of it (see below); otherwise
+    it is the best point seen (``(0, 0)`` if none was profitable) and the caller should
+    also run the level search (``size_v2_exact`` does).
+
+    Each hop is the Möbius map ``x -> a*x / (b + c*x)`` with ``a = g*r_out``, ``b = 1e6*r_in``,
+    ``c = g``; maps compose exactly in integers: ``(A, B, C) then (a, b, c)`` is
+    ``(A*a, B*b, b*C + A*c)``. The continuous profit ``A*x/(B + C*x) - x`` peaks at
+    ``x* = (sqrt(AB) - B)/C`` with value ``M = (sqrt(A) - sqrt(B))**2 / C``, and every floor
+    only loses, so ``Mub = (A + B - 2*isqrt(AB)) // C >= M`` bounds the integer optimum.
+
+    The integer chain depends on the input only through the output level ``y`` of any one
+    hop ``j``: for that level the best input is the smallest one reaching it, ``back(y)``
+    (an exact ceil-division chain), and the profit is ``fwd_after_j(y) - back(y)``. We take
+    ``j`` = the hop whose output token is coarsest at ``x*`` (fewest units), so the levels
+    we step through are the widest steps of the staircase and the remaining rounding noise
+    is only the other hops' (a few units when they are fine). Levels are scanned outward
+    from the level at ``x*``; the scan stops with a certificate:
+    * ``best == Mub``: nothing can be better (exact optimum);
+    * both directions dead: a direction dies at ``y`` when the exact integer upper bound
+      continuous ``d(y) - b(y) < best + 1`` (``d``/``b``: the forward / inverse composed
+      maps after / up to hop ``j``, which bound the integer chain) and ``y`` is past the
+      continuous optimum; ``d - b`` is concave, so no level further out can beat ``best``
+      (exact optimum);
+    * after ``budget`` levels, ``best >= Mub - 1``: within 1 wei of the optimum.
+    Otherwise (in practice: two or more tokens much coarser than the input, whose
+    staircases nest, so the rounding noise is far above a wei) it is not certified.
+    A cycle the floor chain cannot carry at ``x*`` (uint112 overflow) is not certified.
+    """
+    k = len(tab)
+    big_a, big_b, big_c = 1, 1, 0
+    pre: list[tuple[int, int, int]] = []
+    for a, r_out, g, _cap in tab:
+        big_c = a * big_c + big_a * g
+        big_a *= g * r_out
+        big_b *= a
+        pre.append((big_a, big_b, big_c))
+    if big_a <= big_b:
+        return 0, 0, True
+    s = isqrt(big_a * big_b)
+    m_ub = (big_a + big_b - 2 * s) // big_c
+    if m_ub <= 0:
+        return 0, 0, True
+    x0 = (s - big_b) // big_c
+    if x0 < 1:
+        x0 = 1
+    # Levels at x0 (floor chain) and the coarsest hop.
+    x = x0
+    j = -1
+    y0 = 0
+    for i, (a, r_out, g, cap) in enumerate(tab):
+        if x > cap:
+            return 0, 0, False
+        w = x * g
+        x = w * r_out // (a + w)
+        if j < 0 or x <= y0:
+            j, y0 = i, x
+        if x <= 0:
+            break  # not even one unit of this token at x0: scan its levels from 1
+    a1, b1, c1 = pre[j]
+    # Post part (hops after j) composed separately.
+    a2, b2, c2 = 1, 1, 0
+    post = tab[j + 1 :]
+    for a, r_out, g, _cap in post:
+        c2 = a * c2 + a2 * g
+        a2 *= g * r_out
+        b2 *= a
+    back = tab[j::-1]
+    # The continuous optimum level is below f_pre(x0 + 1) < y_right: levels >= y_right are
+    # past it (the bound decreases there); levels <= y0 are before it.
+    x1 = x0 + 1
+    y_right = a1 * x1 // (b1 + c1 * x1) + 1
+    neg = -(1 << 400)
+
+    def cand(y: int) -> int:
+        v = y
+        for a, r_out, g, cap in back:
+            if v >= r_out:
+                return neg
+            v = -(-(v * a) // ((r_out - v) * g))
+            if v > cap:
+                return neg
+        out = y
+        for a, r_out, g, cap in post:
+            if out > cap:
+                return neg
+            w = out * g
+            out = w * r_out // (a + w)
+            if out <= 0:
+                return neg
+        return out - v
+
+    def above(y: int, level: int) -> bool:
+        """Exact: may the continuous ``d(y) - b(y)`` reach ``level + 1``? (If not, no
+        integer profit at ``y`` exceeds ``level``: the integer one is below it.)"""
+        den = a1 - c1 * y
+        if den <= 0:
+            return False  # level y is out of the first hops' reach
+        dd = b2 + c2 * y
+        return a2 * y * den - b1 * y * dd >= (level + 1) * dd * den
+
+    best = neg
+    best_y = 0
+    up, down = max(y0, 1), y0 - 1
+    up_alive, down_alive = True, down >= 1
+    n = 0
+    while (up_alive or down_alive) and n < budget:
+        if up_alive:
+            n += 1
+            p = cand(up)
+            if p > best:
+                best, best_y = p, up
+                if best >= m_ub:
+                    break
+            elif up >= y_right and not above(up, best):
+                up_alive = False
+            up += 1
+        if down_alive:
+            n += 1
+            p = cand(down)
+            if p > best:
+                best, best_y = p, down
+                if best >= m_ub:
+                    break
+            elif not above(down, best):
+                down_alive = False
+            down -= 1
+            if down < 1:
+                down_alive = False
+    certified = best >= m_ub - 1 or not (up_alive or down_alive)
+    if best <= 0:
+        return 0, 0, certified
+    # Smallest input reaching best_y, and its exact output (may be above the level's).
+    v = best_y
+    for a, r_out, g, _cap in back:
+        v = -(-(v * a) // ((r_out - v) * g))
+    out = _fwd(tab, v)
+    if out < 0:
+        return 0, 0, False
+    return v, out, certified
+
+
 def size_v2_exact(
     hops: Sequence[Hop], x_float: float, coeffs: Sequence[tuple[float, float]]
 ) -> tuple[int, int]:
-    """Integer optimum ``(amount_in, amount_out)`` of a V2-only cycle near ``x_float``.
+    """Integer optimum ``(amount_in, amount_out)`` of a V2-only cycle.
 
-    ``coeffs`` are the hops' ``(p, q)``: they give the profit curvature (how wide the flat
+    First the exact-integer closed form (``size_v2_closed``: a few µs, certified optimal
+    or within 1 wei); only if it cannot certify, also the level search near ``x_float``
+    (``_size_v2_search``), and the better of the two is returned.
+    For the search, ``coeffs`` are the hops' ``(p, q)``: they give the profit curvature (how wide the flat
     top is that rounding can move the integer optimum across) and each hop's continuous
     output level (the integer chain may not even get through at ``x*`` when a token is
     coarse, so levels come from the floats). Returns ``(0, 0)`` when nothing is profitable.
     """
     tab = _v2_table(hops)
-    if tab is None or not (math.isfinite(x_float) and x_float > 0):
+    if tab is None:
+        return 0, 0
+    return size_v2_table(tab, x_float, coeffs)
+
+
+def size_v2_table(
+    tab: Sequence[tuple[int, int, int, int]], x_float: float, coeffs: Sequence[tuple[float, float]]
+) -> tuple[int, int]:
+    """``size_v2_exact`` on a prebuilt ``_v2_table`` (the engine caches one per edge)."""
+    amount_in, amount_out, certified = size_v2_closed(tab)
+    if certified:
+        return amount_in, amount_out
+    found = _size_v2_search(tab, x_float, coeffs)
+    if amount_out - amount_in > found[1] - found[0]:
+        return amount_in, amount_out
+    return found
+
+
+def _size_v2_search(
+    tab: Sequence[tuple[int, int, int, int]], x_float: float, coeffs: Sequence[tuple[float, float]]
+) -> tuple[int, int]:
+    """The level search, for what the closed form cannot certify (nested coarse tokens)."""
+    if not (math.isfinite(x_float) and x_float > 0):
         return 0, 0
     x0 = max(1, int(round(x_float)))
     k = len(tab)
