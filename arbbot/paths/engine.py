@@ -32,7 +32,8 @@ from arbbot.paths.sizing import (
     edge_coefficients,
     screen_profitable,
     size_search_exact,
-    size_v2_exact,
+    size_v2_table,
+    v2_edge_row,
 )
 from arbbot.types import Opportunity, PoolState, V2PoolState, V3PoolState
 
@@ -120,6 +121,9 @@ class PathEngine:
         self._v3 = np.zeros(0, dtype=bool)
         self._p = np.zeros(0, dtype=np.float64)  # per directed edge 2*pid + dir
         self._q = np.zeros(0, dtype=np.float64)
+        # Per directed edge: the V2 hop's exact integer row for the sizing (None for V3 or
+        # an unusable pool), extracted once per state change, not per verification.
+        self._tab: list[tuple[int, int, int, int] | None] = []
         self._n_pools = 0
         self._pairs: dict[tuple[int, int], set[int]] = defaultdict(set)
         self._groups = {k: CycleGroup(k) for k in range(2, max_hops + 1)}
@@ -155,6 +159,10 @@ class PathEngine:
         p01, q01, p10, q10 = edge_coefficients(state)
         self._p[2 * pid], self._q[2 * pid] = p01, q01
         self._p[2 * pid + 1], self._q[2 * pid + 1] = p10, q10
+        if len(self._tab) < 2 * pid + 2:
+            self._tab.extend([None] * (2 * pid + 2 - len(self._tab)))
+        self._tab[2 * pid] = v2_edge_row(state, True)
+        self._tab[2 * pid + 1] = v2_edge_row(state, False)
 
     @property
     def states(self) -> dict[str, PoolState]:
@@ -244,6 +252,7 @@ class PathEngine:
             self._live[pid] = False
             self._p[2 * pid : 2 * pid + 2] = 0.0
             self._q[2 * pid : 2 * pid + 2] = 0.0
+            self._tab[2 * pid] = self._tab[2 * pid + 1] = None
             t0, t1 = int(self._t0[pid]), int(self._t1[pid])
             self._pairs[(min(t0, t1), max(t0, t1))].discard(pid)
         if pids:
@@ -433,7 +442,10 @@ class PathEngine:
         edges = [int(g.edges[j, row]) for j in range(k)]
         coeffs = [(float(self._p[e]), float(self._q[e])) for e in edges]
         if all(kind == "v2" for kind in kinds):
-            amount_in, amount_out = size_v2_exact(hops, x_float, coeffs)
+            tab = [self._tab[e] for e in edges]
+            if any(t is None for t in tab):
+                return None  # an unusable pool (empty, broken fee, reserve at uint112)
+            amount_in, amount_out = size_v2_table(tab, x_float, coeffs)  # type: ignore[arg-type]
             self.stats["verified_v2"] += 1
         else:
             amount_in, amount_out = size_search_exact(hops, x_float, coeffs)

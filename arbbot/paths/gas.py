@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
-#: Defaults: the executor's fixed overhead (call, flash-swap bookkeeping, profit check) and
-#: a swap through a V2 pair / a V3 pool (callback, tick bitmap reads).
-DEFAULT_BASE_GAS = 60_000
-DEFAULT_HOP_GAS: Mapping[str, int] = MappingProxyType({"v2": 60_000, "v3": 110_000})
+from arbbot.execution.executor import GAS_BASE, GAS_PER_HOP
+
+#: Defaults: the executor's measured constants (``arbbot.execution.executor``: fixed
+#: overhead of one ``execute()`` and a swap per hop kind), imported so there is one source
+#: of truth; the screen and the executor can never disagree on the gas of a cycle.
+DEFAULT_BASE_GAS = GAS_BASE
+DEFAULT_HOP_GAS: Mapping[str, int] = MappingProxyType(dict(GAS_PER_HOP))
 
 
 @dataclass(frozen=True, slots=True)

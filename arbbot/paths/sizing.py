@@ -215,23 +215,33 @@ def chain_out(hops: Sequence[Hop], amount_in: int) -> int:
     return x
 
 
-def _v2_table(hops: Sequence[Hop]) -> list[tuple[int, int, int, int]] | None:
-    """Per hop ``(r_in * 1e6, r_out, 1e6 - fee, max input before uint112 overflow)``.
+def v2_edge_row(state: PoolState, zero_for_one: bool) -> tuple[int, int, int, int] | None:
+    """One V2 hop as ``(r_in * 1e6, r_out, 1e6 - fee, max input before uint112 overflow)``;
+    ``None`` for a V3 pool or one no swap can go through (empty, fee >= 100%, r_in at
+    uint112)."""
+    if not isinstance(state, V2PoolState):
+        return None
+    if zero_for_one:
+        r_in, r_out = state.reserve0, state.reserve1
+    else:
+        r_in, r_out = state.reserve1, state.reserve0
+    g = FEE_DENOMINATOR - state.fee_pips
+    if r_in <= 0 or r_out <= 0 or g <= 0 or g > FEE_DENOMINATOR or r_in >= UINT112_MAX:
+        return None
+    return (r_in * FEE_DENOMINATOR, r_out, g, UINT112_MAX - r_in)
 
-    Precomputed once per cycle so the search's inner loop is bare integer arithmetic.
+
+def _v2_table(hops: Sequence[Hop]) -> list[tuple[int, int, int, int]] | None:
+    """Per hop ``v2_edge_row``; ``None`` if any hop is not a usable V2 pair.
+
+    Precomputed once per cycle so the sizing's inner loop is bare integer arithmetic.
     """
     tab = []
     for state, token_in in hops:
-        if not isinstance(state, V2PoolState):
+        row = v2_edge_row(state, token_in == state.token0)
+        if row is None:
             return None
-        if token_in == state.token0:
-            r_in, r_out = state.reserve0, state.reserve1
-        else:
-            r_in, r_out = state.reserve1, state.reserve0
-        g = FEE_DENOMINATOR - state.fee_pips
-        if r_in <= 0 or r_out <= 0 or g <= 0 or r_in >= UINT112_MAX:
-            return None
-        tab.append((r_in * FEE_DENOMINATOR, r_out, g, UINT112_MAX - r_in))
+        tab.append(row)
     return tab
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests.paths._paths_helpers import USDC, WETH, addr, evaluate, tok, v2
 from arbbot import pools as pool_models
+from arbbot.execution.executor import GAS_BASE, GAS_PER_HOP
 from arbbot.paths import PathEngine
 from arbbot.types import V3PoolState
 
@@ -103,7 +104,7 @@ def test_triangle_with_v3_crossing_ticks_is_exact() -> None:
         for o in evaluate(e, gas_price_wei=10**8):
             found += 1
             assert _profit(o.pools, e.states, WETH, o.amount_in) == o.amount_out
-            assert o.net_profit > 0 and o.gas_estimate == 60_000 + 60_000 + 2 * 110_000
+            assert o.net_profit > 0 and o.gas_estimate == GAS_BASE + GAS_PER_HOP["v2"] + 2 * GAS_PER_HOP["v3"]
     assert found >= 2
 
 
@@ -114,3 +115,12 @@ def test_v3_zero_liquidity_hop_never_profitable() -> None:
     e = PathEngine(base_tokens=[USDC], weth=WETH, max_hops=2)
     e.upsert([empty, v2(2, WETH, USDC, 10**21, int(2000e6 * 1000))])
     assert evaluate(e) == []
+
+
+def test_gas_model_defaults_are_the_executors_constants() -> None:
+    """One source of truth: the screen prices gas exactly as the executor estimates it."""
+    from arbbot.execution.executor import gas_estimate
+    from arbbot.paths import GasModel
+
+    for kinds in (["v2", "v2"], ["v2", "v3", "v2"], ["v3", "v3", "v3", "v2"]):
+        assert GasModel().estimate(kinds) == gas_estimate(kinds)
