@@ -173,7 +173,12 @@ def _interpret(reply: Any, amount: int | None) -> TransferCheck:
             return TransferCheck(False, f"unchecked: {str(reply)[:160]}", 0, 0, amount or 0, conclusive=False)
         conclusive, reason, sent, received = decoded
         return TransferCheck(False, reason, sent, received, amount or 0, conclusive)
-    out = bytes.fromhex(str(reply)[2:])
+    try:
+        out = bytes.fromhex(reply[2:]) if isinstance(reply, str) and reply.startswith("0x") else None
+    except ValueError:
+        out = None
+    if out is None:
+        return TransferCheck(False, f"unchecked: malformed probe reply {str(reply)[:40]}", 0, 0, amount or 0, False)
     if amount is None:
         if len(out) < 96:
             return TransferCheck(False, f"unchecked: short probe reply ({len(out)} bytes)", 0, 0, 0, False)

@@ -223,3 +223,12 @@ def test_scanner_records_the_exclusion_in_hot_state(dev: DevChain, code: dict[st
     scanner.poll()
     assert scanner.stats.extra["transfer_checks"] == checks_before + 1
     assert scanner.health()["healthy"]
+
+
+def test_node_trouble_is_inconclusive_never_an_exclusion() -> None:
+    from arbbot.chain.token_checks import _interpret
+    from arbbot.errors import RpcError
+
+    for reply in (RpcError("eth_call: state override not supported", code=-32602), None, "0xzz", "0x12"):
+        got = _interpret(reply, None)
+        assert not got.conclusive and got.excluded_reason is None and got.reason.startswith("unchecked")
