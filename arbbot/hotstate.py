@@ -167,9 +167,16 @@ class HotState:
     def get_tokens(self) -> dict[str, dict[str, Any]]:
         return {_s(k): json.loads(v) for k, v in self.redis.hgetall(self.key("tokens")).items()}
 
-    def excluded_tokens(self) -> dict[str, str]:
-        """Token address -> reason, for every token the scanner found unfit to route through."""
-        return {a: d["excluded_reason"] for a, d in self.get_tokens().items() if d.get("excluded_reason")}
+    def excluded_tokens(self, addresses: Iterable[str] | None = None) -> dict[str, str]:
+        """Token address -> reason, for every token (or every one of ``addresses``) the
+        scanner found unfit to route through."""
+        if addresses is None:
+            tokens = self.get_tokens()
+        else:
+            addrs = sorted({a.lower() for a in addresses})
+            raw = self.redis.hmget(self.key("tokens"), addrs) if addrs else []
+            tokens = {a: json.loads(v) for a, v in zip(addrs, raw) if v is not None}
+        return {a: d["excluded_reason"] for a, d in tokens.items() if d.get("excluded_reason")}
 
     # --------------------------------------------------------------- scanner cursor
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from kombu import Connection
 
+from arbbot.chain.tx import encode_call
 from arbbot.devnet.scenarios import balance_of, deployed_devnet, plant_price_gap, plant_v3_price_gap
 from arbbot.types import ScoredOpportunity
 
@@ -348,3 +349,41 @@ def _opportunity_pools(django_db_blocker: Any, execution: Any) -> list[str]:
             chain_id=execution.chain_id, block_number=execution.block_number, path_id=execution.path_id
         ).first()
     return list(o.pools) if o else []
+
+
+def test_fee_on_transfer_token_is_excluded_with_its_reason(fleet: dict[str, Any], django_db_blocker: Any) -> None:
+    """A fee-on-transfer token listed on both DEXes at different prices looks like free money;
+    the scan stage's transfer probe flags it, the path stage excludes it and records why, and
+    no execution goes through its pools."""
+    from arbbot.chain.tx import deploy_unlocked, send_unlocked
+    from arbbot.devnet.scenarios import fund_token
+    from tests.chain.devchain import compile_solidity
+    from tests.chain.test_token_checks import NONSTANDARD_TOKENS_SOL
+    from webapp.core.models import Opportunity, Token
+
+    rpc, dep = fleet["rpc"], fleet["dep"]
+    deployer = dep.deployer
+    fot = deploy_unlocked(rpc, deployer, compile_solidity(NONSTANDARD_TOKENS_SOL)["BurnTwoPercentToken"],
+                          ["uint256"], [10**30])
+    pairs = []
+    for dex, price in (("uniswap", 1_000), ("sushiswap", 1_100)):  # a 10% gap between the DEXes
+        factory = dep.dex(dex)["factory"]
+        send_unlocked(rpc, deployer, to=factory, data=encode_call("createPair(address,address)", [fot, dep.weth]))
+        pair = "0x" + rpc.eth_call(factory, encode_call("getPair(address,address)", [fot, dep.weth]))[-40:]
+        fund_token(rpc, dep, "WETH", pair, 50 * 10**18)
+        send_unlocked(rpc, deployer, to=fot, data=encode_call("transfer(address,uint256)", [pair, 50 * price * 10**18]))
+        send_unlocked(rpc, deployer, to=pair, data=encode_call("mint(address)", [deployer]))
+        pairs.append(pair.lower())
+
+    def recorded() -> Any:
+        with django_db_blocker.unblock():
+            return Token.objects.filter(address=fot.lower()).exclude(excluded_reason="").first()
+
+    token = wait_for(recorded, 60, "the fee-on-transfer token to be recorded as excluded")
+    assert token.excluded_reason.startswith("fee-on-transfer")
+    rpc.call("evm_mine")
+    time.sleep(2.0)  # a few more pipeline rounds over the listed pairs
+    with django_db_blocker.unblock():
+        through = [o for o in Opportunity.objects.filter(chain_id=dep.chain_id) if set(o.pools) & set(pairs)]
+    assert through == []
+    assert not [e for e in _executions(django_db_blocker) if set(_opportunity_pools(django_db_blocker, e)) & set(pairs)]

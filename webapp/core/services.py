@@ -102,6 +102,27 @@ def token_register(chain: Chain, address: str, symbol: str = "", decimals: int |
     return token
 
 
+def token_exclude(chain_id: int, address: str, reason: str, symbol: str = "") -> Token:
+    """Record why a token is not traded (e.g. fee-on-transfer), registering it if it was
+    discovered on-chain rather than configured; its known pools are marked too."""
+    from django.db.models import Q
+
+    address = address.lower()
+    validate_address(address)
+    chain = Chain.objects.get(chain_id=chain_id)
+    token, created = Token.objects.get_or_create(
+        chain=chain, address=address, defaults={"symbol": symbol[:64], "excluded_reason": reason[:200]}
+    )
+    if not created:
+        token.excluded_reason = reason[:200]
+        token.save(update_fields=["excluded_reason"])
+
+    Pool.objects.filter(Q(token0__address=address) | Q(token1__address=address), chain__chain_id=chain_id).update(
+        excluded_reason=f"token {address}: {reason}"[:200]
+    )
+    return token
+
+
 @transaction.atomic
 def chain_register_deployment(deployment: Mapping[str, Any]) -> Chain:
     """Record a devnet deployment (``.devnet/deployment.json``) as Chain/Dex/Token/Pool rows."""

@@ -20,11 +20,22 @@ def find(delta: dict) -> int:
     slot = runtime.engine(d.chain_id)
     if d.reorg:
         runtime.mark_orphaned(d.chain_id, list(d.orphaned_hashes))
+    hot = runtime.hotstate(d.chain_id)
+    catch_up = slot.synced_block < 0 or d.block_number != slot.synced_block + 1 or d.reorg
+    # Tokens the scan stage found unfit (fee-on-transfer, reverting transfers) leave the
+    # graph before anything through them is evaluated; the reason is recorded once.
+    tokens = None if catch_up else {t for st in d.states for t in (st.token0, st.token1)}
+    for token, reason in hot.excluded_tokens(tokens).items():
+        if token not in slot.engine.excluded:
+            slot.engine.exclude(token, reason)
+            from webapp.core import services
+
+            services.token_exclude(d.chain_id, token, reason)
     changed = slot.engine.upsert(d.states)
-    if slot.synced_block < 0 or d.block_number != slot.synced_block + 1 or d.reorg:
+    if catch_up:
         # This process missed blocks (they went to another worker) or a reorg replaced
         # state: catch up on every pool from the hot state before evaluating.
-        changed |= slot.engine.upsert(runtime.hotstate(d.chain_id).get_pools().values())
+        changed |= slot.engine.upsert(hot.get_pools().values())
     fresh = slot.synced_block < 0
     slot.synced_block = max(slot.synced_block, d.block_number)
     gas_price = int(runtime.rpc(d.chain_id).call("eth_gasPrice"), 16)
