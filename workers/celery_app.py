@@ -54,7 +54,9 @@ app.conf.update(
     result_backend=None,
     worker_prefetch_multiplier=int(os.environ.get("ARBBOT_PREFETCH", "8")),
     worker_hijack_root_logger=False,
-    worker_send_task_events=False,
+    # Task events feed Flower (and its Prometheus metrics); one event per task state, and
+    # tasks carry batches, so the overhead stays small.
+    worker_send_task_events=True,
     task_time_limit=120,
     task_soft_time_limit=100,
     broker_transport_options={"confirm_publish": True},
