@@ -302,7 +302,6 @@ def size_v2_closed(
     staircases nest, so the rounding noise is far above a wei) it is not certified.
     A cycle the floor chain cannot carry at ``x*`` (uint112 overflow) is not certified.
     """
-    k = len(tab)
     big_a, big_b, big_c = 1, 1, 0
     pre: list[tuple[int, int, int]] = []
     for a, r_out, g, _cap in tab:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from arbbot.paths import PathEngine
-from arbbot.paths.sizing import closed_form_python, screen, size_v2_exact
+from arbbot.paths.sizing import closed_form_python, screen, size_v2_closed, size_v2_table
 from arbbot.types import V2PoolState
 from bench.paths.synth import BASES, WETH, build_market, perturb
 
@@ -60,6 +60,17 @@ def _hops(engine: PathEngine, k: int, row: int):  # type: ignore[no-untyped-def]
 def _coeffs(engine: PathEngine, k: int, row: int) -> list[tuple[float, float]]:
     g = engine._groups[k]  # noqa: SLF001
     return [(float(engine._p[e]), float(engine._q[e])) for e in g.edges[:, row].tolist()]  # noqa: SLF001
+
+
+def _size(engine: PathEngine, k: int, row: int, x_float: float) -> tuple[int, int]:
+    """Exact sizing of one V2 cycle exactly as ``PathEngine._verify`` does it: the cached
+    per-edge integer rows, the float coefficients (used only by the fallback search)."""
+    edges = engine._groups[k].edges[:, row].tolist()  # noqa: SLF001
+    tab = [engine._tab[e] for e in edges]  # noqa: SLF001
+    if any(t is None for t in tab):
+        return 0, 0
+    p, q = engine._p, engine._q  # noqa: SLF001
+    return size_v2_table(tab, x_float, [(float(p[e]), float(q[e])) for e in edges])  # type: ignore[arg-type]
 
 
 def main() -> None:
@@ -130,12 +141,27 @@ def main() -> None:
         cands += [(k, int(rows[i]), float(x[i])) for i in good]
     res["v2_cycles_gross_profitable_float"] = len(cands)
     pick = [cands[i] for i in rng.choice(len(cands), size=min(2000, len(cands)), replace=False)]
-    prepared = [(_hops(engine, k, r), x, _coeffs(engine, k, r)) for k, r, x in pick]
     t0 = time.perf_counter()
-    for hops, x, co in prepared:
-        size_v2_exact(hops, x, co)
-    t_exact = (time.perf_counter() - t0) / max(1, len(prepared))
+    for k, r, x in pick:
+        _size(engine, k, r, x)
+    t_exact = (time.perf_counter() - t0) / max(1, len(pick))
     res["exact_v2_sizing_us_per_cycle"] = round(t_exact * 1e6, 1)
+    # Split: cycles the exact closed form certifies alone vs the ones that also need the
+    # level search (nested coarse tokens).
+    split: dict[bool, list[float]] = {True: [], False: []}
+    for k, r, x in pick:
+        edges = engine._groups[k].edges[:, r].tolist()  # noqa: SLF001
+        tab = [engine._tab[e] for e in edges]  # noqa: SLF001
+        if any(t is None for t in tab):
+            continue
+        cert = size_v2_closed(tab)[2]  # type: ignore[arg-type]
+        t0 = time.perf_counter()
+        _size(engine, k, r, x)
+        split[cert].append(time.perf_counter() - t0)
+    n_split = len(split[True]) + len(split[False])
+    res["exact_v2_certified_share"] = round(len(split[True]) / max(1, n_split), 3)
+    for key, vals in (("certified", split[True]), ("fallback", split[False])):
+        res[f"exact_v2_{key}_us_per_cycle"] = round(statistics.mean(vals) * 1e6, 1) if vals else None
 
     # ------------------------------------------------------------ incremental
     _step("incremental")
@@ -230,7 +256,7 @@ def _degenbot(engine: PathEngine, v2_edges, rng: np.random.Generator, n: int) ->
         x, p = screen(g.edges[:, rows], engine._p, engine._q)  # noqa: SLF001
         for j in np.flatnonzero(p > 0).tolist():
             i = idxs[j]
-            ours_arr[i] = size_v2_exact(_hops(engine, k, sample[i][1]), float(x[j]), _coeffs(engine, k, sample[i][1]))
+            ours_arr[i] = _size(engine, k, sample[i][1], float(x[j]))
     t_ours = time.perf_counter() - t0
     ours = ours_arr
 
@@ -274,7 +300,7 @@ def _time_ours(engine: PathEngine, sample: list[tuple[int, int]]) -> float:
             rows = np.asarray(rows_l)
             x, p = screen(g.edges[:, rows], engine._p, engine._q)  # noqa: SLF001
             for j in np.flatnonzero(p > 0).tolist():
-                size_v2_exact(_hops(engine, k, rows_l[j]), float(x[j]), _coeffs(engine, k, rows_l[j]))
+                _size(engine, k, rows_l[j], float(x[j]))
         best = min(best, time.perf_counter() - t0)
     return best
 
@@ -289,6 +315,8 @@ def _print(res: dict[str, object]) -> None:
         ("same, pure Python (sample, extrap.)", f"{res['python_sized_per_s']:,}/s -> {res['python_all_v2_extrapolated_s']} s for all; numpy x{res['vectorised_speedup']}"),
         ("all cycles screened/s (gas+threshold)", f"{res['all_cycles_screened_per_s']:,}"),
         ("exact V2 sizing per cycle", f"{res['exact_v2_sizing_us_per_cycle']} us"),
+        ("  closed form certifies / fallback", f"{res['exact_v2_certified_share']:.1%}: {res['exact_v2_certified_us_per_cycle']} us; "
+                                               f"rest (+ level search): {res['exact_v2_fallback_us_per_cycle']} us"),
         ("incremental, 100 changed pools", f"median {res['incremental_median_ms']} ms, p95 {res['incremental_p95_ms']} ms  (target <= 10 ms)"),
         ("  of which screen only", f"median {res['incremental_screen_only_median_ms']} ms"),
         ("  affected cycles / exact checks / opps", f"{res['incremental_affected_cycles_median']:,} / {res['incremental_exact_checks_median']} / {res['incremental_opportunities_median']}"),
