@@ -17,7 +17,6 @@ from arbbot.chain.rpc import RpcClient
 from arbbot.chain.scanner import Scanner, ScannerConfig
 from arbbot.chain.tx import LocalSigner
 from arbbot.config import get_settings
-from arbbot.execution.executor import GAS_BASE, GAS_PER_HOP
 from arbbot.execution.runner import ExecutionRunner, RiskLimits
 from arbbot.hotstate import HotState
 from arbbot.paths.engine import PathEngine
@@ -78,8 +77,8 @@ class EngineSlot:
 @functools.lru_cache(maxsize=None)
 def engine(chain_id: int) -> EngineSlot:
     chain = _chain(chain_id)
-    gas = GasModel(base=GAS_BASE, per_hop=dict(GAS_PER_HOP))
-    return EngineSlot(PathEngine(base_tokens=[chain.weth], weth=chain.weth, max_hops=3, gas_model=gas))
+    # GasModel's defaults are the executor contract's measured gas (arbbot.execution.executor).
+    return EngineSlot(PathEngine(base_tokens=[chain.weth], weth=chain.weth, max_hops=3, gas_model=GasModel()))
 
 
 def kill_switch_key() -> str:

@@ -205,15 +205,7 @@ def test_stale_opportunity_is_dropped_and_nothing_executes_twice(fleet: dict[str
             chain_id=done.chain_id, block_number=done.block_number, path_id=done.path_id
         ).first()
     assert opp_row is not None
-    wire = {
-        "opportunity": {
-            "chain_id": opp_row.chain_id, "block_number": opp_row.block_number, "block_hash": opp_row.block_hash,
-            "path_id": opp_row.path_id, "pools": opp_row.pools, "tokens": opp_row.tokens,
-            "amount_in": str(opp_row.amount_in), "amount_out": str(opp_row.amount_out),
-            "gas_estimate": 1, "gas_price_wei": "1", "gas_cost": str(opp_row.gas_cost),
-        },
-        "score": 1.0, "decision": "execute",
-    }
+    wire = _execute_message(opp_row, opp_row.block_number, opp_row.block_hash)
     ScoredOpportunity.from_wire(wire)  # a well-formed message
     # 1. The same opportunity delivered again: the claim makes it a no-op.
     execute.execute.delay([wire])
@@ -275,15 +267,7 @@ def _reorged_opportunity_is_dropped(fleet: dict[str, Any], django_db_blocker: An
     with django_db_blocker.unblock():
         executed = {(e.block_number, e.path_id) for e in _executions(django_db_blocker)}
         template = next(o for o in Opportunity.objects.order_by("-id") if (number, o.path_id) not in executed)
-    wire = {
-        "opportunity": {
-            "chain_id": dep.chain_id, "block_number": number, "block_hash": orphan,
-            "path_id": template.path_id, "pools": template.pools, "tokens": template.tokens,
-            "amount_in": str(template.amount_in), "amount_out": str(template.amount_out),
-            "gas_estimate": 1, "gas_price_wei": "1", "gas_cost": str(template.gas_cost),
-        },
-        "score": 1.0, "decision": "execute",
-    }
+    wire = _execute_message(template, number, orphan)
     execute.execute.delay([wire])
     row = wait_for(
         lambda: _executions(django_db_blocker, block_number=number, path_id=template.path_id, status="dropped"),
@@ -333,6 +317,20 @@ def test_malformed_messages_are_dead_lettered_and_the_fleet_goes_on(fleet: dict[
     fleet["rpc"].call("evm_mine")
     scan.scan_chain.delay(fleet["dep"].chain_id)
     wait_for(lambda: (_scan_head(fleet) or (0,))[0] > (before or (0,))[0], 30, "the scan stage to move on")
+
+
+def _execute_message(row: Any, block_number: int, block_hash: str) -> dict[str, Any]:
+    """An execute-queue message for the cycle of a recorded Opportunity row, as seen at
+    ``(block_number, block_hash)``."""
+    return {
+        "opportunity": {
+            "chain_id": row.chain_id, "block_number": block_number, "block_hash": block_hash,
+            "path_id": row.path_id, "pools": row.pools, "tokens": row.tokens,
+            "amount_in": str(row.amount_in), "amount_out": str(row.amount_out),
+            "gas_estimate": 1, "gas_price_wei": "1", "gas_cost": str(row.gas_cost),
+        },
+        "score": 1.0, "decision": "execute",
+    }
 
 
 def _scan_head(fleet: dict[str, Any]) -> tuple[int, str] | None:
