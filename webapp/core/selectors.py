@@ -54,6 +54,30 @@ def format_amount(amount: Decimal | int, decimals: int | None) -> str:
     return f"{scaled:,.6f}"
 
 
+def queue_depths(timeout_s: float = 2.0) -> list[dict[str, Any]]:
+    """Ready messages and consumers per queue, read from the broker (passive declares).
+    An unreachable broker gives an empty list; /healthz reports the broker itself."""
+    from django.conf import settings
+    from kombu import Connection
+
+    from workers.queues import DEAD_LETTER_QUEUE, STAGE_QUEUES
+
+    out = []
+    try:
+        with Connection(settings.ARBBOT.broker_url, connect_timeout=timeout_s) as conn:
+            channel = conn.channel()
+            for name in (*STAGE_QUEUES, DEAD_LETTER_QUEUE):
+                try:
+                    _, messages, consumers = channel.queue_declare(queue=name, passive=True)
+                except Exception:  # not declared yet: no worker has started
+                    channel = conn.channel()
+                    messages, consumers = None, 0
+                out.append({"queue": name, "messages": messages, "consumers": consumers})
+    except Exception:
+        return []
+    return out
+
+
 def dashboard_summary(*, limit: int = 25, since: dt.datetime | None = None) -> dict[str, Any]:
     """Counts, realised profit per token and the latest rows; ``since`` restricts the totals
     to a time window (the demo reports its own run)."""
@@ -106,5 +130,6 @@ def dashboard_summary(*, limit: int = 25, since: dt.datetime | None = None) -> d
         "recent_opportunities": recent_opps,
         "recent_executions": recent_execs,
         "chains": list(Chain.objects.order_by("chain_id")),
+        "queues": queue_depths() if limit else [],
         "generated_at": now,
     }

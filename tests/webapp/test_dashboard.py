@@ -1,0 +1,36 @@
+"""The dashboard shows realised profit per token exactly, recent rows, and the queues."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from webapp.core import services
+from webapp.core.models import Chain, Execution
+
+WETH = "0x" + "11" * 20
+
+
+@pytest.mark.django_db
+def test_dashboard_shows_profit_per_token_and_queues(client) -> None:  # type: ignore[no-untyped-def]
+    chain = Chain.objects.create(chain_id=7, name="seven", rpc_urls="http://127.0.0.1:8545", weth=WETH)
+    services.token_register(chain, WETH, "WETH", 18)
+    for i, profit in enumerate([1_234_567_890_123_456_789, 10**18]):
+        Execution.objects.create(
+            created_at=timezone.now(), chain_id=7, block_number=100 + i, path_id=f"p{i}", status="success",
+            tx_hash="0x" + f"{i:064x}", gas_used=150_000, profit_token=WETH,
+            predicted_profit=Decimal(profit), realised_profit=Decimal(profit),
+        )
+    Execution.objects.create(created_at=timezone.now(), chain_id=7, block_number=102, path_id="p9",
+                             status="dropped", reason="stale: the cycle no longer pays")
+    html = client.get("/").content.decode()
+    assert "2.234568" in html  # 2.234567890123456789 WETH shown to 6 decimals
+    assert "2234567890123456789" in html  # the exact base units
+    assert "stale: the cycle no longer pays" in html
+    for queue in ("scan", "path", "ml", "execute", "bridge", "analytics", "dead_letter"):
+        assert f"<td>{queue}</td>" in html
+    summary = client.get("/api/summary/").json()
+    assert summary["executions_by_status"] == {"success": 2, "dropped": 1}
+    assert summary["profit_by_token"][0]["total_base_units"] == "2234567890123456789"
