@@ -67,6 +67,7 @@ app.conf.update(
             # that waited; a late tick is harmless (scan_chain takes a per-chain lock).
             "schedule": settings.scan_interval_s,
         },
+        "execute-reconcile": {"task": "workers.tasks.execute.reconcile", "schedule": 60.0},
     },
 )
 

@@ -172,26 +172,26 @@ class ExecutionRunner:
             return result("failed", f"send failed: {exc}")
         return Pending(base, tx_hash, guarded, simulated_profit)
 
-    def settle(self, pending: Pending) -> ExecutionResult:
+    def settle(self, pending: Pending, *, timeout_s: float | None = None) -> ExecutionResult:
         """Wait for a sent transaction's receipt and measure what it realised."""
 
         def result(status: str, reason: str, **kw: Any) -> ExecutionResult:
             return ExecutionResult(status=status, reason=reason, tx_hash=pending.tx_hash, **pending.base, **kw)  # type: ignore[arg-type]
 
         try:
-            receipt = wait_receipt(self.rpc, pending.tx_hash, timeout_s=self.receipt_timeout_s)
+            receipt = wait_receipt(self.rpc, pending.tx_hash, timeout_s=timeout_s or self.receipt_timeout_s)
         except TxFailed as exc:
             return result("failed", str(exc))
         gas_used = int(receipt["gasUsed"], 16)
         effective = int(receipt.get("effectiveGasPrice", "0x0"), 16)
         mined = int(receipt["blockNumber"], 16)
         if int(receipt["status"], 16) != 1:
-            reason = self._revert_reason(pending.calldata, mined)
+            reason = self._revert_reason(pending.calldata, mined) if pending.calldata else "reverted on-chain"
             return result("reverted", reason, gas_used=gas_used, gas_price_wei=effective, mined_block=mined)
         realised = _executed_profit(receipt, self.executor)
         return result(
             "success",
-            f"re-validated profit {pending.simulated_profit}",
+            f"re-validated profit {pending.simulated_profit}" if pending.simulated_profit else "reconciled from receipt",
             gas_used=gas_used,
             gas_price_wei=effective,
             mined_block=mined,

@@ -319,6 +319,28 @@ def test_malformed_messages_are_dead_lettered_and_the_fleet_goes_on(fleet: dict[
     wait_for(lambda: (_scan_head(fleet) or (0,))[0] > (before or (0,))[0], 30, "the scan stage to move on")
 
 
+def _committed(django_db_blocker: Any, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on a fresh database connection (another thread), so its writes commit at
+    once instead of inside the test's transaction."""
+    import threading
+
+    from django.db import connection
+
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["value"] = fn()
+        finally:
+            connection.close()
+
+    with django_db_blocker.unblock():
+        t = threading.Thread(target=run)
+        t.start()
+        t.join()
+    return out["value"]
+
+
 def _execute_message(row: Any, block_number: int, block_hash: str) -> dict[str, Any]:
     """An execute-queue message for the cycle of a recorded Opportunity row, as seen at
     ``(block_number, block_hash)``."""
@@ -385,3 +407,46 @@ def test_fee_on_transfer_token_is_excluded_with_its_reason(fleet: dict[str, Any]
         through = [o for o in Opportunity.objects.filter(chain_id=dep.chain_id) if set(o.pools) & set(pairs)]
     assert through == []
     assert not [e for e in _executions(django_db_blocker) if set(_opportunity_pools(django_db_blocker, e)) & set(pairs)]
+
+
+def test_executions_left_pending_by_a_dead_worker_are_reconciled(fleet: dict[str, Any], django_db_blocker: Any) -> None:
+    """A claimed execution whose worker died is finished from the chain (if its transaction
+    was sent) or marked failed (if not); nothing stays pending and nothing is re-sent."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from webapp.core.models import Execution
+    from workers.tasks import execute
+
+    plant_price_gap(fleet["rpc"], fleet["dep"], "WETH", "UNI", 3.0, dex="sushiswap")
+    done = wait_for(lambda: _executions(django_db_blocker, status="success"), 90, "a successful execution")[-1]
+    old = timezone.now() - dt.timedelta(minutes=10)
+
+    def create_rows() -> tuple[Any, Any]:
+        sent = Execution.objects.create(
+            created_at=old, chain_id=done.chain_id, block_number=done.block_number, path_id="crashed-after-send",
+            status="pending", tx_hash=done.tx_hash, profit_token=done.profit_token,
+            amount_in=done.amount_in, predicted_profit=done.predicted_profit,
+        )
+        unsent = Execution.objects.create(
+            created_at=old, chain_id=done.chain_id, block_number=done.block_number, path_id="crashed-before-send",
+            status="pending", profit_token=done.profit_token,
+        )
+        return sent, unsent
+
+    # The workers must see the rows: write them committed, outside this test's transaction.
+    sent, unsent = _committed(django_db_blocker, create_rows)
+    execute.reconcile.delay(60.0)
+
+    def finished() -> Any:
+        with django_db_blocker.unblock():
+            rows = {e.path_id: e for e in Execution.objects.filter(pk__in=[sent.pk, unsent.pk])}
+        return rows if all(r.status != "pending" for r in rows.values()) else None
+
+    rows = wait_for(finished, 60, "the pending executions to be reconciled")
+    assert rows["crashed-after-send"].status == "success"
+    assert rows["crashed-after-send"].realised_profit == done.realised_profit
+    assert rows["crashed-after-send"].gas_used == done.gas_used
+    assert rows["crashed-before-send"].status == "failed"
+    assert "nothing was sent" in rows["crashed-before-send"].reason

@@ -54,6 +54,12 @@ def format_amount(amount: Decimal | int, decimals: int | None) -> str:
     return f"{scaled:,.6f}"
 
 
+def executions_stale_pending(older_than_s: float = 120.0) -> list[Execution]:
+    """Claimed executions whose worker never recorded an outcome (it crashed or was killed)."""
+    cutoff = timezone.now() - dt.timedelta(seconds=older_than_s)
+    return list(Execution.objects.filter(status="pending", created_at__lt=cutoff).order_by("id")[:500])
+
+
 def queue_depths(timeout_s: float = 2.0) -> list[dict[str, Any]]:
     """Ready messages and consumers per queue, read from the broker (passive declares).
     An unreachable broker gives an empty list; /healthz reports the broker itself."""

@@ -228,6 +228,12 @@ def execution_claim(scored: ScoredOpportunity) -> Execution | None:
         return None
 
 
+def execution_sent(chain_id: int, block_number: int, path_id: str, tx_hash: str) -> None:
+    """Note the hash as soon as a transaction is sent, so a crash before its receipt leaves a
+    row that ``execution_reconcile`` can finish from the chain."""
+    Execution.objects.filter(chain_id=chain_id, block_number=block_number, path_id=path_id).update(tx_hash=tx_hash)
+
+
 def execution_finish(result: ExecutionResult) -> Execution:
     """Record the outcome on the claimed row (created here if no claim exists)."""
     row, _ = Execution.objects.update_or_create(

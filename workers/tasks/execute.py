@@ -31,7 +31,11 @@ def execute(scored: list[dict]) -> int:
     pending = []
     for s in claimed:
         try:
-            pending.append((s, runtime.runner(s.opportunity.chain_id).submit(s)))
+            outcome = runtime.runner(s.opportunity.chain_id).submit(s)
+            if not isinstance(outcome, ExecutionResult):
+                o = s.opportunity
+                services.execution_sent(o.chain_id, o.block_number, o.path_id, outcome.tx_hash)
+            pending.append((s, outcome))
         except Exception as exc:  # one failing item is recorded, the batch goes on
             log.exception("execution of %s failed", s.opportunity.key)
             pending.append((s, _failed(s, exc)))
@@ -57,6 +61,31 @@ def execute(scored: list[dict]) -> int:
         done += 1
     ITEMS.labels(stage="execute").inc(done)
     return done
+
+
+@app.task(name="workers.tasks.execute.reconcile", acks_late=True)
+def reconcile(older_than_s: float = 120.0) -> int:
+    """Finish executions left ``pending`` by a worker that died: from the chain when the
+    transaction was sent (its receipt decides), else as failed (nothing was sent)."""
+    from webapp.core import selectors, services
+    from arbbot.execution.runner import Pending
+
+    n = 0
+    for row in selectors.executions_stale_pending(older_than_s):
+        base = {
+            "chain_id": row.chain_id, "block_number": row.block_number, "path_id": row.path_id,
+            "predicted_profit": int(row.predicted_profit), "profit_token": row.profit_token,
+            "amount_in": int(row.amount_in),
+        }
+        if row.tx_hash:
+            result = runtime.runner(row.chain_id).settle(Pending(base, row.tx_hash, "", 0), timeout_s=5.0)
+        else:
+            result = ExecutionResult(status="failed", reason="worker stopped before sending; nothing was sent",
+                                     **base)  # type: ignore[arg-type]
+        services.execution_finish(result)
+        log.warning("reconciled %s:%s:%s -> %s", row.chain_id, row.block_number, row.path_id, result.status)
+        n += 1
+    return n
 
 
 def _failed(s: ScoredOpportunity, exc: Exception, tx_hash: str | None = None) -> ExecutionResult:
