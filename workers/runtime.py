@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -21,6 +20,7 @@ from arbbot.execution.runner import ExecutionRunner, RiskLimits
 from arbbot.hotstate import HotState
 from arbbot.paths.engine import PathEngine
 from arbbot.paths.gas import GasModel
+from arbbot.paths.stage import PathStage
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -68,17 +68,11 @@ def scanner(chain_id: int) -> Scanner:
     return Scanner(config, store=hotstate(chain_id))
 
 
-@dataclass
-class EngineSlot:
-    engine: PathEngine
-    synced_block: int = -1
-
-
 @functools.lru_cache(maxsize=None)
-def engine(chain_id: int) -> EngineSlot:
+def path_stage(chain_id: int) -> PathStage:
     chain = _chain(chain_id)
     # GasModel's defaults are the executor contract's measured gas (arbbot.execution.executor).
-    return EngineSlot(PathEngine(base_tokens=[chain.weth], weth=chain.weth, max_hops=3, gas_model=GasModel()))
+    return PathStage(PathEngine(base_tokens=[chain.weth], weth=chain.weth, max_hops=3, gas_model=GasModel()))
 
 
 def kill_switch_key() -> str:
@@ -126,5 +120,5 @@ def _pnl_today(chain_id: int, weth: str) -> int:
 
 def reset() -> None:
     """Forget every cached resource (tests; a changed configuration)."""
-    for fn in (hotstate, rpc, scanner, engine, runner, redis_client):
+    for fn in (hotstate, rpc, scanner, path_stage, runner, redis_client):
         fn.cache_clear()

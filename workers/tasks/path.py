@@ -17,36 +17,16 @@ log = logging.getLogger(__name__)
 @rejects_malformed
 def find(delta: dict) -> int:
     d = PoolDelta.from_wire(delta)
-    slot = runtime.engine(d.chain_id)
     if d.reorg:
         runtime.mark_orphaned(d.chain_id, list(d.orphaned_hashes))
-    hot = runtime.hotstate(d.chain_id)
-    catch_up = slot.synced_block < 0 or d.block_number != slot.synced_block + 1 or d.reorg
-    # Tokens the scan stage found unfit (fee-on-transfer, reverting transfers) leave the
-    # graph before anything through them is evaluated; the reason is recorded once.
-    tokens = None if catch_up else {t for st in d.states for t in (st.token0, st.token1)}
-    for token, reason in hot.excluded_tokens(tokens).items():
-        if token not in slot.engine.excluded:
-            slot.engine.exclude(token, reason)
-            from webapp.core import services
-
-            services.token_exclude(d.chain_id, token, reason)
-    changed = slot.engine.upsert(d.states)
-    if catch_up:
-        # This process missed blocks (they went to another worker) or a reorg replaced
-        # state: catch up on every pool from the hot state before evaluating.
-        changed |= slot.engine.upsert(hot.get_pools().values())
-    fresh = slot.synced_block < 0
-    slot.synced_block = max(slot.synced_block, d.block_number)
+    stage = runtime.path_stage(d.chain_id)
     gas_price = int(runtime.rpc(d.chain_id).call("eth_gasPrice"), 16)
-    opps = slot.engine.evaluate(
-        None if fresh else changed,
-        chain_id=d.chain_id,
-        block_number=d.block_number,
-        block_hash=d.block_hash,
-        gas_price_wei=gas_price,
-        observed_at=d.observed_at,
-    )
+    opps = stage.process(d, runtime.hotstate(d.chain_id), gas_price_wei=gas_price)
+    if stage.newly_excluded:
+        from webapp.core import services
+
+        for token, reason in stage.newly_excluded.items():
+            services.token_exclude(d.chain_id, token, reason)
     ITEMS.labels(stage="path").inc(len(d.states))
     chain = str(d.chain_id)
     OPPORTUNITIES.labels(chain=chain).inc(len(opps))
