@@ -32,6 +32,11 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[
 """
 
 
+def kill_switch_key(prefix: str) -> str:
+    """The Redis key whose presence engages the kill switch (fleet-wide, all chains)."""
+    return f"{prefix}:kill_switch"
+
+
 class ScanLock:
     """A Redis lock with expiry. ``with hot.lock("scan", 30) as got:`` gives ``got`` True
     when this holder owns it; the release only deletes the key if the token is still ours

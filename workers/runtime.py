@@ -18,6 +18,7 @@ from arbbot.chain.tx import LocalSigner
 from arbbot.config import get_settings
 from arbbot.execution.runner import ExecutionRunner, RiskLimits
 from arbbot.hotstate import HotState
+from arbbot.hotstate import kill_switch_key as hotstate_kill_switch_key
 from arbbot.paths.engine import PathEngine
 from arbbot.paths.gas import GasModel
 from arbbot.paths.stage import PathStage
@@ -76,7 +77,7 @@ def path_stage(chain_id: int) -> PathStage:
 
 
 def kill_switch_key() -> str:
-    return f"{prefix()}:kill_switch"
+    return hotstate_kill_switch_key(prefix())
 
 
 def orphaned_key(chain_id: int) -> str:

@@ -56,6 +56,8 @@ def refresh_gauges() -> None:
         import redis
 
         r = redis.Redis.from_url(settings.ARBBOT.redis_url, socket_timeout=2)
-        KILL_SWITCH.set(1 if r.exists(f"{settings.ARBBOT.redis_prefix}:kill_switch") else 0)
+        from arbbot.hotstate import kill_switch_key
+
+        KILL_SWITCH.set(1 if r.exists(kill_switch_key(settings.ARBBOT.redis_prefix)) else 0)
     except Exception:  # the gauge keeps its last value; /healthz reports Redis itself
         pass
