@@ -34,6 +34,10 @@ import numpy.typing as npt
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
+# Directed edge ids in the cycle index: 2 * pool id + direction. int32 allows 1e9 pools
+# and halves the index's memory (and the bytes an incremental gather touches).
+EDGE_DTYPE = np.int32
+
 # Bound the size of one join's output so enumeration never allocates gigabytes at once.
 _JOIN_CHUNK = 2_000_000
 
@@ -227,13 +231,17 @@ class _Segment:
 
 @dataclass(slots=True)
 class CycleGroup:
-    """All cycles with ``k`` hops, in growable column-major arrays.
+    """All cycles with ``k`` hops, in growable arrays.
 
-    Column-major (``edges[j, i]``) because evaluation gathers hop j of many cycles at once.
+    ``edges[i]`` holds cycle i's k directed edges, row-major and int32: an incremental
+    evaluation gathers a scattered set of rows (the cycles through the changed pools), and
+    one row is then one 4k-byte read instead of k reads from k distant columns (measured:
+    the gather of 150k rows of 4 hops went from ~4 ms to ~0.7 ms with ``np.take``).
+    A whole-index screen reads the columns as strided views (``column(j)``).
     """
 
     k: int
-    edges: IntArray = field(init=False)
+    edges: npt.NDArray[np.int32] = field(init=False)
     start: IntArray = field(init=False)
     alive: BoolArray = field(init=False)
     n_v3: npt.NDArray[np.int8] = field(init=False)
@@ -241,7 +249,7 @@ class CycleGroup:
     segments: list[_Segment] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.edges = np.zeros((self.k, 0), dtype=np.int64)
+        self.edges = np.zeros((0, self.k), dtype=EDGE_DTYPE)
         self.start = np.zeros(0, dtype=np.int64)
         self.alive = np.zeros(0, dtype=bool)
         self.n_v3 = np.zeros(0, dtype=np.int8)
@@ -251,8 +259,8 @@ class CycleGroup:
         if need <= cap:
             return
         new_cap = max(need, 2 * cap, 1024)
-        edges = np.zeros((self.k, new_cap), dtype=np.int64)
-        edges[:, : self.n] = self.edges[:, : self.n]
+        edges = np.zeros((new_cap, self.k), dtype=EDGE_DTYPE)
+        edges[: self.n] = self.edges[: self.n]
         self.edges = edges
         for name, dtype in (("start", np.int64), ("alive", bool), ("n_v3", np.int8)):
             arr = np.zeros(new_cap, dtype=dtype)
@@ -265,7 +273,7 @@ class CycleGroup:
             return
         r0 = self.n
         self._reserve(r0 + m)
-        self.edges[:, r0 : r0 + m] = batch.edges
+        self.edges[r0 : r0 + m] = batch.edges.T
         self.start[r0 : r0 + m] = batch.start
         self.alive[r0 : r0 + m] = True
         self.n_v3[r0 : r0 + m] = pool_is_v3[batch.edges >> 1].sum(axis=0)
@@ -276,10 +284,20 @@ class CycleGroup:
             self.segments = [self._segment(0, self.n, n_pools)]
 
     def _segment(self, r0: int, r1: int, n_pools: int) -> _Segment:
-        pools = (self.edges[:, r0:r1] >> 1).ravel()  # hop-major: row = r0 + pos % m
+        pools = (self.edges[r0:r1].T >> 1).ravel()  # hop-major: row = r0 + pos % m
         rows = np.tile(np.arange(r0, r1, dtype=np.int64), self.k)
         csr = _Csr.build(pools, n_pools)
         return _Segment(off=csr.off, rows=rows[csr.rows])
+
+    def hop_edges(self, rows: IntArray | None) -> npt.NDArray[np.int32]:
+        """``(m, k)`` edges of ``rows`` (``None``: all ``n`` rows, a view)."""
+        if rows is None:
+            return self.edges[: self.n]
+        return np.take(self.edges, rows, axis=0)
+
+    def row_edges(self, row: int) -> list[int]:
+        """Cycle ``row``'s directed edges, hop by hop, as Python ints."""
+        return self.edges[row].tolist()  # type: ignore[no-any-return]
 
     def rows_for_pools(self, pids: IntArray) -> IntArray:
         """Rows of cycles through any of ``pids`` (may repeat a row; alive or not)."""

@@ -368,12 +368,12 @@ class PathEngine:
                 continue
             if pids is None:
                 rows = None
-                cols = [g.edges[j, : g.n] for j in range(k)]
             else:
                 rows = g.rows_for_pools(pids)
                 if rows.size == 0:
                     continue
-                cols = [g.edges[j][rows] for j in range(k)]
+            hop_edges = g.hop_edges(rows)
+            cols = [hop_edges[:, j] for j in range(k)]
             # Dead cycles need no mask: a removed pool's p is 0, so P = 0 drops them.
             idx, x_opt, profit = screen_profitable(cols, self._p, self._q)
             if idx.size == 0:
@@ -412,8 +412,7 @@ class PathEngine:
         g = self._groups[k]
         hops: list[Hop] = []
         tokens: list[str] = []
-        for j in range(k):
-            e = int(g.edges[j, row])
+        for e in g.row_edges(row):
             state = self._states[e >> 1]
             if state is None:
                 raise ArbbotError("cycle through a removed pool")
@@ -439,7 +438,7 @@ class PathEngine:
         hops, tokens = self._hops(k, row)
         kinds = tuple(s.kind for s, _ in hops)
         g = self._groups[k]
-        edges = [int(g.edges[j, row]) for j in range(k)]
+        edges = g.row_edges(row)
         coeffs = [(float(self._p[e]), float(self._q[e])) for e in edges]
         if all(kind == "v2" for kind in kinds):
             tab = [self._tab[e] for e in edges]

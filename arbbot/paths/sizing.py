@@ -50,6 +50,8 @@ from arbbot.types import PoolState, V2PoolState
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+#: Directed edge ids (the cycle index stores them as int32, callers may pass int64).
+EdgeArray = npt.NDArray[np.int32] | npt.NDArray[np.int64]
 
 Q96 = float(2**96)
 UINT112_MAX = 2**112 - 1
@@ -91,7 +93,7 @@ def edge_coefficients(state: PoolState) -> tuple[float, float, float, float]:
 
 
 def screen(
-    edges: IntArray, p: FloatArray, q: FloatArray
+    edges: EdgeArray, p: FloatArray, q: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
     """Closed-form optimum for cycles ``edges[:, i]``: ``(x_opt, gross_profit)``, floats.
 
@@ -115,7 +117,7 @@ def screen(
 
 
 def screen_profitable(
-    edge_cols: Sequence[IntArray], p: FloatArray, q: FloatArray
+    edge_cols: Sequence[EdgeArray], p: FloatArray, q: FloatArray
 ) -> tuple[IntArray, FloatArray, FloatArray]:
     """Two-stage screen: ``(idx, x_opt, gross_profit)`` only for cycles with ``P > 1``.
 
@@ -589,11 +591,19 @@ def size_search_exact(
     # usually good (exact for V2 hops and inside a V3 pool's current tick range). Fit a
     # parabola through x-h, x, x+h, jump to its vertex, shrink h, repeat; leave for the
     # bracketing search below as soon as the three points do not bracket a maximum.
-    x, h = x0, max(tol, x0 // 256)
-    for _ in range(12):
+    # The first try is narrow (2**-20 of the input, still far above the rounding noise at
+    # that distance for any trade worth making): when the warm start is right, two fits
+    # land inside the flat top. If that bracket fails (a tick crossing moved the optimum),
+    # the fits restart wide, from 1/256 of the input.
+    x, h = x0, max(tol, x0 >> 20)
+    wide = h >= x0 // 256
+    for _ in range(14):
         left, mid, right = profit(max(1, x - h)), profit(x), profit(min(x + h, max_input))
         if not (mid >= left and mid >= right) or x - h < 1:
-            break
+            if wide:
+                break
+            x, h, wide = x0, max(tol, x0 // 256), True
+            continue
         curv = left - 2 * mid + right
         if curv < 0:
             x = min(max(1, x + h * (left - right) // (2 * curv)), max_input)

@@ -59,13 +59,13 @@ def _hops(engine: PathEngine, k: int, row: int):  # type: ignore[no-untyped-def]
 
 def _coeffs(engine: PathEngine, k: int, row: int) -> list[tuple[float, float]]:
     g = engine._groups[k]  # noqa: SLF001
-    return [(float(engine._p[e]), float(engine._q[e])) for e in g.edges[:, row].tolist()]  # noqa: SLF001
+    return [(float(engine._p[e]), float(engine._q[e])) for e in g.row_edges(row)]  # noqa: SLF001
 
 
 def _size(engine: PathEngine, k: int, row: int, x_float: float) -> tuple[int, int]:
     """Exact sizing of one V2 cycle exactly as ``PathEngine._verify`` does it: the cached
     per-edge integer rows, the float coefficients (used only by the fallback search)."""
-    edges = engine._groups[k].edges[:, row].tolist()  # noqa: SLF001
+    edges = engine._groups[k].row_edges(row)  # noqa: SLF001
     tab = [engine._tab[e] for e in edges]  # noqa: SLF001
     if any(t is None for t in tab):
         return 0, 0
@@ -101,7 +101,7 @@ def main() -> None:
     v2_edges = {}
     for k, g in engine._groups.items():  # noqa: SLF001
         rows = np.flatnonzero(g.alive[: g.n] & (g.n_v3[: g.n] == 0))
-        v2_edges[k] = (rows, np.ascontiguousarray(g.edges[:, rows]))
+        v2_edges[k] = (rows, np.ascontiguousarray(g.hop_edges(rows).T))
     n_v2 = sum(r.size for r, _ in v2_edges.values())
 
     def size_all_v2() -> None:
@@ -123,7 +123,7 @@ def main() -> None:
         take = rows[rng.choice(rows.size, size=min(rows.size, sample_n * rows.size // n_v2 + 1), replace=False)]
         py_sample += [(k, int(r)) for r in take]
     p_list, q_list = engine._p.tolist(), engine._q.tolist()  # noqa: SLF001
-    edge_lists = [engine._groups[k].edges[:, r].tolist() for k, r in py_sample]  # noqa: SLF001
+    edge_lists = [engine._groups[k].row_edges(r) for k, r in py_sample]  # noqa: SLF001
     t0 = time.perf_counter()
     for edges in edge_lists:
         closed_form_python([(p_list[e], q_list[e]) for e in edges])
@@ -150,7 +150,7 @@ def main() -> None:
     # level search (nested coarse tokens).
     split: dict[bool, list[float]] = {True: [], False: []}
     for k, r, x in pick:
-        edges = engine._groups[k].edges[:, r].tolist()  # noqa: SLF001
+        edges = engine._groups[k].row_edges(r)  # noqa: SLF001
         tab = [engine._tab[e] for e in edges]  # noqa: SLF001
         if any(t is None for t in tab):
             continue
@@ -253,7 +253,7 @@ def _degenbot(engine: PathEngine, v2_edges, rng: np.random.Generator, n: int) ->
     for k, idxs in by_k.items():
         g = engine._groups[k]  # noqa: SLF001
         rows = np.asarray([sample[i][1] for i in idxs])
-        x, p = screen(g.edges[:, rows], engine._p, engine._q)  # noqa: SLF001
+        x, p = screen(g.hop_edges(rows).T, engine._p, engine._q)  # noqa: SLF001
         for j in np.flatnonzero(p > 0).tolist():
             i = idxs[j]
             ours_arr[i] = _size(engine, k, sample[i][1], float(x[j]))
@@ -298,7 +298,7 @@ def _time_ours(engine: PathEngine, sample: list[tuple[int, int]]) -> float:
         for k, rows_l in by_k.items():
             g = engine._groups[k]  # noqa: SLF001
             rows = np.asarray(rows_l)
-            x, p = screen(g.edges[:, rows], engine._p, engine._q)  # noqa: SLF001
+            x, p = screen(g.hop_edges(rows).T, engine._p, engine._q)  # noqa: SLF001
             for j in np.flatnonzero(p > 0).tolist():
                 _size(engine, k, rows_l[j], float(x[j]))
         best = min(best, time.perf_counter() - t0)
