@@ -21,10 +21,13 @@ re-sized on the exact integer quote:
   the output levels of the coarsest hop are scanned outward from its level at ``x*``; the
   scan stops with a certificate (profit ``== Mub``; or the exact continuous bound shows no
   further level can do better; or, after a small budget, profit ``>= Mub - 1``). That
-  decides almost every cycle in a few µs, and tiny pools exactly. Only when it cannot
-  certify (two or more tokens much coarser than the input: nested staircases whose
-  rounding noise is far above a wei, or uint112 overflow at ``x*``) the older level search
-  runs too, and the better result wins: a few inputs around ``round(x*)``; for each hop,
+  decides almost every cycle in a few µs, and tiny pools exactly. When it cannot certify
+  (two or more tokens much coarser than the input: nested staircases whose rounding noise
+  is far above a wei), ``_size_v2_window`` screens every level of the coarsest hop whose
+  continuous bound could beat the best found, in float64 with an error bound, and checks
+  the few that could with integers: the exact optimum, certified, for ~96% of those
+  cycles (a few hundred µs). Only if that also fails (window too wide, too many near-ties,
+  uint112 overflow at ``x*``) the older level search runs too, and the better result wins: a few inputs around ``round(x*)``; for each hop,
   the smallest inputs of the levels next to its continuous level (golden-section over
   levels for a coarse token); a polish pass re-reading the exact levels at the best input.
   Known gap, in that fallback only: with nested coarse staircases in big pools the result
@@ -442,10 +445,184 @@ def size_v2_table(
     amount_in, amount_out, certified = size_v2_closed(tab)
     if certified:
         return amount_in, amount_out
+    best = (amount_in, amount_out)
+    window = _size_v2_window(tab, coeffs, max(0, amount_out - amount_in))
+    if window is not None:
+        w_in, w_out, certified = window
+        if w_out - w_in > best[1] - best[0]:
+            best = (w_in, w_out)
+        if certified:
+            return best
     found = _size_v2_search(tab, x_float, coeffs)
-    if amount_out - amount_in > found[1] - found[0]:
-        return amount_in, amount_out
+    if best[1] - best[0] >= found[1] - found[0]:
+        return best
     return found
+
+
+#: ``_size_v2_window``: most levels it scans, levels per numpy chunk, integer checks.
+_WINDOW_MAX = 1 << 17
+_WINDOW_CHUNK = 1 << 10
+_WINDOW_CHECKS = 64
+#: Relative error of the float chain of one level before its roundings: at most 16 IEEE
+#: operations (2**-53 each) and a subtraction, amplified at most (16/15)**4 (the back
+#: chain treats levels past 1/16 of a reserve as unsure): under 2**-48; this is 2x wider.
+_REL_ERR = 2.0**-47
+#: A rounding (ceil/floor) done in float is the exact one unless the float value lies
+#: within its error of an integer. Such levels are checked with integers when the value
+#: is below this (a unit there is worth a lot); above it, the one unit it may miss is
+#: worth about 1/value of the amounts, and is added to that level's error bound.
+_EXACT_BELOW = 2.0**40
+
+
+def _size_v2_window(
+    tab: Sequence[tuple[int, int, int, int]], coeffs: Sequence[tuple[float, float]], best: int
+) -> tuple[int, int, bool] | None:
+    """Every level of the coarsest hop that could beat ``best``, screened at once.
+
+    For nested coarse tokens (what ``size_v2_closed`` cannot certify) the integer profit
+    over the coarsest hop's levels is the concave continuous bound minus a quasi-random
+    rounding loss of up to a unit of another coarse token, so the best level can sit
+    anywhere in the window where the bound exceeds ``best``. That window is found with
+    the continuous maps; then the exact chain of every level in it (ceil back to the
+    input, floor forward to the output) is evaluated in float64 with numpy, with an error
+    bound; levels whose float profit could reach the best exact profit are checked with
+    integers, best first, until the bound rules out the rest. Levels where a float
+    rounding sits too close to an integer to trust are checked exactly too.
+
+    Returns ``(amount_in, amount_out, certified)`` (``certified``: the exact optimum over
+    all inputs), or ``None`` when the window is too wide (over ``_WINDOW_MAX`` levels)
+    or the float model is unusable; the caller then runs the level search.
+    """
+    k = len(tab)
+    # Continuous optimum and each hop's continuous level there.
+    big_p, big_q = 1.0, 0.0
+    for p, q in coeffs:
+        big_q += big_p * q
+        big_p *= p
+    if not (big_p > 1.0 and big_q > 0.0 and math.isfinite(big_p) and math.isfinite(big_q)):
+        return None
+    x_star = (math.sqrt(big_p) - 1.0) / big_q
+    m = x_star
+    levels = []
+    for p, q in coeffs:
+        m = p * m / (1.0 + q * m)
+        levels.append(m)
+    j = min(range(k - 1), key=lambda i: levels[i])  # coarsest intermediate token
+    # pre: input -> level of hop j, post: level -> output, both Möbius (p, q).
+    p1, q1 = 1.0, 0.0
+    for p, q in coeffs[: j + 1]:
+        q1 += p1 * q
+        p1 *= p
+    p2, q2 = 1.0, 0.0
+    for p, q in coeffs[j + 1 :]:
+        q2 += p2 * q
+        p2 *= p
+    y_max = min(p1 / q1, float(tab[j][1])) * (1.0 - 1e-12)  # domain of the inverse
+
+    def bound(y: float) -> float:
+        """The continuous profit at level ``y`` (>= the integer one), rounded up."""
+        if y >= y_max or y < 1.0:
+            return -math.inf
+        d = p2 * y / (1.0 + q2 * y)
+        b = y / (p1 - q1 * y)
+        return d - b + 2.0**-40 * (d + b) + 16.0
+
+    y0 = min(max(1.0, math.floor(levels[j])), math.floor(y_max))
+    if not bound(y0) > best or y0 > 2.0**50:
+        return None
+    center = int(y0)
+
+    def edge(best: int, direction: int) -> int:
+        """Last level from ``center`` in ``direction`` whose bound exceeds ``best``
+        (the bound is concave, so the levels where it does form one interval)."""
+        y, step = center, 1
+        while step <= _WINDOW_MAX and y + direction * step >= 1 and bound(y + direction * step) > best:
+            y += direction * step
+            step *= 2
+        while step > 1:
+            step //= 2
+            if y + direction * step >= 1 and bound(y + direction * step) > best:
+                y += direction * step
+        return y
+
+    state = {"best": best, "v": 0, "out": 0, "checks": 0}
+
+    def scan(lo: int, hi: int) -> bool:
+        """Levels lo..hi: float screen, then integer checks; False if too many look alike."""
+        ys = np.arange(lo, hi + 1, dtype=np.float64)
+        ok = np.ones(ys.size, dtype=bool)
+        unsure = np.zeros(ys.size, dtype=bool)
+        flips = np.zeros(ys.size, dtype=np.float64)  # 1/value of hops a rounding may miss
+        with np.errstate(all="ignore"):
+            # Back: smallest input reaching each level (ceil chain), hop j down to hop 0.
+            v = ys
+            for a, r_out, g, cap in tab[j::-1]:
+                ok &= v < r_out
+                unsure |= v > r_out / 16.0  # steep inverse: float error amplified
+                exact = v * float(a) / ((float(r_out) - v) * float(g))
+                v = np.ceil(exact)
+                near = (v - exact) < _REL_ERR * exact + 1e-12
+                fine = exact >= _EXACT_BELOW
+                unsure |= near & ~fine
+                flips += np.where(near & fine, 1.0 / exact, 0.0)
+                ok &= v <= float(cap)
+            # Forward: the level through the hops after j (floor chain).
+            out = ys
+            for a, r_out, g, cap in tab[j + 1 :]:
+                ok &= out <= float(cap)
+                w = out * float(g)
+                exact = w * float(r_out) / (float(a) + w)
+                out = np.floor(exact)
+                near = (exact - out) < _REL_ERR * exact + 1e-12
+                fine = exact >= _EXACT_BELOW
+                unsure |= near & ~fine
+                flips += np.where(near & fine, 1.0 / exact, 0.0)
+                ok &= out > 0
+            err = (out + v) * (_REL_ERR + 4.0 * flips) + 16.0
+            key = np.where(unsure, np.inf, out - v + err)
+        key[~ok] = -np.inf
+        cand = np.flatnonzero(key > state["best"])
+        if cand.size == 0:
+            return True
+        for i in cand[np.argsort(-key[cand], kind="stable")].tolist():
+            if key[i] <= state["best"]:
+                break
+            if state["checks"] == _WINDOW_CHECKS:
+                return False
+            state["checks"] += 1
+            vin = _back(tab, j, lo + i)
+            if vin <= 0:
+                continue
+            got = _fwd(tab, vin)
+            if got > 0 and got - vin > state["best"]:
+                state.update(best=got - vin, v=vin, out=got)
+        return True
+
+    # The central chunk first: the best found there shrinks the window (the bound is
+    # near its peak there), then outward chunks, re-shrinking after each.
+    half = _WINDOW_CHUNK // 2
+    done_lo, done_hi = max(1, center - half), center + half
+    if not scan(done_lo, done_hi):
+        return state["v"], state["out"], False
+    scanned = done_hi - done_lo + 1
+    while True:
+        lo, hi = edge(state["best"], -1), edge(state["best"], +1)
+        if lo >= done_lo and hi <= done_hi:
+            return state["v"], state["out"], True
+        if hi - lo > _WINDOW_MAX or scanned > _WINDOW_MAX:
+            return state["v"], state["out"], False
+        if done_hi < hi:
+            nxt = min(hi, done_hi + _WINDOW_CHUNK)
+            if not scan(done_hi + 1, nxt):
+                return state["v"], state["out"], False
+            scanned += nxt - done_hi
+            done_hi = nxt
+        if done_lo > lo:
+            nxt = max(lo, done_lo - _WINDOW_CHUNK)
+            if not scan(nxt, done_lo - 1):
+                return state["v"], state["out"], False
+            scanned += done_lo - nxt
+            done_lo = nxt
 
 
 def _size_v2_search(

@@ -355,3 +355,57 @@ def test_closed_form_one_coarse_token() -> None:
         else:
             assert a_out - a_in >= best - 1
     assert certified >= 50
+
+
+def test_nested_coarse_tokens_exact_optimum_over_every_level() -> None:
+    """WETH -> A -> B -> WETH with A and B 0-decimal tokens (a unit worth $1 and $0.5): two
+    coarse staircases nest, the closed form alone rarely certifies, and the windowed level
+    screen (float screen with an error bound, then integer checks) must return the exact
+    integer optimum. Brute force: the optimum is the smallest input reaching some output
+    level of the first hop (``_back``), so every level of A below its reserve is tried
+    with integers."""
+    from arbbot.paths.sizing import _back, _fwd, _size_v2_window, size_v2_table
+
+    rng = random.Random(11)
+    windowed = profitable = 0
+    for _ in range(40):
+        tok_a, tok_b = tok(0x91), tok(0x92)
+        n_a, n_b3 = rng.randint(20_000, 60_000), rng.randint(20_000, 60_000)
+        eth_usd = rng.randint(1_500, 3_500)
+        skew = [1 + rng.uniform(0.0, 0.03) for _ in range(3)]
+        p1 = v2(1, WETH, tok_a, int(n_a / eth_usd * 10**18 * skew[0]), n_a, rng.choice(FEES))
+        p2 = v2(2, tok_a, tok_b, n_a, int(2 * n_a * skew[1]), rng.choice(FEES))
+        p3 = v2(3, tok_b, WETH, n_b3, int(n_b3 / 2 / eth_usd * 10**18 * skew[2]), rng.choice(FEES))
+        hops = _hops_for([p1, p2, p3], WETH)
+        tab = _v2_table(hops)
+        assert tab is not None
+        coeffs = []
+        for state, token_in in hops:
+            p01, q01, p10, q10 = edge_coefficients(state)
+            coeffs.append((p01, q01) if token_in == state.token0 else (p10, q10))
+        x_float, _ = closed_form_python(coeffs)
+        a_in, a_out = size_v2_table(tab, x_float, coeffs)
+        best = 0
+        for level in range(1, n_a):
+            v = _back(tab, 0, level)
+            if v <= 0:
+                break
+            out = _fwd(tab, v)
+            if out > 0:
+                best = max(best, out - v)
+        if best <= 0:
+            assert a_in == 0
+            continue
+        profitable += 1
+        assert a_out == pool_models_chain(hops, a_in)
+        assert a_out - a_in <= best
+        closed = size_v2_closed(tab)
+        if closed[2]:
+            assert a_out - a_in >= best - 1  # the closed form certified it alone
+            continue
+        window = _size_v2_window(tab, coeffs, max(0, closed[1] - closed[0]))
+        if window is not None and window[2]:
+            windowed += 1
+            assert a_out - a_in == best  # certified: the exact optimum, to the wei
+    assert profitable >= 12
+    assert windowed >= 8
