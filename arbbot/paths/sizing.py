@@ -474,6 +474,24 @@ _REL_ERR = 2.0**-47
 _EXACT_BELOW = 2.0**40
 
 
+def _split_near(
+    exact: FloatArray, near: npt.NDArray[np.bool_], unsure: npt.NDArray[np.bool_], flips: FloatArray | float
+) -> FloatArray | float:
+    """Roundings that may be off by one: below ``_EXACT_BELOW`` the level becomes unsure
+    (checked with integers, in place); above, 1/value joins its error bound."""
+    if exact.size == 0:
+        return flips
+    top = float(exact.max())
+    if top < _EXACT_BELOW or not math.isfinite(top):
+        unsure |= near & ~(exact >= _EXACT_BELOW)
+        return flips
+    if float(exact.min()) >= _EXACT_BELOW:
+        return flips + near / exact
+    fine = exact >= _EXACT_BELOW
+    unsure |= near & ~fine
+    return flips + np.where(near & fine, 1.0 / exact, 0.0)
+
+
 def _size_v2_window(
     tab: Sequence[tuple[int, int, int, int]], coeffs: Sequence[tuple[float, float]], best: int
 ) -> tuple[int, int, bool] | None:
@@ -546,41 +564,39 @@ def _size_v2_window(
         return y
 
     state = {"best": best, "v": 0, "out": 0, "checks": 0}
+    back_f = [(float(a), float(r), float(g), float(c)) for a, r, g, c in tab[j::-1]]
+    post_f = [(float(a), float(r), float(g), float(c)) for a, r, g, c in tab[j + 1 :]]
 
     def scan(lo: int, hi: int) -> bool:
         """Levels lo..hi: float screen, then integer checks; False if too many look alike."""
         ys = np.arange(lo, hi + 1, dtype=np.float64)
-        ok = np.ones(ys.size, dtype=bool)
+        bad = np.zeros(ys.size, dtype=bool)  # the swap would revert
         unsure = np.zeros(ys.size, dtype=bool)
-        flips = np.zeros(ys.size, dtype=np.float64)  # 1/value of hops a rounding may miss
+        flips = 0.0  # per level: sum of 1/value over hops whose rounding may be off by one
         with np.errstate(all="ignore"):
             # Back: smallest input reaching each level (ceil chain), hop j down to hop 0.
             v = ys
-            for a, r_out, g, cap in tab[j::-1]:
-                ok &= v < r_out
+            for a, r_out, g, cap in back_f:
+                bad |= v >= r_out
                 unsure |= v > r_out / 16.0  # steep inverse: float error amplified
-                exact = v * float(a) / ((float(r_out) - v) * float(g))
+                exact = v * a / ((r_out - v) * g)
                 v = np.ceil(exact)
                 near = (v - exact) < _REL_ERR * exact + 1e-12
-                fine = exact >= _EXACT_BELOW
-                unsure |= near & ~fine
-                flips += np.where(near & fine, 1.0 / exact, 0.0)
-                ok &= v <= float(cap)
+                flips = _split_near(exact, near, unsure, flips)
+                bad |= v > cap
             # Forward: the level through the hops after j (floor chain).
             out = ys
-            for a, r_out, g, cap in tab[j + 1 :]:
-                ok &= out <= float(cap)
-                w = out * float(g)
-                exact = w * float(r_out) / (float(a) + w)
+            for a, r_out, g, cap in post_f:
+                bad |= out > cap
+                w = out * g
+                exact = w * r_out / (a + w)
                 out = np.floor(exact)
                 near = (exact - out) < _REL_ERR * exact + 1e-12
-                fine = exact >= _EXACT_BELOW
-                unsure |= near & ~fine
-                flips += np.where(near & fine, 1.0 / exact, 0.0)
-                ok &= out > 0
-            err = (out + v) * (_REL_ERR + 4.0 * flips) + 16.0
-            key = np.where(unsure, np.inf, out - v + err)
-        key[~ok] = -np.inf
+                flips = _split_near(exact, near, unsure, flips)
+                bad |= out <= 0
+            key = out - v + (out + v) * (_REL_ERR + 4.0 * flips) + 16.0
+        key[unsure] = np.inf
+        key[bad] = -np.inf
         cand = np.flatnonzero(key > state["best"])
         if cand.size == 0:
             return True
