@@ -572,7 +572,7 @@ def _size_v2_window(
         ys = np.arange(lo, hi + 1, dtype=np.float64)
         bad = np.zeros(ys.size, dtype=bool)  # the swap would revert
         unsure = np.zeros(ys.size, dtype=bool)
-        flips = 0.0  # per level: sum of 1/value over hops whose rounding may be off by one
+        flips: FloatArray | float = 0.0  # per level: sum of 1/value, roundings maybe off by one
         with np.errstate(all="ignore"):
             # Back: smallest input reaching each level (ceil chain), hop j down to hop 0.
             v = ys
