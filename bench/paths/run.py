@@ -175,6 +175,8 @@ def main() -> None:
 
     # ------------------------------------------------------------ incremental
     _step("incremental")
+    # Own generator: the same 30 blocks whether or not the degenbot section ran.
+    rng = np.random.default_rng(args.seed + 1)
     ev_times, scr_times, affected, verified, found = [], [], [], [], []
     states = list(pools)
     for b in range(args.blocks):
