@@ -150,6 +150,15 @@ def screen_profitable(
     return idx[ok], x_opt[ok], profit[ok]
 
 
+def compose(coeffs: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """``(P, Q)`` of hops ``(p, q)`` applied in order (see the module docstring)."""
+    big_p, big_q = 1.0, 0.0
+    for p, q in coeffs:
+        big_q += big_p * q
+        big_p *= p
+    return big_p, big_q
+
+
 def closed_form_python(coeffs: Sequence[tuple[float, float]]) -> tuple[float, float]:
     """The same optimum for one cycle in pure Python (the benchmark's baseline)."""
     big_p, big_q = 1.0, 0.0
@@ -513,10 +522,7 @@ def _size_v2_window(
     """
     k = len(tab)
     # Continuous optimum and each hop's continuous level there.
-    big_p, big_q = 1.0, 0.0
-    for p, q in coeffs:
-        big_q += big_p * q
-        big_p *= p
+    big_p, big_q = compose(coeffs)
     if not (big_p > 1.0 and big_q > 0.0 and math.isfinite(big_p) and math.isfinite(big_q)):
         return None
     x_star = (math.sqrt(big_p) - 1.0) / big_q
@@ -527,14 +533,8 @@ def _size_v2_window(
         levels.append(m)
     j = min(range(k - 1), key=lambda i: levels[i])  # coarsest intermediate token
     # pre: input -> level of hop j, post: level -> output, both Möbius (p, q).
-    p1, q1 = 1.0, 0.0
-    for p, q in coeffs[: j + 1]:
-        q1 += p1 * q
-        p1 *= p
-    p2, q2 = 1.0, 0.0
-    for p, q in coeffs[j + 1 :]:
-        q2 += p2 * q
-        p2 *= p
+    p1, q1 = compose(coeffs[: j + 1])
+    p2, q2 = compose(coeffs[j + 1 :])
     y_max = min(p1 / q1, float(tab[j][1])) * (1.0 - 1e-12)  # domain of the inverse
 
     def bound(y: float) -> float:
@@ -772,10 +772,7 @@ def size_search_exact(
     x0 = max(1, min(x0, max_input))
     tol = 32
     if coeffs:
-        big_p, big_q = 1.0, 0.0
-        for p, q in coeffs:
-            big_q += big_p * q
-            big_p *= p
+        big_p, big_q = compose(coeffs)
         if big_p > 0 and big_q > 0:
             flat = math.sqrt(math.sqrt(big_p) / big_q)  # continuous loss < 1 wei within this
             if math.isfinite(flat):
