@@ -31,6 +31,7 @@ from arbbot.paths.sizing import (
     Hop,
     edge_coefficients,
     screen_profitable,
+    unit_level_cut,
     size_search_exact,
     size_v2_table,
     v2_edge_row,
@@ -379,6 +380,15 @@ class PathEngine:
             if idx.size == 0:
                 continue
             cyc = idx if rows is None else rows[idx]
+            v2 = np.flatnonzero(g.n_v3[cyc] == 0)
+            if v2.size:
+                # a coarse token no integer trade can reach profitably: out before the
+                # exact stage (V2 hops only: see unit_level_cut)
+                sub = idx[v2]
+                profit[v2] = unit_level_cut([c[sub] for c in cols], self._p, self._q, x_opt[v2], profit[v2])
+                live = np.flatnonzero(profit > -np.inf)
+                if live.size < idx.size:
+                    idx, x_opt, profit, cyc = idx[live], x_opt[live], profit[live], cyc[live]
             if gas_price_wei:
                 units = gm.base + k * v2_gas + g.n_v3[cyc].astype(np.float64) * (v3_gas - v2_gas)
                 with np.errstate(all="ignore"):

@@ -150,6 +150,61 @@ def screen_profitable(
     return idx[ok], x_opt[ok], profit[ok]
 
 
+def unit_level_cut(
+    edge_cols: Sequence[EdgeArray], p: FloatArray, q: FloatArray, x_opt: FloatArray, profit: FloatArray
+) -> FloatArray:
+    """``profit`` of V2-only cycles lowered to what an integer trade can still reach
+    when a token is coarse (``edge_cols[i]``: hop i's edges of the cycles, ``x_opt`` and
+    ``profit`` as ``screen_profitable`` gave them for those cycles).
+
+    A swap that pays out 0 units reverts, so every intermediate hop must output at least
+    one unit of its token. Where the continuous optimum gives a hop less than one unit
+    (a token worth far more per unit than the trade: 0-decimal tokens), every real trade
+    sits at level >= 1 of that hop, which is past the optimum, where the continuous
+    profit (an upper bound on the integer one) falls with the level: so the cycle's
+    profit is at most its continuous profit at level 1, ``d(1) - b(1)`` (``b``: the input
+    reaching one unit, the prefix map inverted; ``d``: what one unit yields through the
+    remaining hops). Rounded up: ``2**-45`` relative margins (the float error of a few
+    dozen operations is under ``2**-47``), +1 wei, and no cut where ``P - Q`` (the inverse's
+    denominator) is within its error of 0. ``-inf`` where one unit is out of reach.
+    Usually this shows no trade at all is profitable, and the exact stage never sees the
+    cycle.
+
+    Only for V2 pools: a V3 pool's coefficients model its current tick range only, which
+    is no bound beyond it.
+    """
+    k = len(edge_cols)
+    with np.errstate(all="ignore"):
+        hp = [p[col] for col in edge_cols]
+        hq = [q[col] for col in edge_cols]
+        # suffix maps (p, q): output of hop i -> cycle output, i.e. hops i+1..k-1
+        sp, sq = np.ones_like(x_opt), np.zeros_like(x_opt)
+        suffix = [(sp, sq)]
+        for i in range(k - 1, 0, -1):
+            sp, sq = hp[i] * sp, hq[i] + hp[i] * sq
+            suffix.append((sp, sq))
+        suffix.reverse()
+        bp, bq = np.ones_like(x_opt), np.zeros_like(x_opt)  # prefix: input -> output of hop i
+        for i in range(k - 1):
+            bq = bq + bp * hq[i]
+            bp = bp * hp[i]
+            # the continuous level at x_opt, with a margin far above its float error
+            below = bp * x_opt / (1.0 + bq * x_opt) < 1.0 - 2.0**-30
+            if not below.any():
+                continue
+            sp, sq = suffix[i]
+            # b(1) = 1 / (P - Q): P - Q may cancel, so bound its error and take b's
+            # lower end (a smaller input is a larger profit bound); unknown -> no cut.
+            den = bp - bq
+            err = (bp + bq) * 2.0**-45
+            b_low = 1.0 / (den + err)
+            d_up = sp / (1.0 + sq) * (1.0 + 2.0**-45)
+            cut = d_up - b_low + (d_up + b_low) * 2.0**-45 + 1.0
+            cut = np.where(den > err, cut, np.where(den + err <= 0.0, -np.inf, np.inf))
+            profit = np.where(below, np.minimum(profit, cut), profit)
+    return profit
+
+
 def compose(coeffs: Sequence[tuple[float, float]]) -> tuple[float, float]:
     """``(P, Q)`` of hops ``(p, q)`` applied in order (see the module docstring)."""
     big_p, big_q = 1.0, 0.0
@@ -393,28 +448,32 @@ def size_v2_closed(
     up_alive, down_alive = True, down >= 1
     n = 0
     while (up_alive or down_alive) and n < budget:
+        # A level whose exact continuous bound cannot beat ``best`` is not evaluated (the
+        # bound is the cheaper test); past the optimum it also ends its direction.
         if up_alive:
             n += 1
-            p = cand(up)
-            if p > best:
-                best, best_y = p, up
-                if best >= m_ub:
-                    break
-            elif up >= y_right and not above(up, best):
+            if up >= y_right and not above(up, best):
                 up_alive = False
-            up += 1
+            else:
+                p = cand(up)
+                if p > best:
+                    best, best_y = p, up
+                    if best >= m_ub:
+                        break
+                up += 1
         if down_alive:
             n += 1
-            p = cand(down)
-            if p > best:
-                best, best_y = p, down
-                if best >= m_ub:
-                    break
-            elif not above(down, best):
+            if not above(down, best):
                 down_alive = False
-            down -= 1
-            if down < 1:
-                down_alive = False
+            else:
+                p = cand(down)
+                if p > best:
+                    best, best_y = p, down
+                    if best >= m_ub:
+                        break
+                down -= 1
+                if down < 1:
+                    down_alive = False
     certified = best >= m_ub - 1 or not (up_alive or down_alive)
     if best <= 0:
         return 0, 0, certified

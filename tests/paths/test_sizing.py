@@ -409,3 +409,55 @@ def test_nested_coarse_tokens_exact_optimum_over_every_level() -> None:
             assert a_out - a_in == best  # certified: the exact optimum, to the wei
     assert profitable >= 12
     assert windowed >= 8
+
+
+def test_unit_level_cut_bounds_the_exact_optimum_and_drops_unreachable_coarse_tokens() -> None:
+    """WETH -> A -> B -> WETH where A is a 0-decimal token worth 0.5-20 ETH a unit: the
+    continuous optimum often buys a fraction of one A, which no swap can pay out.
+    ``unit_level_cut`` must stay an upper bound on the exact integer optimum (brute force
+    over every level of A: the optimum is the smallest input reaching some level), and
+    it must cut the float profit of most cycles whose exact optimum is no trade."""
+    from arbbot.paths.sizing import _back, _fwd, screen_profitable, unit_level_cut
+
+    rng = random.Random(5)
+    cut_to_nothing = nothing = bounded = 0
+    for _ in range(150):
+        tok_a, tok_b = tok(0xA1), tok(0xA2)
+        eth_per_a = rng.uniform(0.5, 20.0)
+        skew = [1 + rng.uniform(0.0, 0.03) for _ in range(3)]
+        n_a1, n_a2 = rng.randint(1, 1_000), rng.randint(1, 1_000)
+        b_per_a = eth_per_a * 2_000 * 10**18  # B: 18 decimals, $1 at $2,000 an ETH
+        n_b = rng.randint(10**4, 10**7) * 10**18
+        p1 = v2(1, WETH, tok_a, int(n_a1 * eth_per_a * 10**18 * skew[0]), n_a1, rng.choice(FEES))
+        p2 = v2(2, tok_a, tok_b, n_a2, int(n_a2 * b_per_a * skew[1]), rng.choice(FEES))
+        p3 = v2(3, tok_b, WETH, n_b, int(n_b // 2_000 * skew[2]), rng.choice(FEES))
+        hops = _hops_for([p1, p2, p3], WETH)
+        coeffs = []
+        for state, token_in in hops:
+            p01, q01, p10, q10 = edge_coefficients(state)
+            coeffs.append((p01, q01) if token_in == state.token0 else (p10, q10))
+        p = np.array([c[0] for c in coeffs])
+        q = np.array([c[1] for c in coeffs])
+        cols = [np.array([i]) for i in range(3)]
+        idx, x_opt, profit = screen_profitable(cols, p, q)
+        if idx.size == 0:
+            continue
+        cut = float(unit_level_cut(cols, p, q, x_opt, profit.copy())[0])
+        tab = _v2_table(hops)
+        assert tab is not None
+        best = 0
+        for level in range(1, tab[0][1]):  # every output level of hop 0 (A has few units)
+            v = _back(tab, 0, level)
+            if v <= 0:
+                break
+            out = _fwd(tab, v)
+            if out > 0:
+                best = max(best, out - v)
+        if cut < float(profit[0]):
+            assert best == 0 or best <= cut  # an upper bound on every profitable integer trade
+            bounded += 1
+        if best == 0:
+            nothing += 1
+            cut_to_nothing += cut <= 0
+    assert bounded >= 40
+    assert nothing >= 20 and cut_to_nothing >= 0.8 * nothing
