@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from arbbot import pools as pool_models
 from arbbot.errors import ArbbotError, ConfigError
+from arbbot.paths import _kernels
 from arbbot.paths.cycles import CycleGroup, EdgeGraph, enumerate_cycles
 from arbbot.paths.gas import GasModel
 from arbbot.paths.sizing import (
@@ -129,6 +130,9 @@ class PathEngine:
         self._pairs: dict[tuple[int, int], set[int]] = defaultdict(set)
         self._groups = {k: CycleGroup(k) for k in range(2, max_hops + 1)}
         self._starts = [self._token(t) for t in self.base_tokens]
+        # Compile the sizing's float kernels now (once per process, about a second), not
+        # inside the first evaluation a pool change is waiting on.
+        _kernels.warm()
 
     # ------------------------------------------------------------------ registry
 
@@ -373,22 +377,9 @@ class PathEngine:
                 rows = g.rows_for_pools(pids)
                 if rows.size == 0:
                     continue
-            hop_edges = g.hop_edges(rows)
-            cols = [hop_edges[:, j] for j in range(k)]
-            # Dead cycles need no mask: a removed pool's p is 0, so P = 0 drops them.
-            idx, x_opt, profit = screen_profitable(cols, self._p, self._q)
-            if idx.size == 0:
+            cyc, x_opt, profit = self.screen_rows(k, rows)
+            if cyc.size == 0:
                 continue
-            cyc = idx if rows is None else rows[idx]
-            v2 = np.flatnonzero(g.n_v3[cyc] == 0)
-            if v2.size:
-                # a coarse token no integer trade can reach profitably: out before the
-                # exact stage (V2 hops only: see unit_level_cut)
-                sub = idx[v2]
-                profit[v2] = unit_level_cut([c[sub] for c in cols], self._p, self._q, x_opt[v2], profit[v2])
-                live = np.flatnonzero(profit > -np.inf)
-                if live.size < idx.size:
-                    idx, x_opt, profit, cyc = idx[live], x_opt[live], profit[live], cyc[live]
             if gas_price_wei:
                 units = gm.base + k * v2_gas + g.n_v3[cyc].astype(np.float64) * (v3_gas - v2_gas)
                 with np.errstate(all="ignore"):
@@ -417,6 +408,30 @@ class PathEngine:
         _, first = np.unique(key, return_index=True)
         order = first[np.argsort(-nets[first], kind="stable")]
         return [(int(ks[i]), int(rs[i]), float(xs[i])) for i in order]
+
+    def screen_rows(
+        self, k: int, rows: IntArray | None
+    ) -> tuple[IntArray, npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Float screen of ``k``-hop cycles ``rows`` (``None``: all): ``(rows, x_opt,
+        gross_profit)`` of those that may be profitable before gas. Dead cycles need no
+        mask: a removed pool's p is 0, so P = 0 drops them."""
+        g = self._groups[k]
+        hop_edges = g.hop_edges(rows)
+        cols = [hop_edges[:, j] for j in range(k)]
+        idx, x_opt, profit = screen_profitable(cols, self._p, self._q)
+        if idx.size == 0:
+            return idx, x_opt, profit
+        cyc = idx if rows is None else rows[idx]
+        v2 = np.flatnonzero(g.n_v3[cyc] == 0)
+        if v2.size:
+            # a coarse token no integer trade can reach profitably: out before the
+            # exact stage (V2 hops only: see unit_level_cut)
+            sub = idx[v2]
+            profit[v2] = unit_level_cut([c[sub] for c in cols], self._p, self._q, x_opt[v2], profit[v2])
+            live = np.flatnonzero(profit > -np.inf)
+            if live.size < cyc.size:
+                cyc, x_opt, profit = cyc[live], x_opt[live], profit[live]
+        return cyc, x_opt, profit
 
     def _hops(self, k: int, row: int) -> tuple[list[Hop], list[str]]:
         g = self._groups[k]
@@ -449,14 +464,14 @@ class PathEngine:
         kinds = tuple(s.kind for s, _ in hops)
         g = self._groups[k]
         edges = g.row_edges(row)
-        coeffs = [(float(self._p[e]), float(self._q[e])) for e in edges]
         if all(kind == "v2" for kind in kinds):
             tab = [self._tab[e] for e in edges]
             if any(t is None for t in tab):
                 return None  # an unusable pool (empty, broken fee, reserve at uint112)
-            amount_in, amount_out = size_v2_table(tab, x_float, coeffs)  # type: ignore[arg-type]
+            amount_in, amount_out = size_v2_table(tab, x_float)  # type: ignore[arg-type]
             self.stats["verified_v2"] += 1
         else:
+            coeffs = [(float(self._p[e]), float(self._q[e])) for e in edges]
             amount_in, amount_out = size_search_exact(hops, x_float, coeffs)
             self.stats["verified_search"] += 1
         if amount_in <= 0 or amount_out <= amount_in:

@@ -48,6 +48,7 @@ import numpy as np
 import numpy.typing as npt
 
 from arbbot.errors import ArbbotError
+from arbbot.paths import _kernels
 from arbbot.math.v2 import FEE_DENOMINATOR
 from arbbot.types import PoolState, V2PoolState
 
@@ -337,6 +338,13 @@ def _back(tab: Sequence[tuple[int, int, int, int]], j: int, need: int) -> int:
     return need
 
 
+#: ``size_v2_closed`` gives up after this many levels while its best is still more than
+#: ``_CLOSED_FAR`` wei below the bound (rounding noise that large means nested coarse
+#: staircases, which the window screen handles; a cycle that certifies later was close).
+_CLOSED_EARLY = 6
+_CLOSED_FAR = 64
+
+
 def size_v2_closed(
     tab: Sequence[tuple[int, int, int, int]], budget: int = 24
 ) -> tuple[int, int, bool]:
@@ -448,6 +456,8 @@ def size_v2_closed(
     up_alive, down_alive = True, down >= 1
     n = 0
     while (up_alive or down_alive) and n < budget:
+        if n == _CLOSED_EARLY and best < m_ub - _CLOSED_FAR:
+            break  # still far from the bound: nested staircases, leave it to the window
         # A level whose exact continuous bound cannot beat ``best`` is not evaluated (the
         # bound is the cheaper test); past the optimum it also ends its direction.
         if up_alive:
@@ -507,12 +517,20 @@ def size_v2_exact(
 
 
 def size_v2_table(
-    tab: Sequence[tuple[int, int, int, int]], x_float: float, coeffs: Sequence[tuple[float, float]]
+    tab: Sequence[tuple[int, int, int, int]],
+    x_float: float,
+    coeffs: Sequence[tuple[float, float]] | None = None,
 ) -> tuple[int, int]:
-    """``size_v2_exact`` on a prebuilt ``_v2_table`` (the engine caches one per edge)."""
+    """``size_v2_exact`` on a prebuilt ``_v2_table`` (the engine caches one per edge).
+
+    ``coeffs`` (the hops' float ``(p, q)``) are only read when the closed form cannot
+    certify; ``None`` derives them from ``tab``.
+    """
     amount_in, amount_out, certified = size_v2_closed(tab)
     if certified:
         return amount_in, amount_out
+    if coeffs is None:
+        coeffs = [(g * r_out / a, g / a) for a, r_out, g, _cap in tab]
     best = (amount_in, amount_out)
     window = _size_v2_window(tab, coeffs, max(0, amount_out - amount_in))
     if window is not None:
@@ -527,37 +545,11 @@ def size_v2_table(
     return found
 
 
-#: ``_size_v2_window``: most levels it scans, levels per numpy chunk, integer checks.
+#: ``_size_v2_window``: most levels it scans, levels per kernel call, integer checks.
 _WINDOW_MAX = 1 << 17
 _WINDOW_CHUNK = 1 << 10
+_WINDOW_FIRST = 1024
 _WINDOW_CHECKS = 64
-#: Relative error of the float chain of one level before its roundings: at most 16 IEEE
-#: operations (2**-53 each) and a subtraction, amplified at most (16/15)**4 (the back
-#: chain treats levels past 1/16 of a reserve as unsure): under 2**-48; this is 2x wider.
-_REL_ERR = 2.0**-47
-#: A rounding (ceil/floor) done in float is the exact one unless the float value lies
-#: within its error of an integer. Such levels are checked with integers when the value
-#: is below this (a unit there is worth a lot); above it, the one unit it may miss is
-#: worth about 1/value of the amounts, and is added to that level's error bound.
-_EXACT_BELOW = 2.0**40
-
-
-def _split_near(
-    exact: FloatArray, near: npt.NDArray[np.bool_], unsure: npt.NDArray[np.bool_], flips: FloatArray | float
-) -> FloatArray | float:
-    """Roundings that may be off by one: below ``_EXACT_BELOW`` the level becomes unsure
-    (checked with integers, in place); above, 1/value joins its error bound."""
-    if exact.size == 0:
-        return flips
-    top = float(exact.max())
-    if top < _EXACT_BELOW or not math.isfinite(top):
-        unsure |= near & ~(exact >= _EXACT_BELOW)
-        return flips
-    if float(exact.min()) >= _EXACT_BELOW:
-        return flips + near / exact
-    fine = exact >= _EXACT_BELOW
-    unsure |= near & ~fine
-    return flips + np.where(near & fine, 1.0 / exact, 0.0)
 
 
 def _size_v2_window(
@@ -570,8 +562,8 @@ def _size_v2_window(
     rounding loss of up to a unit of another coarse token, so the best level can sit
     anywhere in the window where the bound exceeds ``best``. That window is found with
     the continuous maps; then the exact chain of every level in it (ceil back to the
-    input, floor forward to the output) is evaluated in float64 with numpy, with an error
-    bound; levels whose float profit could reach the best exact profit are checked with
+    input, floor forward to the output) is evaluated in float64 by a compiled kernel
+    (``_kernels.window_keys``), with an error bound; levels whose float profit could reach the best exact profit are checked with
     integers, best first, until the bound rules out the rest. Levels where a float
     rounding sits too close to an integer to trust are checked exactly too.
 
@@ -596,67 +588,29 @@ def _size_v2_window(
     p2, q2 = compose(coeffs[j + 1 :])
     y_max = min(p1 / q1, float(tab[j][1])) * (1.0 - 1e-12)  # domain of the inverse
 
-    def bound(y: float) -> float:
-        """The continuous profit at level ``y`` (>= the integer one), rounded up."""
-        if y >= y_max or y < 1.0:
-            return -math.inf
-        d = p2 * y / (1.0 + q2 * y)
-        b = y / (p1 - q1 * y)
-        return d - b + 2.0**-40 * (d + b) + 16.0
-
-    y0 = min(max(1.0, math.floor(levels[j])), math.floor(y_max))
-    if not bound(y0) > best or y0 > 2.0**50:
+    y0 = float(min(max(1, math.floor(levels[j])), math.floor(y_max)))
+    if not _kernels.window_bound(y0, p1, q1, p2, q2, y_max) > best or y0 > 2.0**50:
         return None
     center = int(y0)
 
+    def below(best: int) -> float:
+        """``best`` as a float no larger than it (float comparisons then never skip a
+        level whose bound or key exceeds the integer ``best``)."""
+        f = float(best)
+        return math.nextafter(f, -math.inf) if f > best else f
+
     def edge(best: int, direction: int) -> int:
-        """Last level from ``center`` in ``direction`` whose bound exceeds ``best``
-        (the bound is concave, so the levels where it does form one interval)."""
-        y, step = center, 1
-        while step <= _WINDOW_MAX and y + direction * step >= 1 and bound(y + direction * step) > best:
-            y += direction * step
-            step *= 2
-        while step > 1:
-            step //= 2
-            if y + direction * step >= 1 and bound(y + direction * step) > best:
-                y += direction * step
-        return y
+        return int(_kernels.window_edge(center, direction, below(best), p1, q1, p2, q2, y_max, _WINDOW_MAX))
 
     state = {"best": best, "v": 0, "out": 0, "checks": 0}
-    back_f = [(float(a), float(r), float(g), float(c)) for a, r, g, c in tab[j::-1]]
-    post_f = [(float(a), float(r), float(g), float(c)) for a, r, g, c in tab[j + 1 :]]
+    back_f = np.array(tab[j::-1], dtype=np.float64)
+    post_f = np.array(tab[j + 1 :] or np.empty((0, 4)), dtype=np.float64)
 
     def scan(lo: int, hi: int) -> bool:
         """Levels lo..hi: float screen, then integer checks; False if too many look alike."""
-        ys = np.arange(lo, hi + 1, dtype=np.float64)
-        bad = np.zeros(ys.size, dtype=bool)  # the swap would revert
-        unsure = np.zeros(ys.size, dtype=bool)
-        flips: FloatArray | float = 0.0  # per level: sum of 1/value, roundings maybe off by one
-        with np.errstate(all="ignore"):
-            # Back: smallest input reaching each level (ceil chain), hop j down to hop 0.
-            v = ys
-            for a, r_out, g, cap in back_f:
-                bad |= v >= r_out
-                unsure |= v > r_out / 16.0  # steep inverse: float error amplified
-                exact = v * a / ((r_out - v) * g)
-                v = np.ceil(exact)
-                near = (v - exact) < _REL_ERR * exact + 1e-12
-                flips = _split_near(exact, near, unsure, flips)
-                bad |= v > cap
-            # Forward: the level through the hops after j (floor chain).
-            out = ys
-            for a, r_out, g, cap in post_f:
-                bad |= out > cap
-                w = out * g
-                exact = w * r_out / (a + w)
-                out = np.floor(exact)
-                near = (exact - out) < _REL_ERR * exact + 1e-12
-                flips = _split_near(exact, near, unsure, flips)
-                bad |= out <= 0
-            key = out - v + (out + v) * (_REL_ERR + 4.0 * flips) + 16.0
-        key[unsure] = np.inf
-        key[bad] = -np.inf
-        cand = np.flatnonzero(key > state["best"])
+        key = np.empty(hi - lo + 1, dtype=np.float64)
+        _kernels.window_keys(lo, key.size, back_f, post_f, key)
+        cand = np.flatnonzero(key > below(state["best"]))
         if cand.size == 0:
             return True
         for i in cand[np.argsort(-key[cand], kind="stable")].tolist():
@@ -675,7 +629,7 @@ def _size_v2_window(
 
     # The central chunk first: the best found there shrinks the window (the bound is
     # near its peak there), then outward chunks, re-shrinking after each.
-    half = _WINDOW_CHUNK // 2
+    half = _WINDOW_FIRST // 2
     done_lo, done_hi = max(1, center - half), center + half
     if not scan(done_lo, done_hi):
         return state["v"], state["out"], False
