@@ -523,22 +523,22 @@ def size_v2_table(
 ) -> tuple[int, int]:
     """``size_v2_exact`` on a prebuilt ``_v2_table`` (the engine caches one per edge).
 
-    ``coeffs`` (the hops' float ``(p, q)``) are only read when the closed form cannot
-    certify; ``None`` derives them from ``tab``.
+    ``coeffs`` (the hops' float ``(p, q)``) are only read by the last fallback, the level
+    search; ``None`` derives them from ``tab``.
     """
     amount_in, amount_out, certified = size_v2_closed(tab)
     if certified:
         return amount_in, amount_out
-    if coeffs is None:
-        coeffs = [(g * r_out / a, g / a) for a, r_out, g, _cap in tab]
     best = (amount_in, amount_out)
-    window = _size_v2_window(tab, coeffs, max(0, amount_out - amount_in))
+    window = _size_v2_window(tab, max(0, amount_out - amount_in))
     if window is not None:
         w_in, w_out, certified = window
         if w_out - w_in > best[1] - best[0]:
             best = (w_in, w_out)
         if certified:
             return best
+    if coeffs is None:
+        coeffs = [(g * r_out / a, g / a) for a, r_out, g, _cap in tab]
     found = _size_v2_search(tab, x_float, coeffs)
     if best[1] - best[0] >= found[1] - found[0]:
         return best
@@ -552,9 +552,7 @@ _WINDOW_FIRST = 1024
 _WINDOW_CHECKS = 64
 
 
-def _size_v2_window(
-    tab: Sequence[tuple[int, int, int, int]], coeffs: Sequence[tuple[float, float]], best: int
-) -> tuple[int, int, bool] | None:
+def _size_v2_window(tab: Sequence[tuple[int, int, int, int]], best: int) -> tuple[int, int, bool] | None:
     """Every level of the coarsest hop that could beat ``best``, screened at once.
 
     For nested coarse tokens (what ``size_v2_closed`` cannot certify) the integer profit
@@ -563,33 +561,18 @@ def _size_v2_window(
     anywhere in the window where the bound exceeds ``best``. That window is found with
     the continuous maps; then the exact chain of every level in it (ceil back to the
     input, floor forward to the output) is evaluated in float64 by a compiled kernel
-    (``_kernels.window_keys``), with an error bound; levels whose float profit could reach the best exact profit are checked with
-    integers, best first, until the bound rules out the rest. Levels where a float
-    rounding sits too close to an integer to trust are checked exactly too.
+    (``_kernels.window_scan``), with an error bound; levels whose float profit could
+    reach the best exact profit are checked with integers, best first, until the bound
+    rules out the rest. Levels where a float rounding sits too close to an integer to
+    trust are checked exactly too.
 
     Returns ``(amount_in, amount_out, certified)`` (``certified``: the exact optimum over
     all inputs), or ``None`` when the window is too wide (over ``_WINDOW_MAX`` levels)
     or the float model is unusable; the caller then runs the level search.
     """
-    k = len(tab)
-    # Continuous optimum and each hop's continuous level there.
-    big_p, big_q = compose(coeffs)
-    if not (big_p > 1.0 and big_q > 0.0 and math.isfinite(big_p) and math.isfinite(big_q)):
-        return None
-    x_star = (math.sqrt(big_p) - 1.0) / big_q
-    m = x_star
-    levels = []
-    for p, q in coeffs:
-        m = p * m / (1.0 + q * m)
-        levels.append(m)
-    j = min(range(k - 1), key=lambda i: levels[i])  # coarsest intermediate token
-    # pre: input -> level of hop j, post: level -> output, both Möbius (p, q).
-    p1, q1 = compose(coeffs[: j + 1])
-    p2, q2 = compose(coeffs[j + 1 :])
-    y_max = min(p1 / q1, float(tab[j][1])) * (1.0 - 1e-12)  # domain of the inverse
-
-    y0 = float(min(max(1, math.floor(levels[j])), math.floor(y_max)))
-    if not _kernels.window_bound(y0, p1, q1, p2, q2, y_max) > best or y0 > 2.0**50:
+    ftab = np.array(tab, dtype=np.float64)
+    ok, j, p1, q1, p2, q2, y_max, y0 = _kernels.window_setup(ftab)
+    if not ok or y0 > 2.0**50 or not _kernels.window_bound(y0, p1, q1, p2, q2, y_max) > best:
         return None
     center = int(y0)
 
@@ -603,18 +586,14 @@ def _size_v2_window(
         return int(_kernels.window_edge(center, direction, below(best), p1, q1, p2, q2, y_max, _WINDOW_MAX))
 
     state = {"best": best, "v": 0, "out": 0, "checks": 0}
-    back_f = np.array(tab[j::-1], dtype=np.float64)
-    post_f = np.array(tab[j + 1 :] or np.empty((0, 4)), dtype=np.float64)
+    idx = np.empty(max(_WINDOW_FIRST, _WINDOW_CHUNK) + 1, dtype=np.int64)
+    keys = np.empty(idx.size, dtype=np.float64)
 
     def scan(lo: int, hi: int) -> bool:
         """Levels lo..hi: float screen, then integer checks; False if too many look alike."""
-        key = np.empty(hi - lo + 1, dtype=np.float64)
-        _kernels.window_keys(lo, key.size, back_f, post_f, key)
-        cand = np.flatnonzero(key > below(state["best"]))
-        if cand.size == 0:
-            return True
-        for i in cand[np.argsort(-key[cand], kind="stable")].tolist():
-            if key[i] <= state["best"]:
+        m = _kernels.window_scan(lo, hi - lo + 1, ftab, j, below(state["best"]), idx, keys)
+        for i, key in zip(idx[:m].tolist(), keys[:m].tolist()):
+            if key <= state["best"]:
                 break
             if state["checks"] == _WINDOW_CHECKS:
                 return False

@@ -403,7 +403,7 @@ def test_nested_coarse_tokens_exact_optimum_over_every_level() -> None:
         if closed[2]:
             assert a_out - a_in >= best - 1  # the closed form certified it alone
             continue
-        window = _size_v2_window(tab, coeffs, max(0, closed[1] - closed[0]))
+        window = _size_v2_window(tab, max(0, closed[1] - closed[0]))
         if window is not None and window[2]:
             windowed += 1
             assert a_out - a_in == best  # certified: the exact optimum, to the wei
