@@ -131,6 +131,19 @@ class HotState:
             out[_s(k)] = state
         return out
 
+    def snapshot(self) -> tuple[dict[str, PoolState], tuple[int, str] | None]:
+        """Every pool and the head they are current at, read in one transaction (the
+        writer moves both in one, so they always belong together)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hgetall(self.key("pools"))
+        pipe.get(self.key("head"))
+        raw, head = pipe.execute()
+        pools = {_s(k): pool_from_wire(json.loads(v)) for k, v in raw.items()}
+        if head is None:
+            return pools, None
+        n, h = _s(head).split(":", 1)
+        return pools, (int(n), h)
+
     def delete_pools(self, addresses: Iterable[str]) -> None:
         addrs = list(addresses)
         if addrs:

@@ -33,7 +33,7 @@ if get_settings().metrics_port and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
 django.setup()
 
 from celery import Celery, bootsteps  # noqa: E402
-from celery.signals import beat_init, worker_init, worker_ready, worker_shutdown  # noqa: E402
+from celery.signals import beat_init, celeryd_after_setup, worker_init, worker_ready, worker_shutdown  # noqa: E402
 
 from workers import queues  # noqa: E402
 
@@ -114,6 +114,23 @@ app.steps["worker"].add(Heartbeat)
 def _declare_topology(**_: Any) -> None:
     with app.connection_for_write() as conn:
         queues.declare_topology(conn)
+
+
+@celeryd_after_setup.connect
+def _warm_path_kernels(sender: Any = None, instance: Any = None, **_: Any) -> None:
+    """A worker consuming the path queue compiles the sizing kernels (about a second)
+    before it forks its pool and takes tasks, so the first pool change it evaluates is
+    not the one that pays for it."""
+    consume = getattr(getattr(instance, "app", app).amqp.queues, "consume_from", None) or {}
+    if "path" in consume:
+        import logging
+        import time
+
+        from arbbot.paths import _kernels
+
+        t0 = time.monotonic()
+        _kernels.warm()
+        logging.getLogger(__name__).info("path sizing kernels compiled in %.1f s", time.monotonic() - t0)
 
 
 @worker_ready.connect

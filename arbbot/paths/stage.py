@@ -19,7 +19,7 @@ from arbbot.types import Opportunity, PoolDelta, PoolState
 class PoolSource(Protocol):
     """What the stage reads from the hot state (``arbbot.hotstate.HotState``)."""
 
-    def get_pools(self) -> dict[str, PoolState]: ...
+    def snapshot(self) -> tuple[dict[str, PoolState], tuple[int, str] | None]: ...
 
     def excluded_tokens(self, addresses: set[str] | None = None) -> dict[str, str]: ...
 
@@ -42,14 +42,21 @@ class PathStage:
                 self.engine.exclude(token, reason)
                 self.newly_excluded[token] = reason
         changed = self.engine.upsert(delta.states)
+        block_number, block_hash = delta.block_number, delta.block_hash
         if catch_up:
-            changed |= self.engine.upsert(hot.get_pools().values())
-        self.synced_block = max(self.synced_block, delta.block_number)
+            pools, head = hot.snapshot()
+            changed |= self.engine.upsert(pools.values())
+            if head is not None and head[0] > block_number:
+                # The hot state is already past this delta (its worker was slow to start,
+                # or deltas queued up): what is evaluated now is the state at the head, so
+                # the opportunities are that block's, not the delta's.
+                block_number, block_hash = head
+        self.synced_block = max(self.synced_block, block_number)
         return self.engine.evaluate(
             None if fresh else changed,
             chain_id=delta.chain_id,
-            block_number=delta.block_number,
-            block_hash=delta.block_hash,
+            block_number=block_number,
+            block_hash=block_hash,
             gas_price_wei=gas_price_wei,
             observed_at=delta.observed_at,
         )

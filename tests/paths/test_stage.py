@@ -70,3 +70,21 @@ def test_flagged_token_is_excluded_before_evaluation(hot: HotState) -> None:
     assert s.engine.excluded[FOT].startswith("fee-on-transfer")
     # Recorded once: a later delta does not report it again.
     assert s.process(delta(2, *pools), hot, gas_price_wei=1) == [] and s.newly_excluded == {}
+
+
+def test_catch_up_past_the_delta_is_labelled_with_the_hot_state_head(hot: HotState) -> None:
+    """A path worker that starts late takes the first queued delta while the hot state is
+    already blocks ahead (a gap planted meanwhile): what it evaluates is the head's state,
+    so its opportunities carry the head's block and hash, not the stale delta's; the next
+    queued delta (behind the synced block) is a catch-up that finds nothing new."""
+    even = [pool(A, WETH, USDC, 10**21, 3 * 10**24), pool(B, WETH, USDC, 10**21, 3 * 10**24)]
+    hot.put_pools(even, 1, H)
+    head_hash = "0x" + "77" * 32
+    gapped = pool(B, WETH, USDC, 10**21, int(3.3 * 10**24))
+    hot.put_pools([gapped], 2, head_hash)
+    s = stage()
+    opps = s.process(delta(1, *even), hot, gas_price_wei=1)
+    assert opps and {A, B} == set(opps[0].pools)
+    assert {(o.block_number, o.block_hash) for o in opps} == {(2, head_hash)}
+    assert s.synced_block == 2
+    assert s.process(delta(2, gapped), hot, gas_price_wei=1) == []
