@@ -21,6 +21,17 @@ def env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
+def _non_negative_int(name: str, default: str) -> int:
+    raw = env(name, default)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number >= 0, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must be a whole number >= 0, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -34,6 +45,9 @@ class Settings:
     metrics_port: int
     scan_interval_s: float
     daily_loss_limit_wei: int
+    #: Path stage: at most this many opportunities per pool per block (0: no cap); see
+    #: ``PathEngine.max_per_pool``.
+    path_max_per_pool: int = 3
     signer_key: str = field(default="", repr=False)
 
     @classmethod
@@ -55,6 +69,7 @@ class Settings:
             scan_interval_s=float(env("ARBBOT_SCAN_INTERVAL", "1.0")),
             # Execution stops for the day once realised PnL (net of gas) falls below -limit.
             daily_loss_limit_wei=int(env("ARBBOT_DAILY_LOSS_LIMIT_WEI", str(10**18))),
+            path_max_per_pool=_non_negative_int("ARBBOT_PATH_MAX_PER_POOL", "3"),
             signer_key=_read_secret("ARBBOT_SIGNER_KEY", devnet_dir / "signer.key"),
         )
 

@@ -73,7 +73,10 @@ def scanner(chain_id: int) -> Scanner:
 def path_stage(chain_id: int) -> PathStage:
     chain = _chain(chain_id)
     # GasModel's defaults are the executor contract's measured gas (arbbot.execution.executor).
-    return PathStage(PathEngine(base_tokens=[chain.weth], weth=chain.weth, max_hops=3, gas_model=GasModel()))
+    cap = get_settings().path_max_per_pool or None
+    return PathStage(
+        PathEngine(base_tokens=[chain.weth], weth=chain.weth, max_hops=3, gas_model=GasModel(), max_per_pool=cap)
+    )
 
 
 def kill_switch_key() -> str:

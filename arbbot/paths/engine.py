@@ -96,6 +96,7 @@ class PathEngine:
         max_hops: int = 3,
         gas_model: GasModel | None = None,
         min_net_profit: int = 0,
+        max_per_pool: int | None = None,
     ) -> None:
         if not 2 <= max_hops <= 4:
             raise ConfigError(f"max_hops must be 2..4, got {max_hops}")
@@ -110,6 +111,12 @@ class PathEngine:
         self.max_hops = max_hops
         self.gas_model = gas_model or GasModel()
         self.min_net_profit = min_net_profit
+        if max_per_pool is not None and max_per_pool < 1:
+            raise ConfigError(f"max_per_pool must be >= 1 or None, got {max_per_pool}")
+        # Opportunities through one pool exclude each other on-chain (once one executes, the
+        # pool's price has moved for the rest): per evaluation, at most this many per pool,
+        # best float net profit first, and the exact sizing of the rest is skipped.
+        self.max_per_pool = max_per_pool
         self.excluded: dict[str, str] = {}
         self.stats: dict[str, int] = defaultdict(int)
 
@@ -294,6 +301,8 @@ class PathEngine:
 
         Sorted by net profit, descending; only ``net_profit > min_net_profit``. ``limit``
         caps how many screened candidates get the (Python, exact) re-check, best first.
+        With ``max_per_pool``, candidates are re-checked best float net first and one
+        through a pool that already has that many opportunities is skipped.
         """
         rates = self._gas_rates()
         rate_f = np.full(len(self._tok_addr), np.inf)
@@ -303,7 +312,14 @@ class PathEngine:
         if limit is not None:
             candidates = candidates[:limit]
         out: list[Opportunity] = []
+        per_pool: dict[int, int] = defaultdict(int)
+        cap = self.max_per_pool
         for k, row, x_float in candidates:
+            if cap is not None:
+                pids = [e >> 1 for e in self._groups[k].row_edges(row)]
+                if any(per_pool[p] >= cap for p in pids):
+                    self.stats["skipped_per_pool"] += 1
+                    continue
             try:
                 opp = self._verify(
                     k, row, x_float, rates, gas_price_wei,
@@ -317,6 +333,9 @@ class PathEngine:
                 continue
             if opp is not None:
                 out.append(opp)
+                if cap is not None:
+                    for p in pids:
+                        per_pool[p] += 1
         out.sort(key=lambda o: o.net_profit, reverse=True)
         return out
 

@@ -1,0 +1,69 @@
+"""``max_per_pool``: opportunities through one pool exclude each other on-chain, so the
+engine sizes them best float first and stops at the cap per pool, while cycles through
+other pools are still found."""
+
+from __future__ import annotations
+
+import pytest
+
+from arbbot.errors import ConfigError
+from arbbot.paths import PathEngine
+from tests.paths._paths_helpers import DAI, USDC, WETH, evaluate, tok, v2
+
+
+def _market() -> list:  # type: ignore[type-arg]
+    """A hub WETH/USDC pool 10% off the fair price, eight fairly priced WETH -> X -> USDC
+    legs (every one closes a profitable cycle through the hub), and an unrelated 5% gap
+    between two WETH/DAI pools."""
+    eth = 10**18
+    pools = [v2(1, WETH, USDC, 1_000 * eth, 3_300_000 * 10**6)]  # hub: USDC cheap in WETH terms
+    for i in range(8):
+        x = tok(0x30 + i)
+        depth = 200 + 50 * i
+        pools.append(v2(10 + i, WETH, x, depth * eth, depth * 100 * eth))  # 1 ETH = 100 X
+        pools.append(v2(30 + i, x, USDC, depth * 100 * eth, depth * 3_000 * 10**6))  # 100 X = 3000 USDC
+    pools.append(v2(60, WETH, DAI, 500 * eth, 1_500_000 * eth))
+    pools.append(v2(61, WETH, DAI, 500 * eth, 1_575_000 * eth))
+    return pools
+
+
+def _engine(cap: int | None) -> PathEngine:
+    e = PathEngine(base_tokens=[WETH], weth=WETH, max_hops=3, max_per_pool=cap)
+    e.upsert(_market())
+    return e
+
+
+def test_cap_per_pool_keeps_the_best_and_the_disjoint_ones() -> None:
+    free = evaluate(_engine(None))
+    hub = v2(1, WETH, USDC, 1, 1).address.lower()
+    dai_pools = {v2(60, WETH, DAI, 1, 1).address.lower(), v2(61, WETH, DAI, 1, 1).address.lower()}
+    assert sum(hub in o.pools for o in free) >= 6  # many profitable cycles share the hub
+
+    engine = _engine(2)
+    capped = evaluate(engine)
+    assert sum(hub in o.pools for o in capped) == 2
+    assert engine.stats["skipped_per_pool"] >= 4
+    # No pool carries more than the cap, and the unrelated gap is still found.
+    for p in {p for o in capped for p in o.pools}:
+        assert sum(p in o.pools for o in capped) <= 2
+    assert any(set(o.pools) == dai_pools for o in capped)
+    # Best first: the best opportunity is the same with or without the cap.
+    assert capped[0].path_id == free[0].path_id and capped[0].net_profit == free[0].net_profit
+
+
+def test_cap_must_be_positive() -> None:
+    with pytest.raises(ConfigError):
+        PathEngine(base_tokens=[WETH], weth=WETH, max_per_pool=0)
+
+
+def test_setting_reads_the_cap_and_refuses_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    from arbbot.config import Settings
+
+    monkeypatch.delenv("ARBBOT_PATH_MAX_PER_POOL", raising=False)
+    assert Settings.from_env().path_max_per_pool == 3
+    monkeypatch.setenv("ARBBOT_PATH_MAX_PER_POOL", "0")
+    assert Settings.from_env().path_max_per_pool == 0  # no cap
+    for bad in ("-1", "two", "1.5"):
+        monkeypatch.setenv("ARBBOT_PATH_MAX_PER_POOL", bad)
+        with pytest.raises(ConfigError, match="ARBBOT_PATH_MAX_PER_POOL"):
+            Settings.from_env()
