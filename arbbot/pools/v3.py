@@ -14,16 +14,21 @@ uninitialized, exactly as a missing bitmap bit would be.
 
 Signs follow the pool: ``amount_specified > 0`` is exact input, ``< 0`` exact output;
 in the result, positive amounts go into the pool and negative ones come out.
+
+``amount_out`` and ``amount_in`` return ``swap``'s amounts without building the post-swap
+state. ``amount_out`` (the path engine's hot call) also records, per state object, the
+steps a swap completes and reuses them for the next quotes (``_Walk``).
 """
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, replace
 
 from arbbot.errors import InsufficientLiquidity, MathError
-from arbbot.math.exceptions import SwapError
-from arbbot.math.liquidity_math import add_delta
+from arbbot.math.exceptions import LiquidityMathError, SwapError
+from arbbot.math.liquidity_math import UINT128_MAX, add_delta
 from arbbot.math.swap_math import compute_swap_step
 from arbbot.math.tick_math import (
     MAX_SQRT_RATIO,
@@ -40,6 +45,11 @@ _INT256_MAX = (1 << 255) - 1
 # sentinels that sort after / before any (tick, liquidity_net) pair with the same tick
 _NET_HI = 1 << 200
 _NET_LO = -(1 << 200)
+_FEE_DEN = 1_000_000
+_UINT256_LIMIT = 1 << 256
+# what `limit_tick_floor` works out to for the default (no) price limit
+_NO_LIMIT_TICK_ZFO = MIN_TICK + 1  # get_sqrt_ratio_at_tick(MIN_TICK) == MIN_SQRT_RATIO < limit
+_NO_LIMIT_TICK_OFZ = MAX_TICK - 1  # get_tick_at_sqrt_ratio(MAX_SQRT_RATIO - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +89,27 @@ def _swap(
     sqrt_price_limit_x96: int | None,
     skip_empty: bool,
 ) -> SwapResult:
+    amount0, amount1, sqrt_price, tick, liquidity, crossed = _run(
+        state, zero_for_one, amount_specified, sqrt_price_limit_x96, skip_empty, True
+    )
+    after = replace(state, sqrt_price_x96=sqrt_price, tick=tick, liquidity=liquidity)
+    return SwapResult(amount0, amount1, after, crossed)
+
+
+def _run(
+    state: V3PoolState,
+    zero_for_one: bool,
+    amount_specified: int,
+    sqrt_price_limit_x96: int | None,
+    skip_empty: bool,
+    final_tick: bool,
+) -> tuple[int, int, int, int, int, int]:
+    """The swap loop -> ``(amount0, amount1, sqrt_price, tick, liquidity, crossed)``.
+
+    With ``final_tick=False`` the tick after a last, partial step is not computed (the
+    returned tick is then stale): only the next iteration or the post-swap state reads it,
+    never the amounts.
+    """
     if amount_specified == 0:
         raise SwapError("AS")
     if not _INT256_MIN <= amount_specified <= _INT256_MAX:
@@ -178,15 +209,231 @@ def _swap(
                 liquidity = add_delta(liquidity, -net if zero_for_one else net)
                 crossed += 1
             tick = tick_next - 1 if zero_for_one else tick_next
-        elif sqrt_price != sqrt_price_start:
+        elif sqrt_price != sqrt_price_start and (final_tick or remaining != 0):
+            # with nothing remaining the loop ends here: only the post-swap state would
+            # read this tick
             tick = get_tick_at_sqrt_ratio(sqrt_price)
 
     if zero_for_one == exact_input:
-        amount0, amount1 = amount_specified - remaining, calculated
-    else:
-        amount0, amount1 = calculated, amount_specified - remaining
-    after = replace(state, sqrt_price_x96=sqrt_price, tick=tick, liquidity=liquidity)
-    return SwapResult(amount0, amount1, after, crossed)
+        return amount_specified - remaining, calculated, sqrt_price, tick, liquidity, crossed
+    return calculated, amount_specified - remaining, sqrt_price, tick, liquidity, crossed
+
+
+class _Walk:
+    """The steps of an exact-input swap with no price limit through one pool state, in
+    one direction, recorded as far as quotes have needed them.
+
+    With exact input, every step but the last one runs to its target, and where the steps
+    start, how much input completes each and what it pays out do not depend on the
+    amount swapped. So step ``j`` (0-based) is recorded once: ``ends[j]``, the input that
+    completes steps ``0..j`` (which is also what they consume, fees included);
+    ``outs[j]``, their output; ``starts[j]``, ``(price, target, liquidity)`` where step
+    ``j`` begins. A quote takes the steps it completes from here and computes only its
+    last, partial step.
+
+    Why this equals the loop: with ``remaining`` left, a step reaches its target iff
+    ``remaining * (1e6 - fee) // 1e6 >= amount_in_max``, i.e. iff ``remaining >=
+    ceil(amount_in_max * 1e6 / (1e6 - fee))``, which is exactly ``amount_in_max +
+    fee_amount`` of the completed step. Short of that, the next price never lands on the
+    target (``getNextSqrtPriceFromInput`` would have needed at least ``amount_in_max``),
+    so the step takes all the rest as input and fee and the loop ends.
+    """
+
+    __slots__ = ("state", "zero_for_one", "ends", "outs", "starts", "price", "tick", "liquidity", "finished", "error")
+
+    def __init__(self, state: V3PoolState, zero_for_one: bool) -> None:
+        self.state = state  # held: while cached, no other object can have its id()
+        self.zero_for_one = zero_for_one
+        self.ends: list[int] = []
+        self.outs: list[int] = []
+        self.starts: list[tuple[int, int, int]] = []
+        # where the next, unrecorded step begins
+        self.price = state.sqrt_price_x96
+        self.tick = state.tick
+        self.liquidity = state.liquidity
+        self.finished = False  # the price reached the limit: there is no further step
+        # LiquidityMath.addDelta's revert ('LS'/'LA') crossing the tick that ends the last
+        # recorded step; the walk stops there
+        self.error: str | None = None
+
+    def extend(self, amount: int) -> None:
+        """Record steps until they consume at least ``amount``, or the walk stops.
+
+        This is ``_run``'s loop for exact input, zero-liquidity shortcut on, no limit,
+        with ``computeSwapStep`` inlined for a step that reaches its target. The caller
+        checked the operands are in range, so none of the library's checks can fail: the
+        divisors are prices >= MIN_SQRT_RATIO and every checked result is far below
+        2**256. ``-(-x // y)`` is ``ceil(x / y)`` for ``y > 0`` (``mulDivRoundingUp``,
+        ``divRoundingUp``). A turn of the loop can only raise (malformed state: a tick
+        spacing of 0, ticks beyond the range; ``swap`` raises the same) before it changes
+        anything, so the walk then stays where that turn began.
+        """
+        zero_for_one = self.zero_for_one
+        state = self.state
+        ticks = state.ticks
+        n_ticks = len(ticks)
+        spacing = state.tick_spacing
+        word_span = spacing << 8
+        fee = state.fee_pips
+        fee_keep = _FEE_DEN - fee
+        limit = MIN_SQRT_RATIO + 1 if zero_for_one else MAX_SQRT_RATIO - 1
+        ends, outs, starts = self.ends, self.outs, self.starts
+        sqrt_price, tick, liquidity = self.price, self.tick, self.liquidity
+        used = ends[-1] if ends else 0
+        got = outs[-1] if outs else 0
+        if self.error is not None:
+            return
+        try:
+            while used < amount:
+                if sqrt_price == limit:
+                    self.finished = True
+                    break
+                compressed = tick // spacing
+                if zero_for_one:
+                    word_edge = (compressed - (compressed & 0xFF)) * spacing
+                    i = bisect_right(ticks, (compressed * spacing, _NET_HI)) - 1
+                    if i >= 0 and ticks[i][0] >= word_edge:
+                        tick_next, initialized = ticks[i][0], True
+                    else:
+                        tick_next, initialized = word_edge, False
+                        if liquidity == 0:
+                            floor_tick = max(ticks[i][0] + 1 if i >= 0 else MIN_TICK, _NO_LIMIT_TICK_ZFO)
+                            if word_edge - word_span >= floor_tick:
+                                edge = word_edge - ((word_edge - floor_tick) // word_span) * word_span
+                                sqrt_price = get_sqrt_ratio_at_tick(edge)
+                                tick = edge - 1
+                                continue
+                    if tick_next < MIN_TICK:
+                        tick_next = MIN_TICK
+                    sqrt_price_next = get_sqrt_ratio_at_tick(tick_next)
+                    target = limit if sqrt_price_next < limit else sqrt_price_next
+                else:
+                    c1 = compressed + 1
+                    word_edge = (c1 - (c1 & 0xFF) + 255) * spacing
+                    i = bisect_left(ticks, (c1 * spacing, _NET_LO))
+                    if i < n_ticks and ticks[i][0] <= word_edge:
+                        tick_next, initialized = ticks[i][0], True
+                    else:
+                        tick_next, initialized = word_edge, False
+                        if liquidity == 0:
+                            ceil_tick = min(ticks[i][0] - 1 if i < n_ticks else MAX_TICK, _NO_LIMIT_TICK_OFZ)
+                            if word_edge + word_span <= ceil_tick:
+                                edge = word_edge + ((ceil_tick - word_edge) // word_span) * word_span
+                                sqrt_price = get_sqrt_ratio_at_tick(edge)
+                                tick = edge
+                                continue
+                    if tick_next > MAX_TICK:
+                        tick_next = MAX_TICK
+                    sqrt_price_next = get_sqrt_ratio_at_tick(tick_next)
+                    target = limit if sqrt_price_next > limit else sqrt_price_next
+
+                # computeSwapStep(sqrt_price, target, L, ., fee) reaching the target; as in
+                # the library, the direction is `price >= target`
+                cur = sqrt_price
+                if cur >= target:  # getAmount0Delta(target, cur, L, up), getAmount1Delta(down)
+                    step_in = -((-((liquidity << 96) * (cur - target)) // cur) // target)
+                    step_out = (liquidity * (cur - target)) >> 96
+                else:  # getAmount1Delta(cur, target, L, up), getAmount0Delta(down)
+                    step_in = -(-(liquidity * (target - cur)) >> 96)
+                    step_out = (((liquidity << 96) * (target - cur)) // target) // cur
+                used += step_in - (-(step_in * fee) // fee_keep)  # + mulDivRoundingUp fee
+                got += step_out
+                starts.append((cur, target, liquidity))
+                outs.append(got)
+                ends.append(used)  # last: a reader that sees ends[j] finds starts[j], outs[j]
+                sqrt_price = target
+                if target == sqrt_price_next:
+                    if initialized:
+                        net = ticks[i][1]
+                        delta = -net if zero_for_one else net  # LiquidityMath.addDelta
+                        if delta < 0 and -delta > liquidity:
+                            self.error = "LS"
+                            break
+                        if delta > 0 and liquidity + delta > UINT128_MAX:
+                            self.error = "LA"
+                            break
+                        liquidity += delta
+                    tick = tick_next - 1 if zero_for_one else tick_next
+                # else the target is the limit: `finished` on the next turn
+        finally:
+            self.price, self.tick, self.liquidity = sqrt_price, tick, liquidity
+
+
+_WALKS: dict[int, _Walk] = {}
+_WALKS_MAX = 4096  # walks (pool state x direction) kept; all dropped at once when full
+_WALK_LOCK = threading.Lock()  # held to extend a walk and to read its end
+
+
+def _quote_exact_in(state: V3PoolState, zero_for_one: bool, amount: int) -> tuple[int, int]:
+    """``(input used, fee included; output)`` of ``swap(state, zero_for_one, amount)``
+    (exact input, no price limit), without the post-swap state.
+
+    The steps the swap completes are recorded per state object and direction (``_Walk``)
+    and reused: the path engine quotes a state dozens of times per cycle, with nearby
+    amounts. States are frozen, so a recorded walk never goes stale. A state whose
+    operands are out of range (price outside ``[MIN_SQRT_RATIO, MAX_SQRT_RATIO]``,
+    liquidity not uint128, fee not below 100%) or an ``amount`` not in ``(0, 2**255)``
+    takes the general loop instead, which raises wherever ``swap`` would.
+    """
+    sqrt_price = state.sqrt_price_x96
+    fee = state.fee_pips
+    if not (
+        MIN_SQRT_RATIO <= sqrt_price <= MAX_SQRT_RATIO
+        and 0 <= state.liquidity <= UINT128_MAX
+        and 0 <= fee < _FEE_DEN
+        and 0 < amount <= _INT256_MAX
+    ):
+        a0, a1, *_ = _run(state, zero_for_one, amount, None, True, False)
+        return (a0, -a1) if zero_for_one else (a1, -a0)
+    if zero_for_one:
+        if not MIN_SQRT_RATIO + 1 < sqrt_price:
+            raise SwapError("SPL")
+    elif not sqrt_price < MAX_SQRT_RATIO - 1:
+        raise SwapError("SPL")
+
+    key = id(state) << 1 | zero_for_one
+    walk = _WALKS.get(key)
+    if walk is None or walk.state is not state:
+        walk = _Walk(state, zero_for_one)
+        walk.extend(amount)  # not shared yet: no lock
+        if len(_WALKS) >= _WALKS_MAX:
+            _WALKS.clear()
+        _WALKS[key] = walk  # a racing thread may replace it: both walks are right
+    ends = walk.ends
+    k = bisect_right(ends, amount)  # steps 0..k-1 complete; the lists only ever grow
+    if k == len(ends):
+        with _WALK_LOCK:
+            walk.extend(amount)
+            k = bisect_right(ends, amount)
+            n = len(ends)
+            error = walk.error
+        if k == n and error is not None and amount > (ends[n - 2] if n > 1 else 0):
+            # the swap completes the last recorded step (its `remaining` was not 0 when it
+            # began) and so crosses the tick that reverts
+            raise LiquidityMathError(error)
+    used, got = (ends[k - 1], walk.outs[k - 1]) if k else (0, 0)
+    if used == amount or k == len(ends):
+        # nothing left, or the price reached the limit with input left unused
+        return used, got
+
+    # the last, partial step: computeSwapStep(cur, target, L, remaining, fee) short of the
+    # target (hence L > 0); its input and fee are all the remaining amount
+    cur, target, liquidity = walk.starts[k]
+    less_fee = (amount - used) * (_FEE_DEN - fee) // _FEE_DEN
+    if cur >= target:
+        if less_fee == 0:
+            return amount, got
+        # getNextSqrtPriceFromAmount0RoundingUp(cur, L, less_fee, add)
+        num1 = liquidity << 96
+        product = less_fee * cur
+        if product < _UINT256_LIMIT and num1 + product < _UINT256_LIMIT:
+            nxt = -(-(num1 * cur) // (num1 + product))
+        else:
+            nxt = -(-num1 // (num1 // cur + less_fee))
+        return amount, got + ((liquidity * (cur - nxt)) >> 96)  # getAmount1Delta, down
+    # getNextSqrtPriceFromAmount1RoundingDown(cur, L, less_fee, add); getAmount0Delta, down
+    nxt = cur + (less_fee << 96) // liquidity
+    return amount, got + (((liquidity << 96) * (nxt - cur)) // nxt) // cur
 
 
 def _direction(state: V3PoolState, token: str, *, is_input: bool) -> bool:
@@ -209,13 +456,9 @@ def amount_out(state: V3PoolState, token_in: str, amount_in: int) -> int:
         raise MathError("amount_in must be positive")
     zero_for_one = _direction(state, token_in, is_input=True)
     try:
-        res = swap(state, zero_for_one, amount_in)
+        used, out = _quote_exact_in(state, zero_for_one, amount_in)
     except SwapError as exc:  # price already at the end of the range
         raise InsufficientLiquidity(f"V3 pool {state.address}: {exc}") from exc
-    if zero_for_one:
-        used, out = res.amount0, -res.amount1
-    else:
-        used, out = res.amount1, -res.amount0
     if used == 0:
         raise InsufficientLiquidity(f"V3 pool {state.address} has no liquidity in that direction")
     return out
@@ -228,14 +471,14 @@ def amount_in(state: V3PoolState, token_out: str, amount_out: int) -> int:
     if amount_out <= 0:
         raise MathError("amount_out must be positive")
     zero_for_one = _direction(state, token_out, is_input=False)
-    try:
-        res = swap(state, zero_for_one, -amount_out)
+    try:  # the amounts of `swap`, without building the post-swap state
+        amount0, amount1, *_ = _run(state, zero_for_one, -amount_out, None, True, False)
     except SwapError as exc:
         raise InsufficientLiquidity(f"V3 pool {state.address}: {exc}") from exc
     if zero_for_one:
-        paid, received = res.amount0, -res.amount1
+        paid, received = amount0, -amount1
     else:
-        paid, received = res.amount1, -res.amount0
+        paid, received = amount1, -amount0
     if received != amount_out:
         raise InsufficientLiquidity(
             f"V3 pool {state.address} can deliver only {received} of the {amount_out} asked"
