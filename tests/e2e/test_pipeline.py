@@ -118,13 +118,14 @@ def test_planted_gap_is_found_sized_executed_and_profit_is_exact(fleet: dict[str
     weth = dep.weth
     # Let the fleet bootstrap and settle (initial pools are priced consistently).
     wait_for(lambda: _scan_head(fleet) is not None, 60, "the scan stage to publish its first block")
+    # The block before the plant: read after it, the head may already be the fleet's trade.
+    before_plant = rpc.block_number()
     planted = plant_price_gap(rpc, dep, "WETH", "USDC", 4.0, dex="sushiswap")
-    plant_block = rpc.block_number()
 
     def success() -> Any:
         rows = [
             e for e in _executions(django_db_blocker, status="success")
-            if e.block_number >= plant_block and planted["pool"]["address"] in _opportunity_pools(django_db_blocker, e)
+            if e.block_number > before_plant and planted["pool"]["address"] in _opportunity_pools(django_db_blocker, e)
         ]
         return rows[0] if rows else None
 
@@ -150,13 +151,13 @@ def test_mixed_v2_v3_cycle_is_executed_with_exact_profit(fleet: dict[str, Any], 
     rpc, dep = fleet["rpc"], fleet["dep"]
     v3_pools = {p["address"] for p in dep.pools if p["kind"] == "v3"}
     v2_pools = {p["address"] for p in dep.pools if p["kind"] == "v2"}
+    before_plant = rpc.block_number()
     planted = plant_v3_price_gap(rpc, dep, "WETH", "USDC", 3000, 3.0)
-    plant_block = rpc.block_number()
 
     def mixed_success() -> Any:
         for e in _executions(django_db_blocker, status="success"):
             pools = set(_opportunity_pools(django_db_blocker, e))
-            if e.block_number >= plant_block and planted["pool"]["address"] in pools and pools & v2_pools:
+            if e.block_number > before_plant and planted["pool"]["address"] in pools and pools & v2_pools:
                 return e
         return None
 
@@ -191,12 +192,12 @@ def test_stale_opportunity_is_dropped_and_nothing_executes_twice(fleet: dict[str
     from workers.tasks import execute
 
     rpc, dep = fleet["rpc"], fleet["dep"]
+    before_plant = rpc.block_number()
     planted = plant_price_gap(rpc, dep, "WETH", "DAI", 4.0, dex="uniswap")
-    plant_block = rpc.block_number()
     done = wait_for(
         lambda: [
             e for e in _executions(django_db_blocker, status="success")
-            if e.block_number >= plant_block and planted["pool"]["address"] in _opportunity_pools(django_db_blocker, e)
+            if e.block_number > before_plant and planted["pool"]["address"] in _opportunity_pools(django_db_blocker, e)
         ],
         90, "an execution through the second planted pool",
     )[0]
