@@ -26,7 +26,7 @@ re-sized on the exact integer quote:
   is far above a wei), ``_size_v2_window`` screens every level of the coarsest hop whose
   continuous bound could beat the best found, in float64 with an error bound, and checks
   the few that could with integers: the exact optimum, certified, for ~96% of those
-  cycles (a few hundred µs). Only if that also fails (window too wide, too many near-ties,
+  cycles (tens of µs: the float screen is a compiled kernel, ``_kernels``). Only if that also fails (window too wide, too many near-ties,
   uint112 overflow at ``x*``) the older level search runs too, and the better result wins: a few inputs around ``round(x*)``; for each hop,
   the smallest inputs of the levels next to its continuous level (golden-section over
   levels for a coarse token); a polish pass re-reading the exact levels at the best input.
