@@ -357,6 +357,22 @@ def test_closed_form_one_coarse_token() -> None:
     assert certified >= 50
 
 
+def _best_over_first_hop_levels(tab: list, upto: int) -> int:  # type: ignore[type-arg]
+    """Brute force: the integer optimum is the smallest input reaching some output level of
+    a hop (``_back``), so the best profit over every level 1..upto-1 of hop 0 (0: none)."""
+    from arbbot.paths.sizing import _back, _fwd
+
+    best = 0
+    for level in range(1, upto):
+        v = _back(tab, 0, level)
+        if v <= 0:
+            break
+        out = _fwd(tab, v)
+        if out > 0:
+            best = max(best, out - v)
+    return best
+
+
 def test_nested_coarse_tokens_exact_optimum_over_every_level() -> None:
     """WETH -> A -> B -> WETH with A and B 0-decimal tokens (a unit worth $1 and $0.5): two
     coarse staircases nest, the closed form alone rarely certifies, and the windowed level
@@ -364,7 +380,7 @@ def test_nested_coarse_tokens_exact_optimum_over_every_level() -> None:
     integer optimum. Brute force: the optimum is the smallest input reaching some output
     level of the first hop (``_back``), so every level of A below its reserve is tried
     with integers."""
-    from arbbot.paths.sizing import _back, _fwd, _size_v2_window, size_v2_table
+    from arbbot.paths.sizing import _size_v2_window, size_v2_table
 
     rng = random.Random(11)
     windowed = profitable = 0
@@ -385,14 +401,7 @@ def test_nested_coarse_tokens_exact_optimum_over_every_level() -> None:
             coeffs.append((p01, q01) if token_in == state.token0 else (p10, q10))
         x_float, _ = closed_form_python(coeffs)
         a_in, a_out = size_v2_table(tab, x_float, coeffs)
-        best = 0
-        for level in range(1, n_a):
-            v = _back(tab, 0, level)
-            if v <= 0:
-                break
-            out = _fwd(tab, v)
-            if out > 0:
-                best = max(best, out - v)
+        best = _best_over_first_hop_levels(tab, n_a)
         if best <= 0:
             assert a_in == 0
             continue
@@ -417,7 +426,7 @@ def test_unit_level_cut_bounds_the_exact_optimum_and_drops_unreachable_coarse_to
     ``unit_level_cut`` must stay an upper bound on the exact integer optimum (brute force
     over every level of A: the optimum is the smallest input reaching some level), and
     it must cut the float profit of most cycles whose exact optimum is no trade."""
-    from arbbot.paths.sizing import _back, _fwd, screen_profitable, unit_level_cut
+    from arbbot.paths.sizing import screen_profitable, unit_level_cut
 
     rng = random.Random(5)
     cut_to_nothing = nothing = bounded = 0
@@ -445,14 +454,7 @@ def test_unit_level_cut_bounds_the_exact_optimum_and_drops_unreachable_coarse_to
         cut = float(unit_level_cut(cols, p, q, x_opt, profit.copy())[0])
         tab = _v2_table(hops)
         assert tab is not None
-        best = 0
-        for level in range(1, tab[0][1]):  # every output level of hop 0 (A has few units)
-            v = _back(tab, 0, level)
-            if v <= 0:
-                break
-            out = _fwd(tab, v)
-            if out > 0:
-                best = max(best, out - v)
+        best = _best_over_first_hop_levels(tab, tab[0][1])  # A has few units
         if cut < float(profit[0]):
             assert best == 0 or best <= cut  # an upper bound on every profitable integer trade
             bounded += 1
