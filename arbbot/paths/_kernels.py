@@ -1,10 +1,9 @@
 """Compiled float kernels of the exact sizing (numba, no Python objects inside).
 
 ``window_keys`` is the float64 screen of ``sizing._size_v2_window``: the same operations,
-in the same order, as the numpy formulation it replaced, so the same error analysis
-holds (IEEE double, no fast-math, no reassociation). Compiling happens
-on first use (about a second); ``warm()`` does it ahead of time, e.g. when a worker
-starts. Float only: every decision stays with the integer checks in ``sizing``.
+in the same order, as the numpy formulation it replaced, so the same error analysis holds
+(IEEE double, no fast-math, no reassociation). Compiling happens on first use (about a
+second); ``warm()`` does it ahead of time, e.g. when a worker starts. Float only: every decision stays with the integer checks in ``sizing``.
 """
 
 from __future__ import annotations
@@ -194,6 +193,5 @@ def warm() -> None:
     keys = np.empty(2, dtype=np.float64)
     window_scan(1, 2, tab, 0, 0.0, idx, keys)
     window_setup(tab)
-    window_edge(10, 1, 0.0, 2.0, 0.1, 2.0, 0.1, 1e9, 1 << 17)
-    window_edge(10, -1, 0.0, 2.0, 0.1, 2.0, 0.1, 1e9, 1 << 17)
+    window_edge(10, 1, 0.0, 2.0, 0.1, 2.0, 0.1, 1e9, 1 << 17)  # compiles window_bound too
     _warm = True

@@ -26,8 +26,9 @@ re-sized on the exact integer quote:
   is far above a wei), ``_size_v2_window`` screens every level of the coarsest hop whose
   continuous bound could beat the best found, in float64 with an error bound, and checks
   the few that could with integers: the exact optimum, certified, for ~96% of those
-  cycles (tens of µs: the float screen is a compiled kernel, ``_kernels``). Only if that also fails (window too wide, too many near-ties,
-  uint112 overflow at ``x*``) the older level search runs too, and the better result wins: a few inputs around ``round(x*)``; for each hop,
+  cycles (tens of µs: the float screen is a compiled kernel, ``_kernels``). Only if that
+  also fails (window too wide, too many near-ties, uint112 overflow at ``x*``) the older
+  level search runs too, and the better result wins: a few inputs around ``round(x*)``; for each hop,
   the smallest inputs of the levels next to its continuous level (golden-section over
   levels for a coarse token); a polish pass re-reading the exact levels at the best input.
   Known gap, in that fallback only: with nested coarse staircases in big pools the result
@@ -548,7 +549,6 @@ def size_v2_table(
 #: ``_size_v2_window``: most levels it scans, levels per kernel call, integer checks.
 _WINDOW_MAX = 1 << 17
 _WINDOW_CHUNK = 1 << 10
-_WINDOW_FIRST = 1024
 _WINDOW_CHECKS = 64
 
 
@@ -586,7 +586,7 @@ def _size_v2_window(tab: Sequence[tuple[int, int, int, int]], best: int) -> tupl
         return int(_kernels.window_edge(center, direction, below(best), p1, q1, p2, q2, y_max, _WINDOW_MAX))
 
     state = {"best": best, "v": 0, "out": 0, "checks": 0}
-    idx = np.empty(max(_WINDOW_FIRST, _WINDOW_CHUNK) + 1, dtype=np.int64)
+    idx = np.empty(_WINDOW_CHUNK + 1, dtype=np.int64)
     keys = np.empty(idx.size, dtype=np.float64)
 
     def scan(lo: int, hi: int) -> bool:
@@ -608,7 +608,7 @@ def _size_v2_window(tab: Sequence[tuple[int, int, int, int]], best: int) -> tupl
 
     # The central chunk first: the best found there shrinks the window (the bound is
     # near its peak there), then outward chunks, re-shrinking after each.
-    half = _WINDOW_FIRST // 2
+    half = _WINDOW_CHUNK // 2
     done_lo, done_hi = max(1, center - half), center + half
     if not scan(done_lo, done_hi):
         return state["v"], state["out"], False
