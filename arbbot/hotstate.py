@@ -138,11 +138,7 @@ class HotState:
         pipe.hgetall(self.key("pools"))
         pipe.get(self.key("head"))
         raw, head = pipe.execute()
-        pools = {_s(k): pool_from_wire(json.loads(v)) for k, v in raw.items()}
-        if head is None:
-            return pools, None
-        n, h = _s(head).split(":", 1)
-        return pools, (int(n), h)
+        return {_s(k): pool_from_wire(json.loads(v)) for k, v in raw.items()}, _head(head)
 
     def delete_pools(self, addresses: Iterable[str]) -> None:
         addrs = list(addresses)
@@ -150,11 +146,7 @@ class HotState:
             self.redis.hdel(self.key("pools"), *addrs)
 
     def head(self) -> tuple[int, str] | None:
-        v = self.redis.get(self.key("head"))
-        if v is None:
-            return None
-        n, h = _s(v).split(":", 1)
-        return int(n), h
+        return _head(self.redis.get(self.key("head")))
 
     def set_head(self, block_number: int, block_hash: str) -> None:
         self.redis.set(self.key("head"), f"{block_number}:{block_hash}")
@@ -224,6 +216,14 @@ class HotState:
         keys = list(self.redis.scan_iter(match=f"{self.ns}:*", count=1000))
         if keys:
             self.redis.delete(*keys)
+
+
+def _head(v: bytes | str | None) -> tuple[int, str] | None:
+    """The stored ``"<block_number>:<block_hash>"``, parsed."""
+    if v is None:
+        return None
+    n, h = _s(v).split(":", 1)
+    return int(n), h
 
 
 def _s(v: bytes | str) -> str:
