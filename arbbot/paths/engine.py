@@ -452,6 +452,14 @@ class PathEngine:
                 cyc, x_opt, profit = cyc[live], x_opt[live], profit[live]
         return cyc, x_opt, profit
 
+    def size_v2_row(self, k: int, row: int, x_float: float) -> tuple[int, int] | None:
+        """Exact integer optimum ``(amount_in, amount_out)`` of V2-only cycle ``row`` from
+        the cached per-edge integer rows; ``None`` if a pool in it is unusable."""
+        tab = [self._tab[e] for e in self._groups[k].row_edges(row)]
+        if any(t is None for t in tab):
+            return None
+        return size_v2_table(tab, x_float)  # type: ignore[arg-type]
+
     def _hops(self, k: int, row: int) -> tuple[list[Hop], list[str]]:
         g = self._groups[k]
         hops: list[Hop] = []
@@ -481,16 +489,14 @@ class PathEngine:
     ) -> Opportunity | None:
         hops, tokens = self._hops(k, row)
         kinds = tuple(s.kind for s, _ in hops)
-        g = self._groups[k]
-        edges = g.row_edges(row)
         if all(kind == "v2" for kind in kinds):
-            tab = [self._tab[e] for e in edges]
-            if any(t is None for t in tab):
+            sized = self.size_v2_row(k, row, x_float)
+            if sized is None:
                 return None  # an unusable pool (empty, broken fee, reserve at uint112)
-            amount_in, amount_out = size_v2_table(tab, x_float)  # type: ignore[arg-type]
+            amount_in, amount_out = sized
             self.stats["verified_v2"] += 1
         else:
-            coeffs = [(float(self._p[e]), float(self._q[e])) for e in edges]
+            coeffs = [(float(self._p[e]), float(self._q[e])) for e in self._groups[k].row_edges(row)]
             amount_in, amount_out = size_search_exact(hops, x_float, coeffs)
             self.stats["verified_search"] += 1
         if amount_in <= 0 or amount_out <= amount_in:

@@ -33,7 +33,7 @@ import numpy as np
 
 from arbbot.config import Settings
 from arbbot.paths import PathEngine
-from arbbot.paths.sizing import IntArray, closed_form_python, screen, size_v2_closed, size_v2_table
+from arbbot.paths.sizing import IntArray, closed_form_python, screen, size_v2_closed
 from arbbot.types import V2PoolState
 from bench.paths.synth import BASES, WETH, build_market, perturb
 
@@ -60,36 +60,25 @@ def _hops(engine: PathEngine, k: int, row: int):  # type: ignore[no-untyped-def]
     return engine._hops(k, row)[0]  # noqa: SLF001 - the bench inspects the engine
 
 
-def _coeffs(engine: PathEngine, k: int, row: int) -> list[tuple[float, float]]:
-    g = engine._groups[k]  # noqa: SLF001
-    return [(float(engine._p[e]), float(engine._q[e])) for e in g.row_edges(row)]  # noqa: SLF001
-
-
 def _size(engine: PathEngine, k: int, row: int, x_float: float) -> tuple[int, int]:
-    """Exact sizing of one V2 cycle exactly as ``PathEngine._verify`` does it (the cached
-    per-edge integer rows)."""
-    edges = engine._groups[k].row_edges(row)  # noqa: SLF001
-    tab = [engine._tab[e] for e in edges]  # noqa: SLF001
-    if any(t is None for t in tab):
-        return 0, 0
-    return size_v2_table(tab, x_float)  # type: ignore[arg-type]
+    """Exact sizing of one V2 cycle, the engine's own (``PathEngine._verify`` calls it)."""
+    return engine.size_v2_row(k, row, x_float) or (0, 0)
 
 
-def _by_hops(sample: list[tuple[int, int]]) -> dict[int, tuple[IntArray, list[int]]]:
-    """``sample`` grouped as the engine holds cycles: per hop count, a row array (and each
-    row's positions in ``sample``)."""
+def _by_hops(sample: list[tuple[int, int]]) -> dict[int, IntArray]:
+    """``sample`` grouped as the engine holds cycles: per hop count, a row array."""
     by_k: dict[int, list[int]] = {}
-    for i, (k, _) in enumerate(sample):
-        by_k.setdefault(k, []).append(i)
-    return {k: (np.asarray([sample[i][1] for i in idxs], dtype=np.int64), idxs) for k, idxs in by_k.items()}
+    for k, row in sample:
+        by_k.setdefault(k, []).append(row)
+    return {k: np.asarray(rows, dtype=np.int64) for k, rows in by_k.items()}
 
 
-def _sized_rows(engine: PathEngine, groups: dict[int, tuple[IntArray, list[int]]]) -> dict[tuple[int, int], tuple[int, int]]:
+def _sized_rows(engine: PathEngine, groups: dict[int, IntArray]) -> dict[tuple[int, int], tuple[int, int]]:
     """The engine's two stages on those rows: its vectorised screen (``screen_rows``), then
     the exact integer sizing of each cycle it keeps. Gas 0 and threshold 0, like
     degenbot's call. Returns ``(hops, row) -> (amount_in, amount_out)`` for the kept ones."""
     out: dict[tuple[int, int], tuple[int, int]] = {}
-    for k, (rows, _) in groups.items():
+    for k, rows in groups.items():
         cyc, x, profit = engine.screen_rows(k, rows)
         for r, xf, pr in zip(cyc.tolist(), x.tolist(), profit.tolist()):
             if pr > 0:
