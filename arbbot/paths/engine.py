@@ -25,7 +25,6 @@ import numpy.typing as npt
 
 from arbbot import pools as pool_models
 from arbbot.errors import ArbbotError, ConfigError
-from arbbot.paths import _kernels
 from arbbot.paths.cycles import CycleGroup, EdgeGraph, enumerate_cycles
 from arbbot.paths.gas import GasModel
 from arbbot.paths.sizing import (
@@ -138,7 +137,10 @@ class PathEngine:
         self._groups = {k: CycleGroup(k) for k in range(2, max_hops + 1)}
         self._starts = [self._token(t) for t in self.base_tokens]
         # Compile the sizing's float kernels now (once per process, about a second), not
-        # inside the first evaluation a pool change is waiting on.
+        # inside the first evaluation a pool change is waiting on. Imported here: processes
+        # that only import arbbot.paths (every worker, the web app) need no numba.
+        from arbbot.paths import _kernels
+
         _kernels.warm()
 
     # ------------------------------------------------------------------ registry

@@ -49,7 +49,6 @@ import numpy as np
 import numpy.typing as npt
 
 from arbbot.errors import ArbbotError
-from arbbot.paths import _kernels
 from arbbot.math.v2 import FEE_DENOMINATOR
 from arbbot.types import PoolState, V2PoolState
 
@@ -570,6 +569,8 @@ def _size_v2_window(tab: Sequence[tuple[int, int, int, int]], best: int) -> tupl
     all inputs), or ``None`` when the window is too wide (over ``_WINDOW_MAX`` levels)
     or the float model is unusable; the caller then runs the level search.
     """
+    from arbbot.paths import _kernels  # numba: loaded where cycles are sized, not on import
+
     ftab = np.array(tab, dtype=np.float64)
     ok, j, p1, q1, p2, q2, y_max, y0 = _kernels.window_setup(ftab)
     if not ok or y0 > 2.0**50 or not _kernels.window_bound(y0, p1, q1, p2, q2, y_max) > best:
