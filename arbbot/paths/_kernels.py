@@ -25,12 +25,25 @@ EXACT_BELOW = 2.0**40
 
 
 @njit(nogil=True, cache=False, error_model="numpy")
-def window_keys(lo, n, tab, j, key):  # type: ignore[no-untyped-def]
+def _inv_bound(first):  # type: ignore[no-untyped-def]
+    """An upper bound on ``1/exact`` for every level of a chunk whose hop value ``exact``
+    is fine (``>= EXACT_BELOW``), from the chunk's first level's value ``first``: a hop's
+    value never decreases with the level (every step of both chains is monotone, in
+    floats too, as IEEE rounding is), so no fine level's value is below ``first``, nor
+    below ``EXACT_BELOW``. One division per hop instead of one per level."""
+    cap = 1.0 / EXACT_BELOW
+    return min(cap, 1.0 / first) if first > 0.0 else cap
+
+
+@njit(nogil=True, cache=False, error_model="numpy")
+def window_keys(lo, n, tab, j, key, low, work):  # type: ignore[no-untyped-def]
     """Levels ``lo .. lo+n-1`` of hop ``j`` -> ``key[i]``, an upper bound on the exact
     profit of level ``lo+i`` (``-inf``: the swap reverts; ``+inf``: a rounding too close to
-    call, check it with integers).
+    call, check it with integers), and ``low[i]``, a lower bound on it (the float profit
+    minus the same error; ``-inf`` for both kinds of level).
 
-    ``tab``: per hop ``(1e6*r_in, r_out, 1e6-fee, cap)`` as floats. Hops ``j`` down to 0 give
+    ``tab``: per hop ``(1e6*r_in, r_out, 1e6-fee, cap)`` as floats; ``work``: scratch,
+    5 rows of at least ``n``. Hops ``j`` down to 0 give
     the smallest input reaching the level (a ceil chain), hops after ``j`` the level's
     output (a floor chain). A rounding whose float value lies within its
     error of an integer may be off by one: below ``EXACT_BELOW`` the level is unsure,
@@ -41,27 +54,31 @@ def window_keys(lo, n, tab, j, key):  # type: ignore[no-untyped-def]
     whatever values it has (inf/NaN, never trapped: ``error_model="numpy"``); its key is
     ``-inf`` whatever they are.
     """
-    v = np.empty(n)
-    out = np.empty(n)
-    flips = np.zeros(n)
-    bad = np.zeros(n)
-    unsure = np.zeros(n)
+    v = work[0]
+    out = work[1]
+    flips = work[2]
+    bad = work[3]
+    unsure = work[4]
     for i in range(n):
         v[i] = float(lo + i)
         out[i] = v[i]
+        flips[i] = 0.0
+        bad[i] = 0.0
+        unsure[i] = 0.0
     for h in range(j, -1, -1):
         a = tab[h, 0]
         r_out = tab[h, 1]
         g = tab[h, 2]
         cap = tab[h, 3]
         steep = r_out * 0.0625  # past 1/16 of the reserve the inverse amplifies float error
+        inv = _inv_bound(v[0] * a / ((r_out - v[0]) * g))
         for i in range(n):
             vi = v[i]
             exact = vi * a / ((r_out - vi) * g)
             vn = np.ceil(exact)
             near = (vn - exact) < REL_ERR * exact + 1e-12
             fine = exact >= EXACT_BELOW
-            flips[i] += (1.0 / exact) if (near and fine) else 0.0
+            flips[i] += inv if (near and fine) else 0.0
             b = 1.0 if (vi >= r_out or vn > cap) else 0.0
             u = 1.0 if (vi > steep or (near and not fine)) else 0.0
             bad[i] = max(bad[i], b)
@@ -72,6 +89,7 @@ def window_keys(lo, n, tab, j, key):  # type: ignore[no-untyped-def]
         r_out = tab[h, 1]
         g = tab[h, 2]
         cap = tab[h, 3]
+        inv = _inv_bound(out[0] * g * r_out / (a + out[0] * g))
         for i in range(n):
             oi = out[i]
             w = oi * g
@@ -79,33 +97,18 @@ def window_keys(lo, n, tab, j, key):  # type: ignore[no-untyped-def]
             on = np.floor(exact)
             near = (exact - on) < REL_ERR * exact + 1e-12
             fine = exact >= EXACT_BELOW
-            flips[i] += (1.0 / exact) if (near and fine) else 0.0
+            flips[i] += inv if (near and fine) else 0.0
             b = 1.0 if (oi > cap or on <= 0.0) else 0.0
             u = 1.0 if (near and not fine) else 0.0
             bad[i] = max(bad[i], b)
             unsure[i] = max(unsure[i], u)
             out[i] = on
     for i in range(n):
-        k = out[i] - v[i] + (out[i] + v[i]) * (REL_ERR + 4.0 * flips[i]) + 16.0
-        k = math.inf if unsure[i] > 0.0 else k
+        p = out[i] - v[i]
+        err = (out[i] + v[i]) * (REL_ERR + 4.0 * flips[i]) + 16.0
+        k = math.inf if unsure[i] > 0.0 else p + err
         key[i] = -math.inf if bad[i] > 0.0 else k
-
-
-@njit(nogil=True, cache=False)
-def window_scan(lo, n, tab, j, best, idx, keys):  # type: ignore[no-untyped-def]
-    """``window_keys`` of levels ``lo .. lo+n-1``, then the levels whose key exceeds
-    ``best``, best key first: their offsets from ``lo`` in ``idx[:m]`` and keys in
-    ``keys[:m]`` (both at least ``n`` long); returns ``m``."""
-    key = np.empty(n)
-    window_keys(lo, n, tab, j, key)
-    sel = np.flatnonzero(key > best)
-    order = np.argsort(-key[sel], kind="mergesort")
-    m = order.size
-    for t in range(m):
-        i = sel[order[t]]
-        idx[t] = i
-        keys[t] = key[i]
-    return m
+        low[i] = -math.inf if (bad[i] > 0.0 or unsure[i] > 0.0) else p - err
 
 
 @njit(nogil=True, cache=False)
@@ -180,6 +183,87 @@ def window_edge(center, direction, best, p1, q1, p2, q2, y_max, max_steps):  # t
     return y
 
 
+@njit(nogil=True, cache=False)
+def _window_chunk(lo, hi, tab, j, lb, key, low, work, lv, ky, m):  # type: ignore[no-untyped-def]
+    """Keys of levels ``lo..hi``; raises the lower bound ``lb`` to the best level's lower
+    bound, then appends the levels whose key exceeds it to ``lv``/``ky`` (from ``m``;
+    grown when full). Returns ``(lb, lv, ky, m)``."""
+    n = hi - lo + 1
+    window_keys(lo, n, tab, j, key, low, work)
+    for i in range(n):
+        lb = max(lb, low[i])
+    extra = 0
+    for i in range(n):
+        extra += key[i] > lb
+    if m + extra > lv.size:
+        size = max(2 * lv.size, m + extra)
+        lv2 = np.empty(size, dtype=np.int64)
+        ky2 = np.empty(size)
+        lv2[:m] = lv[:m]
+        ky2[:m] = ky[:m]
+        lv, ky = lv2, ky2
+    for i in range(n):
+        if key[i] > lb:
+            lv[m] = lo + i
+            ky[m] = key[i]
+            m += 1
+    return lb, lv, ky, m
+
+
+@njit(nogil=True, cache=False)
+def window_run(tab, best, first, chunk, max_levels):  # type: ignore[no-untyped-def]
+    """The level window of a cycle ``tab`` (rows as in ``window_keys``), screened in one
+    call: ``(status, j, levels, keys)``.
+
+    ``best`` is a float no larger than a known exact profit. Levels of the coarsest hop
+    ``j`` are keyed from the model's optimum outward (``first`` levels, then ``chunk``
+    more on a side at a time) while the continuous bound there exceeds ``lb``, the
+    largest of ``best`` and the lower bounds seen (the best level is at least that good,
+    so the window only shrinks). ``levels``/``keys``: every scanned level whose key exceeds
+    the final ``lb``, best key first; the exact optimum is among them or is ``best``'s.
+    ``status``: 1 the whole window was scanned, 0 it is wider than ``max_levels`` (more
+    than that scanned, or still wider after ``4 * chunk``: the candidates are then only
+    those scanned), -1 the float model is unusable or its
+    bound at the optimum does not exceed ``best`` (nothing was scanned).
+    """
+    ok, j, p1, q1, p2, q2, y_max, y0 = window_setup(tab)
+    if not ok or y0 > 2.0**50 or not window_bound(y0, p1, q1, p2, q2, y_max) > best:
+        return -1, j, np.empty(0, dtype=np.int64), np.empty(0)
+    center = int(y0)
+    key = np.empty(max(first, chunk) + 1)
+    low = np.empty(key.size)
+    work = np.empty((5, key.size))
+    lv = np.empty(64, dtype=np.int64)
+    ky = np.empty(64)
+    half = first // 2
+    done_lo = max(1, center - half)
+    done_hi = center + half
+    lb, lv, ky, m = _window_chunk(done_lo, done_hi, tab, j, best, key, low, work, lv, ky, 0)
+    scanned = done_hi - done_lo + 1
+    status = 1
+    while True:
+        lo = window_edge(center, -1, lb, p1, q1, p2, q2, y_max, max_levels)
+        hi = window_edge(center, 1, lb, p1, q1, p2, q2, y_max, max_levels)
+        if lo >= done_lo and hi <= done_hi:
+            break
+        if scanned > max_levels or (hi - lo > max_levels and scanned >= 4 * chunk):
+            status = 0  # too wide, even after a few chunks have raised ``lb``
+            break
+        if done_hi < hi:
+            nxt = min(hi, done_hi + chunk)
+            lb, lv, ky, m = _window_chunk(done_hi + 1, nxt, tab, j, lb, key, low, work, lv, ky, m)
+            scanned += nxt - done_hi
+            done_hi = nxt
+        if done_lo > lo:
+            nxt = max(lo, done_lo - chunk)
+            lb, lv, ky, m = _window_chunk(nxt, done_lo - 1, tab, j, lb, key, low, work, lv, ky, m)
+            scanned += done_lo - nxt
+            done_lo = nxt
+    sel = np.flatnonzero(ky[:m] > lb)
+    order = np.argsort(-ky[sel], kind="mergesort")
+    return status, j, lv[sel][order], ky[sel][order]
+
+
 _warm = False
 
 
@@ -189,9 +273,5 @@ def warm() -> None:
     if _warm:
         return
     tab = np.array([[1e12, 1e6, 997_000.0, 1e30], [1e12, 1.1e6, 997_000.0, 1e30]], dtype=np.float64)
-    idx = np.empty(2, dtype=np.int64)
-    keys = np.empty(2, dtype=np.float64)
-    window_scan(1, 2, tab, 0, 0.0, idx, keys)
-    window_setup(tab)
-    window_edge(10, 1, 0.0, 2.0, 0.1, 2.0, 0.1, 1e9, 1 << 17)  # compiles window_bound too
+    window_run(tab, 0.0, 64, 1024, 1 << 17)  # compiles every kernel it calls
     _warm = True

@@ -21,13 +21,15 @@ re-sized on the exact integer quote:
   the output levels of the coarsest hop are scanned outward from its level at ``x*``; the
   scan stops with a certificate (profit ``== Mub``; or the exact continuous bound shows no
   further level can do better; or, after a small budget, profit ``>= Mub - 1``). That
-  decides almost every cycle in a few µs, and tiny pools exactly. When it cannot certify
-  (two or more tokens much coarser than the input: nested staircases whose rounding noise
-  is far above a wei), ``_size_v2_window`` screens every level of the coarsest hop whose
-  continuous bound could beat the best found, in float64 with an error bound, and checks
-  the few that could with integers: the exact optimum, certified, for ~96% of those
-  cycles (tens of µs: the float screen is a compiled kernel, ``_kernels``). Only if that
-  also fails (window too wide, too many near-ties, uint112 overflow at ``x*``) the older
+  decides almost every cycle in a few µs, and tiny pools exactly. It cannot certify when
+  two or more tokens are much coarser than the input (nested staircases whose rounding
+  noise is far above a wei); ``_rounding_noise`` predicts those from the float levels at
+  ``x*``, and for them ``_size_v2_window`` runs first (and after the closed form for the
+  few it did not predict): it screens every level of the coarsest hop whose continuous
+  bound could beat the best found, in float64 with an error bound either side, and
+  checks the few that could with integers: the exact optimum, certified, for ~98% of
+  those cycles (about 10 µs: the float screen is a compiled kernel, ``_kernels``). Only
+  if that also fails (window too wide, too many near-ties, uint112 overflow at ``x*``) the older
   level search runs too, and the better result wins: a few inputs around ``round(x*)``; for each hop,
   the smallest inputs of the levels next to its continuous level (golden-section over
   levels for a coarse token); a polish pass re-reading the exact levels at the best input.
@@ -502,9 +504,11 @@ def size_v2_exact(
 ) -> tuple[int, int]:
     """Integer optimum ``(amount_in, amount_out)`` of a V2-only cycle.
 
-    First the exact-integer closed form (``size_v2_closed``: a few µs, certified optimal
-    or within 1 wei); only if it cannot certify, also the level search near ``x_float``
-    (``_size_v2_search``), and the better of the two is returned.
+    The exact-integer closed form (``size_v2_closed``: a few µs, certified optimal or
+    within 1 wei) and, for nested coarse tokens (``_rounding_noise`` at ``x_float``
+    above ``_CLOSED_FAR``: first), the level window (``_size_v2_window``); only if neither
+    certifies, also the level search near ``x_float`` (``_size_v2_search``), and the best
+    result is returned.
     For the search, ``coeffs`` are the hops' ``(p, q)``: they give the profit curvature (how wide the flat
     top is that rounding can move the integer optimum across) and each hop's continuous
     output level (the integer chain may not even get through at ``x*`` when a token is
@@ -526,17 +530,29 @@ def size_v2_table(
     ``coeffs`` (the hops' float ``(p, q)``) are only read by the last fallback, the level
     search; ``None`` derives them from ``tab``.
     """
+    best = (0, 0)
+    seed = -1  # the best profit the window last started from (-1: not run)
+    if _rounding_noise(tab, x_float) > _CLOSED_FAR:
+        # the closed form would give up on this one (see _CLOSED_FAR): the window first
+        seed = 0
+        window = _size_v2_window(tab, seed)
+        if window is not None:
+            best = window[:2]
+            if window[2]:
+                return best
     amount_in, amount_out, certified = size_v2_closed(tab)
+    if amount_out - amount_in > best[1] - best[0]:
+        best = (amount_in, amount_out)
     if certified:
-        return amount_in, amount_out
-    best = (amount_in, amount_out)
-    window = _size_v2_window(tab, max(0, amount_out - amount_in))
-    if window is not None:
-        w_in, w_out, certified = window
-        if w_out - w_in > best[1] - best[0]:
-            best = (w_in, w_out)
-        if certified:
-            return best
+        return best
+    if best[1] - best[0] > seed:  # a higher start narrows the window
+        window = _size_v2_window(tab, best[1] - best[0])
+        if window is not None:
+            w_in, w_out, certified = window
+            if w_out - w_in > best[1] - best[0]:
+                best = (w_in, w_out)
+            if certified:
+                return best
     if coeffs is None:
         coeffs = [(g * r_out / a, g / a) for a, r_out, g, _cap in tab]
     found = _size_v2_search(tab, x_float, coeffs)
@@ -545,10 +561,36 @@ def size_v2_table(
     return found
 
 
-#: ``_size_v2_window``: most levels it scans, levels per kernel call, integer checks.
+def _rounding_noise(tab: Sequence[tuple[int, int, int, int]], x: float) -> float:
+    """Roughly how many wei the floors of the intermediate tokens other than the coarsest
+    cost at input ``x`` (a unit of each, valued at the continuous rates; ``inf`` if one
+    has less than a unit there). Far above a wei, ``size_v2_closed`` cannot certify."""
+    if not (math.isfinite(x) and x > 0):
+        return 0.0
+    m = x
+    inv = []
+    for a, r_out, g, _cap in tab[:-1]:
+        w = m * g
+        m = w * r_out / (a + w)
+        if not m >= 1.0:
+            return math.inf
+        inv.append(1.0 / m)
+    return x * (sum(inv) - max(inv)) if inv else 0.0
+
+
+#: ``_size_v2_window``: most levels it scans, levels keyed first (around the model's
+#: optimum) and per step outward after that, most integer checks.
 _WINDOW_MAX = 1 << 17
-_WINDOW_CHUNK = 1 << 10
-_WINDOW_CHECKS = 64
+_WINDOW_FIRST = 1 << 6
+_WINDOW_CHUNK = 1 << 9
+_WINDOW_CHECKS = 128
+
+
+def _below(best: int) -> float:
+    """``best`` as a float no larger than it (float comparisons then never skip a level
+    whose bound or key exceeds the integer ``best``)."""
+    f = float(best)
+    return math.nextafter(f, -math.inf) if f > best else f
 
 
 def _size_v2_window(tab: Sequence[tuple[int, int, int, int]], best: int) -> tuple[int, int, bool] | None:
@@ -558,80 +600,42 @@ def _size_v2_window(tab: Sequence[tuple[int, int, int, int]], best: int) -> tupl
     over the coarsest hop's levels is the concave continuous bound minus a quasi-random
     rounding loss of up to a unit of another coarse token, so the best level can sit
     anywhere in the window where the bound exceeds ``best``. That window is found with
-    the continuous maps; then the exact chain of every level in it (ceil back to the
-    input, floor forward to the output) is evaluated in float64 by a compiled kernel
-    (``_kernels.window_scan``), with an error bound; levels whose float profit could
-    reach the best exact profit are checked with integers, best first, until the bound
-    rules out the rest. Levels where a float rounding sits too close to an integer to
-    trust are checked exactly too.
+    the continuous maps; the exact chain of every level in it (ceil back to the input,
+    floor forward to the output) is evaluated in float64 by a compiled kernel
+    (``_kernels.window_run``) with an error bound either side. The best lower bound
+    shrinks the window as it is scanned; levels whose upper bound could reach it come
+    back best first and are checked with integers until the bound rules out the rest.
+    Levels where a float rounding sits too close to an integer to trust are checked
+    exactly too.
 
     Returns ``(amount_in, amount_out, certified)`` (``certified``: the exact optimum over
-    all inputs), or ``None`` when the window is too wide (over ``_WINDOW_MAX`` levels)
-    or the float model is unusable; the caller then runs the level search.
+    all inputs), or ``None`` when the float model is unusable; the caller then runs the
+    level search. A window over ``_WINDOW_MAX`` levels, or more than ``_WINDOW_CHECKS``
+    levels to check, is not certified.
     """
     from arbbot.paths import _kernels  # numba: loaded where cycles are sized, not on import
 
-    ftab = np.array(tab, dtype=np.float64)
-    ok, j, p1, q1, p2, q2, y_max, y0 = _kernels.window_setup(ftab)
-    if not ok or y0 > 2.0**50 or not _kernels.window_bound(y0, p1, q1, p2, q2, y_max) > best:
+    status, j, levels, keys = _kernels.window_run(
+        np.array(tab, dtype=np.float64), _below(best), _WINDOW_FIRST, _WINDOW_CHUNK, _WINDOW_MAX
+    )
+    if status < 0:
         return None
-    center = int(y0)
-
-    def below(best: int) -> float:
-        """``best`` as a float no larger than it (float comparisons then never skip a
-        level whose bound or key exceeds the integer ``best``)."""
-        f = float(best)
-        return math.nextafter(f, -math.inf) if f > best else f
-
-    def edge(best: int, direction: int) -> int:
-        return int(_kernels.window_edge(center, direction, below(best), p1, q1, p2, q2, y_max, _WINDOW_MAX))
-
-    state = {"best": best, "v": 0, "out": 0, "checks": 0}
-    idx = np.empty(_WINDOW_CHUNK + 1, dtype=np.int64)
-    keys = np.empty(idx.size, dtype=np.float64)
-
-    def scan(lo: int, hi: int) -> bool:
-        """Levels lo..hi: float screen, then integer checks; False if too many look alike."""
-        m = _kernels.window_scan(lo, hi - lo + 1, ftab, j, below(state["best"]), idx, keys)
-        for i, key in zip(idx[:m].tolist(), keys[:m].tolist()):
-            if key <= state["best"]:
-                break
-            if state["checks"] == _WINDOW_CHECKS:
-                return False
-            state["checks"] += 1
-            vin = _back(tab, j, lo + i)
-            if vin <= 0:
-                continue
-            got = _fwd(tab, vin)
-            if got > 0 and got - vin > state["best"]:
-                state.update(best=got - vin, v=vin, out=got)
-        return True
-
-    # The central chunk first: the best found there shrinks the window (the bound is
-    # near its peak there), then outward chunks, re-shrinking after each.
-    half = _WINDOW_CHUNK // 2
-    done_lo, done_hi = max(1, center - half), center + half
-    if not scan(done_lo, done_hi):
-        return state["v"], state["out"], False
-    scanned = done_hi - done_lo + 1
-    while True:
-        lo, hi = edge(state["best"], -1), edge(state["best"], +1)
-        if lo >= done_lo and hi <= done_hi:
-            return state["v"], state["out"], True
-        if hi - lo > _WINDOW_MAX or scanned > _WINDOW_MAX:
-            return state["v"], state["out"], False
-        if done_hi < hi:
-            nxt = min(hi, done_hi + _WINDOW_CHUNK)
-            if not scan(done_hi + 1, nxt):
-                return state["v"], state["out"], False
-            scanned += nxt - done_hi
-            done_hi = nxt
-        if done_lo > lo:
-            nxt = max(lo, done_lo - _WINDOW_CHUNK)
-            if not scan(nxt, done_lo - 1):
-                return state["v"], state["out"], False
-            scanned += done_lo - nxt
-            done_lo = nxt
+    certified = status == 1
+    v = out = checks = 0
+    for level, key in zip(levels.tolist(), keys.tolist()):
+        if key <= best:
+            break
+        if checks == _WINDOW_CHECKS:
+            certified = False
+            break
+        checks += 1
+        vin = _back(tab, j, level)
+        if vin <= 0:
+            continue
+        got = _fwd(tab, vin)
+        if got > 0 and got - vin > best:
+            best, v, out = got - vin, vin, got
+    return v, out, certified
 
 
 def _size_v2_search(

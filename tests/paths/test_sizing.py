@@ -380,10 +380,10 @@ def test_nested_coarse_tokens_exact_optimum_over_every_level() -> None:
     integer optimum. Brute force: the optimum is the smallest input reaching some output
     level of the first hop (``_back``), so every level of A below its reserve is tried
     with integers."""
-    from arbbot.paths.sizing import _size_v2_window, size_v2_table
+    from arbbot.paths.sizing import _rounding_noise, _size_v2_window, size_v2_table
 
     rng = random.Random(11)
-    windowed = profitable = 0
+    windowed = first = profitable = 0
     for _ in range(40):
         tok_a, tok_b = tok(0x91), tok(0x92)
         n_a, n_b3 = rng.randint(20_000, 60_000), rng.randint(20_000, 60_000)
@@ -402,12 +402,20 @@ def test_nested_coarse_tokens_exact_optimum_over_every_level() -> None:
         x_float, _ = closed_form_python(coeffs)
         a_in, a_out = size_v2_table(tab, x_float, coeffs)
         best = _best_over_first_hop_levels(tab, n_a)
+        # the window from nothing, as size_v2_table runs it first for nested tokens
+        alone = _size_v2_window(tab, 0)
+        if alone is not None and alone[2]:
+            assert alone[1] - alone[0] == max(best, 0)
         if best <= 0:
             assert a_in == 0
             continue
         profitable += 1
         assert a_out == pool_models_chain(hops, a_in)
         assert a_out - a_in <= best
+        if alone is not None and alone[2]:
+            first += 1
+            assert _rounding_noise(tab, x_float) > 64  # routed to the window first
+            assert a_out - a_in == best
         closed = size_v2_closed(tab)
         if closed[2]:
             assert a_out - a_in >= best - 1  # the closed form certified it alone
@@ -418,6 +426,56 @@ def test_nested_coarse_tokens_exact_optimum_over_every_level() -> None:
             assert a_out - a_in == best  # certified: the exact optimum, to the wei
     assert profitable >= 12
     assert windowed >= 8
+    assert first >= 0.9 * profitable
+
+
+def test_window_keys_bound_every_levels_exact_profit() -> None:
+    """The compiled screen's two bounds hold for every level: ``low <= P(y) <= key`` where
+    ``P(y)`` is the level's exact integer profit (the smallest input reaching level ``y``
+    of hop ``j``, floored forward from ``y``). The lower bound drives the window's
+    shrinking and the upper bound which levels get integer checks, so a bound that is
+    off by a wei would lose the optimum. Cycles through a coarse token and tokens of
+    12-30 decimals, so that fine roundings (values past 2**40, where one missed unit is
+    charged to the error instead of checked) occur, and next to coarse ones."""
+    from arbbot.paths import _kernels
+    from arbbot.paths.sizing import _back
+
+    rng = random.Random(23)
+    checked = fine_near = 0
+    for _ in range(30):
+        tok_a, tok_b = tok(0xA1), tok(0xA2)
+        n_a = rng.randint(2_000, 200_000)
+        dec_b = rng.choice([0, 6, 12, 18, 30])
+        n_b = min(rng.randint(10**3, 10**6) * 10**dec_b, 2**110 // 2)
+        eth = rng.randint(10**20, 10**23)
+        skew = [1 + rng.uniform(0.0, 0.05) for _ in range(3)]
+        p1 = v2(1, WETH, tok_a, int(eth * skew[0]), n_a, rng.choice(FEES))
+        p2 = v2(2, tok_a, tok_b, n_a, int(n_b * skew[1]), rng.choice(FEES))
+        p3 = v2(3, tok_b, WETH, n_b, int(eth * skew[2]), rng.choice(FEES))
+        tab = _v2_table(_hops_for([p1, p2, p3], WETH))
+        assert tab is not None
+        ftab = np.array(tab, dtype=np.float64)
+        ok, j, *_model, y0 = _kernels.window_setup(ftab)
+        if not ok:
+            continue
+        n = 1500
+        lo = max(1, int(y0) - n // 2)
+        key, low = np.empty(n), np.empty(n)
+        _kernels.window_keys(lo, n, ftab, j, key, low, np.empty((5, n)))
+        for i in range(n):
+            if key[i] == -math.inf:
+                continue  # the float chain says the swap reverts: never a candidate
+            y = lo + i
+            v = _back(tab, j, y)
+            out = y
+            for a, r_out, g, _cap in tab[j + 1 :]:
+                out = out * g * r_out // (a + out * g)
+            assert v > 0 and out > 0
+            assert low[i] <= out - v <= key[i], (y, low[i], out - v, key[i])
+            checked += 1
+            fine_near += math.isfinite(key[i]) and key[i] - low[i] > 2 * ((out + v) * _kernels.REL_ERR + 16.0) * 1.01
+    assert checked >= 20_000
+    assert fine_near > 0  # some levels carried a fine rounding's unit in their error
 
 
 def test_unit_level_cut_bounds_the_exact_optimum_and_drops_unreachable_coarse_tokens() -> None:
