@@ -1,9 +1,16 @@
 """Compiled float kernels of the exact sizing (numba, no Python objects inside).
 
-``window_keys`` is the float64 screen of ``sizing._size_v2_window``: the same operations,
-in the same order, as the numpy formulation it replaced, so the same error analysis holds
-(IEEE double, no fast-math, no reassociation). Compiling happens on first use (about a
-second); ``warm()`` does it ahead of time, e.g. when a worker starts. Float only: every decision stays with the integer checks in ``sizing``.
+``window_keys`` is the float64 screen of ``sizing._size_v2_window``: for each output level
+of one hop, the exact integer chain (ceil back to the input, floor forward to the output)
+done in floats, with bounds either side on the exact profit. Error model (IEEE double,
+no fast-math, no reassociation): a hop whose input is an exact integer computes its
+value within ``HOP_ERR`` (relative); its ceil/floor is then the exact one unless the
+value lies within that error of an integer (either side), and the rounded value is the
+exact integer again. Only near a rounding can a level's chain drift from the integers:
+by a unit of that token at most, which is a relative error carried down the chain.
+Compiling happens on first use (about a second); ``warm()`` does it ahead of time, e.g.
+when a worker starts. Float only: every decision stays with the integer checks in
+``sizing``.
 """
 
 from __future__ import annotations
@@ -13,14 +20,17 @@ import math
 import numpy as np
 from numba import njit
 
-#: Relative error of the float chain of one level before its roundings: at most 16 IEEE
-#: operations (2**-53 each) and a subtraction, amplified at most (16/15)**4 (the back
-#: chain treats levels past 1/16 of a reserve as unsure): under 2**-48; this is 2x wider.
-REL_ERR = 2.0**-47
-#: A rounding (ceil/floor) done in float is the exact one unless the float value lies
-#: within its error of an integer. Such levels are checked with integers when the value
-#: is below this (a unit there is worth a lot); above it, the one unit it may miss is
-#: worth about 1/value of the amounts, and is added to that level's error bound.
+#: Relative error of one hop's float value when its input is exact: at most 6 roundings
+#: (the float reserves, then the operations; 2**-53 each), the reserve's amplified at
+#: most 16/15 in ``r_out - v`` (the back chain treats levels past 1/16 of a reserve as
+#: unsure): under 2**-50; this is 2x wider.
+HOP_ERR = 2.0**-49
+#: How much a back hop can grow its input's relative error (the inverse map's elasticity
+#: ``r_out / (r_out - v)`` below 1/16 of the reserve); a forward hop's is at most 1.
+BACK_AMP = 16.0 / 15.0
+#: A rounding near an integer may be off by a unit: where the value is below this (a unit
+#: there is worth a lot) the level is unsure and checked with integers; above it the unit
+#: (1/value, relative) joins the error carried down the chain.
 EXACT_BELOW = 2.0**40
 
 
@@ -39,15 +49,17 @@ def _inv_bound(first):  # type: ignore[no-untyped-def]
 def window_keys(lo, n, tab, j, key, low, work):  # type: ignore[no-untyped-def]
     """Levels ``lo .. lo+n-1`` of hop ``j`` -> ``key[i]``, an upper bound on the exact
     profit of level ``lo+i`` (``-inf``: the swap reverts; ``+inf``: a rounding too close to
-    call, check it with integers), and ``low[i]``, a lower bound on it (the float profit
-    minus the same error; ``-inf`` for both kinds of level).
+    call, check it with integers), and ``low[i]``, a lower bound on it (``-inf`` for both
+    kinds of level).
 
     ``tab``: per hop ``(1e6*r_in, r_out, 1e6-fee, cap)`` as floats; ``work``: scratch,
-    5 rows of at least ``n``. Hops ``j`` down to 0 give
-    the smallest input reaching the level (a ceil chain), hops after ``j`` the level's
-    output (a floor chain). A rounding whose float value lies within its
-    error of an integer may be off by one: below ``EXACT_BELOW`` the level is unsure,
-    above it 1/value joins the level's error bound.
+    5 rows of at least ``n``. Hops ``j`` down to 0 give the smallest input reaching the
+    level (a ceil chain), hops after ``j`` the level's output (a floor chain). Each chain
+    starts exact (the level) and carries a relative error bound: ``HOP_ERR`` per hop
+    (grown by ``BACK_AMP`` on the way back) while its values are exact integers, reset to
+    0 by every rounding that is not near an integer, plus a unit (``1/value``) for one
+    that is. A level whose roundings were all clear has the exact profit (both amounts are
+    integers below 2**53), so its bounds are tight; that is what keeps near-ties apart.
 
     Hop by hop over all levels, without branches, so the compiler vectorises the level
     loop (about 2.5x faster than level by level). A level flagged bad keeps computing on
@@ -56,15 +68,15 @@ def window_keys(lo, n, tab, j, key, low, work):  # type: ignore[no-untyped-def]
     """
     v = work[0]
     out = work[1]
-    flips = work[2]
-    bad = work[3]
-    unsure = work[4]
+    rel_v = work[2]
+    rel_o = work[3]
+    flag = work[4]  # 0 clear, 1 unsure, 2 bad (reverts)
     for i in range(n):
         v[i] = float(lo + i)
         out[i] = v[i]
-        flips[i] = 0.0
-        bad[i] = 0.0
-        unsure[i] = 0.0
+        rel_v[i] = 0.0
+        rel_o[i] = 0.0
+        flag[i] = 0.0
     for h in range(j, -1, -1):
         a = tab[h, 0]
         r_out = tab[h, 1]
@@ -76,13 +88,14 @@ def window_keys(lo, n, tab, j, key, low, work):  # type: ignore[no-untyped-def]
             vi = v[i]
             exact = vi * a / ((r_out - vi) * g)
             vn = np.ceil(exact)
-            near = (vn - exact) < REL_ERR * exact + 1e-12
+            up = vn - exact
+            t = rel_v[i] * BACK_AMP + HOP_ERR
+            near = min(up, 1.0 - up) < t * exact + 1e-12
             fine = exact >= EXACT_BELOW
-            flips[i] += inv if (near and fine) else 0.0
-            b = 1.0 if (vi >= r_out or vn > cap) else 0.0
+            rel_v[i] = (t + inv) if near else 0.0
+            b = 2.0 if (vi >= r_out or vn > cap) else 0.0
             u = 1.0 if (vi > steep or (near and not fine)) else 0.0
-            bad[i] = max(bad[i], b)
-            unsure[i] = max(unsure[i], u)
+            flag[i] = max(flag[i], max(b, u))
             v[i] = vn
     for h in range(j + 1, tab.shape[0]):
         a = tab[h, 0]
@@ -95,20 +108,22 @@ def window_keys(lo, n, tab, j, key, low, work):  # type: ignore[no-untyped-def]
             w = oi * g
             exact = w * r_out / (a + w)
             on = np.floor(exact)
-            near = (exact - on) < REL_ERR * exact + 1e-12
+            down = exact - on
+            t = rel_o[i] + HOP_ERR
+            near = min(down, 1.0 - down) < t * exact + 1e-12
             fine = exact >= EXACT_BELOW
-            flips[i] += inv if (near and fine) else 0.0
-            b = 1.0 if (oi > cap or on <= 0.0) else 0.0
+            rel_o[i] = (t + inv) if near else 0.0
+            b = 2.0 if (oi > cap or on <= 0.0) else 0.0
             u = 1.0 if (near and not fine) else 0.0
-            bad[i] = max(bad[i], b)
-            unsure[i] = max(unsure[i], u)
+            flag[i] = max(flag[i], max(b, u))
             out[i] = on
     for i in range(n):
         p = out[i] - v[i]
-        err = (out[i] + v[i]) * (REL_ERR + 4.0 * flips[i]) + 16.0
-        k = math.inf if unsure[i] > 0.0 else p + err
-        key[i] = -math.inf if bad[i] > 0.0 else k
-        low[i] = -math.inf if (bad[i] > 0.0 or unsure[i] > 0.0) else p - err
+        # first-order error doubled, the subtraction's rounding, half a wei: a level
+        # whose profit is exact keeps key > profit (it is among the candidates above it)
+        err = 2.0 * (out[i] * rel_o[i] + v[i] * rel_v[i]) + (out[i] + v[i]) * 2.0**-52 + 0.5
+        key[i] = -math.inf if flag[i] == 2.0 else (math.inf if flag[i] == 1.0 else p + err)
+        low[i] = -math.inf if flag[i] > 0.0 else p - err
 
 
 @njit(nogil=True, cache=False)
@@ -211,7 +226,19 @@ def _window_chunk(lo, hi, tab, j, lb, key, low, work, lv, ky, m):  # type: ignor
 
 
 @njit(nogil=True, cache=False)
-def window_run(tab, best, first, chunk, max_levels):  # type: ignore[no-untyped-def]
+def _window_prune(lv, ky, m, lb):  # type: ignore[no-untyped-def]
+    """Drops the candidates whose key no longer exceeds ``lb``; returns how many remain."""
+    n = 0
+    for i in range(m):
+        if ky[i] > lb:
+            lv[n] = lv[i]
+            ky[n] = ky[i]
+            n += 1
+    return n
+
+
+@njit(nogil=True, cache=False)
+def window_run(tab, best, first, chunk, max_levels, max_cands):  # type: ignore[no-untyped-def]
     """The level window of a cycle ``tab`` (rows as in ``window_keys``), screened in one
     call: ``(status, j, levels, keys)``.
 
@@ -221,10 +248,11 @@ def window_run(tab, best, first, chunk, max_levels):  # type: ignore[no-untyped-
     largest of ``best`` and the lower bounds seen (the best level is at least that good,
     so the window only shrinks). ``levels``/``keys``: every scanned level whose key exceeds
     the final ``lb``, best key first; the exact optimum is among them or is ``best``'s.
-    ``status``: 1 the whole window was scanned, 0 it is wider than ``max_levels`` (more
-    than that scanned, or still wider after ``4 * chunk``: the candidates are then only
-    those scanned), -1 the float model is unusable or its
-    bound at the optimum does not exceed ``best`` (nothing was scanned).
+    ``status``: 1 the whole window was scanned; 0 it was given up, the candidates are
+    then only those scanned, because the window is wider than ``max_levels`` (more than
+    that scanned, or still wider after ``4 * chunk``) or more than ``max_cands`` levels
+    could beat ``lb`` (near-ties the float bounds cannot tell apart); -1 the float model
+    is unusable or its bound at the optimum does not exceed ``best`` (nothing scanned).
     """
     ok, j, p1, q1, p2, q2, y_max, y0 = window_setup(tab)
     if not ok or y0 > 2.0**50 or not window_bound(y0, p1, q1, p2, q2, y_max) > best:
@@ -249,6 +277,11 @@ def window_run(tab, best, first, chunk, max_levels):  # type: ignore[no-untyped-
         if scanned > max_levels or (hi - lo > max_levels and scanned >= 4 * chunk):
             status = 0  # too wide, even after a few chunks have raised ``lb``
             break
+        if m > max_cands:
+            m = _window_prune(lv, ky, m, lb)
+            if m > max_cands:
+                status = 0  # too many alike to check them all
+                break
         if done_hi < hi:
             nxt = min(hi, done_hi + chunk)
             lb, lv, ky, m = _window_chunk(done_hi + 1, nxt, tab, j, lb, key, low, work, lv, ky, m)
@@ -260,6 +293,8 @@ def window_run(tab, best, first, chunk, max_levels):  # type: ignore[no-untyped-
             scanned += done_lo - nxt
             done_lo = nxt
     sel = np.flatnonzero(ky[:m] > lb)
+    if sel.size > max_cands:
+        status = 0
     order = np.argsort(-ky[sel], kind="mergesort")
     return status, j, lv[sel][order], ky[sel][order]
 
@@ -273,5 +308,5 @@ def warm() -> None:
     if _warm:
         return
     tab = np.array([[1e12, 1e6, 997_000.0, 1e30], [1e12, 1.1e6, 997_000.0, 1e30]], dtype=np.float64)
-    window_run(tab, 0.0, 64, 1024, 1 << 17)  # compiles every kernel it calls
+    window_run(tab, 0.0, 64, 1024, 1 << 17, 256)  # compiles every kernel it calls
     _warm = True

@@ -583,7 +583,7 @@ def _rounding_noise(tab: Sequence[tuple[int, int, int, int]], x: float) -> float
 _WINDOW_MAX = 1 << 17
 _WINDOW_FIRST = 1 << 6
 _WINDOW_CHUNK = 1 << 9
-_WINDOW_CHECKS = 128
+_WINDOW_CHECKS = 256
 
 
 def _below(best: int) -> float:
@@ -616,25 +616,52 @@ def _size_v2_window(tab: Sequence[tuple[int, int, int, int]], best: int) -> tupl
     from arbbot.paths import _kernels  # numba: loaded where cycles are sized, not on import
 
     status, j, levels, keys = _kernels.window_run(
-        np.array(tab, dtype=np.float64), _below(best), _WINDOW_FIRST, _WINDOW_CHUNK, _WINDOW_MAX
+        np.array(tab, dtype=np.float64), _below(best), _WINDOW_FIRST, _WINDOW_CHUNK, _WINDOW_MAX, 2 * _WINDOW_CHECKS
     )
     if status < 0:
         return None
+    # Exact checks, best key first. A level's profit P(y) is the output floored forward
+    # from y minus the smallest input reaching y (ceil chain back): the kernel bounds
+    # exactly that, and the best P(y) over all levels is the best profit over all inputs
+    # (any input's output is P of its own level, and it is not below that level's
+    # smallest input). Given up (status 0), only the first few are checked.
+    budget = _WINDOW_CHECKS if status == 1 else 4
     certified = status == 1
-    v = out = checks = 0
+    back = tab[j::-1]
+    post = tab[j + 1 :]
+    v = 0
     for level, key in zip(levels.tolist(), keys.tolist()):
         if key <= best:
             break
-        if checks == _WINDOW_CHECKS:
+        if budget == 0:
             certified = False
             break
-        checks += 1
-        vin = _back(tab, j, level)
-        if vin <= 0:
+        budget -= 1
+        need = level
+        for a, r_out, g, cap in back:
+            if need >= r_out:
+                need = -1
+                break
+            need = -(-(need * a) // ((r_out - need) * g))
+            if need > cap:
+                need = -1
+                break
+        if need <= 0:
             continue
-        got = _fwd(tab, vin)
-        if got > 0 and got - vin > best:
-            best, v, out = got - vin, vin, got
+        got = level
+        for a, r_out, g, cap in post:
+            if got > cap:
+                got = 0
+                break
+            w = got * g
+            got = w * r_out // (a + w)
+        if got > 0 and got - need > best:
+            best, v = got - need, need
+    if v == 0:
+        return 0, 0, certified
+    out = _fwd(tab, v)  # at least the level's output (v may reach a higher level)
+    if out <= v:
+        return 0, 0, False
     return v, out, certified
 
 
