@@ -430,11 +430,12 @@ def test_nested_coarse_tokens_exact_optimum_over_every_level() -> None:
 
 
 def test_window_keys_bound_every_levels_exact_profit() -> None:
-    """The compiled screen's two bounds hold for every level: ``low <= P(y) <= key`` where
-    ``P(y)`` is the level's exact integer profit (the smallest input reaching level ``y``
-    of hop ``j``, floored forward from ``y``). The lower bound drives the window's
-    shrinking and the upper bound which levels get integer checks, so a bound that is
-    off by a wei would lose the optimum. Cycles through a coarse token and tokens of
+    """The compiled screen's bounds hold for every level: ``low <= P(y) <= key`` and
+    ``P(y) <= window_bound(y)``, where ``P(y)`` is the level's exact integer profit (the
+    smallest input reaching level ``y`` of hop ``j``, floored forward from ``y``). The
+    lower bound drives the window's shrinking, the continuous bound its edges, and the
+    upper bound which levels get integer checks, so a bound that is off by a wei would
+    lose the optimum. Cycles through a coarse token and tokens of
     12-30 decimals, so that fine roundings (values past 2**40, where one missed unit is
     charged to the error instead of checked) occur, and next to coarse ones."""
     from arbbot.paths import _kernels
@@ -455,7 +456,7 @@ def test_window_keys_bound_every_levels_exact_profit() -> None:
         tab = _v2_table(_hops_for([p1, p2, p3], WETH))
         assert tab is not None
         ftab = np.array(tab, dtype=np.float64)
-        ok, j, *_model, y0 = _kernels.window_setup(ftab)
+        ok, j, p1, q1, p2, q2, y_max, y0 = _kernels.window_setup(ftab)
         if not ok:
             continue
         n = 1500
@@ -472,6 +473,8 @@ def test_window_keys_bound_every_levels_exact_profit() -> None:
                 out = out * g * r_out // (a + out * g)
             assert v > 0 and out > 0
             assert low[i] <= out - v <= key[i], (y, low[i], out - v, key[i])
+            # the continuous bound the window's edges come from is above it too
+            assert _kernels.window_bound(float(y), p1, q1, p2, q2, y_max) >= out - v
             checked += 1
             if math.isfinite(key[i]):
                 tight += key[i] - low[i] <= 1.5 + (out + v) * 2.0**-50
