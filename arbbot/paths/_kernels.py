@@ -303,6 +303,53 @@ def window_run(tab, best, first, chunk, max_levels, max_cands):  # type: ignore[
     return status, j, lv[sel][order], ky[sel][order]
 
 
+@njit(nogil=True, cache=False, error_model="numpy")
+def screen_rows(edges, rows, p, q):  # type: ignore[no-untyped-def]
+    """``sizing.screen_profitable`` on the cycles ``edges[rows]`` in one pass, without
+    gathering their edges first: ``(idx, x_opt, gross_profit)``, ``idx`` into ``rows``.
+    The same float operations in the same order, so the same results, bit for bit."""
+    n = rows.size
+    k = edges.shape[1]
+    size = 256
+    idx = np.empty(size, dtype=np.int64)
+    xs = np.empty(size)
+    ps = np.empty(size)
+    m = 0
+    for t in range(n):
+        r = rows[t]
+        bp = p[edges[r, 0]]
+        for h in range(1, k):
+            bp = bp * p[edges[r, h]]
+        if not bp > 1.0:
+            continue
+        e = edges[r, 0]
+        bp = p[e]
+        bq = q[e]
+        for h in range(1, k):
+            e = edges[r, h]
+            bq = bq + bp * q[e]
+            bp = bp * p[e]
+        s = math.sqrt(bp) - 1.0
+        x = s / bq
+        pr = s * x
+        if not (s > 0.0 and math.isfinite(pr) and math.isfinite(x) and bq > 0.0):
+            continue
+        if m == size:
+            size *= 2
+            idx2 = np.empty(size, dtype=np.int64)
+            xs2 = np.empty(size)
+            ps2 = np.empty(size)
+            idx2[:m] = idx
+            xs2[:m] = xs
+            ps2[:m] = ps
+            idx, xs, ps = idx2, xs2, ps2
+        idx[m] = t
+        xs[m] = x
+        ps[m] = pr
+        m += 1
+    return idx[:m], xs[:m], ps[:m]
+
+
 _warm = False
 
 
@@ -313,4 +360,6 @@ def warm() -> None:
         return
     tab = np.array([[1e12, 1e6, 997_000.0, 1e30], [1e12, 1.1e6, 997_000.0, 1e30]], dtype=np.float64)
     window_run(tab, 0.0, 64, 1024, 1 << 17, 256)  # compiles every kernel it calls
+    edges = np.zeros((1, 2), dtype=np.int32)
+    screen_rows(edges, np.zeros(1, dtype=np.int64), np.ones(1), np.ones(1))
     _warm = True

@@ -437,18 +437,25 @@ class PathEngine:
         gross_profit)`` of those that may be profitable before gas. Dead cycles need no
         mask: a removed pool's p is 0, so P = 0 drops them."""
         g = self._groups[k]
-        hop_edges = g.hop_edges(rows)
-        cols = [hop_edges[:, j] for j in range(k)]
-        idx, x_opt, profit = screen_profitable(cols, self._p, self._q)
+        if rows is None:
+            hop_edges = g.hop_edges(rows)
+            idx, x_opt, profit = screen_profitable([hop_edges[:, j] for j in range(k)], self._p, self._q)
+            cyc = idx
+        else:
+            # a subset (the cycles through changed pools): one compiled pass over the
+            # rows, without gathering their edges first
+            from arbbot.paths import _kernels
+
+            idx, x_opt, profit = _kernels.screen_rows(g.edges, np.asarray(rows, dtype=np.int64), self._p, self._q)
+            cyc = rows[idx]
         if idx.size == 0:
-            return idx, x_opt, profit
-        cyc = idx if rows is None else rows[idx]
+            return cyc, x_opt, profit
         v2 = np.flatnonzero(g.n_v3[cyc] == 0)
         if v2.size:
             # a coarse token no integer trade can reach profitably: out before the
             # exact stage (V2 hops only: see unit_level_cut)
-            sub = idx[v2]
-            profit[v2] = unit_level_cut([c[sub] for c in cols], self._p, self._q, x_opt[v2], profit[v2])
+            sub = g.edges[cyc[v2]]
+            profit[v2] = unit_level_cut([sub[:, j] for j in range(k)], self._p, self._q, x_opt[v2], profit[v2])
             live = np.flatnonzero(profit > -np.inf)
             if live.size < cyc.size:
                 cyc, x_opt, profit = cyc[live], x_opt[live], profit[live]

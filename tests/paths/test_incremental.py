@@ -63,3 +63,29 @@ def test_unchanged_upsert_reports_nothing() -> None:
     assert e.upsert(pools) == {p.address for p in pools}
     assert e.upsert(pools) == set()
     assert evaluate(e, set()) == []
+
+
+def test_compiled_subset_screen_equals_the_numpy_screen_bit_for_bit() -> None:
+    """Cycles through changed pools are screened by a compiled pass over their rows
+    (``_kernels.screen_rows``); it must give what ``screen_profitable`` gives on the
+    gathered edges of the same rows: the same cycles, the same floats to the bit."""
+    import numpy as np
+
+    from arbbot.paths import _kernels
+    from arbbot.paths.sizing import screen_profitable
+
+    rng = random.Random(9)
+    e = PathEngine(base_tokens=[USDC, DAI], weth=WETH, max_hops=4)
+    e.upsert(_market(rng, n_tokens=16, n_pools=90))
+    compared = 0
+    for k, g in e._groups.items():  # noqa: SLF001 - the test inspects the engine
+        if g.n == 0:
+            continue
+        rows = np.asarray(sorted(rng.sample(range(g.n), min(g.n, 400))) * 2, dtype=np.int64)  # repeats, as rows_for_pools gives
+        idx, x, profit = _kernels.screen_rows(g.edges, rows, e._p, e._q)  # noqa: SLF001
+        edges = g.hop_edges(rows)
+        ref_idx, ref_x, ref_profit = screen_profitable([edges[:, j] for j in range(k)], e._p, e._q)  # noqa: SLF001
+        assert idx.tolist() == ref_idx.tolist()
+        assert x.tobytes() == ref_x.tobytes() and profit.tobytes() == ref_profit.tobytes()
+        compared += idx.size
+    assert compared > 50
