@@ -142,6 +142,7 @@ class PathEngine:
         from arbbot.paths import _kernels
 
         _kernels.warm()
+        self._kernels = _kernels
 
     # ------------------------------------------------------------------ registry
 
@@ -444,9 +445,7 @@ class PathEngine:
         else:
             # a subset (the cycles through changed pools): one compiled pass over the
             # rows, without gathering their edges first
-            from arbbot.paths import _kernels
-
-            idx, x_opt, profit = _kernels.screen_rows(g.edges, np.asarray(rows, dtype=np.int64), self._p, self._q)
+            idx, x_opt, profit = self._kernels.screen_rows(g.edges, np.asarray(rows, dtype=np.int64), self._p, self._q)
             cyc = rows[idx]
         if idx.size == 0:
             return cyc, x_opt, profit
@@ -465,7 +464,7 @@ class PathEngine:
         """Exact integer optimum ``(amount_in, amount_out)`` of V2-only cycle ``row`` from
         the cached per-edge integer rows; ``None`` if a pool in it is unusable."""
         tab = [self._tab[e] for e in self._groups[k].row_edges(row)]
-        if any(t is None for t in tab):
+        if None in tab:
             return None
         return size_v2_table(tab, x_float)  # type: ignore[arg-type]
 

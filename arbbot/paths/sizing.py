@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from math import isqrt
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -568,14 +568,15 @@ def _rounding_noise(tab: Sequence[tuple[int, int, int, int]], x: float) -> float
     if not (math.isfinite(x) and x > 0):
         return 0.0
     m = x
-    inv = []
+    total = top = 0.0
     for a, r_out, g, _cap in tab[:-1]:
         w = m * g
         m = w * r_out / (a + w)
         if not m >= 1.0:
             return math.inf
-        inv.append(1.0 / m)
-    return x * (sum(inv) - max(inv)) if inv else 0.0
+        total += 1.0 / m
+        top = max(top, 1.0 / m)
+    return x * (total - top)
 
 
 #: ``_size_v2_window``: most levels it scans, levels keyed first (around the model's
@@ -584,6 +585,10 @@ _WINDOW_MAX = 1 << 17
 _WINDOW_FIRST = 1 << 6
 _WINDOW_CHUNK = 1 << 9
 _WINDOW_CHECKS = 256
+
+
+#: ``arbbot.paths._kernels`` once a window has run (numba is imported on first use).
+_KERNELS: Any = None
 
 
 def _below(best: int) -> float:
@@ -613,9 +618,12 @@ def _size_v2_window(tab: Sequence[tuple[int, int, int, int]], best: int) -> tupl
     level search. A window over ``_WINDOW_MAX`` levels, or more than ``_WINDOW_CHECKS``
     levels to check, is not certified.
     """
-    from arbbot.paths import _kernels  # numba: loaded where cycles are sized, not on import
+    global _KERNELS
+    if _KERNELS is None:  # numba: loaded where cycles are sized, not on import
+        from arbbot.paths import _kernels
 
-    status, j, levels, keys = _kernels.window_run(
+        _KERNELS = _kernels
+    status, j, levels, keys = _KERNELS.window_run(
         np.array(tab, dtype=np.float64), _below(best), _WINDOW_FIRST, _WINDOW_CHUNK, _WINDOW_MAX, 2 * _WINDOW_CHECKS
     )
     if status < 0:
