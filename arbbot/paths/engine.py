@@ -137,9 +137,11 @@ class PathEngine:
         self._groups = {k: CycleGroup(k) for k in range(2, max_hops + 1)}
         self._starts = [self._token(t) for t in self.base_tokens]
         # Compile the sizing's float kernels now (once per process, about a second), not
-        # inside the first evaluation a pool change is waiting on. Imported here: processes
-        # that only import arbbot.paths (every worker, the web app) need no numba.
+        # inside the first evaluation a pool change is waiting on; the V3 math too (its
+        # imports took 6 of the first evaluation's 12 ms). Imported here: processes that
+        # only import arbbot.paths (every worker, the web app) need neither.
         from arbbot.paths import _kernels
+        from arbbot.pools import v3  # noqa: F401 - imported for its side effect: loaded
 
         _kernels.warm()
         self._kernels = _kernels
