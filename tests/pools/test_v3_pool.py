@@ -153,8 +153,12 @@ def test_exact_in_and_exact_out_agree(pool: Pool, amount: int, zero_for_one: boo
     res = v3.swap(state, zero_for_one, amount)
     used = res.amount0 if zero_for_one else res.amount1
     needed = v3.amount_in(state, token_out, out)
-    # buying `out` back costs no more than what produced it ...
-    assert needed <= used
+    # buying `out` back costs no more than what produced it, up to rounding: exact output
+    # rounds each step's input and fee up where exact input rounded the output down, so
+    # with tiny liquidity (a unit of output worth many of input) it can cost a wei or two
+    # more per step than the input that produced `out` (Uniswap's own math does this)
+    steps = v3.swap(state, zero_for_one, -out).ticks_crossed + 1
+    assert needed <= used + 2 * steps
     # ... and paying that much in yields at least `out`
     assert v3.amount_out(state, token_in, needed) >= out
 
