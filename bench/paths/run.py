@@ -168,8 +168,8 @@ def main() -> None:
         _size(engine, k, r, x)
     t_exact = (time.perf_counter() - t0) / max(1, len(pick))
     res["exact_v2_sizing_us_per_cycle"] = round(t_exact * 1e6, 1)
-    # Split: cycles the exact closed form certifies alone vs the ones that also need the
-    # level search (nested coarse tokens).
+    # Split: cycles the exact closed form certifies alone vs the rest (nested coarse
+    # tokens: the level window, and the level search where that cannot certify).
     split: dict[bool, list[float]] = {True: [], False: []}
     for k, r, x in pick:
         edges = engine._groups[k].row_edges(r)  # noqa: SLF001
@@ -346,7 +346,7 @@ def _print(res: dict[str, object]) -> None:
         ("all cycles screened/s (gas+threshold)", f"{res['all_cycles_screened_per_s']:,}"),
         ("exact V2 sizing per cycle", f"{res['exact_v2_sizing_us_per_cycle']} us"),
         ("  closed form certifies / fallback", f"{res['exact_v2_certified_share']:.1%}: {res['exact_v2_certified_us_per_cycle']} us; "
-                                               f"rest (+ level search): {res['exact_v2_fallback_us_per_cycle']} us"),
+                                               f"rest (window, level search if needed): {res['exact_v2_fallback_us_per_cycle']} us"),
         (f"incremental, 100 changed pools, cap {res['incremental_max_per_pool']}/pool",
          f"median {res['incremental_median_ms']} ms, p95 {res['incremental_p95_ms']} ms, max {res['incremental_max_ms']} ms  (target <= 10 ms)"),
         ("  same blocks, no cap per pool", f"median {res['incremental_uncapped_median_ms']} ms, p95 {res['incremental_uncapped_p95_ms']} ms"),
