@@ -18,7 +18,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from llvmlite import ir  # type: ignore[import-untyped]
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 #: Relative error of one hop's float value when its input is exact: at most 6 roundings
 #: (the float reserves, then the operations; 2**-53 each), the reserve's amplified at
@@ -303,6 +306,39 @@ def window_run(tab, best, first, chunk, max_levels, max_cands):  # type: ignore[
     return status, j, lv[sel][order], ky[sel][order]
 
 
+@intrinsic
+def _prefetch_row(typingctx, arr, i):  # type: ignore[no-untyped-def]
+    """Asks the CPU to start loading row ``i`` of the 2-D array ``arr`` into cache
+    (``llvm.prefetch``: read, high locality); no effect on results."""
+    sig = types.void(arr, i)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        aryty, ity = signature.args
+        ary = context.make_array(aryty)(context, builder, args[0])
+        idx = context.cast(builder, args[1], ity, types.intp)
+        zero = context.get_constant(types.intp, 0)
+        ptr = cgutils.get_item_pointer2(
+            context, builder, ary.data, cgutils.unpack_tuple(builder, ary.shape),
+            cgutils.unpack_tuple(builder, ary.strides), aryty.layout, [idx, zero], wraparound=False,
+        )
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
+        )
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+#: ``screen_rows`` asks for a row's edges this many rows ahead: the cycles through a
+#: changed pool are scattered over the whole index (tens of MB), so nearly every row is a
+#: cache miss, and waiting for them one by one took twice as long (about 3.6 vs 1.7 ms
+#: for 130k rows of a 3.6M-row index).
+PREFETCH_AHEAD = 32
+
+
 @njit(nogil=True, cache=False, error_model="numpy")
 def screen_rows(edges, rows, p, q):  # type: ignore[no-untyped-def]
     """``sizing.screen_profitable`` on the cycles ``edges[rows]`` in one pass, without
@@ -316,6 +352,8 @@ def screen_rows(edges, rows, p, q):  # type: ignore[no-untyped-def]
     ps = np.empty(size)
     m = 0
     for t in range(n):
+        if t + PREFETCH_AHEAD < n:
+            _prefetch_row(edges, rows[t + PREFETCH_AHEAD])
         r = rows[t]
         bp = p[edges[r, 0]]
         for h in range(1, k):
