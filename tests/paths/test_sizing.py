@@ -429,15 +429,16 @@ def test_nested_coarse_tokens_exact_optimum_over_every_level() -> None:
     assert first >= 0.9 * profitable
 
 
-def test_window_keys_bound_every_levels_exact_profit() -> None:
+def test_window_bounds_hold_for_every_level() -> None:
     """The compiled screen's bounds hold for every level: ``low <= P(y) <= key`` and
     ``P(y) <= window_bound(y)``, where ``P(y)`` is the level's exact integer profit (the
     smallest input reaching level ``y`` of hop ``j``, floored forward from ``y``). The
     lower bound drives the window's shrinking, the continuous bound its edges, and the
     upper bound which levels get integer checks, so a bound that is off by a wei would
-    lose the optimum. Cycles through a coarse token and tokens of
-    12-30 decimals, so that fine roundings (values past 2**40, where one missed unit is
-    charged to the error instead of checked) occur, and next to coarse ones."""
+    lose the optimum. Cycles WETH -> a coarse token -> a token of 0-30 decimals -> WETH,
+    with amounts below and above 2**53, so that exact levels, fine roundings (values past
+    2**40, where a possibly missed unit is charged to the error instead of checked) and
+    unsure ones all occur."""
     from arbbot.paths import _kernels
     from arbbot.paths.sizing import _back
 
@@ -456,7 +457,7 @@ def test_window_keys_bound_every_levels_exact_profit() -> None:
         tab = _v2_table(_hops_for([p1, p2, p3], WETH))
         assert tab is not None
         ftab = np.array(tab, dtype=np.float64)
-        ok, j, p1, q1, p2, q2, y_max, y0 = _kernels.window_setup(ftab)
+        ok, j, *model, y0 = _kernels.window_setup(ftab)  # model: p1, q1, p2, q2, y_max
         if not ok:
             continue
         n = 1500
@@ -474,7 +475,7 @@ def test_window_keys_bound_every_levels_exact_profit() -> None:
             assert v > 0 and out > 0
             assert low[i] <= out - v <= key[i], (y, low[i], out - v, key[i])
             # the continuous bound the window's edges come from is above it too
-            assert _kernels.window_bound(float(y), p1, q1, p2, q2, y_max) >= out - v
+            assert _kernels.window_bound(float(y), *model) >= out - v
             checked += 1
             if math.isfinite(key[i]):
                 tight += key[i] - low[i] <= 1.5 + (out + v) * 2.0**-50
