@@ -1,21 +1,17 @@
 """Cycles with V3 hops: found, sized by the bounded integer search on the exact quote,
-and exact. Skipped only while ``arbbot.pools.v3`` is not importable."""
+and exact."""
 
 from __future__ import annotations
 
 import math
 import random
 
-import pytest
-
 from tests.paths._paths_helpers import USDC, WETH, addr, evaluate, tok, v2
 from arbbot import pools as pool_models
 from arbbot.execution.executor import GAS_BASE, GAS_PER_HOP
 from arbbot.paths import PathEngine
+from arbbot.math.tick_math import get_tick_at_sqrt_ratio
 from arbbot.types import V3PoolState
-
-v3mod = pytest.importorskip("arbbot.pools.v3")
-from arbbot.math.tick_math import get_tick_at_sqrt_ratio  # noqa: E402
 
 
 def v3pool(i: int, t0: str, t1: str, price: float, positions: list[tuple[int, int, int]],
