@@ -45,7 +45,8 @@ bench-scan: setup
 	$(PY) bench/scan/run.py
 
 bench-paths: setup
-	$(PY) bench/paths/run.py
+	bash bench/paths/setup_degenbot.sh
+	$(PY) -m bench.paths.run
 
 clean:
 	rm -rf .venv node_modules .devnet .run
