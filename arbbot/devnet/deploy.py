@@ -93,6 +93,9 @@ class Deployment:
     dexes: list[dict[str, Any]] = field(default_factory=list)
     tokens: list[dict[str, Any]] = field(default_factory=list)
     pools: list[dict[str, Any]] = field(default_factory=list)
+    #: hash of block 0: anvil stamps its start time into genesis, so a restarted devnet is
+    #: told apart from the one it replaces under the same chain id ("" in older records)
+    genesis_hash: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -329,6 +332,7 @@ def deploy_contracts(
         dexes=dexes,
         tokens=tokens,
         pools=pools,
+        genesis_hash=str(rpc.call("eth_getBlockByNumber", ["0x0", False])["hash"]).lower(),
     )
 
 

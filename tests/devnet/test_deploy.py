@@ -35,6 +35,8 @@ def test_every_recorded_contract_has_code(devnet: Devnet) -> None:
 def test_record_is_complete(devnet: Devnet) -> None:
     anvil, dep, directory = devnet
     assert dep.chain_id == anvil.rpc().chain_id()
+    genesis = anvil.rpc().call("eth_getBlockByNumber", ["0x0", False])["hash"]
+    assert dep.genesis_hash == genesis.lower() and len(dep.genesis_hash) == 66
     assert [d["name"] for d in dep.dexes if d["kind"] == "v2"] == ["uniswap", "sushiswap"]
     assert all(d["fee_pips"] == 3000 and d["factory"] != d["router"] for d in dep.dexes if d["kind"] == "v2")
     symbols = [t["symbol"] for t in dep.tokens]

@@ -9,6 +9,7 @@ from webapp.core.models import Chain, Dex, Execution, Opportunity, Pool, Token
 class ChainAdmin(admin.ModelAdmin):
     list_display = ("chain_id", "name", "is_active", "is_devnet", "executor")
     search_fields = ("name", "chain_id")
+    readonly_fields = ("genesis_hash",)
 
 
 @admin.register(Dex)

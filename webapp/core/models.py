@@ -35,6 +35,10 @@ class Chain(models.Model):
     executor = AddressField(blank=True, default="", validators=[], help_text="the project's ArbExecutor")
     is_active = models.BooleanField(default=True)
     is_devnet = models.BooleanField(default=False)
+    genesis_hash = models.CharField(
+        max_length=66, blank=True, default="",
+        help_text="hash of block 0, set for a devnet: a new one means a new chain under the same id",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def clean(self) -> None:

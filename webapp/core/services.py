@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
@@ -14,6 +16,8 @@ from django.utils import timezone
 from arbbot.types import ExecutionResult, ScoredOpportunity
 from webapp.core.models import Chain, Dex, Execution, Opportunity, Pool, Token
 from webapp.core.validators import validate_address
+
+log = logging.getLogger(__name__)
 
 
 def _ts(unix: float) -> dt.datetime:
@@ -124,11 +128,34 @@ def token_exclude(chain_id: int, address: str, reason: str, symbol: str = "") ->
 
 
 @transaction.atomic
-def chain_register_deployment(deployment: Mapping[str, Any]) -> Chain:
-    """Record a devnet deployment (``.devnet/deployment.json``) as Chain/Dex/Token/Pool rows."""
+@dataclass(frozen=True)
+class DeploymentRegistered:
+    chain: Chain
+    #: opportunity and execution rows removed because they belonged to the devnet this one replaced
+    history_removed: int = 0
+
+
+@transaction.atomic
+def chain_register_deployment(deployment: Mapping[str, Any]) -> DeploymentRegistered:
+    """Record a devnet deployment (``.devnet/deployment.json``) as Chain/Dex/Token/Pool rows.
+
+    A devnet restarted under the same chain id is a new chain: its genesis hash differs from
+    the one recorded. The history of the chain it replaces (opportunities, executions) names
+    blocks and transactions that no longer exist, and its executions, keyed on (chain, block,
+    path), would make the new chain's opportunities at the same block numbers look already
+    executed; so that history is removed. A record without a genesis hash (older files)
+    removes nothing."""
+    chain_id = int(deployment["chain_id"])
+    genesis = str(deployment.get("genesis_hash") or "").lower()
+    previous = Chain.objects.filter(chain_id=chain_id).first()
+    removed = 0
+    if previous is not None and previous.is_devnet and previous.genesis_hash and genesis \
+            and previous.genesis_hash != genesis:
+        removed = chain_history_forget(chain_id)
     chain, _ = Chain.objects.update_or_create(
-        chain_id=int(deployment["chain_id"]),
+        chain_id=chain_id,
         defaults={
+            "genesis_hash": genesis or (previous.genesis_hash if previous else ""),
             "name": deployment.get("name", "devnet"),
             "rpc_urls": deployment["rpc_url"],
             "multicall3": deployment.get("multicall3", ""),
@@ -170,7 +197,16 @@ def chain_register_deployment(deployment: Mapping[str, Any]) -> Chain:
                 "tick_spacing": p.get("tick_spacing"),
             },
         )
-    return chain
+    return DeploymentRegistered(chain, removed)
+
+
+def chain_history_forget(chain_id: int) -> int:
+    """Delete a chain's opportunities and executions; the number of rows removed."""
+    with transaction.atomic():
+        executions, _ = Execution.objects.filter(chain_id=chain_id).delete()
+        opportunities, _ = Opportunity.objects.filter(chain_id=chain_id).delete()
+    log.info("chain %s: removed %d executions and %d opportunities", chain_id, executions, opportunities)
+    return executions + opportunities
 
 
 # --------------------------------------------------------------------------- history

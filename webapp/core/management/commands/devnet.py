@@ -58,7 +58,13 @@ class Command(BaseCommand):
     def _register(self, deployment: dict[str, Any]) -> None:
         from webapp.core import services
 
-        chain = services.chain_register_deployment(deployment)
+        registered = services.chain_register_deployment(deployment)
+        chain = registered.chain
+        if registered.history_removed:
+            self.stdout.write(
+                f"chain {chain.chain_id} is a new devnet (genesis {chain.genesis_hash[:10]}…): removed "
+                f"{registered.history_removed} opportunity and execution rows of the devnet it replaces"
+            )
         self.stdout.write(
             f"recorded chain {chain.chain_id} with {chain.dexes.count()} dexes, {chain.tokens.count()} tokens, "
             f"{chain.pools.count()} pools in the database"
