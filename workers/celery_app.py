@@ -118,9 +118,9 @@ def _declare_topology(**_: Any) -> None:
 
 @celeryd_after_setup.connect
 def _warm_path_kernels(sender: Any = None, instance: Any = None, **_: Any) -> None:
-    """A worker consuming the path queue compiles the sizing kernels (about a second)
-    before it forks its pool and takes tasks, so the first pool change it evaluates is
-    not the one that pays for it."""
+    """A worker consuming the path queue compiles the sizing kernels (about 10 s, or loads
+    them from numba's on-disk cache in well under one) before it forks its pool and takes
+    tasks, so the first pool change it evaluates is not the one that pays for it."""
     consume = getattr(getattr(instance, "app", app).amqp.queues, "consume_from", None) or {}
     if "path" in consume:
         import logging

@@ -8,20 +8,55 @@ value within ``HOP_ERR`` (relative); its ceil/floor is then the exact one unless
 value lies within that error of an integer (either side), and the rounded value is the
 exact integer again. Only near a rounding can a level's chain drift from the integers:
 by a unit of that token at most, which is a relative error carried down the chain.
-Compiling happens on first use (about a second); ``warm()`` does it ahead of time, e.g.
-when a worker starts. Float only: every decision stays with the integer checks in
+Compiling takes about ten seconds on the 2-core machine; ``warm()`` does it ahead of time,
+when a path worker starts, and numba keeps the machine code on disk (see ``_cache_location``),
+so a later start loads it in well under a second. Float only: every decision stays with the integer checks in
 ``sizing``.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 from llvmlite import ir  # type: ignore[import-untyped]
+from numba import config as numba_config
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+
+def _writable(directory: Path) -> bool:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=directory).close()
+        return True
+    except OSError:
+        return False
+
+
+def _cache_location() -> bool:
+    """Where numba keeps the compiled kernels, and whether it can: ``NUMBA_CACHE_DIR`` if
+    set, else ``__pycache__`` beside this file, else ``<tmp>/arbbot-numba`` (a read-only
+    image whose /tmp is a volume). numba refuses to decorate a cached function with nowhere
+    to write, so with none writable the kernels are compiled at each start instead. The
+    cache is keyed on this file's hash and the CPU, so an edit or another machine recompiles."""
+    chosen = getattr(numba_config, "CACHE_DIR", "")  # set from the environment at import
+    if chosen:
+        return _writable(Path(chosen))
+    if _writable(Path(__file__).resolve().parent / "__pycache__"):
+        return True
+    fallback = Path(tempfile.gettempdir()) / "arbbot-numba"
+    if _writable(fallback):
+        setattr(numba_config, "CACHE_DIR", os.fspath(fallback))  # read when a kernel is decorated
+        return True
+    return False
+
+
+_CACHE = _cache_location()
 
 #: Relative error of one hop's float value when its input is exact: at most 6 roundings
 #: (the float reserves, then the operations; 2**-53 each), the reserve's amplified at
@@ -37,7 +72,7 @@ BACK_AMP = 16.0 / 15.0
 EXACT_BELOW = 2.0**40
 
 
-@njit(nogil=True, cache=False, error_model="numpy")
+@njit(nogil=True, cache=_CACHE, error_model="numpy")
 def _inv_bound(first):  # type: ignore[no-untyped-def]
     """An upper bound on ``1/exact`` for every level of a chunk whose hop value ``exact``
     is fine (``>= EXACT_BELOW``), from the chunk's first level's value ``first``: a hop's
@@ -48,7 +83,7 @@ def _inv_bound(first):  # type: ignore[no-untyped-def]
     return min(cap, 1.0 / first) if first > 0.0 else cap
 
 
-@njit(nogil=True, cache=False, error_model="numpy")
+@njit(nogil=True, cache=_CACHE, error_model="numpy")
 def window_keys(lo, n, tab, j, key, low, work):  # type: ignore[no-untyped-def]
     """Levels ``lo .. lo+n-1`` of hop ``j`` -> ``key[i]``, an upper bound on the exact
     profit of level ``lo+i`` (``-inf``: the swap reverts; ``+inf``: a rounding too close to
@@ -129,7 +164,7 @@ def window_keys(lo, n, tab, j, key, low, work):  # type: ignore[no-untyped-def]
         low[i] = -math.inf if flag[i] > 0.0 else p - err
 
 
-@njit(nogil=True, cache=False)
+@njit(nogil=True, cache=_CACHE)
 def window_setup(tab):  # type: ignore[no-untyped-def]
     """The window's float model of a cycle ``tab`` (rows as in ``window_keys``):
     ``(ok, j, p1, q1, p2, q2, y_max, y0)``. Each hop is ``x -> p*x/(1 + q*x)`` with
@@ -172,7 +207,7 @@ def window_setup(tab):  # type: ignore[no-untyped-def]
     return True, j, p1, q1, p2, q2, y_max, y0
 
 
-@njit(nogil=True, cache=False)
+@njit(nogil=True, cache=_CACHE)
 def window_bound(y, p1, q1, p2, q2, y_max):  # type: ignore[no-untyped-def]
     """The continuous profit at level ``y`` (>= the integer one), rounded up; ``-inf``
     outside ``1 <= y < y_max``. ``(p1, q1)``: input -> level, ``(p2, q2)``: level -> output."""
@@ -187,7 +222,7 @@ def window_bound(y, p1, q1, p2, q2, y_max):  # type: ignore[no-untyped-def]
     return d - b + 2.0**-44 * (d + b * (p1 + q1 * y) / den) + 1.0
 
 
-@njit(nogil=True, cache=False)
+@njit(nogil=True, cache=_CACHE)
 def window_edge(center, direction, best, p1, q1, p2, q2, y_max, max_steps):  # type: ignore[no-untyped-def]
     """Last level from ``center`` in ``direction`` whose bound exceeds ``best`` (the bound
     is concave, so those levels form one interval): gallop, then bisect."""
@@ -205,7 +240,7 @@ def window_edge(center, direction, best, p1, q1, p2, q2, y_max, max_steps):  # t
     return y
 
 
-@njit(nogil=True, cache=False)
+@njit(nogil=True, cache=_CACHE)
 def _window_chunk(lo, hi, tab, j, lb, key, low, work, lv, ky, m):  # type: ignore[no-untyped-def]
     """Keys of levels ``lo..hi``; raises the lower bound ``lb`` to the best level's lower
     bound, then appends the levels whose key exceeds it to ``lv``/``ky`` (from ``m``;
@@ -232,7 +267,7 @@ def _window_chunk(lo, hi, tab, j, lb, key, low, work, lv, ky, m):  # type: ignor
     return lb, lv, ky, m
 
 
-@njit(nogil=True, cache=False)
+@njit(nogil=True, cache=_CACHE)
 def _window_prune(lv, ky, m, lb):  # type: ignore[no-untyped-def]
     """Drops the candidates whose key no longer exceeds ``lb``; returns how many remain."""
     n = 0
@@ -244,7 +279,7 @@ def _window_prune(lv, ky, m, lb):  # type: ignore[no-untyped-def]
     return n
 
 
-@njit(nogil=True, cache=False)
+@njit(nogil=True, cache=_CACHE)
 def window_run(tab, best, first, chunk, max_levels, max_cands):  # type: ignore[no-untyped-def]
     """The level window of a cycle ``tab`` (rows as in ``window_keys``), screened in one
     call: ``(status, j, levels, keys)``.
@@ -339,7 +374,7 @@ def _prefetch_row(typingctx, arr, i):  # type: ignore[no-untyped-def]
 PREFETCH_AHEAD = 32
 
 
-@njit(nogil=True, cache=False, error_model="numpy")
+@njit(nogil=True, cache=_CACHE, error_model="numpy")
 def screen_rows(edges, rows, p, q):  # type: ignore[no-untyped-def]
     """``sizing.screen_profitable`` on the cycles ``edges[rows]`` in one pass, without
     gathering their edges first: ``(idx, x_opt, gross_profit)``, ``idx`` into ``rows``.
