@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+from eth_utils import keccak
 from kombu import Connection
 
 from arbbot.chain.tx import encode_call
@@ -113,6 +114,41 @@ def _executions(django_db_blocker: Any, **filters: Any) -> list[Any]:
         return list(Execution.objects.filter(**filters).order_by("id"))
 
 
+_WETH_EVENTS = {
+    # WETH9's events and the sign each gives the balance of the address in its topic 1 / 2
+    "0x" + keccak(text="Transfer(address,address,uint256)").hex(): (-1, +1),
+    "0x" + keccak(text="Deposit(address,uint256)").hex(): (+1, 0),
+    "0x" + keccak(text="Withdrawal(address,uint256)").hex(): (-1, 0),
+}
+
+
+def _weth_delta(dep: Any, receipt: dict[str, Any]) -> int:
+    """What one transaction did to the executor's WETH balance, from WETH9's own events."""
+    me = "0x" + "0" * 24 + dep.executor.lower()[2:]
+    delta = 0
+    for entry in receipt["logs"]:
+        signs = _WETH_EVENTS.get(entry["topics"][0]) if entry["address"].lower() == dep.weth.lower() else None
+        if signs is None:
+            continue
+        amount = int(entry["data"], 16)
+        for topic, sign in zip(entry["topics"][1:3], signs):
+            if sign and topic.lower() == me:
+                delta += sign * amount
+    return delta
+
+
+def _executor_gain(rpc: Any, dep: Any, receipt: dict[str, Any]) -> int:
+    """The executor's WETH gain from this one transaction. The fleet may mine several of its
+    trades in one block, so the block's balance change is checked to be the sum of what
+    every transaction in it did (events tied to ``balanceOf``), and this one's part returned."""
+    mined = int(receipt["blockNumber"], 16)
+    block = rpc.call("eth_getBlockByNumber", [hex(mined), False])
+    per_tx = [_weth_delta(dep, rpc.call("eth_getTransactionReceipt", [h])) for h in block["transactions"]]
+    moved = balance_of(rpc, dep.weth, dep.executor, mined) - balance_of(rpc, dep.weth, dep.executor, mined - 1)
+    assert moved == sum(per_tx), f"block {mined}: balance moved {moved}, transactions' events say {per_tx}"
+    return _weth_delta(dep, receipt)
+
+
 def test_planted_gap_is_found_sized_executed_and_profit_is_exact(fleet: dict[str, Any], django_db_blocker: Any) -> None:
     rpc, dep = fleet["rpc"], fleet["dep"]
     weth = dep.weth
@@ -139,7 +175,7 @@ def test_planted_gap_is_found_sized_executed_and_profit_is_exact(fleet: dict[str
     # The executor keeps the profit in the start token (WETH): its balance rose by exactly
     # the profit the path stage predicted, to the wei, and the row records that.
     assert row.profit_token == weth
-    gained = balance_of(rpc, weth, dep.executor, mined) - balance_of(rpc, weth, dep.executor, mined - 1)
+    gained = _executor_gain(rpc, dep, receipt)
     assert gained > 0
     assert gained == int(row.predicted_profit) == int(row.realised_profit)
 
@@ -166,8 +202,8 @@ def test_mixed_v2_v3_cycle_is_executed_with_exact_profit(fleet: dict[str, Any], 
         opp = Opportunity.objects.filter(block_number=row.block_number, path_id=row.path_id).first()
     assert opp is not None and set(opp.pools) & v3_pools and set(opp.pools) & v2_pools
     receipt = rpc.call("eth_getTransactionReceipt", [row.tx_hash])
-    mined = int(receipt["blockNumber"], 16)
-    gained = balance_of(rpc, dep.weth, dep.executor, mined) - balance_of(rpc, dep.weth, dep.executor, mined - 1)
+    assert int(receipt["status"], 16) == 1
+    gained = _executor_gain(rpc, dep, receipt)
     assert gained > 0
     assert gained == int(row.predicted_profit) == int(row.realised_profit)
 
