@@ -15,6 +15,7 @@ from typing import Any, Iterator
 import pytest
 
 from arbbot.chain.rpc import RpcClient
+from arbbot.chain.tx import encode_call, send_unlocked
 from arbbot.chain.v3_state import read_v3_state
 from arbbot.devnet.anvil import start_anvil
 from arbbot.errors import InsufficientLiquidity, RpcError
@@ -185,6 +186,44 @@ def test_exact_output_quotes_equal_quoter_v2(chain: Chain) -> None:
         assert v3.amount_in(state, token_out, amount) == decode_quote(reply)[0], (fee, zero_for_one, amount)
         compared += 1
     assert compared >= 60
+
+
+def test_tiny_liquidity_1bp_pool_exact_in_and_out_equal_quoter_v2(chain: Chain) -> None:
+    """A fee-100 pool (tick spacing 1, enabled on the genuine factory as its owner) with
+    ranges so thin that one unit of output is worth ~150 wei of input, and a word boundary
+    inside a range: every exact-input quote from 1 to 400 wei and the exact-output quote of
+    each output it gives equal QuoterV2's. It also pins down Uniswap's own rounding that
+    tests/pools/test_v3_pool.py allows for: exact output pays for a whole range when the
+    amount asked reaches that range's output rounded down."""
+    stack, rpc = chain.stack, chain.stack.rpc
+    send_unlocked(rpc, stack.sender, to=stack.factory, data=encode_call("enableFeeAmount(uint24,int24)", [100, 1]))
+    tok_d = deploy_token(stack, "TKD", 10**30)
+    tok_e = deploy_token(stack, "TKE", 10**30)
+    t0, t1 = sort_tokens(tok_d, tok_e)
+    pool = create_pool(stack, t0, t1, 100, 6_615_437_726_203_242_315_704_994_259)  # tick -49661
+    # below the price, so token1 only: 2 wei over 44 ticks, 1 wei twice over one tick
+    for lo, hi, amount1 in ((-49936, -49892, 2), (-49864, -49863, 1), (-49864, -49863, 1)):
+        mint_position(stack, t0, t1, 100, lo, hi, 0, amount1)
+    rpc.call("evm_mine")
+    state = read_v3_state(rpc, pool)
+    assert state.liquidity == 0 and len(state.ticks) == 4
+    amounts = list(range(1, 401))
+    replies = rpc.batch(quote_calls(stack, [(t0, t1, a, 100) for a in amounts]), raise_errors=False)
+    outs = {}
+    for amount, reply in zip(amounts, replies):
+        assert not isinstance(reply, RpcError)
+        outs[amount] = v3.amount_out(state, t0, amount)
+        assert outs[amount] == decode_quote(reply)[0], amount
+    wanted = sorted({o for o in outs.values() if o > 0})
+    assert wanted, "the pool must pay out something for 400 wei"
+    replies = rpc.batch(quote_calls(stack, [(t0, t1, o, 100) for o in wanted], exact_output=True), raise_errors=False)
+    cost = {}
+    for out, reply in zip(wanted, replies):
+        assert not isinstance(reply, RpcError)
+        cost[out] = v3.amount_in(state, t1, out)
+        assert cost[out] == decode_quote(reply)[0], out
+    first = min(a for a, o in outs.items() if o == wanted[0])
+    assert cost[wanted[0]] > first + 100  # the whole-range rounding, in the genuine quoter too
 
 
 def test_real_swaps_leave_the_simulated_state(chain: Chain) -> None:
