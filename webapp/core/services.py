@@ -127,7 +127,6 @@ def token_exclude(chain_id: int, address: str, reason: str, symbol: str = "") ->
     return token
 
 
-@transaction.atomic
 @dataclass(frozen=True)
 class DeploymentRegistered:
     chain: Chain
