@@ -149,10 +149,11 @@ def _executor_gain(rpc: Any, dep: Any, receipt: dict[str, Any]) -> int:
         # on. A clean-clone run failed on it (block 192's balance held block 193's profit).
         rpc.call("evm_mine")
     block = rpc.call("eth_getBlockByNumber", [hex(mined), False])
-    per_tx = [_weth_delta(dep, rpc.call("eth_getTransactionReceipt", [h])) for h in block["transactions"]]
+    hashes = [h.lower() for h in block["transactions"]]
+    per_tx = [_weth_delta(dep, rpc.call("eth_getTransactionReceipt", [h])) for h in hashes]
     moved = balance_of(rpc, dep.weth, dep.executor, mined) - balance_of(rpc, dep.weth, dep.executor, mined - 1)
     assert moved == sum(per_tx), f"block {mined}: balance moved {moved}, transactions' events say {per_tx}"
-    return _weth_delta(dep, receipt)
+    return per_tx[hashes.index(receipt["transactionHash"].lower())]
 
 
 def test_planted_gap_is_found_sized_executed_and_profit_is_exact(fleet: dict[str, Any], django_db_blocker: Any) -> None:
