@@ -7,6 +7,7 @@ Owns the Redis layout under ``{prefix}:{chain_id}:``:
 - ``cursor``  JSON ``{"last": n, "hashes": [[n, hash], ...]}``: the scanner's resume point
 - ``lock:<name>``  a scan lock (``SET NX PX`` with a random token, released by compare-and-delete)
 - ``claim:<n>:<hash>``  publish-once guard for a block
+- ``orphaned``  set: block hashes a reorg orphaned (written with the correcting block)
 - ``tokens``  hash: token address -> JSON of its metadata and transfer check (``put_tokens``)
 
 Pools, head and cursor are written in one ``MULTI`` so a reader never sees pools from one
@@ -23,6 +24,8 @@ import time
 from typing import Any, Iterable, Sequence
 
 from arbbot.types import PoolState, pool_from_wire
+
+ORPHAN_TTL_S = 3600  # how long an orphaned block hash is remembered (the execute stage drops work on it)
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
@@ -98,9 +101,12 @@ class HotState:
         block_hash: str,
         *,
         cursor: tuple[int, Sequence[tuple[int, str]]] | None = None,
+        orphaned: Sequence[str] = (),
     ) -> None:
         """Write ``states`` as current at ``(block_number, block_hash)``, move the head
-        there, and (for the scanner) the cursor, all in one transaction."""
+        there, and (for the scanner) the cursor and the block hashes a reorg orphaned, all
+        in one transaction: no reader sees the corrected pools while the orphaned blocks
+        still look canonical."""
         mapping = {}
         for s in states:
             w = s.to_wire()
@@ -112,7 +118,14 @@ class HotState:
         pipe.set(self.key("head"), f"{block_number}:{block_hash}")
         if cursor is not None:
             pipe.set(self.key("cursor"), _cursor_json(*cursor))
+        if orphaned:
+            pipe.sadd(self.key("orphaned"), *orphaned)
+            pipe.expire(self.key("orphaned"), ORPHAN_TTL_S)
         pipe.execute()
+
+    def is_orphaned(self, block_hash: str) -> bool:
+        """True when a reorg orphaned ``block_hash`` (within the last ``ORPHAN_TTL_S``)."""
+        return bool(self.redis.sismember(self.key("orphaned"), block_hash.lower()))
 
     def get_pools(self, addresses: Iterable[str] | None = None) -> dict[str, PoolState]:
         if addresses is None:

@@ -181,7 +181,9 @@ class PoolDelta:
     """One chain's pool changes for one block (the scan stage's output).
 
     ``reorg`` marks a correction: the states replace ones computed on orphaned blocks
-    (``orphaned_hashes``); downstream drops anything derived from those.
+    (``orphaned_hashes``); downstream drops anything derived from those. ``base_fee_wei``
+    is the block's EIP-1559 base fee (0 on a chain without one) and ``gas_price_wei`` the
+    node's gas price when the scanner read the block: the path stage prices gas with it.
     """
 
     chain_id: int
@@ -191,6 +193,8 @@ class PoolDelta:
     reorg: bool = False
     orphaned_hashes: tuple[str, ...] = ()
     observed_at: float = 0.0  # unix time the scan stage saw the block (latency tracking)
+    base_fee_wei: int = 0
+    gas_price_wei: int = 0
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -201,6 +205,8 @@ class PoolDelta:
             "reorg": self.reorg,
             "orphaned_hashes": list(self.orphaned_hashes),
             "observed_at": self.observed_at,
+            "base_fee_wei": str(self.base_fee_wei),
+            "gas_price_wei": str(self.gas_price_wei),
         }
 
     @classmethod
@@ -216,6 +222,8 @@ class PoolDelta:
             reorg=bool(d.get("reorg", False)),
             orphaned_hashes=tuple(norm_hash(h) for h in d.get("orphaned_hashes", [])),
             observed_at=float(d.get("observed_at", 0.0)),
+            base_fee_wei=uint(d.get("base_fee_wei", 0)),
+            gas_price_wei=uint(d.get("gas_price_wei", 0)),
         )
 
 
