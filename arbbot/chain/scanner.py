@@ -167,6 +167,7 @@ class _Header:
     number: int
     hash: str
     parent: str
+    base_fee: int = 0  # EIP-1559 baseFeePerGas; 0 on a chain without one
 
     @classmethod
     def of(cls, h: Mapping[str, Any] | None) -> _Header | None:
@@ -174,7 +175,8 @@ class _Header:
             return None
         if not h.get("hash"):
             raise ScanError(f"block without hash: {h.get('number')}")
-        return cls(int(h["number"], 16), h["hash"].lower(), h["parentHash"].lower())
+        fee = h.get("baseFeePerGas")
+        return cls(int(h["number"], 16), h["hash"].lower(), h["parentHash"].lower(), int(fee, 16) if fee else 0)
 
 
 @dataclass
@@ -215,6 +217,7 @@ class Scanner:
         self.last_block: int | None = None
         self.hashes: OrderedDict[int, str] = OrderedDict()
         self.touched: dict[int, set[str]] = {}  # block -> pools it changed (reorg undo info)
+        self.gas_price_wei = 0  # the node's eth_gasPrice, read once per poll
         self.healthy = True
         self.last_error = ""
         self.stats = ScanStats()
@@ -232,7 +235,7 @@ class Scanner:
         deltas: list[PoolDelta] = []
         try:
             self._sync_from_store()
-            head = _Header.of(self.rpc.call("eth_getBlockByNumber", ["latest", False]))
+            head = self._latest()
             if head is None:
                 raise ScanError("node returned no latest block")
             if self.last_block is None:
@@ -262,7 +265,7 @@ class Scanner:
     def bootstrap(self, head: _Header | None = None) -> PoolDelta:
         """Discover pools (backfill), register tokens and read every pool at ``head``."""
         if head is None:
-            head = _Header.of(self.rpc.call("eth_getBlockByNumber", ["latest", False]))
+            head = self._latest()
             assert head is not None
         if self.config.discover_on_start and self.factories:
             self.add_pools(
@@ -277,7 +280,7 @@ class Scanner:
         self.touched.clear()
         self._remember(head, set())
         self._commit(states, head)
-        return PoolDelta(self.chain_id, head.number, head.hash, tuple(states), observed_at=time.time())
+        return self._delta(head, states)
 
     def add_pools(self, infos: Iterable[PoolInfo], *, block: int | str = "latest") -> list[PoolInfo]:
         """Register pools (and their unknown tokens). Returns the ones that were new."""
@@ -491,7 +494,7 @@ class Scanner:
         self._commit(states, h)
         SCAN_BLOCKS.labels(self._label).inc()
         self.stats.blocks += 1
-        return PoolDelta(self.chain_id, h.number, h.hash, tuple(states), observed_at=time.time())
+        return self._delta(h, states)
 
     # ------------------------------------------------------------------ reorgs
 
@@ -532,8 +535,8 @@ class Scanner:
             self.hashes.clear()
             self.touched.clear()
             self._remember(head, set(self.infos))
-            self._commit(states, head)
-            return PoolDelta(self.chain_id, head.number, head.hash, tuple(states), True, orphaned, time.time())
+            self._commit(states, head, orphaned=orphaned)
+            return self._delta(head, states, reorg=True, orphaned=orphaned)
 
         orphaned_blocks = [k for k in known if k > ancestor]
         orphaned = tuple(self.hashes[k] for k in orphaned_blocks)
@@ -576,12 +579,12 @@ class Scanner:
         self.check_tokens(states, head.hash)
         for hk in headers:
             self._remember(hk, new_touched.get(hk.number, set()))
-        self._commit(states, head, dropped=dropped - set(self.infos))
+        self._commit(states, head, dropped=dropped - set(self.infos), orphaned=orphaned)
         log.warning(
             "chain %s: reorg to ancestor %d, %d orphaned blocks, %d pools re-read",
             self.chain_id, ancestor, len(orphaned), len(states),
         )
-        return PoolDelta(self.chain_id, head.number, head.hash, tuple(states), True, orphaned, time.time())
+        return self._delta(head, states, reorg=True, orphaned=orphaned)
 
     def _discover_in_logs(self, logs: list[dict[str, Any]], h: _Header) -> set[str]:
         """Pools touched by ``logs`` (registering pools they create)."""
@@ -612,13 +615,32 @@ class Scanner:
             self.touched.pop(k, None)
         SCAN_LAST_BLOCK.labels(self._label).set(h.number)
 
-    def _commit(self, states: Sequence[PoolState], h: _Header, *, dropped: Iterable[str] = ()) -> None:
+    def _latest(self) -> _Header | None:
+        """The node's latest header, and its gas price (one batch): every delta of this poll
+        carries that price, so the path stage never asks the node itself."""
+        block, price = self.rpc.batch([("eth_getBlockByNumber", ["latest", False]), ("eth_gasPrice", [])])
+        self.gas_price_wei = int(price, 16)
+        return _Header.of(block)
+
+    def _delta(
+        self, h: _Header, states: Sequence[PoolState], *, reorg: bool = False, orphaned: Sequence[str] = ()
+    ) -> PoolDelta:
+        return PoolDelta(
+            self.chain_id, h.number, h.hash, tuple(states), reorg=reorg, orphaned_hashes=tuple(orphaned),
+            observed_at=time.time(), base_fee_wei=h.base_fee, gas_price_wei=self.gas_price_wei,
+        )
+
+    def _commit(
+        self, states: Sequence[PoolState], h: _Header, *, dropped: Iterable[str] = (), orphaned: Sequence[str] = ()
+    ) -> None:
         if self.store is None:
             return
         dropped = list(dropped)
         if dropped:
             self.store.delete_pools(dropped)
-        self.store.put_pools(states, h.number, h.hash, cursor=(h.number, list(self.hashes.items())))
+        self.store.put_pools(
+            states, h.number, h.hash, cursor=(h.number, list(self.hashes.items())), orphaned=orphaned
+        )
         self._store_cursor = (h.number, h.hash)
 
     def _sync_from_store(self) -> None:

@@ -57,7 +57,12 @@ def test_anvil_reorg_detected_and_repaired(dev: DevChain, hot: HotState, depth: 
     assert len(deltas) == 1
     d = deltas[0]
     assert d.reorg and set(d.orphaned_hashes) == set(orphan_hashes)
+    # marked orphaned in the hot state with the correcting block, before anyone sees the delta
+    assert all(hot.is_orphaned(h) for h in orphan_hashes) and not hot.is_orphaned(head["hash"])
     assert (d.block_number, d.block_hash) == (int(head["number"], 16), head["hash"])
+    # the delta prices gas from the node: base fee from the header, gas price from the node
+    assert d.base_fee_wei == int(head["baseFeePerGas"], 16)
+    assert d.gas_price_wei == int(dev.rpc.call("eth_gasPrice"), 16) > 0
     assert {s.address for s in d.states} == set(pairs[:depth]) | {pairs[5]}
     _assert_onchain(dev, scanner, hot)
     assert hot.head() == (d.block_number, d.block_hash)
