@@ -5,9 +5,9 @@ Owns the per-block events the scan stage understands (V2 ``Sync``; V3 ``Swap``, 
 asks ``eth_getLogs`` for (``WATCHED_TOPICS``, with the creation events of
 ``arbbot.chain.discovery``), and ``classify_log``: given the pools and factories known so
 far, one log is new reserves, a new slot0/liquidity, a pool to re-read, a new pool, or
-nothing. ``block_events`` folds a block's logs into what changed, registering pools
-created in the block so the logs that follow in it see them. Both the block follower
-and the reorg repair read blocks through these two functions.
+nothing. ``block_events`` folds a block's logs into what changed, a pool created in the
+block counting as known for the logs after its creation. Both the block follower and the
+reorg repair read blocks through these two functions.
 """
 
 from __future__ import annotations

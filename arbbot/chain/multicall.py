@@ -16,7 +16,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol, Sequence
+from typing import Protocol, Sequence
 
 from arbbot.chain.abi import WORD as _WORD
 from arbbot.chain.abi import hex_bytes, int_arg, int_word, selector, uint_at, uint_word
@@ -124,25 +124,18 @@ class Multicaller:
         chunk_size: int = 500,
         calls_per_request: int = 2,
         concurrency: int = 4,
-        gas: int | None = None,
     ) -> None:
         self.rpc = rpc
         self.address = address.lower()
         self.chunk_size = max(1, chunk_size)
         self.calls_per_request = max(1, calls_per_request)
         self.concurrency = max(1, concurrency)
-        self.gas = gas
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: ThreadPoolExecutor | None = None  # lives as long as the process
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="multicall")
         return self._pool
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-            self._pool = None
 
     def run(self, calls: Sequence[SubCall], block: int | str = "latest") -> list[tuple[bool, bytes]]:
         """All ``calls`` at ``block``; results in order as ``(success, return_data)``."""
@@ -153,12 +146,7 @@ class Multicaller:
         groups = [chunks[i : i + self.calls_per_request] for i in range(0, len(chunks), self.calls_per_request)]
 
         def send(group: list[Sequence[SubCall]]) -> list[list[tuple[bool, bytes]]]:
-            reqs = []
-            for ch in group:
-                tx: dict[str, Any] = {"to": self.address, "data": encode_aggregate3(ch)}
-                if self.gas is not None:
-                    tx["gas"] = hex(self.gas)
-                reqs.append(("eth_call", [tx, tag]))
+            reqs = [("eth_call", [{"to": self.address, "data": encode_aggregate3(ch)}, tag]) for ch in group]
             replies = self.rpc.batch(reqs)
             return [decode_aggregate3(r, len(ch)) for r, ch in zip(replies, group)]
 
