@@ -1,14 +1,12 @@
-"""Pool and token discovery from factory logs.
+"""Pool discovery from factory logs.
 
-Owns: the event topics the scan stage understands (V2 ``PairCreated``/``Sync``, V3
-``PoolCreated``/``Swap``/``Mint``/``Burn``) and their decoding by slicing; chunked
-``eth_getLogs`` backfill that shrinks its range and retries when a node refuses a range
-(the "query returned more than 10000 results" / "block range too large" family of public
-provider errors), using the provider's suggested range when it sends one; and token
-registration (``symbol``/``decimals`` read on-chain through Multicall3, tolerating
-``bytes32`` symbols, reverting calls and non-contracts). A token's transfer behaviour
-(fee-on-transfer, rebasing, reverting) is probed by ``arbbot.chain.token_checks`` once a
-pool holds it, and kept in ``TokenInfo.transfer_check``.
+Owns: what a factory and a pool are before any state is read (``Factory``, ``PoolInfo``);
+the creation events (V2 ``PairCreated``, V3 ``PoolCreated``) and their decoding by
+slicing; chunked ``eth_getLogs`` backfill that shrinks its range and retries when a node
+refuses a range (the "query returned more than 10000 results" / "block range too large"
+family of public provider errors), using the provider's suggested range when it sends one.
+The per-block events (``Sync``, ``Swap``, ...) and what each log means are
+``arbbot.chain.events``; a pool's tokens are registered by ``arbbot.chain.token_registry``.
 """
 
 from __future__ import annotations
@@ -17,31 +15,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Sequence
 
-from eth_utils import keccak
-
-from arbbot.chain.multicall import (
-    SEL_DECIMALS,
-    SEL_SYMBOL,
-    Multicaller,
-    SubCall,
-    decode_decimals,
-    decode_symbol,
-)
+from arbbot.chain.abi import address_word, event_topic, hex_bytes, int_word, uint_word
 from arbbot.chain.rpc import RpcClient
-from arbbot.chain.token_checks import TransferCheck
 from arbbot.errors import ConfigError, RpcError
 
-
-def topic(signature: str) -> str:
-    return "0x" + keccak(text=signature).hex()
-
-
-PAIR_CREATED = topic("PairCreated(address,address,address,uint256)")
-POOL_CREATED = topic("PoolCreated(address,address,uint24,int24,address)")
-V2_SYNC = topic("Sync(uint112,uint112)")
-V3_SWAP = topic("Swap(address,address,int256,int256,uint160,uint128,int24)")
-V3_MINT = topic("Mint(address,address,int24,int24,uint128,uint256,uint256)")
-V3_BURN = topic("Burn(address,int24,int24,uint128,uint256,uint256)")
+PAIR_CREATED = event_topic("PairCreated(address,address,address,uint256)")
+POOL_CREATED = event_topic("PoolCreated(address,address,uint24,int24,address)")
 
 PoolKind = Literal["v2", "v3"]
 
@@ -76,48 +55,17 @@ class PoolInfo:
     created_block: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class TokenInfo:
-    """An ERC20's metadata. ``symbol`` is ``"UNKNOWN"`` and ``decimals`` None when the
-    token does not answer in a standard way; ``problems`` says why. ``transfer_check`` is
-    the outcome of probing its ``transfer`` (None until a pool holding it was seen)."""
-
-    address: str
-    symbol: str
-    decimals: int | None
-    problems: tuple[str, ...] = ()
-    transfer_check: TransferCheck | None = None
-
-    @property
-    def excluded_reason(self) -> str | None:
-        """Why the path stage must not route through this token (e.g. ``"fee-on-transfer:
-        received 98/100"``), or None when it may (clean, or not checked yet)."""
-        return None if self.transfer_check is None else self.transfer_check.excluded_reason
-
-
 # ----------------------------------------------------------------------------- decoding
 
 
-def _addr_from_topic(t: str) -> str:
-    return "0x" + t[-40:].lower()
-
-
-def _data_words(log: dict[str, Any]) -> bytes:
-    d = log.get("data", "0x")
-    return bytes.fromhex(d[2:])
-
-
-def _int24_topic(t: str) -> int:
-    return int.from_bytes(bytes.fromhex(t[2:]), "big", signed=True)
-
-
 def parse_pair_created(log: dict[str, Any], fee_pips: int = 3000) -> PoolInfo:
-    data = _data_words(log)
+    """``PairCreated(token0 indexed, token1 indexed, pair, allPairsLength)``."""
+    topics, data = log["topics"], hex_bytes(log["data"])
     return PoolInfo(
-        address="0x" + data[12:32].hex(),
+        address=address_word(data, 0),
         kind="v2",
-        token0=_addr_from_topic(log["topics"][1]),
-        token1=_addr_from_topic(log["topics"][2]),
+        token0=address_word(hex_bytes(topics[1]), 0),
+        token1=address_word(hex_bytes(topics[2]), 0),
         fee_pips=fee_pips,
         factory=log["address"].lower(),
         created_block=int(log["blockNumber"], 16),
@@ -125,31 +73,17 @@ def parse_pair_created(log: dict[str, Any], fee_pips: int = 3000) -> PoolInfo:
 
 
 def parse_pool_created(log: dict[str, Any]) -> PoolInfo:
-    data = _data_words(log)
+    """``PoolCreated(token0 indexed, token1 indexed, fee indexed, tickSpacing, pool)``."""
+    topics, data = log["topics"], hex_bytes(log["data"])
     return PoolInfo(
-        address="0x" + data[44:64].hex(),
+        address=address_word(data, 1),
         kind="v3",
-        token0=_addr_from_topic(log["topics"][1]),
-        token1=_addr_from_topic(log["topics"][2]),
-        fee_pips=int(log["topics"][3], 16),
-        tick_spacing=int.from_bytes(data[0:32], "big", signed=True),
+        token0=address_word(hex_bytes(topics[1]), 0),
+        token1=address_word(hex_bytes(topics[2]), 0),
+        fee_pips=uint_word(hex_bytes(topics[3]), 0),
+        tick_spacing=int_word(data, 0),
         factory=log["address"].lower(),
         created_block=int(log["blockNumber"], 16),
-    )
-
-
-def parse_sync(log: dict[str, Any]) -> tuple[int, int]:
-    d = bytes.fromhex(log["data"][2:])
-    return int.from_bytes(d[0:32], "big"), int.from_bytes(d[32:64], "big")
-
-
-def parse_v3_swap(log: dict[str, Any]) -> tuple[int, int, int]:
-    """``(sqrt_price_x96, liquidity, tick)`` after the swap: exactly slot0/liquidity."""
-    d = bytes.fromhex(log["data"][2:])
-    return (
-        int.from_bytes(d[64:96], "big"),
-        int.from_bytes(d[96:128], "big"),
-        int.from_bytes(d[128:160], "big", signed=True),
     )
 
 
@@ -255,32 +189,3 @@ def discover_pools(
                 continue
             found.append(parse_pair_created(log, f.fee_pips) if f.kind == "v2" else parse_pool_created(log))
     return found
-
-
-# ----------------------------------------------------------------------------- tokens
-
-
-def read_tokens(mc: Multicaller, addresses: Iterable[str], block: int | str = "latest") -> dict[str, TokenInfo]:
-    """``symbol()``/``decimals()`` of each token in one batched Multicall3 pass. Never
-    raises for a misbehaving token: it gets ``UNKNOWN``/None and a reason."""
-    addrs = sorted({a.lower() for a in addresses})
-    calls: list[SubCall] = []
-    for a in addrs:
-        calls.append(SubCall.make(a, SEL_SYMBOL))
-        calls.append(SubCall.make(a, SEL_DECIMALS))
-    res = mc.run(calls, block)
-    out: dict[str, TokenInfo] = {}
-    for i, a in enumerate(addrs):
-        (ok_s, d_s), (ok_d, d_d) = res[2 * i], res[2 * i + 1]
-        problems: list[str] = []
-        symbol = decode_symbol(ok_s, d_s)
-        if symbol is None:
-            problems.append("symbol() reverted" if not ok_s else f"symbol() returned {len(d_s)} undecodable bytes")
-            symbol = "UNKNOWN"
-        elif len(d_s) == 32:
-            problems.append("symbol() returns bytes32")
-        decimals = decode_decimals(ok_d, d_d)
-        if decimals is None:
-            problems.append("decimals() reverted" if not ok_d else f"decimals() returned {len(d_d)} bad bytes")
-        out[a] = TokenInfo(a, symbol, decimals, tuple(problems))
-    return out

@@ -1,12 +1,14 @@
-"""Multicall3 ``aggregate3`` by hand, and the batched full refresh of pool state.
+"""Multicall3 ``aggregate3`` by hand, and the pool/token reads built on it.
 
 Owns: the ABI layout of ``aggregate3((address,bool,bytes)[])`` (encoded from pre-encoded
 per-call tuples cached per pool, decoded by slicing), chunking a list of sub-calls into
 several ``aggregate3`` ``eth_call``s, packing those into JSON-RPC batches and sending the
-batches on a small thread pool; and the readers built on it: V2 ``getReserves``, V3
-``slot0`` + ``liquidity`` (+ initialized ticks by a ``tickBitmap`` walk), ERC20
-``symbol``/``decimals``. No web3 contract layer anywhere: at ~250 calls/s it is the
-bottleneck this module exists to avoid.
+batches on a small thread pool; the decoders of what the readers ask (V2 ``getReserves``,
+V3 ``slot0`` + ``liquidity``, ERC20 ``symbol``/``decimals``); and the one ``tickBitmap``
+walker (``read_v3_ticks``: every initialized tick of a V3 pool, pinned to one block, by
+hash when the scanner asks). ``DirectCaller`` runs the same sub-calls as plain
+``eth_call``s, for a node without a Multicall3. No web3 contract layer anywhere: at ~250
+calls/s it is the bottleneck this module exists to avoid.
 """
 
 from __future__ import annotations
@@ -14,25 +16,22 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Protocol, Sequence
 
-from eth_utils import keccak
-
+from arbbot.chain.abi import WORD as _WORD
+from arbbot.chain.abi import hex_bytes, int_arg, int_word, selector, uint_at, uint_word
 from arbbot.chain.rpc import RpcClient
 from arbbot.errors import RpcError
+from arbbot.math.tick_math import MAX_TICK, MIN_TICK
 
-AGGREGATE3 = keccak(text="aggregate3((address,bool,bytes)[])")[:4]
-SEL_GET_RESERVES = keccak(text="getReserves()")[:4]
-SEL_SLOT0 = keccak(text="slot0()")[:4]
-SEL_LIQUIDITY = keccak(text="liquidity()")[:4]
-SEL_TICK_BITMAP = keccak(text="tickBitmap(int16)")[:4]
-SEL_TICKS = keccak(text="ticks(int24)")[:4]
-SEL_SYMBOL = keccak(text="symbol()")[:4]
-SEL_DECIMALS = keccak(text="decimals()")[:4]
-SEL_NAME = keccak(text="name()")[:4]
-
-MIN_TICK, MAX_TICK = -887272, 887272
-_WORD = 32
+AGGREGATE3 = selector("aggregate3((address,bool,bytes)[])")
+SEL_GET_RESERVES = selector("getReserves()")
+SEL_SLOT0 = selector("slot0()")
+SEL_LIQUIDITY = selector("liquidity()")
+SEL_TICK_BITMAP = selector("tickBitmap(int16)")
+SEL_TICKS = selector("ticks(int24)")
+SEL_SYMBOL = selector("symbol()")
+SEL_DECIMALS = selector("decimals()")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,17 +78,17 @@ def encode_aggregate3(calls: Sequence[SubCall]) -> str:
 
 def decode_aggregate3(result_hex: str, n: int) -> list[tuple[bool, bytes]]:
     """Decode ``(bool success, bytes returnData)[]`` by slicing."""
-    raw = bytes.fromhex(result_hex[2:] if result_hex.startswith("0x") else result_hex)
-    base = int.from_bytes(raw[0:32], "big") + 32  # start of element offsets (after length)
-    count = int.from_bytes(raw[base - 32 : base], "big")
+    raw = hex_bytes(result_hex)
+    base = uint_at(raw, 0) + 32  # start of element offsets (after length)
+    count = uint_at(raw, base - 32)
     if count != n:
         raise RpcError(f"aggregate3 returned {count} results for {n} calls")
     out: list[tuple[bool, bytes]] = []
     for i in range(n):
-        p = base + int.from_bytes(raw[base + 32 * i : base + 32 * i + 32], "big")
+        p = base + uint_at(raw, base + 32 * i)
         ok = raw[p + 31] == 1
-        dp = p + int.from_bytes(raw[p + 32 : p + 64], "big")
-        ln = int.from_bytes(raw[dp : dp + 32], "big")
+        dp = p + uint_at(raw, p + 32)
+        ln = uint_at(raw, dp)
         out.append((ok, raw[dp + 32 : dp + 32 + ln]))
     return out
 
@@ -102,6 +101,12 @@ def block_tag(block: int | str) -> str | dict[str, str]:
     if isinstance(block, str) and block.startswith("0x") and len(block) == 66:
         return {"blockHash": block}
     return block
+
+
+class SubCallRunner(Protocol):
+    """Anything that runs sub-calls at a block: ``Multicaller`` or ``DirectCaller``."""
+
+    def run(self, calls: Sequence[SubCall], block: int | str = "latest") -> list[tuple[bool, bytes]]: ...
 
 
 class Multicaller:
@@ -119,25 +124,18 @@ class Multicaller:
         chunk_size: int = 500,
         calls_per_request: int = 2,
         concurrency: int = 4,
-        gas: int | None = None,
     ) -> None:
         self.rpc = rpc
         self.address = address.lower()
         self.chunk_size = max(1, chunk_size)
         self.calls_per_request = max(1, calls_per_request)
         self.concurrency = max(1, concurrency)
-        self.gas = gas
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: ThreadPoolExecutor | None = None  # lives as long as the process
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="multicall")
         return self._pool
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-            self._pool = None
 
     def run(self, calls: Sequence[SubCall], block: int | str = "latest") -> list[tuple[bool, bytes]]:
         """All ``calls`` at ``block``; results in order as ``(success, return_data)``."""
@@ -148,12 +146,7 @@ class Multicaller:
         groups = [chunks[i : i + self.calls_per_request] for i in range(0, len(chunks), self.calls_per_request)]
 
         def send(group: list[Sequence[SubCall]]) -> list[list[tuple[bool, bytes]]]:
-            reqs = []
-            for ch in group:
-                tx: dict[str, Any] = {"to": self.address, "data": encode_aggregate3(ch)}
-                if self.gas is not None:
-                    tx["gas"] = hex(self.gas)
-                reqs.append(("eth_call", [tx, tag]))
+            reqs = [("eth_call", [{"to": self.address, "data": encode_aggregate3(ch)}, tag]) for ch in group]
             replies = self.rpc.batch(reqs)
             return [decode_aggregate3(r, len(ch)) for r, ch in zip(replies, group)]
 
@@ -168,78 +161,46 @@ class Multicaller:
         return out
 
 
+class DirectCaller:
+    """Runs sub-calls as plain ``eth_call``s, ``batch_size`` per JSON-RPC batch: for a node
+    without a deployed Multicall3 (test chains). Unlike ``aggregate3`` with
+    ``allowFailure``, a reverting call raises ``RpcError``: every result is a success."""
+
+    def __init__(self, rpc: RpcClient, *, batch_size: int = 1000) -> None:
+        self.rpc = rpc
+        self.batch_size = max(1, batch_size)
+
+    def run(self, calls: Sequence[SubCall], block: int | str = "latest") -> list[tuple[bool, bytes]]:
+        tag = block_tag(block)
+        out: list[tuple[bool, bytes]] = []
+        for i in range(0, len(calls), self.batch_size):
+            chunk = calls[i : i + self.batch_size]
+            replies = self.rpc.batch([("eth_call", [{"to": c.target, "data": "0x" + c.calldata.hex()}, tag])
+                                      for c in chunk])
+            out.extend((True, hex_bytes(str(r))) for r in replies)
+        return out
+
+
 # ---------------------------------------------------------------------------- decoders
-
-
-def _word(b: bytes, i: int) -> int:
-    return int.from_bytes(b[32 * i : 32 * i + 32], "big")
-
-
-def _sword(b: bytes, i: int) -> int:
-    return int.from_bytes(b[32 * i : 32 * i + 32], "big", signed=True)
-
-
-def v2_reserve_calls(pools: Iterable[str]) -> list[SubCall]:
-    return [cached_subcall(p, SEL_GET_RESERVES) for p in pools]
 
 
 def decode_reserves(ok: bool, data: bytes) -> tuple[int, int] | None:
     if not ok or len(data) < 64:
         return None
-    return _word(data, 0), _word(data, 1)
-
-
-def v3_core_calls(pools: Iterable[str]) -> list[SubCall]:
-    """Two sub-calls per pool: ``slot0()`` then ``liquidity()``."""
-    out: list[SubCall] = []
-    for p in pools:
-        out.append(cached_subcall(p, SEL_SLOT0))
-        out.append(cached_subcall(p, SEL_LIQUIDITY))
-    return out
+    return uint_word(data, 0), uint_word(data, 1)
 
 
 def decode_slot0(ok: bool, data: bytes) -> tuple[int, int] | None:
     """``(sqrt_price_x96, tick)`` from ``slot0()``."""
     if not ok or len(data) < 64:
         return None
-    return _word(data, 0), _sword(data, 1)
+    return uint_word(data, 0), int_word(data, 1)
 
 
 def decode_uint(ok: bool, data: bytes) -> int | None:
     if not ok or len(data) < 32:
         return None
-    return _word(data, 0)
-
-
-def read_v3_ticks(
-    mc: Multicaller, pool: str, tick_spacing: int, block: int | str
-) -> tuple[tuple[int, int], ...]:
-    """Initialized ticks ``((tick, liquidity_net), ...)`` of a V3 pool by walking its whole
-    ``tickBitmap`` then reading ``ticks(t)`` for each set bit (full refresh fallback when
-    ``arbbot.chain.v3_state`` is absent)."""
-    lo = (MIN_TICK // tick_spacing) >> 8
-    hi = (MAX_TICK // tick_spacing) >> 8
-    words = list(range(lo, hi + 1))
-    calls = [
-        SubCall.make(pool, SEL_TICK_BITMAP + (w % (1 << 256)).to_bytes(32, "big")) for w in words
-    ]
-    res = mc.run(calls, block)
-    ticks: list[int] = []
-    for w, (ok, data) in zip(words, res):
-        bitmap = decode_uint(ok, data)
-        if not bitmap:
-            continue
-        for bit in range(256):
-            if bitmap >> bit & 1:
-                ticks.append(((w << 8) + bit) * tick_spacing)
-    if not ticks:
-        return ()
-    tcalls = [SubCall.make(pool, SEL_TICKS + (t % (1 << 256)).to_bytes(32, "big")) for t in ticks]
-    out: list[tuple[int, int]] = []
-    for t, (ok, data) in zip(ticks, mc.run(tcalls, block)):
-        if ok and len(data) >= 64:
-            out.append((t, _sword(data, 1)))
-    return tuple(out)
+    return uint_word(data, 0)
 
 
 def decode_symbol(ok: bool, data: bytes) -> str | None:
@@ -248,8 +209,8 @@ def decode_symbol(ok: bool, data: bytes) -> str | None:
         return None
     if len(data) == 32:
         return data.rstrip(b"\x00").decode("utf-8", "replace") or None
-    if len(data) >= 64 and _word(data, 0) == 32:
-        ln = _word(data, 1)
+    if len(data) >= 64 and uint_word(data, 0) == 32:
+        ln = uint_word(data, 1)
         if ln <= len(data) - 64:
             return data[64 : 64 + ln].decode("utf-8", "replace")
     return None
@@ -258,3 +219,51 @@ def decode_symbol(ok: bool, data: bytes) -> str | None:
 def decode_decimals(ok: bool, data: bytes) -> int | None:
     v = decode_uint(ok, data)
     return v if v is not None and v <= 255 and len(data) == 32 else None
+
+
+# ---------------------------------------------------------------------------- V3 ticks
+
+
+def bitmap_words(tick_spacing: int, tick: int | None = None, word_radius: int | None = None) -> range:
+    """The ``tickBitmap`` word positions (int16, over compressed ticks) of the pool's whole
+    tick range, or only those within ``word_radius`` words of ``tick``."""
+    lo = (MIN_TICK // tick_spacing) >> 8
+    hi = (MAX_TICK // tick_spacing) >> 8
+    if word_radius is not None and tick is not None:
+        here = (tick // tick_spacing) >> 8
+        lo, hi = max(lo, here - word_radius), min(hi, here + word_radius)
+    return range(lo, hi + 1)
+
+
+def initialized_ticks(words: dict[int, int], tick_spacing: int) -> list[int]:
+    """Ticks whose bit is set in the bitmap ``{word_pos: word}`` (bit b of word w is the
+    compressed tick ``w * 256 + b``), in ascending order."""
+    out = []
+    for pos in sorted(words):
+        word = words[pos]
+        while word:
+            low = word & -word
+            out.append((pos * 256 + low.bit_length() - 1) * tick_spacing)
+            word ^= low
+    return out
+
+
+def read_v3_ticks(
+    mc: SubCallRunner, pool: str, tick_spacing: int, block: int | str, *, words: range | None = None
+) -> tuple[tuple[int, int], ...]:
+    """Initialized ticks ``((tick, liquidity_net), ...)`` of a V3 pool at ``block`` (a
+    number, or a hash so the read is pinned to exactly the block the scanner saw): walks
+    the ``tickBitmap`` (all ``words``, default the whole tick range), then reads
+    ``ticks(t)`` for each set bit. A tick whose ``liquidityNet`` is 0 is still listed: an
+    initialized tick ends a swap step."""
+    positions = list(words if words is not None else bitmap_words(tick_spacing))
+    res = mc.run([SubCall.make(pool, SEL_TICK_BITMAP + int_arg(w)) for w in positions], block)
+    bitmap = {w: v for w, (ok, data) in zip(positions, res) if (v := decode_uint(ok, data))}
+    ticks = initialized_ticks(bitmap, tick_spacing)
+    if not ticks:
+        return ()
+    # ticks(int24) -> (liquidityGross, liquidityNet, feeGrowthOutside0, feeGrowthOutside1,
+    #                  tickCumulativeOutside, secondsPerLiquidityOutside, secondsOutside, initialized)
+    tcalls = [SubCall.make(pool, SEL_TICKS + int_arg(t)) for t in ticks]
+    return tuple((t, int_word(data, 1)) for t, (ok, data) in zip(ticks, mc.run(tcalls, block))
+                 if ok and len(data) >= 64)

@@ -1,14 +1,18 @@
-"""The scan stage's core: one ``Scanner`` per chain turns new blocks into ``PoolDelta``s.
+"""The block follower: one ``Scanner`` per chain turns new blocks into ``PoolDelta``s.
 
-Owns the per-chain sync loop, free of Celery and Django: the known pools (static
-``PoolInfo`` + latest ``PoolState``), a ring buffer of recent block hashes, the undo
-information for reorgs (which pools each recent block touched), and the write of every
-block's result to the hot state (``arbbot.hotstate.HotState``).
+Owns the per-chain sync loop, free of Celery and Django: the cursor (last block processed
+and a ring buffer of recent block hashes), per-block apply (a block's logs, classified by
+``arbbot.chain.events``, become new pool states), reorg detection and repair (which pools
+each recent block touched, so an orphaned branch can be undone), and the write of every
+block's result through a ``Store`` (``arbbot.hotstate.HotState`` in the workers). The
+known pools live in a ``PoolRegistry`` (``arbbot.chain.pool_registry``), the tokens in a
+``TokenRegistry`` (``arbbot.chain.token_registry``); ``Scanner`` exposes both
+(``pools``, ``infos``, ``tokens``, ``unchecked``, ``add_pools``, ``read_pools``,
+``full_refresh``, ``check_tokens``).
 
 How the integration uses it (``workers/tasks/scan.py``)::
 
     from arbbot.chain.scanner import Scanner, ScannerConfig
-    from arbbot.hotstate import HotState
 
     cfg = ScannerConfig.from_dict({
         "chain_id": 31337,
@@ -17,21 +21,20 @@ How the integration uses it (``workers/tasks/scan.py``)::
         "factories": [{"address": "0x...", "kind": "v2"}, {"address": "0x...", "kind": "v3"}],
         "pools": [],                      # optional known pools (PoolInfo fields)
     })
-    hot = HotState(redis.Redis.from_url(url), prefix, cfg.chain_id)
-    scanner = Scanner(cfg, store=hot)     # build once per worker process and keep it
+    scanner = Scanner(cfg, store=hot)     # hot: the chain's HotState; build once per process
 
-    with hot.lock("scan", ttl_s=30) as got:   # never two scans of one chain at once
-        if got:
-            for delta in scanner.poll():      # one PoolDelta per new block, in order
-                if hot.claim_block(delta.block_number, delta.block_hash):
-                    publish(delta.to_wire())  # -> path queue
+    # the scan task holds the chain's scan lock (never two scans of one chain at once)
+    for delta in scanner.poll():          # one PoolDelta per new block, in order
+        if hot.claim_block(delta.block_number, delta.block_hash):
+            publish(delta.to_wire())      # -> path queue
     scanner.health()  # {"healthy": bool, "last_block": ..., "rpc": {...}}
 
 ``poll()`` never raises for node trouble: with every endpoint down it returns ``[]``
 (nothing stale is published) and ``health()["healthy"]`` is False; the next ``poll()``
-after an endpoint returns resumes from the cursor. The cursor (last block + recent hashes)
-and the pool states are written to Redis in one transaction per block, so another worker
-(or a restarted one) picks up exactly where this one stopped.
+after an endpoint returns resumes from the cursor. The cursor and the pool states are
+written to the store in one transaction per block, so another worker (or a restarted one)
+picks up exactly where this one stopped. Every delta carries the block's base fee and the
+node's gas price of that poll (``base_fee_wei``, ``gas_price_wei``).
 
 Per block: the block's ``Sync`` logs give V2 reserves directly; V3 ``Swap`` logs give
 slot0 price/tick and liquidity directly; V3 ``Mint``/``Burn``/``Initialize`` pools are
@@ -39,17 +42,12 @@ re-read (slot0, liquidity, ticks) at that block's hash. The first poll backfills
 factories' pools (``discovery``) and reads every pool (``full_refresh``) in batched
 Multicall3 calls, and emits that full snapshot as its first delta.
 
-Tokens: a newly registered token gets ``symbol``/``decimals`` at once and a transfer check
-(``arbbot.chain.token_checks``: fee-on-transfer, rebasing, reverting) as soon as a pool that
-holds it shows up with reserves, at bootstrap or in the block that funds it; the outcome
-goes to the hot state's ``tokens`` (``excluded_reason``). Only tokens still awaiting a check
-cost anything per block, and only when a block touches a funded pool of theirs.
-
 Reorgs: a block whose ``parentHash`` differs from the stored hash (or a head whose hash
 differs at a known height) starts a walk back to the common ancestor; the pools touched by
 the orphaned blocks and by the new canonical blocks are re-read at the new head and
-published as one ``PoolDelta(reorg=True, orphaned_hashes=...)`` at the new head. A reorg
-deeper than the ring buffer falls back to a full refresh.
+published as one ``PoolDelta(reorg=True, orphaned_hashes=...)`` at the new head, and the
+orphaned hashes go to the store in the same write. A reorg deeper than the ring buffer
+falls back to a full refresh.
 """
 
 from __future__ import annotations
@@ -57,50 +55,23 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from arbbot.chain.discovery import (
-    PAIR_CREATED,
-    POOL_CREATED,
-    V2_SYNC,
-    V3_BURN,
-    V3_MINT,
-    V3_SWAP,
-    Factory,
-    PoolInfo,
-    TokenInfo,
-    discover_pools,
-    parse_pair_created,
-    parse_pool_created,
-    parse_sync,
-    parse_v3_swap,
-    read_tokens,
-    topic,
-)
-from arbbot.chain.multicall import (
-    Multicaller,
-    SubCall,
-    cached_subcall,
-    decode_reserves,
-    decode_slot0,
-    decode_uint,
-    read_v3_ticks,
-    SEL_GET_RESERVES,
-    SEL_LIQUIDITY,
-    SEL_SLOT0,
-)
+from arbbot.chain.discovery import Factory, PoolInfo, discover_pools
+from arbbot.chain.events import WATCHED_TOPICS, block_events
+from arbbot.chain.multicall import Multicaller
+from arbbot.chain.pool_registry import PoolRegistry, ScanError
 from arbbot.chain.rpc import RpcClient
-from arbbot.chain.token_checks import check_transfers, holders_for
-from arbbot.errors import ArbbotError, RpcError
+from arbbot.chain.scanner_config import ScannerConfig
+from arbbot.chain.store import Store
+from arbbot.chain.token_registry import TokenInfo, TokenRegistry
+from arbbot.errors import RpcError
 from arbbot.types import PoolDelta, PoolState, V2PoolState, V3PoolState
 
 log = logging.getLogger(__name__)
-
-V3_INITIALIZE = topic("Initialize(uint160,int24)")
-WATCHED_TOPICS = [V2_SYNC, V3_SWAP, V3_MINT, V3_BURN, V3_INITIALIZE, PAIR_CREATED, POOL_CREATED]
 
 SCAN_POLL_SECONDS = Histogram(
     "arbbot_scan_poll_seconds", "Duration of one Scanner.poll()", ["chain"],
@@ -111,55 +82,6 @@ SCAN_REORGS = Counter("arbbot_reorgs_total", "Reorgs detected and repaired", ["c
 SCAN_HEALTHY = Gauge("arbbot_scan_healthy", "1 when the last poll reached a node", ["chain"])
 SCAN_LAST_BLOCK = Gauge("arbbot_scan_last_block", "Last block the scanner published", ["chain"])
 SCAN_HEAD_LAG = Gauge("arbbot_chain_head_lag_blocks", "Node head minus the last block processed", ["chain"])
-
-
-class ScanError(ArbbotError):
-    """The scanner could not make sense of the chain (e.g. a node returned a block without
-    a hash). Node unavailability is not a ``ScanError``: ``poll()`` reports it in health."""
-
-
-@dataclass(frozen=True)
-class ScannerConfig:
-    """Everything a ``Scanner`` needs; ``from_dict`` accepts plain YAML/Django values."""
-
-    chain_id: int
-    rpc_urls: tuple[str, ...]
-    multicall: str
-    factories: tuple[Factory, ...] = ()
-    pools: tuple[PoolInfo, ...] = ()
-    rpc_timeout_s: float = 5.0
-    rpc_retries: int = 1
-    breaker_threshold: int = 3
-    breaker_cooldown_s: float = 5.0
-    chunk_size: int = 500  # sub-calls per aggregate3
-    calls_per_request: int = 2  # aggregate3 eth_calls per JSON-RPC batch
-    concurrency: int = 4  # JSON-RPC batches in flight
-    reorg_depth: int = 64  # block hashes kept (ring buffer)
-    getlogs_max_range: int = 10_000
-    blocks_per_request: int = 50  # catch-up: headers + one getLogs per request
-    max_blocks_per_poll: int = 1_000
-    discover_on_start: bool = True
-    read_tokens: bool = True
-    check_transfers: bool = True  # probe each new token's transfer (needs eth_call state overrides)
-    transfer_check_attempts: int = 3  # inconclusive probes (node trouble) before giving up on a token
-    v3_ticks: bool = True
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ScannerConfig:
-        urls = d["rpc_urls"]
-        factories = tuple(
-            f if isinstance(f, Factory) else Factory(**dict(f)) for f in d.get("factories", ())
-        )
-        pools = tuple(p if isinstance(p, PoolInfo) else PoolInfo(**dict(p)) for p in d.get("pools", ()))
-        extra = {k: v for k, v in d.items() if k not in ("rpc_urls", "factories", "pools", "chain_id", "multicall")}
-        return cls(
-            chain_id=int(d["chain_id"]),
-            rpc_urls=(urls,) if isinstance(urls, str) else tuple(urls),
-            multicall=str(d["multicall"]).lower(),
-            factories=factories,
-            pools=pools,
-            **extra,
-        )
 
 
 @dataclass
@@ -191,7 +113,7 @@ class ScanStats:
 class Scanner:
     """Keeps one chain's pools in sync. See the module docstring for the call pattern."""
 
-    def __init__(self, config: ScannerConfig, *, rpc: RpcClient | None = None, store: Any = None) -> None:
+    def __init__(self, config: ScannerConfig, *, rpc: RpcClient | None = None, store: Store | None = None) -> None:
         self.config = config
         self.chain_id = config.chain_id
         self.rpc = rpc or RpcClient(
@@ -210,10 +132,11 @@ class Scanner:
         )
         self.store = store
         self.factories: dict[str, Factory] = {f.address: f for f in config.factories}
-        self.infos: dict[str, PoolInfo] = {}
-        self.pools: dict[str, PoolState] = {}
-        self.tokens: dict[str, TokenInfo] = {}
-        self.unchecked: dict[str, int] = {}  # token -> transfer-check attempts left
+        self.pool_registry = PoolRegistry(self.mc, v3_ticks=config.v3_ticks, infos=config.pools)
+        self.token_registry = TokenRegistry(
+            self.rpc, self.mc, store, chain_id=config.chain_id, read_metadata=config.read_tokens,
+            check_transfers=config.check_transfers, check_attempts=config.transfer_check_attempts,
+        )
         self.last_block: int | None = None
         self.hashes: OrderedDict[int, str] = OrderedDict()
         self.touched: dict[int, set[str]] = {}  # block -> pools it changed (reorg undo info)
@@ -222,8 +145,57 @@ class Scanner:
         self.last_error = ""
         self.stats = ScanStats()
         self._label = str(config.chain_id)
-        for p in config.pools:
-            self.infos[p.address.lower()] = p
+
+    # ------------------------------------------------------------------ registries
+
+    @property
+    def infos(self) -> dict[str, PoolInfo]:
+        """Known pools by address (the pool registry's)."""
+        return self.pool_registry.infos
+
+    @property
+    def pools(self) -> dict[str, PoolState]:
+        """Latest state of each known pool (the pool registry's)."""
+        return self.pool_registry.states
+
+    @property
+    def tokens(self) -> dict[str, TokenInfo]:
+        """Registered tokens by address (the token registry's)."""
+        return self.token_registry.tokens
+
+    @property
+    def unchecked(self) -> dict[str, int]:
+        """Tokens awaiting a transfer check -> attempts left (the token registry's)."""
+        return self.token_registry.unchecked
+
+    def add_pools(self, infos: Iterable[PoolInfo], *, block: int | str = "latest") -> list[PoolInfo]:
+        """Register pools and their unknown tokens (read at ``block``). Returns the new pools."""
+        new = self.pool_registry.register(infos)
+        if new:
+            self.token_registry.register({t for i in new for t in (i.token0, i.token1)}, block)
+        return new
+
+    def read_pools(
+        self, addrs: Sequence[str], block: int | str, block_number: int, *, with_ticks: bool = True
+    ) -> list[PoolState]:
+        """Read ``addrs`` (known pools) at ``block``; updates ``pools``."""
+        return self.pool_registry.read(addrs, block, block_number, with_ticks=with_ticks)
+
+    def full_refresh(self, block: int | str, block_number: int | None = None) -> list[PoolState]:
+        """Read every known pool at ``block`` (number or hash) through Multicall3; updates
+        ``pools`` and returns the states (in address order)."""
+        if block_number is None:
+            block_number = block if isinstance(block, int) else self.rpc.block_number()
+        states = self.pool_registry.read_all(block, block_number)
+        self.stats.full_refreshes += 1
+        return states
+
+    def check_tokens(self, states: Sequence[PoolState], block: int | str) -> list[TokenInfo]:
+        """Transfer-check the pending tokens that ``states`` hold (``TokenRegistry.check``)."""
+        done = self.token_registry.check(states, block)
+        if self.token_registry.probes:
+            self.stats.extra["transfer_checks"] = self.token_registry.probes
+        return done
 
     # ------------------------------------------------------------------ public
 
@@ -242,6 +214,8 @@ class Scanner:
                 deltas.append(self.bootstrap(head))
             else:
                 self._advance(head, deltas)  # appends as it commits: a later failure keeps them
+            if self.last_block is not None:
+                SCAN_HEAD_LAG.labels(self._label).set(max(0, head.number - self.last_block))
             self._set_healthy(True, "")
         except RpcError as exc:
             self._set_healthy(False, str(exc))
@@ -282,107 +256,6 @@ class Scanner:
         self._commit(states, head)
         return self._delta(head, states)
 
-    def add_pools(self, infos: Iterable[PoolInfo], *, block: int | str = "latest") -> list[PoolInfo]:
-        """Register pools (and their unknown tokens). Returns the ones that were new."""
-        new = [i for i in infos if i.address.lower() not in self.infos]
-        for i in new:
-            self.infos[i.address.lower()] = i
-        if new and self.config.read_tokens:
-            unknown = {t for i in new for t in (i.token0, i.token1)} - set(self.tokens)
-            if unknown:
-                toks = read_tokens(self.mc, unknown, block)
-                self.tokens.update(toks)
-                if self.config.check_transfers:
-                    for t in toks:
-                        self.unchecked.setdefault(t, max(1, self.config.transfer_check_attempts))
-                if self.store is not None and hasattr(self.store, "put_tokens"):
-                    self.store.put_tokens(toks.values())
-        return new
-
-    def check_tokens(self, states: Sequence[PoolState], block: int | str) -> list[TokenInfo]:
-        """Probe the transfer of every token still awaiting a check that one of ``states``
-        holds (positive reserve / liquidity), at ``block``, in one JSON-RPC batch; record the
-        outcome in ``self.tokens`` and the store. Returns the tokens whose check concluded.
-        Never raises for node trouble: the tokens stay pending for a later block."""
-        if not self.unchecked:
-            return []
-        holders = holders_for(self.unchecked, states)
-        if not holders:
-            return []
-        pairs = sorted(holders.items())
-        try:
-            results = check_transfers(self.rpc, pairs, block)
-        except RpcError as exc:
-            log.warning("chain %s: transfer checks of %d tokens failed: %s", self.chain_id, len(pairs), exc)
-            return []
-        self.stats.extra["transfer_checks"] = self.stats.extra.get("transfer_checks", 0) + len(pairs)
-        done: list[TokenInfo] = []
-        for (token, holder), res in zip(pairs, results):
-            if not res.conclusive:
-                left = self.unchecked[token] - 1
-                if left > 0:
-                    self.unchecked[token] = left
-                    continue
-                log.warning("chain %s: giving up the transfer check of %s: %s", self.chain_id, token, res.reason)
-            self.unchecked.pop(token, None)
-            base = self.tokens.get(token) or TokenInfo(token, "UNKNOWN", None)
-            info = replace(base, transfer_check=res)
-            self.tokens[token] = info
-            done.append(info)
-            if info.excluded_reason:
-                log.warning("chain %s: token %s excluded (%s, probed from %s)", self.chain_id, token,
-                            info.excluded_reason, holder)
-        if done and self.store is not None and hasattr(self.store, "put_tokens"):
-            self.store.put_tokens(done)
-        return done
-
-    def full_refresh(self, block: int | str, block_number: int | None = None) -> list[PoolState]:
-        """Read every known pool at ``block`` (number or hash) through Multicall3; updates
-        ``self.pools`` and returns the states (in address order)."""
-        if block_number is None:
-            block_number = block if isinstance(block, int) else self.rpc.block_number()
-        addrs = sorted(self.infos)
-        states = self.read_pools(addrs, block, block_number, with_ticks=True)
-        self.stats.full_refreshes += 1
-        return states
-
-    def read_pools(
-        self, addrs: Sequence[str], block: int | str, block_number: int, *, with_ticks: bool = True
-    ) -> list[PoolState]:
-        """Read ``addrs`` (known pools) at ``block``; updates ``self.pools``."""
-        v2 = [a for a in addrs if self.infos[a].kind == "v2"]
-        v3 = [a for a in addrs if self.infos[a].kind == "v3"]
-        calls: list[SubCall] = [cached_subcall(a, SEL_GET_RESERVES) for a in v2]
-        for a in v3:
-            calls.append(cached_subcall(a, SEL_SLOT0))
-            calls.append(cached_subcall(a, SEL_LIQUIDITY))
-        res = self.mc.run(calls, block)
-        out: list[PoolState] = []
-        for i, a in enumerate(v2):
-            r = decode_reserves(*res[i])
-            if r is None:
-                raise ScanError(f"getReserves() failed on {a} at {block}")
-            info = self.infos[a]
-            out.append(V2PoolState(a, info.token0, info.token1, r[0], r[1], info.fee_pips, block_number))
-        base = len(v2)
-        for j, a in enumerate(v3):
-            s0 = decode_slot0(*res[base + 2 * j])
-            liq = decode_uint(*res[base + 2 * j + 1])
-            if s0 is None or liq is None:
-                raise ScanError(f"slot0()/liquidity() failed on {a} at {block}")
-            info = self.infos[a]
-            prev = self.pools.get(a)
-            ticks = prev.ticks if isinstance(prev, V3PoolState) else ()
-            if with_ticks and self.config.v3_ticks:
-                ticks = self._read_ticks(info, block, block_number)
-            out.append(
-                V3PoolState(a, info.token0, info.token1, info.fee_pips, info.tick_spacing, s0[0], s0[1], liq,
-                            ticks, block_number)
-            )
-        for s in out:
-            self.pools[s.address] = s
-        return out
-
     # ------------------------------------------------------------------ blocks
 
     def _advance(self, head: _Header, deltas: list[PoolDelta]) -> list[PoolDelta]:
@@ -399,13 +272,8 @@ class Scanner:
             m = min(stop, n + self.config.blocks_per_request - 1)
             headers, logs_by_block = self._fetch_blocks(n, m)
             for h in headers:
-                if h is None:
-                    # the head moved back under us: treat as a reorg at the current head
-                    latest = _Header.of(self.rpc.call("eth_getBlockByNumber", ["latest", False]))
-                    assert latest is not None
-                    deltas.append(self._reorg(latest))
-                    return deltas
-                if h.parent != self.hashes.get(h.number - 1):
+                if h is None or h.parent != self.hashes.get(h.number - 1):
+                    # the head moved back under us, or a parent we did not see: a reorg
                     latest = _Header.of(self.rpc.call("eth_getBlockByNumber", ["latest", False]))
                     assert latest is not None
                     deltas.append(self._reorg(latest))
@@ -430,65 +298,31 @@ class Scanner:
         return headers, by_block
 
     def _apply_block(self, h: _Header, logs: list[dict[str, Any]]) -> PoolDelta:
-        v2: dict[str, tuple[int, int]] = {}
-        v3_swap: dict[str, tuple[int, int, int]] = {}
-        v3_reread: set[str] = set()
-        new_infos: list[PoolInfo] = []
-        for lg in logs:
-            t0 = lg["topics"][0] if lg.get("topics") else None
-            addr = lg["address"].lower()
-            if t0 == V2_SYNC:
-                info = self.infos.get(addr)
-                if info is not None and info.kind == "v2":
-                    v2[addr] = parse_sync(lg)
-            elif t0 == V3_SWAP:
-                info = self.infos.get(addr)
-                if info is not None and info.kind == "v3":
-                    v3_swap[addr] = parse_v3_swap(lg)
-            elif t0 in (V3_MINT, V3_BURN, V3_INITIALIZE):
-                info = self.infos.get(addr)
-                if info is not None and info.kind == "v3":
-                    v3_reread.add(addr)
-            elif t0 == PAIR_CREATED or t0 == POOL_CREATED:
-                f = self.factories.get(addr)
-                if f is None:
-                    continue
-                if t0 == PAIR_CREATED and f.kind == "v2":
-                    info = parse_pair_created(lg, f.fee_pips)
-                elif t0 == POOL_CREATED and f.kind == "v3":
-                    info = parse_pool_created(lg)
-                else:
-                    continue
-                if info.address not in self.infos:
-                    self.infos[info.address] = info  # visible to the logs that follow
-                    new_infos.append(info)
-        if new_infos:
-            for i in new_infos:
-                del self.infos[i.address]
-            self.add_pools(new_infos, block=h.hash)
+        ev = block_events(logs, self.infos, self.factories)
+        self.add_pools(ev.created, block=h.hash)
         changed: dict[str, PoolState] = {}
-        for i in new_infos:
+        reread = set(ev.reread)
+        for i in ev.created:
             if i.kind == "v2":
                 changed[i.address] = V2PoolState(i.address, i.token0, i.token1, 0, 0, i.fee_pips, h.number)
             else:
-                v3_reread.add(i.address)
-        for a, (r0, r1) in v2.items():
+                reread.add(i.address)
+        for a, r in ev.reserves.items():
             info = self.infos[a]
-            changed[a] = V2PoolState(a, info.token0, info.token1, r0, r1, info.fee_pips, h.number)
-        for a, (sqrt_p, liq, tick) in v3_swap.items():
-            if a in v3_reread:
+            changed[a] = V2PoolState(a, info.token0, info.token1, r.reserve0, r.reserve1, info.fee_pips, h.number)
+        for a, sw in ev.swaps.items():
+            if a in reread:
                 continue
             prev = self.pools.get(a)
             info = self.infos[a]
             ticks = prev.ticks if isinstance(prev, V3PoolState) else ()
-            changed[a] = V3PoolState(a, info.token0, info.token1, info.fee_pips, info.tick_spacing, sqrt_p, tick,
-                                     liq, ticks, h.number)
-        if v3_reread:
-            for s in self.read_pools(sorted(v3_reread), h.hash, h.number, with_ticks=True):
+            changed[a] = V3PoolState(a, info.token0, info.token1, info.fee_pips, info.tick_spacing,
+                                     sw.sqrt_price_x96, sw.tick, sw.liquidity, ticks, h.number)
+        if reread:
+            for s in self.read_pools(sorted(reread), h.hash, h.number, with_ticks=True):
                 changed[s.address] = s
         states = [changed[a] for a in sorted(changed)]
-        for s in states:
-            self.pools[s.address] = s
+        self.pool_registry.update(states)
         self.check_tokens(states, h.hash)
         self._remember(h, set(changed))
         self._commit(states, h)
@@ -502,11 +336,12 @@ class Scanner:
         """Walk back to the common ancestor, re-read what the orphaned and the new blocks
         touched at ``head`` and return one correction delta there. All or nothing: if the
         node fails half-way, the in-memory view is restored and the next poll retries."""
-        saved = (self.last_block, OrderedDict(self.hashes), dict(self.touched), dict(self.infos), dict(self.pools))
+        reg = self.pool_registry
+        saved = (self.last_block, OrderedDict(self.hashes), dict(self.touched), dict(reg.infos), dict(reg.states))
         try:
             return self._reorg_inner(head)
         except BaseException:
-            self.last_block, self.hashes, self.touched, self.infos, self.pools = saved
+            self.last_block, self.hashes, self.touched, reg.infos, reg.states = saved
             raise
 
     def _reorg_inner(self, head: _Header) -> PoolDelta:
@@ -528,8 +363,7 @@ class Scanner:
         if ancestor is None:
             log.warning("chain %s: reorg deeper than %d blocks, full refresh", self.chain_id, len(known))
             orphaned = tuple(self.hashes[k] for k in known)
-            self.infos = {a: i for a, i in self.infos.items() if i.created_block <= head.number}
-            self.pools = {a: s for a, s in self.pools.items() if a in self.infos}
+            self.pool_registry.forget_after(head.number)
             states = self.full_refresh(head.hash, head.number)
             self.check_tokens(states, head.hash)
             self.hashes.clear()
@@ -548,10 +382,7 @@ class Scanner:
                 break
             affected |= t
         # pools created on the orphaned branch are forgotten; the new branch re-creates them
-        dropped = {a for a, i in self.infos.items() if i.created_block > ancestor}
-        for a in dropped:
-            self.infos.pop(a, None)
-            self.pools.pop(a, None)
+        dropped = self.pool_registry.forget_after(ancestor)
         for k in orphaned_blocks:
             self.hashes.pop(k, None)
             self.touched.pop(k, None)
@@ -588,21 +419,9 @@ class Scanner:
 
     def _discover_in_logs(self, logs: list[dict[str, Any]], h: _Header) -> set[str]:
         """Pools touched by ``logs`` (registering pools they create)."""
-        touched: set[str] = set()
-        new_infos: list[PoolInfo] = []
-        for lg in logs:
-            t0 = lg["topics"][0] if lg.get("topics") else None
-            addr = lg["address"].lower()
-            f = self.factories.get(addr)
-            if f is not None and t0 == PAIR_CREATED and f.kind == "v2":
-                new_infos.append(parse_pair_created(lg, f.fee_pips))
-            elif f is not None and t0 == POOL_CREATED and f.kind == "v3":
-                new_infos.append(parse_pool_created(lg))
-            elif t0 in (V2_SYNC, V3_SWAP, V3_MINT, V3_BURN, V3_INITIALIZE):
-                touched.add(addr)
-        for i in self.add_pools(new_infos, block=h.hash):
-            touched.add(i.address)
-        return touched
+        ev = block_events(logs, self.infos, self.factories)
+        self.add_pools(ev.created, block=h.hash)
+        return ev.touched()
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -641,7 +460,6 @@ class Scanner:
         self.store.put_pools(
             states, h.number, h.hash, cursor=(h.number, list(self.hashes.items())), orphaned=orphaned
         )
-        self._store_cursor = (h.number, h.hash)
 
     def _sync_from_store(self) -> None:
         """Adopt the cursor (and pools) another worker wrote since our last poll."""
@@ -656,27 +474,7 @@ class Scanner:
         self.last_block = last
         self.hashes = OrderedDict(hashes)
         self.touched = {}  # unknown for blocks we did not process: reorgs re-read everything
-        self.pools = dict(self.store.get_pools())
-        for a, s in self.pools.items():
-            if a not in self.infos:
-                self.infos[a] = PoolInfo(
-                    a, s.kind, s.token0, s.token1, s.fee_pips,
-                    s.tick_spacing if isinstance(s, V3PoolState) else 0,
-                )
-
-    def _read_ticks(self, info: PoolInfo, block: int | str, block_number: int) -> tuple[tuple[int, int], ...]:
-        """Initialized ticks: ``arbbot.chain.v3_state.read_v3_state`` (the V3 engineer's
-        reader, by block number) when present, else our own Multicall3 tickBitmap walk."""
-        reader = _v3_state_reader()
-        if reader is not None:
-            try:
-                st = reader(self.rpc, info.address, block_number)
-                ticks = getattr(st, "ticks", None)
-                if ticks is not None:
-                    return tuple(ticks)
-            except (TypeError, ValueError) as exc:  # an interface mismatch: use our own walk
-                log.debug("v3_state.read_v3_state unusable (%s); walking tickBitmap", exc)
-        return read_v3_ticks(self.mc, info.address, info.tick_spacing, block)
+        self.pool_registry.adopt(self.store.get_pools())
 
     def _set_healthy(self, ok: bool, err: str) -> None:
         self.healthy = ok
@@ -684,17 +482,4 @@ class Scanner:
         SCAN_HEALTHY.labels(self._label).set(1 if ok else 0)
 
 
-def _v3_state_reader() -> Any:
-    try:
-        from arbbot.chain import v3_state  # owned by the V3-math engineer; may not exist yet
-    except ImportError:
-        return None
-    return getattr(v3_state, "read_v3_state", None)
-
-
-def scanner_from_settings(config: Mapping[str, Any], store: Any = None) -> Scanner:
-    """``Scanner(ScannerConfig.from_dict(config), store=store)``."""
-    return Scanner(ScannerConfig.from_dict(config), store=store)
-
-
-__all__ = ["Scanner", "ScannerConfig", "ScanError", "Factory", "PoolInfo", "scanner_from_settings"]
+__all__ = ["Scanner", "ScannerConfig", "ScanError", "ScanStats", "Store"]

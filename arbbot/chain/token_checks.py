@@ -6,7 +6,8 @@ it receives. Nothing is deployed and nothing is sent: the ``TransferProbe`` runt
 (``arbbot/contracts/TransferProbe.sol``) is put, by an ``eth_call`` state override, at the
 address of an account that already holds the token (a pool), and transfers a small share of
 that balance to a fresh address, measuring both balance changes. Many tokens are checked in
-one JSON-RPC batch; encoding is ``arbbot.chain.tx.encode_call``, decoding is by slicing.
+one JSON-RPC batch; encoding is ``arbbot.chain.tx.encode_call``, decoding is by slicing
+(``arbbot.chain.abi``).
 
 A ``TransferCheck`` is *conclusive* when the token itself answered (a clean transfer, a fee,
 a revert, ``false``); it is inconclusive when the holder holds none of the token or the node
@@ -22,9 +23,10 @@ from typing import Any, Iterable, Sequence
 
 from eth_utils import keccak
 
+from arbbot.chain.abi import hex_bytes, selector, uint_word
 from arbbot.chain.multicall import block_tag
 from arbbot.chain.rpc import RpcClient
-from arbbot.chain.tx import encode_call, selector
+from arbbot.chain.tx import encode_call
 from arbbot.contracts.build import load_artifact
 from arbbot.errors import RpcError
 
@@ -99,15 +101,11 @@ def classify(amount: int, sent: int, received: int) -> tuple[bool, str]:
     return False, f"rebasing/irregular balance change: sent {sent}, received {received} of {amount}"
 
 
-def _word(data: bytes, i: int) -> int:
-    return int.from_bytes(data[32 * i : 32 * i + 32], "big")
-
-
 def _revert_text(data: bytes) -> str:
     """``Error(string)`` text of a revert payload, else its hex (shortened), else ''."""
     if data[:4] == _ERROR_STRING and len(data) >= 68:
         try:
-            n = _word(data[4:], 1)
+            n = uint_word(data[4:], 1)
             return data[68 : 68 + n].decode("utf-8", "replace")
         except (ValueError, IndexError):
             pass
@@ -121,7 +119,7 @@ def decode_probe_revert(data: bytes) -> tuple[bool, str, int, int] | None:
     if sel == _ERR_TRANSFER_REVERTED:
         inner = b""
         if len(body) >= 64:
-            n = _word(body, 1)
+            n = uint_word(body, 1)
             inner = body[64 : 64 + n]
         text = _revert_text(inner)
         return True, "transfer reverted" + (f": {text}" if text else ""), 0, 0
@@ -132,7 +130,7 @@ def decode_probe_revert(data: bytes) -> tuple[bool, str, int, int] | None:
     if sel == _ERR_BALANCE_OF:
         return True, "balanceOf reverted or returned malformed data", 0, 0
     if sel == _ERR_IRREGULAR and len(body) >= 128:
-        sb, sa, tb, ta = (_word(body, i) for i in range(4))
+        sb, sa, tb, ta = (uint_word(body, i) for i in range(4))
         return (
             True,
             f"rebasing/irregular balance change: sender {sb}->{sa}, receiver {tb}->{ta}",
@@ -148,7 +146,7 @@ def _error_data(err: RpcError) -> bytes | None:
         d = d.get("data")
     if isinstance(d, str) and d.startswith("0x"):
         try:
-            return bytes.fromhex(d[2:])
+            return hex_bytes(d)
         except ValueError:
             return None
     return None
@@ -174,7 +172,7 @@ def _interpret(reply: Any, amount: int | None) -> TransferCheck:
         conclusive, reason, sent, received = decoded
         return TransferCheck(False, reason, sent, received, amount or 0, conclusive)
     try:
-        out = bytes.fromhex(reply[2:]) if isinstance(reply, str) and reply.startswith("0x") else None
+        out = hex_bytes(reply) if isinstance(reply, str) and reply.startswith("0x") else None
     except ValueError:
         out = None
     if out is None:
@@ -182,11 +180,11 @@ def _interpret(reply: Any, amount: int | None) -> TransferCheck:
     if amount is None:
         if len(out) < 96:
             return TransferCheck(False, f"unchecked: short probe reply ({len(out)} bytes)", 0, 0, 0, False)
-        amount, sent, received = _word(out, 0), _word(out, 1), _word(out, 2)
+        amount, sent, received = uint_word(out, 0), uint_word(out, 1), uint_word(out, 2)
     else:
         if len(out) < 64:
             return TransferCheck(False, f"unchecked: short probe reply ({len(out)} bytes)", 0, 0, amount, False)
-        sent, received = _word(out, 0), _word(out, 1)
+        sent, received = uint_word(out, 0), uint_word(out, 1)
     if amount == 0:
         return TransferCheck(False, "unchecked: holder holds none of the token", sent, received, 0, False)
     ok, reason = classify(amount, sent, received)

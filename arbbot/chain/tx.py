@@ -1,5 +1,6 @@
 """Sending transactions: from a node-unlocked account (devnet deployment only) or signed
-locally with a key (the bot's own signer), then waiting for the receipt.
+locally with a key (the bot's own signer), then waiting for the receipt; and the calldata
+they carry (``encode_call``: a selector from ``arbbot.chain.abi`` + ``eth_abi`` arguments).
 
 The key is held in a ``LocalSigner`` whose ``repr`` never shows it.
 """
@@ -12,8 +13,8 @@ from typing import Any, Sequence
 
 from eth_abi import encode
 from eth_account import Account
-from eth_utils import keccak
 
+from arbbot.chain.abi import selector
 from arbbot.chain.rpc import RpcClient
 from arbbot.errors import ArbbotError, RpcError
 
@@ -24,11 +25,6 @@ class TxFailed(ArbbotError):
     def __init__(self, message: str, receipt: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.receipt = receipt
-
-
-def selector(signature: str) -> bytes:
-    """4-byte function selector of e.g. ``"transfer(address,uint256)"``."""
-    return keccak(text=signature)[:4]
 
 
 def encode_call(signature: str, args: Sequence[Any] = ()) -> str:

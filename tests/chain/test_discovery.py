@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from arbbot.chain.discovery import Factory, discover_pools, get_logs_chunked, PAIR_CREATED, read_tokens
+from arbbot.chain.discovery import Factory, discover_pools, get_logs_chunked, PAIR_CREATED
 from arbbot.chain.multicall import Multicaller
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.scanner import Scanner, ScannerConfig
+from arbbot.chain.token_registry import read_tokens
 from arbbot.chain.tx import deploy_unlocked, encode_call
 from arbbot.errors import RpcError
 from tests.chain.devchain import ODD_TOKENS_SOL, DevChain, RpcProxy, compile_solidity

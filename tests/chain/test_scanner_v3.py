@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import random
 
-import pytest
-
 from arbbot.chain.discovery import Factory
-from arbbot.chain import scanner as scanner_mod
 from arbbot.chain.scanner import Scanner, ScannerConfig
 from arbbot.chain.tx import deploy_unlocked, encode_call, send_unlocked
 from arbbot.devnet import artifacts
@@ -49,10 +46,7 @@ contract V3Helper {
 """
 
 
-@pytest.mark.parametrize("tick_reader", ["v3_state", "multicall_walk"])
-def test_v3_pools_stay_exact(dev: DevChain, tick_reader: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    if tick_reader == "multicall_walk":
-        monkeypatch.setattr(scanner_mod, "_v3_state_reader", lambda: None)
+def test_v3_pools_stay_exact(dev: DevChain) -> None:
     rng = random.Random(11)
     mc = dev.deploy_multicall()
     factory = deploy_unlocked(dev.rpc, dev.sender, artifacts.load("UniswapV3Factory").bytecode)

@@ -9,8 +9,8 @@ import uuid
 import pytest
 import redis
 
-from arbbot.chain.discovery import TokenInfo
 from arbbot.chain.token_checks import TransferCheck
+from arbbot.chain.token_registry import TokenInfo
 from arbbot.hotstate import HotState
 from arbbot.paths.engine import PathEngine
 from arbbot.paths.stage import PathStage

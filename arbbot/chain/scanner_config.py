@@ -1,0 +1,60 @@
+"""``ScannerConfig``: everything a ``Scanner`` needs to follow one chain.
+
+Owns the scanner's settings and their defaults (endpoints, Multicall3 address, factories
+and known pools, batching, reorg depth, token checks), and their parsing from plain
+YAML/Django values (``from_dict``). Imported through ``arbbot.chain.scanner`` by callers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from arbbot.chain.discovery import Factory, PoolInfo
+
+
+@dataclass(frozen=True)
+class ScannerConfig:
+    """Everything a ``Scanner`` needs; ``from_dict`` accepts plain YAML/Django values."""
+
+    chain_id: int
+    rpc_urls: tuple[str, ...]
+    multicall: str
+    factories: tuple[Factory, ...] = ()
+    pools: tuple[PoolInfo, ...] = ()
+    rpc_timeout_s: float = 5.0
+    rpc_retries: int = 1
+    breaker_threshold: int = 3
+    breaker_cooldown_s: float = 5.0
+    chunk_size: int = 500  # sub-calls per aggregate3
+    calls_per_request: int = 2  # aggregate3 eth_calls per JSON-RPC batch
+    concurrency: int = 4  # JSON-RPC batches in flight
+    reorg_depth: int = 64  # block hashes kept (ring buffer)
+    getlogs_max_range: int = 10_000
+    blocks_per_request: int = 50  # catch-up: headers + one getLogs per request
+    max_blocks_per_poll: int = 1_000
+    discover_on_start: bool = True
+    read_tokens: bool = True
+    check_transfers: bool = True  # probe each new token's transfer (needs eth_call state overrides)
+    transfer_check_attempts: int = 3  # inconclusive probes (node trouble) before giving up on a token
+    v3_ticks: bool = True
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ScannerConfig:
+        urls = d["rpc_urls"]
+        factories = tuple(
+            f if isinstance(f, Factory) else Factory(**dict(f)) for f in d.get("factories", ())
+        )
+        pools = tuple(p if isinstance(p, PoolInfo) else PoolInfo(**dict(p)) for p in d.get("pools", ()))
+        extra = {k: v for k, v in d.items() if k not in ("rpc_urls", "factories", "pools", "chain_id", "multicall")}
+        return cls(
+            chain_id=int(d["chain_id"]),
+            rpc_urls=(urls,) if isinstance(urls, str) else tuple(urls),
+            multicall=str(d["multicall"]).lower(),
+            factories=factories,
+            pools=pools,
+            **extra,
+        )
+
+
+__all__ = ["ScannerConfig"]
