@@ -278,7 +278,8 @@ class PathEngine:
                 g.kill_pools(arr)
 
     def exclude(self, address: str, reason: str) -> None:
-        """Exclude a pool or a token (e.g. fee-on-transfer) for good; see ``.excluded``."""
+        """Exclude a pool or a token (e.g. fee-on-transfer) until ``include``; see
+        ``.excluded``. Its pools leave the graph and ``upsert`` skips them from now on."""
         addr = address.lower()
         self.excluded[addr] = reason
         if addr in self._pid:
@@ -288,8 +289,20 @@ class PathEngine:
         if tid is not None:
             n = self._n_pools
             hit = np.flatnonzero(self._live[:n] & ((self._t0[:n] == tid) | (self._t1[:n] == tid)))
-            addrs = [a for a, pid in self._pid.items() if pid in set(hit.tolist())]
+            hit_pids = set(hit.tolist())
+            addrs = [a for a, pid in self._pid.items() if pid in hit_pids]
             self.remove(addrs)
+
+    def include(self, addresses: Iterable[str]) -> set[str]:
+        """Lift the exclusion of pools or tokens; returns those that were excluded. The
+        pools removed meanwhile come back only when their states are upserted again (the
+        engine forgot them): the path stage re-reads them from the hot state."""
+        lifted = set()
+        for a in addresses:
+            addr = a.lower()
+            if self.excluded.pop(addr, None) is not None:
+                lifted.add(addr)
+        return lifted
 
     def evaluate(
         self,

@@ -1,16 +1,25 @@
 """The path stage's per-chain state machine: keeps one ``PathEngine`` in step with the
-scan stage's ``PoolDelta``s and the hot state, and turns each delta into opportunities.
+scan stage's ``PoolDelta``s, the hot state and the recorded exclusions, and turns each
+delta into one ``PathResult``.
 
 Deltas of one chain may be spread over several worker processes, so an engine can miss
-blocks; it then catches up on every pool from the hot state before evaluating. Tokens the
-scan stage found unfit (fee-on-transfer, reverting transfers) leave the graph before any
-cycle through them is evaluated.
+blocks; it then catches up on every pool from the hot state before evaluating. Gas is
+priced with the delta's ``gas_price_wei`` (the scanner read it with the block).
+
+Exclusions have one direction, the record (the database, behind ``ExclusionSource``) to
+the engine: each delta the engine's exclusions are set to the recorded ones, so an
+operator's exclusion takes effect on the next block and clearing one puts its pools back
+(re-read from the hot state). Tokens the scan stage's checks found unfit (fee-on-transfer,
+reverting transfers; the hot state's ``excluded_reason``) that the record does not hold yet
+leave the graph at once and are handed on, once per stage, in ``PathResult.exclusions`` to
+be recorded; from then on the record decides, so an operator can clear them too (until a
+new stage, in a restarted worker, sees the scan stage's flag again and hands it on again).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Mapping, Protocol
 
 from arbbot.paths.engine import PathEngine
 from arbbot.types import Opportunity, PoolDelta, PoolState
@@ -24,23 +33,41 @@ class PoolSource(Protocol):
     def excluded_tokens(self, addresses: set[str] | None = None) -> dict[str, str]: ...
 
 
+class ExclusionSource(Protocol):
+    """The recorded exclusions of a chain: token and pool address -> why (the web side's
+    ``webapp.core.selectors.exclusions``). Called once per delta."""
+
+    def __call__(self, chain_id: int) -> Mapping[str, str]: ...
+
+
+@dataclass(frozen=True)
+class PathResult:
+    """What one delta gave: the opportunities (best net profit first) and the tokens the
+    scan stage flagged that are not recorded as excluded yet (address -> why), to record."""
+
+    opportunities: list[Opportunity]
+    exclusions: dict[str, str]
+
+
 @dataclass
 class PathStage:
     engine: PathEngine
     synced_block: int = -1
-    newly_excluded: dict[str, str] = field(default_factory=dict)
+    # flagged tokens handed on in a result, and those of them the record does not hold yet
+    # (kept excluded meanwhile, so a failed write never lets them trade)
+    _handed_on: set[str] = field(default_factory=set, repr=False)
+    _unrecorded: dict[str, str] = field(default_factory=dict, repr=False)
 
-    def process(self, delta: PoolDelta, hot: PoolSource, *, gas_price_wei: int) -> list[Opportunity]:
-        """Opportunities among the cycles through the pools ``delta`` (and any catch-up)
-        changed. ``newly_excluded`` then holds the tokens excluded by this call, with why."""
+    def process(self, delta: PoolDelta, hot: PoolSource, excluded: ExclusionSource) -> PathResult:
+        """Opportunities among the cycles through the pools ``delta`` (and any catch-up, or
+        a lifted exclusion) changed, and the newly flagged tokens."""
         fresh = self.synced_block < 0
         catch_up = fresh or delta.block_number != self.synced_block + 1 or delta.reorg
-        tokens = None if catch_up else {t for s in delta.states for t in (s.token0, s.token1)}
-        self.newly_excluded = {}
-        for token, reason in hot.excluded_tokens(tokens).items():
-            if token not in self.engine.excluded:
-                self.engine.exclude(token, reason)
-                self.newly_excluded[token] = reason
+        tokens = None if catch_up else {t.lower() for s in delta.states for t in (s.token0, s.token1)}
+        recorded = {a.lower(): reason for a, reason in excluded(delta.chain_id).items()}
+        flagged = self._flagged(hot.excluded_tokens(tokens), recorded)
+        if self._apply({**recorded, **self._unrecorded}):
+            catch_up = True  # the engine forgot the pools it had excluded: re-read them
         changed = self.engine.upsert(delta.states)
         block_number, block_hash = delta.block_number, delta.block_hash
         if catch_up:
@@ -52,11 +79,34 @@ class PathStage:
                 # the opportunities are that block's, not the delta's.
                 block_number, block_hash = head
         self.synced_block = max(self.synced_block, block_number)
-        return self.engine.evaluate(
+        opportunities = self.engine.evaluate(
             None if fresh else changed,
             chain_id=delta.chain_id,
             block_number=block_number,
             block_hash=block_hash,
-            gas_price_wei=gas_price_wei,
+            gas_price_wei=delta.gas_price_wei,
             observed_at=delta.observed_at,
         )
+        return PathResult(opportunities, flagged)
+
+    def _flagged(self, flags: Mapping[str, str], recorded: Mapping[str, str]) -> dict[str, str]:
+        """The scan stage's flags not recorded and not handed on before (by this stage)."""
+        for token in [t for t in self._unrecorded if t in recorded]:
+            del self._unrecorded[token]  # recorded: the record decides from now on
+        new = {}
+        for token, reason in flags.items():
+            token = token.lower()
+            if token not in recorded and token not in self._handed_on:
+                new[token] = reason
+        self._handed_on.update(new)
+        self._unrecorded.update(new)
+        return new
+
+    def _apply(self, wanted: Mapping[str, str]) -> set[str]:
+        """Make the engine's exclusions ``wanted``; the addresses whose exclusion was lifted."""
+        engine = self.engine
+        lifted = engine.include([a for a in engine.excluded if a not in wanted])
+        for address, reason in wanted.items():
+            if engine.excluded.get(address) != reason:
+                engine.exclude(address, reason)
+        return lifted

@@ -1,10 +1,17 @@
-"""The rule scorer (until the learned model lands): execute when the gross profit covers
-the gas cost by a safety margin. The score is the profit-to-gas ratio."""
+"""The rule scorer (until the learned model lands) and the ml stage's decision rule.
+
+``score`` judges one opportunity: execute when the gross profit covers the gas cost by a
+safety margin and the net profit clears a minimum; the score is the profit-to-gas ratio.
+``decide`` judges a batch and gives every opportunity its final decision: two trades
+through one pool in one block would invalidate each other's sizing, so of the worthy ones
+only the best per pool (by net profit) stays ``execute``; the rest are recorded as
+``skip``, naming the better cycle they lost to.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable
+from dataclasses import dataclass, replace
+from typing import Sequence
 
 from arbbot.types import Opportunity, ScoredOpportunity
 
@@ -17,6 +24,7 @@ class RuleScorer:
     name = "rule"
 
     def score(self, opp: Opportunity) -> ScoredOpportunity:
+        """One opportunity on its own merits (no other opportunity considered)."""
         gas = max(opp.gas_cost, 1)
         ratio = opp.profit / gas
         if opp.profit <= 0:
@@ -27,19 +35,30 @@ class RuleScorer:
             return ScoredOpportunity(opp, ratio, "skip", "net profit below minimum", self.name)
         return ScoredOpportunity(opp, ratio, "execute", f"profit/gas {ratio:.1f}", self.name)
 
-    def score_batch(self, opps: Iterable[Opportunity]) -> list[ScoredOpportunity]:
-        return [self.score(o) for o in opps]
+    def decide(self, opps: Sequence[Opportunity]) -> list[ScoredOpportunity]:
+        """Every opportunity of the batch with its final decision, best net profit first
+        (the order the execute stage should try them in): ``execute`` exactly for those to
+        be sent on, no pool used twice among them.
 
-
-def select_non_overlapping(scored: list[ScoredOpportunity]) -> list[ScoredOpportunity]:
-    """Of the ``execute`` decisions, keep the best per pool: two trades through the same
-    pool in one block would invalidate each other's sizing."""
-    used: set[str] = set()
-    out = []
-    for s in sorted(
-        (s for s in scored if s.decision == "execute"), key=lambda s: s.opportunity.net_profit, reverse=True
-    ):
-        if used.isdisjoint(s.opportunity.pools):
-            used.update(s.opportunity.pools)
-            out.append(s)
-    return out
+        Ties in net profit go to the lower ``path_id``, then the earlier in the batch, so the
+        outcome never depends on set or dict order. A worthy opportunity whose pool an
+        earlier (better) one already claimed becomes ``skip``, its reason naming the shared
+        pool and the cycle that claimed it."""
+        ranked = sorted(enumerate(opps), key=lambda item: (-item[1].net_profit, item[1].path_id, item[0]))
+        claimed: dict[str, str] = {}  # pool -> path_id of the cycle executing through it
+        out = []
+        for _, opp in ranked:
+            scored = self.score(opp)
+            if scored.decision == "execute":
+                pools = [p.lower() for p in opp.pools]
+                taken = next((p for p in pools if p in claimed), None)
+                if taken is None:
+                    claimed.update((p, opp.path_id) for p in pools)
+                else:
+                    scored = replace(
+                        scored,
+                        decision="skip",
+                        reason=f"overlaps a better cycle through pool {taken} (path {claimed[taken]})",
+                    )
+            out.append(scored)
+        return out

@@ -1,6 +1,8 @@
-"""PathStage keeps an engine in step with deltas and the hot state (real Redis): it
-evaluates only what changed when blocks arrive in order, catches up from the hot state when
-it missed a block, and drops tokens the scan stage flagged before evaluating through them."""
+"""PathStage keeps an engine in step with deltas, the hot state (real Redis) and the
+recorded exclusions: it evaluates only what changed when blocks arrive in order, catches up
+from the hot state when it missed a block, drops tokens the scan stage flagged before
+evaluating through them (and hands them on to be recorded, once), and follows the record
+when an exclusion is added or lifted."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from arbbot.chain.token_checks import TransferCheck
 from arbbot.chain.token_registry import TokenInfo
 from arbbot.hotstate import HotState
 from arbbot.paths.engine import PathEngine
-from arbbot.paths.stage import PathStage
+from arbbot.paths.stage import PathResult, PathStage
 from arbbot.types import PoolDelta, V2PoolState
 
 WETH, USDC, FOT = ("0x" + c * 40 for c in "abc")
@@ -33,7 +35,23 @@ def hot() -> HotState:
 
 
 def delta(n: int, *states: V2PoolState) -> PoolDelta:
-    return PoolDelta(chain_id=1, block_number=n, block_hash=H, states=tuple(states))
+    return PoolDelta(chain_id=1, block_number=n, block_hash=H, states=tuple(states), gas_price_wei=1)
+
+
+class Record:
+    """The recorded exclusions (the database in production): what ``ExclusionSource`` reads."""
+
+    def __init__(self) -> None:
+        self.excluded: dict[str, str] = {}
+
+    def __call__(self, chain_id: int) -> dict[str, str]:
+        assert chain_id == 1
+        return dict(self.excluded)
+
+    def keep(self, result: PathResult) -> PathResult:
+        """Record the result's exclusions, as the path task does."""
+        self.excluded.update(result.exclusions)
+        return result
 
 
 def stage() -> PathStage:
@@ -43,11 +61,11 @@ def stage() -> PathStage:
 def test_gap_found_incrementally_and_after_a_missed_block(hot: HotState) -> None:
     even = [pool(A, WETH, USDC, 10**21, 3 * 10**24), pool(B, WETH, USDC, 10**21, 3 * 10**24)]
     hot.put_pools(even, 1, H)
-    s = stage()
-    assert s.process(delta(1, *even), hot, gas_price_wei=1) == []  # bootstrap: no gap
+    s, record = stage(), Record()
+    assert s.process(delta(1, *even), hot, record).opportunities == []  # bootstrap: no gap
     gapped = pool(B, WETH, USDC, 10**21, int(3.3 * 10**24))
     hot.put_pools([gapped], 2, H)
-    opps = s.process(delta(2, gapped), hot, gas_price_wei=1)
+    opps = s.process(delta(2, gapped), hot, record).opportunities
     assert opps and {A, B} == set(opps[0].pools)
     # Block 3 went to another worker: block 4's delta names only an unrelated pool, yet the
     # stage catches up from the hot state and sees block 3's change (the gap closed).
@@ -55,7 +73,7 @@ def test_gap_found_incrementally_and_after_a_missed_block(hot: HotState) -> None
     other = pool(C, WETH, FOT, 10**21, 10**21)
     hot.put_pools([closed], 3, H)
     hot.put_pools([other], 4, H)
-    assert s.process(delta(4, other), hot, gas_price_wei=1) == []
+    assert s.process(delta(4, other), hot, record).opportunities == []
     assert s.engine.states[B].reserve1 == 3 * 10**24
 
 
@@ -64,12 +82,14 @@ def test_flagged_token_is_excluded_before_evaluation(hot: HotState) -> None:
     hot.put_pools(pools, 1, H)
     check = TransferCheck(ok=False, reason="fee-on-transfer: received 98/100", sent=100, received=98, amount=100)
     hot.put_tokens([TokenInfo(FOT, "FOT", 18, (), check)])
-    s = stage()
-    assert s.process(delta(1, *pools), hot, gas_price_wei=1) == []
-    assert s.newly_excluded == {FOT: "fee-on-transfer: received 98/100"}
+    s, record = stage(), Record()
+    first = record.keep(s.process(delta(1, *pools), hot, record))
+    assert first.opportunities == []
+    assert first.exclusions == {FOT: "fee-on-transfer: received 98/100"}
     assert s.engine.excluded[FOT].startswith("fee-on-transfer")
     # Recorded once: a later delta does not report it again.
-    assert s.process(delta(2, *pools), hot, gas_price_wei=1) == [] and s.newly_excluded == {}
+    second = s.process(delta(2, *pools), hot, record)
+    assert second.opportunities == [] and second.exclusions == {}
 
 
 def test_catch_up_past_the_delta_is_labelled_with_the_hot_state_head(hot: HotState) -> None:
@@ -82,9 +102,68 @@ def test_catch_up_past_the_delta_is_labelled_with_the_hot_state_head(hot: HotSta
     head_hash = "0x" + "77" * 32
     gapped = pool(B, WETH, USDC, 10**21, int(3.3 * 10**24))
     hot.put_pools([gapped], 2, head_hash)
-    s = stage()
-    opps = s.process(delta(1, *even), hot, gas_price_wei=1)
+    s, record = stage(), Record()
+    opps = s.process(delta(1, *even), hot, record).opportunities
     assert opps and {A, B} == set(opps[0].pools)
     assert {(o.block_number, o.block_hash) for o in opps} == {(2, head_hash)}
     assert s.synced_block == 2
-    assert s.process(delta(2, gapped), hot, gas_price_wei=1) == []
+    assert s.process(delta(2, gapped), hot, record).opportunities == []
+
+
+def gap_pools() -> list[V2PoolState]:
+    """A WETH/USDC price gap between A and B, and one between C and D through a third token."""
+    return [
+        pool(A, WETH, USDC, 10**21, 3 * 10**24), pool(B, WETH, USDC, 10**21, int(3.3 * 10**24)),
+        pool(C, WETH, FOT, 10**21, 10**21), pool(D, WETH, FOT, 10**21, 2 * 10**21),
+    ]
+
+
+def cycles(result: PathResult) -> set[frozenset[str]]:
+    return {frozenset(o.pools) for o in result.opportunities}
+
+
+def test_gas_is_priced_with_the_delta_gas_price(hot: HotState) -> None:
+    hot.put_pools(gap_pools(), 1, H)
+    cheap = stage().process(delta(1, *gap_pools()), hot, Record()).opportunities
+    dear_delta = PoolDelta(chain_id=1, block_number=1, block_hash=H, states=tuple(gap_pools()), gas_price_wei=7)
+    dear = stage().process(dear_delta, hot, Record()).opportunities
+    assert cheap and {o.gas_price_wei for o in cheap} == {1} and {o.gas_price_wei for o in dear} == {7}
+    by_path = {o.path_id: o for o in cheap}
+    assert all(o.gas_cost == 7 * by_path[o.path_id].gas_cost for o in dear)
+
+
+def test_recorded_exclusions_follow_the_record_both_ways(hot: HotState) -> None:
+    """An exclusion recorded (by an operator) between blocks takes the pool or token out of
+    the next delta's evaluation; lifting it brings its cycles back, though no delta names
+    its pools (the stage re-reads them from the hot state)."""
+    hot.put_pools(gap_pools(), 1, H)
+    s, record = stage(), Record()
+    assert cycles(s.process(delta(1, *gap_pools()), hot, record)) == {frozenset({A, B}), frozenset({C, D})}
+    record.excluded[B] = "operator: router rejects it"
+    assert cycles(s.process(delta(2), hot, record)) == set()  # nothing changed, and B is out
+    assert s.engine.excluded == {B: "operator: router rejects it"} and B not in s.engine.states
+    record.excluded[FOT] = "operator: paused"
+    del record.excluded[B]
+    assert cycles(s.process(delta(3), hot, record)) == {frozenset({A, B})}
+    assert set(s.engine.excluded) == {FOT} and C not in s.engine.states
+    record.excluded.clear()
+    assert cycles(s.process(delta(4), hot, record)) == {frozenset({C, D})}
+    assert s.engine.excluded == {} and {A, B, C, D} <= set(s.engine.states)
+
+
+def test_a_flagged_token_stays_out_until_recorded_and_the_record_may_lift_it(hot: HotState) -> None:
+    pools = gap_pools()[2:]
+    hot.put_pools(pools, 1, H)
+    check = TransferCheck(ok=False, reason="fee-on-transfer: received 98/100", sent=100, received=98, amount=100)
+    hot.put_tokens([TokenInfo(FOT, "FOT", 18, (), check)])
+    s, record = stage(), Record()
+    assert s.process(delta(1, *pools), hot, record).exclusions == {FOT: "fee-on-transfer: received 98/100"}
+    # The task failed to record it: still out, not handed on twice.
+    second = s.process(delta(2, *pools), hot, record)
+    assert (second.opportunities, second.exclusions) == ([], {}) and FOT in s.engine.excluded
+    record.excluded[FOT] = "fee-on-transfer: received 98/100"  # recorded now (a retry, or another worker)
+    assert s.process(delta(3, *pools), hot, record).opportunities == []
+    # An operator clears it: the record decides, the scan stage's flag does not come back.
+    record.excluded.clear()
+    third = s.process(delta(4, *pools), hot, record)
+    assert cycles(third) == {frozenset({C, D})} and third.exclusions == {} and s.engine.excluded == {}

@@ -26,6 +26,18 @@ def pools_for_chain(chain: Chain) -> list[Pool]:
     )
 
 
+def exclusions(chain_id: int) -> dict[str, str]:
+    """The chain's excluded tokens and pools, address -> why: what the path stage must not
+    route through (``arbbot.paths.stage.ExclusionSource``). One query; the path stage asks
+    once per delta, that is once per block, so there is nothing to cache."""
+    tokens = Token.objects.filter(chain__chain_id=chain_id).exclude(excluded_reason="")
+    pools = Pool.objects.filter(chain__chain_id=chain_id).exclude(excluded_reason="")
+    rows = tokens.values_list("address", "excluded_reason").union(
+        pools.values_list("address", "excluded_reason"), all=True
+    )
+    return dict(rows)
+
+
 def token_map(chain_id: int | None = None) -> dict[str, Token]:
     qs = Token.objects.select_related("chain")
     if chain_id is not None:

@@ -106,6 +106,12 @@ def token_register(chain: Chain, address: str, symbol: str = "", decimals: int |
     return token
 
 
+# --------------------------------------------------------------------------- exclusions
+# The path stage reads these back each block (``selectors.exclusions``): an exclusion
+# written here takes effect on the next block, and lifting one puts its pools back.
+
+
+@transaction.atomic
 def token_exclude(chain_id: int, address: str, reason: str, symbol: str = "") -> Token:
     """Record why a token is not traded (e.g. fee-on-transfer), registering it if it was
     discovered on-chain rather than configured; its known pools are marked too."""
@@ -113,18 +119,66 @@ def token_exclude(chain_id: int, address: str, reason: str, symbol: str = "") ->
 
     address = address.lower()
     validate_address(address)
+    reason = _reason(reason)
     chain = Chain.objects.get(chain_id=chain_id)
     token, created = Token.objects.get_or_create(
-        chain=chain, address=address, defaults={"symbol": symbol[:64], "excluded_reason": reason[:200]}
+        chain=chain, address=address, defaults={"symbol": symbol[:64], "excluded_reason": reason}
     )
     if not created:
-        token.excluded_reason = reason[:200]
+        token.excluded_reason = reason
         token.save(update_fields=["excluded_reason"])
 
     Pool.objects.filter(Q(token0__address=address) | Q(token1__address=address), chain__chain_id=chain_id).update(
-        excluded_reason=f"token {address}: {reason}"[:200]
+        excluded_reason=_token_mark(address, reason)
     )
     return token
+
+
+@transaction.atomic
+def token_include(chain_id: int, address: str) -> Token:
+    """Lift a token's exclusion: it is traded again from the next block. The marks it left
+    on its pools go too, except where the pool's other token is still excluded (then that
+    token's mark replaces it)."""
+    token = Token.objects.select_for_update().get(chain__chain_id=chain_id, address=address.lower())
+    token.excluded_reason = ""
+    token.save(update_fields=["excluded_reason"])
+    marked = Pool.objects.filter(
+        chain__chain_id=chain_id, excluded_reason__startswith=_token_mark(token.address, "")
+    ).select_related("token0", "token1")
+    for pool in marked:
+        other = pool.token1 if pool.token0_id == token.pk else pool.token0
+        pool.excluded_reason = _token_mark(other.address, other.excluded_reason) if other.excluded_reason else ""
+        pool.save(update_fields=["excluded_reason"])
+    return token
+
+
+def pool_exclude(chain_id: int, address: str, reason: str) -> Pool:
+    """Record why a known pool is not traded (e.g. an operator's decision)."""
+    pool = Pool.objects.get(chain__chain_id=chain_id, address=address.lower())
+    pool.excluded_reason = _reason(reason)
+    pool.save(update_fields=["excluded_reason"])
+    return pool
+
+
+def pool_include(chain_id: int, address: str) -> Pool:
+    """Lift a pool's own exclusion: traded again from the next block, unless one of its
+    tokens is excluded."""
+    pool = Pool.objects.get(chain__chain_id=chain_id, address=address.lower())
+    pool.excluded_reason = ""
+    pool.save(update_fields=["excluded_reason"])
+    return pool
+
+
+def _reason(reason: str) -> str:
+    reason = reason.strip()[:200]
+    if not reason:
+        raise ValidationError("an exclusion needs a reason")
+    return reason
+
+
+def _token_mark(address: str, reason: str) -> str:
+    """A pool's exclusion reason when it comes from one of its tokens."""
+    return f"token {address}: {reason}"[:200]
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,13 @@
-"""ml queue: score a batch of opportunities and decide (rule scorer for now)."""
+"""ml queue: score a batch of opportunities and decide (rule scorer for now). Every
+decision is recorded; exactly those decided ``execute`` go on to the execute queue."""
 
 from __future__ import annotations
 
-import logging
-
-from arbbot.scoring.rule import RuleScorer, select_non_overlapping
+from arbbot.scoring.rule import RuleScorer
 from arbbot.types import Opportunity
 from workers.celery_app import app
 from workers.stage import ITEMS, as_list, rejects_malformed
 
-log = logging.getLogger(__name__)
 SCORER = RuleScorer()
 
 
@@ -17,12 +15,12 @@ SCORER = RuleScorer()
 @rejects_malformed
 def score(opportunities: list[dict]) -> int:
     opps = [Opportunity.from_wire(o) for o in as_list(opportunities, "opportunities")]
-    scored = SCORER.score_batch(opps)
-    ITEMS.labels(stage="ml").inc(len(scored))
+    decided = SCORER.decide(opps)
+    ITEMS.labels(stage="ml").inc(len(decided))
     from workers.tasks import analytics, execute
 
-    analytics.record_opportunities.delay([s.to_wire() for s in scored])
-    chosen = select_non_overlapping(scored)
+    analytics.record_opportunities.delay([s.to_wire() for s in decided])
+    chosen = [s.to_wire() for s in decided if s.decision == "execute"]
     if chosen:
-        execute.execute.delay([s.to_wire() for s in chosen])
+        execute.execute.delay(chosen)
     return len(chosen)

@@ -1,0 +1,112 @@
+"""The rule scorer: each opportunity's own verdict (margin over gas, gross and net profit)
+and the batch decision (every opportunity recorded; ``execute`` only for the best
+non-overlapping ones, the losers recorded as ``skip`` with the cycle they lost to)."""
+
+from __future__ import annotations
+
+import random
+
+from arbbot.scoring.rule import RuleScorer
+from arbbot.types import Opportunity
+
+WETH = "0x" + "ee" * 20
+H = "0x" + "00" * 32
+
+
+def pool(i: int) -> str:
+    return "0x" + f"{i:040x}"
+
+
+def opp(path_id: str, pools: tuple[int, ...], profit: int, gas_cost: int = 0) -> Opportunity:
+    return Opportunity(
+        chain_id=1, block_number=7, block_hash=H, path_id=path_id,
+        pools=tuple(pool(p) for p in pools), tokens=(WETH,) + ("0x" + "11" * 20,) * (len(pools) - 1) + (WETH,),
+        amount_in=10**18, amount_out=10**18 + profit, gas_estimate=150_000, gas_price_wei=1, gas_cost=gas_cost,
+    )
+
+
+def test_margin_over_gas() -> None:
+    scorer = RuleScorer(margin=1.5)
+    assert scorer.score(opp("a", (1, 2), profit=151, gas_cost=100)).decision == "execute"
+    below = scorer.score(opp("b", (1, 2), profit=150, gas_cost=100))  # exactly gas x margin: not above it
+    assert (below.decision, below.reason) == ("skip", "profit below gas x 1.5")
+    assert below.score == 1.5
+
+
+def test_zero_and_negative_gross_profit_are_skipped() -> None:
+    scorer = RuleScorer()
+    for profit in (0, -5):
+        s = scorer.score(opp("z", (1, 2), profit=profit))
+        assert (s.decision, s.reason) == ("skip", "no gross profit")
+
+
+def test_net_profit_minimum() -> None:
+    scorer = RuleScorer(margin=1.0, min_net_profit=50)
+    at_min = scorer.score(opp("m", (1, 2), profit=150, gas_cost=100))  # net 50: not above the minimum
+    assert (at_min.decision, at_min.reason) == ("skip", "net profit below minimum")
+    assert scorer.score(opp("n", (1, 2), profit=151, gas_cost=100)).decision == "execute"
+
+
+def test_overlap_goes_to_the_higher_net_profit_and_the_loser_says_why() -> None:
+    # Gross order and net order disagree: the decision follows net profit.
+    high_gross = opp("gross", (1, 2), profit=1000, gas_cost=900)  # net 100
+    high_net = opp("net", (2, 3), profit=600, gas_cost=100)  # net 500
+    out = RuleScorer(margin=1.0).decide([high_gross, high_net])
+    by_path = {s.opportunity.path_id: s for s in out}
+    assert by_path["net"].decision == "execute"
+    loser = by_path["gross"]
+    assert loser.decision == "skip"
+    assert loser.reason == f"overlaps a better cycle through pool {pool(2)} (path net)"
+    assert [s.opportunity.path_id for s in out] == ["net", "gross"]  # best first
+
+
+def test_every_opportunity_is_recorded_with_its_final_decision() -> None:
+    batch = [
+        opp("a", (1, 2), profit=900),
+        opp("b", (3, 4), profit=800),
+        opp("c", (1, 5), profit=700),  # overlaps a
+        opp("d", (6, 7), profit=0),  # no profit
+        opp("e", (8, 9), profit=100, gas_cost=90),  # below margin
+    ]
+    out = RuleScorer().decide(batch)
+    assert sorted(s.opportunity.path_id for s in out) == ["a", "b", "c", "d", "e"]
+    decisions = {s.opportunity.path_id: (s.decision, s.reason.split(" ")[0]) for s in out}
+    assert decisions == {
+        "a": ("execute", "profit/gas"), "b": ("execute", "profit/gas"), "c": ("skip", "overlaps"),
+        "d": ("skip", "no"), "e": ("skip", "profit"),
+    }
+
+
+def test_ties_are_decided_by_path_id_whatever_the_input_order() -> None:
+    batch = [opp(name, (1, i + 2), profit=500) for i, name in enumerate("qmxa")]
+    winners = set()
+    for seed in range(8):
+        shuffled = batch[:]
+        random.Random(seed).shuffle(shuffled)
+        out = RuleScorer().decide(shuffled)
+        winners.add(tuple(s.opportunity.path_id for s in out if s.decision == "execute"))
+        assert [s.opportunity.path_id for s in out] == ["a", "m", "q", "x"]
+    assert winners == {("a",)}
+
+
+def test_no_pool_is_used_twice_among_the_executed() -> None:
+    rng = random.Random(13)
+    batch = [
+        opp(f"p{i}", tuple(rng.sample(range(12), rng.choice((2, 3)))), profit=rng.randrange(-100, 10_000),
+            gas_cost=rng.randrange(0, 500))
+        for i in range(200)
+    ]
+    scorer = RuleScorer()
+    out = scorer.decide(batch)
+    assert len(out) == len(batch)
+    executed = [s for s in out if s.decision == "execute"]
+    pools = [p for s in executed for p in s.opportunity.pools]
+    assert executed and len(pools) == len(set(pools))
+    # Greedy by net profit: every worthy opportunity left out shares a pool with a better executed one.
+    for s in out:
+        if s.decision == "skip" and scorer.score(s.opportunity).decision == "execute":
+            assert s.reason.startswith("overlaps a better cycle through pool ")
+            assert any(
+                set(s.opportunity.pools) & set(e.opportunity.pools) and e.opportunity.net_profit >= s.opportunity.net_profit
+                for e in executed
+            )

@@ -1,0 +1,187 @@
+"""Exclusions go one way, database -> engine, on real PostgreSQL and Redis: a token or pool
+excluded in the admin (or by a service) leaves the path stage's next evaluation, clearing
+it brings its cycles back, and a token the scan stage flagged is recorded by the path task
+and then read back like any other exclusion."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any, Iterator
+
+import pytest
+import redis
+
+from arbbot.chain.discovery import TokenInfo
+from arbbot.chain.token_checks import TransferCheck
+from arbbot.hotstate import HotState
+from arbbot.paths.engine import PathEngine
+from arbbot.paths.stage import PathStage
+from arbbot.types import PoolDelta, V2PoolState
+from webapp.core import selectors, services
+from webapp.core.models import Pool, Token
+
+CHAIN_ID = 4242
+WETH, USDC, X = "0x" + "11" * 20, "0x" + "22" * 20, "0x" + "33" * 20
+A, B, C, D = ("0x" + f"{i:040x}" for i in (0xA1, 0xB2, 0xC3, 0xD4))
+H = "0x" + "00" * 32
+AB, CD = frozenset({A, B}), frozenset({C, D})
+
+
+@pytest.fixture()
+def chain(db: Any) -> None:
+    services.chain_register_deployment({
+        "chain_id": CHAIN_ID, "name": "exclusions", "rpc_url": "http://127.0.0.1:8545", "weth": WETH,
+        "dexes": [{"name": "uni", "kind": "v2", "factory": "0x" + "44" * 20}],
+        "tokens": [{"address": t, "symbol": s, "decimals": 18} for t, s in ((WETH, "WETH"), (USDC, "USDC"), (X, "X"))],
+        "pools": [{"address": p, "dex": "uni", "token0": WETH, "token1": t} for p, t in ((A, USDC), (B, USDC), (C, X), (D, X))],
+    })
+
+
+@pytest.fixture()
+def hot() -> Iterator[HotState]:
+    prefix = f"{os.environ.get('ARBBOT_REDIS_PREFIX', 'test')}-exclusions-{uuid.uuid4().hex[:8]}"
+    h = HotState(redis.Redis.from_url("redis://127.0.0.1:6379/0"), prefix, CHAIN_ID)
+    yield h
+    h.clear()
+
+
+class Chain:
+    """A small profitable V2 market in the hot state, one block at a time: two WETH/USDC
+    pools and two WETH/X pools with a price gap each, every pool's state new each block (as
+    if trades touched them), so each delta's evaluation covers every cycle."""
+
+    def __init__(self, hot: HotState) -> None:
+        self.hot, self.block = hot, 0
+        self.stage = PathStage(PathEngine(base_tokens=[WETH], weth=WETH))
+
+    def next_block(self) -> set[frozenset[str]]:
+        """Scan one block, run the path stage as the path task does (exclusions read from
+        the database, newly flagged ones written back), return the cycles found."""
+        self.block += 1
+        n = self.block
+        states = (
+            V2PoolState(A, WETH, USDC, 10**21, 3 * 10**24 + n), V2PoolState(B, WETH, USDC, 10**21, 33 * 10**23 + n),
+            V2PoolState(C, WETH, X, 10**21, 10**21 + n), V2PoolState(D, WETH, X, 10**21, 2 * 10**21 + n),
+        )
+        self.hot.put_pools(states, n, H)
+        delta = PoolDelta(CHAIN_ID, n, H, states, gas_price_wei=10**9)
+        result = self.stage.process(delta, self.hot, selectors.exclusions)
+        for token, reason in result.exclusions.items():
+            services.token_exclude(CHAIN_ID, token, reason)
+        return {frozenset(o.pools) for o in result.opportunities}
+
+
+@pytest.mark.django_db
+def test_pool_excluded_and_included_by_services(chain: None, hot: HotState) -> None:
+    market = Chain(hot)
+    assert market.next_block() == {AB, CD}
+    services.pool_exclude(CHAIN_ID, B, "operator: pool paused")
+    assert selectors.exclusions(CHAIN_ID) == {B: "operator: pool paused"}
+    assert market.next_block() == {CD}
+    services.pool_include(CHAIN_ID, B)
+    assert selectors.exclusions(CHAIN_ID) == {}
+    assert market.next_block() == {AB, CD}
+
+
+@pytest.mark.django_db
+def test_token_excluded_and_included_by_services(chain: None, hot: HotState) -> None:
+    market = Chain(hot)
+    assert market.next_block() == {AB, CD}
+    services.token_exclude(CHAIN_ID, X, "operator: transfers paused")
+    assert selectors.exclusions(CHAIN_ID) == {
+        X: "operator: transfers paused", C: f"token {X}: operator: transfers paused",
+        D: f"token {X}: operator: transfers paused",
+    }
+    assert market.next_block() == {AB}
+    services.token_include(CHAIN_ID, X)
+    assert selectors.exclusions(CHAIN_ID) == {}
+    assert market.next_block() == {AB, CD}
+
+
+@pytest.mark.django_db
+def test_admin_edits_and_actions_go_through_the_services(chain: None, hot: HotState, admin_client: Any) -> None:
+    market = Chain(hot)
+    assert market.next_block() == {AB, CD}
+    # An operator types a reason on the pool's change form.
+    pool = Pool.objects.get(address=A)
+    form = {
+        "chain": pool.chain_id, "dex": pool.dex_id, "address": A, "kind": "v2", "token0": pool.token0_id,
+        "token1": pool.token1_id, "fee_pips": 3000, "tick_spacing": "", "excluded_reason": "router rejects it",
+    }
+    response = admin_client.post(f"/admin/core/pool/{pool.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert market.next_block() == {CD}
+    # ... and clears it again.
+    assert admin_client.post(f"/admin/core/pool/{pool.pk}/change/", {**form, "excluded_reason": ""}).status_code == 302
+    assert market.next_block() == {AB, CD}
+    # The token actions: exclude X (its pools are marked), then include it (the marks go).
+    x = Token.objects.get(address=X)
+    changelist = "/admin/core/token/"
+    admin_client.post(changelist, {"action": "exclude_selected", "_selected_action": [x.pk]})
+    assert Token.objects.get(address=X).excluded_reason == "excluded by admin in the admin"
+    assert set(Pool.objects.exclude(excluded_reason="").values_list("address", flat=True)) == {C, D}
+    assert market.next_block() == {AB}
+    admin_client.post(changelist, {"action": "include_selected", "_selected_action": [x.pk]})
+    assert selectors.exclusions(CHAIN_ID) == {}
+    assert market.next_block() == {AB, CD}
+
+
+@pytest.mark.django_db
+def test_token_flagged_by_the_scan_stage_is_recorded_then_read_back(chain: None, hot: HotState) -> None:
+    check = TransferCheck(ok=False, reason="fee-on-transfer: received 98/100", sent=100, received=98, amount=100)
+    hot.put_tokens([TokenInfo(X, "X", 18, (), check)])
+    market = Chain(hot)
+    assert market.next_block() == {AB}
+    assert Token.objects.get(address=X).excluded_reason == "fee-on-transfer: received 98/100"
+    assert selectors.exclusions(CHAIN_ID)[C] == f"token {X}: fee-on-transfer: received 98/100"
+    assert market.next_block() == {AB}
+    # The operator knows better (say the fee was switched off): clearing it trades it again,
+    # though the scan stage's flag is still in the hot state.
+    services.token_include(CHAIN_ID, X)
+    assert market.next_block() == {AB, CD}
+    assert Token.objects.get(address=X).excluded_reason == ""
+
+
+@pytest.mark.django_db
+def test_a_pool_between_two_excluded_tokens_stays_out_until_both_are_included(chain: None) -> None:
+    services.token_exclude(CHAIN_ID, USDC, "paused")
+    services.token_exclude(CHAIN_ID, WETH, "paused too")
+    services.token_include(CHAIN_ID, WETH)
+    assert Pool.objects.get(address=A).excluded_reason == f"token {USDC}: paused"
+    assert Pool.objects.get(address=C).excluded_reason == ""
+    services.token_include(CHAIN_ID, USDC)
+    assert set(Pool.objects.values_list("excluded_reason", flat=True)) == {""}
+
+
+@pytest.mark.django_db
+def test_an_exclusion_needs_a_reason(chain: None) -> None:
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError):
+        services.pool_exclude(CHAIN_ID, A, "  ")
+    with pytest.raises(ValidationError):
+        services.token_exclude(CHAIN_ID, X, "")
+    assert selectors.exclusions(CHAIN_ID) == {}
+
+
+@pytest.mark.django_db
+def test_the_path_task_records_what_the_stage_hands_back(chain: None) -> None:
+    """The task itself (called in-process, no broker involved: nothing is profitable here):
+    the stage's flagged token reaches the database through ``services.token_exclude``."""
+    from workers import runtime
+    from workers.tasks import path
+
+    runtime.reset()
+    hot = runtime.hotstate(CHAIN_ID)
+    try:
+        states = (V2PoolState(C, WETH, X, 10**21, 10**21), V2PoolState(D, WETH, X, 10**21, 2 * 10**21))
+        hot.put_pools(states, 1, H)
+        check = TransferCheck(ok=False, reason="transfer reverted: paused", sent=100, received=0, amount=100)
+        hot.put_tokens([TokenInfo(X, "X", 18, (), check)])
+        assert path.find(PoolDelta(CHAIN_ID, 1, H, states, gas_price_wei=10**9).to_wire()) == 0
+        assert Token.objects.get(address=X).excluded_reason == "transfer reverted: paused"
+        assert runtime.path_stage(CHAIN_ID).engine.excluded == {X: "transfer reverted: paused"}
+    finally:
+        hot.clear()
+        runtime.reset()
