@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import pytest
 import redis
 
-from arbbot.chain.discovery import TokenInfo
+from arbbot.chain.token_registry import TokenInfo
 from arbbot.chain.token_checks import TransferCheck
 from arbbot.hotstate import HotState
 from arbbot.paths.engine import PathEngine
