@@ -20,7 +20,7 @@ How the integration uses it (``workers/tasks/scan.py``)::
     hot = HotState(redis.Redis.from_url(url), prefix, cfg.chain_id)
     scanner = Scanner(cfg, store=hot)     # build once per worker process and keep it
 
-    with hot.lock("scan", ttl_s=30) as got:   # never two scans of one chain at once
+    with hot.scanning(ttl_s=30) as got:       # never two scans of one chain at once
         if got:
             for delta in scanner.poll():      # one PoolDelta per new block, in order
                 if hot.claim_block(delta.block_number, delta.block_hash):

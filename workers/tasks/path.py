@@ -17,8 +17,6 @@ log = logging.getLogger(__name__)
 @rejects_malformed
 def find(delta: dict) -> int:
     d = PoolDelta.from_wire(delta)
-    if d.reorg:
-        runtime.mark_orphaned(d.chain_id, list(d.orphaned_hashes))
     stage = runtime.path_stage(d.chain_id)
     gas_price = int(runtime.rpc(d.chain_id).call("eth_gasPrice"), 16)
     opps = stage.process(d, runtime.hotstate(d.chain_id), gas_price_wei=gas_price)
