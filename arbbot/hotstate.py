@@ -1,14 +1,25 @@
-"""Hot, shared pool state of one chain in Redis, versioned by block number and hash.
+"""Every Redis key the fleet uses, and the one place that names them.
 
-Owns the Redis layout under ``{prefix}:{chain_id}:``:
+Per chain, under ``{prefix}:{chain_id}:`` (``HotState``):
 
 - ``pools``   hash: pool address -> JSON of ``PoolState.to_wire()`` plus ``block_hash``
 - ``head``    ``"<block_number>:<block_hash>"`` of the block the pools are current at
 - ``cursor``  JSON ``{"last": n, "hashes": [[n, hash], ...]}``: the scanner's resume point
-- ``lock:<name>``  a scan lock (``SET NX PX`` with a random token, released by compare-and-delete)
-- ``claim:<n>:<hash>``  publish-once guard for a block
-- ``orphaned``  set: block hashes a reorg orphaned (written with the correcting block)
+- ``orphaned``  set: block hashes a reorg orphaned (written with the correcting block,
+  kept ``ORPHAN_TTL_S``); the execute stage drops work computed on them
 - ``tokens``  hash: token address -> JSON of its metadata and transfer check (``put_tokens``)
+- ``claim:<n>:<hash>``  publish-once guard for a block
+- ``lock:scan``  the scan lock: never two scans of one chain at once (``scan_lock``)
+- ``nonce:<signer address>``  the nonce lock: one send at a time per signer (``nonce_lock``)
+
+Fleet-wide, under ``{prefix}:`` (``Fleet``, also ``HotState.fleet``):
+
+- ``kill_switch``  present (any value) while the kill switch is engaged: every execution is
+  dropped before anything is sent. Operators set it by hand
+  (``redis-cli set arbbot:kill_switch 1``), so the name is fixed.
+
+Both locks are redis-py's ``Lock`` (``SET NX PX`` with a random token, released only by
+the holder, freed by expiry if the holder dies).
 
 Pools, head and cursor are written in one ``MULTI`` so a reader never sees pools from one
 block with the head of another. JSON of ``to_wire()`` (uint256 as decimal strings) is the
@@ -18,76 +29,51 @@ without adding a dependency.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import secrets
-import time
-from typing import Any, Iterable, Sequence
+import logging
+from typing import Any, Iterable, Iterator, Sequence
+
+from redis.exceptions import LockNotOwnedError
+from redis.lock import Lock
 
 from arbbot.types import PoolState, pool_from_wire
 
+log = logging.getLogger(__name__)
+
 ORPHAN_TTL_S = 3600  # how long an orphaned block hash is remembered (the execute stage drops work on it)
-
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
-"""
-_EXTEND = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end
-"""
+NONCE_LOCK_TTL_S = 120.0  # a send holds it for a few RPC round trips; a dead holder frees it after this
 
 
-def kill_switch_key(prefix: str) -> str:
-    """The Redis key whose presence engages the kill switch (fleet-wide, all chains)."""
-    return f"{prefix}:kill_switch"
+class Fleet:
+    """The keys shared by every chain: the kill switch."""
 
+    def __init__(self, redis_client: Any, prefix: str) -> None:
+        self.redis = redis_client
+        self.prefix = prefix
+        self.kill_switch_key = f"{prefix}:kill_switch"
 
-class ScanLock:
-    """A Redis lock with expiry. ``with hot.lock("scan", 30) as got:`` gives ``got`` True
-    when this holder owns it; the release only deletes the key if the token is still ours
-    (an expired lock taken over by another worker is never released by us)."""
+    def kill_switch_engaged(self) -> bool:
+        return bool(self.redis.exists(self.kill_switch_key))
 
-    def __init__(self, redis: Any, key: str, ttl_s: float) -> None:
-        self.redis = redis
-        self.key = key
-        self.ttl_ms = max(1, int(ttl_s * 1000))
-        self.token = secrets.token_hex(16)
-        self.acquired = False
-
-    def acquire(self, *, blocking: bool = False, timeout_s: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms):
-                self.acquired = True
-                return True
-            if not blocking or time.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
-
-    def extend(self, ttl_s: float | None = None) -> bool:
-        ms = self.ttl_ms if ttl_s is None else int(ttl_s * 1000)
-        return bool(self.redis.eval(_EXTEND, 1, self.key, self.token, ms))
-
-    def release(self) -> bool:
-        if not self.acquired:
-            return False
-        self.acquired = False
-        return bool(self.redis.eval(_RELEASE, 1, self.key, self.token))
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def set_kill_switch(self, on: bool) -> None:
+        if on:
+            self.redis.set(self.kill_switch_key, "1")
+        else:
+            self.redis.delete(self.kill_switch_key)
 
 
 class HotState:
-    """Latest pool states of one chain. ``redis_client`` is a ``redis.Redis`` (any client
-    with the same commands); values are stored as bytes or str, both are decoded."""
+    """One chain's keys: latest pool states, head, cursor, orphaned blocks, tokens, block
+    claims, the scan and nonce locks; ``fleet`` holds the fleet-wide ones. ``redis_client``
+    is a ``redis.Redis``; values are stored as bytes or str, both are decoded."""
 
     def __init__(self, redis_client: Any, prefix: str, chain_id: int) -> None:
         self.redis = redis_client
         self.prefix = prefix
         self.chain_id = chain_id
         self.ns = f"{prefix}:{chain_id}"
+        self.fleet = Fleet(redis_client, prefix)
 
     def key(self, name: str) -> str:
         return f"{self.ns}:{name}"
@@ -161,13 +147,10 @@ class HotState:
     def head(self) -> tuple[int, str] | None:
         return _head(self.redis.get(self.key("head")))
 
-    def set_head(self, block_number: int, block_hash: str) -> None:
-        self.redis.set(self.key("head"), f"{block_number}:{block_hash}")
-
     # --------------------------------------------------------------- tokens
 
     def put_tokens(self, tokens: Iterable[Any]) -> None:
-        """Token metadata (``discovery.TokenInfo``) by address, JSON: ``symbol``,
+        """Token metadata (``arbbot.chain.token_registry.TokenInfo``) by address, JSON: ``symbol``,
         ``decimals``, ``problems``, ``excluded_reason`` (None, or why the path stage must
         skip the token, e.g. ``"fee-on-transfer: received 98/100"``) and ``transfer_check``
         (None until probed, else ``TransferCheck.to_wire()``: amounts as decimal strings)."""
@@ -203,9 +186,6 @@ class HotState:
 
     # --------------------------------------------------------------- scanner cursor
 
-    def save_cursor(self, last_block: int, hashes: Sequence[tuple[int, str]]) -> None:
-        self.redis.set(self.key("cursor"), _cursor_json(last_block, hashes))
-
     def load_cursor(self) -> tuple[int, list[tuple[int, str]]] | None:
         v = self.redis.get(self.key("cursor"))
         if v is None:
@@ -215,9 +195,31 @@ class HotState:
 
     # --------------------------------------------------------------- coordination
 
-    def lock(self, name: str, ttl_s: float) -> ScanLock:
-        """A lock object (not yet acquired); use as ``with hot.lock("scan", 30) as got:``."""
-        return ScanLock(self.redis, self.key(f"lock:{name}"), ttl_s)
+    def scan_lock(self, ttl_s: float) -> Lock:
+        """The chain's scan lock, not yet acquired; ``acquire()`` never waits. Expires after
+        ``ttl_s`` so a crashed holder does not block the chain; see ``scanning``."""
+        return self.redis.lock(self.key("lock:scan"), timeout=ttl_s, blocking=False)
+
+    @contextlib.contextmanager
+    def scanning(self, ttl_s: float) -> Iterator[bool]:
+        """``with hot.scanning(30) as got:``: ``got`` is True when this caller holds the scan
+        lock. On exit the lock is released if it is still ours; once expired it may be
+        another worker's, and is left alone."""
+        lock = self.scan_lock(ttl_s)
+        got = lock.acquire()
+        try:
+            yield got
+        finally:
+            if got:
+                try:
+                    lock.release()
+                except LockNotOwnedError:
+                    log.warning("scan lock of chain %s expired before the scan ended", self.chain_id)
+
+    def nonce_lock(self, signer: str, ttl_s: float = NONCE_LOCK_TTL_S) -> Lock:
+        """The lock that serialises sends from ``signer`` across workers (``with``: waits
+        for it). Whoever holds it re-reads the nonce before sending."""
+        return self.redis.lock(self.key(f"nonce:{signer}"), timeout=ttl_s)
 
     def claim_block(self, block_number: int, block_hash: str, *, ttl_s: int = 3600) -> bool:
         """True exactly once per ``(block_number, block_hash)`` across all workers: call it

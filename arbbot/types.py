@@ -373,6 +373,14 @@ class ExecutionResult:
     amount_in: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def failed(cls, attempt: Mapping[str, Any], reason: str, *, tx_hash: str | None = None) -> ExecutionResult:
+        """The one way to say an execution failed: it raised, could not send, lost its
+        receipt, or its worker died. ``attempt`` holds the claimed execution's own fields
+        (``chain_id``, ``block_number``, ``path_id``, ``predicted_profit``,
+        ``profit_token``, ``amount_in``: ``arbbot.execution.runner.attempt_of``)."""
+        return cls(status="failed", reason=reason, tx_hash=tx_hash, **attempt)
+
     def to_wire(self) -> dict[str, Any]:
         return {
             "chain_id": self.chain_id,

@@ -11,6 +11,12 @@ import os
 import shutil
 import subprocess
 import uuid
+from typing import Iterator
+
+import pytest
+import redis
+
+from arbbot.hotstate import HotState
 
 RUN_ID = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
@@ -44,6 +50,25 @@ if "ARBBOT_BROKER_URL" not in os.environ:
     os.environ["ARBBOT_BROKER_URL"] = "amqp://guest:guest@127.0.0.1:5672/" + (
         "" if vhost == "/" else vhost
     )
+
+
+@pytest.fixture
+def redis_client() -> redis.Redis:
+    return redis.Redis.from_url(os.environ.get("ARBBOT_REDIS_URL", "redis://127.0.0.1:6379/0"))
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A Redis key prefix of this test's own, inside this run's."""
+    return f"{os.environ['ARBBOT_REDIS_PREFIX']}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def hot(redis_client: redis.Redis, prefix: str) -> Iterator[HotState]:
+    """An empty hot state of chain 31337 on the real Redis, cleared afterwards."""
+    h = HotState(redis_client, prefix, 31337)
+    yield h
+    h.clear()
 
 
 def pytest_sessionfinish(session, exitstatus):  # type: ignore[no-untyped-def]

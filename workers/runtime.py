@@ -5,9 +5,9 @@ PathEngine is expensive to build and cheap to keep up to date)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-import threading
 from typing import Any
 
 import redis
@@ -18,14 +18,11 @@ from arbbot.chain.tx import LocalSigner
 from arbbot.config import get_settings
 from arbbot.execution.runner import ExecutionRunner, RiskLimits
 from arbbot.hotstate import HotState
-from arbbot.hotstate import kill_switch_key as hotstate_kill_switch_key
 from arbbot.paths.engine import PathEngine
 from arbbot.paths.gas import GasModel
 from arbbot.paths.stage import PathStage
 
 log = logging.getLogger(__name__)
-_lock = threading.Lock()
-ORPHAN_TTL_S = 3600
 
 
 @functools.lru_cache(maxsize=1)
@@ -79,28 +76,12 @@ def path_stage(chain_id: int) -> PathStage:
     )
 
 
-def kill_switch_key() -> str:
-    return hotstate_kill_switch_key(prefix())
-
-
-def orphaned_key(chain_id: int) -> str:
-    return f"{prefix()}:{chain_id}:orphaned"
-
-
-def mark_orphaned(chain_id: int, hashes: list[str]) -> None:
-    if hashes:
-        r = redis_client()
-        r.sadd(orphaned_key(chain_id), *hashes)
-        r.expire(orphaned_key(chain_id), ORPHAN_TTL_S)
-
-
 @functools.lru_cache(maxsize=None)
 def runner(chain_id: int) -> ExecutionRunner:
     settings = get_settings()
     chain = _chain(chain_id)
     client = rpc(chain_id)
     signer = LocalSigner(client, settings.signer_key) if settings.signer_key else None
-    r = redis_client()
     hot = hotstate(chain_id)
     return ExecutionRunner(
         rpc=client,
@@ -108,11 +89,11 @@ def runner(chain_id: int) -> ExecutionRunner:
         mode=settings.mode,
         pools=lambda addrs: hot.get_pools(addrs),
         signer=signer,
-        kill_switch=lambda: bool(r.exists(kill_switch_key())),
-        is_orphaned=lambda h: bool(r.sismember(orphaned_key(chain_id), h)),
+        kill_switch=hot.fleet.kill_switch_engaged,
+        is_orphaned=hot.is_orphaned,
         limits=RiskLimits(daily_loss_limit_wei=settings.daily_loss_limit_wei),
         daily_pnl_wei=lambda: _pnl_today(chain_id, chain.weth),
-        nonce_lock=lambda: r.lock(f"{prefix()}:{chain_id}:nonce:{signer.address if signer else '-'}", timeout=120),
+        nonce_lock=(lambda: hot.nonce_lock(signer.address)) if signer else contextlib.nullcontext,
     )
 
 

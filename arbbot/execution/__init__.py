@@ -1,1 +1,1 @@
-"""Execution: risk checks, simulation, transaction building and submission; ``executor`` encodes calls to the project's executor contract."""
+"""Execution: ``stage`` runs a batch against a ``Journal`` (claim, submit, settle, record; reconcile), ``runner`` executes one opportunity (risk checks, re-validation, send, receipt), ``executor`` encodes calls to the project's executor contract."""

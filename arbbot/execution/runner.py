@@ -1,6 +1,6 @@
-"""The execute stage's core: risk checks, re-validation by simulation, signing, sending,
-receipt tracking and the measured (realised) profit. Free of Celery and Django; the task
-hands it a ``ScoredOpportunity`` and records the ``ExecutionResult`` it returns.
+"""One opportunity's execution: risk checks, re-validation by simulation, signing,
+sending, receipt tracking and the measured (realised) profit. Free of Celery and Django;
+``arbbot.execution.stage`` runs it over a batch and records what it returns.
 
 Order of checks, cheapest first:
 
@@ -13,9 +13,9 @@ Order of checks, cheapest first:
    profit, so any further adverse move reverts on-chain instead of losing money;
 4. the receipt's ``Executed`` event gives the realised profit, to the wei.
 
-Sends are serialised per signer by the caller-supplied ``nonce_lock`` (a Redis lock in
-the fleet) and the nonce is re-read under that lock before each send, so several execute
-workers sharing one key never collide; a send is never blindly retried.
+Sends are serialised per signer by the caller-supplied ``nonce_lock`` (``HotState.nonce_lock``
+in the fleet) and the nonce is re-read under that lock before each send, so several
+execute workers sharing one key never collide; a send is never blindly retried.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, ContextManager, Mapping
+from typing import Any, Callable, ContextManager, Mapping, TypedDict
 
 from eth_utils import keccak
 
@@ -31,7 +31,7 @@ from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import LocalSigner, TxFailed, wait_receipt
 from arbbot.errors import ArbbotError, RpcError
 from arbbot.execution.executor import EncodingError, decode_revert, encode_execute, hops_for_cycle
-from arbbot.types import ExecutionResult, PoolState, ScoredOpportunity
+from arbbot.types import ExecutionResult, Opportunity, PoolState, ScoredOpportunity
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +49,34 @@ class RiskLimits:
     daily_loss_limit_wei: int | None = None  # stop once today's PnL <= -limit
 
 
+class Attempt(TypedDict):
+    """An opportunity's execution as it is claimed, before any outcome: the fields every
+    ``ExecutionResult`` of it carries."""
+
+    chain_id: int
+    block_number: int
+    path_id: str
+    predicted_profit: int
+    profit_token: str
+    amount_in: int
+
+
+def attempt_of(opp: Opportunity) -> Attempt:
+    return Attempt(
+        chain_id=opp.chain_id,
+        block_number=opp.block_number,
+        path_id=opp.path_id,
+        predicted_profit=opp.profit,
+        profit_token=opp.tokens[0],
+        amount_in=opp.amount_in,
+    )
+
+
 @dataclass(frozen=True)
 class Pending:
     """A transaction that was sent and awaits its receipt."""
 
-    base: dict[str, Any]
+    attempt: Attempt
     tx_hash: str
     calldata: str
     simulated_profit: int
@@ -73,32 +96,13 @@ class ExecutionRunner:
     daily_pnl_wei: Callable[[], int] = lambda: 0
     receipt_timeout_s: float = 60.0
 
-    def run(self, scored: ScoredOpportunity) -> ExecutionResult:
-        """Check, re-validate, send and wait for the receipt of one opportunity."""
-        outcome = self.submit(scored)
-        return outcome if isinstance(outcome, ExecutionResult) else self.settle(outcome)
-
-    def run_batch(self, batch: list[ScoredOpportunity]) -> list[ExecutionResult]:
-        """Submit every opportunity first, then wait for the receipts: the batch's cycles use
-        disjoint pools (the ml stage selects them so), so their transactions can share a
-        block instead of each waiting for the previous one to be mined."""
-        submitted = [self.submit(s) for s in batch]
-        return [o if isinstance(o, ExecutionResult) else self.settle(o) for o in submitted]
-
     def submit(self, scored: ScoredOpportunity) -> ExecutionResult | Pending:
         """Everything up to and including the send; a final result when nothing was sent."""
         opp = scored.opportunity
-        base = {
-            "chain_id": opp.chain_id,
-            "block_number": opp.block_number,
-            "path_id": opp.path_id,
-            "predicted_profit": opp.profit,
-            "profit_token": opp.tokens[0],
-            "amount_in": opp.amount_in,
-        }
+        attempt = attempt_of(opp)
 
         def result(status: str, reason: str, **kw: Any) -> ExecutionResult:
-            return ExecutionResult(status=status, reason=reason, **base, **kw)  # type: ignore[arg-type]
+            return ExecutionResult(status=status, reason=reason, **attempt, **kw)  # type: ignore[arg-type]
 
         # 1. risk
         if self.is_orphaned(opp.block_hash):
@@ -116,7 +120,7 @@ class ExecutionRunner:
         if cap is not None and opp.amount_in > cap:
             return result("dropped", f"amount_in {opp.amount_in} above the risk cap {cap}")
         if self.mode == "live" and self.signer is None:
-            return result("failed", "live mode without a signing key")
+            return ExecutionResult.failed(attempt, "live mode without a signing key")
 
         # 2. re-validation by simulation of the exact calldata
         try:
@@ -169,19 +173,19 @@ class ExecutionRunner:
                     max_priority_fee_per_gas=max(gas_price // 10, 1),
                 )
         except RpcError as exc:
-            return result("failed", f"send failed: {exc}")
-        return Pending(base, tx_hash, guarded, simulated_profit)
+            return ExecutionResult.failed(attempt, f"send failed: {exc}")
+        return Pending(attempt, tx_hash, guarded, simulated_profit)
 
     def settle(self, pending: Pending, *, timeout_s: float | None = None) -> ExecutionResult:
         """Wait for a sent transaction's receipt and measure what it realised."""
 
         def result(status: str, reason: str, **kw: Any) -> ExecutionResult:
-            return ExecutionResult(status=status, reason=reason, tx_hash=pending.tx_hash, **pending.base, **kw)  # type: ignore[arg-type]
+            return ExecutionResult(status=status, reason=reason, tx_hash=pending.tx_hash, **pending.attempt, **kw)  # type: ignore[arg-type]
 
         try:
             receipt = wait_receipt(self.rpc, pending.tx_hash, timeout_s=timeout_s or self.receipt_timeout_s)
         except TxFailed as exc:
-            return result("failed", str(exc))
+            return ExecutionResult.failed(pending.attempt, str(exc), tx_hash=pending.tx_hash)
         gas_used = int(receipt["gasUsed"], 16)
         effective = int(receipt.get("effectiveGasPrice", "0x0"), 16)
         mined = int(receipt["blockNumber"], 16)

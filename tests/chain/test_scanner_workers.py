@@ -28,7 +28,7 @@ def test_workers_never_overlap_nor_double_publish(dev: DevChain, hot: HotState) 
     def run(scanner: Scanner) -> None:
         nonlocal inside, overlap
         while not stop.is_set():
-            with hot.lock("scan", ttl_s=30) as got:
+            with hot.scanning(ttl_s=30) as got:
                 if got:
                     with pub_lock:
                         inside += 1

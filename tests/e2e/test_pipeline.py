@@ -278,18 +278,18 @@ def test_stale_opportunity_is_dropped_and_nothing_executes_twice(fleet: dict[str
 def test_opportunity_from_an_orphaned_block_never_reaches_execution(
     fleet: dict[str, Any], django_db_blocker: Any
 ) -> None:
-    """After a reorg the path stage marks the orphaned block; an opportunity computed on it
+    """After a reorg the scan stage marks the orphaned block; an opportunity computed on it
     that arrives at the execute stage afterwards is dropped, nothing is sent."""
     from workers import runtime
 
-    r = runtime.redis_client()
+    kill_switch = runtime.hotstate(fleet["dep"].chain_id).fleet
     # The kill switch keeps the fleet from sending (and so mining) while the chain is reorged.
-    r.set(runtime.kill_switch_key(), 1)
+    kill_switch.set_kill_switch(True)
     try:
         time.sleep(2.0)  # let an in-flight execution finish
         _reorged_opportunity_is_dropped(fleet, django_db_blocker)
     finally:
-        r.delete(runtime.kill_switch_key())
+        kill_switch.set_kill_switch(False)
 
 
 def _reorged_opportunity_is_dropped(fleet: dict[str, Any], django_db_blocker: Any) -> None:
@@ -298,7 +298,7 @@ def _reorged_opportunity_is_dropped(fleet: dict[str, Any], django_db_blocker: An
     from workers.tasks import execute
 
     rpc, dep = fleet["rpc"], fleet["dep"]
-    r = runtime.redis_client()
+    hot = runtime.hotstate(dep.chain_id)
     plant_price_gap(rpc, dep, "WETH", "LINK", 2.0, dex="uniswap")
     head = rpc.call("eth_getBlockByNumber", ["latest", False])
     orphan, number = head["hash"].lower(), int(head["number"], 16)
@@ -306,7 +306,7 @@ def _reorged_opportunity_is_dropped(fleet: dict[str, Any], django_db_blocker: An
     accounts = rpc.call("eth_accounts")
     rpc.call("anvil_reorg", [1, [[{"from": accounts[7], "to": accounts[6], "value": "0x1"}, 0]]])
     assert rpc.call("eth_getBlockByNumber", [hex(number), False])["hash"].lower() != orphan
-    wait_for(lambda: r.sismember(runtime.orphaned_key(dep.chain_id), orphan), 30, "the orphaned block to be marked")
+    wait_for(lambda: hot.is_orphaned(orphan), 30, "the orphaned block to be marked")
 
     with django_db_blocker.unblock():
         executed = {(e.block_number, e.path_id) for e in _executions(django_db_blocker)}

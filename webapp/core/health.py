@@ -55,9 +55,9 @@ def refresh_gauges() -> None:
     try:
         import redis
 
-        r = redis.Redis.from_url(settings.ARBBOT.redis_url, socket_timeout=2)
-        from arbbot.hotstate import kill_switch_key
+        from arbbot.hotstate import Fleet
 
-        KILL_SWITCH.set(1 if r.exists(kill_switch_key(settings.ARBBOT.redis_prefix)) else 0)
+        r = redis.Redis.from_url(settings.ARBBOT.redis_url, socket_timeout=2)
+        KILL_SWITCH.set(1 if Fleet(r, settings.ARBBOT.redis_prefix).kill_switch_engaged() else 0)
     except Exception:  # the gauge keeps its last value; /healthz reports Redis itself
         pass

@@ -13,6 +13,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from arbbot.execution.runner import Attempt, Pending
+from arbbot.execution.stage import Unfinished
 from arbbot.types import ExecutionResult, ScoredOpportunity
 from webapp.core.models import Chain, Dex, Execution, Opportunity, Pool, Token
 from webapp.core.validators import validate_address
@@ -319,7 +321,7 @@ def execution_claim(scored: ScoredOpportunity) -> Execution | None:
 
 def execution_sent(chain_id: int, block_number: int, path_id: str, tx_hash: str) -> None:
     """Note the hash as soon as a transaction is sent, so a crash before its receipt leaves a
-    row that ``execution_reconcile`` can finish from the chain."""
+    row that the reconcile task can finish from the chain."""
     Execution.objects.filter(chain_id=chain_id, block_number=block_number, path_id=path_id).update(tx_hash=tx_hash)
 
 
@@ -344,3 +346,36 @@ def execution_finish(result: ExecutionResult) -> Execution:
         },
     )
     return row
+
+
+class DbJournal:
+    """The execute stage's ``Journal`` (``arbbot.execution.stage``) on the Execution table:
+    one row per (chain, block, path), claimed ``pending``, then finished."""
+
+    def claim(self, scored: ScoredOpportunity) -> bool:
+        return execution_claim(scored) is not None
+
+    def sent(self, pending: Pending) -> None:
+        a = pending.attempt
+        execution_sent(a["chain_id"], a["block_number"], a["path_id"], pending.tx_hash)
+
+    def finished(self, result: ExecutionResult) -> None:
+        execution_finish(result)
+
+    def stale_pending(self, older_than_s: float) -> list[Unfinished]:
+        from webapp.core.selectors import executions_stale_pending
+
+        return [
+            Unfinished(
+                Attempt(
+                    chain_id=row.chain_id,
+                    block_number=row.block_number,
+                    path_id=row.path_id,
+                    predicted_profit=int(row.predicted_profit),
+                    profit_token=row.profit_token,
+                    amount_in=int(row.amount_in),
+                ),
+                tx_hash=row.tx_hash or None,
+            )
+            for row in executions_stale_pending(older_than_s)
+        ]

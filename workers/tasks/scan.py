@@ -32,7 +32,7 @@ def scan_chain(chain_id: int) -> int:
     chain_id = uint(chain_id, bits=64)
     hot = runtime.hotstate(chain_id)
     published = 0
-    with hot.lock("scan", ttl_s=LOCK_TTL_S) as got:
+    with hot.scanning(ttl_s=LOCK_TTL_S) as got:
         if not got:
             return 0
         scanner = runtime.scanner(chain_id)
