@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from tests.paths._paths_helpers import USDC, WETH, addr, evaluate, tok, v2
 from arbbot import pools as pool_models
 from arbbot.paths import PathEngine
-from arbbot.paths.sizing import edge_coefficients
+from arbbot.paths.screen import edge_coefficients
 from arbbot.types import V3PoolState
 
 MAX112 = 2**112 - 1
