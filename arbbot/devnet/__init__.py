@@ -4,7 +4,8 @@ Public entry points (``manage.py devnet`` wraps them): ``up``, ``down``, ``statu
 ``simulate``, ``load_deployment`` and the ``Deployment`` record.
 """
 
-from arbbot.devnet.deploy import Deployment, down, load_deployment, status, up
+from arbbot.devnet.lifecycle import down, status, up
+from arbbot.devnet.record import Deployment, load_deployment
 from arbbot.devnet.simulator import simulate
 
 __all__ = ["Deployment", "down", "load_deployment", "simulate", "status", "up"]

@@ -11,21 +11,15 @@ from __future__ import annotations
 import contextlib
 import math
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from eth_abi import decode
 
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import encode_call, send_unlocked
 from arbbot.devnet.anvil import Anvil, start_anvil
-from arbbot.devnet.deploy import (
-    DEPLOYMENT_FILE,
-    SIGNER_FILE,
-    Deployment,
-    deploy_contracts,
-    ensure_signer_key,
-    read_v2_reserves,
-)
+from arbbot.devnet.deploy import deploy_contracts
+from arbbot.devnet.record import DEPLOYMENT_FILE, SIGNER_FILE, Deployment, ensure_signer_key
 from arbbot.errors import ArbbotError
 from arbbot.types import V2PoolState
 
@@ -153,6 +147,18 @@ def plant_price_gap(
     swap_v2(rpc, dep, sender, pool, a, amount)
     after = v2_state(rpc, pool)
     return {"pool": pool, "amount_in": amount, "before": before, "after": after}
+
+
+def read_v2_reserves(rpc: RpcClient, pools: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """``getReserves`` of many pairs in one JSON-RPC batch."""
+    pools = list(pools)
+    data = encode_call("getReserves()")
+    res = rpc.batch([("eth_call", [{"to": p, "data": data}, "latest"]) for p in pools])
+    out = {}
+    for p, r in zip(pools, res):
+        r0, r1, _ = decode(["uint112", "uint112", "uint32"], bytes.fromhex(r[2:]))
+        out[p] = (int(r0), int(r1))
+    return out
 
 
 def v2_states(rpc: RpcClient, dep: Deployment) -> dict[str, V2PoolState]:
