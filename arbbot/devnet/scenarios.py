@@ -161,21 +161,6 @@ def read_v2_reserves(rpc: RpcClient, pools: Iterable[str]) -> dict[str, tuple[in
     return out
 
 
-def v2_states(rpc: RpcClient, dep: Deployment) -> dict[str, V2PoolState]:
-    """All V2 pools of the deployment, read in one batch."""
-    v2 = [p for p in dep.pools if p["kind"] == "v2"]
-    reserves = read_v2_reserves(rpc, [p["address"] for p in v2])
-    block = rpc.block_number()
-    return {
-        p["address"]: V2PoolState(
-            address=p["address"], token0=p["token0"], token1=p["token1"],
-            reserve0=reserves[p["address"]][0], reserve1=reserves[p["address"]][1],
-            fee_pips=int(p["fee_pips"]), block_number=block,
-        )
-        for p in v2
-    }
-
-
 def plant_v3_price_gap(
     rpc: RpcClient,
     dep: Deployment,
