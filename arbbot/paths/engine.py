@@ -10,6 +10,9 @@ integer chain of ``arbbot.pools.amount_out`` over its hops for its ``amount_in``
 recomputed that way before leaving), its net profit exceeds ``min_net_profit``, and a pool
 that is empty, absurd, removed or excluded can neither crash an evaluation nor appear in a
 profitable cycle.
+
+Over 500 lines: one stateful object whose methods share its per-pool and per-edge arrays
+(the math it calls lives in ``screen``, ``v2_exact`` and ``exact_search``).
 """
 
 from __future__ import annotations
