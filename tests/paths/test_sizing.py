@@ -1,5 +1,7 @@
-"""Sizing: the integer-verified optimum vs brute force, exactness of the output, and
-Hypothesis properties of the engine's opportunities."""
+"""Sizing across its modules (``screen`` for the warm start and the unit-level cut,
+``v2_closed`` and ``v2_exact`` for the exact V2 optimum): the integer-verified optimum vs
+brute force, exactness of the output, and Hypothesis properties of the engine's
+opportunities. One file because most checks compare one stage's result with another's."""
 
 from __future__ import annotations
 
