@@ -1,11 +1,12 @@
 """Exact sizing of a V2-only cycle: the integer optimum ``(amount_in, amount_out)``.
 
-Owns the decision ``size_v2_exact`` / ``size_v2_table`` make for every V2 cycle the screen
-keeps, and the two fallbacks of the closed form (``v2_closed.size_v2_closed``), which
-decides almost every cycle in a few µs, and tiny pools exactly. It cannot certify when two
-or more tokens are much coarser than the input (nested staircases whose rounding noise is
-far above a wei); ``_rounding_noise`` predicts those from the float levels at ``x*``, and
-for them ``_size_v2_window`` runs first (and after the closed form for the few it did not
+Owns the decision every V2 cycle the screen keeps goes through (``size_v2_exact``, or
+``size_v2_table`` on the engine's cached rows) and the two fallbacks it has when the closed
+form cannot certify. The closed form (``v2_closed.size_v2_closed``) decides almost every
+cycle in a few µs, tiny pools exactly; it cannot certify when two or more tokens are much
+coarser than the input (nested staircases whose rounding noise is far above a wei).
+``_rounding_noise`` predicts those from the float levels at ``x*``, and for them
+``_size_v2_window`` runs first (and after the closed form for the few it did not
 predict): it screens every level of the coarsest hop whose continuous bound could beat the
 best found, in float64 with an error bound either side, and checks the few that could with
 integers: the exact optimum, certified, for ~98% of those cycles (about 10 µs: the float
