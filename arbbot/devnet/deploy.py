@@ -19,6 +19,7 @@ from eth_utils import keccak
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import deploy_unlocked, encode_call, send_unlocked
 from arbbot.contracts.build import load_artifact
+from arbbot.devnet import v3 as devnet_v3
 from arbbot.devnet.artifacts import load, multicall3_bytecode
 from arbbot.devnet.record import Deployment
 
@@ -177,15 +178,13 @@ def deploy_contracts(
 
     v3_factory = "0x" + "00" * 20
     if v3:
-        from arbbot.devnet import v3 as v3mod
-
         step("Uniswap V3: factory, position manager, swap router, QuoterV2")
-        stack = v3mod.deploy_v3_stack(rpc, deployer, weth)
+        stack = devnet_v3.deploy_v3_stack(rpc, deployer, weth)
         v3_factory = stack["factory"]
-        dexes.append({"name": "uniswap-v3", "kind": "v3", **stack})
+        dexes.append({"name": devnet_v3.V3_DEX_NAME, "kind": "v3", **stack})
         step("Uniswap V3: pools in fee tiers 500 and 3000")
         step("Uniswap V3: positions over several tick ranges")
-        pools.extend(v3mod.create_default_pools(rpc, deployer, stack, tokens))
+        pools.extend(devnet_v3.create_default_pools(rpc, deployer, stack, tokens))
 
     step("ArbExecutor (owner = the bot's signer)")
     executor = deploy_unlocked(

@@ -17,6 +17,7 @@ from eth_abi import decode
 
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import encode_call, send_unlocked
+from arbbot.devnet import v3 as devnet_v3
 from arbbot.devnet.anvil import Anvil, start_anvil
 from arbbot.devnet.deploy import deploy_contracts
 from arbbot.devnet.record import DEPLOYMENT_FILE, SIGNER_FILE, Deployment, ensure_signer_key
@@ -174,14 +175,12 @@ def plant_v3_price_gap(
     """Make ``token_a`` ``pct`` % cheaper (in ``token_b``) on the V3 pool of tier ``fee`` by
     selling ``token_a`` into it up to an exact price limit (the pool stops there, so the
     move is exact up to tick rounding). Returns the pool and sqrtPriceX96 before/after."""
-    from arbbot.devnet import v3
-
     if not 0 < pct < 90:
         raise ArbbotError("pct must be in (0, 90)")
-    pool = dep.pool(v3.V3_DEX_NAME, token_a, token_b, fee)
-    router = dep.dex(v3.V3_DEX_NAME)["swap_router"]
+    pool = dep.pool(devnet_v3.V3_DEX_NAME, token_a, token_b, fee)
+    router = dep.dex(devnet_v3.V3_DEX_NAME)["swap_router"]
     a, b = dep._addr(token_a), dep._addr(token_b)
-    before, _ = v3.slot0(rpc, pool["address"])
+    before, _ = devnet_v3.slot0(rpc, pool["address"])
     # price = token1 per token0; selling token0 lowers it, selling token1 raises it
     factor = math.sqrt(1 - pct / 100) if a == pool["token0"] else 1 / math.sqrt(1 - pct / 100)
     limit = int(before * factor)
@@ -190,6 +189,6 @@ def plant_v3_price_gap(
     amount = int(20_000_000 / price_usd) * 10**18  # more than any devnet range holds
     fund_token(rpc, dep, a, sender, amount)
     approve(rpc, sender, a, router, amount)
-    v3.swap_exact_input_single(rpc, sender, router, a, b, fee, amount, sqrt_price_limit_x96=limit)
-    after, _ = v3.slot0(rpc, pool["address"])
+    devnet_v3.swap_exact_input_single(rpc, sender, router, a, b, fee, amount, sqrt_price_limit_x96=limit)
+    after, _ = devnet_v3.slot0(rpc, pool["address"])
     return {"pool": pool, "sqrt_price_before": before, "sqrt_price_after": after}
