@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from arbbot.chain.rpc import RpcClient
-from arbbot.devnet import deploy
+from arbbot.devnet import deploy, record
 from arbbot.errors import ArbbotError
 
 
@@ -32,19 +32,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="use this key (e.g. a mounted Secret) instead of generating one")
     args = parser.parse_args(argv)
 
-    directory = deploy.devnet_dir(None)
+    directory = record.devnet_dir(None)
     directory.mkdir(parents=True, exist_ok=True)
-    dep_file = deploy.deployment_path(None)
+    dep_file = record.deployment_path(None)
     rpc = RpcClient(args.rpc_url, timeout_s=10)
     try:
         if dep_file.is_file():
-            dep = deploy.Deployment.load(dep_file)
+            dep = record.Deployment.load(dep_file)
             if dep.chain_id == rpc.chain_id() and not deploy.verify_deployment(rpc, dep):
                 print(f"devnet already deployed on {args.rpc_url}; nothing to do")
                 return 0
         if args.signer_key_file and not (directory / "signer.key").exists():
             shutil.copyfile(args.signer_key_file, directory / "signer.key")
-        signer = deploy.ensure_signer_key(Path(directory))
+        signer = record.ensure_signer_key(Path(directory))
         dep = deploy.deploy_contracts(rpc, signer=signer, progress=print, v3=not args.no_v3)
         if args.block_time:
             bt = args.block_time

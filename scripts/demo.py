@@ -37,7 +37,8 @@ def main() -> int:
 
     django.setup()
     from arbbot.config import get_settings
-    from arbbot.devnet import deploy
+    from arbbot.devnet import lifecycle
+    from arbbot.devnet.record import load_deployment
 
     settings = get_settings()
     run_dir = ROOT / ".run"
@@ -46,13 +47,13 @@ def main() -> int:
     celery = str(Path(py).parent / "celery")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
 
-    was_up = deploy.status().get("running", False)
+    was_up = lifecycle.status().get("running", False)
     print("== devnet", "(already running)" if was_up else "")
     rc = subprocess.call([py, "manage.py", "devnet", "up", "--port", str(args.anvil_port)], cwd=ROOT, env=env)
     if rc != 0:
         print("devnet failed to start; see .devnet/anvil.log")
         return rc
-    dep = deploy.load_deployment()
+    dep = load_deployment()
     _reset_hot_state(dep.chain_id)
 
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
@@ -118,7 +119,7 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL)
     if not was_up:
-        deploy.down()
+        lifecycle.down()
     print(_progress_line(time.monotonic() - started, since, final=True))
     return 0
 

@@ -1,1 +1,2 @@
-"""The project's own Solidity (``ArbExecutor.sol``), its build (``build.py``) and the committed artifact."""
+"""The project's own Solidity (``ArbExecutor.sol``, ``TransferProbe.sol``), its build
+(``build.py``), the committed artifacts and the executor's measured gas (``gas.py``)."""

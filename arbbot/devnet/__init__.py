@@ -1,10 +1,8 @@
 """The embedded default chain: anvil + the genuine Uniswap contracts + a market simulator.
 
-Public entry points (``manage.py devnet`` wraps them): ``up``, ``down``, ``status``,
-``simulate``, ``load_deployment`` and the ``Deployment`` record.
+``record`` (the ``Deployment`` in ``deployment.json``, the signer key), ``lifecycle``
+(``up`` / ``down`` / ``status`` of the node), ``deploy`` (the contracts and their order),
+``v3`` (the Uniswap V3 part), ``simulator`` (random order flow), ``scenarios`` (helpers for
+tests and demos), ``anvil`` and ``artifacts`` (the node binary and the npm artifacts).
+``python -m arbbot.devnet`` and ``manage.py devnet`` are the command lines over them.
 """
-
-from arbbot.devnet.deploy import Deployment, down, load_deployment, status, up
-from arbbot.devnet.simulator import simulate
-
-__all__ = ["Deployment", "down", "load_deployment", "simulate", "status", "up"]

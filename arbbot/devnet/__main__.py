@@ -6,15 +6,9 @@ import argparse
 import json
 import sys
 
-from arbbot.devnet.deploy import DEFAULT_BLOCK_TIME_S, DEFAULT_PORT, down, status, up
+from arbbot.devnet.lifecycle import DEFAULT_BLOCK_TIME_S, DEFAULT_PORT, down, status, up
 from arbbot.devnet.simulator import simulate
 from arbbot.errors import ArbbotError
-
-
-def _has_v3() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("arbbot.devnet.v3") is not None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         if args.cmd == "up":
-            up(port=args.port, directory=args.dir, block_time_s=args.block_time or None, v3=not args.no_v3 and _has_v3())
+            up(port=args.port, directory=args.dir, block_time_s=args.block_time or None, v3=not args.no_v3)
         elif args.cmd == "down":
             down(directory=args.dir)
         elif args.cmd == "status":

@@ -11,21 +11,16 @@ from __future__ import annotations
 import contextlib
 import math
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from eth_abi import decode
 
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import encode_call, send_unlocked
+from arbbot.devnet import v3 as devnet_v3
 from arbbot.devnet.anvil import Anvil, start_anvil
-from arbbot.devnet.deploy import (
-    DEPLOYMENT_FILE,
-    SIGNER_FILE,
-    Deployment,
-    deploy_contracts,
-    ensure_signer_key,
-    read_v2_reserves,
-)
+from arbbot.devnet.deploy import deploy_contracts
+from arbbot.devnet.record import DEPLOYMENT_FILE, SIGNER_FILE, Deployment, ensure_signer_key
 from arbbot.errors import ArbbotError
 from arbbot.types import V2PoolState
 
@@ -155,19 +150,16 @@ def plant_price_gap(
     return {"pool": pool, "amount_in": amount, "before": before, "after": after}
 
 
-def v2_states(rpc: RpcClient, dep: Deployment) -> dict[str, V2PoolState]:
-    """All V2 pools of the deployment, read in one batch."""
-    v2 = [p for p in dep.pools if p["kind"] == "v2"]
-    reserves = read_v2_reserves(rpc, [p["address"] for p in v2])
-    block = rpc.block_number()
-    return {
-        p["address"]: V2PoolState(
-            address=p["address"], token0=p["token0"], token1=p["token1"],
-            reserve0=reserves[p["address"]][0], reserve1=reserves[p["address"]][1],
-            fee_pips=int(p["fee_pips"]), block_number=block,
-        )
-        for p in v2
-    }
+def read_v2_reserves(rpc: RpcClient, pools: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """``getReserves`` of many pairs in one JSON-RPC batch."""
+    pools = list(pools)
+    data = encode_call("getReserves()")
+    res = rpc.batch([("eth_call", [{"to": p, "data": data}, "latest"]) for p in pools])
+    out = {}
+    for p, r in zip(pools, res):
+        r0, r1, _ = decode(["uint112", "uint112", "uint32"], bytes.fromhex(r[2:]))
+        out[p] = (int(r0), int(r1))
+    return out
 
 
 def plant_v3_price_gap(
@@ -183,14 +175,12 @@ def plant_v3_price_gap(
     """Make ``token_a`` ``pct`` % cheaper (in ``token_b``) on the V3 pool of tier ``fee`` by
     selling ``token_a`` into it up to an exact price limit (the pool stops there, so the
     move is exact up to tick rounding). Returns the pool and sqrtPriceX96 before/after."""
-    from arbbot.devnet import v3
-
     if not 0 < pct < 90:
         raise ArbbotError("pct must be in (0, 90)")
-    pool = dep.pool(v3.V3_DEX_NAME, token_a, token_b, fee)
-    router = dep.dex(v3.V3_DEX_NAME)["swap_router"]
+    pool = dep.pool(devnet_v3.V3_DEX_NAME, token_a, token_b, fee)
+    router = dep.dex(devnet_v3.V3_DEX_NAME)["swap_router"]
     a, b = dep._addr(token_a), dep._addr(token_b)
-    before, _ = v3.slot0(rpc, pool["address"])
+    before, _ = devnet_v3.slot0(rpc, pool["address"])
     # price = token1 per token0; selling token0 lowers it, selling token1 raises it
     factor = math.sqrt(1 - pct / 100) if a == pool["token0"] else 1 / math.sqrt(1 - pct / 100)
     limit = int(before * factor)
@@ -199,6 +189,6 @@ def plant_v3_price_gap(
     amount = int(20_000_000 / price_usd) * 10**18  # more than any devnet range holds
     fund_token(rpc, dep, a, sender, amount)
     approve(rpc, sender, a, router, amount)
-    v3.swap_exact_input_single(rpc, sender, router, a, b, fee, amount, sqrt_price_limit_x96=limit)
-    after, _ = v3.slot0(rpc, pool["address"])
+    devnet_v3.swap_exact_input_single(rpc, sender, router, a, b, fee, amount, sqrt_price_limit_x96=limit)
+    after, _ = devnet_v3.slot0(rpc, pool["address"])
     return {"pool": pool, "sqrt_price_before": before, "sqrt_price_after": after}

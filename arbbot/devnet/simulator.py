@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import check_receipt, encode_call, send_unlocked, wait_receipt
-from arbbot.devnet.deploy import Deployment, load_deployment
+from arbbot.devnet.record import Deployment, load_deployment
 from arbbot.devnet.scenarios import MAX_UINT256
 from arbbot.errors import ArbbotError
 

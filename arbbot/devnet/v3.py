@@ -80,11 +80,6 @@ def sqrt_price_x96_from_price(price_token1_per_token0: Fraction | float) -> int:
     return math.isqrt(p.numerator * 2**192 // p.denominator)
 
 
-def tick_from_price(price_token1_per_token0: float) -> int:
-    """Approximate tick (floor of log base 1.0001); only used to place position ranges."""
-    return math.floor(math.log(price_token1_per_token0) / math.log(1.0001))
-
-
 def align_tick(tick: int, spacing: int) -> int:
     """Round toward negative infinity to a multiple of ``spacing`` (Python ``//`` floors,
     which is what we want for negative ticks too), clamped to the usable range."""

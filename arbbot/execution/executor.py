@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 from eth_abi import decode, encode
 from eth_utils import keccak
 
+from arbbot.contracts.gas import GAS_BASE, GAS_PER_HOP
 from arbbot.errors import ArbbotError
 from arbbot.types import PoolState, norm_address
 
@@ -30,13 +31,6 @@ WITHDRAW_SIGNATURE = "withdraw(address,address,uint256)"
 EXECUTE_SELECTOR = keccak(text=EXECUTE_SIGNATURE)[:4]
 WITHDRAW_SELECTOR = keccak(text=WITHDRAW_SIGNATURE)[:4]
 
-# Gas of one execute(), measured on anvil (tests/execution/test_executor_contract.py checks
-# the estimate stays above the measured use): a fixed part (21k intrinsic, calldata, the two
-# balance reads, flash-callback decoding) plus a part per hop kind (cold pool access,
-# getReserves/ticks, the swap, the token transfer). Rounded up: an underestimate makes the
-# path stage accept cycles that lose money to gas.
-GAS_BASE = 75_000
-GAS_PER_HOP: dict[str, int] = {"v2": 70_000, "v3": 125_000}
 
 
 class EncodingError(ArbbotError):

@@ -1,6 +1,6 @@
 """Compiled float kernels of the exact sizing (numba, no Python objects inside).
 
-``window_keys`` is the float64 screen of ``sizing._size_v2_window``: for each output level
+``window_keys`` is the float64 screen of ``v2_exact._size_v2_window``: for each output level
 of one hop, the exact integer chain (ceil back to the input, floor forward to the output)
 done in floats, with bounds either side on the exact profit. Error model (IEEE double,
 no fast-math, no reassociation): a hop whose input is an exact integer computes its
@@ -11,7 +11,7 @@ by a unit of that token at most, which is a relative error carried down the chai
 Compiling takes about ten seconds on the 2-core machine; ``warm()`` does it ahead of time,
 when a path worker starts, and numba keeps the machine code on disk (see ``_cache_location``),
 so a later start loads it in well under a second. Float only: every decision stays with the integer checks in
-``sizing``.
+``v2_exact``.
 """
 
 from __future__ import annotations
@@ -376,7 +376,7 @@ PREFETCH_AHEAD = 32
 
 @njit(nogil=True, cache=_CACHE, error_model="numpy")
 def screen_rows(edges, rows, p, q):  # type: ignore[no-untyped-def]
-    """``sizing.screen_profitable`` on the cycles ``edges[rows]`` in one pass, without
+    """``screen.screen_profitable`` on the cycles ``edges[rows]`` in one pass, without
     gathering their edges first: ``(idx, x_opt, gross_profit)``, ``idx`` into ``rows``.
     The same float operations in the same order, so the same results, bit for bit."""
     n = rows.size

@@ -1,7 +1,7 @@
 """The path engine: token graph, cycle index, vectorised screening, exact sizing.
 
 It owns the path stage's state between blocks: the latest pool states, the arrays the
-screen reads (per directed edge ``p``/``q``, see ``sizing``), and the cycle index. The
+screen reads (per directed edge ``p``/``q``, see ``screen``), and the cycle index. The
 Celery path task feeds it ``PoolDelta`` states with ``upsert`` and asks ``evaluate`` for
 the ``Opportunity`` batch; nothing here does I/O.
 
@@ -10,6 +10,9 @@ integer chain of ``arbbot.pools.amount_out`` over its hops for its ``amount_in``
 recomputed that way before leaving), its net profit exceeds ``min_net_profit``, and a pool
 that is empty, absurd, removed or excluded can neither crash an evaluation nor appear in a
 profitable cycle.
+
+Over 500 lines: one stateful object whose methods share its per-pool and per-edge arrays
+(the math it calls lives in ``screen``, ``v2_exact`` and ``exact_search``).
 """
 
 from __future__ import annotations
@@ -27,15 +30,10 @@ from arbbot import pools as pool_models
 from arbbot.errors import ArbbotError, ConfigError
 from arbbot.paths.cycles import CycleGroup, EdgeGraph, enumerate_cycles
 from arbbot.paths.gas import GasModel
-from arbbot.paths.sizing import (
-    Hop,
-    edge_coefficients,
-    screen_profitable,
-    unit_level_cut,
-    size_search_exact,
-    size_v2_table,
-    v2_edge_row,
-)
+from arbbot.paths.exact_search import size_search_exact
+from arbbot.paths.screen import edge_coefficients, screen_profitable, unit_level_cut
+from arbbot.paths.v2_closed import Hop, v2_edge_row
+from arbbot.paths.v2_exact import size_v2_table
 from arbbot.types import Opportunity, PoolState, V2PoolState, V3PoolState
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Gas estimates per hop type: the one place the path engine's gas constants live.
+"""Gas estimates per hop type, as the path engine's screen prices a cycle.
 
 The figures are deliberately simple (a base cost plus a per-hop cost by pool kind); they are
 a screening estimate, the execute stage simulates the real transaction. Override them by
@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
-from arbbot.execution.executor import GAS_BASE, GAS_PER_HOP
+from arbbot.contracts.gas import GAS_BASE, GAS_PER_HOP
 
-#: Defaults: the executor's measured constants (``arbbot.execution.executor``: fixed
-#: overhead of one ``execute()`` and a swap per hop kind), imported so there is one source
-#: of truth; the screen and the executor can never disagree on the gas of a cycle.
+#: Defaults: the executor contract's measured gas (``arbbot.contracts.gas``: fixed
+#: overhead of one ``execute()`` and a swap per hop kind), the same figures the execute
+#: stage uses, so the screen and the executor can never disagree on the gas of a cycle.
 DEFAULT_BASE_GAS = GAS_BASE
 DEFAULT_HOP_GAS: Mapping[str, int] = MappingProxyType(dict(GAS_PER_HOP))
 

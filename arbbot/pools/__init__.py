@@ -22,11 +22,3 @@ def amount_out(state: PoolState, token_in: str, amount_in: int) -> int:
     from arbbot.pools import v3  # V3 math is heavier; import on first use
 
     return v3.amount_out(state, token_in, amount_in)
-
-
-def other_token(state: PoolState, token: str) -> str:
-    if token == state.token0:
-        return state.token1
-    if token == state.token1:
-        return state.token0
-    raise MathError(f"token {token} not in pool {state.address}")

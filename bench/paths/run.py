@@ -33,7 +33,8 @@ import numpy as np
 
 from arbbot.config import Settings
 from arbbot.paths import PathEngine
-from arbbot.paths.sizing import IntArray, closed_form_python, screen, size_v2_closed
+from arbbot.paths.screen import IntArray, closed_form_python, screen
+from arbbot.paths.v2_closed import size_v2_closed
 from arbbot.types import V2PoolState
 from bench.paths.synth import BASES, WETH, build_market, perturb
 

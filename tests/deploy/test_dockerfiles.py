@@ -61,15 +61,15 @@ def test_dockerignore_keeps_secrets_out() -> None:
 
 
 def test_devnet_init_imports_the_devnet_api() -> None:
-    """docker/devnet_init.py (compose/k8s devnet glue) still matches arbbot.devnet.deploy."""
+    """docker/devnet_init.py (compose/k8s devnet glue) still matches arbbot.devnet.deploy/record."""
     import os
     import sys
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = run([sys.executable, str(REPO / "docker/devnet_init.py"), "--help"], env=env)
     assert result.returncode == 0, result.stderr
-    from arbbot.devnet import deploy
+    from arbbot.devnet import deploy, record
 
-    for name in ("devnet_dir", "deployment_path", "Deployment", "verify_deployment", "ensure_signer_key",
-                 "deploy_contracts"):
-        assert hasattr(deploy, name), name
+    for module, name in ((record, "devnet_dir"), (record, "deployment_path"), (record, "Deployment"),
+                         (deploy, "verify_deployment"), (record, "ensure_signer_key"), (deploy, "deploy_contracts")):
+        assert hasattr(module, name), name

@@ -8,7 +8,7 @@ from typing import Iterator
 import pytest
 
 from arbbot.devnet.anvil import Anvil
-from arbbot.devnet.deploy import Deployment
+from arbbot.devnet.record import Deployment
 from arbbot.devnet.scenarios import deployed_devnet
 
 

@@ -13,12 +13,8 @@ from eth_abi import decode
 from arbbot.chain.tx import encode_call
 from arbbot.devnet.anvil import Anvil
 from arbbot.devnet.artifacts import load
-from arbbot.devnet.deploy import (
-    Deployment,
-    create2_pair_address,
-    v2_pair_init_code_hash,
-    verify_deployment,
-)
+from arbbot.devnet.deploy import create2_pair_address, v2_pair_init_code_hash, verify_deployment
+from arbbot.devnet.record import Deployment
 from arbbot.devnet.scenarios import v2_state
 from arbbot.math.v2 import get_amounts_out
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from arbbot.chain.rpc import RpcClient
 from arbbot.devnet.anvil import free_port
-from arbbot.devnet.deploy import down, status, up
+from arbbot.devnet.lifecycle import down, status, up
 
 
 def test_up_is_idempotent_and_down_stops_it(tmp_path: Path) -> None:

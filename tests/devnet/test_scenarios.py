@@ -5,8 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from arbbot.devnet.anvil import Anvil
-from arbbot.devnet.deploy import Deployment, read_v2_reserves
-from arbbot.devnet.scenarios import balance_of, fund_token, plant_price_gap, revert_to, snapshot, v2_state
+from arbbot.devnet.record import Deployment
+from arbbot.devnet.scenarios import (
+    balance_of,
+    fund_token,
+    plant_price_gap,
+    read_v2_reserves,
+    revert_to,
+    snapshot,
+    v2_state,
+)
 from arbbot.devnet.simulator import max_cross_dex_gap, read_prices, simulate
 
 Devnet = tuple[Anvil, Deployment, Path]

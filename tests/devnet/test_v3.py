@@ -12,7 +12,7 @@ from arbbot.chain.tx import encode_call
 from arbbot.devnet import v3
 from arbbot.devnet.anvil import Anvil
 from arbbot.devnet.artifacts import load
-from arbbot.devnet.deploy import Deployment
+from arbbot.devnet.record import Deployment
 from arbbot.devnet.scenarios import balance_of, fund_token, revert_to, snapshot, v2_state
 
 Devnet = tuple[Anvil, Deployment, Path]

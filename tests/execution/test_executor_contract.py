@@ -15,7 +15,7 @@ from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import LocalSigner, encode_call, wait_receipt
 from arbbot.devnet import v3
 from arbbot.devnet.anvil import Anvil
-from arbbot.devnet.deploy import Deployment
+from arbbot.devnet.record import Deployment
 from arbbot.devnet.scenarios import (
     approve,
     balance_of,

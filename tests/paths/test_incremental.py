@@ -72,7 +72,7 @@ def test_compiled_subset_screen_equals_the_numpy_screen_bit_for_bit() -> None:
     import numpy as np
 
     from arbbot.paths import _kernels
-    from arbbot.paths.sizing import screen_profitable
+    from arbbot.paths.screen import screen_profitable
 
     rng = random.Random(9)
     e = PathEngine(base_tokens=[USDC, DAI], weth=WETH, max_hops=4)

@@ -1,5 +1,7 @@
-"""Sizing: the integer-verified optimum vs brute force, exactness of the output, and
-Hypothesis properties of the engine's opportunities."""
+"""Sizing across its modules (``screen`` for the warm start and the unit-level cut,
+``v2_closed`` and ``v2_exact`` for the exact V2 optimum): the integer-verified optimum vs
+brute force, exactness of the output, and Hypothesis properties of the engine's
+opportunities. One file because most checks compare one stage's result with another's."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from hypothesis import strategies as st
 from tests.paths._paths_helpers import USDC, WETH, evaluate, tok, v2
 from arbbot import pools as pool_models
 from arbbot.paths import GasModel, PathEngine
-from arbbot.paths.sizing import closed_form_python, edge_coefficients, size_v2_exact
+from arbbot.paths.screen import closed_form_python, edge_coefficients
+from arbbot.paths.v2_exact import size_v2_exact
 
 FEES = [3000, 1000, 500, 2500, 10000]
 
@@ -223,7 +226,8 @@ def test_gas_cost_converted_to_start_token_and_threshold() -> None:
 
 # --------------------------------------------------------------------------- closed form
 
-from arbbot.paths.sizing import _size_v2_search, _v2_table, size_v2_closed  # noqa: E402
+from arbbot.paths.v2_closed import _v2_table, size_v2_closed  # noqa: E402
+from arbbot.paths.v2_exact import _size_v2_search  # noqa: E402
 
 
 def _cycle_from(reserves: list[tuple[int, int]], fees: list[int], flips: list[bool]) -> list:  # type: ignore[type-arg]
@@ -360,7 +364,7 @@ def test_closed_form_one_coarse_token() -> None:
 def _best_over_first_hop_levels(tab: list, upto: int) -> int:  # type: ignore[type-arg]
     """Brute force: the integer optimum is the smallest input reaching some output level of
     a hop (``_back``), so the best profit over every level 1..upto-1 of hop 0 (0: none)."""
-    from arbbot.paths.sizing import _back, _fwd
+    from arbbot.paths.v2_closed import _back, _fwd
 
     best = 0
     for level in range(1, upto):
@@ -380,7 +384,7 @@ def test_nested_coarse_tokens_exact_optimum_over_every_level() -> None:
     integer optimum. Brute force: the optimum is the smallest input reaching some output
     level of the first hop (``_back``), so every level of A below its reserve is tried
     with integers."""
-    from arbbot.paths.sizing import _rounding_noise, _size_v2_window, size_v2_table
+    from arbbot.paths.v2_exact import _rounding_noise, _size_v2_window, size_v2_table
 
     rng = random.Random(11)
     windowed = first = profitable = 0
@@ -440,7 +444,7 @@ def test_window_bounds_hold_for_every_level() -> None:
     2**40, where a possibly missed unit is charged to the error instead of checked) and
     unsure ones all occur."""
     from arbbot.paths import _kernels
-    from arbbot.paths.sizing import _back
+    from arbbot.paths.v2_closed import _back
 
     rng = random.Random(23)
     checked = tight = charged = 0
@@ -491,7 +495,7 @@ def test_unit_level_cut_bounds_the_exact_optimum_and_drops_unreachable_coarse_to
     ``unit_level_cut`` must stay an upper bound on the exact integer optimum (brute force
     over every level of A: the optimum is the smallest input reaching some level), and
     it must cut the float profit of most cycles whose exact optimum is no trade."""
-    from arbbot.paths.sizing import screen_profitable, unit_level_cut
+    from arbbot.paths.screen import screen_profitable, unit_level_cut
 
     rng = random.Random(5)
     cut_to_nothing = nothing = bounded = 0

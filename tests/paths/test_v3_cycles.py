@@ -8,7 +8,7 @@ import random
 
 from tests.paths._paths_helpers import USDC, WETH, addr, evaluate, tok, v2
 from arbbot import pools as pool_models
-from arbbot.execution.executor import GAS_BASE, GAS_PER_HOP
+from arbbot.contracts.gas import GAS_BASE, GAS_PER_HOP
 from arbbot.paths import PathEngine
 from arbbot.math.tick_math import get_tick_at_sqrt_ratio
 from arbbot.types import V3PoolState

@@ -18,21 +18,19 @@ from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import encode_call, send_unlocked
 from arbbot.chain.v3_state import read_v3_state
 from arbbot.devnet.anvil import start_anvil
+from arbbot.devnet.v3 import FEE_TICK_SPACING, decode_quote, sort_tokens
 from arbbot.errors import InsufficientLiquidity, RpcError
 from arbbot.math.tick_math import get_sqrt_ratio_at_tick
 from arbbot.pools import v3
 from arbbot.types import V3PoolState
 from tests.pools.v3_chain_helpers import (
-    TICK_SPACING,
     V3Stack,
     balance_of,
     create_pool,
-    decode_quote,
     deploy_token,
     deploy_v3_stack,
     mint_position,
     quote_calls,
-    sort_tokens,
     swap_exact_input,
 )
 
@@ -66,7 +64,7 @@ def chain() -> Iterator[Chain]:
         pools: dict[int, tuple[str, str, str]] = {}
         ranges: dict[int, list[tuple[int, int]]] = {}
         for fee, (start, backstop, n_near) in POOLS.items():
-            spacing = TICK_SPACING[fee]
+            spacing = FEE_TICK_SPACING[fee]
             t0, t1 = sort_tokens(tok_a, tok_b)
             pool = create_pool(stack, t0, t1, fee, get_sqrt_ratio_at_tick(start) + rng.randrange(10**20))
             pools[fee] = (pool, t0, t1)
@@ -115,7 +113,7 @@ def test_state_reader_finds_every_minted_tick(chain: Chain) -> None:
         assert sum(net for _, net in state.ticks) == 0
         active = sum(net for t, net in state.ticks if t <= state.tick)
         assert active == state.liquidity > 0
-        assert state.fee_pips == fee and state.tick_spacing == TICK_SPACING[fee]
+        assert state.fee_pips == fee and state.tick_spacing == FEE_TICK_SPACING[fee]
         pool, t0, t1 = chain.pools[fee]
         assert (state.address, state.token0, state.token1) == (pool, t0, t1)
 

@@ -1,8 +1,10 @@
-"""Test helpers: the genuine Uniswap V3 stack on anvil (factory, position manager,
-QuoterV2, SwapRouter from the npm artifacts), tokens, pools and positions.
+"""Test helpers: the genuine Uniswap V3 stack on anvil for the QuoterV2 exactness tests.
 
-A stand-in for ``arbbot.devnet.v3`` until that lands; only raw calldata via
-``encode_call`` and unlocked-account sends.
+Deploys and creates pools with ``arbbot.devnet.v3`` (the devnet's own V3 deployment); adds
+what those tests need beyond it: a stack with its own WETH and bare tokens (not the
+devnet's priced ones), a position mint that does not wait for its block, exact-output
+quotes, and swaps with room for crossing many ticks. Raw calldata via ``encode_call`` and
+unlocked-account sends only.
 """
 
 from __future__ import annotations
@@ -10,16 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_abi import decode
-
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import deploy_unlocked, encode_call, send_unlocked
+from arbbot.devnet import v3 as devnet_v3
 from arbbot.devnet.artifacts import load
-
-ZERO = "0x" + "0" * 40
-MAX_UINT256 = 2**256 - 1
-DEADLINE = 2**64
-TICK_SPACING = {500: 10, 3000: 60, 10000: 200}
+from arbbot.devnet.v3 import DEADLINE, MAX_UINT256, sort_tokens
 
 
 @dataclass
@@ -36,17 +33,9 @@ class V3Stack:
 
 def deploy_v3_stack(rpc: RpcClient, sender: str) -> V3Stack:
     weth = deploy_unlocked(rpc, sender, load("WETH9").bytecode)
-    factory = deploy_unlocked(rpc, sender, load("UniswapV3Factory").bytecode)
-    npm = deploy_unlocked(
-        rpc,
-        sender,
-        load("NonfungiblePositionManager").bytecode,
-        ["address", "address", "address"],
-        [factory, weth, ZERO],
-    )
-    quoter = deploy_unlocked(rpc, sender, load("QuoterV2").bytecode, ["address", "address"], [factory, weth])
-    router = deploy_unlocked(rpc, sender, load("SwapRouter").bytecode, ["address", "address"], [factory, weth])
-    return V3Stack(rpc, sender, weth, factory, npm, quoter, router)
+    stack = devnet_v3.deploy_v3_stack(rpc, sender, weth)
+    return V3Stack(rpc, sender, weth, stack["factory"], stack["position_manager"], stack["quoter"],
+                   stack["swap_router"])
 
 
 def deploy_token(stack: V3Stack, name: str, supply: int) -> str:
@@ -61,23 +50,10 @@ def deploy_token(stack: V3Stack, name: str, supply: int) -> str:
     return token
 
 
-def sort_tokens(a: str, b: str) -> tuple[str, str]:
-    return (a, b) if int(a, 16) < int(b, 16) else (b, a)
-
-
 def create_pool(stack: V3Stack, token_a: str, token_b: str, fee: int, sqrt_price_x96: int) -> str:
-    t0, t1 = sort_tokens(token_a, token_b)
-    send_unlocked(
-        stack.rpc,
-        stack.sender,
-        to=stack.npm,
-        data=encode_call(
-            "createAndInitializePoolIfNecessary(address,address,uint24,uint160)", [t0, t1, fee, sqrt_price_x96]
-        ),
-        gas=6_000_000,
-    )
-    out = stack.rpc.eth_call(stack.factory, encode_call("getPool(address,address,uint24)", [t0, t1, fee]))
-    return "0x" + out[-40:]
+    addresses = {"factory": stack.factory, "position_manager": stack.npm}
+    pool = devnet_v3.create_v3_pool(stack.rpc, stack.sender, addresses, token_a, token_b, fee, sqrt_price_x96)
+    return str(pool["address"])
 
 
 def mint_position(
@@ -109,12 +85,6 @@ def quote_calls(stack: V3Stack, quotes: list[tuple[str, str, int, int]], *, exac
         ("eth_call", [{"to": stack.quoter, "data": encode_call(sig, [(ti, to, amt, fee, 0)]), "gas": hex(30_000_000)}, "latest"])
         for ti, to, amt, fee in quotes
     ]
-
-
-def decode_quote(data: str) -> tuple[int, int, int, int]:
-    """(amountOut or amountIn, sqrtPriceX96After, initializedTicksCrossed, gasEstimate)."""
-    out = decode(["uint256", "uint160", "uint32", "uint256"], bytes.fromhex(data[2:]))
-    return int(out[0]), int(out[1]), int(out[2]), int(out[3])
 
 
 def swap_exact_input(stack: V3Stack, token_in: str, token_out: str, fee: int, amount_in: int) -> dict[str, Any]:

@@ -25,25 +25,24 @@ class Command(BaseCommand):
         parser.add_argument("--swaps-per-block", type=int, default=4)
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from arbbot.devnet import deploy
+        from arbbot.devnet import lifecycle
+        from arbbot.devnet.record import load_deployment
 
         action = opts["action"]
         try:
             if action == "up":
-                import importlib.util
-
-                v3 = not opts["no_v3"] and importlib.util.find_spec("arbbot.devnet.v3") is not None
-                dep = deploy.up(
-                    port=opts["port"], directory=opts["dir"], block_time_s=opts["block_time"] or None, v3=v3,
+                dep = lifecycle.up(
+                    port=opts["port"], directory=opts["dir"], block_time_s=opts["block_time"] or None,
+                    v3=not opts["no_v3"],
                     progress=self.stdout.write,
                 )
                 self._register(dep.to_json())
             elif action == "register":
-                self._register(deploy.load_deployment(opts["dir"]).to_json())
+                self._register(load_deployment(opts["dir"]).to_json())
             elif action == "down":
-                deploy.down(directory=opts["dir"], progress=self.stdout.write)
+                lifecycle.down(directory=opts["dir"], progress=self.stdout.write)
             elif action == "status":
-                self.stdout.write(json.dumps(deploy.status(directory=opts["dir"]), indent=2))
+                self.stdout.write(json.dumps(lifecycle.status(directory=opts["dir"]), indent=2))
             elif action == "simulate":
                 from arbbot.devnet.simulator import simulate
 

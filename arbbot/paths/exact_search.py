@@ -1,0 +1,154 @@
+"""Exact sizing of a cycle with V3 hops: golden-section search on the integer profit.
+
+Owns the exact chain quote of any cycle (``chain_out``: V2 pairs with their own guards,
+V3 pools through ``arbbot.pools.v3``; -1 where a hop would revert) and
+``size_search_exact``: the profit is concave up to rounding because every pool's output is
+concave in its input, so from the screen's warm start it fits parabolas, then brackets
+(widened while the optimum sits on its edge), stops once inside the predicted flat top, and
+finishes with a small local scan. V2-only cycles go to ``v2_exact`` instead.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from arbbot.errors import ArbbotError
+from arbbot.math.v2 import FEE_DENOMINATOR
+from arbbot.paths.screen import compose
+from arbbot.paths.v2_closed import UINT112_MAX, Hop
+from arbbot.paths.v2_exact import _INV_PHI
+from arbbot.types import PoolState, V2PoolState
+
+
+def _v2_out(state: V2PoolState, token_in: str, amount_in: int) -> int:
+    """``get_amount_out`` plus the pair's own guards; -1 where the swap would revert.
+
+    Same arithmetic as ``arbbot.math.v2.get_amount_out``; inlined because the sizing
+    search calls it thousands of times. Extra guard the library lacks: the pair reverts
+    ``UniswapV2: OVERFLOW`` if a balance exceeds uint112, and on a zero output.
+    """
+    if token_in == state.token0:
+        r_in, r_out = state.reserve0, state.reserve1
+    else:
+        r_in, r_out = state.reserve1, state.reserve0
+    if amount_in <= 0 or r_in <= 0 or r_out <= 0 or r_in + amount_in > UINT112_MAX:
+        return -1
+    with_fee = amount_in * (FEE_DENOMINATOR - state.fee_pips)
+    out = with_fee * r_out // (r_in * FEE_DENOMINATOR + with_fee)
+    return out if out > 0 else -1
+
+
+def _hop_out(state: PoolState, token_in: str, amount_in: int) -> int:
+    if isinstance(state, V2PoolState):
+        return _v2_out(state, token_in, amount_in)
+    if amount_in <= 0:
+        return -1
+    from arbbot.pools import v3  # imported lazily like arbbot.pools does
+
+    try:
+        out = v3.amount_out(state, token_in, amount_in)
+    except (ArbbotError, ArithmeticError, ValueError):
+        return -1
+    return out if out > 0 else -1
+
+
+def chain_out(hops: Sequence[Hop], amount_in: int) -> int:
+    """Exact final output; -1 if any hop would revert."""
+    x = amount_in
+    for state, token_in in hops:
+        x = _hop_out(state, token_in, x)
+        if x < 0:
+            return -1
+    return x
+
+
+def size_search_exact(
+    hops: Sequence[Hop],
+    x_float: float,
+    coeffs: Sequence[tuple[float, float]] | None = None,
+    *,
+    max_input: int = 2**128,
+) -> tuple[int, int]:
+    """Integer optimum of any cycle (V3 hops included) by golden-section search.
+
+    The warm start ``x_float`` comes from the virtual-reserve screen. The bracket
+    ``[x/2, 2x]`` is widened while the best point sits on its edge (liquidity beyond the
+    current tick can move the real optimum). The search stops once the bracket is inside
+    the flat top the warm-start model predicts (``coeffs``): there the continuous profit
+    varies by less than a wei, so more exact quotes (costly for V3) would buy nothing.
+    """
+    cache: dict[int, int] = {}
+
+    def profit(x: int) -> int:
+        if x not in cache:
+            out = chain_out(hops, x)
+            cache[x] = out - x if out >= 0 else -(1 << 300)
+        return cache[x]
+
+    x0 = int(x_float) if math.isfinite(x_float) and x_float >= 1 else 1
+    x0 = max(1, min(x0, max_input))
+    tol = 32
+    if coeffs:
+        big_p, big_q = compose(coeffs)
+        if big_p > 0 and big_q > 0:
+            flat = math.sqrt(math.sqrt(big_p) / big_q)  # continuous loss < 1 wei within this
+            if math.isfinite(flat):
+                tol = max(tol, int(flat / 4))
+    # Fast path: near its optimum the profit is close to a parabola, and the warm start is
+    # usually good (exact for V2 hops and inside a V3 pool's current tick range). Fit a
+    # parabola through x-h, x, x+h, jump to its vertex, shrink h, repeat; leave for the
+    # bracketing search below as soon as the three points do not bracket a maximum.
+    # The first try is narrow (2**-20 of the input, still far above the rounding noise at
+    # that distance for any trade worth making): when the warm start is right, two fits
+    # land inside the flat top. If that bracket fails (a tick crossing moved the optimum),
+    # the fits restart wide, from 1/256 of the input.
+    x, h = x0, max(tol, x0 >> 20)
+    wide = h >= x0 // 256
+    for _ in range(14):
+        left, mid, right = profit(max(1, x - h)), profit(x), profit(min(x + h, max_input))
+        if not (mid >= left and mid >= right) or x - h < 1:
+            if wide:
+                break
+            x, h, wide = x0, max(tol, x0 // 256), True
+            continue
+        curv = left - 2 * mid + right
+        if curv < 0:
+            x = min(max(1, x + h * (left - right) // (2 * curv)), max_input)
+        if h <= tol:
+            best_x = max(cache, key=lambda v: (cache[v], -v))
+            for v in range(max(1, best_x - 2), best_x + 3):
+                profit(v)
+            best_x = max(cache, key=lambda v: (cache[v], -v))
+            if cache[best_x] <= 0:
+                return 0, 0
+            return best_x, best_x + cache[best_x]
+        h = max(tol, h // 32)
+    lo, hi = max(1, x0 // 2), min(max(2 * x0, 16), max_input)
+    for _ in range(24):
+        if hi >= max_input or profit(hi) <= profit(max(1, (lo + hi) // 2)):
+            break
+        lo, hi = (lo + hi) // 2, min(hi * 4, max_input)
+    if lo > 1 and profit(lo) > profit((lo + hi) // 2):
+        lo = 1
+    a, b = lo, hi
+    c = b - int((b - a) * _INV_PHI)
+    d = a + int((b - a) * _INV_PHI)
+    for _ in range(400):
+        if b - a <= tol:
+            break
+        if profit(c) >= profit(d):
+            b = d
+        else:
+            a = c
+        c = b - int((b - a) * _INV_PHI)
+        d = a + int((b - a) * _INV_PHI)
+    # Rounding makes the top a little noisy: try a few integers around the best seen
+    # (never the whole bracket, which may still be wide if the search hit reverts).
+    best_x = max(cache, key=lambda x: (cache[x], -x), default=1)
+    for x in range(max(1, best_x - 4), best_x + 5):
+        profit(x)
+    best_x = max(cache, key=lambda x: (cache[x], -x))
+    if cache[best_x] <= 0:
+        return 0, 0
+    return best_x, best_x + cache[best_x]
