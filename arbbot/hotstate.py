@@ -184,6 +184,19 @@ class HotState:
             tokens = {a: json.loads(v) for a, v in zip(addrs, raw) if v is not None}
         return {a: d["excluded_reason"] for a, d in tokens.items() if d.get("excluded_reason")}
 
+    def clear_token_flag(self, address: str) -> None:
+        """An operator cleared the token: drop the scan stage's ``excluded_reason`` (kept
+        as ``operator_cleared``), so a path stage started later does not hand the old flag
+        on to be recorded again."""
+        key, addr = self.key("tokens"), address.lower()
+        raw = self.redis.hget(key, addr)
+        if raw is None:
+            return
+        entry = json.loads(raw)
+        if entry.get("excluded_reason"):
+            entry["operator_cleared"], entry["excluded_reason"] = entry["excluded_reason"], None
+            self.redis.hset(key, addr, json.dumps(entry, separators=(",", ":")))
+
     # --------------------------------------------------------------- scanner cursor
 
     def load_cursor(self) -> tuple[int, list[tuple[int, str]]] | None:

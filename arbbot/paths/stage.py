@@ -12,8 +12,9 @@ operator's exclusion takes effect on the next block and clearing one puts its po
 (re-read from the hot state). Tokens the scan stage's checks found unfit (fee-on-transfer,
 reverting transfers; the hot state's ``excluded_reason``) that the record does not hold yet
 leave the graph at once and are handed on, once per stage, in ``PathResult.exclusions`` to
-be recorded; from then on the record decides, so an operator can clear them too (until a
-new stage, in a restarted worker, sees the scan stage's flag again and hands it on again).
+be recorded; from then on the record decides, so an operator can clear them too (clearing
+also drops the scan stage's flag from the hot state, so a restarted worker does not
+record it again).
 """
 
 from __future__ import annotations

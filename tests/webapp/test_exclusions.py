@@ -5,12 +5,9 @@ and then read back like any other exclusion."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from typing import Any, Iterator
 
 import pytest
-import redis
 
 from arbbot.chain.token_registry import TokenInfo
 from arbbot.chain.token_checks import TransferCheck
@@ -40,8 +37,8 @@ def chain(db: Any) -> None:
 
 @pytest.fixture()
 def hot() -> Iterator[HotState]:
-    prefix = f"{os.environ.get('ARBBOT_REDIS_PREFIX', 'test')}-exclusions-{uuid.uuid4().hex[:8]}"
-    h = HotState(redis.Redis.from_url("redis://127.0.0.1:6379/0"), prefix, CHAIN_ID)
+    # the services' own hot state (they clear the scan stage's flag of a token an operator includes)
+    h = services._hotstate(CHAIN_ID)
     yield h
     h.clear()
 
@@ -140,6 +137,10 @@ def test_token_flagged_by_the_scan_stage_is_recorded_then_read_back(chain: None,
     # though the scan stage's flag is still in the hot state.
     services.token_include(CHAIN_ID, X)
     assert market.next_block() == {AB, CD}
+    assert Token.objects.get(address=X).excluded_reason == ""
+    # and the decision holds in a restarted worker: its new stage finds no flag to hand on
+    assert hot.excluded_tokens() == {}
+    assert Chain(hot).next_block() == {AB, CD}
     assert Token.objects.get(address=X).excluded_reason == ""
 
 

@@ -20,12 +20,6 @@ def chains_active() -> list[Chain]:
     return list(Chain.objects.filter(is_active=True).order_by("chain_id"))
 
 
-def pools_for_chain(chain: Chain) -> list[Pool]:
-    return list(
-        Pool.objects.filter(chain=chain, excluded_reason="").select_related("dex", "token0", "token1")
-    )
-
-
 def exclusions(chain_id: int) -> dict[str, str]:
     """The chain's excluded tokens and pools, address -> why: what the path stage must not
     route through (``arbbot.paths.stage.ExclusionSource``). One query; the path stage asks

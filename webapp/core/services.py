@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
+import redis
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from arbbot.execution.runner import Attempt, Pending
 from arbbot.execution.stage import Unfinished
+from arbbot.hotstate import HotState
 from arbbot.types import ExecutionResult, ScoredOpportunity
 from webapp.core.models import Chain, Dex, Execution, Opportunity, Pool, Token
 from webapp.core.validators import validate_address
@@ -144,6 +146,7 @@ def token_include(chain_id: int, address: str) -> Token:
     token = Token.objects.select_for_update().get(chain__chain_id=chain_id, address=address.lower())
     token.excluded_reason = ""
     token.save(update_fields=["excluded_reason"])
+    _hotstate(chain_id).clear_token_flag(token.address)
     marked = Pool.objects.filter(
         chain__chain_id=chain_id, excluded_reason__startswith=_token_mark(token.address, "")
     ).select_related("token0", "token1")
@@ -169,6 +172,12 @@ def pool_include(chain_id: int, address: str) -> Pool:
     pool.excluded_reason = ""
     pool.save(update_fields=["excluded_reason"])
     return pool
+
+
+def _hotstate(chain_id: int) -> HotState:
+    from django.conf import settings
+
+    return HotState(redis.Redis.from_url(settings.ARBBOT.redis_url), settings.ARBBOT.redis_prefix, chain_id)
 
 
 def _reason(reason: str) -> str:
