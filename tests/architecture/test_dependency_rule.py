@@ -55,7 +55,7 @@ VIOLATIONS = [
     ("math-pools-paths", "arbbot/math/v2.py", "from arbbot import pools"),
     ("math-pools-paths", "arbbot/pools/__init__.py", "from arbbot.paths import engine"),
     ("io-at-the-edge", "arbbot/scoring/rule.py", "from arbbot.chain import rpc"),
-    ("io-at-the-edge", "arbbot/paths/sizing.py", "from arbbot.execution import runner"),
+    ("io-at-the-edge", "arbbot/paths/__init__.py", "from arbbot.execution import runner"),
     ("io-at-the-edge", "arbbot/types.py", "import redis"),
 ]
 
