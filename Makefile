@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 
-.PHONY: setup venv lock npm services validators demo test lint typecheck bench-scan bench-paths clean
+.PHONY: setup venv lock npm services validators demo test test-explore lint typecheck bench-scan bench-paths clean
 
 setup: venv npm services
 
@@ -49,6 +49,11 @@ test: setup validators
 	$(PY) -m pytest -q
 
 # ruff and the import contracts (both configured in pyproject.toml)
+# Property tests with random draws (the Hypothesis "explore" profile), several rounds; a
+# failing case it prints goes into its test as an @example.
+test-explore: setup
+	for i in 1 2 3 4 5; do HYPOTHESIS_PROFILE=explore $(PY) -m pytest -q tests/math tests/paths/test_sizing.py tests/paths/test_bad_input.py tests/pools/test_v3_quote_fast.py tests/test_types.py || exit 1; done
+
 lint: venv
 	.venv/bin/ruff check arbbot workers webapp tests
 	.venv/bin/lint-imports

@@ -15,10 +15,18 @@ from typing import Iterator
 
 import pytest
 import redis
+from hypothesis import settings
 
 from arbbot.hotstate import HotState
 
 RUN_ID = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+# Property tests: `make test` runs the deterministic profile (same examples every run, no
+# example database), so CI cannot flake on a newly drawn case; `make test-explore` runs the
+# random one, and a case it finds becomes an @example of its test.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 os.environ.setdefault("ARBBOT_REDIS_PREFIX", f"test-{RUN_ID}")
 os.environ.setdefault("ARBBOT_HEARTBEAT_FILE", f"/tmp/arbbot-test-heartbeat-{RUN_ID}")
