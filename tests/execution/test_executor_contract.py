@@ -1,6 +1,6 @@
 """ArbExecutor on anvil with the genuine Uniswap V2 and V3 contracts: a planted cross-DEX
 gap, sized by exact integer math, executes through the bot's signer and the contract's
-balance rises by exactly the predicted profit; guards (owner, callbacks, minProfit, genuine
+balance rises by exactly the predicted profit; guards (roles, callbacks, minProfit, genuine
 V3 pools) hold. Mixed V2/V3 cycles run with V3 as the flash source, as a middle hop paid in
 the callback and as the last hop; V3 hop amounts are predicted with the genuine QuoterV2."""
 
@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import pytest
 
 from arbbot.chain.rpc import RpcClient
-from arbbot.chain.tx import LocalSigner, encode_call, wait_receipt
+from arbbot.chain.tx import LocalSigner, encode_call, send_unlocked, wait_receipt
 from arbbot.devnet import v3
 from arbbot.devnet.anvil import Anvil
 from arbbot.devnet.record import Deployment
@@ -152,16 +152,18 @@ def test_inventory_triangle_realises_exactly_the_predicted_profit(chain: Any) ->
     assert int(receipt["gasUsed"], 16) <= gas_estimate(["v2", "v2", "v2"])
 
 
-def test_only_the_owner_may_execute_or_withdraw(chain: Any) -> None:
+def test_only_an_executor_may_execute_and_only_the_owner_withdraw(chain: Any) -> None:
     rpc, dep, signer = chain
     pools, tokens = planted_cycle(rpc, dep)
     states = [v2_state(rpc, p) for p in pools]
     amount_in, amounts = size_cycle(states, tokens, states[0].reserve0 // 5)
     data = encode_cycle(pools, tokens, amount_in, amounts, 0)
     stranger = rpc.call("eth_accounts")[3]
-    assert revert_reason(rpc, stranger, dep.executor, data) == "NotOwner()"
-    assert revert_reason(rpc, stranger, dep.executor, encode_withdraw(dep.weth, stranger, 1)) == "NotOwner()"
-    # the owner's simulation of the same call succeeds
+    assert revert_reason(rpc, stranger, dep.executor, data) == "NotExecutor()"
+    assert revert_reason(rpc, dep.deployer, dep.executor, data) == "NotExecutor()"  # the owner is cold
+    for who in (stranger, signer.address):  # the hot key cannot withdraw either
+        assert revert_reason(rpc, who, dep.executor, encode_withdraw(dep.weth, who, 1)) == "NotOwner()"
+    # the executor's simulation of the same call succeeds
     rpc.call("eth_call", [{"from": signer.address, "to": dep.executor, "data": data}, "latest"])
 
 
@@ -205,9 +207,9 @@ def test_owner_withdraws_profit(chain: Any) -> None:
     send(signer, dep.executor, encode_cycle(pools, tokens, amount_in, amounts, 1))
     profit = balance_of(rpc, dep.weth, dep.executor)
     assert profit == amounts[-1] - amount_in
-    receipt = send(signer, dep.executor, encode_withdraw(dep.weth, signer.address, profit))
-    assert int(receipt["status"], 16) == 1
-    assert balance_of(rpc, dep.weth, signer.address) == profit
+    cold = rpc.call("eth_accounts")[6].lower()
+    send_unlocked(rpc, dep.deployer, to=dep.executor, data=encode_withdraw(dep.weth, cold, profit))
+    assert balance_of(rpc, dep.weth, cold) == profit
     assert balance_of(rpc, dep.weth, dep.executor) == 0
 
 
