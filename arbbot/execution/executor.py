@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 from eth_abi import decode, encode
 from eth_utils import keccak
 
-from arbbot.contracts.gas import GAS_BASE, GAS_PER_HOP
+from arbbot.contracts.gas import GAS_BASE, GAS_COINBASE_PAYMENT, GAS_PER_HOP
 from arbbot.errors import ArbbotError
 from arbbot.types import PoolState, norm_address
 
@@ -57,10 +57,11 @@ class Hop:
                 self.min_out)
 
 
-def gas_estimate(hop_kinds: Sequence[str]) -> int:
-    """Gas units for one execute() over hops of these kinds."""
+def gas_estimate(hop_kinds: Sequence[str], *, coinbase_share: bool = False) -> int:
+    """Gas units for one execute() over hops of these kinds (plus the WETH unwrap and the
+    transfer to ``block.coinbase`` when a coinbase share is paid)."""
     try:
-        return GAS_BASE + sum(GAS_PER_HOP[k] for k in hop_kinds)
+        return GAS_BASE + sum(GAS_PER_HOP[k] for k in hop_kinds) + (GAS_COINBASE_PAYMENT if coinbase_share else 0)
     except KeyError as exc:
         raise EncodingError(f"unknown hop kind {exc.args[0]!r}") from None
 

@@ -22,7 +22,6 @@ from arbbot.devnet.artifacts import load
 from arbbot.devnet.record import Deployment
 from arbbot.devnet.scenarios import (
     balance_of,
-    deployed_devnet,
     fund_token,
     plant_v3_price_gap,
     read_signer_key,
@@ -40,7 +39,7 @@ from arbbot.execution.executor import (
     encode_set_executor,
     encode_withdraw,
 )
-from tests.execution.test_executor_contract import planted_cycle, revert_reason, send, size_cycle
+from tests.execution.executor_helpers import planted_cycle, revert_reason, send, size_cycle
 
 ATTACKERS_SOL = Path(__file__).parent / "contracts" / "Attackers.sol"
 NEVER_PAY, REPLAY, FORGE, PAY = 0, 1, 2, 3
@@ -51,13 +50,6 @@ INVENTORY = 50_000 * 10**18  # USDC and DAI the executor holds: what the attacks
 @pytest.fixture(scope="module")
 def compiled() -> dict[str, dict[str, Any]]:
     return compile_file(ATTACKERS_SOL)
-
-
-@pytest.fixture(scope="module")
-def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Deployment, Path]]:
-    directory = tmp_path_factory.mktemp("devnet-attacks")
-    with deployed_devnet(directory, v3=True) as (anvil, dep):
-        yield anvil, dep, directory
 
 
 class World:
