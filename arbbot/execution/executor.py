@@ -8,9 +8,10 @@ with eth_abi, the per-hop-kind gas estimates, and decoding of the contract's cus
 errors. No I/O and no web3 contract layer: encoding must stay cheap enough to run for every
 opportunity.
 
-A hop is ``(pool, tokenOut, kind, fee, minOut)``: ``kind`` 0 = Uniswap V2 pair, 1 = Uniswap
-V3 pool; ``fee`` is the V2 swap fee in pips (3000 for the genuine pair) or the V3 fee tier
-(the contract derives the genuine V3 pool address from it); the direction is implied by
+A hop is ``(pool, tokenOut, kind, fee, minOut)``: ``kind`` 0 = Uniswap V2 pair (or fork),
+1 = Uniswap V3 pool (or fork); ``fee`` is the V2 swap fee in pips (3000 for the genuine pair)
+or the V3 fee tier (part of the pool's CREATE2 salt); the contract accepts a pool only as the
+CREATE2 child of a factory its owner registered for that kind. The direction is implied by
 token order, so it cannot disagree with the tokens.
 """
 
