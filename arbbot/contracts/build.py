@@ -44,11 +44,11 @@ class CompileError(ArbbotError):
     """solc reported an error (the messages are in the exception text)."""
 
 
-def standard_json_input(name: str = ARTIFACT_NAME) -> dict[str, Any]:
+def standard_json_input(name: str = ARTIFACT_NAME, source_dir: Path = CONTRACTS_DIR) -> dict[str, Any]:
     source = f"{name}.sol"
     return {
         "language": "Solidity",
-        "sources": {source: {"content": (CONTRACTS_DIR / source).read_text()}},
+        "sources": {source: {"content": (source_dir / source).read_text()}},
         "settings": {
             "optimizer": {"enabled": True, "runs": OPTIMIZER_RUNS},
             "evmVersion": EVM_VERSION,
@@ -67,14 +67,16 @@ def solc_version(node_modules: Path | None = None) -> str:
     return out.stdout.strip()
 
 
-def compile_sources(node_modules: Path | None = None, name: str = ARTIFACT_NAME) -> dict[str, Any]:
-    """Run solc-js on ``<name>.sol``; returns the standard-json output (raises on errors)."""
+def compile_sources(
+    node_modules: Path | None = None, name: str = ARTIFACT_NAME, source_dir: Path = CONTRACTS_DIR
+) -> dict[str, Any]:
+    """Run solc-js on ``<source_dir>/<name>.sol``; returns the standard-json output (raises on errors)."""
     solc = (node_modules or get_settings().node_modules) / "solc"
     if not (solc / "index.js").exists() and not (solc / "package.json").exists():
         raise CompileError(f"solc-js not found at {solc}: run `npm ci`")
     proc = subprocess.run(
         ["node", "-e", _NODE_DRIVER, str(solc)],
-        input=json.dumps(standard_json_input(name)), capture_output=True, text=True, check=False,
+        input=json.dumps(standard_json_input(name, source_dir)), capture_output=True, text=True, check=False,
     )
     if proc.returncode != 0:
         raise CompileError(f"solc-js failed: {proc.stderr.strip()}")
@@ -98,6 +100,20 @@ def build_artifact(node_modules: Path | None = None, name: str = ARTIFACT_NAME) 
         "abi": contract["abi"],
         "bytecode": "0x" + contract["evm"]["bytecode"]["object"],
         "deployedBytecode": "0x" + contract["evm"]["deployedBytecode"]["object"],
+    }
+
+
+def compile_file(path: Path, node_modules: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Every contract of one Solidity file (e.g. a test's attacker contracts), compiled with
+    the executor's exact settings: ``{name: {"abi", "bytecode", "deployedBytecode"}}``."""
+    output = compile_sources(node_modules, path.stem, path.parent)
+    return {
+        name: {
+            "abi": c["abi"],
+            "bytecode": "0x" + c["evm"]["bytecode"]["object"],
+            "deployedBytecode": "0x" + c["evm"]["deployedBytecode"]["object"],
+        }
+        for name, c in output["contracts"][path.name].items()
     }
 
 

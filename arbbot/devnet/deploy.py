@@ -3,7 +3,8 @@
 Owns what the devnet consists of (``TOKENS``, ``PAIRS``, ``V2_DEXES`` and their reference
 prices and depths), the deployment order (``deploy_contracts``: WETH9, Multicall3 at its
 canonical address, the tokens, two Uniswap V2 DEXes with their pairs, optionally the V3
-stack of ``arbbot.devnet.v3``, the project's executor, the signer's funding), the V2 pair
+stack of ``arbbot.devnet.v3``, the project's executor owned by the deployer with the
+signer as its executor and every DEX registered, the signer's funding), the V2 pair
 CREATE2 address helpers and ``verify_deployment``. Deploys only genuine npm artifacts (see
 ``artifacts.py``) plus ``arbbot/contracts/ArbExecutor.json``. Everything is sent from
 anvil's unlocked dev account 0 with automine, so a deployment takes a couple of seconds.
@@ -22,6 +23,7 @@ from arbbot.contracts.build import load_artifact
 from arbbot.devnet import v3 as devnet_v3
 from arbbot.devnet.artifacts import load, multicall3_bytecode
 from arbbot.devnet.record import Deployment
+from arbbot.execution.executor import constructor_args
 
 MULTICALL3_ADDRESS = "0xca11bde05977b3631167028862be2a173976ca11"  # canonical on every chain
 V2_FEE_PIPS = 3000
@@ -101,7 +103,8 @@ def deploy_contracts(
 ) -> Deployment:
     """Deploy the whole devnet onto a running (automine) anvil; returns the record.
 
-    ``signer`` is the address that will own the executor (the bot's key). ``v3=True``
+    ``signer`` is the address that may run the executor's cycles (the bot's hot key; the
+    deployer owns the contract). ``v3=True``
     also deploys the Uniswap V3 stack and pools (``arbbot.devnet.v3``).
     """
     accounts = [a.lower() for a in rpc.call("eth_accounts")]
@@ -186,10 +189,16 @@ def deploy_contracts(
         step("Uniswap V3: positions over several tick ranges")
         pools.extend(devnet_v3.create_default_pools(rpc, deployer, stack, tokens))
 
-    step("ArbExecutor (owner = the bot's signer)")
-    executor = deploy_unlocked(
-        rpc, deployer, load_artifact()["bytecode"], ["address", "address"], [signer, v3_factory]
-    )
+    step("ArbExecutor (owner = the deployer, executor = the bot's signer)")
+    # Roles split as on a real chain: the cold owner (withdraw, configuration) is anvil's
+    # dev account 0, the bot's hot key may only run cycles; every DEX deployed here is
+    # registered with its genuine init-code hash (the contract refuses any other pool).
+    factories: list[tuple[str, str, bytes]] = [(d["kind"], d["factory"], v2_pair_init_code_hash())
+                                               for d in dexes if d["kind"] == "v2"]
+    if v3:
+        factories.append(("v3", v3_factory, devnet_v3.POOL_INIT_CODE_HASH))
+    types, values = constructor_args(deployer, weth, [signer], factories)
+    executor = deploy_unlocked(rpc, deployer, load_artifact()["bytecode"], types, values)
 
     step("fund the bot's signer with ETH")
     rpc.call("anvil_setBalance", [signer, hex(SIGNER_FUNDING_WEI)])

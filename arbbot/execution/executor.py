@@ -1,14 +1,17 @@
 """Calldata for arbbot's own executor contract (``arbbot/contracts/ArbExecutor.sol``).
 
-Owns the wire format of ``ArbExecutor.execute`` and ``withdraw``: pure functions that encode
-a cycle (pools, tokens, amount_in, per-hop amounts predicted by exact math, min_profit)
-with eth_abi, the per-hop-kind gas estimates, and decoding of the contract's custom
-revert errors. No I/O and no web3 contract layer: encoding must stay cheap enough to run
-for every opportunity.
+Owns the wire format of ``ArbExecutor``: ``execute`` (hot executor keys), the owner's calls
+(``withdraw``, ``setExecutor``, ``addFactory``/``removeFactory``, ``pause``/``unpause``) and
+the constructor arguments; pure functions that encode a cycle (pools, tokens, amount_in,
+per-hop amounts predicted by exact math, min_profit, an optional ``block.coinbase`` share)
+with eth_abi, the per-hop-kind gas estimates, and decoding of the contract's custom revert
+errors. No I/O and no web3 contract layer: encoding must stay cheap enough to run for every
+opportunity.
 
-A hop is ``(pool, tokenOut, kind, fee, minOut)``: ``kind`` 0 = Uniswap V2 pair, 1 = Uniswap
-V3 pool; ``fee`` is the V2 swap fee in pips (3000 for the genuine pair) or the V3 fee tier
-(the contract derives the genuine V3 pool address from it); the direction is implied by
+A hop is ``(pool, tokenOut, kind, fee, minOut)``: ``kind`` 0 = Uniswap V2 pair (or fork),
+1 = Uniswap V3 pool (or fork); ``fee`` is the V2 swap fee in pips (3000 for the genuine pair)
+or the V3 fee tier (part of the pool's CREATE2 salt); the contract accepts a pool only as the
+CREATE2 child of a factory its owner registered for that kind. The direction is implied by
 token order, so it cannot disagree with the tokens.
 """
 
@@ -20,17 +23,20 @@ from typing import Any, Mapping, Sequence
 from eth_abi import decode, encode
 from eth_utils import keccak
 
-from arbbot.contracts.gas import GAS_BASE, GAS_PER_HOP
+from arbbot.contracts.gas import GAS_BASE, GAS_COINBASE_PAYMENT, GAS_PER_HOP
 from arbbot.errors import ArbbotError
 from arbbot.types import PoolState, norm_address
 
 HOP_KIND_CODES: dict[str, int] = {"v2": 0, "v3": 1}
 HOP_TUPLE = "(address,address,uint8,uint24,uint256)"
-EXECUTE_SIGNATURE = f"execute(address,uint256,uint256,bool,{HOP_TUPLE}[])"
+EXECUTE_TYPES = ["address", "uint256", "uint256", "bool", f"{HOP_TUPLE}[]", "uint256"]
+EXECUTE_SIGNATURE = f"execute({','.join(EXECUTE_TYPES)})"
 WITHDRAW_SIGNATURE = "withdraw(address,address,uint256)"
 EXECUTE_SELECTOR = keccak(text=EXECUTE_SIGNATURE)[:4]
 WITHDRAW_SELECTOR = keccak(text=WITHDRAW_SIGNATURE)[:4]
-
+#: the constructor: (owner, weth, executors, [(kind, factory, initCodeHash)])
+CONSTRUCTOR_TYPES = ["address", "address", "address[]", "(uint8,address,bytes32)[]"]
+MAX_COINBASE_BPS = 10_000
 
 
 class EncodingError(ArbbotError):
@@ -52,10 +58,11 @@ class Hop:
                 self.min_out)
 
 
-def gas_estimate(hop_kinds: Sequence[str]) -> int:
-    """Gas units for one execute() over hops of these kinds."""
+def gas_estimate(hop_kinds: Sequence[str], *, coinbase_share: bool = False) -> int:
+    """Gas units for one execute() over hops of these kinds (plus the WETH unwrap and the
+    transfer to ``block.coinbase`` when a coinbase share is paid)."""
     try:
-        return GAS_BASE + sum(GAS_PER_HOP[k] for k in hop_kinds)
+        return GAS_BASE + sum(GAS_PER_HOP[k] for k in hop_kinds) + (GAS_COINBASE_PAYMENT if coinbase_share else 0)
     except KeyError as exc:
         raise EncodingError(f"unknown hop kind {exc.args[0]!r}") from None
 
@@ -94,8 +101,16 @@ def _pool_fields(p: PoolState | Mapping[str, Any]) -> tuple[str, str, int, str, 
     return (norm_address(p.address), p.kind, p.fee_pips, norm_address(p.token0), norm_address(p.token1))
 
 
-def encode_execute(token_in: str, amount_in: int, min_profit: int, hops: Sequence[Hop], *, flash: bool = True) -> str:
-    """Calldata (0x hex) of ``execute(tokenIn, amountIn, minProfit, flash, hops)``."""
+def encode_execute(
+    token_in: str, amount_in: int, min_profit: int, hops: Sequence[Hop], *, flash: bool = True, coinbase_bps: int = 0
+) -> str:
+    """Calldata (0x hex) of ``execute(tokenIn, amountIn, minProfit, flash, hops, coinbaseBps)``.
+
+    ``coinbase_bps`` is the share of the profit (basis points) paid to ``block.coinbase`` in
+    native token when ``token_in`` is WETH (for bundles; skipped by the contract otherwise);
+    ``min_profit`` guards the profit the contract keeps after that share."""
+    if not 0 <= coinbase_bps <= MAX_COINBASE_BPS:
+        raise EncodingError(f"coinbase_bps {coinbase_bps} outside 0..{MAX_COINBASE_BPS}")
     if not hops:
         raise EncodingError("no hops")
     if norm_address(hops[-1].token_out) != norm_address(token_in):
@@ -103,8 +118,8 @@ def encode_execute(token_in: str, amount_in: int, min_profit: int, hops: Sequenc
     if amount_in <= 0 or min_profit < 0:
         raise EncodingError("amount_in must be > 0 and min_profit >= 0")
     args = encode(
-        ["address", "uint256", "uint256", "bool", f"{HOP_TUPLE}[]"],
-        [norm_address(token_in), amount_in, min_profit, flash, [h.as_tuple() for h in hops]],
+        EXECUTE_TYPES,
+        [norm_address(token_in), amount_in, min_profit, flash, [h.as_tuple() for h in hops], coinbase_bps],
     )
     return "0x" + (EXECUTE_SELECTOR + args).hex()
 
@@ -118,6 +133,7 @@ def encode_cycle(
     *,
     flash: bool = True,
     strict_hops: bool = False,
+    coinbase_bps: int = 0,
 ) -> str:
     """Calldata to execute a sized cycle.
 
@@ -133,7 +149,7 @@ def encode_cycle(
     if min_profit > predicted:
         raise EncodingError(f"min_profit {min_profit} exceeds the predicted profit {predicted}")
     hops = hops_for_cycle(pools, tokens, min_outs=list(amounts_out) if strict_hops else None)
-    return encode_execute(tokens[0], amount_in, min_profit, hops, flash=flash)
+    return encode_execute(tokens[0], amount_in, min_profit, hops, flash=flash, coinbase_bps=coinbase_bps)
 
 
 def decode_execute(calldata: str) -> dict[str, Any]:
@@ -141,9 +157,7 @@ def decode_execute(calldata: str) -> dict[str, Any]:
     raw = bytes.fromhex(calldata[2:] if calldata.startswith("0x") else calldata)
     if raw[:4] != EXECUTE_SELECTOR:
         raise EncodingError("not an execute() call")
-    token_in, amount_in, min_profit, flash, hops = decode(
-        ["address", "uint256", "uint256", "bool", f"{HOP_TUPLE}[]"], raw[4:]
-    )
+    token_in, amount_in, min_profit, flash, hops, coinbase_bps = decode(EXECUTE_TYPES, raw[4:])
     kinds = {v: k for k, v in HOP_KIND_CODES.items()}
     return {
         "token_in": token_in.lower(),
@@ -151,12 +165,57 @@ def decode_execute(calldata: str) -> dict[str, Any]:
         "min_profit": min_profit,
         "flash": flash,
         "hops": [Hop(h[0].lower(), h[1].lower(), kinds[h[2]], h[3], h[4]) for h in hops],
+        "coinbase_bps": coinbase_bps,
     }
 
 
+def _call(signature: str, types: list[str], args: list[Any]) -> str:
+    return "0x" + (keccak(text=signature)[:4] + encode(types, args)).hex()
+
+
 def encode_withdraw(token: str, to: str, amount: int) -> str:
+    """Owner only: move ``amount`` of ``token`` (the zero address = native) to ``to``."""
     return "0x" + (WITHDRAW_SELECTOR + encode(["address", "address", "uint256"],
                                               [norm_address(token), norm_address(to), amount])).hex()
+
+
+def encode_set_executor(account: str, allowed: bool) -> str:
+    """Owner only: grant (or revoke) the right to run cycles."""
+    return _call("setExecutor(address,bool)", ["address", "bool"], [norm_address(account), allowed])
+
+
+def encode_add_factory(kind: str, factory: str, init_code_hash: bytes) -> str:
+    """Owner only: accept CREATE2 children of ``factory`` (with ``init_code_hash``) as pools."""
+    return _call("addFactory(uint8,address,bytes32)", ["uint8", "address", "bytes32"],
+                 [HOP_KIND_CODES[kind], norm_address(factory), init_code_hash])
+
+
+def encode_remove_factory(kind: str, factory: str) -> str:
+    return _call("removeFactory(uint8,address)", ["uint8", "address"], [HOP_KIND_CODES[kind], norm_address(factory)])
+
+
+def encode_pause() -> str:
+    """The owner or any executor: stop every execute()."""
+    return _call("pause()", [], [])
+
+
+def encode_unpause() -> str:
+    """Owner only."""
+    return _call("unpause()", [], [])
+
+
+def constructor_args(
+    owner: str, weth: str, executors: Sequence[str], factories: Sequence[tuple[str, str, bytes]]
+) -> tuple[list[str], list[Any]]:
+    """(types, values) of the constructor: the cold ``owner``, WETH (the coinbase share is
+    unwrapped from it), the hot ``executors`` and the accepted ``(kind, factory,
+    init_code_hash)`` of every DEX whose pools may appear in a cycle."""
+    return CONSTRUCTOR_TYPES, [
+        norm_address(owner),
+        norm_address(weth),
+        [norm_address(e) for e in executors],
+        [(HOP_KIND_CODES[k], norm_address(f), h) for k, f, h in factories],
+    ]
 
 
 # Custom errors of ArbExecutor, by selector, so a revert can be recorded with a reason.
@@ -164,11 +223,17 @@ _ERRORS: dict[bytes, tuple[str, list[str]]] = {
     keccak(text=f"{name}({','.join(types)})")[:4]: (name, types)
     for name, types in (
         ("NotOwner", []),
+        ("NotExecutor", []),
+        ("ContractPaused", []),
+        ("Reentrancy", []),
         ("BadCallback", []),
         ("NotCycle", []),
         ("BadHop", ["uint256"]),
+        ("BadKind", []),
+        ("BadCoinbaseShare", []),
         ("HopOutputTooLow", ["uint256", "uint256"]),
         ("ProfitTooLow", ["uint256", "uint256"]),
+        ("BalanceDecreased", ["address", "uint256", "uint256"]),
         ("TransferFailed", []),
     )
 }

@@ -17,7 +17,10 @@ def test_committed_artifact_equals_fresh_compile(name: str) -> None:
 def test_artifact_has_the_entry_points_the_encoder_uses() -> None:
     abi = load_artifact()["abi"]
     names = {x["name"] for x in abi if x.get("type") == "function"}
-    assert {"execute", "withdraw", "owner", "uniswapV2Call", "uniswapV3SwapCallback", "v3Factory"} <= names
+    assert {
+        "execute", "withdraw", "owner", "uniswapV2Call", "uniswapV3SwapCallback", "isExecutor", "setExecutor",
+        "addFactory", "removeFactory", "pause", "unpause", "v2InitCodeHash", "v3InitCodeHash",
+    } <= names
 
 
 def test_transfer_probe_artifact_has_the_entry_points_token_checks_use() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from eth_abi import decode, encode
 from eth_utils import keccak
 
 from arbbot.contracts.build import load_artifact
@@ -10,10 +11,17 @@ from arbbot.execution.executor import (
     EXECUTE_SELECTOR,
     EncodingError,
     Hop,
+    constructor_args,
     decode_execute,
     decode_revert,
+    encode_add_factory,
     encode_cycle,
     encode_execute,
+    encode_pause,
+    encode_remove_factory,
+    encode_set_executor,
+    encode_unpause,
+    encode_withdraw,
     gas_estimate,
     hops_for_cycle,
 )
@@ -67,3 +75,60 @@ def test_gas_estimate_and_revert_decoding() -> None:
     data = keccak(text="ProfitTooLow(uint256,uint256)")[:4] + (3).to_bytes(32, "big") + (9).to_bytes(32, "big")
     assert decode_revert("0x" + data.hex()) == "ProfitTooLow(3, 9)"
     assert decode_revert(keccak(text="NotOwner()")[:4]) == "NotOwner()"
+
+
+def _abi(kind: str, name: str | None = None) -> list[dict]:  # type: ignore[type-arg]
+    return [x for x in load_artifact()["abi"] if x.get("type") == kind and (name is None or x.get("name") == name)]
+
+
+def _sig(entry: dict) -> str:  # type: ignore[type-arg]
+    def t(inp: dict) -> str:  # type: ignore[type-arg]
+        if inp["type"].startswith("tuple"):
+            return "(" + ",".join(t(c) for c in inp["components"]) + ")" + inp["type"][5:]
+        return str(inp["type"])
+
+    return f"{entry.get('name', '')}({','.join(t(i) for i in entry['inputs'])})"
+
+
+def test_owner_calls_match_the_compiled_abi() -> None:
+    functions = {_sig(f) for f in _abi("function")}
+    calls = {
+        "withdraw(address,address,uint256)": encode_withdraw(A, B, 1),
+        "setExecutor(address,bool)": encode_set_executor(A, True),
+        "addFactory(uint8,address,bytes32)": encode_add_factory("v3", A, b"\x11" * 32),
+        "removeFactory(uint8,address)": encode_remove_factory("v2", A),
+        "pause()": encode_pause(),
+        "unpause()": encode_unpause(),
+    }
+    for signature, data in calls.items():
+        assert signature in functions
+        assert data[:10] == "0x" + keccak(text=signature)[:4].hex()
+    assert decode(["uint8", "address", "bytes32"], bytes.fromhex(calls["addFactory(uint8,address,bytes32)"][10:])) == (
+        1, A, b"\x11" * 32)
+
+
+def test_constructor_arguments_match_the_compiled_abi() -> None:
+    (ctor,) = _abi("constructor")
+    types, values = constructor_args(A, B, [C], [("v2", P1, b"\x01" * 32), ("v3", P2, b"\x02" * 32)])
+    assert _sig({**ctor, "name": ""}) == f"({','.join(types)})"
+    assert decode(types, encode(types, values)) == (A, B, (C,), ((0, P1, b"\x01" * 32), (1, P2, b"\x02" * 32)))
+
+
+def test_coinbase_share_round_trips_and_is_bounded() -> None:
+    data = encode_execute(A, 1000, 5, [Hop(P1, B), Hop(P2, A)], coinbase_bps=2500)
+    assert decode_execute(data)["coinbase_bps"] == 2500
+    assert decode_execute(encode_execute(A, 1000, 5, [Hop(P1, B), Hop(P2, A)]))["coinbase_bps"] == 0
+    with pytest.raises(EncodingError):
+        encode_execute(A, 1000, 5, [Hop(P1, B), Hop(P2, A)], coinbase_bps=10_001)
+    assert gas_estimate(["v2", "v2"], coinbase_share=True) > gas_estimate(["v2", "v2"])
+
+
+def test_every_custom_error_of_the_contract_is_decoded_by_name() -> None:
+    for err in _abi("error"):
+        types = [i["type"] for i in err["inputs"]]
+        body = encode(types, [A if t == "address" else 7 for t in types])
+        reason = decode_revert(keccak(text=_sig(err))[:4] + body)
+        assert reason.startswith(f"{err['name']}("), reason
+    balance = keccak(text="BalanceDecreased(address,uint256,uint256)")[:4] + encode(
+        ["address", "uint256", "uint256"], [A, 10, 3])
+    assert decode_revert(balance) == f"BalanceDecreased({A}, 10, 3)"

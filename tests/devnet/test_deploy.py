@@ -48,12 +48,15 @@ def test_record_is_complete(devnet: Devnet) -> None:
     assert json.loads((directory / "deployment.json").read_text())["executor"] == dep.executor
 
 
-def test_signer_key_is_private_and_owns_the_executor(devnet: Devnet) -> None:
+def test_signer_key_is_private_and_runs_the_executor(devnet: Devnet) -> None:
+    """Roles split: the signer (hot) may run cycles, the deployer (cold) owns the contract."""
     anvil, dep, directory = devnet
     key_file = directory / "signer.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     owner = anvil.rpc().eth_call(dep.executor, encode_call("owner()"))
-    assert "0x" + owner[-40:] == dep.signer
+    assert "0x" + owner[-40:] == dep.deployer != dep.signer
+    assert int(anvil.rpc().eth_call(dep.executor, encode_call("isExecutor(address)", [dep.signer])), 16) == 1
+    assert int(anvil.rpc().eth_call(dep.executor, encode_call("isExecutor(address)", [dep.deployer])), 16) == 0
     assert int(anvil.rpc().call("eth_getBalance", [dep.signer, "latest"]), 16) > 10**21
     # the key never lands in the record
     assert key_file.read_text().strip()[2:] not in (directory / "deployment.json").read_text()

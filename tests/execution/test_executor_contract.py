@@ -1,31 +1,24 @@
 """ArbExecutor on anvil with the genuine Uniswap V2 and V3 contracts: a planted cross-DEX
 gap, sized by exact integer math, executes through the bot's signer and the contract's
-balance rises by exactly the predicted profit; guards (owner, callbacks, minProfit, genuine
+balance rises by exactly the predicted profit; guards (roles, callbacks, minProfit, genuine
 V3 pools) hold. Mixed V2/V3 cycles run with V3 as the flash source, as a middle hop paid in
 the callback and as the last hop; V3 hop amounts are predicted with the genuine QuoterV2."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import pytest
 
 from arbbot.chain.rpc import RpcClient
-from arbbot.chain.tx import LocalSigner, encode_call, wait_receipt
-from arbbot.devnet import v3
-from arbbot.devnet.anvil import Anvil
+from arbbot.chain.tx import LocalSigner, encode_call, send_unlocked
 from arbbot.devnet.record import Deployment
 from arbbot.devnet.scenarios import (
     approve,
     balance_of,
-    deployed_devnet,
     fund_token,
     plant_price_gap,
     plant_v3_price_gap,
-    read_signer_key,
-    revert_to,
-    snapshot,
     swap_v2,
     v2_state,
 )
@@ -38,78 +31,15 @@ from arbbot.execution.executor import (
     encode_withdraw,
     gas_estimate,
 )
-from arbbot.pools import amount_out
-from arbbot.types import V2PoolState
-
-Devnet = tuple[Anvil, Deployment, Path]
-
-
-@pytest.fixture(scope="module")
-def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    directory = tmp_path_factory.mktemp("devnet-exec")
-    with deployed_devnet(directory, v3=True) as (anvil, dep):
-        yield anvil, dep, directory
-
-
-@pytest.fixture()
-def chain(devnet: Devnet) -> Iterator[tuple[RpcClient, Deployment, LocalSigner]]:
-    """Each test starts from the freshly deployed state."""
-    anvil, dep, directory = devnet
-    rpc = anvil.rpc()
-    snap = snapshot(rpc)
-    signer = LocalSigner(rpc, read_signer_key(directory))
-    try:
-        yield rpc, dep, signer
-    finally:
-        revert_to(rpc, snap)
-
-
-def cycle_amounts(states: Sequence[V2PoolState], tokens: Sequence[str], amount_in: int) -> list[int]:
-    amounts, x = [], amount_in
-    for s, t in zip(states, tokens):
-        x = amount_out(s, t, x)
-        amounts.append(x)
-    return amounts
-
-
-def size_cycle(states: Sequence[V2PoolState], tokens: Sequence[str], hi: int) -> tuple[int, list[int]]:
-    """Best integer input by ternary search on the exact (concave) profit, then a local scan."""
-
-    def profit(x: int) -> int:
-        try:
-            return cycle_amounts(states, tokens, x)[-1] - x
-        except Exception:  # noqa: BLE001
-            return -(10**80)
-
-    lo = 1
-    while hi - lo > 20:
-        m1, m2 = lo + (hi - lo) // 3, hi - (hi - lo) // 3
-        if profit(m1) < profit(m2):
-            lo = m1
-        else:
-            hi = m2
-    best = max(range(lo, hi + 1), key=profit)
-    return best, cycle_amounts(states, tokens, best)
-
-
-def send(signer: LocalSigner, to: str, data: str, gas: int = 2_000_000) -> dict[str, Any]:
-    base = int(signer.rpc.call("eth_getBlockByNumber", ["latest", False])["baseFeePerGas"], 16)
-    tx_hash = signer.send(to=to, data=data, gas=gas, max_fee_per_gas=2 * base + 10**9,
-                          max_priority_fee_per_gas=10**9)
-    return wait_receipt(signer.rpc, tx_hash)
-
-
-def revert_reason(rpc: RpcClient, sender: str, to: str, data: str) -> str:
-    with pytest.raises(RpcError) as err:
-        rpc.call("eth_call", [{"from": sender, "to": to, "data": data}, "latest"])
-    return decode_revert(err.value.data if isinstance(err.value.data, str) else None)
-
-
-def planted_cycle(rpc: RpcClient, dep: Deployment, pct: float = 3.0) -> tuple[list[dict[str, Any]], list[str]]:
-    """WETH made ~pct% cheaper on sushiswap: sell WETH on uniswap, buy it back on sushiswap."""
-    plant_price_gap(rpc, dep, "WETH", "USDC", pct, dex="sushiswap")
-    pools = [dep.pool("uniswap", "WETH", "USDC"), dep.pool("sushiswap", "WETH", "USDC")]
-    return pools, [dep.weth, dep.token("USDC"), dep.weth]
+from tests.execution.executor_helpers import (
+    cycle_amounts,
+    cycle_quoter,
+    planted_cycle,
+    revert_reason,
+    send,
+    size,
+    size_cycle,
+)
 
 
 def test_flash_cycle_realises_exactly_the_predicted_profit(chain: Any) -> None:
@@ -152,16 +82,18 @@ def test_inventory_triangle_realises_exactly_the_predicted_profit(chain: Any) ->
     assert int(receipt["gasUsed"], 16) <= gas_estimate(["v2", "v2", "v2"])
 
 
-def test_only_the_owner_may_execute_or_withdraw(chain: Any) -> None:
+def test_only_an_executor_may_execute_and_only_the_owner_withdraw(chain: Any) -> None:
     rpc, dep, signer = chain
     pools, tokens = planted_cycle(rpc, dep)
     states = [v2_state(rpc, p) for p in pools]
     amount_in, amounts = size_cycle(states, tokens, states[0].reserve0 // 5)
     data = encode_cycle(pools, tokens, amount_in, amounts, 0)
     stranger = rpc.call("eth_accounts")[3]
-    assert revert_reason(rpc, stranger, dep.executor, data) == "NotOwner()"
-    assert revert_reason(rpc, stranger, dep.executor, encode_withdraw(dep.weth, stranger, 1)) == "NotOwner()"
-    # the owner's simulation of the same call succeeds
+    assert revert_reason(rpc, stranger, dep.executor, data) == "NotExecutor()"
+    assert revert_reason(rpc, dep.deployer, dep.executor, data) == "NotExecutor()"  # the owner is cold
+    for who in (stranger, signer.address):  # the hot key cannot withdraw either
+        assert revert_reason(rpc, who, dep.executor, encode_withdraw(dep.weth, who, 1)) == "NotOwner()"
+    # the executor's simulation of the same call succeeds
     rpc.call("eth_call", [{"from": signer.address, "to": dep.executor, "data": data}, "latest"])
 
 
@@ -205,53 +137,13 @@ def test_owner_withdraws_profit(chain: Any) -> None:
     send(signer, dep.executor, encode_cycle(pools, tokens, amount_in, amounts, 1))
     profit = balance_of(rpc, dep.weth, dep.executor)
     assert profit == amounts[-1] - amount_in
-    receipt = send(signer, dep.executor, encode_withdraw(dep.weth, signer.address, profit))
-    assert int(receipt["status"], 16) == 1
-    assert balance_of(rpc, dep.weth, signer.address) == profit
+    cold = rpc.call("eth_accounts")[6].lower()
+    send_unlocked(rpc, dep.deployer, to=dep.executor, data=encode_withdraw(dep.weth, cold, profit))
+    assert balance_of(rpc, dep.weth, cold) == profit
     assert balance_of(rpc, dep.weth, dep.executor) == 0
 
 
 # --------------------------------------------------------------------------- V3 hops
-
-
-def cycle_quoter(rpc: RpcClient, dep: Deployment, pools: Sequence[Mapping[str, Any]],
-                 tokens: Sequence[str]) -> Callable[[int], list[int]]:
-    """Exact per-hop outputs on the current state: V2 by exact math, V3 by QuoterV2. Each
-    pool appears once in the cycle, so every hop sees the pre-cycle state."""
-    states = {p["address"]: v2_state(rpc, p) for p in pools if p["kind"] == "v2"}
-    quoter = dep.dex("uniswap-v3")["quoter"]
-
-    def run(x: int) -> list[int]:
-        out = []
-        for p, t_in, t_out in zip(pools, tokens, tokens[1:]):
-            if p["kind"] == "v2":
-                x = amount_out(states[p["address"]], t_in, x)
-            else:
-                x = v3.quote_exact_input_single(rpc, quoter, t_in, t_out, p["fee_pips"], x)[0]
-            out.append(x)
-        return out
-
-    return run
-
-
-def size(run: Callable[[int], list[int]], hi: int) -> tuple[int, list[int]]:
-    """Ternary search on the exact profit (concave in the input for these paths)."""
-
-    def profit(x: int) -> int:
-        try:
-            return run(x)[-1] - x
-        except Exception:  # noqa: BLE001
-            return -(10**80)
-
-    lo = 1
-    while hi - lo > 10**12:  # to within 1e-6 of a token: plenty for a wei-exact check
-        m1, m2 = lo + (hi - lo) // 3, hi - (hi - lo) // 3
-        if profit(m1) < profit(m2):
-            lo = m1
-        else:
-            hi = m2
-    x = (lo + hi) // 2
-    return x, run(x)
 
 
 def execute_and_check(rpc: RpcClient, dep: Deployment, signer: LocalSigner, pools: list[dict[str, Any]],

@@ -1,0 +1,106 @@
+"""Helpers of the executor tests on anvil: exact sizing of a cycle (V2 by exact math, V3 by
+the genuine QuoterV2), sending from the bot's key, reading a revert reason, planting a gap."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import pytest
+
+from arbbot.chain.rpc import RpcClient
+from arbbot.chain.tx import LocalSigner, wait_receipt
+from arbbot.devnet import v3
+from arbbot.devnet.record import Deployment
+from arbbot.devnet.scenarios import plant_price_gap, v2_state
+from arbbot.errors import RpcError
+from arbbot.execution.executor import decode_revert
+from arbbot.pools import amount_out
+from arbbot.types import V2PoolState
+
+
+def cycle_amounts(states: Sequence[V2PoolState], tokens: Sequence[str], amount_in: int) -> list[int]:
+    amounts, x = [], amount_in
+    for s, t in zip(states, tokens):
+        x = amount_out(s, t, x)
+        amounts.append(x)
+    return amounts
+
+
+def size_cycle(states: Sequence[V2PoolState], tokens: Sequence[str], hi: int) -> tuple[int, list[int]]:
+    """Best integer input by ternary search on the exact (concave) profit, then a local scan."""
+
+    def profit(x: int) -> int:
+        try:
+            return cycle_amounts(states, tokens, x)[-1] - x
+        except Exception:  # noqa: BLE001
+            return -(10**80)
+
+    lo = 1
+    while hi - lo > 20:
+        m1, m2 = lo + (hi - lo) // 3, hi - (hi - lo) // 3
+        if profit(m1) < profit(m2):
+            lo = m1
+        else:
+            hi = m2
+    best = max(range(lo, hi + 1), key=profit)
+    return best, cycle_amounts(states, tokens, best)
+
+
+def send(signer: LocalSigner, to: str, data: str, gas: int = 2_000_000) -> dict[str, Any]:
+    base = int(signer.rpc.call("eth_getBlockByNumber", ["latest", False])["baseFeePerGas"], 16)
+    tx_hash = signer.send(to=to, data=data, gas=gas, max_fee_per_gas=2 * base + 10**9,
+                          max_priority_fee_per_gas=10**9)
+    return wait_receipt(signer.rpc, tx_hash)
+
+
+def revert_reason(rpc: RpcClient, sender: str, to: str, data: str) -> str:
+    with pytest.raises(RpcError) as err:
+        rpc.call("eth_call", [{"from": sender, "to": to, "data": data}, "latest"])
+    return decode_revert(err.value.data if isinstance(err.value.data, str) else None)
+
+
+def planted_cycle(rpc: RpcClient, dep: Deployment, pct: float = 3.0) -> tuple[list[dict[str, Any]], list[str]]:
+    """WETH made ~pct% cheaper on sushiswap: sell WETH on uniswap, buy it back on sushiswap."""
+    plant_price_gap(rpc, dep, "WETH", "USDC", pct, dex="sushiswap")
+    pools = [dep.pool("uniswap", "WETH", "USDC"), dep.pool("sushiswap", "WETH", "USDC")]
+    return pools, [dep.weth, dep.token("USDC"), dep.weth]
+
+
+def cycle_quoter(rpc: RpcClient, dep: Deployment, pools: Sequence[Mapping[str, Any]],
+                 tokens: Sequence[str]) -> Callable[[int], list[int]]:
+    """Exact per-hop outputs on the current state: V2 by exact math, V3 by QuoterV2. Each
+    pool appears once in the cycle, so every hop sees the pre-cycle state."""
+    states = {p["address"]: v2_state(rpc, p) for p in pools if p["kind"] == "v2"}
+    quoter = dep.dex("uniswap-v3")["quoter"]
+
+    def run(x: int) -> list[int]:
+        out = []
+        for p, t_in, t_out in zip(pools, tokens, tokens[1:]):
+            if p["kind"] == "v2":
+                x = amount_out(states[p["address"]], t_in, x)
+            else:
+                x = v3.quote_exact_input_single(rpc, quoter, t_in, t_out, p["fee_pips"], x)[0]
+            out.append(x)
+        return out
+
+    return run
+
+
+def size(run: Callable[[int], list[int]], hi: int) -> tuple[int, list[int]]:
+    """Ternary search on the exact profit (concave in the input for these paths)."""
+
+    def profit(x: int) -> int:
+        try:
+            return run(x)[-1] - x
+        except Exception:  # noqa: BLE001
+            return -(10**80)
+
+    lo = 1
+    while hi - lo > 10**12:  # to within 1e-6 of a token: plenty for a wei-exact check
+        m1, m2 = lo + (hi - lo) // 3, hi - (hi - lo) // 3
+        if profit(m1) < profit(m2):
+            lo = m1
+        else:
+            hi = m2
+    x = (lo + hi) // 2
+    return x, run(x)
