@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import secrets
+import time
 from typing import Any, Callable, Iterator, Mapping
 
 import pytest
@@ -24,7 +25,14 @@ from arbbot.errors import ConfigError, RpcError
 from arbbot.execution import fees
 from arbbot.execution.fees import FeePolicy
 from arbbot.execution.nonces import NonceManager, NonceSession
-from arbbot.execution.runner import EXECUTED_TOPIC, ExecutionRunner, Pending, RiskLimits, attempt_of
+from arbbot.execution.runner import (
+    EXECUTED_TOPIC,
+    FEE_REQUOTE_AFTER_S,
+    ExecutionRunner,
+    Pending,
+    RiskLimits,
+    attempt_of,
+)
 from arbbot.hotstate import HotState
 from arbbot.types import ExecutionResult, Opportunity, PoolState, ScoredOpportunity, V2PoolState
 
@@ -402,3 +410,15 @@ def test_the_fee_cap_setting_is_per_chain_and_never_absent(monkeypatch: pytest.M
     monkeypatch.setenv("ARBBOT_MAX_FEE_PER_GAS_WEI", "mainnet=3")
     with pytest.raises(ConfigError, match="'mainnet' is not a chain id"):
         Settings.from_env()
+
+
+def test_a_fee_quoted_before_a_long_wait_for_the_lock_is_quoted_again(live: Live) -> None:
+    def base_fee_soars_while_waiting() -> None:
+        live.node.call("anvil_setNextBlockBaseFeePerGas", [hex(10**12)])
+        live.node.call("evm_mine")
+        time.sleep(FEE_REQUOTE_AFTER_S + 0.1)
+
+    result = live.runner(nonces=Tripping(live.nonces, base_fee_soars_while_waiting)).submit(live_scored(0))
+    assert isinstance(result, ExecutionResult) and result.status == "dropped"
+    assert result.reason.startswith(f"re-validated profit {PROFIT} wei does not exceed the worst-case gas cost")
+    assert live.sent() == 0
