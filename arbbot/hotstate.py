@@ -99,7 +99,8 @@ class Fleet:
 
 class HotState:
     """One chain's keys: latest pool states, head, cursor, orphaned blocks, tokens, block
-    claims, the scan and nonce locks; ``fleet`` holds the fleet-wide ones. ``redis_client``
+    claims, the scan and nonce locks, each account's nonce and open transactions, pool
+    cooldowns; ``fleet`` holds the fleet-wide ones. ``redis_client``
     is a ``redis.Redis``; values are stored as bytes or str, both are decoded."""
 
     def __init__(self, redis_client: Any, prefix: str, chain_id: int) -> None:
