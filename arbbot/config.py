@@ -15,6 +15,7 @@ from arbbot.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODES = ("dry-run", "paper", "live")
+DEFAULT_MAX_FEE_PER_GAS_WEI = 500 * 10**9  # 500 gwei
 
 
 def env(name: str, default: str) -> str:
@@ -30,6 +31,85 @@ def _non_negative_int(name: str, default: str) -> int:
     if value < 0:
         raise ConfigError(f"{name} must be a whole number >= 0, got {raw!r}")
     return value
+
+
+def _float_in(name: str, default: str, low: float, high: float) -> float:
+    raw = env(name, default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number within {low}..{high}, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be a number within {low}..{high}, got {raw!r}")
+    return value
+
+
+def _entries(name: str, raw: str) -> list[tuple[str, str]]:
+    """``"key=value,key=value"`` (blanks ignored) as pairs; an entry without ``=`` is an error."""
+    out = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"{name}: entry {item!r} is not key=value")
+        out.append((key.strip(), value.strip()))
+    return out
+
+
+def _amount(name: str, item: str, value: str) -> int:
+    try:
+        amount = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}: entry {item!r}: {value!r} is not a whole number of base units") from None
+    if amount < 0:
+        raise ConfigError(f"{name}: entry {item!r}: the amount must be >= 0")
+    return amount
+
+
+def parse_max_amount_in(raw: str, name: str = "ARBBOT_MAX_AMOUNT_IN") -> tuple[dict[str, int], int | None]:
+    """Per-token input caps ``"0xtoken=amount,...,*=amount"`` (base units; ``*``: every
+    other token) -> ({lower-case token address: cap}, default cap or None)."""
+    caps: dict[str, int] = {}
+    default: int | None = None
+    for key, value in _entries(name, raw):
+        item = f"{key}={value}"
+        amount = _amount(name, item, value)
+        if key == "*":
+            if default is not None:
+                raise ConfigError(f"{name}: entry {item!r}: '*' given twice")
+            default = amount
+            continue
+        token = key.lower()
+        if len(token) != 42 or not token.startswith("0x") or any(c not in "0123456789abcdef" for c in token[2:]):
+            raise ConfigError(f"{name}: entry {item!r}: {key!r} is not a token address (0x + 40 hex digits)")
+        if token in caps:
+            raise ConfigError(f"{name}: entry {item!r}: token {token} given twice")
+        caps[token] = amount
+    return caps, default
+
+
+def parse_per_chain(raw: str, name: str) -> tuple[dict[int, int], int | None]:
+    """``"<wei>"`` for every chain, or ``"<chain id>=<wei>,...,*=<wei>"`` ->
+    ({chain id: value}, default or None)."""
+    raw = raw.strip()
+    if raw and "=" not in raw:
+        return {}, _amount(name, raw, raw)
+    per_chain: dict[int, int] = {}
+    default: int | None = None
+    for key, value in _entries(name, raw):
+        item = f"{key}={value}"
+        amount = _amount(name, item, value)
+        if key == "*":
+            default = amount
+            continue
+        try:
+            chain_id = int(key)
+        except ValueError:
+            raise ConfigError(f"{name}: entry {item!r}: {key!r} is not a chain id") from None
+        per_chain[chain_id] = amount
+    return per_chain, default
 
 
 @dataclass(frozen=True)
@@ -48,7 +128,21 @@ class Settings:
     #: Path stage: at most this many opportunities per pool per block (0: no cap); see
     #: ``PathEngine.max_per_pool``.
     path_max_per_pool: int = 3
+    #: Per-token input caps (lower-case address -> base units) and the cap of other tokens.
+    max_amount_in: dict[str, int] = field(default_factory=dict)
+    default_max_amount_in: int | None = None
+    #: Hard cap on maxFeePerGas (legacy: gas price) per chain id, and for other chains.
+    max_fee_per_gas_wei: dict[int, int] = field(default_factory=dict)
+    default_max_fee_per_gas_wei: int | None = DEFAULT_MAX_FEE_PER_GAS_WEI
+    fee_priority_percentile: float = 50.0
+    fee_inclusion_blocks: int = 3
+    min_priority_fee_wei: int = 0
+    max_open_txs: int = 16  # per account; 0: no limit
+    pool_cooldown_s: float = 60.0
     signer_key: str = field(default="", repr=False)
+
+    def max_fee_cap(self, chain_id: int) -> int | None:
+        return self.max_fee_per_gas_wei.get(chain_id, self.default_max_fee_per_gas_wei)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -56,6 +150,12 @@ class Settings:
         if mode not in MODES:
             raise ConfigError(f"ARBBOT_MODE must be one of {MODES}, got {mode!r}")
         devnet_dir = Path(env("ARBBOT_DEVNET_DIR", str(REPO_ROOT / ".devnet")))
+        caps, default_cap = parse_max_amount_in(env("ARBBOT_MAX_AMOUNT_IN", ""))
+        fee_caps, default_fee_cap = parse_per_chain(
+            env("ARBBOT_MAX_FEE_PER_GAS_WEI", str(DEFAULT_MAX_FEE_PER_GAS_WEI)), "ARBBOT_MAX_FEE_PER_GAS_WEI"
+        )
+        if default_fee_cap is None:  # chains not named keep the default cap: never uncapped
+            default_fee_cap = DEFAULT_MAX_FEE_PER_GAS_WEI
         return cls(
             database_url=env("ARBBOT_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/arbbot"),
             broker_url=env("ARBBOT_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"),
@@ -70,6 +170,15 @@ class Settings:
             # Execution stops for the day once realised PnL (net of gas) falls below -limit.
             daily_loss_limit_wei=int(env("ARBBOT_DAILY_LOSS_LIMIT_WEI", str(10**18))),
             path_max_per_pool=_non_negative_int("ARBBOT_PATH_MAX_PER_POOL", "3"),
+            max_amount_in=caps,
+            default_max_amount_in=default_cap,
+            max_fee_per_gas_wei=fee_caps,
+            default_max_fee_per_gas_wei=default_fee_cap,
+            fee_priority_percentile=_float_in("ARBBOT_FEE_PRIORITY_PERCENTILE", "50", 0, 100),
+            fee_inclusion_blocks=_non_negative_int("ARBBOT_FEE_INCLUSION_BLOCKS", "3"),
+            min_priority_fee_wei=_non_negative_int("ARBBOT_MIN_PRIORITY_FEE_WEI", "0"),
+            max_open_txs=_non_negative_int("ARBBOT_MAX_OPEN_TXS", "16"),
+            pool_cooldown_s=_float_in("ARBBOT_POOL_COOLDOWN_S", "60", 0, 86400),
             signer_key=_read_secret("ARBBOT_SIGNER_KEY", devnet_dir / "signer.key"),
         )
 

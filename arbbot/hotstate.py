@@ -11,6 +11,13 @@ Per chain, under ``{prefix}:{chain_id}:`` (``HotState``):
 - ``claim:<n>:<hash>``  publish-once guard for a block
 - ``lock:scan``  the scan lock: never two scans of one chain at once (``scan_lock``)
 - ``nonce:<signer address>``  the nonce lock: one send at a time per signer (``nonce_lock``)
+- ``nonce_next:<signer>``  the next nonce to hand out; absent until first read from the
+  node (``eth_getTransactionCount(pending)``), and reset from the node after any error
+- ``nonce_inflight:<signer>``  the nonce handed out and not yet known sent or failed; found
+  by the next holder of the lock, it means the last holder died mid-send: resync
+- ``open:<signer>``  hash: tx hash -> ``"<nonce>:<worst-case gas wei>"`` of every sent,
+  unsettled transaction (max open transactions; the loss limit reserves their gas)
+- ``cooldown:<pool>``  present (the reason) while the pool cools down after a revert (TTL)
 
 Fleet-wide, under ``{prefix}:`` (``Fleet``, also ``HotState.fleet``):
 
@@ -19,7 +26,8 @@ Fleet-wide, under ``{prefix}:`` (``Fleet``, also ``HotState.fleet``):
   (``redis-cli set arbbot:kill_switch 1``), so the name is fixed.
 
 Both locks are redis-py's ``Lock`` (``SET NX PX`` with a random token, released only by
-the holder, freed by expiry if the holder dies).
+the holder, freed by expiry if the holder dies). The nonce scripts are fenced by the nonce
+lock's token: a holder whose lock expired cannot move the nonce any more.
 
 Pools, head and cursor are written in one ``MULTI`` so a reader never sees pools from one
 block with the head of another. JSON of ``to_wire()`` (uint256 as decimal strings) is the
@@ -43,6 +51,32 @@ log = logging.getLogger(__name__)
 
 ORPHAN_TTL_S = 3600  # how long an orphaned block hash is remembered (the execute stage drops work on it)
 NONCE_LOCK_TTL_S = 120.0  # a send holds it for a few RPC round trips; a dead holder frees it after this
+NONCE_LOCK_WAIT_S = 30.0  # how long a sender waits for the nonce lock before giving up
+
+# KEYS: lock, next, inflight; ARGV: lock token. -2: the lock is not ours; -1: resync first
+# (nothing stored, or a holder died between handing a nonce out and knowing its fate).
+_NONCE_TAKE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -2 end
+if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
+local v = redis.call('GET', KEYS[2])
+if not v then return -1 end
+redis.call('SET', KEYS[3], v)
+redis.call('SET', KEYS[2], tonumber(v) + 1)
+return tonumber(v)
+"""
+# KEYS: lock, next, inflight; ARGV: lock token, next nonce. 0 when the lock is not ours.
+_NONCE_RESET = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[3])
+return 1
+"""
+# KEYS: inflight, open; ARGV: nonce, tx hash, open entry. The handed-out nonce was sent.
+_NONCE_SENT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
 
 
 class Fleet:
@@ -65,7 +99,8 @@ class Fleet:
 
 class HotState:
     """One chain's keys: latest pool states, head, cursor, orphaned blocks, tokens, block
-    claims, the scan and nonce locks; ``fleet`` holds the fleet-wide ones. ``redis_client``
+    claims, the scan and nonce locks, each account's nonce and open transactions, pool
+    cooldowns; ``fleet`` holds the fleet-wide ones. ``redis_client``
     is a ``redis.Redis``; values are stored as bytes or str, both are decoded."""
 
     def __init__(self, redis_client: Any, prefix: str, chain_id: int) -> None:
@@ -229,10 +264,73 @@ class HotState:
                 except LockNotOwnedError:
                     log.warning("scan lock of chain %s expired before the scan ended", self.chain_id)
 
-    def nonce_lock(self, signer: str, ttl_s: float = NONCE_LOCK_TTL_S) -> Lock:
+    def nonce_lock(
+        self, signer: str, ttl_s: float = NONCE_LOCK_TTL_S, wait_s: float | None = NONCE_LOCK_WAIT_S
+    ) -> Lock:
         """The lock that serialises sends from ``signer`` across workers (``with``: waits
-        for it). Whoever holds it re-reads the nonce before sending."""
-        return self.redis.lock(self.key(f"nonce:{signer}"), timeout=ttl_s)
+        for it, at most ``wait_s``, then raises ``LockError``). Expires after ``ttl_s``."""
+        return self.redis.lock(self.key(f"nonce:{signer}"), timeout=ttl_s, blocking_timeout=wait_s)
+
+    # --------------------------------------------------------------- nonces and open transactions
+    # Called by ``arbbot.execution.nonces`` while it holds ``nonce_lock(signer)``; ``token`` is
+    # that lock's token (the fence).
+
+    def nonce_take(self, signer: str, token: bytes) -> int | None:
+        """Hand out the next nonce of ``signer`` (and note it in flight); None: resync from
+        the node first. Raises ``LockNotOwnedError`` when the lock is no longer ours."""
+        v = int(self.redis.eval(_NONCE_TAKE, 3, *self._nonce_keys(signer), token))
+        if v == -2:
+            raise LockNotOwnedError(f"nonce lock of {signer} expired or taken over")
+        return None if v < 0 else v
+
+    def nonce_reset(self, signer: str, token: bytes, next_nonce: int) -> None:
+        """Store ``next_nonce`` (read from the node's pending count) and forget any nonce in
+        flight. Raises ``LockNotOwnedError`` when the lock is no longer ours."""
+        if not int(self.redis.eval(_NONCE_RESET, 3, *self._nonce_keys(signer), token, next_nonce)):
+            raise LockNotOwnedError(f"nonce lock of {signer} expired or taken over")
+
+    def nonce_sent(self, signer: str, nonce: int, tx_hash: str, worst_gas_wei: int) -> None:
+        """The nonce handed out reached the node as ``tx_hash``: no longer in flight, and
+        open until ``open_close``."""
+        keys = (self.key(f"nonce_inflight:{signer}"), self.key(f"open:{signer}"))
+        self.redis.eval(_NONCE_SENT, 2, *keys, nonce, tx_hash.lower(), f"{nonce}:{worst_gas_wei}")
+
+    def nonce_peek(self, signer: str) -> tuple[int | None, int | None]:
+        """(next nonce, nonce in flight) as stored; for tests and operators."""
+        nxt, inflight = self.redis.mget(self._nonce_keys(signer)[1:])
+        return (None if nxt is None else int(nxt)), (None if inflight is None else int(inflight))
+
+    def _nonce_keys(self, signer: str) -> tuple[str, str, str]:
+        return (self.key(f"nonce:{signer}"), self.key(f"nonce_next:{signer}"), self.key(f"nonce_inflight:{signer}"))
+
+    def open_txs(self, signer: str) -> dict[str, tuple[int, int]]:
+        """Every sent, unsettled transaction of ``signer``: tx hash -> (nonce, worst-case gas wei)."""
+        out = {}
+        for k, v in self.redis.hgetall(self.key(f"open:{signer}")).items():
+            nonce, gas = _s(v).split(":", 1)
+            out[_s(k)] = (int(nonce), int(gas))
+        return out
+
+    def open_close(self, signer: str, *tx_hashes: str) -> None:
+        """Settled (mined, or known gone): no longer open."""
+        if tx_hashes:
+            self.redis.hdel(self.key(f"open:{signer}"), *[h.lower() for h in tx_hashes])
+
+    # --------------------------------------------------------------- pool cooldowns
+
+    def cooldown_pools(self, pools: Iterable[str], ttl_s: float, reason: str) -> None:
+        """Keep ``pools`` out of execution for ``ttl_s`` (after a revert through them)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for p in pools:
+            pipe.set(self.key(f"cooldown:{p.lower()}"), reason, px=max(1, int(ttl_s * 1000)))
+        pipe.execute()
+
+    def cooling_pools(self, pools: Sequence[str]) -> dict[str, str]:
+        """The pools of ``pools`` still cooling down -> why."""
+        if not pools:
+            return {}
+        values = self.redis.mget([self.key(f"cooldown:{p.lower()}") for p in pools])
+        return {p.lower(): _s(v) for p, v in zip(pools, values) if v is not None}
 
     def claim_block(self, block_number: int, block_hash: str, *, ttl_s: int = 3600) -> bool:
         """True exactly once per ``(block_number, block_hash)`` across all workers: call it

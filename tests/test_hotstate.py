@@ -9,7 +9,7 @@ import time
 
 import pytest
 import redis
-from redis.exceptions import LockError
+from redis.exceptions import LockError, LockNotOwnedError
 
 from arbbot.hotstate import Fleet, HotState
 from arbbot.types import V2PoolState, V3PoolState
@@ -163,3 +163,29 @@ def test_kill_switch_is_fleet_wide_under_the_documented_key(hot: HotState, redis
         assert fleet.kill_switch_engaged() and hot.fleet.kill_switch_engaged()
     finally:
         fleet.set_kill_switch(False)
+
+
+def test_open_transactions_and_pool_cooldowns_under_their_documented_keys(hot: HotState) -> None:
+    signer, p1, p2 = "0x" + "5a" * 20, "0x" + "01" * 20, "0x" + "02" * 20
+    lock = hot.nonce_lock(signer, ttl_s=5)
+    assert lock.acquire()
+    token = lock.local.token
+    assert hot.nonce_take(signer, token) is None  # nothing stored: resync from the node first
+    hot.nonce_reset(signer, token, 7)
+    assert hot.nonce_take(signer, token) == 7 and hot.nonce_peek(signer) == (8, 7)
+    assert hot.nonce_take(signer, token) is None  # 7 still in flight: its fate is unknown
+    hot.nonce_sent(signer, 7, "0xAB", 21_000)
+    assert hot.nonce_peek(signer) == (8, None)
+    assert hot.open_txs(signer) == {"0xab": (7, 21_000)}
+    assert hot.redis.hget(hot.key(f"open:{signer}"), "0xab") == b"7:21000"
+    hot.open_close(signer, "0xAB")
+    assert hot.open_txs(signer) == {}
+    lock.release()
+    with pytest.raises(LockNotOwnedError):  # the scripts are fenced by the lock's token
+        hot.nonce_take(signer, token)
+
+    hot.cooldown_pools([p1.upper().replace("0X", "0x")], 0.3, "reverted in 0x1")
+    assert hot.cooling_pools([p1, p2]) == {p1: "reverted in 0x1"}
+    assert hot.redis.get(hot.key(f"cooldown:{p1}")) == b"reverted in 0x1"
+    time.sleep(0.4)
+    assert hot.cooling_pools([p1, p2]) == {}

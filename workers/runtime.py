@@ -5,7 +5,6 @@ PathEngine is expensive to build and cheap to keep up to date)."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 from typing import Any
@@ -16,6 +15,8 @@ from arbbot.chain.rpc import RpcClient
 from arbbot.chain.scanner import Scanner, ScannerConfig
 from arbbot.chain.tx import LocalSigner
 from arbbot.config import get_settings
+from arbbot.execution.fees import FeePolicy
+from arbbot.execution.nonces import NonceManager
 from arbbot.execution.runner import ExecutionRunner, RiskLimits
 from arbbot.hotstate import HotState
 from arbbot.paths.engine import PathEngine
@@ -91,9 +92,23 @@ def runner(chain_id: int) -> ExecutionRunner:
         signer=signer,
         kill_switch=hot.fleet.kill_switch_engaged,
         is_orphaned=hot.is_orphaned,
-        limits=RiskLimits(daily_loss_limit_wei=settings.daily_loss_limit_wei),
+        limits=RiskLimits(
+            max_amount_in=settings.max_amount_in,
+            default_max_amount_in=settings.default_max_amount_in,
+            daily_loss_limit_wei=settings.daily_loss_limit_wei,
+            max_open_txs=settings.max_open_txs or None,
+            pool_cooldown_s=settings.pool_cooldown_s,
+        ),
         daily_pnl_wei=lambda: _pnl_today(chain_id, chain.weth),
-        nonce_lock=(lambda: hot.nonce_lock(signer.address)) if signer else contextlib.nullcontext,
+        nonces=NonceManager(hot, client, signer.address) if signer else None,
+        fee_policy=FeePolicy(
+            max_fee_per_gas_wei=settings.max_fee_cap(chain_id),
+            inclusion_blocks=settings.fee_inclusion_blocks,
+            priority_percentile=settings.fee_priority_percentile,
+            min_priority_fee_wei=settings.min_priority_fee_wei,
+        ),
+        native_token=chain.weth,
+        hot=hot,
     )
 
 

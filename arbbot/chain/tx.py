@@ -101,7 +101,7 @@ def deploy_unlocked(
 
 @dataclass
 class LocalSigner:
-    """Signs EIP-1559 transactions with a private key held in memory only.
+    """Signs EIP-1559 (or legacy) transactions with a private key held in memory only.
 
     Nonces are tracked locally after one ``eth_getTransactionCount`` so a burst of sends
     does not race the node; ``resync_nonce`` re-reads it (after a failure, before a retry).
@@ -133,25 +133,32 @@ class LocalSigner:
         to: str,
         data: str,
         gas: int,
-        max_fee_per_gas: int,
-        max_priority_fee_per_gas: int,
+        max_fee_per_gas: int | None = None,
+        max_priority_fee_per_gas: int | None = None,
+        gas_price: int | None = None,
         value: int = 0,
         nonce: int | None = None,
     ) -> tuple[str, str, int]:
-        """Returns ``(raw_tx_hex, tx_hash, nonce)`` without sending."""
+        """Returns ``(raw_tx_hex, tx_hash, nonce)`` without sending: an EIP-1559
+        transaction, or with ``gas_price`` a legacy (EIP-155) one for chains without a base
+        fee. ``nonce`` is the caller's (``arbbot.execution.nonces`` hands them out across
+        workers); without it the signer's own counter is used."""
         if nonce is None:
             nonce = self._nonce if self._nonce is not None else self.resync_nonce()
-        tx = {
-            "type": 2,
+        tx: dict[str, Any] = {
             "chainId": self.chain_id,
             "nonce": nonce,
             "to": _checksum(to),
             "data": data,
             "value": value,
             "gas": gas,
-            "maxFeePerGas": max_fee_per_gas,
-            "maxPriorityFeePerGas": max_priority_fee_per_gas,
         }
+        if gas_price is not None:
+            tx["gasPrice"] = gas_price
+        elif max_fee_per_gas is not None and max_priority_fee_per_gas is not None:
+            tx.update(type=2, maxFeePerGas=max_fee_per_gas, maxPriorityFeePerGas=max_priority_fee_per_gas)
+        else:
+            raise ArbbotError("sign: give gas_price, or max_fee_per_gas and max_priority_fee_per_gas")
         signed = self._account.sign_transaction(tx)
         raw = "0x" + bytes(signed.raw_transaction).hex()
         return raw, "0x" + bytes(signed.hash).hex(), nonce

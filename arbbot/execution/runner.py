@@ -1,27 +1,36 @@
-"""One opportunity's execution: risk checks, re-validation by simulation, signing,
+"""One opportunity's execution: risk checks, re-validation by simulation, fees, signing,
 sending, receipt tracking and the measured (realised) profit. Free of Celery and Django;
 ``arbbot.execution.stage`` runs it over a batch and records what it returns.
 
-Order of checks, cheapest first:
+Order of checks, cheapest first; every refusal is a result that says why:
 
-1. risk: orphaned block (reorg), kill switch, mode, daily loss limit, per-token input cap;
+1. risk: orphaned block (reorg), kill switch (fails closed: state unknown means no send),
+   mode, daily loss limit, per-token input cap, pool cooldown after a revert;
 2. re-validation: one JSON-RPC batch runs ``eth_call`` of the exact ``execute`` calldata
    (the contract's own profit guard included) and ``eth_estimateGas`` against the latest
-   state. A cycle that moved against us comes back reverted (``dropped``, nothing sent);
-3. ``dry-run`` stops there (``simulated``, no profit); ``paper`` records the simulated
-   profit as if executed; ``live`` signs and sends with ``minProfit`` = the re-validated
-   profit, so any further adverse move reverts on-chain instead of losing money;
-4. the receipt's ``Executed`` event gives the realised profit, to the wei.
+   state, and reads the fee data (``arbbot.execution.fees``). A cycle that moved against us
+   comes back reverted (``dropped``, nothing sent); a fee above the chain's cap is refused;
+3. the profit check at the fee actually offered: when the profit token is the chain's
+   native token (WETH), the simulated profit must exceed gas limit x ``maxFeePerGas``, the
+   worst case; for other tokens gas cannot be priced here yet and the rule stays the path
+   stage's gas cost converted to the token (``Opportunity.gas_cost``);
+4. ``dry-run`` stops there (``simulated``, no profit); ``paper`` records the simulated
+   profit as if executed; ``live`` takes the account's nonce lock (``arbbot.execution.nonces``)
+   and, inside it, right before signing, checks again: kill switch, daily loss with the
+   worst-case gas of every open transaction reserved, max open transactions, and the fee
+   (re-quoted when the lock took long); then signs with ``minProfit`` = the re-validated
+   profit, so any further adverse move reverts on-chain instead of losing money, and sends;
+5. the receipt's ``Executed`` event gives the realised profit, to the wei; a revert puts
+   the cycle's pools in cooldown; a settled transaction is no longer open.
 
-Sends are serialised per signer by the caller-supplied ``nonce_lock`` (``HotState.nonce_lock``
-in the fleet) and the nonce is re-read under that lock before each send, so several
-execute workers sharing one key never collide; a send is never blindly retried.
+A send is never blindly retried: a failed one re-reads the nonce from the node.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Mapping, TypedDict
 
@@ -30,12 +39,16 @@ from eth_utils import keccak
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import LocalSigner, TxFailed, wait_receipt
 from arbbot.errors import ArbbotError, RpcError
+from arbbot.execution import fees
 from arbbot.execution.executor import EncodingError, decode_revert, encode_execute, hops_for_cycle
+from arbbot.execution.nonces import LocalNonces, NonceLockBusy, Nonces, Session
+from arbbot.hotstate import HotState
 from arbbot.types import ExecutionResult, Opportunity, PoolState, ScoredOpportunity
 
 log = logging.getLogger(__name__)
 
 EXECUTED_TOPIC = "0x" + keccak(text="Executed(address,uint256,uint256)").hex()
+FEE_REQUOTE_AFTER_S = 1.0  # a fee quoted before waiting longer than this for the lock is quoted again
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,8 @@ class RiskLimits:
     gas_limit_multiplier: float = 1.25
     max_gas: int = 3_000_000
     daily_loss_limit_wei: int | None = None  # stop once today's PnL <= -limit
+    max_open_txs: int | None = None  # sent and unsettled, per account
+    pool_cooldown_s: float = 0.0  # after a revert, its pools are not traded for this long (0: off)
 
 
 class Attempt(TypedDict):
@@ -80,6 +95,7 @@ class Pending:
     tx_hash: str
     calldata: str
     simulated_profit: int
+    pools: tuple[str, ...] = ()  # the cycle's pools (cooled down if it reverts); () when unknown
 
 
 @dataclass
@@ -92,9 +108,18 @@ class ExecutionRunner:
     limits: RiskLimits = field(default_factory=RiskLimits)
     kill_switch: Callable[[], bool] = lambda: False
     is_orphaned: Callable[[str], bool] = lambda block_hash: False
+    #: Without ``nonces``: the lock the signer's own nonce is re-read under (one process).
     nonce_lock: Callable[[], ContextManager[Any]] = contextlib.nullcontext
+    nonces: Nonces | None = None  # the fleet's: ``NonceManager`` of the signer's account
     daily_pnl_wei: Callable[[], int] = lambda: 0
     receipt_timeout_s: float = 60.0
+    fee_policy: fees.FeePolicy = field(default_factory=fees.FeePolicy)
+    native_token: str | None = None  # the chain's WETH: gas is compared with profit in it
+    hot: HotState | None = None  # pool cooldowns
+
+    def __post_init__(self) -> None:
+        if self.nonces is None:
+            self.nonces = LocalNonces(self.rpc, self.nonce_lock)
 
     def submit(self, scored: ScoredOpportunity) -> ExecutionResult | Pending:
         """Everything up to and including the send; a final result when nothing was sent."""
@@ -107,8 +132,9 @@ class ExecutionRunner:
         # 1. risk
         if self.is_orphaned(opp.block_hash):
             return result("dropped", "computed on an orphaned block (reorg)")
-        if self.kill_switch():
-            return result("dropped", "kill switch engaged")
+        refused = self._kill_switch_refusal()
+        if refused:
+            return result("dropped", refused)
         if scored.decision != "execute":
             return result("dropped", f"decision was {scored.decision}: {scored.reason}")
         limit = self.limits.daily_loss_limit_wei
@@ -116,13 +142,18 @@ class ExecutionRunner:
             pnl = self.daily_pnl_wei()
             if pnl <= -limit:
                 return result("dropped", f"daily loss limit reached: PnL today {pnl} wei, limit -{limit} wei")
-        cap = self.limits.max_amount_in.get(opp.tokens[0], self.limits.default_max_amount_in)
+        cap = self.limits.max_amount_in.get(opp.tokens[0].lower(), self.limits.default_max_amount_in)
         if cap is not None and opp.amount_in > cap:
             return result("dropped", f"amount_in {opp.amount_in} above the risk cap {cap}")
+        if self.hot is not None and self.limits.pool_cooldown_s > 0:
+            cooling = self.hot.cooling_pools(list(opp.pools))
+            if cooling:
+                pool, why = next(iter(cooling.items()))
+                return result("dropped", f"pool {pool} cooling down: {why}")
         if self.mode == "live" and self.signer is None:
             return ExecutionResult.failed(attempt, "live mode without a signing key")
 
-        # 2. re-validation by simulation of the exact calldata
+        # 2. re-validation by simulation of the exact calldata, with the fee data
         try:
             states = self.pools(list(opp.pools))
             hops = hops_for_cycle([states[p] for p in opp.pools], opp.tokens)
@@ -134,47 +165,112 @@ class ExecutionRunner:
         if sender:
             call["from"] = sender
         replies = self.rpc.batch(
-            [("eth_call", [call, "latest"]), ("eth_estimateGas", [call, "latest"]), ("eth_gasPrice", [])],
+            [("eth_call", [call, "latest"]), ("eth_estimateGas", [call, "latest"]), *fees.fee_requests(self.fee_policy)],
             raise_errors=False,
         )
-        sim, est, gas_price_raw = replies
+        sim, est = replies[:2]
         if isinstance(sim, RpcError):
             why = decode_revert(_revert_data(sim))
             if why.startswith("ProfitTooLow"):
                 return result("dropped", f"stale: the cycle no longer pays on re-validation ({why})")
             return result("dropped", f"re-validation reverted: {why}")
         simulated_profit = int(sim, 16) if sim not in ("0x", None) else 0
-        gas_price = int(gas_price_raw, 16) if isinstance(gas_price_raw, str) else opp.gas_price_wei
-        if simulated_profit <= opp.gas_cost:
-            return result(
-                "dropped",
-                f"stale: re-validated profit {simulated_profit} does not cover gas {opp.gas_cost}",
-                extra={"simulated_profit": simulated_profit},
-            )
+        gas_limit = (
+            min(int(int(est, 16) * self.limits.gas_limit_multiplier), self.limits.max_gas)
+            if isinstance(est, str)
+            else self.limits.max_gas
+        )
+        extra = {"simulated_profit": simulated_profit, "gas_limit": gas_limit}
+
+        # 3. the profit check at the fee offered
+        try:
+            quote = fees.quote_from_replies(replies[2:], self.fee_policy)
+        except fees.FeeError as exc:
+            return result("dropped", f"fees: {exc}", extra=extra)
+        refused = self._unprofitable(opp, simulated_profit, gas_limit, quote)
+        if refused:
+            return result("dropped", refused, extra=extra)
         if self.mode == "dry-run":
             return result("simulated", f"dry-run: simulated profit {simulated_profit}")
         if self.mode == "paper":
             return result("simulated", "paper trade", realised_profit=simulated_profit)
 
-        # 3. live: sign and send with the guard at the re-validated profit
-        assert self.signer is not None
-        gas_limit = min(int(int(est, 16) * self.limits.gas_limit_multiplier), self.limits.max_gas) if isinstance(
-            est, str
-        ) else self.limits.max_gas
+        # 4. live: checks again inside the nonce lock, then sign and send with the guard
+        assert self.signer is not None and self.nonces is not None
         guarded = encode_execute(opp.tokens[0], opp.amount_in, simulated_profit, hops, flash=True)
+        quoted_at = time.monotonic()
         try:
-            with self.nonce_lock():
-                self.signer.resync_nonce()
-                tx_hash = self.signer.send(
-                    to=self.executor,
-                    data=guarded,
-                    gas=gas_limit,
-                    max_fee_per_gas=gas_price * 2,
-                    max_priority_fee_per_gas=max(gas_price // 10, 1),
+            with self.nonces.session() as session:
+                if time.monotonic() - quoted_at > FEE_REQUOTE_AFTER_S:
+                    try:
+                        quote = fees.quote(self.rpc, self.fee_policy)
+                    except fees.FeeError as exc:
+                        return result("dropped", f"fees: {exc}", extra=extra)
+                    refused = self._unprofitable(opp, simulated_profit, gas_limit, quote)
+                    if refused:
+                        return result("dropped", refused, extra=extra)
+                worst = quote.worst_case_cost(gas_limit)
+                refused = self._kill_switch_refusal() or self._locked_refusal(session, worst)
+                if refused:
+                    return result("dropped", refused, extra=extra)
+                tx_hash = session.send(
+                    self.signer, worst_gas_wei=worst, to=self.executor, data=guarded, gas=gas_limit,
+                    **quote.signer_fields(),
                 )
+        except NonceLockBusy as exc:
+            return result("dropped", str(exc), extra=extra)
         except RpcError as exc:
             return ExecutionResult.failed(attempt, f"send failed: {exc}")
-        return Pending(attempt, tx_hash, guarded, simulated_profit)
+        except Exception as exc:  # the hot state failed before the send (a send never raises after)
+            return ExecutionResult.failed(attempt, f"not sent: {type(exc).__name__}: {exc}")
+        return Pending(attempt, tx_hash, guarded, simulated_profit, tuple(opp.pools))
+
+    def _kill_switch_refusal(self) -> str | None:
+        """Why not to send as far as the kill switch goes; fails closed."""
+        try:
+            engaged = self.kill_switch()
+        except Exception as exc:  # Redis down, a timeout, anything: the state is unknown
+            return f"kill switch state unknown: {type(exc).__name__}: {exc}"
+        return "kill switch engaged" if engaged else None
+
+    def _unprofitable(self, opp: Opportunity, simulated_profit: int, gas_limit: int, quote: fees.FeeQuote) -> str | None:
+        native = self.native_token
+        if native is not None and opp.tokens[0].lower() == native.lower():
+            worst = quote.worst_case_cost(gas_limit)
+            if simulated_profit <= worst:
+                return (
+                    f"re-validated profit {simulated_profit} wei does not exceed the worst-case gas cost "
+                    f"{worst} wei (gas limit {gas_limit} x {quote.describe()})"
+                )
+            return None
+        # Not the native token: no price here to convert gas with; keep the path stage's rule.
+        if simulated_profit <= opp.gas_cost:
+            return f"stale: re-validated profit {simulated_profit} does not cover gas {opp.gas_cost}"
+        return None
+
+    def _locked_refusal(self, session: Session, worst_gas_wei: int) -> str | None:
+        """Daily loss (open transactions' worst-case gas reserved) and max open transactions,
+        read under the nonce lock: no other sender of this account moves them meanwhile."""
+        opened = session.open_txs()
+        max_open = self.limits.max_open_txs
+        if max_open is not None and len(opened) >= max_open:
+            session.prune_open()
+            opened = session.open_txs()
+            if len(opened) >= max_open:
+                return f"{len(opened)} open transactions of the account, the maximum is {max_open}"
+        limit = self.limits.daily_loss_limit_wei
+        if limit is not None:
+            try:
+                pnl = self.daily_pnl_wei()
+            except Exception as exc:
+                return f"daily loss state unknown: {type(exc).__name__}: {exc}"
+            reserved = sum(gas for _, gas in opened.values())
+            if pnl - reserved - worst_gas_wei < -limit:
+                return (
+                    f"daily loss limit: PnL today {pnl} wei, {reserved} wei reserved by {len(opened)} open "
+                    f"transactions, this one may cost {worst_gas_wei} wei, limit -{limit} wei"
+                )
+        return None
 
     def settle(self, pending: Pending, *, timeout_s: float | None = None) -> ExecutionResult:
         """Wait for a sent transaction's receipt and measure what it realised."""
@@ -185,12 +281,15 @@ class ExecutionRunner:
         try:
             receipt = wait_receipt(self.rpc, pending.tx_hash, timeout_s=timeout_s or self.receipt_timeout_s)
         except TxFailed as exc:
+            # Not mined yet is not settled: it stays open (its gas reserved) until its nonce is used.
             return ExecutionResult.failed(pending.attempt, str(exc), tx_hash=pending.tx_hash)
+        self._closed(pending.tx_hash)
         gas_used = int(receipt["gasUsed"], 16)
         effective = int(receipt.get("effectiveGasPrice", "0x0"), 16)
         mined = int(receipt["blockNumber"], 16)
         if int(receipt["status"], 16) != 1:
             reason = self._revert_reason(pending.calldata, mined) if pending.calldata else "reverted on-chain"
+            self._cool_down(pending.pools, f"reverted in {pending.tx_hash}: {reason}")
             return result("reverted", reason, gas_used=gas_used, gas_price_wei=effective, mined_block=mined)
         realised = _executed_profit(receipt, self.executor)
         return result(
@@ -201,6 +300,21 @@ class ExecutionRunner:
             mined_block=mined,
             realised_profit=realised,
         )
+
+    def _closed(self, tx_hash: str) -> None:
+        try:
+            assert self.nonces is not None
+            self.nonces.closed(tx_hash)
+        except Exception:  # it is pruned once its nonce is mined; the receipt matters more
+            log.exception("could not close open transaction %s", tx_hash)
+
+    def _cool_down(self, pools: tuple[str, ...], reason: str) -> None:
+        if self.hot is None or self.limits.pool_cooldown_s <= 0 or not pools:
+            return
+        try:
+            self.hot.cooldown_pools(pools, self.limits.pool_cooldown_s, reason[:200])
+        except Exception:
+            log.exception("could not cool down pools %s", pools)
 
     def _revert_reason(self, calldata: str, block: int) -> str:
         """Replay the call at the block it was mined in to read the revert reason."""

@@ -1,22 +1,38 @@
 """The runner's risk checks, in their documented order: orphaned block, kill switch,
-decision, daily loss limit (live only), input cap, signing key. Each drop gives its
+decision, daily loss limit (live only), input cap, pool cooldown, signing key. Each drop gives its
 documented status and reason, and none of them reaches the node: the runner talks to a
 real RpcClient on a closed port, so any request would raise, and the client's own request
 counter stays at zero. The orphan and kill switch checks read the real hot state."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import Any, Iterator, Mapping
+import secrets
+import time
+from typing import Any, Callable, Iterator, Mapping
 
 import pytest
+import redis
+from eth_account import Account
 from prometheus_client import REGISTRY
 
 from arbbot.chain.rpc import RpcClient, endpoint_label
 from arbbot.chain.tx import LocalSigner
-from arbbot.devnet.anvil import free_port
-from arbbot.errors import RpcError
-from arbbot.execution.runner import ExecutionRunner, RiskLimits
+from arbbot.config import DEFAULT_MAX_FEE_PER_GAS_WEI, Settings
+from arbbot.devnet.anvil import free_port, start_anvil
+from arbbot.errors import ConfigError, RpcError
+from arbbot.execution import fees
+from arbbot.execution.fees import FeePolicy
+from arbbot.execution.nonces import NonceManager, NonceSession
+from arbbot.execution.runner import (
+    EXECUTED_TOPIC,
+    FEE_REQUOTE_AFTER_S,
+    ExecutionRunner,
+    Pending,
+    RiskLimits,
+    attempt_of,
+)
 from arbbot.hotstate import HotState
 from arbbot.types import ExecutionResult, Opportunity, PoolState, ScoredOpportunity, V2PoolState
 
@@ -75,10 +91,11 @@ class Risky:
             mode=mode,
             pools=self.pools,
             signer=signer,
-            limits=RiskLimits(default_max_amount_in=CAP, daily_loss_limit_wei=LOSS_LIMIT),
+            limits=RiskLimits(default_max_amount_in=CAP, daily_loss_limit_wei=LOSS_LIMIT, pool_cooldown_s=30),
             kill_switch=self.hot.fleet.kill_switch_engaged,
             is_orphaned=self.hot.is_orphaned,
             daily_pnl_wei=lambda: self.pnl_wei,
+            hot=self.hot,
         )
 
     def opportunity(self, **changes: Any) -> None:
@@ -120,6 +137,9 @@ def test_each_risk_check_beats_the_next_and_none_reaches_the_node(risky: Risky, 
     risky.pnl_wei = -LOSS_LIMIT + 1
     assert outcome() == ("dropped", f"amount_in {CAP + 1} above the risk cap {CAP}")
     risky.opportunity(amount_in=CAP)
+    risky.hot.cooldown_pools([P2], 30, "reverted in 0xabc: ProfitTooLow")
+    assert outcome() == ("dropped", f"pool {P2} cooling down: reverted in 0xabc: ProfitTooLow")
+    risky.hot.redis.delete(risky.hot.key(f"cooldown:{P2}"))
     assert outcome() == ("failed", "live mode without a signing key")
 
     assert risky.pool_reads == [] and rpc_requests(closed_rpc) == 0
@@ -141,3 +161,264 @@ def test_the_daily_loss_limit_binds_live_trading_only(risky: Risky, closed_rpc: 
         assert (result.status, result.reason) == ("dropped", f"amount_in {CAP + 1} above the risk cap {CAP}")
     assert rpc_requests(closed_rpc) == 0
 
+
+
+# --------------------------------------------------------------------------- live, on anvil
+# A stand-in executor (raw EVM code set with anvil_setCode) answers every call with PROFIT
+# and logs Executed(token, amountIn, profit) as ArbExecutor does: what is under test is the
+# runner's limits, fees and nonces, not the contract (tests/execution/test_executor_contract.py).
+
+PROFIT = 3 * 10**15
+REVERTER = "0x" + "dd" * 20  # code: revert(0, 0)
+POOLS = ["0x" + f"{i:02x}" * 20 for i in range(0x11, 0x19)]
+
+
+def stand_in_executor(profit: int) -> str:
+    return "0x" + "".join(
+        [
+            "7f" + profit.to_bytes(32, "big").hex(), "602052",  # mem[0x20] = profit
+            "6001600052",  # mem[0x00] = amountIn (1)
+            "6000", "7f" + EXECUTED_TOPIC[2:], "60406000a2",  # LOG2(mem[0:0x40], topic, token)
+            "60206020f3",  # return mem[0x20:0x40]
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[RpcClient]:
+    anvil = start_anvil()
+    rpc = anvil.rpc()
+    rpc.call("anvil_setCode", [EXECUTOR, stand_in_executor(PROFIT)])
+    rpc.call("anvil_setCode", [REVERTER, "0x60006000fd"])
+    yield rpc
+    anvil.stop()
+
+
+class Live:
+    """A live runner on anvil with the fleet's nonces (Redis) and a fresh funded key."""
+
+    def __init__(self, node: RpcClient, hot: HotState) -> None:
+        self.node, self.hot = node, hot
+        key = "0x" + secrets.token_hex(32)
+        node.call("anvil_setBalance", [Account.from_key(key).address, hex(10**20)])
+        self.signer = LocalSigner(node, key)
+        self.nonces = NonceManager(hot, node, self.signer.address)
+        self.pnl_wei = 0
+        hot.put_pools([V2PoolState(p, USDC, WETH, 10**24, 10**21, 3000, 7) for p in POOLS], 7, CANONICAL)
+
+    def runner(self, **kw: Any) -> ExecutionRunner:
+        args: dict[str, Any] = dict(
+            rpc=self.node, executor=EXECUTOR, mode="live", pools=self.hot.get_pools, signer=self.signer,
+            kill_switch=self.hot.fleet.kill_switch_engaged, is_orphaned=self.hot.is_orphaned,
+            nonces=self.nonces, daily_pnl_wei=lambda: self.pnl_wei, receipt_timeout_s=20.0,
+            native_token=WETH, hot=self.hot,
+        )
+        args.update(kw)
+        return ExecutionRunner(**args)
+
+    def sent(self) -> int:
+        return int(self.node.call("eth_getTransactionCount", [self.signer.address, "pending"]), 16)
+
+
+def live_scored(n: int, *, token: str = WETH, gas_cost: int = 2 * 10**14) -> ScoredOpportunity:
+    pools = (POOLS[2 * n], POOLS[2 * n + 1])
+    tokens = (token, WETH if token == USDC else USDC, token)
+    return ScoredOpportunity(
+        opportunity=Opportunity(
+            chain_id=31337, block_number=7, block_hash=CANONICAL, path_id=f"cycle-{n}", pools=pools,
+            tokens=tokens, amount_in=10**18, amount_out=10**18 + PROFIT, gas_estimate=200_000,
+            gas_price_wei=10**9, gas_cost=gas_cost,
+        ),
+        score=1.0,
+        decision="execute",
+    )
+
+
+@pytest.fixture
+def live(node: RpcClient, hot: HotState) -> Iterator[Live]:
+    yield Live(node, hot)
+    hot.fleet.set_kill_switch(False)
+    node.call("evm_setAutomine", [True])
+    node.call("anvil_setNextBlockBaseFeePerGas", [hex(10**9)])
+    node.call("evm_mine")
+
+
+def test_the_kill_switch_fails_closed(risky: Risky, closed_rpc: RpcClient) -> None:
+    dead = HotState(redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1), "x", 31337)
+    risky.opportunity(block_hash=CANONICAL)
+    runner = dataclasses.replace(risky.runner(closed_rpc), kill_switch=dead.fleet.kill_switch_engaged)
+    result = runner.submit(risky.scored)
+    assert isinstance(result, ExecutionResult) and result.status == "dropped"
+    assert result.reason.startswith("kill switch state unknown: ConnectionError")
+    assert rpc_requests(closed_rpc) == 0
+
+
+class Tripping(NonceManager):
+    """The fleet's nonces, with something happening the moment the lock is taken: after the
+    runner's first checks and its simulation, before it signs."""
+
+    def __init__(self, base: NonceManager, on_enter: Callable[[], None]) -> None:
+        super().__init__(base.hot, base.rpc, base.address)
+        self.on_enter = on_enter
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[NonceSession]:
+        with super().session() as s:
+            self.on_enter()
+            yield s
+
+
+def test_kill_switch_and_daily_loss_are_checked_again_inside_the_lock(live: Live) -> None:
+    engage = Tripping(live.nonces, lambda: live.hot.fleet.set_kill_switch(True))
+    result = live.runner(nonces=engage).submit(live_scored(0))
+    assert isinstance(result, ExecutionResult)
+    assert (result.status, result.reason) == ("dropped", "kill switch engaged")
+    assert live.sent() == 0
+    live.hot.fleet.set_kill_switch(False)
+
+    def lose() -> None:
+        live.pnl_wei = -LOSS_LIMIT
+
+    losing = live.runner(nonces=Tripping(live.nonces, lose), limits=RiskLimits(daily_loss_limit_wei=LOSS_LIMIT))
+    result = losing.submit(live_scored(0))
+    assert isinstance(result, ExecutionResult) and result.status == "dropped"
+    assert result.reason.startswith(f"daily loss limit: PnL today {-LOSS_LIMIT} wei, 0 wei reserved")
+    assert live.sent() == 0
+
+    live.pnl_wei = 0
+    sent = live.runner().submit(live_scored(0))  # nothing tripped: it is sent
+    assert isinstance(sent, Pending) and live.sent() == 1
+
+
+def test_the_loss_limit_reserves_the_worst_case_gas_of_open_transactions(live: Live) -> None:
+    live.node.call("evm_setAutomine", [False])
+    runner = live.runner(limits=RiskLimits(daily_loss_limit_wei=LOSS_LIMIT))
+    first = runner.submit(live_scored(0))
+    assert isinstance(first, Pending)
+    [(nonce, worst)] = live.hot.open_txs(live.signer.address).values()
+    assert nonce == 0 and worst > 0
+    live.pnl_wei = -LOSS_LIMIT + worst + worst // 2  # room for the open one and half another
+    second = runner.submit(live_scored(1))
+    assert isinstance(second, ExecutionResult) and second.status == "dropped"
+    assert f"{worst} wei reserved by 1 open transactions" in second.reason
+    live.node.call("evm_mine")
+    assert runner.settle(first).status == "success"
+    assert live.hot.open_txs(live.signer.address) == {}  # settled: the reservation is gone
+
+
+def test_profit_is_checked_at_the_fee_offered_never_at_the_messages_gas_cost(live: Live) -> None:
+    # The message says gas costs more than the profit: it is not what decides.
+    sent = live.runner().submit(live_scored(0, gas_cost=10**18))
+    assert isinstance(sent, Pending)
+    assert live.runner().settle(sent).realised_profit == PROFIT
+    # A base fee so high that the worst case (gas limit x max fee) exceeds the profit.
+    live.node.call("anvil_setNextBlockBaseFeePerGas", [hex(10**12)])
+    live.node.call("evm_mine")
+    result = live.runner().submit(live_scored(1))
+    assert isinstance(result, ExecutionResult) and result.status == "dropped"
+    gas_limit = result.extra["gas_limit"]
+    quote = fees.quote(live.node, FeePolicy())
+    assert result.reason == (
+        f"re-validated profit {PROFIT} wei does not exceed the worst-case gas cost "
+        f"{gas_limit * quote.max_fee_per_gas} wei (gas limit {gas_limit} x {quote.describe()})"
+    )
+    # Another profit token: no price for gas here, the path stage's gas cost still rules.
+    other = live.runner().submit(live_scored(1, token=USDC, gas_cost=PROFIT - 1))
+    assert isinstance(other, Pending)
+    # And the cap refuses whatever the profit.
+    capped = live.runner(fee_policy=FeePolicy(max_fee_per_gas_wei=10**11)).submit(live_scored(2, token=USDC))
+    assert isinstance(capped, ExecutionResult) and capped.status == "dropped"
+    assert capped.reason.startswith("fees: fee needed (max fee ") and "exceeds the cap of 100000000000 wei" in capped.reason
+    assert live.sent() == 2
+
+
+def test_max_open_transactions_per_account(live: Live) -> None:
+    live.node.call("evm_setAutomine", [False])
+    runner = live.runner(limits=RiskLimits(max_open_txs=2))
+    first, second = runner.submit(live_scored(0)), runner.submit(live_scored(1))
+    assert isinstance(first, Pending) and isinstance(second, Pending)
+    refused = runner.submit(live_scored(2))
+    assert isinstance(refused, ExecutionResult)
+    assert (refused.status, refused.reason) == ("dropped", "2 open transactions of the account, the maximum is 2")
+    live.node.call("evm_mine")
+    assert runner.settle(first).status == "success"  # settled: its slot is free
+    assert set(live.hot.open_txs(live.signer.address)) == {second.tx_hash}
+    # The second was mined too but is not settled (its receipt timed out, say): at the
+    # limit, open transactions whose nonce the account's mined count passed are forgotten.
+    third = runner.submit(live_scored(2))
+    assert isinstance(third, Pending)
+    fourth = runner.submit(live_scored(3))
+    assert isinstance(fourth, Pending)
+    assert set(live.hot.open_txs(live.signer.address)) == {third.tx_hash, fourth.tx_hash}
+    full = runner.submit(live_scored(0))
+    assert isinstance(full, ExecutionResult) and full.reason.startswith("2 open transactions")
+    assert live.sent() == 4
+
+
+def test_a_revert_cools_its_pools_down(live: Live) -> None:
+    runner = live.runner(limits=RiskLimits(pool_cooldown_s=30))
+    tx_hash = live.signer.send(to=REVERTER, data="0x", gas=50_000, max_fee_per_gas=10**11,
+                               max_priority_fee_per_gas=10**9)
+    scored = live_scored(0)
+    pending = Pending(attempt_of(scored.opportunity), tx_hash, "", 0, scored.opportunity.pools)
+    assert runner.settle(pending).status == "reverted"
+    assert set(live.hot.cooling_pools(list(scored.opportunity.pools))) == set(scored.opportunity.pools)
+    assert 0 < live.hot.redis.pttl(live.hot.key(f"cooldown:{POOLS[0]}")) <= 30_000
+    result = runner.submit(scored)
+    assert isinstance(result, ExecutionResult)
+    assert (result.status, result.reason) == ("dropped", f"pool {POOLS[0]} cooling down: reverted in {tx_hash}: reverted on-chain")
+    assert isinstance(runner.submit(live_scored(1)), Pending)  # other pools trade on
+    off = live.runner(limits=RiskLimits(pool_cooldown_s=0))
+    assert isinstance(off.submit(scored), Pending)
+
+
+def test_input_caps_are_read_from_the_setting_and_enforced(risky: Risky, closed_rpc: RpcClient,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARBBOT_MAX_AMOUNT_IN", f" {WETH.upper().replace('0X', '0x')}=5, {USDC}=7 ,*=9")
+    settings = Settings.from_env()
+    assert (settings.max_amount_in, settings.default_max_amount_in) == ({WETH: 5, USDC: 7}, 9)
+    risky.hot.fleet.set_kill_switch(False)
+    risky.opportunity(block_hash=CANONICAL, amount_in=6)
+    risky.scored = dataclasses.replace(risky.scored, decision="execute", reason="")
+    runner = dataclasses.replace(
+        risky.runner(closed_rpc),
+        limits=RiskLimits(max_amount_in=settings.max_amount_in, default_max_amount_in=settings.default_max_amount_in),
+    )
+    result = runner.submit(risky.scored)
+    assert isinstance(result, ExecutionResult) and (result.status, result.reason) == (
+        "dropped", "amount_in 6 above the risk cap 5",
+    )
+    for raw, error in [
+        ("0x12=5", "entry '0x12=5': '0x12' is not a token address"),
+        (f"{WETH}=1e18", f"entry '{WETH}=1e18': '1e18' is not a whole number"),
+        (f"{WETH}", f"entry '{WETH}' is not key=value"),
+        (f"{WETH}=-1", "the amount must be >= 0"),
+        (f"{WETH}=1,{WETH}=2", f"token {WETH} given twice"),
+    ]:
+        monkeypatch.setenv("ARBBOT_MAX_AMOUNT_IN", raw)
+        with pytest.raises(ConfigError) as caught:
+            Settings.from_env()
+        assert str(caught.value).startswith("ARBBOT_MAX_AMOUNT_IN: ") and error in str(caught.value)
+
+
+def test_the_fee_cap_setting_is_per_chain_and_never_absent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARBBOT_MAX_FEE_PER_GAS_WEI", "1=100,31337=200")
+    s = Settings.from_env()
+    assert (s.max_fee_cap(1), s.max_fee_cap(31337), s.max_fee_cap(10)) == (100, 200, DEFAULT_MAX_FEE_PER_GAS_WEI)
+    monkeypatch.setenv("ARBBOT_MAX_FEE_PER_GAS_WEI", "300")
+    assert Settings.from_env().max_fee_cap(5) == 300
+    monkeypatch.setenv("ARBBOT_MAX_FEE_PER_GAS_WEI", "mainnet=3")
+    with pytest.raises(ConfigError, match="'mainnet' is not a chain id"):
+        Settings.from_env()
+
+
+def test_a_fee_quoted_before_a_long_wait_for_the_lock_is_quoted_again(live: Live) -> None:
+    def base_fee_soars_while_waiting() -> None:
+        live.node.call("anvil_setNextBlockBaseFeePerGas", [hex(10**12)])
+        live.node.call("evm_mine")
+        time.sleep(FEE_REQUOTE_AFTER_S + 0.1)
+
+    result = live.runner(nonces=Tripping(live.nonces, base_fee_soars_while_waiting)).submit(live_scored(0))
+    assert isinstance(result, ExecutionResult) and result.status == "dropped"
+    assert result.reason.startswith(f"re-validated profit {PROFIT} wei does not exceed the worst-case gas cost")
+    assert live.sent() == 0

@@ -1,0 +1,145 @@
+"""Nonces shared through Redis (``arbbot.execution.nonces`` over ``HotState``), on anvil:
+8 OS processes sending from one key use every nonce exactly once; a failed send leaves no
+gap; a send that reached the node despite an error is not reused; a holder that died with
+a nonce in flight is recovered from the node's count; an expired lock cannot move the nonce."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import secrets
+import time
+from typing import Any, Iterator
+
+import pytest
+import redis
+from eth_account import Account
+from redis.exceptions import LockNotOwnedError
+
+from arbbot.chain.rpc import RpcClient
+from arbbot.chain.tx import LocalSigner
+from arbbot.devnet.anvil import start_anvil
+from arbbot.errors import RpcError
+from arbbot.execution.nonces import NonceManager
+from arbbot.hotstate import HotState
+
+GWEI = 10**9
+FEES = {"max_fee_per_gas": 50 * GWEI, "max_priority_fee_per_gas": GWEI}
+PROCESSES, SENDS_EACH = 8, 30
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[str]:
+    with start_anvil() as anvil:
+        yield anvil.url
+
+
+@pytest.fixture
+def key(node: str) -> str:
+    key = "0x" + secrets.token_hex(32)
+    RpcClient(node).call("anvil_setBalance", [Account.from_key(key).address, hex(10**21)])
+    return key
+
+
+def count(rpc: RpcClient, address: str, tag: str = "pending") -> int:
+    return int(rpc.call("eth_getTransactionCount", [address, tag]), 16)
+
+
+def _worker(url: str, redis_url: str, prefix: str, key: str, n: int, out: Any) -> None:
+    """One execute worker: its own RpcClient, Redis connection, HotState and signer."""
+    rpc = RpcClient(url, timeout_s=10.0)
+    hot = HotState(redis.Redis.from_url(redis_url), prefix, 31337)
+    signer = LocalSigner(rpc, key, chain_id=31337)
+    nonces = NonceManager(hot, rpc, signer.address)
+    sent, errors = [], []
+    for _ in range(n):
+        try:
+            with nonces.session() as session:
+                sent.append(session.send(signer, worst_gas_wei=21_000 * FEES["max_fee_per_gas"],
+                                         to=signer.address, data="0x", gas=21_000, **FEES))
+        except Exception as exc:  # every error is reported to the parent, which asserts none
+            errors.append(f"{type(exc).__name__}: {exc}")
+    out.put((os.getpid(), sent, errors))
+
+
+def test_eight_processes_share_one_account_without_gaps_or_collisions(node: str, key: str, hot: HotState) -> None:
+    rpc = RpcClient(node)
+    address = Account.from_key(key).address.lower()
+    redis_url = os.environ.get("ARBBOT_REDIS_URL", "redis://127.0.0.1:6379/0")
+    ctx = mp.get_context("spawn")  # fresh interpreters: nothing shared but Redis and the node
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(node, redis_url, hot.prefix, key, SENDS_EACH, out))
+             for _ in range(PROCESSES)]
+    for p in procs:
+        p.start()
+    reports = [out.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    assert len({pid for pid, _, _ in reports}) == PROCESSES
+    assert [e for _, _, errors in reports for e in errors] == []
+    hashes = [h for _, sent, _ in reports for h in sent]
+    total = PROCESSES * SENDS_EACH
+    assert len(hashes) == len(set(hashes)) == total
+    nonces = sorted(int(rpc.call("eth_getTransactionByHash", [h])["nonce"], 16) for h in hashes)
+    assert nonces == list(range(total))  # every nonce once, no gap
+    assert all(int(rpc.call("eth_getTransactionReceipt", [h])["status"], 16) == 1 for h in hashes)
+    assert count(rpc, address, "latest") == total
+    assert hot.nonce_peek(address) == (total, None)
+    assert len(hot.open_txs(address)) == total  # none settled here: all open
+
+
+def test_a_failed_send_leaves_no_gap_and_a_delivered_one_is_not_reused(node: str, key: str, hot: HotState) -> None:
+    rpc = RpcClient(node)
+    signer = LocalSigner(rpc, key, chain_id=31337)
+    nonces = NonceManager(hot, rpc, signer.address)
+    with nonces.session() as s:
+        first = s.send(signer, worst_gas_wei=0, to=signer.address, data="0x", gas=21_000, **FEES)
+    assert hot.nonce_peek(signer.address) == (1, None)
+    # The node refuses (intrinsic gas too low): nonce 1 never arrived and is handed out again.
+    with pytest.raises(RpcError), nonces.session() as s:
+        s.send(signer, worst_gas_wei=0, to=signer.address, data="0x", gas=20_000, **FEES)
+    assert hot.nonce_peek(signer.address) == (1, None)
+    # A send whose reply was lost although the node took it: the same bytes were delivered
+    # before (as a first attempt would), so this send's error is "already known" / "nonce too low".
+    raw, delivered, _ = signer.sign(to=signer.address, data="0x", gas=21_000, nonce=1, **FEES)
+    rpc.call("eth_sendRawTransaction", [raw])
+    with nonces.session() as s:
+        again = s.send(signer, worst_gas_wei=0, to=signer.address, data="0x", gas=21_000, **FEES)
+    assert again == delivered and hot.nonce_peek(signer.address) == (2, None)
+    with nonces.session() as s:
+        third = s.send(signer, worst_gas_wei=0, to=signer.address, data="0x", gas=21_000, **FEES)
+    assert [int(rpc.call("eth_getTransactionByHash", [h])["nonce"], 16) for h in (first, delivered, third)] == [0, 1, 2]
+    assert count(rpc, signer.address, "latest") == 3
+
+
+def test_a_holder_that_died_mid_send_is_recovered_from_the_node(node: str, key: str, hot: HotState) -> None:
+    rpc = RpcClient(node)
+    signer = LocalSigner(rpc, key, chain_id=31337)
+    nonces = NonceManager(hot, rpc, signer.address)
+    with nonces.session() as s:
+        s.send(signer, worst_gas_wei=0, to=signer.address, data="0x", gas=21_000, **FEES)
+        assert s.take() == 1  # handed out; the holder "dies" before sending
+    assert hot.nonce_peek(signer.address) == (2, 1)  # 1 in flight, the store says 2 is next
+    with nonces.session() as s:
+        tx = s.send(signer, worst_gas_wei=0, to=signer.address, data="0x", gas=21_000, **FEES)
+    assert int(rpc.call("eth_getTransactionByHash", [tx])["nonce"], 16) == 1  # the gap is filled
+    assert hot.nonce_peek(signer.address) == (2, None)
+    # Redis lost the key (flush, expiry): the node's pending count is the truth again.
+    hot.redis.delete(hot.key(f"nonce_next:{signer.address}"))
+    with nonces.session() as s:
+        assert s.take() == 2
+
+
+def test_an_expired_lock_cannot_move_the_nonce(node: str, key: str, hot: HotState) -> None:
+    rpc = RpcClient(node)
+    signer = LocalSigner(rpc, key, chain_id=31337)
+    nonces = NonceManager(hot, rpc, signer.address, lock_ttl_s=0.2)
+    with nonces.session() as s:
+        s.resync()
+        time.sleep(0.4)
+        with pytest.raises(LockNotOwnedError):
+            s.take()
+        with pytest.raises(LockNotOwnedError):
+            s.resync()
+    assert hot.nonce_peek(signer.address) == (0, None)
+    assert count(rpc, signer.address) == 0
