@@ -303,3 +303,58 @@ def test_a_relay_that_cannot_be_reached_is_an_error_nothing_sent(world: World) -
     sub = PrivateSubmitter(world.rpc, [dead, world.relay]).submit(world.sign(DEST, value=1, gas=21_000),
                                                                   world.rpc.block_number() + 2)
     assert sub.bundle_hash is not None
+
+
+def tripwire_code() -> str:
+    """Creation code of a contract: a call without data sets a flag; a call with data
+    reverts once the flag is set (and succeeds before)."""
+    runtime = bytes.fromhex(
+        "36600b57" "60015f5500" "0000"  # CALLDATASIZE ? jump : SSTORE(0, 1) STOP
+        "5b5f5460135700" "00"  # JUMPDEST SLOAD(0) ? jump : STOP
+        "5b5f5ffd"  # JUMPDEST REVERT(0, 0)
+    )
+    m = len(runtime)
+    return "0x" + (bytes([0x60, m, 0x60, 0x0C, 0x5F, 0x39, 0x60, m, 0x5F, 0xF3, 0, 0]) + runtime).hex()
+
+
+def test_a_bundle_a_public_tx_breaks_inside_its_block_is_left_out_and_costs_nothing() -> None:
+    """The bundle simulates fine on the head state, but a public tx paying a higher tip is
+    ordered ahead of it in the target block and makes it revert: the builder must roll the
+    block back and mine it without the bundle."""
+    anvil = start_anvil()
+    proc = None
+    try:
+        rpc = RpcClient(anvil.url, timeout_s=10)
+        key = "0x" + bytes(Account.create().key).hex()
+        trader = LocalSigner(rpc, key)
+        rpc.call("anvil_setBalance", [trader.address, hex(10**20)])
+        public_sender = rpc.call("eth_accounts")[0]
+        tripwire = deploy_unlocked(rpc, public_sender, tripwire_code())
+        proc = start_relay(anvil.url, block_time_s=1.0)
+        relay = RelayClient(proc.url, "0x" + bytes(Account.create().key).hex())
+        balance = int(rpc.call("eth_getBalance", [trader.address, "latest"]), 16)
+        raw, tx_hash, _ = trader.sign(to=tripwire, data="0x01", gas=60_000, nonce=0,
+                                      max_fee_per_gas=100 * GWEI, max_priority_fee_per_gas=2 * GWEI)
+        assert relay.call_bundle([raw], rpc.block_number() + 1).reverted == []  # fine on the head state
+        target = rpc.block_number() + 2
+        submitter = PrivateSubmitter(rpc, [relay], max_blocks=1)
+        sub = submitter.submit(raw, target)
+        while rpc.block_number() < target - 1:
+            import time
+
+            time.sleep(0.01)
+        public = rpc.call("eth_sendTransaction", [{
+            "from": public_sender, "to": tripwire, "data": "0x", "gas": hex(60_000),
+            "maxFeePerGas": hex(200 * GWEI), "maxPriorityFeePerGas": hex(50 * GWEI),
+        }])
+        with pytest.raises(BundleStale):
+            submitter.wait_receipt(sub, timeout_s=20)
+        assert int(rpc.call("eth_getTransactionReceipt", [public])["blockNumber"], 16) == target
+        assert rpc.call("eth_getTransactionReceipt", [tx_hash]) is None
+        assert int(rpc.call("eth_getBalance", [trader.address, "latest"]), 16) == balance
+        assert int(rpc.call("eth_getTransactionCount", [trader.address, "latest"]), 16) == 0
+        assert f"for block {target}: not included: did not land as simulated" in proc.log()
+    finally:
+        if proc is not None:
+            proc.stop()
+        anvil.stop()
