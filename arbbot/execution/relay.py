@@ -27,15 +27,16 @@ from eth_utils import keccak
 
 from arbbot.chain.rawtx import decode_raw_tx
 from arbbot.chain.rpc import endpoint_label
-from arbbot.errors import ArbbotError
+from arbbot.errors import ArbbotError, RpcError
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Flashbots-Signature"
 
 
-class RelayError(ArbbotError):
-    """The relay refused a request (a JSON-RPC error object) or could not be reached.
+class RelayError(RpcError):
+    """The relay refused a request (a JSON-RPC error object) or could not be reached. An
+    ``RpcError``, so a caller that handles a failed send handles a refused bundle too.
 
     ``maybe_accepted`` is true when the request may have reached the relay (a read timeout,
     a reset): a bundle sent that way may still land, so it must be followed, not forgotten.
@@ -44,8 +45,7 @@ class RelayError(ArbbotError):
     def __init__(
         self, message: str, *, code: int | None = None, http_status: int | None = None, maybe_accepted: bool = False
     ) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code)
         self.http_status = http_status
         self.maybe_accepted = maybe_accepted
 
