@@ -27,15 +27,16 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 from eth_account import Account
 
 from arbbot.chain.rawtx import decode_raw_tx
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import TxFailed
-from arbbot.errors import ArbbotError, ConfigError, RpcError
+from arbbot.errors import ArbbotError, ConfigError, RpcError, WireFormatError
 from arbbot.execution.relay import Bundle, RelayClient, RelayError
+from arbbot.types import norm_hash, uint
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,33 @@ class Submission:
     last_target: int  # private: stale once this block is mined without the tx
     bundle_hash: str | None = None
     resubmissions: int = 0
+
+    def to_wire(self) -> dict[str, Any]:
+        """Plain JSON values, for a journal row or a message; ``from_wire`` reads it back."""
+        return {
+            "raw_tx": self.raw_tx, "route": self.route, "first_target": self.first_target,
+            "target_block": self.target_block, "last_target": self.last_target,
+            "bundle_hash": self.bundle_hash, "resubmissions": self.resubmissions,
+        }
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> Submission:
+        """Hash, sender and nonce are read from the signed bytes, never taken on trust."""
+        try:
+            tx = decode_raw_tx(d["raw_tx"])
+            route = d["route"]
+            if route not in ("public", "private", "public-fallback"):
+                raise WireFormatError(f"unknown route {route!r}")
+            bundle = d.get("bundle_hash")
+            return cls(
+                tx.tx_hash, tx.raw, tx.sender, tx.nonce, route,
+                first_target=uint(d["first_target"], bits=64), target_block=uint(d["target_block"], bits=64),
+                last_target=uint(d["last_target"], bits=64),
+                bundle_hash=norm_hash(bundle) if bundle is not None else None,
+                resubmissions=uint(d.get("resubmissions", 0), bits=32),
+            )
+        except KeyError as exc:
+            raise WireFormatError(f"submission lacks {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,13 @@ from eth_utils import keccak
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import LocalSigner, deploy_unlocked
 from arbbot.devnet.anvil import Anvil, start_anvil
-from arbbot.errors import ConfigError
+from arbbot.errors import ConfigError, WireFormatError
 from arbbot.execution.relay import SIGNATURE_HEADER, Bundle, RelayClient, RelayError, bundle_hash, sign_body
 from arbbot.execution.submit import (
     BundleStale,
     PrivateSubmitter,
     PublicSubmitter,
+    Submission,
     SubmissionConfig,
     make_submitter,
 )
@@ -109,6 +110,22 @@ def test_a_bundle_lands_in_its_target_block(world: World) -> None:
     assert int(receipt["status"], 16) == 1
     assert world.balance(DEST) == 12_345
     assert f"included in block {target}" in world.relay_proc.log()
+    assert Submission.from_wire(json.loads(json.dumps(sub.to_wire()))) == sub
+
+
+def test_a_submission_read_back_trusts_only_the_signed_bytes() -> None:
+    key = "0x" + bytes(Account.create().key).hex()
+    signed = Account.sign_transaction({"type": 2, "chainId": 31337, "nonce": 9, "to": "0x" + "11" * 20, "value": 1, "gas": 21_000,
+                                       "maxFeePerGas": GWEI, "maxPriorityFeePerGas": GWEI}, key)
+    raw = "0x" + bytes(signed.raw_transaction).hex()
+    wire = {"raw_tx": raw, "route": "private", "first_target": 5, "target_block": 6, "last_target": 7,
+            "bundle_hash": bundle_hash([raw]), "tx_hash": "0x" + "00" * 32, "nonce": 0}
+    sub = Submission.from_wire(wire)
+    assert (sub.tx_hash, sub.nonce, sub.sender) == ("0x" + bytes(signed.hash).hex(), 9, Account.from_key(key).address.lower())
+    for bad in ({**wire, "route": "carrier-pigeon"}, {**wire, "raw_tx": raw[:-2]}, {**wire, "first_target": -1},
+                {k: v for k, v in wire.items() if k != "last_target"}):
+        with pytest.raises(WireFormatError):
+            Submission.from_wire(bad)
 
 
 def test_a_reverting_bundle_is_not_included_and_costs_nothing(world: World) -> None:
