@@ -3,20 +3,23 @@
 simulated (``arbbot.devnet.relay`` serves the wire format and explains the rules).
 
 It is the only miner of its node while it runs: it turns automine and interval mining
-off and mines every ``block_time_s``. For block N: each bundle aimed at N is simulated on
-top of those already accepted; one that would revert (outside its ``revertingTxHashes``),
-has a wrong nonce, a wrong chain or cannot pay is left out. The accepted bundles' txs are
-sent before the public ones held out of the pool, the block is mined, and every accepted
-bundle is checked to have landed whole, in order and unreverted in N; if one did not, the
-block is rolled back (``evm_snapshot``/``evm_revert``), that bundle dropped and N mined
-again. So a bundle is in its target block as simulated, or absent and free.
+off and mines a block ``block_time_s`` after the previous one was built. For block N: each
+bundle aimed at N is simulated on top of those already accepted; one that would revert
+(outside its ``revertingTxHashes``), has a wrong nonce, a wrong chain or cannot pay is left
+out and costs nothing. A block with bundles carries only the accepted bundles' txs, on the
+head state they were simulated on; the public txs held in the pool wait for the next
+block. Every accepted bundle is then checked to have landed whole, in order and unreverted
+in N; if one did not (the node ordered bundles of different senders otherwise than
+simulated, or a public tx arrived mid-build), the block is rolled back
+(``evm_snapshot``/``evm_revert``), that bundle dropped and N mined again. So a bundle is
+in its target block as simulated, or absent and free. Such a rollback is visible for a
+moment to anyone polling the node; with one bundle per block it does not happen.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +61,7 @@ class Builder:
         self.state_lock = threading.Lock()
         self.bundles: dict[int, list[QueuedBundle]] = {}
         self.miss: set[int] = set()
+        self.paused = False
         self.stop = threading.Event()
         self.was_automine = bool(rpc.call("anvil_getAutomine"))
 
@@ -75,19 +79,24 @@ class Builder:
         with self.state_lock:
             self.bundles.setdefault(bundle.block, []).append(bundle)
 
+    def pause(self, paused: bool) -> None:
+        """Stop or resume building; once this returns no build is under way."""
+        with self.chain_lock:
+            self.paused = paused
+
     def miss_blocks(self, numbers: list[int]) -> None:
         with self.state_lock:
             self.miss.update(numbers)
 
     def run(self) -> None:
-        next_at = time.monotonic()
         while not self.stop.is_set():
-            next_at += self.block_time_s
             try:
                 self.build_next()
             except Exception:  # the builder goes on; the next tick tries again
                 log.exception("building a block failed")
-            self.stop.wait(max(0.0, next_at - time.monotonic()))
+            # a full block time after each build, never a burst after a slow one: a searcher
+            # always has block_time_s to see a block and aim at the next
+            self.stop.wait(self.block_time_s)
 
     # ------------------------------------------------------------------ simulation
 
@@ -124,6 +133,8 @@ class Builder:
 
     def build_next(self) -> None:
         with self.chain_lock:
+            if self.paused:
+                return
             n = self.rpc.block_number() + 1
             with self.state_lock:
                 due = self.bundles.pop(n, [])
@@ -156,33 +167,40 @@ class Builder:
                 self.rpc.call("evm_mine")
 
     def _mine_with(self, accepted: list[QueuedBundle], n: int) -> None:
+        # A block with bundles carries only bundles, on top of the head state they were
+        # simulated on; the public txs wait for the next block.
         public = self._hold_public()
-        while True:
-            snapshot = self.rpc.call("evm_snapshot")
-            for raw in [t.raw for b in accepted for t in b.txs] + public:
-                try:
-                    self.rpc.call("eth_sendRawTransaction", [raw])
-                except RpcError as exc:  # a bundle tx refused shows below as not landed
-                    log.debug("block %d: node refused a tx: %s", n, exc)
-            self.rpc.call("evm_mine")
-            failed = [b for b in accepted if not self._landed(b, n)]
-            if not failed:
-                for b in accepted:
-                    log.info("bundle %s: included in block %d (%d tx)", b.bundle_hash, n, len(b.txs))
-                return
-            self.rpc.call("evm_revert", [snapshot])
-            self.rpc.call("anvil_dropAllTransactions")
-            for b in failed:
-                log.info("bundle %s for block %d: not included: did not land as simulated", b.bundle_hash, n)
-            accepted = [b for b in accepted if b not in failed]
-            if not accepted:
-                for raw in public:
-                    try:
-                        self.rpc.call("eth_sendRawTransaction", [raw])
-                    except RpcError:
-                        pass
+        try:
+            while accepted:
+                snapshot = self.rpc.call("evm_snapshot")
+                self._send_all([t.raw for b in accepted for t in b.txs], n)
                 self.rpc.call("evm_mine")
-                return
+                failed = [b for b in accepted if not self._landed(b, n)]
+                if not failed:
+                    for b in accepted:
+                        log.info("bundle %s: included in block %d (%d tx)", b.bundle_hash, n, len(b.txs))
+                    return
+                # The node ordered bundles otherwise than simulated, or a public tx arrived
+                # mid-build: keep every public tx (in block n or in the pool), roll back.
+                ours = {t.tx_hash for b in accepted for t in b.txs}
+                mined = self.rpc.call("eth_getBlockByNumber", [hex(n), False])["transactions"]
+                late = [self.rpc.call("eth_getRawTransactionByHash", [h]) for h in mined if h not in ours]
+                public = list(dict.fromkeys(public + [str(r) for r in late if r] + self._hold_public()))
+                self.rpc.call("evm_revert", [snapshot])
+                self.rpc.call("anvil_dropAllTransactions")
+                for b in failed:
+                    log.info("bundle %s for block %d: not included: did not land as simulated", b.bundle_hash, n)
+                accepted = [b for b in accepted if b not in failed]
+            self.rpc.call("evm_mine")
+        finally:
+            self._send_all(public, n)  # back in the pool, for the next block
+
+    def _send_all(self, raws: list[str], n: int) -> None:
+        for raw in raws:
+            try:
+                self.rpc.call("eth_sendRawTransaction", [raw])
+            except RpcError as exc:  # a bundle tx refused shows as not landed; a public one lost its nonce
+                log.debug("block %d: node refused a tx: %s", n, exc)
 
     def _hold_public(self) -> list[str]:
         """Take every transaction out of the node's pool; their raw bytes, nonce order."""

@@ -13,8 +13,9 @@ mistake:
 - ``eth_callBundle`` ({txs, blockNumber, stateBlockNumber}) simulates the txs in order
   (anvil's ``eth_simulateV1``) and answers per-tx ``gasUsed``, ``gasPrice``, ``gasFees``,
   ``coinbaseDiff``, and ``error``/``revert`` for a reverting one, as Flashbots does;
-- ``devrelay_missBlocks`` ([[numbers]]): not Flashbots; tells the builder to lose the
-  auction for those blocks (their bundles are dropped), so tests can make a bundle miss.
+- test controls, not Flashbots: ``devrelay_missBlocks`` ([[numbers]]) makes the builder
+  lose the auction for those blocks (their bundles are dropped); ``devrelay_pause``
+  ([true|false]) stops or resumes block building (no build is under way once it answers).
 
 The relay is also the node's block builder (``arbbot.devnet.builder``): it mines a block
 every ``--block-time`` seconds with the bundles aimed at it, each in its target block
@@ -167,6 +168,11 @@ class Handler(BaseHTTPRequestHandler):
             numbers = [_to_int(x) for x in params[0]]
             builder.miss_blocks(numbers)
             return {"missing": numbers}
+        if method == "devrelay_pause":
+            if not isinstance(params, list) or len(params) != 1 or not isinstance(params[0], bool):
+                raise BadParams("devrelay_pause takes one boolean")
+            builder.pause(params[0])
+            return {"paused": params[0]}
         raise MethodNotFound(f"the method {method} does not exist/is not available")
 
     def _reply(self, status: int, obj: dict[str, Any]) -> None:
@@ -260,13 +266,14 @@ def main(argv: list[str] | None = None) -> int:
         "It becomes the node's block builder: anvil's automine and interval mining are turned off "
         "and the relay mines a block every --block-time seconds, with the bundles aimed at it.",
         epilog="Methods: eth_sendBundle, eth_callBundle (signed X-Flashbots-Signature header "
-        "required), devrelay_missBlocks [[numbers]] (test control: miss those blocks).",
+        "required); test controls: devrelay_missBlocks [[numbers]] (miss those blocks), "
+        "devrelay_pause [true|false] (stop/resume building).",
     )
     ap.add_argument("--anvil", required=True, type=_url, metavar="URL", help="the anvil node's JSON-RPC URL")
     ap.add_argument("--port", required=True, type=_port, help="port to listen on (0: any free port, printed)")
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     ap.add_argument("--block-time", type=_positive_float, default=1.0, metavar="SECONDS",
-                    help="seconds between the blocks the relay mines (default 1.0)")
+                    help="seconds from one block the relay mines to the next (default 1.0)")
     ap.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = ap.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s relay %(levelname)s %(message)s", stream=sys.stdout)

@@ -24,6 +24,7 @@ class RelayProc:
     process: subprocess.Popen[str]
     url: str
     lines: list[str] = field(default_factory=list)
+    drain: threading.Thread | None = None
 
     def log(self) -> str:
         return "".join(self.lines)
@@ -44,6 +45,8 @@ class RelayProc:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.drain is not None:
+            self.drain.join(timeout=5)  # the log is complete once stop returns
         return self.process.returncode
 
 
@@ -66,5 +69,6 @@ def start_relay(anvil_url: str, *, block_time_s: float = 0.3) -> RelayProc:
         for line in proc.stdout:
             relay.lines.append(line)
 
-    threading.Thread(target=drain, daemon=True).start()
+    relay.drain = threading.Thread(target=drain, daemon=True)
+    relay.drain.start()
     return relay

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from typing import Iterator
 
 import pytest
 import requests
 from eth_account import Account
 
+from arbbot.chain.rawtx import decode_raw_tx
+from arbbot.chain.rpc import RpcClient
+from arbbot.chain.tx import LocalSigner, deploy_unlocked
 from arbbot.devnet.anvil import Anvil, free_port, start_anvil
+from arbbot.devnet.builder import Builder, QueuedBundle
 from arbbot.execution.relay import SIGNATURE_HEADER, RelayClient, RelayError, sign_body
 from tests.devnet.relay_proc import run_cli, start_relay
+from tests.execution.test_relay import GWEI, tripwire_code
 
 
 def test_help_names_every_option() -> None:
@@ -71,8 +77,6 @@ def test_the_relay_mines_while_it_runs_and_restores_automine(anvil: Anvil) -> No
         assert rpc.call("anvil_getAutomine") is False
         start = rpc.block_number()
         assert relay.wait_for("relay listening")
-        import time
-
         time.sleep(1.0)
         assert rpc.block_number() >= start + 2
     finally:
@@ -104,3 +108,45 @@ def test_json_rpc_errors(anvil: Anvil) -> None:
     finally:
         relay.stop()
     assert "Traceback" not in relay.log()
+
+
+class LateArrival(Builder):
+    """A builder during whose build a public transaction arrives: right after it has taken
+    the pool's transactions out, before it mines."""
+
+    late_raw: str | None = None
+
+    def _hold_public(self) -> list[str]:
+        held = super()._hold_public()
+        if self.late_raw:
+            self.rpc.call("eth_sendRawTransaction", [self.late_raw])
+            self.late_raw = None
+        return held
+
+
+def test_a_rollback_keeps_the_public_txs_that_arrived_during_the_build(anvil: Anvil) -> None:
+    rpc = anvil.rpc()
+    tripwire = deploy_unlocked(rpc, rpc.call("eth_accounts")[0], tripwire_code())
+    trader, public = LocalSigner(rpc, _funded(rpc)), LocalSigner(rpc, _funded(rpc))
+    builder = LateArrival(rpc, block_time_s=1.0)
+    builder.take_over_mining()
+    bundle_raw, bundle_tx, _ = trader.sign(to=tripwire, data="0x01", gas=60_000, nonce=0,
+                                           max_fee_per_gas=100 * GWEI, max_priority_fee_per_gas=GWEI)
+    builder.late_raw, late_tx, _ = public.sign(to=tripwire, data="0x", gas=60_000, nonce=0,
+                                               max_fee_per_gas=200 * GWEI, max_priority_fee_per_gas=50 * GWEI)
+    n = rpc.block_number() + 1
+    tx = decode_raw_tx(bundle_raw)
+    builder.add(QueuedBundle([tx], n, frozenset(), tx.tx_hash, "0x" + "00" * 20))
+    builder.build_next()
+    assert rpc.block_number() == n
+    assert rpc.call("eth_getTransactionReceipt", [bundle_tx]) is None  # left out: it would revert after late_tx
+    assert int(rpc.call("eth_getTransactionCount", [trader.address, "latest"]), 16) == 0
+    assert rpc.call("eth_getBalance", [trader.address, "latest"]) == hex(10**20)
+    builder.build_next()  # the late tx was kept for the next block, not lost in the rollback
+    assert int(rpc.call("eth_getTransactionReceipt", [late_tx])["blockNumber"], 16) == n + 1
+
+
+def _funded(rpc: RpcClient) -> str:
+    key = "0x" + bytes(Account.create().key).hex()
+    rpc.call("anvil_setBalance", [Account.from_key(key).address, hex(10**20)])
+    return key
