@@ -77,6 +77,10 @@ class World:
     def miss(self, *blocks: int) -> None:
         self.relay.request("devrelay_missBlocks", [[hex(b) for b in blocks]])
 
+    def pause(self, paused: bool) -> None:
+        """While paused the relay builds nothing: what is sent meanwhile aims at head + 1."""
+        self.relay.request("devrelay_pause", [paused])
+
 
 @pytest.fixture
 def world() -> Iterator[World]:
@@ -98,9 +102,11 @@ def world() -> Iterator[World]:
 
 def test_a_bundle_lands_in_its_target_block(world: World) -> None:
     raw = world.sign(DEST, value=12_345, gas=21_000)
-    target = world.rpc.block_number() + 3
+    world.pause(True)
+    target = world.rpc.block_number() + 1
     submitter = PrivateSubmitter(world.rpc, [world.relay])
     sub = submitter.submit(raw, target)
+    world.pause(False)
     assert sub.route == "private" and sub.target_block == target
     assert sub.bundle_hash == bundle_hash([raw])
     assert world.rpc.call("txpool_content")["pending"] == {}  # never in the public pool
@@ -205,9 +211,11 @@ def test_a_missed_target_is_resubmitted_for_the_next_block_and_lands(world: Worl
     receipt = submitter.wait_receipt(sub, timeout_s=20)
     assert head < int(receipt["blockNumber"], 16) <= sub.last_target
     # 2. the relay loses its target block
-    target = world.rpc.block_number() + 2
+    world.pause(True)
+    target = world.rpc.block_number() + 1
     world.miss(target)
     sub = submitter.submit(world.sign(DEST, value=2, gas=21_000), target)
+    world.pause(False)
     receipt = submitter.wait_receipt(sub, timeout_s=20)
     assert target < int(receipt["blockNumber"], 16) <= sub.last_target
     assert world.relay_proc.wait_for(f"block {target}: told to miss it")
