@@ -1,0 +1,115 @@
+"""Reading signed raw transactions: hash, sender, nonce and the fields a node would run.
+
+A relay and a submitter both hold transactions only as signed bytes; this module turns
+them back into facts without trusting anything but the signature: the sender is recovered
+from it, the hash is keccak256 of the bytes. EIP-2718 typed transactions (1, 2) and legacy
+RLP are read; anything else is a ``WireFormatError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import rlp  # type: ignore[import-untyped]
+from eth_account import Account
+from eth_account.typed_transactions import TypedTransaction
+from eth_utils import keccak
+from hexbytes import HexBytes
+
+from arbbot.errors import WireFormatError
+
+
+@dataclass(frozen=True)
+class RawTx:
+    """A signed transaction's facts. Amounts in wei, addresses lower-case hex."""
+
+    raw: str  # 0x hex, as signed
+    tx_hash: str
+    sender: str
+    nonce: int
+    chain_id: int | None  # None: a legacy transaction without EIP-155 replay protection
+    to: str | None  # None: contract creation
+    value_wei: int
+    data: str
+    gas: int
+    tx_type: int
+    gas_price_wei: int | None  # legacy and type 1
+    max_fee_per_gas: int | None  # type 2
+    max_priority_fee_per_gas: int | None  # type 2
+
+    def as_call(self) -> dict[str, Any]:
+        """The transaction as a JSON-RPC call object (``eth_call``, ``eth_simulateV1``)."""
+        call: dict[str, Any] = {
+            "from": self.sender,
+            "nonce": hex(self.nonce),
+            "gas": hex(self.gas),
+            "value": hex(self.value_wei),
+            "input": self.data,
+        }
+        if self.to is not None:
+            call["to"] = self.to
+        if self.max_fee_per_gas is not None:
+            call["maxFeePerGas"] = hex(self.max_fee_per_gas)
+            call["maxPriorityFeePerGas"] = hex(self.max_priority_fee_per_gas or 0)
+        elif self.gas_price_wei is not None:
+            call["gasPrice"] = hex(self.gas_price_wei)
+        return call
+
+
+def decode_raw_tx(raw: str) -> RawTx:
+    """Decode signed bytes (0x hex). Raises ``WireFormatError`` for anything malformed."""
+    if not isinstance(raw, str) or not raw.startswith("0x") or len(raw) < 4:
+        raise WireFormatError(f"raw transaction must be 0x hex, got {str(raw)[:20]!r}")
+    try:
+        blob = bytes.fromhex(raw[2:])
+    except ValueError:
+        raise WireFormatError("raw transaction is not valid hex") from None
+    try:
+        sender = str(Account.recover_transaction(blob)).lower()
+        fields = _fields(blob)
+    except WireFormatError:
+        raise
+    except Exception as exc:  # eth_account/rlp raise many types for bad bytes
+        raise WireFormatError(f"raw transaction does not decode: {type(exc).__name__}: {exc}") from None
+    to = fields.get("to")
+    return RawTx(
+        raw="0x" + blob.hex(),
+        tx_hash="0x" + keccak(blob).hex(),
+        sender=sender,
+        nonce=int(fields["nonce"]),
+        chain_id=fields.get("chainId"),
+        to=("0x" + bytes(to).hex()) if to else None,
+        value_wei=int(fields["value"]),
+        data="0x" + bytes(fields.get("data", b"")).hex(),
+        gas=int(fields["gas"]),
+        tx_type=int(fields.get("type", 0)),
+        gas_price_wei=fields.get("gasPrice"),
+        max_fee_per_gas=fields.get("maxFeePerGas"),
+        max_priority_fee_per_gas=fields.get("maxPriorityFeePerGas"),
+    )
+
+
+def _fields(blob: bytes) -> dict[str, Any]:
+    if blob[0] >= 0xC0:  # an RLP list: legacy
+        items = rlp.decode(blob)
+        if not isinstance(items, list) or len(items) != 9:
+            raise WireFormatError("legacy transaction must be an RLP list of 9 items")
+        nonce, gas_price, gas, to, value, data, v, _r, _s = items
+        v_int = _int(v)
+        chain_id = (v_int - 35) // 2 if v_int >= 35 else None
+        return {
+            "nonce": _int(nonce), "gasPrice": _int(gas_price), "gas": _int(gas), "to": bytes(to),
+            "value": _int(value), "data": bytes(data), "chainId": chain_id, "type": 0,
+        }
+    if blob[0] not in (1, 2):
+        raise WireFormatError(f"unsupported transaction type {blob[0]}")
+    d = dict(TypedTransaction.from_bytes(HexBytes(blob)).as_dict())
+    d["to"] = bytes(d.get("to") or b"")
+    d["data"] = bytes(d.get("data") or b"")
+    d["type"] = blob[0]
+    return d
+
+
+def _int(b: bytes) -> int:
+    return int.from_bytes(bytes(b), "big")
