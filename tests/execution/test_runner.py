@@ -45,8 +45,16 @@ LOSS_LIMIT = 10**17
 KEY = "0x" + "42" * 32
 
 
+_BEFORE: dict[str, float] = {}  # endpoint -> requests counted before its test began
+
+
 def rpc_requests(rpc: RpcClient) -> float:
-    """Requests the client made (attempted) to its endpoint, all methods."""
+    """Requests the client made (attempted) to its endpoint, all methods, since its fixture
+    made it (a port can be handed out again, and the counters live for the whole run)."""
+    return _requests_total(rpc) - _BEFORE.get(endpoint_label(rpc.url), 0.0)
+
+
+def _requests_total(rpc: RpcClient) -> float:
     label = endpoint_label(rpc.url)
     return sum(
         s.value
@@ -106,7 +114,9 @@ class Risky:
 
 @pytest.fixture
 def closed_rpc() -> RpcClient:
-    return RpcClient(f"http://127.0.0.1:{free_port()}", timeout_s=2.0, retries=0)
+    rpc = RpcClient(f"http://127.0.0.1:{free_port()}", timeout_s=2.0, retries=0)
+    _BEFORE[endpoint_label(rpc.url)] = _requests_total(rpc)
+    return rpc
 
 
 @pytest.fixture
