@@ -146,7 +146,8 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        mode = env("ARBBOT_MODE", "live")
+        # Nothing trades live unless someone chose live: unset means simulate only.
+        mode = env("ARBBOT_MODE", "dry-run")
         if mode not in MODES:
             raise ConfigError(f"ARBBOT_MODE must be one of {MODES}, got {mode!r}")
         devnet_dir = Path(env("ARBBOT_DEVNET_DIR", str(REPO_ROOT / ".devnet")))

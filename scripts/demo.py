@@ -21,6 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+# The demo trades on the devnet it deploys itself, so it chooses live there (the default
+# elsewhere is dry-run); ARBBOT_MODE=paper or dry-run in the environment overrides it.
+os.environ.setdefault("ARBBOT_MODE", "live")
 
 QUEUES = ("scan", "path", "ml", "execute", "bridge", "analytics")
 
