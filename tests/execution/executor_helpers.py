@@ -1,5 +1,5 @@
 """Helpers of the executor tests on anvil: exact sizing of a cycle (V2 by exact math, V3 by
-the genuine QuoterV2), sending from the bot's key, reading a revert reason, planting a gap."""
+the genuine QuoterV2), sending from the bot's key, reading a revert reason, planting a gap; a stand-in executor for the stage and runner tests."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from arbbot.devnet.record import Deployment
 from arbbot.devnet.scenarios import plant_price_gap, v2_state
 from arbbot.errors import RpcError
 from arbbot.execution.executor import decode_revert
+from arbbot.execution.runner import EXECUTED_TOPIC
 from arbbot.pools import amount_out
 from arbbot.types import V2PoolState
 
@@ -104,3 +105,15 @@ def size(run: Callable[[int], list[int]], hi: int) -> tuple[int, list[int]]:
             hi = m2
     x = (lo + hi) // 2
     return x, run(x)
+
+
+def stand_in_executor(profit: int) -> str:
+    """Runtime code: log Executed(token=0, amountIn=1, profit) and return ``profit``."""
+    return "0x" + "".join(
+        [
+            "7f" + profit.to_bytes(32, "big").hex(), "602052",  # mem[0x20] = profit
+            "6001600052",  # mem[0x00] = amountIn (1)
+            "6000", "7f" + EXECUTED_TOPIC[2:], "60406000a2",  # LOG2(mem[0:0x40], topic, token)
+            "60206020f3",  # return mem[0x20:0x40]
+        ]
+    )

@@ -31,7 +31,8 @@ from arbbot.execution.nonces import NonceManager
 from arbbot.execution.runner import ExecutionRunner, Pending, RiskLimits
 from arbbot.hotstate import HotState
 from arbbot.types import Opportunity, ScoredOpportunity, V2PoolState
-from tests.execution.test_runner import CANONICAL, EXECUTOR, PROFIT, USDC, WETH, stand_in_executor
+from tests.execution.executor_helpers import stand_in_executor
+from tests.execution.test_runner import CANONICAL, EXECUTOR, PROFIT, USDC, WETH
 
 GWEI = 10**9
 PROCESSES = 8

@@ -26,7 +26,6 @@ from arbbot.execution import fees
 from arbbot.execution.fees import FeePolicy
 from arbbot.execution.nonces import NonceManager, NonceSession
 from arbbot.execution.runner import (
-    EXECUTED_TOPIC,
     FEE_REQUOTE_AFTER_S,
     ExecutionRunner,
     Pending,
@@ -35,6 +34,7 @@ from arbbot.execution.runner import (
 )
 from arbbot.hotstate import HotState
 from arbbot.types import ExecutionResult, Opportunity, PoolState, ScoredOpportunity, V2PoolState
+from tests.execution.executor_helpers import stand_in_executor
 
 WETH, USDC = "0x" + "e0" * 20, "0x" + "c0" * 20
 P1, P2 = "0x" + "01" * 20, "0x" + "02" * 20
@@ -181,17 +181,6 @@ def test_the_daily_loss_limit_binds_live_trading_only(risky: Risky, closed_rpc: 
 PROFIT = 3 * 10**15
 REVERTER = "0x" + "dd" * 20  # code: revert(0, 0)
 POOLS = ["0x" + f"{i:02x}" * 20 for i in range(0x11, 0x19)]
-
-
-def stand_in_executor(profit: int) -> str:
-    return "0x" + "".join(
-        [
-            "7f" + profit.to_bytes(32, "big").hex(), "602052",  # mem[0x20] = profit
-            "6001600052",  # mem[0x00] = amountIn (1)
-            "6000", "7f" + EXECUTED_TOPIC[2:], "60406000a2",  # LOG2(mem[0:0x40], topic, token)
-            "60206020f3",  # return mem[0x20:0x40]
-        ]
-    )
 
 
 @pytest.fixture(scope="module")

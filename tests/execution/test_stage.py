@@ -22,9 +22,10 @@ from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import LocalSigner
 from arbbot.devnet.anvil import start_anvil
 from arbbot.execution import stage
-from arbbot.execution.runner import EXECUTED_TOPIC, ExecutionRunner, Pending
+from arbbot.execution.runner import ExecutionRunner, Pending
 from arbbot.hotstate import HotState
 from arbbot.types import Opportunity, ScoredOpportunity, V2PoolState
+from tests.execution.executor_helpers import stand_in_executor
 
 pytestmark = pytest.mark.django_db
 
@@ -32,18 +33,6 @@ WETH, USDC = "0x" + "e0" * 20, "0x" + "c0" * 20
 EXECUTOR = "0x" + "ee" * 20
 PROFIT = 3 * 10**15
 POOLS = ["0x" + f"{i:02x}" * 20 for i in range(1, 7)]
-
-
-def stand_in_executor(profit: int) -> str:
-    """Runtime code: log Executed(token=0, amountIn=1, profit) and return ``profit``."""
-    return "0x" + "".join(
-        [
-            "7f" + profit.to_bytes(32, "big").hex(), "602052",  # mem[0x20] = profit
-            "6001600052",  # mem[0x00] = amountIn (1)
-            "6000", "7f" + EXECUTED_TOPIC[2:], "60406000a2",  # LOG2(mem[0:0x40], topic, token)
-            "60206020f3",  # return mem[0x20:0x40]
-        ]
-    )
 
 
 @pytest.fixture(scope="module")
