@@ -70,7 +70,7 @@ def scanner(chain_id: int) -> Scanner:
 @functools.lru_cache(maxsize=None)
 def path_stage(chain_id: int) -> PathStage:
     chain = _chain(chain_id)
-    # GasModel's defaults are the executor contract's measured gas (arbbot.execution.executor).
+    # GasModel's defaults are the executor contract's measured gas (arbbot.contracts.gas).
     cap = get_settings().path_max_per_pool or None
     return PathStage(
         PathEngine(base_tokens=[chain.weth], weth=chain.weth, max_hops=3, gas_model=GasModel(), max_per_pool=cap)
@@ -88,7 +88,7 @@ def runner(chain_id: int) -> ExecutionRunner:
         rpc=client,
         executor=chain.executor,
         mode=settings.mode,
-        pools=lambda addrs: hot.get_pools(addrs),
+        pools=hot.get_pools,
         signer=signer,
         kill_switch=hot.fleet.kill_switch_engaged,
         is_orphaned=hot.is_orphaned,
