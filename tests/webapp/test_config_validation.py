@@ -65,7 +65,7 @@ def test_admin_form_rejects_invalid_address(admin_client) -> None:  # type: igno
     assert not Dex.objects.exists()
     ok = admin_client.post(
         "/admin/core/dex/add/",
-        {"chain": chain.pk, "name": "good", "kind": "v2", "factory": FACTORY, "fee_pips": 3000},
+        {"chain": chain.pk, "name": "good", "kind": "v2", "factory": FACTORY, "fee_pips": 3000, "start_block": 0},
     )
     assert ok.status_code == 302
     assert Dex.objects.get().factory == FACTORY.lower()

@@ -39,6 +39,28 @@ class Chain(models.Model):
         max_length=66, blank=True, default="",
         help_text="hash of block 0, set for a devnet: a new one means a new chain under the same id",
     )
+    MODES = [("", "the fleet's ARBBOT_MODE (dry-run unless set)"), ("dry-run", "dry-run"), ("paper", "paper"),
+             ("live", "live")]
+    mode = models.CharField(
+        max_length=8, blank=True, default="", choices=MODES,
+        help_text="how this chain trades; blank: the fleet's ARBBOT_MODE, which is dry-run unless set",
+    )
+    confirmations = models.PositiveSmallIntegerField(
+        default=2, help_text="blocks on top of a mined transaction before its outcome is final",
+    )
+    replace_after_blocks = models.PositiveSmallIntegerField(
+        default=3, help_text="a transaction not mined after this many blocks is replaced (same nonce, higher fee)",
+    )
+    max_replacements = models.PositiveSmallIntegerField(
+        default=3, help_text="after this many fee bumps a transaction still not mined is cancelled",
+    )
+    ROUTES = [("public", "public mempool"), ("private", "private relay (bundles)")]
+    submission_route = models.CharField(max_length=8, default="public", choices=ROUTES)
+    relay_urls = models.TextField(blank=True, default="", help_text="private route: relay URLs, comma separated")
+    public_fallback = models.BooleanField(
+        default=False, help_text="private route: broadcast publicly when no relay included the bundle in time",
+    )
+    explorer_url = models.CharField(max_length=200, blank=True, default="", help_text="e.g. https://etherscan.io")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def clean(self) -> None:
@@ -63,6 +85,10 @@ class Dex(models.Model):
     router = AddressField(blank=True, default="", validators=[])
     quoter = AddressField(blank=True, default="", validators=[])
     fee_pips = models.PositiveIntegerField(default=3000)
+    init_code_hash = models.CharField(
+        max_length=66, blank=True, default="", help_text="V2: keccak of the pair's init code (CREATE2 check)",
+    )
+    start_block = models.PositiveBigIntegerField(default=0, help_text="the factory's deployment block")
 
     class Meta:
         constraints = [
@@ -136,8 +162,16 @@ class Execution(models.Model):
     """What the execute stage did with one opportunity; one row per (chain, block, path):
     the unique constraint is the idempotency guard of last resort."""
 
-    STATUSES = [(s, s) for s in ("pending", "success", "reverted", "dropped", "failed", "simulated")]
+    #: pending: claimed, nothing sent yet; sent: a transaction is out (see its Transaction
+    #: rows); mined: included, waiting for the chain's confirmations; then final: success,
+    #: reverted, cancelled (its nonce taken by a cancellation), dropped, failed, simulated.
+    STATUSES = [
+        (s, s)
+        for s in ("pending", "sent", "mined", "success", "reverted", "cancelled", "dropped", "failed", "simulated")
+    ]
+    FINAL = ("success", "reverted", "cancelled", "dropped", "failed", "simulated")
     created_at = models.DateTimeField(db_index=True)
+    mode = models.CharField(max_length=8, blank=True, default="", help_text="dry-run, paper or live at the time")
     chain_id = models.PositiveBigIntegerField()
     block_number = models.PositiveBigIntegerField()
     path_id = models.CharField(max_length=64)
@@ -149,6 +183,9 @@ class Execution(models.Model):
     profit_token = AddressField(blank=True, default="", validators=[])
     amount_in = models.DecimalField(**UINT256, default=0)
     predicted_profit = models.DecimalField(max_digits=79, decimal_places=0, default=0)
+    #: Re-sized on the newest state right before signing (0: not re-sized).
+    final_amount_in = models.DecimalField(**UINT256, default=0)
+    final_predicted_profit = models.DecimalField(max_digits=79, decimal_places=0, default=0)
     realised_profit = models.DecimalField(max_digits=79, decimal_places=0, default=0)
     reason = models.CharField(max_length=300, blank=True, default="")
 
@@ -157,3 +194,42 @@ class Execution(models.Model):
             models.UniqueConstraint(fields=["chain_id", "block_number", "path_id"], name="execution_once")
         ]
         indexes = [models.Index(fields=["status", "created_at"])]
+
+
+class Transaction(models.Model):
+    """The journal of signed transactions: written before the bytes are sent, so nothing
+    sent goes unrecorded. A replacement (same nonce, higher fee) or a cancellation is a new
+    row of the same execution; at most one row per (chain, sender, nonce) ends mined.
+
+    Its execution is named by (chain_id, block_number, path_id), not a foreign key: the
+    Execution table is a hypertable where TimescaleDB exists, keyed (id, block_number)."""
+
+    STATES = [(s, s) for s in ("signed", "sent", "mined", "confirmed", "replaced", "dropped")]
+    KINDS = [("trade", "trade"), ("cancel", "cancel")]
+    created_at = models.DateTimeField()
+    chain_id = models.PositiveBigIntegerField()
+    block_number = models.PositiveBigIntegerField(help_text="the execution's: its opportunity's block")
+    path_id = models.CharField(max_length=64)
+    sender = AddressField()
+    nonce = models.PositiveBigIntegerField()
+    tx_hash = models.CharField(max_length=66, unique=True)
+    raw_tx = models.TextField(help_text="the signed bytes: a retry re-broadcasts exactly these")
+    kind = models.CharField(max_length=6, choices=KINDS, default="trade")
+    state = models.CharField(max_length=9, choices=STATES, default="signed")
+    route = models.CharField(max_length=16, default="public")
+    gas_limit = models.PositiveBigIntegerField()
+    max_fee_per_gas = models.DecimalField(**UINT256, help_text="legacy: the gas price")
+    max_priority_fee_per_gas = models.DecimalField(**UINT256, null=True, blank=True)
+    worst_gas_wei = models.DecimalField(**UINT256, help_text="gas limit x max fee: reserved in the loss limit")
+    target_block = models.PositiveBigIntegerField(null=True, blank=True)
+    sent_block = models.PositiveBigIntegerField(null=True, blank=True, help_text="the head when it was sent")
+    mined_block = models.PositiveBigIntegerField(null=True, blank=True)
+    mined_block_hash = models.CharField(max_length=66, blank=True, default="")
+    submission = models.JSONField(default=dict, blank=True, help_text="private route: the relay submission state")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["state", "chain_id"]),
+            models.Index(fields=["chain_id", "block_number", "path_id"]),
+            models.Index(fields=["chain_id", "sender", "nonce"]),
+        ]
