@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from arbbot.execution.runner import Attempt, Pending
 from arbbot.execution.stage import Unfinished
-from arbbot.hotstate import HotState
+from arbbot.hotstate import Fleet, HotState
 from arbbot.types import ExecutionResult, ScoredOpportunity
 from webapp.core.models import Chain, Dex, Execution, Opportunity, Pool, Token
 from webapp.core.validators import validate_address
@@ -178,6 +178,13 @@ def _hotstate(chain_id: int) -> HotState:
     from django.conf import settings
 
     return HotState(redis.Redis.from_url(settings.ARBBOT.redis_url), settings.ARBBOT.redis_prefix, chain_id)
+
+
+def fleet_hotstate() -> Fleet:
+    """The fleet-wide hot state (the kill switch)."""
+    from django.conf import settings
+
+    return Fleet(redis.Redis.from_url(settings.ARBBOT.redis_url), settings.ARBBOT.redis_prefix)
 
 
 def _reason(reason: str) -> str:
