@@ -140,6 +140,8 @@ class Settings:
     max_open_txs: int = 16  # per account; 0: no limit
     pool_cooldown_s: float = 60.0
     signer_key: str = field(default="", repr=False)
+    #: Signs bundles for private relays (their reputation); never the trading key.
+    relay_reputation_key: str = field(default="", repr=False)
 
     def max_fee_cap(self, chain_id: int) -> int | None:
         return self.max_fee_per_gas_wei.get(chain_id, self.default_max_fee_per_gas_wei)
@@ -181,6 +183,7 @@ class Settings:
             max_open_txs=_non_negative_int("ARBBOT_MAX_OPEN_TXS", "16"),
             pool_cooldown_s=_float_in("ARBBOT_POOL_COOLDOWN_S", "60", 0, 86400),
             signer_key=_read_secret("ARBBOT_SIGNER_KEY", devnet_dir / "signer.key"),
+            relay_reputation_key=_read_secret("ARBBOT_RELAY_REPUTATION_KEY", devnet_dir / "relay-reputation.key"),
         )
 
 

@@ -10,6 +10,7 @@ Per chain, under ``{prefix}:{chain_id}:`` (``HotState``):
 - ``tokens``  hash: token address -> JSON of its metadata and transfer check (``put_tokens``)
 - ``claim:<n>:<hash>``  publish-once guard for a block
 - ``lock:scan``  the scan lock: never two scans of one chain at once (``scan_lock``)
+- ``lock:follow``  one follow pass of the chain's sent transactions at a time
 - ``nonce:<signer address>``  the nonce lock: one send at a time per signer (``nonce_lock``)
 - ``nonce_next:<signer>``  the next nonce to hand out; absent until first read from the
   node (``eth_getTransactionCount(pending)``), and reset from the node after any error
@@ -253,7 +254,19 @@ class HotState:
         """``with hot.scanning(30) as got:``: ``got`` is True when this caller holds the scan
         lock. On exit the lock is released if it is still ours; once expired it may be
         another worker's, and is left alone."""
-        lock = self.scan_lock(ttl_s)
+        with self._held(self.scan_lock(ttl_s), "scan") as got:
+            yield got
+
+    @contextlib.contextmanager
+    def follow_lock(self, ttl_s: float = 60.0) -> Iterator[bool]:
+        """One follow pass of the chain's transactions at a time (``arbbot.execution.follow``);
+        as ``scanning``: True when this caller holds it, never waits."""
+        lock = self.redis.lock(self.key("lock:follow"), timeout=ttl_s, blocking=False)
+        with self._held(lock, "follow") as got:
+            yield got
+
+    @contextlib.contextmanager
+    def _held(self, lock: Lock, what: str) -> Iterator[bool]:
         got = lock.acquire()
         try:
             yield got
@@ -262,7 +275,7 @@ class HotState:
                 try:
                     lock.release()
                 except LockNotOwnedError:
-                    log.warning("scan lock of chain %s expired before the scan ended", self.chain_id)
+                    log.warning("%s lock of chain %s expired before its holder finished", what, self.chain_id)
 
     def nonce_lock(
         self, signer: str, ttl_s: float = NONCE_LOCK_TTL_S, wait_s: float | None = NONCE_LOCK_WAIT_S

@@ -424,15 +424,17 @@ class ScoredOpportunity:
         )
 
 
-ExecutionStatus = Literal["success", "reverted", "dropped", "failed", "simulated"]
+ExecutionStatus = Literal["sent", "success", "reverted", "cancelled", "dropped", "failed", "simulated"]
 
 
 @dataclass(frozen=True, slots=True)
 class ExecutionResult:
     """What happened to one opportunity at the execute stage.
 
-    ``dropped``: re-validation or simulation refused it (no transaction sent);
-    ``reverted``: mined but reverted (e.g. the minProfit guard); ``simulated``: dry-run mode.
+    ``sent``: a transaction is out, its outcome not known yet (``arbbot.execution.follow``
+    makes it final); ``dropped``: refused, or nothing of it was mined (no gas paid);
+    ``reverted``: mined but reverted (e.g. the minProfit guard); ``cancelled``: its nonce
+    was taken by a cancellation (its gas paid); ``simulated``: dry-run or paper mode.
     ``realised_profit`` is the measured balance change of the profit token (may be 0).
     """
 

@@ -68,6 +68,7 @@ app.conf.update(
             "schedule": settings.scan_interval_s,
         },
         "execute-reconcile": {"task": "workers.tasks.execute.reconcile", "schedule": 60.0},
+        "execute-follow": {"task": "workers.tasks.execute.follow", "schedule": 1.0},
     },
 )
 

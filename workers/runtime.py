@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any
+import time
+from typing import Any, Callable
 
 import redis
 
@@ -16,8 +17,10 @@ from arbbot.chain.scanner import Scanner, ScannerConfig
 from arbbot.chain.tx import LocalSigner
 from arbbot.config import get_settings
 from arbbot.execution.fees import FeePolicy
+from arbbot.execution.follow import FollowPolicy
 from arbbot.execution.nonces import NonceManager
 from arbbot.execution.runner import ExecutionRunner, RiskLimits
+from arbbot.execution.submit import SubmissionConfig, Submitter, make_submitter
 from arbbot.hotstate import HotState
 from arbbot.paths.engine import PathEngine
 from arbbot.paths.gas import GasModel
@@ -77,17 +80,61 @@ def path_stage(chain_id: int) -> PathStage:
     )
 
 
+MODE_TTL_S = 1.0  # a mode changed by an operator applies within this
+
+
+def chain_mode(chain_id: int) -> Callable[[], str]:
+    """The chain's mode, read again at most every ``MODE_TTL_S``: the chain's own setting,
+    else the fleet's ARBBOT_MODE (dry-run unless set). Raises when it cannot be read: the
+    runner then sends nothing."""
+    fleet_mode = get_settings().mode
+    cached: list[tuple[float, str]] = []
+
+    def read() -> str:
+        now = time.monotonic()
+        if cached and now - cached[0][0] < MODE_TTL_S:
+            return cached[0][1]
+        mode = _chain(chain_id).mode or fleet_mode
+        cached[:] = [(now, mode)]
+        return mode
+
+    return read
+
+
+def submitter(chain_id: int, trading_address: str) -> Submitter | None:
+    """The chain's private route, or None for public (``arbbot.execution.submit``)."""
+    chain = _chain(chain_id)
+    if chain.submission_route == "public":
+        return None
+    config = SubmissionConfig(
+        route=chain.submission_route,
+        relay_urls=tuple(u.strip() for u in chain.relay_urls.replace("\n", ",").split(",") if u.strip()),
+        public_fallback=chain.public_fallback,
+    )
+    return make_submitter(config, rpc(chain_id), trading_address=trading_address,
+                          reputation_key=get_settings().relay_reputation_key or None)
+
+
+def follow_policy(chain_id: int) -> FollowPolicy:
+    chain = _chain(chain_id)
+    return FollowPolicy(confirmations=max(1, chain.confirmations),
+                        replace_after_blocks=max(1, chain.replace_after_blocks),
+                        max_replacements=chain.max_replacements)
+
+
 @functools.lru_cache(maxsize=None)
 def runner(chain_id: int) -> ExecutionRunner:
     settings = get_settings()
     chain = _chain(chain_id)
     client = rpc(chain_id)
-    signer = LocalSigner(client, settings.signer_key) if settings.signer_key else None
+    signer = LocalSigner(client, settings.signer_key, chain_id=chain_id) if settings.signer_key else None
     hot = hotstate(chain_id)
     return ExecutionRunner(
         rpc=client,
         executor=chain.executor,
-        mode=settings.mode,
+        mode=chain_mode(chain_id),
+        chain_id=chain_id,
+        submitter=submitter(chain_id, signer.address) if signer else None,
         pools=hot.get_pools,
         signer=signer,
         kill_switch=hot.fleet.kill_switch_engaged,

@@ -120,10 +120,11 @@ def fee_requests(policy: FeePolicy) -> list[tuple[str, Sequence[Any]]]:
     ]
 
 
-def quote_from_replies(replies: Sequence[Any], policy: FeePolicy) -> FeeQuote:
+def quote_from_replies(replies: Sequence[Any], policy: FeePolicy, *, cap: bool = True) -> FeeQuote:
     """The offer, from the replies to ``fee_requests`` (an ``RpcError`` instance for a
     failed item). Raises ``FeeError`` when the data needed is missing, ``FeeCapExceeded``
-    when the offer would exceed the cap."""
+    when the offer would exceed the cap (unless ``cap`` is False: the caller checks the
+    fee it derives from the quote, a replacement's bumped fee)."""
     block, history, gas_price_raw = replies
     if isinstance(block, RpcError) or not isinstance(block, dict):
         raise FeeError(f"no latest block for the fee forecast: {block}")
@@ -142,15 +143,15 @@ def quote_from_replies(replies: Sequence[Any], policy: FeePolicy) -> FeeQuote:
             priority = max(priority, _median_reward(history))
         max_fee = base_fee_after_full_blocks(base_next, policy.inclusion_blocks) + priority
         quote = FeeQuote("eip1559", max_fee, priority, base_next)
-    cap = policy.max_fee_per_gas_wei
-    if cap is not None and quote.max_fee_per_gas > cap:
-        raise FeeCapExceeded(f"fee needed ({quote.describe()}) exceeds the cap of {cap} wei per gas")
+    limit = policy.max_fee_per_gas_wei
+    if cap and limit is not None and quote.max_fee_per_gas > limit:
+        raise FeeCapExceeded(f"fee needed ({quote.describe()}) exceeds the cap of {limit} wei per gas")
     return quote
 
 
-def quote(rpc: RpcClient, policy: FeePolicy) -> FeeQuote:
+def quote(rpc: RpcClient, policy: FeePolicy, *, cap: bool = True) -> FeeQuote:
     """The offer for a transaction sent now: one JSON-RPC batch."""
-    return quote_from_replies(rpc.batch(fee_requests(policy), raise_errors=False), policy)
+    return quote_from_replies(rpc.batch(fee_requests(policy), raise_errors=False), policy, cap=cap)
 
 
 def _median_reward(history: dict[str, Any]) -> int:

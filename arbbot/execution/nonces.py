@@ -9,13 +9,21 @@ fenced by that lock's token, so a holder whose lock expired cannot move it. Insi
   stored (first use, an expired key) or a nonce is still in flight (the last holder died
   between taking one and knowing its fate), the next nonce is first re-read from the node:
   ``eth_getTransactionCount(address, "pending")``;
-- ``send()`` signs with that nonce and sends. Sent: the nonce leaves flight and the
-  transaction is *open* until settled (``closed``). Failed: the count is re-read from the
+- ``send()`` signs with that nonce, hands the signed transaction to ``before_send`` (the
+  journal persists it: nothing is sent unrecorded; if that raises, nothing is sent and the
+  nonce is released by a resync) and sends it (``broadcast``: the public node by default,
+  or a private relay). Sent: the nonce leaves flight and the transaction is *open* until
+  settled (``closed``). Failed: the count is re-read from the
   node under the lock (``resync``). That is the only safe release of a nonce: the node
   alone knows whether the failed send reached it. Pending count > nonce and our hash known
   to the node: it was sent after all (kept, reported as sent). Pending count == nonce: the
   send never arrived, and the next sender reuses the nonce, so no gap remains. A nonce
   that was handed out and reached the node is thus never handed out again.
+
+``send_at()`` signs and sends at a given nonce: a replacement or cancellation of an open
+transaction (``arbbot.execution.follow``), under the same lock, so no sender takes that
+nonce meanwhile. ``resync()`` never goes below an open transaction's nonce + 1: a private
+transaction is not counted by any node's pending count until it is mined.
 
 ``LocalNonces`` is the single-process stand-in (the signer's own counter, re-read under a
 caller-given lock before each send): tests and tools without a hot state.
@@ -25,7 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Iterator, Protocol
 
 from redis.exceptions import LockNotOwnedError
@@ -42,12 +50,39 @@ class NonceLockBusy(ArbbotError):
     """The nonce lock was not free within the wait; nothing was sent."""
 
 
+@dataclass(frozen=True)
+class Signed:
+    """A signed transaction before it is sent."""
+
+    raw: str = field(repr=False)
+    tx_hash: str
+    nonce: int
+    sender: str
+    worst_gas_wei: int
+
+
+BeforeSend = Callable[[Signed], None]
+Broadcast = Callable[[Signed], None]
+
+
 class Session(Protocol):
     def open_txs(self) -> dict[str, tuple[int, int]]: ...
 
     def prune_open(self) -> None: ...
 
-    def send(self, signer: LocalSigner, *, worst_gas_wei: int, **tx: Any) -> str: ...
+    def resync(self) -> int: ...
+
+    def note_sent(self, nonce: int, tx_hash: str, worst_gas_wei: int) -> None: ...
+
+    def send_at(
+        self, signer: LocalSigner, nonce: int, *, worst_gas_wei: int, before_send: BeforeSend | None = None,
+        broadcast: Broadcast | None = None, **tx: Any,
+    ) -> str: ...
+
+    def send(
+        self, signer: LocalSigner, *, worst_gas_wei: int, before_send: BeforeSend | None = None,
+        broadcast: Broadcast | None = None, **tx: Any,
+    ) -> str: ...
 
 
 class Nonces(Protocol):
@@ -63,10 +98,17 @@ class NonceSession:
         self.hot, self.rpc, self.address, self.token = hot, rpc, address, token
 
     def resync(self) -> int:
-        """Store the node's pending transaction count as the next nonce; returns it."""
+        """Store the next nonce: the node's pending transaction count, or past the highest
+        open transaction's nonce when that is higher (a private one, unseen by the node)."""
         pending = int(self.rpc.call("eth_getTransactionCount", [self.address, "pending"]), 16)
-        self.hot.nonce_reset(self.address, self.token, pending)
-        return pending
+        opened = [nonce for nonce, _ in self.hot.open_txs(self.address).values()]
+        nxt = max([pending, *(n + 1 for n in opened)])
+        self.hot.nonce_reset(self.address, self.token, nxt)
+        return nxt
+
+    def note_sent(self, nonce: int, tx_hash: str, worst_gas_wei: int) -> None:
+        """A transaction found on the node after its sender died: open, its nonce used."""
+        self.hot.nonce_sent(self.address, nonce, tx_hash, worst_gas_wei)
 
     def take(self) -> int:
         nonce = self.hot.nonce_take(self.address, self.token)
@@ -77,12 +119,39 @@ class NonceSession:
                 raise ArbbotError(f"nonce of {self.address} vanished under its lock")
         return nonce
 
-    def send(self, signer: LocalSigner, *, worst_gas_wei: int, **tx: Any) -> str:
-        """Sign with the next nonce and send; the hash. An ``RpcError`` means not sent."""
-        nonce = self.take()
+    def send(
+        self, signer: LocalSigner, *, worst_gas_wei: int, before_send: BeforeSend | None = None,
+        broadcast: Broadcast | None = None, **tx: Any,
+    ) -> str:
+        """Sign with the next nonce, record (``before_send``), send; the hash. An
+        ``RpcError`` means not sent; so does any error of ``before_send``."""
+        return self._send(signer, self.take(), worst_gas_wei, before_send, broadcast, tx, release=True)
+
+    def send_at(
+        self, signer: LocalSigner, nonce: int, *, worst_gas_wei: int, before_send: BeforeSend | None = None,
+        broadcast: Broadcast | None = None, **tx: Any,
+    ) -> str:
+        """Sign and send at ``nonce``, which an open transaction holds: its replacement."""
+        return self._send(signer, nonce, worst_gas_wei, before_send, broadcast, tx, release=False)
+
+    def _send(
+        self, signer: LocalSigner, nonce: int, worst_gas_wei: int, before_send: BeforeSend | None,
+        broadcast: Broadcast | None, tx: dict[str, Any], *, release: bool,
+    ) -> str:
         raw, tx_hash, _ = signer.sign(nonce=nonce, **tx)
+        signed = Signed(raw, tx_hash, nonce, self.address, worst_gas_wei)
+        if before_send is not None:
+            try:
+                before_send(signed)
+            except BaseException:
+                if release:  # nothing was sent: the nonce goes back
+                    self.resync()
+                raise
         try:
-            self.rpc.call("eth_sendRawTransaction", [raw])
+            if broadcast is not None:
+                broadcast(signed)
+            else:
+                self.rpc.call("eth_sendRawTransaction", [raw])
         except RpcError as exc:
             if not self._reached(nonce, tx_hash):
                 raise
@@ -158,9 +227,38 @@ class _LocalSession:
     def prune_open(self) -> None:
         pass
 
-    def send(self, signer: LocalSigner, *, worst_gas_wei: int, **tx: Any) -> str:
-        raw, tx_hash, _ = signer.sign(nonce=signer.resync_nonce(), **tx)
-        self.rpc.call("eth_sendRawTransaction", [raw])
+    def resync(self) -> int:
+        return 0  # nothing stored: every send re-reads the count
+
+    def note_sent(self, nonce: int, tx_hash: str, worst_gas_wei: int) -> None:
+        pass
+
+    def send_at(
+        self, signer: LocalSigner, nonce: int, *, worst_gas_wei: int, before_send: BeforeSend | None = None,
+        broadcast: Broadcast | None = None, **tx: Any,
+    ) -> str:
+        raw, tx_hash, _ = signer.sign(nonce=nonce, **tx)
+        signed = Signed(raw, tx_hash, nonce, signer.address, worst_gas_wei)
+        if before_send is not None:
+            before_send(signed)
+        if broadcast is not None:
+            broadcast(signed)
+        else:
+            self.rpc.call("eth_sendRawTransaction", [raw])
+        return tx_hash
+
+    def send(
+        self, signer: LocalSigner, *, worst_gas_wei: int, before_send: BeforeSend | None = None,
+        broadcast: Broadcast | None = None, **tx: Any,
+    ) -> str:
+        raw, tx_hash, nonce = signer.sign(nonce=signer.resync_nonce(), **tx)
+        signed = Signed(raw, tx_hash, nonce, signer.address, worst_gas_wei)
+        if before_send is not None:
+            before_send(signed)
+        if broadcast is not None:
+            broadcast(signed)
+        else:
+            self.rpc.call("eth_sendRawTransaction", [raw])
         return tx_hash
 
 

@@ -19,9 +19,15 @@ Order of checks, cheapest first; every refusal is a result that says why:
    and, inside it, right before signing, checks again: kill switch, daily loss with the
    worst-case gas of every open transaction reserved, max open transactions, and the fee
    (re-quoted when the lock took long); then signs with ``minProfit`` = the re-validated
-   profit, so any further adverse move reverts on-chain instead of losing money, and sends;
-5. the receipt's ``Executed`` event gives the realised profit, to the wei; a revert puts
-   the cycle's pools in cooldown; a settled transaction is no longer open.
+   profit, so any further adverse move reverts on-chain instead of losing money, persists
+   the signed bytes in the journal, and only then sends them: to the node, or as a bundle
+   to the chain's private relays (``submitter``);
+5. ``arbbot.execution.follow`` takes it from there; ``outcome`` reads a receipt: the
+   ``Executed`` event gives the realised profit, to the wei; a revert puts the cycle's
+   pools in cooldown.
+
+The mode is read for every opportunity (``mode`` may be a callable: the chain's setting,
+changed while the fleet runs) and recorded on its result.
 
 A send is never blindly retried: a failed one re-reads the nonce from the node.
 """
@@ -32,7 +38,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, ContextManager, Mapping, TypedDict
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Mapping, TypedDict
 
 from eth_utils import keccak
 
@@ -41,9 +47,13 @@ from arbbot.chain.tx import LocalSigner, TxFailed, wait_receipt
 from arbbot.errors import ArbbotError, RpcError
 from arbbot.execution import fees
 from arbbot.execution.executor import EncodingError, decode_revert, encode_execute, hops_for_cycle
-from arbbot.execution.nonces import LocalNonces, NonceLockBusy, Nonces, Session
+from arbbot.execution.nonces import LocalNonces, NonceLockBusy, Nonces, Session, Signed
+from arbbot.execution.submit import Submission, Submitter
 from arbbot.hotstate import HotState
 from arbbot.types import ExecutionResult, Opportunity, PoolState, ScoredOpportunity
+
+if TYPE_CHECKING:
+    from arbbot.execution.follow import TxJournal, TxRecord
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +106,15 @@ class Pending:
     calldata: str
     simulated_profit: int
     pools: tuple[str, ...] = ()  # the cycle's pools (cooled down if it reverts); () when unknown
+    sent_block: int | None = None  # the head when it was sent
+    submission: Mapping[str, Any] | None = None  # private route: the relay submission's state
 
 
 @dataclass
 class ExecutionRunner:
     rpc: RpcClient
     executor: str  # the ArbExecutor address
-    mode: str  # dry-run | paper | live
+    mode: str | Callable[[], str]  # dry-run | paper | live, or where to read it each time
     pools: Callable[[list[str]], Mapping[str, PoolState]]  # pool addresses -> current states
     signer: LocalSigner | None = None
     limits: RiskLimits = field(default_factory=RiskLimits)
@@ -116,18 +128,38 @@ class ExecutionRunner:
     fee_policy: fees.FeePolicy = field(default_factory=fees.FeePolicy)
     native_token: str | None = None  # the chain's WETH: gas is compared with profit in it
     hot: HotState | None = None  # pool cooldowns
+    chain_id: int = 0  # the chain this runner sends on (0: read from the node)
+    submitter: Submitter | None = None  # None: public, to ``rpc``'s node
 
     def __post_init__(self) -> None:
         if self.nonces is None:
             self.nonces = LocalNonces(self.rpc, self.nonce_lock)
 
-    def submit(self, scored: ScoredOpportunity) -> ExecutionResult | Pending:
-        """Everything up to and including the send; a final result when nothing was sent."""
+    def chain(self) -> int:
+        """The chain id (asked of the node once, when not given)."""
+        if not self.chain_id:
+            self.chain_id = self.rpc.chain_id()
+        return self.chain_id
+
+    def current_mode(self) -> str:
+        mode = self.mode() if callable(self.mode) else self.mode
+        if mode not in ("dry-run", "paper", "live"):
+            raise ArbbotError(f"unknown mode {mode!r}")
+        return mode
+
+    def submit(self, scored: ScoredOpportunity, journal: TxJournal | None = None) -> ExecutionResult | Pending:
+        """Everything up to and including the send; a final result when nothing was sent.
+        Live, the signed transaction is recorded in ``journal`` before it is sent."""
         opp = scored.opportunity
         attempt = attempt_of(opp)
+        try:
+            mode = self.current_mode()
+        except Exception as exc:  # fails closed: a mode that cannot be read sends nothing
+            return ExecutionResult(status="dropped", reason=f"mode unknown: {exc}"[:300], **attempt)
 
         def result(status: str, reason: str, **kw: Any) -> ExecutionResult:
-            return ExecutionResult(status=status, reason=reason, **attempt, **kw)  # type: ignore[arg-type]
+            extra = {**kw.pop("extra", {}), "mode": mode}
+            return ExecutionResult(status=status, reason=reason, extra=extra, **attempt, **kw)  # type: ignore[arg-type]
 
         # 1. risk
         if self.is_orphaned(opp.block_hash):
@@ -138,7 +170,7 @@ class ExecutionRunner:
         if scored.decision != "execute":
             return result("dropped", f"decision was {scored.decision}: {scored.reason}")
         limit = self.limits.daily_loss_limit_wei
-        if limit is not None and self.mode == "live":
+        if limit is not None and mode == "live":
             pnl = self.daily_pnl_wei()
             if pnl <= -limit:
                 return result("dropped", f"daily loss limit reached: PnL today {pnl} wei, limit -{limit} wei")
@@ -150,8 +182,8 @@ class ExecutionRunner:
             if cooling:
                 pool, why = next(iter(cooling.items()))
                 return result("dropped", f"pool {pool} cooling down: {why}")
-        if self.mode == "live" and self.signer is None:
-            return ExecutionResult.failed(attempt, "live mode without a signing key")
+        if mode == "live" and self.signer is None:
+            return result("failed", "live mode without a signing key")
 
         # 2. re-validation by simulation of the exact calldata, with the fee data
         try:
@@ -165,10 +197,11 @@ class ExecutionRunner:
         if sender:
             call["from"] = sender
         replies = self.rpc.batch(
-            [("eth_call", [call, "latest"]), ("eth_estimateGas", [call, "latest"]), *fees.fee_requests(self.fee_policy)],
+            [("eth_call", [call, "latest"]), ("eth_estimateGas", [call, "latest"]), ("eth_blockNumber", []),
+             *fees.fee_requests(self.fee_policy)],
             raise_errors=False,
         )
-        sim, est = replies[:2]
+        sim, est, head_raw = replies[:3]
         if isinstance(sim, RpcError):
             why = decode_revert(_revert_data(sim))
             if why.startswith("ProfitTooLow"):
@@ -184,16 +217,17 @@ class ExecutionRunner:
 
         # 3. the profit check at the fee offered
         try:
-            quote = fees.quote_from_replies(replies[2:], self.fee_policy)
+            quote = fees.quote_from_replies(replies[3:], self.fee_policy)
         except fees.FeeError as exc:
             return result("dropped", f"fees: {exc}", extra=extra)
         refused = self._unprofitable(opp, simulated_profit, gas_limit, quote)
         if refused:
             return result("dropped", refused, extra=extra)
-        if self.mode == "dry-run":
-            return result("simulated", f"dry-run: simulated profit {simulated_profit}")
-        if self.mode == "paper":
-            return result("simulated", "paper trade", realised_profit=simulated_profit)
+        if mode == "dry-run":
+            return result("simulated", f"dry-run: simulated profit {simulated_profit}", extra=extra)
+        if mode == "paper":
+            return result("simulated", "paper trade", realised_profit=simulated_profit, extra=extra)
+        head = int(head_raw, 16) if isinstance(head_raw, str) else self.rpc.block_number()
 
         # 4. live: checks again inside the nonce lock, then sign and send with the guard
         assert self.signer is not None and self.nonces is not None
@@ -213,17 +247,41 @@ class ExecutionRunner:
                 refused = self._kill_switch_refusal() or self._locked_refusal(session, worst)
                 if refused:
                     return result("dropped", refused, extra=extra)
+                route = "private" if self.submitter is not None else "public"
+                submitted: list[Submission] = []
+
+                def record(signed: Signed) -> None:
+                    if journal is None:
+                        return
+                    from arbbot.execution.follow import TxRecord
+
+                    journal.tx_signed(TxRecord(
+                        attempt=attempt, tx_hash=signed.tx_hash, sender=signed.sender, nonce=signed.nonce,
+                        raw_tx=signed.raw, kind="trade", state="signed", route=route, gas_limit=gas_limit,
+                        max_fee_per_gas=quote.max_fee_per_gas,
+                        max_priority_fee_per_gas=None if quote.kind == "legacy" else quote.max_priority_fee_per_gas,
+                        worst_gas_wei=signed.worst_gas_wei, sent_block=head, simulated_profit=simulated_profit,
+                        pools=tuple(opp.pools), created_at=time.time(),
+                    ))
+
+                def broadcast(signed: Signed) -> None:
+                    if self.submitter is None:
+                        self.rpc.call("eth_sendRawTransaction", [signed.raw])
+                    else:
+                        submitted.append(self.submitter.submit(signed.raw, head + 1))
+
                 tx_hash = session.send(
-                    self.signer, worst_gas_wei=worst, to=self.executor, data=guarded, gas=gas_limit,
-                    **quote.signer_fields(),
+                    self.signer, worst_gas_wei=worst, before_send=record, broadcast=broadcast, to=self.executor,
+                    data=guarded, gas=gas_limit, **quote.signer_fields(),
                 )
         except NonceLockBusy as exc:
             return result("dropped", str(exc), extra=extra)
         except RpcError as exc:
-            return ExecutionResult.failed(attempt, f"send failed: {exc}")
-        except Exception as exc:  # the hot state failed before the send (a send never raises after)
-            return ExecutionResult.failed(attempt, f"not sent: {type(exc).__name__}: {exc}")
-        return Pending(attempt, tx_hash, guarded, simulated_profit, tuple(opp.pools))
+            return result("failed", f"send failed: {exc}", extra=extra)
+        except Exception as exc:  # the journal or the hot state failed before the send, or a relay
+            return result("failed", f"not sent: {type(exc).__name__}: {exc}"[:300], extra=extra)
+        return Pending(attempt, tx_hash, guarded, simulated_profit, tuple(opp.pools), sent_block=head,
+                       submission=submitted[0].to_wire() if submitted else None)
 
     def _kill_switch_refusal(self) -> str | None:
         """Why not to send as far as the kill switch goes; fails closed."""
@@ -273,32 +331,49 @@ class ExecutionRunner:
         return None
 
     def settle(self, pending: Pending, *, timeout_s: float | None = None) -> ExecutionResult:
-        """Wait for a sent transaction's receipt and measure what it realised."""
-
-        def result(status: str, reason: str, **kw: Any) -> ExecutionResult:
-            return ExecutionResult(status=status, reason=reason, tx_hash=pending.tx_hash, **pending.attempt, **kw)  # type: ignore[arg-type]
-
+        """Wait here for a sent transaction's receipt and read its outcome: for tools and
+        tests that send one transaction. The fleet follows receipts asynchronously
+        (``arbbot.execution.follow``) and never waits inside a task."""
         try:
             receipt = wait_receipt(self.rpc, pending.tx_hash, timeout_s=timeout_s or self.receipt_timeout_s)
         except TxFailed as exc:
             # Not mined yet is not settled: it stays open (its gas reserved) until its nonce is used.
             return ExecutionResult.failed(pending.attempt, str(exc), tx_hash=pending.tx_hash)
         self._closed(pending.tx_hash)
-        gas_used = int(receipt["gasUsed"], 16)
-        effective = int(receipt.get("effectiveGasPrice", "0x0"), 16)
-        mined = int(receipt["blockNumber"], 16)
+        return self._from_receipt(pending.attempt, pending.tx_hash, receipt, "trade", pending.calldata,
+                                  pending.simulated_profit, pending.pools)
+
+    def outcome(self, rec: TxRecord, receipt: Mapping[str, Any]) -> ExecutionResult:
+        """The final result of a journal transaction from its (confirmed) receipt."""
+        from arbbot.chain.rawtx import decode_raw_tx
+
+        calldata = decode_raw_tx(rec.raw_tx).data if rec.kind == "trade" else ""
+        return self._from_receipt(rec.attempt, rec.tx_hash, receipt, rec.kind, calldata, rec.simulated_profit,
+                                  rec.pools)
+
+    def _from_receipt(
+        self, attempt: Attempt, tx_hash: str, receipt: Mapping[str, Any], kind: str, calldata: str,
+        simulated_profit: int, pools: tuple[str, ...],
+    ) -> ExecutionResult:
+        def result(status: str, reason: str, **kw: Any) -> ExecutionResult:
+            return ExecutionResult(status=status, reason=reason, tx_hash=tx_hash, extra={"mode": "live"}, **attempt, **kw)  # type: ignore[arg-type]
+
+        gas = {
+            "gas_used": int(receipt["gasUsed"], 16),
+            "gas_price_wei": int(receipt.get("effectiveGasPrice", "0x0"), 16),
+            "mined_block": int(receipt["blockNumber"], 16),
+        }
+        if kind == "cancel":
+            return result("cancelled", "not mined in time: its nonce was taken by a cancellation", **gas)
         if int(receipt["status"], 16) != 1:
-            reason = self._revert_reason(pending.calldata, mined) if pending.calldata else "reverted on-chain"
-            self._cool_down(pending.pools, f"reverted in {pending.tx_hash}: {reason}")
-            return result("reverted", reason, gas_used=gas_used, gas_price_wei=effective, mined_block=mined)
+            reason = self._revert_reason(calldata, gas["mined_block"]) if calldata else "reverted on-chain"
+            self._cool_down(pools, f"reverted in {tx_hash}: {reason}")
+            return result("reverted", reason, **gas)
         realised = _executed_profit(receipt, self.executor)
         return result(
             "success",
-            f"re-validated profit {pending.simulated_profit}" if pending.simulated_profit else "reconciled from receipt",
-            gas_used=gas_used,
-            gas_price_wei=effective,
-            mined_block=mined,
-            realised_profit=realised,
+            f"re-validated profit {simulated_profit}" if simulated_profit else "reconciled from receipt",
+            realised_profit=realised, **gas,
         )
 
     def _closed(self, tx_hash: str) -> None:

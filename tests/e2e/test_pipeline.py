@@ -454,13 +454,14 @@ def test_fee_on_transfer_token_is_excluded_with_its_reason(fleet: dict[str, Any]
 
 
 def test_executions_left_pending_by_a_dead_worker_are_reconciled(fleet: dict[str, Any], django_db_blocker: Any) -> None:
-    """A claimed execution whose worker died is finished from the chain (if its transaction
-    was sent) or marked failed (if not); nothing stays pending and nothing is re-sent."""
+    """A claimed execution whose worker died is finished from the chain by the journal's
+    follow task (its transaction was signed and sent) or marked failed by reconcile
+    (nothing was signed); nothing stays pending and nothing is re-sent."""
     import datetime as dt
 
     from django.utils import timezone
 
-    from webapp.core.models import Execution
+    from webapp.core.models import Execution, Transaction
     from workers.tasks import execute
 
     plant_price_gap(fleet["rpc"], fleet["dep"], "WETH", "UNI", 3.0, dex="sushiswap")
@@ -468,16 +469,17 @@ def test_executions_left_pending_by_a_dead_worker_are_reconciled(fleet: dict[str
     old = timezone.now() - dt.timedelta(minutes=10)
 
     def create_rows() -> tuple[Any, Any]:
-        sent = Execution.objects.create(
-            created_at=old, chain_id=done.chain_id, block_number=done.block_number, path_id="crashed-after-send",
-            status="pending", tx_hash=done.tx_hash, profit_token=done.profit_token,
-            amount_in=done.amount_in, predicted_profit=done.predicted_profit,
-        )
+        # The worker of ``done`` died right after sending: its row says pending, its
+        # transaction's row says signed, as the journal had them at that moment.
+        Execution.objects.filter(pk=done.pk).update(status="pending", mined_block=None, realised_profit=0,
+                                                    gas_used=0, reason="")
+        Transaction.objects.filter(tx_hash=done.tx_hash).update(state="signed", created_at=old, mined_block=None,
+                                                                 mined_block_hash="")
         unsent = Execution.objects.create(
             created_at=old, chain_id=done.chain_id, block_number=done.block_number, path_id="crashed-before-send",
             status="pending", profit_token=done.profit_token,
         )
-        return sent, unsent
+        return Execution.objects.get(pk=done.pk), unsent
 
     # The workers must see the rows: write them committed, outside this test's transaction.
     sent, unsent = _committed(django_db_blocker, create_rows)
@@ -486,11 +488,18 @@ def test_executions_left_pending_by_a_dead_worker_are_reconciled(fleet: dict[str
     def finished() -> Any:
         with django_db_blocker.unblock():
             rows = {e.path_id: e for e in Execution.objects.filter(pk__in=[sent.pk, unsent.pk])}
-        return rows if all(r.status != "pending" for r in rows.values()) else None
+        return rows if all(r.status not in ("pending", "sent", "mined") for r in rows.values()) else None
 
-    rows = wait_for(finished, 60, "the pending executions to be reconciled")
-    assert rows["crashed-after-send"].status == "success"
-    assert rows["crashed-after-send"].realised_profit == done.realised_profit
-    assert rows["crashed-after-send"].gas_used == done.gas_used
+    rows = wait_for(finished, 60, "the pending executions to be finished")
+    assert rows[done.path_id].status == "success"
+    assert rows[done.path_id].tx_hash == done.tx_hash
+    assert rows[done.path_id].realised_profit == done.realised_profit
+    assert rows[done.path_id].gas_used == done.gas_used
     assert rows["crashed-before-send"].status == "failed"
     assert "nothing was sent" in rows["crashed-before-send"].reason
+    with django_db_blocker.unblock():
+        assert Transaction.objects.get(tx_hash=done.tx_hash).state == "confirmed"
+    # Nothing was sent for either: the one has the transaction it had, the other none.
+    with django_db_blocker.unblock():
+        assert Transaction.objects.filter(path_id=done.path_id, block_number=done.block_number).count() == 1
+        assert not Transaction.objects.filter(path_id="crashed-before-send").exists()

@@ -70,7 +70,9 @@ def test_the_offer_covers_k_full_blocks_and_takes_the_priority_percentile(small_
     signer = _account(rpc)
     tip = 2 * GWEI
     for _ in range(3):  # three blocks that paid a 2 gwei tip
-        signer.send(to=signer.address, data="0x", gas=21_000, max_fee_per_gas=10 * GWEI, max_priority_fee_per_gas=tip)
+        sent = signer.send(to=signer.address, data="0x", gas=21_000, max_fee_per_gas=10 * GWEI,
+                           max_priority_fee_per_gas=tip)
+        wait_receipt(rpc, sent)  # automine may answer the send before its block is there
     latest = rpc.call("eth_getBlockByNumber", ["latest", False])
     base_next = next_base_fee(int(latest["baseFeePerGas"], 16), 21_000, 50_000)
     quote = fees.quote(rpc, FeePolicy(inclusion_blocks=2))

@@ -1,5 +1,7 @@
-"""The execute stage's loop (``arbbot.execution.stage``) with the database journal
-(``webapp.core.services.DbJournal``) and a live-mode runner on a real anvil.
+"""The execute stage's loop (``arbbot.execution.stage``) and the journal's follow passes
+(``arbbot.execution.follow``) with the database journal (``webapp.core.services.DbJournal``)
+and a live-mode runner on a real anvil: crashes at each step, stuck transactions replaced
+or cancelled, a reorg, a nonce taken by another transaction.
 
 The executor is a stand-in: raw EVM code (set with ``anvil_setCode``) that answers every
 call with a fixed profit and logs ``Executed(token, amountIn, profit)`` as ArbExecutor
@@ -11,9 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import threading
-import time
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 from eth_account import Account
@@ -21,8 +21,11 @@ from eth_account import Account
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import LocalSigner
 from arbbot.devnet.anvil import start_anvil
+from arbbot.chain.rawtx import decode_raw_tx
 from arbbot.execution import stage
+from arbbot.execution.follow import FollowPolicy, TxRecord, follow
 from arbbot.execution.runner import ExecutionRunner, Pending
+from arbbot.execution.nonces import NonceManager
 from arbbot.hotstate import HotState
 from arbbot.types import Opportunity, ScoredOpportunity, V2PoolState
 from tests.execution.executor_helpers import stand_in_executor
@@ -65,7 +68,7 @@ def runner(node: RpcClient, signer: LocalSigner, hot: HotState) -> ExecutionRunn
         signer=signer,
         kill_switch=hot.fleet.kill_switch_engaged,
         is_orphaned=hot.is_orphaned,
-        nonce_lock=lambda: hot.nonce_lock(signer.address),
+        nonces=NonceManager(hot, node, signer.address),
         receipt_timeout_s=20.0,
     )
 
@@ -86,50 +89,63 @@ def sent_count(node: RpcClient, signer: LocalSigner) -> int:
     return int(node.call("eth_getTransactionCount", [signer.address, "pending"]), 16)
 
 
+def follow_until(runner: ExecutionRunner, policy: FollowPolicy, done: Callable[[], bool], *,
+                 mine: bool = True, passes: int = 20) -> list[dict[str, int]]:
+    """Follow passes (mining a block before each) until ``done``; the pass reports."""
+    from webapp.core.services import DbJournal
+
+    reports = []
+    for _ in range(passes):
+        if mine:
+            runner.rpc.call("evm_mine")
+        reports.append(follow(runner, DbJournal(), policy).counts)
+        if done():
+            return reports
+    raise AssertionError(f"not done after {passes} follow passes: {reports}")
+
+
+def status_of(path_id: str) -> str:
+    from webapp.core.models import Execution
+
+    return str(Execution.objects.get(path_id=path_id).status)
+
+
 def test_a_batch_is_sent_together_and_a_second_delivery_claims_and_sends_nothing(
     node: RpcClient, signer: LocalSigner, runner: ExecutionRunner
 ) -> None:
-    from webapp.core.models import Execution
+    from webapp.core.models import Execution, Transaction
     from webapp.core.services import DbJournal
 
     batch = [scored("cycle-a", (POOLS[0], POOLS[1])), scored("cycle-b", (POOLS[2], POOLS[3]))]
-    # Blocks are mined only once both transactions wait in the pool: were each one settled
-    # before the next was sent, the first receipt would never come.
     node.call("evm_setAutomine", [False])
-    stop = threading.Event()
-
-    def mine_when_both_wait() -> None:
-        while not stop.is_set():
-            if int(node.call("txpool_status")["pending"], 16) >= 2:
-                node.call("evm_mine")
-                return
-            time.sleep(0.05)
-
-    miner = threading.Thread(target=mine_when_both_wait)
-    miner.start()
     try:
         results = stage.execute(batch, {31337: runner}.__getitem__, DbJournal())
+        # Nothing waited for a block: both are out, in the mempool together.
+        assert [(r.path_id, r.status) for r in results] == [("cycle-a", "sent"), ("cycle-b", "sent")]
+        assert int(node.call("txpool_status")["pending"], 16) == 2
+        txs = {t.path_id: t for t in Transaction.objects.all()}
+        assert {p: (t.state, t.tx_hash, t.kind) for p, t in txs.items()} == {
+            r.path_id: ("sent", r.tx_hash, "trade") for r in results
+        }
+        for t in txs.values():  # the journal holds the exact bytes that were sent
+            assert node.call("eth_getTransactionByHash", [t.tx_hash])["hash"] == t.tx_hash
+            assert decode_raw_tx(t.raw_tx).tx_hash == t.tx_hash
+        assert {e.status for e in Execution.objects.all()} == {"sent"}
     finally:
-        stop.set()
-        miner.join()
         node.call("evm_setAutomine", [True])
+    follow_until(runner, FollowPolicy(confirmations=2), lambda: status_of("cycle-b") == "success", mine=True)
 
-    assert [(r.path_id, r.status, r.realised_profit) for r in results] == [
-        ("cycle-a", "success", PROFIT), ("cycle-b", "success", PROFIT),
-    ]
-    assert results[0].mined_block == results[1].mined_block and results[0].tx_hash != results[1].tx_hash
     rows = {e.path_id: e for e in Execution.objects.all()}
-    assert {p: (e.status, e.tx_hash, int(e.realised_profit)) for p, e in rows.items()} == {
-        r.path_id: ("success", r.tx_hash, PROFIT) for r in results
+    assert {p: (e.status, e.tx_hash, int(e.realised_profit), e.mode) for p, e in rows.items()} == {
+        r.path_id: ("success", r.tx_hash, PROFIT, "live") for r in results
     }
+    assert rows["cycle-a"].mined_block == rows["cycle-b"].mined_block
+    assert {t.state for t in Transaction.objects.all()} == {"confirmed"}
     assert sent_count(node, signer) == 2
 
     again = stage.execute(batch, {31337: runner}.__getitem__, DbJournal())
     assert again == []
     assert sent_count(node, signer) == 2
-    assert {e.path_id: (e.status, e.tx_hash) for e in Execution.objects.all()} == {
-        p: (e.status, e.tx_hash) for p, e in rows.items()
-    }
 
 
 def test_one_failing_item_is_recorded_failed_and_the_batch_goes_on(
@@ -145,7 +161,7 @@ def test_one_failing_item_is_recorded_failed_and_the_batch_goes_on(
     ]
     results = stage.execute(batch, {31337: runner}.__getitem__, DbJournal())
     assert [(r.path_id, r.status) for r in results] == [
-        ("cycle-a", "success"), ("elsewhere", "failed"), ("cycle-c", "success"),
+        ("cycle-a", "sent"), ("elsewhere", "failed"), ("cycle-c", "sent"),
     ]
     failed = Execution.objects.get(chain_id=5)
     assert (failed.status, failed.reason, failed.tx_hash) == ("failed", "KeyError: 5", "")
@@ -153,7 +169,7 @@ def test_one_failing_item_is_recorded_failed_and_the_batch_goes_on(
     assert sent_count(node, signer) == 2
 
 
-def test_reconcile_finishes_what_a_dead_worker_left_pending(
+def test_reconcile_fails_claims_with_nothing_signed_and_leaves_the_rest(
     node: RpcClient, signer: LocalSigner, runner: ExecutionRunner
 ) -> None:
     from django.utils import timezone
@@ -166,22 +182,191 @@ def test_reconcile_finishes_what_a_dead_worker_left_pending(
         scored("fresh", (POOLS[4], POOLS[5]))
     for s in (never_sent, sent, fresh):
         assert journal.claim(s)
-    # The worker that claimed "sent" got its transaction out, then died before the receipt.
-    pending = runner.submit(sent)
-    assert isinstance(pending, Pending)
-    journal.sent(pending)
+    # The worker that claimed "sent" got its transaction signed and out, then died before
+    # noting it sent: its row is the journal's (follow), not reconcile's.
+    assert isinstance(runner.submit(sent, journal), Pending)
     Execution.objects.exclude(path_id="fresh").update(created_at=timezone.now() - dt.timedelta(minutes=10))
 
-    results = stage.reconcile({31337: runner}.__getitem__, journal, older_than_s=120.0)
+    results = stage.reconcile(journal, older_than_s=120.0)
 
-    assert sorted((r.path_id, r.status) for r in results) == [("never-sent", "failed"), ("sent", "success")]
+    assert [(r.path_id, r.status) for r in results] == [("never-sent", "failed")]
     rows = {e.path_id: e for e in Execution.objects.all()}
     assert (rows["never-sent"].status, rows["never-sent"].reason, rows["never-sent"].tx_hash) == (
-        "failed", "worker stopped before sending; nothing was sent", "",
+        "failed", "worker stopped before signing; nothing was sent", "",
     )
-    assert (rows["sent"].status, rows["sent"].tx_hash, int(rows["sent"].realised_profit)) == (
-        "success", pending.tx_hash, PROFIT,
-    )
-    assert rows["sent"].reason == "reconciled from receipt"
-    assert rows["fresh"].status == "pending"  # younger than the cutoff: its worker may be alive
-    assert stage.reconcile({31337: runner}.__getitem__, journal, older_than_s=120.0) == []
+    assert rows["sent"].status == "pending" and rows["fresh"].status == "pending"
+    assert stage.reconcile(journal, older_than_s=120.0) == []
+    # follow finds the sent one on the node and settles it
+    follow_until(runner, FollowPolicy(confirmations=1, signed_grace_s=0), lambda: status_of("sent") == "success")
+
+
+class Died(BaseException):
+    """Stands for the worker being killed at that instruction: nothing after it runs."""
+
+
+def test_a_worker_dead_right_after_signing_sent_nothing_and_its_row_ends_dropped(
+    node: RpcClient, signer: LocalSigner, runner: ExecutionRunner, hot: HotState
+) -> None:
+    from webapp.core.models import Transaction
+    from webapp.core.services import DbJournal
+
+    class DiesAfterSigning(DbJournal):
+        def tx_signed(self, rec: TxRecord) -> None:
+            super().tx_signed(rec)
+            raise Died
+
+    before = sent_count(node, signer)
+    with pytest.raises(Died):
+        stage.execute([scored("cycle-a", (POOLS[0], POOLS[1]))], {31337: runner}.__getitem__, DiesAfterSigning())
+    row = Transaction.objects.get()
+    assert row.state == "signed" and sent_count(node, signer) == before  # persisted, not sent
+
+    # Young: its worker may still be sending; left alone.
+    assert follow(runner, DbJournal(), FollowPolicy(signed_grace_s=30)).counts == {}
+    report = follow(runner, DbJournal(), FollowPolicy(signed_grace_s=0)).counts
+    assert report == {"never-sent": 1}
+    row.refresh_from_db()
+    assert row.state == "dropped" and status_of("cycle-a") == "dropped"
+    assert sent_count(node, signer) == before
+    # Its nonce was released: the next send takes it, no gap.
+    stage.execute([scored("cycle-b", (POOLS[2], POOLS[3]))], {31337: runner}.__getitem__, DbJournal())
+    assert Transaction.objects.get(path_id="cycle-b").nonce == row.nonce
+    assert sent_count(node, signer) == before + 1
+
+
+def test_a_worker_dead_right_after_sending_is_found_sent_and_settled(
+    node: RpcClient, signer: LocalSigner, runner: ExecutionRunner, hot: HotState
+) -> None:
+    from webapp.core.models import Transaction
+    from webapp.core.services import DbJournal
+
+    class DiesAfterSending(DbJournal):
+        def tx_sent(self, tx_hash: str, **kw: Any) -> None:
+            raise Died
+
+    with pytest.raises(Died):
+        stage.execute([scored("cycle-a", (POOLS[0], POOLS[1]))], {31337: runner}.__getitem__, DiesAfterSending())
+    row = Transaction.objects.get()
+    assert row.state == "signed"
+    # Its gas is reserved while it is open: the loss limit sees it.
+    assert row.tx_hash in hot.open_txs(signer.address)
+    reports = follow_until(runner, FollowPolicy(confirmations=1, signed_grace_s=0),
+                           lambda: status_of("cycle-a") == "success", mine=False)
+    assert reports[0].get("confirmed") == 1
+    row.refresh_from_db()
+    assert row.state == "confirmed"
+    assert row.tx_hash not in hot.open_txs(signer.address)
+
+
+def test_a_stuck_low_fee_transaction_is_replaced_and_the_replacement_confirmed(
+    node: RpcClient, signer: LocalSigner, runner: ExecutionRunner
+) -> None:
+    from webapp.core.models import Execution, Transaction
+    from webapp.core.services import DbJournal
+
+    node.call("evm_setAutomine", [False])
+    try:
+        [sent] = stage.execute([scored("cycle-a", (POOLS[0], POOLS[1]))], {31337: runner}.__getitem__, DbJournal())
+        first = Transaction.objects.get()
+        # The base fee jumps past what it offered: blocks come and leave it out.
+        high = int(first.max_fee_per_gas) * 3
+        for _ in range(3):
+            node.call("anvil_setNextBlockBaseFeePerGas", [hex(high)])
+            node.call("evm_mine")
+        assert node.call("eth_getTransactionReceipt", [first.tx_hash]) is None
+        node.call("anvil_setNextBlockBaseFeePerGas", [hex(high)])
+        report = follow(runner, DbJournal(), FollowPolicy(confirmations=1, replace_after_blocks=3)).counts
+        assert report == {"replaced": 1}
+        second = Transaction.objects.exclude(tx_hash=first.tx_hash).get()
+        assert (second.nonce, second.kind, second.state) == (first.nonce, "trade", "sent")
+        assert int(second.max_fee_per_gas) >= int(first.max_fee_per_gas) * 9 // 8
+        assert int(second.max_priority_fee_per_gas) >= int(first.max_priority_fee_per_gas) * 9 // 8
+        node.call("evm_mine")
+    finally:
+        node.call("evm_setAutomine", [True])
+    follow_until(runner, FollowPolicy(confirmations=1), lambda: status_of("cycle-a") == "success", mine=False)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.state, second.state) == ("replaced", "confirmed")
+    e = Execution.objects.get()
+    assert (e.tx_hash, int(e.realised_profit)) == (second.tx_hash, PROFIT)
+
+
+def test_past_its_replacements_a_stuck_transaction_is_cancelled_and_its_gas_counted(
+    node: RpcClient, signer: LocalSigner, runner: ExecutionRunner
+) -> None:
+    from webapp.core.models import Execution, Transaction
+    from webapp.core.services import DbJournal
+
+    node.call("evm_setAutomine", [False])
+    try:
+        stage.execute([scored("cycle-a", (POOLS[0], POOLS[1]))], {31337: runner}.__getitem__, DbJournal())
+        first = Transaction.objects.get()
+        high = int(first.max_fee_per_gas) * 3
+        for _ in range(2):
+            node.call("anvil_setNextBlockBaseFeePerGas", [hex(high)])
+            node.call("evm_mine")
+        node.call("anvil_setNextBlockBaseFeePerGas", [hex(high)])
+        policy = FollowPolicy(confirmations=1, replace_after_blocks=2, max_replacements=0)
+        assert follow(runner, DbJournal(), policy).counts == {"cancel-sent": 1}
+        cancel = Transaction.objects.get(kind="cancel")
+        raw = decode_raw_tx(cancel.raw_tx)
+        assert (raw.nonce, raw.to, raw.value_wei, raw.data) == (first.nonce, signer.address, 0, "0x")
+        node.call("evm_mine")
+    finally:
+        node.call("evm_setAutomine", [True])
+    follow_until(runner, FollowPolicy(confirmations=1), lambda: status_of("cycle-a") == "cancelled", mine=False)
+    e = Execution.objects.get()
+    assert e.tx_hash == cancel.tx_hash and e.gas_used == 21_000 and int(e.gas_price_wei) > 0
+    assert int(e.realised_profit) == 0
+    from webapp.core.selectors import pnl_today_wei
+
+    assert pnl_today_wei(31337, WETH) == -21_000 * int(e.gas_price_wei)
+
+
+def test_a_transaction_reorged_out_after_its_receipt_is_reopened_then_settled(
+    node: RpcClient, signer: LocalSigner, runner: ExecutionRunner
+) -> None:
+    from webapp.core.models import Transaction
+    from webapp.core.services import DbJournal
+
+    snapshot = node.call("evm_snapshot")
+    stage.execute([scored("cycle-a", (POOLS[0], POOLS[1]))], {31337: runner}.__getitem__, DbJournal())
+    row = Transaction.objects.get()
+    policy = FollowPolicy(confirmations=3, replace_after_blocks=2)
+    assert follow(runner, DbJournal(), policy).counts == {"mined": 1}
+    assert status_of("cycle-a") == "mined"
+    node.call("evm_revert", [snapshot])  # the block that held it is gone
+    assert node.call("eth_getTransactionReceipt", [row.tx_hash]) is None
+    report = follow(runner, DbJournal(), policy).counts
+    assert report.get("reopened") == 1
+    row.refresh_from_db()
+    assert (row.state, row.mined_block) == ("sent", None) and status_of("cycle-a") == "sent"
+    # Mined again (the node still has it, or it is re-broadcast): final once confirmed.
+    follow_until(runner, policy, lambda: status_of("cycle-a") == "success")
+    row.refresh_from_db()
+    assert row.state == "confirmed"
+
+
+def test_a_nonce_used_by_another_transaction_drops_the_execution_and_nothing_was_paid(
+    node: RpcClient, signer: LocalSigner, runner: ExecutionRunner
+) -> None:
+    from webapp.core.models import Execution, Transaction
+    from webapp.core.services import DbJournal
+
+    node.call("evm_setAutomine", [False])
+    try:
+        stage.execute([scored("cycle-a", (POOLS[0], POOLS[1]))], {31337: runner}.__getitem__, DbJournal())
+        ours = Transaction.objects.get()
+        node.call("anvil_dropTransaction", [ours.tx_hash])
+        # Someone else with the same key (another bot, a wallet) takes the nonce.
+        other = signer.sign(to=signer.address, data="0x", gas=21_000, nonce=ours.nonce,
+                            max_fee_per_gas=int(ours.max_fee_per_gas), max_priority_fee_per_gas=10**9)
+        node.call("eth_sendRawTransaction", [other[0]])
+        node.call("evm_mine")
+    finally:
+        node.call("evm_setAutomine", [True])
+    assert follow(runner, DbJournal(), FollowPolicy(confirmations=1)).counts == {"dropped": 1}
+    e = Execution.objects.get()
+    assert e.status == "dropped" and "used by a transaction not in the journal" in e.reason
+    assert (e.gas_used, e.tx_hash) == (0, "")

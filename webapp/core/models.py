@@ -226,6 +226,8 @@ class Transaction(models.Model):
     mined_block = models.PositiveBigIntegerField(null=True, blank=True)
     mined_block_hash = models.CharField(max_length=66, blank=True, default="")
     submission = models.JSONField(default=dict, blank=True, help_text="private route: the relay submission state")
+    simulated_profit = models.DecimalField(max_digits=79, decimal_places=0, default=0)
+    pools = models.JSONField(default=list, blank=True, help_text="the cycle's pools: cooled down if it reverts")
 
     class Meta:
         indexes = [

@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from webapp.core.models import Chain, Execution, Opportunity, Pool, Token
+from webapp.core.models import Chain, Execution, Opportunity, Pool, Token, Transaction
 
 
 def chain_get(chain_id: int) -> Chain:
@@ -61,9 +61,37 @@ def format_amount(amount: Decimal | int, decimals: int | None) -> str:
 
 
 def executions_stale_pending(older_than_s: float = 120.0) -> list[Execution]:
-    """Claimed executions whose worker never recorded an outcome (it crashed or was killed)."""
+    """Claimed executions whose worker never recorded an outcome nor signed a transaction
+    (it crashed or was killed before signing)."""
+    from django.db.models import Exists, OuterRef
+
     cutoff = timezone.now() - dt.timedelta(seconds=older_than_s)
-    return list(Execution.objects.filter(status="pending", created_at__lt=cutoff).order_by("id")[:500])
+    signed = Transaction.objects.filter(
+        chain_id=OuterRef("chain_id"), block_number=OuterRef("block_number"), path_id=OuterRef("path_id")
+    )
+    return list(
+        Execution.objects.filter(status="pending", created_at__lt=cutoff)
+        .exclude(Exists(signed))
+        .order_by("id")[:500]
+    )
+
+
+def transactions_open(chain_id: int) -> list[Transaction]:
+    """The chain's transactions that are not final (signed, sent, mined)."""
+    return list(
+        Transaction.objects.filter(chain_id=chain_id, state__in=("signed", "sent", "mined")).order_by("nonce", "id")[:1000]
+    )
+
+
+def transactions_of_nonce(chain_id: int, sender: str, nonce: int) -> list[Transaction]:
+    return list(Transaction.objects.filter(chain_id=chain_id, sender=sender.lower(), nonce=nonce).order_by("id"))
+
+
+def chains_following() -> list[int]:
+    """Chains with transactions to follow."""
+    return sorted(
+        Transaction.objects.filter(state__in=("signed", "sent", "mined")).values_list("chain_id", flat=True).distinct()
+    )
 
 
 def queue_depths(timeout_s: float = 2.0) -> list[dict[str, Any]]:

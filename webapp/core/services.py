@@ -7,18 +7,19 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import redis
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from arbbot.execution.runner import Attempt, Pending
+from arbbot.execution.follow import TxRecord
+from arbbot.execution.runner import Attempt
 from arbbot.execution.stage import Unfinished
 from arbbot.hotstate import Fleet, HotState
 from arbbot.types import ExecutionResult, ScoredOpportunity
-from webapp.core.models import Chain, Dex, Execution, Opportunity, Pool, Token
+from webapp.core.models import Chain, Dex, Execution, Opportunity, Pool, Token, Transaction
 from webapp.core.validators import validate_address
 
 log = logging.getLogger(__name__)
@@ -234,6 +235,9 @@ def chain_register_deployment(deployment: Mapping[str, Any]) -> DeploymentRegist
             "executor": deployment.get("executor", ""),
             "is_devnet": True,
             "is_active": True,
+            # Its own blocks, no competing miners: a receipt is final (with automine, no
+            # further block may ever come to confirm it).
+            "confirmations": 1,
         },
     )
     dexes = {}
@@ -335,12 +339,6 @@ def execution_claim(scored: ScoredOpportunity) -> Execution | None:
         return None
 
 
-def execution_sent(chain_id: int, block_number: int, path_id: str, tx_hash: str) -> None:
-    """Note the hash as soon as a transaction is sent, so a crash before its receipt leaves a
-    row that the reconcile task can finish from the chain."""
-    Execution.objects.filter(chain_id=chain_id, block_number=block_number, path_id=path_id).update(tx_hash=tx_hash)
-
-
 def execution_finish(result: ExecutionResult) -> Execution:
     """Record the outcome on the claimed row (created here if no claim exists)."""
     row, _ = Execution.objects.update_or_create(
@@ -350,6 +348,7 @@ def execution_finish(result: ExecutionResult) -> Execution:
         defaults={
             "created_at": timezone.now(),
             "status": result.status,
+            "mode": str(result.extra.get("mode", ""))[:8],
             "tx_hash": result.tx_hash or "",
             "gas_used": result.gas_used,
             "gas_price_wei": Decimal(result.gas_price_wei),
@@ -364,16 +363,84 @@ def execution_finish(result: ExecutionResult) -> Execution:
     return row
 
 
+# --------------------------------------------------------------------------- transactions
+# The journal of signed transactions (``arbbot.execution.follow.TxJournal``): a row is
+# written before its bytes are sent, and moved on by the follow task.
+
+
+def transaction_signed(rec: TxRecord) -> Transaction:
+    a = rec.attempt
+    return Transaction.objects.create(
+        created_at=_ts(rec.created_at),
+        chain_id=a["chain_id"],
+        block_number=a["block_number"],
+        path_id=a["path_id"],
+        sender=rec.sender,
+        nonce=rec.nonce,
+        tx_hash=rec.tx_hash.lower(),
+        raw_tx=rec.raw_tx,
+        kind=rec.kind,
+        state="signed",
+        route=rec.route,
+        gas_limit=rec.gas_limit,
+        max_fee_per_gas=Decimal(rec.max_fee_per_gas),
+        max_priority_fee_per_gas=None if rec.max_priority_fee_per_gas is None else Decimal(rec.max_priority_fee_per_gas),
+        worst_gas_wei=Decimal(rec.worst_gas_wei),
+        sent_block=rec.sent_block,
+        simulated_profit=Decimal(rec.simulated_profit),
+        pools=list(rec.pools),
+        submission=dict(rec.submission),
+    )
+
+
+@transaction.atomic
+def transaction_sent(tx_hash: str, *, sent_block: int | None, submission: Mapping[str, Any] | None) -> None:
+    """Sent (or re-broadcast at ``sent_block``); its execution is ``sent`` unless final by a receipt."""
+    tx = Transaction.objects.select_for_update().get(tx_hash=tx_hash.lower())
+    tx.state = "sent" if tx.state in ("signed", "sent") else tx.state
+    tx.sent_block = sent_block if sent_block is not None else tx.sent_block
+    if submission is not None:
+        tx.submission = dict(submission)
+    tx.save(update_fields=["state", "sent_block", "submission"])
+    _execution_of(tx).filter(status__in=("pending", "sent", "failed")).update(
+        status="sent", tx_hash=tx.tx_hash, mode="live"
+    )
+
+
+@transaction.atomic
+def transaction_mined(tx_hash: str, block: int, block_hash: str) -> None:
+    tx = Transaction.objects.select_for_update().get(tx_hash=tx_hash.lower())
+    tx.state, tx.mined_block, tx.mined_block_hash = "mined", block, block_hash.lower()
+    tx.save(update_fields=["state", "mined_block", "mined_block_hash"])
+    _execution_of(tx).update(status="mined", tx_hash=tx.tx_hash, mined_block=block)
+
+
+@transaction.atomic
+def transaction_reopened(tx_hash: str) -> None:
+    """Its receipt is gone (a reorg), or it was mined late after being given up: open again."""
+    tx = Transaction.objects.select_for_update().get(tx_hash=tx_hash.lower())
+    tx.state, tx.mined_block, tx.mined_block_hash = "sent", None, ""
+    tx.save(update_fields=["state", "mined_block", "mined_block_hash"])
+    _execution_of(tx).update(status="sent", tx_hash=tx.tx_hash, mined_block=None)
+
+
+def transactions_set_state(tx_hashes: Iterable[str], state: str) -> None:
+    if state not in ("confirmed", "replaced", "dropped"):
+        raise ValueError(f"not a state to set: {state!r}")
+    Transaction.objects.filter(tx_hash__in=[h.lower() for h in tx_hashes]).update(state=state)
+
+
+def _execution_of(tx: Transaction) -> Any:
+    return Execution.objects.filter(chain_id=tx.chain_id, block_number=tx.block_number, path_id=tx.path_id)
+
+
 class DbJournal:
-    """The execute stage's ``Journal`` (``arbbot.execution.stage``) on the Execution table:
-    one row per (chain, block, path), claimed ``pending``, then finished."""
+    """The execute stage's ``Journal`` (``arbbot.execution.stage``) on the Execution and
+    Transaction tables: one Execution row per (chain, block, path), claimed ``pending``;
+    one Transaction row per signed transaction, written before it is sent."""
 
     def claim(self, scored: ScoredOpportunity) -> bool:
         return execution_claim(scored) is not None
-
-    def sent(self, pending: Pending) -> None:
-        a = pending.attempt
-        execution_sent(a["chain_id"], a["block_number"], a["path_id"], pending.tx_hash)
 
     def finished(self, result: ExecutionResult) -> None:
         execution_finish(result)
@@ -381,17 +448,56 @@ class DbJournal:
     def stale_pending(self, older_than_s: float) -> list[Unfinished]:
         from webapp.core.selectors import executions_stale_pending
 
-        return [
-            Unfinished(
-                Attempt(
-                    chain_id=row.chain_id,
-                    block_number=row.block_number,
-                    path_id=row.path_id,
-                    predicted_profit=int(row.predicted_profit),
-                    profit_token=row.profit_token,
-                    amount_in=int(row.amount_in),
-                ),
-                tx_hash=row.tx_hash or None,
-            )
-            for row in executions_stale_pending(older_than_s)
-        ]
+        return [Unfinished(_attempt(row)) for row in executions_stale_pending(older_than_s)]
+
+    def tx_signed(self, rec: TxRecord) -> None:
+        transaction_signed(rec)
+
+    def tx_sent(self, tx_hash: str, *, sent_block: int | None, submission: Mapping[str, Any] | None) -> None:
+        transaction_sent(tx_hash, sent_block=sent_block, submission=submission)
+
+    def tx_mined(self, tx_hash: str, block: int, block_hash: str) -> None:
+        transaction_mined(tx_hash, block, block_hash)
+
+    def tx_reopened(self, tx_hash: str) -> None:
+        transaction_reopened(tx_hash)
+
+    def tx_state(self, tx_hashes: Sequence[str], state: str) -> None:
+        transactions_set_state(tx_hashes, state)
+
+    def txs_open(self, chain_id: int) -> list[TxRecord]:
+        from webapp.core.selectors import transactions_open
+
+        return [self._record(t) for t in transactions_open(chain_id)]
+
+    def txs_of_nonce(self, chain_id: int, sender: str, nonce: int) -> list[TxRecord]:
+        from webapp.core.selectors import transactions_of_nonce
+
+        return [self._record(t) for t in transactions_of_nonce(chain_id, sender, nonce)]
+
+    @staticmethod
+    def _record(t: Transaction) -> TxRecord:
+        execution = _execution_of(t).first()
+        attempt = _attempt(execution) if execution is not None else Attempt(
+            chain_id=t.chain_id, block_number=t.block_number, path_id=t.path_id, predicted_profit=0,
+            profit_token="", amount_in=0,
+        )
+        return TxRecord(
+            attempt=attempt, tx_hash=t.tx_hash, sender=t.sender, nonce=t.nonce, raw_tx=t.raw_tx, kind=t.kind,
+            state=t.state, route=t.route, gas_limit=t.gas_limit, max_fee_per_gas=int(t.max_fee_per_gas),
+            max_priority_fee_per_gas=None if t.max_priority_fee_per_gas is None else int(t.max_priority_fee_per_gas),
+            worst_gas_wei=int(t.worst_gas_wei), sent_block=t.sent_block, simulated_profit=int(t.simulated_profit),
+            pools=tuple(t.pools or ()), mined_block=t.mined_block, mined_block_hash=t.mined_block_hash,
+            submission=t.submission or {}, created_at=t.created_at.timestamp(),
+        )
+
+
+def _attempt(row: Execution) -> Attempt:
+    return Attempt(
+        chain_id=row.chain_id,
+        block_number=row.block_number,
+        path_id=row.path_id,
+        predicted_profit=int(row.predicted_profit),
+        profit_token=row.profit_token,
+        amount_in=int(row.amount_in),
+    )

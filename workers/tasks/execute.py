@@ -1,5 +1,7 @@
 """execute queue: decode a batch of scored opportunities, run the execute stage
-(``arbbot.execution.stage``) with the database journal, count the outcomes.
+(``arbbot.execution.stage``) with the database journal, count the outcomes; follow the
+sent transactions to their final outcome (``arbbot.execution.follow``, every second from
+beat, one pass per chain at a time).
 
 Idempotent: each Execution row for (chain, block, path) is claimed first (a database
 unique constraint); a redelivered message finds the claims and does nothing."""
@@ -7,6 +9,7 @@ unique constraint); a redelivered message finds the claims and does nothing."""
 from __future__ import annotations
 
 from arbbot.execution import stage
+from arbbot.execution.follow import follow as follow_pass
 from arbbot.types import ExecutionResult, ScoredOpportunity
 from workers import runtime
 from workers.celery_app import app
@@ -20,17 +23,34 @@ def execute(scored: list[dict]) -> int:
 
     batch = [ScoredOpportunity.from_wire(s) for s in as_list(scored, "scored")]
     results = stage.execute(batch, runtime.runner, DbJournal())
-    _count(results)
+    _count([r for r in results if r.status != "sent"])  # sent ones are counted once final
     ITEMS.labels(stage="execute").inc(len(results))
     return len(results)
 
 
 @app.task(name="workers.tasks.execute.reconcile", acks_late=True)
 def reconcile(older_than_s: float = 120.0) -> int:
-    """Finish executions left ``pending`` by a worker that died."""
+    """Finish executions left ``pending`` (nothing signed) by a worker that died."""
     from webapp.core.services import DbJournal
 
-    return len(stage.reconcile(runtime.runner, DbJournal(), older_than_s))
+    return len(stage.reconcile(DbJournal(), older_than_s))
+
+
+@app.task(name="workers.tasks.execute.follow", expires=5.0)
+def follow() -> int:
+    """One follow pass over each chain with open transactions; skipped for a chain whose
+    previous pass still runs. The number of transitions."""
+    from webapp.core import selectors
+    from webapp.core.services import DbJournal
+
+    done = 0
+    for chain_id in selectors.chains_following():
+        with runtime.hotstate(chain_id).follow_lock() as mine:
+            if mine:
+                report = follow_pass(runtime.runner(chain_id), DbJournal(), runtime.follow_policy(chain_id))
+                _count(report.results)
+                done += sum(report.counts.values())
+    return done
 
 
 def _count(results: list[ExecutionResult]) -> None:
