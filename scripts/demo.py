@@ -147,12 +147,14 @@ def _progress_line(elapsed: float, since: object, final: bool = False) -> str:
     close_old_connections()
     s = selectors.dashboard_summary(limit=0, since=since)  # type: ignore[arg-type]
     profit = ", ".join(f"{p['total']} {p['token']}" for p in s["profit_by_token"]) or "none yet"
+    paper = ", ".join(f"{p['total']} {p['token']}" for p in s["paper_profit_by_token"])
     ex = s["executions_by_status"]
     head = f"== this run ({elapsed:.0f}s):" if final else f"[{elapsed:5.0f}s]"
     return (
         f"{head} opportunities {s['opportunities_total']} ({s['opportunities_per_second']}/s) | executions "
-        f"ok {ex.get('success', 0)} reverted {ex.get('reverted', 0)} dropped {ex.get('dropped', 0)} "
-        f"failed {ex.get('failed', 0)} | realised profit {profit}"
+        f"ok {ex.get('success', 0)} in flight {ex.get('sent', 0) + ex.get('mined', 0)} "
+        f"reverted {ex.get('reverted', 0)} dropped {ex.get('dropped', 0)} failed {ex.get('failed', 0)} | "
+        f"realised profit {profit}" + (f" | paper profit {paper}" if paper else "")
     )
 
 

@@ -47,6 +47,16 @@ def node() -> Iterator[RpcClient]:
     anvil.stop()
 
 
+@pytest.fixture(autouse=True)
+def empty_journal() -> None:
+    """Rows other tests committed (the e2e fleet's) are not this test's: out of sight, in
+    this test's transaction only."""
+    from webapp.core.models import Execution, Transaction
+
+    Transaction.objects.all().delete()
+    Execution.objects.all().delete()
+
+
 @pytest.fixture
 def signer(node: RpcClient) -> LocalSigner:
     key = "0x" + secrets.token_hex(32)

@@ -34,3 +34,23 @@ def test_dashboard_shows_profit_per_token_and_queues(client) -> None:  # type: i
     summary = client.get("/api/summary/").json()
     assert summary["executions_by_status"] == {"success": 2, "dropped": 1}
     assert summary["profit_by_token"][0]["total_base_units"] == "2234567890123456789"
+
+
+@pytest.mark.django_db
+def test_paper_profit_is_shown_apart_from_realised_profit(client) -> None:  # type: ignore[no-untyped-def]
+    chain = Chain.objects.create(chain_id=7, name="seven", rpc_urls="http://127.0.0.1:8545", weth=WETH, mode="paper")
+    services.token_register(chain, WETH, "WETH", 18)
+    common = {"created_at": timezone.now(), "chain_id": 7, "profit_token": WETH}
+    Execution.objects.create(block_number=1, path_id="live", status="success", mode="live",
+                             realised_profit=Decimal(5 * 10**17), **common)
+    Execution.objects.create(block_number=2, path_id="paper", status="simulated", mode="paper",
+                             realised_profit=Decimal(3 * 10**17), **common)
+    Execution.objects.create(block_number=3, path_id="dry", status="simulated", mode="dry-run",
+                             realised_profit=Decimal(0), **common)
+    summary = client.get("/api/summary/").json()
+    assert [p["total_base_units"] for p in summary["profit_by_token"]] == [str(5 * 10**17)]
+    assert [p["total_base_units"] for p in summary["paper_profit_by_token"]] == [str(3 * 10**17)]
+    html = client.get("/").content.decode()
+    paper = html[html.index('id="paper-profit"'):]
+    assert "0.300000" in paper[: paper.index("</table>")]
+    assert "seven (7, paper)" in html

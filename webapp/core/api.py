@@ -32,6 +32,8 @@ class ExecutionSerializer(serializers.ModelSerializer):
     amount_in = Uint()
     gas_price_wei = Uint()
     predicted_profit = Uint()
+    final_amount_in = Uint()
+    final_predicted_profit = Uint()
     realised_profit = Uint()
 
     class Meta:
@@ -58,6 +60,7 @@ class Summary(APIView):
                 "opportunities_per_second": s["opportunities_per_second"],
                 "executions_by_status": s["executions_by_status"],
                 "profit_by_token": s["profit_by_token"],
+                "paper_profit_by_token": s["paper_profit_by_token"],
             }
         )
 

@@ -118,28 +118,16 @@ def queue_depths(timeout_s: float = 2.0) -> list[dict[str, Any]]:
     return out
 
 
-def dashboard_summary(*, limit: int = 25, since: dt.datetime | None = None) -> dict[str, Any]:
-    """Counts, realised profit per token and the latest rows; ``since`` restricts the totals
-    to a time window (the demo reports its own run)."""
-    now = timezone.now()
-    minute_ago = now - dt.timedelta(seconds=60)
-    tokens = token_map()
-    opportunities = Opportunity.objects.all()
-    executions = Execution.objects.all()
-    if since is not None:
-        opportunities = opportunities.filter(created_at__gte=since)
-        executions = executions.filter(created_at__gte=since)
-    opp_last_min = opportunities.filter(created_at__gte=minute_ago).count()
-    profit_rows = (
-        executions.filter(status="success")
-        .values("chain_id", "profit_token")
+def _profit_by_token(executions: Any, tokens: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = (
+        executions.values("chain_id", "profit_token")
         .annotate(total=Sum("realised_profit"), n=Count("id"))
         .order_by("chain_id", "profit_token")
     )
-    profit = []
-    for r in profit_rows:
+    out = []
+    for r in rows:
         tok = tokens.get(r["profit_token"])
-        profit.append(
+        out.append(
             {
                 "chain_id": r["chain_id"],
                 "token": tok.symbol if tok else r["profit_token"],
@@ -149,6 +137,24 @@ def dashboard_summary(*, limit: int = 25, since: dt.datetime | None = None) -> d
                 "total": format_amount(r["total"], tok.decimals if tok else None),
             }
         )
+    return out
+
+
+def dashboard_summary(*, limit: int = 25, since: dt.datetime | None = None) -> dict[str, Any]:
+    """Counts, realised profit per token (live), paper profit apart (simulated profit of
+    ``paper`` mode) and the latest rows; ``since`` restricts the totals to a time window
+    (the demo reports its own run)."""
+    now = timezone.now()
+    minute_ago = now - dt.timedelta(seconds=60)
+    tokens = token_map()
+    opportunities = Opportunity.objects.all()
+    executions = Execution.objects.all()
+    if since is not None:
+        opportunities = opportunities.filter(created_at__gte=since)
+        executions = executions.filter(created_at__gte=since)
+    opp_last_min = opportunities.filter(created_at__gte=minute_ago).count()
+    profit = _profit_by_token(executions.filter(status="success"), tokens)
+    paper = _profit_by_token(executions.filter(status="simulated", mode="paper"), tokens)
     status_counts = dict(executions.values_list("status").annotate(n=Count("id")).order_by())
     recent_opps = list(Opportunity.objects.order_by("-created_at", "-id")[:limit])
     recent_execs = list(Execution.objects.order_by("-created_at", "-id")[:limit])
@@ -167,6 +173,7 @@ def dashboard_summary(*, limit: int = 25, since: dt.datetime | None = None) -> d
         "opportunities_per_second": round(opp_last_min / 60.0, 2),
         "executions_by_status": status_counts,
         "profit_by_token": profit,
+        "paper_profit_by_token": paper,
         "recent_opportunities": recent_opps,
         "recent_executions": recent_execs,
         "chains": list(Chain.objects.order_by("chain_id")),
