@@ -12,10 +12,9 @@ the same states it therefore returns what ``PathEngine.evaluate`` finds for that
 
 A cap (``max_amount_in``, the risk limit on the input) is honoured: when the optimum lies
 above it, the best input at or under it is searched with the same exact search, bounded
-(``size_search_exact(max_input=cap)``), and for V2-only cycles the smallest inputs reaching
-each hop's output level at the cap are tried too (an input's profit is best at the start
-of its output step). The profit rises up to the optimum, so the answer sits just under the
-cap; it is the best found there, not a certified optimum (only the uncapped one is).
+(``size_search_exact(max_input=cap)``), and for V2-only cycles also by the closed form's
+level scan run downward from the cap with its exact stopping bound (certain unless it runs
+out of levels). The profit rises up to the optimum, so the answer sits just under the cap.
 
 Pure: no I/O; the states come from the caller (the hot state or the chain).
 """
@@ -156,17 +155,56 @@ def _warm_start(coeffs: Sequence[tuple[float, float]]) -> float | None:
 
 
 def _capped(hops: Sequence[Hop], coeffs: Sequence[tuple[float, float]], cap: int) -> tuple[int, int]:
-    """The best input at or under ``cap`` found when the optimum is above it."""
+    """The best input at or under ``cap`` when the optimum is above it: the exact search,
+    bounded by the cap; for V2-only cycles also the level scan below the cap
+    (``_v2_capped``), and the better of the two."""
     best_in, best_out = size_search_exact(hops, float(cap), coeffs, max_input=cap)
     tab = _v2_table(hops)
     if tab is not None:
-        levels = _fwd_levels(tab, cap)
-        for j, level in enumerate(levels or ()):
-            for d in (0, -1):
-                x = _back(tab, j, level + d)
-                if not 1 <= x <= cap:
-                    continue
-                out = _fwd(tab, x)
-                if out > 0 and out - x > best_out - best_in:
-                    best_in, best_out = x, out
+        v_in, v_out = _v2_capped(tab, cap, best_out - best_in)
+        if v_out - v_in > best_out - best_in:
+            best_in, best_out = v_in, v_out
     return best_in, best_out
+
+
+#: Most output levels ``_v2_capped`` scans below the cap.
+_CAPPED_LEVELS = 512
+
+
+def _v2_capped(tab: Sequence[tuple[int, int, int, int]], cap: int, best: int) -> tuple[int, int]:
+    """``size_v2_closed``'s level scan, downward only, from the cap: an input's output
+    depends on it only through the coarsest hop's output level ``y`` (at the cap), whose
+    best input is the smallest one reaching it (``_back``), never above the cap for a
+    level at or under the cap's. The cap is below the optimum, where the continuous bound
+    rises with ``y``, so the scan stops at the first level whose exact bound cannot beat
+    ``best`` (certain), or after ``_CAPPED_LEVELS`` levels (best found). ``(0, 0)`` if no
+    level beats ``best``."""
+    levels = _fwd_levels(tab, cap)
+    if levels is None:
+        return 0, 0
+    j = min(range(len(levels)), key=lambda i: levels[i])
+    a1, b1, c1 = 1, 1, 0  # hops 0..j: x -> a1*x / (b1 + c1*x), exact integers
+    for a, r_out, g, _cap in tab[: j + 1]:
+        c1 = a * c1 + a1 * g
+        a1 *= g * r_out
+        b1 *= a
+    a2, b2, c2 = 1, 1, 0  # hops after j
+    for a, r_out, g, _cap in tab[j + 1 :]:
+        c2 = a * c2 + a2 * g
+        a2 *= g * r_out
+        b2 *= a
+    best_v = 0
+    for y in range(levels[j], max(0, levels[j] - _CAPPED_LEVELS), -1):
+        den, dd = a1 - c1 * y, b2 + c2 * y
+        # the continuous out(y) - in(y) cannot reach best + 1: nor can any lower level
+        if den <= 0 or a2 * y * den - b1 * y * dd < (best + 1) * dd * den:
+            break
+        v = _back(tab, j, y)
+        if not 1 <= v <= cap:
+            continue
+        out = _fwd(tab, v)
+        if out - v > best:
+            best, best_v = out - v, v
+    if best_v == 0:
+        return 0, 0
+    return best_v, _fwd(tab, best_v)
