@@ -30,7 +30,7 @@ from arbbot import pools as pool_models
 from arbbot.errors import ArbbotError, ConfigError
 from arbbot.paths.cycles import CycleGroup, EdgeGraph, enumerate_cycles
 from arbbot.paths.gas import GasModel
-from arbbot.paths.exact_search import size_search_exact
+from arbbot.paths.exact_search import size_cycle
 from arbbot.paths.screen import edge_coefficients, screen_profitable, unit_level_cut
 from arbbot.paths.v2_closed import Hop, v2_edge_row
 from arbbot.paths.v2_exact import size_v2_table
@@ -510,15 +510,16 @@ class PathEngine:
     ) -> Opportunity | None:
         hops, tokens = self._hops(k, row)
         kinds = tuple(s.kind for s, _ in hops)
+        edges = self._groups[k].row_edges(row)
         if all(kind == "v2" for kind in kinds):
-            sized = self.size_v2_row(k, row, x_float)
-            if sized is None:
+            tab = [self._tab[e] for e in edges]
+            if None in tab:
                 return None  # an unusable pool (empty, broken fee, reserve at uint112)
-            amount_in, amount_out = sized
+            amount_in, amount_out = size_cycle(hops, x_float, tab=tab)
             self.stats["verified_v2"] += 1
         else:
-            coeffs = [(float(self._p[e]), float(self._q[e])) for e in self._groups[k].row_edges(row)]
-            amount_in, amount_out = size_search_exact(hops, x_float, coeffs)
+            coeffs = [(float(self._p[e]), float(self._q[e])) for e in edges]
+            amount_in, amount_out = size_cycle(hops, x_float, coeffs)
             self.stats["verified_search"] += 1
         if amount_in <= 0 or amount_out <= amount_in:
             return None

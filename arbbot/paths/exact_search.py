@@ -1,6 +1,8 @@
 """Exact sizing of a cycle with V3 hops: golden-section search on the integer profit.
 
-Owns the exact chain quote of any cycle (``chain_out``: V2 pairs with their own guards,
+Owns the path stage's choice of exact sizer for one cycle (``size_cycle``: V2-only cycles
+to ``v2_exact``, the rest to the search here; the engine and ``resize`` both call it), the
+exact chain quote of any cycle (``chain_out``: V2 pairs with their own guards,
 V3 pools through ``arbbot.pools.v3``; -1 where a hop would revert) and
 ``size_search_exact``: the profit is concave up to rounding because every pool's output is
 concave in its input, so from the screen's warm start it fits parabolas, then brackets
@@ -16,8 +18,8 @@ from typing import Sequence
 from arbbot.errors import ArbbotError
 from arbbot.math.v2 import FEE_DENOMINATOR
 from arbbot.paths.screen import compose
-from arbbot.paths.v2_closed import UINT112_MAX, Hop
-from arbbot.paths.v2_exact import _INV_PHI
+from arbbot.paths.v2_closed import UINT112_MAX, Hop, _v2_table
+from arbbot.paths.v2_exact import _INV_PHI, size_v2_table
 from arbbot.types import PoolState, V2PoolState
 
 
@@ -63,6 +65,29 @@ def chain_out(hops: Sequence[Hop], amount_in: int) -> int:
     return x
 
 
+def size_cycle(
+    hops: Sequence[Hop],
+    x_float: float,
+    coeffs: Sequence[tuple[float, float]] | None = None,
+    *,
+    tab: Sequence[tuple[int, int, int, int] | None] | None = None,
+) -> tuple[int, int]:
+    """The path stage's exact integer optimum ``(amount_in, amount_out)`` of one cycle;
+    ``(0, 0)`` when no input pays (or a V2 pool in it is unusable).
+
+    V2-only cycles go to ``v2_exact.size_v2_table`` on ``tab`` (the hops' ``v2_edge_row``s,
+    built from ``hops`` when ``None``; that sizer derives its own floats from the rows),
+    cycles with a V3 hop to ``size_search_exact`` warm-started at ``x_float`` with
+    ``coeffs`` (the hops' screen ``(p, q)``).
+    """
+    if all(isinstance(state, V2PoolState) for state, _ in hops):
+        rows = _v2_table(hops) if tab is None else tab
+        if rows is None or any(row is None for row in rows):
+            return 0, 0
+        return size_v2_table(rows, x_float)  # type: ignore[arg-type]
+    return size_search_exact(hops, x_float, coeffs)
+
+
 def size_search_exact(
     hops: Sequence[Hop],
     x_float: float,
@@ -77,6 +102,8 @@ def size_search_exact(
     current tick can move the real optimum). The search stops once the bracket is inside
     the flat top the warm-start model predicts (``coeffs``): there the continuous profit
     varies by less than a wei, so more exact quotes (costly for V3) would buy nothing.
+    No input above ``max_input`` is tried (``resize``'s cap): the result is the best found
+    at or under it.
     """
     cache: dict[int, int] = {}
 
@@ -117,7 +144,7 @@ def size_search_exact(
             x = min(max(1, x + h * (left - right) // (2 * curv)), max_input)
         if h <= tol:
             best_x = max(cache, key=lambda v: (cache[v], -v))
-            for v in range(max(1, best_x - 2), best_x + 3):
+            for v in range(max(1, best_x - 2), min(best_x + 3, max_input + 1)):
                 profit(v)
             best_x = max(cache, key=lambda v: (cache[v], -v))
             if cache[best_x] <= 0:
@@ -146,7 +173,7 @@ def size_search_exact(
     # Rounding makes the top a little noisy: try a few integers around the best seen
     # (never the whole bracket, which may still be wide if the search hit reverts).
     best_x = max(cache, key=lambda x: (cache[x], -x), default=1)
-    for x in range(max(1, best_x - 4), best_x + 5):
+    for x in range(max(1, best_x - 4), min(best_x + 5, max_input + 1)):
         profit(x)
     best_x = max(cache, key=lambda x: (cache[x], -x))
     if cache[best_x] <= 0:
