@@ -31,7 +31,15 @@ import pytest
 import yaml
 
 from arbbot.config import SIGNER_VARS
-from tests.deploy.support import REPO, by_kind, helm_objects, kustomize, overlays, run, tool
+from tests.deploy.support import (
+    REPO,
+    by_kind,
+    helm_objects,
+    kustomize,
+    overlays,
+    run,
+    tool,
+)
 
 #: Files the app writes rather than reads: they need a writable place, not a mounted secret.
 WRITTEN_FILES = {"ARBBOT_HEARTBEAT_FILE"}
@@ -40,7 +48,10 @@ SIGNING_QUEUE = "execute"
 
 HELM_VALUES: dict[str, dict[str, Any]] = {
     "defaults": {},
-    "devnet": {"devnet": {"enabled": True}, "secrets": {"create": True, "values": {"DJANGO_SECRET_KEY": "x"}}},
+    "devnet": {
+        "devnet": {"enabled": True},
+        "secrets": {"create": True, "values": {"DJANGO_SECRET_KEY": "x"}},
+    },
     "keystore": {"signer": {"keystore": {"enabled": True}}},
     "keda": {"keda": {"enabled": True}},
     **{
@@ -55,7 +66,9 @@ class Mount:
     path: str
     source: str  # "secret:<name>", "configMap:<name>", "emptyDir", "volume:<name>", "bind:<host path>"
     read_only: bool
-    keys: frozenset[str] | None = None  # the files a rendered Secret/ConfigMap projects here
+    keys: frozenset[str] | None = (
+        None  # the files a rendered Secret/ConfigMap projects here
+    )
 
 
 @dataclass
@@ -64,8 +77,12 @@ class Proc:
 
     where: str
     command: list[str]
-    env: dict[str, str | None] = field(default_factory=dict)  # None: valueFrom, not a literal
-    env_from_secrets: set[str] = field(default_factory=set)  # every Secret it reads as env
+    env: dict[str, str | None] = field(
+        default_factory=dict
+    )  # None: valueFrom, not a literal
+    env_from_secrets: set[str] = field(
+        default_factory=set
+    )  # every Secret it reads as env
     mounts: list[Mount] = field(default_factory=list)
     read_only_root: bool = False
 
@@ -108,14 +125,20 @@ def k8s_procs(objs: Iterable[dict[str, Any]], label: str) -> list[Proc]:
     configmaps = {o["metadata"]["name"]: o for o in by_kind(objs, "ConfigMap")}
     secrets = {o["metadata"]["name"]: o for o in by_kind(objs, "Secret")}
     procs = []
-    for obj in [o for o in objs if o.get("kind") in ("Deployment", "StatefulSet", "DaemonSet", "Job")]:
+    for obj in [
+        o
+        for o in objs
+        if o.get("kind") in ("Deployment", "StatefulSet", "DaemonSet", "Job")
+    ]:
         spec = obj["spec"]["template"]["spec"]
         volumes = {v["name"]: v for v in spec.get("volumes", [])}
         for c in spec.get("initContainers", []) + spec["containers"]:
             p = Proc(
                 where=f"{label}: {obj['kind']}/{obj['metadata']['name']} container {c['name']}",
                 command=[str(a) for a in c.get("command", []) + c.get("args", [])],
-                read_only_root=bool(c.get("securityContext", {}).get("readOnlyRootFilesystem")),
+                read_only_root=bool(
+                    c.get("securityContext", {}).get("readOnlyRootFilesystem")
+                ),
             )
             for ref in c.get("envFrom", []):
                 if "configMapRef" in ref:
@@ -149,7 +172,9 @@ def k8s_procs(objs: Iterable[dict[str, Any]], label: str) -> list[Proc]:
                     source = f"volume:{vm['name']}"
                 if vm.get("subPath") and keys is not None:
                     keys = frozenset({""}) if vm["subPath"] in keys else frozenset()
-                p.mounts.append(Mount(vm["mountPath"], source, bool(vm.get("readOnly")), keys))
+                p.mounts.append(
+                    Mount(vm["mountPath"], source, bool(vm.get("readOnly")), keys)
+                )
             procs.append(p)
     return procs
 
@@ -157,9 +182,16 @@ def k8s_procs(objs: Iterable[dict[str, Any]], label: str) -> list[Proc]:
 def compose_config() -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     result = run(
-        [tool("docker-compose"), "--env-file", str(REPO / ".env.example"), "-f", str(REPO / "docker-compose.yml"),
-         "config"],
-        env=env, cwd=REPO,
+        [
+            tool("docker-compose"),
+            "--env-file",
+            str(REPO / ".env.example"),
+            "-f",
+            str(REPO / "docker-compose.yml"),
+            "config",
+        ],
+        env=env,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
     return dict(yaml.safe_load(result.stdout))
@@ -167,7 +199,11 @@ def compose_config() -> dict[str, Any]:
 
 def _compose_mount(v: Any, named: set[str]) -> Mount:
     if isinstance(v, dict):
-        source, target, ro = str(v.get("source", "")), str(v["target"]), bool(v.get("read_only"))
+        source, target, ro = (
+            str(v.get("source", "")),
+            str(v["target"]),
+            bool(v.get("read_only")),
+        )
     else:
         parts = str(v).split(":")
         if len(parts) == 1:
@@ -186,10 +222,15 @@ def compose_procs(config: dict[str, Any]) -> list[Proc]:
         command = svc.get("command") or []
         environment = svc.get("environment") or {}
         if isinstance(environment, list):
-            environment = dict(e.split("=", 1) if "=" in e else (e, None) for e in environment)
+            environment = dict(
+                e.split("=", 1) if "=" in e else (e, None) for e in environment
+            )
         p = Proc(
             where=f"docker-compose.yml: service {name}",
-            command=[str(a) for a in (command.split() if isinstance(command, str) else command)],
+            command=[
+                str(a)
+                for a in (command.split() if isinstance(command, str) else command)
+            ],
             env={k: (None if v is None else str(v)) for k, v in environment.items()},
             mounts=[_compose_mount(v, named) for v in svc.get("volumes") or []],
             read_only_root=bool(svc.get("read_only")),
@@ -198,7 +239,14 @@ def compose_procs(config: dict[str, Any]) -> list[Proc]:
         for s in svc.get("secrets") or []:
             target = s if isinstance(s, str) else s.get("target", s["source"])
             path = target if str(target).startswith("/") else f"/run/secrets/{target}"
-            p.mounts.append(Mount(path, f"secret:{s if isinstance(s, str) else s['source']}", True, frozenset({""})))
+            p.mounts.append(
+                Mount(
+                    path,
+                    f"secret:{s if isinstance(s, str) else s['source']}",
+                    True,
+                    frozenset({""}),
+                )
+            )
         procs.append(p)
     return procs
 
@@ -214,9 +262,13 @@ def _key_paths(p: Proc) -> list[str]:
     """Where this process would read the signing key: the files its signer variables name,
     the key file a devnet deployer is handed, and the devnet fallback (config.py reads
     ``$ARBBOT_DEVNET_DIR/signer.key`` when no signer variable is set)."""
-    paths = [v for k, v in p.env.items() if k in SIGNER_VARS and k.endswith("_FILE") and v]
+    paths = [
+        v for k, v in p.env.items() if k in SIGNER_VARS and k.endswith("_FILE") and v
+    ]
     words = p.text.replace("=", " ").split()  # also inside an `sh -c "..."` string
-    paths += [words[i + 1] for i, w in enumerate(words[:-1]) if w == "--signer-key-file"]
+    paths += [
+        words[i + 1] for i, w in enumerate(words[:-1]) if w == "--signer-key-file"
+    ]
     if p.env.get("ARBBOT_DEVNET_DIR"):
         paths.append(posixpath.join(str(p.env["ARBBOT_DEVNET_DIR"]), "signer.key"))
     return paths
@@ -235,7 +287,9 @@ def key_sources(procs: list[Proc]) -> set[str]:
                 sources.add(m.source)
     for p in procs:
         for m in p.mounts:
-            if m.source.startswith("secret:") and m.source.split(":", 1)[1].endswith("signer"):
+            if m.source.startswith("secret:") and m.source.split(":", 1)[1].endswith(
+                "signer"
+            ):
                 sources.add(m.source)
         sources |= {f"secret:{s}" for s in p.env_from_secrets if s.endswith("signer")}
     return sources
@@ -248,20 +302,29 @@ def env_problems(procs: list[Proc]) -> list[str]:
         signs = p.signs()
         if not signs:
             for var in sorted(set(p.env) & set(SIGNER_VARS)):
-                problems.append(f"{p.where}: has {var} but does not sign (command: {p.text!r})")
+                problems.append(
+                    f"{p.where}: has {var} but does not sign (command: {p.text!r})"
+                )
             for m in p.mounts:
                 if m.source in holders:
-                    problems.append(f"{p.where}: mounts the signing key ({m.source} at {m.path}) but does not sign")
+                    problems.append(
+                        f"{p.where}: mounts the signing key ({m.source} at {m.path}) but does not sign"
+                    )
             for s in p.env_from_secrets:
                 if f"secret:{s}" in holders:
-                    problems.append(f"{p.where}: reads the signing key's Secret {s} as env but does not sign")
+                    problems.append(
+                        f"{p.where}: reads the signing key's Secret {s} as env but does not sign"
+                    )
         if SIGNING_QUEUE in p.queues():
             has_key = "ARBBOT_SIGNER_KEY" in p.env or "ARBBOT_SIGNER_KEY_FILE" in p.env
             has_keystore = "ARBBOT_SIGNER_KEYSTORE_FILE" in p.env and (
-                "ARBBOT_SIGNER_KEYSTORE_PASSWORD" in p.env or "ARBBOT_SIGNER_KEYSTORE_PASSWORD_FILE" in p.env
+                "ARBBOT_SIGNER_KEYSTORE_PASSWORD" in p.env
+                or "ARBBOT_SIGNER_KEYSTORE_PASSWORD_FILE" in p.env
             )
             if not (has_key or has_keystore):
-                problems.append(f"{p.where}: consumes {SIGNING_QUEUE} but has no signer variable (key or keystore)")
+                problems.append(
+                    f"{p.where}: consumes {SIGNING_QUEUE} but has no signer variable (key or keystore)"
+                )
         for var, path in sorted(_file_vars(p).items()):
             problems += _path_problems(p, var, path)
         for word in p.text.replace("=", " ").split():
@@ -274,24 +337,35 @@ def _path_problems(p: Proc, what: str, path: str) -> list[str]:
     m = p.mount_of(path)
     if what in WRITTEN_FILES:
         if m is None and p.read_only_root:
-            return [f"{p.where}: {what}={path} but the root file system is read-only and nothing is mounted there"]
+            return [
+                f"{p.where}: {what}={path} but the root file system is read-only and nothing is mounted there"
+            ]
         if m is not None and m.read_only:
             return [f"{p.where}: {what}={path} is under the read-only mount {m.path}"]
         return []
     if m is None:
-        return [f"{p.where}: {what} names {path}, which is not under any mount of this container"]
+        return [
+            f"{p.where}: {what} names {path}, which is not under any mount of this container"
+        ]
     if m.keys is not None:
         rel = posixpath.relpath(posixpath.normpath(path), posixpath.normpath(m.path))
         if rel == ".":
             rel = ""
         if rel not in m.keys:
-            return [f"{p.where}: {what} names {path}, but {m.source} mounted at {m.path} has only {sorted(m.keys)}"]
+            return [
+                f"{p.where}: {what} names {path}, but {m.source} mounted at {m.path} has only {sorted(m.keys)}"
+            ]
     return []
 
 
 # --- the renderings ---------------------------------------------------------------------
 
-RENDERINGS = ["k8s/base", *overlays(), *(f"helm:{k}" for k in HELM_VALUES), "docker-compose.yml"]
+RENDERINGS = [
+    "k8s/base",
+    *overlays(),
+    *(f"helm:{k}" for k in HELM_VALUES),
+    "docker-compose.yml",
+]
 
 
 def procs_of(rendering: str) -> list[Proc]:
@@ -305,19 +379,24 @@ def procs_of(rendering: str) -> list[Proc]:
 @pytest.mark.parametrize("rendering", RENDERINGS)
 def test_each_process_has_the_env_its_command_needs(rendering: str) -> None:
     procs = procs_of(rendering)
-    assert [p for p in procs if SIGNING_QUEUE in p.queues()], f"{rendering}: no worker consumes {SIGNING_QUEUE}"
+    assert [p for p in procs if SIGNING_QUEUE in p.queues()], (
+        f"{rendering}: no worker consumes {SIGNING_QUEUE}"
+    )
     problems = env_problems(procs)
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("rendering", ["k8s/overlays/production", "helm:defaults", "docker-compose.yml"])
+@pytest.mark.parametrize(
+    "rendering", ["k8s/overlays/production", "helm:defaults", "docker-compose.yml"]
+)
 def test_only_the_execute_workers_hold_the_key(rendering: str) -> None:
     """Said positively: the processes that can read the key are exactly the signing ones."""
     procs = procs_of(rendering)
     holders = key_sources(procs)
     assert holders, f"{rendering}: found no Secret or volume holding the signing key"
     readers = {
-        p.where for p in procs
+        p.where
+        for p in procs
         if set(p.env) & set(SIGNER_VARS) or any(m.source in holders for m in p.mounts)
     }
     expected = {p.where for p in procs if p.signs()}
@@ -330,27 +409,60 @@ def test_the_checks_catch_the_old_mistakes() -> None:
     objs = [copy.deepcopy(o) for o in kustomize("k8s/overlays/production")]
     assert not env_problems(k8s_procs(objs, "ok"))
     # 1. the key's path in the shared ConfigMap: every pod has the variable, most without the mount
-    (cm,) = [o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "arbbot-config"]
+    (cm,) = [
+        o
+        for o in objs
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "arbbot-config"
+    ]
     cm["data"]["ARBBOT_SIGNER_KEY_FILE"] = "/var/run/secrets/arbbot/signer.key"
     problems = "\n".join(env_problems(k8s_procs(objs, "shared")))
-    assert "arbbot-web container web: has ARBBOT_SIGNER_KEY_FILE but does not sign" in problems
-    assert "arbbot-web container web: ARBBOT_SIGNER_KEY_FILE names /var/run/secrets/arbbot/signer.key, which is not under any mount" in problems
+    assert (
+        "arbbot-web container web: has ARBBOT_SIGNER_KEY_FILE but does not sign"
+        in problems
+    )
+    assert (
+        "arbbot-web container web: ARBBOT_SIGNER_KEY_FILE names /var/run/secrets/arbbot/signer.key, which is not under any mount"
+        in problems
+    )
     del cm["data"]["ARBBOT_SIGNER_KEY_FILE"]
     # 2. a non-signing pool mounts the signer Secret
-    (bridge,) = [o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "arbbot-worker-bridge"]
-    (execute,) = [o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "arbbot-worker-execute"]
-    bridge["spec"]["template"]["spec"] = copy.deepcopy(execute["spec"]["template"]["spec"])
+    (bridge,) = [
+        o
+        for o in objs
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == "arbbot-worker-bridge"
+    ]
+    (execute,) = [
+        o
+        for o in objs
+        if o["kind"] == "Deployment"
+        and o["metadata"]["name"] == "arbbot-worker-execute"
+    ]
+    bridge["spec"]["template"]["spec"] = copy.deepcopy(
+        execute["spec"]["template"]["spec"]
+    )
     bridge["spec"]["template"]["spec"]["containers"][0]["command"][5] = "bridge"
     problems = "\n".join(env_problems(k8s_procs(objs, "bridge")))
-    assert "arbbot-worker-bridge container worker: has ARBBOT_SIGNER_KEY_FILE but does not sign" in problems
-    assert "arbbot-worker-bridge container worker: mounts the signing key (secret:arbbot-signer" in problems
+    assert (
+        "arbbot-worker-bridge container worker: has ARBBOT_SIGNER_KEY_FILE but does not sign"
+        in problems
+    )
+    assert (
+        "arbbot-worker-bridge container worker: mounts the signing key (secret:arbbot-signer"
+        in problems
+    )
     # 3. the execute pool loses its mount, or its variable
     spec = execute["spec"]["template"]["spec"]
-    spec["containers"][0]["volumeMounts"] = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] != "signer"]
-    assert "arbbot-worker-execute container worker: ARBBOT_SIGNER_KEY_FILE names" in "\n".join(env_problems(k8s_procs(objs, "x")))
+    spec["containers"][0]["volumeMounts"] = [
+        m for m in spec["containers"][0]["volumeMounts"] if m["name"] != "signer"
+    ]
+    assert (
+        "arbbot-worker-execute container worker: ARBBOT_SIGNER_KEY_FILE names"
+        in "\n".join(env_problems(k8s_procs(objs, "x")))
+    )
     spec["containers"][0]["env"] = []
-    assert "arbbot-worker-execute container worker: consumes execute but has no signer variable" in "\n".join(
-        env_problems(k8s_procs(objs, "x"))
+    assert (
+        "arbbot-worker-execute container worker: consumes execute but has no signer variable"
+        in "\n".join(env_problems(k8s_procs(objs, "x")))
     )
 
 
@@ -360,12 +472,19 @@ def test_the_compose_checks_catch_a_shared_key_volume() -> None:
     config = compose_config()
     assert not env_problems(compose_procs(config))
     execute = config["services"]["worker-execute"]
-    key_mounts = [v for v in execute["volumes"] if "/run/secrets" in str(v.get("target", v) if isinstance(v, dict) else v)]
+    key_mounts = [
+        v
+        for v in execute["volumes"]
+        if "/run/secrets" in str(v.get("target", v) if isinstance(v, dict) else v)
+    ]
     assert key_mounts
     web = config["services"]["web"]
     (mount,) = key_mounts
     source = mount["source"] if isinstance(mount, dict) else str(mount).split(":")[0]
-    web["volumes"] = [*web.get("volumes", []), f"{source}:{web['environment']['ARBBOT_DEVNET_DIR']}:ro"]
+    web["volumes"] = [
+        *web.get("volumes", []),
+        f"{source}:{web['environment']['ARBBOT_DEVNET_DIR']}:ro",
+    ]
     problems = "\n".join(env_problems(compose_procs(config)))
     assert f"service web: mounts the signing key (volume:{source}" in problems
 
@@ -375,13 +494,20 @@ def test_helm_refuses_a_keystore_on_the_devnet() -> None:
     different signer than the one the execute pool unlocks."""
     import helm_python
 
-    with pytest.raises(helm_python.HelmRenderError, match="signer.keystore.enabled is for real chains"):
-        helm_objects({"signer": {"keystore": {"enabled": True}}, "devnet": {"enabled": True}})
+    with pytest.raises(
+        helm_python.HelmRenderError, match="signer.keystore.enabled is for real chains"
+    ):
+        helm_objects(
+            {"signer": {"keystore": {"enabled": True}}, "devnet": {"enabled": True}}
+        )
 
 
 def test_helm_keystore_mounts_only_the_keystore_and_its_password() -> None:
     procs = procs_of("helm:keystore")
     (execute,) = [p for p in procs if SIGNING_QUEUE in p.queues()]
-    assert set(execute.env) & set(SIGNER_VARS) == {"ARBBOT_SIGNER_KEYSTORE_FILE", "ARBBOT_SIGNER_KEYSTORE_PASSWORD_FILE"}
+    assert set(execute.env) & set(SIGNER_VARS) == {
+        "ARBBOT_SIGNER_KEYSTORE_FILE",
+        "ARBBOT_SIGNER_KEYSTORE_PASSWORD_FILE",
+    }
     (mount,) = [m for m in execute.mounts if m.source.startswith("secret:")]
     assert mount.keys == {"keystore.json", "keystore-password"}
