@@ -1,8 +1,9 @@
 """Settings from the environment, read in this one place.
 
 Everything has a default that works on the embedded devnet on this machine. Secrets
-(the signing key) are read from the environment or from a file a secret is mounted at,
-never from code, and are never part of ``repr`` (so never in a log line).
+(the signing key) are read from the environment, from a file a secret is mounted at, or
+from an encrypted JSON keystore and its password; never from code, never part of ``repr``
+(so never in a log line), and never in an error message.
 """
 
 from __future__ import annotations
@@ -182,24 +183,139 @@ class Settings:
             min_priority_fee_wei=_non_negative_int("ARBBOT_MIN_PRIORITY_FEE_WEI", "0"),
             max_open_txs=_non_negative_int("ARBBOT_MAX_OPEN_TXS", "16"),
             pool_cooldown_s=_float_in("ARBBOT_POOL_COOLDOWN_S", "60", 0, 86400),
-            signer_key=_read_secret("ARBBOT_SIGNER_KEY", devnet_dir / "signer.key"),
+            signer_key=_signer_key(devnet_dir),
             relay_reputation_key=_read_secret("ARBBOT_RELAY_REPUTATION_KEY", devnet_dir / "relay-reputation.key"),
         )
 
 
+SIGNER_KEY_VARS = ("ARBBOT_SIGNER_KEY", "ARBBOT_SIGNER_KEY_FILE")
+SIGNER_KEYSTORE_VARS = (
+    "ARBBOT_SIGNER_KEYSTORE_FILE",
+    "ARBBOT_SIGNER_KEYSTORE_PASSWORD",
+    "ARBBOT_SIGNER_KEYSTORE_PASSWORD_FILE",
+)
+#: Every variable that carries the signing key or unlocks it: only the processes that sign
+#: (the execute queue's workers) may have any of them (tests/deploy checks the manifests).
+SIGNER_VARS = SIGNER_KEY_VARS + SIGNER_KEYSTORE_VARS
+
+
+def _set(name: str) -> bool:
+    return bool(os.environ.get(name, "").strip())
+
+
 def _read_secret(name: str, default_file: Path) -> str:
     """``NAME`` from the environment, else the file at ``NAME_FILE`` (a mounted secret),
-    else the devnet's generated key file if present, else empty."""
-    value = os.environ.get(name)
+    else the devnet's generated key file if present, else empty. Setting both ``NAME`` and
+    ``NAME_FILE`` is an error: which one wins would be a guess."""
+    value = os.environ.get(name, "").strip()
+    path = os.environ.get(f"{name}_FILE", "").strip()
+    if value and path:
+        raise ConfigError(f"both {name} and {name}_FILE are set: set only one")
     if value:
-        return value.strip()
-    path = os.environ.get(f"{name}_FILE")
+        return value
     candidate = Path(path) if path else default_file
     if candidate.is_file():
         return candidate.read_text().strip()
     if path:
         raise ConfigError(f"{name}_FILE points at {path}, which does not exist")
     return ""
+
+
+def _read_keystore_password() -> str:
+    """The keystore's password from ``ARBBOT_SIGNER_KEYSTORE_PASSWORD`` or the file at
+    ``ARBBOT_SIGNER_KEYSTORE_PASSWORD_FILE`` (trailing line breaks dropped, nothing else:
+    spaces may be part of a password)."""
+    name = "ARBBOT_SIGNER_KEYSTORE_PASSWORD"
+    value = os.environ.get(name, "")
+    path = os.environ.get(f"{name}_FILE", "").strip()
+    if value and path:
+        raise ConfigError(f"both {name} and {name}_FILE are set: set only one")
+    if value:
+        return value
+    if not path:
+        raise ConfigError(f"ARBBOT_SIGNER_KEYSTORE_FILE is set but neither {name} nor {name}_FILE is")
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{name}_FILE points at {path}, which does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+    return text.rstrip("\r\n")
+
+
+def _decrypt_keystore(path: str) -> str:
+    """The private key (``0x`` + 64 hex digits) in the encrypted JSON keystore (Web3 Secret
+    Storage, version 3, as geth, clef, foundry's ``cast wallet`` and eth-account write it).
+
+    Errors name the file and what is wrong, never the password or the key; exceptions are
+    raised ``from None`` so no traceback carries a decryption library's locals."""
+    import json
+
+    from eth_account import Account
+
+    name = "ARBBOT_SIGNER_KEYSTORE_FILE"
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{name} points at {path}, which does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{name}: cannot read {path}: {getattr(exc, 'strerror', None) or 'not text'}") from None
+    try:
+        keystore = json.loads(text)
+    except ValueError:
+        keystore = None
+    if not (
+        isinstance(keystore, dict)
+        and keystore.get("version") == 3
+        and isinstance(keystore.get("crypto") or keystore.get("Crypto"), dict)
+    ):
+        raise ConfigError(f"{name}: {path} is not an encrypted JSON keystore (version 3, with a 'crypto' section)")
+    password = _read_keystore_password()
+    try:
+        key = Account.decrypt(keystore, password)
+    except ValueError as exc:
+        if "MAC mismatch" in str(exc):
+            raise ConfigError(f"{name}: wrong password for the keystore {path}") from None
+        raise ConfigError(f"{name}: {path} is not a keystore this version can decrypt") from None
+    except Exception:  # a malformed crypto section: KeyError, TypeError, binascii.Error ...
+        raise ConfigError(f"{name}: {path} is not a keystore this version can decrypt") from None
+    return "0x" + bytes(key).hex()
+
+
+def _signer_key(devnet_dir: Path) -> str:
+    """The signing key from exactly one source: ``ARBBOT_SIGNER_KEY`` / ``ARBBOT_SIGNER_KEY_FILE``
+    (a raw hex key), or ``ARBBOT_SIGNER_KEYSTORE_FILE`` (an encrypted JSON keystore) with its
+    password; else the devnet's generated key if present; else empty (the process does not
+    sign). A key that is not a valid secp256k1 private key is refused at start, by the name
+    of its source and never by its value."""
+    raw = [n for n in SIGNER_KEY_VARS if _set(n)]
+    keystore = os.environ.get("ARBBOT_SIGNER_KEYSTORE_FILE", "").strip()
+    if raw and keystore:
+        raise ConfigError(
+            f"both a raw signing key ({' and '.join(raw)}) and ARBBOT_SIGNER_KEYSTORE_FILE are set: set only one"
+        )
+    if keystore:
+        return _decrypt_keystore(keystore)
+    if any(_set(n) for n in SIGNER_KEYSTORE_VARS):
+        raise ConfigError("a keystore password is set but ARBBOT_SIGNER_KEYSTORE_FILE is not")
+    key = _read_secret("ARBBOT_SIGNER_KEY", devnet_dir / "signer.key")
+    if key:
+        _check_private_key(key, raw[0] if raw else f"the devnet key file {devnet_dir / 'signer.key'}")
+    return key
+
+
+def _check_private_key(key: str, source: str) -> None:
+    digits = key[2:] if key[:2] in ("0x", "0X") else key
+    valid = len(digits) == 64 and all(c in "0123456789abcdefABCDEF" for c in digits)
+    if valid:
+        from eth_keys.constants import SECPK1_N
+
+        valid = 0 < int(digits, 16) < SECPK1_N
+    if not valid:
+        raise ConfigError(
+            f"{source}: not a private key (expected 64 hex digits, optionally 0x-prefixed, "
+            "in the secp256k1 range); the value is not shown"
+        )
 
 
 def get_settings() -> Settings:

@@ -81,3 +81,34 @@ imagePullSecrets:
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- end -}}
+
+{{- /*
+The signing key, for the pools that sign only: a raw hex key file, or an encrypted JSON
+keystore and its password file (signer.keystore.enabled), all from signer.existingSecret.
+The volume projects exactly the files the variables name, nothing else of the Secret.
+*/ -}}
+{{- define "arbbot.signerEnv" -}}
+{{- if .Values.signer.keystore.enabled -}}
+- name: ARBBOT_SIGNER_KEYSTORE_FILE
+  value: {{ printf "/var/run/secrets/arbbot/%s" .Values.signer.keystore.file | quote }}
+- name: ARBBOT_SIGNER_KEYSTORE_PASSWORD_FILE
+  value: {{ printf "/var/run/secrets/arbbot/%s" .Values.signer.keystore.passwordKey | quote }}
+{{- else -}}
+- name: ARBBOT_SIGNER_KEY_FILE
+  value: {{ printf "/var/run/secrets/arbbot/%s" .Values.signer.key | quote }}
+{{- end -}}
+{{- end -}}
+
+{{- define "arbbot.signerVolume" -}}
+- name: signer
+  secret:
+    secretName: {{ .Values.signer.existingSecret }}
+    defaultMode: 256
+    items:
+      {{- if .Values.signer.keystore.enabled }}
+      - {key: {{ .Values.signer.keystore.file | quote }}, path: {{ .Values.signer.keystore.file | quote }}}
+      - {key: {{ .Values.signer.keystore.passwordKey | quote }}, path: {{ .Values.signer.keystore.passwordKey | quote }}}
+      {{- else }}
+      - {key: {{ .Values.signer.key | quote }}, path: {{ .Values.signer.key | quote }}}
+      {{- end }}
+{{- end -}}
