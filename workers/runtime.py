@@ -22,6 +22,7 @@ from arbbot.execution.nonces import NonceManager
 from arbbot.execution.runner import ExecutionRunner, RiskLimits
 from arbbot.execution.submit import SubmissionConfig, Submitter, make_submitter
 from arbbot.hotstate import HotState
+from arbbot.paths import resize
 from arbbot.paths.engine import PathEngine
 from arbbot.paths.gas import GasModel
 from arbbot.paths.stage import PathStage
@@ -129,6 +130,7 @@ def runner(chain_id: int) -> ExecutionRunner:
     client = rpc(chain_id)
     signer = LocalSigner(client, settings.signer_key, chain_id=chain_id) if settings.signer_key else None
     hot = hotstate(chain_id)
+    resize.warm()  # loads the compiled sizing code now, not inside the first send (~1 s)
     return ExecutionRunner(
         rpc=client,
         executor=chain.executor,

@@ -94,6 +94,8 @@ class TxRecord:
     mined_block_hash: str = ""
     submission: Mapping[str, Any] = field(default_factory=dict)
     created_at: float = 0.0  # unix seconds
+    final_amount_in: int = 0  # as re-sized right before signing (0: unknown)
+    final_predicted_profit: int = 0
 
 
 class TxJournal(Protocol):

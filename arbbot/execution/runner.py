@@ -6,7 +6,10 @@ Order of checks, cheapest first; every refusal is a result that says why:
 
 1. risk: orphaned block (reorg), kill switch (fails closed: state unknown means no send),
    mode, daily loss limit, per-token input cap, pool cooldown after a revert;
-2. re-validation: one JSON-RPC batch runs ``eth_call`` of the exact ``execute`` calldata
+2. re-sizing on the newest pool states (the hot state): the path stage's own exact sizing
+   (``arbbot.paths.resize``), under the input cap; a cycle that no longer pays is dropped.
+   Both the path stage's prediction and this final one are recorded;
+   re-validation: one JSON-RPC batch runs ``eth_call`` of the exact ``execute`` calldata
    (the contract's own profit guard included) and ``eth_estimateGas`` against the latest
    state, and reads the fee data (``arbbot.execution.fees``). A cycle that moved against us
    comes back reverted (``dropped``, nothing sent); a fee above the chain's cap is refused;
@@ -50,6 +53,7 @@ from arbbot.execution.executor import EncodingError, decode_revert, encode_execu
 from arbbot.execution.nonces import LocalNonces, NonceLockBusy, Nonces, Session, Signed
 from arbbot.execution.submit import Submission, Submitter
 from arbbot.hotstate import HotState
+from arbbot.paths.resize import BadCycle, resize
 from arbbot.types import ExecutionResult, Opportunity, PoolState, ScoredOpportunity
 
 if TYPE_CHECKING:
@@ -188,10 +192,15 @@ class ExecutionRunner:
         # 2. re-validation by simulation of the exact calldata, with the fee data
         try:
             states = self.pools(list(opp.pools))
-            hops = hops_for_cycle([states[p] for p in opp.pools], opp.tokens)
-            calldata = encode_execute(opp.tokens[0], opp.amount_in, 0, hops, flash=True)
-        except (EncodingError, KeyError) as exc:
+            ordered = [states[p] for p in opp.pools]
+            sized = resize(ordered, opp.tokens, max_amount_in=cap)
+            if sized is None:
+                return result("dropped", "stale: the cycle no longer pays on the newest pool states")
+            hops = hops_for_cycle(ordered, opp.tokens)
+            calldata = encode_execute(opp.tokens[0], sized.amount_in, 0, hops, flash=True)
+        except (EncodingError, KeyError, BadCycle) as exc:
             return result("dropped", f"cannot encode: {exc}")
+        resized = {"final_amount_in": sized.amount_in, "final_predicted_profit": sized.profit}
         sender = self.signer.address if self.signer else None
         call: dict[str, Any] = {"to": self.executor, "data": calldata}
         if sender:
@@ -213,7 +222,7 @@ class ExecutionRunner:
             if isinstance(est, str)
             else self.limits.max_gas
         )
-        extra = {"simulated_profit": simulated_profit, "gas_limit": gas_limit}
+        extra = {"simulated_profit": simulated_profit, "gas_limit": gas_limit, **resized}
 
         # 3. the profit check at the fee offered
         try:
@@ -231,7 +240,7 @@ class ExecutionRunner:
 
         # 4. live: checks again inside the nonce lock, then sign and send with the guard
         assert self.signer is not None and self.nonces is not None
-        guarded = encode_execute(opp.tokens[0], opp.amount_in, simulated_profit, hops, flash=True)
+        guarded = encode_execute(opp.tokens[0], sized.amount_in, simulated_profit, hops, flash=True)
         quoted_at = time.monotonic()
         try:
             with self.nonces.session() as session:
@@ -261,7 +270,8 @@ class ExecutionRunner:
                         max_fee_per_gas=quote.max_fee_per_gas,
                         max_priority_fee_per_gas=None if quote.kind == "legacy" else quote.max_priority_fee_per_gas,
                         worst_gas_wei=signed.worst_gas_wei, sent_block=head, simulated_profit=simulated_profit,
-                        pools=tuple(opp.pools), created_at=time.time(),
+                        pools=tuple(opp.pools), created_at=time.time(), final_amount_in=sized.amount_in,
+                        final_predicted_profit=sized.profit,
                     ))
 
                 def broadcast(signed: Signed) -> None:

@@ -117,3 +117,12 @@ def stand_in_executor(profit: int) -> str:
             "60206020f3",  # return mem[0x20:0x40]
         ]
     )
+
+
+def two_price_pools(pools: Sequence[str], usdc: str, weth: str, block: int = 7) -> list[V2PoolState]:
+    """USDC/WETH pools where even ones pay 5% more USDC per WETH than odd ones: a cycle
+    WETH -even-> USDC -odd-> WETH (or USDC -odd-> WETH -even-> USDC) pays on these states,
+    so the runner's re-sizing on the hot state keeps it (a stand-in executor then pays)."""
+    return [V2PoolState(p, usdc, weth, (105 if i % 2 == 0 else 100) * 10**22, 10**21, 3000, block)
+            for i, p in enumerate(pools)]
+

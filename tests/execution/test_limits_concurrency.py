@@ -30,8 +30,8 @@ from arbbot.execution.fees import FeePolicy
 from arbbot.execution.nonces import NonceManager
 from arbbot.execution.runner import ExecutionRunner, Pending, RiskLimits
 from arbbot.hotstate import HotState
-from arbbot.types import Opportunity, ScoredOpportunity, V2PoolState
-from tests.execution.executor_helpers import stand_in_executor
+from arbbot.types import Opportunity, ScoredOpportunity
+from tests.execution.executor_helpers import stand_in_executor, two_price_pools
 from tests.execution.test_runner import CANONICAL, EXECUTOR, PROFIT, USDC, WETH
 
 GWEI = 10**9
@@ -55,8 +55,8 @@ def balance(rpc: RpcClient, address: str) -> int:
 def scored(n: int) -> ScoredOpportunity:
     return ScoredOpportunity(
         opportunity=Opportunity(
-            chain_id=31337, block_number=7, block_hash=CANONICAL, path_id=f"c-{n}", pools=(POOLS[n % 8],
-            POOLS[(n + 1) % 8]), tokens=(WETH, USDC, WETH), amount_in=10**18, amount_out=10**18 + PROFIT,
+            chain_id=31337, block_number=7, block_hash=CANONICAL, path_id=f"c-{n}", pools=(POOLS[2 * (n % 4)],
+            POOLS[2 * (n % 4) + 1]), tokens=(WETH, USDC, WETH), amount_in=10**18, amount_out=10**18 + PROFIT,
             gas_estimate=200_000, gas_price_wei=GWEI, gas_cost=0,
         ),
         score=1.0,
@@ -119,7 +119,7 @@ class Fleet:
         self.address = Account.from_key(self.key).address.lower()
         self.rpc.call("anvil_setBalance", [self.address, hex(10**20)])
         self.start_balance = balance(self.rpc, self.address)
-        hot.put_pools([V2PoolState(p, USDC, WETH, 10**24, 10**21, 3000, 7) for p in POOLS], 7, CANONICAL)
+        hot.put_pools(two_price_pools(POOLS, USDC, WETH), 7, CANONICAL)
         self.stop = threading.Event()
 
     def _mine(self, every_s: float) -> None:

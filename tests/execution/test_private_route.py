@@ -20,10 +20,9 @@ from arbbot.execution.relay import RelayClient
 from arbbot.execution.runner import ExecutionRunner
 from arbbot.execution.submit import PrivateSubmitter
 from arbbot.hotstate import HotState
-from arbbot.types import V2PoolState
 from tests.devnet.relay_proc import RelayProc, start_relay
 from tests.execution.executor_helpers import stand_in_executor
-from tests.execution.test_stage import EXECUTOR, POOLS, PROFIT, USDC, WETH, scored
+from tests.execution.test_stage import EXECUTOR, POOLS, PROFIT, cycle_pools, scored
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +47,7 @@ def relayed(hot: HotState) -> Iterator[tuple[RpcClient, RelayProc, RelayClient, 
         proc = start_relay(anvil.url, block_time_s=0.3)
         relay = RelayClient(proc.url, "0x" + bytes(Account.create().key).hex())
         signer = LocalSigner(rpc, key)
-        hot.put_pools([V2PoolState(p, USDC, WETH, 10**24, 10**21, 3000, 7) for p in POOLS], 7, "0x" + "07" * 32)
+        hot.put_pools(cycle_pools(), 7, "0x" + "07" * 32)
         runner = ExecutionRunner(
             rpc=rpc, executor=EXECUTOR, mode="live", pools=hot.get_pools, signer=signer,
             nonces=NonceManager(hot, rpc, signer.address), submitter=PrivateSubmitter(rpc, [relay], max_blocks=4),

@@ -34,7 +34,7 @@ from arbbot.execution.runner import (
 )
 from arbbot.hotstate import HotState
 from arbbot.types import ExecutionResult, Opportunity, PoolState, ScoredOpportunity, V2PoolState
-from tests.execution.executor_helpers import stand_in_executor
+from tests.execution.executor_helpers import stand_in_executor, two_price_pools
 
 WETH, USDC = "0x" + "e0" * 20, "0x" + "c0" * 20
 P1, P2 = "0x" + "01" * 20, "0x" + "02" * 20
@@ -88,8 +88,8 @@ class Risky:
     def pools(self, addresses: list[str]) -> Mapping[str, PoolState]:
         self.pool_reads.append(addresses)
         return {
-            P1: V2PoolState(P1, USDC, WETH, 10**24, 10**21, 3000, 7),
-            P2: V2PoolState(P2, USDC, WETH, 10**24, 10**21, 3000, 7),
+            P1: V2PoolState(P1, USDC, WETH, 105 * 10**22, 10**21, 3000, 7),  # WETH -P1-> USDC -P2-> WETH pays
+            P2: V2PoolState(P2, USDC, WETH, 100 * 10**22, 10**21, 3000, 7),
         }
 
     def runner(self, rpc: RpcClient, mode: str = "live", signer: LocalSigner | None = None) -> ExecutionRunner:
@@ -203,7 +203,7 @@ class Live:
         self.signer = LocalSigner(node, key)
         self.nonces = NonceManager(hot, node, self.signer.address)
         self.pnl_wei = 0
-        hot.put_pools([V2PoolState(p, USDC, WETH, 10**24, 10**21, 3000, 7) for p in POOLS], 7, CANONICAL)
+        hot.put_pools(two_price_pools(POOLS, USDC, WETH), 7, CANONICAL)
 
     def runner(self, **kw: Any) -> ExecutionRunner:
         args: dict[str, Any] = dict(
@@ -220,7 +220,7 @@ class Live:
 
 
 def live_scored(n: int, *, token: str = WETH, gas_cost: int = 2 * 10**14) -> ScoredOpportunity:
-    pools = (POOLS[2 * n], POOLS[2 * n + 1])
+    pools = (POOLS[2 * n], POOLS[2 * n + 1]) if token == WETH else (POOLS[2 * n + 1], POOLS[2 * n])
     tokens = (token, WETH if token == USDC else USDC, token)
     return ScoredOpportunity(
         opportunity=Opportunity(

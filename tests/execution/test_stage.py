@@ -23,12 +23,14 @@ from arbbot.chain.tx import LocalSigner
 from arbbot.devnet.anvil import start_anvil
 from arbbot.chain.rawtx import decode_raw_tx
 from arbbot.execution import stage
+from arbbot.execution.executor import encode_execute, hops_for_cycle
 from arbbot.execution.follow import FollowPolicy, TxRecord, follow
 from arbbot.execution.runner import ExecutionRunner, Pending
 from arbbot.execution.nonces import NonceManager
 from arbbot.hotstate import HotState
+from arbbot.paths.resize import resize
 from arbbot.types import Opportunity, ScoredOpportunity, V2PoolState
-from tests.execution.executor_helpers import stand_in_executor
+from tests.execution.executor_helpers import stand_in_executor, two_price_pools
 
 pytestmark = pytest.mark.django_db
 
@@ -67,9 +69,7 @@ def signer(node: RpcClient) -> LocalSigner:
 
 @pytest.fixture
 def runner(node: RpcClient, signer: LocalSigner, hot: HotState) -> ExecutionRunner:
-    hot.put_pools(
-        [V2PoolState(p, USDC, WETH, 10**24, 10**21, 3000, 7) for p in POOLS], 7, "0x" + "07" * 32
-    )
+    hot.put_pools(cycle_pools(), 7, "0x" + "07" * 32)
     return ExecutionRunner(
         rpc=node,
         executor=EXECUTOR,
@@ -81,6 +81,11 @@ def runner(node: RpcClient, signer: LocalSigner, hot: HotState) -> ExecutionRunn
         nonces=NonceManager(hot, node, signer.address),
         receipt_timeout_s=20.0,
     )
+
+
+def cycle_pools() -> list[V2PoolState]:
+    """(POOLS[2k], POOLS[2k+1]) is a cycle that pays on these states."""
+    return two_price_pools(POOLS, USDC, WETH)
 
 
 def scored(path_id: str, pools: tuple[str, str], *, chain_id: int = 31337, block_number: int = 7) -> ScoredOpportunity:
@@ -149,6 +154,17 @@ def test_a_batch_is_sent_together_and_a_second_delivery_claims_and_sends_nothing
     assert {p: (e.status, e.tx_hash, int(e.realised_profit), e.mode) for p, e in rows.items()} == {
         r.path_id: ("success", r.tx_hash, PROFIT, "live") for r in results
     }
+    # Sent at the size the newest states call for, not the path stage's; both recorded.
+    states = {p.address: p for p in cycle_pools()}
+    best = resize([states[POOLS[0]], states[POOLS[1]]], (WETH, USDC, WETH))
+    assert best is not None and best.amount_in != 10**18
+    a = rows["cycle-a"]
+    assert (int(a.amount_in), int(a.predicted_profit)) == (10**18, 4 * 10**15)
+    assert (int(a.final_amount_in), int(a.final_predicted_profit)) == (best.amount_in, best.profit)
+    sent_data = decode_raw_tx(Transaction.objects.get(path_id="cycle-a").raw_tx).data
+    assert sent_data == encode_execute(WETH, best.amount_in, 3 * 10**15,
+                                       hops_for_cycle([states[POOLS[0]], states[POOLS[1]]], (WETH, USDC, WETH)),
+                                       flash=True)
     assert rows["cycle-a"].mined_block == rows["cycle-b"].mined_block
     assert {t.state for t in Transaction.objects.all()} == {"confirmed"}
     assert sent_count(node, signer) == 2

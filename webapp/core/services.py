@@ -349,6 +349,7 @@ def execution_finish(result: ExecutionResult) -> Execution:
             "created_at": timezone.now(),
             "status": result.status,
             "mode": str(result.extra.get("mode", ""))[:8],
+            **{k: Decimal(int(result.extra[k])) for k in ("final_amount_in", "final_predicted_profit") if k in result.extra},
             "tx_hash": result.tx_hash or "",
             "gas_used": result.gas_used,
             "gas_price_wei": Decimal(result.gas_price_wei),
@@ -368,8 +369,14 @@ def execution_finish(result: ExecutionResult) -> Execution:
 # written before its bytes are sent, and moved on by the follow task.
 
 
+@transaction.atomic
 def transaction_signed(rec: TxRecord) -> Transaction:
+    """Persist a signed transaction before it is sent, with its execution's final sizing."""
     a = rec.attempt
+    if rec.final_amount_in:
+        Execution.objects.filter(chain_id=a["chain_id"], block_number=a["block_number"], path_id=a["path_id"]).update(
+            final_amount_in=Decimal(rec.final_amount_in), final_predicted_profit=Decimal(rec.final_predicted_profit)
+        )
     return Transaction.objects.create(
         created_at=_ts(rec.created_at),
         chain_id=a["chain_id"],
