@@ -71,14 +71,39 @@ def scanner(chain_id: int) -> Scanner:
     return Scanner(config, store=hotstate(chain_id))
 
 
-@functools.lru_cache(maxsize=None)
+_path_stages: dict[int, tuple[int, PathStage]] = {}
+
+
 def path_stage(chain_id: int) -> PathStage:
+    """The chain's path stage, built from its strategy in force (start tokens, max hops;
+    ``selectors.strategy_for``). The strategy's version is read on each call, that is once
+    per block: a new version builds a new stage, which re-reads every pool from the hot
+    state on its first block, so an edited strategy applies from the next block."""
+    from webapp.core import selectors
+
+    strategy = selectors.strategy_for(chain_id)
+    cached = _path_stages.get(chain_id)
+    if cached is not None and cached[0] == strategy.version:
+        return cached[1]
     chain = _chain(chain_id)
     # GasModel's defaults are the executor contract's measured gas (arbbot.contracts.gas).
     cap = get_settings().path_max_per_pool or None
-    return PathStage(
-        PathEngine(base_tokens=[chain.weth], weth=chain.weth, max_hops=3, gas_model=GasModel(), max_per_pool=cap)
+    stage = PathStage(
+        PathEngine(
+            base_tokens=list(strategy.start_tokens) or [chain.weth],
+            weth=chain.weth,
+            max_hops=strategy.max_hops,
+            gas_model=GasModel(),
+            max_per_pool=cap,
+        )
     )
+    if cached is not None:
+        log.info("chain %s: strategy v%d in force, path stage rebuilt", chain_id, strategy.version)
+    _path_stages[chain_id] = (strategy.version, stage)
+    return stage
+
+
+path_stage.cache_clear = _path_stages.clear  # type: ignore[attr-defined]  # reset() forgets it too
 
 
 MODE_TTL_S = 1.0  # a mode changed by an operator applies within this

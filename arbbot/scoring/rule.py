@@ -11,6 +11,7 @@ only the best per pool (by net profit) stays ``execute``; the rest are recorded 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import Sequence
 
 from arbbot.types import Opportunity, ScoredOpportunity
@@ -18,7 +19,9 @@ from arbbot.types import Opportunity, ScoredOpportunity
 
 @dataclass(frozen=True)
 class RuleScorer:
-    margin: float = 1.5  # gross profit must exceed gas cost x margin
+    #: gross profit must exceed gas cost x margin; compared exactly (as a fraction), so a
+    #: chain's configured margin (a decimal, ``Strategy.margin``) is not rounded through a float
+    margin: Fraction | float = 1.5
     min_net_profit: int = 0  # base units of the start token
 
     name = "rule"
@@ -27,10 +30,11 @@ class RuleScorer:
         """One opportunity on its own merits (no other opportunity considered)."""
         gas = max(opp.gas_cost, 1)
         ratio = opp.profit / gas
+        margin = Fraction(self.margin)
         if opp.profit <= 0:
             return ScoredOpportunity(opp, ratio, "skip", "no gross profit", self.name)
-        if opp.profit <= opp.gas_cost * self.margin:
-            return ScoredOpportunity(opp, ratio, "skip", f"profit below gas x {self.margin}", self.name)
+        if opp.profit * margin.denominator <= opp.gas_cost * margin.numerator:
+            return ScoredOpportunity(opp, ratio, "skip", f"profit below gas x {float(margin):g}", self.name)
         if opp.net_profit <= self.min_net_profit:
             return ScoredOpportunity(opp, ratio, "skip", "net profit below minimum", self.name)
         return ScoredOpportunity(opp, ratio, "execute", f"profit/gas {ratio:.1f}", self.name)

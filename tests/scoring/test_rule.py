@@ -5,6 +5,8 @@ non-overlapping ones, the losers recorded as ``skip`` with the cycle they lost t
 from __future__ import annotations
 
 import random
+from decimal import Decimal
+from fractions import Fraction
 
 from arbbot.scoring.rule import RuleScorer
 from arbbot.types import Opportunity
@@ -31,6 +33,17 @@ def test_margin_over_gas() -> None:
     below = scorer.score(opp("b", (1, 2), profit=150, gas_cost=100))  # exactly gas x margin: not above it
     assert (below.decision, below.reason) == ("skip", "profit below gas x 1.5")
     assert below.score == 1.5
+
+
+def test_the_margin_is_compared_exactly_not_through_a_float() -> None:
+    # gas x 1.1 is 1.1e18 exactly; as floats it is 1100000000000000128, which would skip a
+    # profit of 1100000000000000001 that does exceed it.
+    gas = 10**18
+    for margin in (Fraction(11, 10), Decimal("1.1")):
+        scorer = RuleScorer(margin=Fraction(margin))
+        assert scorer.score(opp("x", (1, 2), profit=gas * 11 // 10 + 1, gas_cost=gas)).decision == "execute"
+        at = scorer.score(opp("y", (1, 2), profit=gas * 11 // 10, gas_cost=gas))
+        assert (at.decision, at.reason) == ("skip", "profit below gas x 1.1")
 
 
 def test_zero_and_negative_gross_profit_are_skipped() -> None:

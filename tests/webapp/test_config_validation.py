@@ -21,7 +21,7 @@ def test_valid_config_is_applied() -> None:
             "tokens": [{"chain_id": 31337, "address": "0x" + "ab" * 20, "symbol": "AB", "decimals": 18}],
         }
     )
-    assert counts == {"chains": 1, "dexes": 1, "tokens": 1}
+    assert counts == {"chains": 1, "dexes": 1, "tokens": 1, "pool_filters": 0, "strategies": 0}
     assert Dex.objects.get(name="uniswap").factory == FACTORY.lower()
 
 

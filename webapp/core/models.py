@@ -1,14 +1,17 @@
-"""Persistent records: configuration (Chain, Dex, Token, Pool) and history (Opportunity,
-Execution). uint256 amounts are NUMERIC(78,0); addresses are stored lower-case.
+"""Persistent records: configuration (Chain, Dex, Strategy, PoolFilter, Token, Pool) and
+history (Opportunity, Execution). uint256 amounts are NUMERIC(78,0); addresses are stored lower-case.
 
 Models hold no business rules: writes go through ``services``, reads through ``selectors``.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from webapp.core.validators import validate_address, validate_rpc_urls
+from webapp.core.validators import validate_address, validate_http_urls, validate_rpc_urls, validate_ws_urls
 
 UINT256 = {"max_digits": 78, "decimal_places": 0}
 
@@ -29,7 +32,13 @@ class AddressField(models.CharField):
 class Chain(models.Model):
     chain_id = models.PositiveBigIntegerField(unique=True)
     name = models.CharField(max_length=64)
-    rpc_urls = models.TextField(validators=[validate_rpc_urls], help_text="comma or newline separated")
+    rpc_urls = models.TextField(
+        validators=[validate_rpc_urls], help_text="http(s) JSON-RPC URLs, comma or newline separated, tried in order",
+    )
+    ws_urls = models.TextField(
+        blank=True, default="", validators=[validate_ws_urls],
+        help_text="ws(s) URLs for newHeads subscriptions (the block follower), comma or newline separated",
+    )
     multicall3 = AddressField(blank=True, default="", validators=[])
     weth = AddressField(blank=True, default="", validators=[])
     executor = AddressField(blank=True, default="", validators=[], help_text="the project's ArbExecutor")
@@ -56,7 +65,9 @@ class Chain(models.Model):
     )
     ROUTES = [("public", "public mempool"), ("private", "private relay (bundles)")]
     submission_route = models.CharField(max_length=8, default="public", choices=ROUTES)
-    relay_urls = models.TextField(blank=True, default="", help_text="private route: relay URLs, comma separated")
+    relay_urls = models.TextField(
+        blank=True, default="", validators=[validate_http_urls], help_text="private route: relay URLs, comma separated",
+    )
     public_fallback = models.BooleanField(
         default=False, help_text="private route: broadcast publicly when no relay included the bundle in time",
     )
@@ -71,6 +82,9 @@ class Chain(models.Model):
 
     def rpc_url_list(self) -> list[str]:
         return [u.strip() for u in self.rpc_urls.replace("\n", ",").split(",") if u.strip()]
+
+    def ws_url_list(self) -> list[str]:
+        return [u.strip() for u in self.ws_urls.replace("\n", ",").split(",") if u.strip()]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.chain_id})"
@@ -99,6 +113,63 @@ class Dex(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} on {self.chain.name}"
+
+
+class Strategy(models.Model):
+    """How a chain trades, versioned: a change is a new row with the next ``version`` and the
+    newest row is in force (``selectors.strategy_for``). Workers compare the version once per
+    block and rebuild what depends on it, so an edit takes effect without a restart, and the
+    rows keep the history of what was in force when. Written by ``services.strategy_set``."""
+
+    chain = models.ForeignKey(Chain, on_delete=models.CASCADE, related_name="strategies")
+    version = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    source = models.CharField(max_length=200, blank=True, default="", help_text="what wrote it, e.g. a file name")
+    start_tokens = models.JSONField(
+        default=list, blank=True, help_text="addresses cycles may start at; empty: the chain's WETH only",
+    )
+    max_hops = models.PositiveSmallIntegerField(default=3, validators=[MinValueValidator(2), MaxValueValidator(4)])
+    min_profit_wei = models.DecimalField(
+        **UINT256, default=0, help_text="minimum net profit in the native token (wei)",
+    )
+    margin = models.DecimalField(
+        max_digits=8, decimal_places=4, default=Decimal("1.5"), validators=[MinValueValidator(Decimal(1))],
+        help_text="gross profit must exceed the gas cost times this",
+    )
+    max_amount_in = models.JSONField(
+        default=dict, blank=True, help_text="per-token input caps: address -> base units (decimal string)",
+    )
+    max_fee_per_gas_wei = models.DecimalField(
+        **UINT256, null=True, blank=True, help_text="fee cap of a sent transaction; blank: the fleet's default",
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["chain", "version"], name="strategy_unique_version")]
+        verbose_name_plural = "strategies"
+
+    def __str__(self) -> str:
+        return f"{self.chain.name} strategy v{self.version}"
+
+
+class PoolFilter(models.Model):
+    """Which pools of a chain are watched: token discovery or the configured tokens only,
+    token allow/deny lists, and a minimum liquidity in a quote token. One row per chain
+    (none: discover every token, no minimum). Written by ``services.config_apply``."""
+
+    chain = models.OneToOneField(Chain, on_delete=models.CASCADE, related_name="pool_filter")
+    discover_tokens = models.BooleanField(
+        default=True, help_text="on: any token a factory pairs; off: only the chain's configured tokens",
+    )
+    allow_tokens = models.JSONField(default=list, blank=True, help_text="if set, only pools of these tokens")
+    deny_tokens = models.JSONField(default=list, blank=True, help_text="never pools of these tokens")
+    min_liquidity_token = AddressField(blank=True, default="", validators=[], help_text="the quote token")
+    min_liquidity = models.DecimalField(
+        **UINT256, default=0, help_text="a pool's reserve of the quote token must reach this (base units)",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.chain.name} pool filter"
 
 
 class Token(models.Model):

@@ -3,21 +3,143 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from webapp.core.models import Chain, Execution, Opportunity, Pool, Token, Transaction
+from webapp.core.models import Chain, Execution, Opportunity, Pool, PoolFilter, Strategy, Token, Transaction
+from webapp.core.validators import redact_url
 
 
 def chain_get(chain_id: int) -> Chain:
     return Chain.objects.get(chain_id=chain_id)
 
 
+def chains_all() -> list[Chain]:
+    return list(Chain.objects.order_by("chain_id"))
+
+
 def chains_active() -> list[Chain]:
     return list(Chain.objects.filter(is_active=True).order_by("chain_id"))
+
+
+@dataclass(frozen=True)
+class StrategySettings:
+    """The strategy in force on a chain (the newest ``Strategy`` row, or the defaults when
+    none was set: version 0). Workers rebuild what depends on it when ``version`` changes."""
+
+    version: int = 0
+    #: where cycles may start; empty: the chain's WETH only (the path engine always adds WETH)
+    start_tokens: tuple[str, ...] = ()
+    max_hops: int = 3
+    min_profit_wei: int = 0
+    #: gross profit must exceed gas x margin (exact: a Fraction of the stored decimal)
+    margin: Fraction = Fraction(3, 2)
+    max_amount_in: dict[str, int] = field(default_factory=dict)
+    max_fee_per_gas_wei: int | None = None
+
+
+def strategy_for(chain_id: int) -> StrategySettings:
+    """One indexed query; the path and ml stages ask once per batch, that is once per block."""
+    row = Strategy.objects.filter(chain__chain_id=chain_id).order_by("-version").first()
+    if row is None:
+        return StrategySettings()
+    return StrategySettings(
+        version=row.version,
+        start_tokens=tuple(str(t).lower() for t in row.start_tokens),
+        max_hops=row.max_hops,
+        min_profit_wei=int(row.min_profit_wei),
+        margin=Fraction(row.margin),
+        max_amount_in={str(t).lower(): int(v) for t, v in row.max_amount_in.items()},
+        max_fee_per_gas_wei=None if row.max_fee_per_gas_wei is None else int(row.max_fee_per_gas_wei),
+    )
+
+
+def config_effective(chain_id: int | None = None, *, fleet_mode: str = "dry-run") -> dict[str, Any]:
+    """The configuration in force, in the shape of the configuration file, for ``config
+    show``: chains with their DEXes, tokens, pool filter and strategy. No secrets: every URL
+    is shown as scheme and host only (RPC and relay URLs often carry API keys). A chain
+    whose mode is blank shows the fleet's (``fleet_mode``) with ``mode_from: fleet``.
+    ``Chain.DoesNotExist`` for an unknown ``chain_id``."""
+    chains = Chain.objects.order_by("chain_id")
+    if chain_id is not None:
+        chains = chains.filter(chain_id=chain_id)
+        if not chains.exists():
+            raise Chain.DoesNotExist(f"unknown chain {chain_id}")
+    out = []
+    for chain in chains.prefetch_related("dexes", "tokens"):
+        strategy = strategy_for(chain.chain_id)
+        pool_filter = PoolFilter.objects.filter(chain=chain).first()
+        tokens: Any = "discover" if pool_filter is None or pool_filter.discover_tokens else []
+        listed = [
+            {"address": t.address, "symbol": t.symbol, "decimals": t.decimals}
+            | ({"excluded": t.excluded_reason} if t.excluded_reason else {})
+            for t in chain.tokens.order_by("symbol", "address")
+        ]
+        entry: dict[str, Any] = {
+            "chain_id": chain.chain_id,
+            "name": chain.name,
+            "rpc_urls": [redact_url(u) for u in chain.rpc_url_list()],
+            "ws_urls": [redact_url(u) for u in chain.ws_url_list()],
+            "multicall3": chain.multicall3,
+            "weth": chain.weth,
+            "executor": chain.executor,
+            "is_active": chain.is_active,
+            "mode": chain.mode or fleet_mode,
+            "mode_from": "chain" if chain.mode else "fleet (ARBBOT_MODE)",
+            "confirmations": chain.confirmations,
+            "replace_after_blocks": chain.replace_after_blocks,
+            "max_replacements": chain.max_replacements,
+            "submission_route": chain.submission_route,
+            "relay_urls": [redact_url(u) for u in chain.relay_urls.replace("\n", ",").split(",") if u.strip()],
+            "public_fallback": chain.public_fallback,
+            "explorer_url": redact_url(chain.explorer_url) if chain.explorer_url else "",
+            "dexes": [
+                {
+                    "name": d.name,
+                    "kind": d.kind,
+                    "factory": d.factory,
+                    "init_code_hash": d.init_code_hash,
+                    "fee_pips": d.fee_pips,
+                    "start_block": d.start_block,
+                }
+                | ({"router": d.router} if d.router else {})
+                | ({"quoter": d.quoter} if d.quoter else {})
+                for d in chain.dexes.order_by("name")
+            ],
+            "tokens": tokens if tokens == "discover" else listed,
+            "known_tokens": len(listed),
+            "pool_filter": {
+                "allow_tokens": list(pool_filter.allow_tokens) if pool_filter else [],
+                "deny_tokens": list(pool_filter.deny_tokens) if pool_filter else [],
+                "min_liquidity": (
+                    {"token": pool_filter.min_liquidity_token, "amount": str(pool_filter.min_liquidity)}
+                    if pool_filter and pool_filter.min_liquidity_token else None
+                ),
+            },
+            "strategy": {
+                "version": strategy.version,
+                "start_tokens": list(strategy.start_tokens) or [chain.weth],
+                "max_hops": strategy.max_hops,
+                "min_profit_wei": str(strategy.min_profit_wei),
+                "margin": _fraction_text(strategy.margin),
+                "max_amount_in": {t: str(v) for t, v in strategy.max_amount_in.items()},
+                "max_fee_per_gas_wei": (
+                    None if strategy.max_fee_per_gas_wei is None else str(strategy.max_fee_per_gas_wei)
+                ),
+            },
+        }
+        out.append(entry)
+    return {"chains": out}
+
+
+def _fraction_text(value: Fraction) -> str:
+    """A margin as the decimal it was written as (it came from a 4-decimal column)."""
+    return str(Decimal(value.numerator) / Decimal(value.denominator)).rstrip("0").rstrip(".") if value else "0"
 
 
 def exclusions(chain_id: int) -> dict[str, str]:

@@ -19,7 +19,8 @@ from arbbot.execution.runner import Attempt
 from arbbot.execution.stage import Unfinished
 from arbbot.hotstate import Fleet, HotState
 from arbbot.types import ExecutionResult, ScoredOpportunity
-from webapp.core.models import Chain, Dex, Execution, Opportunity, Pool, Token, Transaction
+from webapp.core import config_schema
+from webapp.core.models import Chain, Dex, Execution, Opportunity, Pool, PoolFilter, Strategy, Token, Transaction
 from webapp.core.validators import validate_address
 
 log = logging.getLogger(__name__)
@@ -33,57 +34,136 @@ def _ts(unix: float) -> dt.datetime:
 
 
 @transaction.atomic
-def config_apply(data: Mapping[str, Any]) -> dict[str, int]:
-    """Apply a YAML/JSON configuration (chains, dexes, tokens). Validates everything and
-    raises ``ValidationError`` naming the offending entry; nothing is written on error."""
-    if not isinstance(data, Mapping):
-        raise ValidationError("configuration must be a mapping with 'chains', 'dexes', 'tokens'")
-    counts = {"chains": 0, "dexes": 0, "tokens": 0}
-    for i, c in enumerate(data.get("chains") or []):
-        where = f"chains[{i}]"
-        try:
-            chain_id = int(c["chain_id"])
-            chain = Chain.objects.filter(chain_id=chain_id).first() or Chain(chain_id=chain_id)
-            chain.name = str(c.get("name") or f"chain-{chain_id}")
-            urls = c.get("rpc_urls") or []
-            chain.rpc_urls = ",".join(urls) if isinstance(urls, list) else str(urls)
-            for field in ("multicall3", "weth", "executor"):
-                setattr(chain, field, str(c.get(field) or "").lower())
-            chain.full_clean()
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValidationError(f"{where}: missing or invalid field ({exc})") from exc
-        except ValidationError as exc:
-            raise ValidationError(f"{where}: {_flatten(exc)}") from exc
+def config_apply(data: Mapping[str, Any], *, allow_live: bool = False, source: str = "") -> dict[str, int]:
+    """Apply a configuration file's mapping (schema: ``webapp.core.config_schema``): chains,
+    their DEXes, tokens, pool filter and strategy. Checks everything first and raises
+    ``ValidationError`` naming the offending entry; nothing is written on error (one
+    transaction). A chain that becomes ``live`` here needs ``allow_live`` (the operator's
+    explicit yes) and an executor. Returns how many rows of each kind were written."""
+    spec = config_schema.parse(data)
+    counts = {"chains": 0, "dexes": 0, "tokens": 0, "pool_filters": 0, "strategies": 0}
+    for c in spec.chains:
+        chain = Chain.objects.select_for_update().filter(chain_id=c.chain_id).first()
+        if chain is None and "rpc_urls" not in c.fields:
+            raise ValidationError(f"{c.where}: rpc_urls: missing (a new chain needs at least one http(s) URL)")
+        was_live = chain is not None and chain.mode == "live"
+        chain = chain or Chain(chain_id=c.chain_id)
+        for name, value in c.fields.items():
+            setattr(chain, name, value)
+        _chain_check(chain, c.where, was_live=was_live, allow_live=allow_live)
         chain.save()
         counts["chains"] += 1
-    for i, d in enumerate(data.get("dexes") or []):
-        chain = _chain_for(d, f"dexes[{i}]")
-        dex = Dex.objects.filter(chain=chain, name=d.get("name")).first() or Dex(chain=chain)
-        try:
-            dex.name = str(d["name"])
-            dex.kind = str(d.get("kind", "v2"))
-            dex.factory = str(d["factory"]).lower()
-            dex.router = str(d.get("router") or "").lower()
-            dex.fee_pips = int(d.get("fee_pips", 3000))
-            dex.full_clean()
-            if dex.router:
-                validate_address(dex.router)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValidationError(f"dexes[{i}]: missing or invalid field ({exc})") from exc
-        except ValidationError as exc:
-            raise ValidationError(f"dexes[{i}] ({d.get('name')}): {_flatten(exc)}") from exc
-        dex.save()
+        for d in c.dexes:
+            _dex_apply(chain, d)
+            counts["dexes"] += 1
+        if isinstance(c.tokens, list):
+            for t in c.tokens:
+                _token_apply(chain, t)
+                counts["tokens"] += 1
+        if c.tokens is not None or c.pool_filter is not None:
+            _pool_filter_apply(chain, c.tokens, c.pool_filter)
+            counts["pool_filters"] += 1
+        if c.strategy is not None and strategy_set(chain, c.strategy, source=source) is not None:
+            counts["strategies"] += 1
+    for chain_id, d in spec.loose_dexes:
+        _dex_apply(_chain_for({"chain_id": chain_id}, d.where), d)
         counts["dexes"] += 1
-    for i, t in enumerate(data.get("tokens") or []):
-        chain = _chain_for(t, f"tokens[{i}]")
-        try:
-            token_register(chain, str(t["address"]), str(t.get("symbol", "")), t.get("decimals"))
-        except KeyError as exc:
-            raise ValidationError(f"tokens[{i}]: missing field {exc}") from exc
-        except ValidationError as exc:
-            raise ValidationError(f"tokens[{i}]: {_flatten(exc)}") from exc
+    for chain_id, t in spec.loose_tokens:
+        _token_apply(_chain_for({"chain_id": chain_id}, t.where), t)
         counts["tokens"] += 1
     return counts
+
+
+def _chain_check(chain: Chain, where: str, *, was_live: bool, allow_live: bool) -> None:
+    """The rules a chain row must meet before it is saved (the model's validators and the
+    mode rules); ``ValidationError`` naming ``where``."""
+    if chain.mode == "live" and not was_live:
+        if not allow_live:
+            raise ValidationError(
+                f"{where}: mode: live sends real transactions; it needs the operator's explicit yes (--yes-live)"
+            )
+        if not chain.executor:
+            raise ValidationError(f"{where}: mode: live needs an executor on this chain (deploy one first)")
+    if chain.submission_route == "private" and not chain.relay_urls.strip():
+        raise ValidationError(f"{where}: relay_urls: the private route needs at least one relay URL")
+    try:
+        chain.full_clean()
+    except ValidationError as exc:
+        raise ValidationError(f"{where}: {_flatten(exc)}") from exc
+
+
+def _dex_apply(chain: Chain, d: config_schema.DexSpec) -> Dex:
+    dex = Dex.objects.filter(chain=chain, name=d.name).first() or Dex(chain=chain, name=d.name)
+    for name in ("kind", "factory", "init_code_hash", "fee_pips", "start_block", "router", "quoter"):
+        setattr(dex, name, getattr(d, name))
+    other = Dex.objects.filter(chain=chain, factory=d.factory).exclude(pk=dex.pk).first()
+    if other is not None:
+        raise ValidationError(f"{d.where}: factory: {d.factory} is already the factory of dex {other.name!r}")
+    try:
+        dex.full_clean()
+    except ValidationError as exc:
+        raise ValidationError(f"{d.where}: {_flatten(exc)}") from exc
+    dex.save()
+    return dex
+
+
+def _token_apply(chain: Chain, t: config_schema.TokenSpec) -> Token:
+    try:
+        return token_register(chain, t.address, t.symbol, t.decimals)
+    except ValidationError as exc:
+        raise ValidationError(f"{t.where}: {_flatten(exc)}") from exc
+
+
+def _pool_filter_apply(
+    chain: Chain, tokens: str | list[Any] | None, spec: config_schema.PoolFilterSpec | None
+) -> PoolFilter:
+    row = PoolFilter.objects.filter(chain=chain).first() or PoolFilter(chain=chain)
+    if tokens is not None:
+        row.discover_tokens = tokens == "discover"
+    if spec is not None:
+        row.allow_tokens = spec.allow_tokens
+        row.deny_tokens = spec.deny_tokens
+        row.min_liquidity_token = spec.min_liquidity_token
+        row.min_liquidity = Decimal(spec.min_liquidity)
+    row.save()
+    return row
+
+
+def strategy_set(chain: Chain, spec: config_schema.StrategySpec, *, source: str = "") -> Strategy | None:
+    """Put ``spec`` in force for ``chain`` as a new version; ``None`` (nothing written) if it
+    equals the version in force. Workers see the new version from their next block."""
+    with transaction.atomic():
+        Chain.objects.select_for_update().filter(pk=chain.pk).first()  # one writer of versions at a time
+        current = Strategy.objects.filter(chain=chain).order_by("-version").first()
+        fields = spec.as_fields()
+        if current is not None and all(_same(getattr(current, k), v) for k, v in fields.items()):
+            return None
+        return Strategy.objects.create(
+            chain=chain, version=(current.version + 1) if current else 1, source=source[:200], **fields
+        )
+
+
+def _same(stored: Any, wanted: Any) -> bool:
+    if isinstance(wanted, Decimal) or isinstance(stored, Decimal):
+        return stored is not None and wanted is not None and Decimal(stored) == Decimal(wanted)
+    return bool(stored == wanted)
+
+
+@transaction.atomic
+def chain_mode_set(chain_id: int, mode: str, *, confirm_live: bool = False) -> Chain:
+    """Set how a chain trades (``dry-run``, ``paper`` or ``live``). Nothing trades live unless
+    someone chose it: ``live`` needs ``confirm_live`` and an executor on the chain."""
+    if mode not in config_schema.MODES:
+        raise ValidationError(f"mode: {mode!r} is not one of {', '.join(config_schema.MODES)}")
+    chain = Chain.objects.select_for_update().filter(chain_id=chain_id).first()
+    if chain is None:
+        raise ValidationError(f"unknown chain {chain_id} (configure it first: arbbot config apply)")
+    was_live = chain.mode == "live"
+    chain.mode = mode
+    _chain_check(chain, f"chain {chain_id} ({chain.name})", was_live=was_live, allow_live=confirm_live)
+    chain.save(update_fields=["mode"])
+    log.warning("chain %s: mode set to %s", chain_id, mode)
+    return chain
 
 
 def _chain_for(entry: Mapping[str, Any], where: str) -> Chain:

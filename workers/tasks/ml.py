@@ -1,5 +1,6 @@
-"""ml queue: score a batch of opportunities and decide (rule scorer for now). Every
-decision is recorded; exactly those decided ``execute`` go on to the execute queue."""
+"""ml queue: score a batch of opportunities and decide (rule scorer for now, with the
+chain's strategy margin). Every decision is recorded; exactly those decided ``execute`` go
+on to the execute queue."""
 
 from __future__ import annotations
 
@@ -8,14 +9,22 @@ from arbbot.types import Opportunity
 from workers.celery_app import app
 from workers.stage import ITEMS, as_list, rejects_malformed
 
-SCORER = RuleScorer()
+
+def scorer(chain_id: int) -> RuleScorer:
+    """The rule scorer with the chain's strategy in force (read once per batch: per block)."""
+    from webapp.core import selectors
+
+    return RuleScorer(margin=selectors.strategy_for(chain_id).margin)
 
 
 @app.task(name="workers.tasks.ml.score", acks_late=True, reject_on_worker_lost=True)
 @rejects_malformed
 def score(opportunities: list[dict]) -> int:
     opps = [Opportunity.from_wire(o) for o in as_list(opportunities, "opportunities")]
-    decided = SCORER.decide(opps)
+    by_chain: dict[int, list[Opportunity]] = {}
+    for o in opps:
+        by_chain.setdefault(o.chain_id, []).append(o)
+    decided = [s for chain_id, batch in by_chain.items() for s in scorer(chain_id).decide(batch)]
     ITEMS.labels(stage="ml").inc(len(decided))
     from workers.tasks import analytics, execute
 

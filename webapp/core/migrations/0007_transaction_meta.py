@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('core', '0005_journal_modes_dex_start'),
+        ('core', '0006_strategy'),
     ]
 
     operations = [
