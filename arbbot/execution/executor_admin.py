@@ -175,12 +175,24 @@ def token_balance(rpc: RpcClient, token: str, who: str) -> int:
     return int(rpc.eth_call(token, encode_call("balanceOf(address)", [who])), 16)
 
 
+def _word(rpc: RpcClient, to: str, signature: str, args: Sequence[Any]) -> int:
+    """One 32-byte return word; ``ValueError`` for anything else (no such function: a
+    fallback that returns nothing, another contract's layout)."""
+    raw = str(rpc.eth_call(to, encode_call(signature, list(args))))
+    if len(raw) != 66:
+        raise ValueError(f"{signature} at {to} returned {len(raw) // 2 - 1} bytes, not one word")
+    return int(raw, 16)
+
+
 def _view_address(rpc: RpcClient, to: str, signature: str, args: Sequence[Any] = ()) -> str:
-    return "0x" + rpc.eth_call(to, encode_call(signature, list(args)))[-40:].lower()
+    word = _word(rpc, to, signature, args)
+    if word >> 160:
+        raise ValueError(f"{signature} at {to} did not return an address")
+    return "0x" + word.to_bytes(20, "big").hex()
 
 
 def _view_int(rpc: RpcClient, to: str, signature: str, args: Sequence[Any] = ()) -> int:
-    return int(rpc.eth_call(to, encode_call(signature, list(args))), 16)
+    return _word(rpc, to, signature, args)
 
 
 # --------------------------------------------------------------------------- factories
@@ -457,7 +469,7 @@ def read_setup(rpc: RpcClient, address: str, executor: str, factories: Sequence[
     regs = []
     for f in factories:
         getter = "v2InitCodeHash(address)" if f.kind == "v2" else "v3InitCodeHash(address)"
-        have = bytes.fromhex(rpc.eth_call(address, encode_call(getter, [f.factory]))[2:])[:32]
+        have = _word(rpc, address, getter, [f.factory]).to_bytes(32, "big")
         regs.append((f, have))
     return SetupCheck(
         owner=_view_address(rpc, address, "owner()"),

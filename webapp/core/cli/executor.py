@@ -85,9 +85,9 @@ def _connect(chain: Any) -> Any:
         raise CliError(str(exc)) from None
 
 
-def _wallet(key: str, what: str) -> Any:
+def _wallet(key: str, what: str, names: str) -> Any:
     if not key:
-        raise CliError(f"no {what} configured")
+        raise CliError(f"no {what} configured ({names})")
     try:
         return admin.Wallet(key)
     except admin.AdminError as exc:
@@ -97,7 +97,7 @@ def _wallet(key: str, what: str) -> Any:
 def _signer() -> Any:
     from arbbot.config import get_settings
 
-    return _wallet(get_settings().signer_key, "signing key (ARBBOT_SIGNER_KEY or ARBBOT_SIGNER_KEY_FILE)")
+    return _wallet(get_settings().signer_key, "signing key", "ARBBOT_SIGNER_KEY or ARBBOT_SIGNER_KEY_FILE")
 
 
 def _owner_key() -> str:
@@ -406,7 +406,7 @@ def withdraw(opts: dict[str, Any], out: Out) -> int:
     to_opt = _address(opts["to"], "--to") if opts.get("to") else None
     address = _executor_address(chain)
     owner_key = _owner_key()
-    wallet = _wallet(owner_key, "owner key (ARBBOT_OWNER_KEY or ARBBOT_OWNER_KEY_FILE)") if owner_key else _signer()
+    wallet = _wallet(owner_key, "owner key", "ARBBOT_OWNER_KEY or ARBBOT_OWNER_KEY_FILE") if owner_key else _signer()
     rpc = _connect(chain)
     _require_ours(rpc, address)
     held = admin.native_balance(rpc, address) if token == admin.ZERO_ADDRESS else admin.token_balance(rpc, token, address)
