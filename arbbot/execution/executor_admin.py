@@ -355,8 +355,8 @@ class TxPlan:
 
     def describe(self) -> str:
         return (f"{self.what}: gas limit {self.gas_limit}, {self.quote.describe()}; at most "
-                f"{format_units(self.worst_cost_wei, 18)} native ({self.worst_cost_wei} wei), "
-                f"balance {format_units(self.sender_balance_wei, 18)}")
+                f"{format_units(self.worst_cost_wei, 18)} native ({self.worst_cost_wei} wei); "
+                f"the sender holds {format_units(self.sender_balance_wei, 18)}")
 
 
 def plan_tx(

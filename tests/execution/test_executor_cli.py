@@ -227,6 +227,12 @@ def test_fund_and_withdraw_move_exact_amounts(cli: Env) -> None:
     assert balance_of(rpc, usdc, address) == 0
     assert balance_of(rpc, usdc, cli.signer) == 20 * 10**18 - 25 * 10**17
 
+    rpc.call("anvil_setBalance", [address, hex(3 * 10**18)])  # native arrives only by force (selfdestruct)
+    r = cli.run("withdraw", "--chain", chain, "native", "1.25", "--to", sink)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert int(rpc.call("eth_getBalance", [sink, "latest"]), 16) == 125 * 10**16
+    assert int(rpc.call("eth_getBalance", [address, "latest"]), 16) == 175 * 10**16
+
     before = cli.nonce()
     for args, code, says in [
         (("fund", "--chain", chain, "USDC", "1.0000000000000000001"), 2, "has 19 decimal places; USDC has 18"),
@@ -354,3 +360,26 @@ def test_an_unreachable_chain_is_named(cli: Env) -> None:
     r = cli.run("deploy", "--chain", str(cli.dep.chain_id))
     assert r.returncode == 1 and f"chain {cli.dep.chain_id} is not reachable" in r.stderr
 
+
+
+def test_a_deploy_not_mined_in_time_says_how_to_resume(cli: Env) -> None:
+    from webapp.core.models import Chain
+
+    rpc, chain = cli.rpc, str(cli.dep.chain_id)
+    rpc.call("evm_setAutomine", [False])
+    try:
+        r = cli.run("deploy", "--chain", chain, "--wait", "1")
+        assert r.returncode == 1 and "not mined within 1s" in r.stderr, r.stdout + r.stderr
+        assert Chain.objects.get(chain_id=cli.dep.chain_id).executor == ""  # nothing recorded
+        resume = r.stderr.split("finish with: python manage.py arbbot executor ")[1].split()
+        predicted = resume[-1]
+        assert f"the contract will be at {predicted} (nonce 0)" in r.stdout
+        r = cli.run(*resume)  # not mined yet: nothing to check, nothing recorded
+        assert r.returncode == 1 and "not mined yet" in r.stderr
+        rpc.call("evm_mine")
+    finally:
+        rpc.call("evm_setAutomine", [True])
+    r = cli.run(*resume)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert Chain.objects.get(chain_id=cli.dep.chain_id).executor == predicted
+    assert fields(r.stdout)["executor"] == predicted and admin.check_code(rpc, predicted).matches

@@ -41,6 +41,8 @@ def register(subparsers: Any) -> None:
     d.add_argument("--yes", action="store_true", help="send on a chain that is not a devnet")
     d.add_argument("--force", action="store_true", help="deploy even though the chain has a live executor")
     d.add_argument("--resume", metavar="0xADDR", help="finish a deployment already sent: check, register, record")
+    d.add_argument("--wait", type=float, default=admin.RECEIPT_TIMEOUT_S, metavar="SECONDS",
+                   help="how long to wait for each receipt (default %(default)s)")
     d.set_defaults(handler=deploy)
 
     s = actions.add_parser("status", help="the executor's code, roles, registry and balances")
@@ -141,9 +143,10 @@ def _confirmed(chain: Any, opts: dict[str, Any], out: Out) -> bool:
     return False
 
 
-def _send(rpc: Any, wallet: Any, plan: Any, chain: Any, out: Out) -> dict[str, Any]:
+def _send(rpc: Any, wallet: Any, plan: Any, chain: Any, out: Out, opts: dict[str, Any]) -> dict[str, Any]:
+    wait = opts.get("wait") or admin.RECEIPT_TIMEOUT_S
     try:
-        receipt: dict[str, Any] = admin.send_plan(rpc, wallet, plan, chain.chain_id, progress=out)
+        receipt: dict[str, Any] = admin.send_plan(rpc, wallet, plan, chain.chain_id, progress=out, timeout_s=wait)
     except admin.Unconfirmed as exc:
         raise CliError(f"{exc}: it may still be mined; check it before sending anything again") from None
     except TxFailed as exc:
@@ -256,7 +259,7 @@ def deploy(opts: dict[str, Any], out: Out) -> int:
     if not _confirmed(chain, opts, out):
         return 1
     try:
-        receipt = admin.send_plan(rpc, wallet, plan, chain.chain_id, progress=out)
+        receipt = admin.send_plan(rpc, wallet, plan, chain.chain_id, progress=out, timeout_s=opts["wait"])
     except admin.Unconfirmed as exc:
         raise CliError(f"{exc}. Once it is mined, finish with: {_resume_hint(chain, address, cold)}") from None
     except (admin.AdminError, TxFailed) as exc:
@@ -301,7 +304,7 @@ def _finish(rpc: Any, chain: Any, address: str, cold: str | None, wallet: Any, f
                 out(f"deployed at {address}, not yet set up or recorded; resume with: {hint} --yes")
                 return 1
             try:
-                _send(rpc, wallet, plan, chain, out)
+                _send(rpc, wallet, plan, chain, out, opts)
             except CliError as exc:
                 raise CliError(f"{exc}. Deployed at {address}, not fully set up; resume with: {hint}") from None
         setup = admin.read_setup(rpc, address, wallet.address, factories)
@@ -389,7 +392,7 @@ def fund(opts: dict[str, Any], out: Out) -> int:
     out(plan.describe())
     if not _confirmed(chain, opts, out):
         return 1
-    _send(rpc, wallet, plan, chain, out)
+    _send(rpc, wallet, plan, chain, out, opts)
     after = admin.token_balance(rpc, token, address)
     out(f"executor balance {symbol}: {admin.format_units(after, decimals)} ({after} base units)")
     if after - before != amount:
@@ -433,7 +436,7 @@ def withdraw(opts: dict[str, Any], out: Out) -> int:
     out(plan.describe())
     if not _confirmed(chain, opts, out):
         return 1
-    _send(rpc, wallet, plan, chain, out)
+    _send(rpc, wallet, plan, chain, out, opts)
     left = admin.native_balance(rpc, address) if token == admin.ZERO_ADDRESS else admin.token_balance(rpc, token, address)
     out(f"executor balance {symbol}: {admin.format_units(left, decimals)} ({left} base units)")
     return 0
