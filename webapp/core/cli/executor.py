@@ -96,24 +96,36 @@ def _wallet(key: str, what: str, names: str) -> Any:
         raise CliError(f"{what}: {exc}") from None
 
 
-def _signer() -> Any:
+def _settings() -> Any:
     from arbbot.config import get_settings
+    from arbbot.errors import ConfigError
 
-    return _wallet(get_settings().signer_key, "signing key", "ARBBOT_SIGNER_KEY or ARBBOT_SIGNER_KEY_FILE")
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        raise CliError(f"configuration: {exc}") from None
+
+
+def _signer() -> Any:
+    return _wallet(_settings().signer_key, "signing key",
+                   "ARBBOT_SIGNER_KEY, ARBBOT_SIGNER_KEY_FILE or ARBBOT_SIGNER_KEYSTORE_FILE")
 
 
 def _owner_key() -> str:
     """ARBBOT_OWNER_KEY, else the file at ARBBOT_OWNER_KEY_FILE, else a devnet's owner.key."""
-    from arbbot.config import _read_secret, get_settings
+    from arbbot.config import _read_secret
+    from arbbot.errors import ConfigError
 
-    return _read_secret("ARBBOT_OWNER_KEY", get_settings().devnet_dir / "owner.key")
+    try:
+        return _read_secret("ARBBOT_OWNER_KEY", _settings().devnet_dir / "owner.key")
+    except ConfigError as exc:
+        raise CliError(f"configuration: {exc}") from None
 
 
 def _policy(chain_id: int) -> Any:
-    from arbbot.config import get_settings
     from arbbot.execution.fees import FeePolicy
 
-    s = get_settings()
+    s = _settings()
     return FeePolicy(
         max_fee_per_gas_wei=s.max_fee_cap(chain_id),
         inclusion_blocks=s.fee_inclusion_blocks,
