@@ -11,7 +11,7 @@ from typing import Any
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from webapp.core.models import Chain, Execution, Opportunity, Pool, PoolFilter, Strategy, Token, Transaction
+from webapp.core.models import Chain, Dex, Execution, Opportunity, Pool, PoolFilter, Strategy, Token, Transaction
 from webapp.core.validators import redact_url
 
 
@@ -140,6 +140,19 @@ def config_effective(chain_id: int | None = None, *, fleet_mode: str = "dry-run"
 def _fraction_text(value: Fraction) -> str:
     """A margin as the decimal it was written as (it came from a 4-decimal column)."""
     return str(Decimal(value.numerator) / Decimal(value.denominator)).rstrip("0").rstrip(".") if value else "0"
+def chain_dexes_with_sample(chain_id: int) -> list[tuple[Dex, Pool | None]]:
+    """The chain's DEXes, each with one of its pools (or None): the executor's deploy checks
+    a DEX's init-code hash by recomputing that pool's CREATE2 address."""
+    out = []
+    for dex in Dex.objects.filter(chain__chain_id=chain_id).order_by("name"):
+        pool = Pool.objects.filter(dex=dex).select_related("token0", "token1").order_by("id").first()
+        out.append((dex, pool))
+    return out
+
+
+def chain_tokens(chain_id: int) -> list[Token]:
+    """The chain's tokens, by symbol then address."""
+    return list(Token.objects.filter(chain__chain_id=chain_id).order_by("symbol", "address"))
 
 
 def exclusions(chain_id: int) -> dict[str, str]:

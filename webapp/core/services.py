@@ -364,6 +364,18 @@ def chain_history_forget(chain_id: int) -> int:
     return executions + opportunities
 
 
+def chain_set_executor(chain_id: int, address: str) -> Chain:
+    """Record the chain's executor contract (``arbbot executor deploy`` after it checked the
+    code and the setup on-chain). ``ValidationError`` for a malformed address."""
+    validate_address(address)
+    with transaction.atomic():
+        chain = Chain.objects.select_for_update().get(chain_id=chain_id)
+        chain.executor = address.lower()
+        chain.save(update_fields=["executor"])
+    log.info("chain %s: executor set to %s", chain_id, chain.executor)
+    return chain
+
+
 # --------------------------------------------------------------------------- history
 
 
