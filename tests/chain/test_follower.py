@@ -20,6 +20,8 @@ from arbbot.chain.follower import Follower, Head, Lease
 from arbbot.chain.rpc import RpcClient
 from arbbot.devnet.anvil import Anvil, start_anvil
 from arbbot.hotstate import HotState
+from arbbot.types import PoolDelta
+from tests.chain.devchain import DevChain, build_v2_market
 
 TIMEOUT_S = 10.0
 
@@ -54,7 +56,7 @@ class ScanQueue:
         from workers import queues
 
         self.chain_id = chain_id
-        self.got: queue.Queue[tuple[int, int, float]] = queue.Queue()
+        self.got: queue.Queue[tuple[Any, Any, Any]] = queue.Queue()
         self.stop = threading.Event()
         self.conn = Connection(os.environ["ARBBOT_BROKER_URL"])
         queues.declare_topology(self.conn)
@@ -69,8 +71,8 @@ class ScanQueue:
         if message.headers.get("task") != "workers.tasks.scan.scan_chain":
             return
         args, kwargs, _ = body
-        if args and args[0] == self.chain_id and kwargs.get("block") is not None:
-            self.got.put((kwargs["block"], kwargs["first"], kwargs["arrived_at"]))
+        if args and args[0] == self.chain_id:  # a tick's message has no block
+            self.got.put((kwargs.get("block"), kwargs.get("first"), kwargs.get("arrived_at")))
 
     def _run(self) -> None:
         with Consumer(self.conn, queues=[self.scan_queue], callbacks=[self._on_message], accept=["json"]):
@@ -81,7 +83,7 @@ class ScanQueue:
                 except socket.timeout:
                     pass
 
-    def next(self, timeout_s: float = TIMEOUT_S) -> tuple[int, int, float]:
+    def next(self, timeout_s: float = TIMEOUT_S) -> tuple[Any, Any, Any]:
         try:
             return self.got.get(timeout=timeout_s)
         except queue.Empty:
@@ -306,3 +308,94 @@ def test_two_followers_only_the_lease_holder_enqueues(chain_anvil: Anvil, scan_q
                 assert heads_b[-1].number == n and heads_a[-1].number == n - 1
     finally:
         hot.clear()
+
+
+# --------------------------------------------------------------------------- the scan task
+
+
+class PathQueue(ScanQueue):
+    """The path queue: the ``PoolDelta``s the scan task published, as records."""
+
+    def __init__(self, chain_id: int) -> None:
+        from workers import queues
+
+        self.deltas: queue.Queue[PoolDelta] = queue.Queue()
+        self.chain_id = chain_id
+        self.stop = threading.Event()
+        self.conn = Connection(os.environ["ARBBOT_BROKER_URL"])
+        queues.declare_topology(self.conn)
+        self.scan_queue = next(q for q in queues.celery_queues() if q.name == "path")
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        assert self.ready.wait(TIMEOUT_S)
+
+    def _on_message(self, body: Any, message: Any) -> None:
+        message.ack()
+        args = body[0]
+        if message.headers.get("task") == "workers.tasks.path.find" and args and args[0]["chain_id"] == self.chain_id:
+            self.deltas.put(PoolDelta.from_wire(args[0]))
+
+    def next_delta(self, timeout_s: float = TIMEOUT_S) -> PoolDelta:
+        try:
+            return self.deltas.get(timeout=timeout_s)
+        except queue.Empty:
+            raise AssertionError(f"no PoolDelta of chain {self.chain_id} within {timeout_s}s") from None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_announced_scan_carries_the_arrival_and_publishes_a_block_once(dev: DevChain) -> None:
+    """The scan task, called in-process as a worker would run it (its publish is real): the
+    deltas of the announced blocks carry the arrival time as ``observed_at``; announcing the
+    same block again publishes nothing (the block claim); a scan that finds the lock held
+    and its block not yet scanned asks to be retried."""
+    from celery.exceptions import Retry
+
+    from webapp.core import services
+    from workers import runtime
+    from workers.tasks import scan
+
+    mc = dev.deploy_multicall()
+    factory, tokens = build_v2_market(dev, n_tokens=3, n_pairs=2)
+    chain_id = dev.rpc.chain_id()
+    services.chain_register_deployment({
+        "chain_id": chain_id, "name": "follow", "rpc_url": dev.rpc.url, "multicall3": mc, "weth": tokens[0],
+        "dexes": [{"name": "uni", "kind": "v2", "factory": factory}],
+    })
+    runtime.reset()
+    hot = runtime.hotstate(chain_id)
+    paths = PathQueue(chain_id)
+    scans = ScanQueue(chain_id)
+    try:
+        assert scan.scan_chain(chain_id) == 1  # the first scan: the full snapshot
+        assert paths.next_delta().reorg is False
+        pair = next(iter(dev.pairs.values()))
+        dev.send_many(dev.random_swap_txs(pair))
+        n = dev.rpc.block_number()
+        arrived = time.time() - 0.25  # as if the follower saw it a quarter second ago
+        assert scan.scan_chain(chain_id, block=n, first=n, arrived_at=arrived) == 1
+        d = paths.next_delta()
+        assert (d.block_number, d.observed_at) == (n, arrived) and pair.address in {s.address for s in d.states}
+        assert scan.scan_chain(chain_id, block=n, first=n, arrived_at=arrived) == 0  # claimed already
+
+        dev.send_many(dev.random_swap_txs(pair))
+        n = dev.rpc.block_number()
+        with hot.scanning(ttl_s=30) as got:  # another scan holds the lock, started before n
+            assert got
+            with pytest.raises(Retry):
+                scan.scan_chain(chain_id, block=n, first=n, arrived_at=time.time())
+        assert scan.scan_chain(chain_id, block=n, first=n, arrived_at=time.time()) == 1
+        assert paths.next_delta().block_number == n
+
+        assert not hot.follower_lock(5).locked()  # no follower: beat's tick scans the chain
+        assert scan.tick() == 1
+        assert scans.next() == (None, None, None)
+        lease = Lease(hot.follower_lock(5), 5)
+        assert lease.tick()
+        assert scan.tick() == 0  # a follower is on duty: the tick stays quiet
+        lease.release()
+    finally:
+        paths.close()
+        scans.close()
+        hot.clear()
+        runtime.reset()
