@@ -399,3 +399,58 @@ def test_an_announced_scan_carries_the_arrival_and_publishes_a_block_once(dev: D
         scans.close()
         hot.clear()
         runtime.reset()
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_follow_command_names_a_bad_websocket_url_or_interval_with_exit_code_2(prefix: str) -> None:
+    from tests.webapp.test_cli import arbbot
+
+    r = arbbot("follow", "--chain", "1", "--ws", "https://node.example/key123", prefix=prefix)
+    assert r.returncode == 2
+    assert "WebSocket URL #1" in r.stderr and "ws:// or wss://" in r.stderr
+    assert "key123" not in r.stderr  # a URL's path may hold an API key
+    r = arbbot("follow", "--chain", "1", "--poll-interval", "0", prefix=prefix)
+    assert r.returncode == 2 and "--poll-interval" in r.stderr
+    r = arbbot("follow", "--help", prefix=prefix)
+    assert r.returncode == 0 and "--ws" in r.stdout
+
+
+@pytest.mark.django_db(transaction=True)
+def test_follow_command_runs_as_its_own_process(chain_anvil: Anvil, scan_queue: ScanQueue) -> None:
+    """``manage.py arbbot follow`` as the manifests run it: announces each block to the
+    scan queue, and SIGTERM stops it and frees the lease at once (beat's tick resumes)."""
+    import signal
+    import subprocess
+    import sys
+
+    from django.db import connection
+
+    from webapp.core import services
+    from workers import runtime
+
+    chain_id = scan_queue.chain_id
+    services.chain_register_deployment({"chain_id": chain_id, "name": "follow-cmd", "rpc_url": chain_anvil.url})
+    env = {**os.environ, "ARBBOT_DATABASE_NAME": connection.settings_dict["NAME"],
+           "ARBBOT_WS_URLS": f"ws://127.0.0.1:{chain_anvil.port}", "PYTHONUNBUFFERED": "1"}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.Popen([sys.executable, "manage.py", "arbbot", "follow", "--chain", str(chain_id)], cwd=root,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    hot = runtime.hotstate(chain_id)
+    try:
+        assert scan_queue.next(30)[:2] == (0, 0)
+        assert hot.follower_lock(5).locked()
+        for _ in range(3):
+            n = mine(chain_anvil)
+            assert scan_queue.next()[:2] == (n, n)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=TIMEOUT_S)
+        assert proc.returncode == 0, output
+        assert "newHeads via 127.0.0.1" in output and "4 heads announced ({'ws': 4})" in output
+        assert not hot.follower_lock(5).locked()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        hot.clear()
