@@ -23,7 +23,8 @@ Owns head tracking for one chain, free of Celery and Django:
 - **One announcer per chain.** With a ``Lease`` (a Redis lock from
   ``HotState.follower_lock``), heads are announced only while the lease is held; it is
   renewed from the same loop that follows the chain, so a wedged follower loses it and
-  another (or beat's fallback tick) takes over. A follower that takes the lease over
+  another (or beat's fallback tick) takes over. The same loop calls ``heartbeat`` every few
+  seconds (the process's liveness file). A follower that takes the lease over
   re-announces the newest head it saw (the scan's block claim makes that harmless).
 
 Each announcement is a ``Head`` stamped with ``arrived_at`` (``time.time()`` when the
@@ -195,6 +196,7 @@ class Follower:
         open_timeout_s: float = 5.0,
         ping_interval_s: float = 5.0,
         clock: Callable[[], float] = time.time,
+        heartbeat: Callable[[], None] | None = None,
     ) -> None:
         if not 0 < poll_interval_s <= 60:
             raise ConfigError(f"poll interval must be within (0, 60] seconds, got {poll_interval_s}")
@@ -210,6 +212,8 @@ class Follower:
         self.open_timeout_s = open_timeout_s
         self.ping_interval_s = ping_interval_s
         self.clock = clock
+        self.heartbeat = heartbeat  # called every few seconds from the loop (a liveness file)
+        self._beat_at = 0.0
         self.stats = FollowerStats()
         self.source = "poll"
         self.last_head: Head | None = None  # newest head seen (announced or not)
@@ -241,6 +245,12 @@ class Follower:
                 self.lease.release()
 
     def _housekeeping(self) -> None:
+        if self.heartbeat is not None and time.monotonic() >= self._beat_at:
+            self._beat_at = time.monotonic() + 5.0
+            try:
+                self.heartbeat()
+            except Exception as exc:  # a full disk must not stop the chain being followed
+                log.warning("follower heartbeat failed: %s", exc)
         if self.lease is not None:
             was = self.lease.held
             held = self.lease.tick()

@@ -35,6 +35,7 @@ def register(subparsers: Any) -> None:
 def run(opts: dict[str, Any], out: Callable[[str], None]) -> int:
     from arbbot.chain.follower import DEFAULT_POLL_INTERVAL_S, LEASE_TTL_S, Follower, Lease, check_ws_urls
     from arbbot.chain.rpc import RpcClient, endpoint_label
+    from arbbot.config import get_settings
     from arbbot.errors import ConfigError
     from webapp.core import selectors
 
@@ -70,6 +71,7 @@ def run(opts: dict[str, Any], out: Callable[[str], None]) -> int:
     from workers import runtime
     from workers.tasks import scan
 
+    settings = get_settings()
     hot = runtime.hotstate(chain_id)
     follower = Follower(
         RpcClient(http_urls, timeout_s=2.0, retries=0, breaker_cooldown_s=1.0),
@@ -78,6 +80,9 @@ def run(opts: dict[str, Any], out: Callable[[str], None]) -> int:
         ws_urls=ws_urls,
         poll_interval_s=poll,
         lease=Lease(hot.follower_lock(LEASE_TTL_S), LEASE_TTL_S),
+        # the workers' liveness file, checked by age (python -m workers.health): a wedged
+        # loop stops touching it, and loses the lease too
+        heartbeat=lambda: settings.heartbeat_file.touch(),
     )
 
     _serve_metrics()
