@@ -63,7 +63,7 @@ def main() -> None:
 
     from kombu import Connection, Consumer
 
-    from arbbot.chain.follower import Follower, Head
+    from arbbot.chain.follower import Follower
     from arbbot.chain.rpc import RpcClient
     from arbbot.devnet.anvil import start_anvil
     from workers import queues
