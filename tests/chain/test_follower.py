@@ -348,7 +348,7 @@ def test_an_announced_scan_carries_the_arrival_and_publishes_a_block_once(dev: D
     """The scan task, called in-process as a worker would run it (its publish is real): the
     deltas of the announced blocks carry the arrival time as ``observed_at``; announcing the
     same block again publishes nothing (the block claim); a scan that finds the lock held
-    and its block not yet scanned asks to be retried."""
+    and its block not yet scanned, or a node without the block yet, asks to be retried."""
     from celery.exceptions import Retry
 
     from webapp.core import services
@@ -386,6 +386,8 @@ def test_an_announced_scan_carries_the_arrival_and_publishes_a_block_once(dev: D
                 scan.scan_chain(chain_id, block=n, first=n, arrived_at=time.time())
         assert scan.scan_chain(chain_id, block=n, first=n, arrived_at=time.time()) == 1
         assert paths.next_delta().block_number == n
+        with pytest.raises(Retry):  # the follower's node is ahead of the scan's: try again
+            scan.scan_chain(chain_id, block=n + 1, first=n + 1, arrived_at=time.time())
 
         assert not hot.follower_lock(5).locked()  # no follower: beat's tick scans the chain
         assert scan.tick() == 1

@@ -7,9 +7,10 @@ or a follower's announcement and a fallback tick, never double-publish a block).
 
 An announced scan carries the block's arrival time: the deltas of the blocks it announced
 (``first``..``block``) get it as ``observed_at``, so latency downstream counts from the
-block's arrival, not from when a scan got round to it. A scan that finds the lock held and
-the announced block not yet scanned retries shortly (the holder started before the block
-arrived), so a block is never left waiting for the next one.
+block's arrival, not from when a scan got round to it. An announced scan retries shortly
+(every 20 ms, for about 2 s) when its block is not scanned yet because the lock was held
+(the holder started before the block arrived) or because the scan's node is behind the
+follower's (another endpoint, a few ms later): a block is never left waiting for the next.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from workers.stage import ITEMS, rejects_malformed
 
 log = logging.getLogger(__name__)
 LOCK_TTL_S = 30
-BUSY_RETRY_S = 0.02  # the lock holder is mid-scan: a scan of one block takes ~10-50 ms
-BUSY_RETRIES = 100  # ~2 s; after that the next block's scan covers this one
+RETRY_S = 0.02  # the lock holder is mid-scan (one block takes ~10-50 ms), or the node lags
+RETRIES = 100  # ~2 s; after that the next block's scan (or beat's tick) covers this one
 
 
 @app.task(name="workers.tasks.scan.tick", acks_late=True)
@@ -57,17 +58,19 @@ def scan_chain(
     self: Any, chain_id: int, block: int | None = None, first: int | None = None, arrived_at: float | None = None
 ) -> int:
     published = scan_once(chain_id, block, first, arrived_at)
-    if published is None:  # busy, and the announced block is not scanned yet
-        if self.request.retries < BUSY_RETRIES:
-            raise self.retry(countdown=BUSY_RETRY_S, max_retries=BUSY_RETRIES)
+    if published is None:  # the announced block is not scanned yet
+        if self.request.retries < RETRIES:
+            raise self.retry(countdown=RETRY_S, max_retries=RETRIES)
         log.info("chain %s: block %s still not scanned after %d retries; the next scan covers it",
-                 chain_id, block, BUSY_RETRIES)
+                 chain_id, block, RETRIES)
         return 0
     return published
 
 
 @rejects_malformed
 def scan_once(chain_id: int, block: int | None, first: int | None, arrived_at: float | None) -> int | None:
+    """One scan; the number of blocks published, or None when an announced block is
+    still not scanned (lock held elsewhere, or the node behind): retry."""
     chain_id = uint(chain_id, bits=64)
     announced = None
     if block is not None:
@@ -95,4 +98,6 @@ def scan_once(chain_id: int, block: int | None, first: int | None, arrived_at: f
                 path.find.delay(delta.to_wire())
                 published += 1
                 ITEMS.labels(stage="scan").inc(len(delta.states))
+        if announced is not None and (scanner.last_block is None or scanner.last_block < announced[1]):
+            return None  # this node has not got the block the follower saw yet
     return published
