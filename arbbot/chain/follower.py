@@ -169,6 +169,10 @@ def check_ws_urls(urls: Sequence[str]) -> list[str]:
         if not url:
             continue
         parts = urlsplit(url)
+        try:
+            _ = parts.port  # raises on a port that is not a number
+        except ValueError:
+            raise ConfigError(f"WebSocket URL #{i + 1} ({parts.scheme}://{parts.hostname}...): bad port") from None
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
             raise ConfigError(
                 f"WebSocket URL #{i + 1} ({parts.scheme or 'no scheme'}://{parts.hostname or '?'}...) "
@@ -374,7 +378,7 @@ class Follower:
                 log.info("chain %s: subscribed to newHeads at %s", self.chain_id, label)
                 self._ws_loop(ws, sub, stop)
         except (OSError, TimeoutError, WebSocketException, _WsTrouble, ValueError) as exc:
-            self._ws_failed(label, exc)
+            self._ws_failed(label, str(exc).replace(url, label), type(exc).__name__)
         finally:
             WS_CONNECTED.labels(self._label).set(0)
             self.source = "poll"
@@ -429,7 +433,8 @@ class Follower:
             if isinstance(msg.get("result"), Mapping):
                 self.observe(msg["result"], source="ws", arrived_at=arrived)
 
-    def _ws_failed(self, label: str, exc: BaseException) -> None:
+    def _ws_failed(self, label: str, error: str, kind: str) -> None:
+        """``error`` has the URL replaced by its label: a path may hold an API key."""
         self.stats.ws_failures += 1
         WS_FAILURES.labels(self._label).inc()
         self._ws_index = (self._ws_index + 1) % len(self.ws_urls)
@@ -439,4 +444,4 @@ class Follower:
             self._ws_rounds += 1
         self._ws_retry_at = time.monotonic() + delay
         log.warning("chain %s: WebSocket %s: %s: %s; polling, next attempt in %.2fs",
-                    self.chain_id, label, type(exc).__name__, str(exc)[:200], delay)
+                    self.chain_id, label, kind, error[:200], delay)

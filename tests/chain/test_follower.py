@@ -456,3 +456,59 @@ def test_follow_command_runs_as_its_own_process(chain_anvil: Anvil, scan_queue: 
             proc.kill()
             proc.wait()
         hot.clear()
+
+
+def test_a_reorg_at_the_same_height_is_announced(chain_anvil: Anvil, scan_queue: ScanQueue) -> None:
+    """anvil's snapshot and revert make a real reorg: block n+1 replaced by another n+1."""
+    rpc = chain_anvil.rpc()
+    heads: list[Head] = []
+    f = make_follower(chain_anvil, ws_url=f"ws://127.0.0.1:{chain_anvil.port}", heads=heads)
+    with Running(f):
+        assert scan_queue.next()[:2] == (0, 0)
+        n = mine(chain_anvil)
+        assert scan_queue.next()[:2] == (n, n)
+        snap = rpc.call("evm_snapshot")
+        mine(chain_anvil)
+        assert scan_queue.next()[:2] == (n + 1, n + 1)
+        orphaned = heads[-1].hash
+        assert rpc.call("evm_revert", [snap]) is True
+        ts = int(rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+        rpc.call("evm_mine", [ts + 100])  # another block n+1 (another timestamp, so another hash)
+        assert scan_queue.next()[:2] == (n + 1, n + 1)
+        assert heads[-1].reorg and heads[-1].hash != orphaned and not heads[-2].reorg
+    assert f.stats.reorgs == 1
+
+
+def _hdr(n: int, h: int, parent: int) -> dict[str, str]:
+    return {"number": hex(n), "hash": "0x" + f"{h:064x}", "parentHash": "0x" + f"{parent:064x}"}
+
+
+def test_judging_heads_without_a_node() -> None:
+    """What counts as news: duplicates and a lagging node's older heights do not; a head
+    whose parent is not the hash seen below is a reorg; a failed hand-over is retried and
+    merged with the next head (no network: ``observe`` is fed headers directly)."""
+    announced: list[Head] = []
+    fail = {"on": False}
+
+    def on_head(h: Head) -> None:
+        if fail["on"]:
+            raise ConnectionError("broker down")
+        announced.append(h)
+
+    f = Follower(RpcClient("http://127.0.0.1:9"), on_head, chain_id=1)
+    assert f.observe(_hdr(10, 0xA10, 0xA9), source="ws", arrived_at=1.0) is not None
+    assert f.observe(_hdr(10, 0xA10, 0xA9), source="poll", arrived_at=1.1) is None  # seen
+    assert f.observe(_hdr(11, 0xA11, 0xA10), source="ws", arrived_at=2.0) is not None
+    assert f.observe(_hdr(7, 0x777, 0x776), source="poll", arrived_at=2.1) is None  # a lagging node
+    h = f.observe(_hdr(12, 0xB12, 0xB11), source="ws", arrived_at=3.0)  # parent is not 0xa11
+    assert h is not None and h.reorg
+    fail["on"] = True
+    assert f.observe(_hdr(13, 0xB13, 0xB12), source="ws", arrived_at=4.0) is not None
+    assert f.observe(_hdr(16, 0xB16, 0xB15), source="poll", arrived_at=5.0) is not None  # a gap
+    fail["on"] = False
+    f._flush()  # the loop's retry
+    assert [(x.first, x.number, x.arrived_at, x.reorg) for x in announced] == [
+        (10, 10, 1.0, False), (11, 11, 2.0, False), (12, 12, 3.0, True),
+        (13, 16, 4.0, False),  # 13 failed to go out, 14-16 came as a gap: one covers both
+    ]
+    assert f.stats.gap_blocks == 2 and f.stats.reorgs == 1
