@@ -344,7 +344,7 @@ class PathQueue(ScanQueue):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_announced_scan_carries_the_arrival_and_publishes_a_block_once(dev: DevChain) -> None:
+def test_an_announced_scan_carries_the_arrival_and_publishes_a_block_once(chain_anvil: Anvil) -> None:
     """The scan task, called in-process as a worker would run it (its publish is real): the
     deltas of the announced blocks carry the arrival time as ``observed_at``; announcing the
     same block again publishes nothing (the block claim); a scan that finds the lock held
@@ -355,6 +355,7 @@ def test_an_announced_scan_carries_the_arrival_and_publishes_a_block_once(dev: D
     from workers import runtime
     from workers.tasks import scan
 
+    dev = DevChain(RpcClient(chain_anvil.url, timeout_s=30))  # a chain id of its own: no stale hot state
     mc = dev.deploy_multicall()
     factory, tokens = build_v2_market(dev, n_tokens=3, n_pairs=2)
     chain_id = dev.rpc.chain_id()
@@ -364,6 +365,7 @@ def test_an_announced_scan_carries_the_arrival_and_publishes_a_block_once(dev: D
     })
     runtime.reset()
     hot = runtime.hotstate(chain_id)
+    hot.clear()
     paths = PathQueue(chain_id)
     scans = ScanQueue(chain_id)
     try:
