@@ -104,17 +104,13 @@ def run(opts: dict[str, Any], out: Callable[[str], None]) -> int:
 
 
 def _serve_metrics() -> None:
+    """The follower's metrics on ``ARBBOT_METRICS_PORT``. One process, so the default
+    registry: it reads a metric's value whether it was made before or after
+    ``workers.celery_app`` switched prometheus_client to multiprocess files."""
     from arbbot.config import get_settings
 
     port = get_settings().metrics_port
-    if not port:
-        return
-    from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+    if port:
+        from prometheus_client import start_http_server
 
-    registry = REGISTRY
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # set by workers.celery_app when metrics are on
-        from prometheus_client import multiprocess
-
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-    start_http_server(port, registry=registry)
+        start_http_server(port)
