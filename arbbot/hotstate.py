@@ -10,7 +10,9 @@ Per chain, under ``{prefix}:{chain_id}:`` (``HotState``):
 - ``tokens``  hash: token address -> JSON of its metadata and transfer check (``put_tokens``)
 - ``claim:<n>:<hash>``  publish-once guard for a block
 - ``lock:scan``  the scan lock: never two scans of one chain at once (``scan_lock``)
-- ``lock:follow``  one follow pass of the chain's sent transactions at a time
+- ``lock:journal``  one follow pass of the chain's sent transactions at a time (``journal_lock``)
+- ``lock:follow``  the block follower's lease: one follower of the chain announces new
+  blocks, and beat's fallback scan tick stays quiet while it is held (``follower_lock``)
 - ``nonce:<signer address>``  the nonce lock: one send at a time per signer (``nonce_lock``)
 - ``nonce_next:<signer>``  the next nonce to hand out; absent until first read from the
   node (``eth_getTransactionCount(pending)``), and reset from the node after any error
@@ -26,7 +28,7 @@ Fleet-wide, under ``{prefix}:`` (``Fleet``, also ``HotState.fleet``):
   dropped before anything is sent. Operators set it by hand
   (``redis-cli set arbbot:kill_switch 1``), so the name is fixed.
 
-Both locks are redis-py's ``Lock`` (``SET NX PX`` with a random token, released only by
+The locks are redis-py's ``Lock`` (``SET NX PX`` with a random token, released only by
 the holder, freed by expiry if the holder dies). The nonce scripts are fenced by the nonce
 lock's token: a holder whose lock expired cannot move the nonce any more.
 
@@ -258,10 +260,10 @@ class HotState:
             yield got
 
     @contextlib.contextmanager
-    def follow_lock(self, ttl_s: float = 60.0) -> Iterator[bool]:
+    def journal_lock(self, ttl_s: float = 60.0) -> Iterator[bool]:
         """One follow pass of the chain's transactions at a time (``arbbot.execution.follow``);
         as ``scanning``: True when this caller holds it, never waits."""
-        lock = self.redis.lock(self.key("lock:follow"), timeout=ttl_s, blocking=False)
+        lock = self.redis.lock(self.key("lock:journal"), timeout=ttl_s, blocking=False)
         with self._held(lock, "follow") as got:
             yield got
 
@@ -276,6 +278,13 @@ class HotState:
                     lock.release()
                 except LockNotOwnedError:
                     log.warning("%s lock of chain %s expired before its holder finished", what, self.chain_id)
+
+    def follower_lock(self, ttl_s: float) -> Lock:
+        """The chain's block-follower lease, not yet acquired (``acquire()`` never waits).
+        Its holder renews it while alive (``arbbot.chain.follower.Lease``); ``locked()``
+        tells beat's fallback tick that a follower is on duty. Owned by the process, not a
+        thread (``thread_local=False``): the follower renews it from its own loop."""
+        return self.redis.lock(self.key("lock:follow"), timeout=ttl_s, blocking=False, thread_local=False)
 
     def nonce_lock(
         self, signer: str, ttl_s: float = NONCE_LOCK_TTL_S, wait_s: float | None = NONCE_LOCK_WAIT_S

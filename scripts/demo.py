@@ -2,10 +2,10 @@
 """``make demo``: the full pipeline on the embedded devnet.
 
 Brings up the devnet (anvil + genuine Uniswap contracts + the executor), the market
-simulator, one Celery worker process per queue, beat, Flower and the Django server; prints
-the URLs and a progress line every few seconds (opportunities, executions, realised profit).
-Ctrl-C (or ``--seconds``) stops everything it started, the devnet included if it started it.
-Logs go to ``.run/<process>.log``.
+simulator, one Celery worker process per queue, the block follower, beat, Flower and the
+Django server; prints the URLs and a progress line every few seconds (opportunities,
+executions, realised profit). Ctrl-C (or ``--seconds``) stops everything it started, the
+devnet included if it started it. Logs go to ``.run/<process>.log``.
 """
 
 from __future__ import annotations
@@ -74,6 +74,11 @@ def main() -> int:
              "--concurrency", "1", "-l", "INFO"],
             {"ARBBOT_HEARTBEAT_FILE": str(run_dir / f"heartbeat-{q}")},
         )
+    # the block follower: each new block to the scan queue as it arrives (newHeads over the
+    # devnet's WebSocket, same port); beat's scan tick stays the fallback if it dies
+    start("follower", [py, "manage.py", "arbbot", "follow", "--chain", str(dep.chain_id),
+                       "--ws", dep.rpc_url.replace("http://", "ws://", 1)],
+          {"ARBBOT_HEARTBEAT_FILE": str(run_dir / "heartbeat-follower")})
     start("beat", [celery, "-A", "workers.celery_app", "beat", "-l", "INFO", "-s", str(run_dir / "beat-schedule")])
     start("flower", [celery, "-A", "workers.celery_app", "flower", f"--port={args.flower_port}",
                      "--address=127.0.0.1"])

@@ -62,6 +62,8 @@ app.conf.update(
     broker_transport_options={"confirm_publish": True},
     beat_schedule={
         "scan-tick": {
+            # The fallback: each chain's block follower (manage.py arbbot follow) sends its
+            # scans as blocks arrive; the tick scans only chains no follower holds.
             "task": "workers.tasks.scan.tick",
             # No "expires": an expired task is rejected, which would dead-letter every tick
             # that waited; a late tick is harmless (scan_chain takes a per-chain lock).

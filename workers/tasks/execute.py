@@ -45,7 +45,7 @@ def follow() -> int:
 
     done = 0
     for chain_id in selectors.chains_following():
-        with runtime.hotstate(chain_id).follow_lock() as mine:
+        with runtime.hotstate(chain_id).journal_lock() as mine:
             if mine:
                 report = follow_pass(runtime.runner(chain_id), DbJournal(), runtime.follow_policy(chain_id))
                 _count(report.results)

@@ -1,0 +1,116 @@
+"""``arbbot follow --chain ID``: the chain's block follower, a long-running process (one per
+chain, like beat). Each new block is announced to the scan queue the moment it arrives
+(``arbbot.chain.follower.Follower`` -> ``workers.tasks.scan.announce``), stamped with its
+arrival time; beat's once-a-second tick stays as the fallback while no follower holds the
+chain's lease (``HotState.follower_lock``). A second follower of the same chain waits as a
+standby and takes over within the lease's TTL if the first dies.
+
+WebSocket URLs (``newHeads``) come from ``--ws`` (repeatable) or ``ARBBOT_WS_URLS``
+(comma-separated) until the chain configuration carries them; without any, the follower
+polls the chain's HTTP RPC URLs every ``--poll-interval`` seconds. SIGTERM or Ctrl-C stops
+it and releases the lease at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import Any, Callable
+
+from webapp.core.cli import CliError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("follow", help="follow a chain's new blocks and scan each at once (one per chain)")
+    p.add_argument("--chain", type=int, required=True, metavar="ID", help="chain id (configured and active)")
+    p.add_argument("--ws", action="append", default=None, metavar="URL",
+                   help="newHeads WebSocket URL, several for failover (default: $ARBBOT_WS_URLS, comma-separated)")
+    p.add_argument("--poll-interval", type=float, default=None, metavar="SECONDS",
+                   help="head poll interval without WebSocket (default: $ARBBOT_FOLLOW_POLL_INTERVAL or 0.1)")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this long (default: run until stopped)")
+    p.set_defaults(handler=run)
+
+
+def run(opts: dict[str, Any], out: Callable[[str], None]) -> int:
+    from arbbot.chain.follower import DEFAULT_POLL_INTERVAL_S, LEASE_TTL_S, Follower, Lease, check_ws_urls
+    from arbbot.chain.rpc import RpcClient, endpoint_label
+    from arbbot.config import get_settings
+    from arbbot.errors import ConfigError
+    from webapp.core import selectors
+
+    chain_id = opts["chain"]
+    ws_raw = opts["ws"] if opts["ws"] is not None else os.environ.get("ARBBOT_WS_URLS", "").split(",")
+    poll = opts["poll_interval"]
+    if poll is None:
+        raw = os.environ.get("ARBBOT_FOLLOW_POLL_INTERVAL", str(DEFAULT_POLL_INTERVAL_S))
+        try:
+            poll = float(raw)
+        except ValueError:
+            raise CliError(f"ARBBOT_FOLLOW_POLL_INTERVAL: {raw!r} is not a number of seconds", code=2) from None
+    try:
+        ws_urls = check_ws_urls(ws_raw)
+    except ConfigError as exc:
+        raise CliError(f"--ws / ARBBOT_WS_URLS: {exc}", code=2) from None
+    if not 0 < poll <= 60:
+        raise CliError(f"--poll-interval / ARBBOT_FOLLOW_POLL_INTERVAL: {poll:g} is not within (0, 60] seconds", code=2)
+
+    from webapp.core.models import Chain
+
+    try:
+        chain = selectors.chain_get(chain_id)
+    except Chain.DoesNotExist:
+        raise CliError(f"--chain {chain_id}: no such chain configured", code=2) from None
+    if not chain.is_active:
+        raise CliError(f"--chain {chain_id}: the chain is not active", code=2)
+    http_urls = chain.rpc_url_list()
+    if not http_urls:
+        raise CliError(f"--chain {chain_id}: no RPC URL configured", code=2)
+
+    # the fleet's side: the Celery app and the scan task the follower sends
+    from workers import runtime
+    from workers.tasks import scan
+
+    settings = get_settings()
+    hot = runtime.hotstate(chain_id)
+    follower = Follower(
+        RpcClient(http_urls, timeout_s=2.0, retries=0, breaker_cooldown_s=1.0),
+        lambda head: scan.announce(chain_id, head),
+        chain_id=chain_id,
+        ws_urls=ws_urls,
+        poll_interval_s=poll,
+        lease=Lease(hot.follower_lock(LEASE_TTL_S), LEASE_TTL_S),
+        # the workers' liveness file, checked by age (python -m workers.health): a wedged
+        # loop stops touching it, and loses the lease too
+        heartbeat=lambda: settings.heartbeat_file.touch(),
+    )
+
+    _serve_metrics()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if opts["seconds"]:
+        timer = threading.Timer(opts["seconds"], stop.set)
+        timer.daemon = True
+        timer.start()
+    via = ", ".join(endpoint_label(u) for u in ws_urls) or "no WebSocket"
+    out(f"following chain {chain_id}: newHeads via {via}; HTTP poll every {poll:g}s "
+        f"{'as fallback' if ws_urls else 'always'}")
+    follower.run(stop)
+    s = follower.stats
+    out(f"stopped: {s.announced} heads announced ({s.by_source}), {s.gap_blocks} gap blocks, "
+        f"{s.reorgs} reorgs, {s.ws_failures} WebSocket failures")
+    return 0
+
+
+def _serve_metrics() -> None:
+    """The follower's metrics on ``ARBBOT_METRICS_PORT``. One process, so the default
+    registry: it reads a metric's value whether it was made before or after
+    ``workers.celery_app`` switched prometheus_client to multiprocess files."""
+    from arbbot.config import get_settings
+
+    port = get_settings().metrics_port
+    if port:
+        from prometheus_client import start_http_server
+
+        start_http_server(port)
