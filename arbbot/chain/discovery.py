@@ -28,12 +28,15 @@ PoolKind = Literal["v2", "v3"]
 @dataclass(frozen=True, slots=True)
 class Factory:
     """A DEX factory to discover pools from. ``fee_pips`` applies to V2 pairs (3000 for the
-    genuine Uniswap V2; forks differ); V3 pools carry their own fee."""
+    genuine Uniswap V2; forks differ); V3 pools carry their own fee. ``discovered_to``: the
+    last block a backfill (``arbbot.chain.backfill``) discovered its pools through, None
+    before any; the scanner's discovery starts after it."""
 
     address: str
     kind: PoolKind
     start_block: int = 0
     fee_pips: int = 3000
+    discovered_to: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("v2", "v3"):
