@@ -103,13 +103,17 @@ class RangeLimitProxy(RpcProxy):
         self.ranges: list[tuple[int, int]] = []
         self.filters: list[dict[str, Any]] = []  # every eth_getLogs filter forwarded
         self.hold_from: int | None = None
+        self.hold_address: str | None = None
         self.held = threading.Event()  # set while a request waits at the hold
+        self.held_from: int | None = None  # the first block of the request held
         self._release = threading.Event()
         super().__init__(upstream, max_log_range=max_log_range, style=style)
 
-    def hold(self, from_block: int) -> None:
+    def hold(self, from_block: int, address: str | None = None) -> None:
+        """Hold getLogs from ``from_block`` on (of ``address`` only, when given)."""
         self._release.clear()
         self.held.clear()
+        self.hold_address = address
         self.hold_from = from_block
 
     def release(self) -> None:
@@ -121,7 +125,8 @@ class RangeLimitProxy(RpcProxy):
             return None
         f = req["params"][0]
         lo, hi = int(f.get("fromBlock", "0x0"), 16), int(f.get("toBlock", "0x0"), 16)
-        if self.hold_from is not None and lo >= self.hold_from:
+        if self.hold_from is not None and lo >= self.hold_from and self.hold_address in (None, f.get("address")):
+            self.held_from = lo
             self.held.set()
             self._release.wait(120)
         if self.max_log_range is not None and hi - lo + 1 > self.max_log_range:
