@@ -104,6 +104,7 @@ class RangeLimitProxy(RpcProxy):
         self.filters: list[dict[str, Any]] = []  # every eth_getLogs filter forwarded
         self.hold_from: int | None = None
         self.hold_address: str | None = None
+        self.slow_s = 2.0  # style "slow": how long a too-wide range takes to answer
         self.held = threading.Event()  # set while a request waits at the hold
         self.held_from: int | None = None  # the first block of the request held
         self._release = threading.Event()
@@ -130,6 +131,11 @@ class RangeLimitProxy(RpcProxy):
             self.held.set()
             self._release.wait(120)
         if self.max_log_range is not None and hi - lo + 1 > self.max_log_range:
+            if self.refusal_style == "slow":  # a node that cannot answer a wide range in time
+                with self._lock:
+                    self.refused += 1
+                self._release.wait(self.slow_s)
+                return None
             with self._lock:
                 self.refused += 1
             err = REFUSALS[self.refusal_style](lo, hi, self.max_log_range)
@@ -188,7 +194,7 @@ def spread_market(dev: DevChain, *, n_tokens: int = 7, gap: int = 25, v3_pools: 
     return m
 
 
-@pytest.mark.parametrize("style", sorted(REFUSALS))
+@pytest.mark.parametrize("style", sorted(REFUSALS) + ["slow"])
 def test_backfill_behind_a_range_limited_node_completes_shrinking_its_chunk(dev: DevChain, style: str) -> None:
     m = spread_market(dev, n_tokens=5, gap=20, v3_pools=3)
     head = dev.rpc.block_number()
@@ -198,9 +204,12 @@ def test_backfill_behind_a_range_limited_node_completes_shrinking_its_chunk(dev:
         ledger = MemoryLedger()
         reports: list[Progress] = []
         factories = [Factory(m.v2, "v2", start_block=m.v2_start), Factory(m.v3, "v3", start_block=m.v3_start)]
-        result = backfill(RpcClient(proxy.url), factories, ledger, to_block=head, max_chunk=1000,
+        # "slow": a wide range times out at the client, which the backfill takes as a refusal
+        rpc = RpcClient(proxy.url, timeout_s=0.3, retries=0) if style == "slow" else RpcClient(proxy.url)
+        result = backfill(rpc, factories, ledger, to_block=head, max_chunk=1000 if style != "slow" else 200,
                           on_progress=reports.append)
     finally:
+        proxy.release()  # wake the answers still being slow, while anvil is up
         proxy.kill()
     assert sorted(p.address for p in ledger.pools) == sorted(m.pools)
     assert len(ledger.pools) == len(m.pools)  # each once
@@ -214,6 +223,8 @@ def test_backfill_behind_a_range_limited_node_completes_shrinking_its_chunk(dev:
     # the node refused, the chunk shrank to what it accepts, and no refused range was lost
     assert proxy.refused > 0 and result.refusals == proxy.refused
     assert all(hi - lo + 1 <= limit for lo, hi in proxy.ranges)
+    if style == "slow":
+        assert result.refusals < 10  # the chunk stays small once shrunk: not a timeout per chunk
     covered = sorted(proxy.ranges)
     assert covered[0][0] == m.v2_start and covered[-1][1] == head
     per_factory_blocks = (head - m.v2_start + 1) + (head - m.v3_start + 1)
