@@ -2,9 +2,11 @@
 
 Owns: what a factory and a pool are before any state is read (``Factory``, ``PoolInfo``);
 the creation events (V2 ``PairCreated``, V3 ``PoolCreated``) and their decoding by
-slicing; chunked ``eth_getLogs`` backfill that shrinks its range and retries when a node
-refuses a range (the "query returned more than 10000 results" / "block range too large"
-family of public provider errors), using the provider's suggested range when it sends one.
+slicing; chunked ``eth_getLogs`` over a short range (the scanner's first poll) that shrinks
+its range and retries when a node refuses a range (the "query returned more than 10000
+results" / "block range too large" family of public provider errors, ``range_refusal``),
+using the provider's suggested range when it sends one. A factory's history, resumable and
+with progress, is ``arbbot.chain.backfill``'s.
 The per-block events (``Sync``, ``Swap``, ...) and what each log means are
 ``arbbot.chain.events``; a pool's tokens are registered by ``arbbot.chain.token_registry``.
 """

@@ -269,6 +269,12 @@ class Scanner:
         found: list[PoolInfo] = []
         limit = self.config.bootstrap_discover_max_blocks
         for f in self.factories.values():
+            if f.discovered_to is not None and f.discovered_to > head:
+                # the node is behind the backfill (a reset devnet, a lagging node): do not
+                # trust the cursor; what remains is discovered as if none had run
+                log.warning("chain %s: factory %s was backfilled through block %d, beyond the head %d",
+                            self.chain_id, f.address, f.discovered_to, head)
+                f = Factory(f.address, f.kind, f.start_block, f.fee_pips)
             lo = f.start_block if f.discovered_to is None else max(f.start_block, f.discovered_to + 1)
             if lo > head:
                 continue

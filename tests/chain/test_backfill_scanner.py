@@ -97,3 +97,15 @@ def test_a_restarted_worker_reads_the_backfilled_pools_it_has_no_state_for(dev: 
     funded = list(dev.pairs.values())[0]
     stored = hot.get_pools()[funded.address]
     assert (stored.reserve0, stored.reserve1) == (funded.reserve0, funded.reserve1)  # type: ignore[attr-defined]
+
+
+def test_a_cursor_beyond_the_head_is_not_trusted(dev: DevChain, caplog: pytest.LogCaptureFixture) -> None:
+    """A devnet reset under the same id: the backfill's cursor names blocks that do not exist."""
+    mc = dev.deploy_multicall()
+    m = spread_market(dev, n_tokens=3, gap=5, v3_pools=0)
+    head = dev.rpc.block_number()
+    f = Factory(m.v2, "v2", start_block=m.v2_start, discovered_to=head + 1000)
+    with caplog.at_level(logging.WARNING, logger="arbbot.chain.scanner"):
+        (first,) = Scanner(_config(dev, dev.rpc.url, mc, [f], [])).poll()
+    assert sorted(s.address for s in first.states) == sorted(m.pools)
+    assert "beyond the head" in caplog.text

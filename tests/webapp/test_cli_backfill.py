@@ -178,5 +178,17 @@ def test_unknown_chain_and_bad_arguments_are_named(market: tuple[DevChain, Sprea
     r = arbbot("backfill", "--chain", str(CHAIN_ID), "--chunk", "0")
     assert r.returncode == 2 and "--chunk" in r.stderr
     assert cursors() == {}
+    # a cursor beyond the node's head (the chain was reset under the same id) is refused,
+    # and --reset starts over from the start blocks
+    from webapp.core import services
+    from webapp.core.models import Pool
+
+    services.backfill_chunk_record(CHAIN_ID, m.v2, m.v2_start, head + 50, [])
+    r = arbbot("backfill", "--chain", str(CHAIN_ID))
+    assert r.returncode == 1 and f"uni-v2 (block {head + 50:,})" in r.stderr and "--reset" in r.stderr
+    r = arbbot("backfill", "--chain", str(CHAIN_ID), "--reset")
+    assert r.returncode == 0, r.stderr
+    assert cursors() == {m.v2: head - 2, m.v3: head - 2}
+    assert Pool.objects.filter(chain__chain_id=CHAIN_ID).count() == len(m.pools)
     r = arbbot("backfill", "--help")
     assert r.returncode == 0 and "--chain" in r.stdout and "resumes" in r.stdout

@@ -468,6 +468,14 @@ def backfill_chunk_record(
     return len(new)
 
 
+def backfill_cursors_reset(chain_id: int) -> int:
+    """Forget the chain's backfill cursors (a chain reset under the same id, or a start block
+    moved earlier): the next backfill starts again at each DEX's start block. Pools already
+    recorded stay. Returns the number of cursors removed."""
+    removed, _ = BackfillCursor.objects.filter(dex__chain__chain_id=chain_id).delete()
+    return removed
+
+
 class DbBackfillLedger:
     """The backfill's ``BackfillLedger`` (``arbbot.chain.backfill``) on the BackfillCursor
     and Pool tables of one chain."""

@@ -28,6 +28,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--to", type=int, metavar="BLOCK", help="last block to discover (default: head - confirmations)")
     p.add_argument("--chunk", type=int, default=10_000, metavar="N",
                    help="most blocks per eth_getLogs request (default 10000; shrinks when the node refuses)")
+    p.add_argument("--reset", action="store_true",
+                   help="forget where earlier runs stopped and start again at each DEX's start block "
+                   "(pools already recorded stay; for a chain reset under the same id)")
     p.set_defaults(handler=run)
 
 
@@ -107,13 +110,21 @@ def run(opts: dict[str, Any], out: Callable[[str], None]) -> int:
     if to_block < 0:
         raise CliError(f"--to {to_block} is negative", code=2)
 
+    if opts.get("reset"):
+        out(f"forgot {services.backfill_cursors_reset(chain_id)} backfill cursor(s) of chain {chain_id}")
     cursors = selectors.backfill_cursors(chain_id)
+    names = {d.factory: d.name for d in dexes}
+    ahead = [f"{names[f]} (block {b:,})" for f, b in cursors.items() if b > head]
+    if ahead:
+        raise CliError(
+            f"chain {chain_id}: backfilled beyond the node's head {head:,}: {', '.join(ahead)}; is this the same "
+            "chain? If it was reset, run again with --reset"
+        )
     factories = [
         Factory(d.factory, d.kind, start_block=d.start_block, fee_pips=d.fee_pips, discovered_to=cursors.get(d.factory))
         for d in dexes
     ]
     ledger = services.DbBackfillLedger(chain_id)
-    names = {d.factory: d.name for d in dexes}
     for f in factories:
         lo = first_block(f, ledger)
         state = "up to date" if lo > to_block else f"blocks {lo:,}-{to_block:,}"
