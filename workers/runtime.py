@@ -57,15 +57,16 @@ def rpc(chain_id: int) -> RpcClient:
 
 @functools.lru_cache(maxsize=None)
 def scanner(chain_id: int) -> Scanner:
+    from webapp.core import selectors
+
     chain = _chain(chain_id)
+    # factories with their start block and backfill cursor, and the pools backfilled
     config = ScannerConfig.from_dict(
         {
             "chain_id": chain.chain_id,
             "rpc_urls": chain.rpc_url_list(),
             "multicall": chain.multicall3,
-            "factories": [
-                {"address": d.factory, "kind": d.kind, "fee_pips": d.fee_pips} for d in chain.dexes.all()
-            ],
+            **selectors.discovery_config(chain_id),
         }
     )
     return Scanner(config, store=hotstate(chain_id))

@@ -2,9 +2,11 @@
 
 Owns: what a factory and a pool are before any state is read (``Factory``, ``PoolInfo``);
 the creation events (V2 ``PairCreated``, V3 ``PoolCreated``) and their decoding by
-slicing; chunked ``eth_getLogs`` backfill that shrinks its range and retries when a node
-refuses a range (the "query returned more than 10000 results" / "block range too large"
-family of public provider errors), using the provider's suggested range when it sends one.
+slicing; chunked ``eth_getLogs`` over a short range (the scanner's first poll) that shrinks
+its range and retries when a node refuses a range (the "query returned more than 10000
+results" / "block range too large" family of public provider errors, ``range_refusal``),
+using the provider's suggested range when it sends one. A factory's history, resumable and
+with progress, is ``arbbot.chain.backfill``'s.
 The per-block events (``Sync``, ``Swap``, ...) and what each log means are
 ``arbbot.chain.events``; a pool's tokens are registered by ``arbbot.chain.token_registry``.
 """
@@ -28,12 +30,15 @@ PoolKind = Literal["v2", "v3"]
 @dataclass(frozen=True, slots=True)
 class Factory:
     """A DEX factory to discover pools from. ``fee_pips`` applies to V2 pairs (3000 for the
-    genuine Uniswap V2; forks differ); V3 pools carry their own fee."""
+    genuine Uniswap V2; forks differ); V3 pools carry their own fee. ``discovered_to``: the
+    last block a backfill (``arbbot.chain.backfill``) discovered its pools through, None
+    before any; the scanner's discovery starts after it."""
 
     address: str
     kind: PoolKind
     start_block: int = 0
     fee_pips: int = 3000
+    discovered_to: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("v2", "v3"):

@@ -38,9 +38,19 @@ node's gas price of that poll (``base_fee_wei``, ``gas_price_wei``).
 
 Per block: the block's ``Sync`` logs give V2 reserves directly; V3 ``Swap`` logs give
 slot0 price/tick and liquidity directly; V3 ``Mint``/``Burn``/``Initialize`` pools are
-re-read (slot0, liquidity, ticks) at that block's hash. The first poll backfills the
+re-read (slot0, liquidity, ticks) at that block's hash. The first poll discovers the
 factories' pools (``discovery``) and reads every pool (``full_refresh``) in batched
 Multicall3 calls, and emits that full snapshot as its first delta.
+
+Discovery at the first poll is short by design: the pools of a factory's history come from
+``arbbot backfill`` (``arbbot.chain.backfill``, run by the operator, resumable) and reach
+the scanner as ``config.pools``, with the block the backfill reached as the factory's
+``discovered_to``. The first poll discovers only from there (or from ``start_block`` when
+no backfill ran) to the head, and only when that range is at most
+``bootstrap_discover_max_blocks``; a longer one is not attempted inside a scan task: the
+scanner follows the factory's new pools from the head onward and logs that ``arbbot
+backfill`` should be run. Known pools without a stored state (a worker restarted after a
+backfill) are read a few hundred per block, with that block's changes.
 
 Reorgs: a block whose ``parentHash`` differs from the stored hash (or a head whose hash
 differs at a known height) starts a walk back to the common ancestor; the pools touched by
@@ -138,6 +148,7 @@ class Scanner:
             check_transfers=config.check_transfers, check_attempts=config.transfer_check_attempts,
         )
         self.last_block: int | None = None
+        self.unread: set[str] = set()  # known pools with no state yet (read with the next blocks)
         self.hashes: OrderedDict[int, str] = OrderedDict()
         self.touched: dict[int, set[str]] = {}  # block -> pools it changed (reorg undo info)
         self.gas_price_wei = 0  # the node's eth_gasPrice, read once per poll
@@ -242,19 +253,43 @@ class Scanner:
             head = self._latest()
             assert head is not None
         if self.config.discover_on_start and self.factories:
-            self.add_pools(
-                discover_pools(
-                    self.rpc, self.factories.values(), 0, head.number, max_range=self.config.getlogs_max_range
-                ),
-                block=head.hash,
-            )
+            self.add_pools(self._discover_recent(head.number), block=head.hash)
         states = self.full_refresh(head.hash, head.number)
+        self.unread.clear()
         self.check_tokens(states, head.hash)
         self.hashes.clear()
         self.touched.clear()
         self._remember(head, set())
         self._commit(states, head)
         return self._delta(head, states)
+
+    def _discover_recent(self, head: int) -> list[PoolInfo]:
+        """Pools each factory created after its backfill cursor (else its start block) up
+        to ``head``, for the factories whose range is short enough for a scan task."""
+        found: list[PoolInfo] = []
+        limit = self.config.bootstrap_discover_max_blocks
+        for f in self.factories.values():
+            if f.discovered_to is not None and f.discovered_to > head:
+                # the node is behind the backfill (a reset devnet, a lagging node): do not
+                # trust the cursor; what remains is discovered as if none had run
+                log.warning("chain %s: factory %s was backfilled through block %d, beyond the head %d",
+                            self.chain_id, f.address, f.discovered_to, head)
+                f = Factory(f.address, f.kind, f.start_block, f.fee_pips)
+            lo = f.start_block if f.discovered_to is None else max(f.start_block, f.discovered_to + 1)
+            if lo > head:
+                continue
+            if head - lo + 1 > limit:
+                log.warning(
+                    "chain %s: factory %s has %d blocks to discover (%s %d); discovering its new pools from "
+                    "the head %d onward only: run `python manage.py arbbot backfill --chain %s` for the rest",
+                    self.chain_id, f.address, head - lo + 1,
+                    "no backfill; start block" if f.discovered_to is None else "backfilled through",
+                    f.start_block if f.discovered_to is None else f.discovered_to, head, self.chain_id,
+                )
+                self.stats.extra.setdefault("discovery_skipped", []).append(f.address)
+                continue
+            found += discover_pools(self.rpc, [f], lo, head, max_range=self.config.getlogs_max_range)
+        return found
 
     # ------------------------------------------------------------------ blocks
 
@@ -302,6 +337,10 @@ class Scanner:
         self.add_pools(ev.created, block=h.hash)
         changed: dict[str, PoolState] = {}
         reread = set(ev.reread)
+        if self.unread:
+            take = sorted(self.unread)[: self.config.unread_pools_per_block]
+            self.unread.difference_update(take)
+            reread.update(a for a in take if a in self.infos)
         for i in ev.created:
             if i.kind == "v2":
                 changed[i.address] = V2PoolState(i.address, i.token0, i.token1, 0, 0, i.fee_pips, h.number)
@@ -475,6 +514,7 @@ class Scanner:
         self.hashes = OrderedDict(hashes)
         self.touched = {}  # unknown for blocks we did not process: reorgs re-read everything
         self.pool_registry.adopt(self.store.get_pools())
+        self.unread = {a for a in self.infos if a not in self.pools}
 
     def _set_healthy(self, ok: bool, err: str) -> None:
         self.healthy = ok

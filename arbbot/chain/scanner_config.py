@@ -34,6 +34,11 @@ class ScannerConfig:
     blocks_per_request: int = 50  # catch-up: headers + one getLogs per request
     max_blocks_per_poll: int = 1_000
     discover_on_start: bool = True
+    # The first poll discovers a factory's pools only over this many blocks (after its
+    # backfill cursor, else from its start block); a longer range is ``arbbot backfill``'s
+    # work, not a scan task's: the scanner then discovers from the head onward and says so.
+    bootstrap_discover_max_blocks: int = 10_000
+    unread_pools_per_block: int = 500  # known pools without a state (a restart) read per block
     read_tokens: bool = True
     check_transfers: bool = True  # probe each new token's transfer (needs eth_call state overrides)
     transfer_check_attempts: int = 3  # inconclusive probes (node trouble) before giving up on a token

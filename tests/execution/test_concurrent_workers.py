@@ -59,6 +59,8 @@ def opportunity_wire(n: int) -> dict[str, Any]:
 
 
 def _runner(url: str, prefix: str, key: str) -> Any:
+    """A live runner on the stand-in executor. Its nonce lock expires after 5 s, not the
+    fleet's 120 s, so a killed holder does not keep the next test waiting that long."""
     from arbbot.chain.tx import LocalSigner
     from arbbot.execution.nonces import NonceManager
     from arbbot.execution.runner import ExecutionRunner
@@ -68,7 +70,7 @@ def _runner(url: str, prefix: str, key: str) -> Any:
                    31337)
     signer = LocalSigner(rpc, key, chain_id=31337)
     return ExecutionRunner(rpc=rpc, executor=EXECUTOR, mode="live", pools=hot.get_pools, signer=signer,
-                           nonces=NonceManager(hot, rpc, signer.address), chain_id=31337)
+                           nonces=NonceManager(hot, rpc, signer.address, lock_ttl_s=5.0), chain_id=31337)
 
 
 def _django(db_name: str) -> None:
@@ -185,7 +187,7 @@ def test_a_worker_killed_right_after_signing_or_sending_sends_at_most_once_and_e
     assert sent == (1 if where == "sent" else 0)
     runner = _runner(node, hot.prefix, key)
     final = {"signed": "dropped", "sent": "success"}[where]
-    for _ in range(5):
+    for _ in range(5):  # the first pass may wait for the dead worker's nonce lock to expire
         follow(runner, DbJournal(), FollowPolicy(confirmations=1, signed_grace_s=0))
         if Execution.objects.get(path_id="c-1").status == final:
             break

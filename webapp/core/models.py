@@ -204,6 +204,23 @@ class Pool(models.Model):
         return f"{self.token0}/{self.token1} {self.dex.name} {self.address[:10]}"
 
 
+class BackfillCursor(models.Model):
+    """How far ``arbbot backfill`` has discovered a DEX's pools: every pool its factory
+    created up to ``last_block`` is in the Pool table. Written with each chunk's pools in one
+    transaction (``services.backfill_chunk_record``), so a run killed at any point resumes
+    after ``last_block`` without a gap or a repeat; the scan stage discovers from there."""
+
+    dex = models.OneToOneField(Dex, on_delete=models.CASCADE, related_name="backfill_cursor")
+    last_block = models.PositiveBigIntegerField(help_text="the last block whose pool creations are recorded")
+    pools_found = models.PositiveBigIntegerField(
+        default=0, help_text="creation events recorded so far (each chunk counted once)",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.dex} through block {self.last_block}"
+
+
 class Opportunity(models.Model):
     """A scored opportunity (a TimescaleDB hypertable where the extension exists)."""
 

@@ -11,7 +11,18 @@ from typing import Any
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from webapp.core.models import Chain, Dex, Execution, Opportunity, Pool, PoolFilter, Strategy, Token, Transaction
+from webapp.core.models import (
+    BackfillCursor,
+    Chain,
+    Dex,
+    Execution,
+    Opportunity,
+    Pool,
+    PoolFilter,
+    Strategy,
+    Token,
+    Transaction,
+)
 from webapp.core.validators import redact_url
 
 
@@ -315,3 +326,29 @@ def dashboard_summary(*, limit: int = 25, since: dt.datetime | None = None) -> d
         "queues": queue_depths() if limit else [],
         "generated_at": now,
     }
+
+
+def backfill_cursors(chain_id: int) -> dict[str, int]:
+    """Factory address -> the last block ``arbbot backfill`` has discovered its pools through."""
+    rows = BackfillCursor.objects.filter(dex__chain__chain_id=chain_id).values_list("dex__factory", "last_block")
+    return {factory: int(last) for factory, last in rows}
+
+
+def discovery_config(chain_id: int) -> dict[str, list[dict[str, Any]]]:
+    """What the scanner's discovery starts from (``ScannerConfig`` ``factories`` and
+    ``pools``): each DEX's factory with its start block and backfill cursor
+    (``discovered_to``), and every pool the Pool table knows (backfilled or configured)."""
+    cursors = backfill_cursors(chain_id)
+    factories = [
+        {"address": d.factory, "kind": d.kind, "fee_pips": d.fee_pips, "start_block": d.start_block,
+         "discovered_to": cursors.get(d.factory)}
+        for d in Dex.objects.filter(chain__chain_id=chain_id).order_by("id")
+    ]
+    rows = Pool.objects.filter(chain__chain_id=chain_id).order_by("id").values_list(
+        "address", "kind", "token0__address", "token1__address", "fee_pips", "tick_spacing", "dex__factory"
+    )
+    pools = [
+        {"address": a, "kind": k, "token0": t0, "token1": t1, "fee_pips": fee, "tick_spacing": ts or 0, "factory": fac}
+        for a, k, t0, t1, fee, ts, fac in rows
+    ]
+    return {"factories": factories, "pools": pools}

@@ -14,13 +14,26 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from arbbot.chain.backfill import BackfillConflict
+from arbbot.chain.discovery import PoolInfo
 from arbbot.execution.follow import TxRecord
 from arbbot.execution.runner import Attempt
 from arbbot.execution.stage import Unfinished
 from arbbot.hotstate import Fleet, HotState
 from arbbot.types import ExecutionResult, ScoredOpportunity
 from webapp.core import config_schema
-from webapp.core.models import Chain, Dex, Execution, Opportunity, Pool, PoolFilter, Strategy, Token, Transaction
+from webapp.core.models import (
+    BackfillCursor,
+    Chain,
+    Dex,
+    Execution,
+    Opportunity,
+    Pool,
+    PoolFilter,
+    Strategy,
+    Token,
+    Transaction,
+)
 from webapp.core.validators import validate_address
 
 log = logging.getLogger(__name__)
@@ -374,6 +387,100 @@ def chain_set_executor(chain_id: int, address: str) -> Chain:
         chain.save(update_fields=["executor"])
     log.info("chain %s: executor set to %s", chain_id, chain.executor)
     return chain
+
+
+# --------------------------------------------------------------------------- backfill
+
+
+@transaction.atomic
+def backfill_chunk_record(
+    chain_id: int, factory: str, from_block: int, to_block: int, pools: Iterable[PoolInfo]
+) -> int:
+    """Record one backfill chunk of a DEX: the pools its factory created in
+    ``[from_block, to_block]`` (Pool rows, their tokens registered as needed) and the cursor
+    moved to ``to_block``, in one transaction. The chunk must start right after the cursor
+    (at the DEX's start block before the first chunk): otherwise another backfill moved it
+    meanwhile, ``BackfillConflict`` is raised and nothing is written. Returns the number of
+    Pool rows created (pools already known, e.g. a devnet's, are left as they are)."""
+    factory = factory.lower()
+    pools = list(pools)
+    if to_block < from_block:
+        raise ValidationError(f"backfill chunk {from_block}-{to_block}: the range is empty")
+    try:
+        dex = Dex.objects.select_related("chain").get(chain__chain_id=chain_id, factory=factory)
+    except Dex.DoesNotExist as exc:
+        raise ValidationError(f"chain {chain_id} has no DEX with factory {factory}") from exc
+    cursor = BackfillCursor.objects.select_for_update().filter(dex=dex).first()
+    expected = dex.start_block if cursor is None else cursor.last_block + 1
+    if from_block != expected:
+        raise BackfillConflict(
+            f"backfill of {dex.name} (chain {chain_id}): chunk starts at {from_block}, the cursor expects "
+            f"{expected}; another backfill of this DEX ran meanwhile, nothing written"
+        )
+    for p in pools:
+        if p.factory and p.factory.lower() != factory:
+            raise ValidationError(f"pool {p.address} was created by {p.factory}, not {dex.name}'s factory {factory}")
+        if not from_block <= p.created_block <= to_block:
+            raise ValidationError(f"pool {p.address} created at block {p.created_block}, outside {from_block}-{to_block}")
+    chain = dex.chain
+    token_addrs = sorted({a.lower() for p in pools for a in (p.token0, p.token1)})
+    for a in token_addrs:
+        validate_address(a)
+    tokens = {t.address: t for t in Token.objects.filter(chain=chain, address__in=token_addrs)}
+    missing = [Token(chain=chain, address=a) for a in token_addrs if a not in tokens]
+    if missing:
+        Token.objects.bulk_create(missing, ignore_conflicts=True)
+        tokens = {t.address: t for t in Token.objects.filter(chain=chain, address__in=token_addrs)}
+    known = set(
+        Pool.objects.filter(chain=chain, address__in=[p.address.lower() for p in pools]).values_list("address", flat=True)
+    )
+    new = []
+    for p in pools:
+        address = p.address.lower()
+        if address in known:
+            continue
+        validate_address(address)
+        known.add(address)
+        new.append(
+            Pool(
+                chain=chain, dex=dex, address=address, kind=p.kind, token0=tokens[p.token0.lower()],
+                token1=tokens[p.token1.lower()], fee_pips=p.fee_pips,
+                tick_spacing=p.tick_spacing if p.kind == "v3" else None,
+            )
+        )
+    Pool.objects.bulk_create(new)
+    if cursor is None:
+        BackfillCursor.objects.create(dex=dex, last_block=to_block, pools_found=len(pools))
+    else:
+        cursor.last_block = to_block
+        cursor.pools_found += len(pools)
+        cursor.save(update_fields=["last_block", "pools_found", "updated_at"])
+    return len(new)
+
+
+def backfill_cursors_reset(chain_id: int) -> int:
+    """Forget the chain's backfill cursors (a chain reset under the same id, or a start block
+    moved earlier): the next backfill starts again at each DEX's start block. Pools already
+    recorded stay. Returns the number of cursors removed."""
+    removed, _ = BackfillCursor.objects.filter(dex__chain__chain_id=chain_id).delete()
+    return removed
+
+
+class DbBackfillLedger:
+    """The backfill's ``BackfillLedger`` (``arbbot.chain.backfill``) on the BackfillCursor
+    and Pool tables of one chain."""
+
+    def __init__(self, chain_id: int) -> None:
+        self.chain_id = chain_id
+        self.created = 0  # Pool rows created by this ledger
+
+    def cursor(self, factory: str) -> int | None:
+        from webapp.core.selectors import backfill_cursors
+
+        return backfill_cursors(self.chain_id).get(factory.lower())
+
+    def record(self, factory: str, from_block: int, to_block: int, pools: Sequence[PoolInfo]) -> None:
+        self.created += backfill_chunk_record(self.chain_id, factory, from_block, to_block, pools)
 
 
 # --------------------------------------------------------------------------- history
