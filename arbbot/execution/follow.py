@@ -217,6 +217,16 @@ class _Pass:
         result = self.runner.outcome(rec, dict(receipt))
         self.journal.finished(result)
         self.report.results.append(result)
+        # Another execution's transaction at the same nonce (a holder whose nonce lock
+        # expired mid-send) can never be mined now: that execution ends here too.
+        for key, attempt in _executions(group).items():
+            if key != _key(rec.attempt):
+                lost = ExecutionResult(
+                    status="dropped", reason=f"nonce {rec.nonce} was taken by {rec.tx_hash} of another execution; "
+                    "nothing of this one was mined", extra={"mode": "live"}, **attempt,
+                )
+                self.journal.finished(lost)
+                self.report.results.append(lost)
         self._close(group)
         self.report.add("confirmed")
         log.info("tx %s confirmed (%s): %s %s", rec.tx_hash, rec.kind, result.status, result.reason)
@@ -257,14 +267,15 @@ class _Pass:
                 self.report.add("sent-found")
                 return
             self.journal.tx_state([rec.tx_hash], "dropped")
-            live = [r for r in group if r.tx_hash != rec.tx_hash]
-            if not live:
+            rest = [r for r in group if r.tx_hash != rec.tx_hash]
+            if not any(_key(r.attempt) == _key(rec.attempt) for r in rest):
                 result = ExecutionResult(
                     status="dropped", reason="signed but never sent (its worker stopped before sending); nothing "
                     "was paid", extra={"mode": "live"}, **rec.attempt,
                 )
                 self.journal.finished(result)
                 self.report.results.append(result)
+            if not rest:  # its nonce is nobody's: released
                 session.resync()
             self.report.add("never-sent")
 
@@ -350,9 +361,10 @@ class _Pass:
 
     def _drop(self, group: list[TxRecord], reason: str) -> None:
         self.journal.tx_state([r.tx_hash for r in group], "dropped")
-        result = ExecutionResult(status="dropped", reason=reason[:300], extra={"mode": "live"}, **group[0].attempt)
-        self.journal.finished(result)
-        self.report.results.append(result)
+        for attempt in _executions(group).values():
+            result = ExecutionResult(status="dropped", reason=reason[:300], extra={"mode": "live"}, **attempt)
+            self.journal.finished(result)
+            self.report.results.append(result)
         self._close(group)
         self.report.add("dropped")
         log.warning("nonce %s of %s: %s", group[0].nonce, group[0].sender, reason)
@@ -365,6 +377,15 @@ class _Pass:
                     nonces.closed(r.tx_hash)
             except Exception:
                 log.exception("could not close open transaction %s", r.tx_hash)
+
+
+def _key(attempt: Attempt) -> tuple[int, int, str]:
+    return attempt["chain_id"], attempt["block_number"], attempt["path_id"]
+
+
+def _executions(group: Sequence[TxRecord]) -> dict[tuple[int, int, str], Attempt]:
+    """The executions a nonce's transactions belong to (usually one)."""
+    return {_key(r.attempt): r.attempt for r in group}
 
 
 def _bump(rec: TxRecord, quote: fees.FeeQuote) -> fees.FeeQuote:
