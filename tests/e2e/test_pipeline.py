@@ -6,105 +6,20 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 from eth_utils import keccak
 from kombu import Connection
 
 from arbbot.chain.tx import encode_call
-from arbbot.devnet.scenarios import balance_of, deployed_devnet, plant_price_gap, plant_v3_price_gap
+from arbbot.devnet.scenarios import balance_of, plant_price_gap, plant_v3_price_gap
 from arbbot.types import ScoredOpportunity
+from tests.e2e.fleet import QUEUES, ROOT, wait_for  # noqa: F401  (the fleet fixture: conftest.py)
 
 # django_db: makes pytest-django create this run's test database even when only e2e tests run.
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
-ROOT = Path(__file__).resolve().parents[2]
-QUEUES = ("scan", "path", "ml", "execute", "bridge", "analytics")
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll_s)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, django_db_blocker: Any) -> Iterator[dict[str, Any]]:
-    from django.db import connection
-
-    from webapp.core import services
-
-    devnet_dir = tmp_path_factory.mktemp("devnet")
-    logs = tmp_path_factory.mktemp("logs")
-    with deployed_devnet(devnet_dir, v3=True) as (anvil, dep):
-        with django_db_blocker.unblock():
-            services.chain_register_deployment({**dep.to_json(), "name": "e2e-devnet"})
-            db_name = connection.settings_dict["NAME"]
-        env = dict(
-            os.environ,
-            ARBBOT_DATABASE_NAME=db_name,
-            ARBBOT_DEVNET_DIR=str(devnet_dir),
-            ARBBOT_MODE="live",
-            ARBBOT_SCAN_INTERVAL="0.3",
-            PYTHONUNBUFFERED="1",
-        )
-        env.pop("ARBBOT_SIGNER_KEY", None)
-        celery = str(Path(sys.executable).parent / "celery")
-        from arbbot.devnet.anvil import free_port
-
-        metrics_ports = {q: free_port() for q in QUEUES}
-        procs = []
-        for q in QUEUES:
-            log = open(logs / f"{q}.log", "wb")
-            procs.append(
-                subprocess.Popen(
-                    [celery, "-A", "workers.celery_app", "worker", "-Q", q, "-n", f"{q}-{uuid.uuid4().hex[:6]}@%h",
-                     "--pool", "prefork", "--concurrency", "1", "-l", "INFO"],
-                    cwd=ROOT,
-                    env={**env, "ARBBOT_HEARTBEAT_FILE": str(logs / f"hb-{q}"),
-                         "ARBBOT_METRICS_PORT": str(metrics_ports[q])},
-                    stdout=log, stderr=subprocess.STDOUT,
-                )
-            )
-        beat_log = open(logs / "beat.log", "wb")
-        procs.append(
-            subprocess.Popen(
-                [celery, "-A", "workers.celery_app", "beat", "-l", "INFO", "-s", str(logs / "beat-schedule")],
-                cwd=ROOT, env=env, stdout=beat_log, stderr=subprocess.STDOUT,
-            )
-        )
-        try:
-            wait_for(lambda: all((logs / f"hb-{q}").exists() for q in QUEUES), 60, "every worker to start")
-            yield {"anvil": anvil, "rpc": anvil.rpc(), "dep": dep, "logs": logs, "env": env,
-                   "metrics_ports": metrics_ports}
-        finally:
-            for p in procs:
-                p.terminate()  # SIGTERM: warm shutdown
-            for p in procs:
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-            # The fleet's rows were committed outside any test transaction: remove them so
-            # later tests start from an empty database.
-            from webapp.core.models import Chain, Execution, Opportunity
-
-            with django_db_blocker.unblock():
-                Execution.objects.filter(chain_id=dep.chain_id).delete()
-                Opportunity.objects.filter(chain_id=dep.chain_id).delete()
-                Chain.objects.filter(chain_id=dep.chain_id).delete()
-            if os.environ.get("ARBBOT_E2E_SHOW_LOGS"):
-                for f in sorted(logs.glob("*.log")):
-                    sys.stderr.write(f"==== {f.name}\n{f.read_text()[-4000:]}\n")
 
 
 def _executions(django_db_blocker: Any, **filters: Any) -> list[Any]:

@@ -1,7 +1,7 @@
 """The signing key never leaves the process that signs: not into a log line, a database
 row, a Redis key, a Celery message or a task event (what Flower shows).
 
-A live fleet run on the devnet (the ``fleet`` fixture of ``test_pipeline``: one real worker
+A live fleet run on the devnet (the shared ``fleet`` fixture, tests/e2e/conftest.py: one real worker
 per queue plus beat, ``ARBBOT_MODE=live``) trades a planted gap while two spy queues copy
 every message the fleet publishes to the ``arbbot`` exchange and every task event on
 ``celeryev``. Afterwards everything the run wrote is searched for the key in each form it
@@ -30,7 +30,7 @@ from kombu import Connection, Queue, binding
 
 from arbbot.devnet.scenarios import plant_price_gap
 from arbbot.types import ExecutionResult, Opportunity, ScoredOpportunity
-from tests.e2e.test_pipeline import fleet, wait_for  # noqa: F401  (fleet: the shared fixture)
+from tests.e2e.fleet import wait_for
 from workers import queues
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
@@ -199,7 +199,7 @@ def test_execute_messages_have_no_field_that_could_carry_a_key() -> None:
 
 
 @pytest.fixture
-def spies(fleet: dict[str, Any]) -> Iterator[dict[str, Queue]]:  # noqa: F811
+def spies(fleet: dict[str, Any]) -> Iterator[dict[str, Queue]]:
     """Two exclusive queues copying what the fleet publishes: every stage and dead-letter
     message (bound to the same exchanges with the same routing keys as the real queues, so
     nothing is taken from them) and every task event, the stream Flower renders."""
@@ -281,7 +281,7 @@ def _redis_dump(prefix: str) -> dict[str, bytes]:
 
 
 def test_a_live_run_never_writes_the_key_anywhere(
-    fleet: dict[str, Any],  # noqa: F811
+    fleet: dict[str, Any],
     spies: dict[str, Queue],
     django_db_blocker: Any,
     caplog: pytest.LogCaptureFixture,

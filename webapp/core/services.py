@@ -369,8 +369,10 @@ def chain_register_deployment(deployment: Mapping[str, Any]) -> DeploymentRegist
 
 
 def chain_history_forget(chain_id: int) -> int:
-    """Delete a chain's opportunities and executions; the number of rows removed."""
+    """Delete a chain's opportunities, executions and their transactions; the number of
+    opportunity and execution rows removed."""
     with transaction.atomic():
+        Transaction.objects.filter(chain_id=chain_id).delete()
         executions, _ = Execution.objects.filter(chain_id=chain_id).delete()
         opportunities, _ = Opportunity.objects.filter(chain_id=chain_id).delete()
     log.info("chain %s: removed %d executions and %d opportunities", chain_id, executions, opportunities)

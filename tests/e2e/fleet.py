@@ -1,0 +1,105 @@
+"""The e2e fleet: a devnet with the genuine contracts, one real Celery worker process per
+queue and beat, in live mode, on this run's database, Redis prefix and RabbitMQ vhost.
+One fleet serves every e2e module (``conftest.fleet`` is session-scoped): a second fleet
+on the same chain id would meet the first one's leftovers in the broker and the hot state."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from arbbot.devnet.scenarios import deployed_devnet
+
+ROOT = Path(__file__).resolve().parents[2]
+QUEUES = ("scan", "path", "ml", "execute", "bridge", "analytics")
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def run_fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, django_db_blocker: Any) -> Iterator[dict[str, Any]]:
+    from django.db import connection
+
+    from webapp.core import services
+
+    devnet_dir = tmp_path_factory.mktemp("devnet")
+    logs = tmp_path_factory.mktemp("logs")
+    with deployed_devnet(devnet_dir, v3=True) as (anvil, dep):
+        # A new devnet under the same chain id is a new chain: an earlier fleet's hot state
+        # (its cursor ahead of this chain's head, its nonces) is not this one's.
+        services._hotstate(dep.chain_id).clear()
+        with django_db_blocker.unblock():
+            services.chain_register_deployment({**dep.to_json(), "name": "e2e-devnet"})
+            db_name = connection.settings_dict["NAME"]
+        env = dict(
+            os.environ,
+            ARBBOT_DATABASE_NAME=db_name,
+            ARBBOT_DEVNET_DIR=str(devnet_dir),
+            ARBBOT_MODE="live",
+            ARBBOT_SCAN_INTERVAL="0.3",
+            PYTHONUNBUFFERED="1",
+        )
+        env.pop("ARBBOT_SIGNER_KEY", None)
+        celery = str(Path(sys.executable).parent / "celery")
+        from arbbot.devnet.anvil import free_port
+
+        metrics_ports = {q: free_port() for q in QUEUES}
+        procs = []
+        for q in QUEUES:
+            log = open(logs / f"{q}.log", "wb")
+            procs.append(
+                subprocess.Popen(
+                    [celery, "-A", "workers.celery_app", "worker", "-Q", q, "-n", f"{q}-{uuid.uuid4().hex[:6]}@%h",
+                     "--pool", "prefork", "--concurrency", "1", "-l", "INFO"],
+                    cwd=ROOT,
+                    env={**env, "ARBBOT_HEARTBEAT_FILE": str(logs / f"hb-{q}"),
+                         "ARBBOT_METRICS_PORT": str(metrics_ports[q])},
+                    stdout=log, stderr=subprocess.STDOUT,
+                )
+            )
+        beat_log = open(logs / "beat.log", "wb")
+        procs.append(
+            subprocess.Popen(
+                [celery, "-A", "workers.celery_app", "beat", "-l", "INFO", "-s", str(logs / "beat-schedule")],
+                cwd=ROOT, env=env, stdout=beat_log, stderr=subprocess.STDOUT,
+            )
+        )
+        try:
+            wait_for(lambda: all((logs / f"hb-{q}").exists() for q in QUEUES), 60, "every worker to start")
+            yield {"anvil": anvil, "rpc": anvil.rpc(), "dep": dep, "logs": logs, "env": env,
+                   "metrics_ports": metrics_ports}
+        finally:
+            for p in procs:
+                p.terminate()  # SIGTERM: warm shutdown
+            for p in procs:
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+            # The fleet's rows were committed outside any test transaction: remove them so
+            # later tests start from an empty database.
+            from webapp.core.models import Chain
+
+            with django_db_blocker.unblock():
+                services.chain_history_forget(dep.chain_id)
+                Chain.objects.filter(chain_id=dep.chain_id).delete()
+            services._hotstate(dep.chain_id).clear()
+            if os.environ.get("ARBBOT_E2E_SHOW_LOGS"):
+                for f in sorted(logs.glob("*.log")):
+                    sys.stderr.write(f"==== {f.name}\n{f.read_text()[-4000:]}\n")
+
+
