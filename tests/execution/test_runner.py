@@ -462,3 +462,37 @@ def test_a_fee_quoted_before_a_long_wait_for_the_lock_is_quoted_again(live: Live
     assert isinstance(result, ExecutionResult) and result.status == "dropped"
     assert result.reason.startswith(f"re-validated profit {PROFIT} wei does not exceed the worst-case gas cost")
     assert live.sent() == 0
+
+
+@pytest.mark.django_db
+def test_the_daily_pnl_counts_every_tokens_realised_profit_in_native_minus_gas(live: Live) -> None:
+    from webapp.core import services
+    from webapp.core.selectors import pnl_today_wei
+
+    live.hot.put_pools([V2PoolState(GOLD_POOLS[0], GOLD, WETH, 10**18, 10**21, 3000, 7),
+                        V2PoolState(GOLD_POOLS[1], GOLD, WETH, 105 * 10**16, 10**21, 3000, 7),
+                        V2PoolState(GOLD_POOLS[2], GOLD, WETH, 10**20, 10**23, 3000, 7)], 7, CANONICAL)
+    gold = live_scored(0, token=GOLD, gas_cost=0, pools=GOLD_POOLS[:2], price_pools=GOLD_POOLS[2:])
+    # as the path stage values it: 1000 wei a GOLD unit
+    gold = dataclasses.replace(gold, opportunity=dataclasses.replace(gold.opportunity, profit_native=PROFIT * 1000))
+    assert services.execution_claim(gold) is not None
+    pending = live.runner().submit(gold)
+    assert isinstance(pending, Pending)
+    settled = live.runner().settle(pending)
+    assert (settled.status, settled.realised_profit, settled.extra) == ("success", PROFIT, {"mode": "live"})
+    row = services.execution_finish(settled)
+    assert int(row.realised_profit_native) == PROFIT * 1000  # at the opportunity's own price
+    gas = settled.gas_used * settled.gas_price_wei
+    assert gas > 0 and pnl_today_wei(31337, WETH) == PROFIT * 1000 - gas
+    # paper: the price the execute stage read at the newest state converts it
+    paper = live.runner(mode="paper").submit(live_scored(1, token=GOLD, gas_cost=0, pools=GOLD_POOLS[:2],
+                                                        price_pools=GOLD_POOLS[2:]))
+    assert isinstance(paper, ExecutionResult) and paper.extra["native_price"] == (1000, 1)
+    assert int(services.execution_finish(paper).realised_profit_native) == PROFIT * 1000
+    # a profit token with no price counts nothing; a WETH profit counts as itself
+    unpriced = dataclasses.replace(settled, path_id="cycle-x", profit_token=USDC, realised_profit=10**30)
+    assert services.execution_finish(unpriced).realised_profit_native is None
+    weth = dataclasses.replace(paper, path_id="cycle-w", status="success", profit_token=WETH, realised_profit=7,
+                               extra={"native_price": (1, 1)})
+    services.execution_finish(weth)
+    assert pnl_today_wei(31337, WETH) == PROFIT * 1000 - gas + 7 - gas  # cycle-x's tx hash paid gas too
