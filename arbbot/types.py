@@ -315,6 +315,13 @@ class Opportunity:
     ``tokens[0]``. ``profit`` is gross (amount_out - amount_in) in ``tokens[0]`` base units;
     ``gas_cost`` is the estimated gas cost converted to the same token; ``net_profit`` is
     their difference. ``path_id`` identifies the cycle (stable across blocks).
+
+    One unit of value: ``profit_native`` is the gross profit in the chain's native token
+    (wei), priced from the pools at the opportunity's block (``arbbot.paths.pricing``:
+    read from ``price_pools``), rounded down; ``None`` when the start token has no price (and
+    on the wire when absent, from a sender that predates it). Gas is native:
+    ``gas_cost_native`` is ``gas_estimate * gas_price_wei``. Ranking, thresholds and limits
+    compare ``net_profit_native``.
     """
 
     chain_id: int
@@ -330,6 +337,8 @@ class Opportunity:
     gas_cost: int
     hop_kinds: tuple[str, ...] = ()
     observed_at: float = 0.0
+    profit_native: int | None = None
+    price_pools: tuple[str, ...] = ()
 
     @property
     def profit(self) -> int:
@@ -338,6 +347,15 @@ class Opportunity:
     @property
     def net_profit(self) -> int:
         return self.profit - self.gas_cost
+
+    @property
+    def gas_cost_native(self) -> int:
+        return self.gas_estimate * self.gas_price_wei
+
+    @property
+    def net_profit_native(self) -> int | None:
+        """Profit net of gas in native wei; ``None`` when the start token has no price."""
+        return None if self.profit_native is None else self.profit_native - self.gas_cost_native
 
     @property
     def key(self) -> str:
@@ -359,6 +377,8 @@ class Opportunity:
             "gas_cost": str(self.gas_cost),
             "hop_kinds": list(self.hop_kinds),
             "observed_at": self.observed_at,
+            "profit_native": None if self.profit_native is None else str(self.profit_native),
+            "price_pools": list(self.price_pools),
         }
 
     @classmethod
@@ -387,6 +407,8 @@ class Opportunity:
             gas_cost=uint(_req(d, "gas_cost")),
             hop_kinds=hop_kinds,
             observed_at=unix_time(d.get("observed_at", 0.0)),
+            profit_native=None if d.get("profit_native") is None else sint(d["profit_native"], bits=257),
+            price_pools=tuple(norm_address(p) for p in _items(d.get("price_pools", ()), "price_pools")),
         )
 
 

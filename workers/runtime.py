@@ -91,7 +91,7 @@ def path_stage(chain_id: int) -> PathStage:
     cap = get_settings().path_max_per_pool or None
     stage = PathStage(
         PathEngine(
-            base_tokens=list(strategy.start_tokens) or [chain.weth],
+            base_tokens=list(strategy.start_tokens),  # none: every token liquid against WETH
             weth=chain.weth,
             max_hops=strategy.max_hops,
             gas_model=GasModel(),

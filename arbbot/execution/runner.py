@@ -13,10 +13,12 @@ Order of checks, cheapest first; every refusal is a result that says why:
    (the contract's own profit guard included) and ``eth_estimateGas`` against the latest
    state, and reads the fee data (``arbbot.execution.fees``). A cycle that moved against us
    comes back reverted (``dropped``, nothing sent); a fee above the chain's cap is refused;
-3. the profit check at the fee actually offered: when the profit token is the chain's
-   native token (WETH), the simulated profit must exceed gas limit x ``maxFeePerGas``, the
-   worst case; for other tokens gas cannot be priced here yet and the rule stays the path
-   stage's gas cost converted to the token (``Opportunity.gas_cost``);
+3. the profit check at the fee actually offered: the simulated profit must exceed the
+   worst case, gas limit x ``maxFeePerGas`` in native wei, converted into the profit token
+   with its native price at the newest state (``arbbot.paths.pricing`` over the hot
+   state's ``Opportunity.price_pools``: the path stage's rule, on fresher states); a profit
+   token with no price there is refused. The result's extra records the native value
+   (``profit_native``) and the price (``native_price``: numerator, denominator);
 4. ``dry-run`` stops there (``simulated``, no profit); ``paper`` records the simulated
    profit as if executed; ``live`` takes the account's nonce lock (``arbbot.execution.nonces``)
    and, inside it, right before signing, checks again: kill switch, daily loss with the
@@ -53,6 +55,7 @@ from arbbot.execution.executor import EncodingError, decode_revert, encode_execu
 from arbbot.execution.nonces import LocalNonces, NonceLockBusy, Nonces, Session, Signed
 from arbbot.execution.submit import Submission, Submitter
 from arbbot.hotstate import HotState
+from arbbot.paths.pricing import NativePricer
 from arbbot.paths.resize import BadCycle, resize
 from arbbot.types import ExecutionResult, Opportunity, PoolState, ScoredOpportunity
 
@@ -229,7 +232,7 @@ class ExecutionRunner:
             quote = fees.quote_from_replies(replies[3:], self.fee_policy)
         except fees.FeeError as exc:
             return result("dropped", f"fees: {exc}", extra=extra)
-        refused = self._unprofitable(opp, simulated_profit, gas_limit, quote)
+        refused = self._unprofitable(opp, simulated_profit, gas_limit, quote, extra)
         if refused:
             return result("dropped", refused, extra=extra)
         if mode == "dry-run":
@@ -249,7 +252,7 @@ class ExecutionRunner:
                         quote = fees.quote(self.rpc, self.fee_policy)
                     except fees.FeeError as exc:
                         return result("dropped", f"fees: {exc}", extra=extra)
-                    refused = self._unprofitable(opp, simulated_profit, gas_limit, quote)
+                    refused = self._unprofitable(opp, simulated_profit, gas_limit, quote, extra)
                     if refused:
                         return result("dropped", refused, extra=extra)
                 worst = quote.worst_case_cost(gas_limit)
@@ -301,19 +304,38 @@ class ExecutionRunner:
             return f"kill switch state unknown: {type(exc).__name__}: {exc}"
         return "kill switch engaged" if engaged else None
 
-    def _unprofitable(self, opp: Opportunity, simulated_profit: int, gas_limit: int, quote: fees.FeeQuote) -> str | None:
+    def _unprofitable(
+        self, opp: Opportunity, simulated_profit: int, gas_limit: int, quote: fees.FeeQuote, extra: dict[str, Any],
+    ) -> str | None:
+        """Why the simulated profit does not pay for the worst-case gas, converted into the
+        profit token at the newest state; records the native value and price in ``extra``."""
         native = self.native_token
-        if native is not None and opp.tokens[0].lower() == native.lower():
-            worst = quote.worst_case_cost(gas_limit)
+        worst = quote.worst_case_cost(gas_limit)
+        if native is None:  # a runner told no native token (tools): the path stage's gas rule
+            if simulated_profit <= opp.gas_cost:
+                return f"stale: re-validated profit {simulated_profit} does not cover gas {opp.gas_cost}"
+            return None
+        token = opp.tokens[0].lower()
+        if token == native.lower():
+            extra.update(profit_native=simulated_profit, native_price=(1, 1))
             if simulated_profit <= worst:
                 return (
                     f"re-validated profit {simulated_profit} wei does not exceed the worst-case gas cost "
                     f"{worst} wei (gas limit {gas_limit} x {quote.describe()})"
                 )
             return None
-        # Not the native token: no price here to convert gas with; keep the path stage's rule.
-        if simulated_profit <= opp.gas_cost:
-            return f"stale: re-validated profit {simulated_profit} does not cover gas {opp.gas_cost}"
+        states = self.pools(list(opp.price_pools)) if opp.price_pools else {}
+        price = NativePricer.from_states(states.values(), native).price(token)
+        if price is None:
+            return f"no price in the native token for profit token {token} at the newest state: gas cannot be weighed"
+        profit_native = price.to_native(simulated_profit)
+        extra.update(profit_native=profit_native, native_price=(price.price.numerator, price.price.denominator))
+        worst_in_token = price.from_native(worst)
+        if simulated_profit <= worst_in_token:
+            return (
+                f"re-validated profit {simulated_profit} ({profit_native} wei) does not exceed the worst-case gas "
+                f"cost {worst} wei = {worst_in_token} of {token} (gas limit {gas_limit} x {quote.describe()})"
+            )
         return None
 
     def _locked_refusal(self, session: Session, worst_gas_wei: int) -> str | None:

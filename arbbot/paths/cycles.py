@@ -120,8 +120,12 @@ def enumerate_cycles(
     starts: Sequence[int],
     max_hops: int,
     new_pools: BoolArray | None = None,
+    ranks: range | None = None,
 ) -> dict[int, CycleBatch]:
-    """Enumerate cycles (see module docstring); only those through a new pool if given."""
+    """Enumerate cycles (see module docstring); only those through a new pool if given, and
+    only those starting at ``starts[r]`` for ``r`` in ``ranks`` if given (a start token
+    appended later, at the lowest priority: the cycles through it and an earlier start token
+    exist already, rotated to that one)."""
     out: dict[int, list[tuple[IntArray, IntArray]]] = {k: [] for k in range(2, max_hops + 1)}
     if graph.src.size == 0 or max_hops < 2:
         return {k: _empty_batch(k) for k in out}
@@ -131,6 +135,8 @@ def enumerate_cycles(
         np.ones(n_edges, dtype=bool) if new_pools is None else new_pools[np.arange(n_edges) >> 1]
     )
     for rank, s in enumerate(starts):
+        if ranks is not None and rank not in ranks:
+            continue
         # Tokens a walk from s may not pass through: s itself and higher-priority bases
         # (a cycle through those was already enumerated from them).
         banned = np.zeros(graph.n_tokens, dtype=bool)

@@ -7,9 +7,21 @@ the ``Opportunity`` batch; nothing here does I/O.
 
 Guarantees of ``evaluate``: every returned opportunity's ``amount_out`` is the exact
 integer chain of ``arbbot.pools.amount_out`` over its hops for its ``amount_in`` (it is
-recomputed that way before leaving), its net profit exceeds ``min_net_profit``, and a pool
-that is empty, absurd, removed or excluded can neither crash an evaluation nor appear in a
-profitable cycle.
+recomputed that way before leaving), its net profit in the native token exceeds
+``min_net_profit`` (native wei; gas is native), and a pool that is empty, absurd, removed
+or excluded can neither crash an evaluation nor appear in a profitable cycle.
+
+One unit of value: each evaluation prices the start tokens in the native token (the
+chain's wrapped native, ``weth``) from the engine's own pool states
+(``arbbot.paths.pricing``), fills ``Opportunity.profit_native`` and converts gas into the
+start token with that price. A start token with no price gives opportunities with
+``profit_native=None`` and no gas cost (it cannot be converted), ranked last (logged once
+per token); the scorer does not execute them.
+
+Start tokens: the configured ones, the native token first; none configured, every token
+whose pools against the native token hold at least ``min_native_liquidity_wei`` of native
+(``arbbot.paths.pricing.DEFAULT_MIN_NATIVE_LIQUIDITY_WEI``), added as their pools arrive.
+A configured start token with no pools is reported once (``missing_start_tokens``).
 
 Over 500 lines: one stateful object whose methods share its per-pool and per-edge arrays
 (the math it calls lives in ``screen``, ``v2_exact`` and ``exact_search``).
@@ -19,9 +31,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 from collections import defaultdict
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -31,10 +42,11 @@ from arbbot.errors import ArbbotError, ConfigError
 from arbbot.paths.cycles import CycleGroup, EdgeGraph, enumerate_cycles
 from arbbot.paths.gas import GasModel
 from arbbot.paths.exact_search import size_cycle
+from arbbot.paths.pricing import DEFAULT_MIN_NATIVE_LIQUIDITY_WEI, NativePrice, NativePricer
 from arbbot.paths.screen import edge_coefficients, screen_profitable, unit_level_cut
 from arbbot.paths.v2_closed import Hop, v2_edge_row
 from arbbot.paths.v2_exact import size_v2_table
-from arbbot.types import Opportunity, PoolState, V2PoolState, V3PoolState
+from arbbot.types import UINT256_MAX, Opportunity, PoolState, V2PoolState, V3PoolState
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +56,12 @@ IntArray = npt.NDArray[np.int64]
 # threshold for the exact check rather than risk dropping a real opportunity.
 _SCREEN_REL_SLACK = 1e-7
 _SCREEN_ABS_SLACK = 4.0
+
+
+def rank_key(opp: Opportunity) -> tuple[bool, int, str]:
+    """Best first: net profit in native descending, unpriced last, then ``path_id``."""
+    net = opp.net_profit_native
+    return (net is None, -(net or 0), opp.path_id)
 
 
 def path_id_for(pools: Iterable[str], tokens_in: Iterable[str]) -> str:
@@ -94,17 +112,26 @@ class PathEngine:
         gas_model: GasModel | None = None,
         min_net_profit: int = 0,
         max_per_pool: int | None = None,
+        min_native_liquidity_wei: int = DEFAULT_MIN_NATIVE_LIQUIDITY_WEI,
     ) -> None:
         if not 2 <= max_hops <= 4:
             raise ConfigError(f"max_hops must be 2..4, got {max_hops}")
+        if min_native_liquidity_wei < 0:
+            raise ConfigError(f"min_native_liquidity_wei must be >= 0, got {min_native_liquidity_wei}")
         self.weth = weth.lower()
-        # Priority order for a cycle's start: WETH first (profit needs no conversion), then
-        # the configured order.
+        self.min_native_liquidity_wei = min_native_liquidity_wei
+        configured = [t.lower() for t in base_tokens]
+        #: no start token configured: every token liquid enough against the native token
+        self.auto_start = not configured
+        # Priority order for a cycle's start: the native token first (profit needs no
+        # conversion), then the configured order (auto: the order they became liquid).
         order: list[str] = [self.weth]
-        for t in base_tokens:
-            if t.lower() not in order:
-                order.append(t.lower())
+        for t in configured:
+            if t not in order:
+                order.append(t)
+        self.configured_start_tokens: tuple[str, ...] = tuple(configured)
         self.base_tokens: tuple[str, ...] = tuple(order)
+        self._warned: set[tuple[str, str]] = set()  # (what, token) logged once: no price, no pools
         self.max_hops = max_hops
         self.gas_model = gas_model or GasModel()
         self.min_net_profit = min_net_profit
@@ -132,6 +159,7 @@ class PathEngine:
         self._tab: list[tuple[int, int, int, int] | None] = []
         self._n_pools = 0
         self._pairs: dict[tuple[int, int], set[int]] = defaultdict(set)
+        self._adj: dict[int, set[int]] = defaultdict(set)  # token -> tokens sharing a pool (ever)
         self._groups = {k: CycleGroup(k) for k in range(2, max_hops + 1)}
         self._starts = [self._token(t) for t in self.base_tokens]
         # Compile the sizing's float kernels now (once per process, about a second), not
@@ -249,11 +277,78 @@ class PathEngine:
             self._v3[pid] = isinstance(state, V3PoolState)
             self._set_coefficients(pid, state)
             self._pairs[(min(t0, t1), max(t0, t1))].add(pid)
+            self._adj[t0].add(t1)
+            self._adj[t1].add(t0)
             new_pids.append(pid)
             changed.add(addr)
+        known = len(self._starts)
+        if self.auto_start and changed:
+            self._grow_starts(changed)
         if new_pids:
-            self._extend_cycles(new_pids)
+            self._extend_cycles(new_pids, range(known))
+        if len(self._starts) > known:
+            self._extend_cycles(None, range(known, len(self._starts)))
         return changed
+
+    def _grow_starts(self, changed: set[str]) -> None:
+        """Auto start tokens: those of ``changed`` pools against the native token whose
+        native-side liquidity now reaches the floor join, at the lowest priority."""
+        native = self._tok_id.get(self.weth)
+        if native is None:
+            return
+        pricer = self.pricer()
+        starts = set(self._starts)
+        for addr in sorted(changed):
+            pid = self._pid.get(addr)
+            if pid is None:
+                continue
+            t0, t1 = int(self._t0[pid]), int(self._t1[pid])
+            if native not in (t0, t1):
+                continue
+            other = t1 if t0 == native else t0
+            if other in starts:
+                continue
+            if pricer.direct(self._tok_addr[other]) is not None:
+                self._starts.append(other)
+                starts.add(other)
+                self.base_tokens += (self._tok_addr[other],)
+
+    def pricer(self) -> NativePricer:
+        """Native prices at the engine's current states (``arbbot.paths.pricing``); memoised
+        inside, so take one per evaluation."""
+        return NativePricer(
+            self.weth, self._pair_states, self._neighbours, self.min_native_liquidity_wei,
+        )
+
+    def _pair_states(self, a: str, b: str) -> list[PoolState]:
+        ta, tb = self._tok_id.get(a), self._tok_id.get(b)
+        if ta is None or tb is None:
+            return []
+        pids = sorted(self._pairs.get((min(ta, tb), max(ta, tb)), ()))
+        return [s for pid in pids if (s := self._states[pid]) is not None]
+
+    def _neighbours(self, token: str) -> list[str]:
+        tid = self._tok_id.get(token)
+        return [] if tid is None else sorted(self._tok_addr[t] for t in self._adj.get(tid, ()))
+
+    def missing_start_tokens(self) -> list[str]:
+        """Configured start tokens (and the native token) with no live pool: no cycle can
+        start there. Each is logged once as a warning the first time it is found missing."""
+        n = self._n_pools
+        live_tokens = set(self._t0[:n][self._live[:n]].tolist()) | set(self._t1[:n][self._live[:n]].tolist())
+        missing = [t for t in self.base_tokens if self._tok_id.get(t) not in live_tokens]
+        for t in missing:
+            if ("pools", t) in self._warned:
+                continue
+            self._warned.add(("pools", t))
+            if t == self.weth:
+                log.warning(
+                    "the chain's native token %s (the weth setting) has no pools: no profit can be valued in "
+                    "native and gas cannot be converted; check the weth setting", t,
+                )
+            else:
+                log.warning("start token %s has no pools on this chain: no cycle starts there", t)
+        return missing
 
     def remove(self, addresses: Iterable[str]) -> None:
         """Forget pools; their cycles die (the index rows stay, flagged dead)."""
@@ -315,16 +410,21 @@ class PathEngine:
     ) -> list[Opportunity]:
         """Opportunities among cycles through ``changed`` pools (``None``: all cycles).
 
-        Sorted by net profit, descending; only ``net_profit > min_net_profit``. ``limit``
-        caps how many screened candidates get the (Python, exact) re-check, best first.
-        With ``max_per_pool``, candidates are re-checked best float net first and one
-        through a pool that already has that many opportunities is skipped.
+        Sorted by net profit in the native token, descending, those whose start token has
+        no price last; only ``net_profit_native > min_net_profit`` (unpriced: gross profit
+        above 0). ``limit`` caps how many screened candidates get the (Python, exact)
+        re-check, best first. With ``max_per_pool``, candidates are re-checked best float net
+        first and one through a pool that already has that many opportunities is skipped.
         """
-        rates = self._gas_rates()
-        rate_f = np.full(len(self._tok_addr), np.inf)
-        for tid, (num, den) in rates.items():
-            rate_f[tid] = num / den
-        candidates = self.screen(changed, gas_price_wei=gas_price_wei, rate_f=rate_f)
+        pricer = self.pricer()
+        prices: dict[int, NativePrice | None] = {}
+
+        def price_of(tid: int) -> NativePrice | None:
+            if tid not in prices:
+                prices[tid] = pricer.price(self._tok_addr[tid])
+            return prices[tid]
+
+        candidates = self.screen(changed, gas_price_wei=gas_price_wei, price_of=price_of)
         if limit is not None:
             candidates = candidates[:limit]
         out: list[Opportunity] = []
@@ -338,7 +438,7 @@ class PathEngine:
                     continue
             try:
                 opp = self._verify(
-                    k, row, x_float, rates, gas_price_wei,
+                    k, row, x_float, price_of(self._groups[k].start[row].item()), gas_price_wei,
                     chain_id=chain_id, block_number=block_number,
                     block_hash=block_hash, observed_at=observed_at,
                 )
@@ -352,7 +452,7 @@ class PathEngine:
                 if cap is not None:
                     for p in pids:
                         per_pool[p] += 1
-        out.sort(key=lambda o: o.net_profit, reverse=True)
+        out.sort(key=rank_key)
         return out
 
     def hop_amounts(self, opportunity: Opportunity) -> list[int]:
@@ -370,14 +470,19 @@ class PathEngine:
         live = np.repeat(self._live[:n], 2)
         return EdgeGraph(src=src, dst=dst, live=live, n_tokens=len(self._tok_addr))
 
-    def _extend_cycles(self, new_pids: list[int]) -> None:
+    def _extend_cycles(self, new_pids: list[int] | None, ranks: range) -> None:
+        """Index the cycles through ``new_pids`` (``None``: every pool) that start at the
+        start tokens of ``ranks``."""
+        if not ranks:
+            return
         n = self._n_pools
-        new = np.zeros(n, dtype=bool)
-        new[new_pids] = True
-        full = bool(new[self._live[:n]].all())
-        batches = enumerate_cycles(
-            self._edge_graph(), self._starts, self.max_hops, None if full else new
-        )
+        if new_pids is None:
+            new = None
+        else:
+            mask = np.zeros(n, dtype=bool)
+            mask[new_pids] = True
+            new = None if bool(mask[self._live[:n]].all()) else mask
+        batches = enumerate_cycles(self._edge_graph(), self._starts, self.max_hops, new, ranks)
         for k, batch in batches.items():
             self._groups[k].append(batch, self._v3[:n], n)
 
@@ -386,14 +491,18 @@ class PathEngine:
         changed: set[str] | None,
         *,
         gas_price_wei: int,
-        rate_f: npt.NDArray[np.float64] | None = None,
+        price_of: Callable[[int], NativePrice | None] | None = None,
     ) -> list[tuple[int, int, float]]:
         """Vectorised screen: ``(hops, row, x_float)`` of cycles that may clear the
-        threshold, best float net profit first (each cycle once)."""
-        if rate_f is None:
-            rate_f = np.full(len(self._tok_addr), np.inf)
-            for tid, (num, den) in self._gas_rates().items():
-                rate_f[tid] = num / den
+        threshold, best float net profit in native first (each cycle once), those whose
+        start token has no price last (screened on gross profit: gas cannot be converted).
+        ``price_of`` prices a start token id (default: a fresh ``pricer()``)."""
+        if price_of is None:
+            pricer = self.pricer()
+
+            def price_of(tid: int) -> NativePrice | None:
+                return pricer.price(self._tok_addr[tid])
+
         pids: IntArray | None = None
         if changed is not None:
             ids = [self._pid[a] for a in (c.lower() for c in changed) if a in self._pid]
@@ -402,7 +511,7 @@ class PathEngine:
             pids = np.asarray(ids, dtype=np.int64)
         gm = self.gas_model
         v2_gas, v3_gas = gm.hop_gas("v2"), gm.hop_gas("v3")
-        found_k, found_rows, found_x, found_net = [], [], [], []
+        screened = []
         for k, g in self._groups.items():
             if g.n == 0:
                 continue
@@ -413,36 +522,66 @@ class PathEngine:
                 if rows.size == 0:
                     continue
             cyc, x_opt, profit = self.screen_rows(k, rows)
-            if cyc.size == 0:
+            if cyc.size:
+                screened.append((k, g, cyc, x_opt, profit))
+        if not screened:
+            return []
+        # Price only the start tokens of cycles that pay before gas (a handful per block).
+        n_tok = len(self._tok_addr)
+        tok_per_wei = np.zeros(n_tok)  # gas conversion; 0 where unpriced (gas unknown)
+        wei_per_tok = np.zeros(n_tok)
+        priced = np.zeros(n_tok, dtype=bool)
+        for tid in np.unique(np.concatenate([g.start[cyc] for _, g, cyc, _, _ in screened])).tolist():
+            price = price_of(tid)
+            if price is None:
+                self._warn_unpriced(self._tok_addr[tid])
                 continue
+            priced[tid] = True
+            wei_per_tok[tid] = float(price.price)
+            tok_per_wei[tid] = 1.0 / wei_per_tok[tid] if wei_per_tok[tid] > 0 else np.inf
+        found_k, found_rows, found_x, found_net = [], [], [], []
+        for k, g, cyc, x_opt, profit in screened:
+            start = g.start[cyc]
             if gas_price_wei:
                 units = gm.base + k * v2_gas + g.n_v3[cyc].astype(np.float64) * (v3_gas - v2_gas)
                 with np.errstate(all="ignore"):
-                    gas = units * float(gas_price_wei) * rate_f[g.start[cyc]]
+                    gas = units * float(gas_price_wei) * tok_per_wei[start]
                 net = profit - gas
             else:
                 net = profit
             with np.errstate(all="ignore"):
-                sel = np.flatnonzero(
-                    net + np.abs(profit) * _SCREEN_REL_SLACK + _SCREEN_ABS_SLACK
-                    > self.min_net_profit
-                )
+                floor = self.min_net_profit * tok_per_wei[start] if self.min_net_profit else 0.0
+                ok = net + np.abs(profit) * _SCREEN_REL_SLACK + _SCREEN_ABS_SLACK > floor
+                # unpriced: gross profit only (its value and its gas are unknown)
+                ok = np.where(priced[start], ok, profit + np.abs(profit) * _SCREEN_REL_SLACK + _SCREEN_ABS_SLACK > 0)
+                net_native = np.where(priced[start], net * wei_per_tok[start], -np.inf)
+            sel = np.flatnonzero(ok)
             if sel.size:
                 found_k.append(np.full(sel.size, k))
                 found_rows.append(cyc[sel])
                 found_x.append(x_opt[sel])
-                found_net.append(net[sel])
+                found_net.append(net_native[sel])
         if not found_k:
             return []
         ks = np.concatenate(found_k)
         rs = np.concatenate(found_rows)
         xs = np.concatenate(found_x)
-        nets = np.concatenate(found_net)
+        nets = np.nan_to_num(np.concatenate(found_net), nan=-np.inf)
         # A cycle through two changed pools was gathered twice: keep one.
         key = rs * 8 + ks
         _, first = np.unique(key, return_index=True)
         order = first[np.argsort(-nets[first], kind="stable")]
         return [(int(ks[i]), int(rs[i]), float(xs[i])) for i in order]
+
+    def _warn_unpriced(self, token: str) -> None:
+        self.stats["unpriced_start"] += 1
+        if ("price", token) not in self._warned:
+            self._warned.add(("price", token))
+            log.warning(
+                "start token %s has no price in the native token %s (no pool against it, or through one "
+                "other token, with %d wei of native-side liquidity): its cycles are ranked last and not "
+                "executed", token, self.weth, self.min_native_liquidity_wei,
+            )
 
     def screen_rows(
         self, k: int, rows: IntArray | None
@@ -500,7 +639,7 @@ class PathEngine:
         k: int,
         row: int,
         x_float: float,
-        rates: dict[int, tuple[int, int]],
+        price: NativePrice | None,
         gas_price_wei: int,
         *,
         chain_id: int,
@@ -531,15 +670,17 @@ class PathEngine:
             self.stats["verify_mismatch"] += 1
             amount_out = x
         gas_estimate = self.gas_model.estimate(kinds)
-        gas_cost = 0
-        if gas_price_wei:
-            rate = rates.get(self._groups[k].start[row].item())
-            if rate is None:
-                return None  # cannot price gas in this token: refuse rather than guess
-            num, den = rate
-            gas_cost = -(-gas_estimate * gas_price_wei * num // den)  # round up: conservative
-        if amount_out - amount_in - gas_cost <= self.min_net_profit:
-            return None
+        gas_native = gas_estimate * gas_price_wei
+        profit_native: int | None = None
+        gas_cost = 0  # unpriced: gas cannot be converted (the scorer does not execute it)
+        if price is not None:
+            profit_native = price.to_native(amount_out - amount_in)  # rounds down
+            if profit_native > UINT256_MAX:
+                profit_native = None  # an absurd price: treat as none rather than trust it
+            else:
+                gas_cost = price.from_native(gas_native)  # rounds up
+                if profit_native - gas_native <= self.min_net_profit:
+                    return None
         pools = tuple(s.address.lower() for s, _ in hops)
         return Opportunity(
             chain_id=chain_id,
@@ -555,55 +696,6 @@ class PathEngine:
             gas_cost=gas_cost,
             hop_kinds=kinds,
             observed_at=observed_at,
+            profit_native=profit_native,
+            price_pools=price.pools if price is not None and profit_native is not None else (),
         )
-
-    def _gas_rates(self) -> dict[int, tuple[int, int]]:
-        """Start token id -> (num, den): base units of the token per wei of WETH.
-
-        Spot price of the deepest direct pool against WETH, else through one other base
-        token. A start token with no route gets no entry (its cycles are skipped when gas
-        is not free).
-        """
-        weth = self._tok_id[self.weth]
-        rates: dict[int, tuple[int, int]] = {weth: (1, 1)}
-        for tid in self._starts:
-            if tid in rates:
-                continue
-            direct = self._spot(tid, weth)
-            if direct is not None:
-                rates[tid] = direct
-                continue
-            for mid in self._starts:
-                if mid in (tid, weth):
-                    continue
-                a, b = self._spot(tid, mid), self._spot(mid, weth)
-                if a is not None and b is not None:
-                    rates[tid] = (a[0] * b[0], a[1] * b[1])
-                    break
-        return rates
-
-    def _spot(self, token: int, per: int) -> tuple[int, int] | None:
-        """Units of ``token`` per unit of ``per`` in the deepest live pool between them."""
-        best: tuple[float, tuple[int, int]] | None = None
-        for pid in self._pairs.get((min(token, per), max(token, per)), ()):
-            state = self._states[pid]
-            if state is None:
-                continue
-            per_is_0 = self._t0[pid] == per
-            if isinstance(state, V2PoolState):
-                r_tok, r_per = (state.reserve1, state.reserve0) if per_is_0 else (state.reserve0, state.reserve1)
-                if r_tok <= 0 or r_per <= 0:
-                    continue
-                depth, frac = float(r_per), (r_tok, r_per)
-            else:
-                sp, liq = state.sqrt_price_x96, state.liquidity
-                if sp <= 0 or liq <= 0:
-                    continue
-                # price = token1 per token0 = sp**2 / 2**192
-                frac = (sp * sp, 1 << 192) if per_is_0 else (1 << 192, sp * sp)
-                depth = liq / (sp / 2**96) if per_is_0 else liq * (sp / 2**96)
-            if not math.isfinite(depth):
-                depth = 0.0
-            if best is None or depth > best[0]:
-                best = (depth, frac)
-        return None if best is None else best[1]

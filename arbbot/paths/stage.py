@@ -4,7 +4,9 @@ delta into one ``PathResult``.
 
 Deltas of one chain may be spread over several worker processes, so an engine can miss
 blocks; it then catches up on every pool from the hot state before evaluating. Gas is
-priced with the delta's ``gas_price_wei`` (the scanner read it with the block).
+priced with the delta's ``gas_price_wei`` (the scanner read it with the block), in the
+native token, and every opportunity's profit valued in it (``arbbot.paths.pricing``). On
+its first block it warns, once, of each start token that has no pools.
 
 Exclusions have one direction, the record (the database, behind ``ExclusionSource``) to
 the engine: each delta the engine's exclusions are set to the recorded ones, so an
@@ -80,6 +82,9 @@ class PathStage:
                 # the opportunities are that block's, not the delta's.
                 block_number, block_hash = head
         self.synced_block = max(self.synced_block, block_number)
+        if fresh:
+            # a start token (or the native token) with no pools is said once, in the log
+            self.engine.missing_start_tokens()
         opportunities = self.engine.evaluate(
             None if fresh else changed,
             chain_id=delta.chain_id,

@@ -1,11 +1,17 @@
 """The rule scorer (until the learned model lands) and the ml stage's decision rule.
 
-``score`` judges one opportunity: execute when the gross profit covers the gas cost by a
-safety margin and the net profit clears a minimum; the score is the profit-to-gas ratio.
+One unit of value: everything is compared in the chain's native token (wei), whatever
+token the cycle starts at (``Opportunity.profit_native``, priced from the pools at its
+block by ``arbbot.paths.pricing``; gas is native, ``Opportunity.gas_cost_native``).
+
+``score`` judges one opportunity: execute when the gross profit in native covers the gas
+by a safety margin and the net profit in native clears a minimum; the score is the
+profit-to-gas ratio. An opportunity whose start token has no native price
+(``profit_native`` is ``None``) is never executed: its worth and its gas are unknown.
 ``decide`` judges a batch and gives every opportunity its final decision: two trades
 through one pool in one block would invalidate each other's sizing, so of the worthy ones
-only the best per pool (by net profit) stays ``execute``; the rest are recorded as
-``skip``, naming the better cycle they lost to.
+only the best per pool (by net profit in native) stays ``execute``; the rest are recorded
+as ``skip``, naming the better cycle they lost to. Unpriced opportunities rank last.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Sequence
 
+from arbbot.paths.engine import rank_key
 from arbbot.types import Opportunity, ScoredOpportunity
 
 
@@ -22,33 +29,37 @@ class RuleScorer:
     #: gross profit must exceed gas cost x margin; compared exactly (as a fraction), so a
     #: chain's configured margin (a decimal, ``Strategy.margin``) is not rounded through a float
     margin: Fraction | float = 1.5
-    min_net_profit: int = 0  # base units of the start token
+    min_net_profit: int = 0  # native wei (the strategy's ``min_profit_wei``)
 
     name = "rule"
 
     def score(self, opp: Opportunity) -> ScoredOpportunity:
         """One opportunity on its own merits (no other opportunity considered)."""
-        gas = max(opp.gas_cost, 1)
-        ratio = opp.profit / gas
+        profit, gas = opp.profit_native, opp.gas_cost_native
+        if profit is None:
+            return ScoredOpportunity(
+                opp, 0.0, "skip", f"no price in the native token for {opp.tokens[0]}: worth unknown", self.name,
+            )
+        ratio = profit / max(gas, 1)
         margin = Fraction(self.margin)
-        if opp.profit <= 0:
+        if profit <= 0:
             return ScoredOpportunity(opp, ratio, "skip", "no gross profit", self.name)
-        if opp.profit * margin.denominator <= opp.gas_cost * margin.numerator:
+        if profit * margin.denominator <= gas * margin.numerator:
             return ScoredOpportunity(opp, ratio, "skip", f"profit below gas x {float(margin):g}", self.name)
-        if opp.net_profit <= self.min_net_profit:
+        if profit - gas <= self.min_net_profit:
             return ScoredOpportunity(opp, ratio, "skip", "net profit below minimum", self.name)
         return ScoredOpportunity(opp, ratio, "execute", f"profit/gas {ratio:.1f}", self.name)
 
     def decide(self, opps: Sequence[Opportunity]) -> list[ScoredOpportunity]:
-        """Every opportunity of the batch with its final decision, best net profit first
-        (the order the execute stage should try them in): ``execute`` exactly for those to
-        be sent on, no pool used twice among them.
+        """Every opportunity of the batch with its final decision, best net profit in native
+        first, unpriced last (the order the execute stage should try them in): ``execute``
+        exactly for those to be sent on, no pool used twice among them.
 
         Ties in net profit go to the lower ``path_id``, then the earlier in the batch, so the
         outcome never depends on set or dict order. A worthy opportunity whose pool an
         earlier (better) one already claimed becomes ``skip``, its reason naming the shared
         pool and the cycle that claimed it."""
-        ranked = sorted(enumerate(opps), key=lambda item: (-item[1].net_profit, item[1].path_id, item[0]))
+        ranked = sorted(enumerate(opps), key=lambda item: (*rank_key(item[1]), item[0]))
         claimed: dict[str, str] = {}  # pool -> path_id of the cycle executing through it
         out = []
         for _, opp in ranked:

@@ -219,14 +219,19 @@ class Live:
         return int(self.node.call("eth_getTransactionCount", [self.signer.address, "pending"]), 16)
 
 
-def live_scored(n: int, *, token: str = WETH, gas_cost: int = 2 * 10**14) -> ScoredOpportunity:
-    pools = (POOLS[2 * n], POOLS[2 * n + 1]) if token == WETH else (POOLS[2 * n + 1], POOLS[2 * n])
-    tokens = (token, WETH if token == USDC else USDC, token)
+def live_scored(n: int, *, token: str = WETH, gas_cost: int = 2 * 10**14,
+                pools: tuple[str, str] | None = None, price_pools: tuple[str, ...] | None = None) -> ScoredOpportunity:
+    if pools is None:
+        pools = (POOLS[2 * n], POOLS[2 * n + 1]) if token == WETH else (POOLS[2 * n + 1], POOLS[2 * n])
+    tokens = (token, USDC if token == WETH else WETH, token)
     return ScoredOpportunity(
         opportunity=Opportunity(
             chain_id=31337, block_number=7, block_hash=CANONICAL, path_id=f"cycle-{n}", pools=pools,
             tokens=tokens, amount_in=10**18, amount_out=10**18 + PROFIT, gas_estimate=200_000,
             gas_price_wei=10**9, gas_cost=gas_cost,
+            # as the path stage prices a start token: the pools against WETH it read
+            profit_native=PROFIT if token == WETH else None,
+            price_pools=price_pools if price_pools is not None else () if token == WETH else pools[:1],
         ),
         score=1.0,
         decision="execute",
@@ -321,14 +326,50 @@ def test_profit_is_checked_at_the_fee_offered_never_at_the_messages_gas_cost(liv
         f"re-validated profit {PROFIT} wei does not exceed the worst-case gas cost "
         f"{gas_limit * quote.max_fee_per_gas} wei (gas limit {gas_limit} x {quote.describe()})"
     )
-    # Another profit token: no price for gas here, the path stage's gas cost still rules.
-    other = live.runner().submit(live_scored(1, token=USDC, gas_cost=PROFIT - 1))
-    assert isinstance(other, Pending)
     # And the cap refuses whatever the profit.
     capped = live.runner(fee_policy=FeePolicy(max_fee_per_gas_wei=10**11)).submit(live_scored(2, token=USDC))
     assert isinstance(capped, ExecutionResult) and capped.status == "dropped"
     assert capped.reason.startswith("fees: fee needed (max fee ") and "exceeds the cap of 100000000000 wei" in capped.reason
-    assert live.sent() == 2
+    assert live.sent() == 1
+
+
+GOLD = "0x" + "90" * 20  # a token dear in WETH: 1 base unit = 1000 wei
+GOLD_POOLS = ("0x" + "21" * 20, "0x" + "22" * 20, "0x" + "23" * 20)
+
+
+def test_another_profit_token_pays_for_the_worst_case_gas_converted_at_the_newest_price(live: Live) -> None:
+    # The stand-in executor returns PROFIT (3e15) in whatever token. USDC is cheap (1/1000
+    # wei a unit at the pool the path stage priced it by): 3e15 USDC is 3e12 wei; GOLD
+    # is dear (1000 wei a unit): 3e15 GOLD is 3e18 wei. The message's own gas cost (0)
+    # decides nothing: the worst case, converted, does.
+    live.hot.put_pools([V2PoolState(GOLD_POOLS[0], GOLD, WETH, 10**18, 10**21, 3000, 7),
+                        V2PoolState(GOLD_POOLS[1], GOLD, WETH, 105 * 10**16, 10**21, 3000, 7),
+                        V2PoolState(GOLD_POOLS[2], GOLD, WETH, 10**20, 10**23, 3000, 7)], 7, CANONICAL)
+    live.node.call("anvil_setNextBlockBaseFeePerGas", [hex(10**11)])
+    live.node.call("evm_mine")
+    cheap = live.runner().submit(live_scored(1, token=USDC, gas_cost=0))
+    assert isinstance(cheap, ExecutionResult) and cheap.status == "dropped"
+    gas_limit = cheap.extra["gas_limit"]
+    worst = gas_limit * fees.quote(live.node, FeePolicy()).max_fee_per_gas
+    profit_native = PROFIT * 10**21 // (100 * 10**22)  # POOLS[3]: the USDC price read from the hot state
+    assert cheap.extra["profit_native"] == profit_native and cheap.extra["native_price"] == (1, 1000)
+    assert cheap.reason.startswith(
+        f"re-validated profit {PROFIT} ({profit_native} wei) does not exceed the worst-case gas cost {worst} wei = "
+        f"{worst * 1000} of {USDC} (gas limit {gas_limit} x "
+    )
+    assert worst > profit_native  # it would have lost money in native
+    gold = {"token": GOLD, "gas_cost": 0, "pools": GOLD_POOLS[:2], "price_pools": GOLD_POOLS[2:]}
+    dear = live.runner().submit(live_scored(2, **gold))  # type: ignore[arg-type]
+    assert isinstance(dear, Pending)  # 3e18 wei of profit covers the worst case
+    assert live.sent() == 1
+    assert dear.attempt["profit_token"] == GOLD
+    # No price at the newest state (its pricing pool is gone from the hot state): refused.
+    live.hot.delete_pools([GOLD_POOLS[2]])
+    gone = live.runner().submit(live_scored(3, **gold))  # type: ignore[arg-type]
+    assert isinstance(gone, ExecutionResult) and (gone.status, gone.reason) == (
+        "dropped", f"no price in the native token for profit token {GOLD} at the newest state: gas cannot be weighed",
+    )
+    assert live.sent() == 1
 
 
 def test_max_open_transactions_per_account(live: Live) -> None:
@@ -421,3 +462,37 @@ def test_a_fee_quoted_before_a_long_wait_for_the_lock_is_quoted_again(live: Live
     assert isinstance(result, ExecutionResult) and result.status == "dropped"
     assert result.reason.startswith(f"re-validated profit {PROFIT} wei does not exceed the worst-case gas cost")
     assert live.sent() == 0
+
+
+@pytest.mark.django_db
+def test_the_daily_pnl_counts_every_tokens_realised_profit_in_native_minus_gas(live: Live) -> None:
+    from webapp.core import services
+    from webapp.core.selectors import pnl_today_wei
+
+    live.hot.put_pools([V2PoolState(GOLD_POOLS[0], GOLD, WETH, 10**18, 10**21, 3000, 7),
+                        V2PoolState(GOLD_POOLS[1], GOLD, WETH, 105 * 10**16, 10**21, 3000, 7),
+                        V2PoolState(GOLD_POOLS[2], GOLD, WETH, 10**20, 10**23, 3000, 7)], 7, CANONICAL)
+    gold = live_scored(0, token=GOLD, gas_cost=0, pools=GOLD_POOLS[:2], price_pools=GOLD_POOLS[2:])
+    # as the path stage values it: 1000 wei a GOLD unit
+    gold = dataclasses.replace(gold, opportunity=dataclasses.replace(gold.opportunity, profit_native=PROFIT * 1000))
+    assert services.execution_claim(gold) is not None
+    pending = live.runner().submit(gold)
+    assert isinstance(pending, Pending)
+    settled = live.runner().settle(pending)
+    assert (settled.status, settled.realised_profit, settled.extra) == ("success", PROFIT, {"mode": "live"})
+    row = services.execution_finish(settled)
+    assert int(row.realised_profit_native) == PROFIT * 1000  # at the opportunity's own price
+    gas = settled.gas_used * settled.gas_price_wei
+    assert gas > 0 and pnl_today_wei(31337, WETH) == PROFIT * 1000 - gas
+    # paper: the price the execute stage read at the newest state converts it
+    paper = live.runner(mode="paper").submit(live_scored(1, token=GOLD, gas_cost=0, pools=GOLD_POOLS[:2],
+                                                        price_pools=GOLD_POOLS[2:]))
+    assert isinstance(paper, ExecutionResult) and paper.extra["native_price"] == (1000, 1)
+    assert int(services.execution_finish(paper).realised_profit_native) == PROFIT * 1000
+    # a profit token with no price counts nothing; a WETH profit counts as itself
+    unpriced = dataclasses.replace(settled, path_id="cycle-x", profit_token=USDC, realised_profit=10**30)
+    assert services.execution_finish(unpriced).realised_profit_native is None
+    weth = dataclasses.replace(paper, path_id="cycle-w", status="success", profit_token=WETH, realised_profit=7,
+                               extra={"native_price": (1, 1)})
+    services.execution_finish(weth)
+    assert pnl_today_wei(31337, WETH) == PROFIT * 1000 - gas + 7 - gas  # cycle-x's tx hash paid gas too

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from tests.paths._paths_helpers import DAI, USDC, WETH, evaluate, tok, v2
+from arbbot.paths.engine import rank_key
 from arbbot.paths import PathEngine
 
 
@@ -52,7 +53,7 @@ def test_incremental_equals_full_restricted(seed: int) -> None:
         restricted = [o for o in full if set(o.pools) & changed]
         assert [_key(o) for o in inc] == [_key(o) for o in restricted]
         assert all(set(o.pools) & changed for o in inc)
-        assert inc == sorted(inc, key=lambda o: o.net_profit, reverse=True)
+        assert inc == sorted(inc, key=rank_key)
         assert len({o.path_id for o in inc}) == len(inc)
 
 

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.paths._paths_helpers import USDC, WETH, evaluate, tok, v2
+from tests.paths._paths_helpers import USDC, WETH, addr, evaluate, tok, v2
 from arbbot import pools as pool_models
+from arbbot.paths.engine import rank_key
 from arbbot.paths import GasModel, PathEngine
 from arbbot.paths.screen import closed_form_python, edge_coefficients
 from arbbot.paths.v2_exact import size_v2_exact
@@ -199,7 +200,7 @@ def test_property_opportunities_are_exact_and_profitable(r: list[int], fees: lis
                 except Exception:
                     continue
                 assert alt <= o.profit + 1
-    assert opps == sorted(opps, key=lambda o: o.net_profit, reverse=True)
+    assert opps == sorted(opps, key=rank_key)
 
 
 def test_gas_cost_converted_to_start_token_and_threshold() -> None:
@@ -219,8 +220,10 @@ def test_gas_cost_converted_to_start_token_and_threshold() -> None:
     gas = GasModel().estimate(["v2", "v2"])
     assert o.gas_estimate == gas
     assert o.gas_cost == -(-gas * gas_price * 2 * 10**9 // 10**21)
-    # a threshold above the net profit removes it
-    e.min_net_profit = o.net_profit
+    # the profit is valued in native, gas is native: a threshold at the net value removes it
+    assert o.profit_native == o.profit * 10**21 // (2 * 10**9)
+    assert o.net_profit_native == o.profit_native - gas * gas_price and o.price_pools == (addr(1),)
+    e.min_net_profit = o.net_profit_native
     assert evaluate(e, gas_price_wei=gas_price) == []
 
 

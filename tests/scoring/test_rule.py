@@ -20,10 +20,12 @@ def pool(i: int) -> str:
 
 
 def opp(path_id: str, pools: tuple[int, ...], profit: int, gas_cost: int = 0) -> Opportunity:
+    """A WETH cycle: its profit is its native value; gas_cost wei of gas (gas x 1 wei)."""
     return Opportunity(
         chain_id=1, block_number=7, block_hash=H, path_id=path_id,
         pools=tuple(pool(p) for p in pools), tokens=(WETH,) + ("0x" + "11" * 20,) * (len(pools) - 1) + (WETH,),
-        amount_in=10**18, amount_out=10**18 + profit, gas_estimate=150_000, gas_price_wei=1, gas_cost=gas_cost,
+        amount_in=10**18, amount_out=10**18 + profit, gas_estimate=gas_cost, gas_price_wei=1, gas_cost=gas_cost,
+        profit_native=profit,
     )
 
 
@@ -123,3 +125,42 @@ def test_no_pool_is_used_twice_among_the_executed() -> None:
                 set(s.opportunity.pools) & set(e.opportunity.pools) and e.opportunity.net_profit >= s.opportunity.net_profit
                 for e in executed
             )
+
+
+CHEAP = "0x" + "cc" * 20  # a token worth 1/1000 wei per base unit
+
+
+def cheap(path_id: str, pools: tuple[int, ...], profit: int, gas_wei: int, wei_per_1000: int | None = 1) -> Opportunity:
+    """A cycle starting at CHEAP, valued as the path stage values it (``None``: no price)."""
+    return Opportunity(
+        chain_id=1, block_number=7, block_hash=H, path_id=path_id, pools=tuple(pool(p) for p in pools),
+        tokens=(CHEAP,) + ("0x" + "11" * 20,) * (len(pools) - 1) + (CHEAP,), amount_in=10**30,
+        amount_out=10**30 + profit, gas_estimate=gas_wei, gas_price_wei=1, gas_cost=gas_wei * 1000,
+        profit_native=None if wei_per_1000 is None else profit * wei_per_1000 // 1000,
+    )
+
+
+def test_a_cheap_token_with_a_large_raw_profit_ranks_below_a_weth_cycle_worth_more() -> None:
+    # 784_000 units of CHEAP are worth 784 wei; the WETH cycle's 5_000 wei is worth more.
+    # By raw amounts CHEAP would win the shared pool; in native, WETH does.
+    big_raw = cheap("cheap", (1, 2), profit=784_000, gas_wei=100)
+    worth_more = opp("weth", (2, 3), profit=5_000, gas_cost=100)
+    assert big_raw.net_profit > worth_more.net_profit  # raw: 784_000 - 100_000 > 4_900
+    out = RuleScorer(margin=1.0).decide([big_raw, worth_more])
+    assert [(s.opportunity.path_id, s.decision) for s in out] == [("weth", "execute"), ("cheap", "skip")]
+    assert out[1].reason == f"overlaps a better cycle through pool {pool(2)} (path weth)"
+    # The margin is native too: 784 wei of profit does not cover 600 wei of gas x 1.5.
+    alone = RuleScorer(margin=1.5).score(cheap("c", (4, 5), profit=784_000, gas_wei=600))
+    assert (alone.decision, alone.reason) == ("skip", "profit below gas x 1.5")
+    # and the minimum net profit is in native wei
+    assert RuleScorer(margin=1.0, min_net_profit=684).score(cheap("c", (4, 5), 784_000, 100)).decision == "skip"
+    assert RuleScorer(margin=1.0, min_net_profit=683).score(cheap("c", (4, 5), 784_000, 100)).decision == "execute"
+
+
+def test_an_opportunity_without_a_native_price_ranks_last_and_is_never_executed() -> None:
+    unpriced = cheap("u", (1, 2), profit=10**24, gas_wei=1, wei_per_1000=None)
+    small = opp("s", (3, 4), profit=2, gas_cost=1)
+    out = RuleScorer(margin=1.0).decide([unpriced, small])
+    assert [s.opportunity.path_id for s in out] == ["s", "u"]
+    assert (out[1].decision, out[1].reason) == ("skip", f"no price in the native token for {CHEAP}: worth unknown")
+    assert out[0].decision == "execute"

@@ -236,6 +236,10 @@ class Opportunity(models.Model):
     amount_out = models.DecimalField(**UINT256)
     gas_cost = models.DecimalField(**UINT256)
     net_profit = models.DecimalField(max_digits=79, decimal_places=0)
+    #: gross and net profit in the chain's native token (wei), priced from the pools at its
+    #: block; null: the start token had no price (ranked last, never executed)
+    profit_native = models.DecimalField(max_digits=79, decimal_places=0, null=True, blank=True)
+    net_profit_native = models.DecimalField(max_digits=79, decimal_places=0, null=True, blank=True)
     score = models.FloatField()
     decision = models.CharField(max_length=8)
     reason = models.CharField(max_length=200, blank=True, default="")
@@ -275,6 +279,11 @@ class Execution(models.Model):
     final_amount_in = models.DecimalField(**UINT256, default=0)
     final_predicted_profit = models.DecimalField(max_digits=79, decimal_places=0, default=0)
     realised_profit = models.DecimalField(max_digits=79, decimal_places=0, default=0)
+    #: the opportunity's predicted gross profit in native wei (null: no price)
+    profit_native = models.DecimalField(max_digits=79, decimal_places=0, null=True, blank=True)
+    #: the realised profit converted to native wei when recorded (null: no price): the
+    #: daily PnL sums it, whatever the profit token
+    realised_profit_native = models.DecimalField(max_digits=79, decimal_places=0, null=True, blank=True)
     reason = models.CharField(max_length=300, blank=True, default="")
 
     class Meta:

@@ -186,13 +186,20 @@ def token_map(chain_id: int | None = None) -> dict[str, Token]:
 
 
 def pnl_today_wei(chain_id: int, weth: str) -> int:
-    """Realised PnL since 00:00 UTC in wei: profit of executions whose profit token is WETH,
-    minus the gas of every transaction sent (successful or reverted)."""
-    from django.db.models import F
+    """Realised PnL since 00:00 UTC in native wei: the realised profit of every execution,
+    whatever its token, converted to native when it was recorded (``realised_profit_native``;
+    one with no price counts nothing, a row recorded before the conversion existed counts
+    its WETH profit only), minus the gas of every transaction sent (successful or reverted)."""
+    from django.db.models import F, Q
 
     start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     today = Execution.objects.filter(chain_id=chain_id, created_at__gte=start)
-    profit = today.filter(status="success", profit_token=weth.lower()).aggregate(s=Sum("realised_profit"))["s"] or 0
+    won = today.filter(status="success")
+    profit = won.aggregate(
+        native=Sum("realised_profit_native"),
+        legacy=Sum("realised_profit", filter=Q(realised_profit_native__isnull=True, profit_token=weth.lower())),
+    )
+    profit = (profit["native"] or 0) + (profit["legacy"] or 0)
     gas = today.exclude(tx_hash="").aggregate(s=Sum(F("gas_used") * F("gas_price_wei")))["s"] or 0
     return int(profit) - int(gas)
 

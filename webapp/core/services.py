@@ -510,6 +510,8 @@ def opportunities_record(scored: Iterable[ScoredOpportunity], *, now: float | No
                 amount_out=Decimal(o.amount_out),
                 gas_cost=Decimal(o.gas_cost),
                 net_profit=Decimal(o.net_profit),
+                profit_native=None if o.profit_native is None else Decimal(o.profit_native),
+                net_profit_native=None if o.net_profit_native is None else Decimal(o.net_profit_native),
                 score=s.score,
                 decision=s.decision,
                 reason=s.reason[:200],
@@ -535,13 +537,19 @@ def execution_claim(scored: ScoredOpportunity) -> Execution | None:
                 profit_token=o.tokens[0],
                 amount_in=Decimal(o.amount_in),
                 predicted_profit=Decimal(o.profit),
+                profit_native=None if o.profit_native is None else Decimal(o.profit_native),
             )
     except IntegrityError:
         return None
 
 
+@transaction.atomic
 def execution_finish(result: ExecutionResult) -> Execution:
-    """Record the outcome on the claimed row (created here if no claim exists)."""
+    """Record the outcome on the claimed row (created here if no claim exists), with the
+    realised profit converted to native wei: at the price the execute stage read at the
+    newest state when the result carries it (``extra["native_price"]``), else at the
+    opportunity's own (its ``profit_native`` over its predicted profit, recorded at claim);
+    null when neither is known (the daily PnL then leaves it out)."""
     row, _ = Execution.objects.update_or_create(
         chain_id=result.chain_id,
         block_number=result.block_number,
@@ -562,7 +570,26 @@ def execution_finish(result: ExecutionResult) -> Execution:
             "reason": result.reason[:300],
         },
     )
+    native = _realised_native(result, row)
+    if native != row.realised_profit_native:
+        row.realised_profit_native = native
+        row.save(update_fields=["realised_profit_native"])
     return row
+
+
+def _realised_native(result: ExecutionResult, row: Execution) -> Decimal | None:
+    realised = result.realised_profit
+    if realised == 0:
+        return Decimal(0)
+    price = result.extra.get("native_price")
+    if price is not None:
+        num, den = (int(x) for x in price)
+        if num > 0 and den > 0:
+            return Decimal(realised * num // den)  # rounds down: a profit is never overstated
+    predicted = int(row.predicted_profit)
+    if row.profit_native is not None and predicted > 0:
+        return Decimal(realised * int(row.profit_native) // predicted)
+    return None
 
 
 # --------------------------------------------------------------------------- transactions

@@ -1,5 +1,5 @@
 """ml queue: score a batch of opportunities and decide (rule scorer for now, with the
-chain's strategy margin). Every decision is recorded; exactly those decided ``execute`` go
+chain's strategy margin and minimum net profit, both in the native token). Every decision is recorded; exactly those decided ``execute`` go
 on to the execute queue."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ def scorer(chain_id: int) -> RuleScorer:
     """The rule scorer with the chain's strategy in force (read once per batch: per block)."""
     from webapp.core import selectors
 
-    return RuleScorer(margin=selectors.strategy_for(chain_id).margin)
+    strategy = selectors.strategy_for(chain_id)
+    return RuleScorer(margin=strategy.margin, min_net_profit=strategy.min_profit_wei)
 
 
 @app.task(name="workers.tasks.ml.score", acks_late=True, reject_on_worker_lost=True)
