@@ -149,14 +149,50 @@ def follow_policy(chain_id: int) -> FollowPolicy:
                         max_replacements=chain.max_replacements)
 
 
-@functools.lru_cache(maxsize=None)
+STRATEGY_TTL_S = 1.0  # limits edited in the strategy reach the execute workers within this
+_runners: dict[int, tuple[float, int, ExecutionRunner]] = {}
+
+
 def runner(chain_id: int) -> ExecutionRunner:
+    """The chain's execution runner. The strategy's version is checked at most every
+    ``STRATEGY_TTL_S``; a new version (its input caps, its fee cap) builds a new runner, so
+    limits edited in a file, the admin or the API apply without a restart. Nonces, open
+    transactions and cooldowns live in Redis: a new runner loses none of them."""
+    from webapp.core import selectors
+
+    now = time.monotonic()
+    cached = _runners.get(chain_id)
+    if cached is not None and now - cached[0] < STRATEGY_TTL_S:
+        return cached[2]
+    strategy = selectors.strategy_for(chain_id)
+    if cached is not None and cached[1] == strategy.version:
+        _runners[chain_id] = (now, cached[1], cached[2])
+        return cached[2]
+    built = _build_runner(chain_id, strategy.max_amount_in, strategy.max_fee_per_gas_wei)
+    if cached is not None:
+        log.info("chain %s: strategy v%d in force, execution limits rebuilt", chain_id, strategy.version)
+    _runners[chain_id] = (now, strategy.version, built)
+    return built
+
+
+runner.cache_clear = _runners.clear  # type: ignore[attr-defined]  # reset() forgets it too
+
+
+def _tighter(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _build_runner(chain_id: int, strategy_caps: dict[str, int], strategy_fee_cap: int | None) -> ExecutionRunner:
+    """A runner whose limits are the tighter of the environment's and the strategy's."""
     settings = get_settings()
     chain = _chain(chain_id)
     client = rpc(chain_id)
     signer = LocalSigner(client, settings.signer_key, chain_id=chain_id) if settings.signer_key else None
     hot = hotstate(chain_id)
     resize.warm()  # loads the compiled sizing code now, not inside the first send (~1 s)
+    caps = dict(settings.max_amount_in)
+    for token, cap in strategy_caps.items():
+        caps[token] = min(cap, caps.get(token, cap))
     return ExecutionRunner(
         rpc=client,
         executor=chain.executor,
@@ -168,7 +204,7 @@ def runner(chain_id: int) -> ExecutionRunner:
         kill_switch=hot.fleet.kill_switch_engaged,
         is_orphaned=hot.is_orphaned,
         limits=RiskLimits(
-            max_amount_in=settings.max_amount_in,
+            max_amount_in=caps,
             default_max_amount_in=settings.default_max_amount_in,
             daily_loss_limit_wei=settings.daily_loss_limit_wei,
             max_open_txs=settings.max_open_txs or None,
@@ -177,7 +213,7 @@ def runner(chain_id: int) -> ExecutionRunner:
         daily_pnl_wei=lambda: _pnl_today(chain_id, chain.weth),
         nonces=NonceManager(hot, client, signer.address) if signer else None,
         fee_policy=FeePolicy(
-            max_fee_per_gas_wei=settings.max_fee_cap(chain_id),
+            max_fee_per_gas_wei=_tighter(settings.max_fee_cap(chain_id), strategy_fee_cap),
             inclusion_blocks=settings.fee_inclusion_blocks,
             priority_percentile=settings.fee_priority_percentile,
             min_priority_fee_wei=settings.min_priority_fee_wei,

@@ -9,6 +9,6 @@ import pytest
 from tests.e2e.fleet import run_fleet
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, django_db_blocker: Any) -> Iterator[dict[str, Any]]:
     yield from run_fleet(tmp_path_factory, django_db_setup, django_db_blocker)

@@ -1,6 +1,7 @@
 """The e2e fleet: a devnet with the genuine contracts, one real Celery worker process per
 queue and beat, in live mode, on this run's database, Redis prefix and RabbitMQ vhost.
-One fleet serves every e2e module (``conftest.fleet`` is session-scoped): a second fleet
+One fleet serves every e2e module (``conftest.fleet`` is package-scoped: it stops after
+the last e2e test): a second fleet
 on the same chain id would meet the first one's leftovers in the broker and the hot state."""
 
 from __future__ import annotations

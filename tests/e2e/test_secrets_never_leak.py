@@ -106,6 +106,8 @@ OPPORTUNITY_FIELDS = {
     "gas_cost",
     "hop_kinds",
     "observed_at",
+    "profit_native",
+    "price_pools",
 }
 SCORED_FIELDS = {"opportunity", "score", "decision", "reason", "model"}
 RESULT_FIELDS = {

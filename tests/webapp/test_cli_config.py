@@ -301,3 +301,26 @@ def test_the_path_stage_and_the_scorer_follow_the_strategy_in_force() -> None:
         assert ml.scorer(1).margin == Fraction(11, 10)
     finally:
         runtime.reset()
+
+
+@pytest.mark.django_db
+def test_the_strategys_limits_reach_the_execution_runner_without_a_restart(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workers import runtime
+
+    monkeypatch.setattr(runtime, "STRATEGY_TTL_S", 0.0)
+    monkeypatch.setenv("ARBBOT_MAX_FEE_PER_GAS_WEI", str(300 * 10**9))
+    services.config_apply({"chains": [chain_entry()]})
+    runtime.reset()
+    try:
+        first = runtime.runner(1)
+        assert runtime.runner(1) is first, "the same version keeps its runner"
+        assert first.fee_policy.max_fee_per_gas_wei == 300 * 10**9
+        services.config_apply({"chains": [chain_entry(strategy={
+            "max_amount_in": {USDC: "5000"}, "max_fee_per_gas_wei": str(200 * 10**9),
+        })]})
+        second = runtime.runner(1)
+        assert second is not first
+        assert second.limits.max_amount_in[USDC.lower()] == 5000
+        assert second.fee_policy.max_fee_per_gas_wei == 200 * 10**9  # the tighter of the two caps
+    finally:
+        runtime.reset()
