@@ -63,8 +63,6 @@ def config_apply(
     how many rows of each kind were written."""
     spec = config_schema.parse(data)
     _devnets_kept(spec)
-    if onchain:
-        _onchain_check(spec)
     counts = {"chains": 0, "dexes": 0, "tokens": 0, "pool_filters": 0, "strategies": 0}
     for c in spec.chains:
         chain = Chain.objects.select_for_update().filter(chain_id=c.chain_id).first()
@@ -95,6 +93,8 @@ def config_apply(
     for chain_id, t in spec.loose_tokens:
         _token_apply(_chain_for({"chain_id": chain_id}, t.where), t)
         counts["tokens"] += 1
+    if onchain:
+        _onchain_check(spec)  # last, on the rows as written: an error rolls all of it back
     return counts
 
 
@@ -124,31 +124,20 @@ def _devnets_kept(spec: config_schema.ConfigSpec) -> None:
 
 
 def _onchain_check(spec: config_schema.ConfigSpec) -> None:
-    """Each chain of the file checked on-chain (``arbbot.execution.chain_check``), with the
-    values it will have (the file's, else the stored row's); ``ValidationError`` listing
-    every problem, each naming its entry."""
+    """Each chain of the file checked on-chain (``arbbot.execution.chain_check``) with the
+    values it now has (the file's over the stored ones); ``ValidationError`` listing every
+    problem, each naming its entry (the caller's transaction then writes nothing)."""
     from arbbot.execution import chain_check
 
     problems: list[str] = []
-    stored = {c.chain_id: c for c in Chain.objects.filter(chain_id__in=[c.chain_id for c in spec.chains])}
     for c in spec.chains:
-        row = stored.get(c.chain_id)
-
-        def value(name: str, c: config_schema.ChainSpec = c, row: Chain | None = row) -> str:
-            return str(c.fields.get(name, getattr(row, name) if row is not None else ""))
-
-        tokens = [value("weth")]
-        if isinstance(c.tokens, list):
-            tokens += [t.address for t in c.tokens]
+        row = Chain.objects.get(chain_id=c.chain_id)
+        tokens = [row.weth, *Token.objects.filter(chain=row).order_by("id").values_list("address", flat=True)[:8]]
         if c.strategy is not None:
             tokens += c.strategy.start_tokens
-        if row is not None:
-            tokens += list(Token.objects.filter(chain=row).order_by("id").values_list("address", flat=True)[:8])
         target = chain_check.ChainToCheck(
-            where=c.where, chain_id=c.chain_id,
-            rpc_urls=[u.strip() for u in value("rpc_urls").replace("\n", ",").split(",") if u.strip()],
-            multicall3=value("multicall3"), weth=value("weth"), executor=value("executor"),
-            executor_owner=c.executor_owner,
+            where=c.where, chain_id=c.chain_id, rpc_urls=row.rpc_url_list(), multicall3=row.multicall3,
+            weth=row.weth, executor=row.executor, executor_owner=c.executor_owner,
             dexes=[chain_check.DexToCheck(d.where, d.kind, d.factory, d.init_code_hash) for d in c.dexes],
             tokens=tokens,
         )
