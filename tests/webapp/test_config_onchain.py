@@ -180,7 +180,7 @@ def test_every_problem_is_listed_and_a_wrong_chain_id_stops_the_rest(devnet: Any
     message = apply(user_chain(dep, multicall3=NO_CODE, dexes=with_dex(dep, "uniswap", factory=NO_CODE)))
     assert "chains[0] (mine): multicall3" in message and "chains[0] (mine).dexes[0] (uniswap): factory" in message
     message = apply(user_chain(dep, chain_id=dep.chain_id + 1))
-    assert f"chains[0] (mine): chain_id: the node at" in message and f"serves chain {dep.chain_id}, not" in message
+    assert "chains[0] (mine): chain_id: the node at" in message and f"serves chain {dep.chain_id}, not" in message
 
 
 # --------------------------------------------------------------------------- devnet apart
