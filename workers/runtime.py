@@ -8,10 +8,11 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import redis
 
+from arbbot.chain.create2 import Factory, PoolGuard
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.scanner import Scanner, ScannerConfig
 from arbbot.chain.tx import LocalSigner
@@ -26,6 +27,7 @@ from arbbot.paths import resize
 from arbbot.paths.engine import PathEngine
 from arbbot.paths.gas import GasModel
 from arbbot.paths.stage import PathStage
+from arbbot.types import PoolState
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +151,31 @@ def follow_policy(chain_id: int) -> FollowPolicy:
                         max_replacements=chain.max_replacements)
 
 
+POOL_GUARD_TTL_S = 10.0  # a DEX added or removed by `config apply` reaches the guard this fast
+
+
+def pool_guard(chain_id: int) -> Callable[[Sequence[PoolState]], str | None]:
+    """The chain's ``PoolGuard`` over its configured DEXes (re-read every few seconds): a
+    cycle through a pool no configured (factory, init-code hash) made is dropped unsent."""
+    cached: list[tuple[float, PoolGuard]] = []
+
+    def guard(pools: Sequence[PoolState]) -> str | None:
+        from webapp.core import selectors
+
+        now = time.monotonic()
+        if not cached or now - cached[0][0] >= POOL_GUARD_TTL_S:
+            try:
+                factories = [Factory.configured(d.kind, d.factory, d.init_code_hash, d.name)
+                             for d, _ in selectors.chain_dexes_with_sample(chain_id)]
+            except Exception as exc:  # fails closed: DEXes that cannot be read guard nothing through
+                log.exception("chain %s: pool guard cannot read the DEXes", chain_id)
+                return f"pool guard: the chain's DEXes cannot be read: {exc}"[:300]
+            cached[:] = [(now, PoolGuard(factories))]
+        return cached[0][1](pools)
+
+    return guard
+
+
 STRATEGY_TTL_S = 1.0  # limits edited in the strategy reach the execute workers within this
 _runners: dict[int, tuple[float, int, ExecutionRunner]] = {}
 
@@ -220,6 +247,7 @@ def _build_runner(chain_id: int, strategy_caps: dict[str, int], strategy_fee_cap
         ),
         native_token=chain.weth,
         hot=hot,
+        pool_guard=pool_guard(chain_id),
     )
 
 

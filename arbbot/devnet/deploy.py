@@ -4,10 +4,12 @@ Owns what the devnet consists of (``TOKENS``, ``PAIRS``, ``V2_DEXES`` and their 
 prices and depths), the deployment order (``deploy_contracts``: WETH9, Multicall3 at its
 canonical address, the tokens, two Uniswap V2 DEXes with their pairs, optionally the V3
 stack of ``arbbot.devnet.v3``, the project's executor owned by the deployer with the
-signer as its executor and every DEX registered, the signer's funding), the V2 pair
-CREATE2 address helpers and ``verify_deployment``. Deploys only genuine npm artifacts (see
-``artifacts.py``) plus ``arbbot/contracts/ArbExecutor.json``. Everything is sent from
-anvil's unlocked dev account 0 with automine, so a deployment takes a couple of seconds.
+signer as its executor and every DEX registered, the signer's funding), each DEX's
+init-code hash in the record (what the off-chain pool guard and the executor's registry
+check pools against), the V2 pair CREATE2 address helpers and ``verify_deployment``.
+Deploys only genuine npm artifacts (see ``artifacts.py``) plus
+``arbbot/contracts/ArbExecutor.json``. Everything is sent from anvil's unlocked dev account
+0 with automine, so a deployment takes a couple of seconds.
 The result is a ``record.Deployment``; ``lifecycle`` runs the node around it.
 """
 
@@ -17,6 +19,7 @@ from typing import Any, Callable
 
 from eth_utils import keccak
 
+from arbbot.chain.create2 import v2_pair_address
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import deploy_unlocked, encode_call, send_unlocked
 from arbbot.contracts.build import load_artifact
@@ -68,10 +71,7 @@ def _addr_word(hex_result: str) -> str:
 
 def create2_pair_address(factory: str, token_a: str, token_b: str, init_code_hash: bytes) -> str:
     """UniswapV2Library.pairFor: CREATE2 address of a pair from its (sorted) tokens."""
-    t0, t1 = sorted((token_a.lower(), token_b.lower()))
-    salt = keccak(bytes.fromhex(t0[2:]) + bytes.fromhex(t1[2:]))
-    raw = keccak(b"\xff" + bytes.fromhex(factory[2:]) + salt + init_code_hash)
-    return "0x" + raw[-20:].hex()
+    return v2_pair_address(factory, init_code_hash, token_a, token_b)
 
 
 def v2_pair_init_code_hash() -> bytes:
@@ -157,7 +157,8 @@ def deploy_contracts(
         step(f"{dex_name}: UniswapV2Factory + UniswapV2Router02")
         factory = deploy_unlocked(rpc, deployer, factory_art.bytecode, ["address"], [deployer])
         router = deploy_unlocked(rpc, deployer, router_art.bytecode, ["address", "address"], [factory, weth])
-        dexes.append({"name": dex_name, "kind": "v2", "factory": factory, "router": router, "fee_pips": V2_FEE_PIPS})
+        dexes.append({"name": dex_name, "kind": "v2", "factory": factory, "router": router, "fee_pips": V2_FEE_PIPS,
+                      "init_code_hash": "0x" + v2_pair_init_code_hash().hex()})
         for a, b in PAIRS:
             step(f"{dex_name}: pool {a}/{b}")
             ta, tb = by_symbol[a], by_symbol[b]
@@ -179,12 +180,11 @@ def deploy_contracts(
                 {"address": pair, "dex": dex_name, "kind": "v2", "token0": t0, "token1": t1, "fee_pips": V2_FEE_PIPS}
             )
 
-    v3_factory = "0x" + "00" * 20
     if v3:
         step("Uniswap V3: factory, position manager, swap router, QuoterV2")
         stack = devnet_v3.deploy_v3_stack(rpc, deployer, weth)
-        v3_factory = stack["factory"]
-        dexes.append({"name": devnet_v3.V3_DEX_NAME, "kind": "v3", **stack})
+        dexes.append({"name": devnet_v3.V3_DEX_NAME, "kind": "v3", **stack,
+                      "init_code_hash": "0x" + devnet_v3.POOL_INIT_CODE_HASH.hex()})
         step("Uniswap V3: pools in fee tiers 500 and 3000")
         step("Uniswap V3: positions over several tick ranges")
         pools.extend(devnet_v3.create_default_pools(rpc, deployer, stack, tokens))
@@ -193,10 +193,7 @@ def deploy_contracts(
     # Roles split as on a real chain: the cold owner (withdraw, configuration) is anvil's
     # dev account 0, the bot's hot key may only run cycles; every DEX deployed here is
     # registered with its genuine init-code hash (the contract refuses any other pool).
-    factories: list[tuple[str, str, bytes]] = [(d["kind"], d["factory"], v2_pair_init_code_hash())
-                                               for d in dexes if d["kind"] == "v2"]
-    if v3:
-        factories.append(("v3", v3_factory, devnet_v3.POOL_INIT_CODE_HASH))
+    factories = [(d["kind"], d["factory"], bytes.fromhex(d["init_code_hash"][2:])) for d in dexes]
     types, values = constructor_args(deployer, weth, [signer], factories)
     executor = deploy_unlocked(rpc, deployer, load_artifact()["bytecode"], types, values)
 
@@ -223,7 +220,7 @@ def verify_deployment(rpc: RpcClient, deployment: Deployment) -> list[str]:
     """Addresses in the record that have no code on the node (empty list = all present)."""
     addrs = [deployment.weth, deployment.multicall3, deployment.executor]
     for d in deployment.dexes:
-        addrs += [v for k, v in d.items() if k not in ("name", "kind", "fee_pips") and isinstance(v, str)]
+        addrs += [v for k, v in d.items() if k not in ("name", "kind", "fee_pips", "init_code_hash") and isinstance(v, str)]
     addrs += [t["address"] for t in deployment.tokens] + [p["address"] for p in deployment.pools]
     codes = rpc.batch([("eth_getCode", [a, "latest"]) for a in addrs], raise_errors=False)
     return [a for a, c in zip(addrs, codes) if not isinstance(c, str) or c in ("0x", "")]

@@ -27,6 +27,14 @@ from eth_abi import encode
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 
+from arbbot.chain.create2 import (
+    GENUINE_INIT_CODE_HASH,
+    pool_address,
+)
+from arbbot.chain.create2 import GENUINE_V2_INIT_CODE_HASH as GENUINE_V2_INIT_CODE_HASH  # noqa: F401 re-export
+from arbbot.chain.create2 import GENUINE_V3_INIT_CODE_HASH as GENUINE_V3_INIT_CODE_HASH  # noqa: F401 re-export
+from arbbot.chain.create2 import v2_pair_address as v2_pair_address  # noqa: F401 re-export
+from arbbot.chain.create2 import v3_pool_address as v3_pool_address  # noqa: F401 re-export
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import TxFailed, encode_call, wait_receipt
 from arbbot.contracts.build import load_artifact
@@ -39,13 +47,6 @@ from arbbot.execution.executor import (
     encode_set_executor,
     encode_withdraw,
 )
-
-#: keccak of the genuine npm ``@uniswap/v2-core`` UniswapV2Pair creation code: the hash that
-#: Router02 hard-codes (mainnet Uniswap V2; forks such as SushiSwap have their own).
-GENUINE_V2_INIT_CODE_HASH = bytes.fromhex("96e8ac4277198ff8b6f785478aa9a39f403cb768dd02cbee326c3e7da348845f")
-#: keccak of the genuine ``@uniswap/v3-core`` UniswapV3Pool creation code (POOL_INIT_CODE_HASH).
-GENUINE_V3_INIT_CODE_HASH = bytes.fromhex("e34f199b19b2b4f47f68442619d555527d244f78a3297ea89325f843f87b8b54")
-GENUINE_INIT_CODE_HASH = {"v2": GENUINE_V2_INIT_CODE_HASH, "v3": GENUINE_V3_INIT_CODE_HASH}
 
 ZERO_ADDRESS = "0x" + "00" * 20
 GAS_HEADROOM = (6, 5)  # gas limit = estimate x 6/5: estimates are exact on the node that made them
@@ -184,45 +185,31 @@ def _word(rpc: RpcClient, to: str, signature: str, args: Sequence[Any]) -> int:
     return int(raw, 16)
 
 
-def _view_address(rpc: RpcClient, to: str, signature: str, args: Sequence[Any] = ()) -> str:
+def view_address(rpc: RpcClient, to: str, signature: str, args: Sequence[Any] = ()) -> str:
     word = _word(rpc, to, signature, args)
     if word >> 160:
         raise ValueError(f"{signature} at {to} did not return an address")
     return "0x" + word.to_bytes(20, "big").hex()
 
 
-def _view_int(rpc: RpcClient, to: str, signature: str, args: Sequence[Any] = ()) -> int:
+def view_int(rpc: RpcClient, to: str, signature: str, args: Sequence[Any] = ()) -> int:
     return _word(rpc, to, signature, args)
 
 
 # --------------------------------------------------------------------------- factories
 
 
-def v2_pair_address(factory: str, init_code_hash: bytes, token_a: str, token_b: str) -> str:
-    t0, t1 = sorted((token_a.lower(), token_b.lower()))
-    salt = keccak(bytes.fromhex(t0[2:]) + bytes.fromhex(t1[2:]))
-    return "0x" + keccak(b"\xff" + bytes.fromhex(factory[2:]) + salt + init_code_hash)[-20:].hex()
-
-
-def v3_pool_address(factory: str, init_code_hash: bytes, token_a: str, token_b: str, fee: int) -> str:
-    t0, t1 = sorted((token_a.lower(), token_b.lower()))
-    salt = keccak(encode(["address", "address", "uint24"], [t0, t1, fee]))
-    return "0x" + keccak(b"\xff" + bytes.fromhex(factory[2:]) + salt + init_code_hash)[-20:].hex()
-
-
 def _pool_address(kind: str, factory: str, init_code_hash: bytes, s: PoolSample) -> str:
-    if kind == "v2":
-        return v2_pair_address(factory, init_code_hash, s.token0, s.token1)
-    return v3_pool_address(factory, init_code_hash, s.token0, s.token1, s.fee_pips)
+    return pool_address(kind, factory, init_code_hash, s.token0, s.token1, s.fee_pips)
 
 
-def _onchain_v2_sample(rpc: RpcClient, factory: str) -> PoolSample | None:
+def onchain_v2_sample(rpc: RpcClient, factory: str) -> PoolSample | None:
     """The factory's first pair (``allPairs(0)``) and its tokens, if it has one."""
     try:
-        if _view_int(rpc, factory, "allPairsLength()") == 0:
+        if view_int(rpc, factory, "allPairsLength()") == 0:
             return None
-        pair = _view_address(rpc, factory, "allPairs(uint256)", [0])
-        return PoolSample(pair, _view_address(rpc, pair, "token0()"), _view_address(rpc, pair, "token1()"))
+        pair = view_address(rpc, factory, "allPairs(uint256)", [0])
+        return PoolSample(pair, view_address(rpc, pair, "token0()"), view_address(rpc, pair, "token1()"))
     except (RpcError, ValueError):
         return None
 
@@ -247,7 +234,7 @@ def resolve_factories(rpc: RpcClient, dexes: Sequence[DexEntry]) -> list[Factory
             init_hash = bytes.fromhex(d.init_code_hash.strip().removeprefix("0x"))
         else:
             init_hash = GENUINE_INIT_CODE_HASH[d.kind]
-        sample = d.sample or (_onchain_v2_sample(rpc, factory) if d.kind == "v2" else None)
+        sample = d.sample or (onchain_v2_sample(rpc, factory) if d.kind == "v2" else None)
         if sample is None and not d.init_code_hash:
             raise AdminError(f"{where}: no init_code_hash configured and no pool of the factory known to check "
                              "the genuine one against: set the DEX's init_code_hash")
@@ -301,7 +288,7 @@ def check_code(rpc: RpcClient, address: str) -> CodeCheck:
     if not code:
         return CodeCheck(address, False, False, "", "")
     try:
-        weth = _view_address(rpc, address, "weth()")
+        weth = view_address(rpc, address, "weth()")
     except (RpcError, ValueError):
         weth = ""
     return CodeCheck(address, True, bool(weth) and runtime_matches(code, weth), "0x" + keccak(code).hex(), weth)
@@ -472,10 +459,10 @@ def read_setup(rpc: RpcClient, address: str, executor: str, factories: Sequence[
         have = _word(rpc, address, getter, [f.factory]).to_bytes(32, "big")
         regs.append((f, have))
     return SetupCheck(
-        owner=_view_address(rpc, address, "owner()"),
-        pending_owner=_view_address(rpc, address, "pendingOwner()"),
-        paused=_view_int(rpc, address, "paused()") != 0,
-        executor_ok=_view_int(rpc, address, "isExecutor(address)", [executor]) != 0,
+        owner=view_address(rpc, address, "owner()"),
+        pending_owner=view_address(rpc, address, "pendingOwner()"),
+        paused=view_int(rpc, address, "paused()") != 0,
+        executor_ok=view_int(rpc, address, "isExecutor(address)", [executor]) != 0,
         factories=regs,
     )
 

@@ -43,7 +43,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Mapping, TypedDict
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Mapping, Sequence, TypedDict
 
 from eth_utils import keccak
 
@@ -137,6 +137,9 @@ class ExecutionRunner:
     hot: HotState | None = None  # pool cooldowns
     chain_id: int = 0  # the chain this runner sends on (0: read from the node)
     submitter: Submitter | None = None  # None: public, to ``rpc``'s node
+    #: Defence in depth: the cycle's pools (as read) -> a reason to drop it, or None
+    #: (``arbbot.chain.create2.PoolGuard``: each pool a CREATE2 child of a configured DEX).
+    pool_guard: Callable[[Sequence[PoolState]], str | None] | None = None
 
     def __post_init__(self) -> None:
         if self.nonces is None:
@@ -196,6 +199,9 @@ class ExecutionRunner:
         try:
             states = self.pools(list(opp.pools))
             ordered = [states[p] for p in opp.pools]
+            refused = self.pool_guard(ordered) if self.pool_guard is not None else None
+            if refused:
+                return result("dropped", refused)
             sized = resize(ordered, opp.tokens, max_amount_in=cap)
             if sized is None:
                 return result("dropped", "stale: the cycle no longer pays on the newest pool states")

@@ -78,7 +78,7 @@ def assert_nothing_written() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_apply_then_show_prints_the_configuration_without_secrets(tmp_path: Path) -> None:
-    r = arbbot("config", "apply", write(tmp_path, {"chains": [chain_entry()]}))
+    r = arbbot("config", "apply", "--offline", write(tmp_path, {"chains": [chain_entry()]}))
     assert r.returncode == 0, r.stderr
     assert "1 chain(s), 3 dex(es), 2 token(s), 1 pool filter(s), 1 new strategy version(s)" in r.stdout
     assert Dex.objects.get(name="sushiswap").init_code_hash.startswith("0xe18a34eb")
@@ -130,7 +130,7 @@ def test_apply_then_show_prints_the_configuration_without_secrets(tmp_path: Path
          "negative-cap", "max-hops", "live-without-yes", "unknown-chain"],
 )
 def test_bad_input_is_named_with_exit_code_2_and_nothing_is_written(tmp_path: Path, content: Any, message: str) -> None:
-    r = arbbot("config", "apply", write(tmp_path, content))
+    r = arbbot("config", "apply", "--offline", write(tmp_path, content))
     assert r.returncode == 2, r.stdout + r.stderr
     assert message in r.stderr
     assert "SECRETKEY" not in r.stderr and "Traceback" not in r.stderr
@@ -149,7 +149,7 @@ def test_a_missing_file_and_an_unknown_chain_are_bad_input(tmp_path: Path) -> No
 
 @pytest.mark.django_db(transaction=True)
 def test_mode_sets_and_shows_and_refuses_live_without_yes(tmp_path: Path) -> None:
-    assert arbbot("config", "apply", write(tmp_path, {"chains": [chain_entry()]})).returncode == 0
+    assert arbbot("config", "apply", "--offline", write(tmp_path, {"chains": [chain_entry()]})).returncode == 0
 
     r = arbbot("mode", "live", "--chain", "1")
     assert r.returncode == 2

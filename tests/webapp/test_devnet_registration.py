@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from arbbot.types import Opportunity as Opp
@@ -85,5 +86,6 @@ def test_history_is_kept_when_the_genesis_is_unknown_or_the_chain_is_not_a_devne
     history(CHAIN_ID, 200)
     assert services.chain_register_deployment(deployment(G1)).history_removed == 0
     Chain.objects.filter(chain_id=CHAIN_ID).update(is_devnet=False)  # configured by hand as a real chain
-    assert services.chain_register_deployment(deployment(G2)).history_removed == 0
+    with pytest.raises(ValidationError, match="is a chain of your own"):
+        services.chain_register_deployment(deployment(G2))  # never overwritten by a devnet
     assert Execution.objects.count() == 1

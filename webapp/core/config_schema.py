@@ -16,6 +16,7 @@ The file (``examples/*.yaml`` are complete ones)::
         multicall3: 0x...
         weth: 0x...
         executor: 0x...                        # optional
+        executor_owner: 0x...                  # optional: config apply checks the executor's owner() on-chain
         mode: dry-run                          # dry-run | paper | live (live needs --yes-live)
         confirmations: 2
         replace_after_blocks: 3
@@ -69,7 +70,7 @@ SMALL_MAX = 32767  # PositiveSmallIntegerField
 
 TOP_FIELDS = ("chains", "dexes", "tokens")
 CHAIN_FIELDS = (
-    "chain_id", "name", "rpc_urls", "ws_urls", "multicall3", "weth", "executor", "is_active", "mode",
+    "chain_id", "name", "rpc_urls", "ws_urls", "multicall3", "weth", "executor", "executor_owner", "is_active", "mode",
     "confirmations", "replace_after_blocks", "max_replacements", "submission_route", "relay_urls",
     "public_fallback", "explorer_url", "dexes", "tokens", "pool_filter", "strategy",
 )
@@ -140,6 +141,8 @@ class ChainSpec:
     tokens: str | list[TokenSpec] | None = None
     pool_filter: PoolFilterSpec | None = None
     strategy: StrategySpec | None = None
+    #: the cold owner the executor must have (checked on-chain by ``config apply``, not stored)
+    executor_owner: str = ""
 
 
 @dataclass
@@ -230,6 +233,11 @@ def _chain(entry: Any, i: int) -> ChainSpec:
     except _Located as exc:
         raise ValidationError(str(exc)) from None
     spec = ChainSpec(where, chain_id, fields)
+    if entry.get("executor_owner"):
+        try:
+            spec.executor_owner = _field(where, "executor_owner", lambda: _address(entry["executor_owner"]))
+        except _Located as exc:
+            raise ValidationError(str(exc)) from None
     spec.dexes = [_dex(d, f"{where}.dexes[{j}]") for j, d in enumerate(_list(entry, "dexes", where))]
     tokens = entry.get("tokens")
     if tokens == "discover":

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from arbbot.chain.backfill import BackfillConflict
+from arbbot.chain.create2 import GENUINE_INIT_CODE_HASH
 from arbbot.chain.discovery import PoolInfo
 from arbbot.execution.follow import TxRecord
 from arbbot.execution.runner import Attempt
@@ -47,13 +48,21 @@ def _ts(unix: float) -> dt.datetime:
 
 
 @transaction.atomic
-def config_apply(data: Mapping[str, Any], *, allow_live: bool = False, source: str = "") -> dict[str, int]:
+def config_apply(
+    data: Mapping[str, Any], *, allow_live: bool = False, source: str = "", onchain: bool = False
+) -> dict[str, int]:
     """Apply a configuration file's mapping (schema: ``webapp.core.config_schema``): chains,
     their DEXes, tokens, pool filter and strategy. Checks everything first and raises
     ``ValidationError`` naming the offending entry; nothing is written on error (one
     transaction). A chain that becomes ``live`` here needs ``allow_live`` (the operator's
-    explicit yes) and an executor. Returns how many rows of each kind were written."""
+    explicit yes) and an executor. A devnet's chain (registered from its deployment record)
+    keeps its identity: the file may tune it (mode, strategy, filters) but not repoint it.
+    With ``onchain`` every chain of the file is checked on the chain itself first
+    (``arbbot.execution.chain_check``: Multicall3, each factory and init-code hash, the
+    executor and its owner); a chain whose RPC cannot be reached is an error too. Returns
+    how many rows of each kind were written."""
     spec = config_schema.parse(data)
+    _devnets_kept(spec)
     counts = {"chains": 0, "dexes": 0, "tokens": 0, "pool_filters": 0, "strategies": 0}
     for c in spec.chains:
         chain = Chain.objects.select_for_update().filter(chain_id=c.chain_id).first()
@@ -84,7 +93,61 @@ def config_apply(data: Mapping[str, Any], *, allow_live: bool = False, source: s
     for chain_id, t in spec.loose_tokens:
         _token_apply(_chain_for({"chain_id": chain_id}, t.where), t)
         counts["tokens"] += 1
+    if onchain:
+        _onchain_check(spec)  # last, on the rows as written: an error rolls all of it back
     return counts
+
+
+#: what a devnet's chain row takes from its deployment record only (``chain_register_deployment``)
+DEVNET_IDENTITY = ("rpc_urls", "multicall3", "weth", "executor")
+
+
+def _devnets_kept(spec: config_schema.ConfigSpec) -> None:
+    """A file entry with a devnet's chain id must not turn that devnet into a user chain:
+    its URLs, contracts, DEXes and tokens come from the devnet's record."""
+    devnets = {c.chain_id: c.name for c in Chain.objects.filter(is_devnet=True)}
+    for c in spec.chains:
+        if c.chain_id not in devnets:
+            continue
+        given = [f for f in DEVNET_IDENTITY if f in c.fields] + (["dexes"] if c.dexes else []) + (
+            ["tokens"] if isinstance(c.tokens, list) else [])
+        if given:
+            raise ValidationError(
+                f"{c.where}: chain {c.chain_id} is the devnet {devnets[c.chain_id]!r} (registered from its "
+                f"deployment record): {', '.join(given)} come from that record, not from a file. A chain of your "
+                f"own needs its own chain_id; for the devnet give only mode, strategy or filters"
+            )
+    for chain_id, d in spec.loose_dexes:
+        if chain_id in devnets:
+            raise ValidationError(f"{d.where}: chain {chain_id} is the devnet {devnets[chain_id]!r}: its DEXes come "
+                                  f"from its deployment record, not from a file")
+
+
+def _onchain_check(spec: config_schema.ConfigSpec) -> None:
+    """Each chain of the file checked on-chain (``arbbot.execution.chain_check``) with the
+    values it now has (the file's over the stored ones); ``ValidationError`` listing every
+    problem, each naming its entry (the caller's transaction then writes nothing)."""
+    from arbbot.execution import chain_check
+
+    problems: list[str] = []
+    for c in spec.chains:
+        row = Chain.objects.get(chain_id=c.chain_id)
+        tokens = [row.weth, *Token.objects.filter(chain=row).order_by("id").values_list("address", flat=True)[:8]]
+        if c.strategy is not None:
+            tokens += c.strategy.start_tokens
+        target = chain_check.ChainToCheck(
+            where=c.where, chain_id=c.chain_id, rpc_urls=row.rpc_url_list(), multicall3=row.multicall3,
+            weth=row.weth, executor=row.executor, executor_owner=c.executor_owner,
+            dexes=[chain_check.DexToCheck(d.where, d.kind, d.factory, d.init_code_hash) for d in c.dexes],
+            tokens=tokens,
+        )
+        try:
+            problems += chain_check.check_chain(target)
+        except chain_check.Unreachable as exc:
+            raise ValidationError(f"{exc}: check rpc_urls, or pass --offline to apply without the on-chain "
+                                  f"checks") from None
+    if problems:
+        raise ValidationError("; ".join(problems))
 
 
 def _chain_check(chain: Chain, where: str, *, was_live: bool, allow_live: bool) -> None:
@@ -312,7 +375,14 @@ def chain_register_deployment(deployment: Mapping[str, Any]) -> DeploymentRegist
     removes nothing."""
     chain_id = int(deployment["chain_id"])
     genesis = str(deployment.get("genesis_hash") or "").lower()
-    previous = Chain.objects.filter(chain_id=chain_id).first()
+    previous = Chain.objects.select_for_update().filter(chain_id=chain_id).first()
+    if previous is not None and not previous.is_devnet:
+        raise ValidationError(
+            f"chain {chain_id} ({previous.name}) is a chain of your own (configured with `arbbot config apply`), "
+            f"not a devnet: registering a devnet under the same chain id would overwrite its RPC URLs, "
+            f"contracts and DEXes. Nothing was recorded: give your chain its real chain id (the devnet "
+            f"always uses {chain_id}), or delete that chain first"
+        )
     removed = 0
     if previous is not None and previous.is_devnet and previous.genesis_hash and genesis \
             and previous.genesis_hash != genesis:
@@ -344,6 +414,10 @@ def chain_register_deployment(deployment: Mapping[str, Any]) -> DeploymentRegist
                 "router": (d.get("router") or d.get("swap_router") or "").lower(),
                 "quoter": (d.get("quoter") or "").lower(),
                 "fee_pips": d.get("fee_pips", 3000),
+                # the devnet deploys the genuine npm contracts: older records without the
+                # field get the genuine hash of their kind (the pool guard checks against it)
+                "init_code_hash": (d.get("init_code_hash")
+                                   or "0x" + GENUINE_INIT_CODE_HASH[d.get("kind", "v2")].hex()).lower(),
             },
         )
     tokens = {}

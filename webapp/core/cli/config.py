@@ -4,7 +4,11 @@ configuration (chains, DEXes, tokens, pool filters, strategy; the schema is
 
 ``apply`` writes through ``services.config_apply`` in one transaction: a bad entry is named
 (``chains[0] (ethereum).dexes[2] (sushiswap): init_code_hash: not 32 bytes of hex``), exit
-code 2, nothing written. A chain set to ``live`` by the file needs ``--yes-live``.
+code 2, nothing written. A chain set to ``live`` by the file needs ``--yes-live``. Each
+chain of the file is first checked on its own RPC (Multicall3 has code, each factory answers
+and its init-code hash reproduces one of its pools, the executor is arbbot's and owned as
+``executor_owner`` says); ``--offline`` skips that, and a chain whose RPC cannot be reached
+is an error that suggests it.
 ``show`` prints YAML with every URL cut to scheme and host (RPC and relay URLs often carry
 API keys)."""
 
@@ -22,6 +26,11 @@ def register(subparsers: Any) -> None:
     apply.add_argument(
         "--yes-live", action="store_true",
         help="confirm that a chain the file sets to mode live may send real transactions",
+    )
+    apply.add_argument(
+        "--offline", action="store_true",
+        help="skip the on-chain checks (Multicall3, factories, init-code hashes, executor); by default each "
+             "chain of the file is checked on its RPC first",
     )
     apply.set_defaults(handler=run_apply)
     show = actions.add_parser("show", help="print the configuration in force as YAML (no secrets)")
@@ -51,7 +60,8 @@ def run_apply(opts: dict[str, Any], out: Callable[[str], None]) -> int:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise CliError(f"{path}: not valid YAML{where}: {problem}", code=2) from None
     try:
-        counts = services.config_apply(data, allow_live=opts["yes_live"], source=f"config apply {path.name}")
+        counts = services.config_apply(data, allow_live=opts["yes_live"], source=f"config apply {path.name}",
+                                       onchain=not opts.get("offline"))
     except ValidationError as exc:
         raise CliError(f"{path}: {' '.join(exc.messages)}", code=2) from None
     out(

@@ -57,7 +57,12 @@ class Command(BaseCommand):
     def _register(self, deployment: dict[str, Any]) -> None:
         from webapp.core import services
 
-        registered = services.chain_register_deployment(deployment)
+        from django.core.exceptions import ValidationError
+
+        try:
+            registered = services.chain_register_deployment(deployment)
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from None
         chain = registered.chain
         if registered.history_removed:
             self.stdout.write(
