@@ -149,6 +149,29 @@ def _on_ready(**_: Any) -> None:
         start_http_server(settings.metrics_port, registry=registry)
 
 
+@worker_ready.connect
+def _say_mode(sender: Any = None, **_: Any) -> None:
+    """An execute worker says at start, per active chain, what mode it runs and, when live
+    was asked without a key or an executor, that it will refuse to send and why."""
+    consume = getattr(getattr(sender, "app", app).amqp.queues, "consume_from", None) or {}
+    if "execute" not in consume:
+        return
+    import logging
+
+    from django.db import connections
+
+    from workers import runtime
+
+    log = logging.getLogger("arbbot.execute.mode")
+    try:
+        for level, line in runtime.mode_at_start():
+            log.log(level, "%s", line)
+    except Exception as exc:  # the database is not reachable yet: the runner still checks each send
+        log.error("could not read the chains' modes at start: %s: %s", type(exc).__name__, exc)
+    finally:
+        connections.close_all()  # opened in the parent process: not to be shared with pool children
+
+
 @worker_shutdown.connect
 def _on_shutdown(**_: Any) -> None:
     try:
