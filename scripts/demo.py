@@ -4,7 +4,8 @@
 Brings up the devnet (anvil + genuine Uniswap contracts + the executor), the market
 simulator, one Celery worker process per queue, the block follower, beat, Flower and the
 Django server; prints the URLs and a progress line every few seconds (opportunities,
-executions, realised profit). Ctrl-C (or ``--seconds``) stops everything it started, the
+executions, realised profit, and p50/p95/p99 of two latencies from the block's arrival:
+to the execute stage's decision, and to the opportunity's row written after the ml stage). Ctrl-C (or ``--seconds``) stops everything it started, the
 devnet included if it started it. Logs go to ``.run/<process>.log``.
 """
 
@@ -160,7 +161,17 @@ def _progress_line(elapsed: float, since: object, final: bool = False) -> str:
         f"ok {ex.get('success', 0)} in flight {ex.get('sent', 0) + ex.get('mined', 0)} "
         f"reverted {ex.get('reverted', 0)} dropped {ex.get('dropped', 0)} failed {ex.get('failed', 0)} | "
         f"realised profit {profit}" + (f" | paper profit {paper}" if paper else "")
+        + f" | block->execute decision {_latency(s['latency']['block_to_decision_ms'])}"
+        f" | block->opportunity recorded (ml decided, analytics wrote) {_latency(s['latency']['block_to_recorded_ms'])}"
     )
+
+
+def _latency(figures: dict[str, object]) -> str:
+    """``p50/p95/p99 ms (n)`` of one latency (``selectors.latency_percentiles``)."""
+    if not figures.get("n"):
+        return "n/a"
+    p = [f"{figures[k]:.1f}" if isinstance(figures[k], float) else "?" for k in ("p50", "p95", "p99")]
+    return f"p50/p95/p99 {'/'.join(p)} ms (n={figures['n']})"
 
 
 if __name__ == "__main__":

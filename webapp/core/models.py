@@ -276,6 +276,11 @@ class Execution(models.Model):
     final_predicted_profit = models.DecimalField(max_digits=79, decimal_places=0, default=0)
     realised_profit = models.DecimalField(max_digits=79, decimal_places=0, default=0)
     reason = models.CharField(max_length=300, blank=True, default="")
+    #: From the block's arrival (the follower's stamp) to the execute stage's decision
+    #: (``arbbot.execution.stage``: dropped, simulated, failed or sent); null: arrival unknown.
+    decision_latency_ms = models.FloatField(
+        null=True, blank=True, help_text="block arrival to the execute decision, ms",
+    )
 
     class Meta:
         constraints = [
