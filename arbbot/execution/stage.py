@@ -57,6 +57,7 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
     """Claim and submit every opportunity of ``batch``; the results of the ones this call
     claimed, in order: final, or ``sent`` (its transaction is in the journal)."""
     results = []
+    sent = []  # their decision latency is written after the batch: no next decision waits on it
     for s in batch:
         if not journal.claim(s):
             log.info("already executed or claimed: %s", s.opportunity.key)
@@ -71,10 +72,7 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
             journal.tx_sent(outcome.tx_hash, sent_block=outcome.sent_block, submission=outcome.submission)
             result = ExecutionResult(status="sent", reason=f"sent, re-validated profit {outcome.simulated_profit}",
                                      tx_hash=outcome.tx_hash, extra={"mode": "live", **decided}, **outcome.attempt)
-            try:
-                journal.decided(result)
-            except Exception:  # a measurement: never worth failing the batch over
-                log.exception("could not record the decision latency of %s", s.opportunity.key)
+            sent.append(result)
         else:
             result = dataclasses.replace(outcome, extra={**outcome.extra, **decided})
             journal.finished(result)
@@ -84,6 +82,11 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
             result.realised_profit, result.reason,
         )
         results.append(result)
+    for r in sent:
+        try:
+            journal.decided(r)
+        except Exception:  # a measurement: never worth failing the batch over
+            log.exception("could not record the decision latency of %s", r.path_id)
     return results
 
 
