@@ -162,7 +162,8 @@ def _progress_line(elapsed: float, since: object, final: bool = False) -> str:
     return (
         f"{head} opportunities {s['opportunities_total']} ({s['opportunities_per_second']}/s) | executions "
         f"ok {ex.get('success', 0)} in flight {ex.get('sent', 0) + ex.get('mined', 0)} "
-        f"reverted {ex.get('reverted', 0)} dropped {ex.get('dropped', 0)} failed {ex.get('failed', 0)} | "
+        f"reverted {ex.get('reverted', 0)} dropped {ex.get('dropped', 0)} failed {ex.get('failed', 0)} "
+        f"simulated {ex.get('simulated', 0)} | "
         f"realised profit {profit}" + (f" | paper profit {paper}" if paper else "")
         + f" | block->execute decision {_latency(s['latency']['block_to_decision_ms'])}"
         f" | block->opportunity recorded (ml decided, analytics wrote) {_latency(s['latency']['block_to_recorded_ms'])}"
