@@ -130,6 +130,44 @@ def chain_mode(chain_id: int) -> Callable[[], str]:
     return read
 
 
+def mode_at_start() -> list[tuple[int, str]]:
+    """Per active chain, the line the execute worker logs at start: the mode it runs, where
+    that came from, and, when live was asked without what it needs
+    (``arbbot.execution.modes``), that it is refused and why; with the log level to use.
+    A snapshot: the chain's mode may be changed while the worker runs (``chain_mode``)."""
+    import os
+
+    from eth_account import Account
+
+    from arbbot.execution.modes import live_missing
+    from webapp.core import selectors
+
+    settings = get_settings()
+    fleet = (
+        f"the fleet's ARBBOT_MODE={settings.mode}" if os.environ.get("ARBBOT_MODE", "").strip()
+        else "the default: neither ARBBOT_MODE nor the chain's mode is set"
+    )
+    lines = []
+    for chain in selectors.chains_active():
+        mode = chain.mode or settings.mode
+        source = f"the chain's mode setting '{chain.mode}'" if chain.mode else fleet
+        where = f"chain {chain.chain_id} ({chain.name})"
+        if mode != "live":
+            lines.append((logging.INFO, f"{where}: mode {mode}, from {source}; nothing is sent"))
+            continue
+        missing = live_missing(has_signer=bool(settings.signer_key), executor=chain.executor, chain_id=chain.chain_id)
+        if missing:
+            lines.append((logging.ERROR, f"{where}: live asked ({source}) but REFUSED, nothing will be sent, "
+                                         f"every opportunity dropped: {'; '.join(missing)}"))
+        else:
+            sender = Account.from_key(settings.signer_key).address  # the address only, never the key
+            lines.append((logging.WARNING, f"{where}: mode LIVE, from {source}: signing as {sender}, "
+                                           f"executor {chain.executor}; real transactions will be sent"))
+    if not lines:
+        lines.append((logging.WARNING, "no active chain configured: nothing to execute"))
+    return lines
+
+
 def submitter(chain_id: int, trading_address: str) -> Submitter | None:
     """The chain's private route, or None for public (``arbbot.execution.submit``)."""
     chain = _chain(chain_id)

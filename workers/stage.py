@@ -34,6 +34,12 @@ BLOCKS_SINCE_OPPORTUNITY = Gauge(
     multiprocess_mode="max",
 )
 EXECUTIONS = Counter("arbbot_executions_total", "Execution attempts by outcome", ["chain", "status"])
+#: From the block's arrival (follower stamp) to the execute stage's decision per opportunity
+#: (``arbbot.execution.stage``); the devnet's target is far under 50 ms.
+BLOCK_TO_DECISION = Histogram(
+    "arbbot_block_to_decision_seconds", "Block arrival to the execute decision, per opportunity", ["chain"],
+    buckets=(0.002, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5),
+)
 GAS_SPENT = Counter("arbbot_gas_spent_wei_total", "Gas paid by sent transactions, wei", ["chain"])
 
 

@@ -52,6 +52,7 @@ from arbbot.chain.tx import LocalSigner, TxFailed, wait_receipt
 from arbbot.errors import ArbbotError, RpcError
 from arbbot.execution import fees
 from arbbot.execution.executor import EncodingError, decode_revert, encode_execute, hops_for_cycle
+from arbbot.execution.modes import live_refusal
 from arbbot.execution.nonces import LocalNonces, NonceLockBusy, Nonces, Session, Signed
 from arbbot.execution.submit import Submission, Submitter
 from arbbot.hotstate import HotState
@@ -192,8 +193,10 @@ class ExecutionRunner:
             if cooling:
                 pool, why = next(iter(cooling.items()))
                 return result("dropped", f"pool {pool} cooling down: {why}")
-        if mode == "live" and self.signer is None:
-            return result("failed", "live mode without a signing key")
+        if mode == "live":
+            refused = live_refusal(has_signer=self.signer is not None, executor=self.executor, chain_id=opp.chain_id)
+            if refused:
+                return result("dropped", refused)
 
         # 2. re-validation by simulation of the exact calldata, with the fee data
         try:

@@ -7,13 +7,22 @@ nothing and sends nothing) and submits every claimed one; a sent one is ``sent``
 ``arbbot.execution.follow`` makes it final from its receipts, asynchronously: no task
 waits for a block. One item that raises is recorded as failed and the batch goes on.
 
+Each result carries the moment its decision was taken (``extra["decided_at"]``, unix time:
+when ``ExecutionRunner.submit`` returned dropped, simulated, failed or sent) and
+``extra["decision_latency_s"]``, the time from the block's arrival
+(``Opportunity.observed_at``, stamped by the follower or the scan) to that decision, or
+None when the arrival is unknown. The journal keeps it on the execution
+(``Journal.decided`` for a sent one, whose outcome is recorded later).
+
 ``reconcile`` finishes claims a dead worker left with no transaction signed: failed,
 nothing was sent (one with a signed transaction is ``follow``'s).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
@@ -37,6 +46,9 @@ class Journal(TxJournal, Protocol):
     def stale_pending(self, older_than_s: float) -> list[Unfinished]:
         """Attempts claimed over ``older_than_s`` ago with no outcome and no transaction."""
 
+    def decided(self, result: ExecutionResult) -> None:
+        """Keep the decision latency of a ``sent`` result (its outcome comes later)."""
+
 
 Runners = Callable[[int], ExecutionRunner]  # chain id -> that chain's runner
 
@@ -45,6 +57,7 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
     """Claim and submit every opportunity of ``batch``; the results of the ones this call
     claimed, in order: final, or ``sent`` (its transaction is in the journal)."""
     results = []
+    sent = []  # their decision latency is written after the batch: no next decision waits on it
     for s in batch:
         if not journal.claim(s):
             log.info("already executed or claimed: %s", s.opportunity.key)
@@ -54,19 +67,26 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
         except Exception as exc:
             log.exception("execution of %s failed", s.opportunity.key)
             outcome = ExecutionResult.failed(attempt_of(s.opportunity), _why(exc))
+        decided = _decision(s, time.time())
         if isinstance(outcome, Pending):
             journal.tx_sent(outcome.tx_hash, sent_block=outcome.sent_block, submission=outcome.submission)
             result = ExecutionResult(status="sent", reason=f"sent, re-validated profit {outcome.simulated_profit}",
-                                     tx_hash=outcome.tx_hash, extra={"mode": "live"}, **outcome.attempt)
+                                     tx_hash=outcome.tx_hash, extra={"mode": "live", **decided}, **outcome.attempt)
+            sent.append(result)
         else:
-            journal.finished(outcome)
-            result = outcome
+            result = dataclasses.replace(outcome, extra={**outcome.extra, **decided})
+            journal.finished(result)
         log.info(
             "execution %s: %s tx=%s predicted=%s realised=%s %s",
             s.opportunity.key, result.status, result.tx_hash, result.predicted_profit,
             result.realised_profit, result.reason,
         )
         results.append(result)
+    for r in sent:
+        try:
+            journal.decided(r)
+        except Exception:  # a measurement: never worth failing the batch over
+            log.exception("could not record the decision latency of %s", r.path_id)
     return results
 
 
@@ -79,6 +99,15 @@ def reconcile(journal: Journal, older_than_s: float) -> list[ExecutionResult]:
         log.warning("reconciled %s:%s:%s -> %s", result.chain_id, result.block_number, result.path_id, result.status)
         results.append(result)
     return results
+
+
+def _decision(scored: ScoredOpportunity, decided_at: float) -> dict[str, float | None]:
+    observed_at = scored.opportunity.observed_at
+    return {
+        "decided_at": decided_at,
+        # 0.0 is "not stamped" (an old message, a test); a clock step back is not a latency
+        "decision_latency_s": max(0.0, decided_at - observed_at) if observed_at > 0 else None,
+    }
 
 
 def _why(exc: Exception) -> str:

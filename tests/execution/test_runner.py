@@ -150,7 +150,11 @@ def test_each_risk_check_beats_the_next_and_none_reaches_the_node(risky: Risky, 
     risky.hot.cooldown_pools([P2], 30, "reverted in 0xabc: ProfitTooLow")
     assert outcome() == ("dropped", f"pool {P2} cooling down: reverted in 0xabc: ProfitTooLow")
     risky.hot.redis.delete(risky.hot.key(f"cooldown:{P2}"))
-    assert outcome() == ("failed", "live mode without a signing key")
+    assert outcome() == (
+        "dropped",
+        "live mode refused, nothing sent: no signing key "
+        "(set ARBBOT_SIGNER_KEY, ARBBOT_SIGNER_KEY_FILE or ARBBOT_SIGNER_KEYSTORE_FILE)",
+    )
 
     assert risky.pool_reads == [] and rpc_requests(closed_rpc) == 0
     # With a key every check passes: re-validation reads the pools and asks the node,

@@ -61,6 +61,7 @@ class Summary(APIView):
                 "executions_by_status": s["executions_by_status"],
                 "profit_by_token": s["profit_by_token"],
                 "paper_profit_by_token": s["paper_profit_by_token"],
+                "latency": s["latency"],
             }
         )
 

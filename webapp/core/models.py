@@ -285,6 +285,11 @@ class Execution(models.Model):
     #: daily PnL sums it, whatever the profit token
     realised_profit_native = models.DecimalField(max_digits=79, decimal_places=0, null=True, blank=True)
     reason = models.CharField(max_length=300, blank=True, default="")
+    #: From the block's arrival (the follower's stamp) to the execute stage's decision
+    #: (``arbbot.execution.stage``: dropped, simulated, failed or sent); null: arrival unknown.
+    decision_latency_ms = models.FloatField(
+        null=True, blank=True, help_text="block arrival to the execute decision, ms",
+    )
 
     class Meta:
         constraints = [

@@ -8,7 +8,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from django.db.models import Count, Sum
+from django.db.models import Aggregate, Count, FloatField, Sum
 from django.utils import timezone
 
 from webapp.core.models import (
@@ -293,10 +293,54 @@ def _profit_by_token(executions: Any, tokens: dict[str, Any]) -> list[dict[str, 
     return out
 
 
+class _PercentileCont(Aggregate):
+    """PostgreSQL's ``percentile_cont(f) WITHIN GROUP (ORDER BY x)``: interpolated, nulls skipped."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: str, fraction: float) -> None:
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"a percentile fraction is in [0, 1], got {fraction!r}")
+        super().__init__(expression, fraction=repr(float(fraction)))
+
+
+LATENCY_WINDOW = dt.timedelta(hours=1)  # the dashboard's latency figures without ``since``
+
+
+def _percentiles(rows: Any, column: str) -> dict[str, Any]:
+    figures = rows.exclude(**{f"{column}__isnull": True}).aggregate(
+        n=Count(column),
+        p50=_PercentileCont(column, 0.50),
+        p95=_PercentileCont(column, 0.95),
+        p99=_PercentileCont(column, 0.99),
+    )
+    return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in figures.items()}
+
+
+def latency_percentiles(since: dt.datetime | None = None) -> dict[str, dict[str, Any]]:
+    """p50/p95/p99 (ms) and count of rows since ``since`` (default: the last hour) of
+
+    - ``block_to_decision_ms``: the block's arrival (the follower's stamp) to the execute
+      stage's decision on each opportunity (``Execution.decision_latency_ms``);
+    - ``block_to_recorded_ms``: the block's arrival to the opportunity's row being written by
+      the analytics stage, after the ml stage decided (``Opportunity.latency_ms``): the ml
+      decision plus a queue hop and a database write, not the ml decision alone.
+
+    A figure is None when no row has it."""
+    since = since if since is not None else timezone.now() - LATENCY_WINDOW
+    return {
+        "block_to_decision_ms": _percentiles(Execution.objects.filter(created_at__gte=since), "decision_latency_ms"),
+        "block_to_recorded_ms": _percentiles(Opportunity.objects.filter(created_at__gte=since), "latency_ms"),
+    }
+
+
 def dashboard_summary(*, limit: int = 25, since: dt.datetime | None = None) -> dict[str, Any]:
     """Counts, realised profit per token (live), paper profit apart (simulated profit of
-    ``paper`` mode) and the latest rows; ``since`` restricts the totals to a time window
-    (the demo reports its own run)."""
+    ``paper`` mode), the latency percentiles (``latency_percentiles``) and the latest rows;
+    ``since`` restricts the totals and the latencies to a time window (the demo reports its
+    own run; without it, latencies are of the last hour)."""
     now = timezone.now()
     minute_ago = now - dt.timedelta(seconds=60)
     tokens = token_map()
@@ -331,6 +375,7 @@ def dashboard_summary(*, limit: int = 25, since: dt.datetime | None = None) -> d
         "recent_executions": recent_execs,
         "chains": list(Chain.objects.order_by("chain_id")),
         "queues": queue_depths() if limit else [],
+        "latency": latency_percentiles(since),
         "generated_at": now,
     }
 

@@ -642,6 +642,7 @@ def execution_finish(result: ExecutionResult) -> Execution:
             "predicted_profit": Decimal(result.predicted_profit),
             "realised_profit": Decimal(result.realised_profit),
             "reason": result.reason[:300],
+            **_decision_latency(result),
         },
     )
     native = _realised_native(result, row)
@@ -664,6 +665,22 @@ def _realised_native(result: ExecutionResult, row: Execution) -> Decimal | None:
     if row.profit_native is not None and predicted > 0:
         return Decimal(realised * int(row.profit_native) // predicted)
     return None
+
+
+def execution_decided(result: ExecutionResult) -> None:
+    """Keep the decision latency of a ``sent`` execution; its outcome is recorded later
+    (``execution_finish`` from the follow pass, which leaves this field as it is)."""
+    fields = _decision_latency(result)
+    if fields:
+        Execution.objects.filter(
+            chain_id=result.chain_id, block_number=result.block_number, path_id=result.path_id
+        ).update(**fields)
+
+
+def _decision_latency(result: ExecutionResult) -> dict[str, float]:
+    """``decision_latency_ms`` when the execute stage measured it (``arbbot.execution.stage``)."""
+    latency_s = result.extra.get("decision_latency_s")
+    return {} if latency_s is None else {"decision_latency_ms": float(latency_s) * 1000.0}
 
 
 # --------------------------------------------------------------------------- transactions
@@ -753,6 +770,9 @@ class DbJournal:
 
     def finished(self, result: ExecutionResult) -> None:
         execution_finish(result)
+
+    def decided(self, result: ExecutionResult) -> None:
+        execution_decided(result)
 
     def stale_pending(self, older_than_s: float) -> list[Unfinished]:
         from webapp.core.selectors import executions_stale_pending

@@ -13,7 +13,7 @@ from arbbot.execution.follow import follow as follow_pass
 from arbbot.types import ExecutionResult, ScoredOpportunity
 from workers import runtime
 from workers.celery_app import app
-from workers.stage import EXECUTIONS, GAS_SPENT, ITEMS, as_list, rejects_malformed
+from workers.stage import BLOCK_TO_DECISION, EXECUTIONS, GAS_SPENT, ITEMS, as_list, rejects_malformed
 
 
 @app.task(name="workers.tasks.execute.execute", acks_late=True, reject_on_worker_lost=True)
@@ -24,6 +24,9 @@ def execute(scored: list[dict]) -> int:
     batch = [ScoredOpportunity.from_wire(s) for s in as_list(scored, "scored")]
     results = stage.execute(batch, runtime.runner, DbJournal())
     _count([r for r in results if r.status != "sent"])  # sent ones are counted once final
+    for r in results:
+        if r.extra.get("decision_latency_s") is not None:
+            BLOCK_TO_DECISION.labels(chain=str(r.chain_id)).observe(r.extra["decision_latency_s"])
     ITEMS.labels(stage="execute").inc(len(results))
     return len(results)
 
