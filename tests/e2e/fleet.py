@@ -6,6 +6,7 @@ on the same chain id would meet the first one's leftovers in the broker and the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -32,6 +33,48 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, poll_s: 
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
+@contextlib.contextmanager
+def start_workers(env: dict[str, str], logs: Path) -> Iterator[dict[str, int]]:
+    """One real Celery worker process per queue and beat, with ``env`` (this run's database,
+    broker vhost, Redis prefix, mode, key...), logging into ``logs``; yields each queue's
+    metrics port once every worker is up, and stops them all (warm shutdown) on exit."""
+    from arbbot.devnet.anvil import free_port
+
+    celery = str(Path(sys.executable).parent / "celery")
+    metrics_ports = {q: free_port() for q in QUEUES}
+    procs = []
+    try:
+        for q in QUEUES:
+            log = open(logs / f"{q}.log", "wb")
+            procs.append(
+                subprocess.Popen(
+                    [celery, "-A", "workers.celery_app", "worker", "-Q", q, "-n", f"{q}-{uuid.uuid4().hex[:6]}@%h",
+                     "--pool", "prefork", "--concurrency", "1", "-l", "INFO"],
+                    cwd=ROOT,
+                    env={**env, "ARBBOT_HEARTBEAT_FILE": str(logs / f"hb-{q}"),
+                         "ARBBOT_METRICS_PORT": str(metrics_ports[q])},
+                    stdout=log, stderr=subprocess.STDOUT,
+                )
+            )
+        beat_log = open(logs / "beat.log", "wb")
+        procs.append(
+            subprocess.Popen(
+                [celery, "-A", "workers.celery_app", "beat", "-l", "INFO", "-s", str(logs / "beat-schedule")],
+                cwd=ROOT, env=env, stdout=beat_log, stderr=subprocess.STDOUT,
+            )
+        )
+        wait_for(lambda: all((logs / f"hb-{q}").exists() for q in QUEUES), 60, "every worker to start")
+        yield metrics_ports
+    finally:
+        for p in procs:
+            p.terminate()  # SIGTERM: warm shutdown
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
 def run_fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, django_db_blocker: Any) -> Iterator[dict[str, Any]]:
     from django.db import connection
 
@@ -55,42 +98,11 @@ def run_fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, dj
             PYTHONUNBUFFERED="1",
         )
         env.pop("ARBBOT_SIGNER_KEY", None)
-        celery = str(Path(sys.executable).parent / "celery")
-        from arbbot.devnet.anvil import free_port
-
-        metrics_ports = {q: free_port() for q in QUEUES}
-        procs = []
-        for q in QUEUES:
-            log = open(logs / f"{q}.log", "wb")
-            procs.append(
-                subprocess.Popen(
-                    [celery, "-A", "workers.celery_app", "worker", "-Q", q, "-n", f"{q}-{uuid.uuid4().hex[:6]}@%h",
-                     "--pool", "prefork", "--concurrency", "1", "-l", "INFO"],
-                    cwd=ROOT,
-                    env={**env, "ARBBOT_HEARTBEAT_FILE": str(logs / f"hb-{q}"),
-                         "ARBBOT_METRICS_PORT": str(metrics_ports[q])},
-                    stdout=log, stderr=subprocess.STDOUT,
-                )
-            )
-        beat_log = open(logs / "beat.log", "wb")
-        procs.append(
-            subprocess.Popen(
-                [celery, "-A", "workers.celery_app", "beat", "-l", "INFO", "-s", str(logs / "beat-schedule")],
-                cwd=ROOT, env=env, stdout=beat_log, stderr=subprocess.STDOUT,
-            )
-        )
         try:
-            wait_for(lambda: all((logs / f"hb-{q}").exists() for q in QUEUES), 60, "every worker to start")
-            yield {"anvil": anvil, "rpc": anvil.rpc(), "dep": dep, "logs": logs, "env": env,
-                   "metrics_ports": metrics_ports}
+            with start_workers(env, logs) as metrics_ports:
+                yield {"anvil": anvil, "rpc": anvil.rpc(), "dep": dep, "logs": logs, "env": env,
+                       "metrics_ports": metrics_ports}
         finally:
-            for p in procs:
-                p.terminate()  # SIGTERM: warm shutdown
-            for p in procs:
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
             # The fleet's rows were committed outside any test transaction: remove them so
             # later tests start from an empty database.
             from webapp.core.models import Chain
