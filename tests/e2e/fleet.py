@@ -1,8 +1,13 @@
 """The e2e fleet: a devnet with the genuine contracts, one real Celery worker process per
 queue and beat, in live mode, on this run's database, Redis prefix and RabbitMQ vhost.
-One fleet serves every e2e module (``conftest.fleet`` is package-scoped: it stops after
-the last e2e test): a second fleet
-on the same chain id would meet the first one's leftovers in the broker and the hot state."""
+``start_workers`` starts and stops those processes for any environment (``test_user_chain``
+runs them on its own chain). One fleet serves every e2e module (``conftest.fleet`` is
+package-scoped: it stops after the last e2e test): a second fleet on the same chain id
+would meet the first one's leftovers in the broker and the hot state.
+
+The hot state is cleared through ``workers.runtime.hotstate`` (this run's Redis prefix);
+``services._hotstate`` reads the Django settings, built in this process before
+``tests/conftest.py`` set the run's prefix, so it would clear the default ``arbbot`` one."""
 
 from __future__ import annotations
 
@@ -79,13 +84,14 @@ def run_fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, dj
     from django.db import connection
 
     from webapp.core import services
+    from workers import runtime
 
     devnet_dir = tmp_path_factory.mktemp("devnet")
     logs = tmp_path_factory.mktemp("logs")
     with deployed_devnet(devnet_dir, v3=True) as (anvil, dep):
         # A new devnet under the same chain id is a new chain: an earlier fleet's hot state
         # (its cursor ahead of this chain's head, its nonces) is not this one's.
-        services._hotstate(dep.chain_id).clear()
+        runtime.hotstate(dep.chain_id).clear()
         with django_db_blocker.unblock():
             services.chain_register_deployment({**dep.to_json(), "name": "e2e-devnet"})
             db_name = connection.settings_dict["NAME"]
@@ -110,7 +116,7 @@ def run_fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, dj
             with django_db_blocker.unblock():
                 services.chain_history_forget(dep.chain_id)
                 Chain.objects.filter(chain_id=dep.chain_id).delete()
-            services._hotstate(dep.chain_id).clear()
+            runtime.hotstate(dep.chain_id).clear()
             if os.environ.get("ARBBOT_E2E_SHOW_LOGS"):
                 for f in sorted(logs.glob("*.log")):
                     sys.stderr.write(f"==== {f.name}\n{f.read_text()[-4000:]}\n")
