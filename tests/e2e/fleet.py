@@ -1,11 +1,17 @@
 """The e2e fleet: a devnet with the genuine contracts, one real Celery worker process per
 queue and beat, in live mode, on this run's database, Redis prefix and RabbitMQ vhost.
-One fleet serves every e2e module (``conftest.fleet`` is package-scoped: it stops after
-the last e2e test): a second fleet
-on the same chain id would meet the first one's leftovers in the broker and the hot state."""
+``start_workers`` starts and stops those processes for any environment (``test_user_chain``
+runs them on its own chain). One fleet serves every e2e module (``conftest.fleet`` is
+package-scoped: it stops after the last e2e test): a second fleet on the same chain id
+would meet the first one's leftovers in the broker and the hot state.
+
+The hot state is cleared through ``workers.runtime.hotstate`` (this run's Redis prefix);
+``services._hotstate`` reads the Django settings, built in this process before
+``tests/conftest.py`` set the run's prefix, so it would clear the default ``arbbot`` one."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -32,34 +38,17 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, poll_s: 
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
-def run_fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, django_db_blocker: Any) -> Iterator[dict[str, Any]]:
-    from django.db import connection
+@contextlib.contextmanager
+def start_workers(env: dict[str, str], logs: Path) -> Iterator[dict[str, int]]:
+    """One real Celery worker process per queue and beat, with ``env`` (this run's database,
+    broker vhost, Redis prefix, mode, key...), logging into ``logs``; yields each queue's
+    metrics port once every worker is up, and stops them all (warm shutdown) on exit."""
+    from arbbot.devnet.anvil import free_port
 
-    from webapp.core import services
-
-    devnet_dir = tmp_path_factory.mktemp("devnet")
-    logs = tmp_path_factory.mktemp("logs")
-    with deployed_devnet(devnet_dir, v3=True) as (anvil, dep):
-        # A new devnet under the same chain id is a new chain: an earlier fleet's hot state
-        # (its cursor ahead of this chain's head, its nonces) is not this one's.
-        services._hotstate(dep.chain_id).clear()
-        with django_db_blocker.unblock():
-            services.chain_register_deployment({**dep.to_json(), "name": "e2e-devnet"})
-            db_name = connection.settings_dict["NAME"]
-        env = dict(
-            os.environ,
-            ARBBOT_DATABASE_NAME=db_name,
-            ARBBOT_DEVNET_DIR=str(devnet_dir),
-            ARBBOT_MODE="live",
-            ARBBOT_SCAN_INTERVAL="0.3",
-            PYTHONUNBUFFERED="1",
-        )
-        env.pop("ARBBOT_SIGNER_KEY", None)
-        celery = str(Path(sys.executable).parent / "celery")
-        from arbbot.devnet.anvil import free_port
-
-        metrics_ports = {q: free_port() for q in QUEUES}
-        procs = []
+    celery = str(Path(sys.executable).parent / "celery")
+    metrics_ports = {q: free_port() for q in QUEUES}
+    procs = []
+    try:
         for q in QUEUES:
             log = open(logs / f"{q}.log", "wb")
             procs.append(
@@ -79,18 +68,47 @@ def run_fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, dj
                 cwd=ROOT, env=env, stdout=beat_log, stderr=subprocess.STDOUT,
             )
         )
+        wait_for(lambda: all((logs / f"hb-{q}").exists() for q in QUEUES), 60, "every worker to start")
+        yield metrics_ports
+    finally:
+        for p in procs:
+            p.terminate()  # SIGTERM: warm shutdown
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def run_fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, django_db_blocker: Any) -> Iterator[dict[str, Any]]:
+    from django.db import connection
+
+    from webapp.core import services
+    from workers import runtime
+
+    devnet_dir = tmp_path_factory.mktemp("devnet")
+    logs = tmp_path_factory.mktemp("logs")
+    with deployed_devnet(devnet_dir, v3=True) as (anvil, dep):
+        # A new devnet under the same chain id is a new chain: an earlier fleet's hot state
+        # (its cursor ahead of this chain's head, its nonces) is not this one's.
+        runtime.hotstate(dep.chain_id).clear()
+        with django_db_blocker.unblock():
+            services.chain_register_deployment({**dep.to_json(), "name": "e2e-devnet"})
+            db_name = connection.settings_dict["NAME"]
+        env = dict(
+            os.environ,
+            ARBBOT_DATABASE_NAME=db_name,
+            ARBBOT_DEVNET_DIR=str(devnet_dir),
+            ARBBOT_MODE="live",
+            ARBBOT_SCAN_INTERVAL="0.3",
+            PYTHONUNBUFFERED="1",
+        )
+        env.pop("ARBBOT_SIGNER_KEY", None)
         try:
-            wait_for(lambda: all((logs / f"hb-{q}").exists() for q in QUEUES), 60, "every worker to start")
-            yield {"anvil": anvil, "rpc": anvil.rpc(), "dep": dep, "logs": logs, "env": env,
-                   "metrics_ports": metrics_ports}
+            with start_workers(env, logs) as metrics_ports:
+                yield {"anvil": anvil, "rpc": anvil.rpc(), "dep": dep, "logs": logs, "env": env,
+                       "metrics_ports": metrics_ports}
         finally:
-            for p in procs:
-                p.terminate()  # SIGTERM: warm shutdown
-            for p in procs:
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
             # The fleet's rows were committed outside any test transaction: remove them so
             # later tests start from an empty database.
             from webapp.core.models import Chain
@@ -98,7 +116,7 @@ def run_fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, dj
             with django_db_blocker.unblock():
                 services.chain_history_forget(dep.chain_id)
                 Chain.objects.filter(chain_id=dep.chain_id).delete()
-            services._hotstate(dep.chain_id).clear()
+            runtime.hotstate(dep.chain_id).clear()
             if os.environ.get("ARBBOT_E2E_SHOW_LOGS"):
                 for f in sorted(logs.glob("*.log")):
                     sys.stderr.write(f"==== {f.name}\n{f.read_text()[-4000:]}\n")
