@@ -53,11 +53,24 @@ def broker_vhost() -> str:
     return _VHOST
 
 
+# pytest-django loads the Django settings before this file runs: their ``ARBBOT`` was read
+# from the environment without this run's prefix and vhost. Read again, so in-process
+# services (``services._hotstate``) use this run's keys, never the default ``arbbot:``.
+def _reread_arbbot_settings() -> None:
+    from django.conf import settings as django_settings
+
+    from arbbot.config import get_settings
+
+    if django_settings.configured:
+        django_settings.ARBBOT = get_settings()
+
+
 if "ARBBOT_BROKER_URL" not in os.environ:
     vhost = broker_vhost()
     os.environ["ARBBOT_BROKER_URL"] = "amqp://guest:guest@127.0.0.1:5672/" + (
         "" if vhost == "/" else vhost
     )
+_reread_arbbot_settings()
 
 
 @pytest.fixture
