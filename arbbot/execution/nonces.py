@@ -251,15 +251,8 @@ class _LocalSession:
         self, signer: LocalSigner, *, worst_gas_wei: int, before_send: BeforeSend | None = None,
         broadcast: Broadcast | None = None, **tx: Any,
     ) -> str:
-        raw, tx_hash, nonce = signer.sign(nonce=signer.resync_nonce(), **tx)
-        signed = Signed(raw, tx_hash, nonce, signer.address, worst_gas_wei)
-        if before_send is not None:
-            before_send(signed)
-        if broadcast is not None:
-            broadcast(signed)
-        else:
-            self.rpc.call("eth_sendRawTransaction", [raw])
-        return tx_hash
+        return self.send_at(signer, signer.resync_nonce(), worst_gas_wei=worst_gas_wei, before_send=before_send,
+                            broadcast=broadcast, **tx)
 
 
 @dataclass
