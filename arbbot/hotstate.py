@@ -21,6 +21,9 @@ Per chain, under ``{prefix}:{chain_id}:`` (``HotState``):
 - ``open:<signer>``  hash: tx hash -> ``"<nonce>:<worst-case gas wei>"`` of every sent,
   unsettled transaction (max open transactions; the loss limit reserves their gas)
 - ``cooldown:<pool>``  present (the reason) while the pool cools down after a revert (TTL)
+- ``traded:<pool>``  ``"<signer>:<nonce>:<tx hash>"`` of the last trade sent through the pool
+  (``POOL_CLAIM_TTL_S``): the next trade through it must have been simulated on a state
+  that already includes that one (its nonce mined), or it would revert on-chain
 
 Fleet-wide, under ``{prefix}:`` (``Fleet``, also ``HotState.fleet``):
 
@@ -55,6 +58,7 @@ log = logging.getLogger(__name__)
 ORPHAN_TTL_S = 3600  # how long an orphaned block hash is remembered (the execute stage drops work on it)
 NONCE_LOCK_TTL_S = 120.0  # a send holds it for a few RPC round trips; a dead holder frees it after this
 NONCE_LOCK_WAIT_S = 30.0  # how long a sender waits for the nonce lock before giving up
+POOL_CLAIM_TTL_S = 600  # how long the last trade through a pool is remembered
 
 # KEYS: lock, next, inflight; ARGV: lock token. -2: the lock is not ours; -1: resync first
 # (nothing stored, or a holder died between handing a nonce out and knowing its fate).
@@ -353,6 +357,28 @@ class HotState:
             return {}
         values = self.redis.mget([self.key(f"cooldown:{p.lower()}") for p in pools])
         return {p.lower(): _s(v) for p, v in zip(pools, values) if v is not None}
+
+    # --------------------------------------------------------------- last trade per pool
+
+    def note_traded(self, pools: Iterable[str], signer: str, nonce: int, tx_hash: str) -> None:
+        """A trade through ``pools`` is about to be sent by ``signer`` at ``nonce``."""
+        value = f"{signer.lower()}:{nonce}:{tx_hash.lower()}"
+        pipe = self.redis.pipeline(transaction=False)
+        for p in pools:
+            pipe.set(self.key(f"traded:{p.lower()}"), value, ex=POOL_CLAIM_TTL_S)
+        pipe.execute()
+
+    def last_trades(self, pools: Sequence[str]) -> dict[str, tuple[str, int, str]]:
+        """The last trade sent through each of ``pools`` (where remembered): pool ->
+        (signer, nonce, tx hash)."""
+        if not pools:
+            return {}
+        out = {}
+        for p, v in zip(pools, self.redis.mget([self.key(f"traded:{p.lower()}") for p in pools])):
+            if v is not None:
+                signer, nonce, tx_hash = _s(v).split(":", 2)
+                out[p.lower()] = (signer, int(nonce), tx_hash)
+        return out
 
     def claim_block(self, block_number: int, block_hash: str, *, ttl_s: int = 3600) -> bool:
         """True exactly once per ``(block_number, block_hash)`` across all workers: call it
