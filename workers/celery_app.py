@@ -193,10 +193,13 @@ def _on_ready(**_: Any) -> None:
 
     touch()
     if settings.metrics_port:
-        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+        from prometheus_client import CollectorRegistry, ProcessCollector, multiprocess, start_http_server
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        # process_* (the workers dashboard): this main process's; the pool children's
+        # resources are not summed (multiprocess mode has no process metrics)
+        ProcessCollector(registry=registry)
         start_http_server(settings.metrics_port, registry=registry)
 
 

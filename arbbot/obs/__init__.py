@@ -13,8 +13,7 @@ from typing import Any, Iterator
 
 from opentelemetry import trace
 
-from arbbot.obs import logs
-from arbbot.obs.tracing import tracer
+from arbbot.obs import logs, tracing
 
 
 def _attributes(fields: dict[str, Any]) -> dict[str, Any]:
@@ -39,5 +38,9 @@ def note(**fields: Any) -> None:
 @contextlib.contextmanager
 def scope(name: str, **fields: Any) -> Iterator[None]:
     """One step as a span of its own, its log lines carrying ``fields``."""
-    with tracer.start_as_current_span(name, attributes=_attributes(fields)), logs.bound(**fields):
-        yield
+    with logs.bound(**fields):
+        if not tracing.enabled():  # not even the API's no-op span
+            yield
+            return
+        with tracing.tracer.start_as_current_span(name, attributes=_attributes(fields)):
+            yield
