@@ -4,6 +4,7 @@ exports to Jaeger: the trace context crosses four queues in the messages' header
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -87,3 +88,14 @@ def test_a_blocks_trace_spans_scan_path_ml_execute(fleet: dict[str, Any], django
     assert revalidation, sorted({s.name for s in rpc_spans})
     for s in in_trace:
         assert all(len(str(v)) < 200 for v in s.attributes.values()), (s.name, s.attributes)
+
+    # The execute worker's log lines (stderr to a file: JSON, ARBBOT_LOG_FORMAT=auto) are one
+    # JSON event a line; the execution's own line names its chain, block, path and trace,
+    # and Celery's own lines go through the same formatter.
+    events = [json.loads(line) for line in (fleet["logs"] / "execute.log").read_text().splitlines()
+              if line.startswith("{")]
+    mine = [e for e in events if e.get("path_id") == row.path_id and e["event"].startswith("execution ")]
+    assert mine, "no log line of the execution"
+    assert mine[0]["chain"] == dep.chain_id and mine[0]["block"] == row.block_number
+    assert mine[0]["trace_id"] == path[0].trace_id and mine[0]["level"] == "info"
+    assert any(e["logger"].startswith("celery.") for e in events)
