@@ -332,6 +332,9 @@ def _decrypt_keystore(path: str) -> str:
     ):
         raise ConfigError(f"{name}: {path} is not an encrypted JSON keystore (version 3, with a 'crypto' section)")
     password = _read_keystore_password()
+    from arbbot.obs.logs import register_secrets
+
+    register_secrets(password)  # never in a log line (from 8 characters: shorter ones would garble words)
     try:
         key = Account.decrypt(keystore, password)
     except ValueError as exc:

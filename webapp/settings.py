@@ -102,7 +102,8 @@ REST_FRAMEWORK = {
 # terminal), secrets redacted (arbbot.obs.logs). Traces: off unless the standard OTEL_*
 # variables ask for an exporter; the web process instruments Django in webapp/wsgi.py, the
 # workers instrument Celery in workers/celery_app.py (arbbot.obs.tracing).
-from arbbot.obs.logs import logging_config  # noqa: E402
+from arbbot.obs.logs import logging_config, register_secrets  # noqa: E402
 
 LOGGING = logging_config(ARBBOT.log_format, ARBBOT.log_level)
+register_secrets(SECRET_KEY)  # never in a log line (the signing keys are registered by arbbot.config)
 # --- end of logging and tracing -----------------------------------------------------------
