@@ -74,13 +74,13 @@ def scan_once(chain_id: int, block: int | None, first: int | None, arrived_at: f
     """One scan; the number of blocks published, or None when an announced block is
     still not scanned (lock held elsewhere, or the node behind): retry."""
     chain_id = uint(chain_id, bits=64)
-    obs.bind(chain=chain_id, block=block)
     announced = None
     if block is not None:
         block = uint(block, bits=64)
         first = block if first is None else uint(first, bits=64)
         arrived = unix_time(arrived_at if arrived_at is not None else 0.0, "arrived_at")
         announced = (min(first, block), block, arrived)
+    obs.bind(chain=chain_id, block=block)
     hot = runtime.hotstate(chain_id)
     published = 0
     with hot.scanning(ttl_s=LOCK_TTL_S) as got:
