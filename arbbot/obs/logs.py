@@ -139,10 +139,17 @@ _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))
 
 
 def add_extra(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Plain values passed as ``extra=`` become fields (strings cut at 200 characters).
+    Structures are left out: Celery passes each task's arguments and result as ``data``
+    (a whole block's pool states), which belong in no log line."""
     record = event_dict.get("_record")
     if record is not None:
         for key, value in vars(record).items():
-            if key not in _RECORD_FIELDS and not key.startswith("_") and key not in event_dict:
+            if key in _RECORD_FIELDS or key.startswith("_") or key in event_dict:
+                continue
+            if isinstance(value, str):
+                event_dict[key] = value if len(value) <= 200 else value[:200] + "…"
+            elif isinstance(value, (int, float, bool)) or value is None:
                 event_dict[key] = value
     return event_dict
 

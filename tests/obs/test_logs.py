@@ -105,3 +105,13 @@ def test_settings_register_the_signing_key(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("ARBBOT_SIGNER_KEY", key)
     get_settings()
     assert logs.redact_text(f"k={key[2:].upper()}") == f"k={logs.REDACTED}"
+
+
+def test_structured_extras_stay_out_of_the_line(capture) -> None:  # type: ignore[no-untyped-def]
+    """Celery logs each task with ``extra={"data": {...args, kwargs, result}}``: a block's
+    whole pool states would land in every line."""
+    logger, stream, _ = capture
+    logger.info("Task %s succeeded", "workers.tasks.path.find",
+                extra={"data": {"args": "(" + "x" * 5000 + ")"}, "note": "n" * 300, "count": 3})
+    (event,) = lines(stream)
+    assert "data" not in event and event["count"] == 3 and len(event["note"]) == 201
