@@ -199,8 +199,9 @@ def logging_config(fmt: str = "auto", level: str = "INFO") -> dict[str, Any]:
         "formatters": {"arbbot": {"()": "arbbot.obs.logs.formatter", "fmt": fmt}},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "arbbot"}},
         "root": {"handlers": ["console"], "level": level},
-        # per-request lines of the development server: the access log of a proxy has them
-        "loggers": {"django.server": {"level": "WARNING"}},
+        # Django's own config gives the development server's request lines a handler of
+        # their own: they go through this formatter too
+        "loggers": {"django.server": {"handlers": ["console"], "level": "INFO", "propagate": False}},
     }
 
 
