@@ -1,5 +1,5 @@
-"""Per-process resources the tasks share: the Redis client, and per chain the hot state,
-the scanner, the path engine and the execution runner. Built on first use from the
+"""Per-process resources the tasks share: the Redis client, the tracer (``start_tracing``),
+and per chain the hot state, the scanner, the path engine and the execution runner. Built on first use from the
 database configuration and kept for the life of the worker process (a Scanner or a
 PathEngine is expensive to build and cheap to keep up to date)."""
 
@@ -23,6 +23,7 @@ from arbbot.execution.nonces import NonceManager
 from arbbot.execution.runner import ExecutionRunner, RiskLimits
 from arbbot.execution.submit import SubmissionConfig, Submitter, make_submitter
 from arbbot.hotstate import HotState
+from arbbot.obs import tracing
 from arbbot.paths import resize
 from arbbot.paths.engine import PathEngine
 from arbbot.paths.gas import GasModel
@@ -30,6 +31,20 @@ from arbbot.paths.stage import PathStage
 from arbbot.types import PoolState
 
 log = logging.getLogger(__name__)
+
+
+def start_tracing(service_name: str) -> bool:
+    """Install the SDK (if ``OTEL_*`` asks for it, ``arbbot.obs.tracing``) and Celery's
+    instrumentation in this process: its publishes carry the trace context in their
+    message headers, and its tasks continue the trace they were sent from."""
+    if not tracing.configure(service_name):
+        return False
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+    instrumentor = CeleryInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+    return True
 
 
 @functools.lru_cache(maxsize=1)
