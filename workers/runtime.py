@@ -62,13 +62,15 @@ def scanner(chain_id: int) -> Scanner:
     from webapp.core import selectors
 
     chain = _chain(chain_id)
-    # factories with their start block and backfill cursor, and the pools backfilled
+    # factories with their start block and backfill cursor, the pools backfilled, and
+    # the pool filter (which of them are watched)
     config = ScannerConfig.from_dict(
         {
             "chain_id": chain.chain_id,
             "rpc_urls": chain.rpc_url_list(),
             "multicall": chain.multicall3,
             **selectors.discovery_config(chain_id),
+            "pool_filter": selectors.pool_filter_of(chain_id),
         }
     )
     return Scanner(config, store=hotstate(chain_id))
