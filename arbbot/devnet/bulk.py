@@ -34,6 +34,7 @@ from arbbot.errors import ArbbotError
 DEPLOYER = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"  # anvil account 0
 UINT256_MAX = 2**256 - 1
 _DEADLINE = 2**40  # far in the future: the router's `ensure(deadline)`
+_MAX_BATCH_CHARS = 1_000_000  # calldata per JSON-RPC batch (contract creations are ~10 kB each)
 
 
 def send_batched(
@@ -50,11 +51,16 @@ def send_batched(
     rpc.call("evm_setAutomine", [False])
     try:
         nonce = int(rpc.call("eth_getTransactionCount", [sender, "pending"]), 16)
-        for i in range(0, len(txs), chunk):
-            calls = []
-            for t in txs[i : i + chunk]:
-                calls.append(("eth_sendTransaction", [{**t, "from": sender, "nonce": hex(nonce)}]))
-                nonce += 1
+        calls: list[tuple[str, Sequence[Any]]] = []
+        size = 0
+        for t in txs:
+            calls.append(("eth_sendTransaction", [{**t, "from": sender, "nonce": hex(nonce)}]))
+            nonce += 1
+            size += len(t.get("data", ""))
+            if len(calls) >= chunk or size >= _MAX_BATCH_CHARS:  # anvil refuses huge requests
+                hashes += rpc.batch(calls)
+                calls, size = [], 0
+        if calls:
             hashes += rpc.batch(calls)
         if not mine:
             return None
