@@ -135,12 +135,16 @@ class PoolRegistry:
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def adopt(self, states: Mapping[str, PoolState]) -> None:
-        """Take ``states`` (another worker's, from the store) as the latest, registering
-        the pools among them not known yet from what their states say. The store holds
-        watched pools only: each is watched here too."""
-        self.states = dict(states)
-        for a, s in self.states.items():
+    def adopt(self, states: Mapping[str, PoolState], *, replace: bool = True) -> None:
+        """Take ``states`` (another worker's, from the store) as the latest (``replace``:
+        as every state; else as changes to the states held), registering the pools among
+        them not known yet from what their states say. The store holds watched pools only:
+        each is watched here too."""
+        if replace:
+            self.states = dict(states)
+        else:
+            self.states.update(states)
+        for a, s in states.items():
             if a not in self.infos:
                 self.infos[a] = _interned(PoolInfo(
                     a, s.kind, s.token0, s.token1, s.fee_pips,

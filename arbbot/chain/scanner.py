@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import logging
 import time
+from itertools import islice
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -364,7 +365,7 @@ class Scanner:
         changed: dict[str, PoolState] = {}
         reread = {a for a in ev.reread if a in watched}
         if self.unread:
-            take = sorted(self.unread)[: self.config.unread_pools_per_block]
+            take = list(islice(self.unread, self.config.unread_pools_per_block))  # no sort of 100k
             self.unread.difference_update(take)
             reread.update(a for a in take if a in watched)
         for i in ev.created:
@@ -560,10 +561,19 @@ class Scanner:
         last, hashes = cur
         if self.last_block == last and hashes and self.hashes.get(last) == hashes[-1][1]:
             return
+        # The other worker went on from a block we processed too: only what it changed since
+        # (reading 100k pools whole takes seconds); else every pool.
+        mine = self.last_block
+        got = None
+        if mine is not None and self.hashes.get(mine) is not None and dict(hashes).get(mine) == self.hashes[mine]:
+            got = self.store.changed_since(mine, self.hashes[mine])
         self.last_block = last
         self.hashes = OrderedDict(hashes)
         self.touched = {}  # unknown for blocks we did not process: reorgs re-read everything
-        self.pool_registry.adopt(self.store.get_pools())
+        if got is not None:
+            self.pool_registry.adopt(got[0], replace=False)
+        else:
+            self.pool_registry.adopt(self.store.get_pools())
         self.unread = {a for a in self.watched if a not in self.pools}
 
     def _set_healthy(self, ok: bool, err: str) -> None:
