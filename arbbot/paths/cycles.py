@@ -25,8 +25,9 @@ so adding pools never rebuilds or duplicates what exists.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -134,46 +135,50 @@ def enumerate_cycles(
     edge_new = (
         np.ones(n_edges, dtype=bool) if new_pools is None else new_pools[np.arange(n_edges) >> 1]
     )
+    # Tokens a walk from a start may not pass through: the start itself and the starts of
+    # higher priority (a cycle through those was enumerated from them); grown rank by rank.
+    # Everything per start is sized by that start's walks, never by all tokens: with every
+    # liquid token a start (tens of thousands on a real chain), an O(tokens) array per start
+    # made the index build quadratic.
+    banned = np.zeros(graph.n_tokens, dtype=bool)
+    local = _LocalIds(graph.n_tokens)
     for rank, s in enumerate(starts):
+        banned[s] = True
         if ranks is not None and rank not in ranks:
             continue
-        # Tokens a walk from s may not pass through: s itself and higher-priority bases
-        # (a cycle through those was already enumerated from them).
-        banned = np.zeros(graph.n_tokens, dtype=bool)
-        banned[list(starts[: rank + 1])] = True
         f1 = csr.rows[csr.off[s] : csr.off[s + 1]]
         f1 = f1[~banned[graph.dst[f1]]]
         if f1.size == 0:
             continue
         f1_end = graph.dst[f1]
         f1_new = edge_new[f1]
-        # B1 = reversed F1 (edge a -> s), grouped by its start token a.
-        b1 = _Csr.build(f1_end, graph.n_tokens)
-        # --- 2 hops: s -e1-> a -rev(e1')-> s, pools distinct
-        for i, j in _split_join(f1_end, b1, f1_new, f1_new):
-            keep = f1[i] >> 1 != f1[j] >> 1
-            out[2].append((np.stack([f1[i[keep]], f1[j[keep]] ^ 1]), i[keep]))
-        if max_hops < 3:
-            continue
-        # --- F2: s -e1-> a -e2-> b, b not banned (so b != s); b != a holds for any pool.
-        li, e2 = _pairs_out(csr, f1_end)
-        keep = ~banned[graph.dst[e2]]
-        li, e2 = li[keep], e2[keep]
-        f2a, f2b = f1[li], e2
-        f2_end = graph.dst[f2b]
-        f2_new = edge_new[f2a] | edge_new[f2b]
-        # --- 3 hops: F2 then b -> s (reversed F1 ending at b)
-        for i, j in _split_join(f2_end, b1, f2_new, f1_new):
-            out[3].append((np.stack([f2a[i], f2b[i], f1[j] ^ 1]), i))
+        # B1 = reversed F1 (edge a -> s), grouped by its start token a (local ids).
+        with local.of(f1_end) as (b1, key1):
+            # --- 2 hops: s -e1-> a -rev(e1')-> s, pools distinct
+            for i, j in _split_join(key1(f1_end), b1, f1_new, f1_new):
+                keep = f1[i] >> 1 != f1[j] >> 1
+                out[2].append((np.stack([f1[i[keep]], f1[j[keep]] ^ 1]), i[keep]))
+            if max_hops < 3:
+                continue
+            # --- F2: s -e1-> a -e2-> b, b not banned (so b != s); b != a holds for any pool.
+            li, e2 = _pairs_out(csr, f1_end)
+            keep = ~banned[graph.dst[e2]]
+            li, e2 = li[keep], e2[keep]
+            f2a, f2b = f1[li], e2
+            f2_end = graph.dst[f2b]
+            f2_new = edge_new[f2a] | edge_new[f2b]
+            # --- 3 hops: F2 then b -> s (reversed F1 ending at b)
+            for i, j in _split_join(key1(f2_end), b1, f2_new, f1_new):
+                out[3].append((np.stack([f2a[i], f2b[i], f1[j] ^ 1]), i))
         if max_hops < 4:
             continue
         # --- 4 hops: F2 (s->a->b) then reversed F2' (b->c->s), c != a
-        b2 = _Csr.build(f2_end, graph.n_tokens)
         f2_mid = graph.dst[f2a]
-        for i, j in _split_join(f2_end, b2, f2_new, f2_new):
-            keep = f2_mid[i] != f2_mid[j]
-            i, j = i[keep], j[keep]
-            out[4].append((np.stack([f2a[i], f2b[i], f2b[j] ^ 1, f2a[j] ^ 1]), i))
+        with local.of(f2_end) as (b2, key2):
+            for i, j in _split_join(key2(f2_end), b2, f2_new, f2_new):
+                keep = f2_mid[i] != f2_mid[j]
+                i, j = i[keep], j[keep]
+                out[4].append((np.stack([f2a[i], f2b[i], f2b[j] ^ 1, f2a[j] ^ 1]), i))
     result: dict[int, CycleBatch] = {}
     for k, parts in out.items():
         if not parts:
@@ -185,6 +190,31 @@ def enumerate_cycles(
     # Keep cycles only if an edge's *pool* is new (not just the walk half we split on);
     # the split already guarantees that, this is the contract made explicit.
     return result
+
+
+class _LocalIds:
+    """Dense local ids for the tokens one start's walks reach, so a per-start table costs
+    O(walks), not O(all tokens). ``of(keys)`` gives the rows of ``keys`` grouped by local
+    id (a ``_Csr`` with one extra, empty bucket) and a function mapping token ids to local
+    ids (tokens not among ``keys`` to the empty bucket); the scratch array is reset after."""
+
+    def __init__(self, n_tokens: int) -> None:
+        self.scratch = np.full(n_tokens, -1, dtype=np.int64)
+
+    @contextmanager
+    def of(self, keys: IntArray) -> Iterator[tuple[_Csr, Callable[[IntArray], IntArray]]]:
+        uniq, inv = np.unique(keys, return_inverse=True)
+        k = uniq.size
+        self.scratch[uniq] = np.arange(k, dtype=np.int64)
+
+        def key(tokens: IntArray) -> IntArray:
+            m = self.scratch[tokens]
+            return np.where(m < 0, k, m)
+
+        try:
+            yield _Csr.build(inv.astype(np.int64).ravel(), k + 1), key
+        finally:
+            self.scratch[uniq] = -1
 
 
 def _empty_batch(k: int) -> CycleBatch:

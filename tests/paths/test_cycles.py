@@ -115,6 +115,24 @@ def test_matches_reference_dfs(seed: int, max_hops: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("max_hops", [3, 4])
+def test_every_token_a_start_matches_reference_dfs(seed: int, max_hops: int) -> None:
+    """Most tokens start cycles (the auto start tokens of a real chain): each start's
+    tables are built on local token ids, and what one start bans is carried to the next."""
+    rng = random.Random(200 + seed)
+    pools = _random_pools(rng, n_tokens=12, n_pools=30)
+    tokens = sorted({t for p in pools for t in (p.token0, p.token1)} - {WETH})
+    rng.shuffle(tokens)
+    e = PathEngine(base_tokens=tokens[:-2], weth=WETH, max_hops=max_hops)
+    half = len(pools) // 2
+    e.upsert(pools[:half])
+    e.upsert(pools[half:])  # new pools: only cycles through them, over every start
+    got = [(c[1], c[2]) for c in e.iter_cycles()]
+    assert len(got) == len(set(got)), "duplicate cycles"
+    assert set(got) == _reference(pools, [WETH, *tokens[:-2]], max_hops)
+
+
+@pytest.mark.parametrize("seed", range(4))
 def test_incremental_discovery_equals_fresh_build(seed: int) -> None:
     rng = random.Random(100 + seed)
     pools = _random_pools(rng, n_tokens=10, n_pools=30)
