@@ -100,6 +100,7 @@ def path_stage(chain_id: int) -> PathStage:
             max_hops=strategy.max_hops,
             gas_model=GasModel(),
             max_per_pool=cap,
+            max_cycles=get_settings().path_max_cycles,
         )
     )
     if cached is not None:

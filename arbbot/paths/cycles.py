@@ -112,7 +112,7 @@ class EdgeGraph:
 class CycleBatch:
     """Cycles with one hop count: ``edges[j, i]`` is hop j of cycle i."""
 
-    edges: IntArray  # shape (k, n)
+    edges: npt.NDArray[np.int32]  # shape (k, n), EDGE_DTYPE
     start: IntArray  # shape (n,) start token id
 
 
@@ -122,19 +122,56 @@ def enumerate_cycles(
     max_hops: int,
     new_pools: BoolArray | None = None,
     ranks: range | None = None,
+    budget: int | None = None,
 ) -> dict[int, CycleBatch]:
     """Enumerate cycles (see module docstring); only those through a new pool if given, and
     only those starting at ``starts[r]`` for ``r`` in ``ranks`` if given (a start token
     appended later, at the lowest priority: the cycles through it and an earlier start token
-    exist already, rotated to that one)."""
-    out: dict[int, list[tuple[IntArray, IntArray]]] = {k: [] for k in range(2, max_hops + 1)}
-    if graph.src.size == 0 or max_hops < 2:
+    exist already, rotated to that one). At most ``budget`` cycles if given: enumeration
+    stops there (start tokens in priority order, shorter cycles of a start first), so the
+    memory it takes is bounded; exactly ``budget`` returned means it may have stopped."""
+    out: dict[int, list[npt.NDArray[np.int32]]] = {k: [] for k in range(2, max_hops + 1)}
+    if graph.src.size == 0 or max_hops < 2 or (budget is not None and budget <= 0):
         return {k: _empty_batch(k) for k in out}
+    produced = 0
+
+    def add(k: int, edges: IntArray) -> None:
+        """Keep ``edges`` (``(k, m)``), up to the budget; ``_Full`` once it is spent."""
+        nonlocal produced
+        if budget is not None and produced + edges.shape[1] >= budget:
+            out[k].append(edges[:, : budget - produced].astype(EDGE_DTYPE))
+            produced = budget
+            raise _Full
+        out[k].append(edges.astype(EDGE_DTYPE))
+        produced += edges.shape[1]
+
     csr = graph.out_csr()
     n_edges = graph.src.size
     edge_new = (
         np.ones(n_edges, dtype=bool) if new_pools is None else new_pools[np.arange(n_edges) >> 1]
     )
+    try:
+        _enumerate(graph, csr, edge_new, starts, max_hops, ranks, add)
+    except _Full:
+        pass
+    result: dict[int, CycleBatch] = {}
+    for k, parts in out.items():
+        if not parts:
+            result[k] = _empty_batch(k)
+            continue
+        edges = np.concatenate(parts, axis=1)
+        result[k] = CycleBatch(edges=edges, start=graph.src[edges[0]].astype(np.int64))
+    return result
+
+
+class _Full(Exception):
+    """The enumeration's budget is spent."""
+
+
+def _enumerate(
+    graph: EdgeGraph, csr: _Csr, edge_new: BoolArray, starts: Sequence[int], max_hops: int,
+    ranks: range | None, add: Callable[[int, IntArray], None],
+) -> None:
     # Tokens a walk from a start may not pass through: the start itself and the starts of
     # higher priority (a cycle through those was enumerated from them); grown rank by rank.
     # Everything per start is sized by that start's walks, never by all tokens: with every
@@ -157,7 +194,7 @@ def enumerate_cycles(
             # --- 2 hops: s -e1-> a -rev(e1')-> s, pools distinct
             for i, j in _split_join(key1(f1_end), b1, f1_new, f1_new):
                 keep = f1[i] >> 1 != f1[j] >> 1
-                out[2].append((np.stack([f1[i[keep]], f1[j[keep]] ^ 1]), i[keep]))
+                add(2, np.stack([f1[i[keep]], f1[j[keep]] ^ 1]))
             if max_hops < 3:
                 continue
             # --- F2: s -e1-> a -e2-> b, b not banned (so b != s); b != a holds for any pool.
@@ -169,7 +206,7 @@ def enumerate_cycles(
             f2_new = edge_new[f2a] | edge_new[f2b]
             # --- 3 hops: F2 then b -> s (reversed F1 ending at b)
             for i, j in _split_join(key1(f2_end), b1, f2_new, f1_new):
-                out[3].append((np.stack([f2a[i], f2b[i], f1[j] ^ 1]), i))
+                add(3, np.stack([f2a[i], f2b[i], f1[j] ^ 1]))
         if max_hops < 4:
             continue
         # --- 4 hops: F2 (s->a->b) then reversed F2' (b->c->s), c != a
@@ -178,18 +215,7 @@ def enumerate_cycles(
             for i, j in _split_join(key2(f2_end), b2, f2_new, f2_new):
                 keep = f2_mid[i] != f2_mid[j]
                 i, j = i[keep], j[keep]
-                out[4].append((np.stack([f2a[i], f2b[i], f2b[j] ^ 1, f2a[j] ^ 1]), i))
-    result: dict[int, CycleBatch] = {}
-    for k, parts in out.items():
-        if not parts:
-            result[k] = _empty_batch(k)
-            continue
-        edges = np.concatenate([p[0] for p in parts], axis=1)
-        start = graph.src[edges[0]]
-        result[k] = CycleBatch(edges=edges.astype(np.int64), start=start.astype(np.int64))
-    # Keep cycles only if an edge's *pool* is new (not just the walk half we split on);
-    # the split already guarantees that, this is the contract made explicit.
-    return result
+                add(4, np.stack([f2a[i], f2b[i], f2b[j] ^ 1, f2a[j] ^ 1]))
 
 
 class _LocalIds:
@@ -218,7 +244,7 @@ class _LocalIds:
 
 
 def _empty_batch(k: int) -> CycleBatch:
-    return CycleBatch(edges=np.empty((k, 0), dtype=np.int64), start=np.empty(0, dtype=np.int64))
+    return CycleBatch(edges=np.empty((k, 0), dtype=EDGE_DTYPE), start=np.empty(0, dtype=np.int64))
 
 
 def _pairs_out(csr: _Csr, ends: IntArray) -> tuple[IntArray, IntArray]:

@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
 
+DEFAULT_MAX_CYCLES = 20_000_000  # ~1.2 GB of index; ARBBOT_PATH_MAX_CYCLES in the fleet
+
 # Float screening error is ~1e-12 relative; keep anything within this margin of the
 # threshold for the exact check rather than risk dropping a real opportunity.
 _SCREEN_REL_SLACK = 1e-7
@@ -113,6 +115,7 @@ class PathEngine:
         min_net_profit: int = 0,
         max_per_pool: int | None = None,
         min_native_liquidity_wei: int = DEFAULT_MIN_NATIVE_LIQUIDITY_WEI,
+        max_cycles: int | None = DEFAULT_MAX_CYCLES,
     ) -> None:
         if not 2 <= max_hops <= 4:
             raise ConfigError(f"max_hops must be 2..4, got {max_hops}")
@@ -137,6 +140,11 @@ class PathEngine:
         self.min_net_profit = min_net_profit
         if max_per_pool is not None and max_per_pool < 1:
             raise ConfigError(f"max_per_pool must be >= 1 or None, got {max_per_pool}")
+        if max_cycles is not None and max_cycles < 1:
+            raise ConfigError(f"max_cycles must be >= 1 or None, got {max_cycles}")
+        # The cycle index holds at most this many cycles (about 60 bytes each): on a dense
+        # 100k-pool market four hops are hundreds of millions of cycles, more than memory.
+        self.max_cycles = max_cycles
         # Opportunities through one pool exclude each other on-chain (once one executes, the
         # pool's price has moved for the rest): per evaluation, at most this many per pool,
         # best float net profit first, and the exact sizing of the rest is skipped.
@@ -482,9 +490,21 @@ class PathEngine:
             mask = np.zeros(n, dtype=bool)
             mask[new_pids] = True
             new = None if bool(mask[self._live[:n]].all()) else mask
-        batches = enumerate_cycles(self._edge_graph(), self._starts, self.max_hops, new, ranks)
+        budget = None
+        if self.max_cycles is not None:
+            budget = self.max_cycles - sum(g.n for g in self._groups.values())
+        batches = enumerate_cycles(self._edge_graph(), self._starts, self.max_hops, new, ranks, budget)
         for k, batch in batches.items():
             self._groups[k].append(batch, self._v3[:n], n)
+        if budget is not None and sum(b.start.size for b in batches.values()) >= budget:
+            self.stats["index_full"] += 1
+            if ("index", "full") not in self._warned:
+                self._warned.add(("index", "full"))
+                log.warning(
+                    "cycle index full at %d cycles (ARBBOT_PATH_MAX_CYCLES): cycles of lower-priority start "
+                    "tokens and through pools added from now on are not indexed; lower max_hops, name the "
+                    "start tokens, or tighten the pool filter", self.max_cycles,
+                )
 
     def screen(
         self,
