@@ -83,6 +83,18 @@ def send_batched(
     return str(rpc.call("eth_getBlockByNumber", ["latest", False])["hash"])
 
 
+def pair_reserves(rpc: RpcClient, pairs: Sequence[str], block: str | int = "latest") -> dict[str, tuple[int, int]]:
+    """``getReserves()`` of each pair at ``block`` by plain ``eth_call``s in JSON-RPC
+    batches (no Multicall3: an independent reading to check a scanner against)."""
+    tag = hex(block) if isinstance(block, int) else block
+    out: dict[str, tuple[int, int]] = {}
+    for i in range(0, len(pairs), 2000):
+        part = pairs[i : i + 2000]
+        got = rpc.batch([("eth_call", [{"to": p, "data": encode_call("getReserves()")}, tag]) for p in part])
+        out.update({p: (int(r[2:66], 16), int(r[66:130], 16)) for p, r in zip(part, got)})
+    return out
+
+
 def create_address(sender: str, nonce: int) -> str:
     """The address a plain CREATE from ``sender`` at ``nonce`` deploys to."""
     return "0x" + keccak(rlp.encode([bytes.fromhex(sender[2:]), nonce]))[12:].hex()
@@ -194,4 +206,7 @@ def build_v2_pairs(
     return V2Market(multicall, factory, router, tokens, tuple(pairs), first_block, rpc.block_number())
 
 
-__all__ = ["V2Market", "V2Pair", "build_v2_pairs", "create_address", "send_batched", "token_pairs", "tokens_for"]
+__all__ = [
+    "V2Market", "V2Pair", "build_v2_pairs", "create_address", "pair_reserves", "send_batched", "token_pairs",
+    "tokens_for",
+]

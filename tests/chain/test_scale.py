@@ -19,7 +19,7 @@ from arbbot.chain.rpc import RpcClient
 from arbbot.chain.scanner import Scanner, ScannerConfig
 from arbbot.chain.tx import encode_call
 from arbbot.devnet.anvil import start_anvil
-from arbbot.devnet.bulk import DEPLOYER, V2Market, V2Pair, build_v2_pairs, send_batched
+from arbbot.devnet.bulk import DEPLOYER, V2Market, V2Pair, build_v2_pairs, pair_reserves, send_batched
 from arbbot.types import V2PoolState
 
 N_PAIRS = 2_000
@@ -33,12 +33,6 @@ def chain() -> Iterator[tuple[RpcClient, V2Market]]:
         yield rpc, build_v2_pairs(rpc, N_PAIRS)
     finally:
         node.stop()
-
-
-def onchain_reserves(rpc: RpcClient, pairs: list[str], block: str) -> dict[str, tuple[int, int]]:
-    """``getReserves()`` of each pair at ``block``, one JSON-RPC batch of plain eth_calls."""
-    got = rpc.batch([("eth_call", [{"to": p, "data": encode_call("getReserves()")}, block]) for p in pairs])
-    return {p: (int(r[2:66], 16), int(r[66:130], 16)) for p, r in zip(pairs, got)}
 
 
 def scanner_for(rpc: RpcClient, m: V2Market, pool_filter: PoolFilter, **kw: object) -> Scanner:
@@ -70,7 +64,7 @@ def test_every_pair_is_found_once_and_read_as_on_chain(chain: tuple[RpcClient, V
     addrs = [s.address for s in first.states]
     assert len(addrs) == N_PAIRS == len(set(addrs)) and set(addrs) == set(scanner.infos)
     head = first.block_hash
-    expected = onchain_reserves(rpc, addrs, head)
+    expected = pair_reserves(rpc, addrs, head)
     assert {s.address: (s.reserve0, s.reserve1) for s in first.states if isinstance(s, V2PoolState)} == expected
     mirror = {p.address: (p.reserve0, p.reserve1) for p in m.pairs}
     assert expected == mirror, "the builder's reserves are the chain's"
@@ -96,7 +90,7 @@ def test_deny_and_allow_lists_decide_what_is_watched(chain: tuple[RpcClient, V2M
     swap_both(rpc, m, [inside.token0, inside.token1], [outside.token0, outside.token1])
     (delta,) = scanner.poll()
     assert [s.address for s in delta.states] == [inside.address]
-    assert onchain_reserves(rpc, [inside.address], delta.block_hash)[inside.address] == (
+    assert pair_reserves(rpc, [inside.address], delta.block_hash)[inside.address] == (
         delta.states[0].reserve0, delta.states[0].reserve1)  # type: ignore[union-attr]
 
 
@@ -118,7 +112,7 @@ def test_minimum_liquidity_admits_deep_pools_and_their_tail(chain: tuple[RpcClie
     scanner = scanner_for(rpc, m, f, unread_pools_per_block=10_000)
     (first,) = scanner.poll()
 
-    now = onchain_reserves(rpc, [p.address for p in m.pairs], first.block_hash)  # earlier tests swapped
+    now = pair_reserves(rpc, [p.address for p in m.pairs], first.block_hash)  # earlier tests swapped
 
     def reserve_of(p: V2Pair, token: str) -> int:
         return now[p.address][0 if p.token0 == token else 1]
@@ -129,7 +123,7 @@ def test_minimum_liquidity_admits_deep_pools_and_their_tail(chain: tuple[RpcClie
     tail = {p.address for p in m.pairs if quote not in (p.token0, p.token1) and {p.token0, p.token1} <= liquid}
     assert deep and tail and len(deep) < len(hub) and len(deep | tail) < N_PAIRS
     assert {s.address for s in first.states} == deep | tail == scanner.watched
-    assert onchain_reserves(rpc, sorted(deep | tail), first.block_hash) == {
+    assert pair_reserves(rpc, sorted(deep | tail), first.block_hash) == {
         s.address: (s.reserve0, s.reserve1) for s in first.states if isinstance(s, V2PoolState)}
 
     # a shallow hub pool made deep by liquidity: admitted in that block with its Sync's
@@ -149,5 +143,5 @@ def test_minimum_liquidity_admits_deep_pools_and_their_tail(chain: tuple[RpcClie
     assert {s.address for s in nxt.states} == unlocked
     assert set(scanner.pools) == scanner.watched == deep | tail | {shallow.address} | unlocked
     watched = sorted(scanner.watched)
-    assert onchain_reserves(rpc, watched, nxt.block_hash) == {
+    assert pair_reserves(rpc, watched, nxt.block_hash) == {
         a: (s.reserve0, s.reserve1) for a in watched if isinstance(s := scanner.pools[a], V2PoolState)}
