@@ -133,7 +133,7 @@ class PathEngine:
             if t not in order:
                 order.append(t)
         self.configured_start_tokens: tuple[str, ...] = tuple(configured)
-        self.base_tokens: tuple[str, ...] = tuple(order)
+        self._base_tokens: list[str] = order  # appended to: auto start tokens join as they become liquid
         self._warned: set[tuple[str, str]] = set()  # (what, token) logged once: no price, no pools
         self.max_hops = max_hops
         self.gas_model = gas_model or GasModel()
@@ -169,7 +169,8 @@ class PathEngine:
         self._pairs: dict[tuple[int, int], set[int]] = defaultdict(set)
         self._adj: dict[int, set[int]] = defaultdict(set)  # token -> tokens sharing a pool (ever)
         self._groups = {k: CycleGroup(k) for k in range(2, max_hops + 1)}
-        self._starts = [self._token(t) for t in self.base_tokens]
+        self._starts = [self._token(t) for t in self._base_tokens]
+        self._start_set = set(self._starts)
         # Compile the sizing's float kernels now (once per process, about a second), not
         # inside the first evaluation a pool change is waiting on; the V3 math too (its
         # imports took 6 of the first evaluation's 12 ms). Imported here: processes that
@@ -214,6 +215,12 @@ class PathEngine:
             self._tab.extend([None] * (2 * pid + 2 - len(self._tab)))
         self._tab[2 * pid] = v2_edge_row(state, True)
         self._tab[2 * pid + 1] = v2_edge_row(state, False)
+
+    @property
+    def base_tokens(self) -> tuple[str, ...]:
+        """The start tokens in priority order: the native token, the configured ones, then
+        (auto) those that became liquid, in that order."""
+        return tuple(self._base_tokens)
 
     @property
     def states(self) -> dict[str, PoolState]:
@@ -305,7 +312,7 @@ class PathEngine:
         if native is None:
             return
         pricer = self.pricer()
-        starts = set(self._starts)
+        starts = self._start_set
         for addr in sorted(changed):
             pid = self._pid.get(addr)
             if pid is None:
@@ -319,7 +326,7 @@ class PathEngine:
             if pricer.direct(self._tok_addr[other]) is not None:
                 self._starts.append(other)
                 starts.add(other)
-                self.base_tokens += (self._tok_addr[other],)
+                self._base_tokens.append(self._tok_addr[other])
 
     def pricer(self) -> NativePricer:
         """Native prices at the engine's current states (``arbbot.paths.pricing``); memoised
@@ -344,7 +351,7 @@ class PathEngine:
         start there. Each is logged once as a warning the first time it is found missing."""
         n = self._n_pools
         live_tokens = set(self._t0[:n][self._live[:n]].tolist()) | set(self._t1[:n][self._live[:n]].tolist())
-        missing = [t for t in self.base_tokens if self._tok_id.get(t) not in live_tokens]
+        missing = [t for t in self._base_tokens if self._tok_id.get(t) not in live_tokens]
         for t in missing:
             if ("pools", t) in self._warned:
                 continue
