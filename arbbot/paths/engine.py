@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
 
-DEFAULT_MAX_CYCLES = 20_000_000  # ~1.2 GB of index; ARBBOT_PATH_MAX_CYCLES in the fleet
+DEFAULT_MAX_CYCLES = 10_000_000  # ~1.5 GB at its peak; ARBBOT_PATH_MAX_CYCLES in the fleet
 
 # Float screening error is ~1e-12 relative; keep anything within this margin of the
 # threshold for the exact check rather than risk dropping a real opportunity.
@@ -142,7 +142,8 @@ class PathEngine:
             raise ConfigError(f"max_per_pool must be >= 1 or None, got {max_per_pool}")
         if max_cycles is not None and max_cycles < 1:
             raise ConfigError(f"max_cycles must be >= 1 or None, got {max_cycles}")
-        # The cycle index holds at most this many cycles (about 60 bytes each): on a dense
+        # The cycle index holds at most this many cycles (~150 bytes each at the build's
+        # peak: 20M four-hop cycles of the 102k-pool bench market took 3.45 GB): on a dense
         # 100k-pool market four hops are hundreds of millions of cycles, more than memory.
         self.max_cycles = max_cycles
         # Opportunities through one pool exclude each other on-chain (once one executes, the
