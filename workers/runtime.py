@@ -77,13 +77,15 @@ def scanner(chain_id: int) -> Scanner:
     from webapp.core import selectors
 
     chain = _chain(chain_id)
-    # factories with their start block and backfill cursor, and the pools backfilled
+    # factories with their start block and backfill cursor, the pools backfilled, and
+    # the pool filter (which of them are watched)
     config = ScannerConfig.from_dict(
         {
             "chain_id": chain.chain_id,
             "rpc_urls": chain.rpc_url_list(),
             "multicall": chain.multicall3,
             **selectors.discovery_config(chain_id),
+            "pool_filter": selectors.pool_filter_of(chain_id),
         }
     )
     return Scanner(config, store=hotstate(chain_id))
@@ -113,6 +115,7 @@ def path_stage(chain_id: int) -> PathStage:
             max_hops=strategy.max_hops,
             gas_model=GasModel(),
             max_per_pool=cap,
+            max_cycles=get_settings().path_max_cycles,
         )
     )
     if cached is not None:
