@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
@@ -562,37 +563,44 @@ class DbBackfillLedger:
 # --------------------------------------------------------------------------- history
 
 
+#: The analytics stage's columns, in the order ``opportunities_record`` streams them.
+_OPPORTUNITY_COLUMNS = (
+    "created_at", "chain_id", "block_number", "block_hash", "path_id", "pools", "tokens", "profit_token",
+    "amount_in", "amount_out", "gas_cost", "net_profit", "profit_native", "net_profit_native", "score",
+    "decision", "reason", "latency_ms",
+)
+
+
 def opportunities_record(scored: Iterable[ScoredOpportunity], *, now: float | None = None) -> int:
-    """Bulk-insert a batch of scored opportunities (the analytics stage)."""
+    """Record a batch of scored opportunities (the analytics stage) in one ``COPY``.
+
+    One statement per batch, rows streamed by psycopg: no model instance, no per-row
+    parameter list (``bench/pipeline``: several times the rows/s of ``bulk_create``). Money
+    columns get the ``int`` itself, written as its decimal digits into ``NUMERIC``: exact
+    at any size. Addresses are lower-cased here, as ``AddressField`` would. All or nothing:
+    a batch that fails is not partly written (the task is redelivered whole)."""
     import time
 
     now = now or time.time()
+    created_at = _ts(now)
     rows = []
     for s in scored:
         o = s.opportunity
-        rows.append(
-            Opportunity(
-                created_at=_ts(now),
-                chain_id=o.chain_id,
-                block_number=o.block_number,
-                block_hash=o.block_hash,
-                path_id=o.path_id,
-                pools=list(o.pools),
-                tokens=list(o.tokens),
-                profit_token=o.tokens[0],
-                amount_in=Decimal(o.amount_in),
-                amount_out=Decimal(o.amount_out),
-                gas_cost=Decimal(o.gas_cost),
-                net_profit=Decimal(o.net_profit),
-                profit_native=None if o.profit_native is None else Decimal(o.profit_native),
-                net_profit_native=None if o.net_profit_native is None else Decimal(o.net_profit_native),
-                score=s.score,
-                decision=s.decision,
-                reason=s.reason[:200],
-                latency_ms=(now - o.observed_at) * 1000 if o.observed_at else None,
-            )
-        )
-    Opportunity.objects.bulk_create(rows, batch_size=1000)
+        rows.append((
+            created_at, o.chain_id, o.block_number, o.block_hash, o.path_id,
+            json.dumps([p.lower() for p in o.pools]), json.dumps([t.lower() for t in o.tokens]),
+            o.tokens[0].lower(), o.amount_in, o.amount_out, o.gas_cost, o.net_profit,
+            o.profit_native, o.net_profit_native, s.score, s.decision, s.reason[:200],
+            (now - o.observed_at) * 1000 if o.observed_at else None,
+        ))
+    if not rows:
+        return 0
+    from django.db import connection
+
+    sql = f"COPY {Opportunity._meta.db_table} ({', '.join(_OPPORTUNITY_COLUMNS)}) FROM STDIN"
+    with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
     return len(rows)
 
 
