@@ -5,10 +5,12 @@ Real PostgreSQL."""
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
 
+from arbbot.errors import WireFormatError
 from arbbot.types import Opportunity, ScoredOpportunity
 from webapp.core import services
 from webapp.core.models import Opportunity as OpportunityRow
@@ -56,4 +58,14 @@ def test_a_batch_is_recorded_exactly() -> None:
 
 def test_an_empty_batch_writes_nothing() -> None:
     assert services.opportunities_record([]) == 0
+    assert OpportunityRow.objects.count() == 0
+
+
+def test_a_bad_address_fails_the_whole_batch() -> None:
+    """An address is written into a JSON array unescaped only because it was checked: one
+    that is not an address fails the batch, and nothing of it is written."""
+    bad = scored("bad", 10**18, 10**18 + 1, 1)
+    forged = dataclasses.replace(bad.opportunity, pools=(POOLS[0], '0x","0x' + "00" * 18))
+    with pytest.raises(WireFormatError):
+        services.opportunities_record([scored("good", 1, 2, 1), ScoredOpportunity(forged, 0.0, "skip")])
     assert OpportunityRow.objects.count() == 0

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,7 +21,7 @@ from arbbot.execution.follow import TxRecord
 from arbbot.execution.runner import Attempt
 from arbbot.execution.stage import Unfinished
 from arbbot.hotstate import Fleet, HotState
-from arbbot.types import ExecutionResult, ScoredOpportunity
+from arbbot.types import ExecutionResult, ScoredOpportunity, norm_address
 from webapp.core import config_schema
 from webapp.core.models import (
     BackfillCursor,
@@ -571,6 +570,12 @@ _OPPORTUNITY_COLUMNS = (
 )
 
 
+def _address_array(addresses: Iterable[str]) -> str:
+    """A JSON array of lower-case addresses; each checked (``norm_address``: hex digits
+    only, nothing to escape), so joining them is the whole encoding."""
+    return '["' + '","'.join(norm_address(a) for a in addresses) + '"]'
+
+
 def opportunities_record(scored: Iterable[ScoredOpportunity], *, now: float | None = None) -> int:
     """Record a batch of scored opportunities (the analytics stage) in one ``COPY``.
 
@@ -588,8 +593,7 @@ def opportunities_record(scored: Iterable[ScoredOpportunity], *, now: float | No
         o = s.opportunity
         rows.append((
             created_at, o.chain_id, o.block_number, o.block_hash, o.path_id,
-            json.dumps([p.lower() for p in o.pools]), json.dumps([t.lower() for t in o.tokens]),
-            o.tokens[0].lower(), o.amount_in, o.amount_out, o.gas_cost, o.net_profit,
+            _address_array(o.pools), _address_array(o.tokens), norm_address(o.tokens[0]), o.amount_in, o.amount_out, o.gas_cost, o.net_profit,
             o.profit_native, o.net_profit_native, s.score, s.decision, s.reason[:200],
             (now - o.observed_at) * 1000 if o.observed_at else None,
         ))
