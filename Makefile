@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 
-.PHONY: setup venv lock npm services validators demo test test-explore lint typecheck bench-scan bench-paths clean
+.PHONY: setup venv lock npm services validators demo test test-explore lint typecheck bench-scan bench-paths bench-pipeline clean
 
 setup: venv npm services
 
@@ -67,6 +67,11 @@ bench-scan: setup
 bench-paths: setup
 	bash bench/paths/setup_degenbot.sh
 	$(PY) -m bench.paths.run
+
+# The fleet's workers on real RabbitMQ, Redis and PostgreSQL, fed blocks over a 10,176-pool
+# market (bench/pipeline/README.md); ~3 minutes. BENCH_ARGS="--soak 600" for the soak.
+bench-pipeline: setup
+	$(PY) -m bench.pipeline.run $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv node_modules .devnet .run
