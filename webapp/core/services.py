@@ -636,6 +636,7 @@ def execution_finish(result: ExecutionResult) -> Execution:
     newest state when the result carries it (``extra["native_price"]``), else at the
     opportunity's own (its ``profit_native`` over its predicted profit, recorded at claim);
     null when neither is known (the daily PnL then leaves it out)."""
+    known = _realised_native_of(result)  # most results: no need to read the row first
     row, _ = Execution.objects.update_or_create(
         chain_id=result.chain_id,
         block_number=result.block_number,
@@ -655,16 +656,24 @@ def execution_finish(result: ExecutionResult) -> Execution:
             "realised_profit": Decimal(result.realised_profit),
             "reason": result.reason[:300],
             **_decision_latency(result),
+            **({} if known is _FROM_ROW else {"realised_profit_native": known}),
         },
     )
-    native = _realised_native(result, row)
-    if native != row.realised_profit_native:
-        row.realised_profit_native = native
-        row.save(update_fields=["realised_profit_native"])
+    if known is _FROM_ROW:
+        native = _realised_native_from_row(result.realised_profit, row)
+        if native != row.realised_profit_native:
+            row.realised_profit_native = native
+            row.save(update_fields=["realised_profit_native"])
     return row
 
 
-def _realised_native(result: ExecutionResult, row: Execution) -> Decimal | None:
+_FROM_ROW = object()  # the realised profit's native value needs the claimed row's prices
+
+
+def _realised_native_of(result: ExecutionResult) -> Decimal | object:
+    """The realised profit in native wei from the result alone: 0 when nothing was
+    realised, else at the price the execute stage read (``extra["native_price"]``);
+    ``_FROM_ROW`` when it carries no usable price."""
     realised = result.realised_profit
     if realised == 0:
         return Decimal(0)
@@ -673,6 +682,12 @@ def _realised_native(result: ExecutionResult, row: Execution) -> Decimal | None:
         num, den = (int(x) for x in price)
         if num > 0 and den > 0:
             return Decimal(realised * num // den)  # rounds down: a profit is never overstated
+    return _FROM_ROW
+
+
+def _realised_native_from_row(realised: int, row: Execution) -> Decimal | None:
+    """At the opportunity's own price (its ``profit_native`` over its predicted profit,
+    recorded at claim); None when that is unknown (the daily PnL then leaves it out)."""
     predicted = int(row.predicted_profit)
     if row.profit_native is not None and predicted > 0:
         return Decimal(realised * int(row.profit_native) // predicted)
