@@ -268,7 +268,6 @@ class Broker:
         return int(self.conn.default_channel.queue_declare(queue=queue, passive=True).message_count)
 
 
-
 def _drain(done: Callable[[], bool], timeout_s: float) -> None:
     wait_for(done, timeout_s, "the pipeline to drain", poll_s=0.25)
 
@@ -322,6 +321,8 @@ def replay(broker: Broker, opps: list[dict[str, Any]], first: int, seconds: floa
     at most a few messages' worth waiting. (blocks, opportunities) sent."""
     from celery import group
 
+    from bench.pipeline.market import block_hash
+
     sent, n, start, i = 0, 0, time.monotonic(), 0
     limit = 4 if not naive else batch
     while time.monotonic() - start < seconds:
@@ -332,7 +333,7 @@ def replay(broker: Broker, opps: list[dict[str, Any]], first: int, seconds: floa
         for _ in range(batch):
             o = dict(opps[i % len(opps)])
             i += 1
-            o.update(block_number=number, observed_at=now, block_hash="0x" + f"{number:064x}")
+            o.update(block_number=number, observed_at=now, block_hash=block_hash(number))
             chunk.append(o)
         if naive:
             sig = broker.app.signature("bench.pipeline.naive.score_one", queue="ml")
