@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 
-.PHONY: setup venv lock npm services validators demo test test-explore lint typecheck bench-scan bench-paths bench-scale clean
+.PHONY: setup venv lock npm services validators demo test test-explore lint typecheck bench-scan bench-paths bench-scale bench-pipeline clean
 
 setup: venv npm services
 
@@ -71,6 +71,11 @@ bench-paths: setup
 # 20,000 genuine V2 pairs on a devnet + a 100k-pool synthetic market (a scratch database)
 bench-scale: setup
 	$(PY) -m bench.scale.run
+
+# The fleet's workers on real RabbitMQ, Redis and PostgreSQL, fed blocks over a 10,176-pool
+# market (bench/pipeline/README.md); ~3 minutes. BENCH_ARGS="--soak 600" for the soak.
+bench-pipeline: setup
+	$(PY) -m bench.pipeline.run $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv node_modules .devnet .run
