@@ -13,3 +13,5 @@ urlpatterns = [
     path("api/", include("webapp.core.api.urls")),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "webapp.core.views.not_found"

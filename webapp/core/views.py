@@ -64,3 +64,13 @@ class Metrics(APIView):
 
         refresh_gauges()
         return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404: the API's as JSON naming the path (a path parameter of the wrong form, such as
+    a chain id that is not a whole number, matches no route); a page's as Django's."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": f"no API route matches {request.path!r} (see /api/schema/)"}, status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)

@@ -3,9 +3,13 @@ value is a 400 naming the parameter."""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from django import forms
 from django.db.models import Q, QuerySet
 from django_filters import rest_framework as filters
+from django_filters.fields import IsoDateTimeField
 
 from webapp.core.models import Chain, Dex, Execution, Opportunity, Pool, Token
 
@@ -23,6 +27,23 @@ class IdFilter(filters.NumberFilter):
         super().__init__(*args, **kwargs)
 
 
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time turned into UTC here: PostgreSQL refuses offsets beyond ±15:59."""
+
+    def clean(self, value: Any) -> Any:
+        parsed = super().clean(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(dt.timezone.utc)
+        except (OverflowError, ValueError):
+            raise forms.ValidationError(f"{value!r} is out of range") from None
+
+
+class TimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
+
+
 def _address(queryset: QuerySet, fields: tuple[str, ...], value: str) -> QuerySet:
     q = Q()
     for f in fields:
@@ -31,8 +52,8 @@ def _address(queryset: QuerySet, fields: tuple[str, ...], value: str) -> QuerySe
 
 
 class TimeRange(filters.FilterSet):
-    since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte", label="created at or after (ISO 8601)")
-    until = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt", label="created before (ISO 8601)")
+    since = TimeFilter(field_name="created_at", lookup_expr="gte", label="created at or after (ISO 8601)")
+    until = TimeFilter(field_name="created_at", lookup_expr="lt", label="created before (ISO 8601)")
     block_min = IdFilter(field_name="block_number", lookup_expr="gte", label="block number at least")
     block_max = IdFilter(field_name="block_number", lookup_expr="lte", label="block number at most")
 

@@ -11,7 +11,8 @@ ERROR = {
     "type": "object",
     "description": "`detail` says what was wrong; a field's own errors are listed under its name",
     "properties": {"detail": {"type": "string"}},
-    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+    # a field's messages, or (a list's item, a mapping's key) nested under its index or key
+    "additionalProperties": {"oneOf": [{"type": "array"}, {"type": "object"}]},
 }
 
 REASONS = {
