@@ -43,6 +43,9 @@ SECRET_KEY = _secret_key(os.environ.get("DJANGO_SECRET_KEY", ""), devnet=DEVNET)
 ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 if "*" in ALLOWED_HOSTS:
     raise RuntimeError("DJANGO_ALLOWED_HOSTS must list the host names, not '*'")
+if os.environ.get("ARBBOT_POD_IP"):
+    # Kubernetes: the kubelet's probes and Prometheus address the pod by its IP
+    ALLOWED_HOSTS.append(os.environ["ARBBOT_POD_IP"])
 CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 if os.environ.get("DJANGO_SECURE_PROXY_SSL_HEADER"):
     # only behind a proxy that sets this header itself (and strips it from clients)
@@ -63,6 +66,9 @@ AXES_FAILURE_LIMIT = int(os.environ.get("ARBBOT_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = 0.25  # hours: a locked-out user and address may try again after 15 minutes
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Prometheus' scrape of /metrics: ``Authorization: Bearer <ARBBOT_METRICS_TOKEN>`` (or a
+# viewer's session or API token); empty: only those
+METRICS_TOKEN = os.environ.get("ARBBOT_METRICS_TOKEN", "")
 AXES_IPWARE_PROXY_COUNT = 1 if os.environ.get("DJANGO_SECURE_PROXY_SSL_HEADER") else 0
 
 INSTALLED_APPS = [

@@ -154,3 +154,20 @@ def test_login_is_throttled_after_failures() -> None:
     assert client.get("/").status_code == 302  # not logged in
     other = Client().post("/accounts/login/", {"username": "viewer-x", "password": "wrong"})
     assert other.status_code == 200  # another user is not locked out by op's failures
+
+
+@pytest.mark.django_db
+def test_prometheus_scrapes_metrics_with_its_bearer_token_only(settings: Any) -> None:
+    from django.test import Client
+
+    settings.METRICS_TOKEN = "m" * 40
+    client = Client()
+    ok = client.get("/metrics", HTTP_AUTHORIZATION="Bearer " + "m" * 40)
+    assert ok.status_code == 200 and b"arbbot_kill_switch_engaged" in ok.content
+    wrong = client.get("/metrics", HTTP_AUTHORIZATION="Bearer " + "x" * 40)
+    assert wrong.status_code == 401
+    anonymous = client.get("/metrics")
+    assert anonymous.status_code == 401 and anonymous["WWW-Authenticate"] == "Bearer"
+    # the scrape token reads the metrics and nothing else
+    assert client.get("/api/summary/", HTTP_AUTHORIZATION="Bearer " + "m" * 40).status_code == 401
+    assert client.get("/", HTTP_AUTHORIZATION="Bearer " + "m" * 40).status_code == 302

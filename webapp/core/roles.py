@@ -15,10 +15,13 @@ answers 401 (``LoginRequiredMiddleware``, DRF's authentication).
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from django.contrib.auth.middleware import LoginRequiredMiddleware as _DjangoLoginRequired
 from django.http import HttpRequest
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 VIEW = "core.view_console"
@@ -91,6 +94,35 @@ class RolePermission(BasePermission):
             self.message = f"your role does not allow this: it needs the permission {need!r}"
             return False
         return True
+
+
+SCRAPE = "metrics-scrape"
+
+
+class ScrapeToken(BaseAuthentication):
+    """``Authorization: Bearer <settings.METRICS_TOKEN>``: Prometheus' scrape of /metrics
+    and nothing else (no user; ``ViewOrScrape`` lets it read the metrics only)."""
+
+    def authenticate(self, request: Any) -> tuple[Any, str] | None:
+        from django.conf import settings
+        from django.contrib.auth.models import AnonymousUser
+
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header.startswith("Bearer "):
+            return None
+        if settings.METRICS_TOKEN and hmac.compare_digest(header[7:].strip(), settings.METRICS_TOKEN):
+            return AnonymousUser(), SCRAPE
+        raise AuthenticationFailed("invalid metrics bearer token")
+
+    def authenticate_header(self, request: Any) -> str:
+        return "Bearer"
+
+
+class ViewOrScrape(RolePermission):
+    def has_permission(self, request: Any, view: Any) -> bool:
+        if request.auth == SCRAPE:
+            return request.method in SAFE_METHODS
+        return super().has_permission(request, view)
 
 
 class LoginRequiredMiddleware(_DjangoLoginRequired):

@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_not_required, permission_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
@@ -50,9 +51,11 @@ class _AlwaysText(BaseContentNegotiation):
 
 
 class Metrics(APIView):
-    """Prometheus' scrape: a viewer's session or token (``Authorization: Token ...``), like
-    the API; not routed at the edge (nginx, the ingress)."""
+    """Prometheus' scrape (``Authorization: Bearer <ARBBOT_METRICS_TOKEN>``), or a viewer's
+    session or API token; not routed at the edge (nginx, the ingress)."""
 
+    authentication_classes = [roles.ScrapeToken, TokenAuthentication, SessionAuthentication]
+    permission_classes = [roles.ViewOrScrape]
     renderer_classes = [_PrometheusText]
     content_negotiation_class = _AlwaysText
     schema = None  # not part of the API's schema
