@@ -66,6 +66,9 @@ AXES_FAILURE_LIMIT = int(os.environ.get("ARBBOT_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = 0.25  # hours: a locked-out user and address may try again after 15 minutes
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# static files: collected into the image (docker/Dockerfile) and served by whitenoise with
+# DEBUG off; on the devnet (make demo) straight from the apps, without collecting
+WHITENOISE_USE_FINDERS = DEBUG or DEVNET
 # Prometheus' scrape of /metrics: ``Authorization: Bearer <ARBBOT_METRICS_TOKEN>`` (or a
 # viewer's session or API token); empty: only those
 METRICS_TOKEN = os.environ.get("ARBBOT_METRICS_TOKEN", "")
