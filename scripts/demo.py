@@ -86,13 +86,13 @@ def main() -> int:
                        "--ws", dep.rpc_url.replace("http://", "ws://", 1)],
           {"ARBBOT_HEARTBEAT_FILE": str(run_dir / "heartbeat-follower")})
     start("beat", [celery, "-A", "workers.celery_app", "beat", "-l", "INFO", "-s", str(run_dir / "beat-schedule")])
+    login, password, token = _demo_login()
     start("flower", [celery, "-A", "workers.celery_app", "flower", f"--port={args.flower_port}",
-                     "--address=127.0.0.1"])
+                     "--address=127.0.0.1"], {"FLOWER_BASIC_AUTH": f"{login}:{password}"})
     start("web", [py, "manage.py", "runserver", f"127.0.0.1:{args.web_port}", "--noreload"],
           {"DJANGO_CSRF_TRUSTED_ORIGINS": f"http://127.0.0.1:{args.web_port},http://localhost:{args.web_port}"})
     start("simulator", [py, "manage.py", "devnet", "simulate"])
 
-    login, password, token = _demo_login()
     print(
         f"""
 == arbbot is running (mode: {settings.mode})
@@ -100,7 +100,7 @@ def main() -> int:
    API         http://127.0.0.1:{args.web_port}/api/summary/  (-H 'Authorization: Token {token}'; docs at /api/docs/)
    admin       http://127.0.0.1:{args.web_port}/admin/  (an admin login: python manage.py arbbot roles user NAME --role admin)
    health      http://127.0.0.1:{args.web_port}/healthz
-   flower      http://127.0.0.1:{args.flower_port}/
+   flower      http://127.0.0.1:{args.flower_port}/  (the same login)
    devnet RPC  {dep.rpc_url}  (chain {dep.chain_id})
    logs        {run_dir}/*.log
    Ctrl-C stops everything.

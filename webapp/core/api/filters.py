@@ -44,45 +44,57 @@ class TimeFilter(filters.IsoDateTimeFilter):
     field_class = UtcDateTimeField
 
 
-def _address(queryset: QuerySet, fields: tuple[str, ...], value: str) -> QuerySet:
-    q = Q()
-    for f in fields:
-        q |= Q(**{f: value.lower()})
-    return queryset.filter(q)
+class AddressFilter(filters.CharFilter):
+    """An address, matched lower-case against any of ``fields`` (a pool's token0 or token1)."""
+
+    def __init__(self, *fields: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fields = fields
+
+    def filter(self, queryset: QuerySet, value: str) -> QuerySet:
+        if not value:
+            return queryset
+        q = Q()
+        for f in self.fields:
+            q |= Q(**{f: value.lower()})
+        return queryset.filter(q)
 
 
-class TimeRange(filters.FilterSet):
+class ExcludedFilter(filters.BooleanFilter):
+    """true: only rows with an exclusion reason; false: only rows traded."""
+
+    def filter(self, queryset: QuerySet, value: bool | None) -> QuerySet:
+        if value is None:
+            return queryset
+        return queryset.exclude(excluded_reason="") if value else queryset.filter(excluded_reason="")
+
+
+class History(filters.FilterSet):
+    """Opportunities and executions: chain, profit token, time and block range."""
+
+    chain = IdFilter(field_name="chain_id", label="chain id")
+    token = AddressFilter("profit_token", label="profit token address")
     since = TimeFilter(field_name="created_at", lookup_expr="gte", label="created at or after (ISO 8601)")
     until = TimeFilter(field_name="created_at", lookup_expr="lt", label="created before (ISO 8601)")
     block_min = IdFilter(field_name="block_number", lookup_expr="gte", label="block number at least")
     block_max = IdFilter(field_name="block_number", lookup_expr="lte", label="block number at most")
 
 
-class OpportunityFilter(TimeRange):
-    chain = IdFilter(field_name="chain_id", label="chain id")
+class OpportunityFilter(History):
     decision = filters.CharFilter(label="the ml stage's decision (execute, skip)")
-    token = filters.CharFilter(method="by_token", label="profit token address")
 
     class Meta:
         model = Opportunity
         fields: list[str] = []
 
-    def by_token(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return _address(queryset, ("profit_token",), value)
 
-
-class ExecutionFilter(TimeRange):
-    chain = IdFilter(field_name="chain_id", label="chain id")
+class ExecutionFilter(History):
     status = filters.MultipleChoiceFilter(choices=Execution.STATUSES, label="status (repeat for several)")
     mode = filters.ChoiceFilter(choices=[("dry-run", "dry-run"), ("paper", "paper"), ("live", "live")])
-    token = filters.CharFilter(method="by_token", label="profit token address")
 
     class Meta:
         model = Execution
         fields: list[str] = []
-
-    def by_token(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return _address(queryset, ("profit_token",), value)
 
 
 class ChainFilter(filters.FilterSet):
@@ -104,29 +116,20 @@ class DexFilter(filters.FilterSet):
 
 class TokenFilter(filters.FilterSet):
     chain = IdFilter(field_name="chain__chain_id", label="chain id")
-    excluded = filters.BooleanFilter(method="by_excluded", label="true: only excluded; false: only traded")
+    excluded = ExcludedFilter(label="true: only excluded; false: only traded")
 
     class Meta:
         model = Token
         fields: list[str] = []
-
-    def by_excluded(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
-        return queryset.exclude(excluded_reason="") if value else queryset.filter(excluded_reason="")
 
 
 class PoolFilter(filters.FilterSet):
     chain = IdFilter(field_name="chain__chain_id", label="chain id")
     dex = filters.CharFilter(field_name="dex__name", label="DEX name")
     kind = filters.ChoiceFilter(choices=Dex.KINDS)
-    token = filters.CharFilter(method="by_token", label="either token's address")
-    excluded = filters.BooleanFilter(method="by_excluded", label="true: only excluded; false: only traded")
+    token = AddressFilter("token0__address", "token1__address", label="either token's address")
+    excluded = ExcludedFilter(label="true: only excluded; false: only traded")
 
     class Meta:
         model = Pool
         fields: list[str] = []
-
-    def by_token(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return _address(queryset, ("token0__address", "token1__address"), value)
-
-    def by_excluded(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
-        return queryset.exclude(excluded_reason="") if value else queryset.filter(excluded_reason="")

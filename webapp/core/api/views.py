@@ -154,10 +154,7 @@ class ChainStrategy(APIView):
     def put(self, request: Request, chain_id: int) -> Response:
         body = _valid(s.StrategyWrite, request)
         chain = selectors.chain_get(chain_id)
-        services.config_apply(
-            {"chains": [{"chain_id": chain_id, "name": chain.name, "strategy": body}]},
-            source=f"API by {request.user}",
-        )
+        _apply({"chains": [{"chain_id": chain_id, "name": chain.name, "strategy": body}]}, chain_id, request)
         log.warning("chain %s: strategy set by %s (API)", chain_id, request.user)
         return Response(s.strategy_view(chain_id))
 
@@ -173,7 +170,7 @@ class ChainDexes(APIView):
     def post(self, request: Request, chain_id: int) -> Response:
         body = _valid(s.DexWrite, request)
         selectors.chain_get(chain_id)
-        services.config_apply({"dexes": [{"chain_id": chain_id, **body}]}, source=f"API by {request.user}")
+        _apply({"dexes": [{"chain_id": chain_id, **body}]}, chain_id, request)
         dex = Dex.objects.select_related("chain").get(chain__chain_id=chain_id, name=body["name"].strip())
         return Response(s.DexSerializer(dex).data)
 
@@ -186,7 +183,7 @@ class ChainTokens(APIView):
     def post(self, request: Request, chain_id: int) -> Response:
         body = _valid(s.TokenWrite, request)
         selectors.chain_get(chain_id)
-        services.config_apply({"tokens": [{"chain_id": chain_id, **body}]}, source=f"API by {request.user}")
+        _apply({"tokens": [{"chain_id": chain_id, **body}]}, chain_id, request)
         token = Token.objects.select_related("chain").get(chain__chain_id=chain_id, address=body["address"].lower())
         return Response(s.TokenSerializer(token).data)
 
@@ -235,10 +232,23 @@ def _chain_write(chain_id: int, body: dict[str, Any], request: Request) -> Respo
     current = Chain.objects.filter(chain_id=chain_id).first()
     if "name" not in body and current is not None:
         body["name"] = current.name  # a file's chain entry without a name would rename it
-    services.config_apply({"chains": [{"chain_id": chain_id, **body}]}, source=f"API by {request.user}",
-                          onchain=onchain)
+    _apply({"chains": [{"chain_id": chain_id, **body}]}, chain_id, request, onchain=onchain)
     log.warning("chain %s: configuration changed by %s (API)", chain_id, request.user)
     return Response(s.ChainSerializer(selectors.chain_get(chain_id)).data, status=status.HTTP_200_OK)
+
+
+def _apply(config: dict[str, Any], chain_id: int, request: Request, *, onchain: bool = False) -> None:
+    """``services.config_apply`` of a one-entry configuration; its errors name the entry as
+    the file's (``chains[0] (name).strategy: max_hops: ...``), here as the API's
+    (``chain 5 (name).strategy: max_hops: ...``)."""
+    try:
+        services.config_apply(config, source=f"API by {request.user}", onchain=onchain)
+    except ValidationError as exc:
+        message = " ".join(exc.messages)
+        for entry, named in (("chains[0]", f"chain {chain_id}"), ("dexes[0]", "dex"), ("tokens[0]", "token"),
+                             ("pass --offline", "send check_onchain: false")):
+            message = message.replace(entry, named)
+        raise ValidationError(message) from None
 
 
 def _redis_down(exc: Exception) -> Response:
