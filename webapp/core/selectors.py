@@ -132,20 +132,23 @@ def config_effective(chain_id: int | None = None, *, fleet_mode: str = "dry-run"
                     if pool_filter and pool_filter.min_liquidity_token else None
                 ),
             },
-            "strategy": {
-                "version": strategy.version,
-                "start_tokens": list(strategy.start_tokens) or [chain.weth],
-                "max_hops": strategy.max_hops,
-                "min_profit_wei": str(strategy.min_profit_wei),
-                "margin": _fraction_text(strategy.margin),
-                "max_amount_in": {t: str(v) for t, v in strategy.max_amount_in.items()},
-                "max_fee_per_gas_wei": (
-                    None if strategy.max_fee_per_gas_wei is None else str(strategy.max_fee_per_gas_wei)
-                ),
-            },
+            "strategy": strategy_as_dict(strategy) | {"start_tokens": list(strategy.start_tokens) or [chain.weth]},
         }
         out.append(entry)
     return {"chains": out}
+
+
+def strategy_as_dict(strategy: StrategySettings) -> dict[str, Any]:
+    """A strategy as plain JSON values (amounts as decimal strings, the margin as written)."""
+    return {
+        "version": strategy.version,
+        "start_tokens": list(strategy.start_tokens),
+        "max_hops": strategy.max_hops,
+        "min_profit_wei": str(strategy.min_profit_wei),
+        "margin": _fraction_text(strategy.margin),
+        "max_amount_in": {t: str(v) for t, v in strategy.max_amount_in.items()},
+        "max_fee_per_gas_wei": None if strategy.max_fee_per_gas_wei is None else str(strategy.max_fee_per_gas_wei),
+    }
 
 
 def _fraction_text(value: Fraction) -> str:

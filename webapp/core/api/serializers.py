@@ -51,16 +51,7 @@ class StrategySerializer(serializers.Serializer):
 
 
 def strategy_view(chain_id: int) -> dict[str, Any]:
-    s = selectors.strategy_for(chain_id)
-    return {
-        "version": s.version,
-        "start_tokens": list(s.start_tokens),
-        "max_hops": s.max_hops,
-        "min_profit_wei": str(s.min_profit_wei),
-        "margin": selectors._fraction_text(s.margin),
-        "max_amount_in": {t: str(v) for t, v in s.max_amount_in.items()},
-        "max_fee_per_gas_wei": None if s.max_fee_per_gas_wei is None else str(s.max_fee_per_gas_wei),
-    }
+    return selectors.strategy_as_dict(selectors.strategy_for(chain_id))
 
 
 class ChainSerializer(serializers.ModelSerializer):
