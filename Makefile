@@ -38,11 +38,12 @@ services:
 validators:
 	@bash deployment/install-validators.sh
 
+# the local targets run on the embedded devnet: ARBBOT_DEVNET=1 allows its development SECRET_KEY
 migrate: setup
-	$(PY) manage.py migrate --noinput
+	ARBBOT_DEVNET=1 $(PY) manage.py migrate --noinput
 
 demo: setup
-	$(PY) manage.py migrate --noinput -v 0
+	ARBBOT_DEVNET=1 $(PY) manage.py migrate --noinput -v 0
 	$(PY) scripts/demo.py
 
 test: setup validators

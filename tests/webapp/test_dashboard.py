@@ -8,13 +8,15 @@ import pytest
 from django.utils import timezone
 
 from webapp.core import services
+from tests.webapp.api_support import role_client
 from webapp.core.models import Chain, Execution
 
 WETH = "0x" + "11" * 20
 
 
 @pytest.mark.django_db
-def test_dashboard_shows_profit_per_token_and_queues(client) -> None:  # type: ignore[no-untyped-def]
+def test_dashboard_shows_profit_per_token_and_queues() -> None:
+    client = role_client("viewer")
     chain = Chain.objects.create(chain_id=7, name="seven", rpc_urls="http://127.0.0.1:8545", weth=WETH)
     services.token_register(chain, WETH, "WETH", 18)
     for i, profit in enumerate([1_234_567_890_123_456_789, 10**18]):
@@ -37,7 +39,8 @@ def test_dashboard_shows_profit_per_token_and_queues(client) -> None:  # type: i
 
 
 @pytest.mark.django_db
-def test_paper_profit_is_shown_apart_from_realised_profit(client) -> None:  # type: ignore[no-untyped-def]
+def test_paper_profit_is_shown_apart_from_realised_profit() -> None:
+    client = role_client("viewer")
     chain = Chain.objects.create(chain_id=7, name="seven", rpc_urls="http://127.0.0.1:8545", weth=WETH, mode="paper")
     services.token_register(chain, WETH, "WETH", 18)
     common = {"created_at": timezone.now(), "chain_id": 7, "profit_token": WETH}

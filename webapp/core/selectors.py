@@ -127,17 +127,7 @@ def config_effective(chain_id: int | None = None, *, fleet_mode: str = "dry-run"
             "tokens": tokens if tokens == "discover" else listed,
             "known_tokens": len(listed),
             "pool_filter": _pool_filter_dict(pool_filter),
-            "strategy": {
-                "version": strategy.version,
-                "start_tokens": list(strategy.start_tokens) or [chain.weth],
-                "max_hops": strategy.max_hops,
-                "min_profit_wei": str(strategy.min_profit_wei),
-                "margin": _fraction_text(strategy.margin),
-                "max_amount_in": {t: str(v) for t, v in strategy.max_amount_in.items()},
-                "max_fee_per_gas_wei": (
-                    None if strategy.max_fee_per_gas_wei is None else str(strategy.max_fee_per_gas_wei)
-                ),
-            },
+            "strategy": strategy_as_dict(strategy) | {"start_tokens": list(strategy.start_tokens) or [chain.weth]},
         }
         out.append(entry)
     return {"chains": out}
@@ -159,6 +149,19 @@ def pool_filter_of(chain_id: int) -> dict[str, Any]:
     """The chain's pool filter in the configuration file's shape: what the scanner watches
     (``arbbot.chain.pool_filter.PoolFilter.from_dict``)."""
     return _pool_filter_dict(PoolFilter.objects.filter(chain__chain_id=chain_id).first())
+
+
+def strategy_as_dict(strategy: StrategySettings) -> dict[str, Any]:
+    """A strategy as plain JSON values (amounts as decimal strings, the margin as written)."""
+    return {
+        "version": strategy.version,
+        "start_tokens": list(strategy.start_tokens),
+        "max_hops": strategy.max_hops,
+        "min_profit_wei": str(strategy.min_profit_wei),
+        "margin": _fraction_text(strategy.margin),
+        "max_amount_in": {t: str(v) for t, v in strategy.max_amount_in.items()},
+        "max_fee_per_gas_wei": None if strategy.max_fee_per_gas_wei is None else str(strategy.max_fee_per_gas_wei),
+    }
 
 
 def _fraction_text(value: Fraction) -> str:

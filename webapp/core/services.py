@@ -267,6 +267,52 @@ def token_register(chain: Chain, address: str, symbol: str = "", decimals: int |
     return token
 
 
+# --------------------------------------------------------------------------- logins
+
+
+@transaction.atomic
+def user_set_role(name: str, role: str, *, keep_password: bool = False) -> tuple[Any, str | None]:
+    """Create the login ``name`` (or change its role) with ``role`` as its only role
+    (``webapp.core.roles``); returns the user and its new generated password, ``None`` when
+    an existing user kept theirs. An admin may use the Django admin (``is_staff``)."""
+    import secrets
+
+    from django.contrib.auth.models import Group, User
+
+    from webapp.core.roles import ROLES, roles_setup
+
+    name = name.strip()
+    if not name or len(name) > 150:
+        raise ValidationError(f"user name: {name!r} must be 1 to 150 characters")
+    if role not in ROLES:
+        raise ValidationError(f"role: {role!r} is not one of {', '.join(ROLES)}")
+    roles_setup()
+    user, created = User.objects.get_or_create(username=name)
+    password = None
+    if created or not keep_password:
+        password = secrets.token_urlsafe(18)
+        user.set_password(password)
+    user.is_staff = role == "admin"
+    user.save()
+    user.groups.remove(*Group.objects.filter(name__in=list(ROLES)))
+    user.groups.add(Group.objects.get(name=role))
+    return user, password
+
+
+def user_token(name: str, *, rotate: bool = False) -> str:
+    """The API token of ``name`` (``Authorization: Token <key>``), created if missing;
+    ``rotate`` replaces it, so the old one stops working."""
+    from django.contrib.auth.models import User
+    from rest_framework.authtoken.models import Token as ApiToken
+
+    user = User.objects.filter(username=name).first()
+    if user is None:
+        raise ValidationError(f"unknown user {name!r} (create it: arbbot roles user NAME --role ROLE)")
+    if rotate:
+        ApiToken.objects.filter(user=user).delete()
+    return str(ApiToken.objects.get_or_create(user=user)[0].key)
+
+
 # --------------------------------------------------------------------------- exclusions
 # The path stage reads these back each block (``selectors.exclusions``): an exclusion
 # written here takes effect on the next block, and lifting one puts its pools back.
