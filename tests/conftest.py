@@ -30,6 +30,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 os.environ.setdefault("ARBBOT_REDIS_PREFIX", f"test-{RUN_ID}")
 os.environ.setdefault("ARBBOT_HEARTBEAT_FILE", f"/tmp/arbbot-test-heartbeat-{RUN_ID}")
+# never the checkout's .devnet: a demo's signer key or deployment there is not this run's
+os.environ.setdefault("ARBBOT_DEVNET_DIR", f"/tmp/arbbot-test-devnet-{RUN_ID}")
 
 _VHOST: str | None = None
 
