@@ -129,6 +129,8 @@ class Settings:
     #: Path stage: at most this many opportunities per pool per block (0: no cap); see
     #: ``PathEngine.max_per_pool``.
     path_max_per_pool: int = 3
+    #: The scan stage records every block it publishes here (``arbbot.replay``); None: off.
+    record_dir: Path | None = None
     #: Per-token input caps (lower-case address -> base units) and the cap of other tokens.
     max_amount_in: dict[str, int] = field(default_factory=dict)
     default_max_amount_in: int | None = None
@@ -174,6 +176,7 @@ class Settings:
             # Execution stops for the day once realised PnL (net of gas) falls below -limit.
             daily_loss_limit_wei=int(env("ARBBOT_DAILY_LOSS_LIMIT_WEI", str(10**18))),
             path_max_per_pool=_non_negative_int("ARBBOT_PATH_MAX_PER_POOL", "3"),
+            record_dir=Path(env("ARBBOT_RECORD_DIR", "")) if env("ARBBOT_RECORD_DIR", "").strip() else None,
             max_amount_in=caps,
             default_max_amount_in=default_cap,
             max_fee_per_gas_wei=fee_caps,

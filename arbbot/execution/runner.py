@@ -57,7 +57,7 @@ from arbbot.execution.nonces import LocalNonces, NonceLockBusy, Nonces, Session,
 from arbbot.execution.submit import Submission, Submitter
 from arbbot.hotstate import HotState
 from arbbot.paths.pricing import NativePricer
-from arbbot.paths.resize import BadCycle, resize
+from arbbot.paths.resize import BadCycle, Sized, resize
 from arbbot.types import ExecutionResult, Opportunity, PoolState, ScoredOpportunity
 
 if TYPE_CHECKING:
@@ -141,6 +141,11 @@ class ExecutionRunner:
     #: Defence in depth: the cycle's pools (as read) -> a reason to drop it, or None
     #: (``arbbot.chain.create2.PoolGuard``: each pool a CREATE2 child of a configured DEX).
     pool_guard: Callable[[Sequence[PoolState]], str | None] | None = None
+    #: Where re-validation asks (step 2): the requests (``eth_call`` of the exact calldata,
+    #: ``eth_estimateGas``, ``eth_blockNumber``, the fee data), the cycle as re-sized, and the
+    #: opportunity -> one reply per request. None: one JSON-RPC batch to ``rpc``'s node. A
+    #: backtest answers from the recorded block (``arbbot.replay.backtest``).
+    revalidate: Callable[[list[tuple[str, list[Any]]], Sized, Opportunity], Sequence[Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.nonces is None:
@@ -217,11 +222,14 @@ class ExecutionRunner:
         call: dict[str, Any] = {"to": self.executor, "data": calldata}
         if sender:
             call["from"] = sender
-        replies = self.rpc.batch(
-            [("eth_call", [call, "latest"]), ("eth_estimateGas", [call, "latest"]), ("eth_blockNumber", []),
-             *fees.fee_requests(self.fee_policy)],
-            raise_errors=False,
-        )
+        requests: list[tuple[str, list[Any]]] = [
+            ("eth_call", [call, "latest"]), ("eth_estimateGas", [call, "latest"]), ("eth_blockNumber", []),
+            *((method, list(params)) for method, params in fees.fee_requests(self.fee_policy)),
+        ]
+        if self.revalidate is not None:
+            replies = list(self.revalidate(requests, sized, opp))
+        else:
+            replies = self.rpc.batch(requests, raise_errors=False)
         sim, est, head_raw = replies[:3]
         if isinstance(sim, RpcError):
             why = decode_revert(_revert_data(sim))

@@ -96,6 +96,7 @@ def scan_once(chain_id: int, block: int | None, first: int | None, arrived_at: f
                 from workers.tasks import path
 
                 path.find.delay(delta.to_wire())
+                runtime.record_block(chain_id, delta)
                 published += 1
                 ITEMS.labels(stage="scan").inc(len(delta.states))
         if announced is not None and (scanner.last_block is None or scanner.last_block < announced[1]):
