@@ -230,9 +230,11 @@ def run(
     from_block: int | None = None,
     to_block: int | None = None,
     optimum_max_hops: int = 3,
+    exclusions: Mapping[str, str] | None = None,
     progress: Progress | None = None,
 ) -> BacktestResult:
-    """Replay ``recording`` (through ``to_block``) with ``strategy``; trade from ``from_block`` on."""
+    """Replay ``recording`` (through ``to_block``) with ``strategy``; trade from ``from_block``
+    on. ``exclusions`` (token and pool address -> why): the recorded ones unless given."""
     meta = recording.meta
     chain = meta.get("chain") or {}
     weth = chain.get("weth")
@@ -244,7 +246,9 @@ def run(
         first, last = recording.first_block, recording.last_block
         if edge is not None and (first is None or last is None or not first <= edge <= last):
             raise ConfigError(f"{name} {edge} is outside the recording's blocks {first}..{last}")
-    exclusions = {a.lower(): str(r) for a, r in (meta.get("exclusions") or {}).items()}
+    if exclusions is None:
+        exclusions = meta.get("exclusions") or {}
+    excluded_now = {a.lower(): str(r) for a, r in exclusions.items()}
     policy = meta.get("fee_policy") or {}
     fee_policy = fees.FeePolicy(
         max_fee_per_gas_wei=strategy.max_fee_per_gas_wei,
@@ -276,7 +280,7 @@ def run(
     started = time.perf_counter()
 
     def excluded(chain_id: int) -> Mapping[str, str]:
-        return exclusions
+        return excluded_now
 
     for i, block in enumerate(recording.blocks(to_block), 1):
         delta = dataclasses.replace(block.delta, observed_at=0.0)  # no arrival to measure latency from
