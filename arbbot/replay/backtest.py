@@ -12,10 +12,13 @@ re-validation's replies (``ReplayState.revalidate``): the exact pool math on tho
 gas estimate, and the block's recorded fee data, so the fee cap and the worst-case gas check
 decide as they did live. Blocks before ``from_block`` only bring the engines up to date.
 
-The hindsight optimum of a block: every cycle a permissive engine (every liquid token may
-start, no per-pool cap, ``optimum_max_hops`` hops) finds through the pools the block changed,
-sized exactly on that block's state, net of gas at its gas price; of those, pool-disjoint
-ones taken greedily by net profit in native (two trades through one pool cannot both be had).
+The hindsight optimum of a block: the cycles an engine free of the strategy's choices
+(every liquid token may start, ``optimum_max_hops`` hops, the best ``OPTIMUM_PER_POOL``
+through each pool by the float screen) finds through the pools the block changed, sized
+exactly on that block's state, net of gas at its gas price; of those, pool-disjoint ones
+taken greedily by net profit in native (two trades through one pool cannot both be had).
+A strategy with those very settings (the default one) shares its engine with the optimum:
+the exact sizing, most of a block's cost, is done once.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from arbbot.scoring.rule import RuleScorer
 from arbbot.types import ExecutionResult, Opportunity, PoolState, ScoredOpportunity, norm_address
 
 Progress = Callable[[int, int], None]  # blocks done, blocks in all
+OPTIMUM_PER_POOL = 3  # cycles per pool the optimum's engine sizes exactly (the path stage's default)
 
 
 @dataclass(frozen=True)
@@ -260,7 +264,11 @@ def run(
     state = ReplayState()
     path = PathStage(PathEngine(base_tokens=list(strategy.start_tokens), weth=weth, max_hops=strategy.max_hops,
                                 gas_model=GasModel(), max_per_pool=strategy.max_per_pool))
-    hindsight = PathStage(PathEngine(base_tokens=[], weth=weth, max_hops=optimum_max_hops, gas_model=GasModel()))
+    shared = (not strategy.start_tokens and strategy.max_hops == optimum_max_hops
+              and strategy.max_per_pool == OPTIMUM_PER_POOL)
+    hindsight = None if shared else PathStage(PathEngine(
+        base_tokens=[], weth=weth, max_hops=optimum_max_hops, gas_model=GasModel(), max_per_pool=OPTIMUM_PER_POOL,
+    ))
     scorer = RuleScorer(margin=strategy.margin, min_net_profit=strategy.min_profit_wei)
     runner = ExecutionRunner(
         rpc=_NoNode(),  # type: ignore[arg-type]
@@ -286,7 +294,7 @@ def run(
         delta = dataclasses.replace(block.delta, observed_at=0.0)  # no arrival to measure latency from
         state.apply(block)
         found = path.process(delta, state, excluded).opportunities
-        possible = hindsight.process(delta, state, excluded).opportunities
+        possible = found if hindsight is None else hindsight.process(delta, state, excluded).opportunities
         out.replayed_blocks += 1
         if from_block is None or block.number >= from_block:
             decided = scorer.decide(found)

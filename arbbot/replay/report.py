@@ -110,7 +110,7 @@ def plot(names: Sequence[str], results: Sequence[BacktestResult], path: str | Pa
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 4.8), dpi=110)
-    optimum_drawn = False
+    optimum: tuple[list[int], list[float]] | None = None
     for name, result in zip(names, results):
         xs = [b.number for b in result.blocks]
         pnl, best, run_pnl, run_best = [], [], 0, 0
@@ -119,10 +119,10 @@ def plot(names: Sequence[str], results: Sequence[BacktestResult], path: str | Pa
             run_best += b.optimum_native
             pnl.append(run_pnl / 10**18)
             best.append(run_best / 10**18)
-        if not optimum_drawn:
-            ax.plot(xs, best, color="black", linestyle="--", linewidth=1.2, label="hindsight optimum")
-            optimum_drawn = True
-        ax.plot(xs, pnl, linewidth=1.6, label=name)
+        optimum = optimum or (xs, best)
+        ax.plot(xs, pnl, linewidth=2.2, label=name)
+    if optimum is not None:  # on top: a strategy that captures it all hides under it
+        ax.plot(*optimum, color="black", linestyle="--", linewidth=1.2, label="hindsight optimum", zorder=5)
     ax.set_xlabel("block")
     ax.set_ylabel("cumulative PnL, net of gas (native)")
     ax.set_title(f"backtest: chain {results[0].chain_id}" if results else "backtest")
