@@ -11,6 +11,9 @@ block's arrival, not from when a scan got round to it. An announced scan retries
 (every 20 ms, for about 2 s) when its block is not scanned yet because the lock was held
 (the holder started before the block arrived) or because the scan's node is behind the
 follower's (another endpoint, a few ms later): a block is never left waiting for the next.
+
+With ``ARBBOT_RECORD_DIR`` set, each published block is also appended to the chain's
+recording (``workers.runtime.record_block``, ``arbbot.replay``): the backtests' input.
 """
 
 from __future__ import annotations
