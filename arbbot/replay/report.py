@@ -61,6 +61,11 @@ def summarize(result: BacktestResult) -> dict[str, Any]:
             "captured_native_wei": str(captured),
             "share": (captured / optimum) if optimum > 0 else None,
         },
+        # each block with anything in it: number, found, executed, captured and optimum (native, net)
+        "per_block": [
+            [b.number, b.found, b.executed, str(b.captured_native), str(b.optimum_native)]
+            for b in blocks if b.found or b.optimum_native
+        ],
         "speed": {
             "elapsed_s": round(result.elapsed_s, 3),
             "blocks_per_s": round(result.replayed_blocks / result.elapsed_s, 1) if result.elapsed_s > 0 else None,

@@ -42,6 +42,8 @@ def test_each_gap_is_traded_once_at_the_exact_pool_math_profit(recording: Record
     assert int(summary["gas"]["native_wei"]) == len(gaps) * GAS_PRICE * result.executions[0].extra["gas_limit"] * 4 // 5
     assert summary["optimum"]["share"] == 1.0
     assert summary["reverts"]["rate"] == 0.0
+    assert [row[0] for row in summary["per_block"]] == [b.number for b in gaps]
+    assert all(row[3] == row[4] for row in summary["per_block"])  # each block's optimum, captured
 
 
 def test_from_and_to_trade_only_those_blocks_on_the_states_before(recording: Recording) -> None:
