@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 
-.PHONY: setup venv lock npm services validators demo test test-explore lint typecheck bench-scan bench-paths bench-backtest clean
+.PHONY: setup venv lock npm services validators demo test test-explore lint typecheck bench-scan bench-paths bench-scale bench-pipeline bench-backtest clean
 
 setup: venv npm services
 
@@ -67,6 +67,15 @@ bench-scan: setup
 bench-paths: setup
 	bash bench/paths/setup_degenbot.sh
 	$(PY) -m bench.paths.run
+
+# 20,000 genuine V2 pairs on a devnet + a 100k-pool synthetic market (a scratch database)
+bench-scale: setup
+	$(PY) -m bench.scale.run
+
+# The fleet's workers on real RabbitMQ, Redis and PostgreSQL, fed blocks over a 10,176-pool
+# market (bench/pipeline/README.md); ~3 minutes. BENCH_ARGS="--soak 600" for the soak.
+bench-pipeline: setup
+	$(PY) -m bench.pipeline.run $(BENCH_ARGS)
 
 bench-backtest: setup
 	$(PY) -m bench.backtest.run

@@ -131,6 +131,8 @@ class Settings:
     path_max_per_pool: int = 3
     #: The scan stage records every block it publishes here (``arbbot.replay``); None: off.
     record_dir: Path | None = None
+    #: The path stage's cycle index holds at most this many cycles (bounded memory).
+    path_max_cycles: int = 10_000_000
     #: Per-token input caps (lower-case address -> base units) and the cap of other tokens.
     max_amount_in: dict[str, int] = field(default_factory=dict)
     default_max_amount_in: int | None = None
@@ -145,6 +147,13 @@ class Settings:
     signer_key: str = field(default="", repr=False)
     #: Signs bundles for private relays (their reputation); never the trading key.
     relay_reputation_key: str = field(default="", repr=False)
+    #: Log lines: ``json`` (one JSON object a line, for production), ``console`` (readable),
+    #: ``auto`` (console on a terminal, else JSON). ``ARBBOT_LOG_FORMAT``, ``ARBBOT_LOG_LEVEL``.
+    log_format: str = "auto"
+    log_level: str = "INFO"
+    #: The trace exporter the standard ``OTEL_*`` variables ask for (``otlp``, ``console``),
+    #: or None: tracing off (see ``trace_exporter``).
+    trace_exporter: str | None = None
 
     def max_fee_cap(self, chain_id: int) -> int | None:
         return self.max_fee_per_gas_wei.get(chain_id, self.default_max_fee_per_gas_wei)
@@ -177,6 +186,7 @@ class Settings:
             daily_loss_limit_wei=int(env("ARBBOT_DAILY_LOSS_LIMIT_WEI", str(10**18))),
             path_max_per_pool=_non_negative_int("ARBBOT_PATH_MAX_PER_POOL", "3"),
             record_dir=Path(env("ARBBOT_RECORD_DIR", "")) if env("ARBBOT_RECORD_DIR", "").strip() else None,
+            path_max_cycles=max(1, _non_negative_int("ARBBOT_PATH_MAX_CYCLES", "10000000")),
             max_amount_in=caps,
             default_max_amount_in=default_cap,
             max_fee_per_gas_wei=fee_caps,
@@ -188,7 +198,61 @@ class Settings:
             pool_cooldown_s=_float_in("ARBBOT_POOL_COOLDOWN_S", "60", 0, 86400),
             signer_key=_signer_key(devnet_dir),
             relay_reputation_key=_read_secret("ARBBOT_RELAY_REPUTATION_KEY", devnet_dir / "relay-reputation.key"),
+            log_format=_choice("ARBBOT_LOG_FORMAT", "auto", LOG_FORMATS),
+            log_level=env("ARBBOT_LOG_LEVEL", "INFO").upper(),
+            trace_exporter=trace_exporter(),
         )
+
+    def __post_init__(self) -> None:
+        # Whatever logs a line from now on never shows these (arbbot.obs.logs redacts them).
+        from arbbot.obs.logs import register_secrets
+
+        register_secrets(self.signer_key, self.relay_reputation_key,
+                         *(_url_password(u) for u in (self.database_url, self.broker_url, self.redis_url)))
+
+
+LOG_FORMATS = ("auto", "json", "console")
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env(name, default).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def _url_password(url: str) -> str:
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        return unquote(urlsplit(url).password or "")
+    except ValueError:
+        return ""
+
+
+def trace_exporter() -> str | None:
+    """Tracing is off unless the standard OpenTelemetry variables ask for it: an OTLP
+    endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``), or
+    ``OTEL_TRACES_EXPORTER`` = ``otlp`` / ``console``; ``OTEL_SDK_DISABLED=true`` or
+    ``OTEL_TRACES_EXPORTER=none`` turn it off whatever else is set. Only OTLP over HTTP
+    (protobuf) is installed: ``grpc`` is refused by name."""
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    asked = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    endpoint = any(_set(n) for n in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    if asked in ("", "otlp") and not (asked or endpoint):
+        return None
+    if asked == "none":
+        return None
+    if asked not in ("", "otlp", "console"):
+        raise ConfigError(f"OTEL_TRACES_EXPORTER must be otlp, console or none here, got {asked!r}")
+    if asked == "console":
+        return "console"
+    name = next((n for n in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL") if _set(n)), "")
+    protocol = os.environ.get(name, "").strip().lower() if name else "http/protobuf"
+    if protocol != "http/protobuf":
+        raise ConfigError(f"{name}={protocol!r}: only http/protobuf is installed (the OTLP/HTTP port, 4318)")
+    return "otlp"
 
 
 SIGNER_KEY_VARS = ("ARBBOT_SIGNER_KEY", "ARBBOT_SIGNER_KEY_FILE")
@@ -274,6 +338,9 @@ def _decrypt_keystore(path: str) -> str:
     ):
         raise ConfigError(f"{name}: {path} is not an encrypted JSON keystore (version 3, with a 'crypto' section)")
     password = _read_keystore_password()
+    from arbbot.obs.logs import register_secrets
+
+    register_secrets(password)  # never in a log line (from 8 characters: shorter ones would garble words)
     try:
         key = Account.decrypt(keystore, password)
     except ValueError as exc:

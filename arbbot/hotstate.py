@@ -5,6 +5,9 @@ Per chain, under ``{prefix}:{chain_id}:`` (``HotState``):
 - ``pools``   hash: pool address -> JSON of ``PoolState.to_wire()`` plus ``block_hash``
 - ``head``    ``"<block_number>:<block_hash>"`` of the block the pools are current at
 - ``cursor``  JSON ``{"last": n, "hashes": [[n, hash], ...]}``: the scanner's resume point
+- ``changed:<n>``  set: the pools written with block ``n`` (plus ``""``, so a block that
+  changed nothing still has its key), kept ``CHANGED_TTL_S``: a reader that missed blocks
+  reads only what they changed (``changed_since``), not every pool
 - ``orphaned``  set: block hashes a reorg orphaned (written with the correcting block,
   kept ``ORPHAN_TTL_S``); the execute stage drops work computed on them
 - ``tokens``  hash: token address -> JSON of its metadata and transfer check (``put_tokens``)
@@ -21,6 +24,9 @@ Per chain, under ``{prefix}:{chain_id}:`` (``HotState``):
 - ``open:<signer>``  hash: tx hash -> ``"<nonce>:<worst-case gas wei>"`` of every sent,
   unsettled transaction (max open transactions; the loss limit reserves their gas)
 - ``cooldown:<pool>``  present (the reason) while the pool cools down after a revert (TTL)
+- ``traded:<pool>``  ``"<signer>:<nonce>:<tx hash>"`` of the last trade sent through the pool
+  (``POOL_CLAIM_TTL_S``): the next trade through it must have been simulated on a state
+  that already includes that one (its nonce mined), or it would revert on-chain
 
 Fleet-wide, under ``{prefix}:`` (``Fleet``, also ``HotState.fleet``):
 
@@ -53,8 +59,38 @@ from arbbot.types import PoolState, pool_from_wire
 log = logging.getLogger(__name__)
 
 ORPHAN_TTL_S = 3600  # how long an orphaned block hash is remembered (the execute stage drops work on it)
+CHANGED_TTL_S = 600  # how long a block's changed-pool set is kept (a catch-up further back reads everything)
+MAX_CATCH_UP_BLOCKS = 256  # a reader further behind than this reads every pool instead
+
+# Atomically: the head, the pools written with each block in (after, head], and their
+# states. False when the reader's block was orphaned, a block's set is gone (expired, or
+# never written) or the gap is too long: the caller reads every pool instead. HMGET in
+# slices (Lua's unpack is bounded).
+_CHANGED_SINCE = """
+local head = redis.call('GET', KEYS[1])
+if not head then return false end
+if ARGV[4] ~= '' and redis.call('SISMEMBER', KEYS[3], ARGV[4]) == 1 then return false end
+local n = tonumber(string.match(head, '^(%d+):'))
+local after = tonumber(ARGV[2])
+if n - after > tonumber(ARGV[3]) then return false end
+local seen, addrs = {}, {}
+for b = after + 1, n do
+  local m = redis.call('SMEMBERS', ARGV[1] .. b)
+  if #m == 0 then return false end
+  for _, a in ipairs(m) do
+    if a ~= '' and not seen[a] then seen[a] = true; addrs[#addrs + 1] = a end
+  end
+end
+local vals = {}
+for i = 1, #addrs, 4000 do
+  local part = redis.call('HMGET', KEYS[2], unpack(addrs, i, math.min(i + 3999, #addrs)))
+  for _, v in ipairs(part) do vals[#vals + 1] = v end
+end
+return {head, addrs, vals}
+"""
 NONCE_LOCK_TTL_S = 120.0  # a send holds it for a few RPC round trips; a dead holder frees it after this
 NONCE_LOCK_WAIT_S = 30.0  # how long a sender waits for the nonce lock before giving up
+POOL_CLAIM_TTL_S = 600  # how long the last trade through a pool is remembered
 
 # KEYS: lock, next, inflight; ARGV: lock token. -2: the lock is not ours; -1: resync first
 # (nothing stored, or a holder died between handing a nonce out and knowing its fate).
@@ -139,6 +175,9 @@ class HotState:
         pipe = self.redis.pipeline(transaction=True)
         if mapping:
             pipe.hset(self.key("pools"), mapping=mapping)
+        changed = self.key(f"changed:{block_number}")
+        pipe.sadd(changed, "", *mapping)
+        pipe.expire(changed, CHANGED_TTL_S)
         pipe.set(self.key("head"), f"{block_number}:{block_hash}")
         if cursor is not None:
             pipe.set(self.key("cursor"), _cursor_json(*cursor))
@@ -176,6 +215,25 @@ class HotState:
         pipe.get(self.key("head"))
         raw, head = pipe.execute()
         return {_s(k): pool_from_wire(json.loads(v)) for k, v in raw.items()}, _head(head)
+
+    def changed_since(
+        self, after_block: int, after_hash: str = "", *, max_blocks: int = MAX_CATCH_UP_BLOCKS
+    ) -> tuple[dict[str, PoolState], tuple[int, str] | None] | None:
+        """The pools written with the blocks after ``after_block`` (whose hash the reader
+        saw as ``after_hash``) up to the head, and the head, read at one instant (as
+        ``snapshot`` does for every pool); None when that cannot be told: ``after_hash``
+        was orphaned by a reorg (the reader holds states of a dead branch, and the
+        corrections may sit at or below ``after_block``), a block's set expired or was never
+        written, the gap is longer than ``max_blocks``, no head. Then read ``snapshot``."""
+        got = self.redis.eval(
+            _CHANGED_SINCE, 3, self.key("head"), self.key("pools"), self.key("orphaned"), self.key("changed:"),
+            after_block, max_blocks, after_hash.lower(),
+        )
+        if not got:
+            return None
+        head, addrs, vals = got
+        out = {_s(a): pool_from_wire(json.loads(v)) for a, v in zip(addrs, vals) if v is not None}
+        return out, _head(head)
 
     def delete_pools(self, addresses: Iterable[str]) -> None:
         addrs = list(addresses)
@@ -353,6 +411,28 @@ class HotState:
             return {}
         values = self.redis.mget([self.key(f"cooldown:{p.lower()}") for p in pools])
         return {p.lower(): _s(v) for p, v in zip(pools, values) if v is not None}
+
+    # --------------------------------------------------------------- last trade per pool
+
+    def note_traded(self, pools: Iterable[str], signer: str, nonce: int, tx_hash: str) -> None:
+        """A trade through ``pools`` is about to be sent by ``signer`` at ``nonce``."""
+        value = f"{signer.lower()}:{nonce}:{tx_hash.lower()}"
+        pipe = self.redis.pipeline(transaction=False)
+        for p in pools:
+            pipe.set(self.key(f"traded:{p.lower()}"), value, ex=POOL_CLAIM_TTL_S)
+        pipe.execute()
+
+    def last_trades(self, pools: Sequence[str]) -> dict[str, tuple[str, int, str]]:
+        """The last trade sent through each of ``pools`` (where remembered): pool ->
+        (signer, nonce, tx hash)."""
+        if not pools:
+            return {}
+        out = {}
+        for p, v in zip(pools, self.redis.mget([self.key(f"traded:{p.lower()}") for p in pools])):
+            if v is not None:
+                signer, nonce, tx_hash = _s(v).split(":", 2)
+                out[p.lower()] = (signer, int(nonce), tx_hash)
+        return out
 
     def claim_block(self, block_number: int, block_hash: str, *, ttl_s: int = 3600) -> bool:
         """True exactly once per ``(block_number, block_hash)`` across all workers: call it

@@ -43,9 +43,23 @@ def _show(value: object) -> str:
 
 def norm_address(value: object) -> str:
     """A lower-case 0x address, or ``WireFormatError``."""
+    if type(value) is str:  # the same few thousand addresses arrive in every batch
+        known = _ADDRESSES.get(value)
+        if known is not None:
+            return known
     if not isinstance(value, str) or not _ADDRESS_RE.fullmatch(value):
         raise WireFormatError(f"not an address: {_show(value)}")
-    return value.lower()
+    out = value.lower()
+    if len(_ADDRESSES) >= _ADDRESSES_MAX:
+        _ADDRESSES.clear()
+    _ADDRESSES[value] = out
+    return out
+
+
+#: addresses already checked (as given -> lower-case): a batch of a thousand opportunities
+#: names each pool and token many times; bounded, cleared when full
+_ADDRESSES: dict[str, str] = {}
+_ADDRESSES_MAX = 1 << 16
 
 
 def norm_hash(value: object) -> str:
@@ -145,7 +159,8 @@ def _fee_pips(value: object) -> int:
 
 
 def _req(d: Mapping[str, Any], key: str) -> Any:
-    if not isinstance(d, Mapping):
+    # a decoded message is a dict: the ABC check (typing's, slow) only for anything else
+    if type(d) is not dict and not isinstance(d, Mapping):
         raise WireFormatError(f"expected an object with {key!r}, got {type(d).__name__}")
     if key not in d:
         raise WireFormatError(f"missing field {key!r}")

@@ -121,6 +121,12 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     print("\n== stopping")
+    # no new price moves or blocks announced: the pipeline drains, then what was sent is
+    # followed to its end (beat and the execute workers still run), then everything stops
+    for name, p in procs:
+        if name in ("simulator", "follower") and p.poll() is None:
+            p.terminate()
+    _settle_in_flight(since, timeout_s=20.0)
     for name, p in procs:
         if p.poll() is None:
             p.terminate()  # SIGTERM to the main process: Celery's warm shutdown finishes running tasks
@@ -134,6 +140,28 @@ def main() -> int:
         lifecycle.down()
     print(_progress_line(time.monotonic() - started, since, final=True))
     return 0
+
+
+def _settle_in_flight(since: object, timeout_s: float) -> None:
+    """Let the journal's follow pass finish the transactions still in flight (sent, mined)
+    before the workers stop; a second Ctrl-C skips the wait (they stay in the journal and
+    are followed when the fleet runs again)."""
+    from django.db import close_old_connections
+
+    from webapp.core.models import Execution
+
+    deadline = time.monotonic() + timeout_s
+    quiet = 0  # polls in a row with nothing in flight: the pipeline's last batches may still send
+    try:
+        while time.monotonic() < deadline and quiet < 2:
+            close_old_connections()
+            n = Execution.objects.filter(created_at__gte=since, status__in=("sent", "mined")).count()
+            quiet = quiet + 1 if n == 0 else 0
+            if n:
+                print(f"   waiting for {n} transaction(s) in flight to be final (Ctrl-C to skip)", flush=True)
+            time.sleep(2)
+    except KeyboardInterrupt:
+        pass
 
 
 def _reset_hot_state(chain_id: int) -> None:

@@ -39,6 +39,28 @@ def test_pools_roundtrip_exact_and_versioned(hot: HotState) -> None:
     assert b'"block_hash":"' + H2.encode() in raw and b'"reserve0":"1"' in raw
 
 
+def test_changed_since_reads_only_what_the_missed_blocks_wrote(hot: HotState) -> None:
+    C = "0x" + "33" * 20
+    a, b, c = (V2PoolState(x, T0, T1, 1, 2, 3000, 7) for x in (A, B, C))
+    hot.put_pools([a, b, c], 7, H1)
+    assert hot.changed_since(7, H1) == ({}, (7, H1)), "nothing after the head"
+    b8 = V2PoolState(B, T0, T1, 5, 6, 3000, 8)
+    hot.put_pools([b8], 8, H2)
+    hot.put_pools([], 9, H1)  # a block that changed nothing still counts as seen
+    c10 = V2PoolState(C, T0, T1, 7, 8, 3000, 10)
+    hot.put_pools([c10], 10, H2)
+    assert hot.changed_since(7, H1) == ({B: b8, C: c10}, (10, H2))
+    assert hot.changed_since(8) == ({C: c10}, (10, H2))
+    # what cannot be told is None (the reader then reads every pool)
+    assert hot.changed_since(7, H1, max_blocks=2) is None, "too far behind"
+    assert hot.changed_since(5) is None, "blocks 6 and 7's sets were never written here"
+    hot.redis.delete(hot.key("changed:9"))
+    assert hot.changed_since(8) is None, "an expired block set"
+    hot.put_pools([], 11, H1, orphaned=[H2.upper().replace("0X", "0x")])
+    assert hot.changed_since(10, H2) is None, "the reader's block was orphaned"
+    assert hot.changed_since(10) == ({}, (11, H1))
+
+
 def test_lock_is_exclusive_and_safely_released(hot: HotState) -> None:
     first = hot.scan_lock(ttl_s=5)
     assert first.acquire()

@@ -381,3 +381,19 @@ def test_any_value_anywhere_decodes_or_is_a_wire_format_error(record: str, data:
         decode(mutated(wire, path, value))
     except WireFormatError:
         pass
+
+
+def test_norm_address_remembers_only_checked_addresses() -> None:
+    from arbbot import types
+
+    good = "0x" + "aB" * 20
+    for _ in range(2):  # the second call answers from the cache, identically
+        assert types.norm_address(good) == good.lower()
+    for bad in ("0x" + "zz" * 20, "0x" + "ab" * 19, "0X" + "ab" * 20):
+        for _ in range(2):
+            with pytest.raises(WireFormatError):
+                types.norm_address(bad)
+        assert bad not in types._ADDRESSES
+    for i in range(types._ADDRESSES_MAX + 10):  # bounded: cleared when full
+        types.norm_address("0x" + f"{i:040x}")
+    assert len(types._ADDRESSES) <= types._ADDRESSES_MAX

@@ -97,10 +97,13 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("ARBBOT_LOG_LEVEL", "INFO")},
-}
+# --- logging and tracing (issue 17, observability) -----------------------------------------
+# Log lines: one event a line, JSON in production (ARBBOT_LOG_FORMAT=json, or auto off a
+# terminal), secrets redacted (arbbot.obs.logs). Traces: off unless the standard OTEL_*
+# variables ask for an exporter; the web process instruments Django in webapp/wsgi.py, the
+# workers instrument Celery in workers/celery_app.py (arbbot.obs.tracing).
+from arbbot.obs.logs import logging_config, register_secrets  # noqa: E402
+
+LOGGING = logging_config(ARBBOT.log_format, ARBBOT.log_level)
+register_secrets(SECRET_KEY)  # never in a log line (the signing keys are registered by arbbot.config)
+# --- end of logging and tracing -----------------------------------------------------------

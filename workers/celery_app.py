@@ -1,5 +1,12 @@
 """The one Celery app: broker, queue topology, routing by task module, beat schedule,
-worker heartbeat (liveness) and metrics.
+worker heartbeat (liveness), metrics, and the wiring of logs and traces.
+
+Logs: Celery's own loggers and the tasks' go through ``arbbot.obs.logs`` (the
+``setup_logging`` receiver keeps Celery from installing its formatter); each task starts
+with no context fields of the one before. Traces (when ``OTEL_*`` asks for them,
+``arbbot.obs.tracing``): the SDK is installed in the worker's (or beat's) main process
+before the pool forks, and Celery's instrumentation carries the trace context in each
+message's headers, so a block's trace runs scan -> path -> ml -> execute across queues.
 
 Reliability choices: results are ignored (stages hand batches on, nobody waits);
 ``task_acks_late`` + ``task_reject_on_worker_lost`` are set per task, only on the
@@ -9,6 +16,7 @@ dead-letters to ``dead_letter`` through the ``arbbot.dlx`` exchange.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -33,7 +41,18 @@ if get_settings().metrics_port and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
 django.setup()
 
 from celery import Celery, bootsteps  # noqa: E402
-from celery.signals import beat_init, celeryd_after_setup, worker_init, worker_ready, worker_shutdown  # noqa: E402
+from celery.signals import (  # noqa: E402
+    beat_init,
+    celeryd_after_setup,
+    setup_logging,
+    task_prerun,
+    worker_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
+
+from arbbot.obs import logs, tracing  # noqa: E402
 
 from workers import queues  # noqa: E402
 
@@ -112,6 +131,37 @@ class Heartbeat(bootsteps.StartStopStep):
 app.steps["worker"].add(Heartbeat)
 
 
+@setup_logging.connect
+def _setup_logging(loglevel: Any = None, **_: Any) -> None:
+    level = logging.getLevelName(loglevel) if isinstance(loglevel, int) else (loglevel or settings.log_level)
+    logs.configure(settings.log_format, str(level))
+
+
+@task_prerun.connect
+def _fresh_log_context(**_: Any) -> None:
+    logs.clear()
+
+
+@worker_init.connect
+def _worker_tracing(sender: Any = None, **_: Any) -> None:
+    from workers import runtime
+
+    consume = getattr(getattr(sender, "app", app).amqp.queues, "consume_from", None) or {}
+    runtime.start_tracing("arbbot-worker-" + "-".join(sorted(consume)) if consume else "arbbot-worker")
+
+
+@beat_init.connect
+def _beat_tracing(**_: Any) -> None:
+    from workers import runtime
+
+    runtime.start_tracing("arbbot-beat")
+
+
+@worker_process_shutdown.connect
+def _flush_spans(**_: Any) -> None:
+    tracing.flush()
+
+
 @worker_init.connect
 @beat_init.connect
 def _declare_topology(**_: Any) -> None:
@@ -128,7 +178,6 @@ def _warm_path_kernels(sender: Any = None, instance: Any = None, **_: Any) -> No
     decided about 0.5-0.9 s after its block arrived."""
     consume = getattr(getattr(instance, "app", app).amqp.queues, "consume_from", None) or {}
     if "path" in consume or "execute" in consume:
-        import logging
         import time
 
         from arbbot.paths import _kernels
@@ -144,10 +193,13 @@ def _on_ready(**_: Any) -> None:
 
     touch()
     if settings.metrics_port:
-        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+        from prometheus_client import CollectorRegistry, ProcessCollector, multiprocess, start_http_server
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        # process_* (the workers dashboard): this main process's; the pool children's
+        # resources are not summed (multiprocess mode has no process metrics)
+        ProcessCollector(registry=registry)
         start_http_server(settings.metrics_port, registry=registry)
 
 
@@ -158,8 +210,6 @@ def _say_mode(sender: Any = None, **_: Any) -> None:
     consume = getattr(getattr(sender, "app", app).amqp.queues, "consume_from", None) or {}
     if "execute" not in consume:
         return
-    import logging
-
     from django.db import connections
 
     from workers import runtime
@@ -176,6 +226,7 @@ def _say_mode(sender: Any = None, **_: Any) -> None:
 
 @worker_shutdown.connect
 def _on_shutdown(**_: Any) -> None:
+    tracing.flush()
     try:
         settings.heartbeat_file.unlink()
     except FileNotFoundError:

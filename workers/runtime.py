@@ -1,5 +1,5 @@
-"""Per-process resources the tasks share: the Redis client, and per chain the hot state,
-the scanner, the path engine and the execution runner. Built on first use from the
+"""Per-process resources the tasks share: the Redis client, the tracer (``start_tracing``),
+and per chain the hot state, the scanner, the path engine and the execution runner. Built on first use from the
 database configuration and kept for the life of the worker process (a Scanner or a
 PathEngine is expensive to build and cheap to keep up to date)."""
 
@@ -23,6 +23,7 @@ from arbbot.execution.nonces import NonceManager
 from arbbot.execution.runner import ExecutionRunner, RiskLimits
 from arbbot.execution.submit import SubmissionConfig, Submitter, make_submitter
 from arbbot.hotstate import HotState
+from arbbot.obs import tracing
 from arbbot.paths import resize
 from arbbot.paths.engine import PathEngine
 from arbbot.paths.gas import GasModel
@@ -33,6 +34,20 @@ from arbbot.replay.recording import RecordingWriter
 from arbbot.types import PoolDelta, PoolState
 
 log = logging.getLogger(__name__)
+
+
+def start_tracing(service_name: str) -> bool:
+    """Install the SDK (if ``OTEL_*`` asks for it, ``arbbot.obs.tracing``) and Celery's
+    instrumentation in this process: its publishes carry the trace context in their
+    message headers, and its tasks continue the trace they were sent from."""
+    if not tracing.configure(service_name):
+        return False
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+    instrumentor = CeleryInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+    return True
 
 
 @functools.lru_cache(maxsize=1)
@@ -65,13 +80,15 @@ def scanner(chain_id: int) -> Scanner:
     from webapp.core import selectors
 
     chain = _chain(chain_id)
-    # factories with their start block and backfill cursor, and the pools backfilled
+    # factories with their start block and backfill cursor, the pools backfilled, and
+    # the pool filter (which of them are watched)
     config = ScannerConfig.from_dict(
         {
             "chain_id": chain.chain_id,
             "rpc_urls": chain.rpc_url_list(),
             "multicall": chain.multicall3,
             **selectors.discovery_config(chain_id),
+            "pool_filter": selectors.pool_filter_of(chain_id),
         }
     )
     return Scanner(config, store=hotstate(chain_id))
@@ -101,6 +118,7 @@ def path_stage(chain_id: int) -> PathStage:
             max_hops=strategy.max_hops,
             gas_model=GasModel(),
             max_per_pool=cap,
+            max_cycles=get_settings().path_max_cycles,
         )
     )
     if cached is not None:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 from celery.exceptions import Reject
 from prometheus_client import Counter, Gauge, Histogram
 
+from arbbot import obs
 from arbbot.errors import WireFormatError
+from arbbot.types import Opportunity
 
 log = logging.getLogger("arbbot.stage")
 
@@ -41,6 +43,19 @@ BLOCK_TO_DECISION = Histogram(
     buckets=(0.002, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5),
 )
 GAS_SPENT = Counter("arbbot_gas_spent_wei_total", "Gas paid by sent transactions, wei", ["chain"])
+#: The ml stage's score of every opportunity it decided on (the rule scorer's: profit / gas),
+#: by the model that scored it and its decision (``execute``, ``skip``).
+MODEL_SCORE = Histogram(
+    "arbbot_model_score", "Score of each decided opportunity, by model and decision", ["chain", "model", "decision"],
+    buckets=(0, 0.5, 1, 1.5, 2, 3, 5, 10, 20, 50, 100, 1000),
+)
+
+
+def bind_batch(opps: Sequence[Opportunity]) -> None:
+    """Name a batch's chain and block on its log lines and span, where the batch has one."""
+    chains = {o.chain_id for o in opps}
+    blocks = {o.block_number for o in opps}
+    obs.bind(chain=chains.pop() if len(chains) == 1 else None, block=blocks.pop() if len(blocks) == 1 else None)
 
 
 def rejects_malformed(fn: F) -> F:

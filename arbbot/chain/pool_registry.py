@@ -10,7 +10,8 @@ one ``tickBitmap`` walker (``arbbot.chain.multicall.read_v3_ticks``). Token meta
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from sys import intern
+from typing import Any, Iterable, Mapping, Sequence
 
 from arbbot.chain.discovery import PoolInfo
 from arbbot.chain.multicall import (
@@ -25,6 +26,7 @@ from arbbot.chain.multicall import (
     decode_uint,
     read_v3_ticks,
 )
+from arbbot.chain.pool_filter import PoolFilter
 from arbbot.errors import ArbbotError
 from arbbot.types import PoolState, V2PoolState, V3PoolState
 
@@ -36,31 +38,128 @@ class ScanError(ArbbotError):
 
 
 class PoolRegistry:
-    """One chain's pools. ``v3_ticks`` off: V3 states keep the ticks they had (or none)."""
+    """One chain's pools. ``v3_ticks`` off: V3 states keep the ticks they had (or none).
 
-    def __init__(self, mc: SubCallRunner, *, v3_ticks: bool = True, infos: Iterable[PoolInfo] = ()) -> None:
+    ``infos`` holds every pool known (discovered, configured or adopted), so a pool is
+    never discovered twice and its logs are recognised; ``watched`` the ones the filter
+    admits, the only ones read, refreshed and published; ``pending`` the ones the token
+    rules admit that wait for the liquidity rule (``arbbot.chain.pool_filter``);
+    ``states`` the latest state of each watched pool only. What is kept per pool that is
+    not watched is its ``PoolInfo`` (token and factory strings interned: a chain has far
+    fewer tokens than pools)."""
+
+    def __init__(
+        self, mc: SubCallRunner, *, v3_ticks: bool = True, infos: Iterable[PoolInfo] = (),
+        pool_filter: PoolFilter | None = None,
+    ) -> None:
         self.mc = mc
         self.v3_ticks = v3_ticks
-        self.infos: dict[str, PoolInfo] = {i.address.lower(): i for i in infos}
+        self.filter = pool_filter or PoolFilter()
+        self.infos: dict[str, PoolInfo] = {}
+        self.watched: set[str] = set()
+        self.pending: set[str] = set()
+        self.liquid_tokens: set[str] = set()  # tokens with a watched pool against the quote token
+        self._waiting: dict[str, set[str]] = {}  # token -> pending pools without the quote token
         self.states: dict[str, PoolState] = {}
+        self.register(infos)
+
+    # ------------------------------------------------------------------ admission
 
     def register(self, infos: Iterable[PoolInfo]) -> list[PoolInfo]:
-        """Add pools not known yet; returns the ones that were new."""
-        new = [i for i in infos if i.address.lower() not in self.infos]
-        for i in new:
-            self.infos[i.address.lower()] = i
-        return new
+        """Add pools not known yet; returns those of them watched from now on (the token
+        rules admit them, and the liquidity rule, if any, needs no state for them)."""
+        watched = []
+        for i in infos:
+            a = i.address.lower()
+            if a in self.infos:
+                continue
+            i = _interned(i, a)
+            self.infos[a] = i
+            f = self.filter
+            if not f.admits_tokens(i):
+                continue
+            if not f.needs_state or (not f.holds_quote(i) and self._tokens_liquid(i)):
+                self._watch(a)
+                watched.append(i)
+                continue
+            self.pending.add(a)
+            if not f.holds_quote(i):
+                for t in (i.token0, i.token1):
+                    self._waiting.setdefault(t, set()).add(a)
+        return watched
 
-    def adopt(self, states: Mapping[str, PoolState]) -> None:
-        """Take ``states`` (another worker's, from the store) as the latest, registering
-        the pools among them not known yet from what their states say."""
-        self.states = dict(states)
-        for a, s in self.states.items():
+    def admit(self, states: Iterable[PoolState]) -> tuple[list[PoolState], set[str]]:
+        """Pending pools holding the quote token whose ``states`` pass the liquidity rule
+        become watched, with those states as their latest; returns them, and the pending
+        pools without the quote token that this made admissible (both tokens now liquid:
+        watched from now on, with no state yet: the caller reads them)."""
+        admitted: list[PoolState] = []
+        unlocked: set[str] = set()
+        for s in states:
+            a = s.address
+            if a not in self.pending or not self.filter.holds_quote(self.infos[a]) or not self.filter.deep_enough(s):
+                continue
+            unlocked |= self._watch(a)
+            self.states[a] = s
+            admitted.append(s)
+        return admitted, unlocked
+
+    def _watch(self, a: str) -> set[str]:
+        """Watch ``a``; returns the waiting pools that became watched through it."""
+        self.pending.discard(a)
+        self.watched.add(a)
+        if not self.filter.needs_state:
+            return set()
+        info = self.infos[a]
+        q = self.filter.min_liquidity_token
+        if q not in (info.token0, info.token1):
+            return set()
+        other = info.token1 if info.token0 == q else info.token0
+        if other in self.liquid_tokens:
+            return set()
+        self.liquid_tokens.add(other)
+        unlocked = set()
+        for b in sorted(self._waiting.pop(other, ())):
+            if b in self.pending and self._tokens_liquid(self.infos[b]):
+                self.pending.discard(b)
+                self.watched.add(b)
+                unlocked.add(b)
+        return unlocked
+
+    def _tokens_liquid(self, info: PoolInfo) -> bool:
+        return info.token0 in self.liquid_tokens and info.token1 in self.liquid_tokens
+
+    def quote_pending(self) -> list[str]:
+        """Pending pools holding the quote token (the ones a state can admit), sorted."""
+        return sorted(a for a in self.pending if self.filter.holds_quote(self.infos[a]))
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def adopt(self, states: Mapping[str, PoolState], *, replace: bool = True) -> None:
+        """Take ``states`` (another worker's, from the store) as the latest (``replace``:
+        as every state; else as changes to the states held), registering the pools among
+        them not known yet from what their states say. The store holds watched pools only:
+        each is watched here too."""
+        if replace:
+            self.states = dict(states)
+        else:
+            self.states.update(states)
+        for a, s in states.items():
             if a not in self.infos:
-                self.infos[a] = PoolInfo(
+                self.infos[a] = _interned(PoolInfo(
                     a, s.kind, s.token0, s.token1, s.fee_pips,
                     s.tick_spacing if isinstance(s, V3PoolState) else 0,
-                )
+                ), a)
+            if a not in self.watched:
+                self._watch(a)
+
+    def snapshot(self) -> tuple[Any, ...]:
+        """Everything ``restore`` needs to undo what happens after (a failed reorg repair)."""
+        return (dict(self.infos), set(self.watched), set(self.pending), set(self.liquid_tokens),
+                {t: set(v) for t, v in self._waiting.items()}, dict(self.states))
+
+    def restore(self, snap: tuple[Any, ...]) -> None:
+        self.infos, self.watched, self.pending, self.liquid_tokens, self._waiting, self.states = snap
 
     def forget_after(self, block_number: int) -> set[str]:
         """Forget the pools created after ``block_number`` (on a branch a reorg orphaned);
@@ -69,17 +168,22 @@ class PoolRegistry:
         for a in dropped:
             self.infos.pop(a, None)
             self.states.pop(a, None)
+            self.watched.discard(a)
+            self.pending.discard(a)
         return dropped
 
     def update(self, states: Iterable[PoolState]) -> None:
         for s in states:
             self.states[s.address] = s
 
+    # ------------------------------------------------------------------ reading
+
     def read(
-        self, addrs: Sequence[str], block: int | str, block_number: int, *, with_ticks: bool = True
+        self, addrs: Sequence[str], block: int | str, block_number: int, *, with_ticks: bool = True,
+        keep: bool = True,
     ) -> list[PoolState]:
-        """Read ``addrs`` (known pools) at ``block`` (number or hash) and make the states
-        the latest; in the order given, V2 pools first."""
+        """Read ``addrs`` (known pools) at ``block`` (number or hash) and, with ``keep``,
+        make the states the latest; in the order given, V2 pools first."""
         v2 = [a for a in addrs if self.infos[a].kind == "v2"]
         v3 = [a for a in addrs if self.infos[a].kind == "v3"]
         calls: list[SubCall] = [cached_subcall(a, SEL_GET_RESERVES) for a in v2]
@@ -109,12 +213,32 @@ class PoolRegistry:
                 V3PoolState(a, info.token0, info.token1, info.fee_pips, info.tick_spacing, s0[0], s0[1], liq,
                             ticks, block_number)
             )
-        self.update(out)
+        if keep:
+            self.update(out)
         return out
 
     def read_all(self, block: int | str, block_number: int) -> list[PoolState]:
-        """Every known pool at ``block``, in address order (V2 first)."""
-        return self.read(sorted(self.infos), block, block_number, with_ticks=True)
+        """Every watched pool at ``block``, after screening the pending pools that hold the
+        quote token there (read without ticks; those deep enough, and the pools that made
+        admissible, join the watched). V2 first, each kind in address order."""
+        quote = self.quote_pending()
+        fresh: dict[str, PoolState] = {}
+        if quote:
+            admitted, _ = self.admit(self.read(quote, block, block_number, with_ticks=False, keep=False))
+            # V2 states read just now are final; V3 ones are read again below, with ticks
+            fresh = {s.address: s for s in admitted if isinstance(s, V2PoolState)}
+        out = self.read(sorted(self.watched.difference(fresh)), block, block_number, with_ticks=True)
+        if not fresh:
+            return out
+        return sorted([*out, *fresh.values()], key=lambda s: (s.kind, s.address))
+
+
+def _interned(info: PoolInfo, address: str) -> PoolInfo:
+    """``info`` with lower-case addresses, token and factory strings interned."""
+    return PoolInfo(
+        address, info.kind, intern(info.token0.lower()), intern(info.token1.lower()), info.fee_pips,
+        info.tick_spacing, intern(info.factory.lower()), info.created_block,
+    )
 
 
 __all__ = ["PoolRegistry", "ScanError"]

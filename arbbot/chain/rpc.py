@@ -14,22 +14,30 @@ raised as ``RpcError`` with ``code``/``data`` and never trips a breaker or fails
 
 web3's contract ``.call()`` manages ~250 calls/s here; a raw batch of pre-encoded
 ``eth_call``s 16-32k/s. So the hot paths build requests themselves and decode by slicing.
+
+Each ``call``/``batch`` is a client span (``arbbot.obs.tracing``; a no-op while tracing is
+off): the method (a batch: ``batch:<method>`` or ``batch:mixed``), the batch size, the
+endpoint that answered, the endpoints that failed; never the parameters.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit
 
 import requests
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import Counter, Gauge, Histogram
 
 from arbbot.errors import RpcError
+from arbbot.obs import tracing
 
 RPC_LATENCY = Histogram(
     "arbbot_rpc_request_seconds",
@@ -216,6 +224,7 @@ class RpcClient:
         return body
 
     def _post(self, payload: Any, method: str = "call", idempotent: bool | None = None) -> Any:
+        span = trace.get_current_span()  # this call's (``_rpc_span``), or a no-op one
         if idempotent is None:
             idempotent = _idempotent(method)
         last = "no endpoint available"
@@ -233,11 +242,15 @@ class RpcClient:
                 except _Transport as exc:
                     last = str(exc)
                     self._fail(ep, last)
+                    if span.is_recording():
+                        span.add_event("endpoint failed", {"endpoint": ep.label, "error": last[:200]})
                     if exc.maybe_sent and not idempotent:
                         # the node may have executed it (a send, a mine): never repeat blindly
                         raise RpcError(f"{method}: {last} (not retried: not idempotent)") from exc
                     continue
                 self._ok(ep)
+                if span.is_recording():
+                    span.set_attribute("server.address", ep.label)
                 return body
             if all_open:
                 raise RpcUnavailable(f"all RPC endpoints down ({self._labels()}): {last}")
@@ -257,15 +270,16 @@ class RpcClient:
         return first
 
     def call(self, method: str, params: Sequence[Any] = ()) -> Any:
-        reply = self._post(
-            {"jsonrpc": "2.0", "id": self._next_ids(1), "method": method, "params": list(params)}, method
-        )
-        if not isinstance(reply, dict):
-            raise RpcError(f"{method}: reply is not an object: {str(reply)[:200]}")
-        if "error" in reply:
-            err = reply["error"] or {}
-            raise RpcError(f"{method}: {err.get('message')}", code=err.get("code"), data=err.get("data"))
-        return reply.get("result")
+        with _rpc_span(method, 1):
+            reply = self._post(
+                {"jsonrpc": "2.0", "id": self._next_ids(1), "method": method, "params": list(params)}, method
+            )
+            if not isinstance(reply, dict):
+                raise RpcError(f"{method}: reply is not an object: {str(reply)[:200]}")
+            if "error" in reply:
+                err = reply["error"] or {}
+                raise RpcError(f"{method}: {err.get('message')}", code=err.get("code"), data=err.get("data"))
+            return reply.get("result")
 
     def batch(self, calls: Sequence[tuple[str, Sequence[Any]]], *, raise_errors: bool = True) -> list[Any]:
         """One HTTP request for many calls; results in the order given. With
@@ -278,7 +292,13 @@ class RpcClient:
         ]
         methods = {m for m, _ in calls}
         label = "batch:" + (methods.pop() if len(methods) == 1 else "mixed")
-        replies = self._post(payload, label, all(m in _READ_ONLY for m, _ in calls))
+        with _rpc_span(label, len(calls)):
+            return self._batch_replies(calls, first, self._post(payload, label, all(m in _READ_ONLY for m, _ in calls)),
+                                       raise_errors)
+
+    def _batch_replies(
+        self, calls: Sequence[tuple[str, Sequence[Any]]], first: int, replies: Any, raise_errors: bool
+    ) -> list[Any]:
         if isinstance(replies, dict) and "error" in replies:
             e = replies["error"] or {}
             raise RpcError(f"batch: {e.get('message')}", code=e.get("code"), data=e.get("data"))
@@ -311,6 +331,31 @@ class RpcClient:
     def eth_call(self, to: str, data: str, block: str | int = "latest") -> str:
         tag = hex(block) if isinstance(block, int) else block
         return str(self.call("eth_call", [{"to": to, "data": data}, tag]))
+
+
+_UNTRACED = contextlib.nullcontext()
+
+
+def _rpc_span(method: str, size: int) -> contextlib.AbstractContextManager[None]:
+    """The call's span; with tracing off not even the API's no-op one (a call can be ~30 µs)."""
+    return _traced(method, size) if tracing.enabled() else _UNTRACED
+
+
+@contextlib.contextmanager
+def _traced(method: str, size: int) -> Iterator[None]:
+    with tracing.tracer.start_as_current_span(
+        f"rpc {method}", kind=SpanKind.CLIENT, record_exception=False, set_status_on_exception=False
+    ) as span:
+        if not span.is_recording():
+            yield
+            return
+        span.set_attributes({"rpc.system": "jsonrpc", "rpc.method": method, "arbbot.rpc.batch_size": size})
+        try:
+            yield
+        except RpcError as exc:
+            # the kind and the node's code only: a node's message may quote the parameters
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__} code={getattr(exc, 'code', None)}"))
+            raise
 
 
 class _Transport(Exception):

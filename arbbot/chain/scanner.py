@@ -52,6 +52,13 @@ scanner follows the factory's new pools from the head onward and logs that ``arb
 backfill`` should be run. Known pools without a stored state (a worker restarted after a
 backfill) are read a few hundred per block, with that block's changes.
 
+What is watched: every pool discovered or configured is known (``infos``), but only the
+ones the pool filter admits (``config.pool_filter``, ``arbbot.chain.pool_filter``) are
+read, refreshed and published (``watched``). With a minimum liquidity, the pools waiting
+for it are screened at each full refresh and judged by their own ``Sync``/``Swap`` logs in
+every block (the block's logs come anyway); one that passes is published in that block, and
+the pools without the quote token that this makes admissible are read over the next blocks.
+
 Reorgs: a block whose ``parentHash`` differs from the stored hash (or a head whose hash
 differs at a known height) starts a walk back to the common ancestor; the pools touched by
 the orphaned blocks and by the new canonical blocks are re-read at the new head and
@@ -64,6 +71,7 @@ from __future__ import annotations
 
 import logging
 import time
+from itertools import islice
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -142,7 +150,9 @@ class Scanner:
         )
         self.store = store
         self.factories: dict[str, Factory] = {f.address: f for f in config.factories}
-        self.pool_registry = PoolRegistry(self.mc, v3_ticks=config.v3_ticks, infos=config.pools)
+        self.pool_registry = PoolRegistry(
+            self.mc, v3_ticks=config.v3_ticks, infos=config.pools, pool_filter=config.pool_filter
+        )
         self.token_registry = TokenRegistry(
             self.rpc, self.mc, store, chain_id=config.chain_id, read_metadata=config.read_tokens,
             check_transfers=config.check_transfers, check_attempts=config.transfer_check_attempts,
@@ -161,12 +171,17 @@ class Scanner:
 
     @property
     def infos(self) -> dict[str, PoolInfo]:
-        """Known pools by address (the pool registry's)."""
+        """Known pools by address, watched or not (the pool registry's)."""
         return self.pool_registry.infos
 
     @property
+    def watched(self) -> set[str]:
+        """The pools the filter admits: the only ones read and published."""
+        return self.pool_registry.watched
+
+    @property
     def pools(self) -> dict[str, PoolState]:
-        """Latest state of each known pool (the pool registry's)."""
+        """Latest state of each watched pool (the pool registry's)."""
         return self.pool_registry.states
 
     @property
@@ -180,11 +195,17 @@ class Scanner:
         return self.token_registry.unchecked
 
     def add_pools(self, infos: Iterable[PoolInfo], *, block: int | str = "latest") -> list[PoolInfo]:
-        """Register pools and their unknown tokens (read at ``block``). Returns the new pools."""
-        new = self.pool_registry.register(infos)
-        if new:
-            self.token_registry.register({t for i in new for t in (i.token0, i.token1)}, block)
-        return new
+        """Register pools, and the unknown tokens (read at ``block``) of those the filter
+        lets be watched now. Returns the latter."""
+        watched = self.pool_registry.register(infos)
+        self._register_tokens(watched, block)
+        return watched
+
+    def _register_tokens(self, pools: Iterable[PoolInfo | PoolState], block: int | str) -> None:
+        """Register the unknown tokens of newly watched ``pools`` (read at ``block``)."""
+        tokens = {t for p in pools for t in (p.token0, p.token1)}
+        if tokens:
+            self.token_registry.register(tokens, block)
 
     def read_pools(
         self, addrs: Sequence[str], block: int | str, block_number: int, *, with_ticks: bool = True
@@ -193,11 +214,13 @@ class Scanner:
         return self.pool_registry.read(addrs, block, block_number, with_ticks=with_ticks)
 
     def full_refresh(self, block: int | str, block_number: int | None = None) -> list[PoolState]:
-        """Read every known pool at ``block`` (number or hash) through Multicall3; updates
-        ``pools`` and returns the states (in address order)."""
+        """Read every watched pool at ``block`` (number or hash) through Multicall3, after
+        screening the pools waiting for the filter's liquidity rule (``PoolRegistry.read_all``);
+        updates ``pools`` and returns the states (V2 first, in address order)."""
         if block_number is None:
             block_number = block if isinstance(block, int) else self.rpc.block_number()
         states = self.pool_registry.read_all(block, block_number)
+        self._register_tokens(states, block)
         self.stats.full_refreshes += 1
         return states
 
@@ -244,6 +267,8 @@ class Scanner:
             "last_block": self.last_block,
             "last_error": self.last_error,
             "pools": len(self.pools),
+            "pools_known": len(self.infos),
+            "pools_watched": len(self.watched),
             "rpc": rpc,
         }
 
@@ -335,28 +360,53 @@ class Scanner:
     def _apply_block(self, h: _Header, logs: list[dict[str, Any]]) -> PoolDelta:
         ev = block_events(logs, self.infos, self.factories)
         self.add_pools(ev.created, block=h.hash)
+        reg = self.pool_registry
+        watched = reg.watched
         changed: dict[str, PoolState] = {}
-        reread = set(ev.reread)
+        reread = {a for a in ev.reread if a in watched}
         if self.unread:
-            take = sorted(self.unread)[: self.config.unread_pools_per_block]
+            take = list(islice(self.unread, self.config.unread_pools_per_block))  # no sort of 100k
             self.unread.difference_update(take)
-            reread.update(a for a in take if a in self.infos)
+            reread.update(a for a in take if a in watched)
         for i in ev.created:
+            if i.address not in watched:
+                continue
             if i.kind == "v2":
                 changed[i.address] = V2PoolState(i.address, i.token0, i.token1, 0, 0, i.fee_pips, h.number)
             else:
                 reread.add(i.address)
+        # a pool waiting for the liquidity rule is judged by the state its logs give
+        candidates: list[PoolState] = []
         for a, r in ev.reserves.items():
+            if a not in watched and a not in reg.pending:
+                continue
             info = self.infos[a]
-            changed[a] = V2PoolState(a, info.token0, info.token1, r.reserve0, r.reserve1, info.fee_pips, h.number)
+            s2 = V2PoolState(a, info.token0, info.token1, r.reserve0, r.reserve1, info.fee_pips, h.number)
+            if a in watched:
+                changed[a] = s2
+            else:
+                candidates.append(s2)
         for a, sw in ev.swaps.items():
-            if a in reread:
+            if a in reread or (a not in watched and a not in reg.pending):
                 continue
             prev = self.pools.get(a)
             info = self.infos[a]
             ticks = prev.ticks if isinstance(prev, V3PoolState) else ()
-            changed[a] = V3PoolState(a, info.token0, info.token1, info.fee_pips, info.tick_spacing,
-                                     sw.sqrt_price_x96, sw.tick, sw.liquidity, ticks, h.number)
+            s3 = V3PoolState(a, info.token0, info.token1, info.fee_pips, info.tick_spacing,
+                             sw.sqrt_price_x96, sw.tick, sw.liquidity, ticks, h.number)
+            if a in watched:
+                changed[a] = s3
+            else:
+                candidates.append(s3)
+        if candidates:
+            admitted, unlocked = reg.admit(candidates)
+            for new in admitted:
+                if isinstance(new, V3PoolState):
+                    reread.add(new.address)  # its ticks
+                else:
+                    changed[new.address] = new
+            self.unread |= unlocked  # read a few hundred per block, like a restart's
+            self._register_tokens([*admitted, *(self.infos[a] for a in unlocked)], h.hash)
         if reread:
             for s in self.read_pools(sorted(reread), h.hash, h.number, with_ticks=True):
                 changed[s.address] = s
@@ -375,12 +425,13 @@ class Scanner:
         """Walk back to the common ancestor, re-read what the orphaned and the new blocks
         touched at ``head`` and return one correction delta there. All or nothing: if the
         node fails half-way, the in-memory view is restored and the next poll retries."""
-        reg = self.pool_registry
-        saved = (self.last_block, OrderedDict(self.hashes), dict(self.touched), dict(reg.infos), dict(reg.states))
+        saved = (self.last_block, OrderedDict(self.hashes), dict(self.touched))
+        registry = self.pool_registry.snapshot()
         try:
             return self._reorg_inner(head)
         except BaseException:
-            self.last_block, self.hashes, self.touched, reg.infos, reg.states = saved
+            self.last_block, self.hashes, self.touched = saved
+            self.pool_registry.restore(registry)
             raise
 
     def _reorg_inner(self, head: _Header) -> PoolDelta:
@@ -407,7 +458,7 @@ class Scanner:
             self.check_tokens(states, head.hash)
             self.hashes.clear()
             self.touched.clear()
-            self._remember(head, set(self.infos))
+            self._remember(head, set(self.watched))
             self._commit(states, head, orphaned=orphaned)
             return self._delta(head, states, reorg=True, orphaned=orphaned)
 
@@ -417,7 +468,7 @@ class Scanner:
         for k in orphaned_blocks:
             t = self.touched.get(k)
             if t is None:  # undo info lost (restarted worker): be safe
-                affected = set(self.infos)
+                affected = set(self.watched)
                 break
             affected |= t
         # pools created on the orphaned branch are forgotten; the new branch re-creates them
@@ -444,7 +495,7 @@ class Scanner:
                 affected |= touched
         if headers and headers[-1].hash != head.hash:
             head = headers[-1]
-        affected = {a for a in affected if a in self.infos}
+        affected &= self.watched
         states = self.read_pools(sorted(affected), head.hash, head.number, with_ticks=True)
         self.check_tokens(states, head.hash)
         for hk in headers:
@@ -510,11 +561,20 @@ class Scanner:
         last, hashes = cur
         if self.last_block == last and hashes and self.hashes.get(last) == hashes[-1][1]:
             return
+        # The other worker went on from a block we processed too: only what it changed since
+        # (reading 100k pools whole takes seconds); else every pool.
+        mine = self.last_block
+        got = None
+        if mine is not None and self.hashes.get(mine) is not None and dict(hashes).get(mine) == self.hashes[mine]:
+            got = self.store.changed_since(mine, self.hashes[mine])
         self.last_block = last
         self.hashes = OrderedDict(hashes)
         self.touched = {}  # unknown for blocks we did not process: reorgs re-read everything
-        self.pool_registry.adopt(self.store.get_pools())
-        self.unread = {a for a in self.infos if a not in self.pools}
+        if got is not None:
+            self.pool_registry.adopt(got[0], replace=False)
+        else:
+            self.pool_registry.adopt(self.store.get_pools())
+        self.unread = {a for a in self.watched if a not in self.pools}
 
     def _set_healthy(self, ok: bool, err: str) -> None:
         self.healthy = ok

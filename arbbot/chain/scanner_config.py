@@ -1,7 +1,7 @@
 """``ScannerConfig``: everything a ``Scanner`` needs to follow one chain.
 
 Owns the scanner's settings and their defaults (endpoints, Multicall3 address, factories
-and known pools, batching, reorg depth, token checks), and their parsing from plain
+and known pools, the pool filter, batching, reorg depth, token checks), and their parsing from plain
 YAML/Django values (``from_dict``). Imported through ``arbbot.chain.scanner`` by callers.
 """
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from arbbot.chain.discovery import Factory, PoolInfo
+from arbbot.chain.pool_filter import PoolFilter
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class ScannerConfig:
     multicall: str
     factories: tuple[Factory, ...] = ()
     pools: tuple[PoolInfo, ...] = ()
+    pool_filter: PoolFilter = PoolFilter()  # which known pools are watched
     rpc_timeout_s: float = 5.0
     rpc_retries: int = 1
     breaker_threshold: int = 3
@@ -51,13 +53,19 @@ class ScannerConfig:
             f if isinstance(f, Factory) else Factory(**dict(f)) for f in d.get("factories", ())
         )
         pools = tuple(p if isinstance(p, PoolInfo) else PoolInfo(**dict(p)) for p in d.get("pools", ()))
-        extra = {k: v for k, v in d.items() if k not in ("rpc_urls", "factories", "pools", "chain_id", "multicall")}
+        flt = d.get("pool_filter")
+        pool_filter = flt if isinstance(flt, PoolFilter) else PoolFilter.from_dict(flt)
+        extra = {
+            k: v for k, v in d.items()
+            if k not in ("rpc_urls", "factories", "pools", "pool_filter", "chain_id", "multicall")
+        }
         return cls(
             chain_id=int(d["chain_id"]),
             rpc_urls=(urls,) if isinstance(urls, str) else tuple(urls),
             multicall=str(d["multicall"]).lower(),
             factories=factories,
             pools=pools,
+            pool_filter=pool_filter,
             **extra,
         )
 

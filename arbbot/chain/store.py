@@ -35,6 +35,12 @@ class Store(Protocol):
     def get_pools(self) -> Mapping[str, PoolState]:
         """Every stored pool state by address."""
 
+    def changed_since(
+        self, after_block: int, after_hash: str = ""
+    ) -> tuple[Mapping[str, PoolState], tuple[int, str] | None] | None:
+        """The states written with the blocks after ``after_block`` (seen with hash
+        ``after_hash``), and the head; None when the store cannot tell (then ``get_pools``)."""
+
     def load_cursor(self) -> tuple[int, list[tuple[int, str]]] | None:
         """The cursor the last ``put_pools`` wrote, or None before the first."""
 

@@ -36,6 +36,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Iterator, Protocol
 
+from prometheus_client import Counter
 from redis.exceptions import LockNotOwnedError
 
 from arbbot.chain.rpc import RpcClient
@@ -44,6 +45,14 @@ from arbbot.errors import ArbbotError, RpcError
 from arbbot.hotstate import NONCE_LOCK_TTL_S, NONCE_LOCK_WAIT_S, HotState
 
 log = logging.getLogger(__name__)
+
+#: A resync that found the stored next nonce differing from the node's: ``ours_ahead``
+#: (nonces handed out never reached the node: a hole every later transaction would wait
+#: behind, closed by reusing them) or ``node_ahead`` (the account sent from elsewhere, or a
+#: lost note of our own send).
+NONCE_GAPS = Counter(
+    "arbbot_nonce_gaps_total", "Resyncs that found our next nonce differing from the node's", ["chain", "direction"]
+)
 
 
 class NonceLockBusy(ArbbotError):
@@ -103,7 +112,13 @@ class NonceSession:
         pending = int(self.rpc.call("eth_getTransactionCount", [self.address, "pending"]), 16)
         opened = [nonce for nonce, _ in self.hot.open_txs(self.address).values()]
         nxt = max([pending, *(n + 1 for n in opened)])
+        stored, _ = self.hot.nonce_peek(self.address)
         self.hot.nonce_reset(self.address, self.token, nxt)
+        if stored is not None and stored != nxt:
+            direction = "ours_ahead" if stored > nxt else "node_ahead"
+            NONCE_GAPS.labels(chain=str(self.hot.chain_id), direction=direction).inc()
+            log.warning("nonce gap on %s: stored next %s, node says %s (%s); resynced", self.address, stored, nxt,
+                        direction)
         return nxt
 
     def note_sent(self, nonce: int, tx_hash: str, worst_gas_wei: int) -> None:

@@ -22,8 +22,10 @@ Order of checks, cheapest first; every refusal is a result that says why:
 4. ``dry-run`` stops there (``simulated``, no profit); ``paper`` records the simulated
    profit as if executed; ``live`` takes the account's nonce lock (``arbbot.execution.nonces``)
    and, inside it, right before signing, checks again: kill switch, daily loss with the
-   worst-case gas of every open transaction reserved, max open transactions, and the fee
-   (re-quoted when the lock took long); then signs with ``minProfit`` = the re-validated
+   worst-case gas of every open transaction reserved, max open transactions, the fee
+   (re-quoted when the lock took long), and that no trade of ours through one of its pools
+   was still unmined at the simulated block (it would land first and make this one revert:
+   ``HotState.note_traded``); then signs with ``minProfit`` = the re-validated
    profit, so any further adverse move reverts on-chain instead of losing money, persists
    the signed bytes in the journal, and only then sends them: to the node, or as a bundle
    to the chain's private relays (``submitter``);
@@ -222,15 +224,21 @@ class ExecutionRunner:
         call: dict[str, Any] = {"to": self.executor, "data": calldata}
         if sender:
             call["from"] = sender
+        fee_requests = fees.fee_requests(self.fee_policy)
+        # the sender's mined count at the simulated block: which of its own trades the
+        # simulation already saw (``_stacked_refusal``)
+        mined_count_request = [("eth_getTransactionCount", [sender, "latest"])] if sender else []
         requests: list[tuple[str, list[Any]]] = [
             ("eth_call", [call, "latest"]), ("eth_estimateGas", [call, "latest"]), ("eth_blockNumber", []),
-            *((method, list(params)) for method, params in fees.fee_requests(self.fee_policy)),
+            *((method, list(params)) for method, params in (*fee_requests, *mined_count_request)),
         ]
         if self.revalidate is not None:
             replies = list(self.revalidate(requests, sized, opp))
         else:
             replies = self.rpc.batch(requests, raise_errors=False)
         sim, est, head_raw = replies[:3]
+        fee_replies = replies[3:3 + len(fee_requests)]
+        mined_count = replies[3 + len(fee_requests)] if mined_count_request else None
         if isinstance(sim, RpcError):
             why = decode_revert(_revert_data(sim))
             if why.startswith("ProfitTooLow"):
@@ -246,7 +254,7 @@ class ExecutionRunner:
 
         # 3. the profit check at the fee offered
         try:
-            quote = fees.quote_from_replies(replies[3:], self.fee_policy)
+            quote = fees.quote_from_replies(fee_replies, self.fee_policy)
         except fees.FeeError as exc:
             return result("dropped", f"fees: {exc}", extra=extra)
         refused = self._unprofitable(opp, simulated_profit, gas_limit, quote, extra)
@@ -273,7 +281,10 @@ class ExecutionRunner:
                     if refused:
                         return result("dropped", refused, extra=extra)
                 worst = quote.worst_case_cost(gas_limit)
-                refused = self._kill_switch_refusal() or self._locked_refusal(session, worst)
+                refused = (
+                    self._kill_switch_refusal() or self._locked_refusal(session, worst)
+                    or self._stacked_refusal(opp.pools, mined_count)
+                )
                 if refused:
                     return result("dropped", refused, extra=extra)
                 route = "private" if self.submitter is not None else "public"
@@ -294,6 +305,11 @@ class ExecutionRunner:
                         final_predicted_profit=sized.profit,
                     ))
 
+                def before_send(signed: Signed) -> None:
+                    record(signed)
+                    if self.hot is not None:
+                        self.hot.note_traded(opp.pools, signed.sender, signed.nonce, signed.tx_hash)
+
                 def broadcast(signed: Signed) -> None:
                     if self.submitter is None:
                         self.rpc.call("eth_sendRawTransaction", [signed.raw])
@@ -301,7 +317,7 @@ class ExecutionRunner:
                         submitted.append(self.submitter.submit(signed.raw, head + 1))
 
                 tx_hash = session.send(
-                    self.signer, worst_gas_wei=worst, before_send=record, broadcast=broadcast, to=self.executor,
+                    self.signer, worst_gas_wei=worst, before_send=before_send, broadcast=broadcast, to=self.executor,
                     data=guarded, gas=gas_limit, **quote.signer_fields(),
                 )
         except NonceLockBusy as exc:
@@ -377,6 +393,29 @@ class ExecutionRunner:
                     f"daily loss limit: PnL today {pnl} wei, {reserved} wei reserved by {len(opened)} open "
                     f"transactions, this one may cost {worst_gas_wei} wei, limit -{limit} wei"
                 )
+        return None
+
+    def _stacked_refusal(self, pools: Sequence[str], mined_count: Any) -> str | None:
+        """Why not to send a trade through a pool that one of our trades, not yet mined when
+        this one was simulated, goes through: simulated on the state before that trade, it
+        would revert on-chain (paying gas) once that trade lands first. Read under the
+        nonce lock, so two senders of the account cannot both pass."""
+        if self.hot is None:
+            return None
+        try:
+            last = self.hot.last_trades(list(pools))
+        except Exception as exc:  # fails closed: unknown is not "free"
+            return f"in-flight trades unknown: {type(exc).__name__}: {exc}"
+        me = self.signer.address.lower() if self.signer else None
+        for pool, (signer, nonce, tx_hash) in last.items():
+            if signer == me and isinstance(mined_count, str) and int(mined_count, 16) > nonce:
+                continue  # mined before the simulated block: the simulation saw it
+            if signer != me and tx_hash not in self.hot.open_txs(signer):
+                continue  # another account's trade, settled
+            return (
+                f"pool {pool} is in flight: trade {tx_hash} (nonce {nonce}) through it was not mined at the "
+                "block this one was simulated on"
+            )
         return None
 
     def settle(self, pending: Pending, *, timeout_s: float | None = None) -> ExecutionResult:

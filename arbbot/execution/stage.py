@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
+from arbbot import obs
 from arbbot.execution.follow import TxJournal
 from arbbot.execution.runner import Attempt, ExecutionRunner, Pending, attempt_of
 from arbbot.types import ExecutionResult, ScoredOpportunity
@@ -59,28 +60,13 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
     results = []
     sent = []  # their decision latency is written after the batch: no next decision waits on it
     for s in batch:
-        if not journal.claim(s):
-            log.info("already executed or claimed: %s", s.opportunity.key)
+        o = s.opportunity
+        with obs.scope("execute.opportunity", chain=o.chain_id, block=o.block_number, path_id=o.path_id):
+            result = _execute_one(s, runners, journal)
+        if result is None:
             continue
-        try:
-            outcome = runners(s.opportunity.chain_id).submit(s, journal)
-        except Exception as exc:
-            log.exception("execution of %s failed", s.opportunity.key)
-            outcome = ExecutionResult.failed(attempt_of(s.opportunity), _why(exc))
-        decided = _decision(s, time.time())
-        if isinstance(outcome, Pending):
-            journal.tx_sent(outcome.tx_hash, sent_block=outcome.sent_block, submission=outcome.submission)
-            result = ExecutionResult(status="sent", reason=f"sent, re-validated profit {outcome.simulated_profit}",
-                                     tx_hash=outcome.tx_hash, extra={"mode": "live", **decided}, **outcome.attempt)
+        if result.status == "sent":
             sent.append(result)
-        else:
-            result = dataclasses.replace(outcome, extra={**outcome.extra, **decided})
-            journal.finished(result)
-        log.info(
-            "execution %s: %s tx=%s predicted=%s realised=%s %s",
-            s.opportunity.key, result.status, result.tx_hash, result.predicted_profit,
-            result.realised_profit, result.reason,
-        )
         results.append(result)
     for r in sent:
         try:
@@ -88,6 +74,34 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
         except Exception:  # a measurement: never worth failing the batch over
             log.exception("could not record the decision latency of %s", r.path_id)
     return results
+
+
+def _execute_one(s: ScoredOpportunity, runners: Runners, journal: Journal) -> ExecutionResult | None:
+    """Claim and submit one; None when it was claimed before."""
+    if not journal.claim(s):
+        log.info("already executed or claimed: %s", s.opportunity.key)
+        obs.note(status="claimed before")
+        return None
+    try:
+        outcome = runners(s.opportunity.chain_id).submit(s, journal)
+    except Exception as exc:
+        log.exception("execution of %s failed", s.opportunity.key)
+        outcome = ExecutionResult.failed(attempt_of(s.opportunity), _why(exc))
+    decided = _decision(s, time.time())
+    if isinstance(outcome, Pending):
+        journal.tx_sent(outcome.tx_hash, sent_block=outcome.sent_block, submission=outcome.submission)
+        result = ExecutionResult(status="sent", reason=f"sent, re-validated profit {outcome.simulated_profit}",
+                                 tx_hash=outcome.tx_hash, extra={"mode": "live", **decided}, **outcome.attempt)
+    else:
+        result = dataclasses.replace(outcome, extra={**outcome.extra, **decided})
+        journal.finished(result)
+    log.info(
+        "execution %s: %s tx=%s predicted=%s realised=%s %s",
+        s.opportunity.key, result.status, result.tx_hash, result.predicted_profit,
+        result.realised_profit, result.reason,
+    )
+    obs.note(status=result.status)
+    return result
 
 
 def reconcile(journal: Journal, older_than_s: float) -> list[ExecutionResult]:

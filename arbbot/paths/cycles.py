@@ -25,8 +25,9 @@ so adding pools never rebuilds or duplicates what exists.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -111,7 +112,7 @@ class EdgeGraph:
 class CycleBatch:
     """Cycles with one hop count: ``edges[j, i]`` is hop j of cycle i."""
 
-    edges: IntArray  # shape (k, n)
+    edges: npt.NDArray[np.int32]  # shape (k, n), EDGE_DTYPE
     start: IntArray  # shape (n,) start token id
 
 
@@ -121,74 +122,129 @@ def enumerate_cycles(
     max_hops: int,
     new_pools: BoolArray | None = None,
     ranks: range | None = None,
+    budget: int | None = None,
 ) -> dict[int, CycleBatch]:
     """Enumerate cycles (see module docstring); only those through a new pool if given, and
     only those starting at ``starts[r]`` for ``r`` in ``ranks`` if given (a start token
     appended later, at the lowest priority: the cycles through it and an earlier start token
-    exist already, rotated to that one)."""
-    out: dict[int, list[tuple[IntArray, IntArray]]] = {k: [] for k in range(2, max_hops + 1)}
-    if graph.src.size == 0 or max_hops < 2:
+    exist already, rotated to that one). At most ``budget`` cycles if given: enumeration
+    stops there (start tokens in priority order, shorter cycles of a start first), so the
+    memory it takes is bounded; exactly ``budget`` returned means it may have stopped."""
+    out: dict[int, list[npt.NDArray[np.int32]]] = {k: [] for k in range(2, max_hops + 1)}
+    if graph.src.size == 0 or max_hops < 2 or (budget is not None and budget <= 0):
         return {k: _empty_batch(k) for k in out}
+    produced = 0
+
+    def add(k: int, edges: IntArray) -> None:
+        """Keep ``edges`` (``(k, m)``), up to the budget; ``_Full`` once it is spent."""
+        nonlocal produced
+        if budget is not None and produced + edges.shape[1] >= budget:
+            out[k].append(edges[:, : budget - produced].astype(EDGE_DTYPE))
+            produced = budget
+            raise _Full
+        out[k].append(edges.astype(EDGE_DTYPE))
+        produced += edges.shape[1]
+
     csr = graph.out_csr()
     n_edges = graph.src.size
     edge_new = (
         np.ones(n_edges, dtype=bool) if new_pools is None else new_pools[np.arange(n_edges) >> 1]
     )
+    try:
+        _enumerate(graph, csr, edge_new, starts, max_hops, ranks, add)
+    except _Full:
+        pass
+    result: dict[int, CycleBatch] = {}
+    for k, parts in out.items():
+        if not parts:
+            result[k] = _empty_batch(k)
+            continue
+        edges = np.concatenate(parts, axis=1)
+        result[k] = CycleBatch(edges=edges, start=graph.src[edges[0]].astype(np.int64))
+    return result
+
+
+class _Full(Exception):
+    """The enumeration's budget is spent."""
+
+
+def _enumerate(
+    graph: EdgeGraph, csr: _Csr, edge_new: BoolArray, starts: Sequence[int], max_hops: int,
+    ranks: range | None, add: Callable[[int, IntArray], None],
+) -> None:
+    # Tokens a walk from a start may not pass through: the start itself and the starts of
+    # higher priority (a cycle through those was enumerated from them); grown rank by rank.
+    # Everything per start is sized by that start's walks, never by all tokens: with every
+    # liquid token a start (tens of thousands on a real chain), an O(tokens) array per start
+    # made the index build quadratic.
+    banned = np.zeros(graph.n_tokens, dtype=bool)
+    local = _LocalIds(graph.n_tokens)
     for rank, s in enumerate(starts):
+        banned[s] = True
         if ranks is not None and rank not in ranks:
             continue
-        # Tokens a walk from s may not pass through: s itself and higher-priority bases
-        # (a cycle through those was already enumerated from them).
-        banned = np.zeros(graph.n_tokens, dtype=bool)
-        banned[list(starts[: rank + 1])] = True
         f1 = csr.rows[csr.off[s] : csr.off[s + 1]]
         f1 = f1[~banned[graph.dst[f1]]]
         if f1.size == 0:
             continue
         f1_end = graph.dst[f1]
         f1_new = edge_new[f1]
-        # B1 = reversed F1 (edge a -> s), grouped by its start token a.
-        b1 = _Csr.build(f1_end, graph.n_tokens)
-        # --- 2 hops: s -e1-> a -rev(e1')-> s, pools distinct
-        for i, j in _split_join(f1_end, b1, f1_new, f1_new):
-            keep = f1[i] >> 1 != f1[j] >> 1
-            out[2].append((np.stack([f1[i[keep]], f1[j[keep]] ^ 1]), i[keep]))
-        if max_hops < 3:
-            continue
-        # --- F2: s -e1-> a -e2-> b, b not banned (so b != s); b != a holds for any pool.
-        li, e2 = _pairs_out(csr, f1_end)
-        keep = ~banned[graph.dst[e2]]
-        li, e2 = li[keep], e2[keep]
-        f2a, f2b = f1[li], e2
-        f2_end = graph.dst[f2b]
-        f2_new = edge_new[f2a] | edge_new[f2b]
-        # --- 3 hops: F2 then b -> s (reversed F1 ending at b)
-        for i, j in _split_join(f2_end, b1, f2_new, f1_new):
-            out[3].append((np.stack([f2a[i], f2b[i], f1[j] ^ 1]), i))
+        # B1 = reversed F1 (edge a -> s), grouped by its start token a (local ids).
+        with local.of(f1_end) as (b1, key1):
+            # --- 2 hops: s -e1-> a -rev(e1')-> s, pools distinct
+            for i, j in _split_join(key1(f1_end), b1, f1_new, f1_new):
+                keep = f1[i] >> 1 != f1[j] >> 1
+                add(2, np.stack([f1[i[keep]], f1[j[keep]] ^ 1]))
+            if max_hops < 3:
+                continue
+            # --- F2: s -e1-> a -e2-> b, b not banned (so b != s); b != a holds for any pool.
+            li, e2 = _pairs_out(csr, f1_end)
+            keep = ~banned[graph.dst[e2]]
+            li, e2 = li[keep], e2[keep]
+            f2a, f2b = f1[li], e2
+            f2_end = graph.dst[f2b]
+            f2_new = edge_new[f2a] | edge_new[f2b]
+            # --- 3 hops: F2 then b -> s (reversed F1 ending at b)
+            for i, j in _split_join(key1(f2_end), b1, f2_new, f1_new):
+                add(3, np.stack([f2a[i], f2b[i], f1[j] ^ 1]))
         if max_hops < 4:
             continue
         # --- 4 hops: F2 (s->a->b) then reversed F2' (b->c->s), c != a
-        b2 = _Csr.build(f2_end, graph.n_tokens)
         f2_mid = graph.dst[f2a]
-        for i, j in _split_join(f2_end, b2, f2_new, f2_new):
-            keep = f2_mid[i] != f2_mid[j]
-            i, j = i[keep], j[keep]
-            out[4].append((np.stack([f2a[i], f2b[i], f2b[j] ^ 1, f2a[j] ^ 1]), i))
-    result: dict[int, CycleBatch] = {}
-    for k, parts in out.items():
-        if not parts:
-            result[k] = _empty_batch(k)
-            continue
-        edges = np.concatenate([p[0] for p in parts], axis=1)
-        start = graph.src[edges[0]]
-        result[k] = CycleBatch(edges=edges.astype(np.int64), start=start.astype(np.int64))
-    # Keep cycles only if an edge's *pool* is new (not just the walk half we split on);
-    # the split already guarantees that, this is the contract made explicit.
-    return result
+        with local.of(f2_end) as (b2, key2):
+            for i, j in _split_join(key2(f2_end), b2, f2_new, f2_new):
+                keep = f2_mid[i] != f2_mid[j]
+                i, j = i[keep], j[keep]
+                add(4, np.stack([f2a[i], f2b[i], f2b[j] ^ 1, f2a[j] ^ 1]))
+
+
+class _LocalIds:
+    """Dense local ids for the tokens one start's walks reach, so a per-start table costs
+    O(walks), not O(all tokens). ``of(keys)`` gives the rows of ``keys`` grouped by local
+    id (a ``_Csr`` with one extra, empty bucket) and a function mapping token ids to local
+    ids (tokens not among ``keys`` to the empty bucket); the scratch array is reset after."""
+
+    def __init__(self, n_tokens: int) -> None:
+        self.scratch = np.full(n_tokens, -1, dtype=np.int64)
+
+    @contextmanager
+    def of(self, keys: IntArray) -> Iterator[tuple[_Csr, Callable[[IntArray], IntArray]]]:
+        uniq, inv = np.unique(keys, return_inverse=True)
+        k = uniq.size
+        self.scratch[uniq] = np.arange(k, dtype=np.int64)
+
+        def key(tokens: IntArray) -> IntArray:
+            m = self.scratch[tokens]
+            return np.where(m < 0, k, m)
+
+        try:
+            yield _Csr.build(inv.astype(np.int64).ravel(), k + 1), key
+        finally:
+            self.scratch[uniq] = -1
 
 
 def _empty_batch(k: int) -> CycleBatch:
-    return CycleBatch(edges=np.empty((k, 0), dtype=np.int64), start=np.empty(0, dtype=np.int64))
+    return CycleBatch(edges=np.empty((k, 0), dtype=EDGE_DTYPE), start=np.empty(0, dtype=np.int64))
 
 
 def _pairs_out(csr: _Csr, ends: IntArray) -> tuple[IntArray, IntArray]:

@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
 
+DEFAULT_MAX_CYCLES = 10_000_000  # ~1.5 GB at its peak; ARBBOT_PATH_MAX_CYCLES in the fleet
+
 # Float screening error is ~1e-12 relative; keep anything within this margin of the
 # threshold for the exact check rather than risk dropping a real opportunity.
 _SCREEN_REL_SLACK = 1e-7
@@ -113,6 +115,7 @@ class PathEngine:
         min_net_profit: int = 0,
         max_per_pool: int | None = None,
         min_native_liquidity_wei: int = DEFAULT_MIN_NATIVE_LIQUIDITY_WEI,
+        max_cycles: int | None = DEFAULT_MAX_CYCLES,
     ) -> None:
         if not 2 <= max_hops <= 4:
             raise ConfigError(f"max_hops must be 2..4, got {max_hops}")
@@ -130,13 +133,19 @@ class PathEngine:
             if t not in order:
                 order.append(t)
         self.configured_start_tokens: tuple[str, ...] = tuple(configured)
-        self.base_tokens: tuple[str, ...] = tuple(order)
+        self._base_tokens: list[str] = order  # appended to: auto start tokens join as they become liquid
         self._warned: set[tuple[str, str]] = set()  # (what, token) logged once: no price, no pools
         self.max_hops = max_hops
         self.gas_model = gas_model or GasModel()
         self.min_net_profit = min_net_profit
         if max_per_pool is not None and max_per_pool < 1:
             raise ConfigError(f"max_per_pool must be >= 1 or None, got {max_per_pool}")
+        if max_cycles is not None and max_cycles < 1:
+            raise ConfigError(f"max_cycles must be >= 1 or None, got {max_cycles}")
+        # The cycle index holds at most this many cycles (~150 bytes each at the build's
+        # peak: 20M four-hop cycles of the 102k-pool bench market took 3.45 GB): on a dense
+        # 100k-pool market four hops are hundreds of millions of cycles, more than memory.
+        self.max_cycles = max_cycles
         # Opportunities through one pool exclude each other on-chain (once one executes, the
         # pool's price has moved for the rest): per evaluation, at most this many per pool,
         # best float net profit first, and the exact sizing of the rest is skipped.
@@ -161,7 +170,8 @@ class PathEngine:
         self._pairs: dict[tuple[int, int], set[int]] = defaultdict(set)
         self._adj: dict[int, set[int]] = defaultdict(set)  # token -> tokens sharing a pool (ever)
         self._groups = {k: CycleGroup(k) for k in range(2, max_hops + 1)}
-        self._starts = [self._token(t) for t in self.base_tokens]
+        self._starts = [self._token(t) for t in self._base_tokens]
+        self._start_set = set(self._starts)
         # Compile the sizing's float kernels now (once per process, about a second), not
         # inside the first evaluation a pool change is waiting on; the V3 math too (its
         # imports took 6 of the first evaluation's 12 ms). Imported here: processes that
@@ -206,6 +216,12 @@ class PathEngine:
             self._tab.extend([None] * (2 * pid + 2 - len(self._tab)))
         self._tab[2 * pid] = v2_edge_row(state, True)
         self._tab[2 * pid + 1] = v2_edge_row(state, False)
+
+    @property
+    def base_tokens(self) -> tuple[str, ...]:
+        """The start tokens in priority order: the native token, the configured ones, then
+        (auto) those that became liquid, in that order."""
+        return tuple(self._base_tokens)
 
     @property
     def states(self) -> dict[str, PoolState]:
@@ -297,7 +313,7 @@ class PathEngine:
         if native is None:
             return
         pricer = self.pricer()
-        starts = set(self._starts)
+        starts = self._start_set
         for addr in sorted(changed):
             pid = self._pid.get(addr)
             if pid is None:
@@ -311,7 +327,7 @@ class PathEngine:
             if pricer.direct(self._tok_addr[other]) is not None:
                 self._starts.append(other)
                 starts.add(other)
-                self.base_tokens += (self._tok_addr[other],)
+                self._base_tokens.append(self._tok_addr[other])
 
     def pricer(self) -> NativePricer:
         """Native prices at the engine's current states (``arbbot.paths.pricing``); memoised
@@ -336,7 +352,7 @@ class PathEngine:
         start there. Each is logged once as a warning the first time it is found missing."""
         n = self._n_pools
         live_tokens = set(self._t0[:n][self._live[:n]].tolist()) | set(self._t1[:n][self._live[:n]].tolist())
-        missing = [t for t in self.base_tokens if self._tok_id.get(t) not in live_tokens]
+        missing = [t for t in self._base_tokens if self._tok_id.get(t) not in live_tokens]
         for t in missing:
             if ("pools", t) in self._warned:
                 continue
@@ -482,9 +498,21 @@ class PathEngine:
             mask = np.zeros(n, dtype=bool)
             mask[new_pids] = True
             new = None if bool(mask[self._live[:n]].all()) else mask
-        batches = enumerate_cycles(self._edge_graph(), self._starts, self.max_hops, new, ranks)
+        budget = None
+        if self.max_cycles is not None:
+            budget = self.max_cycles - sum(g.n for g in self._groups.values())
+        batches = enumerate_cycles(self._edge_graph(), self._starts, self.max_hops, new, ranks, budget)
         for k, batch in batches.items():
             self._groups[k].append(batch, self._v3[:n], n)
+        if budget is not None and sum(b.start.size for b in batches.values()) >= budget:
+            self.stats["index_full"] += 1
+            if ("index", "full") not in self._warned:
+                self._warned.add(("index", "full"))
+                log.warning(
+                    "cycle index full at %d cycles (ARBBOT_PATH_MAX_CYCLES): cycles of lower-priority start "
+                    "tokens and through pools added from now on are not indexed; lower max_hops, name the "
+                    "start tokens, or tighten the pool filter", self.max_cycles,
+                )
 
     def screen(
         self,

@@ -3,7 +3,8 @@ scan stage's ``PoolDelta``s, the hot state and the recorded exclusions, and turn
 delta into one ``PathResult``.
 
 Deltas of one chain may be spread over several worker processes, so an engine can miss
-blocks; it then catches up on every pool from the hot state before evaluating. Gas is
+blocks; it then catches up from the hot state before evaluating: on the pools the missed
+blocks changed (``changed_since``), or on every pool when that cannot be told. Gas is
 priced with the delta's ``gas_price_wei`` (the scanner read it with the block), in the
 native token, and every opportunity's profit valued in it (``arbbot.paths.pricing``). On
 its first block it warns, once, of each start token that has no pools.
@@ -32,6 +33,9 @@ class PoolSource(Protocol):
     """What the stage reads from the hot state (``arbbot.hotstate.HotState``)."""
 
     def snapshot(self) -> tuple[dict[str, PoolState], tuple[int, str] | None]: ...
+    def changed_since(
+        self, after_block: int, after_hash: str = ""
+    ) -> tuple[dict[str, PoolState], tuple[int, str] | None] | None: ...
 
     def excluded_tokens(self, addresses: set[str] | None = None) -> dict[str, str]: ...
 
@@ -56,6 +60,7 @@ class PathResult:
 class PathStage:
     engine: PathEngine
     synced_block: int = -1
+    synced_hash: str = ""  # the hash of ``synced_block`` as this stage saw it
     # flagged tokens handed on in a result, and those of them the record does not hold yet
     # (kept excluded meanwhile, so a failed write never lets them trade)
     _handed_on: set[str] = field(default_factory=set, repr=False)
@@ -69,19 +74,27 @@ class PathStage:
         tokens = None if catch_up else {t.lower() for s in delta.states for t in (s.token0, s.token1)}
         recorded = {a.lower(): reason for a, reason in excluded(delta.chain_id).items()}
         flagged = self._flagged(hot.excluded_tokens(tokens), recorded)
-        if self._apply({**recorded, **self._unrecorded}):
+        lifted = self._apply({**recorded, **self._unrecorded})
+        if lifted:
             catch_up = True  # the engine forgot the pools it had excluded: re-read them
         changed = self.engine.upsert(delta.states)
         block_number, block_hash = delta.block_number, delta.block_hash
         if catch_up:
-            pools, head = hot.snapshot()
+            # Blocks skipped forward (other workers took them): only the pools they changed
+            # (a 100k-pool hot state takes seconds to read whole). Anything else, a first
+            # block, a reorg, a delta behind what was seen, lifted exclusions: every pool.
+            got = None
+            if not (fresh or delta.reorg or lifted) and delta.block_number > self.synced_block:
+                got = hot.changed_since(self.synced_block, self.synced_hash)
+            pools, head = got if got is not None else hot.snapshot()
             changed |= self.engine.upsert(pools.values())
             if head is not None and head[0] > block_number:
                 # The hot state is already past this delta (its worker was slow to start,
                 # or deltas queued up): what is evaluated now is the state at the head, so
                 # the opportunities are that block's, not the delta's.
                 block_number, block_hash = head
-        self.synced_block = max(self.synced_block, block_number)
+        if block_number >= self.synced_block:
+            self.synced_block, self.synced_hash = block_number, block_hash
         if fresh:
             # a start token (or the native token) with no pools is said once, in the log
             self.engine.missing_start_tokens()

@@ -122,6 +122,9 @@ class ReplayState:
         head = None if self.block is None else (self.block.number, self.block.delta.block_hash)
         return dict(self.pools), head
 
+    def changed_since(self, after_block: int, after_hash: str = "") -> None:
+        return None  # blocks come one by one here; a stage that asks reads the snapshot
+
     def excluded_tokens(self, addresses: set[str] | None = None) -> dict[str, str]:
         return {}  # the scan stage's token flags are not recorded; the meta's exclusions are
 
@@ -132,8 +135,19 @@ class ReplayState:
         """The replies the node would give at the recorded block: ``eth_call`` of the exact
         calldata returns the profit the pools pay (the exact pool math on these states),
         ``eth_estimateGas`` the path stage's estimate, then the block and its fee data."""
-        assert self.block is not None
-        return [hex(sized.profit), hex(opp.gas_estimate), hex(self.block.number), *fee_replies(self.block)]
+        block = self.block
+        assert block is not None
+        header, history, gas_price = fee_replies(block)
+        answers = {
+            "eth_call": hex(sized.profit), "eth_estimateGas": hex(opp.gas_estimate),
+            "eth_blockNumber": hex(block.number), "eth_getBlockByNumber": header, "eth_feeHistory": history,
+            "eth_gasPrice": gas_price,
+            "eth_getTransactionCount": "0x0",  # a backtest has no trade of its own in flight
+        }
+        try:
+            return [answers[method] for method, _ in requests]
+        except KeyError as exc:
+            raise ArbbotError(f"a backtest cannot answer {exc.args[0]} from a recording") from None
 
 
 def fee_replies(block: RecordedBlock) -> list[Any]:

@@ -33,6 +33,10 @@ class RuleScorer:
 
     name = "rule"
 
+    @property
+    def _margin(self) -> Fraction:
+        return self.margin if isinstance(self.margin, Fraction) else Fraction(self.margin)
+
     def score(self, opp: Opportunity) -> ScoredOpportunity:
         """One opportunity on its own merits (no other opportunity considered)."""
         profit, gas = opp.profit_native, opp.gas_cost_native
@@ -41,7 +45,7 @@ class RuleScorer:
                 opp, 0.0, "skip", f"no price in the native token for {opp.tokens[0]}: worth unknown", self.name,
             )
         ratio = profit / max(gas, 1)
-        margin = Fraction(self.margin)
+        margin = self._margin
         if profit <= 0:
             return ScoredOpportunity(opp, ratio, "skip", "no gross profit", self.name)
         if profit * margin.denominator <= gas * margin.numerator:

@@ -1,4 +1,6 @@
-"""Run inside bench/.venv-degenbot only: size V2 cycles with degenbot 0.3.0, offline.
+"""Run inside a degenbot venv only (bench/.venv-degenbot: 0.3.0 on Python 3.11;
+bench/.venv-degenbot-0.5: 0.5.0, with its compiled core, on Python 3.12): size V2 cycles
+with degenbot, offline.
 
 Reads JSON on stdin: ``{"cycles": [{"input": addr, "max_input": int-str,
 "pools": [{"address", "token0", "token1", "reserve0", "reserve1", "fee_pips"}, ...]}]}``
@@ -13,6 +15,8 @@ reserves set as its state, and the arbitrage helper is the stock ``UniswapLpCycl
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.metadata
 import json
 import logging
 import sys
@@ -22,14 +26,28 @@ from fractions import Fraction
 from eth_utils.address import to_checksum_address
 
 from degenbot.arbitrage.uniswap_lp_cycle import UniswapLpCycle
-from degenbot.erc20_token import Erc20Token
-from degenbot.exceptions import ArbitrageError, DegenbotError
-from degenbot.uniswap.types import UniswapV2PoolState
 from degenbot.uniswap.v2_liquidity_pool import UnregisteredLiquidityPool
+
+try:  # 0.5.0
+    from degenbot.exceptions.arbitrage import ArbitrageError
+    from degenbot.exceptions.base import DegenbotError
+    from degenbot.erc20 import Erc20Token
+    from degenbot.uniswap.v2_types import UniswapV2PoolState
+except ImportError:  # 0.3.0
+    from degenbot.exceptions import ArbitrageError, DegenbotError  # type: ignore[no-redef]
+    from degenbot.erc20_token import Erc20Token  # type: ignore[no-redef]
+    from degenbot.uniswap.types import UniswapV2PoolState  # type: ignore[no-redef]
 
 logging.disable(logging.WARNING)
 
 _tokens: dict[str, Erc20Token] = {}
+VERSION = importlib.metadata.version("degenbot")
+# 0.3.0 names a state's pool ``pool``; 0.5.0 ``address`` and adds the ``block`` it is of
+_STATE_KEY = (
+    (lambda a: {"pool": a})
+    if "pool" in {f.name for f in dataclasses.fields(UniswapV2PoolState)}
+    else (lambda a: {"address": a, "block": None})
+)
 
 
 def token(address: str) -> Erc20Token:
@@ -55,7 +73,7 @@ def pool(d: dict) -> UnregisteredLiquidityPool:  # type: ignore[type-arg]
     # their tokens.
     if p.token0.address.lower() != d["token0"].lower():
         r0, r1 = r1, r0
-    p._state = UniswapV2PoolState(pool=p.address, reserves_token0=r0, reserves_token1=r1)
+    p._state = UniswapV2PoolState(**_STATE_KEY(p.address), reserves_token0=r0, reserves_token1=r1)
     return p
 
 
@@ -78,7 +96,7 @@ def main() -> None:
             err = ""
         dt = time.perf_counter() - t0
         results.append({"amount_in": str(amount_in), "profit": str(profit), "seconds": dt, "error": err})
-    json.dump({"results": results}, sys.stdout)
+    json.dump({"version": VERSION, "results": results}, sys.stdout)
 
 
 if __name__ == "__main__":

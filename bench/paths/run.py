@@ -12,8 +12,9 @@ Reports, in one run on one synthetic market (bench/paths/synth.py, >= 10,000 poo
   most ``ARBBOT_PATH_MAX_PER_POOL`` opportunities per pool) and with no cap, and its
   screen-only part;
 * exact integer sizing cost per cycle;
-* degenbot 0.3.0 (``UniswapLpCycle.calculate``, bounded Brent over exact integer quotes)
-  on a sample of the same V2 cycles of the market as built, run in bench/.venv-degenbot as a subprocess; the
+* degenbot 0.3.0 and 0.5.0 (``UniswapLpCycle.calculate``, bounded Brent over exact integer
+  quotes; 0.5.0 with its compiled core) on a sample of the same V2 cycles of the market as
+  built, each run in its own venv (bench/.venv-degenbot, bench/.venv-degenbot-0.5) as a subprocess; the
   ratio and the profit difference, on a random sample and on its profitable part.
 """
 
@@ -39,7 +40,8 @@ from arbbot.types import V2PoolState
 from bench.paths.synth import BASES, WETH, build_market, perturb
 
 HERE = Path(__file__).resolve().parent
-DEGENBOT_PY = HERE.parent / ".venv-degenbot" / "bin" / "python"
+#: the peers compared against, each in its own venv (bench/paths/setup_degenbot.sh)
+DEGENBOT_VENVS = {"0.3.0": HERE.parent / ".venv-degenbot", "0.5.0": HERE.parent / ".venv-degenbot-0.5"}
 GAS_PRICE = 20 * 10**9
 BLOCK_HASH = "0x" + "ab" * 32
 
@@ -258,8 +260,9 @@ def _degenbot(engine: PathEngine, v2_edges, rng: np.random.Generator, n_random: 
     and degenbot's UniswapLpCycle.calculate(). ``n_random`` random V2 cycles (what an
     engine faces: about 1% have a positive float gross profit) and ``n_prof`` cycles
     with positive float gross profit (where the sizing work is)."""
-    if not DEGENBOT_PY.exists():
-        return {"degenbot": "skipped: run bench/paths/setup_degenbot.sh"}
+    venvs = {v: d for v, d in DEGENBOT_VENVS.items() if (d / "bin" / "python").exists()}
+    if not venvs:
+        return {"degenbot_skipped": "run bench/paths/setup_degenbot.sh"}
     allrows = [(k, int(r)) for k, (rows, _) in v2_edges.items() for r in rows.tolist()]
     sample: list[tuple[int, int]] = [allrows[i] for i in rng.choice(len(allrows), size=min(n_random, len(allrows)), replace=False)]
     n_rand = len(sample)
@@ -284,42 +287,53 @@ def _degenbot(engine: PathEngine, v2_edges, rng: np.random.Generator, n_random: 
                        "reserve0": str(s.reserve0), "reserve1": str(s.reserve1), "fee_pips": s.fee_pips}
                       for s, _ in hops],
         })
-    proc = subprocess.run([str(DEGENBOT_PY), str(HERE / "degenbot_worker.py")], input=json.dumps({"cycles": cycles}),
-                          capture_output=True, text=True, timeout=1800)
-    if proc.returncode != 0:
-        return {"degenbot": "failed: " + proc.stderr[-500:]}
-    theirs = json.loads(proc.stdout)["results"]
-
     ours = _ours(engine, sample)
-
-    def summary(mask: list[bool]) -> dict[str, object]:
-        idx = [i for i, m in enumerate(mask) if m]
-        if not idx:
-            return {}
-        t_theirs = sum(theirs[i]["seconds"] for i in idx)
-        diffs = [(ours[i][1] - ours[i][0]) - int(theirs[i]["profit"]) for i in idx]
-        for i, d in zip(idx, diffs):
-            if d < 0:  # name it, so it can be looked at
-                print(f"ours worse by {-d} wei: hops={sample[i][0]} row={sample[i][1]} ours={ours[i]} "
-                      f"degenbot={theirs[i]}", file=sys.stderr)
-        return {"n": len(idx), "degenbot_s": t_theirs,
-                "ours_worse": sum(d < 0 for d in diffs), "ours_better": sum(d > 0 for d in diffs),
-                "profit_diff_min": min(diffs), "profit_diff_max": max(diffs), "profit_diff_sum": sum(diffs)}
-
     # ours timed on each subset by itself (best of 3)
     t_prof = _time_ours(engine, [s for s, m in zip(sample, is_prof) if m])
     t_rand = _time_ours(engine, [s for s, m in zip(sample, is_prof) if not m])
-    rand, profd = summary([not m for m in is_prof]), summary(is_prof)
-    out: dict[str, object] = {"degenbot_version": "0.3.0", "degenbot_sample": len(sample)}
-    for name, summ, t in (("random", rand, t_rand), ("profitable", profd, t_prof)):
-        if summ:
-            out[f"degenbot_{name}_n"] = summ["n"]
-            out[f"degenbot_{name}_us_per_cycle"] = round(summ["degenbot_s"] / summ["n"] * 1e6, 1)  # type: ignore[operator]
-            out[f"ours_{name}_us_per_cycle"] = round(t / summ["n"] * 1e6, 2)  # type: ignore[operator]
-            out[f"speedup_{name}"] = round(summ["degenbot_s"] / t, 1)  # type: ignore[operator]
-            for key in ("ours_worse", "ours_better", "profit_diff_min", "profit_diff_max", "profit_diff_sum"):
-                out[f"{name}_{key}"] = summ[key]
+    out: dict[str, object] = {"degenbot_sample": len(sample), "degenbot_versions": list(venvs)}
+    for version, venv in venvs.items():
+        _step(f"degenbot {version}")
+        # each venv has a home of its own: 0.5.0 keeps a config and a database under $HOME
+        proc = subprocess.run([str(venv / "bin" / "python"), str(HERE / "degenbot_worker.py")],
+                              input=json.dumps({"cycles": cycles}), capture_output=True, text=True, timeout=1800,
+                              env={**os.environ, "HOME": str(venv / "home")})
+        if proc.returncode != 0:
+            out[f"degenbot_{version}"] = "failed: " + proc.stderr[-500:]
+            continue
+        reply = json.loads(proc.stdout)
+        if reply.get("version", version) != version:
+            out[f"degenbot_{version}"] = f"failed: the venv holds degenbot {reply['version']}"
+            continue
+        theirs = reply["results"]
+        for name, mask, t in (("random", [not m for m in is_prof], t_rand), ("profitable", is_prof, t_prof)):
+            summ = _versus(sample, ours, theirs, mask, version)
+            if summ:
+                pre = f"degenbot_{version}_{name}"
+                out[f"{pre}_n"] = summ["n"]
+                out[f"{pre}_us_per_cycle"] = round(summ["degenbot_s"] / summ["n"] * 1e6, 1)  # type: ignore[operator]
+                out[f"ours_{name}_us_per_cycle"] = round(t / summ["n"] * 1e6, 2)  # type: ignore[operator]
+                out[f"{pre}_speedup"] = round(summ["degenbot_s"] / t, 1)  # type: ignore[operator]
+                for key in ("ours_worse", "ours_better", "profit_diff_min", "profit_diff_max", "profit_diff_sum"):
+                    out[f"{pre}_{key}"] = summ[key]
     return out
+
+
+def _versus(sample: list[tuple[int, int]], ours: list[tuple[int, int]], theirs: list[dict[str, object]],
+            mask: list[bool], version: str) -> dict[str, object]:
+    """Over the cycles of ``mask``: degenbot's time, and ours minus its profit (exact integers)."""
+    idx = [i for i, m in enumerate(mask) if m]
+    if not idx:
+        return {}
+    t_theirs = sum(float(theirs[i]["seconds"]) for i in idx)  # type: ignore[arg-type]
+    diffs = [(ours[i][1] - ours[i][0]) - int(theirs[i]["profit"]) for i in idx]  # type: ignore[call-overload]
+    for i, d in zip(idx, diffs):
+        if d < 0:  # name it, so it can be looked at
+            print(f"ours worse than degenbot {version} by {-d} wei: hops={sample[i][0]} row={sample[i][1]} "
+                  f"ours={ours[i]} degenbot={theirs[i]}", file=sys.stderr)
+    return {"n": len(idx), "degenbot_s": t_theirs,
+            "ours_worse": sum(d < 0 for d in diffs), "ours_better": sum(d > 0 for d in diffs),
+            "profit_diff_min": min(diffs), "profit_diff_max": max(diffs), "profit_diff_sum": sum(diffs)}
 
 
 def _time_ours(engine: PathEngine, sample: list[tuple[int, int]]) -> float:
@@ -355,15 +369,20 @@ def _print(res: dict[str, object]) -> None:
         ("  of which screen only", f"median {res['incremental_screen_only_median_ms']} ms"),
         ("  affected cycles / exact checks / opps", f"{res['incremental_affected_cycles_median']:,} / {res['incremental_exact_checks_median']} / {res['incremental_opportunities_median']}"),
     ]
-    for name in ("random", "profitable"):
-        if f"speedup_{name}" in res:
-            rows.append((f"degenbot 0.3.0, {name} V2 cycles (n={res[f'degenbot_{name}_n']})",
-                         f"{res[f'degenbot_{name}_us_per_cycle']} us vs ours {res[f'ours_{name}_us_per_cycle']} us: x{res[f'speedup_{name}']}"))
-            rows.append(("  profit ours - degenbot (wei)",
-                         f"worse {res[f'{name}_ours_worse']}, better {res[f'{name}_ours_better']}, "
-                         f"min {res[f'{name}_profit_diff_min']}, max {res[f'{name}_profit_diff_max']}"))
-    if "degenbot" in res:
-        rows.append(("degenbot", str(res["degenbot"])))
+    for version in res.get("degenbot_versions", []):  # type: ignore[attr-defined]
+        if isinstance(res.get(f"degenbot_{version}"), str):
+            rows.append((f"degenbot {version}", str(res[f"degenbot_{version}"])))
+        for name in ("random", "profitable"):
+            pre = f"degenbot_{version}_{name}"
+            if f"{pre}_speedup" in res:
+                rows.append((f"degenbot {version}, {name} V2 cycles (n={res[f'{pre}_n']})",
+                             f"{res[f'{pre}_us_per_cycle']} us vs ours {res[f'ours_{name}_us_per_cycle']} us: "
+                             f"x{res[f'{pre}_speedup']}  (target >= 100x)"))
+                rows.append(("  profit ours - degenbot (wei)",
+                             f"worse {res[f'{pre}_ours_worse']}, better {res[f'{pre}_ours_better']}, "
+                             f"min {res[f'{pre}_profit_diff_min']}, max {res[f'{pre}_profit_diff_max']}"))
+    if "degenbot_skipped" in res:
+        rows.append(("degenbot", f"skipped: {res['degenbot_skipped']}"))
     width = max(len(r[0]) for r in rows)
     print("\nPath engine benchmark")
     print("-" * (width + 50))

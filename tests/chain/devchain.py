@@ -23,6 +23,7 @@ from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import deploy_unlocked, encode_call, send_unlocked
 from arbbot.config import REPO_ROOT
 from arbbot.devnet import artifacts
+from arbbot.devnet.bulk import send_batched
 from arbbot.math.v2 import get_amount_out
 
 DEPLOYER = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"  # anvil account 0
@@ -109,34 +110,9 @@ class DevChain:
         return {"from": self.sender, "to": to, "data": data, "gas": hex(gas)}
 
     def send_many(self, txs: Sequence[dict[str, Any]], *, mine: bool = True, chunk: int = 500) -> str | None:
-        """Send ``txs`` (in order, explicit nonces) with automine off, then mine until all
-        are included (one block when they fit its gas limit). Returns the last block hash."""
-        if not txs:
-            return None
-        hashes: list[str] = []
-        self.rpc.call("evm_setAutomine", [False])
-        try:
-            nonce = int(self.rpc.call("eth_getTransactionCount", [self.sender, "pending"]), 16)
-            for i in range(0, len(txs), chunk):
-                calls = []
-                for t in txs[i : i + chunk]:
-                    calls.append(("eth_sendTransaction", [{**t, "nonce": hex(nonce)}]))
-                    nonce += 1
-                hashes += self.rpc.batch(calls)
-            if not mine:
-                return None
-            pending = hashes
-            for _ in range(1000):
-                self.rpc.call("evm_mine", [])
-                receipts = self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in pending])
-                failed = [r["transactionHash"] for r in receipts if r is not None and int(r["status"], 16) != 1]
-                assert not failed, f"{len(failed)} txs reverted, first {failed[0]}"
-                pending = [h for h, r in zip(pending, receipts) if r is None]
-                if not pending:
-                    break
-        finally:
-            self.rpc.call("evm_setAutomine", [True])
-        return str(self.rpc.call("eth_getBlockByNumber", ["latest", False])["hash"])
+        """Send ``txs`` in order with automine off, then mine until all are included
+        (``arbbot.devnet.bulk.send_batched``). Returns the last block hash."""
+        return send_batched(self.rpc, self.sender, txs, mine=mine, chunk=chunk)
 
     def resync_mirror(self) -> None:
         """Re-read every mirrored pair (after a revert/reorg changed history)."""

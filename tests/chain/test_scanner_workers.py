@@ -66,3 +66,7 @@ def test_workers_never_overlap_nor_double_publish(dev: DevChain, hot: HotState) 
     dev.send_many(dev.random_swap_txs(pairs[0]))
     d = w.poll()
     assert [x.block_number for x in d] == [dev.rpc.block_number()]
+    # and holds every pool as stored, whether it read what changed since its own last
+    # block (changed_since) or every pool
+    assert w.pools == hot.get_pools()
+    assert all(x.pools == hot.get_pools() for x in workers if x.last_block == w.last_block)

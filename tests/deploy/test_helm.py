@@ -104,3 +104,23 @@ def test_chart_monitoring_files_match_infrastructure(chart_copy: str, source: st
     """Helm can only read files inside the chart; the copies must not drift."""
     assert (CHART / chart_copy).read_text() == Path(REPO / source).read_text(), (
         f"helm/arbbot/{chart_copy} differs from {source}: copy it again")
+
+
+def test_observability_values_reach_every_pod() -> None:
+    """Traces on toward the configured collector (OTLP/HTTP), JSON log lines; an empty
+    endpoint turns tracing off; alerts go to the configured webhook."""
+    import yaml
+
+    def config(values: dict) -> dict:
+        objs = helm_objects(values)
+        return next(c for c in by_kind(objs, "ConfigMap") if c["metadata"]["name"].endswith("-config"))["data"]
+
+    on = config({})
+    assert on["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(":4318") and on["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
+    assert on["ARBBOT_LOG_FORMAT"] == "json"
+    assert not any(k.startswith("OTEL_") for k in config({"observability": {"otlpEndpoint": ""}}))
+    objs = helm_objects({"monitoring": {"enabled": True, "alertmanager": {"webhookUrl": "https://hooks.example/x"}}})
+    secret = next(s for s in by_kind(objs, "Secret") if s["metadata"]["name"].endswith("-alertmanager"))
+    am = yaml.safe_load(secret["stringData"]["alertmanager.yml"])
+    assert am["receivers"][0]["webhook_configs"][0]["url"] == "https://hooks.example/x"
+    assert am["route"]["receiver"] == am["receivers"][0]["name"]

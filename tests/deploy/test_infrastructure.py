@@ -80,3 +80,18 @@ def test_grafana_provisioning_and_dashboards() -> None:
         for panel in dash["panels"]:
             assert panel["datasource"]["uid"] in uids
             assert all(t["expr"] for t in panel["targets"]), (name, panel["title"])
+
+
+def test_alerts_route_to_a_configurable_receiver() -> None:
+    prom = yaml.safe_load((INFRA / "prometheus/prometheus.yml").read_text())
+    targets = [t for am in prom["alerting"]["alertmanagers"] for sc in am["static_configs"] for t in sc["targets"]]
+    assert targets == ["alertmanager:9093"]
+    am = yaml.safe_load((INFRA / "alertmanager/alertmanager.yml").read_text())
+    receivers = {r["name"]: r for r in am["receivers"]}
+    assert am["route"]["receiver"] in receivers
+    assert all(r["receiver"] in receivers for r in am["route"].get("routes", []))
+    # the URL comes from a file the operator mounts (compose: ALERTMANAGER_WEBHOOK_URL_FILE)
+    assert receivers["webhook"]["webhook_configs"][0]["url_file"] == "/etc/alertmanager/webhook-url"
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["alertmanager"]
+    assert any(v.startswith("${ALERTMANAGER_WEBHOOK_URL_FILE") and v.endswith(":/etc/alertmanager/webhook-url:ro")
+               for v in compose["volumes"])

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from arbbot.devnet.scenarios import deployed_devnet
+from tests.otlp import Collector
 
 ROOT = Path(__file__).resolve().parents[2]
 QUEUES = ("scan", "path", "ml", "execute", "bridge", "analytics")
@@ -89,7 +90,7 @@ def run_fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, dj
     devnet_dir = tmp_path_factory.mktemp("devnet")
     logs = tmp_path_factory.mktemp("logs")
     recordings = tmp_path_factory.mktemp("recordings")
-    with deployed_devnet(devnet_dir, v3=True) as (anvil, dep):
+    with deployed_devnet(devnet_dir, v3=True) as (anvil, dep), Collector() as traces:
         # A new devnet under the same chain id is a new chain: an earlier fleet's hot state
         # (its cursor ahead of this chain's head, its nonces) is not this one's.
         runtime.hotstate(dep.chain_id).clear()
@@ -104,12 +105,15 @@ def run_fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, dj
             ARBBOT_SCAN_INTERVAL="0.3",
             ARBBOT_RECORD_DIR=str(recordings),  # the scan stage records every block (test_backtest_fidelity)
             PYTHONUNBUFFERED="1",
+            # tracing on, toward this process's collector (as compose points it at Jaeger)
+            OTEL_EXPORTER_OTLP_ENDPOINT=traces.endpoint,
+            OTEL_BSP_SCHEDULE_DELAY="200",
         )
         env.pop("ARBBOT_SIGNER_KEY", None)
         try:
             with start_workers(env, logs) as metrics_ports:
                 yield {"anvil": anvil, "rpc": anvil.rpc(), "dep": dep, "logs": logs, "env": env,
-                       "metrics_ports": metrics_ports, "recordings": recordings}
+                       "metrics_ports": metrics_ports, "traces": traces, "recordings": recordings}
         finally:
             # The fleet's rows were committed outside any test transaction: remove them so
             # later tests start from an empty database.

@@ -4,7 +4,8 @@ row, a Redis key, a Celery message or a task event (what Flower shows).
 A live fleet run on the devnet (the shared ``fleet`` fixture, tests/e2e/conftest.py: one real worker
 per queue plus beat, ``ARBBOT_MODE=live``) trades a planted gap while two spy queues copy
 every message the fleet publishes to the ``arbbot`` exchange and every task event on
-``celeryev``. Afterwards everything the run wrote is searched for the key in each form it
+``celeryev``; the spans the fleet exports reach an in-process OTLP collector. Afterwards
+everything the run wrote is searched for the key in each form it
 could take: hex in any case with or without ``0x``, base64 and base64url of its 32 bytes,
 the raw bytes, the decimal integer. The search is shown to find each form when planted in
 the same haystack, so a clean result is not a vacuous one.
@@ -324,6 +325,7 @@ def test_a_live_run_never_writes_the_key_anywhere(
         "this test's stdout/stderr": (out + err).encode(),
         "messages published by the fleet": b"\n".join(messages),
         "task events (Flower's view)": b"\n".join(events),
+        "spans exported over OTLP (Jaeger's view)": b"\n".join(fleet["traces"].bodies),
         **{f"table {t}": rows for t, rows in _database_dump(django_db_blocker).items()},
         **{
             f"redis {k}": v
@@ -343,6 +345,7 @@ def test_a_live_run_never_writes_the_key_anywhere(
     ) and b"workers.tasks.execute.execute" in b"\n".join(events)
     assert logs["execute.log"] and any(k.startswith("redis ") for k in haystacks)
     assert row.path_id.encode() in haystacks["this test's logging"]
+    assert row.path_id.encode() in haystacks["spans exported over OTLP (Jaeger's view)"]
     # ... and the search would find the key in them if it were there.
     for form, planted in planted_forms(key).items():
         assert find_key(everything + planted, key), (

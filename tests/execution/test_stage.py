@@ -396,3 +396,33 @@ def test_a_nonce_used_by_another_transaction_drops_the_execution_and_nothing_was
     e = Execution.objects.get()
     assert e.status == "dropped" and "used by a transaction not in the journal" in e.reason
     assert (e.gas_used, e.tx_hash) == (0, "")
+
+
+def test_a_second_trade_through_a_pool_waits_until_the_first_is_mined(
+    node: RpcClient, signer: LocalSigner, runner: ExecutionRunner, hot: HotState
+) -> None:
+    """Simulated on the state before a trade of ours still in the mempool, a second trade
+    through the same pool would revert on-chain once the first lands (gas paid for
+    nothing): it is dropped until the first is mined, then sent."""
+    from webapp.core.services import DbJournal
+
+    runner.hot = hot
+    node.call("evm_setAutomine", [False])
+    try:
+        first = stage.execute(
+            [scored("cycle-a", (POOLS[0], POOLS[1])), scored("cycle-a-again", (POOLS[0], POOLS[1]))],
+            {31337: runner}.__getitem__, DbJournal(),
+        )
+        assert [(r.path_id, r.status) for r in first] == [("cycle-a", "sent"), ("cycle-a-again", "dropped")]
+        assert first[1].reason.startswith(f"pool {POOLS[0]} is in flight: trade {first[0].tx_hash}")
+        # a cycle through other pools is not held back
+        other = stage.execute([scored("cycle-b", (POOLS[2], POOLS[3]))], {31337: runner}.__getitem__, DbJournal())
+        assert [r.status for r in other] == ["sent"]
+        assert sent_count(node, signer) == 2
+    finally:
+        node.call("evm_setAutomine", [True])
+    node.call("evm_mine")  # the first is mined: a trade simulated after it may go
+    later = stage.execute([scored("cycle-a-later", (POOLS[0], POOLS[1]), block_number=8)],
+                          {31337: runner}.__getitem__, DbJournal())
+    assert [r.status for r in later] == ["sent"]
+    assert sent_count(node, signer) == 3

@@ -115,6 +115,24 @@ def test_matches_reference_dfs(seed: int, max_hops: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("max_hops", [3, 4])
+def test_every_token_a_start_matches_reference_dfs(seed: int, max_hops: int) -> None:
+    """Most tokens start cycles (the auto start tokens of a real chain): each start's
+    tables are built on local token ids, and what one start bans is carried to the next."""
+    rng = random.Random(200 + seed)
+    pools = _random_pools(rng, n_tokens=12, n_pools=30)
+    tokens = sorted({t for p in pools for t in (p.token0, p.token1)} - {WETH})
+    rng.shuffle(tokens)
+    e = PathEngine(base_tokens=tokens[:-2], weth=WETH, max_hops=max_hops)
+    half = len(pools) // 2
+    e.upsert(pools[:half])
+    e.upsert(pools[half:])  # new pools: only cycles through them, over every start
+    got = [(c[1], c[2]) for c in e.iter_cycles()]
+    assert len(got) == len(set(got)), "duplicate cycles"
+    assert set(got) == _reference(pools, [WETH, *tokens[:-2]], max_hops)
+
+
+@pytest.mark.parametrize("seed", range(4))
 def test_incremental_discovery_equals_fresh_build(seed: int) -> None:
     rng = random.Random(100 + seed)
     pools = _random_pools(rng, n_tokens=10, n_pools=30)
@@ -143,3 +161,29 @@ def test_remove_and_readd() -> None:
     )
     e.upsert([pools[3]])
     assert sorted(e.iter_cycles()) == before
+
+
+def test_the_index_stops_at_its_cycle_budget(caplog: pytest.LogCaptureFixture) -> None:
+    """Bounded memory: at most ``max_cycles`` cycles, the higher-priority start tokens
+    first, said once in the log; pools added later get no cycles past the budget."""
+    rng = random.Random(7)
+    pools = _random_pools(rng, n_tokens=10, n_pools=40)
+    full = PathEngine(base_tokens=[USDC, DAI], weth=WETH, max_hops=4, max_cycles=None)
+    full.upsert(pools[:30])
+    everything = set(full.iter_cycles())
+    budget = len(everything) // 3
+    capped = PathEngine(base_tokens=[USDC, DAI], weth=WETH, max_hops=4, max_cycles=budget)
+    with caplog.at_level("WARNING", logger="arbbot.paths.engine"):
+        capped.upsert(pools[:30])
+        capped.upsert(pools[30:])
+    kept = set(capped.iter_cycles())
+    assert capped.cycle_count == len(kept) == budget and kept < everything
+    order = [WETH, USDC, DAI]  # the start tokens by priority
+    kept_by = [sum(c[2][0] == t for c in kept) for t in order]
+    all_by = [sum(c[2][0] == t for c in everything) for t in order]
+    cut = next(i for i, (k, a) in enumerate(zip(kept_by, all_by)) if k < a)
+    assert kept_by[:cut] == all_by[:cut] and not any(kept_by[cut + 1 :])
+    assert sum("cycle index full" in r.message for r in caplog.records) == 1
+    assert capped.stats["index_full"] == 2
+    with pytest.raises(ConfigError):
+        PathEngine(base_tokens=[], weth=WETH, max_cycles=0)

@@ -77,6 +77,47 @@ def test_gap_found_incrementally_and_after_a_missed_block(hot: HotState) -> None
     assert s.engine.states[B].reserve1 == 3 * 10**24
 
 
+class CountingHot(HotState):
+    """The real hot state, counting how the stage reads it."""
+
+    snapshots = 0
+    catch_ups = 0
+
+    def snapshot(self):  # type: ignore[no-untyped-def]
+        self.snapshots += 1
+        return super().snapshot()
+
+    def changed_since(self, after_block, after_hash=""):  # type: ignore[no-untyped-def]
+        got = super().changed_since(after_block, after_hash)
+        self.catch_ups += got is not None
+        return got
+
+
+def test_a_missed_block_is_caught_up_from_what_it_changed_not_every_pool(hot: HotState) -> None:
+    h = CountingHot(hot.redis, hot.prefix, hot.chain_id)
+    even = [pool(A, WETH, USDC, 10**21, 3 * 10**24), pool(B, WETH, USDC, 10**21, 3 * 10**24)]
+    h.put_pools(even, 1, H)
+    s, record = stage(), Record()
+    s.process(delta(1, *even), h, record)
+    assert (h.snapshots, h.catch_ups) == (1, 0), "the first block reads every pool"
+    # a pool changed behind the stage's back without a block (never happens in the fleet)
+    # is not seen by a catch-up: the catch-up reads only what blocks 2 and 3 wrote
+    h.redis.hset(h.key("pools"), A, h.redis.hget(h.key("pools"), A).replace(b'"reserve0":"', b'"reserve0":"9'))
+    gapped = pool(B, WETH, USDC, 10**21, int(3.3 * 10**24))
+    h.put_pools([gapped], 2, H)
+    h.put_pools([pool(C, WETH, FOT, 10**21, 10**21)], 3, H)
+    opps = s.process(delta(3, pool(C, WETH, FOT, 10**21, 10**21)), h, record).opportunities
+    assert (h.snapshots, h.catch_ups) == (1, 1)
+    assert opps and {A, B} == set(opps[0].pools), "block 2's change was caught up"
+    assert s.engine.states[A].reserve0 == 10**21, "only the blocks' pools were read"
+    # the stage's block orphaned by a reorg another worker repaired: every pool again
+    h.put_pools([], 4, "0x" + "44" * 32, orphaned=[H])
+    h.put_pools([], 5, "0x" + "55" * 32)
+    s.process(delta(5), h, record)
+    assert (h.snapshots, h.catch_ups) == (2, 1)
+    assert s.engine.states[A].reserve0 == int("9" + str(10**21)), "every pool, the one changed behind too"
+
+
 def test_flagged_token_is_excluded_before_evaluation(hot: HotState) -> None:
     pools = [pool(C, WETH, FOT, 10**21, 10**21), pool(D, WETH, FOT, 10**21, 2 * 10**21)]  # a 2x gap
     hot.put_pools(pools, 1, H)

@@ -6,11 +6,13 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from sys import intern
 from typing import Any
 
 from django.db.models import Aggregate, Count, FloatField, Sum
 from django.utils import timezone
 
+from arbbot.chain.discovery import PoolInfo
 from webapp.core.models import (
     BackfillCursor,
     Chain,
@@ -124,14 +126,7 @@ def config_effective(chain_id: int | None = None, *, fleet_mode: str = "dry-run"
             ],
             "tokens": tokens if tokens == "discover" else listed,
             "known_tokens": len(listed),
-            "pool_filter": {
-                "allow_tokens": list(pool_filter.allow_tokens) if pool_filter else [],
-                "deny_tokens": list(pool_filter.deny_tokens) if pool_filter else [],
-                "min_liquidity": (
-                    {"token": pool_filter.min_liquidity_token, "amount": str(pool_filter.min_liquidity)}
-                    if pool_filter and pool_filter.min_liquidity_token else None
-                ),
-            },
+            "pool_filter": _pool_filter_dict(pool_filter),
             "strategy": {
                 "version": strategy.version,
                 "start_tokens": list(strategy.start_tokens) or [chain.weth],
@@ -146,6 +141,24 @@ def config_effective(chain_id: int | None = None, *, fleet_mode: str = "dry-run"
         }
         out.append(entry)
     return {"chains": out}
+
+
+def _pool_filter_dict(row: PoolFilter | None) -> dict[str, Any]:
+    """A ``PoolFilter`` row in the configuration file's shape (none: admits every pool)."""
+    return {
+        "allow_tokens": list(row.allow_tokens) if row else [],
+        "deny_tokens": list(row.deny_tokens) if row else [],
+        "min_liquidity": (
+            {"token": row.min_liquidity_token, "amount": str(row.min_liquidity)}
+            if row and row.min_liquidity_token else None
+        ),
+    }
+
+
+def pool_filter_of(chain_id: int) -> dict[str, Any]:
+    """The chain's pool filter in the configuration file's shape: what the scanner watches
+    (``arbbot.chain.pool_filter.PoolFilter.from_dict``)."""
+    return _pool_filter_dict(PoolFilter.objects.filter(chain__chain_id=chain_id).first())
 
 
 def _fraction_text(value: Fraction) -> str:
@@ -386,10 +399,12 @@ def backfill_cursors(chain_id: int) -> dict[str, int]:
     return {factory: int(last) for factory, last in rows}
 
 
-def discovery_config(chain_id: int) -> dict[str, list[dict[str, Any]]]:
+def discovery_config(chain_id: int) -> dict[str, list[Any]]:
     """What the scanner's discovery starts from (``ScannerConfig`` ``factories`` and
     ``pools``): each DEX's factory with its start block and backfill cursor
-    (``discovered_to``), and every pool the Pool table knows (backfilled or configured)."""
+    (``discovered_to``), and every pool the Pool table knows (backfilled or configured), as
+    ``PoolInfo``. The Pool rows are streamed in chunks (a chain has 100k+ of them) and
+    their repeated token and factory strings interned, so the load holds one copy of each."""
     cursors = backfill_cursors(chain_id)
     factories = [
         {"address": d.factory, "kind": d.kind, "fee_pips": d.fee_pips, "start_block": d.start_block,
@@ -400,7 +415,7 @@ def discovery_config(chain_id: int) -> dict[str, list[dict[str, Any]]]:
         "address", "kind", "token0__address", "token1__address", "fee_pips", "tick_spacing", "dex__factory"
     )
     pools = [
-        {"address": a, "kind": k, "token0": t0, "token1": t1, "fee_pips": fee, "tick_spacing": ts or 0, "factory": fac}
-        for a, k, t0, t1, fee, ts, fac in rows
+        PoolInfo(a, k, intern(t0), intern(t1), fee, ts or 0, intern(fac))
+        for a, k, t0, t1, fee, ts, fac in rows.iterator(chunk_size=10_000)
     ]
     return {"factories": factories, "pools": pools}

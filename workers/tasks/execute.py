@@ -13,7 +13,7 @@ from arbbot.execution.follow import follow as follow_pass
 from arbbot.types import ExecutionResult, ScoredOpportunity
 from workers import runtime
 from workers.celery_app import app
-from workers.stage import BLOCK_TO_DECISION, EXECUTIONS, GAS_SPENT, ITEMS, as_list, rejects_malformed
+from workers.stage import BLOCK_TO_DECISION, EXECUTIONS, GAS_SPENT, ITEMS, as_list, bind_batch, rejects_malformed
 
 
 @app.task(name="workers.tasks.execute.execute", acks_late=True, reject_on_worker_lost=True)
@@ -22,6 +22,7 @@ def execute(scored: list[dict]) -> int:
     from webapp.core.services import DbJournal
 
     batch = [ScoredOpportunity.from_wire(s) for s in as_list(scored, "scored")]
+    bind_batch([s.opportunity for s in batch])
     results = stage.execute(batch, runtime.runner, DbJournal())
     _count([r for r in results if r.status != "sent"])  # sent ones are counted once final
     for r in results:

@@ -4,10 +4,11 @@ on to the execute queue."""
 
 from __future__ import annotations
 
+from arbbot import obs
 from arbbot.scoring.rule import RuleScorer
 from arbbot.types import Opportunity
 from workers.celery_app import app
-from workers.stage import ITEMS, as_list, rejects_malformed
+from workers.stage import ITEMS, MODEL_SCORE, as_list, bind_batch, rejects_malformed
 
 
 def scorer(chain_id: int) -> RuleScorer:
@@ -22,15 +23,19 @@ def scorer(chain_id: int) -> RuleScorer:
 @rejects_malformed
 def score(opportunities: list[dict]) -> int:
     opps = [Opportunity.from_wire(o) for o in as_list(opportunities, "opportunities")]
+    bind_batch(opps)
     by_chain: dict[int, list[Opportunity]] = {}
     for o in opps:
         by_chain.setdefault(o.chain_id, []).append(o)
     decided = [s for chain_id, batch in by_chain.items() for s in scorer(chain_id).decide(batch)]
     ITEMS.labels(stage="ml").inc(len(decided))
+    for s in decided:
+        MODEL_SCORE.labels(chain=str(s.opportunity.chain_id), model=s.model, decision=s.decision).observe(s.score)
     from workers.tasks import analytics, execute
 
     analytics.record_opportunities.delay([s.to_wire() for s in decided])
     chosen = [s.to_wire() for s in decided if s.decision == "execute"]
+    obs.note(opportunities=len(decided), chosen=len(chosen))
     if chosen:
         execute.execute.delay(chosen)
     return len(chosen)

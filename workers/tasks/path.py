@@ -4,6 +4,7 @@ tokens the scan stage flagged, which are recorded here."""
 
 from __future__ import annotations
 
+from arbbot import obs
 from arbbot.types import PoolDelta
 from workers import runtime
 from workers.celery_app import app
@@ -14,12 +15,14 @@ from workers.stage import BLOCKS_SINCE_OPPORTUNITY, ITEMS, OPPORTUNITIES, reject
 @rejects_malformed
 def find(delta: dict) -> int:
     d = PoolDelta.from_wire(delta)
+    obs.bind(chain=d.chain_id, block=d.block_number)
     from webapp.core import selectors, services
 
     result = runtime.path_stage(d.chain_id).process(d, runtime.hotstate(d.chain_id), selectors.exclusions)
     for token, reason in result.exclusions.items():
         services.token_exclude(d.chain_id, token, reason)
     opps = result.opportunities
+    obs.note(pools=len(d.states), opportunities=len(opps))
     chain = str(d.chain_id)
     ITEMS.labels(stage="path").inc(len(d.states))
     OPPORTUNITIES.labels(chain=chain).inc(len(opps))

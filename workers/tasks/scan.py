@@ -22,6 +22,7 @@ import dataclasses
 import logging
 from typing import Any
 
+from arbbot import obs
 from arbbot.chain.follower import LEASE_TTL_S, Head
 from arbbot.types import uint, unix_time
 from workers import runtime
@@ -50,10 +51,11 @@ def tick() -> int:
 
 def announce(chain_id: int, head: Head) -> None:
     """The follower's callback: scan ``chain_id`` now for ``head`` (and the blocks of a
-    gap before it)."""
-    scan_chain.apply_async(
-        (chain_id,), {"block": head.number, "first": head.first, "arrived_at": head.arrived_at}
-    )
+    gap before it). The block's trace starts here."""
+    with obs.scope("block arrived", chain=chain_id, block=head.number):
+        scan_chain.apply_async(
+            (chain_id,), {"block": head.number, "first": head.first, "arrived_at": head.arrived_at}
+        )
 
 
 @app.task(name="workers.tasks.scan.scan_chain", bind=True, acks_late=True, reject_on_worker_lost=True)
@@ -81,6 +83,7 @@ def scan_once(chain_id: int, block: int | None, first: int | None, arrived_at: f
         first = block if first is None else uint(first, bits=64)
         arrived = unix_time(arrived_at if arrived_at is not None else 0.0, "arrived_at")
         announced = (min(first, block), block, arrived)
+    obs.bind(chain=chain_id, block=block)
     hot = runtime.hotstate(chain_id)
     published = 0
     with hot.scanning(ttl_s=LOCK_TTL_S) as got:
@@ -98,7 +101,8 @@ def scan_once(chain_id: int, block: int | None, first: int | None, arrived_at: f
             if hot.claim_block(delta.block_number, delta.block_hash):
                 from workers.tasks import path
 
-                path.find.delay(delta.to_wire())
+                with obs.scope("scan.publish", chain=chain_id, block=delta.block_number):
+                    path.find.delay(delta.to_wire())
                 runtime.record_block(chain_id, delta)
                 published += 1
                 ITEMS.labels(stage="scan").inc(len(delta.states))

@@ -37,6 +37,7 @@ def run(opts: dict[str, Any], out: Callable[[str], None]) -> int:
     from arbbot.chain.rpc import RpcClient, endpoint_label
     from arbbot.config import get_settings
     from arbbot.errors import ConfigError
+    from arbbot.obs import tracing
     from webapp.core import selectors
 
     chain_id = opts["chain"]
@@ -72,6 +73,7 @@ def run(opts: dict[str, Any], out: Callable[[str], None]) -> int:
     from workers.tasks import scan
 
     settings = get_settings()
+    runtime.start_tracing("arbbot-follower")  # each block's trace starts at its arrival here
     hot = runtime.hotstate(chain_id)
     follower = Follower(
         RpcClient(http_urls, timeout_s=2.0, retries=0, breaker_cooldown_s=1.0),
@@ -98,6 +100,7 @@ def run(opts: dict[str, Any], out: Callable[[str], None]) -> int:
         f"{'as fallback' if ws_urls else 'always'}")
     follower.run(stop)
     s = follower.stats
+    tracing.flush()
     out(f"stopped: {s.announced} heads announced ({s.by_source}), {s.gap_blocks} gap blocks, "
         f"{s.reorgs} reorgs, {s.ws_failures} WebSocket failures")
     return 0

@@ -1,0 +1,71 @@
+"""The analytics stage's write (``services.opportunities_record``, one COPY per batch): every
+row lands with its money exact at any size (uint256 in ``NUMERIC``), addresses lower-cased,
+an unpriced opportunity's native values null, and the latency from the block's arrival.
+Real PostgreSQL."""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+
+import pytest
+
+from arbbot.errors import WireFormatError
+from arbbot.types import Opportunity, ScoredOpportunity
+from webapp.core import services
+from webapp.core.models import Opportunity as OpportunityRow
+
+pytestmark = pytest.mark.django_db
+
+UINT256_MAX = 2**256 - 1
+WETH, TOKEN = "0x" + "Ee" * 20, "0x" + "a0" * 20
+POOLS = ("0x" + "B1" * 20, "0x" + "b2" * 20)
+
+
+def scored(path_id: str, amount_in: int, amount_out: int, profit_native: int | None,
+           decision: str = "skip", observed_at: float = 0.0) -> ScoredOpportunity:
+    opp = Opportunity(
+        chain_id=31337, block_number=2**63 - 1, block_hash="0x" + "ab" * 32, path_id=path_id, pools=POOLS,
+        tokens=(WETH, TOKEN, WETH), amount_in=amount_in, amount_out=amount_out, gas_estimate=200_000,
+        gas_price_wei=10**9, gas_cost=2 * 10**14, observed_at=observed_at, profit_native=profit_native,
+    )
+    return ScoredOpportunity(opp, 1.25, decision, "why" * 100)  # type: ignore[arg-type]
+
+
+def test_a_batch_is_recorded_exactly() -> None:
+    batch = [
+        scored("big", UINT256_MAX - 10**30, UINT256_MAX, 10**30 - 1, "execute", observed_at=999.5),
+        scored("unpriced", 10**18, 10**18 + 1, None),
+        scored("loss", 10**18, 10**18 - 7, -7),
+    ]
+    assert services.opportunities_record(batch, now=1000.0) == 3
+    rows = {r.path_id: r for r in OpportunityRow.objects.all()}
+    assert set(rows) == {"big", "unpriced", "loss"}
+    big = rows["big"]
+    assert big.amount_in == Decimal(UINT256_MAX - 10**30) and big.amount_out == Decimal(UINT256_MAX)
+    assert big.net_profit == Decimal(10**30 - 2 * 10**14)
+    assert big.profit_native == Decimal(10**30 - 1)
+    assert big.net_profit_native == Decimal(10**30 - 1 - 200_000 * 10**9)
+    assert big.block_number == 2**63 - 1 and big.decision == "execute" and big.score == 1.25
+    assert big.latency_ms == pytest.approx(500.0)
+    assert big.created_at.timestamp() == 1000.0
+    assert big.pools == [p.lower() for p in POOLS] and big.tokens == [WETH.lower(), TOKEN, WETH.lower()]
+    assert big.profit_token == WETH.lower() and len(big.reason) == 200
+    assert rows["unpriced"].profit_native is None and rows["unpriced"].net_profit_native is None
+    assert rows["unpriced"].latency_ms is None
+    assert rows["loss"].net_profit == Decimal(-7 - 2 * 10**14)
+
+
+def test_an_empty_batch_writes_nothing() -> None:
+    assert services.opportunities_record([]) == 0
+    assert OpportunityRow.objects.count() == 0
+
+
+def test_a_bad_address_fails_the_whole_batch() -> None:
+    """An address is written into a JSON array unescaped only because it was checked: one
+    that is not an address fails the batch, and nothing of it is written."""
+    bad = scored("bad", 10**18, 10**18 + 1, 1)
+    forged = dataclasses.replace(bad.opportunity, pools=(POOLS[0], '0x","0x' + "00" * 18))
+    with pytest.raises(WireFormatError):
+        services.opportunities_record([scored("good", 1, 2, 1), ScoredOpportunity(forged, 0.0, "skip")])
+    assert OpportunityRow.objects.count() == 0
