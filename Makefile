@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 
-.PHONY: setup venv lock npm services validators demo test test-explore lint typecheck bench-scan bench-paths bench-scale bench-pipeline clean
+.PHONY: setup venv lock npm services validators demo test test-explore lint typecheck bench-scan bench-paths bench-scale bench-pipeline bench-backtest clean
 
 setup: venv npm services
 
@@ -77,6 +77,9 @@ bench-scale: setup
 # market (bench/pipeline/README.md); ~3 minutes. BENCH_ARGS="--soak 600" for the soak.
 bench-pipeline: setup
 	$(PY) -m bench.pipeline.run $(BENCH_ARGS)
+
+bench-backtest: setup
+	$(PY) -m bench.backtest.run
 
 clean:
 	rm -rf .venv node_modules .devnet .run

@@ -28,7 +28,10 @@ from arbbot.paths import resize
 from arbbot.paths.engine import PathEngine
 from arbbot.paths.gas import GasModel
 from arbbot.paths.stage import PathStage
-from arbbot.types import PoolState
+from arbbot.replay.backtest import BacktestStrategy
+from arbbot.replay.recorder import Recorder
+from arbbot.replay.recording import RecordingWriter
+from arbbot.types import PoolDelta, PoolState
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +268,25 @@ def _tighter(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else min(a, b)
 
 
+def _limits(chain_id: int, strategy_caps: dict[str, int], strategy_fee_cap: int | None) -> tuple[dict[str, int], int | None]:
+    """Per-token input caps and the fee cap: the tighter of the environment's and the strategy's."""
+    settings = get_settings()
+    caps = dict(settings.max_amount_in)
+    for token, cap in strategy_caps.items():
+        caps[token] = min(cap, caps.get(token, cap))
+    return caps, _tighter(settings.max_fee_cap(chain_id), strategy_fee_cap)
+
+
+def fee_policy(chain_id: int, fee_cap: int | None) -> FeePolicy:
+    settings = get_settings()
+    return FeePolicy(
+        max_fee_per_gas_wei=fee_cap,
+        inclusion_blocks=settings.fee_inclusion_blocks,
+        priority_percentile=settings.fee_priority_percentile,
+        min_priority_fee_wei=settings.min_priority_fee_wei,
+    )
+
+
 def _build_runner(chain_id: int, strategy_caps: dict[str, int], strategy_fee_cap: int | None) -> ExecutionRunner:
     """A runner whose limits are the tighter of the environment's and the strategy's."""
     settings = get_settings()
@@ -273,9 +295,7 @@ def _build_runner(chain_id: int, strategy_caps: dict[str, int], strategy_fee_cap
     signer = LocalSigner(client, settings.signer_key, chain_id=chain_id) if settings.signer_key else None
     hot = hotstate(chain_id)
     resize.warm()  # loads the compiled sizing code now, not inside the first send (~1 s)
-    caps = dict(settings.max_amount_in)
-    for token, cap in strategy_caps.items():
-        caps[token] = min(cap, caps.get(token, cap))
+    caps, fee_cap = _limits(chain_id, strategy_caps, strategy_fee_cap)
     return ExecutionRunner(
         rpc=client,
         executor=chain.executor,
@@ -295,12 +315,7 @@ def _build_runner(chain_id: int, strategy_caps: dict[str, int], strategy_fee_cap
         ),
         daily_pnl_wei=lambda: _pnl_today(chain_id, chain.weth),
         nonces=NonceManager(hot, client, signer.address) if signer else None,
-        fee_policy=FeePolicy(
-            max_fee_per_gas_wei=_tighter(settings.max_fee_cap(chain_id), strategy_fee_cap),
-            inclusion_blocks=settings.fee_inclusion_blocks,
-            priority_percentile=settings.fee_priority_percentile,
-            min_priority_fee_wei=settings.min_priority_fee_wei,
-        ),
+        fee_policy=fee_policy(chain_id, fee_cap),
         native_token=chain.weth,
         hot=hot,
         pool_guard=pool_guard(chain_id),
@@ -313,7 +328,55 @@ def _pnl_today(chain_id: int, weth: str) -> int:
     return selectors.pnl_today_wei(chain_id, weth)
 
 
+@functools.lru_cache(maxsize=None)
+def recorder(chain_id: int) -> Recorder | None:
+    """The chain's recorder when ``ARBBOT_RECORD_DIR`` is set (None: recording is off)."""
+    directory = get_settings().record_dir
+    if directory is None:
+        return None
+    chain = _chain(chain_id)
+    return Recorder(RecordingWriter(directory, chain_id), rpc(chain_id), fee_policy(chain_id, None),
+                    lambda: recording_meta(chain_id), dump_state=bool(chain.is_devnet))
+
+
+def recording_meta(chain_id: int) -> dict[str, Any]:
+    """What a new recording of the chain says about it: the chain, the strategy and limits in
+    force (as a backtest runs them), the fee policy and the exclusions."""
+    from webapp.core import selectors
+
+    settings = get_settings()
+    chain = _chain(chain_id)
+    strategy = selectors.strategy_for(chain_id)
+    caps, fee_cap = _limits(chain_id, strategy.max_amount_in, strategy.max_fee_per_gas_wei)
+    policy = fee_policy(chain_id, fee_cap)
+    return {
+        "chain": {"name": chain.name, "weth": chain.weth.lower(), "executor": (chain.executor or "").lower(),
+                  "is_devnet": bool(chain.is_devnet)},
+        "strategy_version": strategy.version,
+        "strategy": BacktestStrategy(
+            start_tokens=tuple(strategy.start_tokens), max_hops=strategy.max_hops, margin=strategy.margin,
+            min_profit_wei=strategy.min_profit_wei, max_amount_in=caps,
+            default_max_amount_in=settings.default_max_amount_in, max_fee_per_gas_wei=fee_cap,
+            max_per_pool=settings.path_max_per_pool or None, name=f"recorded (strategy v{strategy.version})",
+        ).to_wire(),
+        "fee_policy": {"inclusion_blocks": policy.inclusion_blocks, "priority_percentile": policy.priority_percentile,
+                       "history_blocks": policy.history_blocks, "min_priority_fee_wei": policy.min_priority_fee_wei},
+        "exclusions": dict(selectors.exclusions(chain_id)),
+    }
+
+
+def record_block(chain_id: int, delta: PoolDelta) -> None:
+    """Record ``delta`` when recording is on. Never fails the scan: a recording that cannot
+    be written is logged (the next block that does not continue it starts a new file)."""
+    try:
+        rec = recorder(chain_id)
+        if rec is not None:
+            rec.record(delta)
+    except Exception:
+        log.exception("chain %s: could not record block %s", chain_id, delta.block_number)
+
+
 def reset() -> None:
     """Forget every cached resource (tests; a changed configuration)."""
-    for fn in (hotstate, rpc, scanner, path_stage, runner, redis_client):
+    for fn in (hotstate, rpc, scanner, path_stage, runner, recorder, redis_client):
         fn.cache_clear()

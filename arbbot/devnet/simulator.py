@@ -101,9 +101,12 @@ def simulate(
     max_trade_frac: float = 0.012,
     v3_trade_usd: tuple[float, float] = (5_000.0, 80_000.0),
     progress: Callable[[str], None] | None = print,
+    after_round: Callable[[], None] | None = None,
 ) -> dict[str, int]:
     """Send random swaps until ``seconds`` pass or ``rounds`` rounds are done (both ``None``
     = forever; Ctrl-C stops it). With a ``seed`` and ``rounds`` the flow is reproducible.
+    ``after_round`` is called after each round's swaps are sent (a caller that mines the
+    blocks itself, ``bench/backtest``, mines one there).
 
     One round per block: ``swaps_per_block`` swaps, each on a random pool, in the direction
     a reference-reverting random walk picks. V2 trades are 0.1-``max_trade_frac`` of the
@@ -167,6 +170,8 @@ def simulate(
             if counters["swaps"] and counters["swaps"] % report_every == 0:
                 say(_report(rpc, dep, pools, counters))
         counters["rounds"] += 1
+        if after_round is not None:
+            after_round()
         last_block = _wait_next_block(rpc, last_block, 1.0)
     return counters
 

@@ -59,7 +59,7 @@ from arbbot.execution.nonces import LocalNonces, NonceLockBusy, Nonces, Session,
 from arbbot.execution.submit import Submission, Submitter
 from arbbot.hotstate import HotState
 from arbbot.paths.pricing import NativePricer
-from arbbot.paths.resize import BadCycle, resize
+from arbbot.paths.resize import BadCycle, Sized, resize
 from arbbot.types import ExecutionResult, Opportunity, PoolState, ScoredOpportunity
 
 if TYPE_CHECKING:
@@ -143,6 +143,11 @@ class ExecutionRunner:
     #: Defence in depth: the cycle's pools (as read) -> a reason to drop it, or None
     #: (``arbbot.chain.create2.PoolGuard``: each pool a CREATE2 child of a configured DEX).
     pool_guard: Callable[[Sequence[PoolState]], str | None] | None = None
+    #: Where re-validation asks (step 2): the requests (``eth_call`` of the exact calldata,
+    #: ``eth_estimateGas``, ``eth_blockNumber``, the fee data), the cycle as re-sized, and the
+    #: opportunity -> one reply per request. None: one JSON-RPC batch to ``rpc``'s node. A
+    #: backtest answers from the recorded block (``arbbot.replay.backtest``).
+    revalidate: Callable[[list[tuple[str, list[Any]]], Sized, Opportunity], Sequence[Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.nonces is None:
@@ -223,11 +228,14 @@ class ExecutionRunner:
         # the sender's mined count at the simulated block: which of its own trades the
         # simulation already saw (``_stacked_refusal``)
         mined_count_request = [("eth_getTransactionCount", [sender, "latest"])] if sender else []
-        replies = self.rpc.batch(
-            [("eth_call", [call, "latest"]), ("eth_estimateGas", [call, "latest"]), ("eth_blockNumber", []),
-             *fee_requests, *mined_count_request],
-            raise_errors=False,
-        )
+        requests: list[tuple[str, list[Any]]] = [
+            ("eth_call", [call, "latest"]), ("eth_estimateGas", [call, "latest"]), ("eth_blockNumber", []),
+            *((method, list(params)) for method, params in (*fee_requests, *mined_count_request)),
+        ]
+        if self.revalidate is not None:
+            replies = list(self.revalidate(requests, sized, opp))
+        else:
+            replies = self.rpc.batch(requests, raise_errors=False)
         sim, est, head_raw = replies[:3]
         fee_replies = replies[3:3 + len(fee_requests)]
         mined_count = replies[3 + len(fee_requests)] if mined_count_request else None

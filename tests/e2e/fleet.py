@@ -89,6 +89,7 @@ def run_fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, dj
 
     devnet_dir = tmp_path_factory.mktemp("devnet")
     logs = tmp_path_factory.mktemp("logs")
+    recordings = tmp_path_factory.mktemp("recordings")
     with deployed_devnet(devnet_dir, v3=True) as (anvil, dep), Collector() as traces:
         # A new devnet under the same chain id is a new chain: an earlier fleet's hot state
         # (its cursor ahead of this chain's head, its nonces) is not this one's.
@@ -102,6 +103,7 @@ def run_fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, dj
             ARBBOT_DEVNET_DIR=str(devnet_dir),
             ARBBOT_MODE="live",
             ARBBOT_SCAN_INTERVAL="0.3",
+            ARBBOT_RECORD_DIR=str(recordings),  # the scan stage records every block (test_backtest_fidelity)
             PYTHONUNBUFFERED="1",
             # tracing on, toward this process's collector (as compose points it at Jaeger)
             OTEL_EXPORTER_OTLP_ENDPOINT=traces.endpoint,
@@ -111,7 +113,7 @@ def run_fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, dj
         try:
             with start_workers(env, logs) as metrics_ports:
                 yield {"anvil": anvil, "rpc": anvil.rpc(), "dep": dep, "logs": logs, "env": env,
-                       "metrics_ports": metrics_ports, "traces": traces}
+                       "metrics_ports": metrics_ports, "traces": traces, "recordings": recordings}
         finally:
             # The fleet's rows were committed outside any test transaction: remove them so
             # later tests start from an empty database.

@@ -193,6 +193,21 @@ def parse(data: Any) -> ConfigSpec:
     return out
 
 
+def parse_strategy(data: Any, chain_id: int) -> StrategySpec:
+    """The strategy of ``chain_id`` in ``data``: a whole configuration file (its chain's
+    ``strategy``), a mapping with a ``strategy``, or the strategy's fields themselves."""
+    if isinstance(data, Mapping) and "chains" in data:
+        spec = next((c for c in parse(data).chains if c.chain_id == chain_id), None)
+        if spec is None:
+            raise ValidationError(f"the configuration names no chain {chain_id}")
+        if spec.strategy is None:
+            raise ValidationError(f"{spec.where}: no strategy for chain {chain_id}")
+        return spec.strategy
+    if isinstance(data, Mapping) and set(data) == {"strategy"}:
+        return _strategy(data["strategy"], "strategy")[0]
+    return _strategy(data, "strategy")[0]
+
+
 # --------------------------------------------------------------------------- entries
 
 

@@ -11,6 +11,9 @@ block's arrival, not from when a scan got round to it. An announced scan retries
 (every 20 ms, for about 2 s) when its block is not scanned yet because the lock was held
 (the holder started before the block arrived) or because the scan's node is behind the
 follower's (another endpoint, a few ms later): a block is never left waiting for the next.
+
+With ``ARBBOT_RECORD_DIR`` set, each published block is also appended to the chain's
+recording (``workers.runtime.record_block``, ``arbbot.replay``): the backtests' input.
 """
 
 from __future__ import annotations
@@ -100,6 +103,7 @@ def scan_once(chain_id: int, block: int | None, first: int | None, arrived_at: f
 
                 with obs.scope("scan.publish", chain=chain_id, block=delta.block_number):
                     path.find.delay(delta.to_wire())
+                runtime.record_block(chain_id, delta)
                 published += 1
                 ITEMS.labels(stage="scan").inc(len(delta.states))
         if announced is not None and (scanner.last_block is None or scanner.last_block < announced[1]):

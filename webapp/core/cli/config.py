@@ -38,14 +38,12 @@ def register(subparsers: Any) -> None:
     show.set_defaults(handler=run_show)
 
 
-def run_apply(opts: dict[str, Any], out: Callable[[str], None]) -> int:
+def read_yaml(path: Path) -> Any:
+    """The YAML (or JSON) document in ``path``; ``CliError`` (exit code 2) naming the problem."""
     import yaml
-    from django.core.exceptions import ValidationError
 
-    from webapp.core import services
     from webapp.core.cli import CliError
 
-    path = Path(opts["file"])
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -59,6 +57,17 @@ def run_apply(opts: dict[str, Any], out: Callable[[str], None]) -> int:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise CliError(f"{path}: not valid YAML{where}: {problem}", code=2) from None
+    return data
+
+
+def run_apply(opts: dict[str, Any], out: Callable[[str], None]) -> int:
+    from django.core.exceptions import ValidationError
+
+    from webapp.core import services
+    from webapp.core.cli import CliError
+
+    path = Path(opts["file"])
+    data = read_yaml(path)
     try:
         counts = services.config_apply(data, allow_live=opts["yes_live"], source=f"config apply {path.name}",
                                        onchain=not opts.get("offline"))

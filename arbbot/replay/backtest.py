@@ -1,0 +1,370 @@
+"""A backtest: a recording's blocks through the same path, ml and execute code the fleet
+runs, in ``paper`` mode, as fast as the machine allows.
+
+Each recorded ``PoolDelta`` goes, in order, to a ``PathStage`` (the fleet's path engine,
+built from the strategy), its opportunities to the ``RuleScorer`` (the ml stage's decision
+rule, with the strategy's margin and minimum), the ones decided ``execute`` to the execute
+stage (``arbbot.execution.stage.execute``) with an ``ExecutionRunner`` in paper mode under
+the strategy's caps and fee cap. What the fleet reads from Redis and the node comes from the
+recording instead: the pool states as of the block being replayed (``ReplayState``), and the
+re-validation's replies (``ReplayState.revalidate``): the exact pool math on those states
+(the re-sized cycle's profit, which the genuine contracts pay to the wei), the path stage's
+gas estimate, and the block's recorded fee data, so the fee cap and the worst-case gas check
+decide as they did live. Blocks before ``from_block`` only bring the engines up to date.
+
+The hindsight optimum of a block: the cycles an engine free of the strategy's choices
+(every liquid token may start, ``optimum_max_hops`` hops, the best ``OPTIMUM_PER_POOL``
+through each pool by the float screen) finds through the pools the block changed, sized
+exactly on that block's state, net of gas at its gas price; of those, pool-disjoint ones
+taken greedily by net profit in native (two trades through one pool cannot both be had).
+A strategy with those very settings (the default one) shares its engine with the optimum:
+the exact sizing, most of a block's cost, is done once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from arbbot.errors import ArbbotError, ConfigError
+from arbbot.execution import fees, stage
+from arbbot.execution.follow import TxRecord
+from arbbot.execution.modes import ZERO_ADDRESS
+from arbbot.execution.runner import ExecutionRunner, RiskLimits
+from arbbot.execution.stage import Unfinished
+from arbbot.paths.engine import PathEngine, rank_key
+from arbbot.paths.gas import GasModel
+from arbbot.paths.resize import Sized
+from arbbot.paths.stage import PathStage
+from arbbot.replay.recording import RecordedBlock, Recording, RecordingError
+from arbbot.scoring.rule import RuleScorer
+from arbbot.types import ExecutionResult, Opportunity, PoolState, ScoredOpportunity, norm_address
+
+Progress = Callable[[int, int], None]  # blocks done, blocks in all
+OPTIMUM_PER_POOL = 3  # cycles per pool the optimum's engine sizes exactly (the path stage's default)
+
+
+@dataclass(frozen=True)
+class BacktestStrategy:
+    """What a backtest trades with: the strategy's settings (``Strategy`` rows, a
+    configuration file's ``strategy``) and the fleet settings that shape trading
+    (``ARBBOT_PATH_MAX_PER_POOL``, the input cap of other tokens)."""
+
+    start_tokens: tuple[str, ...] = ()
+    max_hops: int = 3
+    margin: Fraction = Fraction(3, 2)
+    min_profit_wei: int = 0
+    max_amount_in: Mapping[str, int] = field(default_factory=dict)
+    default_max_amount_in: int | None = None
+    max_fee_per_gas_wei: int | None = None
+    max_per_pool: int | None = 3
+    model: str = "rule"
+    name: str = "recorded"
+
+    def tokens(self) -> set[str]:
+        """Every token the strategy names."""
+        return {t.lower() for t in self.start_tokens} | {t.lower() for t in self.max_amount_in}
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "start_tokens": list(self.start_tokens),
+            "max_hops": self.max_hops,
+            "margin": f"{self.margin.numerator}/{self.margin.denominator}",
+            "min_profit_wei": str(self.min_profit_wei),
+            "max_amount_in": {t: str(v) for t, v in self.max_amount_in.items()},
+            "default_max_amount_in": None if self.default_max_amount_in is None else str(self.default_max_amount_in),
+            "max_fee_per_gas_wei": None if self.max_fee_per_gas_wei is None else str(self.max_fee_per_gas_wei),
+            "max_per_pool": self.max_per_pool,
+            "model": self.model,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> BacktestStrategy:
+        try:
+            def opt(v: Any) -> int | None:
+                return None if v is None else int(v)
+
+            return cls(
+                start_tokens=tuple(norm_address(t) for t in d.get("start_tokens", ())),
+                max_hops=int(d.get("max_hops", 3)),
+                margin=Fraction(str(d.get("margin", "3/2"))),
+                min_profit_wei=int(d.get("min_profit_wei", 0)),
+                max_amount_in={norm_address(t): int(v) for t, v in (d.get("max_amount_in") or {}).items()},
+                default_max_amount_in=opt(d.get("default_max_amount_in")),
+                max_fee_per_gas_wei=opt(d.get("max_fee_per_gas_wei")),
+                max_per_pool=opt(d.get("max_per_pool", 3)),
+                model=str(d.get("model", "rule")),
+                name=str(d.get("name", "recorded")),
+            )
+        except (ArbbotError, ValueError, TypeError, ZeroDivisionError) as exc:
+            raise RecordingError(f"the recorded strategy is malformed: {exc}") from None
+
+
+class ReplayState:
+    """The pools as of the block being replayed, standing in for the hot state (the path
+    stage's ``PoolSource`` and the runner's ``pools``) and for the node (``revalidate``)."""
+
+    def __init__(self) -> None:
+        self.pools: dict[str, PoolState] = {}
+        self.block: RecordedBlock | None = None
+
+    def apply(self, block: RecordedBlock) -> None:
+        for s in block.delta.states:
+            self.pools[s.address.lower()] = s
+        self.block = block
+
+    def snapshot(self) -> tuple[dict[str, PoolState], tuple[int, str] | None]:
+        head = None if self.block is None else (self.block.number, self.block.delta.block_hash)
+        return dict(self.pools), head
+
+    def changed_since(self, after_block: int, after_hash: str = "") -> None:
+        return None  # blocks come one by one here; a stage that asks reads the snapshot
+
+    def excluded_tokens(self, addresses: set[str] | None = None) -> dict[str, str]:
+        return {}  # the scan stage's token flags are not recorded; the meta's exclusions are
+
+    def get(self, addresses: list[str]) -> dict[str, PoolState]:
+        return {a: self.pools[a.lower()] for a in addresses if a.lower() in self.pools}
+
+    def revalidate(self, requests: list[tuple[str, list[Any]]], sized: Sized, opp: Opportunity) -> list[Any]:
+        """The replies the node would give at the recorded block: ``eth_call`` of the exact
+        calldata returns the profit the pools pay (the exact pool math on these states),
+        ``eth_estimateGas`` the path stage's estimate, then the block and its fee data."""
+        block = self.block
+        assert block is not None
+        header, history, gas_price = fee_replies(block)
+        answers = {
+            "eth_call": hex(sized.profit), "eth_estimateGas": hex(opp.gas_estimate),
+            "eth_blockNumber": hex(block.number), "eth_getBlockByNumber": header, "eth_feeHistory": history,
+            "eth_gasPrice": gas_price,
+            "eth_getTransactionCount": "0x0",  # a backtest has no trade of its own in flight
+        }
+        try:
+            return [answers[method] for method, _ in requests]
+        except KeyError as exc:
+            raise ArbbotError(f"a backtest cannot answer {exc.args[0]} from a recording") from None
+
+
+def fee_replies(block: RecordedBlock) -> list[Any]:
+    """The replies to ``fees.fee_requests`` as recorded with ``block``; without recorded fee
+    data, the delta's base fee (an EIP-1559 block) or gas price (legacy)."""
+    delta = block.delta
+    header = dict(block.header) if block.header else None
+    if header is None and delta.base_fee_wei:
+        header = {"baseFeePerGas": hex(delta.base_fee_wei), "gasUsed": "0x0", "gasLimit": "0x0"}
+    elif header is None:
+        header = {}
+    gas_price = block.gas_price if block.gas_price is not None else hex(delta.gas_price_wei)
+    return [header, dict(block.fee_history) if block.fee_history else None, gas_price]
+
+
+class MemoryJournal:
+    """The execute stage's ``Journal`` for a backtest: claims and outcomes in memory. Paper
+    mode signs nothing, so a transaction record here is a bug."""
+
+    def __init__(self) -> None:
+        self.claimed: set[str] = set()
+        self.results: list[ExecutionResult] = []
+
+    def claim(self, scored: ScoredOpportunity) -> bool:
+        key = scored.opportunity.key
+        if key in self.claimed:
+            return False
+        self.claimed.add(key)
+        return True
+
+    def stale_pending(self, older_than_s: float) -> list[Unfinished]:
+        return []
+
+    def decided(self, result: ExecutionResult) -> None:
+        pass
+
+    def finished(self, result: ExecutionResult) -> None:
+        self.results.append(result)
+
+    def _no_tx(self, *args: Any, **kwargs: Any) -> Any:
+        raise ArbbotError("a backtest runs in paper mode: no transaction is signed or sent")
+
+    tx_signed = tx_sent = tx_mined = tx_reopened = tx_state = _no_tx
+
+    def txs_open(self, chain_id: int) -> list[TxRecord]:
+        return []
+
+    def txs_of_nonce(self, chain_id: int, sender: str, nonce: int) -> list[TxRecord]:
+        return []
+
+
+class _NoNode:
+    """The runner's node in a backtest: re-validation is answered by ``ReplayState``."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise ArbbotError(f"a backtest has no node (the runner asked for {name})")
+
+
+@dataclass(frozen=True, slots=True)
+class BlockOutcome:
+    number: int
+    found: int
+    executed: int
+    captured_native: int  # net of gas, native wei: what the strategy's paper trades made
+    optimum_native: int  # the hindsight optimum, net of gas, native wei
+    optimum_cycles: int
+
+
+@dataclass
+class BacktestResult:
+    chain_id: int
+    strategy: BacktestStrategy
+    recording: str
+    blocks: list[BlockOutcome] = field(default_factory=list)
+    executions: list[ExecutionResult] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)  # the ml stage's reasons
+    elapsed_s: float = 0.0
+    replayed_blocks: int = 0  # every block read, those before ``from`` too
+
+
+def unknown_tokens(recording: Recording, strategy: BacktestStrategy, to_block: int | None = None) -> set[str]:
+    """The tokens the strategy names that no pool of the recording (up to ``to_block``) holds."""
+    wanted = strategy.tokens()
+    if not wanted:
+        return set()
+    for block in recording.blocks(to_block):
+        for s in block.delta.states:
+            wanted -= {s.token0.lower(), s.token1.lower()}
+        if not wanted:
+            break
+    return wanted
+
+
+def run(
+    recording: Recording,
+    strategy: BacktestStrategy,
+    *,
+    from_block: int | None = None,
+    to_block: int | None = None,
+    optimum_max_hops: int = 3,
+    exclusions: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+) -> BacktestResult:
+    """Replay ``recording`` (through ``to_block``) with ``strategy``; trade from ``from_block``
+    on. ``exclusions`` (token and pool address -> why): the recorded ones unless given."""
+    meta = recording.meta
+    chain = meta.get("chain") or {}
+    weth = chain.get("weth")
+    if not isinstance(weth, str):
+        raise RecordingError(f"{recording.path}: the meta names no native token (chain.weth)")
+    if from_block is not None and to_block is not None and from_block > to_block:
+        raise ConfigError(f"--from {from_block} is after --to {to_block}")
+    for edge, name in ((from_block, "--from"), (to_block, "--to")):
+        first, last = recording.first_block, recording.last_block
+        if edge is not None and (first is None or last is None or not first <= edge <= last):
+            raise ConfigError(f"{name} {edge} is outside the recording's blocks {first}..{last}")
+    if exclusions is None:
+        exclusions = meta.get("exclusions") or {}
+    excluded_now = {a.lower(): str(r) for a, r in exclusions.items()}
+    policy = meta.get("fee_policy") or {}
+    fee_policy = fees.FeePolicy(
+        max_fee_per_gas_wei=strategy.max_fee_per_gas_wei,
+        inclusion_blocks=int(policy.get("inclusion_blocks", 3)),
+        priority_percentile=float(policy.get("priority_percentile", 50.0)),
+        history_blocks=int(policy.get("history_blocks", 10)),
+        min_priority_fee_wei=int(policy.get("min_priority_fee_wei", 0)),
+    )
+    state = ReplayState()
+    path = PathStage(PathEngine(base_tokens=list(strategy.start_tokens), weth=weth, max_hops=strategy.max_hops,
+                                gas_model=GasModel(), max_per_pool=strategy.max_per_pool))
+    shared = (not strategy.start_tokens and strategy.max_hops == optimum_max_hops
+              and strategy.max_per_pool == OPTIMUM_PER_POOL)
+    hindsight = None if shared else PathStage(PathEngine(
+        base_tokens=[], weth=weth, max_hops=optimum_max_hops, gas_model=GasModel(), max_per_pool=OPTIMUM_PER_POOL,
+    ))
+    scorer = RuleScorer(margin=strategy.margin, min_net_profit=strategy.min_profit_wei)
+    runner = ExecutionRunner(
+        rpc=_NoNode(),  # type: ignore[arg-type]
+        executor=str(chain.get("executor") or ZERO_ADDRESS),
+        mode="paper",
+        pools=state.get,
+        limits=RiskLimits(max_amount_in=dict(strategy.max_amount_in),
+                          default_max_amount_in=strategy.default_max_amount_in),
+        fee_policy=fee_policy,
+        native_token=weth,
+        chain_id=recording.chain_id,
+        revalidate=state.revalidate,
+    )
+    journal = MemoryJournal()
+    out = BacktestResult(recording.chain_id, strategy, str(recording.path))
+    total = recording.count(to_block)
+    started = time.perf_counter()
+
+    def excluded(chain_id: int) -> Mapping[str, str]:
+        return excluded_now
+
+    for i, block in enumerate(recording.blocks(to_block), 1):
+        delta = dataclasses.replace(block.delta, observed_at=0.0)  # no arrival to measure latency from
+        state.apply(block)
+        found = path.process(delta, state, excluded).opportunities
+        possible = found if hindsight is None else hindsight.process(delta, state, excluded).opportunities
+        out.replayed_blocks += 1
+        if from_block is None or block.number >= from_block:
+            decided = scorer.decide(found)
+            out.skipped.update(_reason(s.reason) for s in decided if s.decision != "execute")
+            chosen = [s for s in decided if s.decision == "execute"]
+            gas = {s.opportunity.key: s.opportunity.gas_cost_native for s in chosen}
+            done = [
+                dataclasses.replace(r, extra={**r.extra, "gas_cost_native": gas[f"{r.chain_id}:{r.block_number}:{r.path_id}"]})
+                for r in stage.execute(chosen, lambda chain_id: runner, journal)
+            ]
+            out.executions.extend(done)
+            optimum, cycles = hindsight_optimum(possible)
+            out.blocks.append(BlockOutcome(
+                number=block.number, found=len(found),
+                executed=sum(1 for r in done if r.status == "simulated"),
+                captured_native=sum(net_native(r) for r in done if r.status == "simulated"),
+                optimum_native=optimum, optimum_cycles=cycles,
+            ))
+        if progress is not None:
+            progress(i, total)
+    out.elapsed_s = time.perf_counter() - started
+    return out
+
+
+def net_native(result: ExecutionResult) -> int:
+    """A paper trade's profit net of its gas, in native wei (0 when its token has no price)."""
+    return int(result.extra.get("profit_native") or 0) - gas_native(result)
+
+
+def gas_native(result: ExecutionResult) -> int:
+    """A paper trade's gas cost in native wei: the path stage's estimate at the block's price."""
+    return int(result.extra.get("gas_cost_native") or 0)
+
+
+def hindsight_optimum(opportunities: Sequence[Opportunity]) -> tuple[int, int]:
+    """Net native value and count of the pool-disjoint profitable cycles, best first."""
+    taken: set[str] = set()
+    value = cycles = 0
+    for opp in sorted(opportunities, key=rank_key):
+        net = opp.net_profit_native
+        if net is None or net <= 0:
+            continue
+        pools = {p.lower() for p in opp.pools}
+        if pools & taken:
+            continue
+        taken |= pools
+        value += net
+        cycles += 1
+    return value, cycles
+
+
+def _reason(text: str) -> str:
+    """A reason without its numbers and addresses, to count reasons alike together."""
+    head = text.split(":", 1)[0] if not text.startswith("overlaps") else "overlaps a better cycle"
+    return " ".join(w for w in head.split() if not any(c.isdigit() for c in w)).strip() or text[:40]
+
+
+def reasons(results: Iterable[ExecutionResult], status: str) -> Counter[str]:
+    return Counter(_reason(r.reason) for r in results if r.status == status)

@@ -1,0 +1,155 @@
+"""Backtest benchmark (not a timed test): record a devnet market of ``--blocks`` blocks (the
+market simulator's random swaps, ``--swaps-per-block`` per block, one block mined per round
+as 1 s blocks would hold them; the scan stage's Scanner and Recorder, a state dump at the
+start), then replay it through ``arbbot.replay.backtest`` with the default strategy and
+measure, in the same run:
+
+  (a) the backtest: every block through the path, ml and execute code in paper mode and the
+      hindsight optimum's engine (blocks/s, wall time; the target: a one-hour recording of
+      1 s blocks, 3,600 blocks, in under 60 s),
+  (b) baseline: reading and decoding the same recording only (what the format costs),
+  (c) baseline: the chain's own time for those blocks at 1 s a block.
+
+Prints a table and one JSON line (with the machine's load average: on a shared 2-core
+machine the figures move with it). Usage:
+  .venv/bin/python -m bench.backtest.run [--blocks 3600] [--swaps-per-block 4] [--seed 7] [--keep DIR]
+  .venv/bin/python -m bench.backtest.run --recording FILE   # (a) and (b) on a kept recording
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from arbbot.chain.discovery import Factory
+from arbbot.chain.scanner import Scanner, ScannerConfig
+from arbbot.devnet.scenarios import deployed_devnet
+from arbbot.devnet.simulator import simulate
+from arbbot.execution.fees import FeePolicy
+from arbbot.replay.backtest import BacktestStrategy, run
+from arbbot.replay.recorder import Recorder
+from arbbot.replay.recording import Recording, RecordingWriter
+from arbbot.replay.report import summarize
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def record(directory: Path, blocks: int, swaps_per_block: int, seed: int) -> tuple[Path, float]:
+    """A recording of ``blocks`` simulated blocks; its path and the seconds it took."""
+    with deployed_devnet(directory / "devnet", v3=True) as (anvil, dep):
+        rpc = anvil.rpc()
+        scanner = Scanner(ScannerConfig(
+            chain_id=dep.chain_id, rpc_urls=(anvil.url,), multicall=dep.multicall3,
+            factories=tuple(Factory(d["factory"], d["kind"], fee_pips=d.get("fee_pips", 3000)) for d in dep.dexes
+                            if d.get("factory")),
+        ))
+        meta = {"chain": {"name": "bench-devnet", "weth": dep.weth, "executor": dep.executor, "is_devnet": True},
+                "strategy": BacktestStrategy(name="default").to_wire(), "exclusions": {},
+                "fee_policy": {"inclusion_blocks": 3, "priority_percentile": 50.0, "history_blocks": 10}}
+        recorder = Recorder(RecordingWriter(directory, dep.chain_id), rpc, FeePolicy(), lambda: meta, dump_state=True)
+        recorded = [0]
+        paths: set[Path] = set()
+        started = time.perf_counter()
+
+        def mine_and_record() -> None:
+            if recorded[0] == 0:
+                rpc.call("evm_setAutomine", [False])  # from now on a round's swaps share one block
+            else:
+                rpc.call("evm_mine")
+            for delta in scanner.poll():
+                paths.add(recorder.record(delta))
+                recorded[0] += 1
+            if recorded[0] % 300 < 1:
+                say(f"recorded {recorded[0]} blocks")
+
+        simulate(anvil.url, deployment=dep, rounds=blocks, seed=seed, swaps_per_block=swaps_per_block,
+                 progress=None, after_round=mine_and_record)
+        elapsed = time.perf_counter() - started
+    (path,) = paths
+    return path, elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--blocks", type=int, default=3600)
+    ap.add_argument("--swaps-per-block", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--keep", metavar="DIR", help="keep the recording (and its state dump) in DIR")
+    ap.add_argument("--recording", metavar="FILE", help="replay this recording instead of making one")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="arbbot-bench-backtest-"))
+    load_before = os.getloadavg()[0]
+    try:
+        if args.recording:
+            path, record_s = Path(args.recording), 0.0
+        else:
+            say(f"recording {args.blocks} blocks of the devnet market ({args.swaps_per_block} swaps a block)")
+            path, record_s = record(tmp, args.blocks, args.swaps_per_block, args.seed)
+        recording = Recording.open(path)
+        run(recording, BacktestStrategy(name="default"), to_block=recording.first_block)  # compile the kernels
+        n = len(recording.frames)
+
+        t0 = time.perf_counter()
+        decoded = sum(1 for _ in recording.blocks())
+        decode_s = time.perf_counter() - t0
+
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = run(recording, BacktestStrategy(name="default"))
+        backtest_s, backtest_cpu_s = time.perf_counter() - t0, time.process_time() - c0
+        summary = summarize(result)
+        size = path.stat().st_size
+        if args.keep and not args.recording:
+            keep = Path(args.keep)
+            keep.mkdir(parents=True, exist_ok=True)
+            for f in path.parent.glob(path.name.removesuffix(".arbrec") + "*"):
+                shutil.copy2(f, keep / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    figures = {
+        "blocks": n,
+        "swaps_per_block": None if args.recording else args.swaps_per_block,
+        "recording_bytes": size,
+        "recording_bytes_per_block": round(size / max(n, 1), 1),
+        "record_s": round(record_s, 1),
+        "backtest_s": round(backtest_s, 2),
+        "backtest_blocks_per_s": round(n / backtest_s, 1),
+        "backtest_cpu_s": round(backtest_cpu_s, 2),
+        "decode_only_s": round(decode_s, 2),
+        "decode_blocks_per_s": round(decoded / decode_s, 1),
+        "chain_time_s": n,  # 1 s blocks
+        "speedup_vs_chain": round(n / backtest_s, 1),
+        "target_s_per_3600_blocks": 60,
+        "projected_s_per_3600_blocks": round(3600 * backtest_s / max(n, 1), 1),
+        "opportunities_found": summary["opportunities"]["found"],
+        "executed_paper": summary["opportunities"]["executed"],
+        "optimum_share": summary["optimum"]["share"],
+        "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+    }
+    rows = [
+        ("blocks recorded (1 s each on the chain)", f"{n:,}"),
+        ("recording size", f"{size / 1e6:.2f} MB ({figures['recording_bytes_per_block']} B/block)"),
+        ("backtest: path + ml + execute (paper) + optimum", f"{backtest_s:.2f} s = {n / backtest_s:,.0f} blocks/s"),
+        ("  of which CPU time of this process", f"{backtest_cpu_s:.2f} s = {n / backtest_cpu_s:,.0f} blocks per CPU s"),
+        ("baseline: decode only", f"{decode_s:.2f} s = {decoded / decode_s:,.0f} blocks/s"),
+        ("baseline: the chain's own time", f"{n:,} s (backtest {n / backtest_s:,.0f}x faster)"),
+        ("one hour of 1 s blocks (3,600), projected", f"{figures['projected_s_per_3600_blocks']} s (target < 60 s)"),
+        ("opportunities found / executed (paper)", f"{figures['opportunities_found']} / {figures['executed_paper']}"),
+        ("load average (1 min) before / after, 2 cores", " / ".join(map(str, figures["load_average"]))),
+    ]
+    width = max(len(r[0]) for r in rows) + 2
+    for label, value in rows:
+        print(f"{label.ljust(width)}{value}")
+    print(json.dumps({"bench": "backtest", **figures}))
+
+
+if __name__ == "__main__":
+    main()
