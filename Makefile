@@ -74,7 +74,7 @@ bench-scale: setup
 	$(PY) -m bench.scale.run
 
 # The fleet's workers on real RabbitMQ, Redis and PostgreSQL, fed blocks over a 10,176-pool
-# market (bench/pipeline/README.md); ~3 minutes. BENCH_ARGS="--soak 600" for the soak.
+# market (bench/pipeline/README.md); 5-8 minutes. BENCH_ARGS="--soak 600" for the soak.
 bench-pipeline: setup
 	$(PY) -m bench.pipeline.run $(BENCH_ARGS)
 
