@@ -381,3 +381,12 @@ def test_any_value_anywhere_decodes_or_is_a_wire_format_error(record: str, data:
         decode(mutated(wire, path, value))
     except WireFormatError:
         pass
+
+
+@pytest.mark.parametrize("record", ["delta", "opportunity", "scored"])
+def test_another_wire_version_is_refused_this_one_accepted(record: str) -> None:
+    build, decode = DECODERS[record]
+    assert decode({**build(), "wire": 1}) == decode(build())
+    for other in (0, 2, "1", None):
+        with pytest.raises(WireFormatError, match="wire version .* not understood"):
+            decode({**build(), "wire": other})

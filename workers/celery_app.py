@@ -3,8 +3,9 @@ worker heartbeat (liveness) and metrics.
 
 Reliability choices: results are ignored (stages hand batches on, nobody waits);
 ``task_acks_late`` + ``task_reject_on_worker_lost`` are set per task, only on the
-idempotent ones; a malformed message is rejected without requeue, which RabbitMQ
-dead-letters to ``dead_letter`` through the ``arbbot.dlx`` exchange.
+idempotent ones; a poison message (too large, undecodable, malformed, another wire
+version) goes to ``dead_letter`` through the ``arbbot.dlx`` exchange with its reason
+(``workers.deadletters``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from workers import queues  # noqa: E402
 
 settings = get_settings()
 
-app = Celery("arbbot")
+# every task message passes the poison checks of workers.deadletters on receipt
+app = Celery("arbbot", task_cls="workers.deadletters:StageTask")
 app.conf.update(
     broker_url=settings.broker_url,
     broker_connection_retry_on_startup=True,

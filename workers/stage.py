@@ -1,6 +1,6 @@
-"""The decorator every stage task uses: a malformed message is rejected without requeue
-(RabbitMQ dead-letters it to ``dead_letter``), never retried into a crash loop; other
-per-item failures are logged and counted and the batch goes on."""
+"""The decorator every stage task uses: a malformed message is dead-lettered with its
+reason (``workers.deadletters``), never retried into a crash loop; other per-item failures
+are logged and counted and the batch goes on."""
 
 from __future__ import annotations
 
@@ -55,7 +55,16 @@ def rejects_malformed(fn: F) -> F:
             MALFORMED.labels(task=fn.__name__).inc()
             ERRORS.labels(stage=stage).inc()
             log.error("malformed message for %s, dead-lettering it: %s", fn.__name__, exc)
-            raise Reject(f"malformed: {exc}", requeue=False) from exc
+            from celery import current_task
+
+            from workers.deadletters import dead_letter_task
+
+            try:
+                dead_letter_task(current_task, f"malformed: {exc}")
+            except Exception:  # the broker's DLX takes it instead, without the reason
+                log.exception("could not publish the dead letter; rejecting it")
+                raise Reject(f"malformed: {exc}", requeue=False) from exc
+            return None
         except Exception:
             ERRORS.labels(stage=stage).inc()
             raise
