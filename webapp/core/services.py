@@ -563,13 +563,27 @@ class DbBackfillLedger:
 
 
 def opportunities_record(scored: Iterable[ScoredOpportunity], *, now: float | None = None) -> int:
-    """Bulk-insert a batch of scored opportunities (the analytics stage)."""
+    """Bulk-insert a batch of scored opportunities (the analytics stage); the number
+    inserted. Idempotent: an opportunity already recorded (chain, block hash, path) is not
+    recorded again, so a batch the broker delivers twice (its worker killed before the
+    ack) counts once. Batches of one block arrive one after the other, not side by side."""
     import time
 
     now = now or time.time()
+    batch = list(scored)
+    known: set[tuple[int, str, str]] = set()
+    if batch:
+        chains = {s.opportunity.chain_id for s in batch}
+        blocks = {s.opportunity.block_number for s in batch}
+        known = set(Opportunity.objects.filter(
+            chain_id__in=chains, block_number__in=blocks, path_id__in={s.opportunity.path_id for s in batch},
+        ).values_list("chain_id", "block_hash", "path_id"))
     rows = []
-    for s in scored:
+    for s in batch:
         o = s.opportunity
+        if (o.chain_id, o.block_hash, o.path_id) in known:
+            continue
+        known.add((o.chain_id, o.block_hash, o.path_id))
         rows.append(
             Opportunity(
                 created_at=_ts(now),
