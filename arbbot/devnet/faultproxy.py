@@ -18,6 +18,8 @@ Run it as ``python -m arbbot.devnet.faultproxy --upstream URL``: it prints one J
 ``{"port": ..., "control_port": ...}``, then serves until killed. The control port takes
 ``POST /mode`` with ``{"mode": ..., "delay_s": ..., "methods": [...]}`` and answers ``GET /stats`` with the
 requests seen per mode. ``FaultProxy`` starts, steers and stops one from Python.
+``PostServer`` is the HTTP server under it (also under the in-process proxies of the chain
+tests): every POST answered by a callback, closed and reopened on the same port.
 """
 
 from __future__ import annotations
@@ -29,27 +31,30 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 import requests
 
 MODES = ("pass", "down", "slow", "garbage", "error")
 
 
-class _Proxy:
-    def __init__(self, upstream: str, port: int = 0) -> None:
-        self.upstream = upstream
-        self.mode = "pass"
-        self.delay_s = 0.0
-        self.methods: frozenset[str] = frozenset()  # empty: every request
-        self.counts: dict[str, int] = {m: 0 for m in MODES}
-        self.lock = threading.Lock()
-        self.server: ThreadingHTTPServer | None = None
-        self.port = port
-        self._open()
+class PostServer:
+    """An HTTP server on 127.0.0.1 answering every POST with ``handle(body) -> (status,
+    body)``, as JSON. ``close()`` closes the port (connections refused); ``open()`` opens
+    it again, the same port."""
 
-    def _open(self) -> None:
-        proxy = self
+    def __init__(self, handle: Callable[[bytes], tuple[int, bytes]], port: int = 0) -> None:
+        self.handle = handle
+        self.port = port
+        self.server: ThreadingHTTPServer | None = None
+        self.open()
+
+    @property
+    def is_open(self) -> bool:
+        return self.server is not None
+
+    def open(self) -> None:
+        handle = self.handle
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *a: Any) -> None:
@@ -57,7 +62,7 @@ class _Proxy:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status, out = proxy.handle(body)
+                status, out = handle(body)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(out)))
@@ -70,11 +75,26 @@ class _Proxy:
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def _close(self) -> None:
+    def close(self) -> None:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+
+
+class _Proxy:
+    def __init__(self, upstream: str, port: int = 0) -> None:
+        self.upstream = upstream
+        self.mode = "pass"
+        self.delay_s = 0.0
+        self.methods: frozenset[str] = frozenset()  # empty: every request
+        self.counts: dict[str, int] = {m: 0 for m in MODES}
+        self.lock = threading.Lock()
+        self.server = PostServer(self.handle, port)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
 
     def set_mode(self, mode: str, delay_s: float = 0.0, methods: frozenset[str] = frozenset()) -> None:
         if mode not in MODES:
@@ -82,9 +102,9 @@ class _Proxy:
         with self.lock:
             self.mode, self.delay_s, self.methods = mode, delay_s, methods
         if mode == "down":
-            self._close()
-        elif self.server is None:
-            self._open()
+            self.server.close()
+        elif not self.server.is_open:
+            self.server.open()
 
     def handle(self, body: bytes) -> tuple[int, bytes]:
         with self.lock:

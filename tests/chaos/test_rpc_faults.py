@@ -35,11 +35,11 @@ def proxies(dev: DevChain) -> Iterator[tuple[FaultProxy, FaultProxy]]:
     p2.stop()
 
 
-def _scanner(dev: DevChain, hot: HotState, urls: tuple[str, ...]) -> Scanner:
+def _scanner(dev: DevChain, hot: HotState, urls: tuple[str, ...], cooldown_s: float = COOLDOWN_S) -> Scanner:
     mc = dev.deploy_multicall()
     factory, _ = build_v2_market(dev, n_tokens=4, n_pairs=4)
     cfg = ScannerConfig(chain_id=31337, rpc_urls=urls, multicall=mc, factories=(Factory(factory, "v2"),),
-                        rpc_timeout_s=0.5, rpc_retries=1, breaker_threshold=2, breaker_cooldown_s=COOLDOWN_S)
+                        rpc_timeout_s=0.5, rpc_retries=1, breaker_threshold=2, breaker_cooldown_s=cooldown_s)
     return Scanner(cfg, store=hot)
 
 
@@ -54,7 +54,9 @@ def test_a_faulty_primary_fails_over_and_its_breaker_opens(
     fault: str, dev: DevChain, hot: HotState, proxies: tuple[FaultProxy, FaultProxy]
 ) -> None:
     p1, p2 = proxies
-    scanner = _scanner(dev, hot, (p1.url, p2.url))
+    # a cooldown longer than the three polls take even on a busy machine: no half-open probe
+    cooldown_s = 3.0
+    scanner = _scanner(dev, hot, (p1.url, p2.url), cooldown_s)
     assert len(scanner.poll()) == 1
     pairs = list(dev.pairs.values())
     p1.set(fault, delay_s=2.0)  # slow: four times the client's timeout
@@ -74,7 +76,7 @@ def test_a_faulty_primary_fails_over_and_its_breaker_opens(
         assert p1.stats()["counts"][fault] == 2
     # back to health: after the cooldown a probe closes the breaker and the primary is used again
     p1.set("pass")
-    time.sleep(COOLDOWN_S)
+    time.sleep(cooldown_s)
     dev.mine(1)
     before = p1.stats()["counts"]["pass"]
     assert len(scanner.poll()) == 1
