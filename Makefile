@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 
-.PHONY: setup venv lock npm services validators demo test test-explore lint typecheck bench-scan bench-paths bench-scale bench-pipeline bench-backtest clean
+.PHONY: setup venv lock npm services validators demo test test-explore chaos lint typecheck bench-scan bench-paths bench-scale bench-pipeline bench-backtest clean
 
 setup: venv npm services
 
@@ -48,6 +48,12 @@ demo: setup
 
 test: setup validators
 	$(PY) -m pytest -q
+
+# The chaos suite: the quick cases (RPC faults, poison messages, unreadable pools) also run in
+# `make test`; the fleet under faults on private PostgreSQL, Redis and RabbitMQ instances
+# (about 10 minutes) runs here only, and prints its summary table.
+chaos: setup
+	ARBBOT_CHAOS=1 $(PY) -m pytest -q tests/chaos tests/chain/test_unreadable_pools.py
 
 # ruff and the import contracts (both configured in pyproject.toml)
 # Property tests with random draws (the Hypothesis "explore" profile), several rounds; a

@@ -144,6 +144,9 @@ class Settings:
     min_priority_fee_wei: int = 0
     max_open_txs: int = 16  # per account; 0: no limit
     pool_cooldown_s: float = 60.0
+    #: A message body larger than this is dead-lettered unread by the worker that receives
+    #: it (``workers.deadletters``): RabbitMQ 4's own default limit.
+    max_message_bytes: int = 16 * 1024 * 1024
     signer_key: str = field(default="", repr=False)
     #: Signs bundles for private relays (their reputation); never the trading key.
     relay_reputation_key: str = field(default="", repr=False)
@@ -196,6 +199,7 @@ class Settings:
             min_priority_fee_wei=_non_negative_int("ARBBOT_MIN_PRIORITY_FEE_WEI", "0"),
             max_open_txs=_non_negative_int("ARBBOT_MAX_OPEN_TXS", "16"),
             pool_cooldown_s=_float_in("ARBBOT_POOL_COOLDOWN_S", "60", 0, 86400),
+            max_message_bytes=_non_negative_int("ARBBOT_MAX_MESSAGE_BYTES", str(16 * 1024 * 1024)),
             signer_key=_signer_key(devnet_dir),
             relay_reputation_key=_read_secret("ARBBOT_RELAY_REPUTATION_KEY", devnet_dir / "relay-reputation.key"),
             log_format=_choice("ARBBOT_LOG_FORMAT", "auto", LOG_FORMATS),

@@ -88,7 +88,11 @@ for i = 1, #addrs, 4000 do
 end
 return {head, addrs, vals}
 """
-NONCE_LOCK_TTL_S = 120.0  # a send holds it for a few RPC round trips; a dead holder frees it after this
+# A send holds the nonce lock for a few RPC round trips. A dead holder (SIGKILL, OOM) frees
+# it after the TTL: every send of the account waits that long, so it is short, and a live
+# holder renews it (``NonceManager.session``) up to the maximum hold, which a wedged one loses.
+NONCE_LOCK_TTL_S = 10.0
+NONCE_LOCK_MAX_HOLD_S = 120.0
 NONCE_LOCK_WAIT_S = 30.0  # how long a sender waits for the nonce lock before giving up
 POOL_CLAIM_TTL_S = 600  # how long the last trade through a pool is remembered
 
@@ -349,7 +353,9 @@ class HotState:
     ) -> Lock:
         """The lock that serialises sends from ``signer`` across workers (``with``: waits
         for it, at most ``wait_s``, then raises ``LockError``). Expires after ``ttl_s``."""
-        return self.redis.lock(self.key(f"nonce:{signer}"), timeout=ttl_s, blocking_timeout=wait_s)
+        # not thread-local: the holder's renewal thread extends it with the same token
+        return self.redis.lock(self.key(f"nonce:{signer}"), timeout=ttl_s, blocking_timeout=wait_s,
+                               thread_local=False)
 
     # --------------------------------------------------------------- nonces and open transactions
     # Called by ``arbbot.execution.nonces`` while it holds ``nonce_lock(signer)``; ``token`` is

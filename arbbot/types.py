@@ -6,6 +6,10 @@ All amounts are ``int`` in base units. On the wire (Celery messages, the REST AP
 uint256 is a decimal string and addresses are lower-case ``0x`` hex; ``to_wire`` /
 ``from_wire`` are the only codecs, and ``from_wire`` raises ``WireFormatError`` on any
 malformed input so a bad message is rejected (dead-lettered), never retried.
+
+The wire format is version ``WIRE_VERSION``. A record that names another version in a
+``"wire"`` field (a sender of a newer or older format) is refused as malformed, never
+half-understood; a record without the field is of this version.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ UINT256_MAX = 2**256 - 1
 _BIGINT_BITS = 63
 PATH_ID_MAX_LEN = 64  # the path_id columns are varchar(64)
 HOP_KINDS = ("v2", "v3")
+WIRE_VERSION = 1
 FEE_PIPS_LIMIT = 1_000_000  # a fee is a fraction of 1_000_000 below 100% (Uniswap V3's factory)
 TICK_SPACING_LIMIT = 16384  # UniswapV3Factory.enableFeeAmount: 0 < tickSpacing < 16384
 
@@ -156,6 +161,12 @@ def _fee_pips(value: object) -> int:
     if out >= FEE_PIPS_LIMIT:
         raise WireFormatError(f"fee_pips must be below {FEE_PIPS_LIMIT}: {_show(value)}")
     return out
+
+
+def _wire_version(d: Any) -> None:
+    """Refuse a record of another wire format version (module docstring)."""
+    if isinstance(d, Mapping) and d.get("wire", WIRE_VERSION) != WIRE_VERSION:
+        raise WireFormatError(f"wire version {_show(d['wire'])} not understood (this worker speaks {WIRE_VERSION})")
 
 
 def _req(d: Mapping[str, Any], key: str) -> Any:
@@ -308,6 +319,7 @@ class PoolDelta:
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> PoolDelta:
+        _wire_version(d)
         states = _items(_req(d, "states"), "states")
         return cls(
             chain_id=uint(_req(d, "chain_id"), bits=_BIGINT_BITS),
@@ -398,6 +410,7 @@ class Opportunity:
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> Opportunity:
+        _wire_version(d)
         pools = tuple(norm_address(p) for p in _items(_req(d, "pools"), "pools"))
         tokens = tuple(norm_address(t) for t in _items(_req(d, "tokens"), "tokens"))
         if len(pools) < 1 or len(tokens) != len(pools) + 1 or tokens[0] != tokens[-1]:
@@ -449,6 +462,7 @@ class ScoredOpportunity:
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> ScoredOpportunity:
+        _wire_version(d)
         decision = _req(d, "decision")
         if decision not in ("execute", "skip"):
             raise WireFormatError(f"bad decision {_show(decision)}")

@@ -397,3 +397,12 @@ def test_norm_address_remembers_only_checked_addresses() -> None:
     for i in range(types._ADDRESSES_MAX + 10):  # bounded: cleared when full
         types.norm_address("0x" + f"{i:040x}")
     assert len(types._ADDRESSES) <= types._ADDRESSES_MAX
+
+
+@pytest.mark.parametrize("record", ["delta", "opportunity", "scored"])
+def test_another_wire_version_is_refused_this_one_accepted(record: str) -> None:
+    build, decode = DECODERS[record]
+    assert decode({**build(), "wire": 1}) == decode(build())
+    for other in (0, 2, "1", None):
+        with pytest.raises(WireFormatError, match="wire version .* not understood"):
+            decode({**build(), "wire": other})

@@ -1,6 +1,9 @@
-"""The decorator every stage task uses: a malformed message is rejected without requeue
-(RabbitMQ dead-letters it to ``dead_letter``), never retried into a crash loop; other
-per-item failures are logged and counted and the batch goes on."""
+"""The decorator every stage task uses: a malformed message is dead-lettered with its
+reason (``workers.deadletters``), never retried into a crash loop; a batch that failed
+because the database or Redis was unreachable (a restart, a failover) is retried with
+backoff, and dead-lettered with its reason once ``TRANSIENT_RETRIES`` are spent, never
+dropped (the stages are idempotent: what the first attempt recorded is not recorded
+twice); other per-item failures are logged and counted and the batch goes on."""
 
 from __future__ import annotations
 
@@ -9,7 +12,10 @@ import logging
 import time
 from typing import Any, Callable, Sequence, TypeVar
 
+import redis
 from celery.exceptions import Reject
+from django.db import InterfaceError as DbInterfaceError
+from django.db import OperationalError as DbOperationalError
 from prometheus_client import Counter, Gauge, Histogram
 
 from arbbot import obs
@@ -58,6 +64,16 @@ def bind_batch(opps: Sequence[Opportunity]) -> None:
     obs.bind(chain=chains.pop() if len(chains) == 1 else None, block=blocks.pop() if len(blocks) == 1 else None)
 
 
+#: The database or Redis unreachable: the batch is tried again later, not failed.
+TRANSIENT = (DbOperationalError, DbInterfaceError, redis.ConnectionError, redis.TimeoutError)
+TRANSIENT_RETRIES = 30  # with the backoff below: about two and a half minutes
+RETRIES = Counter("arbbot_stage_retries_total", "Batches retried after a database or Redis outage", ["stage"])
+
+
+def _retry_delay_s(retries: int) -> float:
+    return min(5.0, 0.25 * 2**retries)
+
+
 def rejects_malformed(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -70,7 +86,32 @@ def rejects_malformed(fn: F) -> F:
             MALFORMED.labels(task=fn.__name__).inc()
             ERRORS.labels(stage=stage).inc()
             log.error("malformed message for %s, dead-lettering it: %s", fn.__name__, exc)
-            raise Reject(f"malformed: {exc}", requeue=False) from exc
+            from celery import current_task
+
+            from workers.deadletters import dead_letter_task
+
+            try:
+                dead_letter_task(current_task, f"malformed: {exc}")
+            except Exception:  # the broker's DLX takes it instead, without the reason
+                log.exception("could not publish the dead letter; rejecting it")
+                raise Reject(f"malformed: {exc}", requeue=False) from exc
+            return None
+        except TRANSIENT as exc:
+            from celery import current_task
+
+            from workers.deadletters import dead_letter_task
+
+            ERRORS.labels(stage=stage).inc()
+            if current_task.request.retries >= TRANSIENT_RETRIES:
+                log.error("%s: %s still unreachable after %d retries, dead-lettering the batch",
+                          fn.__name__, type(exc).__name__, TRANSIENT_RETRIES)
+                dead_letter_task(current_task, f"gave up after {TRANSIENT_RETRIES} retries: "
+                                               f"{type(exc).__name__}: {exc}"[:500])
+                return None
+            RETRIES.labels(stage=stage).inc()
+            log.warning("%s: %s (%s), retrying the batch", fn.__name__, type(exc).__name__, str(exc)[:200])
+            raise current_task.retry(countdown=_retry_delay_s(current_task.request.retries),
+                                     max_retries=TRANSIENT_RETRIES + 1) from exc  # None: Celery's 3
         except Exception:
             ERRORS.labels(stage=stage).inc()
             raise

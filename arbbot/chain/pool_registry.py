@@ -4,7 +4,10 @@ Owns the known pools (static ``PoolInfo`` by address, from discovery, creation l
 config), their latest ``PoolState``, and reading them: ``read`` takes V2 ``getReserves``
 and V3 ``slot0`` + ``liquidity`` of many pools in batched Multicall3 calls, pinned to one
 block (by hash when the caller has it), plus each V3 pool's initialized ticks through the
-one ``tickBitmap`` walker (``arbbot.chain.multicall.read_v3_ticks``). Token metadata is
+one ``tickBitmap`` walker (``arbbot.chain.multicall.read_v3_ticks``). A pool whose read
+reverts or returns garbage is left out of the result and noted in ``failed`` (address ->
+why) for the scanner to quarantine: one broken pool never fails the read of the others.
+Token metadata is
 ``arbbot.chain.token_registry``; which pools a block touched is ``arbbot.chain.events``.
 """
 
@@ -28,13 +31,19 @@ from arbbot.chain.multicall import (
 )
 from arbbot.chain.pool_filter import PoolFilter
 from arbbot.errors import ArbbotError
+from arbbot.math.tick_math import MAX_SQRT_RATIO, MAX_TICK, MIN_SQRT_RATIO, MIN_TICK
 from arbbot.types import PoolState, V2PoolState, V3PoolState
+
+# what a genuine pool can hold: V2 reserves are uint112, V3 liquidity uint128 (a V3 pool
+# not initialized yet has a sqrt price of 0)
+_UINT112 = 1 << 112
+_UINT128 = 1 << 128
 
 
 class ScanError(ArbbotError):
     """The scanner could not make sense of the chain (e.g. a node returned a block without
-    a hash, or a known pool's ``getReserves()`` reverted). Node unavailability is not a
-    ``ScanError``: ``Scanner.poll()`` reports it in health."""
+    a hash). Node unavailability is not a ``ScanError``: ``Scanner.poll()`` reports it in
+    health; a pool that cannot be read is not one either (``PoolRegistry.failed``)."""
 
 
 class PoolRegistry:
@@ -61,6 +70,7 @@ class PoolRegistry:
         self.liquid_tokens: set[str] = set()  # tokens with a watched pool against the quote token
         self._waiting: dict[str, set[str]] = {}  # token -> pending pools without the quote token
         self.states: dict[str, PoolState] = {}
+        self.failed: dict[str, str] = {}  # pools whose last read failed -> why; drained by the scanner
         self.register(infos)
 
     # ------------------------------------------------------------------ admission
@@ -183,7 +193,8 @@ class PoolRegistry:
         keep: bool = True,
     ) -> list[PoolState]:
         """Read ``addrs`` (known pools) at ``block`` (number or hash) and, with ``keep``,
-        make the states the latest; in the order given, V2 pools first."""
+        make the states the latest; in the order given, V2 pools first. A pool whose read
+        fails is left out, its old state forgotten, and the reason recorded in ``failed``."""
         v2 = [a for a in addrs if self.infos[a].kind == "v2"]
         v3 = [a for a in addrs if self.infos[a].kind == "v3"]
         calls: list[SubCall] = [cached_subcall(a, SEL_GET_RESERVES) for a in v2]
@@ -194,16 +205,19 @@ class PoolRegistry:
         out: list[PoolState] = []
         for i, a in enumerate(v2):
             r = decode_reserves(*res[i])
-            if r is None:
-                raise ScanError(f"getReserves() failed on {a} at {block}")
+            if r is None or r[0] >= _UINT112 or r[1] >= _UINT112:
+                self._failed(a, f"getReserves() failed or out of range at {block}")
+                continue
             info = self.infos[a]
             out.append(V2PoolState(a, info.token0, info.token1, r[0], r[1], info.fee_pips, block_number))
         base = len(v2)
         for j, a in enumerate(v3):
             s0 = decode_slot0(*res[base + 2 * j])
             liq = decode_uint(*res[base + 2 * j + 1])
-            if s0 is None or liq is None:
-                raise ScanError(f"slot0()/liquidity() failed on {a} at {block}")
+            if (s0 is None or liq is None or liq >= _UINT128 or not (s0[0] == 0 or MIN_SQRT_RATIO <= s0[0] < MAX_SQRT_RATIO)
+                    or not MIN_TICK <= s0[1] <= MAX_TICK):
+                self._failed(a, f"slot0()/liquidity() failed or out of range at {block}")
+                continue
             info = self.infos[a]
             prev = self.states.get(a)
             ticks = prev.ticks if isinstance(prev, V3PoolState) else ()
@@ -215,6 +229,15 @@ class PoolRegistry:
             )
         if keep:
             self.update(out)
+        return out
+
+    def _failed(self, address: str, why: str) -> None:
+        self.failed[address] = why
+        self.states.pop(address, None)  # an unreadable pool has no current state
+
+    def drain_failed(self) -> dict[str, str]:
+        """The pools whose reads failed since the last drain (address -> why)."""
+        out, self.failed = self.failed, {}
         return out
 
     def read_all(self, block: int | str, block_number: int) -> list[PoolState]:

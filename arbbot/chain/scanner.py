@@ -59,6 +59,13 @@ for it are screened at each full refresh and judged by their own ``Sync``/``Swap
 every block (the block's logs come anyway); one that passes is published in that block, and
 the pools without the quote token that this makes admissible are read over the next blocks.
 
+Unreadable pools: a known pool whose read reverts or returns garbage (a non-standard or
+hostile contract, a registered address without code) never stops the scan of the others.
+It is quarantined: its state is deleted from the store (nothing downstream trades on a
+state that can no longer be confirmed), its events are ignored, and it is read again after
+1, 2, 4, ... blocks (at most ``QUARANTINE_MAX_BLOCKS``); ``health()["quarantined"]`` and
+``arbbot_scan_pool_read_failures_total`` show it.
+
 Reorgs: a block whose ``parentHash`` differs from the stored hash (or a head whose hash
 differs at a known height) starts a walk back to the common ancestor; the pools touched by
 the orphaned blocks and by the new canonical blocks are re-read at the new head and
@@ -99,7 +106,21 @@ SCAN_BLOCKS = Counter("arbbot_scan_blocks_total", "Blocks processed by the scann
 SCAN_REORGS = Counter("arbbot_reorgs_total", "Reorgs detected and repaired", ["chain"])
 SCAN_HEALTHY = Gauge("arbbot_scan_healthy", "1 when the last poll reached a node", ["chain"])
 SCAN_LAST_BLOCK = Gauge("arbbot_scan_last_block", "Last block the scanner published", ["chain"])
+SCAN_POOL_FAILURES = Counter(
+    "arbbot_scan_pool_read_failures_total", "Pool reads that reverted or returned garbage (pool quarantined)", ["chain"]
+)
+SCAN_QUARANTINED = Gauge("arbbot_scan_quarantined_pools", "Pools whose reads fail, left out of the scan", ["chain"])
 SCAN_HEAD_LAG = Gauge("arbbot_chain_head_lag_blocks", "Node head minus the last block processed", ["chain"])
+
+
+QUARANTINE_MAX_BLOCKS = 256  # the longest wait before an unreadable pool is read again
+
+
+@dataclass
+class _Quarantined:
+    failures: int
+    retry_at_block: int
+    reason: str
 
 
 @dataclass
@@ -159,6 +180,7 @@ class Scanner:
         )
         self.last_block: int | None = None
         self.unread: set[str] = set()  # known pools with no state yet (read with the next blocks)
+        self.quarantine: dict[str, _Quarantined] = {}  # pools whose reads fail (module docstring)
         self.hashes: OrderedDict[int, str] = OrderedDict()
         self.touched: dict[int, set[str]] = {}  # block -> pools it changed (reorg undo info)
         self.gas_price_wei = 0  # the node's eth_gasPrice, read once per poll
@@ -254,6 +276,11 @@ class Scanner:
         except RpcError as exc:
             self._set_healthy(False, str(exc))
             log.warning("scan chain %s: %s", self.chain_id, exc)
+        except (ScanError, ValueError, KeyError, TypeError, IndexError) as exc:
+            # the node answered with nonsense (a header without a hash, a result that does
+            # not decode): the same as no answer; the blocks committed so far stay published
+            self._set_healthy(False, f"node reply did not decode: {type(exc).__name__}: {exc}"[:300])
+            log.warning("scan chain %s: node reply did not decode", self.chain_id, exc_info=True)
         finally:
             self.stats.last_poll_s = time.perf_counter() - t0
             SCAN_POLL_SECONDS.labels(self._label).observe(self.stats.last_poll_s)
@@ -269,6 +296,7 @@ class Scanner:
             "pools": len(self.pools),
             "pools_known": len(self.infos),
             "pools_watched": len(self.watched),
+            "quarantined": {a: q.reason for a, q in sorted(self.quarantine.items())[:20]},
             "rpc": rpc,
         }
 
@@ -285,7 +313,7 @@ class Scanner:
         self.hashes.clear()
         self.touched.clear()
         self._remember(head, set())
-        self._commit(states, head)
+        self._commit(states, head, dropped=self._quarantine_failed(head.number))
         return self._delta(head, states)
 
     def _discover_recent(self, head: int) -> list[PoolInfo]:
@@ -363,7 +391,9 @@ class Scanner:
         reg = self.pool_registry
         watched = reg.watched
         changed: dict[str, PoolState] = {}
-        reread = {a for a in ev.reread if a in watched}
+        quarantined = set(self.quarantine)
+        reread = {a for a in ev.reread if a in watched} - quarantined
+        reread.update(a for a, q in self.quarantine.items() if q.retry_at_block <= h.number and a in watched)
         if self.unread:
             take = list(islice(self.unread, self.config.unread_pools_per_block))  # no sort of 100k
             self.unread.difference_update(take)
@@ -378,7 +408,7 @@ class Scanner:
         # a pool waiting for the liquidity rule is judged by the state its logs give
         candidates: list[PoolState] = []
         for a, r in ev.reserves.items():
-            if a not in watched and a not in reg.pending:
+            if a in quarantined or (a not in watched and a not in reg.pending):
                 continue
             info = self.infos[a]
             s2 = V2PoolState(a, info.token0, info.token1, r.reserve0, r.reserve1, info.fee_pips, h.number)
@@ -387,7 +417,7 @@ class Scanner:
             else:
                 candidates.append(s2)
         for a, sw in ev.swaps.items():
-            if a in reread or (a not in watched and a not in reg.pending):
+            if a in reread or a in quarantined or (a not in watched and a not in reg.pending):
                 continue
             prev = self.pools.get(a)
             info = self.infos[a]
@@ -410,11 +440,17 @@ class Scanner:
         if reread:
             for s in self.read_pools(sorted(reread), h.hash, h.number, with_ticks=True):
                 changed[s.address] = s
+        dropped = self._quarantine_failed(h.number)
+        for a in dropped:
+            changed.pop(a, None)
+        for a in reread:
+            if a in changed:
+                self.quarantine.pop(a, None)  # read fine again
         states = [changed[a] for a in sorted(changed)]
         self.pool_registry.update(states)
         self.check_tokens(states, h.hash)
         self._remember(h, set(changed))
-        self._commit(states, h)
+        self._commit(states, h, dropped=dropped)
         SCAN_BLOCKS.labels(self._label).inc()
         self.stats.blocks += 1
         return self._delta(h, states)
@@ -459,7 +495,7 @@ class Scanner:
             self.hashes.clear()
             self.touched.clear()
             self._remember(head, set(self.watched))
-            self._commit(states, head, orphaned=orphaned)
+            self._commit(states, head, dropped=self._quarantine_failed(head.number), orphaned=orphaned)
             return self._delta(head, states, reorg=True, orphaned=orphaned)
 
         orphaned_blocks = [k for k in known if k > ancestor]
@@ -500,7 +536,8 @@ class Scanner:
         self.check_tokens(states, head.hash)
         for hk in headers:
             self._remember(hk, new_touched.get(hk.number, set()))
-        self._commit(states, head, dropped=dropped - set(self.infos), orphaned=orphaned)
+        dropped = (dropped - set(self.infos)) | self._quarantine_failed(head.number)
+        self._commit(states, head, dropped=dropped, orphaned=orphaned)
         log.warning(
             "chain %s: reorg to ancestor %d, %d orphaned blocks, %d pools re-read",
             self.chain_id, ancestor, len(orphaned), len(states),
@@ -574,7 +611,22 @@ class Scanner:
             self.pool_registry.adopt(got[0], replace=False)
         else:
             self.pool_registry.adopt(self.store.get_pools())
-        self.unread = {a for a in self.watched if a not in self.pools}
+        self.unread = {a for a in self.watched if a not in self.pools and a not in self.quarantine}
+
+    def _quarantine_failed(self, block_number: int) -> set[str]:
+        """Quarantine the pools whose reads failed since the last call; returns them (their
+        states are to be deleted from the store)."""
+        failed = self.pool_registry.drain_failed()
+        for a, why in failed.items():
+            prev = self.quarantine.get(a)
+            n = prev.failures + 1 if prev else 1
+            wait = min(QUARANTINE_MAX_BLOCKS, 2 ** (n - 1))
+            self.quarantine[a] = _Quarantined(n, block_number + wait, why)
+            self.unread.discard(a)
+            SCAN_POOL_FAILURES.labels(self._label).inc()
+            log.warning("chain %s: pool %s unreadable (%s), quarantined for %d blocks", self.chain_id, a, why, wait)
+        SCAN_QUARANTINED.labels(self._label).set(len(self.quarantine))
+        return set(failed)
 
     def _set_healthy(self, ok: bool, err: str) -> None:
         self.healthy = ok

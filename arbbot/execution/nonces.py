@@ -2,7 +2,8 @@
 processes, hosts) through the hot state (``HotState.nonce_*``: the keys and the scripts).
 
 A send happens inside a ``NonceManager.session()``: the account's nonce lock held (it
-expires, and a sender waits for it a bounded time), and every write to the stored nonce
+expires ``lock_ttl_s`` after its holder dies: a thread renews it while the holder lives,
+for at most ``max_hold_s``; a sender waits for it a bounded time), and every write to the stored nonce
 fenced by that lock's token, so a holder whose lock expired cannot move it. Inside:
 
 - ``take()`` hands out the stored next nonce and notes it *in flight*. When nothing is
@@ -33,6 +34,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Iterator, Protocol
 
@@ -42,7 +45,7 @@ from redis.exceptions import LockNotOwnedError
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import LocalSigner
 from arbbot.errors import ArbbotError, RpcError
-from arbbot.hotstate import NONCE_LOCK_TTL_S, NONCE_LOCK_WAIT_S, HotState
+from arbbot.hotstate import NONCE_LOCK_MAX_HOLD_S, NONCE_LOCK_TTL_S, NONCE_LOCK_WAIT_S, HotState
 
 log = logging.getLogger(__name__)
 
@@ -208,18 +211,34 @@ class NonceManager:
     address: str
     lock_ttl_s: float = NONCE_LOCK_TTL_S
     lock_wait_s: float = NONCE_LOCK_WAIT_S
+    max_hold_s: float = NONCE_LOCK_MAX_HOLD_S
 
     def __post_init__(self) -> None:
         self.address = self.address.lower()
+
+    def _renew(self, lock: Any, done: threading.Event) -> None:
+        """Keep ``lock`` alive while its session runs, up to ``max_hold_s`` in all."""
+        deadline = time.monotonic() + self.max_hold_s
+        while not done.wait(self.lock_ttl_s / 3):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                lock.extend(min(self.lock_ttl_s, remaining), replace_ttl=True)
+            except Exception:  # lost, or Redis gone: the fence refuses the holder's writes
+                return
 
     @contextlib.contextmanager
     def session(self) -> Iterator[NonceSession]:
         lock = self.hot.nonce_lock(self.address, self.lock_ttl_s, self.lock_wait_s)
         if not lock.acquire():
             raise NonceLockBusy(f"nonce lock of {self.address} not free within {self.lock_wait_s}s")
+        done = threading.Event()
+        threading.Thread(target=self._renew, args=(lock, done), daemon=True, name="nonce-lock-renewal").start()
         try:
             yield NonceSession(self.hot, self.rpc, self.address, lock.local.token)
         finally:
+            done.set()
             try:
                 lock.release()
             except LockNotOwnedError:

@@ -11,7 +11,6 @@ import random
 import subprocess
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,6 +23,7 @@ from arbbot.chain.tx import deploy_unlocked, encode_call, send_unlocked
 from arbbot.config import REPO_ROOT
 from arbbot.devnet import artifacts
 from arbbot.devnet.bulk import send_batched
+from arbbot.devnet.faultproxy import PostServer
 from arbbot.math.v2 import get_amount_out
 
 DEPLOYER = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"  # anvil account 0
@@ -216,40 +216,18 @@ class RpcProxy:
         self.requests = 0
         self._session = requests.Session()
         self._lock = threading.Lock()
-        self.port = _free_port()
-        self.server: ThreadingHTTPServer | None = None
-        self.revive()
+        self.server = PostServer(self.handle, _free_port())
+        self.port = self.server.port
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def revive(self) -> None:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status, out = proxy.handle(body)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-        ThreadingHTTPServer.allow_reuse_address = True
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server.open()
 
     def kill(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
+        self.server.close()
 
     def _refusal(self, req: dict[str, Any]) -> dict[str, Any] | None:
         if self.max_log_range is None or req.get("method") != "eth_getLogs":

@@ -4,11 +4,9 @@ adopts pools as the scanner's reorg repair and cursor hand-over need."""
 
 from __future__ import annotations
 
-import pytest
-
 from arbbot.chain.discovery import PoolInfo
 from arbbot.chain.multicall import DirectCaller, Multicaller
-from arbbot.chain.pool_registry import PoolRegistry, ScanError
+from arbbot.chain.pool_registry import PoolRegistry
 from arbbot.types import V2PoolState
 from tests.chain.devchain import DevChain, build_v2_market
 
@@ -38,9 +36,16 @@ def test_read_at_a_block_hash_equals_the_chain(dev: DevChain) -> None:
     assert all(fresh.infos[a].token0 == dev.pairs[a].token0 for a in dev.pairs)
 
 
-def test_a_pool_that_does_not_answer_is_a_scan_error(dev: DevChain) -> None:
+def test_a_pool_that_does_not_answer_is_left_out_not_an_error(dev: DevChain) -> None:
+    build_v2_market(dev, n_tokens=2, n_pairs=1)
     mc = Multicaller(dev.rpc, dev.deploy_multicall())
+    good = next(iter(dev.pairs.values()))
     eoa = "0x" + "12" * 20
-    reg = PoolRegistry(mc, infos=[PoolInfo(eoa, "v2", "0x" + "01" * 20, "0x" + "02" * 20)])
-    with pytest.raises(ScanError, match="getReserves"):
-        reg.read_all("latest", dev.rpc.block_number())
+    infos = [PoolInfo(eoa, "v2", "0x" + "01" * 20, "0x" + "02" * 20), PoolInfo(good.address, "v2", good.token0, good.token1)]
+    reg = PoolRegistry(mc, infos=infos)
+    states = reg.read_all("latest", dev.rpc.block_number())
+    assert [s.address for s in states] == [good.address]
+    assert set(reg.states) == {good.address}
+    failed = reg.drain_failed()
+    assert set(failed) == {eoa} and "getReserves" in failed[eoa]
+    assert reg.drain_failed() == {}

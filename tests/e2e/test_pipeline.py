@@ -258,7 +258,8 @@ def test_malformed_messages_are_dead_lettered_and_the_fleet_goes_on(fleet: dict[
                 while True:
                     msg = queue.get(timeout=0.5)
                     if msg.headers.get("id") in sent:
-                        seen.append({"task": msg.headers.get("task"), "death": msg.headers.get("x-death")})
+                        seen.append({"task": msg.headers.get("task"), "death": msg.headers.get("x-death"),
+                                     "reason": msg.headers.get("x-arbbot-reason")})
             except queue.Empty:
                 pass
             return len(seen) >= len(sent)
@@ -270,7 +271,11 @@ def test_malformed_messages_are_dead_lettered_and_the_fleet_goes_on(fleet: dict[
         ["workers.tasks.path.find", "workers.tasks.execute.execute", "workers.tasks.ml.score",
          "workers.tasks.nonexistent"]
     )
-    assert all(m["death"] and m["death"][0]["reason"] == "rejected" for m in seen)
+    # a malformed message carries its reason; the unknown task was rejected by Celery itself
+    by_task = {m["task"]: m for m in seen}
+    for name in ("workers.tasks.path.find", "workers.tasks.execute.execute", "workers.tasks.ml.score"):
+        assert by_task[name]["reason"].startswith("malformed: "), by_task[name]
+    assert by_task["workers.tasks.nonexistent"]["death"][0]["reason"] == "rejected"
     # Still alive: a real task is processed after the bad ones.
     before = _scan_head(fleet)
     fleet["rpc"].call("evm_mine")

@@ -20,7 +20,7 @@ from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import LocalSigner
 from arbbot.devnet.anvil import start_anvil
 from arbbot.errors import RpcError
-from arbbot.execution.nonces import NonceManager
+from arbbot.execution.nonces import NonceLockBusy, NonceManager
 from arbbot.hotstate import HotState
 
 GWEI = 10**9
@@ -131,9 +131,10 @@ def test_a_holder_that_died_mid_send_is_recovered_from_the_node(node: str, key: 
 
 
 def test_an_expired_lock_cannot_move_the_nonce(node: str, key: str, hot: HotState) -> None:
+    """A holder past its maximum hold (wedged) has lost the lock: its writes are refused."""
     rpc = RpcClient(node)
     signer = LocalSigner(rpc, key, chain_id=31337)
-    nonces = NonceManager(hot, rpc, signer.address, lock_ttl_s=0.2)
+    nonces = NonceManager(hot, rpc, signer.address, lock_ttl_s=0.2, max_hold_s=0.3)
     with nonces.session() as s:
         s.resync()
         time.sleep(0.4)
@@ -143,3 +144,22 @@ def test_an_expired_lock_cannot_move_the_nonce(node: str, key: str, hot: HotStat
             s.resync()
     assert hot.nonce_peek(signer.address) == (0, None)
     assert count(rpc, signer.address) == 0
+
+
+def test_a_live_holder_keeps_the_lock_past_its_ttl_a_dead_one_frees_it_after(
+    node: str, key: str, hot: HotState
+) -> None:
+    rpc = RpcClient(node)
+    signer = LocalSigner(rpc, key, chain_id=31337)
+    nonces = NonceManager(hot, rpc, signer.address, lock_ttl_s=0.3, lock_wait_s=0.1)
+    with nonces.session() as s:
+        time.sleep(0.9)  # three TTLs: renewed meanwhile
+        assert s.take() == 0
+        with pytest.raises(NonceLockBusy):  # still ours: another sender waits
+            with nonces.session():
+                pass
+    # a holder that died (never released, never renewed): free after one TTL
+    dead = hot.nonce_lock(signer.address.lower(), 0.3, 0.1)
+    assert dead.acquire()
+    with NonceManager(hot, rpc, signer.address, lock_ttl_s=0.3, lock_wait_s=2.0).session() as s:  # not busy
+        assert s.take() == 0

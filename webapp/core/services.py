@@ -623,20 +623,35 @@ def _address_array(addresses: Iterable[str]) -> str:
 
 
 def opportunities_record(scored: Iterable[ScoredOpportunity], *, now: float | None = None) -> int:
-    """Record a batch of scored opportunities (the analytics stage) in one ``COPY``.
+    """Record a batch of scored opportunities (the analytics stage) in one ``COPY``; the
+    number recorded.
 
     One statement per batch, rows streamed by psycopg: no model instance, no per-row
     parameter list (``bench/pipeline``: several times the rows/s of ``bulk_create``). Money
     columns get the ``int`` itself, written as its decimal digits into ``NUMERIC``: exact
     at any size. Addresses are lower-cased here, as ``AddressField`` would. All or nothing:
-    a batch that fails is not partly written (the task is redelivered whole)."""
+    a batch that fails is not partly written (the task is redelivered whole). Idempotent: an
+    opportunity already recorded (chain, block hash, path) is not recorded again, so a
+    batch the broker delivers twice (its worker killed before the ack) counts once. Batches
+    of one block arrive one after the other, not side by side."""
     import time
 
     now = now or time.time()
     created_at = _ts(now)
+    batch = list(scored)
+    known: set[tuple[int, str, str]] = set()
+    if batch:
+        chains = {s.opportunity.chain_id for s in batch}
+        blocks = {s.opportunity.block_number for s in batch}
+        known = set(Opportunity.objects.filter(
+            chain_id__in=chains, block_number__in=blocks, path_id__in={s.opportunity.path_id for s in batch},
+        ).values_list("chain_id", "block_hash", "path_id"))
     rows = []
-    for s in scored:
+    for s in batch:
         o = s.opportunity
+        if (o.chain_id, o.block_hash, o.path_id) in known:
+            continue
+        known.add((o.chain_id, o.block_hash, o.path_id))
         rows.append((
             created_at, o.chain_id, o.block_number, o.block_hash, o.path_id,
             _address_array(o.pools), _address_array(o.tokens), norm_address(o.tokens[0]), o.amount_in, o.amount_out, o.gas_cost, o.net_profit,

@@ -7,7 +7,8 @@ from workers.celery_app import app
 from workers.stage import ITEMS, as_list, rejects_malformed
 
 
-@app.task(name="workers.tasks.analytics.record_opportunities", acks_late=True)
+# idempotent (the service skips what is recorded): a batch whose worker died is delivered again
+@app.task(name="workers.tasks.analytics.record_opportunities", acks_late=True, reject_on_worker_lost=True)
 @rejects_malformed
 def record_opportunities(scored: list[dict]) -> int:
     from webapp.core import services

@@ -1,0 +1,139 @@
+"""The fleet under faults (``make chaos``): real execute and analytics workers on private
+PostgreSQL, Redis and RabbitMQ instances, a steady load of batches, and one fault per
+case. Each case reports the load it held, how long processing took to resume, and what
+was lost or duplicated, counted from the database and the chain; the summary table is
+printed at the end of the run (``tests/chaos/conftest.py``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from tests.chaos.conftest import SUMMARY
+from tests.chaos.fleet import BATCH, ChaosFleet, chaos_fleet
+from tests.e2e.fleet import wait_for
+
+pytestmark = [
+    pytest.mark.chaos,
+    pytest.mark.skipif(not os.environ.get("ARBBOT_CHAOS"), reason="the long chaos cases run with `make chaos`"),
+]
+
+RATE = 4.0  # batches a second into each of execute and analytics
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosFleet]:
+    with chaos_fleet(tmp_path_factory.mktemp("chaos")) as f:
+        yield f
+
+
+def _report(fleet: ChaosFleet, fault: str, recovery_s: float | None, result: dict[str, Any]) -> None:
+    SUMMARY.append({
+        "fault": fault,
+        "load held": f"{fleet.load.rate:.1f} batches/s x2 ({fleet.load.rate * BATCH * 2:.0f} items/s)",
+        "recovery s": "-" if recovery_s is None else f"{recovery_s:.1f}",
+        "lost": result["analytics_lost"] + result["execute_lost"],
+        "duplicated": result["analytics_duplicated"] + result["execute_duplicated"] + result["tx_sent_twice"],
+    })
+
+
+def _assert_nothing_lost_or_twice(result: dict[str, Any]) -> None:
+    assert result["analytics_lost"] == 0 and result["execute_lost"] == 0, result
+    assert result["analytics_duplicated"] == 0 and result["execute_duplicated"] == 0, result
+    assert result["tx_sent_twice"] == 0 and result["tx_unjournaled"] == 0, result
+
+
+def _pool_children(pid: int) -> list[int]:
+    """The pool processes of the worker ``pid`` (the processes that run its tasks)."""
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _run(fleet: ChaosFleet, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def test_baseline_load(fleet: ChaosFleet) -> None:
+    fleet.start_load(RATE)
+    _run(fleet, 5)
+    fleet.stop_load()
+    result = fleet.verify()
+    _report(fleet, "none (baseline)", None, result)
+    _assert_nothing_lost_or_twice(result)
+    assert result["tx_mined"] > 0
+
+
+@pytest.mark.parametrize("queue", ["execute", "analytics"])
+def test_sigkill_a_worker_mid_batch(fleet: ChaosFleet, queue: str) -> None:
+    fleet.start_load(RATE)
+    _run(fleet, 2)
+    pid = fleet.workers[queue].pid
+    killed_at = 0.0
+    for _ in range(3):  # the pool process that runs the batches, three times
+        child = _pool_children(pid)[0]
+        os.kill(child, signal.SIGKILL)
+        killed_at = time.monotonic()
+        wait_for(lambda: _pool_children(pid) and _pool_children(pid)[0] != child, 30, "a new pool process")
+        _run(fleet, 1.5)
+    recovery = fleet.resumed_after(killed_at)
+    _run(fleet, 2)
+    fleet.stop_load()
+    assert fleet.workers[queue].poll() is None  # the worker itself lives on
+    result = fleet.verify()
+    _report(fleet, f"SIGKILL {queue} pool process x3", recovery, result)
+    _assert_nothing_lost_or_twice(result)
+
+
+def _outage(fleet: ChaosFleet, fault: str, stop: Callable[[], None], start: Callable[[], None]) -> None:
+    """Under load: ``stop`` a service, two seconds down, ``start`` it; processing resumes
+    within 10 s of its return, nothing lost, nothing twice."""
+    fleet.start_load(RATE)
+    _run(fleet, 2)
+    stop()
+    _run(fleet, 2)
+    start()
+    recovery = fleet.resumed_after(time.monotonic())
+    _run(fleet, 3)
+    fleet.stop_load()
+    result = fleet.verify()
+    _report(fleet, fault, recovery, result)
+    _assert_nothing_lost_or_twice(result)
+    assert recovery <= 10
+
+
+def test_restart_rabbitmq_under_load(fleet: ChaosFleet) -> None:
+    _outage(fleet, "RabbitMQ stopped and restarted", fleet.rabbit.stop, fleet.rabbit.start)
+
+
+def test_crash_postgresql_under_load(fleet: ChaosFleet) -> None:
+    _outage(fleet, "PostgreSQL crashed and restarted", fleet.pg.crash, fleet.pg.start)
+
+
+def test_crash_redis_under_load_kill_switch_holds_nonces_resync(fleet: ChaosFleet) -> None:
+    fleet.start_load(RATE)
+    _run(fleet, 2)
+    fleet.hot.fleet.set_kill_switch(True)
+    _run(fleet, 2)  # AOF: fsynced within a second
+    sent_before = fleet.nonce("pending")
+    fleet.redis.crash()
+    _run(fleet, 1)
+    fleet.redis.start()
+    back = time.monotonic()
+    assert fleet.hot.fleet.kill_switch_engaged()  # survived the crash
+    recovery = fleet.resumed_after(back)
+    _run(fleet, 2)
+    assert fleet.nonce("pending") == sent_before  # engaged: nothing went out across the crash
+    fleet.hot.fleet.set_kill_switch(False)
+    _run(fleet, 3)
+    fleet.stop_load()
+    result = fleet.verify()
+    assert fleet.nonce("latest") > sent_before  # sending again, on nonces resynced from the chain
+    _report(fleet, "Redis SIGKILLed and restarted (kill switch on)", recovery, result)
+    _assert_nothing_lost_or_twice(result)
+    assert recovery <= 10
