@@ -5,6 +5,7 @@ what is missing and never reaches the node; the execute worker says so at start,
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -126,6 +127,7 @@ def test_an_execute_worker_says_at_start_why_live_is_refused(chains: dict[str, i
         ARBBOT_MODE="live",
         ARBBOT_HEARTBEAT_FILE=str(tmp_path / "hb"),
         PYTHONUNBUFFERED="1",
+        ARBBOT_LOG_FORMAT="json",
     )
     env.pop("ARBBOT_METRICS_PORT", None)
     log_path = tmp_path / "worker.log"
@@ -145,17 +147,19 @@ def test_an_execute_worker_says_at_start_why_live_is_refused(chains: dict[str, i
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    lines = [line for line in text.splitlines() if "arbbot.execute.mode" in line]
-    by_chain = {cid: [line for line in lines if f"chain {cid} (" in line] for cid in chains.values()}
+    # one JSON event a line (ARBBOT_LOG_FORMAT=json, arbbot.obs.logs)
+    events = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    lines = [(e["level"], e["event"]) for e in events if e["logger"] == "arbbot.execute.mode"]
+    by_chain = {cid: [(lv, ev) for lv, ev in lines if f"chain {cid} (" in ev] for cid in chains.values()}
 
-    [with_executor] = by_chain[chains["with_executor"]]
-    assert "ERROR" in with_executor and "live asked (the fleet's ARBBOT_MODE=live) but REFUSED" in with_executor
+    [(level, with_executor)] = by_chain[chains["with_executor"]]
+    assert level == "error" and "live asked (the fleet's ARBBOT_MODE=live) but REFUSED" in with_executor
     assert with_executor.endswith(NO_KEY)
-    [no_exec] = by_chain[chains["no_executor"]]
+    [(_, no_exec)] = by_chain[chains["no_executor"]]
     assert "live asked (the chain's mode setting 'live') but REFUSED" in no_exec
     assert no_exec.endswith(f"{NO_KEY}; {no_executor(chains['no_executor'])}")
-    [dry] = by_chain[chains["dry_run"]]
-    assert "INFO" in dry and "mode dry-run, from the chain's mode setting 'dry-run'; nothing is sent" in dry
+    [(level, dry)] = by_chain[chains["dry_run"]]
+    assert level == "info" and "mode dry-run, from the chain's mode setting 'dry-run'; nothing is sent" in dry
     assert by_chain[chains["inactive"]] == []
 
 
