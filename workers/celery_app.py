@@ -219,7 +219,6 @@ def _warm_process(**_: Any) -> None:
     connection before it takes a task, so the first block's batch does not pay for them
     (with the kernels, up to a second on the first decision). Best effort: what fails here
     is built again by the first task that needs it, which then reports the error."""
-
     from django.db import connections
 
     from webapp.core import selectors

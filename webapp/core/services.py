@@ -629,6 +629,14 @@ def execution_claim(scored: ScoredOpportunity) -> Execution | None:
         return None
 
 
+def executions_claim(batch: Sequence[ScoredOpportunity]) -> list[bool]:
+    """``execution_claim`` of each of ``batch`` in one transaction (one commit, not one per
+    opportunity: the execute stage claims a block's batch before deciding the first); True
+    for each claimed here. A row claimed before fails alone (its savepoint), not the rest."""
+    with transaction.atomic():
+        return [execution_claim(s) is not None for s in batch]
+
+
 @transaction.atomic
 def execution_finish(result: ExecutionResult) -> Execution:
     """Record the outcome on the claimed row (created here if no claim exists), with the
@@ -794,6 +802,9 @@ class DbJournal:
 
     def claim(self, scored: ScoredOpportunity) -> bool:
         return execution_claim(scored) is not None
+
+    def claim_all(self, batch: Sequence[ScoredOpportunity]) -> list[bool]:
+        return executions_claim(batch)
 
     def finished(self, result: ExecutionResult) -> None:
         execution_finish(result)
