@@ -70,10 +70,14 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
     results = []
     unsent = []  # written after the batch: no next decision waits on them
     sent = []
-    for s, claimed in zip(batch, journal.claim_all(batch)):
-        if not claimed:
+    claimed = []
+    for s, mine in zip(batch, journal.claim_all(batch)):
+        if mine:
+            claimed.append(s)
+        else:
             log.info("already executed or claimed: %s", s.opportunity.key)
-            continue
+    _revalidate_ahead(claimed, runners)
+    for s in claimed:
         o = s.opportunity
         with obs.scope("execute.opportunity", chain=o.chain_id, block=o.block_number, path_id=o.path_id):
             result = _execute_one(s, runners, journal)
@@ -111,6 +115,19 @@ def _execute_one(s: ScoredOpportunity, runners: Runners, journal: Journal) -> Ex
     )
     obs.note(status=result.status)
     return result
+
+
+def _revalidate_ahead(batch: Sequence[ScoredOpportunity], runners: Runners) -> None:
+    """One re-validation round trip per chain for the whole batch
+    (``ExecutionRunner.revalidate_ahead``); on any failure each submit asks for itself."""
+    by_chain: dict[int, list[ScoredOpportunity]] = {}
+    for s in batch:
+        by_chain.setdefault(s.opportunity.chain_id, []).append(s)
+    for chain_id, items in by_chain.items():
+        try:
+            runners(chain_id).revalidate_ahead(items)
+        except Exception:
+            log.exception("chain %s: re-validation ahead of the batch failed", chain_id)
 
 
 def reconcile(journal: Journal, older_than_s: float) -> list[ExecutionResult]:
