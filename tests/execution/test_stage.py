@@ -196,6 +196,20 @@ def test_a_batch_is_re_validated_at_once_and_never_past_a_send_through_its_pools
     assert sent_count(node, signer) == 3
 
 
+def test_a_batch_claims_at_once_only_what_nobody_claimed_before() -> None:
+    from webapp.core.models import Execution
+    from webapp.core.services import DbJournal
+
+    a, b, c = (scored(p, (POOLS[0], POOLS[1])) for p in ("cycle-a", "cycle-b", "cycle-c"))
+    journal = DbJournal()
+    assert journal.claim_all([a, c]) == [True, True]
+    assert journal.claim_all([a, b, c]) == [False, True, False]
+    assert journal.claim_all([]) == []
+    assert sorted(Execution.objects.values_list("path_id", "status")) == [
+        ("cycle-a", "pending"), ("cycle-b", "pending"), ("cycle-c", "pending"),
+    ]
+
+
 def test_one_failing_item_is_recorded_failed_and_the_batch_goes_on(
     node: RpcClient, signer: LocalSigner, runner: ExecutionRunner
 ) -> None:
