@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 
-.PHONY: setup venv lock npm services validators demo test test-explore lint typecheck bench-scan bench-paths bench-scale bench-pipeline clean
+.PHONY: setup venv lock npm services validators demo test test-explore lint typecheck bench-scan bench-paths bench-scale bench-pipeline bench-latency clean
 
 setup: venv npm services
 
@@ -76,6 +76,11 @@ bench-scale: setup
 # market (bench/pipeline/README.md); ~3 minutes. BENCH_ARGS="--soak 600" for the soak.
 bench-pipeline: setup
 	$(PY) -m bench.pipeline.run $(BENCH_ARGS)
+
+# block arrival -> execute decision through the real fleet on a devnet of its own port,
+# the follower beside beat's 1 s tick (bench/latency/README.md); about 3 minutes
+bench-latency: setup
+	$(PY) bench/latency/run.py
 
 clean:
 	rm -rf .venv node_modules .devnet .run
