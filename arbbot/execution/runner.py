@@ -68,8 +68,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXECUTED_TOPIC = "0x" + keccak(text="Executed(address,uint256,uint256)").hex()
-FEE_REQUOTE_AFTER_S = 1.0
-AHEAD_TTL_S = 0.5  # re-validation replies taken ahead of a batch serve its opportunities this long  # a fee quoted before waiting longer than this for the lock is quoted again
+FEE_REQUOTE_AFTER_S = 1.0  # a fee quoted before waiting longer than this for the lock is quoted again
+AHEAD_TTL_S = 0.5  # re-validation replies taken ahead of a batch serve its opportunities this long
 
 
 @dataclass(frozen=True)
