@@ -68,8 +68,8 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
     sent ones are written after the batch; a worker that dies before that leaves the claims
     ``pending`` with nothing signed, which ``reconcile`` finishes."""
     results = []
-    unsent = []  # written after the batch: no next decision waits on them
-    sent = []
+    unsent: list[ExecutionResult] = []  # written after the batch: no next decision waits on them
+    sent: list[ExecutionResult] = []
     claimed = []
     for s, mine in zip(batch, journal.claim_all(batch)):
         if mine:

@@ -104,8 +104,20 @@ class Arrivals(threading.Thread):
 
 
 def traces(log: Path) -> list[dict[str, Any]]:
+    """The ``arbbot.trace`` lines of a worker's log: JSON log lines (``arbbot.obs.logs``, the
+    default off a terminal) whose event is the trace, or plain ``... arbbot.trace: {...}``."""
     out = []
     for line in log.read_text(errors="replace").splitlines():
+        if "arbbot.trace" not in line:
+            continue
+        try:
+            record = json.loads(line)
+            event = record.get("event") if isinstance(record, dict) else None
+            if isinstance(event, str) and event.startswith("{"):
+                out.append(json.loads(event))
+                continue
+        except ValueError:
+            pass
         i = line.find("arbbot.trace: ")
         if i >= 0:
             out.append(json.loads(line[i + len("arbbot.trace: "):]))
