@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -203,8 +204,6 @@ def _warm_path_kernels(sender: Any = None, instance: Any = None, **_: Any) -> No
     consume = getattr(getattr(instance, "app", app).amqp.queues, "consume_from", None) or {}
     _consumed.update(consume)
     if "path" in consume or "execute" in consume:
-        import time
-
         from arbbot.paths import _kernels
 
         t0 = time.monotonic()
@@ -215,7 +214,7 @@ def _warm_path_kernels(sender: Any = None, instance: Any = None, **_: Any) -> No
 @worker_process_init.connect
 def _warm_process(**_: Any) -> None:
     """Each pool process builds its per-chain resources (``workers.runtime``: the execute
-    runner with its RPC session and limits, the path stage, the scanner) and its database
+    runner with its RPC session and limits, the path stage) and its database
     connection before it takes a task, so the first block's batch does not pay for them
     (with the kernels, up to a second on the first decision). Best effort: what fails here
     is built again by the first task that needs it, which then reports the error."""
@@ -224,14 +223,15 @@ def _warm_process(**_: Any) -> None:
     from webapp.core import selectors
     from workers import runtime
 
-    builders = [b for q, b in (("scan", runtime.scanner), ("path", runtime.path_stage), ("execute", runtime.runner))
-                if q in _consumed]
+    builders = [b for q, b in (("path", runtime.path_stage), ("execute", runtime.runner)) if q in _consumed]
     if not builders:
         return
+    t0 = time.monotonic()
     try:
         for chain in selectors.chains_active():
             for build in builders:
                 build(chain.chain_id)
+        logging.getLogger(__name__).info("chains' resources prepared in %.2f s", time.monotonic() - t0)
     except Exception as exc:
         logging.getLogger(__name__).warning("could not prepare the chains' resources: %s: %s",
                                             type(exc).__name__, exc)

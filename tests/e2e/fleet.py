@@ -72,7 +72,8 @@ def start_workers(env: dict[str, str], logs: Path, follow: tuple[int, str] | Non
                 cwd=ROOT, env=env, stdout=beat_log, stderr=subprocess.STDOUT,
             )
         )
-        wait_for(lambda: all((logs / f"hb-{q}").exists() for q in QUEUES), 60, "every worker to start")
+        # a deadline, not a measure: six workers starting on a shared 2-core machine
+        wait_for(lambda: all((logs / f"hb-{q}").exists() for q in QUEUES), 120, "every worker to start")
         if follow is not None:
             from arbbot.chain.follower import LEASE_TTL_S
             from workers import runtime
