@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 
-.PHONY: setup venv lock npm services validators demo test test-explore chaos lint typecheck bench-scan bench-paths bench-scale bench-pipeline bench-backtest clean
+.PHONY: setup venv lock npm services validators demo test test-explore chaos lint typecheck bench-scan bench-paths bench-scale bench-pipeline bench-backtest bench-latency clean
 
 setup: venv npm services
 
@@ -86,6 +86,11 @@ bench-pipeline: setup
 
 bench-backtest: setup
 	$(PY) -m bench.backtest.run
+
+# block arrival -> execute decision through the real fleet on a devnet of its own port,
+# the follower beside beat's 1 s tick (bench/latency/README.md); about 3 minutes
+bench-latency: setup
+	$(PY) bench/latency/run.py
 
 clean:
 	rm -rf .venv node_modules .devnet .run

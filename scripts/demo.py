@@ -74,6 +74,8 @@ def main() -> int:
     # same queue) does not hold a block's execute batch back: measured, it added ~60 ms to
     # the decision latency's median with one
     for q in QUEUES:
+        (run_dir / f"heartbeat-{q}").unlink(missing_ok=True)  # a crashed run's
+    for q in QUEUES:
         start(
             f"worker-{q}",
             [celery, "-A", "workers.celery_app", "worker", "-Q", q, "-n", f"{q}@%h", "--pool", "prefork",
@@ -81,7 +83,11 @@ def main() -> int:
             {"ARBBOT_HEARTBEAT_FILE": str(run_dir / f"heartbeat-{q}")},
         )
     # the block follower: each new block to the scan queue as it arrives (newHeads over the
-    # devnet's WebSocket, same port); beat's scan tick stays the fallback if it dies
+    # devnet's WebSocket, same port); beat's scan tick stays the fallback if it dies. Started
+    # once the workers are up: blocks announced before would wait in the queues (seconds)
+    ready_by = time.monotonic() + 120
+    while not all((run_dir / f"heartbeat-{q}").exists() for q in QUEUES) and time.monotonic() < ready_by:
+        time.sleep(0.2)
     start("follower", [py, "manage.py", "arbbot", "follow", "--chain", str(dep.chain_id),
                        "--ws", dep.rpc_url.replace("http://", "ws://", 1)],
           {"ARBBOT_HEARTBEAT_FILE": str(run_dir / "heartbeat-follower")})

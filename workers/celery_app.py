@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,10 @@ from celery.signals import (  # noqa: E402
     beat_init,
     celeryd_after_setup,
     setup_logging,
+    task_postrun,
     task_prerun,
     worker_init,
+    worker_process_init,
     worker_process_shutdown,
     worker_ready,
     worker_shutdown,
@@ -80,6 +83,14 @@ app.conf.update(
     # tasks carry batches, so the overhead stays small.
     worker_send_task_events=True,
     task_time_limit=120,
+    # Celery's Django fixup closes every database connection before and after each task
+    # unless told to reuse them: a new connection (10-13 ms here) on each block's path, ml
+    # and execute task, on the path to the execute decision. Reused instead, for this many
+    # tasks (counted twice: before and after), with Django's own rule between tasks
+    # (``_db_between_tasks``: a broken, errored or CONN_MAX_AGE-old connection is closed).
+    CELERY_DB_REUSE_MAX=1000,
+    # a pool process prepares its chains' resources before it says it is up (_warm_process)
+    worker_proc_alive_timeout=60.0,
     task_soft_time_limit=100,
     broker_transport_options={"confirm_publish": True},
     beat_schedule={
@@ -183,11 +194,25 @@ def _flush_spans(**_: Any) -> None:
     tracing.flush()
 
 
+@task_prerun.connect
+@task_postrun.connect
+def _db_between_tasks(**_: Any) -> None:
+    """What Django does between two requests: close a connection that is unusable (after an
+    error, or PostgreSQL restarted) or older than CONN_MAX_AGE, and health-check a reused one
+    on its next use, so the next task connects afresh only when it must."""
+    from django.db import close_old_connections
+
+    close_old_connections()
+
+
 @worker_init.connect
 @beat_init.connect
 def _declare_topology(**_: Any) -> None:
     with app.connection_for_write() as conn:
         queues.declare_topology(conn)
+
+
+_consumed: set[str] = set()  # the queues this worker consumes (set in the parent, inherited by its children)
 
 
 @celeryd_after_setup.connect
@@ -198,14 +223,40 @@ def _warm_path_kernels(sender: Any = None, instance: Any = None, **_: Any) -> No
     execute queue re-sizes with the same kernels: without this its first execution
     decided about 0.5-0.9 s after its block arrived."""
     consume = getattr(getattr(instance, "app", app).amqp.queues, "consume_from", None) or {}
+    _consumed.update(consume)
     if "path" in consume or "execute" in consume:
-        import time
-
         from arbbot.paths import _kernels
 
         t0 = time.monotonic()
         _kernels.warm()
         logging.getLogger(__name__).info("path sizing kernels compiled in %.1f s", time.monotonic() - t0)
+
+
+@worker_process_init.connect
+def _warm_process(**_: Any) -> None:
+    """Each pool process builds its per-chain resources (``workers.runtime``: the execute
+    runner with its RPC session and limits, the path stage) and its database
+    connection before it takes a task, so the first block's batch does not pay for them
+    (with the kernels, up to a second on the first decision). Best effort: what fails here
+    is built again by the first task that needs it, which then reports the error."""
+    from django.db import connections
+
+    from webapp.core import selectors
+    from workers import runtime
+
+    builders = [b for q, b in (("path", runtime.path_stage), ("execute", runtime.runner)) if q in _consumed]
+    if not builders:
+        return
+    t0 = time.monotonic()
+    try:
+        for chain in selectors.chains_active():
+            for build in builders:
+                build(chain.chain_id)
+        logging.getLogger(__name__).info("chains' resources prepared in %.2f s", time.monotonic() - t0)
+    except Exception as exc:
+        logging.getLogger(__name__).warning("could not prepare the chains' resources: %s: %s",
+                                            type(exc).__name__, exc)
+        connections.close_all()
 
 
 @worker_ready.connect

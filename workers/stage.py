@@ -8,6 +8,7 @@ twice); other per-item failures are logged and counted and the batch goes on."""
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from typing import Any, Callable, Sequence, TypeVar
@@ -55,6 +56,13 @@ MODEL_SCORE = Histogram(
     "arbbot_model_score", "Score of each decided opportunity, by model and decision", ["chain", "model", "decision"],
     buckets=(0, 0.5, 1, 1.5, 2, 3, 5, 10, 20, 50, 100, 1000),
 )
+#: Where a block's time goes: from its arrival to each mark of its trace (``Trace``).
+SINCE_ARRIVAL = Histogram(
+    "arbbot_block_since_arrival_seconds", "Block arrival to each stage mark (scan.start, path.sent, ...)",
+    ["chain", "mark"],
+    buckets=(0.001, 0.002, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5),
+)
+trace_log = logging.getLogger("arbbot.trace")
 
 
 def bind_batch(opps: Sequence[Opportunity]) -> None:
@@ -125,3 +133,43 @@ def as_list(value: Any, what: str) -> list[Any]:
     if not isinstance(value, list):
         raise WireFormatError(f"{what} must be a list, got {type(value).__name__}")
     return value
+
+
+class Trace:
+    """A block's way through the stages, carried from task to task as the ``trace`` keyword
+    (a list of ``[mark, unix time]``, first ``arrived``): each stage adds when it started
+    and when it handed on. The execute stage observes every mark against the arrival
+    (``arbbot_block_since_arrival_seconds``) and each decision (``decided``), and logs the
+    whole trace with the decisions' times as one JSON line on ``arbbot.trace``
+    (``bench/latency`` reads it). A message without one (an old producer) carries none on."""
+
+    def __init__(self, marks: Any = None) -> None:
+        ok = isinstance(marks, list) and all(
+            isinstance(m, list) and len(m) == 2 and isinstance(m[0], str) and isinstance(m[1], (int, float))
+            for m in marks
+        )
+        self.marks: list[list[Any]] | None = [list(m) for m in marks] if ok and marks else None
+
+    @classmethod
+    def start(cls, arrived_at: float | None) -> Trace:
+        return cls([["arrived", arrived_at]] if arrived_at else None)
+
+    def mark(self, name: str, at: float | None = None) -> Trace:
+        if self.marks is not None:
+            self.marks.append([name, time.time() if at is None else at])
+        return self
+
+    def wire(self, name: str) -> list[list[Any]] | None:
+        """The trace to send on, marked ``name`` (when it is sent)."""
+        return None if self.marks is None else [*self.marks, [name, time.time()]]
+
+    def done(self, chain_id: int, block: int, decided_at: list[float]) -> None:
+        if self.marks is None:
+            return
+        arrived = self.marks[0][1]
+        chain = str(chain_id)
+        for name, at in [*self.marks[1:], *(["decided", d] for d in decided_at)]:
+            SINCE_ARRIVAL.labels(chain=chain, mark=name).observe(max(0.0, at - arrived))
+        if trace_log.isEnabledFor(logging.INFO):
+            trace_log.info("%s", json.dumps({"chain": chain_id, "block": block, "marks": self.marks,
+                                             "decided_at": decided_at}))

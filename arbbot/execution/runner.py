@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 
 EXECUTED_TOPIC = "0x" + keccak(text="Executed(address,uint256,uint256)").hex()
 FEE_REQUOTE_AFTER_S = 1.0  # a fee quoted before waiting longer than this for the lock is quoted again
+AHEAD_TTL_S = 0.5  # re-validation replies taken ahead of a batch serve its opportunities this long
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,9 @@ class ExecutionRunner:
     #: opportunity -> one reply per request. None: one JSON-RPC batch to ``rpc``'s node. A
     #: backtest answers from the recorded block (``arbbot.replay.backtest``).
     revalidate: Callable[[list[tuple[str, list[Any]]], Sized, Opportunity], Sequence[Any]] | None = None
+    ahead_ttl_s: float = AHEAD_TTL_S  # how long ``revalidate_ahead``'s replies serve
+    #: ``revalidate_ahead``'s replies: calldata -> (when, the cycle's pools, replies)
+    _ahead: dict[str, tuple[float, frozenset[str], list[Any]]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.nonces is None:
@@ -168,6 +172,84 @@ class ExecutionRunner:
     def submit(self, scored: ScoredOpportunity, journal: TxJournal | None = None) -> ExecutionResult | Pending:
         """Everything up to and including the send; a final result when nothing was sent.
         Live, the signed transaction is recorded in ``journal`` before it is sent."""
+        outcome = self._submit(scored, journal)
+        if isinstance(outcome, Pending) and self._ahead:
+            # a cycle through a pool this transaction trades may simulate otherwise now
+            traded = set(outcome.pools or scored.opportunity.pools)
+            self._ahead = {k: v for k, v in self._ahead.items() if not traded & v[1]}
+        return outcome
+
+    def revalidate_ahead(self, batch: Sequence[ScoredOpportunity]) -> int:
+        """Re-validate a batch's opportunities in one JSON-RPC batch before they are submitted
+        one after another: each ``submit`` then takes its own replies from it (the same exact
+        calldata, at most ``ahead_ttl_s`` old) instead of a round trip after the previous
+        one's send, so a block's last decision no longer waits for each earlier re-validation.
+        Replies are never used for a cycle through a pool that a transaction sent since
+        trades (``submit`` forgets them), nor once the newest pool states give other calldata
+        (a new block: ``submit`` then asks the node itself). The number re-validated ahead."""
+        self._ahead = {}
+        if self.revalidate is not None:  # answered elsewhere (a backtest's recorded block)
+            return 0
+        calls: list[tuple[dict[str, Any], frozenset[str]]] = []
+        for s in batch:
+            opp = s.opportunity
+            cap = self.limits.max_amount_in.get(opp.tokens[0].lower(), self.limits.default_max_amount_in)
+            if s.decision != "execute" or (cap is not None and opp.amount_in > cap):
+                continue  # dropped before re-validation
+            prepared = self._revalidation_call(opp, cap)
+            if not isinstance(prepared, str):
+                calls.append((prepared[2], frozenset(opp.pools)))
+        if len(calls) < 2:
+            return 0  # one round trip either way
+        try:
+            replies = self.rpc.batch(
+                [*(r for call, _ in calls for r in _simulation(call)),
+                 *self._shared_requests(fees.fee_requests(self.fee_policy))],
+                raise_errors=False,
+            )
+        except Exception as exc:  # each submit asks the node itself
+            log.warning("re-validation ahead of the batch failed: %s: %s", type(exc).__name__, exc)
+            return 0
+        shared, at = replies[2 * len(calls):], time.monotonic()
+        for i, (call, pools) in enumerate(calls):
+            self._ahead[call["data"]] = (at, pools, [replies[2 * i], replies[2 * i + 1], *shared])
+        return len(calls)
+
+    def _shared_requests(self, fee_requests: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+        """What every re-validation reads besides its simulation: the head, the fee data and
+        the sender's mined count at the simulated block (which of its own trades the
+        simulation already saw: ``_stacked_refusal``)."""
+        sender = [("eth_getTransactionCount", [self.signer.address, "latest"])] if self.signer else []
+        return [("eth_blockNumber", []), *fee_requests, *sender]
+
+    def _ahead_replies(self, call: Mapping[str, Any]) -> list[Any] | None:
+        ahead = self._ahead.pop(call["data"], None)
+        if ahead is None or time.monotonic() - ahead[0] > self.ahead_ttl_s:
+            return None
+        return ahead[2]
+
+    def _revalidation_call(self, opp: Opportunity, cap: int | None) -> tuple[Any, Any, dict[str, Any]] | str:
+        """The cycle re-sized on the newest pool states, its hops and the ``eth_call`` of its
+        exact calldata (no profit guard); or why it is dropped before any call."""
+        try:
+            states = self.pools(list(opp.pools))
+            ordered = [states[p] for p in opp.pools]
+            refused = self.pool_guard(ordered) if self.pool_guard is not None else None
+            if refused:
+                return refused
+            sized = resize(ordered, opp.tokens, max_amount_in=cap)
+            if sized is None:
+                return "stale: the cycle no longer pays on the newest pool states"
+            hops = hops_for_cycle(ordered, opp.tokens)
+            calldata = encode_execute(opp.tokens[0], sized.amount_in, 0, hops, flash=True)
+        except (EncodingError, KeyError, BadCycle) as exc:
+            return f"cannot encode: {exc}"
+        call: dict[str, Any] = {"to": self.executor, "data": calldata}
+        if self.signer:
+            call["from"] = self.signer.address
+        return sized, hops, call
+
+    def _submit(self, scored: ScoredOpportunity, journal: TxJournal | None) -> ExecutionResult | Pending:
         opp = scored.opportunity
         attempt = attempt_of(opp)
         try:
@@ -206,39 +288,20 @@ class ExecutionRunner:
                 return result("dropped", refused)
 
         # 2. re-validation by simulation of the exact calldata, with the fee data
-        try:
-            states = self.pools(list(opp.pools))
-            ordered = [states[p] for p in opp.pools]
-            refused = self.pool_guard(ordered) if self.pool_guard is not None else None
-            if refused:
-                return result("dropped", refused)
-            sized = resize(ordered, opp.tokens, max_amount_in=cap)
-            if sized is None:
-                return result("dropped", "stale: the cycle no longer pays on the newest pool states")
-            hops = hops_for_cycle(ordered, opp.tokens)
-            calldata = encode_execute(opp.tokens[0], sized.amount_in, 0, hops, flash=True)
-        except (EncodingError, KeyError, BadCycle) as exc:
-            return result("dropped", f"cannot encode: {exc}")
+        prepared = self._revalidation_call(opp, cap)
+        if isinstance(prepared, str):
+            return result("dropped", prepared)
+        sized, hops, call = prepared
         resized = {"final_amount_in": sized.amount_in, "final_predicted_profit": sized.profit}
-        sender = self.signer.address if self.signer else None
-        call: dict[str, Any] = {"to": self.executor, "data": calldata}
-        if sender:
-            call["from"] = sender
         fee_requests = fees.fee_requests(self.fee_policy)
-        # the sender's mined count at the simulated block: which of its own trades the
-        # simulation already saw (``_stacked_refusal``)
-        mined_count_request = [("eth_getTransactionCount", [sender, "latest"])] if sender else []
-        requests: list[tuple[str, list[Any]]] = [
-            ("eth_call", [call, "latest"]), ("eth_estimateGas", [call, "latest"]), ("eth_blockNumber", []),
-            *((method, list(params)) for method, params in (*fee_requests, *mined_count_request)),
-        ]
+        requests = [*_simulation(call), *self._shared_requests(fee_requests)]
         if self.revalidate is not None:
             replies = list(self.revalidate(requests, sized, opp))
         else:
-            replies = self.rpc.batch(requests, raise_errors=False)
+            replies = self._ahead_replies(call) or self.rpc.batch(requests, raise_errors=False)
         sim, est, head_raw = replies[:3]
         fee_replies = replies[3:3 + len(fee_requests)]
-        mined_count = replies[3 + len(fee_requests)] if mined_count_request else None
+        mined_count = replies[3 + len(fee_requests)] if self.signer else None
         if isinstance(sim, RpcError):
             why = decode_revert(_revert_data(sim))
             if why.startswith("ProfitTooLow"):
@@ -489,6 +552,11 @@ class ExecutionRunner:
         except ArbbotError as exc:
             return f"reverted on-chain: {exc}"
         return "reverted on-chain (state differed inside the block)"
+
+
+def _simulation(call: Mapping[str, Any]) -> list[tuple[str, list[Any]]]:
+    """The re-validation of one exact call: its result (the profit) and its gas."""
+    return [("eth_call", [call, "latest"]), ("eth_estimateGas", [call, "latest"])]
 
 
 def _revert_data(exc: RpcError) -> str | None:

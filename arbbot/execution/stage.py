@@ -44,6 +44,9 @@ class Journal(TxJournal, Protocol):
     def claim(self, scored: ScoredOpportunity) -> bool:
         """Take ``scored`` for execution; False when it was claimed before (by anyone)."""
 
+    def claim_all(self, batch: Sequence[ScoredOpportunity]) -> list[bool]:
+        """``claim`` of each of ``batch``, in one go (one commit): True for each taken here."""
+
     def stale_pending(self, older_than_s: float) -> list[Unfinished]:
         """Attempts claimed over ``older_than_s`` ago with no outcome and no transaction."""
 
@@ -55,19 +58,33 @@ Runners = Callable[[int], ExecutionRunner]  # chain id -> that chain's runner
 
 
 def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journal) -> list[ExecutionResult]:
-    """Claim and submit every opportunity of ``batch``; the results of the ones this call
-    claimed, in order: final, or ``sent`` (its transaction is in the journal)."""
+    """Claim every opportunity of ``batch`` at once, then submit each claimed one; the results
+    of the ones this call claimed, in order: final, or ``sent`` (its transaction is in the
+    journal).
+
+    Only what a send needs is written on the way to the next decision (the claims, and a
+    live send's own journal entries, inside ``submit``). The outcomes of the ones not sent
+    (dropped, simulated, failed: nothing left the process) and the decision latency of the
+    sent ones are written after the batch; a worker that dies before that leaves the claims
+    ``pending`` with nothing signed, which ``reconcile`` finishes."""
     results = []
-    sent = []  # their decision latency is written after the batch: no next decision waits on it
-    for s in batch:
+    unsent: list[ExecutionResult] = []  # written after the batch: no next decision waits on them
+    sent: list[ExecutionResult] = []
+    claimed = []
+    for s, mine in zip(batch, journal.claim_all(batch)):
+        if mine:
+            claimed.append(s)
+        else:
+            log.info("already executed or claimed: %s", s.opportunity.key)
+    _revalidate_ahead(claimed, runners)
+    for s in claimed:
         o = s.opportunity
         with obs.scope("execute.opportunity", chain=o.chain_id, block=o.block_number, path_id=o.path_id):
             result = _execute_one(s, runners, journal)
-        if result is None:
-            continue
-        if result.status == "sent":
-            sent.append(result)
+        (sent if result.status == "sent" else unsent).append(result)
         results.append(result)
+    for r in unsent:
+        journal.finished(r)
     for r in sent:
         try:
             journal.decided(r)
@@ -76,12 +93,9 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
     return results
 
 
-def _execute_one(s: ScoredOpportunity, runners: Runners, journal: Journal) -> ExecutionResult | None:
-    """Claim and submit one; None when it was claimed before."""
-    if not journal.claim(s):
-        log.info("already executed or claimed: %s", s.opportunity.key)
-        obs.note(status="claimed before")
-        return None
+def _execute_one(s: ScoredOpportunity, runners: Runners, journal: Journal) -> ExecutionResult:
+    """Submit one claimed opportunity: ``sent`` (its transaction journalled and marked sent
+    here), or its final result, which the caller records after the batch."""
     try:
         outcome = runners(s.opportunity.chain_id).submit(s, journal)
     except Exception as exc:
@@ -94,7 +108,6 @@ def _execute_one(s: ScoredOpportunity, runners: Runners, journal: Journal) -> Ex
                                  tx_hash=outcome.tx_hash, extra={"mode": "live", **decided}, **outcome.attempt)
     else:
         result = dataclasses.replace(outcome, extra={**outcome.extra, **decided})
-        journal.finished(result)
     log.info(
         "execution %s: %s tx=%s predicted=%s realised=%s %s",
         s.opportunity.key, result.status, result.tx_hash, result.predicted_profit,
@@ -102,6 +115,19 @@ def _execute_one(s: ScoredOpportunity, runners: Runners, journal: Journal) -> Ex
     )
     obs.note(status=result.status)
     return result
+
+
+def _revalidate_ahead(batch: Sequence[ScoredOpportunity], runners: Runners) -> None:
+    """One re-validation round trip per chain for the whole batch
+    (``ExecutionRunner.revalidate_ahead``); on any failure each submit asks for itself."""
+    by_chain: dict[int, list[ScoredOpportunity]] = {}
+    for s in batch:
+        by_chain.setdefault(s.opportunity.chain_id, []).append(s)
+    for chain_id, items in by_chain.items():
+        try:
+            runners(chain_id).revalidate_ahead(items)
+        except Exception:
+            log.exception("chain %s: re-validation ahead of the batch failed", chain_id)
 
 
 def reconcile(journal: Journal, older_than_s: float) -> list[ExecutionResult]:

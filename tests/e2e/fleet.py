@@ -40,10 +40,13 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, poll_s: 
 
 
 @contextlib.contextmanager
-def start_workers(env: dict[str, str], logs: Path) -> Iterator[dict[str, int]]:
+def start_workers(env: dict[str, str], logs: Path, follow: tuple[int, str] | None = None) -> Iterator[dict[str, int]]:
     """One real Celery worker process per queue and beat, with ``env`` (this run's database,
     broker vhost, Redis prefix, mode, key...), logging into ``logs``; yields each queue's
-    metrics port once every worker is up, and stops them all (warm shutdown) on exit."""
+    metrics port once every worker is up, and stops them all (warm shutdown) on exit.
+    ``follow`` = (chain id, WebSocket URL): also the chain's block follower, as an operator
+    runs it (``manage.py arbbot follow``), started once the workers are up and yielded
+    once it holds the chain's lease (beat's tick then leaves the chain to it)."""
     from arbbot.devnet.anvil import free_port
 
     celery = str(Path(sys.executable).parent / "celery")
@@ -69,7 +72,20 @@ def start_workers(env: dict[str, str], logs: Path) -> Iterator[dict[str, int]]:
                 cwd=ROOT, env=env, stdout=beat_log, stderr=subprocess.STDOUT,
             )
         )
-        wait_for(lambda: all((logs / f"hb-{q}").exists() for q in QUEUES), 60, "every worker to start")
+        # a deadline, not a measure: six workers starting on a shared 2-core machine
+        wait_for(lambda: all((logs / f"hb-{q}").exists() for q in QUEUES), 120, "every worker to start")
+        if follow is not None:
+            from arbbot.chain.follower import LEASE_TTL_S
+            from workers import runtime
+
+            chain_id, ws_url = follow
+            procs.append(subprocess.Popen(
+                [sys.executable, "manage.py", "arbbot", "follow", "--chain", str(chain_id), "--ws", ws_url],
+                cwd=ROOT, env={**env, "ARBBOT_HEARTBEAT_FILE": str(logs / "hb-follower")},
+                stdout=open(logs / "follower.log", "wb"), stderr=subprocess.STDOUT,
+            ))
+            lease = runtime.hotstate(chain_id).follower_lock(LEASE_TTL_S)
+            wait_for(lease.locked, 60, f"the follower of chain {chain_id} to hold its lease")
         yield metrics_ports
     finally:
         for p in procs:

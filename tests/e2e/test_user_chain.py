@@ -7,7 +7,9 @@ the rest. arbbot learns about it only through the commands an operator runs, as
 subprocesses: ``config apply`` (with the on-chain checks), ``executor deploy`` with the
 bot's own key (a key the node does not hold: raw signed transactions), ``executor fund``,
 ``backfill``, ``mode live --yes-live``; then the fleet (one real Celery worker per queue
-and beat) with ``ARBBOT_MODE`` unset: the chain is live because the command said so.
+and beat) with ``ARBBOT_MODE`` unset: the chain is live because the command said so. Blocks
+reach the fleet through the block follower (``arbbot follow`` over the node's WebSocket), as
+the operator runs it: beat's fallback tick is set to an hour, so nothing else scans.
 
 Two gaps are planted in one block: WNATIVE/ALPHA on the fork (the best cycle starts at
 WNATIVE) and ALPHA/BETA on the fork (no cycle through it reaches WNATIVE: the best starts
@@ -92,7 +94,7 @@ def user_fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any,
         with django_db_blocker.unblock():
             db_name = connection.settings_dict["NAME"]
         env = {**os.environ, "ARBBOT_DATABASE_NAME": db_name, "ARBBOT_SIGNER_KEY": key,
-               "ARBBOT_DEVNET_DIR": str(work / "no-devnet"), "ARBBOT_SCAN_INTERVAL": "0.3",
+               "ARBBOT_DEVNET_DIR": str(work / "no-devnet"), "ARBBOT_SCAN_INTERVAL": "3600",
                "PYTHONUNBUFFERED": "1"}
         for name in ("ARBBOT_MODE", "ARBBOT_SIGNER_KEY_FILE", "ARBBOT_SIGNER_KEYSTORE_FILE", "ARBBOT_OWNER_KEY",
                      "ARBBOT_OWNER_KEY_FILE", "ARBBOT_MAX_AMOUNT_IN"):
@@ -110,7 +112,7 @@ def user_fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any,
             cursors = selectors.backfill_cursors(CHAIN_ID)  # before the fleet's scan stage moves on
         out["mode"] = arbbot(env, "mode", "live", "--chain", str(CHAIN_ID), "--yes-live")
         try:
-            with start_workers(env, logs):
+            with start_workers(env, logs, follow=(CHAIN_ID, anvil.url.replace("http://", "ws://", 1))):
                 yield {"rpc": rpc, "chain": chain, "miner": miner, "executor": executor, "signer": signer,
                        "target": target, "cursors": cursors, "out": out, "logs": logs}
         finally:
@@ -237,6 +239,9 @@ def test_both_gaps_are_captured_exactly_and_ranked_in_native(user_fleet: dict[st
     native_row = wait_for(lambda: captured(native_gap), 90, "an execution through the WNATIVE/ALPHA gap")
     token_row = wait_for(lambda: captured(token_gap), 90, "an execution through the ALPHA/BETA gap")
     assert native_row.mode == token_row.mode == "live"
+    # Announced by the follower (beat's tick is an hour away): each decision is timed from
+    # the block's arrival at the follower.
+    assert native_row.decision_latency_ms is not None and token_row.decision_latency_ms is not None
 
     # The native gap's cycle starts (and is paid) at WNATIVE; the token gap's at ALPHA.
     assert native_row.profit_token == chain.wnative

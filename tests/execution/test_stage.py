@@ -174,6 +174,42 @@ def test_a_batch_is_sent_together_and_a_second_delivery_claims_and_sends_nothing
     assert sent_count(node, signer) == 2
 
 
+def test_a_batch_is_re_validated_at_once_and_never_past_a_send_through_its_pools(
+    node: RpcClient, signer: LocalSigner, runner: ExecutionRunner
+) -> None:
+    a, b, c = (scored("cycle-a", (POOLS[0], POOLS[1])), scored("cycle-b", (POOLS[2], POOLS[1])),
+               scored("cycle-c", (POOLS[4], POOLS[5])))
+    runner.ahead_ttl_s = 60.0  # this test's pace is not the point; the pool rule is
+    assert runner.revalidate_ahead([a, b, c]) == 3
+    # The chain moves on after the batch was re-validated: the executor now pays twice as much.
+    node.call("anvil_setCode", [EXECUTOR, stand_in_executor(2 * PROFIT)])
+    try:
+        outcomes = {s.opportunity.path_id: runner.submit(s) for s in (a, b, c)}
+    finally:
+        node.call("anvil_setCode", [EXECUTOR, stand_in_executor(PROFIT)])
+    assert all(isinstance(o, Pending) for o in outcomes.values()), outcomes
+    # a and c were decided on the batch's replies; b goes through POOLS[1], which a's
+    # transaction traded: it was re-validated again, on the chain as it is now.
+    assert {p: o.simulated_profit for p, o in outcomes.items()} == {  # type: ignore[union-attr]
+        "cycle-a": PROFIT, "cycle-b": 2 * PROFIT, "cycle-c": PROFIT,
+    }
+    assert sent_count(node, signer) == 3
+
+
+def test_a_batch_claims_at_once_only_what_nobody_claimed_before() -> None:
+    from webapp.core.models import Execution
+    from webapp.core.services import DbJournal
+
+    a, b, c = (scored(p, (POOLS[0], POOLS[1])) for p in ("cycle-a", "cycle-b", "cycle-c"))
+    journal = DbJournal()
+    assert journal.claim_all([a, c]) == [True, True]
+    assert journal.claim_all([a, b, c]) == [False, True, False]
+    assert journal.claim_all([]) == []
+    assert sorted(Execution.objects.values_list("path_id", "status")) == [
+        ("cycle-a", "pending"), ("cycle-b", "pending"), ("cycle-c", "pending"),
+    ]
+
+
 def test_one_failing_item_is_recorded_failed_and_the_batch_goes_on(
     node: RpcClient, signer: LocalSigner, runner: ExecutionRunner
 ) -> None:

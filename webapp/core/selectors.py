@@ -209,15 +209,14 @@ def pnl_today_wei(chain_id: int, weth: str) -> int:
     from django.db.models import F, Q
 
     start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    today = Execution.objects.filter(chain_id=chain_id, created_at__gte=start)
-    won = today.filter(status="success")
-    profit = won.aggregate(
-        native=Sum("realised_profit_native"),
-        legacy=Sum("realised_profit", filter=Q(realised_profit_native__isnull=True, profit_token=weth.lower())),
+    won = Q(status="success")
+    # one query (the execute stage asks before and again inside the nonce lock, per send)
+    sums = Execution.objects.filter(chain_id=chain_id, created_at__gte=start).aggregate(
+        native=Sum("realised_profit_native", filter=won),
+        legacy=Sum("realised_profit", filter=won & Q(realised_profit_native__isnull=True, profit_token=weth.lower())),
+        gas=Sum(F("gas_used") * F("gas_price_wei"), filter=~Q(tx_hash="")),
     )
-    profit = (profit["native"] or 0) + (profit["legacy"] or 0)
-    gas = today.exclude(tx_hash="").aggregate(s=Sum(F("gas_used") * F("gas_price_wei")))["s"] or 0
-    return int(profit) - int(gas)
+    return int(sums["native"] or 0) + int(sums["legacy"] or 0) - int(sums["gas"] or 0)
 
 
 def format_amount(amount: Decimal | int, decimals: int | None) -> str:

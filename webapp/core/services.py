@@ -672,22 +672,43 @@ def opportunities_record(scored: Iterable[ScoredOpportunity], *, now: float | No
 def execution_claim(scored: ScoredOpportunity) -> Execution | None:
     """Create the ``pending`` row for an opportunity; ``None`` if it was already claimed
     (the unique (chain, block, path) constraint makes a second execution impossible)."""
-    o = scored.opportunity
     try:
         with transaction.atomic():
-            return Execution.objects.create(
-                created_at=timezone.now(),
-                chain_id=o.chain_id,
-                block_number=o.block_number,
-                path_id=o.path_id,
-                status="pending",
-                profit_token=o.tokens[0],
-                amount_in=Decimal(o.amount_in),
-                predicted_profit=Decimal(o.profit),
-                profit_native=None if o.profit_native is None else Decimal(o.profit_native),
-            )
+            row = _claim_row(scored)
+            row.save(force_insert=True)
+            return row
     except IntegrityError:
         return None
+
+
+def executions_claim(batch: Sequence[ScoredOpportunity]) -> list[bool]:
+    """``execution_claim`` of each of ``batch`` at once: True for each claimed here. One
+    insert and one commit when none was claimed before (the execute stage claims a block's
+    batch before deciding the first); else (a redelivery) one by one, each in its savepoint."""
+    if not batch:
+        return []
+    try:
+        with transaction.atomic():
+            Execution.objects.bulk_create([_claim_row(s) for s in batch])
+        return [True] * len(batch)
+    except IntegrityError:
+        with transaction.atomic():
+            return [execution_claim(s) is not None for s in batch]
+
+
+def _claim_row(scored: ScoredOpportunity) -> Execution:
+    o = scored.opportunity
+    return Execution(
+        created_at=timezone.now(),
+        chain_id=o.chain_id,
+        block_number=o.block_number,
+        path_id=o.path_id,
+        status="pending",
+        profit_token=o.tokens[0],
+        amount_in=Decimal(o.amount_in),
+        predicted_profit=Decimal(o.profit),
+        profit_native=None if o.profit_native is None else Decimal(o.profit_native),
+    )
 
 
 @transaction.atomic
@@ -855,6 +876,9 @@ class DbJournal:
 
     def claim(self, scored: ScoredOpportunity) -> bool:
         return execution_claim(scored) is not None
+
+    def claim_all(self, batch: Sequence[ScoredOpportunity]) -> list[bool]:
+        return executions_claim(batch)
 
     def finished(self, result: ExecutionResult) -> None:
         execution_finish(result)

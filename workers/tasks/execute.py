@@ -13,14 +13,15 @@ from arbbot.execution.follow import follow as follow_pass
 from arbbot.types import ExecutionResult, ScoredOpportunity
 from workers import runtime
 from workers.celery_app import app
-from workers.stage import BLOCK_TO_DECISION, EXECUTIONS, GAS_SPENT, ITEMS, as_list, bind_batch, rejects_malformed
+from workers.stage import BLOCK_TO_DECISION, EXECUTIONS, GAS_SPENT, ITEMS, Trace, as_list, bind_batch, rejects_malformed
 
 
 @app.task(name="workers.tasks.execute.execute", acks_late=True, reject_on_worker_lost=True)
 @rejects_malformed
-def execute(scored: list[dict]) -> int:
+def execute(scored: list[dict], trace: list | None = None) -> int:
     from webapp.core.services import DbJournal
 
+    tr = Trace(trace).mark("execute.start")
     batch = [ScoredOpportunity.from_wire(s) for s in as_list(scored, "scored")]
     bind_batch([s.opportunity for s in batch])
     results = stage.execute(batch, runtime.runner, DbJournal())
@@ -28,6 +29,9 @@ def execute(scored: list[dict]) -> int:
     for r in results:
         if r.extra.get("decision_latency_s") is not None:
             BLOCK_TO_DECISION.labels(chain=str(r.chain_id)).observe(r.extra["decision_latency_s"])
+    if batch:
+        tr.done(batch[0].opportunity.chain_id, batch[0].opportunity.block_number,
+                [r.extra["decided_at"] for r in results if r.extra.get("decided_at")])
     ITEMS.labels(stage="execute").inc(len(results))
     return len(results)
 

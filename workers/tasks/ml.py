@@ -8,7 +8,7 @@ from arbbot import obs
 from arbbot.scoring.rule import RuleScorer
 from arbbot.types import Opportunity
 from workers.celery_app import app
-from workers.stage import ITEMS, MODEL_SCORE, as_list, bind_batch, rejects_malformed
+from workers.stage import ITEMS, MODEL_SCORE, Trace, as_list, bind_batch, rejects_malformed
 
 
 def scorer(chain_id: int) -> RuleScorer:
@@ -21,7 +21,8 @@ def scorer(chain_id: int) -> RuleScorer:
 
 @app.task(name="workers.tasks.ml.score", acks_late=True, reject_on_worker_lost=True)
 @rejects_malformed
-def score(opportunities: list[dict]) -> int:
+def score(opportunities: list[dict], trace: list | None = None) -> int:
+    tr = Trace(trace).mark("ml.start")
     opps = [Opportunity.from_wire(o) for o in as_list(opportunities, "opportunities")]
     bind_batch(opps)
     by_chain: dict[int, list[Opportunity]] = {}
@@ -33,9 +34,9 @@ def score(opportunities: list[dict]) -> int:
         MODEL_SCORE.labels(chain=str(s.opportunity.chain_id), model=s.model, decision=s.decision).observe(s.score)
     from workers.tasks import analytics, execute
 
-    analytics.record_opportunities.delay([s.to_wire() for s in decided])
     chosen = [s.to_wire() for s in decided if s.decision == "execute"]
     obs.note(opportunities=len(decided), chosen=len(chosen))
-    if chosen:
-        execute.execute.delay(chosen)
+    if chosen:  # first: the execute decision waits on this publish, the records do not
+        execute.execute.delay(chosen, trace=tr.wire("ml.sent"))
+    analytics.record_opportunities.delay([s.to_wire() for s in decided])
     return len(chosen)

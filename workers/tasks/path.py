@@ -8,12 +8,13 @@ from arbbot import obs
 from arbbot.types import PoolDelta
 from workers import runtime
 from workers.celery_app import app
-from workers.stage import BLOCKS_SINCE_OPPORTUNITY, ITEMS, OPPORTUNITIES, rejects_malformed
+from workers.stage import BLOCKS_SINCE_OPPORTUNITY, ITEMS, OPPORTUNITIES, Trace, rejects_malformed
 
 
 @app.task(name="workers.tasks.path.find", acks_late=True, reject_on_worker_lost=True)
 @rejects_malformed
-def find(delta: dict) -> int:
+def find(delta: dict, trace: list | None = None) -> int:
+    tr = Trace(trace).mark("path.start")
     d = PoolDelta.from_wire(delta)
     obs.bind(chain=d.chain_id, block=d.block_number)
     from webapp.core import selectors, services
@@ -30,7 +31,7 @@ def find(delta: dict) -> int:
         BLOCKS_SINCE_OPPORTUNITY.labels(chain=chain).set(0)
         from workers.tasks import ml
 
-        ml.score.delay([o.to_wire() for o in opps])
+        ml.score.delay([o.to_wire() for o in opps], trace=tr.wire("path.sent"))
     else:
         BLOCKS_SINCE_OPPORTUNITY.labels(chain=chain).inc()
     return len(opps)

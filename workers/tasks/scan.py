@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from typing import Any
 
 from arbbot import obs
@@ -27,7 +28,7 @@ from arbbot.chain.follower import LEASE_TTL_S, Head
 from arbbot.types import uint, unix_time
 from workers import runtime
 from workers.celery_app import app
-from workers.stage import ITEMS, rejects_malformed
+from workers.stage import ITEMS, Trace, rejects_malformed
 
 log = logging.getLogger(__name__)
 LOCK_TTL_S = 30
@@ -85,6 +86,7 @@ def scan_once(chain_id: int, block: int | None, first: int | None, arrived_at: f
         announced = (min(first, block), block, arrived)
     obs.bind(chain=chain_id, block=block)
     hot = runtime.hotstate(chain_id)
+    started = time.time()
     published = 0
     with hot.scanning(ttl_s=LOCK_TTL_S) as got:
         if not got:
@@ -101,8 +103,9 @@ def scan_once(chain_id: int, block: int | None, first: int | None, arrived_at: f
             if hot.claim_block(delta.block_number, delta.block_hash):
                 from workers.tasks import path
 
+                trace = Trace.start(delta.observed_at).mark("scan.start", started)
                 with obs.scope("scan.publish", chain=chain_id, block=delta.block_number):
-                    path.find.delay(delta.to_wire())
+                    path.find.delay(delta.to_wire(), trace=trace.wire("scan.sent"))
                 runtime.record_block(chain_id, delta)
                 published += 1
                 ITEMS.labels(stage="scan").inc(len(delta.states))
