@@ -15,7 +15,14 @@ from arbbot.devnet.scenarios import (
     snapshot,
     v2_state,
 )
-from arbbot.devnet.simulator import max_cross_dex_gap, read_prices, simulate
+from arbbot.devnet.simulator import (
+    Competitor,
+    closing_trade,
+    max_cross_dex_gap,
+    parse_competitors,
+    read_prices,
+    simulate,
+)
 
 Devnet = tuple[Anvil, Deployment, Path]
 
@@ -77,3 +84,51 @@ def test_simulator_opens_cross_dex_gaps(devnet: Devnet) -> None:
         assert any("cross-pool gap" in line for line in lines)
     finally:
         revert_to(rpc, snap)
+
+
+def _gap(rpc, dep: Deployment) -> float:  # type: ignore[no-untyped-def]
+    uni, sushi = dep.pool("uniswap", "WETH", "USDC"), dep.pool("sushiswap", "WETH", "USDC")
+    return _price(dep, v2_state(rpc, sushi), "WETH") / _price(dep, v2_state(rpc, uni), "WETH") - 1
+
+
+def test_a_competitor_closes_the_gap_of_a_pool_it_watches(devnet: Devnet) -> None:
+    anvil, dep, _ = devnet
+    rpc = anvil.rpc()
+    snap = snapshot(rpc)
+    try:
+        plant_price_gap(rpc, dep, "WETH", "USDC", 3.0, dex="sushiswap")
+        assert _gap(rpc, dep) < -0.025
+        sushi = dep.pool("sushiswap", "WETH", "USDC")["address"]
+        counters = simulate(anvil.url, rounds=1, seed=3, deployment=dep, swaps_per_block=0, progress=None,
+                            competitors=[Competitor(pools=(sushi,), latency_s=0.0)])
+        assert counters["taken"] == 1
+        assert abs(_gap(rpc, dep)) < 0.001  # the rival took the dislocation first
+    finally:
+        revert_to(rpc, snap)
+
+
+def test_a_competitor_as_slow_as_a_block_never_takes(devnet: Devnet) -> None:
+    anvil, dep, _ = devnet
+    rpc = anvil.rpc()
+    snap = snapshot(rpc)
+    try:
+        plant_price_gap(rpc, dep, "WETH", "USDC", 3.0, dex="sushiswap")
+        sushi = dep.pool("sushiswap", "WETH", "USDC")["address"]
+        slow = Competitor(pools=(sushi,), latency_s=1.0)
+        assert slow.take_probability(1.0) == 0.0
+        counters = simulate(anvil.url, rounds=1, seed=3, deployment=dep, swaps_per_block=0, progress=None,
+                            competitors=[slow])
+        assert counters["taken"] == 0 and _gap(rpc, dep) < -0.025
+    finally:
+        revert_to(rpc, snap)
+
+
+def test_competitors_are_seeded_and_take_less_the_slower_they_are(devnet: Devnet) -> None:
+    _, dep, _ = devnet
+    a = parse_competitors("0.1:3,0.5:all", dep, seed=11)
+    assert a == parse_competitors("0.1:3,0.5:all", dep, seed=11)
+    assert len(a[0].pools) == 3 and len(a[1].pools) >= 3
+    assert a[0].take_probability() > a[1].take_probability() > 0
+    assert closing_trade((10**18, 2 * 10**18), 2.0)[1] < 10**6  # already there: nothing to trade
+    direction, amount = closing_trade((10**18, 2 * 10**18), 1.9)
+    assert direction == 0 and 0.025 * 10**18 < amount < 0.027 * 10**18  # sqrt(2/1.9) - 1 = 2.6%
