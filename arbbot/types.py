@@ -415,13 +415,20 @@ class Opportunity:
 Decision = Literal["execute", "skip"]
 
 
+MAX_FEATURES = 64
+
+
 @dataclass(frozen=True, slots=True)
 class ScoredOpportunity:
+    """The ml stage's verdict. ``features`` are the ones it decided on
+    (``arbbot.scoring.features``), by name, recorded with the opportunity for training."""
+
     opportunity: Opportunity
     score: float
     decision: Decision
     reason: str = ""
     model: str = "rule"
+    features: Mapping[str, float] = field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -430,6 +437,7 @@ class ScoredOpportunity:
             "decision": self.decision,
             "reason": self.reason,
             "model": self.model,
+            "features": dict(self.features),
         }
 
     @classmethod
@@ -443,7 +451,14 @@ class ScoredOpportunity:
             decision=decision,
             reason=_text(d.get("reason", ""), "reason"),
             model=_text(d.get("model", "rule"), "model"),
+            features=_features(d.get("features", {})),
         )
+
+
+def _features(value: object) -> dict[str, float]:
+    if not isinstance(value, Mapping) or len(value) > MAX_FEATURES:
+        raise WireFormatError(f"features must be an object of at most {MAX_FEATURES} numbers")
+    return {_text(k, "feature name", max_len=64): _number(v, f"feature {k}") for k, v in value.items()}
 
 
 ExecutionStatus = Literal["sent", "success", "reverted", "cancelled", "dropped", "failed", "simulated"]
