@@ -297,5 +297,14 @@ def _pnl_today(chain_id: int, weth: str) -> int:
 
 def reset() -> None:
     """Forget every cached resource (tests; a changed configuration)."""
-    for fn in (hotstate, rpc, scanner, path_stage, runner, redis_client):
+    for fn in (hotstate, rpc, scanner, path_stage, runner, redis_client, champion):
         fn.cache_clear()
+
+
+@functools.lru_cache(maxsize=1)
+def champion() -> Any:
+    """The process's ``ChampionCache``: asks the registry per batch, reloads on promotion."""
+    from arbbot.scoring.stage import ChampionCache
+    from webapp.core import selectors
+
+    return ChampionCache(selectors.model_champion_ref, selectors.model_artefact)

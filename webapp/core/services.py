@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
@@ -28,6 +29,7 @@ from webapp.core.models import (
     Chain,
     Dex,
     Execution,
+    ModelVersion,
     Opportunity,
     Pool,
     PoolFilter,
@@ -590,6 +592,7 @@ def opportunities_record(scored: Iterable[ScoredOpportunity], *, now: float | No
                 decision=s.decision,
                 reason=s.reason[:200],
                 latency_ms=(now - o.observed_at) * 1000 if o.observed_at else None,
+                features=dict(s.features) or None,
             )
         )
     Opportunity.objects.bulk_create(rows, batch_size=1000)
@@ -830,3 +833,93 @@ def _attempt(row: Execution) -> Attempt:
         profit_token=row.profit_token,
         amount_in=int(row.amount_in),
     )
+
+
+# --------------------------------------------------------------------------- model registry
+
+
+def model_version_record(
+    model: Any, *, metrics: dict[str, Any], train: Any, holdout: Any, seed: int, name: str = "",
+) -> ModelVersion:
+    """Store a trained model (``arbbot.scoring.model.LearnedModel``) with its artefact, its
+    digest and what it was trained and judged on (``Dataset``s); not promoted."""
+    from arbbot.scoring.model import digest, dump
+
+    blob = dump(model)
+    h = hashlib.sha256((train.digest() + holdout.digest()).encode()).hexdigest()
+    row = ModelVersion.objects.create(
+        name=name or f"hgb-{timezone.now():%Y%m%d-%H%M%S}",
+        features=list(model.features),
+        params={**model.params, "seed": seed},
+        metrics=metrics,
+        train_blocks=[int(train.block.min()), int(train.block.max())],
+        holdout_blocks=[int(holdout.block.min()), int(holdout.block.max())],
+        n_train=len(train),
+        n_holdout=len(holdout),
+        data_sha256=h,
+        artefact=blob,
+        artefact_sha256=digest(blob),
+    )
+    return row
+
+
+def model_version_promote(version_id: int, decision: str) -> ModelVersion:
+    """Make a version the champion (the previous one steps down), in one transaction: the
+    ml workers use it from their next batch. ``ModelVersion.DoesNotExist`` if unknown."""
+    with transaction.atomic():
+        row = ModelVersion.objects.select_for_update().get(id=version_id)
+        ModelVersion.objects.filter(is_champion=True).exclude(id=version_id).update(is_champion=False)
+        row.is_champion, row.promoted_at, row.decision = True, timezone.now(), decision[:300]
+        row.save(update_fields=["is_champion", "promoted_at", "decision"])
+    return row
+
+
+def model_version_demote_all() -> int:
+    """No champion: the rule decides again."""
+    return ModelVersion.objects.filter(is_champion=True).update(is_champion=False)
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    version: ModelVersion | None
+    metrics: dict[str, Any]
+    promoted: bool
+    decision: str
+
+
+def model_train(
+    *, seed: int = 0, holdout_frac: float = 0.3, chain_id: int | None = None, promote: bool = False,
+    progress: Any = None,
+) -> TrainingResult:
+    """Train a challenger on the recorded outcomes (time-ordered split), judge it, the rule
+    and the current champion on the same holdout, record it, and promote it when asked and
+    only if it beats the champion (the rule when there is none). ``ModelError`` when the
+    data cannot train a model."""
+    from arbbot.scoring import model as ml
+    from arbbot.scoring.stage import ChampionCache
+    from webapp.core import selectors
+
+    say = progress or (lambda _m: None)
+    data = selectors.ml_dataset(chain_id)
+    say(f"{len(data)} labelled opportunities ({int(data.y.sum())} successes)")
+    train, holdout = data.split(holdout_frac)
+    say(f"train: {len(train)} rows, blocks {int(train.block.min())}-{int(train.block.max())}; "
+        f"holdout: {len(holdout)} rows, blocks {int(holdout.block.min())}-{int(holdout.block.max())}")
+    challenger = ml.train(train, seed=seed, progress=say)
+    metrics = ml.evaluate(challenger, holdout)
+    current = ChampionCache(selectors.model_champion_ref, selectors.model_artefact).current()
+    if current is not None:
+        metrics["champion"] = {"version": current[0].version_id, **ml.evaluate(current[1], holdout)["model"]}
+    incumbent = metrics.get("champion", metrics["rule"])
+    wins, why = ml.beats(metrics["model"], incumbent)
+    against = f"champion {current[0].name}" if current is not None else "the rule"
+    decision = f"{'beats' if wins else 'does not beat'} {against}: {why}"
+    row = model_version_record(challenger, metrics=metrics, train=train, holdout=holdout, seed=seed)
+    say(f"recorded model version {row.id} ({row.name}): {decision}")
+    if promote and wins:
+        row = model_version_promote(row.id, decision)
+        say(f"promoted version {row.id}: the ml workers use it from their next batch")
+    else:
+        row.decision = decision[:300]
+        row.save(update_fields=["decision"])
+    return TrainingResult(row, metrics, promote and wins, decision)

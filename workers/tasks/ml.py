@@ -1,11 +1,19 @@
-"""ml queue: score a batch of opportunities and decide (rule scorer for now, with the
-chain's strategy margin and minimum net profit, both in the native token). Every decision is recorded; exactly those decided ``execute`` go
-on to the execute queue."""
+"""ml queue: score a batch of opportunities and decide: the promoted model when there is
+one (expected value over the chain's strategy minimum), else the rule (the strategy's
+margin and minimum net profit, in the native token); ``arbbot.scoring.stage`` owns both and
+the fallback. Every decision is recorded with its features; exactly those decided
+``execute`` go on to the execute queue."""
 
 from __future__ import annotations
 
+import time
+
+from arbbot.scoring.features import OutcomeHistory
+from arbbot.scoring.model import ModelScorer
 from arbbot.scoring.rule import RuleScorer
-from arbbot.types import Opportunity
+from arbbot.scoring.stage import score_batch
+from arbbot.types import Opportunity, ScoredOpportunity
+from workers import runtime
 from workers.celery_app import app
 from workers.stage import ITEMS, as_list, rejects_malformed
 
@@ -18,6 +26,18 @@ def scorer(chain_id: int) -> RuleScorer:
     return RuleScorer(margin=strategy.margin, min_net_profit=strategy.min_profit_wei)
 
 
+def decide(chain_id: int, batch: list[Opportunity]) -> list[ScoredOpportunity]:
+    """One chain's batch: its strategy, the champion and its pools' recent outcomes, read
+    once per batch (per block)."""
+    from webapp.core import selectors
+
+    rule = scorer(chain_id)
+    current = runtime.champion().current()
+    model = None if current is None else ModelScorer(current[1], f"model:{current[0].name}", rule.min_net_profit)
+    outcomes = selectors.ml_outcomes(chain_id, max(o.block_number for o in batch))
+    return score_batch(batch, rule=rule, model=model, history=OutcomeHistory(outcomes), now=time.time())
+
+
 @app.task(name="workers.tasks.ml.score", acks_late=True, reject_on_worker_lost=True)
 @rejects_malformed
 def score(opportunities: list[dict]) -> int:
@@ -25,7 +45,7 @@ def score(opportunities: list[dict]) -> int:
     by_chain: dict[int, list[Opportunity]] = {}
     for o in opps:
         by_chain.setdefault(o.chain_id, []).append(o)
-    decided = [s for chain_id, batch in by_chain.items() for s in scorer(chain_id).decide(batch)]
+    decided = [s for chain_id, batch in by_chain.items() for s in decide(chain_id, batch)]
     ITEMS.labels(stage="ml").inc(len(decided))
     from workers.tasks import analytics, execute
 
