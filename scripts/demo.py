@@ -35,6 +35,9 @@ def main() -> int:
     ap.add_argument("--web-port", type=int, default=8000)
     ap.add_argument("--flower-port", type=int, default=5555)
     ap.add_argument("--anvil-port", type=int, default=8545)
+    ap.add_argument("--competitors", default="",
+                    help="rival bots in the market simulator, LATENCY_S:N_POOLS[,...] (default: none)")
+    ap.add_argument("--seed", type=int, default=None, help="the market simulator's seed")
     args = ap.parse_args()
 
     import django
@@ -87,7 +90,9 @@ def main() -> int:
     start("flower", [celery, "-A", "workers.celery_app", "flower", f"--port={args.flower_port}",
                      "--address=127.0.0.1"])
     start("web", [py, "manage.py", "runserver", f"127.0.0.1:{args.web_port}", "--noreload"])
-    start("simulator", [py, "manage.py", "devnet", "simulate"])
+    start("simulator", [py, "manage.py", "devnet", "simulate",
+                        *(["--competitors", args.competitors] if args.competitors else []),
+                        *(["--seed", str(args.seed)] if args.seed is not None else [])])
 
     print(
         f"""

@@ -10,17 +10,15 @@ Owns the dataset shape (``Dataset``: features, outcome, realised value, time ord
 training (``train``, seeded), the holdout metrics both the model and the rule are judged
 by (``evaluate``: ROC AUC, calibration error, precision at k, EV captured), the scorer the
 ml stage runs (``ModelScorer``) and the artefact codec (``dump``/``load``). An artefact is
-a pickle, so ``load`` unpickles only bytes whose SHA-256 matches the digest recorded with
-them in the model registry (the caller passes both from one ``ModelVersion`` row); nothing
-is ever loaded from a file or a message. EV and probabilities are floats: estimates, not
-money math.
+arrays, never a pickle (``arbbot.scoring.trees``), and ``load`` reads only bytes whose
+SHA-256 matches the digest recorded with them in the model registry (the caller passes both
+from one ``ModelVersion`` row); nothing is loaded from a file or a message. EV and
+probabilities are floats: estimates, not money math.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import pickle
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -29,10 +27,8 @@ import numpy as np
 from arbbot.errors import ArbbotError
 from arbbot.scoring.features import FEATURES, INDEX
 from arbbot.scoring.rule import one_per_pool
+from arbbot.scoring.trees import CompiledModel, compile_model
 from arbbot.types import Opportunity, ScoredOpportunity
-
-ARTEFACT_FORMAT = "arbbot-model-v1"
-
 
 class ModelError(ArbbotError):
     """A model could not be trained, loaded or used (the ml stage falls back to the rule)."""
@@ -87,11 +83,14 @@ class Dataset:
 
 @dataclass
 class LearnedModel:
-    """A trained classifier and the feature columns it expects, in order."""
+    """A trained classifier as arrays (``arbbot.scoring.trees.CompiledModel``: what is stored
+    and served) and the feature columns it expects, in order. ``classifier`` is the
+    scikit-learn estimator it was compiled from, kept only in the process that trained it."""
 
     features: tuple[str, ...]
-    classifier: Any  # sklearn CalibratedClassifierCV over HistGradientBoostingClassifier
+    compiled: CompiledModel
     params: dict[str, Any] = field(default_factory=dict)
+    classifier: Any = None
 
     def p_success(self, X: np.ndarray, names: Sequence[str] = FEATURES) -> np.ndarray:
         """P(success) per row of ``X`` (columns ``names``), reordered to the model's own
@@ -102,17 +101,15 @@ class LearnedModel:
             X = np.column_stack(cols) if cols else X[:, :0]
         if len(X) == 0:
             return np.zeros(0)
-        _one_thread()
-        return np.asarray(self.classifier.predict_proba(X)[:, 1], dtype=np.float64)
+        return self.compiled.predict(X)
 
 
 _THREADS_LIMITED = False
 
 
 def _one_thread() -> None:
-    """OpenMP on one thread, once per process: the trees' thread pool costs more than it
-    gains on a worker's small batches (on a shared 2-core machine training ran ~7x slower),
-    and a limit set per call would cost ~2 ms each time."""
+    """OpenMP on one thread, once per process: on a shared 2-core machine scikit-learn's
+    thread pool made training ~7x slower."""
     global _THREADS_LIMITED
     if not _THREADS_LIMITED:
         from threadpoolctl import threadpool_limits
@@ -154,7 +151,8 @@ def train(
     _one_thread()
     booster = HistGradientBoostingClassifier(**params).fit(fit.X, fit.y.astype(int))
     clf = CalibratedClassifierCV(FrozenEstimator(booster), method=method).fit(cal.X, cal.y.astype(int))
-    return LearnedModel(features=data.features, classifier=clf, params={**params, "calibration": method})
+    return LearnedModel(features=data.features, compiled=compile_model(clf, data.features),
+                        params={**params, "calibration": method}, classifier=clf)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -302,10 +300,8 @@ class ModelScorer:
 
 
 def dump(model: LearnedModel) -> bytes:
-    """The artefact bytes stored in the registry row."""
-    buf = io.BytesIO()
-    pickle.dump({"format": ARTEFACT_FORMAT, "model": model}, buf, protocol=pickle.HIGHEST_PROTOCOL)
-    return buf.getvalue()
+    """The artefact bytes stored in the registry row: arrays only (``.npz``, no pickle)."""
+    return model.compiled.to_bytes()
 
 
 def digest(blob: bytes) -> str:
@@ -314,15 +310,14 @@ def digest(blob: bytes) -> str:
 
 def load(blob: bytes | None, sha256: str) -> LearnedModel:
     """The model in ``blob``, only if its SHA-256 is ``sha256`` (both from the same registry
-    row: bytes altered anywhere else are refused before anything is unpickled)."""
+    row: bytes altered anywhere else are refused before they are read). Reading never
+    unpickles: the artefact is arrays, checked before use."""
     if not blob:
         raise ModelError("the artefact is missing")
     if not sha256 or digest(bytes(blob)) != sha256:
-        raise ModelError("the artefact does not match its recorded SHA-256: refused, not unpickled")
+        raise ModelError("the artefact does not match its recorded SHA-256: refused, not read")
     try:
-        obj = pickle.loads(bytes(blob))  # noqa: S301 - bytes vetted by the registry's digest above
-    except Exception as exc:
-        raise ModelError(f"the artefact does not load: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(obj, dict) or obj.get("format") != ARTEFACT_FORMAT or not isinstance(obj.get("model"), LearnedModel):
-        raise ModelError(f"the artefact is not an {ARTEFACT_FORMAT} model")
-    return obj["model"]
+        compiled = CompiledModel.from_bytes(bytes(blob))
+    except ArbbotError as exc:
+        raise ModelError(f"the artefact does not load: {exc}") from exc
+    return LearnedModel(features=compiled.features, compiled=compiled)

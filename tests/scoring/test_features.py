@@ -18,7 +18,7 @@ from arbbot.scoring.features import (
     matrix,
     outcome_kind,
 )
-from tests.scoring.scenario import GAS, GAS_PRICE, make_opp, pool
+from arbbot.scoring.synthetic import GAS, GAS_PRICE, make_opp, pool
 
 
 def f(X: np.ndarray, row: int, name: str) -> float:

@@ -25,7 +25,7 @@ from arbbot.scoring.model import (
 )
 from arbbot.scoring.rule import RuleScorer
 from arbbot.scoring.stage import Champion, ChampionCache, score_batch
-from tests.scoring.scenario import GAS, GAS_PRICE, make_opp, market
+from arbbot.scoring.synthetic import GAS, GAS_PRICE, make_opp, market
 
 
 @pytest.fixture(scope="module")
@@ -95,11 +95,25 @@ def test_the_artefact_loads_only_with_its_digest(trained: tuple) -> None:
         load(tampered, digest(blob))
     with pytest.raises(ModelError, match="missing"):
         load(None, digest(blob))
-    with pytest.raises(ModelError, match="not an arbbot-model-v1"):
-        import pickle
+    import pickle
 
-        other = pickle.dumps({"format": "x"})
+    other = pickle.dumps({"format": "x"})  # a pickle is refused unread, even with its digest
+    with pytest.raises(ModelError, match="does not load"):
         load(other, digest(other))
+
+
+def test_the_compiled_model_is_scikit_learns_to_the_last_bit(trained: tuple) -> None:
+    model, _, ho, _ = trained
+    X = ho.X.copy()
+    X[::3, 4] = np.nan  # missing values follow each node's learned side
+    expected = model.classifier.predict_proba(X)[:, 1]
+    assert np.abs(model.p_success(X) - expected).max() < 1e-12
+    tr = trained[1]
+    iso = train(type(tr)(*(np.concatenate([a] * 4) for a in (tr.X, tr.y, tr.value, tr.net_native, tr.gas_native,
+                                                               tr.rule_execute)), np.concatenate(
+        [tr.block + k * 10_000 for k in range(4)])), seed=2, max_iter=20)
+    assert iso.params["calibration"] == "isotonic"
+    assert np.abs(iso.p_success(X) - iso.classifier.predict_proba(X)[:, 1]).max() < 1e-12
 
 
 def test_a_corrupt_or_missing_champion_falls_back_to_the_rule(trained: tuple, caplog: pytest.LogCaptureFixture) -> None:
@@ -142,3 +156,20 @@ def test_serving_decides_by_expected_value_one_cycle_per_pool(trained: tuple) ->
     rule_out = score_batch(opps, rule=RuleScorer(), history=features.OutcomeHistory(taken, as_of=2000))
     assert {s.opportunity.path_id for s in rule_out if s.decision == "execute"} == {"p10-11", "p0-13"}
     assert rule_out[0].features == by_path[rule_out[0].opportunity.path_id].features
+
+
+def test_an_artefact_whose_nodes_point_outside_is_refused(trained: tuple) -> None:
+    from dataclasses import replace
+
+    from arbbot.errors import ArbbotError
+    from arbbot.scoring.trees import CompiledModel
+
+    compiled = trained[0].compiled
+    bad_left = compiled.left.copy()
+    bad_left[compiled.is_leaf == 0] = len(bad_left) + 5
+    with pytest.raises(ArbbotError, match="out of range"):
+        CompiledModel.from_bytes(replace(compiled, left=bad_left).to_bytes())
+    loop = compiled.left.copy()
+    loop[compiled.roots[0]] = compiled.roots[0]  # a node that is its own child: an endless walk
+    with pytest.raises(ArbbotError, match="not below it"):
+        CompiledModel.from_bytes(replace(compiled, left=loop).to_bytes())

@@ -15,7 +15,7 @@ from django.core.management import call_command
 
 from arbbot.scoring.features import FEATURES, from_mappings
 from arbbot.types import ExecutionResult, ScoredOpportunity
-from tests.scoring.scenario import GAS, GAS_PRICE, WETH, make_opp
+from arbbot.scoring.synthetic import GAS, GAS_PRICE, WETH, make_opp
 from webapp.core import selectors, services
 from webapp.core.models import Chain, ModelVersion
 from workers import runtime
@@ -149,4 +149,13 @@ def test_the_command_line_trains_evaluates_and_promotes(chain: Chain, capsys: py
     assert "champion" in capsys.readouterr().out
     call_command("arbbot", "ml", "promote", "--rule")
     assert not ModelVersion.objects.filter(is_champion=True).exists()
+
+    done = ml.train(seed=3)  # the beat task: the same model again, promoted over the rule
+    assert done["trained"] and done["promoted"] and ModelVersion.objects.filter(is_champion=True).count() == 1
+
+
+@pytest.mark.django_db
+def test_the_beat_task_without_outcomes_trains_nothing(chain: Chain) -> None:
+    done = ml.train()
+    assert done == {"trained": False, "reason": "too few labelled opportunities to split: 0"}
 

@@ -889,7 +889,7 @@ class TrainingResult:
 
 def model_train(
     *, seed: int = 0, holdout_frac: float = 0.3, chain_id: int | None = None, promote: bool = False,
-    progress: Any = None,
+    since: dt.datetime | None = None, progress: Any = None,
 ) -> TrainingResult:
     """Train a challenger on the recorded outcomes (time-ordered split), judge it, the rule
     and the current champion on the same holdout, record it, and promote it when asked and
@@ -900,7 +900,7 @@ def model_train(
     from webapp.core import selectors
 
     say = progress or (lambda _m: None)
-    data = selectors.ml_dataset(chain_id)
+    data = selectors.ml_dataset(chain_id, since=since)
     say(f"{len(data)} labelled opportunities ({int(data.y.sum())} successes)")
     train, holdout = data.split(holdout_frac)
     say(f"train: {len(train)} rows, blocks {int(train.block.min())}-{int(train.block.max())}; "

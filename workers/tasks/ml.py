@@ -1,11 +1,14 @@
-"""ml queue: score a batch of opportunities and decide: the promoted model when there is
+"""ml queue: ``score`` a batch of opportunities and decide: the promoted model when there is
 one (expected value over the chain's strategy minimum), else the rule (the strategy's
 margin and minimum net profit, in the native token); ``arbbot.scoring.stage`` owns both and
 the fallback. Every decision is recorded with its features; exactly those decided
-``execute`` go on to the execute queue."""
+``execute`` go on to the execute queue. ``train`` (beat, hourly) trains a challenger on
+the recorded outcomes and promotes it only if it beats the champion."""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import time
 
 from arbbot.scoring.features import OutcomeHistory
@@ -16,6 +19,9 @@ from arbbot.types import Opportunity, ScoredOpportunity
 from workers import runtime
 from workers.celery_app import app
 from workers.stage import ITEMS, as_list, rejects_malformed
+
+log = logging.getLogger(__name__)
+TRAIN_WINDOW = dt.timedelta(days=7)
 
 
 def scorer(chain_id: int) -> RuleScorer:
@@ -54,3 +60,20 @@ def score(opportunities: list[dict]) -> int:
     if chosen:
         execute.execute.delay(chosen)
     return len(chosen)
+
+
+@app.task(name="workers.tasks.ml.train")
+def train(seed: int = 0) -> dict:
+    """Train on the last ``TRAIN_WINDOW`` of outcomes; too little data is not an error."""
+    from django.utils import timezone
+
+    from arbbot.scoring.model import ModelError
+    from webapp.core import services
+
+    try:
+        result = services.model_train(seed=seed, promote=True, since=timezone.now() - TRAIN_WINDOW,
+                                      progress=log.info)
+    except ModelError as exc:
+        log.info("ml: no model trained: %s", exc)
+        return {"trained": False, "reason": str(exc)}
+    return {"trained": True, "version": result.version.id if result.version else None, "promoted": result.promoted}

@@ -1,4 +1,5 @@
-"""A seeded market where the rule must lose: rivals always take the gaps of a few pools,
+"""A synthetic, seeded market for the learned scorer's tests and benchmark (no chain): the
+rule must lose in it: rivals always take the gaps of a few pools,
 so cycles through them revert (gas paid) whatever their predicted margin; elsewhere a
 bigger margin survives more often (a smaller one goes stale). Every block's features are
 computed as the ml stage computes them (``features.matrix`` with the outcomes known by
