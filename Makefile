@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 
-.PHONY: setup venv lock npm services validators demo test test-explore lint typecheck bench-scan bench-paths clean
+.PHONY: setup venv lock npm services validators demo test test-explore lint typecheck bench-scan bench-paths bench-ml clean
 
 setup: venv npm services
 
@@ -67,6 +67,9 @@ bench-scan: setup
 bench-paths: setup
 	bash bench/paths/setup_degenbot.sh
 	$(PY) -m bench.paths.run
+
+bench-ml: setup
+	$(PY) -m bench.ml.run
 
 clean:
 	rm -rf .venv node_modules .devnet .run
