@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from arbbot.devnet.anvil import Anvil
 from arbbot.devnet.record import Deployment
 from arbbot.devnet.scenarios import (
@@ -91,7 +93,8 @@ def _gap(rpc, dep: Deployment) -> float:  # type: ignore[no-untyped-def]
     return _price(dep, v2_state(rpc, sushi), "WETH") / _price(dep, v2_state(rpc, uni), "WETH") - 1
 
 
-def test_a_competitor_closes_the_gap_of_a_pool_it_watches(devnet: Devnet) -> None:
+@pytest.mark.parametrize("latency_s", [0.0, 1.0])
+def test_a_competitor_closes_a_watched_gap_unless_as_slow_as_a_block(devnet: Devnet, latency_s: float) -> None:
     anvil, dep, _ = devnet
     rpc = anvil.rpc()
     snap = snapshot(rpc)
@@ -99,26 +102,15 @@ def test_a_competitor_closes_the_gap_of_a_pool_it_watches(devnet: Devnet) -> Non
         plant_price_gap(rpc, dep, "WETH", "USDC", 3.0, dex="sushiswap")
         assert _gap(rpc, dep) < -0.025
         sushi = dep.pool("sushiswap", "WETH", "USDC")["address"]
+        rival = Competitor(pools=(sushi,), latency_s=latency_s)
         counters = simulate(anvil.url, rounds=1, seed=3, deployment=dep, swaps_per_block=0, progress=None,
-                            competitors=[Competitor(pools=(sushi,), latency_s=0.0)])
-        assert counters["taken"] == 1
-        assert abs(_gap(rpc, dep)) < 0.001  # the rival took the dislocation first
-    finally:
-        revert_to(rpc, snap)
-
-
-def test_a_competitor_as_slow_as_a_block_never_takes(devnet: Devnet) -> None:
-    anvil, dep, _ = devnet
-    rpc = anvil.rpc()
-    snap = snapshot(rpc)
-    try:
-        plant_price_gap(rpc, dep, "WETH", "USDC", 3.0, dex="sushiswap")
-        sushi = dep.pool("sushiswap", "WETH", "USDC")["address"]
-        slow = Competitor(pools=(sushi,), latency_s=1.0)
-        assert slow.take_probability(1.0) == 0.0
-        counters = simulate(anvil.url, rounds=1, seed=3, deployment=dep, swaps_per_block=0, progress=None,
-                            competitors=[slow])
-        assert counters["taken"] == 0 and _gap(rpc, dep) < -0.025
+                            competitors=[rival])
+        if latency_s == 0.0:
+            assert counters["taken"] == 1
+            assert abs(_gap(rpc, dep)) < 0.001  # the rival took the dislocation first
+        else:
+            assert rival.take_probability(1.0) == 0.0
+            assert counters["taken"] == 0 and _gap(rpc, dep) < -0.025
     finally:
         revert_to(rpc, snap)
 
