@@ -7,16 +7,18 @@ reason; the command line trains, evaluates and promotes."""
 from __future__ import annotations
 
 import random
+import time
 from typing import Iterator
 
 import numpy as np
 import pytest
 from django.core.management import call_command
 
+from arbbot.scoring.drift import DRIFT_ALERT
 from arbbot.scoring.features import FEATURES, from_mappings
 from arbbot.types import ExecutionResult, ScoredOpportunity
 from arbbot.scoring.synthetic import GAS, GAS_PRICE, WETH, make_opp
-from webapp.core import selectors, services
+from webapp.core import health, selectors, services
 from webapp.core.models import Chain, ModelVersion
 from workers import runtime
 from workers.tasks import ml
@@ -46,7 +48,8 @@ def play(blocks: range, seed: int = 5) -> dict[tuple[int, str], dict[str, float]
             if (a, b) in pairs:
                 continue
             pairs.add((a, b))
-            opps.append(make_opp(block, a, b, int(rng.uniform(1.6, 8.0) * GAS * GAS_PRICE), observed_at=1e9 + block))
+            profit = int(rng.uniform(1.6, 8.0) * GAS * GAS_PRICE)
+            opps.append(make_opp(block, a, b, profit, observed_at=time.time() - rng.uniform(0.05, 0.3)))
         decided = ml.decide(CHAIN, opps)
         services.opportunities_record(decided)
         for s in decided:
@@ -116,6 +119,18 @@ def test_a_model_that_beats_the_rule_is_promoted_and_used_from_the_next_batch(
     by_path = {s.opportunity.path_id: s for s in ml.decide(CHAIN, probe)}  # same process, no restart
     assert by_path["p10-11"].model == f"model:{first.version.name}"  # type: ignore[union-attr]
     assert by_path["p0-9"].decision == "skip" and by_path["p10-11"].decision == "execute"
+
+    # drift: the features served since are those it trained on; then state grows stale
+    calm = selectors.ml_drift()
+    assert set(calm) <= set(FEATURES) and calm["state_age_s"] < 0.1, calm
+    stale = [make_opp(1400 + i, 10 + i % 5, 11 + i % 5, 6 * GAS * GAS_PRICE, observed_at=time.time() - 30)
+             for i in range(100)]
+    services.opportunities_record(ml.decide(CHAIN, stale))
+    moved = selectors.ml_drift(limit=100)
+    assert moved["state_age_s"] > DRIFT_ALERT
+    health.refresh_gauges()
+    exported = health.ML_DRIFT.labels(feature="state_age_s")._value.get()  # the last hour's newest 5000
+    assert exported == pytest.approx(selectors.ml_drift()["state_age_s"]) and exported > calm["state_age_s"]
 
     again = services.model_train(seed=1, promote=True)  # no better than the champion: kept out
     assert not again.promoted and "does not beat champion" in again.decision

@@ -507,3 +507,23 @@ def model_artefact(version_id: int) -> bytes | None:
 
 def model_versions(limit: int = 20) -> list[ModelVersion]:
     return list(ModelVersion.objects.defer("artefact").order_by("-id")[:limit])
+
+
+def ml_drift(window: dt.timedelta = dt.timedelta(hours=1), limit: int = 5000) -> dict[str, float]:
+    """Per feature, the drift (PSI, ``arbbot.scoring.drift``) of the last ``window``'s
+    recorded features (the newest ``limit``) from the champion's training window; empty
+    with no champion or nothing recorded."""
+    from arbbot.scoring.drift import psi
+    from arbbot.scoring.features import from_mappings
+
+    champion = ModelVersion.objects.filter(is_champion=True).values_list("metrics", "features").first()
+    if champion is None or not champion[0].get("reference"):
+        return {}
+    rows = list(
+        Opportunity.objects.filter(created_at__gte=timezone.now() - window, features__isnull=False)
+        .order_by("-id").values_list("features", flat=True)[:limit]
+    )
+    if not rows:
+        return {}
+    names = tuple(champion[1])
+    return psi(champion[0]["reference"], from_mappings(rows, names), names)

@@ -895,7 +895,7 @@ def model_train(
     and the current champion on the same holdout, record it, and promote it when asked and
     only if it beats the champion (the rule when there is none). ``ModelError`` when the
     data cannot train a model."""
-    from arbbot.scoring import model as ml
+    from arbbot.scoring import drift, model as ml
     from arbbot.scoring.stage import ChampionCache
     from webapp.core import selectors
 
@@ -907,6 +907,7 @@ def model_train(
         f"holdout: {len(holdout)} rows, blocks {int(holdout.block.min())}-{int(holdout.block.max())}")
     challenger = ml.train(train, seed=seed, progress=say)
     metrics = ml.evaluate(challenger, holdout)
+    metrics["reference"] = drift.reference(train.X, train.features)  # what drift is measured against
     current = ChampionCache(selectors.model_champion_ref, selectors.model_artefact).current()
     if current is not None:
         metrics["champion"] = {"version": current[0].version_id, **ml.evaluate(current[1], holdout)["model"]}
