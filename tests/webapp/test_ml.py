@@ -145,7 +145,10 @@ def test_a_model_that_beats_the_rule_is_promoted_and_used_from_the_next_batch(
 
 
 @pytest.mark.django_db
-def test_the_command_line_trains_evaluates_and_promotes(chain: Chain, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_command_line_trains_evaluates_and_promotes(
+    chain: Chain, capsys: pytest.CaptureFixture[str], tmp_path, client  # type: ignore[no-untyped-def]
+) -> None:
+    assert "no model trained yet" in client.get("/").content.decode()
     play(range(1000, 1250))
     call_command("arbbot", "ml", "train", "--seed", "3")
     out = capsys.readouterr().out
@@ -156,8 +159,12 @@ def test_the_command_line_trains_evaluates_and_promotes(chain: Chain, capsys: py
 
     call_command("arbbot", "ml", "promote", str(version.id))
     assert ModelVersion.objects.get().is_champion
-    call_command("arbbot", "ml", "evaluate")
+    call_command("arbbot", "ml", "evaluate", "--svg", str(tmp_path / "ev.svg"))
     out = capsys.readouterr().out
+    svg = (tmp_path / "ev.svg").read_text()
+    assert svg.startswith("<svg") and "rule" in svg and "model" in svg
+    html = client.get("/").content.decode()
+    assert f"champion: model <b>{version.name}</b>" in html and "<svg" in html
     for metric in ("ROC AUC", "calibration error", "precision at", "EV captured", "model", "rule"):
         assert metric in out
     call_command("arbbot", "ml", "list")

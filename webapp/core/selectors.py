@@ -527,3 +527,22 @@ def ml_drift(window: dt.timedelta = dt.timedelta(hours=1), limit: int = 5000) ->
         return {}
     names = tuple(champion[1])
     return psi(champion[0]["reference"], from_mappings(rows, names), names)
+
+
+def model_summary() -> dict[str, Any] | None:
+    """The champion (else the newest version) for the dashboard: name, when promoted, why,
+    its holdout metrics and the rule's, and its EV-against-threshold plot (inline SVG)."""
+    from webapp.core.plots import ev_curve_svg
+
+    row = (ModelVersion.objects.defer("artefact").filter(is_champion=True).first()
+           or ModelVersion.objects.defer("artefact").order_by("-id").first())
+    if row is None:
+        return None
+    m = row.metrics or {}
+    return {
+        "id": row.id, "name": row.name, "is_champion": row.is_champion, "promoted_at": row.promoted_at,
+        "decision": row.decision, "n_train": row.n_train, "n_holdout": row.n_holdout,
+        "model": m.get("model", {}), "rule": m.get("rule", {}), "k": m.get("k"),
+        "svg": ev_curve_svg(m.get("ev_curve", {})),
+        "versions": ModelVersion.objects.count(),
+    }

@@ -879,6 +879,14 @@ def model_version_demote_all() -> int:
     return ModelVersion.objects.filter(is_champion=True).update(is_champion=False)
 
 
+def ev_curve(model: Any, holdout: Any, rule_ev: float) -> dict[str, Any]:
+    """EV captured on the holdout at each P(success) threshold (the dashboard's plot)."""
+    from arbbot.scoring.model import ev_curve as curve
+
+    thresholds = [round(i / 20, 2) for i in range(21)]
+    return {"thresholds": thresholds, "model": curve(model, holdout, thresholds), "rule": rule_ev}
+
+
 @dataclass(frozen=True)
 class TrainingResult:
     version: ModelVersion | None
@@ -908,6 +916,7 @@ def model_train(
     challenger = ml.train(train, seed=seed, progress=say)
     metrics = ml.evaluate(challenger, holdout)
     metrics["reference"] = drift.reference(train.X, train.features)  # what drift is measured against
+    metrics["ev_curve"] = ev_curve(challenger, holdout, metrics["rule"]["ev_captured_wei"])
     current = ChampionCache(selectors.model_champion_ref, selectors.model_artefact).current()
     if current is not None:
         metrics["champion"] = {"version": current[0].version_id, **ml.evaluate(current[1], holdout)["model"]}

@@ -11,7 +11,7 @@ from webapp.core.health import check_dependencies
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "core/dashboard.html", selectors.dashboard_summary())
+    return render(request, "core/dashboard.html", {**selectors.dashboard_summary(), "scoring": selectors.model_summary()})
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

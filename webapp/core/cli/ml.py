@@ -26,6 +26,7 @@ def register(subparsers: Any) -> None:
     e.add_argument("--holdout", type=float, default=0.3)
     e.add_argument("--chain", type=int, default=None)
     e.add_argument("--k", type=int, default=None, help="precision at k (default: a tenth of the holdout)")
+    e.add_argument("--svg", default=None, help="also write the EV captured against the threshold to this SVG file")
     e.set_defaults(handler=evaluate)
     r = actions.add_parser("promote", help="make a recorded version the champion if it beats the current one")
     r.add_argument("version", type=int, nargs="?", help="the version id (see `arbbot ml list`)")
@@ -93,7 +94,18 @@ def evaluate(opts: dict[str, Any], out: Callable[[str], None]) -> int:
     holdout = _holdout(opts)
     out(f"model version {version_id} and the rule on the holdout: {len(holdout)} opportunities, "
         f"blocks {int(holdout.block.min())}-{int(holdout.block.max())}")
-    out(table(judge(model, holdout, k=opts["k"])))
+    metrics = judge(model, holdout, k=opts["k"])
+    out(table(metrics))
+    if opts["svg"]:
+        from webapp.core.plots import ev_curve_svg
+        from webapp.core.services import ev_curve
+
+        try:
+            with open(opts["svg"], "w") as f:
+                f.write(ev_curve_svg(ev_curve(model, holdout, metrics["rule"]["ev_captured_wei"])))
+        except OSError as exc:
+            raise CliError(f"cannot write {opts['svg']}: {exc}") from exc
+        out(f"wrote {opts['svg']}")
     return 0
 
 
