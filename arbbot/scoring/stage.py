@@ -12,6 +12,8 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
+import numpy as np
+
 from arbbot.scoring import features
 from arbbot.scoring.model import LearnedModel, ModelError, ModelScorer, load
 from arbbot.scoring.rule import RuleScorer
@@ -80,6 +82,13 @@ class ChampionCache:
         except ModelError as exc:
             self._failed, self._loaded = ref, None
             self.reason = f"model {ref.name} (version {ref.version_id}) not loaded: {exc}"
+            log.error("%s; the rule decides", self.reason)
+            return None
+        try:  # compile the scoring loop now (cached on disk), not on the first batch
+            model.p_success(np.zeros((1, len(model.features))), model.features)
+        except Exception as exc:
+            self._failed, self._loaded = ref, None
+            self.reason = f"model {ref.name} (version {ref.version_id}) does not score: {type(exc).__name__}: {exc}"
             log.error("%s; the rule decides", self.reason)
             return None
         self._loaded, self._failed = (ref, model), None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from dataclasses import replace
 
 from arbbot.scoring.features import OutcomeHistory
 from arbbot.scoring.model import ModelScorer
@@ -56,7 +57,7 @@ def score(opportunities: list[dict]) -> int:
     from workers.tasks import analytics, execute
 
     analytics.record_opportunities.delay([s.to_wire() for s in decided])
-    chosen = [s.to_wire() for s in decided if s.decision == "execute"]
+    chosen = [replace(s, features={}).to_wire() for s in decided if s.decision == "execute"]
     if chosen:
         execute.execute.delay(chosen)
     return len(chosen)
