@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 
-.PHONY: setup venv lock npm services validators demo test test-explore chaos lint typecheck bench-scan bench-paths bench-scale bench-pipeline bench-backtest bench-latency clean
+.PHONY: setup venv lock npm services validators demo test test-explore chaos lint typecheck bench-scan bench-paths bench-scale bench-pipeline bench-backtest bench-latency bench-ml clean
 
 setup: venv npm services
 
@@ -91,6 +91,9 @@ bench-backtest: setup
 # the follower beside beat's 1 s tick (bench/latency/README.md); about 3 minutes
 bench-latency: setup
 	$(PY) bench/latency/run.py
+
+bench-ml: setup
+	$(PY) -m bench.ml.run
 
 clean:
 	rm -rf .venv node_modules .devnet .run

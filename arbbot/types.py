@@ -443,22 +443,33 @@ class Opportunity:
 Decision = Literal["execute", "skip"]
 
 
+MAX_FEATURES = 64
+_FEATURE_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
 @dataclass(frozen=True, slots=True)
 class ScoredOpportunity:
+    """The ml stage's verdict. ``features`` are the ones it decided on
+    (``arbbot.scoring.features``), by name, recorded with the opportunity for training."""
+
     opportunity: Opportunity
     score: float
     decision: Decision
     reason: str = ""
     model: str = "rule"
+    features: Mapping[str, float] = field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        out = {
             "opportunity": self.opportunity.to_wire(),
             "score": self.score,
             "decision": self.decision,
             "reason": self.reason,
             "model": self.model,
         }
+        if self.features:  # only the analytics message carries them (the execute stage needs none)
+            out["features"] = dict(self.features)
+        return out
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> ScoredOpportunity:
@@ -472,7 +483,18 @@ class ScoredOpportunity:
             decision=decision,
             reason=_text(d.get("reason", ""), "reason"),
             model=_text(d.get("model", "rule"), "model"),
+            features=_features(d.get("features", {})),
         )
+
+
+def _features(value: object) -> dict[str, float]:
+    """Names like ``pool_revert_rate`` (too short to hold a key) mapped to finite numbers."""
+    if not isinstance(value, Mapping) or len(value) > MAX_FEATURES:
+        raise WireFormatError(f"features must be an object of at most {MAX_FEATURES} numbers")
+    for k in value:
+        if not isinstance(k, str) or not _FEATURE_NAME_RE.fullmatch(k):
+            raise WireFormatError(f"bad feature name {_show(k)}")
+    return {k: _number(v, f"feature {k}") for k, v in value.items()}
 
 
 ExecutionStatus = Literal["sent", "success", "reverted", "cancelled", "dropped", "failed", "simulated"]

@@ -37,6 +37,9 @@ def main() -> int:
     ap.add_argument("--web-port", type=int, default=8000)
     ap.add_argument("--flower-port", type=int, default=5555)
     ap.add_argument("--anvil-port", type=int, default=8545)
+    ap.add_argument("--competitors", default="",
+                    help="rival bots in the market simulator, LATENCY_S:N_POOLS[,...] (default: none)")
+    ap.add_argument("--seed", type=int, default=None, help="the market simulator's seed")
     args = ap.parse_args()
 
     import django
@@ -97,7 +100,9 @@ def main() -> int:
                      "--address=127.0.0.1"], {"FLOWER_BASIC_AUTH": f"{login}:{password}"})
     start("web", [py, "manage.py", "runserver", f"127.0.0.1:{args.web_port}", "--noreload"],
           {"DJANGO_CSRF_TRUSTED_ORIGINS": f"http://127.0.0.1:{args.web_port},http://localhost:{args.web_port}"})
-    start("simulator", [py, "manage.py", "devnet", "simulate"])
+    start("simulator", [py, "manage.py", "devnet", "simulate",
+                        *(["--competitors", args.competitors] if args.competitors else []),
+                        *(["--seed", str(args.seed)] if args.seed is not None else [])])
 
     print(
         f"""

@@ -406,3 +406,14 @@ def test_another_wire_version_is_refused_this_one_accepted(record: str) -> None:
     for other in (0, 2, "1", None):
         with pytest.raises(WireFormatError, match="wire version .* not understood"):
             decode({**build(), "wire": other})
+
+
+def test_scored_opportunity_features_are_named_numbers_sent_only_when_present() -> None:
+    base = ScoredOpportunity(Opportunity.from_wire(opportunity_wire()), 2.5, "execute", "ok", "rule")
+    assert "features" not in base.to_wire()
+    with_features = ScoredOpportunity(base.opportunity, 0.9, "execute", "", "model:x", {"hops": 2.0, "edge": 0.01})
+    assert ScoredOpportunity.from_wire(json.loads(json.dumps(with_features.to_wire()))) == with_features
+    for bad in ({"0x" + "ab" * 20: 1.0}, {"Hops": 1.0}, {"hops": "2"}, {"hops": float("nan")}, ["hops"]):
+        wire = {**base.to_wire(), "features": bad}
+        with pytest.raises(WireFormatError):
+            ScoredOpportunity.from_wire(wire)

@@ -104,6 +104,9 @@ app.conf.update(
         },
         "execute-reconcile": {"task": "workers.tasks.execute.reconcile", "schedule": 60.0},
         "execute-follow": {"task": "workers.tasks.execute.follow", "schedule": 1.0},
+        # Retrain the learned scorer on the last days' outcomes; the challenger replaces the
+        # champion only if it beats it on the latest blocks (arbbot ml list shows each run).
+        "ml-train": {"task": "workers.tasks.ml.train", "schedule": 3600.0},
     },
 )
 

@@ -378,5 +378,14 @@ def record_block(chain_id: int, delta: PoolDelta) -> None:
 
 def reset() -> None:
     """Forget every cached resource (tests; a changed configuration)."""
-    for fn in (hotstate, rpc, scanner, path_stage, runner, recorder, redis_client):
+    for fn in (hotstate, rpc, scanner, path_stage, runner, recorder, redis_client, champion):
         fn.cache_clear()
+
+
+@functools.lru_cache(maxsize=1)
+def champion() -> Any:
+    """The process's ``ChampionCache``: asks the registry per batch, reloads on promotion."""
+    from arbbot.scoring.stage import ChampionCache
+    from webapp.core import selectors
+
+    return ChampionCache(selectors.model_champion_ref, selectors.model_artefact)

@@ -5,6 +5,16 @@ Owns the simulated order flow only. Traders are anvil's unlocked dev accounts 1.
 with minted tokens and wrapped ETH and approved once. Each pool's price does a random walk
 that is pulled back toward the deployment's reference price (so it stays "realistic"),
 independently per pool, which is what opens cross-DEX dislocations for the bot to close.
+
+Competition (off unless ``competitors`` are given; the exact-profit tests run without):
+a ``Competitor`` is a rival bot watching some V2 pools. After each block it waits its
+latency and then, with a probability that falls with that latency (``take_probability``),
+closes the dislocation of every watched pool it finds: one swap that brings the pool back to
+its sibling's price (the same pair on the other V2 DEX), sent with a priority fee above ours
+so it lands first in the next block. A cycle through a watched pool then reverts on chain
+(our minProfit guard) or is dropped by re-validation: outcomes differ from predictions in a
+learnable way. Stale state is the other effect: the round's random swaps are sent right after
+each block too, so they land before a trade decided on that block's state.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from arbbot.chain.rpc import RpcClient
@@ -22,6 +33,68 @@ from arbbot.errors import ArbbotError
 
 TRADER_USD_BUDGET = 50_000_000.0  # per token per trader: plenty for hours of flow
 REVERSION_SCALE = 0.04  # a 4% deviation from the reference makes the next move 100% reverting
+COMPETITOR_TIP_WEI = 50 * 10**9  # the rivals' priority fee: above any the devnet bot offers
+
+
+@dataclass(frozen=True)
+class Competitor:
+    """A rival arbitrage bot (see the module docstring). ``pools`` are the V2 pools it
+    watches (lower-case addresses). ``latency_s`` is how long after a block it acts;
+    ``aggression`` is its probability of taking a gap at zero latency; ``min_gap`` the
+    smallest relative price gap to its sibling pool it bothers to close."""
+
+    pools: tuple[str, ...]
+    latency_s: float = 0.05
+    aggression: float = 1.0
+    min_gap: float = 0.001
+
+    def take_probability(self, block_time_s: float = 1.0) -> float:
+        """Falls linearly with latency: a rival as slow as a block never gets in first."""
+        return max(0.0, min(1.0, self.aggression * (1.0 - self.latency_s / block_time_s)))
+
+
+def parse_competitors(spec: str, dep: Deployment, seed: int | None = None) -> list[Competitor]:
+    """``LATENCY_S:N[,LATENCY_S:N...]``: one rival per item, watching ``N`` V2 pools chosen
+    with ``seed`` among those that have a sibling (``N`` may also be ``all``)."""
+    rng = random.Random(seed)
+    candidates = sorted(p["address"] for p in dep.pools if p["kind"] == "v2" and _siblings(dep, p))
+    out = []
+    for item in filter(None, (x.strip() for x in spec.split(","))):
+        latency, _, count = item.partition(":")
+        try:
+            latency_s = float(latency)
+            n = len(candidates) if count in ("", "all") else int(count)
+        except ValueError:
+            raise ArbbotError(f"competitor {item!r}: expected LATENCY_S:N_POOLS") from None
+        if latency_s < 0 or n < 0:
+            raise ArbbotError(f"competitor {item!r}: latency and pool count must not be negative")
+        out.append(Competitor(pools=tuple(rng.sample(candidates, min(n, len(candidates)))), latency_s=latency_s))
+    return out
+
+
+def _siblings(dep: Deployment, pool: dict[str, Any]) -> list[dict[str, Any]]:
+    """The other V2 pools of the same token pair."""
+    return [
+        q for q in dep.pools
+        if q["kind"] == "v2" and q["address"] != pool["address"]
+        and {q["token0"], q["token1"]} == {pool["token0"], pool["token1"]}
+    ]
+
+
+def closing_trade(reserves: tuple[int, int], target_price: float, fee_pips: int = 3000) -> tuple[int, int]:
+    """``(direction, amount_in)`` of one V2 swap that moves a pair's price (token1 per
+    token0) to ``target_price``: direction 0 sells token0, 1 sells token1; (0, 0) if none
+    is needed. Float sizing: the rival need not be exact, only close the gap."""
+    r0, r1 = reserves
+    if not r0 or not r1 or target_price <= 0:
+        return 0, 0
+    k = r0 * r1
+    new_r0 = math.sqrt(k / target_price)
+    gross = 1_000_000 / (1_000_000 - fee_pips)
+    if new_r0 > r0:  # price falls: sell token0 into the pool
+        return 0, int((new_r0 - r0) * gross)
+    new_r1 = math.sqrt(k * target_price)
+    return 1, int(max(new_r1 - r1, 0) * gross)
 
 
 def prepare_traders(
@@ -102,6 +175,8 @@ def simulate(
     v3_trade_usd: tuple[float, float] = (5_000.0, 80_000.0),
     progress: Callable[[str], None] | None = print,
     after_round: Callable[[], None] | None = None,
+    competitors: list[Competitor] | tuple[Competitor, ...] = (),
+    block_time_s: float = 1.0,
 ) -> dict[str, int]:
     """Send random swaps until ``seconds`` pass or ``rounds`` rounds are done (both ``None``
     = forever; Ctrl-C stops it). With a ``seed`` and ``rounds`` the flow is reproducible.
@@ -112,7 +187,8 @@ def simulate(
     a reference-reverting random walk picks. V2 trades are 0.1-``max_trade_frac`` of the
     input reserve (a 1% trade moves the price ~2%) through Router02; V3 trades are
     ``v3_trade_usd`` worth through SwapRouter (concentrated liquidity: similar moves).
-    Returns counters.
+    ``competitors`` act first in each round (after their latency), from the last trader
+    account (order flow uses the others). Returns counters (``taken``: the rivals' swaps).
     """
     dep = deployment or load_deployment(directory)
     rpc = RpcClient(rpc_url or dep.rpc_url)
@@ -124,6 +200,7 @@ def simulate(
     if not traders:
         raise ArbbotError("the node has no unlocked dev accounts to trade from")
     prepare_traders(rpc, dep, traders, progress=say)
+    rival = traders.pop() if competitors and len(traders) > 1 else traders[-1]
     pools = [p for p in dep.pools if p["kind"] in ("v2", "v3")]
     routers = {d["name"]: d.get("router") or d.get("swap_router") for d in dep.dexes}
     usd = {t["address"]: float(t["price_usd"]) for t in dep.tokens}
@@ -131,11 +208,13 @@ def simulate(
     say(f"simulating: {len(pools) - n_v3} V2 + {n_v3} V3 pools, {len(traders)} traders, {swaps_per_block} swaps per block")
 
     started = time.monotonic()
-    counters = {"swaps": 0, "rounds": 0, "failed": 0}
+    counters = {"swaps": 0, "rounds": 0, "failed": 0, "taken": 0}
     last_block = rpc.block_number()
     while (seconds is None or time.monotonic() - started < seconds) and (
         rounds is None or counters["rounds"] < rounds
     ):
+        for rival_bot in sorted(competitors, key=lambda c: c.latency_s):
+            counters["taken"] += _compete(rpc, dep, rival_bot, rival, routers, rng, block_time_s)
         reserves: dict[str, tuple[int, int]] = {}
         prices = read_prices(rpc, pools, reserves)
         for k in range(swaps_per_block):
@@ -174,6 +253,52 @@ def simulate(
             after_round()
         last_block = _wait_next_block(rpc, last_block, 1.0)
     return counters
+
+
+def _compete(
+    rpc: RpcClient, dep: Deployment, bot: Competitor, sender: str, routers: dict[str, Any],
+    rng: random.Random, block_time_s: float,
+) -> int:
+    """One rival's turn after a block: wait out its latency, then (with its probability,
+    drawn from the simulator's seeded stream) close each watched pool's gap. Returns the
+    number of swaps sent."""
+    take = rng.random() < bot.take_probability(block_time_s)
+    if not take or not bot.pools:
+        return 0
+    time.sleep(bot.latency_s)
+    watched = [p for p in dep.pools if p["address"] in bot.pools]
+    siblings = {p["address"]: _siblings(dep, p) for p in watched}
+    involved = {q["address"]: q for p in watched for q in [p, *siblings[p["address"]]]}
+    reserves: dict[str, tuple[int, int]] = {}
+    read_prices(rpc, list(involved.values()), reserves)
+    sent = 0
+    for pool in watched:
+        r0, r1 = reserves[pool["address"]]
+        ref = []
+        for q in siblings[pool["address"]]:
+            q0, q1 = reserves[q["address"]]
+            if q0 and q1:  # sibling's price in this pool's token order
+                ref.append(q1 / q0 if q["token0"] == pool["token0"] else q0 / q1)
+        if not ref or not r0 or not r1:
+            continue
+        target = sum(ref) / len(ref)
+        if abs(r1 / r0 / target - 1) < bot.min_gap:
+            continue
+        direction, amount = closing_trade((r0, r1), target, int(pool.get("fee_pips", 3000)))
+        if amount <= 0:
+            continue
+        path = [pool["token0"], pool["token1"]] if direction == 0 else [pool["token1"], pool["token0"]]
+        data = encode_call(
+            "swapExactTokensForTokens(uint256,uint256,address[],address,uint256)",
+            [amount, 0, path, sender, MAX_UINT256],
+        )
+        try:
+            send_unlocked(rpc, sender, to=routers[pool["dex"]], gas=300_000, wait=False, data=data,
+                          priority_fee_wei=COMPETITOR_TIP_WEI)
+            sent += 1
+        except ArbbotError:
+            continue
+    return sent
 
 
 def _wait_next_block(rpc: RpcClient, last: int, cap_s: float) -> int:

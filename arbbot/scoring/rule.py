@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from arbbot.paths.engine import rank_key
 from arbbot.types import Opportunity, ScoredOpportunity
@@ -45,14 +45,21 @@ class RuleScorer:
                 opp, 0.0, "skip", f"no price in the native token for {opp.tokens[0]}: worth unknown", self.name,
             )
         ratio = profit / max(gas, 1)
-        margin = self._margin
-        if profit <= 0:
-            return ScoredOpportunity(opp, ratio, "skip", "no gross profit", self.name)
-        if profit * margin.denominator <= gas * margin.numerator:
-            return ScoredOpportunity(opp, ratio, "skip", f"profit below gas x {float(margin):g}", self.name)
-        if profit - gas <= self.min_net_profit:
-            return ScoredOpportunity(opp, ratio, "skip", "net profit below minimum", self.name)
+        refused = self.refusal(profit, gas)
+        if refused:
+            return ScoredOpportunity(opp, ratio, "skip", refused, self.name)
         return ScoredOpportunity(opp, ratio, "execute", f"profit/gas {ratio:.1f}", self.name)
+
+    def refusal(self, profit_native: int, gas_native: int) -> str | None:
+        """Why the rule skips a gross profit against a gas cost (native wei), or ``None``."""
+        margin = self._margin
+        if profit_native <= 0:
+            return "no gross profit"
+        if profit_native * margin.denominator <= gas_native * margin.numerator:
+            return f"profit below gas x {float(margin):g}"
+        if profit_native - gas_native <= self.min_net_profit:
+            return "net profit below minimum"
+        return None
 
     def decide(self, opps: Sequence[Opportunity]) -> list[ScoredOpportunity]:
         """Every opportunity of the batch with its final decision, best net profit in native
@@ -64,20 +71,26 @@ class RuleScorer:
         earlier (better) one already claimed becomes ``skip``, its reason naming the shared
         pool and the cycle that claimed it."""
         ranked = sorted(enumerate(opps), key=lambda item: (*rank_key(item[1]), item[0]))
-        claimed: dict[str, str] = {}  # pool -> path_id of the cycle executing through it
-        out = []
-        for _, opp in ranked:
-            scored = self.score(opp)
-            if scored.decision == "execute":
-                pools = [p.lower() for p in opp.pools]
-                taken = next((p for p in pools if p in claimed), None)
-                if taken is None:
-                    claimed.update((p, opp.path_id) for p in pools)
-                else:
-                    scored = replace(
-                        scored,
-                        decision="skip",
-                        reason=f"overlaps a better cycle through pool {taken} (path {claimed[taken]})",
-                    )
-            out.append(scored)
-        return out
+        return one_per_pool(self.score(opp) for _, opp in ranked)
+
+
+def one_per_pool(ranked: Iterable[ScoredOpportunity]) -> list[ScoredOpportunity]:
+    """Final decisions of a batch given best first (by any scorer's ranking): an
+    ``execute`` whose pool a better one already claimed becomes ``skip``, naming it."""
+    claimed: dict[str, str] = {}  # pool -> path_id of the cycle executing through it
+    out = []
+    for scored in ranked:
+        if scored.decision == "execute":
+            opp = scored.opportunity
+            pools = [p.lower() for p in opp.pools]
+            taken = next((p for p in pools if p in claimed), None)
+            if taken is None:
+                claimed.update((p, opp.path_id) for p in pools)
+            else:
+                scored = replace(
+                    scored,
+                    decision="skip",
+                    reason=f"overlaps a better cycle through pool {taken} (path {claimed[taken]})",
+                )
+        out.append(scored)
+    return out

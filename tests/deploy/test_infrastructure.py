@@ -55,7 +55,7 @@ def test_alert_rules() -> None:
     rules = yaml.safe_load((INFRA / "prometheus/rules/arbbot.yml").read_text())
     alerts = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
     required = {"QueueDepthGrowing", "WorkerDown", "ExecutionFailureRateHigh", "RpcErrorRateHigh",
-                "NoOpportunitiesForBlocks", "DailyLossNearLimit"}
+                "NoOpportunitiesForBlocks", "DailyLossNearLimit", "ModelFeatureDrift"}
     assert required <= set(alerts), required - set(alerts)
     for name, rule in alerts.items():
         assert rule["expr"].strip() and "for" in rule, name

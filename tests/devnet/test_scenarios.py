@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from arbbot.devnet.anvil import Anvil
 from arbbot.devnet.record import Deployment
 from arbbot.devnet.scenarios import (
@@ -15,7 +17,14 @@ from arbbot.devnet.scenarios import (
     snapshot,
     v2_state,
 )
-from arbbot.devnet.simulator import max_cross_dex_gap, read_prices, simulate
+from arbbot.devnet.simulator import (
+    Competitor,
+    closing_trade,
+    max_cross_dex_gap,
+    parse_competitors,
+    read_prices,
+    simulate,
+)
 
 Devnet = tuple[Anvil, Deployment, Path]
 
@@ -77,3 +86,41 @@ def test_simulator_opens_cross_dex_gaps(devnet: Devnet) -> None:
         assert any("cross-pool gap" in line for line in lines)
     finally:
         revert_to(rpc, snap)
+
+
+def _gap(rpc, dep: Deployment) -> float:  # type: ignore[no-untyped-def]
+    uni, sushi = dep.pool("uniswap", "WETH", "USDC"), dep.pool("sushiswap", "WETH", "USDC")
+    return _price(dep, v2_state(rpc, sushi), "WETH") / _price(dep, v2_state(rpc, uni), "WETH") - 1
+
+
+@pytest.mark.parametrize("latency_s", [0.0, 1.0])
+def test_a_competitor_closes_a_watched_gap_unless_as_slow_as_a_block(devnet: Devnet, latency_s: float) -> None:
+    anvil, dep, _ = devnet
+    rpc = anvil.rpc()
+    snap = snapshot(rpc)
+    try:
+        plant_price_gap(rpc, dep, "WETH", "USDC", 3.0, dex="sushiswap")
+        assert _gap(rpc, dep) < -0.025
+        sushi = dep.pool("sushiswap", "WETH", "USDC")["address"]
+        rival = Competitor(pools=(sushi,), latency_s=latency_s)
+        counters = simulate(anvil.url, rounds=1, seed=3, deployment=dep, swaps_per_block=0, progress=None,
+                            competitors=[rival])
+        if latency_s == 0.0:
+            assert counters["taken"] == 1
+            assert abs(_gap(rpc, dep)) < 0.001  # the rival took the dislocation first
+        else:
+            assert rival.take_probability(1.0) == 0.0
+            assert counters["taken"] == 0 and _gap(rpc, dep) < -0.025
+    finally:
+        revert_to(rpc, snap)
+
+
+def test_competitors_are_seeded_and_take_less_the_slower_they_are(devnet: Devnet) -> None:
+    _, dep, _ = devnet
+    a = parse_competitors("0.1:3,0.5:all", dep, seed=11)
+    assert a == parse_competitors("0.1:3,0.5:all", dep, seed=11)
+    assert len(a[0].pools) == 3 and len(a[1].pools) >= 3
+    assert a[0].take_probability() > a[1].take_probability() > 0
+    assert closing_trade((10**18, 2 * 10**18), 2.0)[1] < 10**6  # already there: nothing to trade
+    direction, amount = closing_trade((10**18, 2 * 10**18), 1.9)
+    assert direction == 0 and 0.025 * 10**18 < amount < 0.027 * 10**18  # sqrt(2/1.9) - 1 = 2.6%

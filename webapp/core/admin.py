@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from webapp.core import services
-from webapp.core.models import Chain, Dex, Execution, Opportunity, Pool, Token
+from webapp.core.models import Chain, Dex, Execution, ModelVersion, Opportunity, Pool, Token
 
 
 @admin.register(Chain)
@@ -95,3 +95,18 @@ class ExecutionAdmin(admin.ModelAdmin):
     list_display = ("created_at", "chain_id", "block_number", "status", "tx_hash", "gas_used", "realised_profit")
     list_filter = ("status", "chain_id")
     search_fields = ("tx_hash", "path_id")
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    """Read only: versions are recorded by training and promoted by ``arbbot ml promote``
+    (the champion/challenger test); the artefact is never shown or edited here."""
+
+    list_display = ("id", "name", "is_champion", "created_at", "n_train", "n_holdout", "decision")
+    exclude = ("artefact",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

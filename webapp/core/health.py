@@ -11,6 +11,10 @@ OPPORTUNITY_ROWS = Gauge("arbbot_db_opportunity_rows", "Opportunity rows in the 
 KILL_SWITCH = Gauge("arbbot_kill_switch_engaged", "1 while the kill switch is on")
 PNL_DAILY = Gauge("arbbot_pnl_daily_wei", "Realised PnL since 00:00 UTC in wei, net of gas", ["chain"])
 LOSS_LIMIT = Gauge("arbbot_risk_daily_loss_limit_wei", "The configured daily loss limit, wei", ["chain"])
+ML_DRIFT = Gauge(
+    "arbbot_ml_feature_drift", "Drift (PSI) of the last hour's features from the champion model's training window",
+    ["feature"],
+)
 
 
 def check_dependencies(timeout_s: float = 2.0) -> dict[str, str]:
@@ -52,6 +56,9 @@ def refresh_gauges() -> None:
     for chain in selectors.chains_active():
         PNL_DAILY.labels(chain=str(chain.chain_id)).set(selectors.pnl_today_wei(chain.chain_id, chain.weth))
         LOSS_LIMIT.labels(chain=str(chain.chain_id)).set(settings.ARBBOT.daily_loss_limit_wei)
+    ML_DRIFT.clear()
+    for feature, value in selectors.ml_drift().items():
+        ML_DRIFT.labels(feature=feature).set(value)
     try:
         import redis
 

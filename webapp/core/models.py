@@ -1,5 +1,5 @@
 """Persistent records: configuration (Chain, Dex, Strategy, PoolFilter, Token, Pool) and
-history (Opportunity, Execution). uint256 amounts are NUMERIC(78,0); addresses are stored lower-case.
+history (Opportunity, Execution), and the model registry (ModelVersion). uint256 amounts are NUMERIC(78,0); addresses are stored lower-case.
 
 Models hold no business rules: writes go through ``services``, reads through ``selectors``.
 """
@@ -244,6 +244,9 @@ class Opportunity(models.Model):
     decision = models.CharField(max_length=8)
     reason = models.CharField(max_length=200, blank=True, default="")
     latency_ms = models.FloatField(null=True)
+    #: the features the ml stage decided on, by name (``arbbot.scoring.features``): what a
+    #: model is trained on, exactly as serving computed them; null: recorded before them
+    features = models.JSONField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "opportunities"
@@ -337,3 +340,37 @@ class Transaction(models.Model):
             models.Index(fields=["chain_id", "block_number", "path_id"]),
             models.Index(fields=["chain_id", "sender", "nonce"]),
         ]
+
+
+class ModelVersion(models.Model):
+    """A trained scorer (``arbbot.scoring.model``): its artefact, what it was trained on and
+    how it did on its time-ordered holdout. At most one is the champion: the model the ml
+    stage decides with (none: the rule). The artefact is loaded only from this row, and only
+    when its bytes hash to ``artefact_sha256``."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    name = models.CharField(max_length=64, help_text="e.g. hgb-20261204-1")
+    kind = models.CharField(max_length=32, default="hgb-calibrated")
+    features = models.JSONField(help_text="the feature names, in the model's column order")
+    params = models.JSONField(default=dict, blank=True, help_text="hyper-parameters and seed")
+    metrics = models.JSONField(default=dict, blank=True, help_text="holdout metrics: model and rule")
+    train_blocks = models.JSONField(default=list, blank=True, help_text="[first, last] block trained on")
+    holdout_blocks = models.JSONField(default=list, blank=True, help_text="[first, last] block of the holdout")
+    n_train = models.PositiveIntegerField(default=0)
+    n_holdout = models.PositiveIntegerField(default=0)
+    data_sha256 = models.CharField(max_length=64, help_text="SHA-256 of the training and holdout data")
+    artefact = models.BinaryField()
+    artefact_sha256 = models.CharField(max_length=64)
+    is_champion = models.BooleanField(default=False)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+    decision = models.CharField(max_length=300, blank=True, default="", help_text="why it was or was not promoted")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_champion"], condition=models.Q(is_champion=True), name="one_champion_model"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}{' (champion)' if self.is_champion else ''}"

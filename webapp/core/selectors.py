@@ -18,6 +18,7 @@ from webapp.core.models import (
     Chain,
     Dex,
     Execution,
+    ModelVersion,
     Opportunity,
     Pool,
     PoolFilter,
@@ -421,3 +422,144 @@ def discovery_config(chain_id: int) -> dict[str, list[Any]]:
         for a, k, t0, t1, fee, ts, fac in rows.iterator(chunk_size=10_000)
     ]
     return {"factories": factories, "pools": pools}
+
+
+# --------------------------------------------------------------------------- learned scoring
+
+
+def ml_outcomes(chain_id: int, as_of_block: int) -> list[Any]:
+    """The outcomes that inform the features of a batch at ``as_of_block``: final executions
+    of the window ``arbbot.scoring.features`` counts, each with its cycle's pools (from its
+    opportunity's row). Two indexed queries per batch."""
+    from arbbot.scoring.features import LAG_BLOCKS, WINDOW_BLOCKS, Outcome, outcome_kind
+
+    lo, hi = as_of_block - WINDOW_BLOCKS, as_of_block - LAG_BLOCKS
+    execs = Execution.objects.filter(
+        chain_id=chain_id, block_number__gte=lo, block_number__lte=hi, status__in=("success", "reverted", "dropped", "simulated"),
+    ).values_list("block_number", "path_id", "status", "reason", "mode")
+    kinds = {(b, p): k for b, p, st, why, mode in execs if (k := outcome_kind(st, why, mode)) is not None}
+    if not kinds:
+        return []
+    pools = {
+        (b, p): tuple(ps)
+        for b, p, ps in Opportunity.objects.filter(
+            chain_id=chain_id, block_number__gte=lo, block_number__lte=hi, decision="execute",
+        ).values_list("block_number", "path_id", "pools")
+    }
+    return [Outcome(b, p, pools[(b, p)], k) for (b, p), k in kinds.items() if (b, p) in pools]
+
+
+def ml_dataset(chain_id: int | None = None, *, since: dt.datetime | None = None) -> Any:
+    """The labelled opportunities (``arbbot.scoring.model.Dataset``) in time order: each
+    executed opportunity whose features were recorded and whose execution taught something
+    (``outcome_kind``), with what executing it was worth in native wei (a success its
+    realised profit net of the gas paid, paper its predicted net profit, a revert minus
+    the gas paid, a stale drop 0) and the rule's verdict under its chain's strategy."""
+    import numpy as np
+
+    from arbbot.scoring.features import FEATURES, from_mappings, outcome_kind
+    from arbbot.scoring.model import Dataset
+    from arbbot.scoring.rule import RuleScorer
+
+    execs = Execution.objects.filter(status__in=("success", "reverted", "dropped", "simulated"))
+    opps = Opportunity.objects.filter(features__isnull=False, decision="execute")
+    if chain_id is not None:
+        execs, opps = execs.filter(chain_id=chain_id), opps.filter(chain_id=chain_id)
+    if since is not None:
+        execs, opps = execs.filter(created_at__gte=since), opps.filter(created_at__gte=since)
+    taught = {}
+    for e in execs.values("chain_id", "block_number", "path_id", "status", "reason", "mode", "gas_used",
+                          "gas_price_wei", "realised_profit_native"):
+        kind = outcome_kind(e["status"], e["reason"], e["mode"])
+        if kind is not None:
+            taught[(e["chain_id"], e["block_number"], e["path_id"])] = (kind, e)
+    rules: dict[int, RuleScorer] = {}
+    rows, y, value, net, gas, rule_exec, block = [], [], [], [], [], [], []
+    seen = set()
+    for o in opps.order_by("block_number", "created_at", "id").values(
+        "chain_id", "block_number", "path_id", "features", "profit_native", "net_profit_native",
+    ):
+        key = (o["chain_id"], o["block_number"], o["path_id"])
+        if key not in taught or key in seen or o["profit_native"] is None:
+            continue
+        seen.add(key)
+        kind, e = taught[key]
+        profit, net_native = int(o["profit_native"]), int(o["net_profit_native"])
+        paid = int(e["gas_used"]) * int(e["gas_price_wei"])
+        if kind == "success":
+            realised = e["realised_profit_native"]
+            worth = net_native if e["status"] == "simulated" else (int(realised or 0) - paid)
+        else:
+            worth = -paid if kind == "reverted" else 0
+        if o["chain_id"] not in rules:
+            st = strategy_for(o["chain_id"])
+            rules[o["chain_id"]] = RuleScorer(margin=st.margin, min_net_profit=st.min_profit_wei)
+        rows.append(o["features"])
+        y.append(kind == "success")
+        value.append(float(worth))
+        net.append(float(net_native))
+        gas.append(float(profit - net_native))
+        rule_exec.append(rules[o["chain_id"]].refusal(profit, profit - net_native) is None)
+        block.append(o["block_number"])
+    return Dataset(
+        X=from_mappings(rows, FEATURES), y=np.array(y, dtype=bool), value=np.array(value),
+        net_native=np.array(net), gas_native=np.array(gas), rule_execute=np.array(rule_exec, dtype=bool),
+        block=np.array(block, dtype=np.int64), features=FEATURES,
+    )
+
+
+def model_champion_ref() -> Any:
+    """The promoted model's id and artefact digest (``arbbot.scoring.stage.Champion``), or
+    ``None``: one small indexed query, asked per batch."""
+    from arbbot.scoring.stage import Champion
+
+    row = ModelVersion.objects.filter(is_champion=True).values_list("id", "artefact_sha256", "name").first()
+    return None if row is None else Champion(version_id=row[0], sha256=row[1], name=row[2])
+
+
+def model_artefact(version_id: int) -> bytes | None:
+    row = ModelVersion.objects.filter(id=version_id).values_list("artefact", flat=True).first()
+    return None if row is None else bytes(row)
+
+
+def model_versions(limit: int = 20) -> list[ModelVersion]:
+    return list(ModelVersion.objects.defer("artefact").order_by("-id")[:limit])
+
+
+def ml_drift(window: dt.timedelta = dt.timedelta(hours=1), limit: int = 5000) -> dict[str, float]:
+    """Per feature, the drift (PSI, ``arbbot.scoring.drift``) of the last ``window``'s
+    recorded features (the newest ``limit``) from the champion's training window; empty
+    with no champion or nothing recorded."""
+    from arbbot.scoring.drift import psi
+    from arbbot.scoring.features import from_mappings
+
+    champion = ModelVersion.objects.filter(is_champion=True).values_list("metrics", "features").first()
+    if champion is None or not champion[0].get("reference"):
+        return {}
+    rows = list(
+        Opportunity.objects.filter(created_at__gte=timezone.now() - window, features__isnull=False)
+        .order_by("-id").values_list("features", flat=True)[:limit]
+    )
+    if not rows:
+        return {}
+    names = tuple(champion[1])
+    return psi(champion[0]["reference"], from_mappings(rows, names), names)
+
+
+def model_summary() -> dict[str, Any] | None:
+    """The champion (else the newest version) for the dashboard: name, when promoted, why,
+    its holdout metrics and the rule's, and its EV-against-threshold plot (inline SVG)."""
+    from webapp.core.plots import ev_curve_svg
+
+    row = (ModelVersion.objects.defer("artefact").filter(is_champion=True).first()
+           or ModelVersion.objects.defer("artefact").order_by("-id").first())
+    if row is None:
+        return None
+    m = row.metrics or {}
+    return {
+        "id": row.id, "name": row.name, "is_champion": row.is_champion, "promoted_at": row.promoted_at,
+        "decision": row.decision, "n_train": row.n_train, "n_holdout": row.n_holdout,
+        "model": m.get("model", {}), "rule": m.get("rule", {}), "k": m.get("k"),
+        "svg": ev_curve_svg(m.get("ev_curve", {})),
+        "versions": ModelVersion.objects.count(),
+    }

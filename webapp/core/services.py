@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
@@ -28,6 +30,7 @@ from webapp.core.models import (
     Chain,
     Dex,
     Execution,
+    ModelVersion,
     Opportunity,
     Pool,
     PoolFilter,
@@ -612,7 +615,7 @@ class DbBackfillLedger:
 _OPPORTUNITY_COLUMNS = (
     "created_at", "chain_id", "block_number", "block_hash", "path_id", "pools", "tokens", "profit_token",
     "amount_in", "amount_out", "gas_cost", "net_profit", "profit_native", "net_profit_native", "score",
-    "decision", "reason", "latency_ms",
+    "decision", "reason", "latency_ms", "features",
 )
 
 
@@ -657,6 +660,7 @@ def opportunities_record(scored: Iterable[ScoredOpportunity], *, now: float | No
             _address_array(o.pools), _address_array(o.tokens), norm_address(o.tokens[0]), o.amount_in, o.amount_out, o.gas_cost, o.net_profit,
             o.profit_native, o.net_profit_native, s.score, s.decision, s.reason[:200],
             (now - o.observed_at) * 1000 if o.observed_at else None,
+            json.dumps(dict(s.features)) if s.features else None,
         ))
     if not rows:
         return 0
@@ -942,3 +946,103 @@ def _attempt(row: Execution) -> Attempt:
         profit_token=row.profit_token,
         amount_in=int(row.amount_in),
     )
+
+
+# --------------------------------------------------------------------------- model registry
+
+
+def model_version_record(
+    model: Any, *, metrics: dict[str, Any], train: Any, holdout: Any, seed: int, name: str = "",
+) -> ModelVersion:
+    """Store a trained model (``arbbot.scoring.model.LearnedModel``) with its artefact, its
+    digest and what it was trained and judged on (``Dataset``s); not promoted."""
+    from arbbot.scoring.model import digest, dump
+
+    blob = dump(model)
+    h = hashlib.sha256((train.digest() + holdout.digest()).encode()).hexdigest()
+    row = ModelVersion.objects.create(
+        name=name or f"hgb-{timezone.now():%Y%m%d-%H%M%S}",
+        features=list(model.features),
+        params={**model.params, "seed": seed},
+        metrics=metrics,
+        train_blocks=[int(train.block.min()), int(train.block.max())],
+        holdout_blocks=[int(holdout.block.min()), int(holdout.block.max())],
+        n_train=len(train),
+        n_holdout=len(holdout),
+        data_sha256=h,
+        artefact=blob,
+        artefact_sha256=digest(blob),
+    )
+    return row
+
+
+def model_version_promote(version_id: int, decision: str) -> ModelVersion:
+    """Make a version the champion (the previous one steps down), in one transaction: the
+    ml workers use it from their next batch. ``ModelVersion.DoesNotExist`` if unknown."""
+    with transaction.atomic():
+        row = ModelVersion.objects.select_for_update().get(id=version_id)
+        ModelVersion.objects.filter(is_champion=True).exclude(id=version_id).update(is_champion=False)
+        row.is_champion, row.promoted_at, row.decision = True, timezone.now(), decision[:300]
+        row.save(update_fields=["is_champion", "promoted_at", "decision"])
+    return row
+
+
+def model_version_demote_all() -> int:
+    """No champion: the rule decides again."""
+    return ModelVersion.objects.filter(is_champion=True).update(is_champion=False)
+
+
+def ev_curve(model: Any, holdout: Any, rule_ev: float) -> dict[str, Any]:
+    """EV captured on the holdout at each P(success) threshold (the dashboard's plot)."""
+    from arbbot.scoring.model import ev_curve as curve
+
+    thresholds = [round(i / 20, 2) for i in range(21)]
+    return {"thresholds": thresholds, "model": curve(model, holdout, thresholds), "rule": rule_ev}
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    version: ModelVersion | None
+    metrics: dict[str, Any]
+    promoted: bool
+    decision: str
+
+
+def model_train(
+    *, seed: int = 0, holdout_frac: float = 0.3, chain_id: int | None = None, promote: bool = False,
+    since: dt.datetime | None = None, progress: Any = None,
+) -> TrainingResult:
+    """Train a challenger on the recorded outcomes (time-ordered split), judge it, the rule
+    and the current champion on the same holdout, record it, and promote it when asked and
+    only if it beats the champion (the rule when there is none). ``ModelError`` when the
+    data cannot train a model."""
+    from arbbot.scoring import drift, model as ml
+    from arbbot.scoring.stage import ChampionCache
+    from webapp.core import selectors
+
+    say = progress or (lambda _m: None)
+    data = selectors.ml_dataset(chain_id, since=since)
+    say(f"{len(data)} labelled opportunities ({int(data.y.sum())} successes)")
+    train, holdout = data.split(holdout_frac)
+    say(f"train: {len(train)} rows, blocks {int(train.block.min())}-{int(train.block.max())}; "
+        f"holdout: {len(holdout)} rows, blocks {int(holdout.block.min())}-{int(holdout.block.max())}")
+    challenger = ml.train(train, seed=seed, progress=say)
+    metrics = ml.evaluate(challenger, holdout)
+    metrics["reference"] = drift.reference(train.X, train.features)  # what drift is measured against
+    metrics["ev_curve"] = ev_curve(challenger, holdout, metrics["rule"]["ev_captured_wei"])
+    current = ChampionCache(selectors.model_champion_ref, selectors.model_artefact).current()
+    if current is not None:
+        metrics["champion"] = {"version": current[0].version_id, **ml.evaluate(current[1], holdout)["model"]}
+    incumbent = metrics.get("champion", metrics["rule"])
+    wins, why = ml.beats(metrics["model"], incumbent)
+    against = f"champion {current[0].name}" if current is not None else "the rule"
+    decision = f"{'beats' if wins else 'does not beat'} {against}: {why}"
+    row = model_version_record(challenger, metrics=metrics, train=train, holdout=holdout, seed=seed)
+    say(f"recorded model version {row.id} ({row.name}): {decision}")
+    if promote and wins:
+        row = model_version_promote(row.id, decision)
+        say(f"promoted version {row.id}: the ml workers use it from their next batch")
+    else:
+        row.decision = decision[:300]
+        row.save(update_fields=["decision"])
+    return TrainingResult(row, metrics, promote and wins, decision)

@@ -20,7 +20,7 @@ from webapp.core.health import check_dependencies
 
 @permission_required(roles.VIEW, raise_exception=True)
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "core/dashboard.html", selectors.dashboard_summary())
+    return render(request, "core/dashboard.html", {**selectors.dashboard_summary(), "scoring": selectors.model_summary()})
 
 
 @login_not_required

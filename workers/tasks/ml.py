@@ -1,14 +1,29 @@
-"""ml queue: score a batch of opportunities and decide (rule scorer for now, with the
-chain's strategy margin and minimum net profit, both in the native token). Every decision is recorded; exactly those decided ``execute`` go
-on to the execute queue."""
+"""ml queue: ``score`` a batch of opportunities and decide: the promoted model when there is
+one (expected value over the chain's strategy minimum), else the rule (the strategy's
+margin and minimum net profit, in the native token); ``arbbot.scoring.stage`` owns both and
+the fallback. Every decision is recorded with its features; exactly those decided
+``execute`` go on to the execute queue. ``train`` (beat, hourly) trains a challenger on
+the recorded outcomes and promotes it only if it beats the champion."""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+import time
+from dataclasses import replace
+
 from arbbot import obs
+from arbbot.scoring.features import OutcomeHistory
+from arbbot.scoring.model import ModelScorer
 from arbbot.scoring.rule import RuleScorer
-from arbbot.types import Opportunity
+from arbbot.scoring.stage import score_batch
+from arbbot.types import Opportunity, ScoredOpportunity
+from workers import runtime
 from workers.celery_app import app
 from workers.stage import ITEMS, MODEL_SCORE, Trace, as_list, bind_batch, rejects_malformed
+
+log = logging.getLogger(__name__)
+TRAIN_WINDOW = dt.timedelta(days=7)
 
 
 def scorer(chain_id: int) -> RuleScorer:
@@ -17,6 +32,18 @@ def scorer(chain_id: int) -> RuleScorer:
 
     strategy = selectors.strategy_for(chain_id)
     return RuleScorer(margin=strategy.margin, min_net_profit=strategy.min_profit_wei)
+
+
+def decide(chain_id: int, batch: list[Opportunity]) -> list[ScoredOpportunity]:
+    """One chain's batch: its strategy, the champion and its pools' recent outcomes, read
+    once per batch (per block)."""
+    from webapp.core import selectors
+
+    rule = scorer(chain_id)
+    current = runtime.champion().current()
+    model = None if current is None else ModelScorer(current[1], f"model:{current[0].name}", rule.min_net_profit)
+    outcomes = selectors.ml_outcomes(chain_id, max(o.block_number for o in batch))
+    return score_batch(batch, rule=rule, model=model, history=OutcomeHistory(outcomes), now=time.time())
 
 
 @app.task(name="workers.tasks.ml.score", acks_late=True, reject_on_worker_lost=True)
@@ -28,15 +55,32 @@ def score(opportunities: list[dict], trace: list | None = None) -> int:
     by_chain: dict[int, list[Opportunity]] = {}
     for o in opps:
         by_chain.setdefault(o.chain_id, []).append(o)
-    decided = [s for chain_id, batch in by_chain.items() for s in scorer(chain_id).decide(batch)]
+    decided = [s for chain_id, batch in by_chain.items() for s in decide(chain_id, batch)]
     ITEMS.labels(stage="ml").inc(len(decided))
     for s in decided:
         MODEL_SCORE.labels(chain=str(s.opportunity.chain_id), model=s.model, decision=s.decision).observe(s.score)
     from workers.tasks import analytics, execute
 
-    chosen = [s.to_wire() for s in decided if s.decision == "execute"]
+    chosen = [replace(s, features={}).to_wire() for s in decided if s.decision == "execute"]
     obs.note(opportunities=len(decided), chosen=len(chosen))
     if chosen:  # first: the execute decision waits on this publish, the records do not
         execute.execute.delay(chosen, trace=tr.wire("ml.sent"))
     analytics.record_opportunities.delay([s.to_wire() for s in decided])
     return len(chosen)
+
+
+@app.task(name="workers.tasks.ml.train")
+def train(seed: int = 0) -> dict:
+    """Train on the last ``TRAIN_WINDOW`` of outcomes; too little data is not an error."""
+    from django.utils import timezone
+
+    from arbbot.scoring.model import ModelError
+    from webapp.core import services
+
+    try:
+        result = services.model_train(seed=seed, promote=True, since=timezone.now() - TRAIN_WINDOW,
+                                      progress=log.info)
+    except ModelError as exc:
+        log.info("ml: no model trained: %s", exc)
+        return {"trained": False, "reason": str(exc)}
+    return {"trained": True, "version": result.version.id if result.version else None, "promoted": result.promoted}

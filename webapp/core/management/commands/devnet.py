@@ -23,6 +23,11 @@ class Command(BaseCommand):
         parser.add_argument("--seconds", type=float, default=None, help="simulate: stop after this long")
         parser.add_argument("--seed", type=int, default=None)
         parser.add_argument("--swaps-per-block", type=int, default=4)
+        parser.add_argument(
+            "--competitors", default="",
+            help="rival bots, LATENCY_S:N_POOLS[,...] (e.g. 0.05:4): each closes the gaps of N watched V2 "
+                 "pools first, more often the faster it is (off by default)",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         from arbbot.devnet import lifecycle
@@ -44,11 +49,12 @@ class Command(BaseCommand):
             elif action == "status":
                 self.stdout.write(json.dumps(lifecycle.status(directory=opts["dir"]), indent=2))
             elif action == "simulate":
-                from arbbot.devnet.simulator import simulate
+                from arbbot.devnet.simulator import parse_competitors, simulate
 
+                rivals = parse_competitors(opts["competitors"], load_deployment(opts["dir"]), opts["seed"])
                 try:
                     simulate(None, seconds=opts["seconds"], seed=opts["seed"], directory=opts["dir"],
-                             swaps_per_block=opts["swaps_per_block"])
+                             swaps_per_block=opts["swaps_per_block"], competitors=rivals)
                 except KeyboardInterrupt:
                     self.stdout.write("simulator stopped")
         except ArbbotError as exc:

@@ -1,0 +1,323 @@
+"""The learned scorer: a calibrated gradient-boosted classifier of P(success), trained on
+the fleet's own outcomes, and the decision that maximises expected value:
+
+    EV = P x net profit - (1 - P) x cost of a revert   (native wei; the revert burns the gas)
+
+An opportunity is executed when its EV clears the strategy's minimum net profit (and its
+predicted net profit does too: the model never executes what the path stage calls a loss).
+
+Owns the dataset shape (``Dataset``: features, outcome, realised value, time order),
+training (``train``, seeded), the holdout metrics both the model and the rule are judged
+by (``evaluate``: ROC AUC, calibration error, precision at k, EV captured), the scorer the
+ml stage runs (``ModelScorer``) and the artefact codec (``dump``/``load``). An artefact is
+arrays, never a pickle (``arbbot.scoring.trees``), and ``load`` reads only bytes whose
+SHA-256 matches the digest recorded with them in the model registry (the caller passes both
+from one ``ModelVersion`` row); nothing is loaded from a file or a message. EV and
+probabilities are floats: estimates, not money math.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from arbbot.errors import ArbbotError
+from arbbot.scoring.features import FEATURES, INDEX
+from arbbot.scoring.rule import one_per_pool
+from arbbot.scoring.trees import CompiledModel, compile_model
+from arbbot.types import Opportunity, ScoredOpportunity
+
+class ModelError(ArbbotError):
+    """A model could not be trained, loaded or used (the ml stage falls back to the rule)."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Labelled opportunities in time order (the caller sorts by block).
+
+    ``value``: what executing it was worth, native wei: success its realised net profit, a
+    revert minus the gas it paid, a stale drop 0. ``net_native``/``gas_native``: the
+    predicted net profit and gas cost at decision time. ``rule_execute``: the rule's
+    verdict on it (the baseline every metric is also computed for)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    value: np.ndarray
+    net_native: np.ndarray
+    gas_native: np.ndarray
+    rule_execute: np.ndarray
+    block: np.ndarray
+    features: tuple[str, ...] = FEATURES
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, sel: slice | np.ndarray) -> Dataset:
+        return Dataset(
+            self.X[sel], self.y[sel], self.value[sel], self.net_native[sel], self.gas_native[sel],
+            self.rule_execute[sel], self.block[sel], self.features,
+        )
+
+    def split(self, holdout_frac: float = 0.3) -> tuple[Dataset, Dataset]:
+        """Time-ordered: the last ``holdout_frac`` of blocks is the holdout (no block on
+        both sides, so nothing of the future leaks into training)."""
+        if len(self) < 2:
+            raise ModelError(f"too few labelled opportunities to split: {len(self)}")
+        cut_block = np.quantile(self.block, 1 - holdout_frac, method="higher")
+        train = self.block < cut_block
+        if not train.any() or train.all():
+            raise ModelError("the data spans too few blocks for a time-ordered holdout")
+        return self.take(train), self.take(~train)
+
+    def digest(self) -> str:
+        """SHA-256 of the data a model was trained on (recorded with it)."""
+        h = hashlib.sha256()
+        for a in (self.X, self.y, self.value, self.block):
+            h.update(np.ascontiguousarray(a).tobytes())
+        h.update(",".join(self.features).encode())
+        return h.hexdigest()
+
+
+@dataclass
+class LearnedModel:
+    """A trained classifier as arrays (``arbbot.scoring.trees.CompiledModel``: what is stored
+    and served) and the feature columns it expects, in order. ``classifier`` is the
+    scikit-learn estimator it was compiled from, kept only in the process that trained it."""
+
+    features: tuple[str, ...]
+    compiled: CompiledModel
+    params: dict[str, Any] = field(default_factory=dict)
+    classifier: Any = None
+
+    def p_success(self, X: np.ndarray, names: Sequence[str] = FEATURES) -> np.ndarray:
+        """P(success) per row of ``X`` (columns ``names``), reordered to the model's own
+        feature list; a feature the model knows but ``X`` lacks is NaN (missing)."""
+        if tuple(names) != self.features:
+            pos = {n: i for i, n in enumerate(names)}
+            cols = [X[:, pos[n]] if n in pos else np.full(len(X), np.nan) for n in self.features]
+            X = np.column_stack(cols) if cols else X[:, :0]
+        if len(X) == 0:
+            return np.zeros(0)
+        return self.compiled.predict(X)
+
+
+_THREADS_LIMITED = False
+
+
+def _one_thread() -> None:
+    """OpenMP on one thread, once per process: on a shared 2-core machine scikit-learn's
+    thread pool made training ~7x slower."""
+    global _THREADS_LIMITED
+    if not _THREADS_LIMITED:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="openmp")
+        _THREADS_LIMITED = True
+
+
+def expected_value(p: np.ndarray, net_native: np.ndarray, gas_native: np.ndarray) -> np.ndarray:
+    """EV of executing, native wei: a success earns the net profit, a revert costs the gas."""
+    return p * net_native - (1.0 - p) * gas_native
+
+
+def train(
+    data: Dataset, *, seed: int = 0, max_iter: int = 100, calibration_frac: float = 0.25,
+    progress: Callable[[str], None] | None = None,
+) -> LearnedModel:
+    """A HistGradientBoosting classifier of success fitted on the earlier blocks of
+    ``data``, its probabilities calibrated on the later ``calibration_frac`` of them
+    (isotonic with 1000 rows or more, else sigmoid): calibrated forward in time, as it will
+    be used. Same data and seed: the same model."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.frozen import FrozenEstimator
+
+    y = data.y.astype(int)
+    if len(np.unique(y)) < 2:
+        raise ModelError(f"training needs both successes and failures: {int(y.sum())} of {len(y)} succeeded")
+    fit, cal = data.split(calibration_frac)
+    for part, name in ((fit, "fitting"), (cal, "calibration")):
+        if part.y.all() or not part.y.any():
+            raise ModelError(f"training needs both successes and failures in its {name} blocks")
+    params = {"max_iter": max_iter, "learning_rate": 0.1, "max_leaf_nodes": 15, "l2_regularization": 1.0,
+              "random_state": seed, "early_stopping": False}
+    method = "isotonic" if len(cal) >= 1000 else "sigmoid"
+    if progress:
+        progress(f"training on {len(fit)} opportunities ({int(fit.y.sum())} successes), {len(data.features)} "
+                 f"features, seed {seed}; calibrating ({method}) on the next {len(cal)}")
+    _one_thread()
+    booster = HistGradientBoostingClassifier(**params).fit(fit.X, fit.y.astype(int))
+    clf = CalibratedClassifierCV(FrozenEstimator(booster), method=method).fit(cal.X, cal.y.astype(int))
+    return LearnedModel(features=data.features, compiled=compile_model(clf, data.features),
+                        params={**params, "calibration": method}, classifier=clf)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float | None:
+    """Area under the ROC curve (ties count half); ``None`` with one class only."""
+    y = y.astype(bool)
+    pos, neg = int(y.sum()), int((~y).sum())
+    if not pos or not neg:
+        return None
+    order = np.argsort(score, kind="mergesort")
+    ranks = np.empty(len(score))
+    s = score[order]
+    # average ranks over ties
+    i = 0
+    while i < len(s):
+        j = i
+        while j + 1 < len(s) and s[j + 1] == s[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[y].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: the mean |observed rate - predicted P| over equal-width
+    bins of P, weighted by the bin's share."""
+    if len(p) == 0:
+        return 0.0
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    err = 0.0
+    for b in range(bins):
+        sel = idx == b
+        if sel.any():
+            err += sel.mean() * abs(float(y[sel].mean()) - float(p[sel].mean()))
+    return err
+
+
+def precision_at_k(y: np.ndarray, score: np.ndarray, k: int) -> float:
+    """Share of successes among the ``k`` best-scored (ties: the earlier first)."""
+    if len(y) == 0 or k <= 0:
+        return 0.0
+    top = np.argsort(-score, kind="mergesort")[: min(k, len(y))]
+    return float(y[top].mean())
+
+
+def model_executes(model: LearnedModel, data: Dataset, min_net_profit: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The model's verdicts on a dataset (no pool conflicts: each row was its own batch's
+    choice) and its EV per row."""
+    p = model.p_success(data.X, data.features)
+    ev = expected_value(p, data.net_native, data.gas_native)
+    priced = data.X[:, data.features.index("priced")] > 0 if "priced" in data.features else np.ones(len(p), bool)
+    return priced & (ev > min_net_profit) & (data.net_native > min_net_profit), ev
+
+
+def evaluate(model: LearnedModel | None, data: Dataset, *, k: int | None = None) -> dict[str, Any]:
+    """Holdout metrics for the model (when given) and the rule, in one dictionary:
+    ``roc_auc`` (the rule scores by margin over gas), ``calibration_error`` (the model's
+    P; the rule gives none), ``precision_at_k`` (the model ranks by EV, the rule by net
+    profit), ``ev_captured_wei`` (sum of the realised value of what each would execute)
+    and ``executed``; ``oracle_ev_wei`` is the best any policy could capture."""
+    k = k or max(1, len(data) // 10)
+    y = data.y.astype(bool)
+    margin = data.X[:, data.features.index("margin_over_gas")] if "margin_over_gas" in data.features else data.net_native
+    out: dict[str, Any] = {
+        "n": len(data), "successes": int(y.sum()), "k": k,
+        "oracle_ev_wei": float(np.maximum(data.value, 0).sum()),
+        "rule": {
+            "roc_auc": roc_auc(y, margin),
+            "calibration_error": None,
+            "precision_at_k": precision_at_k(y, np.where(data.rule_execute, data.net_native, -np.inf), k),
+            "ev_captured_wei": float(data.value[data.rule_execute].sum()),
+            "executed": int(data.rule_execute.sum()),
+        },
+    }
+    if model is not None:
+        execute, ev = model_executes(model, data)
+        p = model.p_success(data.X, data.features)
+        out["model"] = {
+            "roc_auc": roc_auc(y, p),
+            "calibration_error": calibration_error(y, p),
+            "precision_at_k": precision_at_k(y, ev, k),
+            "ev_captured_wei": float(data.value[execute].sum()),
+            "executed": int(execute.sum()),
+        }
+    return out
+
+
+def ev_curve(model: LearnedModel, data: Dataset, thresholds: Sequence[float]) -> list[float]:
+    """EV captured on ``data`` when executing at P(success) >= each threshold (the plot)."""
+    p = model.p_success(data.X, data.features)
+    return [float(data.value[p >= t].sum()) for t in thresholds]
+
+
+def beats(challenger: dict[str, Any], incumbent: dict[str, Any]) -> tuple[bool, str]:
+    """Champion/challenger on one holdout: the challenger's metrics must capture more EV
+    than the incumbent's (the champion's on the same holdout, or the rule's when there is
+    none) and not rank clearly worse (ROC AUC)."""
+    ev_new, ev_old = challenger["ev_captured_wei"], incumbent["ev_captured_wei"]
+    if ev_new <= ev_old:
+        return False, f"EV captured {ev_new:.4g} wei, not above {ev_old:.4g}"
+    auc_new, auc_old = challenger.get("roc_auc"), incumbent.get("roc_auc")
+    if auc_new is not None and auc_old is not None and auc_new < auc_old - 0.02:
+        return False, f"ROC AUC {auc_new:.3f} below {auc_old:.3f}"
+    return True, f"EV captured {ev_new:.4g} wei > {ev_old:.4g}"
+
+
+# --------------------------------------------------------------------------- serving
+
+
+@dataclass(frozen=True)
+class ModelScorer:
+    """The ml stage's learned decision for a batch whose features are computed already
+    (``arbbot.scoring.features.matrix``, columns ``FEATURES``)."""
+
+    model: LearnedModel
+    name: str = "model"
+    min_net_profit: int = 0  # native wei (the strategy's)
+
+    def decide(self, opps: Sequence[Opportunity], X: np.ndarray) -> list[ScoredOpportunity]:
+        """Every opportunity with its final decision, best EV first, unpriced last; as the
+        rule's ``decide``, no pool is used twice among the ``execute`` ones."""
+        p = self.model.p_success(X, FEATURES)
+        net = np.array([float(o.net_profit_native or 0) for o in opps])
+        gas = np.array([float(o.gas_cost_native) for o in opps])
+        ev = expected_value(p, net, gas)
+        priced = X[:, INDEX["priced"]] > 0 if len(opps) else np.zeros(0, bool)
+        scored = []
+        for i, o in enumerate(opps):
+            if not priced[i]:
+                s = ScoredOpportunity(o, 0.0, "skip", f"no price in the native token for {o.tokens[0]}: worth unknown",
+                                      self.name)
+            elif net[i] <= self.min_net_profit:
+                s = ScoredOpportunity(o, float(p[i]), "skip", "net profit below minimum", self.name)
+            elif ev[i] <= self.min_net_profit:
+                s = ScoredOpportunity(o, float(p[i]), "skip", f"P(success) {p[i]:.2f}: EV {ev[i]:.3g} wei too low",
+                                      self.name)
+            else:
+                s = ScoredOpportunity(o, float(p[i]), "execute", f"P(success) {p[i]:.2f}, EV {ev[i]:.3g} wei",
+                                      self.name)
+            scored.append(s)
+        order = sorted(range(len(opps)), key=lambda i: (not priced[i], -ev[i], opps[i].path_id, i))
+        return one_per_pool(scored[i] for i in order)
+
+
+def dump(model: LearnedModel) -> bytes:
+    """The artefact bytes stored in the registry row: arrays only (``.npz``, no pickle)."""
+    return model.compiled.to_bytes()
+
+
+def digest(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
+
+
+def load(blob: bytes | None, sha256: str) -> LearnedModel:
+    """The model in ``blob``, only if its SHA-256 is ``sha256`` (both from the same registry
+    row: bytes altered anywhere else are refused before they are read). Reading never
+    unpickles: the artefact is arrays, checked before use."""
+    if not blob:
+        raise ModelError("the artefact is missing")
+    if not sha256 or digest(bytes(blob)) != sha256:
+        raise ModelError("the artefact does not match its recorded SHA-256: refused, not read")
+    try:
+        compiled = CompiledModel.from_bytes(bytes(blob))
+    except ArbbotError as exc:
+        raise ModelError(f"the artefact does not load: {exc}") from exc
+    return LearnedModel(features=compiled.features, compiled=compiled)

@@ -1,0 +1,86 @@
+"""The feature function: values from what is known at decision time, one batch the same
+as its rows one by one, and the recent outcomes of a cycle's pools and path counted only
+inside their window."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from arbbot.scoring.features import (
+    FEATURES,
+    INDEX,
+    LAG_BLOCKS,
+    WINDOW_BLOCKS,
+    Outcome,
+    OutcomeHistory,
+    as_mapping,
+    from_mappings,
+    matrix,
+    outcome_kind,
+)
+from arbbot.scoring.synthetic import GAS, GAS_PRICE, make_opp, pool
+
+
+def f(X: np.ndarray, row: int, name: str) -> float:
+    return float(X[row, INDEX[name]])
+
+
+def test_values_from_the_opportunity_and_the_time() -> None:
+    o = make_opp(500, 1, 2, 3 * GAS * GAS_PRICE, observed_at=1000.0)
+    X = matrix([o], now=1000.25)
+    assert X.shape == (1, len(FEATURES))
+    assert f(X, 0, "priced") == 1 and f(X, 0, "margin_over_gas") == 3.0
+    assert f(X, 0, "log_gas_native") == np.log10(GAS * GAS_PRICE)
+    assert f(X, 0, "hops") == 2 and f(X, 0, "v3_hops") == 0
+    assert abs(f(X, 0, "state_age_s") - 0.25) < 1e-9
+    assert f(X, 0, "gas_price_gwei") == 1.0 and f(X, 0, "chain_id") == 31337
+    assert f(X, 0, "pool_attempts") == 0 and f(X, 0, "blocks_since_pool_fail") == WINDOW_BLOCKS
+    unpriced = make_opp(500, 1, 2, 0)
+    object.__setattr__(unpriced, "profit_native", None)
+    U = matrix([unpriced])
+    assert f(U, 0, "priced") == 0 and f(U, 0, "log_profit_native") == 0 and f(U, 0, "margin_over_gas") == 0
+
+
+def test_pool_and_path_history_inside_the_window_only() -> None:
+    outcomes = [
+        Outcome(490, "p1-2", (pool(1), pool(2)), "reverted"),
+        Outcome(491, "p1-3", (pool(1), pool(3)), "stale"),
+        Outcome(492, "p1-3", (pool(1), pool(3)), "success"),
+        Outcome(499, "p1-2", (pool(1), pool(2)), "reverted"),  # too recent at 500: not final yet
+        Outcome(500 - WINDOW_BLOCKS - 1, "p1-2", (pool(1), pool(2)), "reverted"),  # too old
+    ]
+    h = OutcomeHistory(outcomes, as_of=500)
+    X = matrix([make_opp(500, 1, 2, 3 * GAS * GAS_PRICE), make_opp(500, 4, 5, 3 * GAS * GAS_PRICE)], h)
+    assert f(X, 0, "pool_attempts") == np.log1p(3)  # pool 1: blocks 490, 491, 492
+    # the worst pool: pool 2 reverted once in one attempt (1/2); pool 1, 1 stale in 3 (1/4)
+    assert f(X, 0, "pool_revert_rate") == 1 / 2 and f(X, 0, "pool_stale_rate") == 1 / 4
+    assert f(X, 0, "path_attempts") == np.log1p(1) and f(X, 0, "path_fail_rate") == 1 / 2
+    assert f(X, 0, "blocks_since_pool_fail") == 500 - 491
+    assert f(X, 1, "pool_attempts") == 0 and f(X, 1, "path_fail_rate") == 0  # untouched pools
+    assert 500 - LAG_BLOCKS == 498
+
+
+def test_a_batch_equals_its_rows_one_by_one_and_survives_recording() -> None:
+    rng = np.random.default_rng(5)
+    outcomes = [Outcome(int(b), f"p{a}-{a + 1}", (pool(int(a)), pool(int(a) + 1)), k)
+                for b, a, k in zip(rng.integers(300, 600, 200), rng.integers(0, 9, 200),
+                                   rng.choice(["success", "reverted", "stale"], 200))]
+    h = OutcomeHistory(outcomes, as_of=600)
+    opps = [make_opp(600, int(a), int(a) + 3, int(p), observed_at=99.0)
+            for a, p in zip(rng.integers(0, 9, 50), rng.integers(1, 10**16, 50))]
+    X = matrix(opps, h, now=100.0)
+    for i, o in enumerate(opps):
+        assert np.array_equal(matrix([o], h, now=100.0)[0], X[i])
+    back = from_mappings([as_mapping(x) for x in X])
+    assert np.array_equal(back, X)  # recorded as JSON-able floats and read back: bit for bit
+
+
+def test_what_an_outcome_teaches() -> None:
+    assert outcome_kind("success") == "success"
+    assert outcome_kind("simulated", mode="paper") == "success"
+    assert outcome_kind("simulated", mode="dry-run") is None
+    assert outcome_kind("reverted") == "reverted"
+    assert outcome_kind("dropped", "stale: the cycle no longer pays on re-validation (ProfitTooLow)") == "stale"
+    assert outcome_kind("dropped", "re-validation reverted: K") == "stale"
+    assert outcome_kind("dropped", "kill switch engaged") is None
+    assert outcome_kind("failed", "send failed") is None

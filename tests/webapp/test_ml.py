@@ -1,0 +1,183 @@
+"""The learned scorer on the real database: the ml stage records the features it decided
+on and training reads exactly those; a model trained on the fleet's outcomes is promoted
+only when it beats the champion (the rule when none) and a running process decides with
+it from its next batch; a corrupt artefact sends the stage back to the rule with a logged
+reason; the command line trains, evaluates and promotes."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Iterator
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from arbbot.scoring.drift import DRIFT_ALERT
+from arbbot.scoring.features import FEATURES, from_mappings
+from arbbot.types import ExecutionResult, ScoredOpportunity
+from arbbot.scoring.synthetic import GAS, GAS_PRICE, WETH, make_opp
+from webapp.core import health, selectors, services
+from webapp.core.models import Chain, ModelVersion
+from workers import runtime
+from workers.tasks import ml
+
+CHAIN = 31337
+WATCHED = (0, 1, 2)  # rivals always take these pools' gaps
+
+
+@pytest.fixture(autouse=True)
+def fresh_runtime() -> Iterator[None]:
+    runtime.reset()
+    yield
+    runtime.reset()
+
+
+def play(blocks: range, seed: int = 5) -> dict[tuple[int, str], dict[str, float]]:
+    """The fleet's loop without the chain: the ml stage decides each block's batch (reading
+    the outcomes recorded so far), the decisions are recorded, and what it executed gets
+    the outcome the rivals allow. Returns the features served, by (block, path)."""
+    rng = random.Random(seed)
+    served: dict[tuple[int, str], dict[str, float]] = {}
+    for block in blocks:
+        opps = []
+        pairs: set[tuple[int, int]] = set()
+        while len(pairs) < 4:  # one opportunity per cycle and block, as the path stage finds them
+            a, b = rng.sample(range(16), 2)
+            if (a, b) in pairs:
+                continue
+            pairs.add((a, b))
+            profit = int(rng.uniform(1.6, 8.0) * GAS * GAS_PRICE)
+            opps.append(make_opp(block, a, b, profit, observed_at=time.time() - rng.uniform(0.05, 0.3)))
+        decided = ml.decide(CHAIN, opps)
+        services.opportunities_record(decided)
+        for s in decided:
+            served[(block, s.opportunity.path_id)] = dict(s.features)
+            if s.decision == "execute":
+                finish(s, rng)
+    return served
+
+
+def finish(s: ScoredOpportunity, rng: random.Random) -> None:
+    o = s.opportunity
+    services.execution_claim(s)
+    margin = (o.profit_native or 0) / o.gas_cost_native
+    if any(int(p, 16) in WATCHED for p in o.pools):
+        status, reason = "reverted", "ProfitTooLow"
+    elif rng.random() < 1 - 0.9 * np.exp(-(margin - 1.0) / 1.5):
+        status, reason = "success", ""
+    else:
+        status, reason = "dropped", "stale: the cycle no longer pays on re-validation (ProfitTooLow)"
+    services.execution_finish(ExecutionResult(
+        chain_id=o.chain_id, block_number=o.block_number, path_id=o.path_id, status=status,  # type: ignore[arg-type]
+        predicted_profit=o.profit, realised_profit=o.profit if status == "success" else 0,
+        gas_used=GAS if status != "dropped" else 0, gas_price_wei=GAS_PRICE if status != "dropped" else 0,
+        reason=reason, profit_token=WETH, amount_in=o.amount_in, extra={"mode": "live"},
+    ))
+
+
+@pytest.fixture
+def chain(db: None) -> Chain:
+    return Chain.objects.create(chain_id=CHAIN, name="devnet", rpc_urls="http://127.0.0.1:8545", weth=WETH)
+
+
+@pytest.mark.django_db
+def test_training_reads_exactly_the_features_serving_computed(chain: Chain) -> None:
+    served = play(range(1000, 1060))
+    data = selectors.ml_dataset(CHAIN)
+    assert len(data) > 100 and 0 < data.y.mean() < 1
+    rows = [served[(int(b), p)] for b, p in _keys(data)]
+    assert np.array_equal(data.X, from_mappings(rows, FEATURES))
+    assert data.X[:, FEATURES.index("pool_attempts")].max() > 0  # the recorded outcomes were seen
+
+
+def _keys(data) -> list[tuple[int, str]]:  # type: ignore[no-untyped-def]
+    from webapp.core.models import Execution, Opportunity
+
+    taught = set(Execution.objects.filter(status__in=("success", "reverted", "dropped")).values_list(
+        "block_number", "path_id"))
+    keys = [(b, p) for b, p in Opportunity.objects.filter(decision="execute").order_by(
+        "block_number", "created_at", "id").values_list("block_number", "path_id") if (b, p) in taught]
+    assert len(keys) == len(data)
+    return keys
+
+
+@pytest.mark.django_db
+def test_a_model_that_beats_the_rule_is_promoted_and_used_from_the_next_batch(
+    chain: Chain, caplog: pytest.LogCaptureFixture
+) -> None:
+    play(range(1000, 1300))
+    probe = [make_opp(1400, 0, 9, 6 * GAS * GAS_PRICE), make_opp(1400, 10, 11, 6 * GAS * GAS_PRICE)]
+    assert {s.model for s in ml.decide(CHAIN, probe)} == {"rule"}  # this process's cache now exists
+
+    lines: list[str] = []
+    first = services.model_train(seed=1, promote=True, progress=lines.append)
+    assert first.promoted, first.decision
+    assert first.metrics["model"]["ev_captured_wei"] > first.metrics["rule"]["ev_captured_wei"]
+    assert any("holdout" in line for line in lines)
+    by_path = {s.opportunity.path_id: s for s in ml.decide(CHAIN, probe)}  # same process, no restart
+    assert by_path["p10-11"].model == f"model:{first.version.name}"  # type: ignore[union-attr]
+    assert by_path["p0-9"].decision == "skip" and by_path["p10-11"].decision == "execute"
+
+    # drift: the features served since are those it trained on; then state grows stale
+    calm = selectors.ml_drift()
+    assert set(calm) <= set(FEATURES) and calm["state_age_s"] < 0.1, calm
+    stale = [make_opp(1400 + i, 10 + i % 5, 11 + i % 5, 6 * GAS * GAS_PRICE, observed_at=time.time() - 30)
+             for i in range(100)]
+    services.opportunities_record(ml.decide(CHAIN, stale))
+    moved = selectors.ml_drift(limit=100)
+    assert moved["state_age_s"] > DRIFT_ALERT
+    health.refresh_gauges()
+    exported = health.ML_DRIFT.labels(feature="state_age_s")._value.get()  # the last hour's newest 5000
+    assert exported == pytest.approx(selectors.ml_drift()["state_age_s"]) and exported > calm["state_age_s"]
+
+    again = services.model_train(seed=1, promote=True)  # no better than the champion: kept out
+    assert not again.promoted and "does not beat champion" in again.decision
+    assert ModelVersion.objects.get(is_champion=True).id == first.version.id  # type: ignore[union-attr]
+
+    # a corrupt artefact: the rule decides, and says why once
+    ModelVersion.objects.filter(id=first.version.id).update(artefact=b"garbage")  # type: ignore[union-attr]
+    runtime.reset()
+    with caplog.at_level("ERROR"):
+        assert {s.model for s in ml.decide(CHAIN, probe)} == {"rule"}
+    assert any("not loaded" in r.getMessage() and "SHA-256" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.django_db
+def test_the_command_line_trains_evaluates_and_promotes(
+    chain: Chain, capsys: pytest.CaptureFixture[str], tmp_path, client  # type: ignore[no-untyped-def]
+) -> None:
+    assert "no model trained yet" in client.get("/").content.decode()
+    play(range(1000, 1250))
+    call_command("arbbot", "ml", "train", "--seed", "3")
+    out = capsys.readouterr().out
+    assert "recorded model version" in out and "EV captured" in out
+    version = ModelVersion.objects.get()
+    assert not version.is_champion and version.features == list(FEATURES)
+    assert version.params["seed"] == 3 and len(version.data_sha256) == 64
+
+    call_command("arbbot", "ml", "promote", str(version.id))
+    assert ModelVersion.objects.get().is_champion
+    call_command("arbbot", "ml", "evaluate", "--svg", str(tmp_path / "ev.svg"))
+    out = capsys.readouterr().out
+    svg = (tmp_path / "ev.svg").read_text()
+    assert svg.startswith("<svg") and "rule" in svg and "model" in svg
+    html = client.get("/").content.decode()
+    assert f"champion: model <b>{version.name}</b>" in html and "<svg" in html
+    for metric in ("ROC AUC", "calibration error", "precision at", "EV captured", "model", "rule"):
+        assert metric in out
+    call_command("arbbot", "ml", "list")
+    assert "champion" in capsys.readouterr().out
+    call_command("arbbot", "ml", "promote", "--rule")
+    assert not ModelVersion.objects.filter(is_champion=True).exists()
+
+    done = ml.train(seed=3)  # the beat task: the same model again, promoted over the rule
+    assert done["trained"] and done["promoted"] and ModelVersion.objects.filter(is_champion=True).count() == 1
+
+
+@pytest.mark.django_db
+def test_the_beat_task_without_outcomes_trains_nothing(chain: Chain) -> None:
+    done = ml.train()
+    assert done == {"trained": False, "reason": "too few labelled opportunities to split: 0"}
+
