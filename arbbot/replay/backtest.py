@@ -178,6 +178,9 @@ class MemoryJournal:
         self.claimed.add(key)
         return True
 
+    def claim_all(self, batch: Sequence[ScoredOpportunity]) -> list[bool]:
+        return [self.claim(s) for s in batch]
+
     def stale_pending(self, older_than_s: float) -> list[Unfinished]:
         return []
 

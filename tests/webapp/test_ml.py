@@ -18,6 +18,7 @@ from arbbot.scoring.drift import DRIFT_ALERT
 from arbbot.scoring.features import FEATURES, from_mappings
 from arbbot.types import ExecutionResult, ScoredOpportunity
 from arbbot.scoring.synthetic import GAS, GAS_PRICE, WETH, make_opp
+from tests.webapp.api_support import role_client
 from webapp.core import health, selectors, services
 from webapp.core.models import Chain, ModelVersion
 from workers import runtime
@@ -146,8 +147,9 @@ def test_a_model_that_beats_the_rule_is_promoted_and_used_from_the_next_batch(
 
 @pytest.mark.django_db
 def test_the_command_line_trains_evaluates_and_promotes(
-    chain: Chain, capsys: pytest.CaptureFixture[str], tmp_path, client  # type: ignore[no-untyped-def]
+    chain: Chain, capsys: pytest.CaptureFixture[str], tmp_path  # type: ignore[no-untyped-def]
 ) -> None:
+    client = role_client("viewer")
     assert "no model trained yet" in client.get("/").content.decode()
     play(range(1000, 1250))
     call_command("arbbot", "ml", "train", "--seed", "3")

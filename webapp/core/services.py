@@ -642,19 +642,20 @@ def opportunities_record(scored: Iterable[ScoredOpportunity], *, now: float | No
     now = now or time.time()
     created_at = _ts(now)
     batch = list(scored)
-    known: set[tuple[int, str, str]] = set()
+    known: set[tuple[int, int, str, str]] = set()
     if batch:
         chains = {s.opportunity.chain_id for s in batch}
         blocks = {s.opportunity.block_number for s in batch}
         known = set(Opportunity.objects.filter(
             chain_id__in=chains, block_number__in=blocks, path_id__in={s.opportunity.path_id for s in batch},
-        ).values_list("chain_id", "block_hash", "path_id"))
+        ).values_list("chain_id", "block_number", "block_hash", "path_id"))
     rows = []
     for s in batch:
         o = s.opportunity
-        if (o.chain_id, o.block_hash, o.path_id) in known:
+        key = (o.chain_id, o.block_number, o.block_hash, o.path_id)
+        if key in known:
             continue
-        known.add((o.chain_id, o.block_hash, o.path_id))
+        known.add(key)
         rows.append((
             created_at, o.chain_id, o.block_number, o.block_hash, o.path_id,
             _address_array(o.pools), _address_array(o.tokens), norm_address(o.tokens[0]), o.amount_in, o.amount_out, o.gas_cost, o.net_profit,
