@@ -37,6 +37,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+os.environ.setdefault("ARBBOT_DEVNET", "1")  # a devnet of its own: the development SECRET_KEY is allowed
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 RUN = uuid.uuid4().hex[:8]

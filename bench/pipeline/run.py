@@ -54,6 +54,8 @@ from typing import Any, Callable
 
 from tests.e2e.fleet import wait_for  # the e2e fleet's: a condition, polled, with a deadline
 
+os.environ.setdefault("ARBBOT_DEVNET", "1")  # a devnet of its own: the development SECRET_KEY is allowed
+
 ROOT = Path(__file__).resolve().parents[2]
 RUN_ID = uuid.uuid4().hex[:8]
 DB_NAME = f"arbbot_bench_pipeline_{RUN_ID}"

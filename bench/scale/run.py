@@ -58,6 +58,8 @@ from arbbot.paths import PathEngine  # noqa: E402
 from arbbot.types import PoolState, V2PoolState  # noqa: E402
 from bench.paths.synth import BASES, WETH, build_market, perturb  # noqa: E402
 
+os.environ.setdefault("ARBBOT_DEVNET", "1")  # a devnet of its own: the development SECRET_KEY is allowed
+
 V2_INIT = "0x96e8ac4277198ff8b6f785478aa9a39f403cb768dd02cbee326c3e7da348845f"
 V3_INIT = "0xe34f199b19b2b4f47f68442619d555527d244f78a3297ea89325f843f87b8b54"
 SYNTH_CHAIN = 990_001
