@@ -10,9 +10,10 @@ import pytest
 
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import LocalSigner
-from arbbot.devnet.anvil import Anvil
+from arbbot.devnet.anvil import Anvil, start_anvil
 from arbbot.devnet.record import Deployment
 from arbbot.devnet.scenarios import deployed_devnet, read_signer_key, revert_to, snapshot
+from tests.execution.executor_helpers import STAND_IN_EXECUTOR, STAND_IN_PROFIT, stand_in_executor
 
 Devnet = tuple[Anvil, Deployment, Path]
 
@@ -35,3 +36,14 @@ def chain(devnet: Devnet) -> Iterator[tuple[RpcClient, Deployment, LocalSigner]]
         yield rpc, dep, signer
     finally:
         revert_to(rpc, snap)
+
+
+@pytest.fixture(scope="module")
+def stand_in_node() -> Iterator[RpcClient]:
+    """A bare anvil where ``STAND_IN_EXECUTOR`` answers every call with ``STAND_IN_PROFIT``
+    (``executor_helpers.stand_in_executor``), one per test module."""
+    anvil = start_anvil()
+    rpc = anvil.rpc()
+    rpc.call("anvil_setCode", [STAND_IN_EXECUTOR, stand_in_executor(STAND_IN_PROFIT)])
+    yield rpc
+    anvil.stop()

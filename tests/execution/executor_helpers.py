@@ -16,7 +16,7 @@ from arbbot.errors import RpcError
 from arbbot.execution.executor import decode_revert
 from arbbot.execution.runner import EXECUTED_TOPIC
 from arbbot.pools import amount_out
-from arbbot.types import V2PoolState
+from arbbot.types import Opportunity, ScoredOpportunity, V2PoolState
 
 
 def cycle_amounts(states: Sequence[V2PoolState], tokens: Sequence[str], amount_in: int) -> list[int]:
@@ -116,6 +116,33 @@ def stand_in_executor(profit: int) -> str:
             "6000", "7f" + EXECUTED_TOPIC[2:], "60406000a2",  # LOG2(mem[0:0x40], topic, token)
             "60206020f3",  # return mem[0x20:0x40]
         ]
+    )
+
+
+# The stand-in chain of the execute-stage tests (test_stage, test_decision_latency; the
+# ``stand_in_node`` fixture in conftest.py): an anvil where STAND_IN_EXECUTOR answers every call with STAND_IN_PROFIT, and USDC/WETH
+# cycles over two_price_pools that pay.
+STAND_IN_WETH, STAND_IN_USDC = "0x" + "e0" * 20, "0x" + "c0" * 20
+STAND_IN_EXECUTOR = "0x" + "ee" * 20
+STAND_IN_PROFIT = 3 * 10**15
+STAND_IN_BLOCK_HASH = "0x" + "07" * 32
+
+
+def stand_in_scored(
+    path_id: str, pools: tuple[str, str], *, chain_id: int = 31337, block_number: int = 7,
+    observed_at: float = 0.0, decision: str = "execute",
+) -> ScoredOpportunity:
+    """A WETH -> USDC -> WETH opportunity through ``pools`` (a two_price_pools pair)."""
+    return ScoredOpportunity(
+        opportunity=Opportunity(
+            chain_id=chain_id, block_number=block_number, block_hash=STAND_IN_BLOCK_HASH, path_id=path_id,
+            pools=pools, tokens=(STAND_IN_WETH, STAND_IN_USDC, STAND_IN_WETH), amount_in=10**18,
+            amount_out=10**18 + 4 * 10**15, gas_estimate=200_000, gas_price_wei=10**9, gas_cost=2 * 10**14,
+            observed_at=observed_at,
+        ),
+        score=1.0 if decision == "execute" else 0.1,
+        decision=decision,  # type: ignore[arg-type]
+        reason="" if decision == "execute" else "score below the margin",
     )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import time
-from typing import Iterator
 
 import pytest
 from eth_account import Account
@@ -18,30 +17,29 @@ from prometheus_client import REGISTRY
 
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import LocalSigner
-from arbbot.devnet.anvil import start_anvil
 from arbbot.execution import stage
 from arbbot.execution.follow import FollowPolicy, follow
 from arbbot.execution.nonces import NonceManager
 from arbbot.execution.runner import ExecutionRunner
 from arbbot.hotstate import HotState
-from arbbot.types import Opportunity, ScoredOpportunity
-from tests.execution.executor_helpers import stand_in_executor, two_price_pools
+from arbbot.types import ScoredOpportunity
+from tests.execution.executor_helpers import (
+    STAND_IN_EXECUTOR as EXECUTOR,
+    STAND_IN_PROFIT as PROFIT,
+    STAND_IN_USDC as USDC,
+    STAND_IN_WETH as WETH,
+    stand_in_scored,
+    two_price_pools,
+)
 
 pytestmark = pytest.mark.django_db
 
-WETH, USDC = "0x" + "e0" * 20, "0x" + "c0" * 20
-EXECUTOR = "0x" + "ee" * 20
-PROFIT = 3 * 10**15
 POOLS = ["0x" + f"{i:02x}" * 20 for i in range(1, 5)]
 
 
 @pytest.fixture(scope="module")
-def node() -> Iterator[RpcClient]:
-    anvil = start_anvil()
-    rpc = anvil.rpc()
-    rpc.call("anvil_setCode", [EXECUTOR, stand_in_executor(PROFIT)])
-    yield rpc
-    anvil.stop()
+def node(stand_in_node: RpcClient) -> RpcClient:
+    return stand_in_node
 
 
 @pytest.fixture
@@ -59,16 +57,7 @@ def runner(node: RpcClient, hot: HotState) -> ExecutionRunner:
 
 def scored(path_id: str, pools: tuple[str, str], observed_at: float, decision: str = "execute",
            chain_id: int = 31337) -> ScoredOpportunity:
-    return ScoredOpportunity(
-        opportunity=Opportunity(
-            chain_id=chain_id, block_number=7, block_hash="0x" + "07" * 32, path_id=path_id,
-            pools=pools, tokens=(WETH, USDC, WETH), amount_in=10**18, amount_out=10**18 + 4 * 10**15,
-            gas_estimate=200_000, gas_price_wei=10**9, gas_cost=2 * 10**14, observed_at=observed_at,
-        ),
-        score=1.0 if decision == "execute" else 0.1,
-        decision=decision,  # type: ignore[arg-type]
-        reason="" if decision == "execute" else "score below the margin",
-    )
+    return stand_in_scored(path_id, pools, observed_at=observed_at, decision=decision, chain_id=chain_id)
 
 
 def test_each_decision_carries_its_latency_from_the_blocks_arrival_to_the_row(runner: ExecutionRunner) -> None:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 from eth_account import Account
 
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import LocalSigner
-from arbbot.devnet.anvil import start_anvil
 from arbbot.chain.rawtx import decode_raw_tx
 from arbbot.execution import stage
 from arbbot.execution.executor import encode_execute, hops_for_cycle
@@ -29,24 +28,25 @@ from arbbot.execution.runner import ExecutionRunner, Pending
 from arbbot.execution.nonces import NonceManager
 from arbbot.hotstate import HotState
 from arbbot.paths.resize import resize
-from arbbot.types import Opportunity, ScoredOpportunity, V2PoolState
-from tests.execution.executor_helpers import stand_in_executor, two_price_pools
+from arbbot.types import V2PoolState
+from tests.execution.executor_helpers import (
+    STAND_IN_EXECUTOR as EXECUTOR,
+    STAND_IN_PROFIT as PROFIT,
+    STAND_IN_USDC as USDC,
+    STAND_IN_WETH as WETH,
+    stand_in_executor,
+    stand_in_scored,
+    two_price_pools,
+)
 
 pytestmark = pytest.mark.django_db
 
-WETH, USDC = "0x" + "e0" * 20, "0x" + "c0" * 20
-EXECUTOR = "0x" + "ee" * 20
-PROFIT = 3 * 10**15
 POOLS = ["0x" + f"{i:02x}" * 20 for i in range(1, 7)]
 
 
 @pytest.fixture(scope="module")
-def node() -> Iterator[RpcClient]:
-    anvil = start_anvil()
-    rpc = anvil.rpc()
-    rpc.call("anvil_setCode", [EXECUTOR, stand_in_executor(PROFIT)])
-    yield rpc
-    anvil.stop()
+def node(stand_in_node: RpcClient) -> RpcClient:
+    return stand_in_node
 
 
 @pytest.fixture(autouse=True)
@@ -88,16 +88,7 @@ def cycle_pools() -> list[V2PoolState]:
     return two_price_pools(POOLS, USDC, WETH)
 
 
-def scored(path_id: str, pools: tuple[str, str], *, chain_id: int = 31337, block_number: int = 7) -> ScoredOpportunity:
-    return ScoredOpportunity(
-        opportunity=Opportunity(
-            chain_id=chain_id, block_number=block_number, block_hash="0x" + "07" * 32, path_id=path_id,
-            pools=pools, tokens=(WETH, USDC, WETH), amount_in=10**18, amount_out=10**18 + 4 * 10**15,
-            gas_estimate=200_000, gas_price_wei=10**9, gas_cost=2 * 10**14,
-        ),
-        score=1.0,
-        decision="execute",
-    )
+scored = stand_in_scored
 
 
 def sent_count(node: RpcClient, signer: LocalSigner) -> int:
