@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Literal, Sequence
+from typing import Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -85,9 +85,30 @@ def profit_share(realised_net: int | float, predicted_net: int | float) -> float
     return min(2.0, max(-1.0, float(realised_net) / float(predicted_net)))
 
 
+class _Interned:
+    """Stable small integers for pool addresses and path ids, per process: a batch's
+    columns carry those, so the features are gathered from the history's tables by numpy
+    indexing, no per-pool dictionary lookup. Bounded by the pools and cycles the process
+    ever sees (thousands, tens of thousands)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+
+    def get(self, key: str) -> int:
+        i = self.ids.get(key)
+        if i is None:
+            i = self.ids[key] = len(self.ids) + 1  # 0: none
+        return i
+
+
+_POOLS, _PATHS = _Interned(), _Interned()
+
+
 class OutcomeHistory:
     """Recent outcomes, counted per pool and per path, as of one block: those of blocks
-    ``[block - WINDOW_BLOCKS, block - LAG_BLOCKS]`` (``as_of``)."""
+    ``[block - WINDOW_BLOCKS, block - LAG_BLOCKS]`` (``as_of``). ``pool_table`` and
+    ``path_table`` are the same counts as arrays indexed by the interned ids of
+    ``Columns`` (row 0 and any id past the end: no history)."""
 
     def __init__(self, outcomes: Iterable[Outcome] = (), *, as_of: int | None = None) -> None:
         # pool -> [attempts, reverted, stale, last failed block, successes, sum of their shares]
@@ -110,6 +131,15 @@ class OutcomeHistory:
             t = self.path.setdefault(o.path_id, [0, 0])
             t[0] += 1
             t[1] += failed
+        self.pool_table = self._table({_POOLS.get(p): s for p, s in self.pool.items()}, [0, 0, 0, -1, 0, 0.0])
+        self.path_table = self._table({_PATHS.get(p): s for p, s in self.path.items()}, [0, 0])
+
+    @staticmethod
+    def _table(rows: Mapping[int, Sequence[float]], empty: Sequence[float]) -> np.ndarray:
+        table = np.tile(np.array(empty, dtype=np.float64), (max(rows, default=0) + 1, 1))
+        if rows:
+            table[np.fromiter(rows, np.int64, len(rows))] = np.array(list(rows.values()), dtype=np.float64)
+        return table
 
 
 def _log10(values: np.ndarray) -> np.ndarray:
@@ -132,8 +162,8 @@ class Columns:
     gas_price_wei: np.ndarray
     chain_id: np.ndarray
     block_number: np.ndarray
-    pools: list[tuple[str, ...]]  # lower-case addresses
-    path_ids: list[str]
+    pool_ids: np.ndarray  # int64, every hop's pool (interned), the batch's cycles one after another
+    path_ids: np.ndarray  # int64, interned
 
     def __len__(self) -> int:
         return len(self.path_ids)
@@ -147,20 +177,23 @@ def columns(opps: Sequence[Opportunity]) -> Columns:
     def col(values: Iterable[float], dtype: type = np.float64) -> np.ndarray:
         return np.fromiter(values, dtype, n)
 
+    hops = col((len(o.pools) for o in opps), np.int64)
+    pool_id, path_id = _POOLS.get, _PATHS.get
+
     return Columns(
         priced=col((o.profit_native is not None for o in opps), np.bool_),
         profit_native=col((o.profit_native or 0 for o in opps)),
         gas_native=col((o.gas_estimate * o.gas_price_wei for o in opps)),
         profit=col((o.amount_out - o.amount_in for o in opps)),
         amount_in=col((o.amount_in for o in opps)),
-        hops=col((len(o.pools) for o in opps), np.int64),
+        hops=hops,
         v3_hops=col((o.hop_kinds.count("v3") for o in opps)),
         observed_at=col((o.observed_at for o in opps)),
         gas_price_wei=col((o.gas_price_wei for o in opps)),
         chain_id=col((o.chain_id for o in opps)),
         block_number=col((o.block_number for o in opps)),
-        pools=[o.pools for o in opps],
-        path_ids=[o.path_id for o in opps],
+        pool_ids=np.fromiter((pool_id(p.lower()) for o in opps for p in o.pools), np.int64, int(hops.sum())),
+        path_ids=col((path_id(o.path_id) for o in opps), np.int64),
     )
 
 
@@ -195,51 +228,43 @@ def from_columns(c: Columns, history: OutcomeHistory | None = None, now: float =
     out[:, INDEX["chain_id"]] = c.chain_id
 
     # pool statistics: gather each opportunity's pools from one table, reduce per row
-    if not history.pool:
-        for name, v in (("pool_attempts", 0.0), ("pool_revert_rate", 0.0), ("pool_stale_rate", 0.0),
-                        ("blocks_since_pool_fail", float(WINDOW_BLOCKS)), ("pool_profit_share", 1.0)):
-            out[:, INDEX[name]] = v
-    else:
-        table = np.zeros((len(history.pool) + 1, 6))  # row 0: a pool with no history
-        table[0, 3] = -1
-        index: dict[str, int] = {}
-        for i, (pool, s) in enumerate(history.pool.items(), start=1):
-            index[pool] = i
-            table[i] = s
-        hops = c.hops
-        width = int(hops.max())
-        flat = np.fromiter((index.get(p.lower(), 0) for ps in c.pools for p in ps), np.int64, int(hops.sum()))
-        starts = np.cumsum(hops) - hops
-        rows = np.repeat(np.arange(n), hops)
-        ids = np.zeros((n, width), dtype=np.int64)
-        mask = np.zeros((n, width), dtype=bool)
-        cols = np.arange(len(flat)) - starts[rows]
-        ids[rows, cols] = flat
-        mask[rows, cols] = True
-        stats = table[ids]  # (n, width, 6); masked-out slots read row 0 (no history)
-        attempts = stats[..., 0]
-        rate_den = attempts + 1.0
-        out[:, INDEX["pool_attempts"]] = np.log1p(attempts.max(axis=1))
-        out[:, INDEX["pool_revert_rate"]] = (stats[..., 1] / rate_den).max(axis=1)
-        out[:, INDEX["pool_stale_rate"]] = (stats[..., 2] / rate_den).max(axis=1)
-        last_fail = stats[..., 3].max(axis=1)
-        since = np.where(last_fail >= 0, c.block_number - last_fail, WINDOW_BLOCKS)
-        out[:, INDEX["blocks_since_pool_fail"]] = np.clip(since, 0, WINDOW_BLOCKS)
-        share = (stats[..., 5] + 1.0) / (stats[..., 4] + 1.0)  # one prior success worth what was predicted
-        out[:, INDEX["pool_profit_share"]] = np.where(mask, share, np.inf).min(axis=1)
-    if history.path:
-        path = np.array([history.path.get(p, (0, 0)) for p in c.path_ids], dtype=np.float64)
-        out[:, INDEX["path_attempts"]] = np.log1p(path[:, 0])
-        out[:, INDEX["path_fail_rate"]] = path[:, 1] / (path[:, 0] + 1.0)
-    else:
-        out[:, INDEX["path_attempts"]] = 0.0
-        out[:, INDEX["path_fail_rate"]] = 0.0
+    table = history.pool_table
+    hops = c.hops
+    width = int(hops.max())
+    starts = np.cumsum(hops) - hops
+    rows = np.repeat(np.arange(n), hops)
+    cols = np.arange(len(c.pool_ids)) - starts[rows]
+    ids = np.zeros((n, width), dtype=np.int64)  # 0: no pool there (a shorter cycle) or no history
+    mask = np.zeros((n, width), dtype=bool)
+    ids[rows, cols] = np.where(c.pool_ids < len(table), c.pool_ids, 0)
+    mask[rows, cols] = True
+    stats = table[ids]  # (n, width, 6)
+    attempts = stats[..., 0]
+    rate_den = attempts + 1.0
+    out[:, INDEX["pool_attempts"]] = np.log1p(attempts.max(axis=1))
+    out[:, INDEX["pool_revert_rate"]] = (stats[..., 1] / rate_den).max(axis=1)
+    out[:, INDEX["pool_stale_rate"]] = (stats[..., 2] / rate_den).max(axis=1)
+    last_fail = stats[..., 3].max(axis=1)
+    since = np.where(last_fail >= 0, c.block_number - last_fail, WINDOW_BLOCKS)
+    out[:, INDEX["blocks_since_pool_fail"]] = np.clip(since, 0, WINDOW_BLOCKS)
+    share = (stats[..., 5] + 1.0) / (stats[..., 4] + 1.0)  # one prior success worth what was predicted
+    out[:, INDEX["pool_profit_share"]] = np.where(mask, share, np.inf).min(axis=1)
+    paths = history.path_table
+    path = paths[np.where(c.path_ids < len(paths), c.path_ids, 0)]
+    out[:, INDEX["path_attempts"]] = np.log1p(path[:, 0])
+    out[:, INDEX["path_fail_rate"]] = path[:, 1] / (path[:, 0] + 1.0)
     return out
 
 
 def as_mapping(row: np.ndarray) -> dict[str, float]:
     """One row by name, as recorded with its opportunity (finite floats only)."""
     return {name: float(v) if math.isfinite(v) else 0.0 for name, v in zip(FEATURES, row.tolist())}
+
+
+def as_mappings(X: np.ndarray) -> list[dict[str, float]]:
+    """Every row of a batch by name (``as_mapping`` of each, in one pass)."""
+    clean = np.where(np.isfinite(X), X, 0.0)
+    return [dict(zip(FEATURES, r)) for r in clean.tolist()]
 
 
 def from_mappings(rows: Sequence[dict[str, float]], names: Sequence[str] = FEATURES) -> np.ndarray:

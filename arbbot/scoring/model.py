@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -160,7 +160,7 @@ def expected_value(p: np.ndarray, profit_native: np.ndarray, gas_native: np.ndar
 
 
 def train(
-    data: Dataset, *, seed: int = 0, max_iter: int = 100, max_depth: int | None = 4, calibration_frac: float = 0.25,
+    data: Dataset, *, seed: int = 0, max_iter: int = 40, max_depth: int | None = 4, calibration_frac: float = 0.25,
     progress: Callable[[str], None] | None = None,
 ) -> LearnedModel:
     """A HistGradientBoosting classifier of success fitted on the earlier blocks of
@@ -169,7 +169,8 @@ def train(
     be used; and a HistGradientBoosting regressor of the share of its predicted net profit
     a success realised (``value / net_native``), fitted on the successes of all of
     ``data`` (with ``MIN_REGRESSOR_ROWS`` of them or more). Same data and seed: the same
-    models. Trees at most ``max_depth`` deep keep a row's walk short when serving."""
+    models. Few trees (``max_iter``), at most ``max_depth`` deep, keep serving fast: on the
+    synthetic market 40 trees rank and capture as well as 100."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.frozen import FrozenEstimator
@@ -321,28 +322,34 @@ class ModelScorer:
     name: str = "model"
     min_net_profit: int = 0  # native wei (the strategy's)
 
-    def decide(self, opps: Sequence[Opportunity], X: np.ndarray) -> list[ScoredOpportunity]:
+    def decide(
+        self, opps: Sequence[Opportunity], X: np.ndarray, rows: Sequence[Mapping[str, float]] | None = None,
+    ) -> list[ScoredOpportunity]:
         """Every opportunity with its final decision, best EV first, unpriced last; as the
-        rule's ``decide``, no pool is used twice among the ``execute`` ones."""
-        net = np.array([float(o.net_profit_native or 0) for o in opps])
-        gas = np.array([float(o.gas_cost_native) for o in opps])
-        p, ev = self.model.expected_values(X, net, gas, FEATURES)
-        priced = X[:, INDEX["priced"]] > 0 if len(opps) else np.zeros(0, bool)
+        rule's ``decide``, no pool is used twice among the ``execute`` ones. ``rows``: the
+        features to attach to each verdict (by batch position; none when omitted)."""
+        n = len(opps)
+        net = np.fromiter((o.net_profit_native or 0 for o in opps), np.float64, n)
+        gas = np.fromiter((o.gas_estimate * o.gas_price_wei for o in opps), np.float64, n)
+        p_arr, ev_arr = self.model.expected_values(X, net, gas, FEATURES)
+        priced = (X[:, INDEX["priced"]] > 0).tolist() if n else []
+        p, ev, net_l = p_arr.tolist(), ev_arr.tolist(), net.tolist()
+        floor, name = self.min_net_profit, self.name
         scored = []
         for i, o in enumerate(opps):
+            feats = rows[i] if rows is not None else {}
             if not priced[i]:
                 s = ScoredOpportunity(o, 0.0, "skip", f"no price in the native token for {o.tokens[0]}: worth unknown",
-                                      self.name)
-            elif net[i] <= self.min_net_profit:
-                s = ScoredOpportunity(o, float(p[i]), "skip", "net profit below minimum", self.name)
-            elif ev[i] <= self.min_net_profit:
-                s = ScoredOpportunity(o, float(p[i]), "skip", f"P(success) {p[i]:.2f}: EV {ev[i]:.3g} wei too low",
-                                      self.name)
+                                      name, feats)
+            elif net_l[i] <= floor:
+                s = ScoredOpportunity(o, p[i], "skip", "net profit below minimum", name, feats)
+            elif ev[i] <= floor:
+                s = ScoredOpportunity(o, p[i], "skip", f"P(success) {p[i]:.2f}: EV {ev[i]:.3g} wei too low", name,
+                                      feats)
             else:
-                s = ScoredOpportunity(o, float(p[i]), "execute", f"P(success) {p[i]:.2f}, EV {ev[i]:.3g} wei",
-                                      self.name)
+                s = ScoredOpportunity(o, p[i], "execute", f"P(success) {p[i]:.2f}, EV {ev[i]:.3g} wei", name, feats)
             scored.append(s)
-        order = sorted(range(len(opps)), key=lambda i: (not priced[i], -ev[i], opps[i].path_id, i))
+        order = sorted(range(n), key=lambda i: (not priced[i], -ev[i], opps[i].path_id, i))
         return one_per_pool(scored[i] for i in order)
 
 
