@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 
-.PHONY: setup venv lock npm services validators demo test test-explore chaos lint typecheck bench-scan bench-paths bench-scale bench-pipeline bench-backtest bench-latency bench-ml clean
+.PHONY: setup venv lock npm services validators demo test test-explore chaos lint typecheck bench-scan bench-paths bench-scale bench-pipeline bench-backtest bench-latency bench-ml bench-ml-devnet clean
 
 setup: venv npm services
 
@@ -94,6 +94,11 @@ bench-latency: setup
 
 bench-ml: setup
 	$(PY) -m bench.ml.run
+
+# the learned scorer against the rule on a devnet recording made with competitors
+# (bench/ml/devnet.py): make bench-ml-devnet REC=/tmp/rec/chain-31337-....arbrec [BENCH_ARGS="--gas-x 30"]
+bench-ml-devnet: setup
+	$(PY) -m bench.ml.devnet $(REC) $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv node_modules .devnet .run

@@ -1,7 +1,12 @@
-"""The learned scorer: a calibrated gradient-boosted classifier of P(success), trained on
-the fleet's own outcomes, and the decision that maximises expected value:
+"""The learned scorer: a calibrated gradient-boosted classifier of P(success) and a
+gradient-boosted regressor of the realised profit of a success, trained on the fleet's own
+outcomes, and the decision that maximises expected value:
 
-    EV = P x net profit - (1 - P) x cost of a revert   (native wei; the revert burns the gas)
+    EV = P x E[profit | success] - (1 - P) x cost of a revert   (native wei; a revert burns the gas)
+
+``E[profit | success]`` is the predicted net profit times the regressor's estimate of the
+share of it a success realises (``profit_ratio``: 1 where the prediction is exact, less
+where rivals move the pools first and the re-sized trade earns less).
 
 An opportunity is executed when its EV clears the strategy's minimum net profit (and its
 predicted net profit does too: the model never executes what the path stage calls a loss).
@@ -20,15 +25,20 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from arbbot.errors import ArbbotError
 from arbbot.scoring.features import FEATURES, INDEX
 from arbbot.scoring.rule import one_per_pool
-from arbbot.scoring.trees import CompiledModel, compile_model
+from arbbot.scoring.trees import CompiledModel, compile_model, compile_regressor, pack, unpack
 from arbbot.types import Opportunity, ScoredOpportunity
+
+#: the regressor's target, realised over predicted net profit of a success, is clipped to this
+RATIO_RANGE = (-1.0, 2.0)
+MIN_REGRESSOR_ROWS = 20  # successes needed to fit the regressor (else E[profit] is the prediction)
+
 
 class ModelError(ArbbotError):
     """A model could not be trained, loaded or used (the ml stage falls back to the rule)."""
@@ -83,25 +93,50 @@ class Dataset:
 
 @dataclass
 class LearnedModel:
-    """A trained classifier as arrays (``arbbot.scoring.trees.CompiledModel``: what is stored
-    and served) and the feature columns it expects, in order. ``classifier`` is the
-    scikit-learn estimator it was compiled from, kept only in the process that trained it."""
+    """A trained scorer as arrays (``arbbot.scoring.trees.CompiledModel``: what is stored
+    and served): ``compiled`` the classifier of success, ``profit`` the regressor of the
+    realised share of the predicted net profit (``None``: the prediction is taken as it
+    is), and the feature columns both expect, in order. ``classifier``/``regressor`` are the
+    scikit-learn estimators they were compiled from, kept only in the process that
+    trained them."""
 
     features: tuple[str, ...]
     compiled: CompiledModel
     params: dict[str, Any] = field(default_factory=dict)
     classifier: Any = None
+    profit: CompiledModel | None = None
+    regressor: Any = None
 
-    def p_success(self, X: np.ndarray, names: Sequence[str] = FEATURES) -> np.ndarray:
-        """P(success) per row of ``X`` (columns ``names``), reordered to the model's own
-        feature list; a feature the model knows but ``X`` lacks is NaN (missing)."""
+    def _columns(self, X: np.ndarray, names: Sequence[str]) -> np.ndarray:
+        """``X`` (columns ``names``) in the model's own feature order; a feature the model
+        knows but ``X`` lacks is NaN (missing)."""
         if tuple(names) != self.features:
             pos = {n: i for i, n in enumerate(names)}
             cols = [X[:, pos[n]] if n in pos else np.full(len(X), np.nan) for n in self.features]
             X = np.column_stack(cols) if cols else X[:, :0]
+        return X
+
+    def p_success(self, X: np.ndarray, names: Sequence[str] = FEATURES) -> np.ndarray:
+        """P(success) per row of ``X`` (columns ``names``)."""
+        X = self._columns(X, names)
         if len(X) == 0:
             return np.zeros(0)
         return self.compiled.predict(X)
+
+    def profit_ratio(self, X: np.ndarray, names: Sequence[str] = FEATURES) -> np.ndarray:
+        """The expected realised share of the predicted net profit if it succeeds."""
+        if self.profit is None or len(X) == 0:
+            return np.ones(len(X))
+        return np.clip(self.profit.predict(self._columns(X, names)), *RATIO_RANGE)
+
+    def expected_values(
+        self, X: np.ndarray, net_native: np.ndarray, gas_native: np.ndarray, names: Sequence[str] = FEATURES,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """P(success) and the EV of executing each row, native wei (both models, one pass
+        over the columns)."""
+        X = self._columns(X, names)
+        p = self.p_success(X, self.features)
+        return p, expected_value(p, net_native * self.profit_ratio(X, self.features), gas_native)
 
 
 _THREADS_LIMITED = False
@@ -118,21 +153,26 @@ def _one_thread() -> None:
         _THREADS_LIMITED = True
 
 
-def expected_value(p: np.ndarray, net_native: np.ndarray, gas_native: np.ndarray) -> np.ndarray:
-    """EV of executing, native wei: a success earns the net profit, a revert costs the gas."""
-    return p * net_native - (1.0 - p) * gas_native
+def expected_value(p: np.ndarray, profit_native: np.ndarray, gas_native: np.ndarray) -> np.ndarray:
+    """EV of executing, native wei: a success earns its (expected) net profit, a revert
+    costs the gas."""
+    return p * profit_native - (1.0 - p) * gas_native
 
 
 def train(
-    data: Dataset, *, seed: int = 0, max_iter: int = 100, calibration_frac: float = 0.25,
+    data: Dataset, *, seed: int = 0, max_iter: int = 40, max_depth: int | None = 4, calibration_frac: float = 0.25,
     progress: Callable[[str], None] | None = None,
 ) -> LearnedModel:
     """A HistGradientBoosting classifier of success fitted on the earlier blocks of
     ``data``, its probabilities calibrated on the later ``calibration_frac`` of them
     (isotonic with 1000 rows or more, else sigmoid): calibrated forward in time, as it will
-    be used. Same data and seed: the same model."""
+    be used; and a HistGradientBoosting regressor of the share of its predicted net profit
+    a success realised (``value / net_native``), fitted on the successes of all of
+    ``data`` (with ``MIN_REGRESSOR_ROWS`` of them or more). Same data and seed: the same
+    models. Few trees (``max_iter``), at most ``max_depth`` deep, keep serving fast: on the
+    synthetic market 40 trees rank and capture as well as 100."""
     from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.frozen import FrozenEstimator
 
     y = data.y.astype(int)
@@ -142,8 +182,8 @@ def train(
     for part, name in ((fit, "fitting"), (cal, "calibration")):
         if part.y.all() or not part.y.any():
             raise ModelError(f"training needs both successes and failures in its {name} blocks")
-    params = {"max_iter": max_iter, "learning_rate": 0.1, "max_leaf_nodes": 15, "l2_regularization": 1.0,
-              "random_state": seed, "early_stopping": False}
+    params = {"max_iter": max_iter, "learning_rate": 0.1, "max_leaf_nodes": 15, "max_depth": max_depth,
+              "l2_regularization": 1.0, "random_state": seed, "early_stopping": False}
     method = "isotonic" if len(cal) >= 1000 else "sigmoid"
     if progress:
         progress(f"training on {len(fit)} opportunities ({int(fit.y.sum())} successes), {len(data.features)} "
@@ -151,8 +191,17 @@ def train(
     _one_thread()
     booster = HistGradientBoostingClassifier(**params).fit(fit.X, fit.y.astype(int))
     clf = CalibratedClassifierCV(FrozenEstimator(booster), method=method).fit(cal.X, cal.y.astype(int))
+    won = data.y.astype(bool) & (data.net_native > 0)
+    reg, profit = None, None
+    if won.sum() >= MIN_REGRESSOR_ROWS:
+        if progress:
+            progress(f"fitting the realised-profit regressor on {int(won.sum())} successes")
+        ratio = np.clip(data.value[won] / data.net_native[won], *RATIO_RANGE)
+        reg = HistGradientBoostingRegressor(**params).fit(data.X[won], ratio)
+        profit = compile_regressor(reg, data.features)
     return LearnedModel(features=data.features, compiled=compile_model(clf, data.features),
-                        params={**params, "calibration": method}, classifier=clf)
+                        params={**params, "calibration": method, "regressor": profit is not None},
+                        classifier=clf, profit=profit, regressor=reg)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -203,9 +252,8 @@ def precision_at_k(y: np.ndarray, score: np.ndarray, k: int) -> float:
 def model_executes(model: LearnedModel, data: Dataset, min_net_profit: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The model's verdicts on a dataset (no pool conflicts: each row was its own batch's
     choice) and its EV per row."""
-    p = model.p_success(data.X, data.features)
-    ev = expected_value(p, data.net_native, data.gas_native)
-    priced = data.X[:, data.features.index("priced")] > 0 if "priced" in data.features else np.ones(len(p), bool)
+    _, ev = model.expected_values(data.X, data.net_native, data.gas_native, data.features)
+    priced = data.X[:, data.features.index("priced")] > 0 if "priced" in data.features else np.ones(len(ev), bool)
     return priced & (ev > min_net_profit) & (data.net_native > min_net_profit), ev
 
 
@@ -232,6 +280,7 @@ def evaluate(model: LearnedModel | None, data: Dataset, *, k: int | None = None)
     if model is not None:
         execute, ev = model_executes(model, data)
         p = model.p_success(data.X, data.features)
+        out["model_regressor"] = model.profit is not None
         out["model"] = {
             "roc_auc": roc_auc(y, p),
             "calibration_error": calibration_error(y, p),
@@ -273,35 +322,44 @@ class ModelScorer:
     name: str = "model"
     min_net_profit: int = 0  # native wei (the strategy's)
 
-    def decide(self, opps: Sequence[Opportunity], X: np.ndarray) -> list[ScoredOpportunity]:
+    def decide(
+        self, opps: Sequence[Opportunity], X: np.ndarray, rows: Sequence[Mapping[str, float]] | None = None,
+    ) -> list[ScoredOpportunity]:
         """Every opportunity with its final decision, best EV first, unpriced last; as the
-        rule's ``decide``, no pool is used twice among the ``execute`` ones."""
-        p = self.model.p_success(X, FEATURES)
-        net = np.array([float(o.net_profit_native or 0) for o in opps])
-        gas = np.array([float(o.gas_cost_native) for o in opps])
-        ev = expected_value(p, net, gas)
-        priced = X[:, INDEX["priced"]] > 0 if len(opps) else np.zeros(0, bool)
+        rule's ``decide``, no pool is used twice among the ``execute`` ones. ``rows``: the
+        features to attach to each verdict (by batch position; none when omitted)."""
+        n = len(opps)
+        net = np.fromiter((o.net_profit_native or 0 for o in opps), np.float64, n)
+        gas = np.fromiter((o.gas_estimate * o.gas_price_wei for o in opps), np.float64, n)
+        p_arr, ev_arr = self.model.expected_values(X, net, gas, FEATURES)
+        priced = (X[:, INDEX["priced"]] > 0).tolist() if n else []
+        p, ev, net_l = p_arr.tolist(), ev_arr.tolist(), net.tolist()
+        floor, name = self.min_net_profit, self.name
         scored = []
         for i, o in enumerate(opps):
+            feats = rows[i] if rows is not None else {}
             if not priced[i]:
                 s = ScoredOpportunity(o, 0.0, "skip", f"no price in the native token for {o.tokens[0]}: worth unknown",
-                                      self.name)
-            elif net[i] <= self.min_net_profit:
-                s = ScoredOpportunity(o, float(p[i]), "skip", "net profit below minimum", self.name)
-            elif ev[i] <= self.min_net_profit:
-                s = ScoredOpportunity(o, float(p[i]), "skip", f"P(success) {p[i]:.2f}: EV {ev[i]:.3g} wei too low",
-                                      self.name)
+                                      name, feats)
+            elif net_l[i] <= floor:
+                s = ScoredOpportunity(o, p[i], "skip", "net profit below minimum", name, feats)
+            elif ev[i] <= floor:
+                s = ScoredOpportunity(o, p[i], "skip", f"P(success) {p[i]:.2f}: EV {ev[i]:.3g} wei too low", name,
+                                      feats)
             else:
-                s = ScoredOpportunity(o, float(p[i]), "execute", f"P(success) {p[i]:.2f}, EV {ev[i]:.3g} wei",
-                                      self.name)
+                s = ScoredOpportunity(o, p[i], "execute", f"P(success) {p[i]:.2f}, EV {ev[i]:.3g} wei", name, feats)
             scored.append(s)
-        order = sorted(range(len(opps)), key=lambda i: (not priced[i], -ev[i], opps[i].path_id, i))
+        order = sorted(range(n), key=lambda i: (not priced[i], -ev[i], opps[i].path_id, i))
         return one_per_pool(scored[i] for i in order)
 
 
 def dump(model: LearnedModel) -> bytes:
-    """The artefact bytes stored in the registry row: arrays only (``.npz``, no pickle)."""
-    return model.compiled.to_bytes()
+    """The artefact bytes stored in the registry row: both models' arrays (``.npz``, no
+    pickle)."""
+    models = {"success": model.compiled}
+    if model.profit is not None:
+        models["profit"] = model.profit
+    return pack(models)
 
 
 def digest(blob: bytes) -> str:
@@ -317,7 +375,12 @@ def load(blob: bytes | None, sha256: str) -> LearnedModel:
     if not sha256 or digest(bytes(blob)) != sha256:
         raise ModelError("the artefact does not match its recorded SHA-256: refused, not read")
     try:
-        compiled = CompiledModel.from_bytes(bytes(blob))
+        models = unpack(bytes(blob))
     except ArbbotError as exc:
         raise ModelError(f"the artefact does not load: {exc}") from exc
-    return LearnedModel(features=compiled.features, compiled=compiled)
+    success, profit = models.get("success"), models.get("profit")
+    if success is None or set(models) - {"success", "profit"}:
+        raise ModelError(f"the artefact holds {sorted(models)}, not a classifier of success (and a regressor)")
+    if profit is not None and profit.features != success.features:
+        raise ModelError("the artefact's regressor expects other features than its classifier")
+    return LearnedModel(features=success.features, compiled=success, profit=profit)

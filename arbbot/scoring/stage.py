@@ -9,7 +9,7 @@ and the verdicts name the rule as their model.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -32,16 +32,13 @@ def score_batch(
 ) -> list[ScoredOpportunity]:
     """Every opportunity with its final decision, best first, each carrying its features."""
     X = features.matrix(opps, history, now)
-    decided: list[ScoredOpportunity] | None = None
+    rows = features.as_mappings(X)
     if model is not None:
         try:
-            decided = model.decide(opps, X)
+            return model.decide(opps, X, rows)
         except Exception as exc:  # a model that fails must not stop the pipeline: the rule decides
             log.warning("model %s failed on a batch, the rule decides: %s: %s", model.name, type(exc).__name__, exc)
-    if decided is None:
-        decided = rule.decide(opps)
-    row = {id(o): i for i, o in enumerate(opps)}
-    return [replace(s, features=features.as_mapping(X[row[id(s.opportunity)]])) for s in decided]
+    return rule.decide(opps, rows)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """A synthetic, seeded market for the learned scorer's tests and benchmark (no chain): the
 rule must lose in it: rivals always take the gaps of a few pools,
 so cycles through them revert (gas paid) whatever their predicted margin; elsewhere a
-bigger margin survives more often (a smaller one goes stale). Every block's features are
+bigger margin survives more often (a smaller one goes stale). Optionally rivals move a few
+``shaved`` pools part-way first: a cycle through one still succeeds, but the re-sized trade
+realises only ``SHAVED_SHARE`` of the predicted net profit (what the regressor learns). Every block's features are
 computed as the ml stage computes them (``features.matrix`` with the outcomes known by
 then), so the dataset is what the fleet would have recorded."""
 
@@ -11,7 +13,7 @@ import random
 
 import numpy as np
 
-from arbbot.scoring.features import FEATURES, Outcome, OutcomeHistory, matrix
+from arbbot.scoring.features import FEATURES, Outcome, OutcomeHistory, matrix, profit_share
 from arbbot.scoring.model import Dataset
 from arbbot.scoring.rule import RuleScorer
 from arbbot.types import Opportunity
@@ -20,6 +22,7 @@ WETH = "0x" + "ee" * 20
 H = "0x" + "00" * 32
 GAS = 200_000
 GAS_PRICE = 10**9  # 1 gwei: gas cost 2e14 wei
+SHAVED_SHARE = 0.25
 
 
 def pool(i: int) -> str:
@@ -37,7 +40,7 @@ def make_opp(block: int, a: int, b: int, profit: int, *, observed_at: float = 0.
 
 def market(
     seed: int, *, blocks: int = 400, n_pools: int = 24, watched: tuple[int, ...] = (0, 1, 2), per_block: int = 4,
-    min_lag: int = 2,
+    min_lag: int = 2, shaved: tuple[int, ...] = (),
 ) -> tuple[Dataset, list[tuple[Opportunity, np.ndarray, Outcome]]]:
     """The labelled dataset and, per row, the opportunity, its features and its outcome."""
     rng = random.Random(seed)
@@ -59,8 +62,10 @@ def market(
                 kind = "reverted" if rng.random() < 0.95 else "success"
             else:
                 kind = "success" if rng.random() < 1 - 0.9 * np.exp(-(margin - 1.0) / 1.5) else "stale"
-            value = {"success": (o.net_profit_native or 0), "reverted": -gas, "stale": 0}[kind]
-            out = Outcome(block, o.path_id, o.pools, kind)  # type: ignore[arg-type]
+            won = (o.net_profit_native or 0) * (SHAVED_SHARE if any(int(p, 16) in shaved for p in o.pools) else 1)
+            value = {"success": won, "reverted": -gas, "stale": 0}[kind]
+            share = profit_share(won, o.net_profit_native or 0) if kind == "success" else 1.0
+            out = Outcome(block, o.path_id, o.pools, kind, share)  # type: ignore[arg-type]
             outcomes.append(out)
             rows.append((o, x, out))
             values.append(float(value))

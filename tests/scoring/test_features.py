@@ -17,6 +17,7 @@ from arbbot.scoring.features import (
     from_mappings,
     matrix,
     outcome_kind,
+    profit_share,
 )
 from arbbot.scoring.synthetic import GAS, GAS_PRICE, make_opp, pool
 
@@ -57,6 +58,18 @@ def test_pool_and_path_history_inside_the_window_only() -> None:
     assert f(X, 0, "path_attempts") == np.log1p(1) and f(X, 0, "path_fail_rate") == 1 / 2
     assert f(X, 0, "blocks_since_pool_fail") == 500 - 491
     assert f(X, 1, "pool_attempts") == 0 and f(X, 1, "path_fail_rate") == 0  # untouched pools
+    assert f(X, 0, "pool_profit_share") == 1.0 and f(X, 1, "pool_profit_share") == 1.0
+
+
+def test_the_share_of_the_predicted_profit_that_successes_realised() -> None:
+    outcomes = [Outcome(480 + i, "p1-2", (pool(1), pool(2)), "success", 0.25) for i in range(3)]
+    outcomes.append(Outcome(490, "p2-3", (pool(2), pool(3)), "success", 1.0))
+    X = matrix([make_opp(500, 1, 2, 3 * GAS * GAS_PRICE), make_opp(500, 3, 4, 3 * GAS * GAS_PRICE)],
+               OutcomeHistory(outcomes, as_of=500))
+    # the worst pool: pool 1 realised a quarter three times (and one prior success at 1)
+    assert f(X, 0, "pool_profit_share") == (3 * 0.25 + 1) / 4
+    assert f(X, 1, "pool_profit_share") == 1.0
+    assert profit_share(5, 10) == 0.5 and profit_share(-50, 10) == -1 and profit_share(7, 0) == 1.0
     assert 500 - LAG_BLOCKS == 498
 
 

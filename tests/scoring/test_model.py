@@ -76,13 +76,49 @@ def test_metrics_agree_with_scikit_learn() -> None:
 def test_a_worse_challenger_is_not_promoted(trained: tuple) -> None:
     model, tr, ho, _ = trained
     noise = np.random.default_rng(0).permutation(len(tr))
-    shuffled = type(tr)(tr.X, tr.y[noise], tr.value, tr.net_native, tr.gas_native, tr.rule_execute, tr.block)
+    shuffled = type(tr)(tr.X, tr.y[noise], tr.value[noise], tr.net_native, tr.gas_native, tr.rule_execute, tr.block)
     weak = train(shuffled, seed=1)  # trained on shuffled outcomes: it learned nothing
     good, bad = evaluate(model, ho)["model"], evaluate(weak, ho)["model"]
     assert bad["ev_captured_wei"] < good["ev_captured_wei"]
     assert beats(bad, good)[0] is False
     assert beats(good, good)[0] is False  # a tie keeps the champion
     assert beats(good, evaluate(None, ho)["rule"])[0] is True
+
+
+def test_the_regressor_learns_the_realised_share_of_the_profit() -> None:
+    from arbbot.scoring.synthetic import SHAVED_SHARE
+
+    data, rows = market(seed=4, blocks=300, shaved=(5, 6))
+    tr, ho = data.split(0.3)
+    model = train(tr, seed=1)
+    assert model.profit is not None and model.params["regressor"]
+    ratio = model.profit_ratio(ho.X)
+    shaved = np.array([any(int(p, 16) in (5, 6) for p in o.pools) for o, _, _ in rows[-len(ho):]])
+    taken = np.array([any(int(p, 16) in (0, 1, 2) for p in o.pools) for o, _, _ in rows[-len(ho):]])
+    clean = ~shaved & ~taken
+    assert abs(np.median(ratio[shaved & ~taken]) - SHAVED_SHARE) < 0.15
+    assert abs(np.median(ratio[clean]) - 1.0) < 0.1
+    # the EV counts the smaller profit: P x net x share - (1 - P) x gas
+    p, ev = model.expected_values(ho.X, ho.net_native, ho.gas_native)
+    assert np.allclose(ev, p * ho.net_native * ratio - (1 - p) * ho.gas_native)
+    X = ho.X.copy()
+    X[::4, 3] = np.nan  # the compiled regressor is scikit-learn's, missing values too
+    assert np.abs(model.profit.predict(X) - model.regressor.predict(X)).max() < 1e-12
+    blob = dump(model)
+    back = load(blob, digest(blob))
+    assert np.array_equal(back.profit_ratio(ho.X), ratio)  # both models travel in one artefact
+    wins = np.flatnonzero(tr.y)
+    few = ~tr.y
+    few[wins[:: len(wins) // 15 + 1]] = True  # every failure, 15 successes spread out: too few for the regressor
+    too_few = train(tr.take(few), seed=1)
+    assert too_few.profit is None and np.array_equal(too_few.profit_ratio(ho.X), np.ones(len(ho)))
+
+
+def test_a_single_model_artefact_still_loads(trained: tuple) -> None:
+    model, _, ho, _ = trained
+    blob = model.compiled.to_bytes()  # arbbot-trees-v1: the classifier alone
+    back = load(blob, digest(blob))
+    assert back.profit is None and np.array_equal(back.p_success(ho.X), model.p_success(ho.X))
 
 
 def test_the_artefact_loads_only_with_its_digest(trained: tuple) -> None:

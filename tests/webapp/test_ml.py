@@ -161,8 +161,10 @@ def test_the_command_line_trains_evaluates_and_promotes(
 
     call_command("arbbot", "ml", "promote", str(version.id))
     assert ModelVersion.objects.get().is_champion
-    call_command("arbbot", "ml", "evaluate", "--svg", str(tmp_path / "ev.svg"))
+    call_command("arbbot", "ml", "evaluate", "--svg", str(tmp_path / "ev.svg"), "--png", str(tmp_path / "ev.png"))
     out = capsys.readouterr().out
+    png = (tmp_path / "ev.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000 and f"wrote {tmp_path / 'ev.png'}" in out
     svg = (tmp_path / "ev.svg").read_text()
     assert svg.startswith("<svg") and "rule" in svg and "model" in svg
     html = client.get("/").content.decode()

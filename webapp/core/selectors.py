@@ -427,34 +427,57 @@ def discovery_config(chain_id: int) -> dict[str, list[Any]]:
 # --------------------------------------------------------------------------- learned scoring
 
 
+def _ml_worth(kind: str, e: dict[str, Any], predicted_gas: int, predicted_net: int) -> int:
+    """What executing was worth, native wei: a live success its realised profit net of the
+    gas paid, a paper one its simulated (re-sized) profit net of the predicted gas (its
+    prediction without a price), a revert minus the gas paid, a stale drop 0."""
+    if kind == "success":
+        realised = e["realised_profit_native"]
+        if e["status"] == "simulated":
+            return predicted_net if realised is None else int(realised) - predicted_gas
+        return int(realised or 0) - int(e["gas_used"]) * int(e["gas_price_wei"])
+    return -int(e["gas_used"]) * int(e["gas_price_wei"]) if kind == "reverted" else 0
+
+
+_ML_EXEC_FIELDS = ("chain_id", "block_number", "path_id", "status", "reason", "mode", "gas_used", "gas_price_wei",
+                   "realised_profit_native")
+
+
 def ml_outcomes(chain_id: int, as_of_block: int) -> list[Any]:
     """The outcomes that inform the features of a batch at ``as_of_block``: final executions
     of the window ``arbbot.scoring.features`` counts, each with its cycle's pools (from its
-    opportunity's row). Two indexed queries per batch."""
-    from arbbot.scoring.features import LAG_BLOCKS, WINDOW_BLOCKS, Outcome, outcome_kind
+    opportunity's row) and, for a success, the share of the predicted net profit it
+    realised. Two indexed queries per batch."""
+    from arbbot.scoring.features import LAG_BLOCKS, WINDOW_BLOCKS, Outcome, outcome_kind, profit_share
 
     lo, hi = as_of_block - WINDOW_BLOCKS, as_of_block - LAG_BLOCKS
     execs = Execution.objects.filter(
         chain_id=chain_id, block_number__gte=lo, block_number__lte=hi, status__in=("success", "reverted", "dropped", "simulated"),
-    ).values_list("block_number", "path_id", "status", "reason", "mode")
-    kinds = {(b, p): k for b, p, st, why, mode in execs if (k := outcome_kind(st, why, mode)) is not None}
+    ).values(*_ML_EXEC_FIELDS)
+    kinds = {(e["block_number"], e["path_id"]): (k, e) for e in execs
+             if (k := outcome_kind(e["status"], e["reason"], e["mode"])) is not None}
     if not kinds:
         return []
-    pools = {
-        (b, p): tuple(ps)
-        for b, p, ps in Opportunity.objects.filter(
-            chain_id=chain_id, block_number__gte=lo, block_number__lte=hi, decision="execute",
-        ).values_list("block_number", "path_id", "pools")
-    }
-    return [Outcome(b, p, pools[(b, p)], k) for (b, p), k in kinds.items() if (b, p) in pools]
+    out = []
+    for b, p, ps, profit, net in Opportunity.objects.filter(
+        chain_id=chain_id, block_number__gte=lo, block_number__lte=hi, decision="execute",
+    ).values_list("block_number", "path_id", "pools", "profit_native", "net_profit_native"):
+        known = kinds.pop((b, p), None)
+        if known is None:
+            continue
+        kind, e = known
+        share = 1.0
+        if kind == "success" and profit is not None and net is not None:
+            share = profit_share(_ml_worth(kind, e, int(profit) - int(net), int(net)), int(net))
+        out.append(Outcome(b, p, tuple(ps), kind, share))
+    return out
 
 
 def ml_dataset(chain_id: int | None = None, *, since: dt.datetime | None = None) -> Any:
     """The labelled opportunities (``arbbot.scoring.model.Dataset``) in time order: each
     executed opportunity whose features were recorded and whose execution taught something
-    (``outcome_kind``), with what executing it was worth in native wei (a success its
-    realised profit net of the gas paid, paper its predicted net profit, a revert minus
-    the gas paid, a stale drop 0) and the rule's verdict under its chain's strategy."""
+    (``outcome_kind``), with what executing it was worth in native wei (``_ml_worth``) and
+    the rule's verdict under its chain's strategy."""
     import numpy as np
 
     from arbbot.scoring.features import FEATURES, from_mappings, outcome_kind
@@ -468,8 +491,7 @@ def ml_dataset(chain_id: int | None = None, *, since: dt.datetime | None = None)
     if since is not None:
         execs, opps = execs.filter(created_at__gte=since), opps.filter(created_at__gte=since)
     taught = {}
-    for e in execs.values("chain_id", "block_number", "path_id", "status", "reason", "mode", "gas_used",
-                          "gas_price_wei", "realised_profit_native"):
+    for e in execs.values(*_ML_EXEC_FIELDS):
         kind = outcome_kind(e["status"], e["reason"], e["mode"])
         if kind is not None:
             taught[(e["chain_id"], e["block_number"], e["path_id"])] = (kind, e)
@@ -485,12 +507,7 @@ def ml_dataset(chain_id: int | None = None, *, since: dt.datetime | None = None)
         seen.add(key)
         kind, e = taught[key]
         profit, net_native = int(o["profit_native"]), int(o["net_profit_native"])
-        paid = int(e["gas_used"]) * int(e["gas_price_wei"])
-        if kind == "success":
-            realised = e["realised_profit_native"]
-            worth = net_native if e["status"] == "simulated" else (int(realised or 0) - paid)
-        else:
-            worth = -paid if kind == "reverted" else 0
+        worth = _ml_worth(kind, e, profit - net_native, net_native)
         if o["chain_id"] not in rules:
             st = strategy_for(o["chain_id"])
             rules[o["chain_id"]] = RuleScorer(margin=st.margin, min_net_profit=st.min_profit_wei)

@@ -2,8 +2,9 @@
 command line. ``train`` fits a challenger on the recorded outcomes (seeded, time-ordered
 holdout) and records it, promoting it with ``--promote`` only if it beats the champion
 (the rule when none); ``evaluate`` prints the holdout metrics of a model and of the rule in
-one table; ``promote`` makes a recorded version the champion under the same test
-(``--force`` skips it; ``--rule`` demotes every model so the rule decides)."""
+one table and plots the EV captured against the threshold (``--png``, ``--svg``);
+``promote`` makes a recorded version the champion under the same test (``--force`` skips
+it; ``--rule`` demotes every model so the rule decides)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def register(subparsers: Any) -> None:
     e.add_argument("--holdout", type=float, default=0.3)
     e.add_argument("--chain", type=int, default=None)
     e.add_argument("--k", type=int, default=None, help="precision at k (default: a tenth of the holdout)")
+    e.add_argument("--png", default=None, help="also write the EV captured against the threshold to this PNG file")
     e.add_argument("--svg", default=None, help="also write the EV captured against the threshold to this SVG file")
     e.set_defaults(handler=evaluate)
     r = actions.add_parser("promote", help="make a recorded version the champion if it beats the current one")
@@ -96,16 +98,25 @@ def evaluate(opts: dict[str, Any], out: Callable[[str], None]) -> int:
         f"blocks {int(holdout.block.min())}-{int(holdout.block.max())}")
     metrics = judge(model, holdout, k=opts["k"])
     out(table(metrics))
-    if opts["svg"]:
-        from webapp.core.plots import ev_curve_svg
+    if opts["svg"] or opts["png"]:
         from webapp.core.services import ev_curve
 
+        curve = ev_curve(model, holdout, metrics["rule"]["ev_captured_wei"])
         try:
-            with open(opts["svg"], "w") as f:
-                f.write(ev_curve_svg(ev_curve(model, holdout, metrics["rule"]["ev_captured_wei"])))
+            if opts["png"]:
+                from arbbot.scoring.plot import ev_curve_png
+
+                ev_curve_png(curve, opts["png"], oracle=metrics["oracle_ev_wei"],
+                             title=f"model version {version_id} and the rule: EV captured on the holdout")
+                out(f"wrote {opts['png']}")
+            if opts["svg"]:
+                from webapp.core.plots import ev_curve_svg
+
+                with open(opts["svg"], "w") as f:
+                    f.write(ev_curve_svg(curve))
+                out(f"wrote {opts['svg']}")
         except OSError as exc:
-            raise CliError(f"cannot write {opts['svg']}: {exc}") from exc
-        out(f"wrote {opts['svg']}")
+            raise CliError(f"cannot write the plot: {exc}") from exc
     return 0
 
 
