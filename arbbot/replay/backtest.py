@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
+from pathlib import Path
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -40,9 +41,11 @@ from arbbot.paths.engine import PathEngine, rank_key
 from arbbot.paths.gas import GasModel
 from arbbot.paths.resize import Sized
 from arbbot.paths.stage import PathStage
+from arbbot.replay import fills
+from arbbot.replay.chain import AnvilChain
 from arbbot.replay.recording import RecordedBlock, Recording, RecordingError
 from arbbot.scoring.rule import RuleScorer
-from arbbot.types import ExecutionResult, Opportunity, PoolState, ScoredOpportunity, norm_address
+from arbbot.types import ExecutionResult, Opportunity, PoolDelta, PoolState, ScoredOpportunity, norm_address
 
 Progress = Callable[[int, int], None]  # blocks done, blocks in all
 OPTIMUM_PER_POOL = 3  # cycles per pool the optimum's engine sizes exactly (the path stage's default)
@@ -107,16 +110,46 @@ class BacktestStrategy:
 
 class ReplayState:
     """The pools as of the block being replayed, standing in for the hot state (the path
-    stage's ``PoolSource`` and the runner's ``pools``) and for the node (``revalidate``)."""
+    stage's ``PoolSource`` and the runner's ``pools``) and for the node (``revalidate``).
 
-    def __init__(self) -> None:
+    Paper fills move the pools (``fill``; the rule in ``arbbot.replay.fills``): at once, and
+    published with the next block's delta unless the recording changes the pool itself. With
+    a ``chain`` (an anvil loaded from the recording's state dump) the pools are also written
+    there and the executor's calls are answered by it."""
+
+    def __init__(self, chain: AnvilChain | None = None) -> None:
         self.pools: dict[str, PoolState] = {}
         self.block: RecordedBlock | None = None
+        self.chain = chain
+        self.moved: dict[str, PoolState] = {}  # by paper fills, not published yet
 
-    def apply(self, block: RecordedBlock) -> None:
-        for s in block.delta.states:
+    def apply(self, block: RecordedBlock) -> PoolDelta:
+        """Step to ``block``; the delta the path stage gets: the recorded states and the
+        pools paper fills moved since the last block that the recording does not change."""
+        recorded = block.delta.states
+        mentioned = {s.address.lower() for s in recorded}
+        carried = tuple(dataclasses.replace(s, block_number=block.number)
+                        for a, s in self.moved.items() if a not in mentioned)
+        self.moved = {}
+        for s in recorded:
             self.pools[s.address.lower()] = s
+        for s in carried:
+            self.pools[s.address.lower()] = s
+        if self.chain is not None and recorded:
+            self.chain.write(recorded)
         self.block = block
+        return dataclasses.replace(block.delta, states=recorded + carried,
+                                   observed_at=0.0)  # no arrival to measure latency from
+
+    def fill(self, opp: Opportunity, amount_in: int) -> None:
+        """A paper trade of ``amount_in`` round ``opp``'s cycle: its pools move."""
+        assert self.block is not None
+        moved = fills.fill([self.pools[p.lower()] for p in opp.pools], opp.tokens, amount_in, self.block.number)
+        for s in moved:
+            self.pools[s.address.lower()] = s
+            self.moved[s.address.lower()] = s
+        if self.chain is not None:
+            self.chain.write(moved)
 
     def snapshot(self) -> tuple[dict[str, PoolState], tuple[int, str] | None]:
         head = None if self.block is None else (self.block.number, self.block.delta.block_hash)
@@ -133,8 +166,9 @@ class ReplayState:
 
     def revalidate(self, requests: list[tuple[str, list[Any]]], sized: Sized, opp: Opportunity) -> list[Any]:
         """The replies the node would give at the recorded block: ``eth_call`` of the exact
-        calldata returns the profit the pools pay (the exact pool math on these states),
-        ``eth_estimateGas`` the path stage's estimate, then the block and its fee data."""
+        calldata returns the profit the pools pay and ``eth_estimateGas`` its gas, from the
+        anvil when there is one (the genuine contracts on these states), else the exact pool
+        math and the path stage's estimate; then the block and its fee data."""
         block = self.block
         assert block is not None
         header, history, gas_price = fee_replies(block)
@@ -145,9 +179,14 @@ class ReplayState:
             "eth_getTransactionCount": "0x0",  # a backtest has no trade of its own in flight
         }
         try:
-            return [answers[method] for method, _ in requests]
+            replies = [answers[method] for method, _ in requests]
         except KeyError as exc:
             raise ArbbotError(f"a backtest cannot answer {exc.args[0]} from a recording") from None
+        if self.chain is not None:
+            (call_method, (call, _)), (est_method, _) = requests[0], requests[1]
+            assert (call_method, est_method) == ("eth_call", "eth_estimateGas"), requests[:2]
+            replies[:2] = self.chain.simulate(call)
+        return replies
 
 
 def fee_replies(block: RecordedBlock) -> list[Any]:
@@ -229,6 +268,20 @@ class BacktestResult:
     skipped: Counter[str] = field(default_factory=Counter)  # the ml stage's reasons
     elapsed_s: float = 0.0
     replayed_blocks: int = 0  # every block read, those before ``from`` too
+    fills: str = "math"  # "anvil": executed on an anvil loaded from the state dump
+
+
+def open_chain(recording: Recording, *, log_path: Path | None = None) -> AnvilChain | None:
+    """An anvil loaded from ``recording``'s state dump, for exact fills; None when the
+    recording has no dump (not a devnet, or the dump failed). The caller closes it."""
+    dump = recording.meta.get("state_dump")
+    if not isinstance(dump, Mapping) or not dump.get("file"):
+        return None
+    executor = (recording.meta.get("chain") or {}).get("executor")
+    if not executor or int(str(executor), 16) == 0:
+        return None  # nothing to simulate the calls with
+    return AnvilChain.start(recording.path.parent / str(dump["file"]), recording.chain_id, str(executor),
+                            log_path=log_path)
 
 
 def unknown_tokens(recording: Recording, strategy: BacktestStrategy, to_block: int | None = None) -> set[str]:
@@ -253,12 +306,17 @@ def run(
     optimum_max_hops: int = 3,
     exclusions: Mapping[str, str] | None = None,
     progress: Progress | None = None,
+    chain: AnvilChain | None = None,
+    move_pools: bool = True,
 ) -> BacktestResult:
     """Replay ``recording`` (through ``to_block``) with ``strategy``; trade from ``from_block``
-    on. ``exclusions`` (token and pool address -> why): the recorded ones unless given."""
+    on. ``exclusions`` (token and pool address -> why): the recorded ones unless given.
+    ``chain``: fills on an anvil loaded from the recording's state dump (``open_chain``),
+    else by the exact pool math. ``move_pools=False``: paper fills leave the pools as
+    recorded (the first version's rule, kept for comparison)."""
     meta = recording.meta
-    chain = meta.get("chain") or {}
-    weth = chain.get("weth")
+    chain_meta = meta.get("chain") or {}
+    weth = chain_meta.get("weth")
     if not isinstance(weth, str):
         raise RecordingError(f"{recording.path}: the meta names no native token (chain.weth)")
     if from_block is not None and to_block is not None and from_block > to_block:
@@ -278,7 +336,7 @@ def run(
         history_blocks=int(policy.get("history_blocks", 10)),
         min_priority_fee_wei=int(policy.get("min_priority_fee_wei", 0)),
     )
-    state = ReplayState()
+    state = ReplayState(chain)
     path = PathStage(PathEngine(base_tokens=list(strategy.start_tokens), weth=weth, max_hops=strategy.max_hops,
                                 gas_model=GasModel(), max_per_pool=strategy.max_per_pool))
     shared = (not strategy.start_tokens and strategy.max_hops == optimum_max_hops
@@ -289,7 +347,7 @@ def run(
     scorer = RuleScorer(margin=strategy.margin, min_net_profit=strategy.min_profit_wei)
     runner = ExecutionRunner(
         rpc=_NoNode(),  # type: ignore[arg-type]
-        executor=str(chain.get("executor") or ZERO_ADDRESS),
+        executor=str(chain_meta.get("executor") or ZERO_ADDRESS),
         mode="paper",
         pools=state.get,
         limits=RiskLimits(max_amount_in=dict(strategy.max_amount_in),
@@ -300,7 +358,7 @@ def run(
         revalidate=state.revalidate,
     )
     journal = MemoryJournal()
-    out = BacktestResult(recording.chain_id, strategy, str(recording.path))
+    out = BacktestResult(recording.chain_id, strategy, str(recording.path), fills="math" if chain is None else "anvil")
     total = recording.count(to_block)
     started = time.perf_counter()
 
@@ -308,20 +366,23 @@ def run(
         return excluded_now
 
     for i, block in enumerate(recording.blocks(to_block), 1):
-        delta = dataclasses.replace(block.delta, observed_at=0.0)  # no arrival to measure latency from
-        state.apply(block)
+        delta = state.apply(block)
         found = path.process(delta, state, excluded).opportunities
         possible = found if hindsight is None else hindsight.process(delta, state, excluded).opportunities
         out.replayed_blocks += 1
         if from_block is None or block.number >= from_block:
             decided = scorer.decide(found)
             out.skipped.update(_reason(s.reason) for s in decided if s.decision != "execute")
-            chosen = [s for s in decided if s.decision == "execute"]
-            gas = {s.opportunity.key: s.opportunity.gas_cost_native for s in chosen}
-            done = [
-                dataclasses.replace(r, extra={**r.extra, "gas_cost_native": gas[f"{r.chain_id}:{r.block_number}:{r.path_id}"]})
-                for r in stage.execute(chosen, lambda chain_id: runner, journal)
-            ]
+            done = []
+            for s in decided:
+                if s.decision != "execute":
+                    continue
+                # one at a time: a paper fill moves its pools before the next is re-sized
+                for r in stage.execute([s], lambda chain_id: runner, journal):
+                    r = dataclasses.replace(r, extra={**r.extra, "gas_cost_native": s.opportunity.gas_cost_native})
+                    if r.status == "simulated" and move_pools:
+                        state.fill(s.opportunity, int(r.extra["final_amount_in"]))
+                    done.append(r)
             out.executions.extend(done)
             optimum, cycles = hindsight_optimum(possible)
             out.blocks.append(BlockOutcome(
