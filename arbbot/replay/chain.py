@@ -26,6 +26,9 @@ dump's state, which is the chain's at the block the dump was taken.
 
 from __future__ import annotations
 
+import gzip
+import tempfile
+import zlib
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -78,16 +81,25 @@ class AnvilChain:
 
     @classmethod
     def start(cls, dump: Path, chain_id: int, executor: str, *, log_path: Path | None = None) -> AnvilChain:
-        """A fresh anvil with ``chain_id``, loaded from ``dump``, ``CALLER`` an executor."""
+        """A fresh anvil with ``chain_id`` started on ``dump`` (``anvil --load-state``: a
+        devnet's dump is too big for ``anvil_loadState``'s request), ``CALLER`` an executor."""
         try:
             state = dump.read_bytes()
-        except OSError as exc:
+            if state[:2] == b"\x1f\x8b":  # anvil_dumpState gives gzip; --load-state reads JSON
+                state = gzip.decompress(state)
+        except (OSError, EOFError, zlib.error) as exc:
             raise ChainError(f"{dump}: the recording's state dump cannot be read: {exc}") from None
-        anvil = start_anvil(chain_id=chain_id, log_path=log_path)
+        with tempfile.NamedTemporaryFile(prefix="arbbot-backtest-", suffix=".json", delete=False) as f:
+            f.write(state)
+            loaded = Path(f.name)
+        try:
+            anvil = start_anvil(chain_id=chain_id, log_path=log_path, extra_args=["--load-state", str(loaded)])
+        except ArbbotError as exc:
+            raise ChainError(f"{dump}: anvil did not start on the state dump: {exc}") from None
+        finally:
+            loaded.unlink(missing_ok=True)
         try:
             rpc = RpcClient(anvil.url, timeout_s=60)
-            if rpc.call("anvil_loadState", ["0x" + state.hex()]) is not True:
-                raise ChainError(f"{dump}: anvil_loadState refused the state dump")
             chain = cls(rpc, executor, anvil)
             if rpc.call("eth_getCode", [chain.executor, "latest"]) in ("0x", "", None):
                 raise ChainError(f"{dump}: the state dump holds no executor contract at {executor}")
