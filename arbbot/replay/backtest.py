@@ -39,7 +39,7 @@ from arbbot.execution.runner import ExecutionRunner, RiskLimits
 from arbbot.execution.stage import Unfinished
 from arbbot.paths.engine import PathEngine, rank_key
 from arbbot.paths.gas import GasModel
-from arbbot.paths.resize import Sized
+from arbbot.paths.resize import Sized, resize
 from arbbot.paths.stage import PathStage
 from arbbot.replay import fills
 from arbbot.replay.chain import AnvilChain
@@ -122,6 +122,7 @@ class ReplayState:
         self.block: RecordedBlock | None = None
         self.chain = chain
         self.moved: dict[str, PoolState] = {}  # by paper fills, not published yet
+        self.recorded: dict[str, PoolState] = {}  # as the recording has them (no paper fill)
 
     def apply(self, block: RecordedBlock) -> PoolDelta:
         """Step to ``block``; the delta the path stage gets: the recorded states and the
@@ -133,6 +134,7 @@ class ReplayState:
         self.moved = {}
         for s in recorded:
             self.pools[s.address.lower()] = s
+            self.recorded[s.address.lower()] = s
         for s in carried:
             self.pools[s.address.lower()] = s
         if self.chain is not None and recorded:
@@ -269,6 +271,10 @@ class BacktestResult:
     elapsed_s: float = 0.0
     replayed_blocks: int = 0  # every block read, those before ``from`` too
     fills: str = "math"  # "anvil": executed on an anvil loaded from the state dump
+    #: with ``labels``: every opportunity the scorer decided (traded blocks), and for each
+    #: (by key) the gross profit its cycle pays re-sized 1 and 2 blocks later (``later``)
+    scored: list[ScoredOpportunity] = field(default_factory=list)
+    later: dict[str, list[int | None]] = field(default_factory=dict)
 
 
 def open_chain(recording: Recording, *, log_path: Path | None = None) -> AnvilChain | None:
@@ -308,12 +314,14 @@ def run(
     progress: Progress | None = None,
     chain: AnvilChain | None = None,
     move_pools: bool = True,
+    labels: bool = False,
 ) -> BacktestResult:
     """Replay ``recording`` (through ``to_block``) with ``strategy``; trade from ``from_block``
     on. ``exclusions`` (token and pool address -> why): the recorded ones unless given.
     ``chain``: fills on an anvil loaded from the recording's state dump (``open_chain``),
     else by the exact pool math. ``move_pools=False``: paper fills leave the pools as
-    recorded (the first version's rule, kept for comparison)."""
+    recorded (the first version's rule, kept for comparison). ``labels``: keep what
+    ``arbbot.replay.labels.outcomes`` needs (each decided opportunity, its profit later)."""
     meta = recording.meta
     chain_meta = meta.get("chain") or {}
     weth = chain_meta.get("weth")
@@ -365,13 +373,22 @@ def run(
     def excluded(chain_id: int) -> Mapping[str, str]:
         return excluded_now
 
+    recent: list[list[Opportunity]] = []  # with labels: the opportunities of the last two traded blocks
     for i, block in enumerate(recording.blocks(to_block), 1):
         delta = state.apply(block)
+        if labels:
+            for k, opps in enumerate(reversed(recent)):
+                for opp in opps:
+                    out.later[opp.key][k] = _profit_on(state.recorded, opp, runner.limits)
         found = path.process(delta, state, excluded).opportunities
         possible = found if hindsight is None else hindsight.process(delta, state, excluded).opportunities
         out.replayed_blocks += 1
         if from_block is None or block.number >= from_block:
             decided = scorer.decide(found)
+            if labels:
+                out.scored.extend(decided)
+                out.later.update((s.opportunity.key, [None, None]) for s in decided)
+                recent = [*recent[-1:], [s.opportunity for s in decided]]
             out.skipped.update(_reason(s.reason) for s in decided if s.decision != "execute")
             done = []
             for s in decided:
@@ -395,6 +412,18 @@ def run(
             progress(i, total)
     out.elapsed_s = time.perf_counter() - started
     return out
+
+
+def _profit_on(pools: Mapping[str, PoolState], opp: Opportunity, limits: RiskLimits) -> int:
+    """The gross profit of ``opp``'s cycle re-sized on ``pools`` under the input cap (0:
+    it no longer pays, or a pool is gone)."""
+    try:
+        states = [pools[p.lower()] for p in opp.pools]
+        sized = resize(states, opp.tokens, max_amount_in=limits.max_amount_in.get(
+            opp.tokens[0].lower(), limits.default_max_amount_in))
+    except (KeyError, ArbbotError):
+        return 0
+    return 0 if sized is None else sized.profit
 
 
 def net_native(result: ExecutionResult) -> int:

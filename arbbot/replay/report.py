@@ -16,13 +16,13 @@ from typing import Any, Sequence
 
 from arbbot.replay.backtest import BacktestResult, gas_native, reasons
 
-_REVERT_PREFIXES = ("stale", "re-validation reverted")
+REVERT_PREFIXES = ("stale", "re-validation reverted")
 
 
 def summarize(result: BacktestResult) -> dict[str, Any]:
     executed = [r for r in result.executions if r.status == "simulated"]
     dropped = [r for r in result.executions if r.status == "dropped"]
-    reverted = [r for r in dropped if r.reason.startswith(_REVERT_PREFIXES)]
+    reverted = [r for r in dropped if r.reason.startswith(REVERT_PREFIXES)]
     per_token: dict[str, int] = defaultdict(int)
     for r in executed:
         per_token[r.profit_token] += r.realised_profit
@@ -35,6 +35,7 @@ def summarize(result: BacktestResult) -> dict[str, Any]:
         "recording": result.recording,
         "chain_id": result.chain_id,
         "strategy": result.strategy.to_wire(),
+        "fills": result.fills,
         "blocks": {
             "first": blocks[0].number if blocks else None,
             "last": blocks[-1].number if blocks else None,
