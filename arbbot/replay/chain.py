@@ -6,16 +6,18 @@ genuine contracts pay, to the wei, rather than the pool math's prediction of it.
 The dump (``anvil_dumpState``, written by ``arbbot.replay.recorder`` when a devnet recording
 starts) holds the contracts: the DEXes, the tokens, the executor. Each replayed block's
 recorded pool states (and the pools a paper fill moved, ``arbbot.replay.fills``) are written
-into the pools' storage with ``anvil_setStorageAt``, one JSON-RPC batch per block:
+into the pools' storage with ``anvil_setStorageAt`` before the next call needs them, one
+JSON-RPC batch for every pool changed since the last call (its newest state only):
 
 - a V2 pair: ``reserve0``/``reserve1`` in slot 8 (``blockTimestampLast`` 0: it only feeds
   the price oracle), and the pair's balance of each token set equal to its reserve (the
   pair computes the amount paid in from its balance), in the token's ``balanceOf`` mapping
   found once per token by probing (``anvil_dealERC20`` when the probe finds nothing);
 - a V3 pool: ``sqrtPriceX96`` and ``tick`` in slot 0 (the oracle and lock fields kept as the
-  dump has them), ``liquidity`` in slot 4, and, when the recorded initialized ticks change
-  (a mint or burn), each changed tick's ``liquidityNet`` (slot 5's mapping) and its bit in
-  ``tickBitmap`` (slot 6's). A V3 pool's token balances are the dump's: the pool's math
+  dump has them), ``liquidity`` in slot 4, and, when the recorded initialized ticks differ
+  from the pool's first recorded ones (which the dump is taken to hold: a mint or burn
+  since), each changed tick's ``liquidityNet`` (slot 5's mapping; ``liquidityGross`` kept, at
+  least 1 while initialized) and its bit in ``tickBitmap`` (slot 6's). A V3 pool's token balances are the dump's: the pool's math
   never reads them, only that the payer paid.
 
 The executor's re-validation runs from an address of this module's own (``CALLER``), made
@@ -76,7 +78,7 @@ class AnvilChain:
         self._balance_slot: dict[str, int | None] = {}  # token -> balances mapping position (None: deal)
         self._slot0_high: dict[str, int] = {}  # V3 pool -> slot 0 above sqrtPriceX96 and tick
         self._ticks: dict[str, dict[int, int]] = {}  # V3 pool -> the initialized ticks written
-        self._spacing: dict[str, int] = {}
+        self._dirty: dict[str, PoolState] = {}  # the newest state of each pool not written yet
         self.writes = 0  # storage writes made, for the report
 
     @classmethod
@@ -115,15 +117,29 @@ class AnvilChain:
 
     def simulate(self, call: Mapping[str, Any]) -> list[Any]:
         """``eth_call`` and ``eth_estimateGas`` of ``call`` from ``CALLER`` at the pools as
-        written; a revert comes back as the ``RpcError`` the node gave."""
+        ``write`` gave them; a revert comes back as the ``RpcError`` the node gave."""
+        self.flush()
         call = {**call, "from": CALLER}
         return self.rpc.batch([("eth_call", [call, "latest"]), ("eth_estimateGas", [call, "latest"])],
                               raise_errors=False)
 
     def write(self, states: Iterable[PoolState]) -> None:
-        """Make the anvil's pools hold ``states`` (one batch of reads on first sight of a
-        pool or token, one batch of writes)."""
-        states = list(states)
+        """Make the anvil's pools hold ``states`` before the next ``simulate``: a pool's
+        storage is written whole, so only its newest state is, when a call needs it (blocks
+        with no trade cost nothing)."""
+        for s in states:
+            pool = s.address.lower()
+            if isinstance(s, V3PoolState) and pool not in self._ticks:
+                self._ticks[pool] = dict(s.ticks)  # the first recorded ticks are the dump's
+            self._dirty[pool] = s
+
+    def flush(self) -> None:
+        """Write every pending pool state (one batch of reads on first sight of a pool or
+        token, one batch of writes)."""
+        if not self._dirty:
+            return
+        states = list(self._dirty.values())
+        self._dirty = {}
         self._learn(states)
         writes: list[tuple[str, list[Any]]] = []
         deals: list[tuple[str, list[Any]]] = []
@@ -182,8 +198,6 @@ class AnvilChain:
                 word = int(replies[i], 16)
                 pool = item.address.lower()
                 self._slot0_high[pool] = (word >> 184) << 184
-                self._ticks[pool] = dict(item.ticks)  # the dump's ticks are the recorded ones
-                self._spacing[pool] = item.tick_spacing
                 i += 1
             else:
                 balance = replies[i]

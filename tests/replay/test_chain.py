@@ -6,13 +6,16 @@ wei, what the math says, on V2 and V3 pools, trade after trade as paper fills mo
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
+from arbbot.chain.abi import int_arg, int_word, selector
 from arbbot.replay.backtest import BacktestStrategy, open_chain, run
 from arbbot.replay.chain import AnvilChain, ChainError
 from arbbot.replay.recording import Recording
+from arbbot.types import V3PoolState
 from bench.backtest.run import record
 
 
@@ -52,3 +55,31 @@ def test_a_recording_without_a_dump_replays_by_the_math(recording: Recording, tm
                         {**recording.meta, "state_dump": {"file": "gone.anvil-state.gz"}}, recording.frames)
     with pytest.raises(ChainError, match="state dump cannot be read"):
         open_chain(missing)
+
+
+def test_a_changed_v3_tick_is_written_where_the_pool_reads_it(recording: Recording, tmp_path: Path) -> None:
+    """A mint or burn (the recorded ticks change): the tick's liquidityNet and its bitmap bit,
+    read back through the genuine pool's own ``ticks`` and ``tickBitmap``."""
+    state = next(s for b in recording.blocks() for s in b.delta.states if isinstance(s, V3PoolState))
+    chain = open_chain(recording, log_path=tmp_path / "anvil.log")
+    assert chain is not None
+    far = (state.tick // state.tick_spacing - 1000) * state.tick_spacing  # below every devnet range
+    compressed = far // state.tick_spacing
+
+    def read() -> tuple[int, bool]:
+        info = bytes.fromhex(chain.rpc.eth_call(state.address, "0x" + selector("ticks(int24)").hex() + int_arg(far).hex())[2:])
+        bitmap = chain.rpc.eth_call(state.address, "0x" + selector("tickBitmap(int16)").hex() + int_arg(compressed >> 8).hex())
+        return int_word(info, 1), bool(int(bitmap, 16) >> (compressed % 256) & 1)
+
+    try:
+        chain.write([state])
+        chain.flush()
+        assert read() == (0, False)
+        chain.write([dataclasses.replace(state, ticks=tuple(sorted((*state.ticks, (far, -7 * 10**18)))))])
+        chain.flush()
+        assert read() == (-7 * 10**18, True)
+        chain.write([state])
+        chain.flush()
+        assert read() == (0, False)
+    finally:
+        chain.close()
