@@ -7,16 +7,22 @@ rule, with the strategy's margin and minimum), the ones decided ``execute`` to t
 stage (``arbbot.execution.stage.execute``) with an ``ExecutionRunner`` in paper mode under
 the strategy's caps and fee cap. What the fleet reads from Redis and the node comes from the
 recording instead: the pool states as of the block being replayed (``ReplayState``), and the
-re-validation's replies (``ReplayState.revalidate``): the exact pool math on those states
-(the re-sized cycle's profit, which the genuine contracts pay to the wei), the path stage's
-gas estimate, and the block's recorded fee data, so the fee cap and the worst-case gas check
-decide as they did live. Blocks before ``from_block`` only bring the engines up to date.
+re-validation's replies (``ReplayState.revalidate``): the fill, run by the genuine contracts
+on an anvil started on the recording's state dump (``arbbot.replay.chain``) or by the exact
+pool math on those states (the re-sized cycle's profit, which the contracts pay to the wei)
+with the path stage's gas estimate, and the block's recorded fee data, so the fee cap and the
+worst-case gas check decide as they did live. Each paper fill moves its pools for the blocks
+after (``arbbot.replay.fills`` has the rule). Blocks before ``from_block`` only bring the
+engines up to date.
 
 The hindsight optimum of a block: the cycles an engine free of the strategy's choices
 (every liquid token may start, ``optimum_max_hops`` hops, the best ``OPTIMUM_PER_POOL``
 through each pool by the float screen) finds through the pools the block changed, sized
 exactly on that block's state, net of gas at its gas price; of those, pool-disjoint ones
 taken greedily by net profit in native (two trades through one pool cannot both be had).
+"That block's state" is the pools as this strategy's own fills left them: what was there
+for it to take at each block, so each strategy's optimum is its own (one that leaves gaps
+open finds them again later).
 A strategy with those very settings (the default one) shares its engine with the optimum:
 the exact sizing, most of a block's cost, is done once.
 """
