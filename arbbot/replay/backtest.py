@@ -193,7 +193,7 @@ class ReplayState:
         if self.chain is not None:
             (call_method, (call, _)), (est_method, _) = requests[0], requests[1]
             assert (call_method, est_method) == ("eth_call", "eth_estimateGas"), requests[:2]
-            replies[:2] = self.chain.simulate(call)
+            replies[:2] = self.chain.simulate(call, opp.pools)
         return replies
 
 

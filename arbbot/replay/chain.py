@@ -6,8 +6,9 @@ genuine contracts pay, to the wei, rather than the pool math's prediction of it.
 The dump (``anvil_dumpState``, written by ``arbbot.replay.recorder`` when a devnet recording
 starts) holds the contracts: the DEXes, the tokens, the executor. Each replayed block's
 recorded pool states (and the pools a paper fill moved, ``arbbot.replay.fills``) are written
-into the pools' storage with ``anvil_setStorageAt`` before the next call needs them, one
-JSON-RPC batch for every pool changed since the last call (its newest state only):
+into the pools' storage with ``anvil_setStorageAt`` when a call trades through them, one
+JSON-RPC batch for the call's pools changed since they were last written (their newest
+state only):
 
 - a V2 pair: ``reserve0``/``reserve1`` in slot 8 (``blockTimestampLast`` 0: it only feeds
   the price oracle), and the pair's balance of each token set equal to its reserve (the
@@ -115,10 +116,12 @@ class AnvilChain:
         if self.anvil is not None:
             self.anvil.stop()
 
-    def simulate(self, call: Mapping[str, Any]) -> list[Any]:
+    def simulate(self, call: Mapping[str, Any], pools: Iterable[str] | None = None) -> list[Any]:
         """``eth_call`` and ``eth_estimateGas`` of ``call`` from ``CALLER`` at the pools as
-        ``write`` gave them; a revert comes back as the ``RpcError`` the node gave."""
-        self.flush()
+        ``write`` gave them; a revert comes back as the ``RpcError`` the node gave.
+        ``pools``: the only ones the call trades through (only their pending states need
+        writing first: a call reads no other pool); None: every pending one."""
+        self.flush(pools)
         call = {**call, "from": CALLER}
         return self.rpc.batch([("eth_call", [call, "latest"]), ("eth_estimateGas", [call, "latest"])],
                               raise_errors=False)
@@ -133,13 +136,13 @@ class AnvilChain:
                 self._ticks[pool] = dict(s.ticks)  # the first recorded ticks are the dump's
             self._dirty[pool] = s
 
-    def flush(self) -> None:
-        """Write every pending pool state (one batch of reads on first sight of a pool or
-        token, one batch of writes)."""
-        if not self._dirty:
+    def flush(self, pools: Iterable[str] | None = None) -> None:
+        """Write the pending states of ``pools`` (None: of every pool); one batch of reads
+        on first sight of a pool or token, one batch of writes."""
+        wanted = list(self._dirty) if pools is None else [p.lower() for p in pools if p.lower() in self._dirty]
+        if not wanted:
             return
-        states = list(self._dirty.values())
-        self._dirty = {}
+        states = [self._dirty.pop(p) for p in wanted]
         self._learn(states)
         writes: list[tuple[str, list[Any]]] = []
         deals: list[tuple[str, list[Any]]] = []
