@@ -7,16 +7,22 @@ rule, with the strategy's margin and minimum), the ones decided ``execute`` to t
 stage (``arbbot.execution.stage.execute``) with an ``ExecutionRunner`` in paper mode under
 the strategy's caps and fee cap. What the fleet reads from Redis and the node comes from the
 recording instead: the pool states as of the block being replayed (``ReplayState``), and the
-re-validation's replies (``ReplayState.revalidate``): the exact pool math on those states
-(the re-sized cycle's profit, which the genuine contracts pay to the wei), the path stage's
-gas estimate, and the block's recorded fee data, so the fee cap and the worst-case gas check
-decide as they did live. Blocks before ``from_block`` only bring the engines up to date.
+re-validation's replies (``ReplayState.revalidate``): the fill, run by the genuine contracts
+on an anvil started on the recording's state dump (``arbbot.replay.chain``) or by the exact
+pool math on those states (the re-sized cycle's profit, which the contracts pay to the wei)
+with the path stage's gas estimate, and the block's recorded fee data, so the fee cap and the
+worst-case gas check decide as they did live. Each paper fill moves its pools for the blocks
+after (``arbbot.replay.fills`` has the rule). Blocks before ``from_block`` only bring the
+engines up to date.
 
 The hindsight optimum of a block: the cycles an engine free of the strategy's choices
 (every liquid token may start, ``optimum_max_hops`` hops, the best ``OPTIMUM_PER_POOL``
 through each pool by the float screen) finds through the pools the block changed, sized
 exactly on that block's state, net of gas at its gas price; of those, pool-disjoint ones
 taken greedily by net profit in native (two trades through one pool cannot both be had).
+"That block's state" is the pools as this strategy's own fills left them: what was there
+for it to take at each block, so each strategy's optimum is its own (one that leaves gaps
+open finds them again later).
 A strategy with those very settings (the default one) shares its engine with the optimum:
 the exact sizing, most of a block's cost, is done once.
 """
@@ -26,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
+from pathlib import Path
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -38,11 +45,13 @@ from arbbot.execution.runner import ExecutionRunner, RiskLimits
 from arbbot.execution.stage import Unfinished
 from arbbot.paths.engine import PathEngine, rank_key
 from arbbot.paths.gas import GasModel
-from arbbot.paths.resize import Sized
+from arbbot.paths.resize import Sized, resize
 from arbbot.paths.stage import PathStage
+from arbbot.replay import fills
+from arbbot.replay.chain import AnvilChain
 from arbbot.replay.recording import RecordedBlock, Recording, RecordingError
 from arbbot.scoring.rule import RuleScorer
-from arbbot.types import ExecutionResult, Opportunity, PoolState, ScoredOpportunity, norm_address
+from arbbot.types import ExecutionResult, Opportunity, PoolDelta, PoolState, ScoredOpportunity, norm_address
 
 Progress = Callable[[int, int], None]  # blocks done, blocks in all
 OPTIMUM_PER_POOL = 3  # cycles per pool the optimum's engine sizes exactly (the path stage's default)
@@ -107,16 +116,48 @@ class BacktestStrategy:
 
 class ReplayState:
     """The pools as of the block being replayed, standing in for the hot state (the path
-    stage's ``PoolSource`` and the runner's ``pools``) and for the node (``revalidate``)."""
+    stage's ``PoolSource`` and the runner's ``pools``) and for the node (``revalidate``).
 
-    def __init__(self) -> None:
+    Paper fills move the pools (``fill``; the rule in ``arbbot.replay.fills``): at once, and
+    published with the next block's delta unless the recording changes the pool itself. With
+    a ``chain`` (an anvil loaded from the recording's state dump) the pools are also written
+    there and the executor's calls are answered by it."""
+
+    def __init__(self, chain: AnvilChain | None = None) -> None:
         self.pools: dict[str, PoolState] = {}
         self.block: RecordedBlock | None = None
+        self.chain = chain
+        self.moved: dict[str, PoolState] = {}  # by paper fills, not published yet
+        self.recorded: dict[str, PoolState] = {}  # as the recording has them (no paper fill)
 
-    def apply(self, block: RecordedBlock) -> None:
-        for s in block.delta.states:
+    def apply(self, block: RecordedBlock) -> PoolDelta:
+        """Step to ``block``; the delta the path stage gets: the recorded states and the
+        pools paper fills moved since the last block that the recording does not change."""
+        recorded = block.delta.states
+        mentioned = {s.address.lower() for s in recorded}
+        carried = tuple(dataclasses.replace(s, block_number=block.number)
+                        for a, s in self.moved.items() if a not in mentioned)
+        self.moved = {}
+        for s in recorded:
             self.pools[s.address.lower()] = s
+            self.recorded[s.address.lower()] = s
+        for s in carried:
+            self.pools[s.address.lower()] = s
+        if self.chain is not None and recorded:
+            self.chain.write(recorded)
         self.block = block
+        return dataclasses.replace(block.delta, states=recorded + carried,
+                                   observed_at=0.0)  # no arrival to measure latency from
+
+    def fill(self, opp: Opportunity, amount_in: int) -> None:
+        """A paper trade of ``amount_in`` round ``opp``'s cycle: its pools move."""
+        assert self.block is not None
+        moved = fills.fill([self.pools[p.lower()] for p in opp.pools], opp.tokens, amount_in, self.block.number)
+        for s in moved:
+            self.pools[s.address.lower()] = s
+            self.moved[s.address.lower()] = s
+        if self.chain is not None:
+            self.chain.write(moved)
 
     def snapshot(self) -> tuple[dict[str, PoolState], tuple[int, str] | None]:
         head = None if self.block is None else (self.block.number, self.block.delta.block_hash)
@@ -133,8 +174,9 @@ class ReplayState:
 
     def revalidate(self, requests: list[tuple[str, list[Any]]], sized: Sized, opp: Opportunity) -> list[Any]:
         """The replies the node would give at the recorded block: ``eth_call`` of the exact
-        calldata returns the profit the pools pay (the exact pool math on these states),
-        ``eth_estimateGas`` the path stage's estimate, then the block and its fee data."""
+        calldata returns the profit the pools pay and ``eth_estimateGas`` its gas, from the
+        anvil when there is one (the genuine contracts on these states), else the exact pool
+        math and the path stage's estimate; then the block and its fee data."""
         block = self.block
         assert block is not None
         header, history, gas_price = fee_replies(block)
@@ -145,9 +187,14 @@ class ReplayState:
             "eth_getTransactionCount": "0x0",  # a backtest has no trade of its own in flight
         }
         try:
-            return [answers[method] for method, _ in requests]
+            replies = [answers[method] for method, _ in requests]
         except KeyError as exc:
             raise ArbbotError(f"a backtest cannot answer {exc.args[0]} from a recording") from None
+        if self.chain is not None:
+            (call_method, (call, _)), (est_method, _) = requests[0], requests[1]
+            assert (call_method, est_method) == ("eth_call", "eth_estimateGas"), requests[:2]
+            replies[:2] = self.chain.simulate(call, opp.pools)
+        return replies
 
 
 def fee_replies(block: RecordedBlock) -> list[Any]:
@@ -229,6 +276,24 @@ class BacktestResult:
     skipped: Counter[str] = field(default_factory=Counter)  # the ml stage's reasons
     elapsed_s: float = 0.0
     replayed_blocks: int = 0  # every block read, those before ``from`` too
+    fills: str = "math"  # "anvil": executed on an anvil loaded from the state dump
+    #: with ``labels``: every opportunity the scorer decided (traded blocks), and for each
+    #: (by key) the gross profit its cycle pays re-sized 1 and 2 blocks later (``later``)
+    scored: list[ScoredOpportunity] = field(default_factory=list)
+    later: dict[str, list[int | None]] = field(default_factory=dict)
+
+
+def open_chain(recording: Recording, *, log_path: Path | None = None) -> AnvilChain | None:
+    """An anvil loaded from ``recording``'s state dump, for exact fills; None when the
+    recording has no dump (not a devnet, or the dump failed). The caller closes it."""
+    dump = recording.meta.get("state_dump")
+    if not isinstance(dump, Mapping) or not dump.get("file"):
+        return None
+    executor = (recording.meta.get("chain") or {}).get("executor")
+    if not executor or int(str(executor), 16) == 0:
+        return None  # nothing to simulate the calls with
+    return AnvilChain.start(recording.path.parent / str(dump["file"]), recording.chain_id, str(executor),
+                            log_path=log_path)
 
 
 def unknown_tokens(recording: Recording, strategy: BacktestStrategy, to_block: int | None = None) -> set[str]:
@@ -253,12 +318,19 @@ def run(
     optimum_max_hops: int = 3,
     exclusions: Mapping[str, str] | None = None,
     progress: Progress | None = None,
+    chain: AnvilChain | None = None,
+    move_pools: bool = True,
+    labels: bool = False,
 ) -> BacktestResult:
     """Replay ``recording`` (through ``to_block``) with ``strategy``; trade from ``from_block``
-    on. ``exclusions`` (token and pool address -> why): the recorded ones unless given."""
+    on. ``exclusions`` (token and pool address -> why): the recorded ones unless given.
+    ``chain``: fills on an anvil loaded from the recording's state dump (``open_chain``),
+    else by the exact pool math. ``move_pools=False``: paper fills leave the pools as
+    recorded (the first version's rule, kept for comparison). ``labels``: keep what
+    ``arbbot.replay.labels.outcomes`` needs (each decided opportunity, its profit later)."""
     meta = recording.meta
-    chain = meta.get("chain") or {}
-    weth = chain.get("weth")
+    chain_meta = meta.get("chain") or {}
+    weth = chain_meta.get("weth")
     if not isinstance(weth, str):
         raise RecordingError(f"{recording.path}: the meta names no native token (chain.weth)")
     if from_block is not None and to_block is not None and from_block > to_block:
@@ -278,7 +350,7 @@ def run(
         history_blocks=int(policy.get("history_blocks", 10)),
         min_priority_fee_wei=int(policy.get("min_priority_fee_wei", 0)),
     )
-    state = ReplayState()
+    state = ReplayState(chain)
     path = PathStage(PathEngine(base_tokens=list(strategy.start_tokens), weth=weth, max_hops=strategy.max_hops,
                                 gas_model=GasModel(), max_per_pool=strategy.max_per_pool))
     shared = (not strategy.start_tokens and strategy.max_hops == optimum_max_hops
@@ -289,7 +361,7 @@ def run(
     scorer = RuleScorer(margin=strategy.margin, min_net_profit=strategy.min_profit_wei)
     runner = ExecutionRunner(
         rpc=_NoNode(),  # type: ignore[arg-type]
-        executor=str(chain.get("executor") or ZERO_ADDRESS),
+        executor=str(chain_meta.get("executor") or ZERO_ADDRESS),
         mode="paper",
         pools=state.get,
         limits=RiskLimits(max_amount_in=dict(strategy.max_amount_in),
@@ -300,28 +372,40 @@ def run(
         revalidate=state.revalidate,
     )
     journal = MemoryJournal()
-    out = BacktestResult(recording.chain_id, strategy, str(recording.path))
+    out = BacktestResult(recording.chain_id, strategy, str(recording.path), fills="math" if chain is None else "anvil")
     total = recording.count(to_block)
     started = time.perf_counter()
 
     def excluded(chain_id: int) -> Mapping[str, str]:
         return excluded_now
 
+    recent: list[list[Opportunity]] = []  # with labels: the opportunities of the last two traded blocks
     for i, block in enumerate(recording.blocks(to_block), 1):
-        delta = dataclasses.replace(block.delta, observed_at=0.0)  # no arrival to measure latency from
-        state.apply(block)
+        delta = state.apply(block)
+        if labels:
+            for k, opps in enumerate(reversed(recent)):
+                for opp in opps:
+                    out.later[opp.key][k] = _profit_on(state.recorded, opp, runner.limits)
         found = path.process(delta, state, excluded).opportunities
         possible = found if hindsight is None else hindsight.process(delta, state, excluded).opportunities
         out.replayed_blocks += 1
         if from_block is None or block.number >= from_block:
             decided = scorer.decide(found)
+            if labels:
+                out.scored.extend(decided)
+                out.later.update((s.opportunity.key, [None, None]) for s in decided)
+                recent = [*recent[-1:], [s.opportunity for s in decided]]
             out.skipped.update(_reason(s.reason) for s in decided if s.decision != "execute")
-            chosen = [s for s in decided if s.decision == "execute"]
-            gas = {s.opportunity.key: s.opportunity.gas_cost_native for s in chosen}
-            done = [
-                dataclasses.replace(r, extra={**r.extra, "gas_cost_native": gas[f"{r.chain_id}:{r.block_number}:{r.path_id}"]})
-                for r in stage.execute(chosen, lambda chain_id: runner, journal)
-            ]
+            done = []
+            for s in decided:
+                if s.decision != "execute":
+                    continue
+                # one at a time: a paper fill moves its pools before the next is re-sized
+                for r in stage.execute([s], lambda chain_id: runner, journal):
+                    r = dataclasses.replace(r, extra={**r.extra, "gas_cost_native": s.opportunity.gas_cost_native})
+                    if r.status == "simulated" and move_pools:
+                        state.fill(s.opportunity, int(r.extra["final_amount_in"]))
+                    done.append(r)
             out.executions.extend(done)
             optimum, cycles = hindsight_optimum(possible)
             out.blocks.append(BlockOutcome(
@@ -334,6 +418,18 @@ def run(
             progress(i, total)
     out.elapsed_s = time.perf_counter() - started
     return out
+
+
+def _profit_on(pools: Mapping[str, PoolState], opp: Opportunity, limits: RiskLimits) -> int:
+    """The gross profit of ``opp``'s cycle re-sized on ``pools`` under the input cap (0:
+    it no longer pays, or a pool is gone)."""
+    try:
+        states = [pools[p.lower()] for p in opp.pools]
+        sized = resize(states, opp.tokens, max_amount_in=limits.max_amount_in.get(
+            opp.tokens[0].lower(), limits.default_max_amount_in))
+    except (KeyError, ArbbotError):
+        return 0
+    return 0 if sized is None else sized.profit
 
 
 def net_native(result: ExecutionResult) -> int:

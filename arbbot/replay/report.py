@@ -16,13 +16,13 @@ from typing import Any, Sequence
 
 from arbbot.replay.backtest import BacktestResult, gas_native, reasons
 
-_REVERT_PREFIXES = ("stale", "re-validation reverted")
+REVERT_PREFIXES = ("stale", "re-validation reverted")
 
 
 def summarize(result: BacktestResult) -> dict[str, Any]:
     executed = [r for r in result.executions if r.status == "simulated"]
     dropped = [r for r in result.executions if r.status == "dropped"]
-    reverted = [r for r in dropped if r.reason.startswith(_REVERT_PREFIXES)]
+    reverted = [r for r in dropped if r.reason.startswith(REVERT_PREFIXES)]
     per_token: dict[str, int] = defaultdict(int)
     for r in executed:
         per_token[r.profit_token] += r.realised_profit
@@ -35,6 +35,7 @@ def summarize(result: BacktestResult) -> dict[str, Any]:
         "recording": result.recording,
         "chain_id": result.chain_id,
         "strategy": result.strategy.to_wire(),
+        "fills": result.fills,
         "blocks": {
             "first": blocks[0].number if blocks else None,
             "last": blocks[-1].number if blocks else None,
@@ -108,15 +109,15 @@ def side_by_side(names: Sequence[str], summaries: Sequence[dict[str, Any]]) -> s
 
 
 def plot(names: Sequence[str], results: Sequence[BacktestResult], path: str | Path) -> Path:
-    """Cumulative PnL (net of gas, native) of each result against the hindsight optimum."""
+    """Cumulative PnL (net of gas, native) of each result against its hindsight optimum (each
+    its own: a block's optimum is on the pools as that strategy's fills left them)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 4.8), dpi=110)
-    optimum: tuple[list[int], list[float]] | None = None
-    for name, result in zip(names, results):
+    for i, (name, result) in enumerate(zip(names, results)):
         xs = [b.number for b in result.blocks]
         pnl, best, run_pnl, run_best = [], [], 0, 0
         for b in result.blocks:
@@ -124,10 +125,11 @@ def plot(names: Sequence[str], results: Sequence[BacktestResult], path: str | Pa
             run_best += b.optimum_native
             pnl.append(run_pnl / 10**18)
             best.append(run_best / 10**18)
-        optimum = optimum or (xs, best)
-        ax.plot(xs, pnl, linewidth=2.2, label=name)
-    if optimum is not None:  # on top: a strategy that captures it all hides under it
-        ax.plot(*optimum, color="black", linestyle="--", linewidth=1.2, label="hindsight optimum", zorder=5)
+        color = f"C{i}"
+        ax.plot(xs, pnl, linewidth=2.2, color=color, label=name)
+        # on top, thin: a strategy that captures it all hides under it
+        ax.plot(xs, best, color=color, linestyle="--", linewidth=1.1, zorder=5,
+                label=f"{name}: hindsight optimum" if len(results) > 1 else "hindsight optimum")
     ax.set_xlabel("block")
     ax.set_ylabel("cumulative PnL, net of gas (native)")
     ax.set_title(f"backtest: chain {results[0].chain_id}" if results else "backtest")

@@ -7,8 +7,13 @@ measure, in the same run:
   (a) the backtest: every block through the path, ml and execute code in paper mode and the
       hindsight optimum's engine (blocks/s, wall time; the target: a one-hour recording of
       1 s blocks, 3,600 blocks, in under 60 s),
-  (b) baseline: reading and decoding the same recording only (what the format costs),
-  (c) baseline: the chain's own time for those blocks at 1 s a block.
+  (b) baseline: the previous code path, paper fills leaving the pools as recorded (a gap no
+      one closes is taken again and again: more trades, more work),
+  (c) the first ``--anvil-blocks`` blocks (600) with fills on an anvil loaded from the
+      recording's state dump (the genuine contracts), against the same blocks by the pool
+      math (the fills must be equal, to the wei),
+  (d) baseline: reading and decoding the same recording only (what the format costs),
+  (e) baseline: the chain's own time for those blocks at 1 s a block.
 
 Prints a table and one JSON line (with the machine's load average: on a shared 2-core
 machine the figures move with it). Usage:
@@ -32,10 +37,10 @@ from arbbot.chain.scanner import Scanner, ScannerConfig
 from arbbot.devnet.scenarios import deployed_devnet
 from arbbot.devnet.simulator import simulate
 from arbbot.execution.fees import FeePolicy
-from arbbot.replay.backtest import BacktestStrategy, run
+from arbbot.replay.backtest import BacktestResult, BacktestStrategy, open_chain, run
 from arbbot.replay.recorder import Recorder
 from arbbot.replay.recording import Recording, RecordingWriter
-from arbbot.replay.report import summarize
+from arbbot.replay.report import executed_cycles, summarize
 
 
 def say(msg: str) -> None:
@@ -77,6 +82,13 @@ def record(directory: Path, blocks: int, swaps_per_block: int, seed: int) -> tup
     return path, elapsed
 
 
+def _timed(recording: Recording, **kw: object) -> tuple[BacktestResult, float, float]:
+    """A backtest with the default strategy; its result, wall and CPU seconds."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = run(recording, BacktestStrategy(name="default"), **kw)  # type: ignore[arg-type]
+    return result, time.perf_counter() - t0, time.process_time() - c0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--blocks", type=int, default=3600)
@@ -84,9 +96,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep", metavar="DIR", help="keep the recording (and its state dump) in DIR")
     ap.add_argument("--recording", metavar="FILE", help="replay this recording instead of making one")
+    ap.add_argument("--no-anvil", action="store_true", help="skip the anvil-backed run")
+    ap.add_argument("--anvil-blocks", type=int, default=600,
+                    help="blocks the anvil-backed run replays (and the pure-math run it is compared with)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="arbbot-bench-backtest-"))
     load_before = os.getloadavg()[0]
+    anvil: tuple[BacktestResult, float, float] | None = None
+    anvil_math: tuple[BacktestResult, float, float] | None = None
     try:
         if args.recording:
             path, record_s = Path(args.recording), 0.0
@@ -101,9 +118,21 @@ def main() -> None:
         decoded = sum(1 for _ in recording.blocks())
         decode_s = time.perf_counter() - t0
 
-        t0, c0 = time.perf_counter(), time.process_time()
-        result = run(recording, BacktestStrategy(name="default"))
-        backtest_s, backtest_cpu_s = time.perf_counter() - t0, time.process_time() - c0
+        say("replaying: pure math, paper fills moving the pools (the default)")
+        result, backtest_s, backtest_cpu_s = _timed(recording)
+        say("replaying: baseline, fills leaving the pools as recorded (the previous code path)")
+        still, still_s, still_cpu_s = _timed(recording, move_pools=False)
+        if not args.no_anvil:
+            assert recording.first_block is not None
+            last = recording.first_block + args.anvil_blocks - 1
+            say(f"replaying {args.anvil_blocks} blocks: fills on an anvil loaded from the state dump, then by the math")
+            chain = open_chain(recording, log_path=tmp / "replay-anvil.log")
+            if chain is not None:
+                try:
+                    anvil = _timed(recording, chain=chain, to_block=last)
+                finally:
+                    chain.close()
+                anvil_math = _timed(recording, to_block=last)
         summary = summarize(result)
         size = path.stat().st_size
         if args.keep and not args.recording:
@@ -114,6 +143,8 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+    m = anvil[0].replayed_blocks if anvil is not None else 0
+
     figures = {
         "blocks": n,
         "swaps_per_block": None if args.recording else args.swaps_per_block,
@@ -123,6 +154,16 @@ def main() -> None:
         "backtest_s": round(backtest_s, 2),
         "backtest_blocks_per_s": round(n / backtest_s, 1),
         "backtest_cpu_s": round(backtest_cpu_s, 2),
+        "baseline_unmoved_s": round(still_s, 2),
+        "baseline_unmoved_cpu_s": round(still_cpu_s, 2),
+        "baseline_unmoved_blocks_per_s": round(n / still_s, 1),
+        "anvil_blocks": m or None,
+        "anvil_s": None if anvil is None else round(anvil[1], 2),
+        "anvil_cpu_s": None if anvil is None else round(anvil[2], 2),
+        "anvil_blocks_per_s": None if anvil is None else round(m / anvil[1], 1),
+        "anvil_math_s": None if anvil_math is None else round(anvil_math[1], 2),
+        "anvil_fills_equal_math": None if anvil is None or anvil_math is None
+        else executed_cycles(anvil[0]) == executed_cycles(anvil_math[0]),
         "decode_only_s": round(decode_s, 2),
         "decode_blocks_per_s": round(decoded / decode_s, 1),
         "chain_time_s": n,  # 1 s blocks
@@ -132,17 +173,31 @@ def main() -> None:
         "opportunities_found": summary["opportunities"]["found"],
         "executed_paper": summary["opportunities"]["executed"],
         "optimum_share": summary["optimum"]["share"],
+        "unmoved_found": summarize(still)["opportunities"]["found"],
+        "unmoved_executed_paper": summarize(still)["opportunities"]["executed"],
         "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
     }
     rows = [
         ("blocks recorded (1 s each on the chain)", f"{n:,}"),
         ("recording size", f"{size / 1e6:.2f} MB ({figures['recording_bytes_per_block']} B/block)"),
-        ("backtest: path + ml + execute (paper) + optimum", f"{backtest_s:.2f} s = {n / backtest_s:,.0f} blocks/s"),
-        ("  of which CPU time of this process", f"{backtest_cpu_s:.2f} s = {n / backtest_cpu_s:,.0f} blocks per CPU s"),
+        ("backtest (math fills moving the pools): wall", f"{backtest_s:.2f} s = {n / backtest_s:,.0f} blocks/s"),
+        ("  CPU time of this process", f"{backtest_cpu_s:.2f} s = {n / backtest_cpu_s:,.0f} blocks per CPU s"),
+        ("  opportunities found / executed (paper)", f"{figures['opportunities_found']} / {figures['executed_paper']}"),
+        ("baseline: fills not moving the pools (before)", f"{still_s:.2f} s = {n / still_s:,.0f} blocks/s, "
+                                                          f"CPU {still_cpu_s:.2f} s"),
+        ("  opportunities found / executed (paper)",
+         f"{figures['unmoved_found']} / {figures['unmoved_executed_paper']}"),
+    ]
+    if anvil is not None and anvil_math is not None:
+        rows.append((f"first {m} blocks: fills on the anvil (state dump)",
+                     f"{anvil[1]:.2f} s = {m / anvil[1]:,.0f} blocks/s, CPU {anvil[2]:.2f} s"))
+        rows.append(("  the same blocks by the pool math (baseline)",
+                     f"{anvil_math[1]:.2f} s = {m / anvil_math[1]:,.0f} blocks/s; same fills to the wei: "
+                     f"{figures['anvil_fills_equal_math']}"))
+    rows += [
         ("baseline: decode only", f"{decode_s:.2f} s = {decoded / decode_s:,.0f} blocks/s"),
         ("baseline: the chain's own time", f"{n:,} s (backtest {n / backtest_s:,.0f}x faster)"),
         ("one hour of 1 s blocks (3,600), projected", f"{figures['projected_s_per_3600_blocks']} s (target < 60 s)"),
-        ("opportunities found / executed (paper)", f"{figures['opportunities_found']} / {figures['executed_paper']}"),
         ("load average (1 min) before / after, 2 cores", " / ".join(map(str, figures["load_average"]))),
     ]
     width = max(len(r[0]) for r in rows) + 2

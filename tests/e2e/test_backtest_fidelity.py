@@ -1,7 +1,8 @@
 """Fidelity of a backtest: the e2e fleet (live mode, no competitor) records every block it
 scans (``ARBBOT_RECORD_DIR``); price gaps planted on V2 and V3 pools are traded live; the
 recording replayed with the strategy in force executes the same cycles, on the same blocks,
-for the same profits, to the wei. The recording's anvil state dump rebuilds the chain.
+for the same profits, to the wei, both by the exact pool math and with the fills run by the
+genuine contracts on an anvil loaded from the recording's state dump.
 
 Each gap is planted by one transaction (its sender funded and approved before the range
 replayed), and the next only once the fleet is quiet: every recorded block processed by
@@ -28,7 +29,7 @@ import requests
 from arbbot.devnet import v3 as devnet_v3
 from arbbot.devnet.anvil import start_anvil
 from arbbot.devnet.scenarios import approve, fund_token, swap_v2, v2_state
-from arbbot.replay.backtest import BacktestStrategy, run
+from arbbot.replay.backtest import BacktestStrategy, open_chain, run
 from arbbot.replay.recording import Recording
 from arbbot.replay.report import executed_cycles, summarize
 from tests.e2e.fleet import wait_for
@@ -188,6 +189,17 @@ def _plant_trade_and_replay(fleet: dict[str, Any], django_db_blocker: Any, tmp_p
     summary = summarize(result)
     assert sum(int(v) for v in summary["pnl"]["per_token"].values()) == sum(expected.values())
     assert summary["opportunities"]["dropped"] == {}
+
+    # the same on an anvil loaded from the recording's state dump: the genuine contracts, kept
+    # at each block's recorded pool states, pay the live run's profits to the wei
+    chain = open_chain(recording, log_path=tmp_path / "replay-anvil.log")
+    assert chain is not None
+    try:
+        on_anvil = run(recording, in_force, from_block=first, to_block=last, exclusions=exclusions, chain=chain)
+    finally:
+        chain.close()
+    assert on_anvil.fills == "anvil" and chain.writes > 0
+    assert executed_cycles(on_anvil) == expected
 
     # the devnet's recording starts from anvil's state: loaded into a fresh anvil, it is the chain
     dump = recording.meta["state_dump"]

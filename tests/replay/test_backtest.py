@@ -23,7 +23,9 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
 
 
 def test_each_gap_is_traded_once_at_the_exact_pool_math_profit(recording: Recording) -> None:
-    result = run(recording, BacktestStrategy())
+    """On the recorded states (paper fills not moving the pools: each block's gap is the
+    recorded one)."""
+    result = run(recording, BacktestStrategy(), move_pools=False)
     cycles = executed_cycles(result)
     gaps = [b for b in market_blocks(100, 30)[1:] if b.delta.states[0].reserve0 != 4_000_000 * 10**6]
     assert sorted(block for block, _ in cycles) == [b.number for b in gaps]
@@ -47,8 +49,8 @@ def test_each_gap_is_traded_once_at_the_exact_pool_math_profit(recording: Record
 
 
 def test_from_and_to_trade_only_those_blocks_on_the_states_before(recording: Recording) -> None:
-    whole = executed_cycles(run(recording, BacktestStrategy()))
-    part = run(recording, BacktestStrategy(), from_block=110, to_block=120)
+    whole = executed_cycles(run(recording, BacktestStrategy(), move_pools=False))
+    part = run(recording, BacktestStrategy(), from_block=110, to_block=120, move_pools=False)
     assert [b.number for b in part.blocks] == list(range(110, 121))
     assert part.replayed_blocks == 21
     assert executed_cycles(part) == {k: v for k, v in whole.items() if 110 <= k[0] <= 120}
@@ -59,7 +61,7 @@ def test_from_and_to_trade_only_those_blocks_on_the_states_before(recording: Rec
 def test_a_cap_on_the_input_drops_what_the_path_stage_sized_above_it(recording: Recording) -> None:
     """As live: the execute stage refuses a cycle the path stage sized above the token's cap
     (it re-sizes under the cap only when the newest state asks for more)."""
-    free = summarize(run(recording, BacktestStrategy()))
+    free = summarize(run(recording, BacktestStrategy(), move_pools=False))
     capped = summarize(run(recording, BacktestStrategy(max_amount_in={WETH: 10**18}, name="capped")))
     assert capped["opportunities"]["executed"] == 0
     assert capped["opportunities"]["dropped"] == {"amount_in above the risk cap": free["opportunities"]["executed"]}

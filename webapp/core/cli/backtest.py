@@ -4,6 +4,11 @@ fleet's path, ml and execute code in paper mode (``arbbot.replay.backtest``) and
 (``arbbot.replay.report``): a table, a JSON summary and a PNG of cumulative PnL against the
 hindsight optimum.
 
+Paper fills are run by the genuine contracts on an anvil loaded from the recording's state
+dump where there is one (``--fills auto``, the default; ``anvil`` insists, ``math`` uses the
+exact pool math on the recorded states), and they move the pools the next blocks see
+(``arbbot.replay.fills``).
+
 The strategy is the one recorded (in force when the recording started) unless ``--config``
 names a file: a configuration file (its chain's ``strategy``), or a file holding only a
 ``strategy``. ``--compare A B`` runs both on the same blocks and prints them side by side.
@@ -37,6 +42,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--png", metavar="FILE", help="the chart (default: backtest-<recording>.png here)")
     p.add_argument("--optimum-hops", type=int, default=3, choices=(2, 3, 4),
                    help="longest cycle of the hindsight optimum (default 3)")
+    p.add_argument("--fills", choices=("auto", "anvil", "math"), default="auto",
+                   help="how paper fills are simulated: on an anvil loaded from the recording's state dump "
+                        "(exact: the genuine contracts), by the exact pool math, or auto: anvil where a dump exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 
@@ -64,14 +72,23 @@ def run(opts: dict[str, Any], out: Callable[[str], None]) -> int:
     results = []
     # each paper trade is logged by the execute stage at INFO: the bar and the report say it here
     logging.getLogger("arbbot").setLevel(logging.WARNING)
+    fills = opts.get("fills") or "auto"
     for strategy in strategies:
         bar = None if opts["quiet"] else _Bar(strategy.name)
+        chain = None
         try:
+            if fills != "math":  # one anvil per strategy: each starts from the dump
+                chain = backtest.open_chain(recording)
+                if chain is None and fills == "anvil":
+                    raise CliError(f"{recording.path}: --fills anvil needs a state dump and an executor; "
+                                   "the recording has none (a devnet's recording has both)", code=2)
             results.append(backtest.run(recording, strategy, from_block=opts["from_block"], to_block=opts["to_block"],
-                                        optimum_max_hops=opts["optimum_hops"], progress=bar))
+                                        optimum_max_hops=opts["optimum_hops"], progress=bar, chain=chain))
         except ArbbotError as exc:
             raise CliError(str(exc), code=2) from None
         finally:
+            if chain is not None:
+                chain.close()
             if bar is not None:
                 bar.close()
     names = [s.name for s in strategies]
