@@ -17,7 +17,7 @@ INFRA = REPO / "infrastructure"
 
 def test_rabbitmq_loads_definitions_at_boot() -> None:
     conf = (INFRA / "rabbitmq/rabbitmq.conf").read_text()
-    assert re.search(r"^load_definitions\s*=\s*/etc/rabbitmq/definitions.json$", conf, flags=re.M)
+    assert re.search(r"^load_definitions\s*=\s*/tmp/arbbot-definitions.json$", conf, flags=re.M)
     plugins = (INFRA / "rabbitmq/enabled_plugins").read_text()
     assert "rabbitmq_management" in plugins and "rabbitmq_prometheus" in plugins
 
