@@ -98,6 +98,6 @@ def test_validators_reject_broken_objects() -> None:
 def test_dev_devnet_job_points_at_the_devnet_service() -> None:
     objs = kustomize("k8s/overlays/dev")
     (job,) = by_kind(objs, "Job")
-    env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     host = env["DEVNET_RPC_URL"].split("//", 1)[1].split(":", 1)[0]
     assert host in {s["metadata"]["name"] for s in by_kind(objs, "Service")}
