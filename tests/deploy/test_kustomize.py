@@ -63,7 +63,7 @@ def test_non_dev_overlays_ship_no_placeholder_secrets(overlay: str) -> None:
     ("k8s/overlays/regions/eu-west-1", "live"),
 ])
 def test_overlay_modes(overlay: str, mode: str) -> None:
-    (cm,) = by_kind(kustomize(overlay), "ConfigMap")
+    cm = next(c for c in by_kind(kustomize(overlay), "ConfigMap") if c["metadata"]["name"].endswith("arbbot-config"))
     assert cm["data"]["ARBBOT_MODE"] == mode
 
 

@@ -24,7 +24,8 @@ REDIS_OF_QUEUE = {"scan": "scan", "execute": "execute"}  # the other stages read
 def containers(objs: Iterable[dict[str, Any]]) -> Iterable[tuple[dict[str, Any], dict[str, Any]]]:
     for obj in objs:
         if obj["kind"] in ("Deployment", "Job", "Pod", "CronJob"):
-            spec = obj["spec"] if obj["kind"] == "Pod" else pod_spec(obj)
+            spec = obj["spec"] if obj["kind"] == "Pod" else (
+                obj["spec"]["jobTemplate"]["spec"]["template"]["spec"] if obj["kind"] == "CronJob" else pod_spec(obj))
             for c in spec.get("containers", []) + spec.get("initContainers", []):
                 yield obj, c
 
