@@ -181,6 +181,14 @@ def test_reorg_under_load_nothing_on_orphaned_state_is_sent(fleet: ChaosFleet, d
     _report(fleet, f"reorg depth {depth} (half the load on orphaned blocks)", None, result)
     _assert_nothing_lost_or_twice(result)
     tag = fleet.load.tag
+
+    def settled() -> bool:  # the last batch may still be deciding (claimed `pending`) after the drain
+        with psycopg.connect(fleet.pg.dsn()) as c:
+            row = c.execute("SELECT count(*) FROM core_execution WHERE path_id LIKE %s AND status = 'pending'",
+                            (f"e{tag}-%",)).fetchone()
+        return row is not None and row[0] == 0
+
+    wait_for(settled, 60, "the last executions to be decided")
     with psycopg.connect(fleet.pg.dsn()) as c:
         rows = c.execute("SELECT path_id, status, reason FROM core_execution WHERE path_id LIKE %s",
                          (f"e{tag}-%",)).fetchall()
