@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 
-.PHONY: setup venv lock npm services validators demo test test-explore chaos lint typecheck bench-scan bench-paths bench-scale bench-pipeline bench-backtest bench-latency bench-ml bench-ml-devnet clean
+.PHONY: setup venv lock npm services validators demo test test-explore chaos lint typecheck bench-scan bench-paths bench-scale bench-pipeline bench-backtest bench-latency bench-ml bench-ml-devnet load-web clean
 
 setup: venv npm services
 
@@ -99,6 +99,12 @@ bench-ml: setup
 # (bench/ml/devnet.py): make bench-ml-devnet REC=/tmp/rec/chain-31337-....arbrec [BENCH_ARGS="--gas-x 30"]
 bench-ml-devnet: setup
 	$(PY) -m bench.ml.devnet $(REC) $(BENCH_ARGS)
+
+# The console through the repository's nginx under Locust (bench/web/run.py): inside the
+# 100 r/s limit nothing is refused; a burst far beyond it gets 429s and never a 5xx;
+# baseline: the same burst straight to gunicorn. Headless, about a minute and a half.
+load-web: setup
+	$(PY) bench/web/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv node_modules .devnet .run

@@ -157,6 +157,19 @@ class Settings:
     #: The trace exporter the standard ``OTEL_*`` variables ask for (``otlp``, ``console``),
     #: or None: tracing off (see ``trace_exporter``).
     trace_exporter: str | None = None
+    #: TLS to the broker (an ``amqps://`` URL): the CA file its certificate is verified
+    #: against (``ARBBOT_BROKER_TLS_CA_FILE``); None: plain AMQP, or the system's CAs.
+    #: Redis takes its TLS options in its URL (``rediss://...?ssl_ca_certs=<file>``).
+    broker_tls_ca_file: Path | None = None
+
+    def broker_ssl(self) -> dict[str, object] | bool:
+        """Celery's ``broker_use_ssl``: verify the broker's certificate against the CA file
+        when one is given; True for ``amqps://`` with the system's CAs; False for ``amqp://``."""
+        import ssl
+
+        if self.broker_tls_ca_file is not None:
+            return {"ca_certs": str(self.broker_tls_ca_file), "cert_reqs": ssl.CERT_REQUIRED}
+        return self.broker_url.startswith("amqps://")
 
     def max_fee_cap(self, chain_id: int) -> int | None:
         return self.max_fee_per_gas_wei.get(chain_id, self.default_max_fee_per_gas_wei)
@@ -205,6 +218,7 @@ class Settings:
             log_format=_choice("ARBBOT_LOG_FORMAT", "auto", LOG_FORMATS),
             log_level=env("ARBBOT_LOG_LEVEL", "INFO").upper(),
             trace_exporter=trace_exporter(),
+            broker_tls_ca_file=_existing_file("ARBBOT_BROKER_TLS_CA_FILE"),
         )
 
     def __post_init__(self) -> None:
@@ -216,6 +230,15 @@ class Settings:
 
 
 LOG_FORMATS = ("auto", "json", "console")
+
+
+def _existing_file(name: str) -> Path | None:
+    raw = env(name, "").strip()
+    if not raw:
+        return None
+    if not Path(raw).is_file():
+        raise ConfigError(f"{name} points at {raw}, which does not exist")
+    return Path(raw)
 
 
 def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:

@@ -229,7 +229,9 @@ class HotState:
         was orphaned by a reorg (the reader holds states of a dead branch, and the
         corrections may sit at or below ``after_block``), a block's set expired or was never
         written, the gap is longer than ``max_blocks``, no head. Then read ``snapshot``."""
-        got = self.redis.eval(
+        # EVAL_RO: a read-only script, so a role that may only read (the path workers' Redis
+        # user, infrastructure/redis/users.acl) may run it
+        got = self.redis.eval_ro(
             _CHANGED_SINCE, 3, self.key("head"), self.key("pools"), self.key("orphaned"), self.key("changed:"),
             after_block, max_blocks, after_hash.lower(),
         )

@@ -42,6 +42,16 @@ if ! up 5672; then
   fi
 fi
 
+# nginx for `make load-web` (the console through infrastructure/nginx/nginx.conf); the
+# package only: RUNLEVEL=1 keeps its init script from starting a daemon on port 80, the
+# load test runs its own nginx on 127.0.0.1.
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing nginx-light (for make load-web)..."
+  RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1; } \
+    || echo "nginx-light could not be installed: make load-web needs it (the rest does not)"
+fi
+
 if [ "$fail" = 0 ] && up 5432; then
   psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='arbbot'" 2>/dev/null | grep -q 1 \
     || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE arbbot" >/dev/null 2>&1 || true

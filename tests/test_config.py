@@ -273,3 +273,19 @@ def test_the_devnet_key_file_is_the_fallback(
     (devnet / "signer.key").write_text(KEY + "\n")
     signer_env.setenv("ARBBOT_DEVNET_DIR", str(devnet))
     assert Settings.from_env().signer_key == KEY
+
+
+def test_broker_tls_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import ssl
+
+    monkeypatch.delenv("ARBBOT_BROKER_TLS_CA_FILE", raising=False)
+    monkeypatch.setenv("ARBBOT_BROKER_URL", "amqp://scan:pw@rabbitmq:5672/arbbot")
+    assert Settings.from_env().broker_ssl() is False
+    monkeypatch.setenv("ARBBOT_BROKER_URL", "amqps://scan:pw@rabbitmq:5671/arbbot")
+    assert Settings.from_env().broker_ssl() is True, "amqps: the system's CAs"
+    monkeypatch.setenv("ARBBOT_BROKER_TLS_CA_FILE", str(tmp_path / "missing.crt"))
+    with pytest.raises(ConfigError, match="ARBBOT_BROKER_TLS_CA_FILE"):
+        Settings.from_env()
+    (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("ARBBOT_BROKER_TLS_CA_FILE", str(tmp_path / "ca.crt"))
+    assert Settings.from_env().broker_ssl() == {"ca_certs": str(tmp_path / "ca.crt"), "cert_reqs": ssl.CERT_REQUIRED}

@@ -67,6 +67,7 @@ settings = get_settings()
 app = Celery("arbbot", task_cls="workers.deadletters:StageTask")
 app.conf.update(
     broker_url=settings.broker_url,
+    broker_use_ssl=settings.broker_ssl(),
     broker_connection_retry_on_startup=True,
     task_queues=queues.celery_queues(),
     task_default_queue="analytics",

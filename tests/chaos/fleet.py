@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import psycopg
 import redis as redis_lib
@@ -98,6 +98,8 @@ class ChaosFleet:
         self._stop_load = threading.Event()
         self._threads: list[threading.Thread] = []
         self.samples: list[tuple[float, int, int]] = []  # (t, opportunities rows, executions rows)
+        #: The block (number, hash) item ``n`` of the load was computed on; None: a fixed one.
+        self.block_of: Callable[[int], tuple[int, str]] | None = None
 
     # ------------------------------------------------------------------ set-up
 
@@ -160,9 +162,10 @@ class ChaosFleet:
     def scored(self, n: int, prefix: str) -> dict[str, Any]:
         a, b, token = self.cycles[n % len(self.cycles)]
         weth = self.dep.weth.lower()
+        block_number, block_hash = self.block_of(n) if self.block_of else (1_000 + n, "0x" + "01" * 32)
         return ScoredOpportunity(
             opportunity=Opportunity(
-                chain_id=self.dep.chain_id, block_number=1_000 + n, block_hash="0x" + "01" * 32,
+                chain_id=self.dep.chain_id, block_number=block_number, block_hash=block_hash,
                 path_id=f"{prefix}-{n}", pools=(a.address, b.address), tokens=(weth, token, weth),
                 amount_in=10**18, amount_out=10**18 + PROFIT, gas_estimate=200_000, gas_price_wei=10**9,
                 gas_cost=2 * 10**14, profit_native=PROFIT,

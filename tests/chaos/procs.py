@@ -38,7 +38,7 @@ def worker(queues: str, env: dict[str, str], logs: Path, *, concurrency: int = 1
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
-        wait_for(lambda: hb.exists() or proc.poll() is not None, 90, f"worker {name} to start")
+        wait_for(lambda: hb.exists() or proc.poll() is not None, 240, f"worker {name} to start")  # a loaded 2-core machine
         assert proc.poll() is None, f"worker {name} exited: {(logs / f'{name}.log').read_text()[-3000:]}"
         yield proc
     finally:

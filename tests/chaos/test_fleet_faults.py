@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import psycopg
 import pytest
 
 from tests.chaos.conftest import SUMMARY
@@ -137,3 +138,67 @@ def test_crash_redis_under_load_kill_switch_holds_nonces_resync(fleet: ChaosFlee
     _report(fleet, "Redis SIGKILLed and restarted (kill switch on)", recovery, result)
     _assert_nothing_lost_or_twice(result)
     assert recovery <= 10
+
+
+def _branch(fleet: ChaosFleet, depth: int, timestamp_step: int) -> list[tuple[int, str]]:
+    """Mine ``depth`` empty blocks on the head; their (number, hash)."""
+    out = []
+    for _ in range(depth):
+        ts = int(fleet.rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+        fleet.rpc.call("evm_setNextBlockTimestamp", [hex(ts + timestamp_step)])
+        fleet.rpc.call("evm_mine")
+        blk = fleet.rpc.call("eth_getBlockByNumber", ["latest", False])
+        out.append((int(blk["number"], 16), blk["hash"].lower()))
+    return out
+
+
+@pytest.mark.parametrize("depth", [1, 3, 5])
+def test_reorg_under_load_nothing_on_orphaned_state_is_sent(fleet: ChaosFleet, depth: int) -> None:
+    """A reorg of ``depth`` blocks on the devnet (a branch of ``depth`` blocks replaced by a
+    longer one), recorded as the scanner records it (the orphaned hashes with the correcting
+    head, ``HotState.put_pools``); then under load, half of every batch still computed on
+    the orphaned branch (what the path and ml stages had in flight), half on the new one:
+    no execution on the orphaned blocks is sent - each is dropped for the reorg - and the
+    others go on."""
+    snapshot = fleet.rpc.call("evm_snapshot")
+    orphaned = _branch(fleet, depth, 1)
+    assert fleet.rpc.call("evm_revert", [snapshot])
+    canonical = _branch(fleet, depth + 1, 2)  # the longer branch wins
+    assert {h for _, h in orphaned}.isdisjoint(h for _, h in canonical)
+    assert fleet.rpc.call("eth_getBlockByNumber", [hex(orphaned[-1][0]), False])["hash"].lower() != orphaned[-1][1]
+    head = canonical[-1]
+    fleet.hot.put_pools([], head[0], head[1], orphaned=[h for _, h in orphaned])
+
+    # even items: computed on the orphaned branch; odd ones: on the canonical head
+    fleet.block_of = lambda n: orphaned[(n // 2) % depth] if n % 2 == 0 else head
+    try:
+        fleet.start_load(RATE)
+        _run(fleet, 4)
+        fleet.stop_load()
+        result = fleet.verify()
+    finally:
+        fleet.block_of = None
+    _report(fleet, f"reorg depth {depth} (half the load on orphaned blocks)", None, result)
+    _assert_nothing_lost_or_twice(result)
+    tag = fleet.load.tag
+
+    def settled() -> bool:  # the last batch may still be deciding (claimed `pending`) after the drain
+        with psycopg.connect(fleet.pg.dsn()) as c:
+            row = c.execute("SELECT count(*) FROM core_execution WHERE path_id LIKE %s AND status = 'pending'",
+                            (f"e{tag}-%",)).fetchone()
+        return row is not None and row[0] == 0
+
+    wait_for(settled, 60, "the last executions to be decided")
+    with psycopg.connect(fleet.pg.dsn()) as c:
+        rows = c.execute("SELECT path_id, status, reason FROM core_execution WHERE path_id LIKE %s",
+                         (f"e{tag}-%",)).fetchall()
+        sent_paths = {r[0] for r in c.execute("SELECT path_id FROM core_transaction WHERE path_id LIKE %s",
+                                              (f"e{tag}-%",))}
+    on_orphaned = [r for r in rows if int(r[0].rsplit("-", 1)[1]) % 2 == 0]
+    on_canonical = [r for r in rows if int(r[0].rsplit("-", 1)[1]) % 2 == 1]
+    assert on_orphaned and on_canonical
+    assert all(status == "dropped" and "orphaned" in reason for _, status, reason in on_orphaned), \
+        {(s, r) for _, s, r in on_orphaned}
+    assert not sent_paths & {p for p, _, _ in on_orphaned}, "a transaction on an orphaned block was signed"
+    assert sent_paths & {p for p, _, _ in on_canonical}, "the canonical work went on"
+    assert result["tx_mined"] > 0

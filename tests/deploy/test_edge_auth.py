@@ -48,7 +48,7 @@ def test_kustomize_edge_and_flower(overlay: str) -> None:
     objs = kustomize(overlay)
     paths = ingress_paths(objs)
     assert paths and not [p for p in paths if exposes_hidden(*p)], paths
-    (config,) = by_kind(objs, "ConfigMap")
+    config = next(c for c in by_kind(objs, "ConfigMap") if c["metadata"]["name"].endswith("arbbot-config"))
     assert "*" not in config["data"]["DJANGO_ALLOWED_HOSTS"].split(",")
     host = by_kind(objs, "Ingress")[0]["spec"]["rules"][0]["host"]
     assert config["data"]["DJANGO_CSRF_TRUSTED_ORIGINS"] == f"https://{host}"
@@ -67,7 +67,7 @@ def test_helm_edge_and_flower() -> None:
     objs = helm_objects({"ingress": {"enabled": True}})
     paths = ingress_paths(objs)
     assert paths and not [p for p in paths if exposes_hidden(*p)], paths
-    (config,) = by_kind(objs, "ConfigMap")
+    config = next(c for c in by_kind(objs, "ConfigMap") if c["metadata"]["name"].endswith("arbbot-config"))
     assert config["data"]["DJANGO_ALLOWED_HOSTS"] == "localhost,127.0.0.1,arbbot.example.com"
     assert config["data"]["DJANGO_CSRF_TRUSTED_ORIGINS"] == "https://arbbot.example.com"
     assert config["data"]["DJANGO_SECURE_PROXY_SSL_HEADER"] == "X-Forwarded-Proto"

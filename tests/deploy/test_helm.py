@@ -85,7 +85,7 @@ def test_helm_test_hooks() -> None:
     assert any("/healthz" in s for s in scripts.values()), scripts
     assert any("active_queues" in s for s in scripts.values()), scripts
     worker_test = next(p for p in pods if "active_queues" in " ".join(p["spec"]["containers"][0]["command"]))
-    env = {e["name"]: e["value"] for e in worker_test["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in worker_test["spec"]["containers"][0]["env"]}
     from workers.queues import STAGE_QUEUES
     assert set(env["EXPECTED_QUEUES"].split(",")) == set(STAGE_QUEUES)
 

@@ -17,7 +17,7 @@ INFRA = REPO / "infrastructure"
 
 def test_rabbitmq_loads_definitions_at_boot() -> None:
     conf = (INFRA / "rabbitmq/rabbitmq.conf").read_text()
-    assert re.search(r"^load_definitions\s*=\s*/etc/rabbitmq/definitions.json$", conf, flags=re.M)
+    assert re.search(r"^load_definitions\s*=\s*/tmp/arbbot-definitions.json$", conf, flags=re.M)
     plugins = (INFRA / "rabbitmq/enabled_plugins").read_text()
     assert "rabbitmq_management" in plugins and "rabbitmq_prometheus" in plugins
 
@@ -37,6 +37,8 @@ def test_nginx_rate_limit_and_proxy_headers() -> None:
     conf = (INFRA / "nginx/nginx.conf").read_text()
     assert re.search(r"limit_req_zone \$binary_remote_addr zone=(\w+):\w+ rate=100r/s;", conf)
     assert re.search(r"limit_req zone=\w+ burst=\d+", conf)
+    # both limits refuse with 429, never a 5xx (nginx's limit_conn default is 503)
+    assert re.search(r"^\s*limit_req_status 429;", conf, re.M) and re.search(r"^\s*limit_conn_status 429;", conf, re.M)
     for header in ("Host", "X-Real-IP", "X-Forwarded-For", "X-Forwarded-Proto"):
         assert re.search(rf"proxy_set_header {header}\s", conf), header
     assert "server web:8000" in conf

@@ -108,8 +108,34 @@ def test_compose_worker_services_name_the_stage_queues() -> None:
             consumed[name] = command[command.index("-Q") + 1]
     assert sorted(consumed.values()) == sorted(STAGES)
     assert {f"worker-{v}" for v in consumed.values()} == set(consumed)
-    # The broker URL points at the vhost definitions.json creates.
-    assert compose["x-app-env"]["ARBBOT_BROKER_URL"].endswith(f"@rabbitmq:5672/{VHOST}")
+    # The broker URL points at the vhost definitions.json creates, as the worker's own user.
+    assert compose["x-app-env"]["ARBBOT_BROKER_URL"].endswith(f"/{VHOST}")
+    users = {u["name"] for u in DEFINITIONS["users"]}
+    for name, queue in consumed.items():
+        url = compose["services"][name]["environment"]["ARBBOT_BROKER_URL"]
+        assert url.split("://", 1)[1].startswith(f"{queue}:") and url.endswith(f"/{VHOST}"), name
+        assert queue in users
+
+
+#: The Redis user (infrastructure/redis/users.acl) of each compose service that has its own.
+REDIS_ROLES = {"worker-scan": "scan", "follower": "scan", "worker-path": "pipeline", "worker-ml": "pipeline",
+               "worker-bridge": "pipeline", "worker-analytics": "pipeline", "worker-execute": "execute",
+               "web": "web"}
+
+
+def test_compose_services_use_their_roles() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    acl = (REPO / "infrastructure/redis/users.acl").read_text()
+    for name, svc in compose["services"].items():
+        env = svc.get("environment") or {}
+        url = env.get("ARBBOT_REDIS_URL") if isinstance(env, dict) else None
+        if url is None:
+            continue
+        user = url.split("://", 1)[1].split(":", 1)[0]
+        assert user == REDIS_ROLES.get(name, "viewer"), f"{name} has the Redis user {user}"
+        assert f"\nuser {user} on " in acl
+        broker = env["ARBBOT_BROKER_URL"].split("://", 1)[1].split(":", 1)[0]
+        assert broker != "arbbot", f"{name}: the administrator's broker user"
 
 
 def test_prometheus_and_alerts_cover_the_stage_queues() -> None:

@@ -57,6 +57,25 @@ app.kubernetes.io/component: {{ .component }}
     name: {{ include "arbbot.secretName" . }}
 {{- end -}}
 
+{{- /*
+A process's own broker and Redis user (infrastructure/rabbitmq/definitions.json,
+infrastructure/redis/users.acl): two keys of roleUrls.existingSecret, broker-url-<broker>
+and redis-url-<redis>; they override any ARBBOT_BROKER_URL / ARBBOT_REDIS_URL of the shared
+Secret. (dict "root" . "broker" "<role>" "redis" "<role>")
+*/ -}}
+{{- define "arbbot.roleEnv" -}}
+- name: ARBBOT_BROKER_URL
+  valueFrom:
+    secretKeyRef: {name: {{ .root.Values.roleUrls.existingSecret }}, key: {{ printf "broker-url-%s" .broker }}}
+- name: ARBBOT_REDIS_URL
+  valueFrom:
+    secretKeyRef: {name: {{ .root.Values.roleUrls.existingSecret }}, key: {{ printf "redis-url-%s" .redis }}}
+{{- if .root.Values.roleUrls.brokerTlsCaFile }}
+- name: ARBBOT_BROKER_TLS_CA_FILE
+  value: {{ .root.Values.roleUrls.brokerTlsCaFile | quote }}
+{{- end }}
+{{- end -}}
+
 {{- define "arbbot.tmpVolumes" -}}
 - name: tmp
   emptyDir: {}
