@@ -88,8 +88,11 @@ def _executions(**filters: Any) -> list[Any]:
 
 
 def test_the_console_in_a_browser_while_the_fleet_runs(
-    fleet: dict[str, Any], live_server: Any, browser: Any, shots: Path
+    fleet: dict[str, Any], live_server: Any, browser: Any, shots: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Playwright's sync API runs an event loop in this thread; the ORM reads here are the
+    # test's own (the live server answers from its thread), so Django's guard may stand down.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import expect
 
     from arbbot.devnet.scenarios import plant_price_gap
