@@ -113,7 +113,8 @@ def test_the_console_in_a_browser_while_the_fleet_runs(
         wait_for(lambda: runtime.hotstate(dep.chain_id).head() is not None, 60, "the fleet's first scanned block")
         page.evaluate("window.__loaded_once = true")  # gone if the page reloads
         updated = page.locator("#updated").inner_text()
-        expect(page.locator("#updated")).not_to_have_text(updated, timeout=3_000)  # HTMX: within 2 s
+        # HTMX polls every second; the bound is looser for a loaded CI machine, not a measure
+        expect(page.locator("#updated")).not_to_have_text(updated, timeout=15_000)
         page.screenshot(path=str(shots / "01-overview-idle.png"), full_page=True)
 
         # --- a price gap: the fleet closes it, the overview shows it without a reload
@@ -121,8 +122,7 @@ def test_the_console_in_a_browser_while_the_fleet_runs(
         planted = plant_price_gap(rpc, dep, "WETH", "USDC", 4.0, dex="sushiswap")
         row = wait_for(lambda: next(iter(_executions(status="success", block_number__gt=before_plant)), None),
                        90, "an execution closing the planted gap")
-        first_row = page.locator("#executions tr").nth(1)
-        expect(first_row).to_contain_text("success", timeout=5_000)
+        expect(page.locator(f"#executions a[href='/executions/{row.id}/']")).to_have_count(1, timeout=15_000)
         expect(page.locator("#outcomes")).to_contain_text("success")
         expect(page.locator("#profit")).to_contain_text("WETH")
         assert page.evaluate("window.__loaded_once") is True, "the overview reloaded instead of updating in place"
@@ -161,7 +161,7 @@ def test_the_console_in_a_browser_while_the_fleet_runs(
         assert dropped.status == "dropped" and not dropped.tx_hash
         assert Transaction.objects.count() == sent_before
         assert not Transaction.objects.filter(block_number__gt=engaged_at).exists()
-        expect(page.locator("#executions")).to_contain_text("kill switch engaged", timeout=5_000)
+        expect(page.locator("#executions")).to_contain_text("kill switch engaged", timeout=15_000)
         page.screenshot(path=str(shots / "04-kill-switch-engaged.png"), full_page=True)
 
         # --- a viewer: sees the state, has no button, and a forged POST is refused
