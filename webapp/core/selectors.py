@@ -838,6 +838,7 @@ def console_overview(window: str = "24h") -> dict[str, Any]:
         except Exception:  # Redis down: the kill switch says so too
             heads[c.chain_id] = None
     queues = queue_depths(timeout_s=1.0)
+    explorers = _explorer_urls()
     return {
         "window": window,
         "windows": list(WINDOWS),
@@ -855,7 +856,7 @@ def console_overview(window: str = "24h") -> dict[str, Any]:
         "queues": queues,
         "workers_up": sum(1 for q in queues if q["consumers"]),
         "kill_switch": kill_switch_state(),
-        "recent_executions": [_execution_row(e, tokens, _explorer_urls()) for e in
+        "recent_executions": [_execution_row(e, tokens, explorers) for e in
                               Execution.objects.order_by("-created_at", "-id")[:10]],
     }
 
