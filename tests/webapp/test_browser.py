@@ -58,8 +58,10 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+@pytest.fixture
+def browser(live_server: Any) -> Iterator[Any]:
+    """Function-scoped: Playwright's event loop must be gone before the live server's
+    transactional database is flushed after the test."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -128,6 +130,9 @@ def test_the_console_in_a_browser_while_the_fleet_runs(
         assert page.evaluate("window.__loaded_once") is True, "the overview reloaded instead of updating in place"
         expect(page.locator("#chart-pnl canvas")).to_have_count(1)  # uPlot drew from the series view
         page.wait_for_function("document.getElementById('charts').dataset.updated > 0")
+        page.goto(f"{base}/?window=5m")  # the charts in 5-second buckets: this run's minutes
+        page.wait_for_function("document.getElementById('charts').dataset.updated > 0")
+        expect(page.locator("#chart-source")).to_contain_text("5 s buckets")
         page.screenshot(path=str(shots / "02-overview-after-trade.png"), full_page=True)
         if os.environ.get("ARBBOT_README_SCREENSHOT") == "1":
             README_PNG.parent.mkdir(parents=True, exist_ok=True)

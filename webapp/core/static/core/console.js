@@ -14,7 +14,10 @@
       series: [{}].concat(series),
     };
   }
-  function line(label, color) { return { label: label, stroke: color, width: 2, spanGaps: true }; }
+  // points too: a bucket alone between empty ones (one decision in a minute) still shows
+  function line(label, color) {
+    return { label: label, stroke: color, width: 2, spanGaps: true, points: { show: true, size: 4, fill: color } };
+  }
   var charts = {};
   function draw(id, series, data) {
     var el = document.getElementById(id);
