@@ -189,3 +189,8 @@ def test_the_console_in_a_browser_while_the_fleet_runs(
         assert planted["pool"]["address"]
     finally:
         kill.set_kill_switch(False)
+        # The ORM's connection opened while Playwright's loop ran lives in that context:
+        # closed here, or it outlives the run and keeps its test database from being dropped.
+        from django.db import connections
+
+        connections.close_all()
