@@ -136,7 +136,7 @@ def test_the_console_in_a_browser_while_the_fleet_runs(
         page.screenshot(path=str(shots / "02-overview-after-trade.png"), full_page=True)
         if os.environ.get("ARBBOT_README_SCREENSHOT") == "1":
             README_PNG.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(README_PNG), full_page=False)
+            page.screenshot(path=str(README_PNG), full_page=True)
 
         # --- its detail: predicted against realised (exact: the same base units), explorer link
         page.goto(f"{base}/executions/?chain={dep.chain_id}&status=success")
