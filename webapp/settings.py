@@ -152,6 +152,18 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# The console's browser libraries, pinned in package.json and served from our own static
+# files (collectstatic copies them into the image; never a CDN): htmx, uPlot.
+STATICFILES_DIRS = [
+    ("vendor/htmx", ARBBOT.node_modules / "htmx.org" / "dist"),
+    ("vendor/uplot", ARBBOT.node_modules / "uplot" / "dist"),
+]
+# The console's links to the fleet's other tools (compose publishes them on these ports)
+CONSOLE_LINKS = {
+    "Flower": os.environ.get("ARBBOT_FLOWER_URL", "http://127.0.0.1:5555"),
+    "Grafana": os.environ.get("ARBBOT_GRAFANA_URL", "http://127.0.0.1:3000"),
+    "Jaeger": os.environ.get("ARBBOT_JAEGER_URL", "http://127.0.0.1:16686"),
+}
 
 # ------------------------------------------------------------------ REST API (webapp/core/api)
 # Session auth for people (the browser, with CSRF), tokens for machines

@@ -6,6 +6,13 @@ from webapp.core import views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("console/series.json", views.series, name="console-series"),
+    path("console/killswitch", views.kill_switch, name="console-killswitch"),
+    path("opportunities/", views.opportunities, name="opportunities"),
+    path("executions/", views.executions, name="executions"),
+    path("executions/<int:execution_id>/", views.execution, name="execution"),
+    path("pools/", views.pools, name="pools"),
+    path("model/", views.model, name="model"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.Metrics.as_view(), name="metrics"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

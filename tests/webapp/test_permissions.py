@@ -51,7 +51,12 @@ OTHER: list[tuple[str, str, str, int]] = [
     ("get", "/api/docs/", "viewer", 401),
     ("get", "/metrics", "viewer", 401),
     ("get", "/", "viewer", 302),
-]
+    ("get", "/opportunities/", "viewer", 302),
+    ("get", "/executions/", "viewer", 302),
+    ("get", "/pools/", "viewer", 302),
+    ("get", "/model/", "viewer", 302),
+    ("get", "/console/series.json", "viewer", 302),
+]  # the console's kill-switch button (a POST): tests/webapp/test_console.py
 
 
 def test_the_matrix_covers_every_operation_of_the_schema() -> None:

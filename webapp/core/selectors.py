@@ -580,3 +580,431 @@ def model_summary() -> dict[str, Any] | None:
         "svg": ev_curve_svg(m.get("ev_curve", {})),
         "versions": ModelVersion.objects.count(),
     }
+
+
+# --------------------------------------------------------------------------- the console
+# Every read of the console's pages (webapp/core/views.py). A page refreshes every second or
+# two, so every query here is bounded: a time window on an indexed ``created_at`` (never a
+# count of a whole table), a row limit, or both.
+
+#: the console's time windows (a filter's ``window``), newest first
+WINDOWS: dict[str, dt.timedelta] = {
+    "5m": dt.timedelta(minutes=5),
+    "1h": dt.timedelta(hours=1),
+    "24h": dt.timedelta(hours=24),
+    "7d": dt.timedelta(days=7),
+}
+#: the charts' bucket width per window: a few hundred points at most
+BUCKETS: dict[str, dt.timedelta] = {
+    "5m": dt.timedelta(seconds=5),
+    "1h": dt.timedelta(minutes=1),
+    "24h": dt.timedelta(minutes=10),
+    "7d": dt.timedelta(hours=1),
+}
+LIST_LIMIT = 100
+NATIVE_DECIMALS = 18  # every chain here pays gas in an 18-decimal native token
+#: the execution statuses whose transaction was sent and settled (the win rate's base)
+SETTLED = ("success", "reverted")
+
+
+@dataclass(frozen=True)
+class ConsoleFilters:
+    """A list page's filters, decoded from its query string (``console_filters``)."""
+
+    window: str = "1h"
+    chain_id: int | None = None
+    dex: str = ""
+    token: str = ""
+    status: str = ""
+
+    @property
+    def since(self) -> dt.datetime:
+        return timezone.now() - WINDOWS[self.window]
+
+    def as_query(self) -> dict[str, str]:
+        return {k: str(v) for k, v in (("window", self.window), ("chain", self.chain_id), ("dex", self.dex),
+                                       ("token", self.token), ("status", self.status)) if v not in (None, "")}
+
+
+def console_filters(query: Any, *, default_window: str = "1h") -> ConsoleFilters:
+    """The filters of a query string (a ``QueryDict`` or a dict): an unknown window is the
+    default one, a chain that is not a whole number is ignored (no filter), text is trimmed."""
+    window = str(query.get("window") or default_window)
+    chain = str(query.get("chain") or "").strip()
+    return ConsoleFilters(
+        window=window if window in WINDOWS else default_window,
+        chain_id=int(chain) if chain.isdigit() else None,
+        dex=str(query.get("dex") or "").strip()[:64],
+        token=str(query.get("token") or "").strip()[:64],
+        status=str(query.get("status") or "").strip()[:16],
+    )
+
+
+def _token_addresses(text: str, chain_id: int | None) -> list[str]:
+    """The addresses a token filter names: an address as given, else every token whose
+    symbol it is (case-insensitive)."""
+    if text.startswith("0x"):
+        return [text.lower()]
+    qs = Token.objects.filter(symbol__iexact=text)
+    if chain_id is not None:
+        qs = qs.filter(chain__chain_id=chain_id)
+    return list(qs.values_list("address", flat=True))
+
+
+def _dex_pools(name: str, chain_id: int | None) -> list[str]:
+    qs = Pool.objects.filter(dex__name__iexact=name)
+    if chain_id is not None:
+        qs = qs.filter(chain__chain_id=chain_id)
+    return list(qs.values_list("address", flat=True)[:10_000])
+
+
+def _filtered_opportunities(f: ConsoleFilters) -> Any:
+    from django.db.models import Q
+
+    qs = Opportunity.objects.filter(created_at__gte=f.since)
+    if f.chain_id is not None:
+        qs = qs.filter(chain_id=f.chain_id)
+    if f.status:
+        qs = qs.filter(decision=f.status)
+    if f.token:
+        addrs = _token_addresses(f.token, f.chain_id)
+        qs = qs.filter(Q(profit_token__in=addrs) | Q(tokens__has_any_keys=addrs)) if addrs else qs.none()
+    if f.dex:
+        pools = _dex_pools(f.dex, f.chain_id)
+        qs = qs.filter(pools__has_any_keys=pools) if pools else qs.none()
+    return qs
+
+
+def _filtered_executions(f: ConsoleFilters) -> Any:
+    from django.db.models import Exists, OuterRef
+
+    qs = Execution.objects.filter(created_at__gte=f.since)
+    if f.chain_id is not None:
+        qs = qs.filter(chain_id=f.chain_id)
+    if f.status:
+        qs = qs.filter(status=f.status)
+    if f.token:
+        qs = qs.filter(profit_token__in=_token_addresses(f.token, f.chain_id))
+    if f.dex:
+        pools = _dex_pools(f.dex, f.chain_id)
+        through = Opportunity.objects.filter(
+            chain_id=OuterRef("chain_id"), block_number=OuterRef("block_number"), path_id=OuterRef("path_id"),
+            pools__has_any_keys=pools or [""],
+        )
+        qs = qs.filter(Exists(through))
+    return qs
+
+
+def _explorer_urls() -> dict[int, str]:
+    return {c: u.rstrip("/") for c, u in Chain.objects.exclude(explorer_url="").values_list("chain_id", "explorer_url")}
+
+
+def _symbol(tokens: dict[str, Token], address: str) -> str:
+    tok = tokens.get(address)
+    return tok.symbol if tok and tok.symbol else address[:10]
+
+
+def _amount(tokens: dict[str, Token], address: str, amount: Any) -> str:
+    tok = tokens.get(address)
+    return format_amount(amount, tok.decimals if tok else None)
+
+
+def _execution_row(e: Execution, tokens: dict[str, Token], explorers: dict[int, str]) -> dict[str, Any]:
+    """An execution as the console shows it: amounts in token units, the prediction the
+    send was sized on (the re-sized one when the execute stage re-sized it), realised minus
+    predicted, the transaction's explorer link."""
+    predicted = int(e.final_predicted_profit) or int(e.predicted_profit)
+    realised = int(e.realised_profit)
+    settled = e.status in SETTLED
+    explorer = explorers.get(e.chain_id, "")
+    return {
+        "id": e.id, "created_at": e.created_at, "chain_id": e.chain_id, "block_number": e.block_number,
+        "path_id": e.path_id, "mode": e.mode, "status": e.status, "reason": e.reason,
+        "symbol": _symbol(tokens, e.profit_token),
+        "predicted": _amount(tokens, e.profit_token, predicted), "predicted_base_units": str(predicted),
+        "realised": _amount(tokens, e.profit_token, realised) if settled else "–",
+        "difference": _amount(tokens, e.profit_token, realised - predicted) if settled else "–",
+        "difference_sign": (realised > predicted) - (realised < predicted) if settled else 0,
+        "gas_used": e.gas_used, "tx_hash": e.tx_hash,
+        "tx_url": f"{explorer}/tx/{e.tx_hash}" if explorer and e.tx_hash else "",
+        "latency_ms": e.decision_latency_ms,
+    }
+
+
+def console_executions(f: ConsoleFilters, limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
+    tokens, explorers = token_map(f.chain_id), _explorer_urls()
+    rows = _filtered_executions(f).order_by("-created_at", "-id")[:limit]
+    return [_execution_row(e, tokens, explorers) for e in rows]
+
+
+def console_opportunities(f: ConsoleFilters, limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
+    tokens = token_map(f.chain_id)
+    out = []
+    for o in _filtered_opportunities(f).order_by("-created_at", "-id")[:limit]:
+        predicted = int(o.net_profit)
+        out.append({
+            "created_at": o.created_at, "chain_id": o.chain_id, "block_number": o.block_number,
+            "path_id": o.path_id, "hops": len(o.pools), "symbol": _symbol(tokens, o.profit_token),
+            "route": " → ".join(_symbol(tokens, t) for t in o.tokens),
+            "amount_in": _amount(tokens, o.profit_token, o.amount_in),
+            "net_profit": _amount(tokens, o.profit_token, predicted),
+            "score": o.score, "decision": o.decision, "reason": o.reason, "latency_ms": o.latency_ms,
+        })
+    return out
+
+
+def console_execution(execution_id: int) -> dict[str, Any] | None:
+    """One execution with its opportunity (the cycle's pools and tokens) and its transactions
+    (the journal: every attempt, by nonce), or None."""
+    e = Execution.objects.filter(id=execution_id).first()
+    if e is None:
+        return None
+    tokens, explorers = token_map(e.chain_id), _explorer_urls()
+    row = _execution_row(e, tokens, explorers)
+    explorer = explorers.get(e.chain_id, "")
+    opp = (Opportunity.objects.filter(chain_id=e.chain_id, block_number=e.block_number, path_id=e.path_id)
+           .order_by("-created_at").first())
+    txs = Transaction.objects.filter(chain_id=e.chain_id, block_number=e.block_number, path_id=e.path_id).order_by("id")
+    row.update({
+        "amount_in": _amount(tokens, e.profit_token, e.amount_in),
+        "final_amount_in": _amount(tokens, e.profit_token, e.final_amount_in) if e.final_amount_in else "–",
+        "predicted_at_scan": _amount(tokens, e.profit_token, e.predicted_profit),
+        "predicted_at_send": _amount(tokens, e.profit_token, e.final_predicted_profit) if e.final_predicted_profit else "–",
+        "realised_base_units": str(e.realised_profit),
+        "gas_price_wei": str(e.gas_price_wei),
+        "gas_paid": format_amount(int(e.gas_used) * int(e.gas_price_wei), NATIVE_DECIMALS),
+        "realised_native": format_amount(e.realised_profit_native, NATIVE_DECIMALS)
+        if e.realised_profit_native is not None else "–",
+        "mined_block": e.mined_block,
+        "opportunity": None if opp is None else {
+            "route": " → ".join(_symbol(tokens, t) for t in opp.tokens), "pools": list(opp.pools),
+            "score": opp.score, "decision": opp.decision, "block_hash": opp.block_hash,
+            "gas_cost": format_amount(opp.gas_cost, NATIVE_DECIMALS), "latency_ms": opp.latency_ms,
+        },
+        "transactions": [
+            {"nonce": t.nonce, "kind": t.kind, "state": t.state, "route": t.route, "tx_hash": t.tx_hash,
+             "tx_url": f"{explorer}/tx/{t.tx_hash}" if explorer else "", "sent_block": t.sent_block,
+             "mined_block": t.mined_block, "max_fee_per_gas": str(t.max_fee_per_gas)}
+            for t in txs
+        ],
+    })
+    return row
+
+
+def kill_switch_state() -> bool | None:
+    """The fleet's kill switch: engaged or not, None when Redis cannot be read (the
+    workers then treat it as engaged)."""
+    import redis
+    from django.conf import settings
+
+    from arbbot.hotstate import Fleet
+
+    try:
+        client = redis.Redis.from_url(settings.ARBBOT.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        return Fleet(client, settings.ARBBOT.redis_prefix).kill_switch_engaged()
+    except redis.RedisError:
+        return None
+
+
+def _hot(chain_id: int) -> Any:
+    import redis
+    from django.conf import settings
+
+    from arbbot.hotstate import HotState
+
+    client = redis.Redis.from_url(settings.ARBBOT.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    return HotState(client, settings.ARBBOT.redis_prefix, chain_id)
+
+
+def console_overview(window: str = "24h") -> dict[str, Any]:
+    """The overview's figures over ``window`` (``WINDOWS``): opportunities per second (the
+    last minute), executions by outcome, realised profit per token and net in native,
+    paper profit apart, win rate, gas spent, block-to-decision latency percentiles (the
+    last hour at most), queue depths and consumers (worker health), each chain's head, the
+    kill switch, and the latest executions. Bounded: every query is a window on an indexed
+    ``created_at``."""
+    from django.db.models import F, Q
+
+    window = window if window in WINDOWS else "24h"
+    now = timezone.now()
+    since = now - WINDOWS[window]
+    tokens = token_map()
+    executions = Execution.objects.filter(created_at__gte=since)
+    opp_last_min = Opportunity.objects.filter(created_at__gte=now - dt.timedelta(seconds=60)).count()
+    status_counts = dict(executions.values_list("status").annotate(n=Count("id")).order_by("status"))
+    sent = ~Q(tx_hash="")
+    native = list(
+        executions.values("chain_id").annotate(
+            realised=Sum("realised_profit_native", filter=Q(status="success")),
+            gas=Sum(F("gas_used") * F("gas_price_wei"), filter=sent),
+            paper=Sum("profit_native", filter=Q(status="simulated", mode="paper")),
+        ).order_by("chain_id")
+    )
+    for n in native:
+        realised, gas = int(n["realised"] or 0), int(n["gas"] or 0)
+        n.update(realised=format_amount(realised, NATIVE_DECIMALS), gas=format_amount(gas, NATIVE_DECIMALS),
+                 net=format_amount(realised - gas, NATIVE_DECIMALS), net_sign=(realised > gas) - (realised < gas),
+                 paper=format_amount(n["paper"] or 0, NATIVE_DECIMALS))
+    won = status_counts.get("success", 0)
+    settled = sum(status_counts.get(s, 0) for s in SETTLED)
+    chains = chains_all()
+    heads = {}
+    for c in chains:
+        try:
+            heads[c.chain_id] = _hot(c.chain_id).head()
+        except Exception:  # Redis down: the kill switch says so too
+            heads[c.chain_id] = None
+    queues = queue_depths(timeout_s=1.0)
+    explorers = _explorer_urls()
+    return {
+        "window": window,
+        "windows": list(WINDOWS),
+        "generated_at": now,
+        "chains": [{"chain": c, "head": (heads.get(c.chain_id) or (None,))[0]} for c in chains],
+        "opportunities_per_second": round(opp_last_min / 60.0, 2),
+        "executions_by_status": status_counts,
+        "executions_total": sum(status_counts.values()),
+        "win_rate": None if not settled else round(100.0 * won / settled, 1),
+        "settled": settled,
+        "profit_by_token": _profit_by_token(executions.filter(status="success"), tokens),
+        "paper_profit_by_token": _profit_by_token(executions.filter(status="simulated", mode="paper"), tokens),
+        "native": native,
+        "latency": latency_percentiles(max(since, now - LATENCY_WINDOW)),
+        "queues": queues,
+        "workers_up": sum(1 for q in queues if q["consumers"]),
+        "kill_switch": kill_switch_state(),
+        "recent_executions": [_execution_row(e, tokens, explorers) for e in
+                              Execution.objects.order_by("-created_at", "-id")[:10]],
+    }
+
+
+def console_pools(f: ConsoleFilters, *, excluded_only: bool = False, limit: int = LIST_LIMIT * 2) -> dict[str, Any]:
+    """Pools with their hot state (Redis): reserves or price, the block of their last change,
+    how many blocks behind the chain's head that is, and their exclusion with its reason.
+    Filters: chain, DEX (name), token (symbol or address), excluded only."""
+    from django.db.models import Q
+
+    qs = Pool.objects.select_related("chain", "dex", "token0", "token1").order_by("chain__chain_id", "id")
+    if f.chain_id is not None:
+        qs = qs.filter(chain__chain_id=f.chain_id)
+    if f.dex:
+        qs = qs.filter(dex__name__iexact=f.dex)
+    if f.token:
+        addrs = _token_addresses(f.token, f.chain_id)
+        qs = qs.filter(Q(token0__address__in=addrs) | Q(token1__address__in=addrs))
+    if excluded_only:
+        qs = qs.exclude(excluded_reason="")
+    pools = list(qs[:limit])
+    by_chain: dict[int, list[Pool]] = {}
+    for p in pools:
+        by_chain.setdefault(p.chain.chain_id, []).append(p)
+    states: dict[str, Any] = {}
+    heads: dict[int, int | None] = {}
+    redis_ok = True
+    for chain_id, ps in by_chain.items():
+        try:
+            hot = _hot(chain_id)
+            head = hot.head()
+            heads[chain_id] = head[0] if head else None
+            states.update(hot.get_pools([p.address for p in ps]))
+        except Exception:
+            redis_ok, heads[chain_id] = False, None
+    rows = []
+    for p in pools:
+        st = states.get(p.address)
+        head = heads.get(p.chain.chain_id)
+        if st is None:
+            state = "not scanned"
+        elif st.kind == "v2":
+            state = (f"{format_amount(st.reserve0, p.token0.decimals)} {p.token0.symbol} / "
+                     f"{format_amount(st.reserve1, p.token1.decimals)} {p.token1.symbol}")
+        else:
+            state = f"tick {st.tick}, liquidity {st.liquidity}"
+        rows.append({
+            "chain_id": p.chain.chain_id, "address": p.address, "dex": p.dex.name if p.dex else "", "kind": p.kind,
+            "pair": f"{p.token0.symbol or p.token0.address[:10]}/{p.token1.symbol or p.token1.address[:10]}",
+            "fee_pips": p.fee_pips, "state": state,
+            "last_change_block": st.block_number if st else None,
+            "staleness_blocks": head - st.block_number if st and head is not None else None,
+            "excluded_reason": p.excluded_reason,
+        })
+    return {"pools": rows, "heads": heads, "redis_ok": redis_ok, "limit": limit, "truncated": len(pools) == limit}
+
+
+EXECUTION_STATUSES = tuple(s for s, _ in Execution.STATUSES)
+#: TimescaleDB's continuous aggregate of opportunities per minute (0012_console_aggregates)
+OPPORTUNITIES_1M = "console_opportunities_1m"
+_EPOCH = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
+
+
+def console_filter_options() -> dict[str, list[Any]]:
+    """What the list pages' filters offer: chains, DEX names, token symbols (small tables)."""
+    return {
+        "chains": list(Chain.objects.order_by("chain_id").values_list("chain_id", "name")),
+        "dexes": sorted(set(Dex.objects.values_list("name", flat=True))),
+        "tokens": sorted({s for s in Token.objects.exclude(symbol="").values_list("symbol", flat=True)}),
+    }
+
+
+def _has_relation(name: str) -> bool:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+        return bool(cur.fetchone()[0])
+
+
+def _rows(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return list(cur.fetchall())
+
+
+def console_series(window: str = "1h") -> dict[str, Any]:
+    """The overview's charts over ``window`` in buckets of ``BUCKETS[window]``: opportunities
+    per second, realised PnL net of gas (cumulative, native), and block-to-decision latency
+    p50/p95/p99. Opportunities come from the TimescaleDB continuous aggregate when it exists
+    and the buckets are a minute or wider, else from the table; every query is bounded by
+    the window on an indexed ``created_at``. Amounts are summed exactly in SQL and Python;
+    the chart's native units are floats for drawing only."""
+    window = window if window in WINDOWS else "1h"
+    width = BUCKETS[window]
+    now = timezone.now()
+    start = now - WINDOWS[window]
+    step = int(width.total_seconds())
+    first = int(start.timestamp()) // step * step
+    ticks = list(range(first, int(now.timestamp()) // step * step + 1, step))
+    bucket = f"date_bin(%s, {{col}}, {_EPOCH})"
+    if step >= 60 and _has_relation(OPPORTUNITIES_1M):
+        opp = _rows(f"SELECT {bucket.format(col='bucket')} b, sum(n) FROM {OPPORTUNITIES_1M} "
+                    "WHERE bucket >= %s GROUP BY b", [width, start])
+        source = "continuous aggregate"
+    else:
+        opp = _rows(f"SELECT {bucket.format(col='created_at')} b, count(*) FROM core_opportunity "
+                    "WHERE created_at >= %s GROUP BY b", [width, start])
+        source = "table"
+    per_bucket = {int(b.timestamp()): int(n) for b, n in opp}
+    ex = _rows(
+        f"SELECT {bucket.format(col='created_at')} b, "
+        "coalesce(sum(realised_profit_native) FILTER (WHERE status = 'success'), 0), "
+        "coalesce(sum(gas_used * gas_price_wei) FILTER (WHERE tx_hash <> ''), 0), "
+        "percentile_cont(0.5) WITHIN GROUP (ORDER BY decision_latency_ms), "
+        "percentile_cont(0.95) WITHIN GROUP (ORDER BY decision_latency_ms), "
+        "percentile_cont(0.99) WITHIN GROUP (ORDER BY decision_latency_ms) "
+        "FROM core_execution WHERE created_at >= %s GROUP BY b", [width, start])
+    by_t = {int(r[0].timestamp()): r[1:] for r in ex}
+    pnl, total = [], 0
+    lat: dict[str, list[float | None]] = {"p50": [], "p95": [], "p99": []}
+    for t in ticks:
+        realised, gas, *ps = by_t.get(t, (0, 0, None, None, None))
+        total += int(realised) - int(gas)
+        pnl.append(total / 10**NATIVE_DECIMALS)
+        for k, v in zip(lat, ps):
+            lat[k].append(None if v is None else round(float(v), 2))
+    return {
+        "window": window, "bucket_s": step, "source": source, "t": ticks,
+        "opportunities_per_s": [round(per_bucket.get(t, 0) / step, 3) for t in ticks],
+        "pnl_native": pnl, "pnl_native_wei": str(total), **lat,
+    }

@@ -1,26 +1,115 @@
-"""Thin views: the dashboard, the health endpoint and Prometheus metrics. Every one needs a
-login but ``/healthz`` (``webapp.core.roles``)."""
+"""Thin views: the console's pages (each with the partial HTMX polls to refresh it without a
+reload), its chart data, the kill-switch button, the health endpoint and Prometheus
+metrics. Every one needs a login but ``/healthz`` (``webapp.core.roles``); reads go
+through ``selectors``, the one write (the kill switch) through ``services``."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import logging
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required, permission_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from webapp.core import roles, selectors
+from webapp.core import roles, selectors, services
 from webapp.core.health import check_dependencies
 
+log = logging.getLogger(__name__)
+viewer = permission_required(roles.VIEW, raise_exception=True)
 
-@permission_required(roles.VIEW, raise_exception=True)
+
+def _page(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
+    """The page, or only its live part when HTMX polls for it (``HX-Request``)."""
+    partial = request.headers.get("HX-Request") == "true"
+    return render(request, f"core/{template}{'_live' if partial else ''}.html", {
+        **context, "links": settings.CONSOLE_LINKS, "can_operate": request.user.has_perm(roles.OPERATE),
+        "windows_list": list(selectors.WINDOWS),
+    })
+
+
+@viewer
+@require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "core/dashboard.html", {**selectors.dashboard_summary(), "scoring": selectors.model_summary()})
+    """The overview: figures, queues, workers, the kill switch, the latest executions, charts."""
+    window = request.GET.get("window", "24h")
+    context = selectors.console_overview(window)
+    if request.headers.get("HX-Request") != "true":
+        context["scoring"] = selectors.model_summary()
+    return _page(request, "overview", context)
+
+
+@viewer
+@require_GET
+def series(request: HttpRequest) -> JsonResponse:
+    """The overview's charts: opportunities per second, realised PnL, latency percentiles."""
+    return JsonResponse(selectors.console_series(request.GET.get("window", "1h")))
+
+
+@viewer
+@require_GET
+def opportunities(request: HttpRequest) -> HttpResponse:
+    f = selectors.console_filters(request.GET)
+    return _page(request, "opportunities", {"f": f, "rows": selectors.console_opportunities(f),
+                                            "options": selectors.console_filter_options(), "decisions": ("execute", "skip")})
+
+
+@viewer
+@require_GET
+def executions(request: HttpRequest) -> HttpResponse:
+    f = selectors.console_filters(request.GET)
+    return _page(request, "executions", {"f": f, "rows": selectors.console_executions(f),
+                                         "options": selectors.console_filter_options(),
+                                         "statuses": selectors.EXECUTION_STATUSES})
+
+
+@viewer
+@require_GET
+def execution(request: HttpRequest, execution_id: int) -> HttpResponse:
+    row = selectors.console_execution(execution_id)
+    if row is None:
+        raise Http404(f"no execution {execution_id}")
+    return _page(request, "execution", {"e": row})
+
+
+@viewer
+@require_GET
+def pools(request: HttpRequest) -> HttpResponse:
+    f = selectors.console_filters(request.GET)
+    excluded = request.GET.get("excluded") == "1"
+    return _page(request, "pools", {"f": f, "excluded": excluded, **selectors.console_pools(f, excluded_only=excluded),
+                                    "options": selectors.console_filter_options()})
+
+
+@viewer
+@require_GET
+def model(request: HttpRequest) -> HttpResponse:
+    return _page(request, "model", {"scoring": selectors.model_summary(), "versions": selectors.model_versions()})
+
+
+@permission_required(roles.OPERATE, raise_exception=True)
+@require_POST
+def kill_switch(request: HttpRequest) -> HttpResponse:
+    """Engage (``engaged=1``) or release (``engaged=0``) the fleet's kill switch: operators
+    only, with the form's CSRF token; then back to the overview."""
+    import redis
+
+    engaged = request.POST.get("engaged") == "1"
+    try:
+        services.fleet_hotstate().set_kill_switch(engaged)
+    except redis.RedisError as exc:
+        return HttpResponse(f"Redis unreachable, the kill switch was not changed: {exc}", status=503,
+                            content_type="text/plain")
+    log.warning("kill switch %s by %s (console)", "engaged" if engaged else "released", request.user)
+    return redirect("dashboard")
 
 
 @login_not_required
