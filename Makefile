@@ -88,7 +88,7 @@ bench-backtest: setup
 	$(PY) -m bench.backtest.run
 
 # block arrival -> execute decision through the real fleet on a devnet of its own port,
-# the follower beside beat's 1 s tick (bench/latency/README.md); about 3 minutes
+# the follower beside beat's 1 s tick, and the code before (bench/latency/README.md); about 6 minutes
 bench-latency: setup
 	$(PY) bench/latency/run.py
 

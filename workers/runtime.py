@@ -99,12 +99,9 @@ _path_stages: dict[int, tuple[int, PathStage]] = {}
 
 def path_stage(chain_id: int) -> PathStage:
     """The chain's path stage, built from its strategy in force (start tokens, max hops;
-    ``selectors.strategy_for``). The strategy's version is read on each call, that is once
-    per block: a new version builds a new stage, which re-reads every pool from the hot
-    state on its first block, so an edited strategy applies from the next block."""
-    from webapp.core import selectors
-
-    strategy = selectors.strategy_for(chain_id)
+    ``strategy``): a new version builds a new stage, which re-reads every pool from the hot
+    state on its first block, so an edited strategy applies within ``STRATEGY_TTL_S``."""
+    strategy = strategy_in_force(chain_id)
     cached = _path_stages.get(chain_id)
     if cached is not None and cached[0] == strategy.version:
         return cached[1]
@@ -128,6 +125,31 @@ def path_stage(chain_id: int) -> PathStage:
 
 
 path_stage.cache_clear = _path_stages.clear  # type: ignore[attr-defined]  # reset() forgets it too
+
+
+#: The strategy and limits in force, and the champion model, are read again at most this
+#: often per process: an edit (file, admin, API) or a promotion reaches the running workers
+#: within it (a block on the devnet), and the path, ml and execute stages do not each spend
+#: a database round trip per block on a row that almost never changes.
+STRATEGY_TTL_S = 1.0
+_strategies: dict[int, tuple[float, Any]] = {}
+
+
+def strategy_in_force(chain_id: int) -> Any:
+    """The chain's strategy in force (``selectors.strategy_for``), read again at most every
+    ``STRATEGY_TTL_S``."""
+    from webapp.core import selectors
+
+    now = time.monotonic()
+    cached = _strategies.get(chain_id)
+    if cached is not None and now - cached[0] < STRATEGY_TTL_S:
+        return cached[1]
+    strategy = selectors.strategy_for(chain_id)
+    _strategies[chain_id] = (now, strategy)
+    return strategy
+
+
+strategy_in_force.cache_clear = _strategies.clear  # type: ignore[attr-defined]  # reset() forgets it too
 
 
 MODE_TTL_S = 1.0  # a mode changed by an operator applies within this
@@ -235,29 +257,22 @@ def pool_guard(chain_id: int) -> Callable[[Sequence[PoolState]], str | None]:
     return guard
 
 
-STRATEGY_TTL_S = 1.0  # limits edited in the strategy reach the execute workers within this
-_runners: dict[int, tuple[float, int, ExecutionRunner]] = {}
+_runners: dict[int, tuple[int, ExecutionRunner]] = {}
 
 
 def runner(chain_id: int) -> ExecutionRunner:
-    """The chain's execution runner. The strategy's version is checked at most every
-    ``STRATEGY_TTL_S``; a new version (its input caps, its fee cap) builds a new runner, so
-    limits edited in a file, the admin or the API apply without a restart. Nonces, open
-    transactions and cooldowns live in Redis: a new runner loses none of them."""
-    from webapp.core import selectors
-
-    now = time.monotonic()
+    """The chain's execution runner. A new strategy version (``strategy``: its input caps,
+    its fee cap) builds a new runner, so limits edited in a file, the admin or the API apply
+    without a restart, within ``STRATEGY_TTL_S``. Nonces, open transactions and cooldowns
+    live in Redis: a new runner loses none of them."""
+    strategy = strategy_in_force(chain_id)
     cached = _runners.get(chain_id)
-    if cached is not None and now - cached[0] < STRATEGY_TTL_S:
-        return cached[2]
-    strategy = selectors.strategy_for(chain_id)
-    if cached is not None and cached[1] == strategy.version:
-        _runners[chain_id] = (now, cached[1], cached[2])
-        return cached[2]
+    if cached is not None and cached[0] == strategy.version:
+        return cached[1]
     built = _build_runner(chain_id, strategy.max_amount_in, strategy.max_fee_per_gas_wei)
     if cached is not None:
         log.info("chain %s: strategy v%d in force, execution limits rebuilt", chain_id, strategy.version)
-    _runners[chain_id] = (now, strategy.version, built)
+    _runners[chain_id] = (strategy.version, built)
     return built
 
 
@@ -378,14 +393,23 @@ def record_block(chain_id: int, delta: PoolDelta) -> None:
 
 def reset() -> None:
     """Forget every cached resource (tests; a changed configuration)."""
-    for fn in (hotstate, rpc, scanner, path_stage, runner, recorder, redis_client, champion):
+    for fn in (hotstate, rpc, scanner, strategy_in_force, path_stage, runner, recorder, redis_client, champion):
         fn.cache_clear()
 
 
 @functools.lru_cache(maxsize=1)
 def champion() -> Any:
-    """The process's ``ChampionCache``: asks the registry per batch, reloads on promotion."""
+    """The process's ``ChampionCache``: asks the registry at most every ``STRATEGY_TTL_S``,
+    reloads on promotion."""
     from arbbot.scoring.stage import ChampionCache
     from webapp.core import selectors
 
-    return ChampionCache(selectors.model_champion_ref, selectors.model_artefact)
+    asked: list[tuple[float, Any]] = []
+
+    def ref() -> Any:
+        now = time.monotonic()
+        if not asked or now - asked[0][0] >= STRATEGY_TTL_S:
+            asked[:] = [(now, selectors.model_champion_ref())]
+        return asked[0][1]
+
+    return ChampionCache(ref, selectors.model_artefact)

@@ -187,33 +187,53 @@ class ExecutionRunner:
         Replies are never used for a cycle through a pool that a transaction sent since
         trades (``submit`` forgets them), nor once the newest pool states give other calldata
         (a new block: ``submit`` then asks the node itself). The number re-validated ahead."""
+        return self.ahead_request(batch)()
+
+    def ahead_request(self, batch: Sequence[ScoredOpportunity]) -> Callable[[], int]:
+        """``revalidate_ahead`` in two steps: this one reads the batch's pools (one read for
+        all of them), re-sizes and encodes each cycle, here; the callable it returns makes the
+        round trip and keeps the replies, and may run in another thread while this one does
+        something else (the execute stage claims the batch meanwhile), as long as no
+        ``submit`` runs before it returned. Nothing to ask: a callable that returns 0."""
         self._ahead = {}
         if self.revalidate is not None:  # answered elsewhere (a backtest's recorded block)
-            return 0
-        calls: list[tuple[dict[str, Any], frozenset[str]]] = []
+            return lambda: 0
+        wanted = []
         for s in batch:
             opp = s.opportunity
             cap = self.limits.max_amount_in.get(opp.tokens[0].lower(), self.limits.default_max_amount_in)
             if s.decision != "execute" or (cap is not None and opp.amount_in > cap):
                 continue  # dropped before re-validation
-            prepared = self._revalidation_call(opp, cap)
+            wanted.append((opp, cap))
+        if len(wanted) < 2:
+            return lambda: 0  # one round trip either way
+        try:
+            states = self.pools(sorted({p for opp, _ in wanted for p in opp.pools}))
+        except Exception as exc:  # each submit reads its own
+            log.warning("pools for re-validation ahead of the batch unreadable: %s: %s", type(exc).__name__, exc)
+            return lambda: 0
+        calls: list[tuple[dict[str, Any], frozenset[str]]] = []
+        for opp, cap in wanted:
+            prepared = self._revalidation_call(opp, cap, states)
             if not isinstance(prepared, str):
                 calls.append((prepared[2], frozenset(opp.pools)))
         if len(calls) < 2:
-            return 0  # one round trip either way
-        try:
-            replies = self.rpc.batch(
-                [*(r for call, _ in calls for r in _simulation(call)),
-                 *self._shared_requests(fees.fee_requests(self.fee_policy))],
-                raise_errors=False,
-            )
-        except Exception as exc:  # each submit asks the node itself
-            log.warning("re-validation ahead of the batch failed: %s: %s", type(exc).__name__, exc)
-            return 0
-        shared, at = replies[2 * len(calls):], time.monotonic()
-        for i, (call, pools) in enumerate(calls):
-            self._ahead[call["data"]] = (at, pools, [replies[2 * i], replies[2 * i + 1], *shared])
-        return len(calls)
+            return lambda: 0
+        requests = [*(r for call, _ in calls for r in _simulation(call)),
+                    *self._shared_requests(fees.fee_requests(self.fee_policy))]
+
+        def round_trip() -> int:
+            try:
+                replies = self.rpc.batch(requests, raise_errors=False)
+            except Exception as exc:  # each submit asks the node itself
+                log.warning("re-validation ahead of the batch failed: %s: %s", type(exc).__name__, exc)
+                return 0
+            shared, at = replies[2 * len(calls):], time.monotonic()
+            self._ahead = {call["data"]: (at, pools, [replies[2 * i], replies[2 * i + 1], *shared])
+                           for i, (call, pools) in enumerate(calls)}
+            return len(calls)
+
+        return round_trip
 
     def _shared_requests(self, fee_requests: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
         """What every re-validation reads besides its simulation: the head, the fee data and
@@ -228,11 +248,15 @@ class ExecutionRunner:
             return None
         return ahead[2]
 
-    def _revalidation_call(self, opp: Opportunity, cap: int | None) -> tuple[Any, Any, dict[str, Any]] | str:
-        """The cycle re-sized on the newest pool states, its hops and the ``eth_call`` of its
-        exact calldata (no profit guard); or why it is dropped before any call."""
+    def _revalidation_call(
+        self, opp: Opportunity, cap: int | None, states: Mapping[str, PoolState] | None = None,
+    ) -> tuple[Any, Any, dict[str, Any]] | str:
+        """The cycle re-sized on the newest pool states (``states``: read for it just now, or
+        read here), its hops and the ``eth_call`` of its exact calldata (no profit guard); or
+        why it is dropped before any call."""
         try:
-            states = self.pools(list(opp.pools))
+            if states is None:
+                states = self.pools(list(opp.pools))
             ordered = [states[p] for p in opp.pools]
             refused = self.pool_guard(ordered) if self.pool_guard is not None else None
             if refused:

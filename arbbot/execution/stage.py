@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
@@ -71,12 +73,19 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
     unsent: list[ExecutionResult] = []  # written after the batch: no next decision waits on them
     sent: list[ExecutionResult] = []
     claimed = []
-    for s, mine in zip(batch, journal.claim_all(batch)):
+    # The re-validation round trip runs while the batch is claimed: a simulation signs and
+    # sends nothing, so it need not wait for the claim (a redelivered batch's ones already
+    # claimed elsewhere are simulated for nothing; they are not submitted).
+    ahead = _revalidate_ahead(batch, runners)
+    try:
+        claims = journal.claim_all(batch)
+    finally:
+        ahead()
+    for s, mine in zip(batch, claims):
         if mine:
             claimed.append(s)
         else:
             log.info("already executed or claimed: %s", s.opportunity.key)
-    _revalidate_ahead(claimed, runners)
     for s in claimed:
         o = s.opportunity
         with obs.scope("execute.opportunity", chain=o.chain_id, block=o.block_number, path_id=o.path_id):
@@ -117,17 +126,44 @@ def _execute_one(s: ScoredOpportunity, runners: Runners, journal: Journal) -> Ex
     return result
 
 
-def _revalidate_ahead(batch: Sequence[ScoredOpportunity], runners: Runners) -> None:
-    """One re-validation round trip per chain for the whole batch
-    (``ExecutionRunner.revalidate_ahead``); on any failure each submit asks for itself."""
+def _revalidate_ahead(batch: Sequence[ScoredOpportunity], runners: Runners) -> Callable[[], None]:
+    """Start one re-validation round trip per chain for the whole batch
+    (``ExecutionRunner.ahead_request``) on the stage's background thread; the callable
+    returned waits for them. On any failure each submit asks for itself."""
     by_chain: dict[int, list[ScoredOpportunity]] = {}
     for s in batch:
         by_chain.setdefault(s.opportunity.chain_id, []).append(s)
+    trips = []
     for chain_id, items in by_chain.items():
         try:
-            runners(chain_id).revalidate_ahead(items)
+            trips.append(runners(chain_id).ahead_request(items))
         except Exception:
             log.exception("chain %s: re-validation ahead of the batch failed", chain_id)
+    if not trips:
+        return lambda: None
+
+    def run() -> None:
+        for trip in trips:
+            try:
+                trip()
+            except Exception:
+                log.exception("re-validation ahead of the batch failed")
+
+    future = _background().submit(run)
+    return lambda: future.result()
+
+
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _background() -> ThreadPoolExecutor:
+    """The process's one background thread (made again in a forked child: a pool process
+    does not inherit its parent's threads). It only waits on the node: no database, no
+    shared state but the runner's replies, which nothing reads before it is done."""
+    global _pool
+    if _pool is None or _pool[0] != os.getpid():
+        _pool = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="revalidate"))
+    return _pool[1]
 
 
 def reconcile(journal: Journal, older_than_s: float) -> list[ExecutionResult]:

@@ -17,8 +17,15 @@ scan started and sent, path started and sent, ml started and sent, execute start
 each opportunity's decision (``ExecutionRunner.submit`` returned). The first blocks after
 the fleet started are reported apart (start-up), not in the steady figures.
 
-Run: ``make bench-latency`` or ``.venv/bin/python bench/latency/run.py [--seconds 60]
-[--baseline-seconds 30] [--mode live|dry-run]``; prints a table and a JSON line.
+**Before and after in the same run**: unless ``--before none``, the fleet of another
+commit (``--before REF``, by default main before the latency work of issue 15 item 5,
+exported with ``git archive``) runs a follower phase first, on the same devnet, database,
+broker and simulator; then this code's fleet, then beat's tick. The comparison table puts
+the two follower phases side by side, per stage.
+
+Run: ``make bench-latency`` or ``.venv/bin/python bench/latency/run.py [--seconds 45]
+[--baseline-seconds 20] [--before REF|none] [--mode live|dry-run] [--profile QUEUE]``; prints
+the tables, the load average and a JSON line.
 """
 
 from __future__ import annotations
@@ -60,12 +67,12 @@ def sh(*cmd: str) -> bool:
 class Fleet:
     """The processes of one run, each logging to ``logs/<name>.log``; stopped warm on exit."""
 
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env, self.logs, self.procs = env, logs, {}
+    def __init__(self, env: dict[str, str], logs: Path, cwd: Path = ROOT) -> None:
+        self.env, self.logs, self.cwd, self.procs = env, logs, cwd, {}
 
     def start(self, name: str, cmd: list[str], **extra: str) -> None:
         log = open(self.logs / f"{name}.log", "wb")
-        self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env={**self.env, **extra}, stdout=log,
+        self.procs[name] = subprocess.Popen(cmd, cwd=self.cwd, env={**self.env, **extra}, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True)
 
     def stop(self, name: str) -> None:
@@ -134,6 +141,7 @@ STAGES = [  # (row, from mark, to mark); "block" is the bench's own arrival stam
     ("  hop path -> ml", "path.sent", "ml.start"),
     ("  ml", "ml.start", "ml.sent"),
     ("  hop ml -> execute", "ml.sent", "execute.start"),
+    ("  execute start -> 1st decision", "execute.start", "first"),
     ("  execute start -> decision", "execute.start", "decided"),
     ("arrival -> execute decision", "block", "decided"),
 ]
@@ -145,10 +153,16 @@ def figures(batches: list[dict[str, Any]], arrivals: dict[int, float]) -> dict[s
         if b["block"] not in arrivals:
             continue
         marks = {name: at for name, at in b["marks"]}
-        marks["block"] = arrivals[b["block"]]
+        # the block's first sighting: the bench's own newHeads stamp, or the follower's when a
+        # loaded machine let the follower see it first (the trace's "arrived" mark; under
+        # beat's tick that mark is the scan's own, later, time)
+        marks["block"] = min(arrivals[b["block"]], marks.get("arrived") or arrivals[b["block"]])
         for name, a, z in STAGES:
             if z == "decided":
                 rows[name] += [(d - marks[a]) * 1000 for d in b["decided_at"] if a in marks]
+            elif z == "first":
+                if a in marks and b["decided_at"]:
+                    rows[name].append((min(b["decided_at"]) - marks[a]) * 1000)
             elif a in marks and z in marks:
                 rows[name].append((marks[z] - marks[a]) * 1000)
     return {name: {"n": len(xs), "p50": round(statistics.median(xs), 1), "p95": round(pct(xs, 95), 1),
@@ -156,15 +170,32 @@ def figures(batches: list[dict[str, Any]], arrivals: dict[int, float]) -> dict[s
             for name, xs in rows.items() if xs}
 
 
+BEFORE_REF = "6d3ffe80953a72f47997a0c2e5ebca3e43250717"  # main before the latency work of issue 15 item 5
+
+
+def export_tree(ref: str, into: Path) -> Path:
+    """The repository's files at ``ref`` (``git archive``: nothing of the repository changes)."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=60, help="the follower phase (after start-up)")
-    ap.add_argument("--baseline-seconds", type=float, default=30, help="the beat-tick phase")
+    ap.add_argument("--seconds", type=float, default=45, help="each follower phase (after start-up)")
+    ap.add_argument("--baseline-seconds", type=float, default=20, help="the beat-tick phase")
+    ap.add_argument("--before", default=BEFORE_REF, metavar="REF",
+                    help="the code to compare with in the same run (a git ref; 'none': skip): its fleet runs the "
+                         f"first follower phase on the same devnet, database and broker (default {BEFORE_REF[:10]})")
     ap.add_argument("--mode", default="dry-run", choices=("live", "paper", "dry-run"),
                     help="the chain's mode (dry-run: simulated, nothing signed, as bench-pipeline)")
     ap.add_argument("--execute-concurrency", type=int, default=2,
                     help="execute pool processes (the demo's 2: beat's follow pass does not hold a block's batch)")
     ap.add_argument("--keep-logs", action="store_true", help="print where the logs are and keep them")
+    ap.add_argument("--profile", action="append", default=[], choices=QUEUES, metavar="QUEUE",
+                    help="run this queue's worker (this code's) under cProfile, solo pool (its tasks in the profiled "
+                         "process); prints its top functions and keeps logs/after/QUEUE.prof (repeatable)")
     args = ap.parse_args()
 
     from arbbot.devnet.anvil import free_port
@@ -176,21 +207,75 @@ def main() -> int:
         "rabbitmqctl", "-q", "set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
     env = dict(os.environ, PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="webapp.settings",
                ARBBOT_DATABASE_NAME=DB, ARBBOT_REDIS_PREFIX=f"bench-latency-{RUN}", ARBBOT_MODE=args.mode,
-               ARBBOT_DEVNET_DIR=str(work / "devnet"))
+               ARBBOT_DEVNET_DIR=str(work / "devnet"), ARBBOT_NODE_MODULES=str(ROOT / "node_modules"))
     if own_vhost:
         env["ARBBOT_BROKER_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
-    for name in ("ARBBOT_SIGNER_KEY", "ARBBOT_SIGNER_KEY_FILE", "ARBBOT_METRICS_PORT"):
+    for name in ("ARBBOT_SIGNER_KEY", "ARBBOT_SIGNER_KEY_FILE", "ARBBOT_METRICS_PORT", "PYTHONPATH"):
         env.pop(name, None)
     py, celery = sys.executable, str(Path(sys.executable).parent / "celery")
     port = free_port()
-    fleet = Fleet(env, logs)
     arrivals: Arrivals | None = None
     db_made = False
+    sides: list[tuple[str, Path]] = []
+    if args.before.lower() != "none":
+        sides.append(("before", export_tree(args.before, work / "before")))
+    sides.append(("after", ROOT))
+    windows: dict[str, tuple[float, float]] = {}
+    fleet = Fleet(env, logs)
 
     def manage(*a: str) -> None:
         r = subprocess.run([py, "manage.py", *a], cwd=ROOT, env=env, capture_output=True, text=True)
         if r.returncode:
             raise SystemExit(f"manage.py {' '.join(a)} failed:\n{r.stdout}\n{r.stderr}")
+
+    def run_side(side: str, tree: Path, baseline: bool) -> None:
+        """One fleet (``tree``'s code) through its start-up and follower phase, then, for the
+        last, beat's tick alone; stopped warm at the end."""
+        nonlocal fleet
+        side_logs = logs / side
+        side_logs.mkdir()
+        fleet = Fleet({**env, "PYTHONPATH": str(tree)}, side_logs, cwd=tree)
+        try:
+            for q in QUEUES:
+                pool = ["--pool", "prefork", "--concurrency", str(args.execute_concurrency if q == "execute" else 1)]
+                run = [celery]
+                if q in args.profile and tree == ROOT:
+                    pool = ["--pool", "solo"]
+                    run = [py, "-m", "cProfile", "-o", str(side_logs / f"{q}.prof"), celery]
+                fleet.start(f"worker-{q}", [*run, "-A", "workers.celery_app", "worker", "-Q", q, "-n",
+                                            f"{q}-{side}-{RUN}@%h", *pool, "-l", "INFO"],
+                            ARBBOT_HEARTBEAT_FILE=str(side_logs / f"hb-{q}"))
+            fleet.start("beat", [celery, "-A", "workers.celery_app", "beat", "-l", "INFO", "-s",
+                                 str(side_logs / "beat-schedule")])
+            deadline = time.monotonic() + 180
+            while not all((side_logs / f"hb-{q}").exists() for q in QUEUES):
+                if time.monotonic() > deadline:
+                    raise SystemExit("the workers did not start; see " + str(side_logs))
+                time.sleep(0.2)
+            print(f"== {side}: workers up; follower phase", flush=True)
+            started = time.time()
+            fleet.start("follower", [py, "manage.py", "arbbot", "follow", "--chain", str(chain_id), "--ws", ws],
+                        ARBBOT_HEARTBEAT_FILE=str(side_logs / "hb-follower"))
+            # start-up: until STARTUP_BLOCKS blocks have had a decision, then the steady phase
+            deadline = time.monotonic() + 180
+            while len({b["block"] for b in traces(side_logs / "worker-execute.log")}) < STARTUP_BLOCKS:
+                if time.monotonic() > deadline:
+                    raise SystemExit("no decisions within 180 s; see " + str(side_logs))
+                time.sleep(0.5)
+            steady = time.time()
+            windows[f"startup {side}"] = (started, steady)
+            time.sleep(args.seconds)
+            windows[f"follower {side}"] = (steady, time.time())
+            fleet.stop("follower")  # releases the lease: beat's tick takes the chain over
+            if baseline:
+                print("== baseline phase (beat's 1 s tick)", flush=True)
+                time.sleep(2)
+                baseline_from = time.time()
+                time.sleep(args.baseline_seconds)
+                windows["baseline"] = (baseline_from, time.time())
+            time.sleep(3)  # the last batches' decisions reach the log
+        finally:
+            fleet.stop_all()
 
     try:
         print(f"== database {DB}, vhost {VHOST if own_vhost else '/'}, devnet on port {port}", flush=True)
@@ -200,41 +285,15 @@ def main() -> int:
         dep = json.loads((work / "devnet" / "deployment.json").read_text())
         chain_id = int(dep["chain_id"])
         ws = f"ws://127.0.0.1:{port}"
-        for q in QUEUES:
-            fleet.start(f"worker-{q}", [celery, "-A", "workers.celery_app", "worker", "-Q", q, "-n",
-                                        f"{q}-{RUN}@%h", "--pool", "prefork", "--concurrency",
-                                        str(args.execute_concurrency if q == "execute" else 1), "-l", "INFO"],
-                        ARBBOT_HEARTBEAT_FILE=str(logs / f"hb-{q}"))
-        fleet.start("beat", [celery, "-A", "workers.celery_app", "beat", "-l", "INFO", "-s",
-                             str(work / "beat-schedule")])
-        deadline = time.monotonic() + 120
-        while not all((logs / f"hb-{q}").exists() for q in QUEUES):
-            if time.monotonic() > deadline:
-                raise SystemExit("the workers did not start; see " + str(logs))
-            time.sleep(0.2)
         arrivals = Arrivals(ws)
         arrivals.start()
-        fleet.start("simulator", [py, "manage.py", "devnet", "simulate", "--dir", str(work / "devnet")])
-        print("== workers up; follower phase", flush=True)
-        follower_from = time.time()
-        fleet.start("follower", [py, "manage.py", "arbbot", "follow", "--chain", str(chain_id), "--ws", ws],
-                    ARBBOT_HEARTBEAT_FILE=str(logs / "hb-follower"))
-        # start-up: until STARTUP_BLOCKS blocks have had a decision, then the steady phase
-        deadline = time.monotonic() + 120
-        while len({b["block"] for b in traces(logs / "worker-execute.log")}) < STARTUP_BLOCKS:
-            if time.monotonic() > deadline:
-                raise SystemExit("no decisions within 120 s; see " + str(logs))
-            time.sleep(0.5)
-        steady_from = time.time()
-        time.sleep(args.seconds)
-        follower_to = time.time()
-        fleet.stop("follower")  # releases the lease: beat's tick takes the chain over
-        print("== baseline phase (beat's 1 s tick)", flush=True)
-        time.sleep(2)
-        baseline_from = time.time()
-        time.sleep(args.baseline_seconds)
-        baseline_to = time.time()
-        time.sleep(3)  # the last batches' decisions reach the log
+        sim = Fleet(env, logs)
+        sim.start("simulator", [py, "manage.py", "devnet", "simulate", "--dir", str(work / "devnet")])
+        try:
+            for i, (side, tree) in enumerate(sides):
+                run_side(side, tree, baseline=i == len(sides) - 1)
+        finally:
+            sim.stop_all()
     finally:
         if arrivals is not None:
             arrivals.stopped.set()
@@ -246,36 +305,46 @@ def main() -> int:
         if db_made:
             sh("dropdb", "-h", "127.0.0.1", "-U", "postgres", DB) or sh("dropdb", DB)
 
-    batches = traces(logs / "worker-execute.log")
     at = arrivals.at
-
-    def window(a: float, z: float) -> list[dict[str, Any]]:
-        return [b for b in batches if b["block"] in at and a <= at[b["block"]] < z]
-
-    phases = {
-        "startup": window(follower_from, steady_from),
-        "follower": window(steady_from, follower_to),
-        "baseline": window(baseline_from, baseline_to),
-    }
+    load = os.getloadavg()
     out: dict[str, Any] = {"bench": "latency", "unit": "ms", "mode": args.mode,
-                           "execute_concurrency": args.execute_concurrency}
-    for phase, bs in phases.items():
+                           "execute_concurrency": args.execute_concurrency, "before": args.before,
+                           "load_avg_1_5_15": [round(x, 2) for x in load]}
+    titles = {"startup": f"start-up (the first {STARTUP_BLOCKS} blocks with a decision, follower)",
+              "follower": "follower (newHeads over WebSocket)", "baseline": "baseline: beat's 1 s tick, no follower"}
+    for phase, (a, z) in windows.items():
+        side = "after" if phase == "baseline" else phase.split()[1]
+        bs = [b for b in traces(logs / side / "worker-execute.log") if b["block"] in at and a <= at[b["block"]] < z]
         figs = figures(bs, at)
         out[phase] = {"blocks": len(bs), **figs}
-        title = {"startup": f"start-up (the first {STARTUP_BLOCKS} blocks with a decision, follower)",
-                 "follower": "follower (newHeads over WebSocket)",
-                 "baseline": "baseline: beat's 1 s tick, no follower"}[phase]
-        print(f"\n{title}: {len(bs)} blocks with decisions")
+        kind = phase.split()[0]
+        code = "" if phase == "baseline" else f", {'this code' if side == 'after' else args.before[:10]}"
+        print(f"\n{side}: {titles[kind]}{code}: {len(bs)} blocks with decisions")
         print(f"{'ms':<32}{'n':>5}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}")
         print("-" * 73)
         for name, _, _ in STAGES:
-            if phase != "follower" and name.startswith("  "):
+            if kind != "follower" and name.startswith("  "):
                 continue
             f = figs.get(name)
             if f:
                 print(f"{name:<32}{f['n']:>5}{f['p50']:>9.1f}{f['p95']:>9.1f}{f['p99']:>9.1f}{f['max']:>9.1f}")
+    if "follower before" in out and "follower after" in out:
+        print(f"\n{'follower phase, ms p50 / p95 / p99':<34}{'before':>22}{'after':>22}")
+        print("-" * 78)
+        for name, _, _ in STAGES:
+            b, f = out["follower before"].get(name), out["follower after"].get(name)
+            if b and f:
+                print(f"{name:<34}{b['p50']:>8.1f}{b['p95']:>7.1f}{b['p99']:>7.1f}{f['p50']:>8.1f}{f['p95']:>7.1f}"
+                      f"{f['p99']:>7.1f}")
+    print(f"load average (1, 5, 15 min) at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(json.dumps(out))
-    if args.keep_logs:
+    for q in args.profile:
+        import pstats
+
+        print(f"\n== cProfile of the {q} worker (solo pool), by cumulative time")
+        pstats.Stats(str(logs / "after" / f"{q}.prof")).sort_stats("cumulative").print_stats(
+            "arbbot|webapp|workers", 45)
+    if args.keep_logs or args.profile:
         print(f"logs: {logs}")
     return 0
 

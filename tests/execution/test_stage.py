@@ -201,6 +201,72 @@ def test_a_batch_claims_at_once_only_what_nobody_claimed_before() -> None:
     ]
 
 
+def test_the_batch_is_re_validated_while_it_is_claimed(
+    node: RpcClient, signer: LocalSigner, runner: ExecutionRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The re-validation round trip does not wait for the claim's commit: the node is asked
+    while the journal is still claiming, and each submit then takes its replies from it."""
+    import threading
+
+    from webapp.core.services import DbJournal
+
+    asked = threading.Event()
+    batches: list[int] = []
+    ask = node.batch
+
+    def batch(requests: Any, **kw: Any) -> Any:
+        batches.append(len(requests))
+        asked.set()
+        return ask(requests, **kw)
+
+    monkeypatch.setattr(node, "batch", batch)
+
+    class SlowJournal(DbJournal):
+        def claim_all(self, batch: Any) -> list[bool]:
+            overlapped.append(asked.wait(10))  # the round trip started before the claim ended
+            return super().claim_all(batch)
+
+    overlapped: list[bool] = []
+    runner.mode = "dry-run"
+    batch_ = [scored("cycle-a", (POOLS[0], POOLS[1])), scored("cycle-c", (POOLS[4], POOLS[5]))]
+    results = stage.execute(batch_, {31337: runner}.__getitem__, SlowJournal())
+    assert overlapped == [True]
+    assert [(r.path_id, r.status) for r in results] == [("cycle-a", "simulated"), ("cycle-c", "simulated")]
+    assert len(batches) == 1  # both decided on the replies taken ahead: no further round trip
+
+
+def test_claims_and_unsent_outcomes_do_not_wait_for_the_disk_sent_ones_do() -> None:
+    """A claim and the outcome of an attempt that signed nothing commit without waiting for
+    the WAL's fsync (8 ms here, on the way to the first decision); anything about a
+    transaction that was signed waits for it."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from arbbot.types import ExecutionResult
+    from webapp.core.services import DbJournal
+
+    journal = DbJournal()
+    a, b = scored("cycle-a", (POOLS[0], POOLS[1])), scored("cycle-b", (POOLS[2], POOLS[3]))
+
+    def unflushed(do: Callable[[], Any]) -> bool:
+        with CaptureQueriesContext(connection) as queries:
+            do()
+        return any("synchronous_commit TO OFF" in q["sql"] for q in queries.captured_queries)
+
+    assert unflushed(lambda: journal.claim_all([a, b]))
+    assert unflushed(lambda: journal.claim_all([a]))  # a redelivery: one by one, the same
+    attempt = dict(chain_id=31337, profit_token=WETH, amount_in=10**18, predicted_profit=4 * 10**15)
+    assert unflushed(lambda: journal.finished(ExecutionResult(
+        status="simulated", reason="dry-run", block_number=7, path_id="cycle-a", **attempt)))
+    assert unflushed(lambda: journal.finished(ExecutionResult(
+        status="dropped", reason="stale", block_number=7, path_id="cycle-b", **attempt)))
+    assert not unflushed(lambda: journal.finished(ExecutionResult(
+        status="failed", reason="send failed", block_number=7, path_id="cycle-b", **attempt)))
+    assert not unflushed(lambda: journal.finished(ExecutionResult(
+        status="success", reason="mined", block_number=7, path_id="cycle-a", tx_hash="0x" + "ab" * 32,
+        **attempt)))
+
+
 def test_one_failing_item_is_recorded_failed_and_the_batch_goes_on(
     node: RpcClient, signer: LocalSigner, runner: ExecutionRunner
 ) -> None:

@@ -281,10 +281,11 @@ def test_discover_and_the_flat_form() -> None:
 
 
 @pytest.mark.django_db
-def test_the_path_stage_and_the_scorer_follow_the_strategy_in_force() -> None:
+def test_the_path_stage_and_the_scorer_follow_the_strategy_in_force(monkeypatch: pytest.MonkeyPatch) -> None:
     from workers import runtime
     from workers.tasks import ml
 
+    monkeypatch.setattr(runtime, "STRATEGY_TTL_S", 0.0)
     services.config_apply({"chains": [chain_entry()]})
     runtime.reset()
     try:
@@ -299,6 +300,41 @@ def test_the_path_stage_and_the_scorer_follow_the_strategy_in_force() -> None:
         assert second is not first and second.engine.max_hops == 4
         assert second.engine.base_tokens == (WETH,), "no start tokens: the chain's WETH"
         assert ml.scorer(1).margin == Fraction(11, 10)
+    finally:
+        runtime.reset()
+
+
+@pytest.mark.django_db
+def test_the_strategy_is_read_once_per_ttl_by_the_path_ml_and_execute_stages(
+    monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    """Not a database round trip per block in each stage: the strategy in force is read once
+    and shared by the path stage, the scorer and the runner until ``STRATEGY_TTL_S`` has
+    passed; then the next read sees an edit."""
+    from workers import runtime
+    from workers.tasks import ml
+
+    import types
+
+    clock = [1000.0]
+    monkeypatch.setattr(runtime, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(runtime, "_build_runner", lambda chain_id, caps, fee_cap: (chain_id, dict(caps)))
+    services.config_apply({"chains": [chain_entry()]})
+    runtime.reset()
+    try:
+        first = runtime.path_stage(1)
+        with django_assert_num_queries(0):
+            for _ in range(5):
+                assert runtime.path_stage(1) is first
+                assert ml.scorer(1).margin == Fraction(5, 4)
+                runtime.runner(1)
+        services.config_apply({"chains": [chain_entry(strategy={"max_hops": 4, "margin": "1.1"})]})
+        assert ml.scorer(1).margin == Fraction(5, 4), "within the TTL: the strategy read before"
+        clock[0] += runtime.STRATEGY_TTL_S
+        with django_assert_num_queries(1):
+            assert ml.scorer(1).margin == Fraction(11, 10)
+            assert runtime.runner(1) == (1, {})
+        assert runtime.path_stage(1).engine.max_hops == 4
     finally:
         runtime.reset()
 

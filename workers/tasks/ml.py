@@ -27,16 +27,14 @@ TRAIN_WINDOW = dt.timedelta(days=7)
 
 
 def scorer(chain_id: int) -> RuleScorer:
-    """The rule scorer with the chain's strategy in force (read once per batch: per block)."""
-    from webapp.core import selectors
-
-    strategy = selectors.strategy_for(chain_id)
+    """The rule scorer with the chain's strategy in force (``runtime.strategy_in_force``)."""
+    strategy = runtime.strategy_in_force(chain_id)
     return RuleScorer(margin=strategy.margin, min_net_profit=strategy.min_profit_wei)
 
 
 def decide(chain_id: int, batch: list[Opportunity]) -> list[ScoredOpportunity]:
-    """One chain's batch: its strategy, the champion and its pools' recent outcomes, read
-    once per batch (per block)."""
+    """One chain's batch: its strategy and the champion (read again at most every
+    ``runtime.STRATEGY_TTL_S``) and its pools' recent outcomes (per batch: per block)."""
     from webapp.core import selectors
 
     rule = scorer(chain_id)
