@@ -14,7 +14,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 from django.db import connection
@@ -75,6 +75,18 @@ def probe(block: int) -> dict[str, tuple[str, str]]:
     return wait_for(recorded, 120, f"the verdicts of block {block}")  # a deadline on a loaded machine
 
 
+def probe_until(first_block: int, wanted: Callable[[dict[str, tuple[str, str]]], bool]) -> dict[str, tuple[str, str]]:
+    """Probe block after block until the verdicts are ``wanted``: a worker reads the
+    registry again at most every ``runtime.STRATEGY_TTL_S``, so a change shows within a few
+    probes; the last verdicts if it never does (the caller's assertion then says so)."""
+    verdicts: dict[str, tuple[str, str]] = {}
+    for block in range(first_block, first_block + 20):
+        verdicts = probe(block)
+        if wanted(verdicts):
+            break
+    return verdicts
+
+
 def by_rule(verdicts: dict[str, tuple[str, str]]) -> bool:
     return all(reason.startswith("profit/gas") for _, reason in verdicts.values())
 
@@ -101,22 +113,26 @@ def test_a_running_worker_takes_a_new_champion_and_falls_back_from_a_bad_one(tmp
         assert by_rule(before) and before["p0-9"][0] == "execute" == before["p10-11"][0]  # the rule takes both
 
         services.model_version_promote(good.id, f"a test: beats the rule: {why}")
-        after = probe(1401)  # the same worker process, its next batch
+        after = probe_until(1401, lambda v: not by_rule(v))  # the same worker process, within its cache window
         assert all(reason.startswith("P(success)") for _, reason in after.values()), after
         assert after["p0-9"][0] == "skip" and "EV" in after["p0-9"][1] and after["p10-11"][0] == "execute"
 
-        for artefact, why in ((b"garbage", "does not match its recorded SHA-256"), (b"", "the artefact is missing")):
+        for i, (artefact, why) in enumerate(((b"garbage", "does not match its recorded SHA-256"), (b"", "the artefact is missing"))):
             bad = ModelVersion.objects.create(
                 name=f"bad-{len(artefact)}", features=good.features, metrics=good.metrics, data_sha256=good.data_sha256,
                 artefact=artefact, artefact_sha256=good.artefact_sha256,
             )
             services.model_version_promote(bad.id, "a test: an artefact that cannot be used")
             log = tmp_path / "ml.log"
-            verdicts = probe(1402 + bad.id % 100)
+
+            def reason(version: int = bad.id) -> str | None:
+                return next((s for s in log.read_text().splitlines() if f"(version {version}) not loaded" in s), None)
+
+            verdicts = probe_until(1430 + 25 * i, lambda v: by_rule(v) and reason() is not None)
             assert by_rule(verdicts) and verdicts["p0-9"][0] == "execute", verdicts
-            line = wait_for(lambda: next((s for s in log.read_text().splitlines()
-                                          if f"(version {bad.id}) not loaded" in s), None), 30, "the logged reason")
+            line = reason()
+            assert line is not None, f"no reason logged for version {bad.id}"
             assert why in line and "the rule decides" in line
 
         services.model_version_promote(good.id, "a test: the good one again")
-        assert not by_rule(probe(1500))  # and back to the model, still without a restart
+        assert not by_rule(probe_until(1500, lambda v: not by_rule(v)))  # back to the model, still without a restart
