@@ -313,8 +313,9 @@ class Scanner:
         self.hashes.clear()
         self.touched.clear()
         self._remember(head, set())
-        self._commit(states, head, dropped=self._quarantine_failed(head.number))
-        return self._delta(head, states)
+        dropped = self._quarantine_failed(head.number)
+        self._commit(states, head, dropped=dropped)
+        return self._delta(head, states, removed=dropped)
 
     def _discover_recent(self, head: int) -> list[PoolInfo]:
         """Pools each factory created after its backfill cursor (else its start block) up
@@ -449,11 +450,11 @@ class Scanner:
         states = [changed[a] for a in sorted(changed)]
         self.pool_registry.update(states)
         self.check_tokens(states, h.hash)
-        self._remember(h, set(changed))
+        self._remember(h, set(changed) | dropped)
         self._commit(states, h, dropped=dropped)
         SCAN_BLOCKS.labels(self._label).inc()
         self.stats.blocks += 1
-        return self._delta(h, states)
+        return self._delta(h, states, removed=dropped)
 
     # ------------------------------------------------------------------ reorgs
 
@@ -495,8 +496,9 @@ class Scanner:
             self.hashes.clear()
             self.touched.clear()
             self._remember(head, set(self.watched))
-            self._commit(states, head, dropped=self._quarantine_failed(head.number), orphaned=orphaned)
-            return self._delta(head, states, reorg=True, orphaned=orphaned)
+            gone = self._quarantine_failed(head.number)
+            self._commit(states, head, dropped=gone, orphaned=orphaned)
+            return self._delta(head, states, reorg=True, orphaned=orphaned, removed=gone)
 
         orphaned_blocks = [k for k in known if k > ancestor]
         orphaned = tuple(self.hashes[k] for k in orphaned_blocks)
@@ -542,7 +544,7 @@ class Scanner:
             "chain %s: reorg to ancestor %d, %d orphaned blocks, %d pools re-read",
             self.chain_id, ancestor, len(orphaned), len(states),
         )
-        return self._delta(head, states, reorg=True, orphaned=orphaned)
+        return self._delta(head, states, reorg=True, orphaned=orphaned, removed=dropped)
 
     def _discover_in_logs(self, logs: list[dict[str, Any]], h: _Header) -> set[str]:
         """Pools touched by ``logs`` (registering pools they create)."""
@@ -569,11 +571,13 @@ class Scanner:
         return _Header.of(block)
 
     def _delta(
-        self, h: _Header, states: Sequence[PoolState], *, reorg: bool = False, orphaned: Sequence[str] = ()
+        self, h: _Header, states: Sequence[PoolState], *, reorg: bool = False, orphaned: Sequence[str] = (),
+        removed: Iterable[str] = (),
     ) -> PoolDelta:
         return PoolDelta(
             self.chain_id, h.number, h.hash, tuple(states), reorg=reorg, orphaned_hashes=tuple(orphaned),
             observed_at=time.time(), base_fee_wei=h.base_fee, gas_price_wei=self.gas_price_wei,
+            removed=tuple(sorted(removed)), parent_hash=h.parent,
         )
 
     def _commit(
@@ -581,11 +585,11 @@ class Scanner:
     ) -> None:
         if self.store is None:
             return
-        dropped = list(dropped)
-        if dropped:
-            self.store.delete_pools(dropped)
+        # the dropped pools are deleted with the block, and named in its changed set: a
+        # reader catching up forgets them (they are in the delta's ``removed`` too)
         self.store.put_pools(
-            states, h.number, h.hash, cursor=(h.number, list(self.hashes.items())), orphaned=orphaned
+            states, h.number, h.hash, cursor=(h.number, list(self.hashes.items())), orphaned=orphaned,
+            removed=dropped,
         )
 
     def _sync_from_store(self) -> None:
@@ -609,6 +613,8 @@ class Scanner:
         self.touched = {}  # unknown for blocks we did not process: reorgs re-read everything
         if got is not None:
             self.pool_registry.adopt(got[0], replace=False)
+            for a in got[2]:  # another worker stopped publishing them
+                self.pool_registry.states.pop(a, None)
         else:
             self.pool_registry.adopt(self.store.get_pools())
         self.unread = {a for a in self.watched if a not in self.pools and a not in self.quarantine}
