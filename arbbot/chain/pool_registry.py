@@ -2,7 +2,8 @@
 
 Owns the known pools (static ``PoolInfo`` by address, from discovery, creation logs or
 config), their latest ``PoolState``, and reading them: ``read`` takes V2 ``getReserves``
-and V3 ``slot0`` + ``liquidity`` of many pools in batched Multicall3 calls, pinned to one
+(``read_v2_reserves``: a thousand pairs per state-override ``eth_call``) and V3 ``slot0`` +
+``liquidity`` of many pools in batched Multicall3 calls, pinned to one
 block (by hash when the caller has it), plus each V3 pool's initialized ticks through the
 one ``tickBitmap`` walker (``arbbot.chain.multicall.read_v3_ticks``). A pool whose read
 reverts or returns garbage is left out of the result and noted in ``failed`` (address ->
@@ -18,15 +19,14 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from arbbot.chain.discovery import PoolInfo
 from arbbot.chain.multicall import (
-    SEL_GET_RESERVES,
     SEL_LIQUIDITY,
     SEL_SLOT0,
     SubCall,
     SubCallRunner,
     cached_subcall,
-    decode_reserves,
     decode_slot0,
     decode_uint,
+    read_v2_reserves,
     read_v3_ticks,
 )
 from arbbot.chain.pool_filter import PoolFilter
@@ -277,23 +277,22 @@ class PoolRegistry:
         fails is left out, its old state forgotten, and the reason recorded in ``failed``."""
         v2 = [a for a in addrs if self.infos[a].kind == "v2"]
         v3 = [a for a in addrs if self.infos[a].kind == "v3"]
-        calls: list[SubCall] = [cached_subcall(a, SEL_GET_RESERVES) for a in v2]
+        calls: list[SubCall] = []
         for a in v3:
             calls.append(cached_subcall(a, SEL_SLOT0))
             calls.append(cached_subcall(a, SEL_LIQUIDITY))
-        res = self.mc.run(calls, block)
+        reserves = read_v2_reserves(self.mc, v2, block) if v2 else []
+        res = self.mc.run(calls, block) if calls else []
         out: list[PoolState] = []
-        for i, a in enumerate(v2):
-            r = decode_reserves(*res[i])
+        for a, r in zip(v2, reserves):
             if r is None or r[0] >= _UINT112 or r[1] >= _UINT112:
                 self._failed(a, f"getReserves() failed or out of range at {block}")
                 continue
             info = self.infos[a]
             out.append(V2PoolState(a, info.token0, info.token1, r[0], r[1], info.fee_pips, block_number))
-        base = len(v2)
         for j, a in enumerate(v3):
-            s0 = decode_slot0(*res[base + 2 * j])
-            liq = decode_uint(*res[base + 2 * j + 1])
+            s0 = decode_slot0(*res[2 * j])
+            liq = decode_uint(*res[2 * j + 1])
             if (s0 is None or liq is None or liq >= _UINT128 or not (s0[0] == 0 or MIN_SQRT_RATIO <= s0[0] < MAX_SQRT_RATIO)
                     or not MIN_TICK <= s0[1] <= MAX_TICK):
                 self._failed(a, f"slot0()/liquidity() failed or out of range at {block}")

@@ -182,6 +182,7 @@ class Scanner:
             chunk_size=config.chunk_size,
             calls_per_request=config.calls_per_request,
             concurrency=config.concurrency,
+            pair_reader=config.pair_reader,
         )
         self.store = store
         self.factories: dict[str, Factory] = {f.address: f for f in config.factories}
