@@ -220,6 +220,7 @@ class RpcProxy:
         self.refused = 0
         self.requests = 0
         self._session = requests.Session()
+        self._session.trust_env = False  # straight to the upstream, whatever the environment says
         self._lock = threading.Lock()
         self.server = PostServer(self.handle, _free_port())
         self.port = self.server.port
