@@ -86,9 +86,10 @@ class PathStage:
         if catch_up:
             # Blocks skipped forward (other workers took them): only the pools they changed
             # (a 100k-pool hot state takes seconds to read whole). Anything else, a first
-            # block, a reorg, a delta behind what was seen, lifted exclusions: every pool.
+            # block, a reorg (seen, or told by a parent other than the block held), a delta
+            # behind what was seen, lifted exclusions: every pool.
             got = None
-            if not (fresh or delta.reorg or lifted) and delta.block_number > self.synced_block:
+            if not (fresh or delta.reorg or lifted or forked) and delta.block_number > self.synced_block:
                 got = hot.changed_since(self.synced_block, self.synced_hash)
             if got is not None:
                 pools, head, gone = got

@@ -75,3 +75,32 @@ def test_a_worker_on_an_orphaned_block_catches_up_and_forgets_quarantined_pools(
     assert got is not None and broken in got[2], "a catch-up learns the pool was removed"
     late.process(last, hot, _no_exclusions)
     assert broken not in late.engine.states
+
+
+def test_a_late_delta_of_an_orphaned_branch_does_not_leave_its_states(dev: DevChain, hot: HotState) -> None:
+    """A worker that took the reorg's correction and then receives a queued delta of the
+    orphaned branch (next by number, but its parent is not the block the worker holds)
+    reads every pool: the orphaned states the delta carried do not stay."""
+    mc = dev.deploy_multicall()
+    factory, tokens = build_v2_market(dev, n_tokens=4, n_pairs=6)
+    scanner = Scanner(ScannerConfig(chain_id=31337, rpc_urls=(dev.rpc.url,), multicall=mc,
+                                    factories=(Factory(factory, "v2"),)), store=hot)
+    base = tokens[0].lower()
+    worker = PathStage(PathEngine(base_tokens=[base], weth=base))
+    [d0] = scanner.poll()
+    worker.process(d0, hot, _no_exclusions)
+    pairs = sorted(dev.pairs)
+    snap = dev.rpc.call("evm_snapshot", [])
+    dev.send_many(dev.random_swap_txs(dev.pairs[pairs[2]]))
+    dev.send_many(dev.random_swap_txs(dev.pairs[pairs[3]]))
+    dn, dn1 = scanner.poll()
+    assert dev.rpc.call("evm_revert", [snap])
+    dev.resync_mirror()
+    dev.mine(1)  # the new branch is one block long: blocks n and n+1 are orphaned
+    [fix] = scanner.poll()
+    assert fix.reorg and fix.block_number == dn.block_number
+    worker.process(fix, hot, _no_exclusions)
+    worker.process(dn1, hot, _no_exclusions)  # queued before the reorg, delivered after
+    for p in pairs[2:4]:
+        s = worker.engine.states[p]
+        assert isinstance(s, V2PoolState) and (s.reserve0, s.reserve1) == dev.onchain_reserves(p), p
