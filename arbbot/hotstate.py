@@ -1,13 +1,16 @@
 """Every Redis key the fleet uses, and the one place that names them.
 
-Per chain, under ``{prefix}:{chain_id}:`` (``HotState``):
+Per chain, under ``{prefix}:{{chain_id}}:`` (``HotState``; the braces are a Redis Cluster
+hash tag: every key of a chain lives in one slot, so the block's ``MULTI`` and the scripts,
+which touch several of them, run on a cluster too):
 
 - ``pools``   hash: pool address -> JSON of ``PoolState.to_wire()`` plus ``block_hash``
 - ``head``    ``"<block_number>:<block_hash>"`` of the block the pools are current at
 - ``cursor``  JSON ``{"last": n, "hashes": [[n, hash], ...]}``: the scanner's resume point
-- ``changed:<n>``  set: the pools written with block ``n`` (plus ``""``, so a block that
-  changed nothing still has its key), kept ``CHANGED_TTL_S``: a reader that missed blocks
-  reads only what they changed (``changed_since``), not every pool
+- ``changed:<n>``  set: the pools written or removed with block ``n`` (plus ``""``, so a
+  block that changed nothing still has its key), kept ``CHANGED_TTL_S``: a reader that
+  missed blocks reads only what they changed (``changed_since``), not every pool; a pool
+  named there without a state was removed (quarantined, or no longer admitted by the filter)
 - ``orphaned``  set: block hashes a reorg orphaned (written with the correcting block,
   kept ``ORPHAN_TTL_S``); the execute stage drops work computed on them
 - ``tokens``  hash: token address -> JSON of its metadata and transfer check (``put_tokens``)
@@ -62,20 +65,21 @@ ORPHAN_TTL_S = 3600  # how long an orphaned block hash is remembered (the execut
 CHANGED_TTL_S = 600  # how long a block's changed-pool set is kept (a catch-up further back reads everything)
 MAX_CATCH_UP_BLOCKS = 256  # a reader further behind than this reads every pool instead
 
-# Atomically: the head, the pools written with each block in (after, head], and their
-# states. False when the reader's block was orphaned, a block's set is gone (expired, or
-# never written) or the gap is too long: the caller reads every pool instead. HMGET in
-# slices (Lua's unpack is bounded).
+# Atomically: the head, the pools written or removed with each block in (after, head], and
+# their states (nil: removed). Every key is declared: KEYS = head, pools, orphaned, then
+# changed:<n> for each block after the reader's up to the head the caller read just before
+# (ARGV[1]); when the head moved meanwhile the script answers 0 and the caller asks again.
+# False when the reader's block was orphaned (ARGV[2]) or a block's set is gone (expired,
+# or never written): the caller reads every pool instead. HMGET in slices (Lua's unpack is
+# bounded).
 _CHANGED_SINCE = """
 local head = redis.call('GET', KEYS[1])
 if not head then return false end
-if ARGV[4] ~= '' and redis.call('SISMEMBER', KEYS[3], ARGV[4]) == 1 then return false end
-local n = tonumber(string.match(head, '^(%d+):'))
-local after = tonumber(ARGV[2])
-if n - after > tonumber(ARGV[3]) then return false end
+if head ~= ARGV[1] then return 0 end
+if ARGV[2] ~= '' and redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1 then return false end
 local seen, addrs = {}, {}
-for b = after + 1, n do
-  local m = redis.call('SMEMBERS', ARGV[1] .. b)
+for i = 4, #KEYS do
+  local m = redis.call('SMEMBERS', KEYS[i])
   if #m == 0 then return false end
   for _, a in ipairs(m) do
     if a ~= '' and not seen[a] then seen[a] = true; addrs[#addrs + 1] = a end
@@ -84,10 +88,12 @@ end
 local vals = {}
 for i = 1, #addrs, 4000 do
   local part = redis.call('HMGET', KEYS[2], unpack(addrs, i, math.min(i + 3999, #addrs)))
-  for _, v in ipairs(part) do vals[#vals + 1] = v end
+  for j = 1, math.min(4000, #addrs - i + 1) do vals[#vals + 1] = part[j] or '' end
 end
 return {head, addrs, vals}
 """
+CHANGED_SINCE_TRIES = 3  # the head moved under the reader this many times: read every pool
+
 # A send holds the nonce lock for a few RPC round trips. A dead holder (SIGKILL, OOM) frees
 # it after the TTL: every send of the account waits that long, so it is short, and a live
 # holder renews it (``NonceManager.session``) up to the maximum hold, which a wedged one loses.
@@ -150,7 +156,7 @@ class HotState:
         self.redis = redis_client
         self.prefix = prefix
         self.chain_id = chain_id
-        self.ns = f"{prefix}:{chain_id}"
+        self.ns = f"{prefix}:{{{chain_id}}}"  # hash tag: one Redis Cluster slot per chain
         self.fleet = Fleet(redis_client, prefix)
 
     def key(self, name: str) -> str:
@@ -166,21 +172,26 @@ class HotState:
         *,
         cursor: tuple[int, Sequence[tuple[int, str]]] | None = None,
         orphaned: Sequence[str] = (),
+        removed: Iterable[str] = (),
     ) -> None:
-        """Write ``states`` as current at ``(block_number, block_hash)``, move the head
-        there, and (for the scanner) the cursor and the block hashes a reorg orphaned, all
-        in one transaction: no reader sees the corrected pools while the orphaned blocks
-        still look canonical."""
+        """Write ``states`` as current at ``(block_number, block_hash)``, delete the
+        ``removed`` pools (named in the block's changed set too, so a reader catching up
+        forgets them), move the head there, and (for the scanner) the cursor and the block
+        hashes a reorg orphaned, all in one transaction: no reader sees the corrected pools
+        while the orphaned blocks still look canonical."""
         mapping = {}
         for s in states:
             w = s.to_wire()
             w["block_hash"] = block_hash
             mapping[s.address] = json.dumps(w, separators=(",", ":"))
+        gone = sorted({a.lower() for a in removed} - set(mapping))
         pipe = self.redis.pipeline(transaction=True)
+        if gone:
+            pipe.hdel(self.key("pools"), *gone)
         if mapping:
             pipe.hset(self.key("pools"), mapping=mapping)
         changed = self.key(f"changed:{block_number}")
-        pipe.sadd(changed, "", *mapping)
+        pipe.sadd(changed, "", *mapping, *gone)
         pipe.expire(changed, CHANGED_TTL_S)
         pipe.set(self.key("head"), f"{block_number}:{block_hash}")
         if cursor is not None:
@@ -222,24 +233,40 @@ class HotState:
 
     def changed_since(
         self, after_block: int, after_hash: str = "", *, max_blocks: int = MAX_CATCH_UP_BLOCKS
-    ) -> tuple[dict[str, PoolState], tuple[int, str] | None] | None:
-        """The pools written with the blocks after ``after_block`` (whose hash the reader
-        saw as ``after_hash``) up to the head, and the head, read at one instant (as
-        ``snapshot`` does for every pool); None when that cannot be told: ``after_hash``
-        was orphaned by a reorg (the reader holds states of a dead branch, and the
-        corrections may sit at or below ``after_block``), a block's set expired or was never
-        written, the gap is longer than ``max_blocks``, no head. Then read ``snapshot``."""
-        # EVAL_RO: a read-only script, so a role that may only read (the path workers' Redis
-        # user, infrastructure/redis/users.acl) may run it
-        got = self.redis.eval_ro(
-            _CHANGED_SINCE, 3, self.key("head"), self.key("pools"), self.key("orphaned"), self.key("changed:"),
-            after_block, max_blocks, after_hash.lower(),
-        )
-        if not got:
-            return None
-        head, addrs, vals = got
-        out = {_s(a): pool_from_wire(json.loads(v)) for a, v in zip(addrs, vals) if v is not None}
-        return out, _head(head)
+    ) -> tuple[dict[str, PoolState], tuple[int, str] | None, frozenset[str]] | None:
+        """What the blocks after ``after_block`` (whose hash the reader saw as
+        ``after_hash``) changed up to the head, read at one instant (as ``snapshot`` does for
+        every pool): the pools written (address -> state), the head, and the pools removed
+        (quarantined, or no longer admitted: the reader forgets them). None when that cannot
+        be told: ``after_hash`` was orphaned by a reorg (the reader holds states of a dead
+        branch, and the corrections may sit at or below ``after_block``), a block's set
+        expired or was never written, the gap is longer than ``max_blocks``, no head, or the
+        head kept moving. Then read ``snapshot``."""
+        for _ in range(CHANGED_SINCE_TRIES):
+            raw = self.redis.get(self.key("head"))
+            head = _head(raw)
+            if head is None or head[0] - after_block > max_blocks:
+                return None
+            keys = [self.key(f"changed:{b}") for b in range(after_block + 1, head[0] + 1)]
+            # EVAL_RO: a read-only script, so a role that may only read (the path workers'
+            # Redis user, infrastructure/redis/users.acl) may run it
+            got = self.redis.eval_ro(
+                _CHANGED_SINCE, 3 + len(keys), self.key("head"), self.key("pools"), self.key("orphaned"), *keys,
+                _s(raw), after_hash.lower(),
+            )
+            if got == 0:
+                continue  # a block was written between the two reads
+            if not got:
+                return None
+            _, addrs, vals = got
+            pools, removed = {}, set()
+            for a, v in zip(addrs, vals):
+                if v:
+                    pools[_s(a)] = pool_from_wire(json.loads(v))
+                else:
+                    removed.add(_s(a))
+            return pools, head, frozenset(removed)
+        return None
 
     def delete_pools(self, addresses: Iterable[str]) -> None:
         addrs = list(addresses)

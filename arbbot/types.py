@@ -292,6 +292,10 @@ class PoolDelta:
     (``orphaned_hashes``); downstream drops anything derived from those. ``base_fee_wei``
     is the block's EIP-1559 base fee (0 on a chain without one) and ``gas_price_wei`` the
     node's gas price when the scanner read the block: the path stage prices gas with it.
+    ``removed`` names the pools no longer published from this block on (quarantined as
+    unreadable, or no longer admitted by the pool filter): downstream forgets them.
+    ``parent_hash`` is the block's parent: a reader whose last block is not that one
+    (a reorg another worker repaired) catches up before trusting the delta ("" unknown).
     """
 
     chain_id: int
@@ -303,6 +307,8 @@ class PoolDelta:
     observed_at: float = 0.0  # unix time the scan stage saw the block (latency tracking)
     base_fee_wei: int = 0
     gas_price_wei: int = 0
+    removed: tuple[str, ...] = ()
+    parent_hash: str = ""
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -315,6 +321,8 @@ class PoolDelta:
             "observed_at": self.observed_at,
             "base_fee_wei": str(self.base_fee_wei),
             "gas_price_wei": str(self.gas_price_wei),
+            "removed": list(self.removed),
+            "parent_hash": self.parent_hash,
         }
 
     @classmethod
@@ -331,6 +339,8 @@ class PoolDelta:
             observed_at=unix_time(d.get("observed_at", 0.0)),
             base_fee_wei=uint(d.get("base_fee_wei", 0)),
             gas_price_wei=uint(d.get("gas_price_wei", 0)),
+            removed=tuple(norm_address(a) for a in _items(d.get("removed", []), "removed")),
+            parent_hash=norm_hash(d["parent_hash"]) if d.get("parent_hash") else "",
         )
 
 

@@ -4,11 +4,17 @@ publish-once block claim."""
 
 from __future__ import annotations
 
+import random
+import socket
+import subprocess
 import threading
 import time
+import uuid
+from typing import Callable, Iterator
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 from redis.exceptions import LockError, LockNotOwnedError
 
 from arbbot.hotstate import Fleet, HotState
@@ -42,15 +48,16 @@ def test_pools_roundtrip_exact_and_versioned(hot: HotState) -> None:
 def test_changed_since_reads_only_what_the_missed_blocks_wrote(hot: HotState) -> None:
     C = "0x" + "33" * 20
     a, b, c = (V2PoolState(x, T0, T1, 1, 2, 3000, 7) for x in (A, B, C))
+    none: frozenset[str] = frozenset()
     hot.put_pools([a, b, c], 7, H1)
-    assert hot.changed_since(7, H1) == ({}, (7, H1)), "nothing after the head"
+    assert hot.changed_since(7, H1) == ({}, (7, H1), none), "nothing after the head"
     b8 = V2PoolState(B, T0, T1, 5, 6, 3000, 8)
     hot.put_pools([b8], 8, H2)
     hot.put_pools([], 9, H1)  # a block that changed nothing still counts as seen
     c10 = V2PoolState(C, T0, T1, 7, 8, 3000, 10)
     hot.put_pools([c10], 10, H2)
-    assert hot.changed_since(7, H1) == ({B: b8, C: c10}, (10, H2))
-    assert hot.changed_since(8) == ({C: c10}, (10, H2))
+    assert hot.changed_since(7, H1) == ({B: b8, C: c10}, (10, H2), none)
+    assert hot.changed_since(8) == ({C: c10}, (10, H2), none)
     # what cannot be told is None (the reader then reads every pool)
     assert hot.changed_since(7, H1, max_blocks=2) is None, "too far behind"
     assert hot.changed_since(5) is None, "blocks 6 and 7's sets were never written here"
@@ -58,7 +65,49 @@ def test_changed_since_reads_only_what_the_missed_blocks_wrote(hot: HotState) ->
     assert hot.changed_since(8) is None, "an expired block set"
     hot.put_pools([], 11, H1, orphaned=[H2.upper().replace("0X", "0x")])
     assert hot.changed_since(10, H2) is None, "the reader's block was orphaned"
-    assert hot.changed_since(10) == ({}, (11, H1))
+    assert hot.changed_since(10) == ({}, (11, H1), none)
+
+
+def test_a_removed_pool_is_named_in_its_blocks_changes(hot: HotState) -> None:
+    """A pool the scanner stops publishing (quarantined, or no longer admitted) is deleted
+    with its block, in the same transaction, and named in the block's changed set: a reader
+    catching up learns to forget it, not only that nothing new was written."""
+    a, b = (V2PoolState(x, T0, T1, 1, 2, 3000, 7) for x in (A, B))
+    hot.put_pools([a, b], 7, H1)
+    b8 = V2PoolState(B, T0, T1, 5, 6, 3000, 8)
+    hot.put_pools([b8], 8, H2, removed=[A.upper().replace("0X", "0x")])
+    assert hot.get_pools() == {B: b8}
+    assert hot.changed_since(7, H1) == ({B: b8}, (8, H2), frozenset({A}))
+    # re-admitted later: written again, no longer removed
+    a9 = V2PoolState(A, T0, T1, 3, 4, 3000, 9)
+    hot.put_pools([a9], 9, H1)
+    assert hot.changed_since(8, H2) == ({A: a9}, (9, H1), frozenset())
+    assert hot.changed_since(7, H1) == ({A: a9, B: b8}, (9, H1), frozenset())
+
+
+def test_changed_since_follows_a_head_that_moves_between_its_reads(hot: HotState) -> None:
+    """The keys of the blocks to read are declared, so they are named from a head read
+    first; a block written between that read and the script is not mixed in half-read."""
+    a = V2PoolState(A, T0, T1, 1, 2, 3000, 7)
+    hot.put_pools([a], 7, H1)
+    a8 = V2PoolState(A, T0, T1, 3, 4, 3000, 8)
+    hot.put_pools([a8], 8, H2)
+    real_get = hot.redis.get
+    moved = []
+
+    def get(key: str) -> object:
+        got = real_get(key)
+        if not moved:  # the scanner writes block 9 just after the reader saw the head at 8
+            moved.append(1)
+            hot.put_pools([V2PoolState(A, T0, T1, 5, 6, 3000, 9)], 9, H1)
+        return got
+
+    hot.redis.get = get  # type: ignore[method-assign]
+    try:
+        pools, head, _ = hot.changed_since(7, H1) or ({}, None, None)
+    finally:
+        del hot.redis.get
+    assert head == (9, H1) and pools[A].block_number == 9
 
 
 def test_lock_is_exclusive_and_safely_released(hot: HotState) -> None:
@@ -211,3 +260,101 @@ def test_open_transactions_and_pool_cooldowns_under_their_documented_keys(hot: H
     assert hot.redis.get(hot.key(f"cooldown:{p1}")) == b"reverted in 0x1"
     time.sleep(0.4)
     assert hot.cooling_pools([p1, p2]) == {}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A real Redis Cluster of three masters on 127.0.0.1 (redis-server in cluster mode,
+    joined by ``redis-cli --cluster create``): keys of different slots live on different
+    nodes, and a transaction or script over keys of several slots is refused."""
+    ports = [_free_port() for _ in range(3)]
+    procs = []
+    for port in ports:
+        d = tmp_path_factory.mktemp(f"redis-{port}")
+        procs.append(subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+             "--cluster-config-file", str(d / "nodes.conf"), "--dir", str(d), "--save", "", "--appendonly", "no"],
+            stdout=open(d / "log", "wb"), stderr=subprocess.STDOUT,
+        ))
+    try:
+        for port in ports:
+            _wait(lambda p=port: _pings(p), f"redis node on {port} up")  # type: ignore[misc]
+        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports], "--cluster-yes"],
+                       check=True, capture_output=True, timeout=30)
+        for port in ports:
+            _wait(lambda p=port: redis.Redis(port=p).cluster("INFO").get("cluster_state") == "ok",  # type: ignore[misc]
+                  "cluster ok")
+        client = RedisCluster(host="127.0.0.1", port=ports[0])
+        yield client
+        client.close()
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=10)
+
+
+def _free_port() -> int:
+    """A free port whose cluster bus port (+10000) is free and valid too."""
+    while True:
+        port = random.randrange(20000, 30000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+
+
+def _pings(port: int) -> bool:
+    try:
+        return bool(redis.Redis(port=port, socket_timeout=1).ping())
+    except (redis.ConnectionError, redis.TimeoutError):
+        return False
+
+
+def _wait(cond: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
+    end = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_every_multi_key_operation_runs_on_a_redis_cluster(cluster: RedisCluster) -> None:
+    """A chain's keys share one hash slot, and the scripts declare the keys they touch:
+    the block's transaction, the catch-up script, the nonce scripts and the locks all run
+    on a three-node cluster (before the hash tag: CROSSSLOT on the first write)."""
+    hot = HotState(cluster, f"test-cluster-{uuid.uuid4().hex[:8]}", 31337)
+    try:
+        a, b = (V2PoolState(x, T0, T1, 1, 2, 3000, 7) for x in (A, B))
+        hot.put_pools([a, b], 7, H1, cursor=(7, [(7, H1)]))
+        b8 = V2PoolState(B, T0, T1, 5, 6, 3000, 8)
+        hot.put_pools([b8], 8, H2, cursor=(8, [(7, H1), (8, H2)]), removed=[A])
+        hot.put_pools([], 9, H1, orphaned=["0x" + "ee" * 32])
+        assert hot.snapshot() == ({B: b8}, (9, H1))
+        assert hot.changed_since(7, H1) == ({B: b8}, (9, H1), frozenset({A}))
+        assert hot.changed_since(8, "0x" + "ee" * 32) is None
+        assert hot.load_cursor() == (8, [(7, H1), (8, H2)])
+        signer = "0x" + "5a" * 20
+        lock = hot.nonce_lock(signer, ttl_s=5)
+        assert lock.acquire()
+        token = lock.local.token
+        hot.nonce_reset(signer, token, 7)
+        assert hot.nonce_take(signer, token) == 7
+        hot.nonce_sent(signer, 7, "0xab", 21_000)
+        assert hot.nonce_peek(signer) == (8, None) and hot.open_txs(signer) == {"0xab": (7, 21_000)}
+        lock.release()
+        with hot.scanning(5) as got:
+            assert got
+        hot.cooldown_pools([A, B], 5, "reverted")
+        assert set(hot.cooling_pools([A, B])) == {A, B}
+        hot.note_traded([A, B], signer, 7, "0xab")
+        assert set(hot.last_trades([A, B])) == {A, B}
+        # all of the chain's keys live in one slot
+        keys = [k for node in cluster.get_primaries() for k in cluster.scan_iter(match=f"{hot.ns}:*", target_nodes=node)]
+        assert len({cluster.keyslot(k) for k in keys}) == 1 and len(keys) > 5
+    finally:
+        for node in cluster.get_primaries():
+            for k in list(cluster.scan_iter(match=f"{hot.prefix}:*", target_nodes=node)):
+                cluster.delete(k)

@@ -91,7 +91,9 @@ def scanner(chain_id: int) -> Scanner:
             "pool_filter": selectors.pool_filter_of(chain_id),
         }
     )
-    return Scanner(config, store=hotstate(chain_id))
+    # the pool filter is read again once per poll: an edit (config apply, admin, API) is in
+    # force from the next block, without a restart
+    return Scanner(config, store=hotstate(chain_id), filter_source=lambda: selectors.pool_filter_of(chain_id))
 
 
 _path_stages: dict[int, tuple[int, PathStage]] = {}

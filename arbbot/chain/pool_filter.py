@@ -13,9 +13,12 @@ mean for one pool:
   the quote token. So a three-hop cycle quote -> A -> B -> quote keeps its A/B pool.
 
 Token rules need only what discovery knows (``PoolInfo``); the liquidity rule needs a state.
-Admission is one-way while the scanner runs: a watched pool whose liquidity falls later
-stays watched (the path stage sizes its trades on the real reserves anyway). What the
-registry does with the answers is ``arbbot.chain.pool_registry``'s.
+Admission is two-way, with hysteresis: a watched pool holding the quote token stays watched
+while its quote reserve is at least ``EXIT_PERCENT`` of the minimum (``keeps``) and leaves
+below that (and with it the pools without the quote token that it alone made admissible);
+it comes back once it reaches the minimum again. So a pool whose reserve hovers around the
+minimum is not announced in and out every block. What the registry does with the answers
+is ``arbbot.chain.pool_registry``'s; the scanner takes a changed filter at its next block.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from arbbot.errors import ConfigError
 from arbbot.types import PoolState, V2PoolState, V3PoolState
 
 Q96 = 2**96
+EXIT_PERCENT = 90  # a watched pool leaves when its quote reserve falls below this % of the minimum
 
 
 def _addresses(values: Iterable[str], what: str) -> frozenset[str]:
@@ -103,8 +107,12 @@ class PoolFilter:
         return 0
 
     def deep_enough(self, state: PoolState) -> bool:
-        """A quote-token pool's liquidity rule (always true without a minimum)."""
+        """A quote-token pool's liquidity rule to be admitted (always true without a minimum)."""
         return not self.needs_state or self.quote_reserve(state) >= self.min_liquidity
 
+    def keeps(self, state: PoolState) -> bool:
+        """A watched quote-token pool's rule to stay watched: ``EXIT_PERCENT`` of the minimum."""
+        return not self.needs_state or self.quote_reserve(state) * 100 >= self.min_liquidity * EXIT_PERCENT
 
-__all__ = ["PoolFilter"]
+
+__all__ = ["EXIT_PERCENT", "PoolFilter"]

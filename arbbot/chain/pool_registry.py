@@ -2,7 +2,8 @@
 
 Owns the known pools (static ``PoolInfo`` by address, from discovery, creation logs or
 config), their latest ``PoolState``, and reading them: ``read`` takes V2 ``getReserves``
-and V3 ``slot0`` + ``liquidity`` of many pools in batched Multicall3 calls, pinned to one
+(``read_v2_reserves``: a thousand pairs per state-override ``eth_call``) and V3 ``slot0`` +
+``liquidity`` of many pools in batched Multicall3 calls, pinned to one
 block (by hash when the caller has it), plus each V3 pool's initialized ticks through the
 one ``tickBitmap`` walker (``arbbot.chain.multicall.read_v3_ticks``). A pool whose read
 reverts or returns garbage is left out of the result and noted in ``failed`` (address ->
@@ -18,15 +19,14 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from arbbot.chain.discovery import PoolInfo
 from arbbot.chain.multicall import (
-    SEL_GET_RESERVES,
     SEL_LIQUIDITY,
     SEL_SLOT0,
     SubCall,
     SubCallRunner,
     cached_subcall,
-    decode_reserves,
     decode_slot0,
     decode_uint,
+    read_v2_reserves,
     read_v3_ticks,
 )
 from arbbot.chain.pool_filter import PoolFilter
@@ -53,8 +53,9 @@ class PoolRegistry:
     never discovered twice and its logs are recognised; ``watched`` the ones the filter
     admits, the only ones read, refreshed and published; ``pending`` the ones the token
     rules admit that wait for the liquidity rule (``arbbot.chain.pool_filter``);
-    ``states`` the latest state of each watched pool only. What is kept per pool that is
-    not watched is its ``PoolInfo`` (token and factory strings interned: a chain has far
+    ``states`` the latest state of each watched pool only. Admission is two-way
+    (``unwatch``: a pool whose quote reserve fell, ``set_filter``: a new filter). What is
+    kept per pool that is not watched is its ``PoolInfo`` (token and factory strings interned: a chain has far
     fewer tokens than pools)."""
 
     def __init__(
@@ -68,6 +69,7 @@ class PoolRegistry:
         self.watched: set[str] = set()
         self.pending: set[str] = set()
         self.liquid_tokens: set[str] = set()  # tokens with a watched pool against the quote token
+        self._quote_pools: dict[str, set[str]] = {}  # liquid token -> its watched pools against the quote token
         self._waiting: dict[str, set[str]] = {}  # token -> pending pools without the quote token
         self.states: dict[str, PoolState] = {}
         self.failed: dict[str, str] = {}  # pools whose last read failed -> why; drained by the scanner
@@ -125,6 +127,7 @@ class PoolRegistry:
         if q not in (info.token0, info.token1):
             return set()
         other = info.token1 if info.token0 == q else info.token0
+        self._quote_pools.setdefault(other, set()).add(a)
         if other in self.liquid_tokens:
             return set()
         self.liquid_tokens.add(other)
@@ -135,6 +138,79 @@ class PoolRegistry:
                 self.watched.add(b)
                 unlocked.add(b)
         return unlocked
+
+    def unwatch(self, addrs: Iterable[str]) -> set[str]:
+        """Stop watching ``addrs`` (their quote reserve fell below what the filter keeps),
+        and the pools without the quote token that only they made admissible; returns every
+        pool that left. Those the token rules still admit wait again, as at registration."""
+        gone: set[str] = set()
+        lost: set[str] = set()
+        q = self.filter.min_liquidity_token
+        for a in addrs:
+            if a not in self.watched:
+                continue
+            self._leave(a)
+            gone.add(a)
+            info = self.infos[a]
+            if self.filter.needs_state and q in (info.token0, info.token1):
+                other = info.token1 if info.token0 == q else info.token0
+                through = self._quote_pools.get(other, set())
+                through.discard(a)
+                if not through:
+                    self._quote_pools.pop(other, None)
+                    self.liquid_tokens.discard(other)
+                    lost.add(other)
+        if lost:
+            for b in [b for b in self.watched if (i := self.infos[b]).token0 in lost or i.token1 in lost]:
+                if not self.filter.holds_quote(self.infos[b]):
+                    self._leave(b)
+                    gone.add(b)
+        return gone
+
+    def _leave(self, a: str) -> None:
+        self.watched.discard(a)
+        self.states.pop(a, None)
+        info = self.infos[a]
+        if not self.filter.admits_tokens(info):
+            return
+        self.pending.add(a)
+        if self.filter.needs_state and not self.filter.holds_quote(info):
+            for t in (info.token0, info.token1):
+                self._waiting.setdefault(t, set()).add(a)
+
+    def set_filter(self, pool_filter: PoolFilter) -> tuple[set[str], set[str]]:
+        """Put ``pool_filter`` in force over every known pool; returns (the pools that
+        left, the pools watched now that were not: the caller reads them). A quote-token
+        pool is judged on the state held (a watched one by ``keeps``, hysteresis); one
+        without a state waits (``quote_pending``: the caller screens them)."""
+        before = self.watched
+        old_states = self.states
+        f = self.filter = pool_filter
+        self.watched, self.pending, self.liquid_tokens = set(), set(), set()
+        self._waiting, self._quote_pools, self.states = {}, {}, {}
+        others: list[tuple[str, PoolInfo]] = []
+        for a, i in self.infos.items():
+            if not f.admits_tokens(i):
+                continue
+            if not f.needs_state:
+                self.watched.add(a)
+            elif f.holds_quote(i):
+                s = old_states.get(a)
+                if s is not None and (f.keeps(s) if a in before else f.deep_enough(s)):
+                    self._watch(a)
+                else:
+                    self.pending.add(a)
+            else:
+                others.append((a, i))
+        for a, i in others:
+            if self._tokens_liquid(i):
+                self.watched.add(a)
+            else:
+                self.pending.add(a)
+                for t in (i.token0, i.token1):
+                    self._waiting.setdefault(t, set()).add(a)
+        self.states = {a: s for a, s in old_states.items() if a in self.watched}
+        return before - self.watched, self.watched - before
 
     def _tokens_liquid(self, info: PoolInfo) -> bool:
         return info.token0 in self.liquid_tokens and info.token1 in self.liquid_tokens
@@ -166,10 +242,12 @@ class PoolRegistry:
     def snapshot(self) -> tuple[Any, ...]:
         """Everything ``restore`` needs to undo what happens after (a failed reorg repair)."""
         return (dict(self.infos), set(self.watched), set(self.pending), set(self.liquid_tokens),
-                {t: set(v) for t, v in self._waiting.items()}, dict(self.states))
+                {t: set(v) for t, v in self._waiting.items()}, dict(self.states),
+                {t: set(v) for t, v in self._quote_pools.items()}, self.filter)
 
     def restore(self, snap: tuple[Any, ...]) -> None:
-        self.infos, self.watched, self.pending, self.liquid_tokens, self._waiting, self.states = snap
+        (self.infos, self.watched, self.pending, self.liquid_tokens, self._waiting, self.states,
+         self._quote_pools, self.filter) = snap
 
     def forget_after(self, block_number: int) -> set[str]:
         """Forget the pools created after ``block_number`` (on a branch a reorg orphaned);
@@ -180,6 +258,8 @@ class PoolRegistry:
             self.states.pop(a, None)
             self.watched.discard(a)
             self.pending.discard(a)
+            for through in self._quote_pools.values():
+                through.discard(a)
         return dropped
 
     def update(self, states: Iterable[PoolState]) -> None:
@@ -197,23 +277,22 @@ class PoolRegistry:
         fails is left out, its old state forgotten, and the reason recorded in ``failed``."""
         v2 = [a for a in addrs if self.infos[a].kind == "v2"]
         v3 = [a for a in addrs if self.infos[a].kind == "v3"]
-        calls: list[SubCall] = [cached_subcall(a, SEL_GET_RESERVES) for a in v2]
+        calls: list[SubCall] = []
         for a in v3:
             calls.append(cached_subcall(a, SEL_SLOT0))
             calls.append(cached_subcall(a, SEL_LIQUIDITY))
-        res = self.mc.run(calls, block)
+        reserves = read_v2_reserves(self.mc, v2, block) if v2 else []
+        res = self.mc.run(calls, block) if calls else []
         out: list[PoolState] = []
-        for i, a in enumerate(v2):
-            r = decode_reserves(*res[i])
+        for a, r in zip(v2, reserves):
             if r is None or r[0] >= _UINT112 or r[1] >= _UINT112:
                 self._failed(a, f"getReserves() failed or out of range at {block}")
                 continue
             info = self.infos[a]
             out.append(V2PoolState(a, info.token0, info.token1, r[0], r[1], info.fee_pips, block_number))
-        base = len(v2)
         for j, a in enumerate(v3):
-            s0 = decode_slot0(*res[base + 2 * j])
-            liq = decode_uint(*res[base + 2 * j + 1])
+            s0 = decode_slot0(*res[2 * j])
+            liq = decode_uint(*res[2 * j + 1])
             if (s0 is None or liq is None or liq >= _UINT128 or not (s0[0] == 0 or MIN_SQRT_RATIO <= s0[0] < MAX_SQRT_RATIO)
                     or not MIN_TICK <= s0[1] <= MAX_TICK):
                 self._failed(a, f"slot0()/liquidity() failed or out of range at {block}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import random
 import threading
 import time
@@ -80,6 +81,13 @@ class Endpoint:
     last_ok_at: float = 0.0  # unix time
     calls: int = 0
     failures: int = 0
+    # the environment's proxy for this URL (HTTP(S)_PROXY, NO_PROXY), resolved once: the
+    # sessions do not look the environment up again on every request (~0.2 ms each)
+    proxies: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.proxies:
+            self.proxies = dict(requests.utils.get_environ_proxies(self.url))
 
     def state(self, cooldown_s: float, now: float) -> str:
         if self.opened_at is None:
@@ -132,6 +140,10 @@ class RpcClient:
         s = getattr(self._local, "session", None)
         if s is None:
             s = requests.Session()
+            # the environment (proxies, CA bundle) is read once, not per request: proxies
+            # per endpoint (``Endpoint.proxies``), the CA bundle here; ~/.netrc is not used
+            s.trust_env = False
+            s.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
             self._local.session = s
         return s
 
@@ -193,7 +205,7 @@ class RpcClient:
         t0 = time.perf_counter()
         RPC_REQUESTS.labels(ep.label, method).inc()
         try:
-            resp = self._session().post(ep.url, json=payload, timeout=self.timeout_s)
+            resp = self._session().post(ep.url, json=payload, timeout=self.timeout_s, proxies=ep.proxies)
         except requests.ConnectTimeout as exc:
             RPC_ERRORS.labels(ep.label, method, "timeout").inc()
             raise _Transport(f"{ep.label}: connect timeout after {self.timeout_s}s") from exc

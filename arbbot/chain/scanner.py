@@ -58,6 +58,15 @@ read, refreshed and published (``watched``). With a minimum liquidity, the pools
 for it are screened at each full refresh and judged by their own ``Sync``/``Swap`` logs in
 every block (the block's logs come anyway); one that passes is published in that block, and
 the pools without the quote token that this makes admissible are read over the next blocks.
+Admission is two-way: a watched pool whose quote reserve falls below the filter's exit
+level (hysteresis, ``PoolFilter.keeps``) leaves in that block, with the pools it alone made
+admissible, announced as a quarantined pool is (deleted from the store, named in the
+block's changed set and in the delta's ``removed``).
+
+The filter can change while the scanner runs: ``filter_source`` (the workers pass one
+reading the chain's ``PoolFilter`` row) is read once per poll; a changed filter is in force
+from the next block processed: the pools it drops leave in that block, the ones it admits
+are read in it (pools holding the quote token are screened there first).
 
 Unreadable pools: a known pool whose read reverts or returns garbage (a non-standard or
 hostile contract, a registered address without code) never stops the scan of the others.
@@ -81,13 +90,14 @@ import time
 from itertools import islice
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from arbbot.chain.discovery import Factory, PoolInfo, discover_pools
 from arbbot.chain.events import WATCHED_TOPICS, block_events
 from arbbot.chain.multicall import Multicaller
+from arbbot.chain.pool_filter import PoolFilter
 from arbbot.chain.pool_registry import PoolRegistry, ScanError
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.scanner_config import ScannerConfig
@@ -152,8 +162,12 @@ class ScanStats:
 class Scanner:
     """Keeps one chain's pools in sync. See the module docstring for the call pattern."""
 
-    def __init__(self, config: ScannerConfig, *, rpc: RpcClient | None = None, store: Store | None = None) -> None:
+    def __init__(
+        self, config: ScannerConfig, *, rpc: RpcClient | None = None, store: Store | None = None,
+        filter_source: Callable[[], PoolFilter | Mapping[str, Any]] | None = None,
+    ) -> None:
         self.config = config
+        self.filter_source = filter_source  # the pool filter in force, read once per poll
         self.chain_id = config.chain_id
         self.rpc = rpc or RpcClient(
             list(config.rpc_urls),
@@ -168,6 +182,7 @@ class Scanner:
             chunk_size=config.chunk_size,
             calls_per_request=config.calls_per_request,
             concurrency=config.concurrency,
+            pair_reader=config.pair_reader,
         )
         self.store = store
         self.factories: dict[str, Factory] = {f.address: f for f in config.factories}
@@ -183,6 +198,11 @@ class Scanner:
         self.quarantine: dict[str, _Quarantined] = {}  # pools whose reads fail (module docstring)
         self.hashes: OrderedDict[int, str] = OrderedDict()
         self.touched: dict[int, set[str]] = {}  # block -> pools it changed (reorg undo info)
+        # a filter change waiting for the next block: pools to announce gone, pools to read,
+        # whether the pools holding the quote token are to be screened
+        self._left: set[str] = set()
+        self._joined: set[str] = set()
+        self._screen = False
         self.gas_price_wei = 0  # the node's eth_gasPrice, read once per poll
         self.healthy = True
         self.last_error = ""
@@ -263,6 +283,7 @@ class Scanner:
         deltas: list[PoolDelta] = []
         try:
             self._sync_from_store()
+            self._refresh_filter()
             head = self._latest()
             if head is None:
                 raise ScanError("node returned no latest block")
@@ -313,8 +334,10 @@ class Scanner:
         self.hashes.clear()
         self.touched.clear()
         self._remember(head, set())
-        self._commit(states, head, dropped=self._quarantine_failed(head.number))
-        return self._delta(head, states)
+        dropped = self._quarantine_failed(head.number) | self._left  # the full refresh read the joined
+        self._left, self._joined, self._screen = set(), set(), False
+        self._commit(states, head, dropped=dropped)
+        return self._delta(head, states, removed=dropped)
 
     def _discover_recent(self, head: int) -> list[PoolInfo]:
         """Pools each factory created after its backfill cursor (else its start block) up
@@ -398,6 +421,18 @@ class Scanner:
             take = list(islice(self.unread, self.config.unread_pools_per_block))  # no sort of 100k
             self.unread.difference_update(take)
             reread.update(a for a in take if a in watched)
+        if self._screen:  # a new filter: the pools holding the quote token are judged here
+            screened, unlocked = reg.admit(reg.read(reg.quote_pending(), h.hash, h.number, with_ticks=False, keep=False))
+            for new in screened:
+                if isinstance(new, V3PoolState):
+                    reread.add(new.address)  # its ticks
+                else:
+                    changed[new.address] = new
+            reread |= unlocked
+            self._register_tokens([*screened, *(self.infos[a] for a in unlocked)], h.hash)
+        if self._joined:  # a new filter: the pools it admits are read in this block
+            reread |= self._joined & watched
+            self._register_tokens([self.infos[a] for a in self._joined], h.hash)
         for i in ev.created:
             if i.address not in watched:
                 continue
@@ -441,19 +476,29 @@ class Scanner:
             for s in self.read_pools(sorted(reread), h.hash, h.number, with_ticks=True):
                 changed[s.address] = s
         dropped = self._quarantine_failed(h.number)
-        for a in dropped:
-            changed.pop(a, None)
         for a in reread:
             if a in changed:
                 self.quarantine.pop(a, None)  # read fine again
+        if reg.filter.needs_state:  # two-way: a pool whose quote reserve fell leaves
+            f = reg.filter
+            low = [a for a, s in changed.items() if f.holds_quote(self.infos[a]) and not f.keeps(s)]
+            if low:
+                gone = reg.unwatch(low)
+                log.info("chain %s block %d: %d pools fell below the pool filter's liquidity rule, %d left",
+                         self.chain_id, h.number, len(low), len(gone))
+                dropped |= gone
+        dropped |= self._left - reg.watched
+        self._left, self._joined, self._screen = set(), set(), False
+        for a in dropped:
+            changed.pop(a, None)
         states = [changed[a] for a in sorted(changed)]
         self.pool_registry.update(states)
         self.check_tokens(states, h.hash)
-        self._remember(h, set(changed))
+        self._remember(h, set(changed) | dropped)
         self._commit(states, h, dropped=dropped)
         SCAN_BLOCKS.labels(self._label).inc()
         self.stats.blocks += 1
-        return self._delta(h, states)
+        return self._delta(h, states, removed=dropped)
 
     # ------------------------------------------------------------------ reorgs
 
@@ -495,8 +540,9 @@ class Scanner:
             self.hashes.clear()
             self.touched.clear()
             self._remember(head, set(self.watched))
-            self._commit(states, head, dropped=self._quarantine_failed(head.number), orphaned=orphaned)
-            return self._delta(head, states, reorg=True, orphaned=orphaned)
+            gone = self._quarantine_failed(head.number)
+            self._commit(states, head, dropped=gone, orphaned=orphaned)
+            return self._delta(head, states, reorg=True, orphaned=orphaned, removed=gone)
 
         orphaned_blocks = [k for k in known if k > ancestor]
         orphaned = tuple(self.hashes[k] for k in orphaned_blocks)
@@ -542,7 +588,7 @@ class Scanner:
             "chain %s: reorg to ancestor %d, %d orphaned blocks, %d pools re-read",
             self.chain_id, ancestor, len(orphaned), len(states),
         )
-        return self._delta(head, states, reorg=True, orphaned=orphaned)
+        return self._delta(head, states, reorg=True, orphaned=orphaned, removed=dropped)
 
     def _discover_in_logs(self, logs: list[dict[str, Any]], h: _Header) -> set[str]:
         """Pools touched by ``logs`` (registering pools they create)."""
@@ -569,11 +615,13 @@ class Scanner:
         return _Header.of(block)
 
     def _delta(
-        self, h: _Header, states: Sequence[PoolState], *, reorg: bool = False, orphaned: Sequence[str] = ()
+        self, h: _Header, states: Sequence[PoolState], *, reorg: bool = False, orphaned: Sequence[str] = (),
+        removed: Iterable[str] = (),
     ) -> PoolDelta:
         return PoolDelta(
             self.chain_id, h.number, h.hash, tuple(states), reorg=reorg, orphaned_hashes=tuple(orphaned),
             observed_at=time.time(), base_fee_wei=h.base_fee, gas_price_wei=self.gas_price_wei,
+            removed=tuple(sorted(removed)), parent_hash=h.parent,
         )
 
     def _commit(
@@ -581,11 +629,11 @@ class Scanner:
     ) -> None:
         if self.store is None:
             return
-        dropped = list(dropped)
-        if dropped:
-            self.store.delete_pools(dropped)
+        # the dropped pools are deleted with the block, and named in its changed set: a
+        # reader catching up forgets them (they are in the delta's ``removed`` too)
         self.store.put_pools(
-            states, h.number, h.hash, cursor=(h.number, list(self.hashes.items())), orphaned=orphaned
+            states, h.number, h.hash, cursor=(h.number, list(self.hashes.items())), orphaned=orphaned,
+            removed=dropped,
         )
 
     def _sync_from_store(self) -> None:
@@ -609,9 +657,33 @@ class Scanner:
         self.touched = {}  # unknown for blocks we did not process: reorgs re-read everything
         if got is not None:
             self.pool_registry.adopt(got[0], replace=False)
+            for a in got[2]:  # another worker stopped publishing them
+                self.pool_registry.states.pop(a, None)
         else:
             self.pool_registry.adopt(self.store.get_pools())
         self.unread = {a for a in self.watched if a not in self.pools and a not in self.quarantine}
+
+    def _refresh_filter(self) -> None:
+        """Take the pool filter in force (``filter_source``), if it changed: from the next
+        block on, the pools it drops leave and the ones it admits are read."""
+        if self.filter_source is None:
+            return
+        try:
+            got = self.filter_source()
+            new = got if isinstance(got, PoolFilter) else PoolFilter.from_dict(got)
+        except Exception:  # a broken source never stops the scan: the filter in force stays
+            log.exception("chain %s: the pool filter could not be read; the one in force stays", self.chain_id)
+            return
+        reg = self.pool_registry
+        if new == reg.filter:
+            return
+        left, joined = reg.set_filter(new)
+        self._left = (self._left | left) - joined
+        self._joined = (self._joined | joined) - left
+        self._screen = new.needs_state
+        self.unread -= left
+        log.info("chain %s: pool filter changed: %d pools leave, %d join, %d watched from the next block",
+                 self.chain_id, len(left), len(joined), len(reg.watched))
 
     def _quarantine_failed(self, block_number: int) -> set[str]:
         """Quarantine the pools whose reads failed since the last call; returns them (their

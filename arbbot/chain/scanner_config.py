@@ -31,6 +31,7 @@ class ScannerConfig:
     chunk_size: int = 500  # sub-calls per aggregate3
     calls_per_request: int = 2  # aggregate3 eth_calls per JSON-RPC batch
     concurrency: int = 4  # JSON-RPC batches in flight
+    pair_reader: bool = True  # V2 reserves through PairReserves by state override (off: aggregate3)
     reorg_depth: int = 64  # block hashes kept (ring buffer)
     getlogs_max_range: int = 10_000
     blocks_per_request: int = 50  # catch-up: headers + one getLogs per request

@@ -25,9 +25,11 @@ class Store(Protocol):
         *,
         cursor: Cursor | None = None,
         orphaned: Sequence[str] = (),
+        removed: Iterable[str] = (),
     ) -> None:
-        """Write ``states`` as current at the block, move the head (and the cursor) there
-        and record the ``orphaned`` block hashes, in one transaction."""
+        """Write ``states`` as current at the block, forget the ``removed`` pools (noting
+        them among the block's changes), move the head (and the cursor) there and record
+        the ``orphaned`` block hashes, in one transaction."""
 
     def delete_pools(self, addresses: Iterable[str]) -> None:
         """Forget pools (created on a branch a reorg orphaned)."""
@@ -37,9 +39,10 @@ class Store(Protocol):
 
     def changed_since(
         self, after_block: int, after_hash: str = ""
-    ) -> tuple[Mapping[str, PoolState], tuple[int, str] | None] | None:
+    ) -> tuple[Mapping[str, PoolState], tuple[int, str] | None, frozenset[str]] | None:
         """The states written with the blocks after ``after_block`` (seen with hash
-        ``after_hash``), and the head; None when the store cannot tell (then ``get_pools``)."""
+        ``after_hash``), the head, and the pools removed meanwhile; None when the store
+        cannot tell (then ``get_pools``)."""
 
     def load_cursor(self) -> tuple[int, list[tuple[int, str]]] | None:
         """The cursor the last ``put_pools`` wrote, or None before the first."""

@@ -27,7 +27,7 @@ from arbbot.errors import ArbbotError
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
 ARTIFACT_NAME = "ArbExecutor"  # the default of the single-artifact helpers below
-CONTRACTS = ("ArbExecutor", "TransferProbe")  # each in <Name>.sol, artifact <Name>.json
+CONTRACTS = ("ArbExecutor", "TransferProbe", "PairReserves")  # each in <Name>.sol, artifact <Name>.json
 EVM_VERSION = "cancun"  # transient storage (EIP-1153) guards the swap callbacks
 OPTIMIZER_RUNS = 20_000  # the executor is called often and deployed once
 

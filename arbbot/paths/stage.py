@@ -35,7 +35,7 @@ class PoolSource(Protocol):
     def snapshot(self) -> tuple[dict[str, PoolState], tuple[int, str] | None]: ...
     def changed_since(
         self, after_block: int, after_hash: str = ""
-    ) -> tuple[dict[str, PoolState], tuple[int, str] | None] | None: ...
+    ) -> tuple[dict[str, PoolState], tuple[int, str] | None, frozenset[str]] | None: ...
 
     def excluded_tokens(self, addresses: set[str] | None = None) -> dict[str, str]: ...
 
@@ -70,23 +70,34 @@ class PathStage:
         """Opportunities among the cycles through the pools ``delta`` (and any catch-up, or
         a lifted exclusion) changed, and the newly flagged tokens."""
         fresh = self.synced_block < 0
-        catch_up = fresh or delta.block_number != self.synced_block + 1 or delta.reorg
+        # a parent other than the block seen last: that one was orphaned (another worker
+        # took the reorg's correction), so this delta alone would leave its states standing
+        forked = bool(delta.parent_hash) and delta.parent_hash != self.synced_hash
+        catch_up = fresh or delta.block_number != self.synced_block + 1 or delta.reorg or forked
         tokens = None if catch_up else {t.lower() for s in delta.states for t in (s.token0, s.token1)}
         recorded = {a.lower(): reason for a, reason in excluded(delta.chain_id).items()}
         flagged = self._flagged(hot.excluded_tokens(tokens), recorded)
         lifted = self._apply({**recorded, **self._unrecorded})
         if lifted:
             catch_up = True  # the engine forgot the pools it had excluded: re-read them
+        self.engine.remove(delta.removed)  # quarantined or no longer admitted by the scanner
         changed = self.engine.upsert(delta.states)
         block_number, block_hash = delta.block_number, delta.block_hash
         if catch_up:
             # Blocks skipped forward (other workers took them): only the pools they changed
             # (a 100k-pool hot state takes seconds to read whole). Anything else, a first
-            # block, a reorg, a delta behind what was seen, lifted exclusions: every pool.
+            # block, a reorg (seen, or told by a parent other than the block held), a delta
+            # behind what was seen, lifted exclusions: every pool.
             got = None
-            if not (fresh or delta.reorg or lifted) and delta.block_number > self.synced_block:
+            if not (fresh or delta.reorg or lifted or forked) and delta.block_number > self.synced_block:
                 got = hot.changed_since(self.synced_block, self.synced_hash)
-            pools, head = got if got is not None else hot.snapshot()
+            if got is not None:
+                pools, head, gone = got
+            else:
+                pools, head = hot.snapshot()
+                # every pool: what is held and no longer stored was removed meanwhile
+                gone = frozenset(self.engine.states.keys() - pools.keys())
+            self.engine.remove(gone)
             changed |= self.engine.upsert(pools.values())
             if head is not None and head[0] > block_number:
                 # The hot state is already past this delta (its worker was slow to start,

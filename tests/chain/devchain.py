@@ -206,15 +206,21 @@ class RpcProxy:
     (connections refused), ``revive()`` opens it again. With ``max_log_range`` set, an
     ``eth_getLogs`` over more blocks than that is refused like Infura does (code -32005,
     "query returned more than 10000 results", a suggested ``data.from/to``), or with
-    ``style="generic"`` like many nodes (-32000 "block range too large", no suggestion)."""
+    ``style="generic"`` like many nodes (-32000 "block range too large", no suggestion).
+    With ``refuse_overrides`` an ``eth_call`` carrying a state override is refused as nodes
+    without that extension do (-32602 "too many arguments")."""
 
-    def __init__(self, upstream: str, *, max_log_range: int | None = None, style: str = "infura") -> None:
+    def __init__(
+        self, upstream: str, *, max_log_range: int | None = None, style: str = "infura", refuse_overrides: bool = False
+    ) -> None:
         self.upstream = upstream
+        self.refuse_overrides = refuse_overrides
         self.max_log_range = max_log_range
         self.style = style
         self.refused = 0
         self.requests = 0
         self._session = requests.Session()
+        self._session.trust_env = False  # straight to the upstream, whatever the environment says
         self._lock = threading.Lock()
         self.server = PostServer(self.handle, _free_port())
         self.port = self.server.port
@@ -230,6 +236,11 @@ class RpcProxy:
         self.server.close()
 
     def _refusal(self, req: dict[str, Any]) -> dict[str, Any] | None:
+        if self.refuse_overrides and req.get("method") == "eth_call" and len(req.get("params", ())) > 2:
+            with self._lock:
+                self.refused += 1
+            return {"jsonrpc": "2.0", "id": req.get("id"),
+                    "error": {"code": -32602, "message": "too many arguments, want at most 2"}}
         if self.max_log_range is None or req.get("method") != "eth_getLogs":
             return None
         f = req["params"][0]
