@@ -109,7 +109,7 @@ def test_the_pipeline_role_reads_pool_state(role: Role) -> None:
     role("scan").put_pools([pool(P2, 8)], 8, H2)
     path = role("pipeline")
     assert path.snapshot() == ({P1: pool(P1, 7), P2: pool(P2, 8)}, (8, H2))
-    assert path.changed_since(7, H1) == ({P2: pool(P2, 8)}, (8, H2)), "the read-only script runs"
+    assert path.changed_since(7, H1) == ({P2: pool(P2, 8)}, (8, H2), frozenset()), "the read-only script runs"
     assert path.excluded_tokens() == {} and not path.is_orphaned(H1)
 
 
