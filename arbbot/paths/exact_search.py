@@ -13,7 +13,7 @@ finishes with a small local scan. V2-only cycles go to ``v2_exact`` instead.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 from arbbot.errors import ArbbotError
 from arbbot.math.v2 import FEE_DENOMINATOR
@@ -41,15 +41,23 @@ def _v2_out(state: V2PoolState, token_in: str, amount_in: int) -> int:
     return out if out > 0 else -1
 
 
+#: ``arbbot.pools.v3`` once a V3 hop was quoted (imported lazily like ``arbbot.pools``
+#: does; looked up once, not per quote: the search quotes thousands of times a block).
+_V3: Any = None
+
+
 def _hop_out(state: PoolState, token_in: str, amount_in: int) -> int:
+    global _V3
     if isinstance(state, V2PoolState):
         return _v2_out(state, token_in, amount_in)
     if amount_in <= 0:
         return -1
-    from arbbot.pools import v3  # imported lazily like arbbot.pools does
+    if _V3 is None:
+        from arbbot.pools import v3
 
+        _V3 = v3
     try:
-        out = v3.amount_out(state, token_in, amount_in)
+        out = _V3.amount_out(state, token_in, amount_in)
     except (ArbbotError, ArithmeticError, ValueError):
         return -1
     return out if out > 0 else -1

@@ -297,9 +297,9 @@ def feed_blocks(broker: Broker, hot: Any, feed: Any, first: int, seconds: float,
     return n
 
 
-def sample_opportunities(market: Any, n_blocks: int, changed: int, sigma: float) -> list[dict[str, Any]]:
-    """Opportunities the path engine sizes on this market (as the path stage builds it), as
-    wire dicts: the replay phases' material."""
+def sample_opportunities(market: Any, n_blocks: int, changed: int, sigma: float) -> list[Any]:
+    """Opportunities the path engine sizes on this market (as the path stage builds it): the
+    replay phases' material."""
     from arbbot.paths.engine import PathEngine
     from arbbot.paths.gas import GasModel
     from bench.pipeline.market import WETH, Feed
@@ -311,37 +311,44 @@ def sample_opportunities(market: Any, n_blocks: int, changed: int, sigma: float)
     for b in range(1, n_blocks + 1):
         d = feed.block(b, 0.0, GAS_PRICE)
         changed_ids = engine.upsert(d.states)
-        out += [o.to_wire() for o in engine.evaluate(changed_ids, chain_id=CHAIN_ID, block_number=b,
+        out += [o for o in engine.evaluate(changed_ids, chain_id=CHAIN_ID, block_number=b,
                                                    block_hash=d.block_hash, gas_price_wei=GAS_PRICE)]
-    return out
+    # one per cycle: a replayed batch is one block, where a cycle is one opportunity (the
+    # database's unique constraint would skip a repeat, and the naive insert fail on it)
+    return list({o.path_id: o for o in out}.values())
 
 
-def replay(broker: Broker, opps: list[dict[str, Any]], first: int, seconds: float, batch: int,
+def replay(broker: Broker, opps: list[Any], first: int, seconds: float, batch: int,
            naive: bool) -> tuple[int, int]:
     """Opportunities re-stamped (a new block per batch, arrival now) into the ml queue for
-    ``seconds``: ``batch`` to a message, or one task per opportunity (``naive``), keeping
-    at most a few messages' worth waiting. (blocks, opportunities) sent."""
+    ``seconds``: ``batch`` to a message (one columnar batch, as the path stage sends), or
+    one task per opportunity (``naive``: each its per-item JSON record), keeping at most a
+    few messages' worth waiting. (blocks, opportunities) sent."""
+    import dataclasses
+
     from celery import group
+
+    from arbbot.types import opportunities_to_wire
 
     from bench.pipeline.market import block_hash
 
     sent, n, start, i = 0, 0, time.monotonic(), 0
+    batch = min(batch, len(opps))
     limit = 4 if not naive else batch
     while time.monotonic() - start < seconds:
         while broker.depth("ml") >= limit:
             time.sleep(0.002)
         chunk = []
         now, number = time.time(), first + n
+        stamp = {"block_number": number, "observed_at": now, "block_hash": block_hash(number)}
         for _ in range(batch):
-            o = dict(opps[i % len(opps)])
+            chunk.append(dataclasses.replace(opps[i % len(opps)], **stamp))
             i += 1
-            o.update(block_number=number, observed_at=now, block_hash=block_hash(number))
-            chunk.append(o)
         if naive:
             sig = broker.app.signature("bench.pipeline.naive.score_one", queue="ml")
-            group(sig.clone((o,)) for o in chunk).apply_async()
+            group(sig.clone((o.to_wire(),)) for o in chunk).apply_async()
         else:
-            broker.app.send_task("workers.tasks.ml.score", args=[chunk])
+            broker.app.send_task("workers.tasks.ml.score", args=[opportunities_to_wire(chunk)])
         sent += len(chunk)
         n += 1
     return n, sent
@@ -384,7 +391,8 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     signal.signal(signal.SIGINT, signal.default_int_handler)
     throughput_s = args.soak or args.duration
-    res: dict[str, Any] = {"python": platform.python_version(), "cpus": os.cpu_count(), "run": RUN_ID}
+    res: dict[str, Any] = {"python": platform.python_version(), "cpus": os.cpu_count(), "run": RUN_ID,
+                           "load_start": [round(x, 1) for x in os.getloadavg()]}
 
     _step(f"database {DB_NAME}, vhost {VHOST}, Redis prefix {PREFIX}")
     _psql(f'CREATE DATABASE "{DB_NAME}"')
@@ -493,6 +501,7 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
             _cleanup(logs)
         else:
             _step(f"kept: database {DB_NAME}, vhost {VHOST}, logs {logs}")
+    res["load_end"] = [round(x, 1) for x in os.getloadavg()]
     _report(res)
 
 
@@ -550,6 +559,7 @@ def _report(res: dict[str, Any]) -> None:
     if "rss_mb" in res:
         for q, v in res["rss_mb"].items():
             rows.append((f"RSS {q} MB start / end of phase 1", f"{v['start']} / {v['end']}"))
+    rows.append(("load average (1/5/15 min) at start / end", f"{res.get('load_start')} / {res.get('load_end')}"))
     if "batched_vs_naive" in res:
         rows.append(("batched (phase 3) vs naive (phase 4)", f"x{res['batched_vs_naive']}"))
     width = max(len(k) for k, _ in rows)

@@ -69,3 +69,27 @@ def test_a_bad_address_fails_the_whole_batch() -> None:
     with pytest.raises(WireFormatError):
         services.opportunities_record([scored("good", 1, 2, 1), ScoredOpportunity(forged, 0.0, "skip")])
     assert OpportunityRow.objects.count() == 0
+
+
+def test_a_batch_delivered_twice_is_recorded_once() -> None:
+    batch = [scored("a", 10, 12, 2), scored("b", 10, 13, 3)]
+    assert services.opportunities_record(batch, now=1000.0) == 2
+    # redelivered (its worker died before the ack), and a later batch repeating one of them
+    # with a new one, and a batch naming one twice: each opportunity has one row
+    assert services.opportunities_record(batch, now=1001.0) == 0
+    assert services.opportunities_record([batch[1], scored("c", 10, 14, 4)], now=1002.0) == 1
+    assert services.opportunities_record([scored("d", 1, 2, 1)] * 2, now=1003.0) == 1
+    assert sorted(OpportunityRow.objects.values_list("path_id", flat=True)) == ["a", "b", "c", "d"]
+    # another block hash at the same height (a reorg) is another opportunity
+    other = ScoredOpportunity(dataclasses.replace(batch[0].opportunity, block_hash="0x" + "cd" * 32), 1.0, "skip")
+    assert services.opportunities_record([other], now=1004.0) == 1
+
+
+def test_the_database_refuses_a_second_row_for_an_opportunity() -> None:
+    from django.db import IntegrityError, transaction
+
+    services.opportunities_record([scored("a", 10, 12, 2)], now=1000.0)
+    row = OpportunityRow.objects.get()
+    row.pk = None
+    with pytest.raises(IntegrityError), transaction.atomic():
+        row.save(force_insert=True)

@@ -251,6 +251,12 @@ class Opportunity(models.Model):
     class Meta:
         verbose_name_plural = "opportunities"
         indexes = [models.Index(fields=["chain_id", "block_number"])]
+        # the analytics write's idempotency guard (ON CONFLICT DO NOTHING); on a TimescaleDB
+        # hypertable it also holds created_at (migration 0012)
+        constraints = [
+            models.UniqueConstraint(fields=["chain_id", "block_number", "block_hash", "path_id"],
+                                    name="opportunity_once"),
+        ]
 
 
 class Execution(models.Model):

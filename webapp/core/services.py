@@ -634,28 +634,17 @@ def opportunities_record(scored: Iterable[ScoredOpportunity], *, now: float | No
     columns get the ``int`` itself, written as its decimal digits into ``NUMERIC``: exact
     at any size. Addresses are lower-cased here, as ``AddressField`` would. All or nothing:
     a batch that fails is not partly written (the task is redelivered whole). Idempotent: an
-    opportunity already recorded (chain, block hash, path) is not recorded again, so a
-    batch the broker delivers twice (its worker killed before the ack) counts once. Batches
-    of one block arrive one after the other, not side by side."""
+    opportunity already recorded (chain, block, block hash, path) is not recorded again, so
+    a batch the broker delivers twice (its worker killed before the ack) counts once: the
+    unique constraint ``opportunity_once`` and ON CONFLICT DO NOTHING decide, no pre-query
+    (batches of one block written side by side cannot both get in)."""
     import time
 
     now = now or time.time()
     created_at = _ts(now)
-    batch = list(scored)
-    known: set[tuple[int, int, str, str]] = set()
-    if batch:
-        chains = {s.opportunity.chain_id for s in batch}
-        blocks = {s.opportunity.block_number for s in batch}
-        known = set(Opportunity.objects.filter(
-            chain_id__in=chains, block_number__in=blocks, path_id__in={s.opportunity.path_id for s in batch},
-        ).values_list("chain_id", "block_number", "block_hash", "path_id"))
     rows = []
-    for s in batch:
+    for s in scored:
         o = s.opportunity
-        key = (o.chain_id, o.block_number, o.block_hash, o.path_id)
-        if key in known:
-            continue
-        known.add(key)
         rows.append((
             created_at, o.chain_id, o.block_number, o.block_hash, o.path_id,
             _address_array(o.pools), _address_array(o.tokens), norm_address(o.tokens[0]), o.amount_in, o.amount_out, o.gas_cost, o.net_profit,
@@ -667,11 +656,20 @@ def opportunities_record(scored: Iterable[ScoredOpportunity], *, now: float | No
         return 0
     from django.db import connection
 
-    sql = f"COPY {Opportunity._meta.db_table} ({', '.join(_OPPORTUNITY_COLUMNS)}) FROM STDIN"
-    with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        for row in rows:
-            copy.write_row(row)
-    return len(rows)
+    cols = ", ".join(_OPPORTUNITY_COLUMNS)
+    table = Opportunity._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        # the batch streams into a session-local staging table (its columns' types, no
+        # constraints), then moves over in one INSERT that skips what is recorded already
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS opportunity_stage ON COMMIT DELETE ROWS AS "
+                       f"SELECT {cols} FROM {table} WITH NO DATA")
+        cursor.execute("TRUNCATE opportunity_stage")
+        with cursor.cursor.copy(f"COPY opportunity_stage ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM opportunity_stage "
+                       f"ON CONFLICT DO NOTHING")
+        return cursor.rowcount
 
 
 def execution_claim(scored: ScoredOpportunity) -> Execution | None:

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 from arbbot.execution import stage
 from arbbot.execution.follow import follow as follow_pass
-from arbbot.types import ExecutionResult, ScoredOpportunity
+from arbbot.types import ExecutionResult, scored_from_wire
 from workers import runtime
 from workers.celery_app import app
-from workers.stage import BLOCK_TO_DECISION, EXECUTIONS, GAS_SPENT, ITEMS, Trace, as_list, bind_batch, rejects_malformed
+from workers.stage import BLOCK_TO_DECISION, EXECUTIONS, GAS_SPENT, ITEMS, Trace, bind_batch, rejects_malformed
 
 
 @app.task(name="workers.tasks.execute.execute", acks_late=True, reject_on_worker_lost=True)
 @rejects_malformed
-def execute(scored: list[dict], trace: list | None = None) -> int:
+def execute(scored: dict | list[dict], trace: list | None = None) -> int:
     from webapp.core.services import DbJournal
 
     tr = Trace(trace).mark("execute.start")
-    batch = [ScoredOpportunity.from_wire(s) for s in as_list(scored, "scored")]
+    batch = scored_from_wire(scored)  # a columnar batch (or an older producer's list)
     bind_batch([s.opportunity for s in batch])
     results = stage.execute(batch, runtime.runner, DbJournal())
     _count([r for r in results if r.status != "sent"])  # sent ones are counted once final

@@ -17,10 +17,10 @@ from arbbot.scoring.features import OutcomeHistory
 from arbbot.scoring.model import ModelScorer
 from arbbot.scoring.rule import RuleScorer
 from arbbot.scoring.stage import score_batch
-from arbbot.types import Opportunity, ScoredOpportunity
+from arbbot.types import Opportunity, ScoredOpportunity, opportunities_from_wire, scored_to_wire
 from workers import runtime
 from workers.celery_app import app
-from workers.stage import ITEMS, MODEL_SCORE, Trace, as_list, bind_batch, rejects_malformed
+from workers.stage import ITEMS, MODEL_SCORE, Trace, bind_batch, rejects_malformed
 
 log = logging.getLogger(__name__)
 TRAIN_WINDOW = dt.timedelta(days=7)
@@ -46,9 +46,9 @@ def decide(chain_id: int, batch: list[Opportunity]) -> list[ScoredOpportunity]:
 
 @app.task(name="workers.tasks.ml.score", acks_late=True, reject_on_worker_lost=True)
 @rejects_malformed
-def score(opportunities: list[dict], trace: list | None = None) -> int:
+def score(opportunities: dict | list[dict], trace: list | None = None) -> int:
     tr = Trace(trace).mark("ml.start")
-    opps = [Opportunity.from_wire(o) for o in as_list(opportunities, "opportunities")]
+    opps = opportunities_from_wire(opportunities)  # a columnar batch (or an older producer's list)
     bind_batch(opps)
     by_chain: dict[int, list[Opportunity]] = {}
     for o in opps:
@@ -59,11 +59,11 @@ def score(opportunities: list[dict], trace: list | None = None) -> int:
         MODEL_SCORE.labels(chain=str(s.opportunity.chain_id), model=s.model, decision=s.decision).observe(s.score)
     from workers.tasks import analytics, execute
 
-    chosen = [replace(s, features={}).to_wire() for s in decided if s.decision == "execute"]
+    chosen = [replace(s, features={}) for s in decided if s.decision == "execute"]
     obs.note(opportunities=len(decided), chosen=len(chosen))
     if chosen:  # first: the execute decision waits on this publish, the records do not
-        execute.execute.delay(chosen, trace=tr.wire("ml.sent"))
-    analytics.record_opportunities.delay([s.to_wire() for s in decided])
+        execute.execute.delay(scored_to_wire(chosen), trace=tr.wire("ml.sent"))
+    analytics.record_opportunities.delay(scored_to_wire(decided))
     return len(chosen)
 
 

@@ -5,7 +5,7 @@ tokens the scan stage flagged, which are recorded here."""
 from __future__ import annotations
 
 from arbbot import obs
-from arbbot.types import PoolDelta
+from arbbot.types import PoolDelta, opportunities_to_wire
 from workers import runtime
 from workers.celery_app import app
 from workers.stage import BLOCKS_SINCE_OPPORTUNITY, ITEMS, OPPORTUNITIES, Trace, rejects_malformed
@@ -31,7 +31,7 @@ def find(delta: dict, trace: list | None = None) -> int:
         BLOCKS_SINCE_OPPORTUNITY.labels(chain=chain).set(0)
         from workers.tasks import ml
 
-        ml.score.delay([o.to_wire() for o in opps], trace=tr.wire("path.sent"))
+        ml.score.delay(opportunities_to_wire(opps), trace=tr.wire("path.sent"))
     else:
         BLOCKS_SINCE_OPPORTUNITY.labels(chain=chain).inc()
     return len(opps)
