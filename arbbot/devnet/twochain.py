@@ -163,11 +163,11 @@ def deploy_two_chains(
     for s in BRIDGED:  # B's representations are minted and burnt by the bridge only
         send_unlocked(rpc_b, dep_b.deployer, to=tokens[s][dep_b.chain_id],
                       data=encode_call("grantRole(bytes32,address)", [MINTER_ROLE, bridges[dep_b.chain_id]]))
-    key = read_xchain_key(directory)
+    wallet_key = read_xchain_key(directory)
     for dep, rpc in ((dep_a, rpc_a), (dep_b, rpc_b)):
         say(f"chain {dep.chain_id}: inventory wallet {trader} funded and approved")
         rpc.call("anvil_setBalance", [trader, hex(1_000 * 10**18)])
-        wallet = LocalSigner(rpc, key)
+        wallet = LocalSigner(rpc, wallet_key)
         hashes = []
         for s in BRIDGED:
             token = tokens[s][dep.chain_id]
