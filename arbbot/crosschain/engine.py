@@ -10,8 +10,10 @@ Gas is priced in the quote token from each chain's own WETH/quote pool.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Mapping
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
 
 from eth_abi import decode
 
@@ -20,7 +22,8 @@ from arbbot.chain.tx import encode_call
 from arbbot.crosschain.bridge import DevnetBridge
 from arbbot.crosschain.saga import SWAP_GAS, Chains, Saga, rebalance_saga, trade_saga
 from arbbot.crosschain.strategy import Band, Costs, Rebalance, Side, Trade, best_trade, rebalance_plan
-from arbbot.devnet.twochain import TwoChain
+from arbbot.devnet.record import devnet_dir
+from arbbot.devnet.twochain import TwoChain, load_twochain, read_xchain_key
 from arbbot.types import V2PoolState
 
 
@@ -104,3 +107,30 @@ def plan_rebalances(two: TwoChain, chains: Chains, config: Config, key_prefix: s
     """A rebalance saga for each token out of its band; keys ``<prefix>:<symbol>``."""
     plans: list[Rebalance] = rebalance_plan(read_inventory(chains), config.band, (two.a.chain_id, two.b.chain_id))
     return [rebalance_saga(r, chains, f"{key_prefix}:{r.symbol}") for r in plans]
+
+
+CONFIG_FILE = "xchain.json"
+
+
+def config_from_json(data: Mapping[str, Any]) -> Config:
+    """``{"quote", "base", "dex", "slippage_bps", "delay_blocks", "stall_blocks",
+    "costs": {...Costs fields}, "band": {...Band fields}}``; absent keys keep the defaults."""
+    known = {k: data[k] for k in ("quote", "base", "dex", "slippage_bps", "delay_blocks", "stall_blocks") if k in data}
+    return Config(costs=Costs(**(data.get("costs") or {})), band=Band(**(data.get("band") or {})), **known)
+
+
+def load(directory: Path | str | None = None) -> tuple[TwoChain, Chains, Config]:
+    """The two-chain devnet of ``directory`` (default ``settings.devnet_dir``): its record,
+    the saga driver's ``Chains`` (the inventory wallet's key) and the strategy's ``Config``
+    (``xchain.json`` beside the record, written by the demo or a test)."""
+    d = devnet_dir(directory)
+    two = load_twochain(d)
+    path = d / CONFIG_FILE
+    config = config_from_json(json.loads(path.read_text())) if path.is_file() else Config()
+    return two, chains_for(two, read_xchain_key(d), config), config
+
+
+def save_config(config: Config, directory: Path | str) -> Path:
+    path = Path(directory) / CONFIG_FILE
+    path.write_text(json.dumps(asdict(config), indent=2) + "\n")
+    return path

@@ -160,9 +160,14 @@ def deploy_two_chains(
         bridges[dep.chain_id] = deploy_unlocked(
             rpc, dep.deployer, bridge_code, ["bool", "address", "uint16"], [canonical, dep.deployer, fee_bps])
     tokens = {s: {dep_a.chain_id: dep_a.token(s), dep_b.chain_id: dep_b.token(s)} for s in BRIDGED}
-    for s in BRIDGED:  # B's representations are minted and burnt by the bridge only
+    for s in BRIDGED:
+        # B's representations are minted and burnt by the bridge; what B holds already (its
+        # pools' liquidity) is backed by the same amount locked in A's bridge, as if bridged
         send_unlocked(rpc_b, dep_b.deployer, to=tokens[s][dep_b.chain_id],
                       data=encode_call("grantRole(bytes32,address)", [MINTER_ROLE, bridges[dep_b.chain_id]]))
+        supply_b = int(rpc_b.eth_call(tokens[s][dep_b.chain_id], encode_call("totalSupply()")), 16)
+        send_unlocked(rpc_a, dep_a.deployer, to=tokens[s][dep_a.chain_id],
+                      data=encode_call("mint(address,uint256)", [bridges[dep_a.chain_id], supply_b]))
     wallet_key = read_xchain_key(directory)
     for dep, rpc in ((dep_a, rpc_a), (dep_b, rpc_b)):
         say(f"chain {dep.chain_id}: inventory wallet {trader} funded and approved")

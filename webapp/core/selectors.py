@@ -563,3 +563,17 @@ def model_summary() -> dict[str, Any] | None:
         "svg": ev_curve_svg(m.get("ev_curve", {})),
         "versions": ModelVersion.objects.count(),
     }
+
+
+# --------------------------------------------------------------------------- cross-chain
+
+
+def xchain_open(kind: str | None = None) -> list[int]:
+    """Ids of the sagas not in a final state (of ``kind`` if given), oldest first."""
+    from arbbot.crosschain.saga import FINAL
+    from webapp.core.models import XChainSaga
+
+    qs = XChainSaga.objects.exclude(state__in=FINAL)
+    if kind:
+        qs = qs.filter(kind=kind)
+    return list(qs.order_by("id").values_list("id", flat=True))

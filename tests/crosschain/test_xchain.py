@@ -1,0 +1,132 @@
+"""Cross-chain arbitrage on two real anvil chains and the real database: a planted gap
+captured with both legs exact to the wei, the inventory rebalanced through the bridge, and
+the compensations (a failed leg unwound, a refunded or stalled transfer) with their alerts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from arbbot.crosschain import engine
+from arbbot.crosschain.saga import Rebalance, rebalance_saga
+from arbbot.crosschain.strategy import Band, within_band
+from arbbot.devnet.scenarios import plant_price_gap
+from arbbot.devnet.twochain import CHAIN_A, CHAIN_B, read_xchain_key
+from tests.crosschain.conftest import TwoChains, drive
+
+pytestmark = pytest.mark.django_db
+
+
+def _setup(c: TwoChains, **config: Any) -> tuple[engine.Config, engine.Chains]:
+    cfg = engine.Config(**config)
+    return cfg, engine.chains_for(c.two, read_xchain_key(c.directory), cfg)
+
+
+def test_planted_gap_is_captured_exactly_per_leg_and_the_inventory_rebalanced(chains2: TwoChains) -> None:
+    from webapp.core import services
+    from webapp.core.models import XChainSaga
+
+    c = chains2
+    # LINK 5 % dearer on chain B: buy it on A, sell the same amount on B, at once
+    plant_price_gap(c.b.rpc(), c.two.b, "USDC", "LINK", 5.0, dex="uniswap")
+    cfg, chains = _setup(c, band=Band(tolerance_bps=200), delay_blocks=2)
+    before = engine.read_inventory(chains)
+    saga = engine.plan_trade(c.two, chains, cfg, "trade:gap")
+    assert saga is not None and saga.predicted_profit > 0
+    buy, sell = saga.legs
+    assert (buy.chain_id, sell.chain_id) == (CHAIN_A, CHAIN_B)
+    store = services.DbSagaStore()
+    saga_id = services.xchain_sagas_record([saga])[0]
+    assert services.xchain_sagas_record([saga]) == [saga_id]  # the idempotency key: recorded once
+
+    assert drive(store, chains, saga_id).state == "done"
+    done = store.get(saga_id)
+    for leg in done.legs:
+        assert leg.state == "ok"
+        assert leg.realised_out == leg.predicted_out  # to the wei, per leg
+    assert done.realised_profit == int(done.plan["gross_profit"]) > 0
+    after = engine.read_inventory(chains)
+    assert after["USDC"][CHAIN_A] == before["USDC"][CHAIN_A] - buy.amount_in
+    assert after["LINK"][CHAIN_A] == before["LINK"][CHAIN_A] + buy.predicted_out
+    assert after["LINK"][CHAIN_B] == before["LINK"][CHAIN_B] - sell.amount_in
+    assert after["USDC"][CHAIN_B] == before["USDC"][CHAIN_B] + sell.predicted_out
+    assert not all(within_band(held, cfg.band) for held in after.values())
+
+    rebalances = engine.plan_rebalances(c.two, chains, cfg, "rebalance:gap")
+    assert {(r.plan["symbol"], r.plan["src_chain"]) for r in rebalances} == {("USDC", CHAIN_B), ("LINK", CHAIN_A)}
+    relayer = c.relayer(delay_blocks=2)
+    for rid in services.xchain_sagas_record(rebalances):
+        assert drive(store, chains, rid, relayer).state == "done"
+    final = engine.read_inventory(chains)
+    assert all(within_band(held, cfg.band) for held in final.values())
+    for r in rebalances:  # each token's total fell by exactly the bridge's fee
+        symbol = r.plan["symbol"]
+        assert sum(final[symbol].values()) == sum(after[symbol].values()) - int(r.plan["fee"])
+    assert set(XChainSaga.objects.values_list("state", flat=True)) == {"done"}
+
+
+def test_a_refunded_transfer_is_compensated_with_an_alert(chains2: TwoChains) -> None:
+    from webapp.core import services
+
+    c = chains2
+    _cfg, chains = _setup(c)
+    before = engine.read_inventory(chains)
+    saga = rebalance_saga(Rebalance("USDC", CHAIN_A, CHAIN_B, 1_000 * 10**18), chains, "rebalance:refund")
+    saga_id = services.xchain_sagas_record([saga])[0]
+    result = drive(services.DbSagaStore(), chains, saga_id, c.relayer(failure_rate=1.0, delay_blocks=1))
+    assert (result.state, result.alerts) == ("compensated", ["bridge_refunded"])
+    assert engine.read_inventory(chains) == before  # the refund returned the full amount
+
+
+def test_a_stalled_transfer_is_held_with_an_alert(chains2: TwoChains) -> None:
+    from webapp.core import services
+
+    c = chains2
+    _cfg, chains = _setup(c, stall_blocks=4)
+    before = engine.read_inventory(chains)
+    saga = rebalance_saga(Rebalance("LINK", CHAIN_B, CHAIN_A, 10 * 10**18), chains, "rebalance:stall")
+    saga_id = services.xchain_sagas_record([saga])[0]
+    result = drive(services.DbSagaStore(), chains, saga_id, c.relayer(stall_rate=1.0, delay_blocks=1))
+    assert (result.state, result.alerts) == ("held", ["bridge_stalled"])
+    held = services.DbSagaStore().get(saga_id)
+    assert "held for an operator" in held.error
+    after = engine.read_inventory(chains)
+    assert after["LINK"][CHAIN_B] == before["LINK"][CHAIN_B] - 10 * 10**18  # burnt, not lost from view
+
+
+def test_a_failed_leg_is_unwound_on_the_other_chain_with_an_alert(chains2: TwoChains, monkeypatch: Any) -> None:
+    from arbbot.devnet.scenarios import swap_v2, fund_token, approve
+    from prometheus_client import REGISTRY
+
+    from webapp.core import services
+    from workers.tasks import bridge
+
+    c = chains2
+    plant_price_gap(c.b.rpc(), c.two.b, "USDC", "LINK", 5.0, dex="uniswap")
+    cfg, chains = _setup(c)
+    saga = engine.plan_trade(c.two, chains, cfg, "trade:unwind")
+    assert saga is not None
+    saga_id = services.xchain_sagas_record([saga])[0]
+    # before the legs are signed, a rival closes the gap on B: the sell leg's floor fails
+    rpc_b, dep_b = c.b.rpc(), c.two.b
+    pool = dep_b.pool("uniswap", "USDC", "LINK")
+    amount = 3_000 * 10**18
+    fund_token(rpc_b, dep_b, "LINK", dep_b.deployer, amount)
+    approve(rpc_b, dep_b.deployer, dep_b.token("LINK"), dep_b.dex("uniswap")["router"], amount)
+    swap_v2(rpc_b, dep_b, dep_b.deployer, pool, dep_b.token("LINK"), amount)
+
+    before_alerts = REGISTRY.get_sample_value("arbbot_xchain_alerts_total", {"alert": "leg_failed"}) or 0.0
+    monkeypatch.setattr(engine, "load", lambda directory=None: (c.two, chains, cfg))
+    state = ""
+    for _ in range(10):
+        state = bridge.advance(saga_id, requeue=False)
+        if state in ("done", "failed", "compensated", "held"):
+            break
+    assert state == "compensated"
+    assert REGISTRY.get_sample_value("arbbot_xchain_alerts_total", {"alert": "leg_failed"}) == before_alerts + 1
+    done = services.DbSagaStore().get(saga_id)
+    buy, sell, unwind = done.legs
+    assert (buy.state, sell.state, unwind.state) == ("ok", "reverted", "ok")
+    assert (unwind.chain_id, unwind.token_in, unwind.amount_in) == (buy.chain_id, buy.token_out, buy.realised_out)
+    assert done.alert == "leg_failed" and done.realised_profit is not None and done.realised_profit < 0
