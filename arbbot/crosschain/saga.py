@@ -45,8 +45,10 @@ TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
 SWAP_GAS = 250_000
 BRIDGE_GAS = 200_000
 MAX_UINT256 = 2**256 - 1
-#: ``ARBBOT_XCHAIN_CRASH_AT=<point>`` SIGKILLs the process at that point (the crash tests)
+#: ``ARBBOT_XCHAIN_CRASH_AT=<point>`` SIGKILLs the process at that point (the crash tests);
+#: with ``ARBBOT_XCHAIN_CRASH_PARENT=1`` its parent first (a Celery worker's main process)
 CRASH_ENV = "ARBBOT_XCHAIN_CRASH_AT"
+CRASH_PARENT_ENV = "ARBBOT_XCHAIN_CRASH_PARENT"
 
 
 @dataclass
@@ -146,6 +148,8 @@ class Advance:
 def crash_point(name: str) -> None:
     """The crash tests' hook: die like a SIGKILLed worker at ``name``."""
     if os.environ.get(CRASH_ENV) == name:
+        if os.environ.get(CRASH_PARENT_ENV) == "1":
+            os.kill(os.getppid(), signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)
 
 
