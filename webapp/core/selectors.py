@@ -577,3 +577,36 @@ def xchain_open(kind: str | None = None) -> list[int]:
     if kind:
         qs = qs.filter(kind=kind)
     return list(qs.order_by("id").values_list("id", flat=True))
+
+
+def xchain_pnl() -> dict[str, Any]:
+    """Cross-chain PnL per token: realised trade profit (in each trade's quote token) less
+    the bridge fees paid by rebalances (in the token bridged); saga counts and alerts."""
+    from arbbot.crosschain.saga import FINAL
+    from webapp.core.models import XChainSaga
+
+    rows: dict[str, dict[str, int]] = {}
+    states: dict[str, int] = {}
+    alerts: dict[str, int] = {}
+    for kind, state, plan, realised, alert in XChainSaga.objects.values_list(
+            "kind", "state", "plan", "realised_profit", "alert").iterator():
+        states[state] = states.get(state, 0) + 1
+        if alert:
+            alerts[alert] = alerts.get(alert, 0) + 1
+        if state not in FINAL or realised is None:
+            continue
+        token = str(plan.get("quote") if kind == "trade" else plan.get("symbol"))
+        row = rows.setdefault(token, {"trades": 0, "trade_profit": 0, "rebalances": 0, "rebalance_cost": 0})
+        if kind == "trade":
+            row["trades"] += 1
+            row["trade_profit"] += int(realised)
+        else:
+            row["rebalances"] += 1
+            row["rebalance_cost"] -= int(realised)
+    by_token = [
+        {"token": t, "trades": r["trades"], "trade_profit": str(r["trade_profit"]), "rebalances": r["rebalances"],
+         "rebalance_cost": str(r["rebalance_cost"]), "net": str(r["trade_profit"] - r["rebalance_cost"])}
+        for t, r in sorted(rows.items())
+    ]
+    return {"by_token": by_token, "sagas_by_state": states, "alerts": alerts,
+            "open": sum(n for s, n in states.items() if s not in FINAL)}
