@@ -1125,11 +1125,15 @@ class DbSagaStore:
             XChainLeg.objects.update_or_create(saga=row, index=leg.index, defaults=values)
 
     def next_nonce(self, chain_id: int, wallet: str) -> int:
+        """Past the legs of open sagas only: a final saga's legs are all settled on the
+        chain (mined or dropped), so the chain's own count covers them."""
         from django.db.models import Max
 
+        from arbbot.crosschain.saga import FINAL
         from webapp.core.models import XChainLeg, XChainSaga
 
-        top = XChainLeg.objects.filter(chain_id=chain_id, saga__in=XChainSaga.objects.filter(wallet=wallet.lower()),
+        open_sagas = XChainSaga.objects.filter(wallet=wallet.lower()).exclude(state__in=FINAL)
+        top = XChainLeg.objects.filter(chain_id=chain_id, saga__in=open_sagas,
                                        nonce__isnull=False).aggregate(m=Max("nonce"))["m"]
         return 0 if top is None else int(top) + 1
 
@@ -1142,6 +1146,16 @@ def xchain_sagas_record(sagas: Iterable[Any]) -> list[int]:
     """Record new sagas (a key already recorded keeps its saga); their ids."""
     store = DbSagaStore()
     return [int(store.create(s).id) for s in sagas]
+
+
+def xchain_sagas_abandon(reason: str) -> int:
+    """Hold every open saga with ``reason`` (its chains are gone: a devnet torn down and
+    started again); an operator sees them under the ``abandoned`` alert. The number held."""
+    from arbbot.crosschain.saga import FINAL
+    from webapp.core.models import XChainSaga
+
+    return XChainSaga.objects.exclude(state__in=FINAL).update(
+        state="held", alert="abandoned", error=reason[:2000], finished_at=timezone.now())
 
 
 def xchain_inventory_record(inventory: Mapping[str, Mapping[int, int]], tokens: Mapping[str, Mapping[int, str]],
