@@ -130,3 +130,32 @@ def test_a_failed_leg_is_unwound_on_the_other_chain_with_an_alert(chains2: TwoCh
     assert (buy.state, sell.state, unwind.state) == ("ok", "reverted", "ok")
     assert (unwind.chain_id, unwind.token_in, unwind.amount_in) == (buy.chain_id, buy.token_out, buy.realised_out)
     assert done.alert == "leg_failed" and done.realised_profit is not None and done.realised_profit < 0
+
+
+def test_the_bridge_takes_a_key_once_and_only_its_relayer_completes_it(chains2: TwoChains) -> None:
+    from arbbot.chain.tx import TxFailed, check_receipt, encode_call, send_unlocked, wait_receipt
+    from arbbot.crosschain.bridge import TransferStatus, transfer_key
+
+    c = chains2
+    _cfg, chains = _setup(c)
+    key = transfer_key("bridge:once")
+    signer = chains.signer(CHAIN_A)
+    fees = chains.fees(CHAIN_A)
+    amount = 100 * 10**18
+    tx = chains.bridge.send(signer, key, "USDC", amount, CHAIN_A, CHAIN_B, chains.wallet, **fees)
+    assert tx is not None
+    check_receipt(wait_receipt(c.a.rpc(), tx))
+    assert chains.bridge.send(signer, key, "USDC", amount, CHAIN_A, CHAIN_B, chains.wallet, **fees) is None
+    call = chains.bridge.send_call(key, "USDC", amount, CHAIN_A, CHAIN_B, chains.wallet)
+    again = signer.send(to=call.to, data=call.data, gas=call.gas, **chains.fees(CHAIN_A))
+    assert int(wait_receipt(c.a.rpc(), again)["status"], 16) == 0  # the contract refuses the key too
+    assert chains.bridge.status(key, CHAIN_A, CHAIN_B) == TransferStatus.PENDING
+    complete = encode_call("complete(bytes32,address,address,uint256)",
+                           [key, c.two.token("USDC", CHAIN_B), chains.wallet, amount])
+    stranger = str(c.b.rpc().call("eth_accounts")[5]).lower()
+    with pytest.raises(TxFailed):
+        send_unlocked(c.b.rpc(), stranger, to=c.two.bridges[CHAIN_B], data=complete, gas=200_000)
+    c.relayer(delay_blocks=0).poll_once()
+    assert chains.bridge.status(key, CHAIN_A, CHAIN_B) == TransferStatus.DELIVERED
+    with pytest.raises(TxFailed):  # delivered once: the relayer cannot deliver it again
+        send_unlocked(c.b.rpc(), c.two.relayer, to=c.two.bridges[CHAIN_B], data=complete, gas=200_000)
