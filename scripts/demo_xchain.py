@@ -24,6 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 os.environ.setdefault("ARBBOT_DEVNET", "1")
+# the demo trades on the chains it deploys itself, so it chooses live there (elsewhere the
+# default is dry-run, where the bridge queue starts no saga); ARBBOT_MODE overrides it
+os.environ.setdefault("ARBBOT_MODE", "live")
 os.environ.setdefault("ARBBOT_DEVNET_DIR", str(ROOT / ".devnet-xchain"))
 
 

@@ -134,3 +134,14 @@ def save_config(config: Config, directory: Path | str) -> Path:
     path = Path(directory) / CONFIG_FILE
     path.write_text(json.dumps(asdict(config), indent=2) + "\n")
     return path
+
+
+def send_refusal(mode: str, kill_switch: bool) -> str | None:
+    """Why no new saga may start now (``None``: it may). Cross-chain legs are real
+    transactions on both chains, so only ``live`` starts them; the kill switch stops even
+    the sagas in flight, which wait in their recorded state until it is released."""
+    if kill_switch:
+        return "the kill switch is on"
+    if mode != "live":
+        return f"mode {mode}: cross-chain sagas start only in live"
+    return None

@@ -159,3 +159,32 @@ def test_the_bridge_takes_a_key_once_and_only_its_relayer_completes_it(chains2: 
     assert chains.bridge.status(key, CHAIN_A, CHAIN_B) == TransferStatus.DELIVERED
     with pytest.raises(TxFailed):  # delivered once: the relayer cannot deliver it again
         send_unlocked(c.b.rpc(), c.two.relayer, to=c.two.bridges[CHAIN_B], data=complete, gas=200_000)
+
+
+def test_dry_run_starts_no_saga_and_the_kill_switch_holds_one_in_flight(chains2: TwoChains, monkeypatch: Any) -> None:
+    from arbbot.config import get_settings
+    from webapp.core import selectors, services
+    from webapp.core.models import XChainInventory
+    from workers import runtime
+    from workers.tasks import bridge
+
+    c = chains2
+    plant_price_gap(c.b.rpc(), c.two.b, "USDC", "LINK", 5.0, dex="uniswap")
+    cfg, chains = _setup(c)
+    monkeypatch.setattr(engine, "load", lambda directory=None: (c.two, chains, cfg))
+    assert get_settings().mode == "dry-run"  # the default: a gap is there, no saga starts
+    assert bridge.tick() == [] and not selectors.xchain_open()
+    assert XChainInventory.objects.filter(wallet=chains.wallet).count() == 4  # the inventory is still read
+
+    saga = engine.plan_trade(c.two, chains, cfg, "trade:killswitch")
+    assert saga is not None
+    saga_id = services.xchain_sagas_record([saga])[0]
+    fleet = runtime.hotstate(CHAIN_A).fleet
+    fleet.set_kill_switch(True)
+    try:
+        monkeypatch.setattr(bridge.advance, "apply_async", lambda *a, **k: None)
+        assert bridge.advance(saga_id) == "held-by-kill-switch"
+        assert services.DbSagaStore().get(saga_id).state == "planned"  # nothing signed, nothing sent
+    finally:
+        fleet.set_kill_switch(False)
+    assert bridge.advance(saga_id, requeue=False) == "done"

@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import time
 
+import logging
+
 from prometheus_client import Counter
 
+from arbbot.config import get_settings
+from workers import runtime
 from workers.celery_app import app
+
+log = logging.getLogger("arbbot.crosschain")
 
 #: An operator must look: a leg unwound or held, a transfer refunded or stalled.
 ALERTS = Counter("arbbot_xchain_alerts_total", "Cross-chain sagas that needed compensation, by alert", ["alert"])
 SAGAS = Counter("arbbot_xchain_sagas_total", "Cross-chain sagas finished, by kind and state", ["kind", "state"])
 STEP_DELAY_S = 0.5
+KILL_SWITCH_RETRY_S = 5.0
 
 
 @app.task(name="workers.tasks.bridge.advance", acks_late=True, reject_on_worker_lost=True)
@@ -26,7 +33,11 @@ def advance(saga_id: int, requeue: bool = True) -> str:
     from arbbot.crosschain import engine, saga
     from webapp.core.services import DbSagaStore
 
-    _two, chains, _config = engine.load()
+    two, chains, _config = engine.load()
+    if runtime.hotstate(two.a.chain_id).fleet.kill_switch_engaged():
+        # nothing is sent while the switch is on: the saga waits in its recorded state
+        advance.apply_async((saga_id,), countdown=KILL_SWITCH_RETRY_S)
+        return "held-by-kill-switch"
     result = saga.advance(DbSagaStore(), chains, int(saga_id))
     for alert in result.alerts:
         ALERTS.labels(alert=alert).inc()
@@ -46,6 +57,10 @@ def tick() -> list[int]:
 
     two, chains, config = engine.load()
     services.xchain_inventory_record(engine.read_inventory(chains), two.tokens, chains.wallet)
+    refusal = engine.send_refusal(get_settings().mode, runtime.hotstate(two.a.chain_id).fleet.kill_switch_engaged())
+    if refusal:
+        log.info("cross-chain tick: no new saga: %s", refusal)
+        return []
     stamp = f"{int(time.time() * 1000)}"
     new = []
     if not selectors.xchain_open("trade"):
