@@ -9,10 +9,14 @@ point resumes from the last recorded state and never executes a leg twice:
 * a leg is signed (raw bytes, hash, nonce) and recorded before it is broadcast; a resumed
   saga broadcasts the same bytes again (same nonce: at most one of them can ever be mined);
 * a leg whose nonce the chain has passed without its hash is ``dropped`` (it can never run);
-* a bridge transfer carries the saga's idempotency key, which the source bridge takes once.
+* a bridge transfer carries the saga's idempotency key, which the source bridge takes once;
+* a leg still not mined ``stall_blocks`` after it was sent is cancelled by a 0-value
+  transfer at its nonce (a ``cancel`` leg, recorded before it is sent): one of the two is
+  mined, and a cancelled leg counts as ``dropped``.
 
 Trade: ``planned`` -> ``signed`` (both legs) -> ``sent`` (both broadcast at once) ->
-``done`` when both legs landed, ``failed`` when neither did, else ``compensating``: the
+``done`` when both legs landed, ``failed`` when neither did, else ``compensating`` (a leg
+reverted, or stalled and cancelled): the
 landed leg is unwound by the reverse swap on its chain -> ``compensated`` (alert
 ``leg_failed``), or ``held`` (alert ``unwind_failed``) when the unwind itself fails.
 Rebalance: ``planned`` -> ``signed`` -> ``sent`` -> ``in_flight`` -> ``done`` when
@@ -218,6 +222,9 @@ def advance(store: SagaStore, chains: Chains, saga_id: int, max_steps: int = 20)
 
 def _step(saga: Saga, chains: Chains, store: SagaStore) -> list[Leg]:
     """Move ``saga`` one state on; returns the legs to broadcast after the commit."""
+    for cancel in saga.legs:
+        if cancel.role == "cancel" and cancel.state == "signed":
+            _settle(cancel, chains)
     if saga.kind == TRADE:
         return _trade_step(saga, chains, store)
     return _rebalance_step(saga, chains, store)
@@ -232,11 +239,12 @@ def _trade_step(saga: Saga, chains: Chains, store: SagaStore) -> list[Leg]:
         return []
     if saga.state == "signed":
         saga.state = "sent"
+        _mark_sent(saga, legs, chains)
         return legs  # both legs at once
     if saga.state == "sent":
         pending = [leg for leg in legs if not _settle(leg, chains)]
         if pending:
-            return _rebroadcast(pending)
+            return _rebroadcast(pending) + _cancel_stalled(saga, pending, chains)
         ok = [leg for leg in legs if leg.state == "ok"]
         if len(ok) == len(legs):
             saga.realised_profit = _trade_realised(legs)
@@ -245,18 +253,20 @@ def _trade_step(saga: Saga, chains: Chains, store: SagaStore) -> list[Leg]:
             saga.state, saga.realised_profit = "failed", 0
             saga.error = "neither leg landed: " + ", ".join(f"{leg.role} {leg.state}" for leg in legs)
         else:
-            saga.error = "; ".join(f"{leg.role} leg {leg.state}" for leg in legs if leg.state != "ok")
+            saga.error = "; ".join([*filter(None, [saga.error]),
+                                    *(f"{leg.role} leg {leg.state}" for leg in legs if leg.state != "ok")])
             saga.legs.append(_unwind_leg(ok[0], chains, len(saga.legs)))
             saga.state = "compensating"
         return []
     if saga.state == "compensating":
-        unwind = saga.legs[-1]
+        unwind = next(leg for leg in reversed(saga.legs) if leg.role == "unwind")
         if unwind.state == "planned":
             _refresh_unwind(unwind, chains)
             _sign_swap(unwind, chains, store, saga.wallet)
+            _mark_sent(saga, [unwind], chains)
             return [unwind]
         if not _settle(unwind, chains):
-            return _rebroadcast([unwind])
+            return _rebroadcast([unwind]) + _cancel_stalled(saga, [unwind], chains)
         if unwind.state == "ok":
             saga.state, saga.alert = "compensated", "leg_failed"
         else:
@@ -281,10 +291,11 @@ def _rebalance_step(saga: Saga, chains: Chains, store: SagaStore) -> list[Leg]:
         return []
     if saga.state == "signed":
         saga.state = "sent"
+        _mark_sent(saga, [leg], chains)
         return [leg]
     if saga.state == "sent":
         if not _settle(leg, chains):
-            return _rebroadcast([leg])
+            return _rebroadcast([leg]) + _cancel_stalled(saga, [leg], chains)
         if leg.state != "ok":
             saga.state, saga.realised_profit = "failed", 0
             saga.error = f"bridge send {leg.state}: nothing moved"
@@ -366,6 +377,47 @@ def _settle(leg: Leg, chains: Chains) -> bool:
     return True
 
 
+def _mark_sent(saga: Saga, legs: list[Leg], chains: Chains) -> None:
+    saga.plan["sent_blocks"] = {str(leg.chain_id): chains.rpcs[leg.chain_id].block_number() for leg in legs}
+
+
+CANCEL_FEE_BUMP = 2  # a replacement must pay at least 10 % more; twice is plenty
+
+
+def _cancel_stalled(saga: Saga, pending: list[Leg], chains: Chains) -> list[Leg]:
+    """For each pending leg not mined ``stall_blocks`` after it was sent: a cancel (a
+    0-value transfer to itself at the leg's nonce, fees doubled), recorded as a leg of its
+    own before it is sent. Whichever of the two is mined settles the leg: its own receipt,
+    or ``dropped`` once the nonce is passed without it (then compensation follows)."""
+    from arbbot.chain.rawtx import decode_raw_tx
+
+    sent_blocks = saga.plan.get("sent_blocks", {})
+    cancelled = {leg.nonce for leg in saga.legs if leg.role == "cancel"}
+    out = []
+    for leg in pending:
+        cancels = [c for c in saga.legs if c.role == "cancel" and c.chain_id == leg.chain_id and c.nonce == leg.nonce]
+        for c in cancels:
+            _settle(c, chains)
+        out += [c for c in cancels if c.state == "signed"]
+        since = sent_blocks.get(str(leg.chain_id))
+        if leg.nonce in cancelled or since is None:
+            continue
+        if chains.rpcs[leg.chain_id].block_number() <= int(since) + chains.stall_blocks:
+            continue
+        original = decode_raw_tx(leg.raw_tx)
+        fees = chains.fees(leg.chain_id)
+        tip = max(fees["max_priority_fee_per_gas"], (original.max_priority_fee_per_gas or 0) * CANCEL_FEE_BUMP)
+        cap = max(fees["max_fee_per_gas"], (original.max_fee_per_gas or 0) * CANCEL_FEE_BUMP, tip)
+        cancel = Leg(len(saga.legs), "cancel", leg.chain_id, "", "", 0, 0, pool="", router=saga.wallet)
+        cancel.raw_tx, cancel.tx_hash, cancel.nonce = chains.signer(leg.chain_id).sign(
+            to=saga.wallet, data="0x", gas=21_000, nonce=leg.nonce, max_fee_per_gas=cap, max_priority_fee_per_gas=tip)
+        cancel.state = "signed"
+        saga.legs.append(cancel)
+        saga.error = f"{leg.role} leg not mined {chains.stall_blocks} blocks after it was sent: cancelled"
+        out.append(cancel)
+    return out
+
+
 def _unwind_leg(landed: Leg, chains: Chains, index: int) -> Leg:
     """The reverse swap of a landed leg, on its chain: what it bought is sold back."""
     assert landed.realised_out is not None
@@ -396,7 +448,7 @@ def _trade_realised(legs: list[Leg]) -> int:
 
 def _compensated_pnl(saga: Saga) -> int:
     """What the unwound trade cost, in the token the landed leg spent (negative: a loss)."""
-    unwind = saga.legs[-1]
-    landed = next(leg for leg in saga.legs[:-1] if leg.state == "ok")
+    unwind = next(leg for leg in reversed(saga.legs) if leg.role == "unwind")
+    landed = next(leg for leg in saga.legs if leg.role in ("buy", "sell") and leg.state == "ok")
     return (unwind.realised_out or 0) - landed.amount_in if unwind.state == "ok" else -landed.amount_in
 

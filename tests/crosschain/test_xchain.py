@@ -188,3 +188,34 @@ def test_dry_run_starts_no_saga_and_the_kill_switch_holds_one_in_flight(chains2:
     finally:
         fleet.set_kill_switch(False)
     assert bridge.advance(saga_id, requeue=False) == "done"
+
+
+def test_a_stalled_leg_is_cancelled_at_its_nonce_and_the_other_unwound(chains2: TwoChains) -> None:
+    from arbbot.crosschain.saga import advance
+    from webapp.core import services
+
+    c = chains2
+    plant_price_gap(c.b.rpc(), c.two.b, "USDC", "LINK", 5.0, dex="uniswap")
+    cfg, chains = _setup(c, stall_blocks=3)
+    saga = engine.plan_trade(c.two, chains, cfg, "trade:stall")
+    assert saga is not None
+    saga_id = services.xchain_sagas_record([saga])[0]
+    store = services.DbSagaStore()
+    real_fees = chains.fees
+    # the sell leg on B is signed with a fee no block takes: it is never mined
+    chains.fees = lambda cid: real_fees(cid) if cid == CHAIN_A else {  # type: ignore[method-assign]
+        "max_fee_per_gas": 1, "max_priority_fee_per_gas": 1}
+    assert advance(store, chains, saga_id).state == "sent"
+    chains.fees = real_fees  # type: ignore[method-assign]
+    before_b = int(c.b.rpc().call("eth_getTransactionCount", [chains.wallet, "latest"]), 16)
+
+    result = drive(store, chains, saga_id)
+    assert (result.state, result.alerts) == ("compensated", ["leg_failed"])
+    done = store.get(saga_id)
+    roles = {leg.role: leg for leg in done.legs}
+    assert (roles["buy"].state, roles["sell"].state, roles["cancel"].state, roles["unwind"].state) == (
+        "ok", "dropped", "ok", "ok")
+    assert roles["cancel"].nonce == roles["sell"].nonce and roles["cancel"].chain_id == CHAIN_B
+    assert c.b.rpc().call("eth_getTransactionReceipt", [roles["sell"].tx_hash]) is None  # never ran
+    assert int(c.b.rpc().call("eth_getTransactionCount", [chains.wallet, "latest"]), 16) == before_b + 1
+    assert "cancelled" in done.error
