@@ -48,7 +48,8 @@ def advance(saga_id: int, requeue: bool = True) -> str:
     return result.state
 
 
-@app.task(name="workers.tasks.bridge.tick", expires=10.0)
+# no "expires": an expired message is rejected to the dead-letter queue (see celery_app)
+@app.task(name="workers.tasks.bridge.tick")
 def tick() -> list[int]:
     """One strategy pass: record the inventory, start a trade saga if one pays and none is
     open, a rebalance saga per token out of its band if none is open; step them."""
