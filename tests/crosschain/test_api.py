@@ -56,3 +56,12 @@ def test_inventory_sagas_and_pnl_read_exactly() -> None:
                                 "rebalance_cost": "10", "net": str(BIG - 13)}]
     assert pnl["open"] == 1 and pnl["alerts"] == {"leg_failed": 1}
     assert pnl["sagas_by_state"] == {"done": 2, "compensated": 1, "in_flight": 1}
+
+
+def test_the_dashboard_shows_inventory_sagas_in_flight_and_pnl() -> None:
+    _record()
+    page = role_client("viewer").get("/").content.decode()
+    assert "<h2>Cross-chain</h2>" in page
+    assert f"<code>{BIG}</code>" in page  # the inventory, exact
+    assert "in flight 1" in page and "leg_failed 1" in page
+    assert f"<code>{BIG - 13}</code>" in page  # net PnL of USDC
