@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--failure-rate", type=float, default=0.1, help="share of transfers the bridge fails")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--tick", type=float, default=3.0, help="seconds between strategy passes")
+    ap.add_argument("--band-bps", type=int, default=300,
+                    help="a chain's share of a token may leave 50 %% by this much before a rebalance")
     args = ap.parse_args(argv)
 
     import django
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   {held} saga(s) of an earlier run left open: held (alert 'abandoned')")
     two = twochain.up(directory=directory, ports=(port_a, port_b), fee_bps=args.fee_bps)
     config = engine.Config(slippage_bps=30, delay_blocks=args.delay_blocks, stall_blocks=60,
-                           costs=Costs(bridge_fee_bps=args.fee_bps), band=Band(tolerance_bps=1_000))
+                           costs=Costs(bridge_fee_bps=args.fee_bps), band=Band(tolerance_bps=args.band_bps))
     engine.save_config(config, directory)
 
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
@@ -98,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
    logs         {run_dir}/xchain-*.log
    Ctrl-C stops everything.
 """)
+    from django.utils import timezone
+
+    since = timezone.now()
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     started = last_tick = time.monotonic()
@@ -112,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                 last_tick = time.monotonic()
                 app.send_task("workers.tasks.bridge.tick")
                 app.send_task("workers.tasks.bridge.resume")
-                print(_progress(time.monotonic() - started), flush=True)
+                print(_progress(time.monotonic() - started, since), flush=True)
             if args.seconds and time.monotonic() - started >= args.seconds:
                 break
     except KeyboardInterrupt:
@@ -128,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             p.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL)
-    print(_progress(time.monotonic() - started))
+    print(_progress(time.monotonic() - started, since))
     twochain.down(directory=directory, progress=None)
     return 0
 
@@ -151,14 +156,15 @@ def _settle(timeout_s: float) -> None:
         pass
 
 
-def _progress(elapsed: float) -> str:
+def _progress(elapsed: float, since: object) -> str:
+    """This run's sagas (created since the demo started) and the inventory now."""
     from django.db import close_old_connections
 
     from webapp.core import selectors
     from webapp.core.models import XChainInventory
 
     close_old_connections()
-    pnl = selectors.xchain_pnl()
+    pnl = selectors.xchain_pnl(since)
     states = ", ".join(f"{k} {v}" for k, v in sorted(pnl["sagas_by_state"].items())) or "none yet"
     money = ", ".join(f"{r['token']} net {int(r['net']) / 1e18:.2f} ({r['trades']} trades, "
                       f"{r['rebalances']} rebalances)" for r in pnl["by_token"]) or "none yet"

@@ -579,16 +579,18 @@ def xchain_open(kind: str | None = None) -> list[int]:
     return list(qs.order_by("id").values_list("id", flat=True))
 
 
-def xchain_pnl() -> dict[str, Any]:
+def xchain_pnl(since: Any = None) -> dict[str, Any]:
     """Cross-chain PnL per token: realised trade profit (in each trade's quote token) less
-    the bridge fees paid by rebalances (in the token bridged); saga counts and alerts."""
+    the bridge fees paid by rebalances (in the token bridged); saga counts and alerts (of
+    the sagas created at or after ``since`` if given)."""
     from arbbot.crosschain.saga import FINAL
     from webapp.core.models import XChainSaga
 
     rows: dict[str, dict[str, int]] = {}
     states: dict[str, int] = {}
     alerts: dict[str, int] = {}
-    for kind, state, plan, realised, alert in XChainSaga.objects.values_list(
+    sagas = XChainSaga.objects.filter(created_at__gte=since) if since is not None else XChainSaga.objects.all()
+    for kind, state, plan, realised, alert in sagas.values_list(
             "kind", "state", "plan", "realised_profit", "alert").iterator():
         states[state] = states.get(state, 0) + 1
         if alert:
