@@ -1,4 +1,4 @@
-"""Two real anvil chains joined by the DevBridge, deployed once per module (automine), and
+"""Two real anvil chains joined by the DevBridge, deployed once for the package (automine), and
 each test's changes to both chains rolled back afterwards (``evm_snapshot``/``evm_revert``)."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class TwoChains:
         return r
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def two_chains_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoChains]:
     directory = tmp_path_factory.mktemp("twochain")
     with deployed_two_chains(directory) as (a, b, two):
