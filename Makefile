@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 
-.PHONY: setup venv lock npm services validators demo test test-explore chaos lint typecheck bench-scan bench-paths bench-scale bench-pipeline bench-backtest bench-latency bench-ml bench-ml-devnet load-web clean
+.PHONY: setup venv lock npm services validators demo test test-explore chaos lint typecheck bench-scan bench-paths bench-scale bench-pipeline bench-backtest bench-latency bench-ml bench-ml-devnet load-web demo-xchain test-xchain clean
 
 setup: venv npm services
 
@@ -46,6 +46,11 @@ demo: setup
 	ARBBOT_DEVNET=1 $(PY) manage.py migrate --noinput -v 0
 	$(PY) scripts/demo.py
 
+# Cross-chain arbitrage on two devnet chains joined by the project's bridge (issue 20)
+demo-xchain: setup
+	ARBBOT_DEVNET=1 $(PY) manage.py migrate --noinput -v 0
+	$(PY) scripts/demo_xchain.py
+
 test: setup validators
 	$(PY) -m pytest -q
 
@@ -54,6 +59,11 @@ test: setup validators
 # (about 10 minutes) runs here only, and prints its summary table.
 chaos: setup
 	ARBBOT_CHAOS=1 $(PY) -m pytest -q tests/chaos tests/chain/test_unreadable_pools.py
+
+# The cross-chain suite with the bridge worker SIGKILLed at every saga step (a few minutes);
+# `make test` runs its quick cases and one crash point
+test-xchain: setup
+	ARBBOT_XCHAIN_LONG=1 $(PY) -m pytest -q tests/crosschain
 
 # ruff and the import contracts (both configured in pyproject.toml)
 # Property tests with random draws (the Hypothesis "explore" profile), several rounds; a

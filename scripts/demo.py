@@ -32,7 +32,12 @@ QUEUES = ("scan", "path", "ml", "execute", "bridge", "analytics")
 
 
 def main() -> int:
+    if "--xchain" in sys.argv[1:]:  # the two-chain demo has its own script and options
+        rest = [a for a in sys.argv[1:] if a != "--xchain"]
+        os.execv(sys.executable, [sys.executable, str(ROOT / "scripts" / "demo_xchain.py"), *rest])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--xchain", action="store_true",
+                    help="cross-chain arbitrage on two chains instead (scripts/demo_xchain.py, make demo-xchain)")
     ap.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
     ap.add_argument("--web-port", type=int, default=8000)
     ap.add_argument("--flower-port", type=int, default=5555)

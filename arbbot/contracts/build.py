@@ -2,8 +2,9 @@
 
 Owns the compiler settings and the committed artifacts ``<Name>.json`` (abi +
 creation/runtime bytecode), one per contract in ``CONTRACTS``: ``ArbExecutor`` (the
-on-chain executor) and ``TransferProbe`` (never deployed: run through ``eth_call`` with a
-state override by ``arbbot.chain.token_checks``). Each contract is compiled from its own
+on-chain executor), ``TransferProbe`` (never deployed: run through ``eth_call`` with a
+state override by ``arbbot.chain.token_checks``) and ``DevBridge`` (the two-chain
+devnet's lock/mint bridge, ``arbbot.devnet.twochain``). Each contract is compiled from its own
 standard-json input, so adding a contract never changes another one's bytes. The compile is
 offline and deterministic: the source is keyed by its bare file name, so the metadata hash
 in the bytecode does not depend on where the repository is checked out, and
@@ -27,7 +28,7 @@ from arbbot.errors import ArbbotError
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
 ARTIFACT_NAME = "ArbExecutor"  # the default of the single-artifact helpers below
-CONTRACTS = ("ArbExecutor", "TransferProbe", "PairReserves")  # each in <Name>.sol, artifact <Name>.json
+CONTRACTS = ("ArbExecutor", "TransferProbe", "PairReserves", "DevBridge")  # each in <Name>.sol, artifact <Name>.json
 EVM_VERSION = "cancun"  # transient storage (EIP-1153) guards the swap callbacks
 OPTIMIZER_RUNS = 20_000  # the executor is called often and deployed once
 

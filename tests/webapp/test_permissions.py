@@ -42,6 +42,9 @@ API: list[tuple[str, str, str, Any, str]] = [
     ("get", "/api/opportunities/", f"/api/opportunities/?chain={C}", None, "viewer"),
     ("get", "/api/executions/", f"/api/executions/?chain={C}", None, "viewer"),
     ("get", "/api/summary/", "/api/summary/", None, "viewer"),
+    ("get", "/api/xchain/inventory/", "/api/xchain/inventory/", None, "viewer"),
+    ("get", "/api/xchain/sagas/", "/api/xchain/sagas/?open=true", None, "viewer"),
+    ("get", "/api/xchain/pnl/", "/api/xchain/pnl/", None, "viewer"),
     ("get", "/api/killswitch/", "/api/killswitch/", None, "viewer"),
     ("put", "/api/killswitch/", "/api/killswitch/", {"engaged": False}, "operator"),
 ]

@@ -1,5 +1,7 @@
 """Persistent records: configuration (Chain, Dex, Strategy, PoolFilter, Token, Pool) and
-history (Opportunity, Execution), and the model registry (ModelVersion). uint256 amounts are NUMERIC(78,0); addresses are stored lower-case.
+history (Opportunity, Execution), the model registry (ModelVersion), and the cross-chain
+sagas and inventory (XChainSaga, XChainLeg, XChainInventory). uint256 amounts are
+NUMERIC(78,0); addresses are stored lower-case.
 
 Models hold no business rules: writes go through ``services``, reads through ``selectors``.
 """
@@ -380,3 +382,73 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}{' (champion)' if self.is_champion else ''}"
+
+
+class XChainSaga(models.Model):
+    """A cross-chain trade or rebalance as a persisted state machine (``arbbot.crosschain.saga``
+    owns the states). ``key`` is its idempotency key, also the bridge transfer's key."""
+
+    KINDS = [("trade", "trade"), ("rebalance", "rebalance")]
+
+    kind = models.CharField(max_length=16, choices=KINDS)
+    key = models.CharField(max_length=128, unique=True)
+    state = models.CharField(max_length=16, default="planned", db_index=True)
+    wallet = AddressField()
+    plan = models.JSONField(default=dict, blank=True)
+    predicted_profit = models.DecimalField(default=Decimal(0), **UINT256)
+    realised_profit = models.DecimalField(null=True, blank=True, **UINT256)
+    alert = models.CharField(max_length=32, blank=True, default="", help_text="set when an operator must look")
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} saga {self.key} ({self.state})"
+
+
+class XChainLeg(models.Model):
+    """One transaction of a saga: signed and recorded (nonce, hash, raw bytes) before it is sent."""
+
+    saga = models.ForeignKey(XChainSaga, on_delete=models.CASCADE, related_name="legs")
+    index = models.PositiveSmallIntegerField()
+    role = models.CharField(max_length=16)
+    chain_id = models.PositiveBigIntegerField()
+    token_in = AddressField(blank=True, help_text="empty for a cancel")
+    token_out = AddressField(blank=True, help_text="empty for a cancel")
+    amount_in = models.DecimalField(**UINT256)
+    predicted_out = models.DecimalField(**UINT256)
+    min_out = models.DecimalField(default=Decimal(0), **UINT256)
+    pool = models.CharField(max_length=42, blank=True, default="")
+    router = models.CharField(max_length=42, blank=True, default="")
+    state = models.CharField(max_length=16, default="planned")
+    nonce = models.PositiveBigIntegerField(null=True, blank=True)
+    tx_hash = models.CharField(max_length=66, blank=True, default="")
+    raw_tx = models.TextField(blank=True, default="")
+    realised_out = models.DecimalField(null=True, blank=True, **UINT256)
+    gas_used = models.PositiveBigIntegerField(default=0)
+    gas_price_wei = models.DecimalField(default=Decimal(0), **UINT256)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["saga_id", "index"]
+        constraints = [models.UniqueConstraint(fields=["saga", "index"], name="xchain_leg_once")]
+        indexes = [models.Index(fields=["chain_id", "nonce"], name="xchain_leg_nonce")]
+
+
+class XChainInventory(models.Model):
+    """The cross-chain wallet's holdings of a token on a chain, as last read."""
+
+    chain_id = models.PositiveBigIntegerField()
+    symbol = models.CharField(max_length=32)
+    token = AddressField()
+    wallet = AddressField()
+    balance = models.DecimalField(**UINT256)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["symbol", "chain_id"]
+        constraints = [models.UniqueConstraint(fields=["chain_id", "symbol", "wallet"], name="xchain_inventory_once")]

@@ -1008,3 +1008,51 @@ def console_series(window: str = "1h") -> dict[str, Any]:
         "opportunities_per_s": [round(per_bucket.get(t, 0) / step, 3) for t in ticks],
         "pnl_native": pnl, "pnl_native_wei": str(total), **lat,
     }
+
+# --------------------------------------------------------------------------- cross-chain
+
+
+def xchain_open(kind: str | None = None) -> list[int]:
+    """Ids of the sagas not in a final state (of ``kind`` if given), oldest first."""
+    from arbbot.crosschain.saga import FINAL
+    from webapp.core.models import XChainSaga
+
+    qs = XChainSaga.objects.exclude(state__in=FINAL)
+    if kind:
+        qs = qs.filter(kind=kind)
+    return list(qs.order_by("id").values_list("id", flat=True))
+
+
+def xchain_pnl(since: Any = None) -> dict[str, Any]:
+    """Cross-chain PnL per token: realised trade profit (in each trade's quote token) less
+    the bridge fees paid by rebalances (in the token bridged); saga counts and alerts (of
+    the sagas created at or after ``since`` if given)."""
+    from arbbot.crosschain.saga import FINAL
+    from webapp.core.models import XChainSaga
+
+    rows: dict[str, dict[str, int]] = {}
+    states: dict[str, int] = {}
+    alerts: dict[str, int] = {}
+    sagas = XChainSaga.objects.filter(created_at__gte=since) if since is not None else XChainSaga.objects.all()
+    for kind, state, plan, realised, alert in sagas.values_list(
+            "kind", "state", "plan", "realised_profit", "alert").iterator():
+        states[state] = states.get(state, 0) + 1
+        if alert:
+            alerts[alert] = alerts.get(alert, 0) + 1
+        if state not in FINAL or realised is None:
+            continue
+        token = str(plan.get("quote") if kind == "trade" else plan.get("symbol"))
+        row = rows.setdefault(token, {"trades": 0, "trade_profit": 0, "rebalances": 0, "rebalance_cost": 0})
+        if kind == "trade":
+            row["trades"] += 1
+            row["trade_profit"] += int(realised)
+        else:
+            row["rebalances"] += 1
+            row["rebalance_cost"] -= int(realised)
+    by_token = [
+        {"token": t, "trades": r["trades"], "trade_profit": str(r["trade_profit"]), "rebalances": r["rebalances"],
+         "rebalance_cost": str(r["rebalance_cost"]), "net": str(r["trade_profit"] - r["rebalance_cost"])}
+        for t, r in sorted(rows.items())
+    ]
+    return {"by_token": by_token, "sagas_by_state": states, "alerts": alerts,
+            "open": sum(n for s, n in states.items() if s not in FINAL)}

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import redis
 from django.core.exceptions import ValidationError
@@ -1069,3 +1070,126 @@ def model_train(
         row.decision = decision[:300]
         row.save(update_fields=["decision"])
     return TrainingResult(row, metrics, promote and wins, decision)
+
+
+# --------------------------------------------------------------------------- cross-chain
+
+_LEG_FIELDS = ("index", "role", "chain_id", "token_in", "token_out", "amount_in", "predicted_out", "min_out", "pool",
+               "router", "state", "nonce", "tx_hash", "raw_tx", "realised_out", "gas_used", "gas_price_wei")
+_INT_FIELDS = {"amount_in", "predicted_out", "min_out", "realised_out", "gas_price_wei"}
+
+
+def _saga_from_row(row: Any) -> Any:
+    from arbbot.crosschain.saga import Leg, Saga
+
+    legs = [
+        Leg(**{f: (int(getattr(leg, f)) if f in _INT_FIELDS and getattr(leg, f) is not None else getattr(leg, f))
+               for f in _LEG_FIELDS}, id=leg.id)
+        for leg in row.legs.order_by("index")
+    ]
+    return Saga(kind=row.kind, key=row.key, state=row.state, plan=dict(row.plan), legs=legs,
+                predicted_profit=int(row.predicted_profit),
+                realised_profit=None if row.realised_profit is None else int(row.realised_profit),
+                alert=row.alert, error=row.error, wallet=row.wallet, id=row.id)
+
+
+class DbSagaStore:
+    """``arbbot.crosschain.saga.SagaStore`` on the XChainSaga/XChainLeg rows."""
+
+    def create(self, saga: Any) -> Any:
+        from webapp.core.models import XChainSaga
+
+        with transaction.atomic():
+            row, created = XChainSaga.objects.get_or_create(key=saga.key, defaults={
+                "kind": saga.kind, "state": saga.state, "wallet": saga.wallet, "plan": saga.plan,
+                "predicted_profit": Decimal(saga.predicted_profit)})
+            if created:
+                saga.id = row.id
+                self._save_legs(row, saga)
+        return _saga_from_row(row)
+
+    def get(self, saga_id: int) -> Any:
+        from webapp.core.models import XChainSaga
+
+        return _saga_from_row(XChainSaga.objects.get(id=saga_id))
+
+    @contextlib.contextmanager
+    def step(self, saga_id: int) -> Iterator[Any]:
+        from django.db import connection
+
+        from webapp.core.models import XChainSaga
+
+        with transaction.atomic():
+            row = XChainSaga.objects.select_for_update().get(id=saga_id)
+            # one signer per wallet at a time: two sagas never take the same nonce
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", [_advisory_key("xchain-wallet:" + row.wallet)])
+            yield _saga_from_row(row)
+
+    def save(self, saga: Any) -> None:
+        from arbbot.crosschain.saga import FINAL
+        from webapp.core.models import XChainSaga
+
+        row = XChainSaga.objects.get(id=saga.id)
+        row.state, row.plan, row.alert, row.error = saga.state, saga.plan, saga.alert, saga.error[:2000]
+        row.realised_profit = None if saga.realised_profit is None else Decimal(saga.realised_profit)
+        if saga.state in FINAL and row.finished_at is None:
+            row.finished_at = timezone.now()
+        row.save()
+        self._save_legs(row, saga)
+
+    def _save_legs(self, row: Any, saga: Any) -> None:
+        from webapp.core.models import XChainLeg
+
+        for leg in saga.legs:
+            values = {f: (Decimal(getattr(leg, f)) if f in _INT_FIELDS and getattr(leg, f) is not None
+                          else getattr(leg, f)) for f in _LEG_FIELDS}
+            XChainLeg.objects.update_or_create(saga=row, index=leg.index, defaults=values)
+
+    def next_nonce(self, chain_id: int, wallet: str) -> int:
+        """Past the legs of open sagas only: a final saga's legs are all settled on the
+        chain (mined or dropped), so the chain's own count covers them."""
+        from django.db.models import Max
+
+        from arbbot.crosschain.saga import FINAL
+        from webapp.core.models import XChainLeg, XChainSaga
+
+        open_sagas = XChainSaga.objects.filter(wallet=wallet.lower()).exclude(state__in=FINAL)
+        top = XChainLeg.objects.filter(chain_id=chain_id, saga__in=open_sagas,
+                                       nonce__isnull=False).aggregate(m=Max("nonce"))["m"]
+        return 0 if top is None else int(top) + 1
+
+
+def _advisory_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def xchain_sagas_record(sagas: Iterable[Any]) -> list[int]:
+    """Record new sagas (a key already recorded keeps its saga); their ids."""
+    store = DbSagaStore()
+    return [int(store.create(s).id) for s in sagas]
+
+
+def xchain_sagas_abandon(reason: str) -> int:
+    """Hold every open saga with ``reason`` (its chains are gone: a devnet torn down and
+    started again); an operator sees them under the ``abandoned`` alert. The number held."""
+    from arbbot.crosschain.saga import FINAL
+    from webapp.core.models import XChainSaga
+
+    return XChainSaga.objects.exclude(state__in=FINAL).update(
+        state="held", alert="abandoned", error=reason[:2000], finished_at=timezone.now())
+
+
+def xchain_inventory_record(inventory: Mapping[str, Mapping[int, int]], tokens: Mapping[str, Mapping[int, str]],
+                            wallet: str) -> int:
+    """Upsert the wallet's holdings per chain and token; the number of rows written."""
+    from webapp.core.models import XChainInventory
+
+    n = 0
+    for symbol, by_chain in inventory.items():
+        for chain_id, amount in by_chain.items():
+            XChainInventory.objects.update_or_create(
+                chain_id=chain_id, symbol=symbol, wallet=wallet.lower(),
+                defaults={"token": tokens[symbol][chain_id], "balance": Decimal(amount)})
+            n += 1
+    return n

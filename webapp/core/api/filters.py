@@ -11,7 +11,9 @@ from django.db.models import Q, QuerySet
 from django_filters import rest_framework as filters
 from django_filters.fields import IsoDateTimeField
 
-from webapp.core.models import Chain, Dex, Execution, Opportunity, Pool, Token
+from webapp.core.models import (
+    Chain, Dex, Execution, Opportunity, Pool, Token, XChainInventory, XChainSaga,
+)
 
 ID_MAX = 2**63 - 1
 
@@ -132,4 +134,34 @@ class PoolFilter(filters.FilterSet):
 
     class Meta:
         model = Pool
+        fields: list[str] = []
+
+
+class XChainSagaFilter(filters.FilterSet):
+    kind = filters.ChoiceFilter(choices=[("trade", "trade"), ("rebalance", "rebalance")])
+    state = filters.MultipleChoiceFilter(
+        choices=[(s, s) for s in ("planned", "signed", "sent", "in_flight", "compensating", "done", "failed",
+                                  "compensated", "held")],
+        label="state (repeat for several)")
+    open = filters.BooleanFilter(method="_open", label="true: only sagas not in a final state")
+    since = TimeFilter(field_name="created_at", lookup_expr="gte", label="created at or after (ISO 8601)")
+
+    class Meta:
+        model = XChainSaga
+        fields: list[str] = []
+
+    def _open(self, qs: QuerySet, name: str, value: bool | None) -> QuerySet:
+        from arbbot.crosschain.saga import FINAL
+
+        if value is None:
+            return qs
+        return qs.exclude(state__in=FINAL) if value else qs.filter(state__in=FINAL)
+
+
+class XChainInventoryFilter(filters.FilterSet):
+    chain = IdFilter(field_name="chain_id", label="chain id")
+    symbol = filters.CharFilter(label="token symbol")
+
+    class Meta:
+        model = XChainInventory
         fields: list[str] = []

@@ -13,7 +13,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from webapp.core import config_schema, selectors
-from webapp.core.models import Chain, Dex, Execution, Opportunity, Pool, Token
+from webapp.core.models import (
+    Chain, Dex, Execution, Opportunity, Pool, Token, XChainInventory, XChainLeg, XChainSaga,
+)
 from webapp.core.validators import redact_url, url_list
 
 
@@ -266,3 +268,54 @@ class ExclusionWrite(serializers.Serializer):
     reason = serializers.CharField(
         allow_blank=True, max_length=200, help_text="why it is not traded; empty: traded again from the next block",
     )
+
+
+# --------------------------------------------------------------------------- cross-chain
+
+
+class XChainLegSerializer(serializers.ModelSerializer):
+    amount_in = Uint()
+    predicted_out = Uint()
+    min_out = Uint()
+    realised_out = Uint(allow_null=True)
+    gas_price_wei = Uint()
+
+    class Meta:
+        model = XChainLeg
+        exclude = ["saga", "raw_tx"]  # the signed bytes stay in the journal
+
+
+class XChainSagaSerializer(serializers.ModelSerializer):
+    kind = serializers.CharField(help_text="trade or rebalance")
+    state = serializers.CharField(help_text="final: done, failed, compensated, held")
+    predicted_profit = Uint()
+    realised_profit = Uint(allow_null=True)
+    legs = XChainLegSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = XChainSaga
+        fields = "__all__"
+
+
+class XChainInventorySerializer(serializers.ModelSerializer):
+    balance = Uint()
+
+    class Meta:
+        model = XChainInventory
+        fields = "__all__"
+
+
+class XChainPnlRowSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="the token's symbol")
+    trades = serializers.IntegerField(help_text="trade sagas finished (done, compensated, held, failed)")
+    trade_profit = serializers.CharField(help_text="realised, base units, signed decimal string")
+    rebalances = serializers.IntegerField()
+    rebalance_cost = serializers.CharField(help_text="bridge fees paid, base units")
+    net = serializers.CharField(help_text="trade_profit - rebalance_cost, base units")
+
+
+class XChainPnlSerializer(serializers.Serializer):
+    by_token = XChainPnlRowSerializer(many=True)
+    sagas_by_state = serializers.DictField(child=serializers.IntegerField())
+    open = serializers.IntegerField(help_text="sagas not in a final state")
+    alerts = serializers.DictField(child=serializers.IntegerField(), help_text="sagas by alert")

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from webapp.core import roles, selectors, services
 from webapp.core.api import filters, serializers as s
-from webapp.core.models import Chain, Dex, Execution, Opportunity, Pool, Token
+from webapp.core.models import Chain, Dex, Execution, Opportunity, Pool, Token, XChainInventory, XChainSaga
 
 log = logging.getLogger(__name__)
 
@@ -257,3 +257,28 @@ def _redis_down(exc: Exception) -> Response:
         status=status.HTTP_503_SERVICE_UNAVAILABLE,
     )
 
+
+
+# --------------------------------------------------------------------------- cross-chain
+
+
+class XChainInventoryList(generics.ListAPIView):
+    """The cross-chain wallet's holdings per chain and token, as the bridge queue last read them."""
+
+    queryset = XChainInventory.objects.all()
+    serializer_class = s.XChainInventorySerializer
+    filterset_class = filters.XChainInventoryFilter
+
+
+class XChainSagaList(generics.ListAPIView):
+    """Cross-chain trades and rebalances with their legs (``?open=true``: in flight)."""
+
+    queryset = XChainSaga.objects.prefetch_related("legs")
+    serializer_class = s.XChainSagaSerializer
+    filterset_class = filters.XChainSagaFilter
+
+
+class XChainPnl(APIView):
+    @extend_schema(responses={200: s.XChainPnlSerializer}, summary="Cross-chain PnL per token, sagas by state, alerts")
+    def get(self, request: Request) -> Response:
+        return Response(s.XChainPnlSerializer(selectors.xchain_pnl()).data)

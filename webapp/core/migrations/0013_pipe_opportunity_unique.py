@@ -39,7 +39,7 @@ def backwards(apps, schema_editor):  # type: ignore[no-untyped-def]
 
 
 class Migration(migrations.Migration):
-    dependencies = [("core", "0011_model_version")]
+    dependencies = [("core", "0012_console_aggregates")]
     operations = [
         migrations.SeparateDatabaseAndState(
             database_operations=[migrations.RunPython(forwards, backwards)],
