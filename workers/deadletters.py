@@ -39,6 +39,7 @@ new wire version): a message still poison is dead-lettered again, with its reaso
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -141,6 +142,11 @@ def bounded(task: Task, app: Any, consumer: Any, **kw: Any) -> Callable[..., Any
     return handler
 
 
+@functools.lru_cache(maxsize=1)
+def _max_deliveries() -> int:
+    return get_settings().max_deliveries
+
+
 def _fleet() -> Any:
     from workers import runtime
 
@@ -181,7 +187,7 @@ class StageTask(Task):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         info = self.request.delivery_info
-        if not (info and info.get("redelivered")) or not get_settings().max_deliveries:
+        if not (info and info.get("redelivered")) or not _max_deliveries():
             return super().__call__(*args, **kwargs)
         task_id = str(self.request.id)
         try:

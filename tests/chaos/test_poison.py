@@ -118,7 +118,8 @@ def test_a_message_that_kills_its_worker_is_dead_lettered_after_max_deliveries(e
 
     url = env["ARBBOT_BROKER_URL"]
     poison, flaky = tmp_path / "poison.runs", tmp_path / "flaky.runs"
-    with worker("analytics", env, tmp_path, name="wk", include="tests.chaos.killer") as w, Connection(url) as conn:
+    with worker("analytics", env, tmp_path, name="wk", include="tests.chaos.killer", concurrency=2) as w, \
+            Connection(url) as conn:
         bad = publish_task(conn, "tests.chaos.killer.run", [str(poison), 1000], "analytics")
         ok_after_two = publish_task(conn, "tests.chaos.killer.run", [str(flaky), 2], "analytics")
         good = publish_task(conn, "workers.tasks.analytics.record_opportunities", [[scored(200)]], "analytics")
