@@ -147,6 +147,10 @@ class Settings:
     #: A message body larger than this is dead-lettered unread by the worker that receives
     #: it (``workers.deadletters``): RabbitMQ 4's own default limit.
     max_message_bytes: int = 16 * 1024 * 1024
+    #: A message whose processing killed its worker process (SIGKILL, OOM, a crash) this many
+    #: times is dead-lettered on its next delivery instead of run again (``workers.deadletters``);
+    #: 0: never.
+    max_deliveries: int = 3
     signer_key: str = field(default="", repr=False)
     #: Signs bundles for private relays (their reputation); never the trading key.
     relay_reputation_key: str = field(default="", repr=False)
@@ -213,6 +217,7 @@ class Settings:
             max_open_txs=_non_negative_int("ARBBOT_MAX_OPEN_TXS", "16"),
             pool_cooldown_s=_float_in("ARBBOT_POOL_COOLDOWN_S", "60", 0, 86400),
             max_message_bytes=_non_negative_int("ARBBOT_MAX_MESSAGE_BYTES", str(16 * 1024 * 1024)),
+            max_deliveries=_non_negative_int("ARBBOT_MAX_DELIVERIES", "3"),
             signer_key=_signer_key(devnet_dir),
             relay_reputation_key=_read_secret("ARBBOT_RELAY_REPUTATION_KEY", devnet_dir / "relay-reputation.key"),
             log_format=_choice("ARBBOT_LOG_FORMAT", "auto", LOG_FORMATS),

@@ -36,6 +36,9 @@ Fleet-wide, under ``{prefix}:`` (``Fleet``, also ``HotState.fleet``):
 - ``kill_switch``  present (any value) while the kill switch is engaged: every execution is
   dropped before anything is sent. Operators set it by hand
   (``redis-cli set arbbot:kill_switch 1``), so the name is fixed.
+- ``deliveries:<task id>``  how many redeliveries of a task message started and never
+  finished (their worker process died), kept ``DELIVERIES_TTL_S``; deleted when one
+  finishes (``workers.deadletters`` dead-letters a message that keeps killing its worker)
 
 The locks are redis-py's ``Lock`` (``SET NX PX`` with a random token, released only by
 the holder, freed by expiry if the holder dies). The nonce scripts are fenced by the nonce
@@ -101,6 +104,7 @@ NONCE_LOCK_TTL_S = 10.0
 NONCE_LOCK_MAX_HOLD_S = 120.0
 NONCE_LOCK_WAIT_S = 30.0  # how long a sender waits for the nonce lock before giving up
 POOL_CLAIM_TTL_S = 600  # how long the last trade through a pool is remembered
+DELIVERIES_TTL_S = 86400  # a redelivery waits behind its queue's backlog: count across a day
 
 # KEYS: lock, next, inflight; ARGV: lock token. -2: the lock is not ours; -1: resync first
 # (nothing stored, or a holder died between handing a nonce out and knowing its fate).
@@ -129,7 +133,7 @@ return 1
 
 
 class Fleet:
-    """The keys shared by every chain: the kill switch."""
+    """The keys shared by every chain: the kill switch, the delivery counters."""
 
     def __init__(self, redis_client: Any, prefix: str) -> None:
         self.redis = redis_client
@@ -144,6 +148,22 @@ class Fleet:
             self.redis.set(self.kill_switch_key, "1")
         else:
             self.redis.delete(self.kill_switch_key)
+
+    def deliveries_key(self, task_id: str) -> str:
+        return f"{self.prefix}:deliveries:{task_id}"
+
+    def delivery_started(self, task_id: str) -> int:
+        """Count a start of the task message ``task_id``; returns the starts unfinished."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.incr(self.deliveries_key(task_id))
+        pipe.expire(self.deliveries_key(task_id), DELIVERIES_TTL_S)
+        return int(pipe.execute()[0])
+
+    def deliveries_unfinished(self, task_id: str) -> int:
+        return int(self.redis.get(self.deliveries_key(task_id)) or 0)
+
+    def delivery_finished(self, task_id: str) -> None:
+        self.redis.delete(self.deliveries_key(task_id))
 
 
 class HotState:

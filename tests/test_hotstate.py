@@ -1,6 +1,6 @@
 """HotState on the real Redis: pools round-trip exactly, head/cursor versioning, the scan
-lock (one holder, safe release, expiry), the nonce lock, the kill switch and the
-publish-once block claim."""
+lock (one holder, safe release, expiry), the nonce lock, the kill switch, the delivery
+counters and the publish-once block claim."""
 
 from __future__ import annotations
 
@@ -234,6 +234,23 @@ def test_kill_switch_is_fleet_wide_under_the_documented_key(hot: HotState, redis
         assert fleet.kill_switch_engaged() and hot.fleet.kill_switch_engaged()
     finally:
         fleet.set_kill_switch(False)
+
+
+def test_delivery_counts_are_per_message_expire_and_are_cleared(redis_client: redis.Redis, prefix: str) -> None:
+    from arbbot.hotstate import DELIVERIES_TTL_S
+
+    fleet = Fleet(redis_client, prefix)
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    try:
+        assert fleet.deliveries_unfinished(a) == 0
+        assert [fleet.delivery_started(a), fleet.delivery_started(a), fleet.delivery_started(b)] == [1, 2, 1]
+        assert fleet.deliveries_key(a) == f"{prefix}:deliveries:{a}"
+        assert 0 < redis_client.ttl(fleet.deliveries_key(a)) <= DELIVERIES_TTL_S  # a lost count expires
+        fleet.delivery_finished(a)
+        assert fleet.deliveries_unfinished(a) == 0 and fleet.deliveries_unfinished(b) == 1
+    finally:
+        fleet.delivery_finished(a)
+        fleet.delivery_finished(b)
 
 
 def test_open_transactions_and_pool_cooldowns_under_their_documented_keys(hot: HotState) -> None:

@@ -10,7 +10,19 @@ retried into a crash loop, when
 - its body does not decode, or is not a Celery protocol-2 body ``[args, kwargs, embed]``
   (Celery itself would drop the first silently and reject the second without a word),
 - its task finds a field malformed or of another wire version (``WireFormatError``, in
-  ``workers.stage.rejects_malformed``).
+  ``workers.stage.rejects_malformed``),
+- it killed its worker process (SIGKILL, OOM, a segfault mid-task) ``Settings.max_deliveries``
+  times: the tasks are ``acks_late`` with ``reject_on_worker_lost``, so RabbitMQ hands such a
+  message out again and again, a crash loop. ``StageTask`` counts each start of a
+  *redelivered* message in Redis (``Fleet.delivery_started``, keyed by the task id, with a
+  TTL) before its body runs and deletes the count when it finishes, however it ends; a
+  start that never finished is a worker that died under it. On receipt the main process
+  reads the count of a redelivered message (``redelivered`` flag of the AMQP delivery) and
+  dead-letters it, reason ``killed its worker N times``, once the first delivery (uncounted)
+  plus the unfinished starts reach the limit. A first delivery costs no Redis round trip:
+  only redeliveries, which are rare, pay one on receipt and two around the run. A message
+  redelivered only because its worker died while it waited in the prefetch counts once at
+  most (its first delivery); one that died under it fewer times than the limit runs again.
 
 Such a message is published again, byte for byte with its headers, to the ``arbbot.dlx``
 exchange with two headers more: ``x-arbbot-reason`` (why) and ``x-arbbot-queue`` (where it
@@ -27,11 +39,13 @@ new wire version): a message still poison is dead-lettered again, with its reaso
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+import redis
 from celery import Task
 from celery.worker.strategy import default as default_strategy
 from kombu import Connection, Queue
@@ -96,7 +110,8 @@ def bounded(task: Task, app: Any, consumer: Any, **kw: Any) -> Callable[..., Any
     """The worker's strategy for the stage tasks: Celery's default, after the checks of
     the module docstring that run in the main process on receipt."""
     inner = default_strategy(task, app, consumer, **kw)
-    limit = get_settings().max_message_bytes
+    settings = get_settings()
+    limit, max_deliveries = settings.max_message_bytes, settings.max_deliveries
 
     def handler(message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **more: Any) -> Any:
         size = len(message.body or b"")
@@ -116,15 +131,73 @@ def bounded(task: Task, app: Any, consumer: Any, **kw: Any) -> Callable[..., Any
                     and isinstance(payload[1], dict)):
                 dead_letter_message(app, message, "not a Celery protocol-2 body [args, kwargs, embed]")
                 return None
+        if max_deliveries and (message.delivery_info or {}).get("redelivered"):
+            killed = _deliveries_killed(message, max_deliveries)
+            if killed:
+                dead_letter_message(app, message, f"killed its worker {killed} times")
+                _forget_deliveries(str((message.headers or {}).get("id") or ""))
+                return None
         return inner(message, body, ack, reject, callbacks, **more)
 
     return handler
 
 
+@functools.lru_cache(maxsize=1)
+def _max_deliveries() -> int:
+    return get_settings().max_deliveries
+
+
+def _fleet() -> Any:
+    from workers import runtime
+
+    return runtime.fleet()
+
+
+def _deliveries_killed(message: Any, max_deliveries: int) -> int:
+    """How many deliveries of the redelivered ``message`` died with their worker, when that
+    reaches ``max_deliveries``; else 0 (run it). The first delivery is not counted in Redis:
+    it is taken to have died (the message came back)."""
+    task_id = (message.headers or {}).get("id")
+    if not task_id:
+        return 0
+    if max_deliveries <= 1:
+        return 1
+    try:
+        killed = 1 + _fleet().deliveries_unfinished(str(task_id))
+    except redis.RedisError as exc:  # run it: an outage is no reason to drop work
+        log.warning("could not read the delivery count of %s: %s", task_id, exc)
+        return 0
+    return killed if killed >= max_deliveries else 0
+
+
+def _forget_deliveries(task_id: str) -> None:
+    if not task_id:
+        return
+    try:
+        _fleet().delivery_finished(task_id)
+    except redis.RedisError as exc:  # the count expires by itself
+        log.warning("could not clear the delivery count of %s: %s", task_id, exc)
+
+
 class StageTask(Task):
-    """The fleet's task class: the stage checks of ``bounded`` on every task message."""
+    """The fleet's task class: the stage checks of ``bounded`` on every task message, and
+    the count of redelivered starts that never finished (module docstring)."""
 
     Strategy = "workers.deadletters:bounded"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        info = self.request.delivery_info
+        if not (info and info.get("redelivered")) or not _max_deliveries():
+            return super().__call__(*args, **kwargs)
+        task_id = str(self.request.id)
+        try:
+            _fleet().delivery_started(task_id)
+        except redis.RedisError as exc:
+            log.warning("could not count the start of %s: %s", task_id, exc)
+        try:
+            return super().__call__(*args, **kwargs)
+        finally:  # finished, however: not a start that killed its worker
+            _forget_deliveries(task_id)
 
 
 # ------------------------------------------------------------------ inspection and replay

@@ -22,7 +22,7 @@ from arbbot.execution.follow import FollowPolicy
 from arbbot.execution.nonces import NonceManager
 from arbbot.execution.runner import ExecutionRunner, RiskLimits
 from arbbot.execution.submit import SubmissionConfig, Submitter, make_submitter
-from arbbot.hotstate import HotState
+from arbbot.hotstate import Fleet, HotState
 from arbbot.obs import tracing
 from arbbot.paths import resize
 from arbbot.paths.engine import PathEngine
@@ -57,6 +57,11 @@ def redis_client() -> redis.Redis:
 
 def prefix() -> str:
     return get_settings().redis_prefix
+
+
+@functools.lru_cache(maxsize=1)
+def fleet() -> Fleet:
+    return Fleet(redis_client(), prefix())
 
 
 @functools.lru_cache(maxsize=None)

@@ -23,17 +23,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @contextlib.contextmanager
 def worker(queues: str, env: dict[str, str], logs: Path, *, concurrency: int = 1,
-           name: str | None = None) -> Iterator[subprocess.Popen[bytes]]:
+           name: str | None = None, include: str | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """One real Celery worker (prefork) consuming ``queues`` (comma-separated), logging to
     ``logs/<name>.log``; yields once it is up (its heartbeat file exists), stops it
-    (SIGTERM, then SIGKILL after 30 s) on exit."""
+    (SIGTERM, then SIGKILL after 30 s) on exit. ``include``: more task modules to load
+    (Celery's ``--include``), such as the chaos suite's own test tasks."""
     name = name or f"{queues.replace(',', '-')}-{uuid.uuid4().hex[:6]}"
     hb = logs / f"hb-{name}"
     hb.unlink(missing_ok=True)
     log = open(logs / f"{name}.log", "ab")
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "celery"), "-A", "workers.celery_app", "worker", "-Q", queues,
-         "-n", f"{name}@%h", "--pool", "prefork", "--concurrency", str(concurrency), "-l", "INFO"],
+         "-n", f"{name}@%h", "--pool", "prefork", "--concurrency", str(concurrency), "-l", "INFO",
+         *(["--include", include] if include else [])],
         cwd=ROOT, env={**env, "ARBBOT_HEARTBEAT_FILE": str(hb), "PYTHONUNBUFFERED": "1"},
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )

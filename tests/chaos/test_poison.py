@@ -105,3 +105,34 @@ def test_poison_is_dead_lettered_with_its_reason_and_replayed(env: dict[str, str
     out = subprocess.run([sys.executable, "manage.py", "arbbot", "deadletters", "replay", "--id", str(uuid.uuid4())],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "not in the dead-letter queue" in out.stderr
+
+
+def test_a_message_that_kills_its_worker_is_dead_lettered_after_max_deliveries(env: dict[str, str],
+                                                                               tmp_path: Path) -> None:
+    """A message whose run SIGKILLs its pool process comes back (``acks_late``,
+    ``reject_on_worker_lost``) until it has killed ``max_deliveries`` (3) of them, then is
+    dead-lettered on receipt, unrun; one that kills fewer finishes and is not; the worker
+    goes on serving, and no delivery count is left behind."""
+    from workers import runtime
+    from workers.deadletters import list_dead_letters
+
+    url = env["ARBBOT_BROKER_URL"]
+    poison, flaky = tmp_path / "poison.runs", tmp_path / "flaky.runs"
+    with worker("analytics", env, tmp_path, name="wk", include="tests.chaos.killer", concurrency=2) as w, \
+            Connection(url) as conn:
+        bad = publish_task(conn, "tests.chaos.killer.run", [str(poison), 1000], "analytics")
+        ok_after_two = publish_task(conn, "tests.chaos.killer.run", [str(flaky), 2], "analytics")
+        good = publish_task(conn, "workers.tasks.analytics.record_opportunities", [[scored(200)]], "analytics")
+        letters = wait_for(lambda: list_dead_letters(url) or None, 90, "the poison message in the dead-letter queue")
+        wait_for(lambda: _rows() == 1, 60, "the good message to be recorded")
+        wait_for(lambda: flaky.exists() and len(flaky.read_text().splitlines()) == 3, 60,
+                 "the message that killed two workers to run a third time")
+        after = publish_task(conn, "workers.tasks.analytics.record_opportunities", [[scored(201)]], "analytics")
+        wait_for(lambda: _rows() == 2, 60, "the next good message to be recorded")
+        assert w.poll() is None  # the same worker throughout: only its pool processes died
+    assert [(d.task_id, d.queue, d.reason) for d in letters] == [(bad, "analytics", "killed its worker 3 times")]
+    assert len(poison.read_text().splitlines()) == 3  # run three times, never a fourth
+    assert len(set(poison.read_text().splitlines())) == 3  # each in a pool process of its own, killed
+    assert {d.task_id for d in list_dead_letters(url)} == {bad}  # neither good nor flaky nor after
+    fleet = runtime.fleet()
+    assert not any(fleet.redis.exists(fleet.deliveries_key(t)) for t in (bad, ok_after_two, good, after))

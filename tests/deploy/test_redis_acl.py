@@ -155,6 +155,16 @@ def test_a_viewer_cannot_write_the_kill_switch(role: Role) -> None:
         Fleet(viewer.redis, "arbbot").redis.delete("arbbot:kill_switch")
 
 
+@pytest.mark.parametrize("name", ["scan", "pipeline", "execute"])
+def test_every_worker_role_counts_its_deliveries(role: Role, name: str) -> None:
+    """The crash-loop guard (workers/deadletters.py) runs in every stage worker."""
+    fleet = role(name).fleet
+    assert fleet.delivery_started("task-1") == 1 and fleet.delivery_started("task-1") == 2
+    assert fleet.deliveries_unfinished("task-1") == 2
+    fleet.delivery_finished("task-1")
+    assert fleet.deliveries_unfinished("task-1") == 0
+
+
 # (role, what it must not do): the control plane is written by its owner only.
 FORBIDDEN: list[tuple[str, str, Callable[[HotState], Any]]] = [
     ("viewer", "write pool state", lambda h: h.put_pools([pool(P1, 9)], 9, H1)),
@@ -162,6 +172,8 @@ FORBIDDEN: list[tuple[str, str, Callable[[HotState], Any]]] = [
     ("pipeline", "write pool state", lambda h: h.put_pools([pool(P1, 9)], 9, H1)),
     ("pipeline", "engage the kill switch", lambda h: h.fleet.set_kill_switch(True)),
     ("pipeline", "claim a block", lambda h: h.claim_block(9, H1)),
+    ("pipeline", "write outside its delivery counts", lambda h: h.redis.set("arbbot:deliveriesX", 1)),
+    ("viewer", "count a delivery", lambda h: h.fleet.delivery_started("task-1")),
     ("scan", "engage the kill switch", lambda h: h.fleet.set_kill_switch(True)),
     ("scan", "release the kill switch", lambda h: h.fleet.set_kill_switch(False)),
     ("scan", "take the nonce lock", lambda h: h.nonce_lock(SIGNER, wait_s=0).acquire()),
