@@ -151,6 +151,10 @@ class Settings:
     #: times is dead-lettered on its next delivery instead of run again (``workers.deadletters``);
     #: 0: never.
     max_deliveries: int = 3
+    #: Seconds between beat's cross-chain strategy passes (``workers.tasks.bridge.tick``, and
+    #: ``resume`` for sagas whose next step was lost); 0, the default: off, for a fleet that
+    #: runs no two-chain devnet (``arbbot.crosschain.engine.load``).
+    xchain_tick_s: float = 0.0
     signer_key: str = field(default="", repr=False)
     #: Signs bundles for private relays (their reputation); never the trading key.
     relay_reputation_key: str = field(default="", repr=False)
@@ -218,6 +222,7 @@ class Settings:
             pool_cooldown_s=_float_in("ARBBOT_POOL_COOLDOWN_S", "60", 0, 86400),
             max_message_bytes=_non_negative_int("ARBBOT_MAX_MESSAGE_BYTES", str(16 * 1024 * 1024)),
             max_deliveries=_non_negative_int("ARBBOT_MAX_DELIVERIES", "3"),
+            xchain_tick_s=_float_in("ARBBOT_XCHAIN_TICK_S", "0", 0, 3600),
             signer_key=_signer_key(devnet_dir),
             relay_reputation_key=_read_secret("ARBBOT_RELAY_REPUTATION_KEY", devnet_dir / "relay-reputation.key"),
             log_format=_choice("ARBBOT_LOG_FORMAT", "auto", LOG_FORMATS),

@@ -289,3 +289,20 @@ def test_broker_tls_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
     monkeypatch.setenv("ARBBOT_BROKER_TLS_CA_FILE", str(tmp_path / "ca.crt"))
     assert Settings.from_env().broker_ssl() == {"ca_certs": str(tmp_path / "ca.crt"), "cert_reqs": ssl.CERT_REQUIRED}
+
+
+def test_beat_runs_no_cross_chain_pass_unless_turned_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workers import queues
+    from workers.celery_app import _xchain_schedule
+
+    monkeypatch.delenv("ARBBOT_XCHAIN_TICK_S", raising=False)
+    assert Settings.from_env().xchain_tick_s == 0 and _xchain_schedule(0) == {}
+    monkeypatch.setenv("ARBBOT_XCHAIN_TICK_S", "3")
+    entries = _xchain_schedule(Settings.from_env().xchain_tick_s)
+    assert {e["task"]: e["schedule"] for e in entries.values()} == {
+        "workers.tasks.bridge.tick": 3.0, "workers.tasks.bridge.resume": 30.0,
+    }
+    assert {queues.route_for_task(e["task"]) for e in entries.values()} == {"bridge"}
+    monkeypatch.setenv("ARBBOT_XCHAIN_TICK_S", "-1")
+    with pytest.raises(ConfigError, match="ARBBOT_XCHAIN_TICK_S"):
+        Settings.from_env()

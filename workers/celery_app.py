@@ -63,6 +63,18 @@ from workers import queues  # noqa: E402
 
 settings = get_settings()
 
+
+def _xchain_schedule(every_s: float) -> dict[str, dict[str, Any]]:
+    """Beat's cross-chain entries, when ``ARBBOT_XCHAIN_TICK_S`` turns them on: the
+    strategy's pass, and a resume of open sagas (a step whose message was lost) every ten."""
+    if not every_s:
+        return {}
+    return {
+        "xchain-tick": {"task": "workers.tasks.bridge.tick", "schedule": every_s},
+        "xchain-resume": {"task": "workers.tasks.bridge.resume", "schedule": 10 * every_s},
+    }
+
+
 # every task message passes the poison checks of workers.deadletters on receipt
 app = Celery("arbbot", task_cls="workers.deadletters:StageTask")
 app.conf.update(
@@ -108,7 +120,7 @@ app.conf.update(
         # Retrain the learned scorer on the last days' outcomes; the challenger replaces the
         # champion only if it beats it on the latest blocks (arbbot ml list shows each run).
         "ml-train": {"task": "workers.tasks.ml.train", "schedule": 3600.0},
-    },
+    } | _xchain_schedule(settings.xchain_tick_s),
 )
 
 
