@@ -19,8 +19,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import time
 import uuid
 from typing import Any, Callable
 
@@ -29,17 +27,7 @@ from celery.app.trace import _install_stack_protection
 from kombu.message import Message
 
 from workers import deadletters, runtime
-
-
-def per_call_us(fn: Callable[[], Any], n: int, rounds: int = 5) -> float:
-    """Median over ``rounds`` of the mean time of ``n`` calls, in microseconds."""
-    out = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        out.append((time.perf_counter() - t0) / n * 1e6)
-    return statistics.median(out)
+from bench.timing import per_call_us
 
 
 def _handler(max_deliveries: int) -> Callable[..., Any]:

@@ -18,31 +18,19 @@ import argparse
 import json
 import logging
 import platform
-import statistics
-import time
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from arbbot.chain import rpc as rpc_module
 from arbbot.devnet.anvil import start_anvil
 from arbbot.obs import logs, tracing
+from bench.timing import per_call_us
 
 
 class _Drop(SpanExporter):
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         return SpanExportResult.SUCCESS
-
-
-def per_call_us(fn: Callable[[], Any], n: int, rounds: int = 5) -> float:
-    """Median over ``rounds`` of the mean time of ``n`` calls, in microseconds."""
-    out = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        out.append((time.perf_counter() - t0) / n * 1e6)
-    return statistics.median(out)
 
 
 def main() -> None:
