@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -57,3 +58,21 @@ def test_paper_profit_is_shown_apart_from_realised_profit() -> None:
     paper = html[html.index('id="paper-profit"'):]
     assert "0.300000" in paper[: paper.index("</table>")]
     assert "seven (7, paper)" in html
+
+
+@pytest.mark.django_db
+def test_api_summary_covers_a_window_never_the_whole_table() -> None:
+    client = role_client("viewer")
+    chain = Chain.objects.create(chain_id=7, name="seven", rpc_urls="http://127.0.0.1:8545", weth=WETH)
+    services.token_register(chain, WETH, "WETH", 18)
+    now = timezone.now()
+    for i, age in enumerate([dt.timedelta(minutes=2), dt.timedelta(hours=3), dt.timedelta(days=2)]):
+        Execution.objects.create(created_at=now - age, chain_id=7, block_number=i, path_id=f"w{i}", status="success",
+                                 mode="live", profit_token=WETH, realised_profit=Decimal(10**18 + i))
+    by_window = {w: client.get(f"/api/summary/?window={w}").json() for w in ("5m", "24h", "7d")}
+    assert by_window["5m"]["executions_by_status"] == {"success": 1}
+    assert by_window["24h"]["executions_by_status"] == {"success": 2}
+    assert by_window["7d"]["profit_by_token"][0]["total_base_units"] == str(3 * 10**18 + 3)
+    assert client.get("/api/summary/").json()["window"] == "24h"  # the default
+    bad = client.get("/api/summary/?window=forever")
+    assert bad.status_code == 400 and "window" in bad.json()["detail"]

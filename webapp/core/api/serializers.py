@@ -180,7 +180,8 @@ class LatencySerializer(serializers.Serializer):
 
 
 class SummarySerializer(serializers.Serializer):
-    opportunities_total = serializers.IntegerField()
+    window = serializers.CharField(help_text="the time window every figure covers (5m, 1h, 24h or 7d)")
+    opportunities_total = serializers.IntegerField(help_text="opportunities recorded in the window")
     opportunities_per_second = serializers.FloatField()
     executions_by_status = serializers.DictField(child=serializers.IntegerField())
     profit_by_token = ProfitSerializer(many=True)

@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
@@ -86,11 +87,22 @@ class ExecutionList(generics.ListAPIView):
     filterset_class = filters.ExecutionFilter
 
 
+SUMMARY_WINDOW = OpenApiParameter(
+    "window", str, OpenApiParameter.QUERY, enum=list(selectors.WINDOWS), default="24h",
+    description="the time window the totals, profit and latencies cover (never the whole table)",
+)
+
+
 class Summary(APIView):
-    @extend_schema(responses={200: s.SummarySerializer}, summary="Totals, profit per token, latency percentiles")
+    @extend_schema(parameters=[SUMMARY_WINDOW], responses={200: s.SummarySerializer, 400: s.ErrorSerializer},
+                   summary="Totals, profit per token, latency percentiles over a time window")
     def get(self, request: Request) -> Response:
-        summary = selectors.dashboard_summary(limit=0)
-        return Response(s.SummarySerializer(summary).data)
+        window = request.query_params.get("window", "24h")
+        if window not in selectors.WINDOWS:
+            return Response({"detail": f"window: {window!r} is not one of {', '.join(selectors.WINDOWS)}"},
+                            status=status.HTTP_400_BAD_REQUEST)
+        summary = selectors.dashboard_summary(limit=0, since=timezone.now() - selectors.WINDOWS[window])
+        return Response(s.SummarySerializer({**summary, "window": window}).data)
 
 
 # --------------------------------------------------------------------------- operator writes
