@@ -74,7 +74,8 @@ def test_a_stage_role_declares_consumes_its_queue_and_publishes_on(broker: dict[
 
 
 @pytest.mark.parametrize(("user", "queue"), [("scan", "execute"), ("path", "execute"), ("beat", "scan"),
-                                              ("flower", "execute"), ("ml", "dead_letter")])
+                                              ("flower", "execute"), ("ml", "dead_letter"),
+                                              ("keda", "scan")])
 def test_a_role_cannot_consume_or_purge_another_queue(broker: dict[str, Any], user: str, queue: str) -> None:
     with conn(broker, "arbbot") as c:
         queues.declare_topology(c)

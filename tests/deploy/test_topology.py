@@ -68,6 +68,22 @@ def test_definitions_vhost_user_and_policies() -> None:
     assert {n for n in STAGES | {q.DEAD_LETTER_QUEUE} if re.search(stage_policy["pattern"], n)} == STAGES
 
 
+def test_keda_reads_queue_lengths_as_a_monitoring_user_with_no_queue_rights() -> None:
+    """KEDA's management-API URL (the Secret template) names definitions.json's ``keda``: the
+    monitoring tag (it reads queue lengths) and ``^$`` for configure, write and read, so a
+    leaked autoscaler credential can neither consume, publish nor purge."""
+    secret = next(o for o in yaml.safe_load_all((REPO / "k8s/base/secret.yaml").read_text())
+                  if o and o["metadata"]["name"] == "arbbot-secrets")
+    url = secret["stringData"]["ARBBOT_BROKER_MANAGEMENT_URL"]
+    user = url.split("://", 1)[1].split(":", 1)[0]
+    users = {u["name"]: u for u in DEFINITIONS["users"]}
+    assert user == "keda" and users[user]["tags"] == ["monitoring"]
+    rights = [p for p in DEFINITIONS["permissions"] if p["user"] == user]
+    assert rights == [{"user": user, "vhost": VHOST, "configure": "^$", "write": "^$", "read": "^$"}]
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    assert "RABBITMQ_PASSWORD_KEDA" in compose["services"]["rabbitmq"]["environment"]  # rendered at start
+
+
 def test_celery_routing_reaches_every_stage_queue() -> None:
     for name in STAGES:
         assert q.route_for_task(f"workers.tasks.{name}.anything") == name
