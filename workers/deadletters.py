@@ -252,9 +252,10 @@ def _take(conn: Connection, limit: int) -> tuple[Any, list[Any]]:
     return channel, taken
 
 
-def list_dead_letters(broker_url: str, limit: int = 100) -> list[DeadLetter]:
-    """Up to ``limit`` dead letters, oldest first; the queue is left as it was."""
-    with Connection(broker_url, connect_timeout=10) as conn:
+def list_dead_letters(broker_url: str, limit: int = 100, *, ssl: bool | dict[str, Any] = False) -> list[DeadLetter]:
+    """Up to ``limit`` dead letters, oldest first; the queue is left as it was. ``ssl``: the
+    broker's TLS options (``Settings.broker_ssl``)."""
+    with Connection(broker_url, ssl=ssl, connect_timeout=10) as conn:
         channel, taken = _take(conn, limit)
         try:
             return [_describe(m) for m in taken]
@@ -262,13 +263,14 @@ def list_dead_letters(broker_url: str, limit: int = 100) -> list[DeadLetter]:
             channel.close()  # every message taken goes back, unconsumed
 
 
-def replay(broker_url: str, task_ids: Iterable[str] | None = None, limit: int = 1000) -> list[DeadLetter]:
+def replay(broker_url: str, task_ids: Iterable[str] | None = None, limit: int = 1000, *,
+           ssl: bool | dict[str, Any] = False) -> list[DeadLetter]:
     """Publish the dead letters with these task ids (all, when None) back to the queue
     they came from, acknowledging each only after its publish; returns what was replayed."""
     wanted = None if task_ids is None else set(task_ids)
     done: list[DeadLetter] = []
     # publisher confirms: a message is acknowledged here only once the broker has its copy
-    with Connection(broker_url, connect_timeout=10, transport_options={"confirm_publish": True}) as conn:
+    with Connection(broker_url, ssl=ssl, connect_timeout=10, transport_options={"confirm_publish": True}) as conn:
         channel, taken = _take(conn, limit)
         try:
             producer = conn.Producer(channel=conn.channel())

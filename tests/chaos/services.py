@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import psycopg
 import redis as redis_lib
@@ -125,12 +126,17 @@ class PrivateRabbit:
     directories, no plugins, and its own Erlang cookie (``HOME``), so neither it nor its
     ``rabbitmqctl`` can touch the machine's node."""
 
-    def __init__(self) -> None:
+    def __init__(self, conf: str = "", prepare: Callable[[Path], None] | None = None) -> None:
+        """``conf``: lines of ``rabbitmq.conf`` (a TLS listener, say), ``@DIR@`` standing for
+        the node's directory; ``prepare``: called with that directory before the server starts
+        (to put the files ``conf`` names there)."""
         self.port, self.dist_port = free_port(), free_port()
         self.dir = _private_dir("rabbit")
         self.node = f"chaos{self.port}@localhost"
         (self.dir / "enabled_plugins").write_text("[].\n")
-        (self.dir / "rabbitmq.conf").write_text("")
+        (self.dir / "rabbitmq.conf").write_text(conf.replace("@DIR@", str(self.dir)))
+        if prepare is not None:
+            prepare(self.dir)
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")},
             "HOME": str(self.dir),

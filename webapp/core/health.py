@@ -35,7 +35,7 @@ def check_dependencies(timeout_s: float = 2.0) -> dict[str, str]:
     try:
         from kombu import Connection
 
-        with Connection(settings.ARBBOT.broker_url, connect_timeout=timeout_s) as conn:
+        with Connection(settings.ARBBOT.broker_url, ssl=settings.ARBBOT.broker_ssl(), connect_timeout=timeout_s) as conn:
             conn.ensure_connection(max_retries=1)
         out["broker"] = "ok"
     except Exception as exc:

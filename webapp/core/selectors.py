@@ -273,7 +273,7 @@ def queue_depths(timeout_s: float = 2.0) -> list[dict[str, Any]]:
 
     out = []
     try:
-        with Connection(settings.ARBBOT.broker_url, connect_timeout=timeout_s) as conn:
+        with Connection(settings.ARBBOT.broker_url, ssl=settings.ARBBOT.broker_ssl(), connect_timeout=timeout_s) as conn:
             channel = conn.channel()
             for name in (*STAGE_QUEUES, DEAD_LETTER_QUEUE):
                 try:

@@ -26,10 +26,12 @@ def register(subparsers: Any) -> None:
     rp.set_defaults(handler=run_replay)
 
 
-def _broker() -> str:
+def _broker() -> dict[str, Any]:
+    """The broker's URL and TLS options, as the workers connect."""
     from arbbot.config import get_settings
 
-    return get_settings().broker_url
+    settings = get_settings()
+    return {"broker_url": settings.broker_url, "ssl": settings.broker_ssl()}
 
 
 def run_list(opts: dict[str, Any], out: Callable[[str], None]) -> int:
@@ -37,7 +39,7 @@ def run_list(opts: dict[str, Any], out: Callable[[str], None]) -> int:
 
     if opts["limit"] < 1:
         raise CliError("--limit must be at least 1", code=2)
-    letters = list_dead_letters(_broker(), opts["limit"])
+    letters = list_dead_letters(limit=opts["limit"], **_broker())
     out(f"{len(letters)} dead letter(s)")
     for d in letters:
         at = "?" if d.dead_lettered_at is None else dt.datetime.fromtimestamp(d.dead_lettered_at, dt.UTC).isoformat(
@@ -50,7 +52,7 @@ def run_replay(opts: dict[str, Any], out: Callable[[str], None]) -> int:
     from workers.deadletters import replay
 
     ids = None if opts["all"] else opts["ids"]
-    done = replay(_broker(), ids)
+    done = replay(task_ids=ids, **_broker())
     for d in done:
         out(f"replayed {d.task_id} ({d.task}) to {d.queue}")
     missing = set(ids or ()) - {d.task_id for d in done}
