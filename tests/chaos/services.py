@@ -74,13 +74,32 @@ class PrivatePostgres:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def make_certificates(d: Path) -> None:
+    """In ``d``: a CA (``ca.crt``) and a server certificate for localhost and 127.0.0.1
+    signed by it (``tls.crt``, ``tls.key``), for the TLS listeners of the private services."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=60)
+
+    d.mkdir(parents=True, exist_ok=True)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+            "-subj", "/CN=arbbot test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "tls.key", "-out", "tls.csr", "-subj", "/CN=localhost")
+    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+            "tls.crt", "-days", "2", "-extfile", "san.ext")
+    for name in ("ca.crt", "tls.crt", "tls.key"):
+        (d / name).chmod(0o644)
+
+
 class PrivateRedis:
     """``redis-server`` with the deployment's configuration (AOF, fsync every second), on
     its own port and directory."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_args: list[str] | None = None) -> None:
+        """``extra_args``: more of ``redis-server``'s command line (a TLS port, say)."""
         self.port = free_port()
         self.dir = _private_dir("redis")
+        self.extra_args = list(extra_args or [])
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 
@@ -96,7 +115,7 @@ class PrivateRedis:
                                   if not line.startswith("dir ")) + f"\ndir {self.dir}\n")
         self.proc = subprocess.Popen(
             [shutil.which("redis-server") or "redis-server", str(conf),
-             "--port", str(self.port), "--bind", "127.0.0.1", "--maxmemory", "256mb"],
+             "--port", str(self.port), "--bind", "127.0.0.1", "--maxmemory", "256mb", *self.extra_args],
             stdout=open(self.dir / "redis.log", "ab"), stderr=subprocess.STDOUT,
         )
         client = redis_lib.Redis(port=self.port, socket_connect_timeout=1)
