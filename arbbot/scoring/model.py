@@ -81,6 +81,24 @@ class Dataset:
             raise ModelError("the data spans too few blocks for a time-ordered holdout")
         return self.take(train), self.take(~train)
 
+    @staticmethod
+    def concat(parts: Sequence[Dataset]) -> Dataset:
+        """Several datasets (same features) as one, in block order (stable: within a block,
+        each part's rows in its order, the parts in the order given)."""
+        if not parts:
+            raise ModelError("no labelled opportunities")
+        names = parts[0].features
+        if any(p.features != names for p in parts):
+            raise ModelError("datasets with different features cannot be joined")
+        block = np.concatenate([p.block for p in parts])
+        order = np.argsort(block, kind="stable")
+
+        def cat(get: Callable[[Dataset], np.ndarray]) -> np.ndarray:
+            return np.concatenate([get(p) for p in parts])[order]
+
+        return Dataset(cat(lambda d: d.X), cat(lambda d: d.y), cat(lambda d: d.value), cat(lambda d: d.net_native),
+                       cat(lambda d: d.gas_native), cat(lambda d: d.rule_execute), block[order], names)
+
     def digest(self) -> str:
         """SHA-256 of the data a model was trained on (recorded with it)."""
         h = hashlib.sha256()
