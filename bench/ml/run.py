@@ -119,8 +119,10 @@ def main() -> int:
     now_fn = lambda: score_batch(batch, rule=rule, model=scorer, history=history, now=0.0)  # noqa: E731
     before_fn = lambda: baseline.score_batch(batch, rule=rule, model=scorer, history=history, now=0.0)  # noqa: E731
     rule_fn = lambda: score_batch(batch, rule=rule, history=history, now=0.0)  # noqa: E731
-    same = [(s.opportunity.key, s.decision, s.reason, s.score) for s in now_fn()] == \
-        [(s.opportunity.key, s.decision, s.reason, s.score) for s in before_fn()]
+    verdicts_now, verdicts_before = now_fn(), before_fn()
+    same = [(s.opportunity.key, s.decision, s.reason) for s in verdicts_now] == \
+        [(s.opportunity.key, s.decision, s.reason) for s in verdicts_before]
+    err_score = max(abs(a.score - b.score) for a, b in zip(verdicts_now, verdicts_before))
     hot: dict[str, list[float]] = {}
     for key in ("now", "before", "rule"):  # measured in turns below: all three under the same load
         hot[key], hot[key + "_cpu"] = [], []
@@ -144,7 +146,7 @@ def main() -> int:
           f"{m['model']['ev_captured_wei'] / 1e18:>12.4f} ETH{m['rule']['ev_captured_wei'] / 1e18:>12.4f} ETH")
     print(f"exactness: kernel P(success) vs scikit-learn predict_proba max |diff| {err_p:.1e}, realised share vs "
           f"predict {err_r:.1e}; features vs the previous path {err_x:.1e}, EV {err_ev:.1e} (relative); "
-          f"batch of 100 verdicts identical to the previous path's: {same}")
+          f"batch of 100: verdicts (order, decision, reason) the previous path's: {same}, P within {err_score:.1e}")
     print(f"\n{'throughput, one thread':<52}{'now (kernel)':>16}{'before':>16}{'rule score':>16}")
     for label, r in (("batch of 50,000: features + both models, opp/s", rate),
                      ("  the same, opp per CPU-second", rate_cpu)):
@@ -164,7 +166,8 @@ def main() -> int:
         "model": m["model"], "rule": m["rule"], "oracle_ev_wei": m["oracle_ev_wei"],
         "model_regressor": model.profit is not None, "load_avg": [round(load_before, 1), round(load_after, 1)],
         "exact": {"p_vs_sklearn": err_p, "ratio_vs_sklearn": err_r, "features_vs_before": err_x,
-                  "ev_vs_before_rel": err_ev, "verdicts_same_as_before": same},
+                  "ev_vs_before_rel": err_ev, "verdicts_same_as_before": same,
+                  "verdict_p_vs_before": err_score},
         "batch_opps_per_s": round(rate["now"]), "before_opps_per_s": round(rate["before"]),
         "rule_opps_per_s": round(rate["rule"]),
         "cpu_batch_opps_per_s": round(rate_cpu["now"]), "cpu_before_opps_per_s": round(rate_cpu["before"]),
