@@ -155,6 +155,13 @@ class Settings:
     #: ``resume`` for sagas whose next step was lost); 0, the default: off, for a fleet that
     #: runs no two-chain devnet (``arbbot.crosschain.engine.load``).
     xchain_tick_s: float = 0.0
+    #: What the learned scorer trains on (``arbbot ml train`` and the hourly beat task):
+    #: ``live``, the default, the fleet's own recorded executions; ``paper``, labels from
+    #: backtesting the recordings under ``record_dir`` (``arbbot.scoring.labels``: every
+    #: opportunity the rule saw, what it would have found landing a block later); ``all``,
+    #: both. A recording made while the chain traded live gives leaky paper labels (the
+    #: fleet's own fills closed the gaps it took): back-test paper or dry-run recordings.
+    ml_labels: str = "live"
     signer_key: str = field(default="", repr=False)
     #: Signs bundles for private relays (their reputation); never the trading key.
     relay_reputation_key: str = field(default="", repr=False)
@@ -223,6 +230,7 @@ class Settings:
             max_message_bytes=_non_negative_int("ARBBOT_MAX_MESSAGE_BYTES", str(16 * 1024 * 1024)),
             max_deliveries=_non_negative_int("ARBBOT_MAX_DELIVERIES", "3"),
             xchain_tick_s=_float_in("ARBBOT_XCHAIN_TICK_S", "0", 0, 3600),
+            ml_labels=_choice("ARBBOT_ML_LABELS", "live", ML_LABELS),
             signer_key=_signer_key(devnet_dir),
             relay_reputation_key=_read_secret("ARBBOT_RELAY_REPUTATION_KEY", devnet_dir / "relay-reputation.key"),
             log_format=_choice("ARBBOT_LOG_FORMAT", "auto", LOG_FORMATS),
@@ -240,6 +248,7 @@ class Settings:
 
 
 LOG_FORMATS = ("auto", "json", "console")
+ML_LABELS = ("live", "paper", "all")
 
 
 def _existing_file(name: str) -> Path | None:

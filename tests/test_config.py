@@ -306,3 +306,13 @@ def test_beat_runs_no_cross_chain_pass_unless_turned_on(monkeypatch: pytest.Monk
     monkeypatch.setenv("ARBBOT_XCHAIN_TICK_S", "-1")
     with pytest.raises(ConfigError, match="ARBBOT_XCHAIN_TICK_S"):
         Settings.from_env()
+
+
+def test_what_the_learned_scorer_trains_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ARBBOT_ML_LABELS", raising=False)
+    assert Settings.from_env().ml_labels == "live"  # the fleet's own executions, as before
+    monkeypatch.setenv("ARBBOT_ML_LABELS", "Paper")
+    assert Settings.from_env().ml_labels == "paper"
+    monkeypatch.setenv("ARBBOT_ML_LABELS", "backtest")
+    with pytest.raises(ConfigError, match="ARBBOT_ML_LABELS"):
+        Settings.from_env()

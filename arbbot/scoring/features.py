@@ -2,8 +2,10 @@
 into a float matrix (one row each, columns named by ``FEATURES``), from what is known when
 the ml stage decides: the opportunity itself, the time, and the recent outcomes of its
 path and pools (``OutcomeHistory``). It runs in two steps: ``columns`` gathers the batch's
-records into arrays (the one pass over Python objects), ``from_columns`` computes every
-feature from those in numpy. The ml stage computes it for every batch, under the
+records into arrays (the one pass over Python objects), then ``feature_row``, one compiled
+function (numba), computes a row's features from those arrays: ``from_columns`` runs it
+over a batch, and the serving kernel (``arbbot.scoring.kernel``) runs the same function
+inside its one pass with the models. The ml stage computes it for every batch, under the
 rule too, and the features are recorded with each opportunity; training reads those
 recorded rows, so a model is trained on exactly what serving computed (tests/scoring).
 
@@ -15,11 +17,14 @@ Floats here are features and estimates only; money math stays in integers elsewh
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass
 from typing import Iterable, Literal, Mapping, Sequence
 
 import numpy as np
+from numba import njit
 
+from arbbot.paths._kernels import _CACHE
 from arbbot.types import Opportunity
 
 FEATURES: tuple[str, ...] = (
@@ -93,11 +98,20 @@ class _Interned:
 
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}
+        self.spelt: dict[str, int] = {}  # an address as written (any case) -> its lower case's id
 
     def get(self, key: str) -> int:
         i = self.ids.get(key)
         if i is None:
             i = self.ids[key] = len(self.ids) + 1  # 0: none
+        return i
+
+    def address(self, spelling: str) -> int:
+        """The id of an address in any case (``get(spelling.lower())``, the lower-casing
+        done once per spelling)."""
+        i = self.spelt.get(spelling)
+        if i is None:
+            i = self.spelt[spelling] = self.get(spelling.lower())
         return i
 
 
@@ -108,7 +122,8 @@ class OutcomeHistory:
     """Recent outcomes, counted per pool and per path, as of one block: those of blocks
     ``[block - WINDOW_BLOCKS, block - LAG_BLOCKS]`` (``as_of``). ``pool_table`` and
     ``path_table`` are the same counts as arrays indexed by the interned ids of
-    ``Columns`` (row 0 and any id past the end: no history)."""
+    ``Columns`` (row 0 and any id past the end: no history), each with one more column,
+    ``log1p`` of its attempts (numpy's: the features are numpy's to the last bit)."""
 
     def __init__(self, outcomes: Iterable[Outcome] = (), *, as_of: int | None = None) -> None:
         # pool -> [attempts, reverted, stale, last failed block, successes, sum of their shares]
@@ -136,64 +151,64 @@ class OutcomeHistory:
 
     @staticmethod
     def _table(rows: Mapping[int, Sequence[float]], empty: Sequence[float]) -> np.ndarray:
-        table = np.tile(np.array(empty, dtype=np.float64), (max(rows, default=0) + 1, 1))
+        table = np.tile(np.array([*empty, 0.0], dtype=np.float64), (max(rows, default=0) + 1, 1))
         if rows:
-            table[np.fromiter(rows, np.int64, len(rows))] = np.array(list(rows.values()), dtype=np.float64)
+            table[np.fromiter(rows, np.int64, len(rows)), :-1] = np.array(list(rows.values()), dtype=np.float64)
+        table[:, -1] = np.log1p(table[:, 0])
         return table
 
 
-def _log10(values: np.ndarray) -> np.ndarray:
-    return np.log10(np.maximum(values, 1.0))
+_EMPTY = OutcomeHistory()
+
+
+#: rows of ``Columns.values``, in this order
+COLUMNS = ("priced", "profit_native", "gas_native", "profit", "amount_in", "hops", "v3_hops", "observed_at",
+           "gas_price_wei", "chain_id", "block_number", "net_native")
+(_C_PRICED, _C_PROFIT_NATIVE, _C_GAS_NATIVE, _C_PROFIT, _C_AMOUNT_IN, _C_HOPS, _C_V3, _C_OBSERVED, _C_GAS_PRICE,
+ _C_CHAIN, _C_BLOCK, C_NET_NATIVE) = range(len(COLUMNS))
+C_GAS_NATIVE = _C_GAS_NATIVE
 
 
 @dataclass(frozen=True)
 class Columns:
-    """A batch of opportunities as arrays (float64 unless said), in batch order: what the
-    features are computed from."""
+    """A batch of opportunities as arrays, in batch order: what the features are computed
+    from. ``values`` is ``(len(COLUMNS), n)`` float64, one contiguous row per field:
+    ``priced`` (1: the start token has a native price), ``profit_native`` (0 when
+    unpriced), ``gas_native``, ``profit`` (gross, in the start token), ``amount_in``,
+    ``hops``, ``v3_hops``, ``observed_at``, ``gas_price_wei``, ``chain_id``,
+    ``block_number``, ``net_native`` (``Opportunity.net_profit_native``, 0 when unpriced);
+    ``pool_ids`` every hop's pool (interned), the batch's cycles one after
+    another; ``path_ids`` each cycle (interned)."""
 
-    priced: np.ndarray  # bool: the start token has a native price
-    profit_native: np.ndarray  # 0 when unpriced
-    gas_native: np.ndarray
-    profit: np.ndarray  # gross, in the start token
-    amount_in: np.ndarray
-    hops: np.ndarray  # int64
-    v3_hops: np.ndarray
-    observed_at: np.ndarray
-    gas_price_wei: np.ndarray
-    chain_id: np.ndarray
-    block_number: np.ndarray
-    pool_ids: np.ndarray  # int64, every hop's pool (interned), the batch's cycles one after another
-    path_ids: np.ndarray  # int64, interned
+    values: np.ndarray
+    pool_ids: np.ndarray  # int64
+    path_ids: np.ndarray  # int64
 
     def __len__(self) -> int:
         return len(self.path_ids)
 
+    def __getattr__(self, name: str) -> np.ndarray:
+        """A field by name (``c.gas_native``)."""
+        if name in COLUMNS:
+            return self.values[COLUMNS.index(name)]
+        raise AttributeError(name)
+
 
 def columns(opps: Sequence[Opportunity]) -> Columns:
-    """Gather a batch's records into arrays: one generator pass per field (numpy reads
-    them straight into its buffer, no intermediate tuples)."""
+    """Gather a batch's records into arrays: one pass over the records into one buffer of
+    doubles (``array`` converts the ints, big ones too, as ``float(int)`` does), one over
+    their pools."""
     n = len(opps)
-
-    def col(values: Iterable[float], dtype: type = np.float64) -> np.ndarray:
-        return np.fromiter(values, dtype, n)
-
-    hops = col((len(o.pools) for o in opps), np.int64)
-    pool_id, path_id = _POOLS.get, _PATHS.get
-
+    path_id, pool_id = _PATHS.get, _POOLS.address
+    flat = array("d", [x for o in opps for x in (
+        o.profit_native is not None, o.profit_native or 0, o.gas_estimate * o.gas_price_wei, o.amount_out - o.amount_in,
+        o.amount_in, len(o.pools), o.hop_kinds.count("v3"), o.observed_at, o.gas_price_wei, o.chain_id,
+        o.block_number, o.net_profit_native or 0, path_id(o.path_id))])
+    rows = np.frombuffer(flat, np.float64).reshape(n, len(COLUMNS) + 1)
     return Columns(
-        priced=col((o.profit_native is not None for o in opps), np.bool_),
-        profit_native=col((o.profit_native or 0 for o in opps)),
-        gas_native=col((o.gas_estimate * o.gas_price_wei for o in opps)),
-        profit=col((o.amount_out - o.amount_in for o in opps)),
-        amount_in=col((o.amount_in for o in opps)),
-        hops=hops,
-        v3_hops=col((o.hop_kinds.count("v3") for o in opps)),
-        observed_at=col((o.observed_at for o in opps)),
-        gas_price_wei=col((o.gas_price_wei for o in opps)),
-        chain_id=col((o.chain_id for o in opps)),
-        block_number=col((o.block_number for o in opps)),
-        pool_ids=np.fromiter((pool_id(p.lower()) for o in opps for p in o.pools), np.int64, int(hops.sum())),
-        path_ids=col((path_id(o.path_id) for o in opps), np.int64),
+        values=np.ascontiguousarray(rows[:, :-1].T),
+        pool_ids=np.fromiter((pool_id(p) for o in opps for p in o.pools), np.int64, int(rows[:, _C_HOPS].sum())),
+        path_ids=rows[:, -1].astype(np.int64),
     )
 
 
@@ -204,56 +219,88 @@ def matrix(opps: Sequence[Opportunity], history: OutcomeHistory | None = None, n
 
 
 def from_columns(c: Columns, history: OutcomeHistory | None = None, now: float = 0.0) -> np.ndarray:
-    """``matrix`` from a batch already in columns."""
-    history = history or OutcomeHistory()
-    n = len(c)
-    out = np.empty((n, len(FEATURES)))
-    if n == 0:
-        return out
-    priced = c.priced.astype(np.float64)
-    profit = c.profit_native * priced
-    gas = c.gas_native
-    net = profit - gas * priced
-    out[:, INDEX["priced"]] = priced
-    out[:, INDEX["log_profit_native"]] = _log10(profit)
-    out[:, INDEX["log_gas_native"]] = _log10(gas)
-    out[:, INDEX["margin_over_gas"]] = np.minimum(profit / np.maximum(gas, 1.0), 1e6)
-    out[:, INDEX["signed_log_net_native"]] = np.sign(net) * np.log10(1.0 + np.abs(net))
-    out[:, INDEX["edge"]] = c.profit / np.maximum(c.amount_in, 1.0)
-    out[:, INDEX["hops"]] = c.hops
-    out[:, INDEX["v3_hops"]] = c.v3_hops
-    age = np.where((c.observed_at > 0) & (now > 0), now - c.observed_at, 0.0)
-    out[:, INDEX["state_age_s"]] = np.clip(age, 0.0, MAX_STATE_AGE_S)
-    out[:, INDEX["gas_price_gwei"]] = c.gas_price_wei / 1e9
-    out[:, INDEX["chain_id"]] = c.chain_id
-
-    # pool statistics: gather each opportunity's pools from one table, reduce per row
-    table = history.pool_table
-    hops = c.hops
-    width = int(hops.max())
-    starts = np.cumsum(hops) - hops
-    rows = np.repeat(np.arange(n), hops)
-    cols = np.arange(len(c.pool_ids)) - starts[rows]
-    ids = np.zeros((n, width), dtype=np.int64)  # 0: no pool there (a shorter cycle) or no history
-    mask = np.zeros((n, width), dtype=bool)
-    ids[rows, cols] = np.where(c.pool_ids < len(table), c.pool_ids, 0)
-    mask[rows, cols] = True
-    stats = table[ids]  # (n, width, 6)
-    attempts = stats[..., 0]
-    rate_den = attempts + 1.0
-    out[:, INDEX["pool_attempts"]] = np.log1p(attempts.max(axis=1))
-    out[:, INDEX["pool_revert_rate"]] = (stats[..., 1] / rate_den).max(axis=1)
-    out[:, INDEX["pool_stale_rate"]] = (stats[..., 2] / rate_den).max(axis=1)
-    last_fail = stats[..., 3].max(axis=1)
-    since = np.where(last_fail >= 0, c.block_number - last_fail, WINDOW_BLOCKS)
-    out[:, INDEX["blocks_since_pool_fail"]] = np.clip(since, 0, WINDOW_BLOCKS)
-    share = (stats[..., 5] + 1.0) / (stats[..., 4] + 1.0)  # one prior success worth what was predicted
-    out[:, INDEX["pool_profit_share"]] = np.where(mask, share, np.inf).min(axis=1)
-    paths = history.path_table
-    path = paths[np.where(c.path_ids < len(paths), c.path_ids, 0)]
-    out[:, INDEX["path_attempts"]] = np.log1p(path[:, 0])
-    out[:, INDEX["path_fail_rate"]] = path[:, 1] / (path[:, 0] + 1.0)
+    """``matrix`` from a batch already in columns: ``feature_row`` over every row."""
+    history = history or _EMPTY
+    out = np.empty((len(c), len(FEATURES)))
+    _fill(out, c.values, c.pool_ids, c.path_ids, history.pool_table, history.path_table, float(now))
     return out
+
+
+# Column positions, compile-time constants in the kernel.
+_PRICED, _LOG_PROFIT, _LOG_GAS, _MARGIN = (INDEX["priced"], INDEX["log_profit_native"], INDEX["log_gas_native"],
+                                           INDEX["margin_over_gas"])
+_NET, _EDGE, _HOPS, _V3 = INDEX["signed_log_net_native"], INDEX["edge"], INDEX["hops"], INDEX["v3_hops"]
+_AGE, _GWEI, _CHAIN = INDEX["state_age_s"], INDEX["gas_price_gwei"], INDEX["chain_id"]
+_P_ATTEMPTS, _P_REVERT, _P_STALE = INDEX["pool_attempts"], INDEX["pool_revert_rate"], INDEX["pool_stale_rate"]
+_PATH_ATTEMPTS, _PATH_FAIL = INDEX["path_attempts"], INDEX["path_fail_rate"]
+_SINCE, _SHARE = INDEX["blocks_since_pool_fail"], INDEX["pool_profit_share"]
+_WINDOW = float(WINDOW_BLOCKS)
+
+
+@njit(nogil=True, cache=_CACHE)
+def feature_row(
+    out: np.ndarray, i: int, start: int, values: np.ndarray, pool_ids: np.ndarray, path_ids: np.ndarray,
+    pool_table: np.ndarray, path_table: np.ndarray, now: float,
+) -> int:  # pragma: no cover - compiled
+    """THE feature function: row ``i`` of a batch (``Columns``) into ``out`` (``FEATURES``
+    order), its pools at ``pool_ids[start:]``; returns where the next row's pools start.
+    Training (``matrix``: the recorded rows, the synthetic and paper datasets) and serving
+    (``arbbot.scoring.kernel``) both run this one function."""
+    pr = 1.0 if values[_C_PRICED, i] != 0 else 0.0
+    profit = values[_C_PROFIT_NATIVE, i] * pr
+    gas = values[_C_GAS_NATIVE, i]
+    net = profit - gas * pr
+    out[_PRICED] = pr
+    out[_LOG_PROFIT] = math.log10(max(profit, 1.0))
+    out[_LOG_GAS] = math.log10(max(gas, 1.0))
+    out[_MARGIN] = min(profit / max(gas, 1.0), 1e6)
+    sign = 1.0 if net > 0 else (-1.0 if net < 0 else 0.0)
+    out[_NET] = sign * math.log10(1.0 + abs(net))
+    out[_EDGE] = values[_C_PROFIT, i] / max(values[_C_AMOUNT_IN, i], 1.0)
+    hops = values[_C_HOPS, i]
+    out[_HOPS] = hops
+    out[_V3] = values[_C_V3, i]
+    observed = values[_C_OBSERVED, i]
+    age = now - observed if observed > 0 and now > 0 else 0.0
+    out[_AGE] = min(max(age, 0.0), MAX_STATE_AGE_S)
+    out[_GWEI] = values[_C_GAS_PRICE, i] / 1e9
+    out[_CHAIN] = values[_C_CHAIN, i]
+    # the worst of its pools (no history: attempts 0, last failure -1)
+    log_attempts, revert, stale, last_fail, share = 0.0, 0.0, 0.0, -1.0, math.inf
+    n_pools = pool_table.shape[0]
+    stop = start + int(hops)
+    for k in range(start, stop):
+        p = pool_ids[k]
+        if p >= n_pools:
+            p = 0
+        den = pool_table[p, 0] + 1.0
+        log_attempts = max(log_attempts, pool_table[p, 6])  # log1p(attempts) grows with them
+        revert = max(revert, pool_table[p, 1] / den)
+        stale = max(stale, pool_table[p, 2] / den)
+        last_fail = max(last_fail, pool_table[p, 3])
+        share = min(share, (pool_table[p, 5] + 1.0) / (pool_table[p, 4] + 1.0))  # one prior success at 1
+    out[_P_ATTEMPTS] = log_attempts
+    out[_P_REVERT] = revert
+    out[_P_STALE] = stale
+    since = values[_C_BLOCK, i] - last_fail if last_fail >= 0 else _WINDOW
+    out[_SINCE] = min(max(since, 0.0), _WINDOW)
+    out[_SHARE] = share
+    t = path_ids[i]
+    if t >= path_table.shape[0]:
+        t = 0
+    out[_PATH_ATTEMPTS] = path_table[t, 2]  # log1p(attempts)
+    out[_PATH_FAIL] = path_table[t, 1] / (path_table[t, 0] + 1.0)
+    return stop
+
+
+@njit(nogil=True, cache=_CACHE)
+def _fill(
+    out: np.ndarray, values: np.ndarray, pool_ids: np.ndarray, path_ids: np.ndarray, pool_table: np.ndarray,
+    path_table: np.ndarray, now: float,
+) -> None:  # pragma: no cover - compiled
+    start = 0
+    for i in range(out.shape[0]):
+        start = feature_row(out[i], i, start, values, pool_ids, path_ids, pool_table, path_table, now)
 
 
 def as_mapping(row: np.ndarray) -> dict[str, float]:

@@ -30,8 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from arbbot.errors import ArbbotError
-from arbbot.scoring.features import FEATURES, INDEX
-from arbbot.scoring.rule import one_per_pool
+from arbbot.scoring.features import FEATURES, Columns, OutcomeHistory, from_columns
 from arbbot.scoring.trees import CompiledModel, compile_model, compile_regressor, pack, unpack
 from arbbot.types import Opportunity, ScoredOpportunity
 
@@ -82,6 +81,24 @@ class Dataset:
             raise ModelError("the data spans too few blocks for a time-ordered holdout")
         return self.take(train), self.take(~train)
 
+    @staticmethod
+    def concat(parts: Sequence[Dataset]) -> Dataset:
+        """Several datasets (same features) as one, in block order (stable: within a block,
+        each part's rows in its order, the parts in the order given)."""
+        if not parts:
+            raise ModelError("no labelled opportunities")
+        names = parts[0].features
+        if any(p.features != names for p in parts):
+            raise ModelError("datasets with different features cannot be joined")
+        block = np.concatenate([p.block for p in parts])
+        order = np.argsort(block, kind="stable")
+
+        def cat(get: Callable[[Dataset], np.ndarray]) -> np.ndarray:
+            return np.concatenate([get(p) for p in parts])[order]
+
+        return Dataset(cat(lambda d: d.X), cat(lambda d: d.y), cat(lambda d: d.value), cat(lambda d: d.net_native),
+                       cat(lambda d: d.gas_native), cat(lambda d: d.rule_execute), block[order], names)
+
     def digest(self) -> str:
         """SHA-256 of the data a model was trained on (recorded with it)."""
         h = hashlib.sha256()
@@ -106,6 +123,16 @@ class LearnedModel:
     classifier: Any = None
     profit: CompiledModel | None = None
     regressor: Any = None
+    _serving: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def serving(self) -> Any:
+        """The serving kernel's form of this model (``arbbot.scoring.kernel.Scorer``, built
+        once), or ``None`` when its trees are too deep for it."""
+        if self._serving is None:
+            from arbbot.scoring import kernel
+
+            self._serving = kernel.build(self) or False
+        return self._serving or None
 
     def _columns(self, X: np.ndarray, names: Sequence[str]) -> np.ndarray:
         """``X`` (columns ``names``) in the model's own feature order; a feature the model
@@ -315,42 +342,70 @@ def beats(challenger: dict[str, Any], incumbent: dict[str, Any]) -> tuple[bool, 
 
 @dataclass(frozen=True)
 class ModelScorer:
-    """The ml stage's learned decision for a batch whose features are computed already
-    (``arbbot.scoring.features.matrix``, columns ``FEATURES``)."""
+    """The ml stage's learned decision for a batch."""
 
     model: LearnedModel
     name: str = "model"
     min_net_profit: int = 0  # native wei (the strategy's)
 
+    def score(self, c: Columns, history: OutcomeHistory, now: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The batch's features (``features.FEATURES`` columns), P(success) and EV: one pass
+        of the serving kernel (``arbbot.scoring.kernel``), or for a model too deep for it
+        the features and each model in turn."""
+        serving = self.model.serving()
+        if serving is not None:
+            return serving.score(c, history, now)  # type: ignore[no-any-return]
+        X = from_columns(c, history, now)
+        p, ev = self.model.expected_values(X, c.net_native, c.gas_native, FEATURES)
+        return X, p, ev
+
     def decide(
-        self, opps: Sequence[Opportunity], X: np.ndarray, rows: Sequence[Mapping[str, float]] | None = None,
+        self, opps: Sequence[Opportunity], c: Columns, history: OutcomeHistory, now: float = 0.0,
+        rows: Callable[[np.ndarray], Sequence[Mapping[str, float]]] | None = None,
     ) -> list[ScoredOpportunity]:
-        """Every opportunity with its final decision, best EV first, unpriced last; as the
-        rule's ``decide``, no pool is used twice among the ``execute`` ones. ``rows``: the
-        features to attach to each verdict (by batch position; none when omitted)."""
+        """Every opportunity of the batch (``c``: its columns) with its final decision, best EV
+        first, unpriced last (ties: the lower ``path_id``, then the earlier); as the rule's
+        ``decide``, no pool is used twice among the ``execute`` ones. ``rows``: the
+        features to attach to each verdict, from the batch's matrix (none when omitted)."""
+        X, p_arr, ev_arr = self.score(c, history, now)
         n = len(opps)
-        net = np.fromiter((o.net_profit_native or 0 for o in opps), np.float64, n)
-        gas = np.fromiter((o.gas_estimate * o.gas_price_wei for o in opps), np.float64, n)
-        p_arr, ev_arr = self.model.expected_values(X, net, gas, FEATURES)
-        priced = (X[:, INDEX["priced"]] > 0).tolist() if n else []
-        p, ev, net_l = p_arr.tolist(), ev_arr.tolist(), net.tolist()
+        feats: Sequence[Mapping[str, float]] = rows(X) if rows is not None else [{}] * n
+        unpriced = c.priced == 0
+        order = np.lexsort((-ev_arr, unpriced)).tolist()  # stable: ties stay in batch order
+        key_u, key_ev = unpriced[order], ev_arr[order]
+        if n > 1 and ((key_u[1:] == key_u[:-1]) & (key_ev[1:] == key_ev[:-1])).any():  # ties: by path_id
+            order = sorted(range(n), key=lambda i: (bool(unpriced[i]), -ev_arr[i], opps[i].path_id, i))
+        p, ev, net, priced = p_arr.tolist(), ev_arr.tolist(), c.net_native.tolist(), (~unpriced).tolist()
+        hops = c.hops.astype(np.int64)
+        first, pool_ids = (np.cumsum(hops) - hops).tolist(), c.pool_ids.tolist()  # each cycle's pools, interned
         floor, name = self.min_net_profit, self.name
-        scored = []
-        for i, o in enumerate(opps):
-            feats = rows[i] if rows is not None else {}
+        claimed: dict[int, int] = {}  # pool -> the row executing through it (as rule.one_per_pool)
+        scored: list[ScoredOpportunity] = []
+        add = scored.append
+        for i in order:
+            o = opps[i]
             if not priced[i]:
-                s = ScoredOpportunity(o, 0.0, "skip", f"no price in the native token for {o.tokens[0]}: worth unknown",
-                                      name, feats)
-            elif net_l[i] <= floor:
-                s = ScoredOpportunity(o, p[i], "skip", "net profit below minimum", name, feats)
+                add(ScoredOpportunity(o, 0.0, "skip", f"no price in the native token for {o.tokens[0]}: worth unknown",
+                                      name, feats[i]))
+            elif net[i] <= floor:
+                add(ScoredOpportunity(o, p[i], "skip", "net profit below minimum", name, feats[i]))
             elif ev[i] <= floor:
-                s = ScoredOpportunity(o, p[i], "skip", f"P(success) {p[i]:.2f}: EV {ev[i]:.3g} wei too low", name,
-                                      feats)
+                add(ScoredOpportunity(o, p[i], "skip", f"P(success) {p[i]:.2f}: EV {ev[i]:.3g} wei too low", name,
+                                      feats[i]))
             else:
-                s = ScoredOpportunity(o, p[i], "execute", f"P(success) {p[i]:.2f}, EV {ev[i]:.3g} wei", name, feats)
-            scored.append(s)
-        order = sorted(range(n), key=lambda i: (not priced[i], -ev[i], opps[i].path_id, i))
-        return one_per_pool(scored[i] for i in order)
+                pools = pool_ids[first[i]:first[i] + len(o.pools)]
+                for j, q in enumerate(pools):
+                    if q in claimed:
+                        reason = (f"overlaps a better cycle through pool {o.pools[j].lower()} "
+                                  f"(path {opps[claimed[q]].path_id})")
+                        add(ScoredOpportunity(o, p[i], "skip", reason, name, feats[i]))
+                        break
+                else:
+                    for q in pools:
+                        claimed[q] = i
+                    add(ScoredOpportunity(o, p[i], "execute", f"P(success) {p[i]:.2f}, EV {ev[i]:.3g} wei", name,
+                                          feats[i]))
+        return scored
 
 
 def dump(model: LearnedModel) -> bytes:

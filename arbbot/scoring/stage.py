@@ -30,15 +30,16 @@ def score_batch(
     history: features.OutcomeHistory | None = None,
     now: float = 0.0,
 ) -> list[ScoredOpportunity]:
-    """Every opportunity with its final decision, best first, each carrying its features."""
-    X = features.matrix(opps, history, now)
-    rows = features.as_mappings(X)
+    """Every opportunity with its final decision, best first, each carrying its features
+    (the model's: features and both models in one compiled pass, ``arbbot.scoring.kernel``)."""
+    history = history or features.OutcomeHistory()
+    c = features.columns(opps)
     if model is not None:
         try:
-            return model.decide(opps, X, rows)
+            return model.decide(opps, c, history, now, features.as_mappings)
         except Exception as exc:  # a model that fails must not stop the pipeline: the rule decides
             log.warning("model %s failed on a batch, the rule decides: %s: %s", model.name, type(exc).__name__, exc)
-    return rule.decide(opps, rows)
+    return rule.decide(opps, features.as_mappings(features.from_columns(c, history, now)))
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,9 @@ class ChampionCache:
             self.reason = f"model {ref.name} (version {ref.version_id}) not loaded: {exc}"
             log.error("%s; the rule decides", self.reason)
             return None
-        try:  # compile the scoring loop now (cached on disk), not on the first batch
+        try:  # compile the scoring loops now (cached on disk), not on the first batch
             model.p_success(np.zeros((1, len(model.features))), model.features)
+            ModelScorer(model).score(features.columns([]), features.OutcomeHistory())
         except Exception as exc:
             self._failed, self._loaded = ref, None
             self.reason = f"model {ref.name} (version {ref.version_id}) does not score: {type(exc).__name__}: {exc}"

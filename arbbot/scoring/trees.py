@@ -1,7 +1,10 @@
 """The learned scorer as plain arrays: a trained, calibrated HistGradientBoosting classifier
 (or a HistGradientBoosting regressor) flattened into its trees' nodes and its calibrator's
-parameters (``CompiledModel``), scored by one compiled loop (numba; over row blocks on all
-cores for a large batch), and stored as an ``.npz`` read with ``allow_pickle=False``: an
+parameters (``CompiledModel``), scored by one compiled loop (numba) over the trees padded
+into complete trees of one depth (``CompleteTrees``: no leaf test, no child pointer; also
+what the serving kernel ``arbbot.scoring.kernel`` walks), or for trees deeper than
+``MAX_COMPLETE_DEPTH`` by walking the nodes (over row blocks on all cores for a large
+batch); stored as an ``.npz`` read with ``allow_pickle=False``: an
 artefact is data, never code, so loading one cannot run anything. One artefact holds
 several named models (``pack``/``unpack``: the classifier of success and the regressor of
 realised profit travel and are checked together).
@@ -21,6 +24,7 @@ import io
 import json
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Sequence
 
 import numpy as np
@@ -107,11 +111,31 @@ class CompiledModel:
     cal_y: np.ndarray
 
     def raw(self, X: np.ndarray) -> np.ndarray:
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        full = self.complete
+        if full is not None:
+            out = np.empty(len(X))
+            _complete_scores(X, out, full.feature, full.threshold, full.nan_right, full.leaf, full.depth,
+                             self.baseline)
+            return out
         kernel = _raw_scores_parallel if len(X) >= PARALLEL_ROWS else _raw_scores
-        return kernel(
-            np.ascontiguousarray(X, dtype=np.float64), self.feature, self.threshold, self.missing_left, self.left,
-            self.right, self.is_leaf, self.value, self.roots, self.baseline,
-        )
+        return kernel(X, self.feature, self.threshold, self.missing_left, self.left, self.right, self.is_leaf,
+                      self.value, self.roots, self.baseline)
+
+    @cached_property
+    def depth(self) -> int:
+        """The deepest leaf's depth (edges from its root)."""
+        depth = np.zeros(len(self.feature), dtype=np.int64)
+        for node in range(len(self.feature)):  # children are below their parent: one pass
+            if not self.is_leaf[node]:
+                depth[self.left[node]] = depth[self.right[node]] = depth[node] + 1
+        return int(depth.max(initial=0))
+
+    @cached_property
+    def complete(self) -> CompleteTrees | None:
+        """The trees as complete ones of one depth (``complete_trees``), or ``None`` when
+        they are deeper than ``MAX_COMPLETE_DEPTH`` (the node-walking loop scores them)."""
+        return complete_trees([self]) if self.depth <= MAX_COMPLETE_DEPTH else None
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Calibrated P(success) of each row (columns in ``features`` order); a regressor's
@@ -179,6 +203,79 @@ class CompiledModel:
             raise ArbbotError("a node's feature out of range")
         if self.calibration not in CALIBRATIONS or (self.calibration == "sigmoid" and len(self.cal_x) != 2):
             raise ArbbotError(f"unknown calibration {self.calibration!r}")
+
+
+#: complete trees up to this deep (2**depth leaves each); a deeper model walks its nodes
+MAX_COMPLETE_DEPTH = 8
+
+
+@dataclass(frozen=True, eq=False)
+class CompleteTrees:
+    """Trees padded into complete binary trees of one ``depth``, node ``k``'s children at
+    ``2k + 1`` and ``2k + 2`` (rows: trees; ``2**depth - 1`` inner nodes, ``2**depth``
+    leaves): a row walks exactly ``depth`` levels with no test for a leaf and no pointer to
+    load, the walk of every tree independent of the others. A padding node sends every row
+    left (threshold +inf, NaN left) and a leaf above the bottom fills all the leaves under
+    it, so each row reaches the value it reaches in the original tree: the same sum, in the
+    same order, to the last bit."""
+
+    feature: np.ndarray  # (trees, 2**depth - 1) int64
+    threshold: np.ndarray  # float64: right when x > threshold
+    nan_right: np.ndarray  # uint8: a NaN goes right (scikit-learn's missing_go_to_left, negated)
+    leaf: np.ndarray  # (trees, 2**depth) float64
+    depth: int
+
+
+def complete_trees(models: Sequence[CompiledModel]) -> CompleteTrees:
+    """The trees of ``models``, one after the other, as complete trees of their common
+    (deepest) depth."""
+    depth = max((m.depth for m in models), default=0)
+    inner, n_trees = 2**depth - 1, sum(len(m.roots) for m in models)
+    feature = np.zeros((n_trees, inner), dtype=np.int64)
+    threshold = np.full((n_trees, inner), np.inf)
+    nan_right = np.zeros((n_trees, inner), dtype=np.uint8)
+    leaf = np.zeros((n_trees, 2**depth))
+    t = 0
+    for m in models:
+        for root in m.roots.tolist():
+            stack = [(int(root), 0, 0)]  # (node, position, level)
+            while stack:
+                node, k, level = stack.pop()
+                if m.is_leaf[node]:
+                    first = (k - (2**level - 1)) << (depth - level)  # its leftmost bottom leaf
+                    leaf[t, first:first + (1 << (depth - level))] = m.value[node]
+                    continue
+                feature[t, k], threshold[t, k] = m.feature[node], m.threshold[node]
+                nan_right[t, k] = 0 if m.missing_left[node] else 1
+                stack += [(int(m.left[node]), 2 * k + 1, level + 1), (int(m.right[node]), 2 * k + 2, level + 1)]
+            t += 1
+    return CompleteTrees(feature, threshold, nan_right, leaf, depth)
+
+
+@njit(nogil=True, cache=_CACHE, inline="always")
+def tree_sum(
+    x: np.ndarray, feature: np.ndarray, threshold: np.ndarray, nan_right: np.ndarray, leaf: np.ndarray, depth: int,
+    first: int, stop: int, total: float,
+) -> float:  # pragma: no cover - compiled
+    """``total`` plus the leaf row ``x`` reaches in each complete tree ``first..stop-1``,
+    added in tree order (as scikit-learn adds them)."""
+    inner = feature.shape[1]
+    for t in range(first, stop):
+        k = 0
+        for _ in range(depth):
+            v = x[feature[t, k]]
+            k = 2 * k + 2 if v > threshold[t, k] or (v != v and nan_right[t, k] != 0) else 2 * k + 1
+        total += leaf[t, k - inner]
+    return total
+
+
+@njit(nogil=True, cache=_CACHE)
+def _complete_scores(
+    X: np.ndarray, out: np.ndarray, feature: np.ndarray, threshold: np.ndarray, nan_right: np.ndarray,
+    leaf: np.ndarray, depth: int, baseline: float,
+) -> None:  # pragma: no cover - compiled
+    for i in range(X.shape[0]):
+        out[i] = tree_sum(X[i], feature, threshold, nan_right, leaf, depth, 0, feature.shape[0], baseline)
 
 
 def pack(models: dict[str, CompiledModel]) -> bytes:

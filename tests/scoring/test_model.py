@@ -209,3 +209,37 @@ def test_an_artefact_whose_nodes_point_outside_is_refused(trained: tuple) -> Non
     loop[compiled.roots[0]] = compiled.roots[0]  # a node that is its own child: an endless walk
     with pytest.raises(ArbbotError, match="not below it"):
         CompiledModel.from_bytes(replace(compiled, left=loop).to_bytes())
+
+
+def test_the_serving_kernel_is_scikit_learns_on_the_same_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Features, both models, calibration and EV in one compiled pass: the same features as
+    ``features.from_columns``, P(success) scikit-learn's ``predict_proba``, the realised
+    share its regressor's ``predict``; a model whose features differ (one missing: NaN)
+    and one too deep for complete trees (the separate steps) agree too."""
+    from arbbot.scoring import trees
+    from arbbot.scoring.model import LearnedModel, expected_value
+
+    data, rows = market(seed=4, blocks=300, shaved=(5, 6))
+    model = train(data.split(0.3)[0], seed=1)
+    opps = [r[0] for r in rows[-400:]]
+    history = features.OutcomeHistory([r[2] for r in rows[:-400]], as_of=opps[0].block_number)
+    c = features.columns(opps)
+    X, p, ev = ModelScorer(model).score(c, history, now=1e9 + 2000)
+    assert np.array_equal(X, features.from_columns(c, history, now=1e9 + 2000))
+    assert np.abs(p - model.classifier.predict_proba(X)[:, 1]).max() < 1e-12
+    ratio = np.clip(model.regressor.predict(X), -1.0, 2.0)
+    net = np.array([float(o.net_profit_native) for o in opps])
+    gas = np.array([float(o.gas_cost_native) for o in opps])
+    assert np.allclose(ev, expected_value(p, net * ratio, gas), rtol=1e-12, atol=1.0)
+    assert (ratio < 0.9).any() and (p < 0.5).any() and (p > 0.5).any()  # the rows exercise both models
+
+    names = tuple(n for n in features.FEATURES if n != "edge") + ("unknown",)
+    moved = LearnedModel(features=names, compiled=model.compiled, profit=model.profit)  # columns by name
+    _, p_moved, _ = ModelScorer(moved).score(c, history)
+    assert np.array_equal(p_moved, moved.p_success(X))
+
+    monkeypatch.setattr(trees, "MAX_COMPLETE_DEPTH", 0)
+    deep = LearnedModel(features=model.features, compiled=model.compiled, profit=model.profit)
+    assert deep.serving() is None
+    X2, p2, ev2 = ModelScorer(deep).score(c, history, now=1e9 + 2000)
+    assert np.array_equal(X2, X) and np.abs(p2 - p).max() < 1e-12 and np.allclose(ev2, ev, rtol=1e-12, atol=1.0)

@@ -2,7 +2,8 @@
 on and training reads exactly those; a model trained on the fleet's outcomes is promoted
 only when it beats the champion (the rule when none) and a running process decides with
 it from its next batch; a corrupt artefact sends the stage back to the rule with a logged
-reason; the command line trains, evaluates and promotes."""
+reason; the command line trains, evaluates and promotes; training on paper labels is
+built from the backtested recordings (``--labels paper|all``, ``ARBBOT_ML_LABELS``)."""
 
 from __future__ import annotations
 
@@ -185,3 +186,62 @@ def test_the_beat_task_without_outcomes_trains_nothing(chain: Chain) -> None:
     done = ml.train()
     assert done == {"trained": False, "reason": "too few labelled opportunities to split: 0"}
 
+
+
+def paper_recording(directory, blocks: int = 240, seed: int = 3):  # type: ignore[no-untyped-def]
+    """A recording whose one moving pool is off par by a random few percent in some blocks
+    and back at par in others: an opportunity pays a block later only if the gap is still
+    open then (both labels, from the backtest's paper trades)."""
+    from arbbot.replay.recording import RecordedBlock, RecordingWriter
+    from tests.replay.market import CHAIN_ID, E18, LINK, POOL_A, POOL_B, POOL_C, USDC, WETH as RWETH, delta, meta, pool
+
+    rng = random.Random(seed)
+    first, par = 100, 4_000_000 * 10**6
+    out = [RecordedBlock(delta(first, [pool(POOL_A, USDC, RWETH, par, 1000 * E18, first),
+                                       pool(POOL_B, USDC, RWETH, par, 1000 * E18, first),
+                                       pool(POOL_C, LINK, RWETH, 200_000 * E18, 1000 * E18, first)]))]
+    for n in range(first + 1, first + blocks):
+        off = rng.choice([0, 0, 20, 30, 40, 60]) + rng.randint(0, 9)  # per mille
+        out.append(RecordedBlock(delta(n, [pool(POOL_B, USDC, RWETH, par * (1000 + off) // 1000, 1000 * E18, n)])))
+    writer = RecordingWriter(directory, CHAIN_ID)
+    paths = {writer.append(b, lambda block, p: meta()) for b in out}
+    (path,) = paths
+    return path
+
+
+@pytest.mark.django_db
+def test_training_on_paper_labels_is_built_from_the_backtested_recording(
+    chain: Chain, tmp_path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    from arbbot.replay.backtest import BacktestStrategy, run
+    from arbbot.replay.labels import outcomes
+    from arbbot.replay.recording import Recording
+    from arbbot.scoring.labels import paper_dataset
+
+    path = paper_recording(tmp_path)
+    expected = paper_dataset(outcomes(run(Recording.open(path), BacktestStrategy(), labels=True)))
+    assert 50 < len(expected) and 0.2 < expected.y.mean() < 0.8
+    play(range(1000, 1100))
+    n_live = len(selectors.ml_dataset(CHAIN))
+
+    live = services.model_train(seed=1, labels="live")
+    paper = services.model_train(seed=1, labels="paper", recordings=[path])
+    both = services.model_train(seed=1, labels="all", recordings=[path])
+    for r, n in ((live, n_live), (paper, len(expected)), (both, n_live + len(expected))):
+        assert r.version is not None and r.version.n_train + r.version.n_holdout == n
+    assert paper.metrics["labels"] == {"labels": "paper", "rows": {"paper": len(expected)}, "recordings": [path.name]}
+    assert both.metrics["labels"]["rows"] == {"live": n_live, "paper": len(expected)}
+    hashes = {r.version.data_sha256 for r in (live, paper, both)}  # type: ignore[union-attr]
+    assert len(hashes) == 3
+
+    # the beat task and the command line: the labels from ARBBOT_ML_LABELS, the recordings under ARBBOT_RECORD_DIR
+    monkeypatch.setenv("ARBBOT_RECORD_DIR", str(tmp_path))
+    monkeypatch.setenv("ARBBOT_ML_LABELS", "paper")
+    done = ml.train(seed=1)
+    assert done["trained"] and done["labels"]["rows"] == {"paper": len(expected)}
+    assert ModelVersion.objects.order_by("-id").first().data_sha256 == paper.version.data_sha256  # type: ignore[union-attr]
+    call_command("arbbot", "ml", "train", "--labels", "live")
+    assert ModelVersion.objects.order_by("-id").first().metrics["labels"]["rows"] == {"live": n_live}  # type: ignore[union-attr]
+    monkeypatch.setenv("ARBBOT_RECORD_DIR", str(tmp_path / "none"))
+    assert ml.train(seed=1) == {"trained": False, "reason": "no paper labels: no recording to back-test "
+                                                             "(set ARBBOT_RECORD_DIR, or name one)"}

@@ -1032,21 +1032,120 @@ class TrainingResult:
     decision: str
 
 
+def ml_recordings(chain_id: int | None = None, since: dt.datetime | None = None) -> list[Any]:
+    """The recordings under ``ARBBOT_RECORD_DIR`` (``chain-<id>-<block>.arbrec``, the chain's
+    only when given), by name, those written to since ``since`` only (their modification
+    time); none when recording is off."""
+    from arbbot.config import get_settings
+    from arbbot.replay.recording import SUFFIX
+
+    directory = get_settings().record_dir
+    if directory is None or not directory.is_dir():
+        return []
+    found = sorted(directory.glob(f"chain-{chain_id if chain_id is not None else '*'}-*{SUFFIX}"))
+    if since is not None:
+        found = [p for p in found if dt.datetime.fromtimestamp(p.stat().st_mtime, tz=dt.timezone.utc) >= since]
+    return found
+
+
+def ml_paper_dataset(
+    recordings: Sequence[Any], *, chain_id: int | None = None, land_after: int = 1, progress: Any = None,
+) -> tuple[Any, list[str]]:
+    """Paper labels (``arbbot.scoring.labels.paper_dataset``) from backtesting each recording
+    with the strategy it was recorded under (``arbbot.replay.backtest``, ``labels=True``), in
+    block order, and the names of the recordings they came from. A recording that cannot be
+    read (one still being written ends in a torn frame), of another chain, or with nothing
+    to label is left out, and said so."""
+    from arbbot.errors import ArbbotError
+    from arbbot.replay import backtest, labels
+    from arbbot.replay.recording import Recording
+    from arbbot.scoring.labels import paper_dataset
+    from arbbot.scoring.model import Dataset, ModelError
+    from arbbot.scoring.rule import RuleScorer
+
+    say = progress or (lambda _m: None)
+    parts, used = [], []
+    for path in recordings:
+        try:
+            recording = Recording.open(path)
+        except ArbbotError as exc:
+            say(f"recording {path}: left out: {exc}")
+            continue
+        if chain_id is not None and recording.chain_id != chain_id:
+            continue
+        strategy = backtest.BacktestStrategy.from_wire(recording.meta.get("strategy") or {})
+        try:
+            rows = labels.outcomes(backtest.run(recording, strategy, labels=True))
+            part = paper_dataset(rows, rule=RuleScorer(margin=strategy.margin, min_net_profit=strategy.min_profit_wei),
+                                 land_after=land_after)
+        except (ArbbotError, ValueError) as exc:
+            say(f"recording {recording.path.name}: left out: {exc}")
+            continue
+        say(f"recording {recording.path.name}: {len(rows)} decided opportunities, {len(part)} labelled "
+            f"({int(part.y.sum())} pay {land_after} block(s) later)")
+        parts.append(part)
+        used.append(recording.path.name)
+    if not parts:
+        raise ModelError("no paper labels: no recording to back-test (set ARBBOT_RECORD_DIR, or name one)")
+    return Dataset.concat(parts), used
+
+
+def ml_training_data(
+    labels: str | None = None, *, chain_id: int | None = None, since: dt.datetime | None = None,
+    recordings: Sequence[Any] | None = None, progress: Any = None,
+) -> tuple[Any, dict[str, Any]]:
+    """The labelled opportunities a model trains and is judged on (``Dataset``, block
+    order) and where they came from: ``labels`` (default ``ARBBOT_ML_LABELS``, itself
+    ``live`` by default) ``live``, the fleet's recorded executions
+    (``selectors.ml_dataset``); ``paper``, backtests of ``recordings`` (default: those under
+    ``ARBBOT_RECORD_DIR`` written to since ``since``, ``ml_paper_dataset``); ``all``, both."""
+    from arbbot.config import ML_LABELS, get_settings
+    from arbbot.scoring.model import Dataset, ModelError
+    from webapp.core import selectors
+
+    labels = labels or get_settings().ml_labels
+    if labels not in ML_LABELS:
+        raise ModelError(f"labels must be one of {ML_LABELS}, not {labels!r}")
+    say = progress or (lambda _m: None)
+    parts, source = [], {"labels": labels, "rows": {}, "recordings": []}
+    if labels in ("live", "all"):
+        live = selectors.ml_dataset(chain_id, since=since)
+        say(f"live labels: {len(live)} executed opportunities ({int(live.y.sum())} successes)")
+        source["rows"]["live"] = len(live)
+        parts.append(live)
+    if labels in ("paper", "all"):
+        found = list(recordings) if recordings is not None else ml_recordings(chain_id, since)
+        try:
+            paper, used = ml_paper_dataset(found, chain_id=chain_id, progress=say)
+        except ModelError:
+            if labels == "paper":
+                raise
+            paper, used = None, []
+            say("paper labels: none (no recording to back-test): live labels only")
+        if paper is not None:
+            source["rows"]["paper"] = len(paper)
+            source["recordings"] = used
+            parts.append(paper)
+    return Dataset.concat(parts), source
+
+
 def model_train(
     *, seed: int = 0, holdout_frac: float = 0.3, chain_id: int | None = None, promote: bool = False,
-    since: dt.datetime | None = None, progress: Any = None,
+    since: dt.datetime | None = None, progress: Any = None, labels: str | None = None,
+    recordings: Sequence[Any] | None = None,
 ) -> TrainingResult:
-    """Train a challenger on the recorded outcomes (time-ordered split), judge it, the rule
-    and the current champion on the same holdout, record it, and promote it when asked and
-    only if it beats the champion (the rule when there is none). ``ModelError`` when the
-    data cannot train a model."""
+    """Train a challenger on the labelled outcomes (``ml_training_data``: ``labels``
+    ``live``, ``paper`` or ``all``; time-ordered split), judge it, the rule and the current
+    champion on the same holdout, record it (with where its labels came from:
+    ``metrics["labels"]``), and promote it when asked and only if it beats the champion
+    (the rule when there is none). ``ModelError`` when the data cannot train a model."""
     from arbbot.scoring import drift, model as ml
     from arbbot.scoring.stage import ChampionCache
     from webapp.core import selectors
 
     say = progress or (lambda _m: None)
-    data = selectors.ml_dataset(chain_id, since=since)
-    say(f"{len(data)} labelled opportunities ({int(data.y.sum())} successes)")
+    data, source = ml_training_data(labels, chain_id=chain_id, since=since, recordings=recordings, progress=say)
+    say(f"{len(data)} labelled opportunities ({int(data.y.sum())} successes; labels: {source['labels']})")
     train, holdout = data.split(holdout_frac)
     say(f"train: {len(train)} rows, blocks {int(train.block.min())}-{int(train.block.max())}; "
         f"holdout: {len(holdout)} rows, blocks {int(holdout.block.min())}-{int(holdout.block.max())}")
@@ -1054,6 +1153,7 @@ def model_train(
     metrics = ml.evaluate(challenger, holdout)
     metrics["reference"] = drift.reference(train.X, train.features)  # what drift is measured against
     metrics["ev_curve"] = ev_curve(challenger, holdout, metrics["rule"]["ev_captured_wei"])
+    metrics["labels"] = source
     current = ChampionCache(selectors.model_champion_ref, selectors.model_artefact).current()
     if current is not None:
         metrics["champion"] = {"version": current[0].version_id, **ml.evaluate(current[1], holdout)["model"]}

@@ -3,7 +3,9 @@ one (expected value over the chain's strategy minimum), else the rule (the strat
 margin and minimum net profit, in the native token); ``arbbot.scoring.stage`` owns both and
 the fallback. Every decision is recorded with its features; exactly those decided
 ``execute`` go on to the execute queue. ``train`` (beat, hourly) trains a challenger on
-the recorded outcomes and promotes it only if it beats the champion."""
+the labelled outcomes of the last ``TRAIN_WINDOW`` (``ARBBOT_ML_LABELS``: the fleet's
+executions, paper labels from backtesting the window's recordings, or both) and promotes
+it only if it beats the champion."""
 
 from __future__ import annotations
 
@@ -81,4 +83,5 @@ def train(seed: int = 0) -> dict:
     except ModelError as exc:
         log.info("ml: no model trained: %s", exc)
         return {"trained": False, "reason": str(exc)}
-    return {"trained": True, "version": result.version.id if result.version else None, "promoted": result.promoted}
+    return {"trained": True, "version": result.version.id if result.version else None, "promoted": result.promoted,
+            "labels": result.metrics["labels"]}

@@ -1,7 +1,10 @@
 """``arbbot ml train|evaluate|promote|list``: the learned scorer's registry from the
-command line. ``train`` fits a challenger on the recorded outcomes (seeded, time-ordered
+command line. ``train`` fits a challenger on the labelled outcomes (seeded, time-ordered
 holdout) and records it, promoting it with ``--promote`` only if it beats the champion
-(the rule when none); ``evaluate`` prints the holdout metrics of a model and of the rule in
+(the rule when none); ``--labels live|paper|all`` chooses the labels (default
+``ARBBOT_ML_LABELS``, itself ``live``): the fleet's recorded executions, backtests of the
+recordings (``--recording FILE``, default every one under ``ARBBOT_RECORD_DIR``), or both
+(``webapp.core.services.ml_training_data``); ``evaluate`` prints the holdout metrics of a model and of the rule in
 one table and plots the EV captured against the threshold (``--png``, ``--svg``);
 ``promote`` makes a recorded version the champion under the same test (``--force`` skips
 it; ``--rule`` demotes every model so the rule decides)."""
@@ -21,6 +24,7 @@ def register(subparsers: Any) -> None:
     t.add_argument("--holdout", type=float, default=0.3, help="the latest share of blocks held out (default 0.3)")
     t.add_argument("--chain", type=int, default=None, help="only this chain's outcomes")
     t.add_argument("--promote", action="store_true", help="promote it if it beats the champion (or the rule)")
+    _label_args(t)
     t.set_defaults(handler=train)
     e = actions.add_parser("evaluate", help="holdout metrics of a model and of the rule")
     e.add_argument("--version", type=int, default=None, help="a recorded version (default: the champion)")
@@ -29,6 +33,7 @@ def register(subparsers: Any) -> None:
     e.add_argument("--k", type=int, default=None, help="precision at k (default: a tenth of the holdout)")
     e.add_argument("--png", default=None, help="also write the EV captured against the threshold to this PNG file")
     e.add_argument("--svg", default=None, help="also write the EV captured against the threshold to this SVG file")
+    _label_args(e)
     e.set_defaults(handler=evaluate)
     r = actions.add_parser("promote", help="make a recorded version the champion if it beats the current one")
     r.add_argument("version", type=int, nargs="?", help="the version id (see `arbbot ml list`)")
@@ -36,9 +41,20 @@ def register(subparsers: Any) -> None:
     r.add_argument("--rule", action="store_true", help="demote every model: the rule decides")
     r.add_argument("--holdout", type=float, default=0.3)
     r.add_argument("--chain", type=int, default=None)
+    _label_args(r)
     r.set_defaults(handler=promote)
     ls = actions.add_parser("list", help="the recorded versions, newest first")
     ls.set_defaults(handler=show)
+
+
+def _label_args(p: Any) -> None:
+    p.add_argument("--labels", choices=("live", "paper", "all"), default=None,
+                   help="live: the fleet's recorded executions; paper: backtests of the recordings (every "
+                        "opportunity the rule saw, labelled by what it found a block later); all: both "
+                        "(default: ARBBOT_ML_LABELS, itself live)")
+    p.add_argument("--recording", action="append", default=None, metavar="FILE",
+                   help="a recording to back-test for paper labels (repeatable; default: every one under "
+                        "ARBBOT_RECORD_DIR)")
 
 
 def _model_error() -> type[Exception]:
@@ -54,7 +70,8 @@ def train(opts: dict[str, Any], out: Callable[[str], None]) -> int:
         raise CliError("--holdout must be between 0 and 1", code=2)
     try:
         result = services.model_train(seed=opts["seed"], holdout_frac=opts["holdout"], chain_id=opts["chain"],
-                                      promote=opts["promote"], progress=out)
+                                      promote=opts["promote"], progress=out, labels=opts.get("labels"),
+                                      recordings=opts.get("recording"))
     except _model_error() as exc:
         raise CliError(f"cannot train: {exc}") from exc
     out(table(result.metrics))
@@ -62,10 +79,11 @@ def train(opts: dict[str, Any], out: Callable[[str], None]) -> int:
 
 
 def _holdout(opts: dict[str, Any]) -> Any:
-    from webapp.core import selectors
+    from webapp.core import services
 
     try:
-        return selectors.ml_dataset(opts["chain"]).split(opts["holdout"])[1]
+        data, _ = services.ml_training_data(opts.get("labels"), chain_id=opts["chain"], recordings=opts.get("recording"))
+        return data.split(opts["holdout"])[1]
     except _model_error() as exc:
         raise CliError(f"no holdout: {exc}") from exc
 
