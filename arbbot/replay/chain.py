@@ -31,7 +31,7 @@ dump's state, which is the chain's at the block the dump was taken.
 
 ``verify_later`` queues a simulation for a thread of this module's that sends the queued
 ones in batches while the replay goes on (on the machine's other core: the anvil's
-``eth_estimateGas`` searches cost about seven times the replay's own work per trade);
+``eth_estimateGas`` search costs it about three times this process's own work per trade);
 ``drain`` waits for their replies.
 """
 
