@@ -84,6 +84,18 @@ class RiskLimits:
     max_open_txs: int | None = None  # sent and unsettled, per account
     pool_cooldown_s: float = 0.0  # after a revert, its pools are not traded for this long (0: off)
 
+    def gas_limit(self, estimate: Any) -> int:
+        """A trade's gas limit from the node's ``eth_estimateGas`` reply (an error or none:
+        ``max_gas``, the most a trade is ever given)."""
+        if not isinstance(estimate, str):
+            return self.max_gas
+        return min(int(int(estimate, 16) * self.gas_limit_multiplier), self.max_gas)
+
+
+def call_profit(reply: Any) -> int:
+    """The profit an executor ``eth_call`` reply (not an error) returns."""
+    return int(reply, 16) if reply not in ("0x", None) else 0
+
 
 class Attempt(TypedDict):
     """An opportunity's execution as it is claimed, before any outcome: the fields every
@@ -331,12 +343,8 @@ class ExecutionRunner:
             if why.startswith("ProfitTooLow"):
                 return result("dropped", f"stale: the cycle no longer pays on re-validation ({why})")
             return result("dropped", f"re-validation reverted: {why}")
-        simulated_profit = int(sim, 16) if sim not in ("0x", None) else 0
-        gas_limit = (
-            min(int(int(est, 16) * self.limits.gas_limit_multiplier), self.limits.max_gas)
-            if isinstance(est, str)
-            else self.limits.max_gas
-        )
+        simulated_profit = call_profit(sim)
+        gas_limit = self.limits.gas_limit(est)
         extra = {"simulated_profit": simulated_profit, "gas_limit": gas_limit, **resized}
 
         # 3. the profit check at the fee offered

@@ -30,6 +30,7 @@ the exact sizing, most of a block's cost, is done once.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections import Counter
 from pathlib import Path
@@ -37,11 +38,11 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from arbbot.errors import ArbbotError, ConfigError
+from arbbot.errors import ArbbotError, ConfigError, RpcError
 from arbbot.execution import fees, stage
 from arbbot.execution.follow import TxRecord
 from arbbot.execution.modes import ZERO_ADDRESS
-from arbbot.execution.runner import ExecutionRunner, RiskLimits
+from arbbot.execution.runner import ExecutionRunner, RiskLimits, call_profit
 from arbbot.execution.stage import Unfinished
 from arbbot.paths.engine import PathEngine, rank_key
 from arbbot.paths.gas import GasModel
@@ -53,8 +54,12 @@ from arbbot.replay.recording import RecordedBlock, Recording, RecordingError
 from arbbot.scoring.rule import RuleScorer
 from arbbot.types import ExecutionResult, Opportunity, PoolDelta, PoolState, ScoredOpportunity, norm_address
 
+log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # blocks done, blocks in all
 OPTIMUM_PER_POOL = 3  # cycles per pool the optimum's engine sizes exactly (the path stage's default)
+#: a trade re-validated ahead of the anvil is given this many times the path stage's gas
+#: estimate (the anvil's, about 1.2x it here, is checked to be no more)
+AHEAD_GAS_FACTOR = 3
 
 
 @dataclass(frozen=True)
@@ -123,10 +128,13 @@ class ReplayState:
     a ``chain`` (an anvil loaded from the recording's state dump) the pools are also written
     there and the executor's calls are answered by it."""
 
-    def __init__(self, chain: AnvilChain | None = None) -> None:
+    def __init__(self, chain: AnvilChain | None = None, *, ahead: bool = False) -> None:
         self.pools: dict[str, PoolState] = {}
         self.block: RecordedBlock | None = None
         self.chain = chain
+        self.ahead = ahead  # answer the anvil's part ahead of it (``revalidate``)
+        #: the simulation last answered ahead, and the gas estimate it was answered with
+        self.asked: tuple[list[tuple[str, list[Any]]], str] | None = None
         self.moved: dict[str, PoolState] = {}  # by paper fills, not published yet
         self.recorded: dict[str, PoolState] = {}  # as the recording has them (no paper fill)
 
@@ -193,7 +201,14 @@ class ReplayState:
         if self.chain is not None:
             (call_method, (call, _)), (est_method, _) = requests[0], requests[1]
             assert (call_method, est_method) == ("eth_call", "eth_estimateGas"), requests[:2]
-            replies[:2] = self.chain.simulate(call, opp.pools)
+            if self.ahead:
+                # ahead of the anvil: the profit the math says the contracts pay, and a gas
+                # estimate well above the path stage's (``AHEAD_GAS_FACTOR``); ``run`` has
+                # the anvil verify both later, or asks it now if the trade drops
+                replies[:2] = [hex(sized.profit), hex(AHEAD_GAS_FACTOR * opp.gas_estimate)]
+                self.asked = (self.chain.simulation(call, opp.pools), replies[1])
+            else:
+                replies[:2] = self.chain.simulate(call, opp.pools)
         return replies
 
 
@@ -321,13 +336,53 @@ def run(
     chain: AnvilChain | None = None,
     move_pools: bool = True,
     labels: bool = False,
+    ahead: bool = True,
 ) -> BacktestResult:
     """Replay ``recording`` (through ``to_block``) with ``strategy``; trade from ``from_block``
     on. ``exclusions`` (token and pool address -> why): the recorded ones unless given.
     ``chain``: fills on an anvil loaded from the recording's state dump (``open_chain``),
     else by the exact pool math. ``move_pools=False``: paper fills leave the pools as
     recorded (the first version's rule, kept for comparison). ``labels``: keep what
-    ``arbbot.replay.labels.outcomes`` needs (each decided opportunity, its profit later)."""
+    ``arbbot.replay.labels.outcomes`` needs (each decided opportunity, its profit later).
+
+    With a ``chain`` and ``ahead`` (the default), the replay does not wait for the anvil:
+    a trade re-validated by the math's profit with the gas cap (the dearest gas it can be
+    given: if it pays then, it pays at any estimate) goes on at once while the anvil runs
+    the same simulation in the background; at the end each trade's profit is checked
+    against the anvil's, to the wei, and its gas limit set from the anvil's estimate. A
+    trade that does not pay at the gas cap waits for the anvil's answer, as every trade
+    does with ``ahead=False`` (the previous path, kept for comparison). Should the anvil
+    ever pay other than the math (a revert, a wei apart), the replay is run again waiting
+    for every answer: exact either way."""
+    kw: dict[str, Any] = dict(from_block=from_block, to_block=to_block, optimum_max_hops=optimum_max_hops,
+                              exclusions=exclusions, progress=progress, chain=chain, move_pools=move_pools,
+                              labels=labels)
+    result = _replay(recording, strategy, ahead=ahead and chain is not None, **kw)
+    if result is None:
+        assert chain is not None
+        log.warning("%s: the anvil paid other than the pool math; replaying again, waiting for each fill",
+                    recording.path)
+        chain.reset()
+        result = _replay(recording, strategy, ahead=False, **kw)
+        assert result is not None
+    return result
+
+
+def _replay(
+    recording: Recording,
+    strategy: BacktestStrategy,
+    *,
+    from_block: int | None,
+    to_block: int | None,
+    optimum_max_hops: int,
+    exclusions: Mapping[str, str] | None,
+    progress: Progress | None,
+    chain: AnvilChain | None,
+    move_pools: bool,
+    labels: bool,
+    ahead: bool,
+) -> BacktestResult | None:
+    """``run``'s replay; None: ``ahead``, the anvil paid a trade other than the math did."""
     meta = recording.meta
     chain_meta = meta.get("chain") or {}
     weth = chain_meta.get("weth")
@@ -350,7 +405,7 @@ def run(
         history_blocks=int(policy.get("history_blocks", 10)),
         min_priority_fee_wei=int(policy.get("min_priority_fee_wei", 0)),
     )
-    state = ReplayState(chain)
+    state = ReplayState(chain, ahead=ahead)
     path = PathStage(PathEngine(base_tokens=list(strategy.start_tokens), weth=weth, max_hops=strategy.max_hops,
                                 gas_model=GasModel(), max_per_pool=strategy.max_per_pool))
     shared = (not strategy.start_tokens and strategy.max_hops == optimum_max_hops
@@ -379,6 +434,7 @@ def run(
     def excluded(chain_id: int) -> Mapping[str, str]:
         return excluded_now
 
+    ahead_gas: dict[int, str] = {}  # execution answered ahead -> the gas estimate it was given
     recent: list[list[Opportunity]] = []  # with labels: the opportunities of the last two traded blocks
     for i, block in enumerate(recording.blocks(to_block), 1):
         delta = state.apply(block)
@@ -396,15 +452,19 @@ def run(
                 out.later.update((s.opportunity.key, [None, None]) for s in decided)
                 recent = [*recent[-1:], [s.opportunity for s in decided]]
             out.skipped.update(_reason(s.reason) for s in decided if s.decision != "execute")
-            done = []
+            done: list[ExecutionResult] = []
             for s in decided:
                 if s.decision != "execute":
                     continue
                 # one at a time: a paper fill moves its pools before the next is re-sized
-                for r in stage.execute([s], lambda chain_id: runner, journal):
+                for r in _execute(s, runner, journal, state):
                     r = dataclasses.replace(r, extra={**r.extra, "gas_cost_native": s.opportunity.gas_cost_native})
                     if r.status == "simulated" and move_pools:
                         state.fill(s.opportunity, int(r.extra["final_amount_in"]))
+                    if state.asked is not None:  # answered ahead: the anvil verifies it
+                        assert chain is not None
+                        simulation, ahead_gas[len(out.executions) + len(done)] = state.asked
+                        chain.verify_later(len(out.executions) + len(done), simulation)
                     done.append(r)
             out.executions.extend(done)
             optimum, cycles = hindsight_optimum(possible)
@@ -416,8 +476,37 @@ def run(
             ))
         if progress is not None:
             progress(i, total)
+    if ahead:
+        assert chain is not None
+        for ticket, (sim, est) in chain.drain().items():
+            assert isinstance(ticket, int)
+            r = out.executions[ticket]
+            if (isinstance(sim, RpcError) or call_profit(sim) != r.realised_profit
+                    or runner.limits.gas_limit(est) > runner.limits.gas_limit(ahead_gas[ticket])):
+                return None  # at more gas it might not have paid
+            out.executions[ticket] = dataclasses.replace(r, extra={**r.extra, "gas_limit": runner.limits.gas_limit(est)})
     out.elapsed_s = time.perf_counter() - started
     return out
+
+
+def _execute(s: ScoredOpportunity, runner: ExecutionRunner, journal: MemoryJournal,
+             state: ReplayState) -> list[ExecutionResult]:
+    """The execute stage on ``s``; answered ahead of the anvil (``state.asked`` then holds
+    the simulation for it to verify) only when the trade goes ahead: one that drops may
+    have dropped for the gas, so it is claimed and re-validated again, on the anvil's
+    answer."""
+    state.asked = None
+    results = stage.execute([s], lambda chain_id: runner, journal)
+    if state.asked is None or all(r.status == "simulated" for r in results):
+        return results
+    state.asked = None
+    journal.claimed.discard(s.opportunity.key)
+    del journal.results[-len(results):]
+    state.ahead = False
+    try:
+        return stage.execute([s], lambda chain_id: runner, journal)
+    finally:
+        state.ahead = True
 
 
 def _profit_on(pools: Mapping[str, PoolState], opp: Opportunity, limits: RiskLimits) -> int:

@@ -5,15 +5,18 @@ genuine contracts pay, to the wei, rather than the pool math's prediction of it.
 
 The dump (``anvil_dumpState``, written by ``arbbot.replay.recorder`` when a devnet recording
 starts) holds the contracts: the DEXes, the tokens, the executor. Each replayed block's
-recorded pool states (and the pools a paper fill moved, ``arbbot.replay.fills``) are written
-into the pools' storage with ``anvil_setStorageAt`` when a call trades through them, one
-JSON-RPC batch for the call's pools changed since they were last written (their newest
-state only):
+recorded pool states (and the pools a paper fill moved, ``arbbot.replay.fills``) are given
+to the calls that trade through them as ``eth_call``/``eth_estimateGas`` state overrides
+(``stateDiff``: each pool's storage words as its newest state has them, kept per pool and
+sent with every call through it), never written into the anvil: a call and the pool states
+it sees travel in one request, so simulations can be sent in any order, and batched, after
+the fact (``verify_later``). The words:
 
 - a V2 pair: ``reserve0``/``reserve1`` in slot 8 (``blockTimestampLast`` 0: it only feeds
   the price oracle), and the pair's balance of each token set equal to its reserve (the
   pair computes the amount paid in from its balance), in the token's ``balanceOf`` mapping
-  found once per token by probing (``anvil_dealERC20`` when the probe finds nothing);
+  found once per token by probing (``anvil_dealERC20`` when the probe finds nothing: the one
+  write into the anvil, made once every simulation asked before it is answered);
 - a V3 pool: ``sqrtPriceX96`` and ``tick`` in slot 0 (the oracle and lock fields kept as the
   dump has them), ``liquidity`` in slot 4, and, when the recorded initialized ticks differ
   from the pool's first recorded ones (which the dump is taken to hold: a mint or burn
@@ -25,15 +28,22 @@ The executor's re-validation runs from an address of this module's own (``CALLER
 an executor of the contract in storage (``isExecutor``, slot 2); the state the calls see is
 never changed by them (``eth_call`` only). Pools the recording never mentions keep the
 dump's state, which is the chain's at the block the dump was taken.
+
+``verify_later`` queues a simulation for a thread of this module's that sends the queued
+ones in batches while the replay goes on (on the machine's other core: the anvil's
+``eth_estimateGas`` search costs it about three times this process's own work per trade);
+``drain`` waits for their replies.
 """
 
 from __future__ import annotations
 
 import gzip
+import queue
 import tempfile
+import threading
 import zlib
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Hashable, Iterable, Mapping
 
 from eth_utils import keccak
 
@@ -50,6 +60,7 @@ _EXECUTOR_IS_EXECUTOR = 2
 _BALANCE_PROBE_SLOTS = 12  # mapping positions tried for a token's balances
 _SEL_BALANCE_OF = selector("balanceOf(address)").hex()
 _U128 = (1 << 128) - 1
+_SEND_BATCH = 16  # queued simulations sent in one request by the sender thread
 
 
 def _word(value: int) -> str:
@@ -80,7 +91,13 @@ class AnvilChain:
         self._slot0_high: dict[str, int] = {}  # V3 pool -> slot 0 above sqrtPriceX96 and tick
         self._ticks: dict[str, dict[int, int]] = {}  # V3 pool -> the initialized ticks written
         self._dirty: dict[str, PoolState] = {}  # the newest state of each pool not written yet
-        self.writes = 0  # storage writes made, for the report
+        #: pool -> the storage words its newest written state overrides: (contract, slot) -> word
+        self._words: dict[str, dict[tuple[str, str], str]] = {}
+        self.writes = 0  # storage words written, for the report
+        self._queue: queue.Queue[tuple[Hashable, list[tuple[str, list[Any]]]] | None] = queue.Queue()
+        self._replies: dict[Hashable, list[Any]] = {}
+        self._failure: BaseException | None = None
+        self._sender: threading.Thread | None = None
 
     @classmethod
     def start(cls, dump: Path, chain_id: int, executor: str, *, log_path: Path | None = None) -> AnvilChain:
@@ -113,22 +130,96 @@ class AnvilChain:
             raise
 
     def close(self) -> None:
+        if self._sender is not None:
+            self._queue.put(None)
+            self._sender.join()
+            self._sender = None
         if self.anvil is not None:
             self.anvil.stop()
+
+    def reset(self) -> None:
+        """Forget every pool state given since the start (the anvil's storage is still the
+        dump's: states travel as overrides), for a replay from the first block again."""
+        self.drain()
+        self._dirty.clear()
+        self._ticks.clear()
+        self._words.clear()
 
     def simulate(self, call: Mapping[str, Any], pools: Iterable[str] | None = None) -> list[Any]:
         """``eth_call`` and ``eth_estimateGas`` of ``call`` from ``CALLER`` at the pools as
         ``write`` gave them; a revert comes back as the ``RpcError`` the node gave.
-        ``pools``: the only ones the call trades through (only their pending states need
-        writing first: a call reads no other pool); None: every pending one."""
-        self.flush(pools)
+        ``pools``: the only ones the call trades through (a call reads no other pool);
+        None: every pool given so far."""
+        return self.rpc.batch(self.simulation(call, pools), raise_errors=False)
+
+    def simulation(self, call: Mapping[str, Any], pools: Iterable[str] | None = None) -> list[tuple[str, list[Any]]]:
+        """The requests of ``simulate``, with the pool states as they are now: answered the
+        same whenever they are sent."""
+        wanted = list(self._words.keys() | self._dirty.keys()) if pools is None else [p.lower() for p in pools]
+        self.flush(wanted)
+        overrides: dict[str, dict[str, dict[str, str]]] = {}
+        for pool in wanted:
+            for (contract, slot), word in self._words.get(pool, {}).items():
+                overrides.setdefault(contract, {"stateDiff": {}})["stateDiff"][slot] = word
         call = {**call, "from": CALLER}
-        return self.rpc.batch([("eth_call", [call, "latest"]), ("eth_estimateGas", [call, "latest"])],
-                              raise_errors=False)
+        return [("eth_call", [call, "latest", overrides]), ("eth_estimateGas", [call, "latest", overrides])]
+
+    def verify_later(self, ticket: Hashable, requests: list[tuple[str, list[Any]]]) -> None:
+        """Send ``requests`` (a ``simulation``) in the background; ``drain`` gives the
+        replies under ``ticket``."""
+        if self._failure is not None:
+            raise ChainError(f"the backtest's anvil failed: {self._failure}")
+        if self._sender is None:
+            self._sender = threading.Thread(target=self._send_queued, name="backtest-anvil", daemon=True)
+            self._sender.start()
+        self._queue.put((ticket, requests))
+
+    def drain(self) -> dict[Hashable, list[Any]]:
+        """Wait for every ``verify_later`` simulation; their replies by ticket (then forgotten)."""
+        self._wait()
+        replies, self._replies = self._replies, {}
+        return replies
+
+    def _wait(self) -> None:
+        self._queue.join()
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise ChainError(f"the backtest's anvil failed: {failure}")
+
+    def _send_queued(self) -> None:
+        """The sender thread: what is queued, up to ``_SEND_BATCH`` simulations a request."""
+        while True:
+            item = self._queue.get()
+            if item is None:
+                self._queue.task_done()
+                return
+            items = [item]
+            while len(items) < _SEND_BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # seen after this batch
+                    self._queue.task_done()
+                    break
+                items.append(more)
+            try:
+                if self._failure is None:
+                    replies = self.rpc.batch([r for _, requests in items for r in requests], raise_errors=False)
+                    i = 0
+                    for ticket, requests in items:
+                        self._replies[ticket] = replies[i:i + len(requests)]
+                        i += len(requests)
+            except BaseException as exc:  # kept for ``drain`` to raise in the replay's thread
+                self._failure = exc
+            finally:
+                for _ in items:
+                    self._queue.task_done()
 
     def write(self, states: Iterable[PoolState]) -> None:
-        """Make the anvil's pools hold ``states`` before the next ``simulate``: a pool's
-        storage is written whole, so only its newest state is, when a call needs it (blocks
+        """Make the anvil's pools hold ``states`` for the next ``simulation``: a pool's
+        words are computed whole, so only its newest state is, when a call needs it (blocks
         with no trade cost nothing)."""
         for s in states:
             pool = s.address.lower()
@@ -137,41 +228,41 @@ class AnvilChain:
             self._dirty[pool] = s
 
     def flush(self, pools: Iterable[str] | None = None) -> None:
-        """Write the pending states of ``pools`` (None: of every pool); one batch of reads
-        on first sight of a pool or token, one batch of writes."""
+        """Compute the storage words of the pending states of ``pools`` (None: of every
+        pool); one batch of reads on first sight of a pool or token, a changed tick or a
+        token whose balances are dealt."""
         wanted = list(self._dirty) if pools is None else [p.lower() for p in pools if p.lower() in self._dirty]
         if not wanted:
             return
         states = [self._dirty.pop(p) for p in wanted]
         self._learn(states)
-        writes: list[tuple[str, list[Any]]] = []
         deals: list[tuple[str, list[Any]]] = []
         tick_states = []
         for s in states:
             pool = s.address.lower()
+            words = self._words.setdefault(pool, {})
             if isinstance(s, V2PoolState):
-                writes.append(("anvil_setStorageAt", [pool, _word(_V2_RESERVES_SLOT),
-                                                      _word(s.reserve0 | s.reserve1 << 112)]))
+                words[(pool, _word(_V2_RESERVES_SLOT))] = _word(s.reserve0 | s.reserve1 << 112)
                 for token, amount in ((s.token0, s.reserve0), (s.token1, s.reserve1)):
                     position = self._balance_slot[token.lower()]
                     if position is None:
                         deals.append(("anvil_dealERC20", [pool, token.lower(), hex(amount)]))
                     else:
-                        writes.append(("anvil_setStorageAt", [token.lower(), _slot(_address_key(pool), position),
-                                                              _word(amount)]))
+                        words[(token.lower(), _slot(_address_key(pool), position))] = _word(amount)
             elif isinstance(s, V3PoolState):
                 tick24 = s.tick % (1 << 24)
-                writes.append(("anvil_setStorageAt", [pool, _word(_V3_SLOT0),
-                                                      _word(self._slot0_high[pool] | tick24 << 160 | s.sqrt_price_x96)]))
-                writes.append(("anvil_setStorageAt", [pool, _word(_V3_LIQUIDITY), _word(s.liquidity)]))
+                words[(pool, _word(_V3_SLOT0))] = _word(self._slot0_high[pool] | tick24 << 160 | s.sqrt_price_x96)
+                words[(pool, _word(_V3_LIQUIDITY))] = _word(s.liquidity)
                 if dict(s.ticks) != self._ticks[pool]:
                     tick_states.append(s)
-        if tick_states:
-            writes += self._tick_writes(tick_states)
-        self.writes += len(writes) + len(deals)
-        for reply in self.rpc.batch(writes + deals, raise_errors=False):
-            if isinstance(reply, RpcError):
-                raise ChainError(f"the backtest's anvil refused a pool write: {reply}")
+        for s in tick_states:
+            self._words[s.address.lower()].update(self._tick_words(s))
+        self.writes += sum(len(self._words[s.address.lower()]) for s in states) + len(deals)
+        if deals:  # a write into the anvil: every simulation asked before it first
+            self._wait()
+            for reply in self.rpc.batch(deals, raise_errors=False):
+                if isinstance(reply, RpcError):
+                    raise ChainError(f"the backtest's anvil refused a pool write: {reply}")
 
     def _learn(self, states: list[PoolState]) -> None:
         """Read, once, what the writes keep: each V3 pool's slot 0 above the price and tick,
@@ -212,38 +303,34 @@ class AnvilChain:
                                  None)
                 self._balance_slot[item[0]] = found
 
-    def _tick_writes(self, states: list[V3PoolState]) -> list[tuple[str, list[Any]]]:
-        """Writes that make each pool's initialized ticks the recorded ones: a changed
+    def _tick_words(self, s: V3PoolState) -> dict[tuple[str, str], str]:
+        """The words that make the pool's initialized ticks the recorded ones: a changed
         tick's ``liquidityNet`` (``liquidityGross`` kept, at least 1 while initialized) and
-        the ``tickBitmap`` bits of ticks that appear or disappear."""
-        reads: list[tuple[str, list[Any]]] = []
-        plan = []
-        for s in states:
-            pool = s.address.lower()
-            old, new = self._ticks[pool], dict(s.ticks)
-            changed = [t for t in set(old) | set(new) if old.get(t) != new.get(t)]
-            words = sorted({(t // s.tick_spacing) >> 8 for t in changed})
-            for t in changed:
-                reads.append(("eth_getStorageAt", [pool, _slot(int_arg(t), _V3_TICKS), "latest"]))
-            for w in words:
-                reads.append(("eth_getStorageAt", [pool, _slot(int_arg(w), _V3_BITMAP), "latest"]))
-            plan.append((s, pool, old, new, changed, words))
-        replies = iter(self.rpc.batch(reads))
-        writes: list[tuple[str, list[Any]]] = []
-        for s, pool, old, new, changed, words in plan:
-            infos = {t: int(next(replies), 16) for t in changed}
-            bitmap = {w: int(next(replies), 16) for w in words}
-            for t in changed:
-                gross = infos[t] & _U128
-                compressed = t // s.tick_spacing
-                bit = 1 << (compressed % 256)
-                if t in new:
-                    word0 = max(gross, abs(new[t]), 1) | (new[t] & _U128) << 128
-                    bitmap[compressed >> 8] |= bit
-                else:
-                    word0 = 0
-                    bitmap[compressed >> 8] &= ~bit
-                writes.append(("anvil_setStorageAt", [pool, _slot(int_arg(t), _V3_TICKS), _word(word0)]))
-            writes += [("anvil_setStorageAt", [pool, _slot(int_arg(w), _V3_BITMAP), _word(v)]) for w, v in bitmap.items()]
-            self._ticks[pool] = new
-        return writes
+        the ``tickBitmap`` bits of ticks that appear or disappear; read as the pool's words
+        so far give them, else as the dump has them."""
+        pool = s.address.lower()
+        old, new = self._ticks[pool], dict(s.ticks)
+        changed = [t for t in set(old) | set(new) if old.get(t) != new.get(t)]
+        words = sorted({(t // s.tick_spacing) >> 8 for t in changed})
+        slots = [_slot(int_arg(t), _V3_TICKS) for t in changed] + [_slot(int_arg(w), _V3_BITMAP) for w in words]
+        given = self._words.get(pool, {})
+        unknown = [slot for slot in slots if (pool, slot) not in given]
+        read = dict(zip(unknown, self.rpc.batch([("eth_getStorageAt", [pool, slot, "latest"]) for slot in unknown])))
+        value = {slot: int(given[(pool, slot)] if (pool, slot) in given else read[slot], 16) for slot in slots}
+        infos = {t: value[_slot(int_arg(t), _V3_TICKS)] for t in changed}
+        bitmap = {w: value[_slot(int_arg(w), _V3_BITMAP)] for w in words}
+        out: dict[tuple[str, str], str] = {}
+        for t in changed:
+            gross = infos[t] & _U128
+            compressed = t // s.tick_spacing
+            bit = 1 << (compressed % 256)
+            if t in new:
+                word0 = max(gross, abs(new[t]), 1) | (new[t] & _U128) << 128
+                bitmap[compressed >> 8] |= bit
+            else:
+                word0 = 0
+                bitmap[compressed >> 8] &= ~bit
+            out[(pool, _slot(int_arg(t), _V3_TICKS))] = _word(word0)
+        out.update(((pool, _slot(int_arg(w), _V3_BITMAP)), _word(v)) for w, v in bitmap.items())
+        self._ticks[pool] = new
+        return out

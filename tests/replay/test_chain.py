@@ -15,6 +15,7 @@ from arbbot.chain.abi import int_arg, int_word, selector
 from arbbot.replay.backtest import BacktestStrategy, open_chain, run
 from arbbot.replay.chain import AnvilChain, ChainError
 from arbbot.replay.recording import Recording
+from arbbot.replay.report import executed_cycles
 from arbbot.types import V3PoolState
 from bench.backtest.run import record
 
@@ -31,10 +32,19 @@ def test_anvil_fills_equal_the_pool_math_to_the_wei(recording: Recording, tmp_pa
     try:
         on_anvil = run(recording, BacktestStrategy(), chain=chain)
         assert chain.writes > 0
+        chain.reset()
+        waiting = run(recording, BacktestStrategy(), chain=chain, ahead=False)  # each fill on its answer
     finally:
         chain.close()
     by_math = run(recording, BacktestStrategy())
     assert on_anvil.fills == "anvil" and by_math.fills == "math"
+    # answered ahead and verified after: the very results of waiting for each answer, gas too
+
+    def timeless(result: object) -> list[object]:
+        return [dataclasses.replace(r, extra={k: v for k, v in r.extra.items() if k != "decided_at"})
+                for r in result.executions]  # type: ignore[attr-defined]
+
+    assert timeless(on_anvil) == timeless(waiting)
 
     def outcome(result: object) -> list[tuple[int, str, str, int, int]]:
         return [(r.block_number, r.path_id, r.status, r.realised_profit, r.extra.get("simulated_profit", 0))
@@ -67,19 +77,43 @@ def test_a_changed_v3_tick_is_written_where_the_pool_reads_it(recording: Recordi
     compressed = far // state.tick_spacing
 
     def read() -> tuple[int, bool]:
-        info = bytes.fromhex(chain.rpc.eth_call(state.address, "0x" + selector("ticks(int24)").hex() + int_arg(far).hex())[2:])
-        bitmap = chain.rpc.eth_call(state.address, "0x" + selector("tickBitmap(int16)").hex() + int_arg(compressed >> 8).hex())
+        """The pool's own view, through the state overrides a simulation through it carries."""
+        def call(data: str) -> str:
+            (eth_call, _) = chain.simulation({"to": state.address, "data": data}, [state.address])
+            return str(chain.rpc.batch([eth_call])[0])
+
+        info = bytes.fromhex(call("0x" + selector("ticks(int24)").hex() + int_arg(far).hex())[2:])
+        bitmap = call("0x" + selector("tickBitmap(int16)").hex() + int_arg(compressed >> 8).hex())
         return int_word(info, 1), bool(int(bitmap, 16) >> (compressed % 256) & 1)
 
     try:
         chain.write([state])
-        chain.flush()
         assert read() == (0, False)
         chain.write([dataclasses.replace(state, ticks=tuple(sorted((*state.ticks, (far, -7 * 10**18)))))])
-        chain.flush()
         assert read() == (-7 * 10**18, True)
         chain.write([state])
-        chain.flush()
         assert read() == (0, False)
     finally:
         chain.close()
+
+
+def test_a_fill_the_anvil_does_not_confirm_is_replayed_waiting_for_it(
+    recording: Recording, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Answered ahead with a gas estimate below the anvil's (factor 0): the verification
+    refuses every trade, and the replay is run again, waiting for each answer."""
+    chain = open_chain(recording, log_path=tmp_path / "anvil.log")
+    assert chain is not None
+    try:
+        waiting = run(recording, BacktestStrategy(), chain=chain, ahead=False)
+        chain.reset()
+        monkeypatch.setattr("arbbot.replay.backtest.AHEAD_GAS_FACTOR", 0)
+        replayed = run(recording, BacktestStrategy(), chain=chain)
+    finally:
+        chain.close()
+    assert "replaying again, waiting for each fill" in caplog.text
+    traded = [r for r in replayed.executions if r.status == "simulated"]
+    assert len(traded) >= 5
+    assert executed_cycles(replayed) == executed_cycles(waiting)
+    assert [r.extra["gas_limit"] for r in traded] == [r.extra["gas_limit"] for r in waiting.executions
+                                                      if r.status == "simulated"]
