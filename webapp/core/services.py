@@ -97,9 +97,62 @@ def config_apply(
     for chain_id, t in spec.loose_tokens:
         _token_apply(_chain_for({"chain_id": chain_id}, t.where), t)
         counts["tokens"] += 1
+    if spec.xchain is not None:
+        counts["xchain_pairs"] = _xchain_apply(spec.xchain)
     if onchain:
         _onchain_check(spec)  # last, on the rows as written: an error rolls all of it back
     return counts
+
+
+def _xchain_apply(pairs: list[config_schema.PairSpec]) -> int:
+    """Replace the cross-chain pairs with the file's (after its chains were written, so a
+    pair may name a chain of the same file). Each pair's chains must be configured and carry
+    its V2 DEX with a router; a pair left out of the file goes, unless sagas of it are open."""
+    from arbbot.crosschain.saga import FINAL
+    from webapp.core.models import XChainPair, XChainSaga, XChainTarget, XChainToken
+
+    keep = {p.name for p in pairs}
+    for gone in XChainPair.objects.exclude(name__in=keep).order_by("name"):
+        open_ = XChainSaga.objects.filter(plan__pair=gone.name).exclude(state__in=FINAL).count()
+        if open_:
+            raise ValidationError(f"xchain: pair {gone.name!r} is not in the file but {open_} of its saga(s) are "
+                                  f"still open: keep it until they end")
+        gone.delete()
+    for p in pairs:
+        chains = []
+        for chain_id in p.chains:
+            chain = Chain.objects.filter(chain_id=chain_id).first()
+            if chain is None:
+                raise ValidationError(f"{p.where}: chains: chain {chain_id} is not configured (give it under "
+                                      f"chains, or apply its file first)")
+            dex = Dex.objects.filter(chain=chain, name=p.dex).first()
+            if dex is None:
+                raise ValidationError(f"{p.where}: dex: chain {chain_id} has no dex {p.dex!r}")
+            if dex.kind != "v2" or not dex.router:
+                raise ValidationError(f"{p.where}: dex: {p.dex!r} on chain {chain_id} must be a V2 DEX with a "
+                                      f"router (cross-chain legs swap through it)")
+            if not chain.weth:
+                raise ValidationError(f"{p.where}: chains: chain {chain_id} has no weth (gas is priced through "
+                                      f"its WETH/quote pool)")
+            chains.append(chain)
+        b = p.bridge
+        pair, _ = XChainPair.objects.update_or_create(name=p.name, defaults={
+            "chain_a": chains[0], "chain_b": chains[1], "dex": p.dex, "quote": p.quote, "base": p.base,
+            "slippage_bps": p.slippage_bps, "stall_blocks": p.stall_blocks, "bridge_kind": b.kind,
+            "bridge_contracts": {str(k): v for k, v in b.contracts.items()}, "bridge_endpoint": b.endpoint,
+            "bridge_fee_bps": b.fee_bps, "bridge_fixed_fee": {k: str(v) for k, v in b.fixed_fee.items()},
+            "bridge_delay_blocks": b.delay_blocks, "bridge_delay_s": b.delay_s,
+            "costs": {k: str(v) for k, v in p.costs.items()},
+        })
+        XChainToken.objects.filter(pair=pair).delete()
+        XChainToken.objects.bulk_create([XChainToken(
+            pair=pair, symbol=t.symbol, canonical_chain_id=t.canonical_chain, canonical_address=t.canonical_address,
+            bridged_chain_id=t.bridged_chain, bridged_address=t.bridged_address) for t in p.tokens])
+        XChainTarget.objects.filter(pair=pair).delete()
+        XChainTarget.objects.bulk_create([XChainTarget(
+            pair=pair, symbol=e.symbol, chain_id=e.chain_id, target_bps=e.target_bps, tolerance_bps=e.tolerance_bps,
+            min_transfer=Decimal(e.min_transfer)) for e in p.inventory])
+    return len(pairs)
 
 
 #: what a devnet's chain row takes from its deployment record only (``chain_register_deployment``)
@@ -490,6 +543,16 @@ def chain_register_deployment(deployment: Mapping[str, Any]) -> DeploymentRegist
             },
         )
     return DeploymentRegistered(chain, removed)
+
+
+@transaction.atomic
+def xchain_devnet_apply(records: Sequence[Mapping[str, Any]], config: Mapping[str, Any]) -> dict[str, int]:
+    """The two-chain devnet configures itself as a user would: its chains registered from
+    their deployment records (``arbbot.devnet.twochain.chain_records``), then its ``xchain``
+    section (``twochain.xchain_config``) through ``config_apply``; all or nothing."""
+    for record in records:
+        chain_register_deployment(record)
+    return config_apply(config, source="two-chain devnet")
 
 
 def chain_history_forget(chain_id: int) -> int:

@@ -1,6 +1,6 @@
 """``arbbot config apply FILE.yaml`` / ``arbbot config show [--chain ID]``: load the
-configuration (chains, DEXes, tokens, pool filters, strategy; the schema is
-``webapp.core.config_schema``) and print the one in force.
+configuration (chains, DEXes, tokens, pool filters, strategy, cross-chain pairs; the schema
+is ``webapp.core.config_schema``) and print the one in force.
 
 ``apply`` writes through ``services.config_apply`` in one transaction: a bad entry is named
 (``chains[0] (ethereum).dexes[2] (sushiswap): init_code_hash: not 32 bytes of hex``), exit
@@ -76,6 +76,7 @@ def run_apply(opts: dict[str, Any], out: Callable[[str], None]) -> int:
     out(
         f"applied {path}: {counts['chains']} chain(s), {counts['dexes']} dex(es), {counts['tokens']} token(s), "
         f"{counts['pool_filters']} pool filter(s), {counts['strategies']} new strategy version(s)"
+        + (f", {counts['xchain_pairs']} cross-chain pair(s)" if "xchain_pairs" in counts else "")
     )
     return 0
 
