@@ -77,6 +77,13 @@ def test_a_pair_is_applied_read_back_as_the_bridge_queue_sees_it_and_shown() -> 
     assert shown[0]["bridge"]["sends"] is True and shown[0]["tokens"][0]["bridged"] == {"chain_id": B,
                                                                                         "address": USDC_B}
     assert selectors.config_effective(A)["xchain"]["pairs"][0]["name"] == "ab"
+    from tests.webapp.api_support import role_client
+
+    (api,) = role_client("viewer").get("/api/xchain/pairs/").json()
+    assert (api["name"], api["chains"], api["bridge"]["contracts"]) == ("ab", [A, B], {str(A): BRIDGE_A,
+                                                                                        str(B): BRIDGE_B})
+    assert api["inventory"] == [{"symbol": "USDC", "chain_id": B, "target_bps": 3000, "tolerance_bps": 500,
+                                 "min_transfer": "1000"}]
 
     # the same file again changes nothing; a file without xchain keeps the pairs in force
     services.config_apply(config())
