@@ -59,7 +59,9 @@ def configure(c: TwoChains, **settings: Any) -> tuple[Pair, Chains]:
     ``Chains`` with the devnet's inventory wallet."""
     from webapp.core import selectors, services
 
-    services.xchain_devnet_apply(chain_records(c.two), xchain_config(c.two, **settings))
+    # the chains' pools and tokens are the single-chain pipeline's, not read here: left out (faster)
+    records = [{**r, "pools": [], "tokens": []} for r in chain_records(c.two)]
+    services.xchain_devnet_apply(records, xchain_config(c.two, **settings))
     (pair,) = selectors.xchain_pairs()
     return pair, chains_for(pair, read_xchain_key(c.directory))
 
