@@ -214,3 +214,27 @@ def test_a_stalled_leg_is_cancelled_at_its_nonce_and_the_other_unwound(chains2: 
     assert c.b.rpc().call("eth_getTransactionReceipt", [roles["sell"].tx_hash]) is None  # never ran
     assert int(c.b.rpc().call("eth_getTransactionCount", [chains.wallet, "latest"]), 16) == before_b + 1
     assert "cancelled" in done.error
+
+
+def test_config_apply_checks_each_pair_on_its_chains_and_writes_nothing_on_a_problem(chains2: TwoChains) -> None:
+    from django.core.exceptions import ValidationError
+
+    from arbbot.devnet.twochain import xchain_config
+    from webapp.core import services
+    from webapp.core.models import XChainToken
+
+    c = chains2
+    configure(c)
+    services.config_apply(xchain_config(c.two), onchain=True)  # the devnet's own section is all there
+    bad = xchain_config(c.two)
+    pair = bad["xchain"]["pairs"][0]
+    nowhere, no_bridge = "0x" + "77" * 20, "0x" + "88" * 20
+    pair["tokens"][1]["bridged"]["address"] = nowhere
+    pair["bridge"]["contracts"][CHAIN_B] = no_bridge
+    with pytest.raises(ValidationError) as err:
+        services.config_apply(bad, onchain=True)
+    message = " ".join(err.value.messages)
+    assert f"xchain.pairs[0] (devnet).tokens[1] (USDC): {nowhere} has no code on chain {CHAIN_B}" in message
+    assert f"xchain.pairs[0] (devnet).bridge: contracts: {no_bridge} has no code on chain {CHAIN_B}" in message
+    assert "xchain.pairs[0] (devnet): dex: the factory" in message  # no USDC/LINK pool with that USDC
+    assert XChainToken.objects.get(symbol="USDC").bridged_address == c.two.tokens["USDC"][CHAIN_B]  # unchanged

@@ -63,8 +63,10 @@ def config_apply(
     keeps its identity: the file may tune it (mode, strategy, filters) but not repoint it.
     With ``onchain`` every chain of the file is checked on the chain itself first
     (``arbbot.execution.chain_check``: Multicall3, each factory and init-code hash, the
-    executor and its owner); a chain whose RPC cannot be reached is an error too. Returns
-    how many rows of each kind were written."""
+    executor and its owner), and so is each cross-chain pair (``chain_check.check_pair``:
+    router, tokens and bridge have code, the factory has the traded and the gas-pricing
+    pairs); a chain whose RPC cannot be reached is an error too. Returns how many rows of
+    each kind were written."""
     spec = config_schema.parse(data)
     _devnets_kept(spec)
     counts = {"chains": 0, "dexes": 0, "tokens": 0, "pool_filters": 0, "strategies": 0}
@@ -203,8 +205,30 @@ def _onchain_check(spec: config_schema.ConfigSpec) -> None:
         except chain_check.Unreachable as exc:
             raise ValidationError(f"{exc}: check rpc_urls, or pass --offline to apply without the on-chain "
                                   f"checks") from None
+    for p in spec.xchain or []:
+        try:
+            problems += chain_check.check_pair(p.where, [_pair_side(p, chain_id) for chain_id in p.chains])
+        except chain_check.Unreachable as exc:
+            raise ValidationError(f"{p.where}: {exc}: check the chain's rpc_urls, or pass --offline to apply "
+                                  f"without the on-chain checks") from None
     if problems:
         raise ValidationError("; ".join(problems))
+
+
+def _pair_side(p: config_schema.PairSpec, chain_id: int) -> Any:
+    """One chain of a cross-chain pair as ``chain_check.check_pair`` takes it (rows as written)."""
+    from arbbot.execution import chain_check
+
+    row = Chain.objects.get(chain_id=chain_id)
+    dex = Dex.objects.get(chain=row, name=p.dex)
+    address = {t.symbol: t.address_on(chain_id) for t in p.tokens}
+    return chain_check.PairSideToCheck(
+        chain=chain_check.ChainToCheck(where=f"chain {chain_id}", chain_id=chain_id, rpc_urls=row.rpc_url_list(),
+                                       multicall3=row.multicall3),
+        router=dex.router, factory=dex.factory, weth=row.weth,
+        tokens=[(t.where, t.address_on(chain_id)) for t in p.tokens],
+        quote=address[p.quote], base=address[p.base], bridge=p.bridge.contracts.get(chain_id, ""),
+    )
 
 
 def _chain_check(chain: Chain, where: str, *, was_live: bool, allow_live: bool) -> None:

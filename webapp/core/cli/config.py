@@ -7,8 +7,9 @@ is ``webapp.core.config_schema``) and print the one in force.
 code 2, nothing written. A chain set to ``live`` by the file needs ``--yes-live``. Each
 chain of the file is first checked on its own RPC (Multicall3 has code, each factory answers
 and its init-code hash reproduces one of its pools, the executor is arbbot's and owned as
-``executor_owner`` says); ``--offline`` skips that, and a chain whose RPC cannot be reached
-is an error that suggests it.
+``executor_owner`` says), and so is each cross-chain pair of its ``xchain`` section (router,
+tokens and bridge have code, the traded and the WETH/quote pools exist); ``--offline``
+skips that, and a chain whose RPC cannot be reached is an error that suggests it.
 ``show`` prints YAML with every URL cut to scheme and host (RPC and relay URLs often carry
 API keys)."""
 
