@@ -210,3 +210,13 @@ def test_the_example_applies_after_its_two_chains() -> None:
     shown = selectors.config_effective()["xchain"]["pairs"][0]
     assert shown["bridge"]["endpoint"].startswith("https://app.across.to") and "fees" not in shown["bridge"]["endpoint"]
     assert shown["bridge"]["sends"] is False
+
+
+def test_a_chain_file_cannot_take_away_what_a_pair_in_force_uses() -> None:
+    services.config_apply(config())
+    no_router = chain(A, WETH_A, "0x" + "f1" * 20)
+    del no_router["dexes"][0]["router"]
+    with pytest.raises(ValidationError, match=r"xchain pair 'ab' \(in force\): dex: 'uni' on chain 8453 must be a "
+                                              r"V2 DEX with a router"):
+        services.config_apply({"chains": [no_router]})
+    assert Dex.objects.get(chain__chain_id=A, name="uni").router == "0x" + "cc" * 20  # nothing written

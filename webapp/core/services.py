@@ -101,6 +101,8 @@ def config_apply(
         counts["tokens"] += 1
     if spec.xchain is not None:
         counts["xchain_pairs"] = _xchain_apply(spec.xchain)
+    else:
+        _xchain_pairs_still_valid()  # the file's chains may have changed what a pair in force uses
     if onchain:
         _onchain_check(spec)  # last, on the rows as written: an error rolls all of it back
     return counts
@@ -121,22 +123,7 @@ def _xchain_apply(pairs: list[config_schema.PairSpec]) -> int:
                                   f"still open: keep it until they end")
         gone.delete()
     for p in pairs:
-        chains = []
-        for chain_id in p.chains:
-            chain = Chain.objects.filter(chain_id=chain_id).first()
-            if chain is None:
-                raise ValidationError(f"{p.where}: chains: chain {chain_id} is not configured (give it under "
-                                      f"chains, or apply its file first)")
-            dex = Dex.objects.filter(chain=chain, name=p.dex).first()
-            if dex is None:
-                raise ValidationError(f"{p.where}: dex: chain {chain_id} has no dex {p.dex!r}")
-            if dex.kind != "v2" or not dex.router:
-                raise ValidationError(f"{p.where}: dex: {p.dex!r} on chain {chain_id} must be a V2 DEX with a "
-                                      f"router (cross-chain legs swap through it)")
-            if not chain.weth:
-                raise ValidationError(f"{p.where}: chains: chain {chain_id} has no weth (gas is priced through "
-                                      f"its WETH/quote pool)")
-            chains.append(chain)
+        chains = [_xchain_side(p.where, chain_id, p.dex) for chain_id in p.chains]
         b = p.bridge
         pair, _ = XChainPair.objects.update_or_create(name=p.name, defaults={
             "chain_a": chains[0], "chain_b": chains[1], "dex": p.dex, "quote": p.quote, "base": p.base,
@@ -155,6 +142,33 @@ def _xchain_apply(pairs: list[config_schema.PairSpec]) -> int:
             pair=pair, symbol=e.symbol, chain_id=e.chain_id, target_bps=e.target_bps, tolerance_bps=e.tolerance_bps,
             min_transfer=Decimal(e.min_transfer)) for e in p.inventory])
     return len(pairs)
+
+
+def _xchain_side(where: str, chain_id: int, dex_name: str) -> Chain:
+    """A pair's chain as the bridge queue needs it: configured, with WETH and the pair's V2
+    DEX with a router; ``ValidationError`` naming ``where`` otherwise."""
+    chain = Chain.objects.filter(chain_id=chain_id).first()
+    if chain is None:
+        raise ValidationError(f"{where}: chains: chain {chain_id} is not configured (give it under chains, or "
+                              f"apply its file first)")
+    dex = Dex.objects.filter(chain=chain, name=dex_name).first()
+    if dex is None:
+        raise ValidationError(f"{where}: dex: chain {chain_id} has no dex {dex_name!r}")
+    if dex.kind != "v2" or not dex.router:
+        raise ValidationError(f"{where}: dex: {dex_name!r} on chain {chain_id} must be a V2 DEX with a router "
+                              f"(cross-chain legs swap through it)")
+    if not chain.weth:
+        raise ValidationError(f"{where}: chains: chain {chain_id} has no weth (gas is priced through its "
+                              f"WETH/quote pool)")
+    return chain
+
+
+def _xchain_pairs_still_valid() -> None:
+    from webapp.core.models import XChainPair
+
+    for pair in XChainPair.objects.select_related("chain_a", "chain_b"):
+        for chain in (pair.chain_a, pair.chain_b):
+            _xchain_side(f"xchain pair {pair.name!r} (in force)", chain.chain_id, pair.dex)
 
 
 #: what a devnet's chain row takes from its deployment record only (``chain_register_deployment``)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from prometheus_client import Counter
 
 from arbbot.config import get_settings
+from arbbot.errors import ArbbotError
 from workers import runtime
 from workers.celery_app import app
 
@@ -69,8 +71,7 @@ def tick() -> list[int]:
     and the kill switch is off, start a trade saga if one pays and none of the pair's is
     open, and a rebalance saga per token out of its band if none is open and the pair's
     bridge can send; step them."""
-    from arbbot.crosschain import engine
-    from webapp.core import selectors, services
+    from webapp.core import selectors
 
     settings = get_settings()
     if not settings.xchain_key:
@@ -78,29 +79,39 @@ def tick() -> list[int]:
         return []
     ids: list[int] = []
     for pair in selectors.xchain_pairs():
-        chains = engine.chains_for(pair, settings.xchain_key)
-        services.xchain_inventory_record(engine.read_inventory(chains), pair.tokens, chains.wallet)
-        modes = {c.chain_id: c.mode or settings.mode for c in pair.chains}
-        refusal = engine.send_refusal(modes, runtime.hotstate(pair.a.chain_id).fleet.kill_switch_engaged())
-        if refusal:
-            log.info("cross-chain tick: pair %s: no new saga: %s", pair.name, refusal)
-            continue
-        stamp = f"{pair.name}:{int(time.time() * 1000)}"
-        new = []
-        if not selectors.xchain_open("trade", pair.name):
-            trade = engine.plan_trade(pair, chains, f"trade:{stamp}")
-            new += [trade] if trade else []
-        if not selectors.xchain_open("rebalance", pair.name):
-            rebalances = engine.plan_rebalances(pair, chains, f"rebalance:{stamp}")
-            blocked = engine.transfer_refusal(pair)
-            if rebalances and blocked:
-                log.warning("cross-chain tick: %s", blocked)
-            elif rebalances:
-                new += rebalances
-        ids += services.xchain_sagas_record(new)
+        try:
+            ids += _tick_pair(pair, settings.xchain_key, settings.mode)
+        except (ArbbotError, OSError):  # one pair's node down: the others go on
+            log.exception("cross-chain tick: pair %s failed", pair.name)
     for saga_id in ids:
         advance.delay(saga_id)
     return ids
+
+
+def _tick_pair(pair: Any, key: str, fleet_mode: str) -> list[int]:
+    from arbbot.crosschain import engine
+    from webapp.core import selectors, services
+
+    chains = engine.chains_for(pair, key)
+    services.xchain_inventory_record(engine.read_inventory(chains), pair.tokens, chains.wallet)
+    modes = {c.chain_id: c.mode or fleet_mode for c in pair.chains}
+    refusal = engine.send_refusal(modes, runtime.hotstate(pair.a.chain_id).fleet.kill_switch_engaged())
+    if refusal:
+        log.info("cross-chain tick: pair %s: no new saga: %s", pair.name, refusal)
+        return []
+    stamp = f"{pair.name}:{int(time.time() * 1000)}"
+    new = []
+    if not selectors.xchain_open("trade", pair.name):
+        trade = engine.plan_trade(pair, chains, f"trade:{stamp}")
+        new += [trade] if trade else []
+    if not selectors.xchain_open("rebalance", pair.name):
+        rebalances = engine.plan_rebalances(pair, chains, f"rebalance:{stamp}")
+        blocked = engine.transfer_refusal(pair)
+        if rebalances and blocked:
+            log.warning("cross-chain tick: %s", blocked)
+        elif rebalances:
+            new += rebalances
+    return services.xchain_sagas_record(new)
 
 
 @app.task(name="workers.tasks.bridge.resume")
