@@ -242,6 +242,10 @@ class Settings:
 
         register_secrets(self.signer_key, self.xchain_key, self.relay_reputation_key,
                          *(_url_password(u) for u in (self.database_url, self.broker_url, self.redis_url)))
+        if self.xchain_key and _same_key(self.xchain_key, self.signer_key):
+            # two senders on one account race for its nonces: a leg could replace a trade
+            raise ConfigError("the cross-chain key (ARBBOT_XCHAIN_KEY) is the execute stage's signing key: "
+                              "give the inventory wallet a key of its own")
 
 
 LOG_FORMATS = ("auto", "json", "console")
@@ -423,6 +427,10 @@ def _xchain_key(devnet_dir: Path) -> str:
                       f"the devnet key file {devnet_dir / 'xchain.key'}")
         _check_private_key(key, source)
     return key
+
+
+def _same_key(a: str, b: str) -> bool:
+    return a.lower().removeprefix("0x") == b.lower().removeprefix("0x")
 
 
 def _check_private_key(key: str, source: str) -> None:
