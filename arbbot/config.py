@@ -152,8 +152,8 @@ class Settings:
     #: 0: never.
     max_deliveries: int = 3
     #: Seconds between beat's cross-chain strategy passes (``workers.tasks.bridge.tick``, and
-    #: ``resume`` for sagas whose next step was lost); 0, the default: off, for a fleet that
-    #: runs no two-chain devnet (``arbbot.crosschain.engine.load``).
+    #: ``resume`` for sagas whose next step was lost) over the pairs of ``config apply``'s
+    #: ``xchain`` section; 0, the default: off.
     xchain_tick_s: float = 0.0
     #: What the learned scorer trains on (``arbbot ml train`` and the hourly beat task):
     #: ``live``, the default, the fleet's own recorded executions; ``paper``, labels from
@@ -163,6 +163,10 @@ class Settings:
     #: fleet's own fills closed the gaps it took): back-test paper or dry-run recordings.
     ml_labels: str = "live"
     signer_key: str = field(default="", repr=False)
+    #: The cross-chain inventory wallet's key (``ARBBOT_XCHAIN_KEY`` / ``ARBBOT_XCHAIN_KEY_FILE``,
+    #: else the two-chain devnet's ``xchain.key``): never the execute stage's signer, the two
+    #: must not share nonces. Empty: no cross-chain pass runs.
+    xchain_key: str = field(default="", repr=False)
     #: Signs bundles for private relays (their reputation); never the trading key.
     relay_reputation_key: str = field(default="", repr=False)
     #: Log lines: ``json`` (one JSON object a line, for production), ``console`` (readable),
@@ -232,6 +236,7 @@ class Settings:
             xchain_tick_s=_float_in("ARBBOT_XCHAIN_TICK_S", "0", 0, 3600),
             ml_labels=_choice("ARBBOT_ML_LABELS", "live", ML_LABELS),
             signer_key=_signer_key(devnet_dir),
+            xchain_key=_xchain_key(devnet_dir),
             relay_reputation_key=_read_secret("ARBBOT_RELAY_REPUTATION_KEY", devnet_dir / "relay-reputation.key"),
             log_format=_choice("ARBBOT_LOG_FORMAT", "auto", LOG_FORMATS),
             log_level=env("ARBBOT_LOG_LEVEL", "INFO").upper(),
@@ -243,8 +248,12 @@ class Settings:
         # Whatever logs a line from now on never shows these (arbbot.obs.logs redacts them).
         from arbbot.obs.logs import register_secrets
 
-        register_secrets(self.signer_key, self.relay_reputation_key,
+        register_secrets(self.signer_key, self.xchain_key, self.relay_reputation_key,
                          *(_url_password(u) for u in (self.database_url, self.broker_url, self.redis_url)))
+        if self.xchain_key and _same_key(self.xchain_key, self.signer_key):
+            # two senders on one account race for its nonces: a leg could replace a trade
+            raise ConfigError("the cross-chain key (ARBBOT_XCHAIN_KEY) is the execute stage's signing key: "
+                              "give the inventory wallet a key of its own")
 
 
 LOG_FORMATS = ("auto", "json", "console")
@@ -418,6 +427,19 @@ def _signer_key(devnet_dir: Path) -> str:
     if key:
         _check_private_key(key, raw[0] if raw else f"the devnet key file {devnet_dir / 'signer.key'}")
     return key
+
+
+def _xchain_key(devnet_dir: Path) -> str:
+    key = _read_secret("ARBBOT_XCHAIN_KEY", devnet_dir / "xchain.key")
+    if key:
+        source = next((n for n in ("ARBBOT_XCHAIN_KEY", "ARBBOT_XCHAIN_KEY_FILE") if _set(n)),
+                      f"the devnet key file {devnet_dir / 'xchain.key'}")
+        _check_private_key(key, source)
+    return key
+
+
+def _same_key(a: str, b: str) -> bool:
+    return a.lower().removeprefix("0x") == b.lower().removeprefix("0x")
 
 
 def _check_private_key(key: str, source: str) -> None:

@@ -3,7 +3,9 @@
 
 Brings up the two-chain devnet (``arbbot.devnet.twochain``: chain A 31337 with 1 s blocks,
 chain B 31338 with 2 s blocks, the DevBridge on each) in its own directory
-(``.devnet-xchain/``), the market simulator on both chains, the bridge's relayer (fee,
+(``.devnet-xchain/``), registers both chains and applies the devnet's cross-chain
+configuration (``.devnet-xchain/xchain.yaml``, the file format of ``config apply``), the
+market simulator on both chains, the bridge's relayer (fee,
 delay, a seeded failure rate), a Celery worker on the ``bridge`` queue and the Django
 server; sends the strategy's ``tick`` every few seconds and prints a progress line (sagas
 by state, alerts, PnL per token, the inventory per chain). Ctrl-C (or ``--seconds``)
@@ -47,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
+    import yaml
+
     from arbbot.config import get_settings
-    from arbbot.crosschain import engine
-    from arbbot.crosschain.strategy import Band, Costs
     from arbbot.devnet import twochain
     from workers.celery_app import app
 
@@ -69,9 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     if held:
         print(f"   {held} saga(s) of an earlier run left open: held (alert 'abandoned')")
     two = twochain.up(directory=directory, ports=(port_a, port_b), fee_bps=args.fee_bps)
-    config = engine.Config(slippage_bps=30, delay_blocks=args.delay_blocks, stall_blocks=60,
-                           costs=Costs(bridge_fee_bps=args.fee_bps), band=Band(tolerance_bps=args.band_bps))
-    engine.save_config(config, directory)
+    # the devnet configures itself as a user would: both chains, then an xchain section
+    config = twochain.xchain_config(two, fee_bps=args.fee_bps, delay_blocks=args.delay_blocks, stall_blocks=60,
+                                    slippage_bps=30, tolerance_bps=args.band_bps)
+    config_file = directory / "xchain.yaml"
+    config_file.write_text("# the two-chain devnet's cross-chain configuration (written by the demo)\n"
+                           + yaml.safe_dump(config, sort_keys=False))
+    services.xchain_devnet_apply(twochain.chain_records(two), yaml.safe_load(config_file.read_text()))
+    print(f"   applied {config_file} (see `python manage.py arbbot config show`)")
 
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 

@@ -73,6 +73,19 @@ def test_raw_key_from_env_and_from_file(
     assert Settings.from_env().signer_key == KEY
 
 
+def test_the_cross_chain_key_is_read_and_never_the_signing_key(signer_env: pytest.MonkeyPatch) -> None:
+    signer_env.delenv("ARBBOT_XCHAIN_KEY", raising=False)
+    signer_env.delenv("ARBBOT_XCHAIN_KEY_FILE", raising=False)
+    assert Settings.from_env().xchain_key == ""
+    other = "0x" + "22" * 32
+    signer_env.setenv("ARBBOT_XCHAIN_KEY", other)
+    assert Settings.from_env().xchain_key == other and other[2:] not in repr(Settings.from_env())
+    signer_env.setenv("ARBBOT_SIGNER_KEY", other.upper().replace("0X", ""))
+    with pytest.raises(ConfigError, match="is the execute stage's signing key") as err:
+        Settings.from_env()
+    assert other[2:] not in str(err.value)
+
+
 def test_the_key_is_not_in_the_settings_repr(signer_env: pytest.MonkeyPatch) -> None:
     signer_env.setenv("ARBBOT_SIGNER_KEY", KEY)
     assert KEY[2:] not in repr(Settings.from_env()).lower()

@@ -22,7 +22,8 @@ landed leg is unwound by the reverse swap on its chain -> ``compensated`` (alert
 Rebalance: ``planned`` -> ``signed`` -> ``sent`` -> ``in_flight`` -> ``done`` when
 delivered; ``compensated`` (alert ``bridge_refunded``) when the bridge refunded it;
 ``held`` (alert ``bridge_stalled``) when it is still pending ``stall_blocks`` past the
-bridge's delay; ``failed`` when the send itself reverted (nothing moved).
+bridge's delay; ``failed`` when the send itself reverted (nothing moved), or when the
+bridge's kind is quote-only (nothing signed, the reason in ``error``).
 Final states: ``done``, ``failed``, ``compensated``, ``held``.
 """
 
@@ -38,7 +39,7 @@ from eth_utils import keccak
 
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import LocalSigner, encode_call
-from arbbot.crosschain.bridge import Bridge, TransferStatus, transfer_key
+from arbbot.crosschain.bridge import Bridge, BridgeUnsupported, TransferStatus, transfer_key
 from arbbot.crosschain.strategy import Rebalance, Trade
 from arbbot.errors import ArbbotError, RpcError
 from arbbot.math.v2 import get_amount_out
@@ -282,7 +283,11 @@ def _rebalance_step(saga: Saga, chains: Chains, store: SagaStore) -> list[Leg]:
     src, dst = int(saga.plan["src_chain"]), int(saga.plan["dst_chain"])
     key = transfer_key(saga.key)
     if saga.state == "planned":
-        call = chains.bridge.send_call(key, saga.plan["symbol"], leg.amount_in, src, dst, saga.wallet)
+        try:
+            call = chains.bridge.send_call(key, saga.plan["symbol"], leg.amount_in, src, dst, saga.wallet)
+        except BridgeUnsupported as exc:  # a quote-only bridge kind: refused before anything is signed
+            saga.state, saga.realised_profit, saga.error = "failed", 0, f"refused: {exc}"
+            return []
         nonce = max(store.next_nonce(src, saga.wallet), _chain_nonce(chains, src, saga.wallet))
         leg.raw_tx, leg.tx_hash, leg.nonce = chains.signer(src).sign(
             to=call.to, data=call.data, gas=BRIDGE_GAS, nonce=nonce, **chains.fees(src))

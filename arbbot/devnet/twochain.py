@@ -6,7 +6,9 @@ Owns what makes the pair of chains: their ids and block times (``CHAIN_A``, ``CH
 which tokens are bridged (``BRIDGED``), the bridge on each side (B's tokens grant it the
 minter role), the cross-chain inventory wallet (its own key, ``xchain.key``, never the
 execute stage's signer: the two must not share nonces) funded on both chains and approved
-for the routers and the bridge, and the ``TwoChain`` record (``twochain.json``). Each chain
+for the routers and the bridge, the ``TwoChain`` record (``twochain.json``), and the
+configuration the devnet applies for itself (``xchain_config``: its two chains' records
+and an ``xchain`` section, the same path as a user's ``config apply`` file). Each chain
 keeps the single-chain layout in its own sub-directory (``a/``, ``b/``: ``deployment.json``,
 ``anvil.pid``, ``anvil.log``), so ``lifecycle.down``/``status`` and the simulator work on
 either unchanged. Chain B deploys after one spent nonce, so no contract shares an address
@@ -103,6 +105,38 @@ class TwoChain:
         tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
         tmp.replace(path)
         return path
+
+
+XCHAIN_PAIR = "devnet"
+
+
+def chain_records(two: TwoChain) -> list[dict[str, Any]]:
+    """Both chains' deployment records, named, for ``services.chain_register_deployment``."""
+    return [{**two.a.to_json(), "name": "devnet-a"}, {**two.b.to_json(), "name": "devnet-b"}]
+
+
+def xchain_config(
+    two: TwoChain, *, name: str = XCHAIN_PAIR, quote: str = "USDC", base: str = "LINK", dex: str = "uniswap",
+    fee_bps: int = DEFAULT_BRIDGE_FEE_BPS, delay_blocks: int = 2, stall_blocks: int = 20, slippage_bps: int = 0,
+    tolerance_bps: int = 1_500, costs: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """The configuration file's ``xchain`` section for this devnet: one pair (A, B) through
+    its DevBridges, every bridged token canonical on A, each at half its inventory on each
+    chain +- ``tolerance_bps``. The chains themselves come from ``chain_records``."""
+    a, b = two.a.chain_id, two.b.chain_id
+    pair: dict[str, Any] = {
+        "name": name, "chains": [a, b], "dex": dex, "quote": quote, "base": base,
+        "slippage_bps": slippage_bps, "stall_blocks": stall_blocks,
+        "bridge": {"kind": "devnet", "contracts": {a: two.bridges[a], b: two.bridges[b]}, "fee_bps": fee_bps,
+                   "delay_blocks": delay_blocks},
+        "tokens": [{"symbol": s, "canonical": {"chain_id": a, "address": two.tokens[s][a]},
+                    "bridged": {"chain_id": b, "address": two.tokens[s][b]}} for s in sorted(two.tokens)],
+        "inventory": [{"symbol": s, "chain_id": a, "target_bps": 5_000, "tolerance_bps": tolerance_bps}
+                      for s in sorted(two.tokens)],
+    }
+    if costs:
+        pair["costs"] = dict(costs)
+    return {"xchain": {"pairs": [pair]}}
 
 
 def load_twochain(directory: Path | str | None = None) -> TwoChain:

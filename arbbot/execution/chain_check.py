@@ -9,6 +9,11 @@ the configured tokens), so CREATE2 checks (the executor's registry, the off-chai
 guard) accept its pools; the executor, when set, runs exactly the compiled ``ArbExecutor``
 code, with the chain's WETH, owned by the configured owner.
 
+A cross-chain pair (``check_pair``): on each of its chains the DEX's router has code, each
+token of the mapping and the bridge's contract (when given) have code, and the factory has
+the quote/base pair and the WETH/quote pair (the strategy trades the one and prices gas
+with the other).
+
 Inputs are plain records (the caller turns its configuration into them), the answer a list
 of problems, each naming the entry (``chains[0] (base).dexes[1] (sushiswap): factory 0x..
 has no code``); ``Unreachable`` when no RPC URL answers. Nothing is written anywhere.
@@ -53,6 +58,48 @@ class ChainToCheck:
     executor_owner: str = ""  # "" = any owner
     dexes: Sequence[DexToCheck] = ()
     tokens: Sequence[str] = field(default_factory=tuple)  # where V3 pools are looked for
+
+
+@dataclass(frozen=True)
+class PairSideToCheck:
+    """One chain of a cross-chain pair: the entries to name and the addresses to look at."""
+
+    chain: ChainToCheck  # where, id, nodes (its multicall3 and dexes are not looked at here)
+    router: str
+    factory: str
+    weth: str
+    tokens: Sequence[tuple[str, str]]  # (where, address) per token of the mapping on this chain
+    quote: str
+    base: str
+    bridge: str = ""  # the bridge's contract on this chain ("" = none configured)
+
+
+def check_pair(where: str, sides: Sequence[PairSideToCheck]) -> list[str]:
+    """Every problem found on the pair's chains (empty: all there). ``Unreachable`` if a
+    chain's node is not."""
+    problems: list[str] = []
+    for side in sides:
+        rpc = connect(side.chain)
+        on = f"on chain {side.chain.chain_id}"
+        served = rpc.chain_id()
+        if served != side.chain.chain_id:
+            problems.append(f"{where}: chains: the node of chain {side.chain.chain_id} serves chain {served}")
+            continue
+        if not _has_code(rpc, side.router):
+            problems.append(f"{where}: dex: its router {side.router} has no code {on}")
+        for token_where, address in side.tokens:
+            if not _has_code(rpc, address):
+                problems.append(f"{token_where}: {address} has no code {on}")
+        if side.bridge and not _has_code(rpc, side.bridge):
+            problems.append(f"{where}.bridge: contracts: {side.bridge} has no code {on}")
+        for label, x, y in (("quote/base", side.quote, side.base), ("WETH/quote", side.weth, side.quote)):
+            try:
+                pair = admin.view_address(rpc, side.factory, "getPair(address,address)", [x, y])
+            except (RpcError, ValueError):
+                pair = ""
+            if int(pair or "0x0", 16) == 0:
+                problems.append(f"{where}: dex: the factory {side.factory} has no {label} pair ({x}, {y}) {on}")
+    return problems
 
 
 def connect(chain: ChainToCheck, timeout_s: float = 10.0) -> RpcClient:

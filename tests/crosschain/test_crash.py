@@ -20,9 +20,9 @@ import pytest
 from arbbot.crosschain import engine
 from arbbot.crosschain.saga import Rebalance, rebalance_saga
 from arbbot.devnet.scenarios import approve, fund_token, plant_price_gap, swap_v2
-from arbbot.devnet.twochain import CHAIN_A, CHAIN_B, read_xchain_key
+from arbbot.devnet.twochain import CHAIN_A, CHAIN_B
 from tests.chaos.procs import worker
-from tests.crosschain.conftest import TwoChains
+from tests.crosschain.conftest import TwoChains, configure
 from tests.e2e.fleet import wait_for
 
 LONG = bool(os.environ.get("ARBBOT_XCHAIN_LONG"))
@@ -52,15 +52,13 @@ def test_sigkill_at_each_step_resumes_and_runs_no_leg_twice(
     from workers.celery_app import app
 
     c = chains2
-    cfg = engine.Config(delay_blocks=0, stall_blocks=1_000)
-    engine.save_config(cfg, c.directory)
-    chains = engine.chains_for(c.two, read_xchain_key(c.directory), cfg)
+    pair, chains = configure(c, delay_blocks=0, stall_blocks=1_000)  # committed: the worker reads it
     wallet = chains.wallet
     if kind == "rebalance":
         saga = rebalance_saga(Rebalance("USDC", CHAIN_B, CHAIN_A, 5_000 * 10**18), chains, f"crash:{point}")
     else:
         plant_price_gap(c.b.rpc(), c.two.b, "USDC", "LINK", 5.0, dex="uniswap")
-        planned = engine.plan_trade(c.two, chains, cfg, f"crash:{kind}:{point}")
+        planned = engine.plan_trade(pair, chains, f"crash:{kind}:{point}")
         assert planned is not None
         saga = planned
         if kind == "unwind":  # a rival closes the gap on B first: the sell leg reverts

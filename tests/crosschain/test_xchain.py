@@ -10,17 +10,12 @@ import pytest
 
 from arbbot.crosschain import engine
 from arbbot.crosschain.saga import Rebalance, rebalance_saga
-from arbbot.crosschain.strategy import Band, within_band
+from arbbot.crosschain.strategy import within_band
 from arbbot.devnet.scenarios import plant_price_gap
 from arbbot.devnet.twochain import CHAIN_A, CHAIN_B, read_xchain_key
-from tests.crosschain.conftest import TwoChains, drive
+from tests.crosschain.conftest import TwoChains, configure, drive
 
 pytestmark = pytest.mark.django_db
-
-
-def _setup(c: TwoChains, **config: Any) -> tuple[engine.Config, engine.Chains]:
-    cfg = engine.Config(**config)
-    return cfg, engine.chains_for(c.two, read_xchain_key(c.directory), cfg)
 
 
 def test_planted_gap_is_captured_exactly_per_leg_and_the_inventory_rebalanced(chains2: TwoChains) -> None:
@@ -30,9 +25,9 @@ def test_planted_gap_is_captured_exactly_per_leg_and_the_inventory_rebalanced(ch
     c = chains2
     # LINK 5 % dearer on chain B: buy it on A, sell the same amount on B, at once
     plant_price_gap(c.b.rpc(), c.two.b, "USDC", "LINK", 5.0, dex="uniswap")
-    cfg, chains = _setup(c, band=Band(tolerance_bps=200), delay_blocks=2)
+    pair, chains = configure(c, tolerance_bps=200, delay_blocks=2)
     before = engine.read_inventory(chains)
-    saga = engine.plan_trade(c.two, chains, cfg, "trade:gap")
+    saga = engine.plan_trade(pair, chains, "trade:gap")
     assert saga is not None and saga.predicted_profit > 0
     buy, sell = saga.legs
     assert (buy.chain_id, sell.chain_id) == (CHAIN_A, CHAIN_B)
@@ -51,15 +46,15 @@ def test_planted_gap_is_captured_exactly_per_leg_and_the_inventory_rebalanced(ch
     assert after["LINK"][CHAIN_A] == before["LINK"][CHAIN_A] + buy.predicted_out
     assert after["LINK"][CHAIN_B] == before["LINK"][CHAIN_B] - sell.amount_in
     assert after["USDC"][CHAIN_B] == before["USDC"][CHAIN_B] + sell.predicted_out
-    assert not all(within_band(held, cfg.band) for held in after.values())
+    assert not all(within_band(held, pair.config.band(s)) for s, held in after.items())
 
-    rebalances = engine.plan_rebalances(c.two, chains, cfg, "rebalance:gap")
+    rebalances = engine.plan_rebalances(pair, chains, "rebalance:gap")
     assert {(r.plan["symbol"], r.plan["src_chain"]) for r in rebalances} == {("USDC", CHAIN_B), ("LINK", CHAIN_A)}
     relayer = c.relayer(delay_blocks=2)
     for rid in services.xchain_sagas_record(rebalances):
         assert drive(store, chains, rid, relayer).state == "done"
     final = engine.read_inventory(chains)
-    assert all(within_band(held, cfg.band) for held in final.values())
+    assert all(within_band(held, pair.config.band(s)) for s, held in final.items())
     for r in rebalances:  # each token's total fell by exactly the bridge's fee
         symbol = r.plan["symbol"]
         assert sum(final[symbol].values()) == sum(after[symbol].values()) - int(r.plan["fee"])
@@ -70,7 +65,7 @@ def test_a_refunded_transfer_is_compensated_with_an_alert(chains2: TwoChains) ->
     from webapp.core import services
 
     c = chains2
-    _cfg, chains = _setup(c)
+    _pair, chains = configure(c)
     before = engine.read_inventory(chains)
     saga = rebalance_saga(Rebalance("USDC", CHAIN_A, CHAIN_B, 1_000 * 10**18), chains, "rebalance:refund")
     saga_id = services.xchain_sagas_record([saga])[0]
@@ -83,7 +78,7 @@ def test_a_stalled_transfer_is_held_with_an_alert(chains2: TwoChains) -> None:
     from webapp.core import services
 
     c = chains2
-    _cfg, chains = _setup(c, stall_blocks=4)
+    _pair, chains = configure(c, stall_blocks=4)
     before = engine.read_inventory(chains)
     saga = rebalance_saga(Rebalance("LINK", CHAIN_B, CHAIN_A, 10 * 10**18), chains, "rebalance:stall")
     saga_id = services.xchain_sagas_record([saga])[0]
@@ -104,8 +99,8 @@ def test_a_failed_leg_is_unwound_on_the_other_chain_with_an_alert(chains2: TwoCh
 
     c = chains2
     plant_price_gap(c.b.rpc(), c.two.b, "USDC", "LINK", 5.0, dex="uniswap")
-    cfg, chains = _setup(c)
-    saga = engine.plan_trade(c.two, chains, cfg, "trade:unwind")
+    pair, chains = configure(c)
+    saga = engine.plan_trade(pair, chains, "trade:unwind")
     assert saga is not None
     saga_id = services.xchain_sagas_record([saga])[0]
     # before the legs are signed, a rival closes the gap on B: the sell leg's floor fails
@@ -117,7 +112,7 @@ def test_a_failed_leg_is_unwound_on_the_other_chain_with_an_alert(chains2: TwoCh
     swap_v2(rpc_b, dep_b, dep_b.deployer, pool, dep_b.token("LINK"), amount)
 
     before_alerts = REGISTRY.get_sample_value("arbbot_xchain_alerts_total", {"alert": "leg_failed"}) or 0.0
-    monkeypatch.setattr(engine, "load", lambda directory=None: (c.two, chains, cfg))
+    monkeypatch.setenv("ARBBOT_XCHAIN_KEY", read_xchain_key(c.directory))  # the task reads the pair from the db
     state = ""
     for _ in range(10):
         state = bridge.advance(saga_id, requeue=False)
@@ -137,7 +132,7 @@ def test_the_bridge_takes_a_key_once_and_only_its_relayer_completes_it(chains2: 
     from arbbot.crosschain.bridge import TransferStatus, transfer_key
 
     c = chains2
-    _cfg, chains = _setup(c)
+    _pair, chains = configure(c)
     key = transfer_key("bridge:once")
     signer = chains.signer(CHAIN_A)
     fees = chains.fees(CHAIN_A)
@@ -170,13 +165,13 @@ def test_dry_run_starts_no_saga_and_the_kill_switch_holds_one_in_flight(chains2:
 
     c = chains2
     plant_price_gap(c.b.rpc(), c.two.b, "USDC", "LINK", 5.0, dex="uniswap")
-    cfg, chains = _setup(c)
-    monkeypatch.setattr(engine, "load", lambda directory=None: (c.two, chains, cfg))
+    pair, chains = configure(c)
+    monkeypatch.setenv("ARBBOT_XCHAIN_KEY", read_xchain_key(c.directory))
     assert get_settings().mode == "dry-run"  # the default: a gap is there, no saga starts
     assert bridge.tick() == [] and not selectors.xchain_open()
     assert XChainInventory.objects.filter(wallet=chains.wallet).count() == 4  # the inventory is still read
 
-    saga = engine.plan_trade(c.two, chains, cfg, "trade:killswitch")
+    saga = engine.plan_trade(pair, chains, "trade:killswitch")
     assert saga is not None
     saga_id = services.xchain_sagas_record([saga])[0]
     fleet = runtime.hotstate(CHAIN_A).fleet
@@ -196,8 +191,8 @@ def test_a_stalled_leg_is_cancelled_at_its_nonce_and_the_other_unwound(chains2: 
 
     c = chains2
     plant_price_gap(c.b.rpc(), c.two.b, "USDC", "LINK", 5.0, dex="uniswap")
-    cfg, chains = _setup(c, stall_blocks=3)
-    saga = engine.plan_trade(c.two, chains, cfg, "trade:stall")
+    pair, chains = configure(c, stall_blocks=3)
+    saga = engine.plan_trade(pair, chains, "trade:stall")
     assert saga is not None
     saga_id = services.xchain_sagas_record([saga])[0]
     store = services.DbSagaStore()
@@ -219,3 +214,27 @@ def test_a_stalled_leg_is_cancelled_at_its_nonce_and_the_other_unwound(chains2: 
     assert c.b.rpc().call("eth_getTransactionReceipt", [roles["sell"].tx_hash]) is None  # never ran
     assert int(c.b.rpc().call("eth_getTransactionCount", [chains.wallet, "latest"]), 16) == before_b + 1
     assert "cancelled" in done.error
+
+
+def test_config_apply_checks_each_pair_on_its_chains_and_writes_nothing_on_a_problem(chains2: TwoChains) -> None:
+    from django.core.exceptions import ValidationError
+
+    from arbbot.devnet.twochain import xchain_config
+    from webapp.core import services
+    from webapp.core.models import XChainToken
+
+    c = chains2
+    configure(c)
+    services.config_apply(xchain_config(c.two), onchain=True)  # the devnet's own section is all there
+    bad = xchain_config(c.two)
+    pair = bad["xchain"]["pairs"][0]
+    nowhere, no_bridge = "0x" + "77" * 20, "0x" + "88" * 20
+    pair["tokens"][1]["bridged"]["address"] = nowhere
+    pair["bridge"]["contracts"][CHAIN_B] = no_bridge
+    with pytest.raises(ValidationError) as err:
+        services.config_apply(bad, onchain=True)
+    message = " ".join(err.value.messages)
+    assert f"xchain.pairs[0] (devnet).tokens[1] (USDC): {nowhere} has no code on chain {CHAIN_B}" in message
+    assert f"xchain.pairs[0] (devnet).bridge: contracts: {no_bridge} has no code on chain {CHAIN_B}" in message
+    assert "xchain.pairs[0] (devnet): dex: the factory" in message  # no USDC/LINK pool with that USDC
+    assert XChainToken.objects.get(symbol="USDC").bridged_address == c.two.tokens["USDC"][CHAIN_B]  # unchanged

@@ -125,9 +125,13 @@ def test_apply_then_show_prints_the_configuration_without_secrets(tmp_path: Path
          "chains[0] (ethereum): mode: live sends real transactions; it needs the operator's explicit yes (--yes-live)"),
         ({"dexes": [{"chain_id": 999, "name": "x", "factory": "0x5C69bEe701ef814a2B6a3EDD4B1652CB9cc5aA6f"}]},
          "dexes[0] (x): unknown chain 999 (declare it under 'chains' first)"),
+        ({"chains": [chain_entry()], "xchain": {"pairs": [
+            {"name": "ab", "chains": [1, 1], "dex": "uniswap-v2", "quote": "USDC", "base": "WETH",
+             "bridge": {"kind": "devnet"}, "tokens": [{}]}]}},
+         "xchain.pairs[0] (ab): chains: the two chains must differ (both are 1)"),
     ],
     ids=["bad-yaml", "unknown-field", "bad-address", "ws-in-rpc_urls", "bad-init-code-hash", "dex-without-factory",
-         "negative-cap", "max-hops", "live-without-yes", "unknown-chain"],
+         "negative-cap", "max-hops", "live-without-yes", "unknown-chain", "xchain-pair"],
 )
 def test_bad_input_is_named_with_exit_code_2_and_nothing_is_written(tmp_path: Path, content: Any, message: str) -> None:
     r = arbbot("config", "apply", "--offline", write(tmp_path, content))

@@ -45,6 +45,7 @@ API: list[tuple[str, str, str, Any, str]] = [
     ("get", "/api/xchain/inventory/", "/api/xchain/inventory/", None, "viewer"),
     ("get", "/api/xchain/sagas/", "/api/xchain/sagas/?open=true", None, "viewer"),
     ("get", "/api/xchain/pnl/", "/api/xchain/pnl/", None, "viewer"),
+    ("get", "/api/xchain/pairs/", "/api/xchain/pairs/", None, "viewer"),
     ("get", "/api/killswitch/", "/api/killswitch/", None, "viewer"),
     ("put", "/api/killswitch/", "/api/killswitch/", {"engaged": False}, "operator"),
 ]

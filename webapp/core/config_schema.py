@@ -40,9 +40,38 @@ The file (``examples/*.yaml`` are complete ones)::
           max_amount_in: {0x...: "10000000000000000000"}
           max_fee_per_gas_wei: 100000000000
 
+    xchain:                                    # cross-chain arbitrage (see below)
+      pairs:
+        - name: base-arbitrum                  # unique; the pair's sagas are keyed under it
+          chains: [8453, 42161]                # two chains of this file or already configured
+          dex: uniswap-v2                      # a V2 DEX of this name (with a router) on both
+          quote: USDC                          # the traded pair: symbols of ``tokens`` below
+          base: WETH
+          slippage_bps: 30                     # each leg's floor below its predicted output
+          stall_blocks: 20                     # a leg or transfer this late is compensated
+          bridge:
+            kind: across                       # devnet | across | stargate | cctp
+            contracts: {8453: 0x..., 42161: 0x...}   # devnet: its DevBridge on each chain (required)
+            endpoint: https://...              # optional: the bridge's quote API (shown redacted)
+            fee_bps: 5                         # the bridge's fee on the amount
+            fixed_fee: {USDC: "1000000"}       # per transfer, base units of the token
+            delay_blocks: 2                    # source-chain blocks before delivery
+            delay_s: 900                       # production kinds: the expected delivery time
+          tokens:                              # the same asset on both chains
+            - symbol: USDC
+              canonical: {chain_id: 8453, address: 0x...}
+              bridged: {chain_id: 42161, address: 0x...}
+          inventory:                           # per chain and token; absent: 50 % +- 15 %
+            - {symbol: USDC, chain_id: 8453, target_bps: 5000, tolerance_bps: 1500, min_transfer: "1"}
+          costs: {trades_per_rebalance: 4, risk_bps_per_sqrt_block: 2, min_profit: "1"}
+
 Top-level ``dexes`` and ``tokens`` lists whose entries carry a ``chain_id`` are accepted
 too (the earlier flat form). A field left out of a chain keeps its current value (a new
-chain gets the model's default); a ``strategy`` or ``pool_filter`` given is taken whole.
+chain gets the model's default); a ``strategy`` or ``pool_filter`` given is taken whole,
+and so is ``xchain`` (a pair not in it is removed, unless sagas of it are still open).
+Only the ``devnet`` bridge kind sends in this version: a production kind (across,
+stargate, cctp) is configured and quoted, and a rebalance that would need its transfer is
+refused with that reason (trades, which move no funds across chains, still run).
 """
 
 from __future__ import annotations
@@ -68,7 +97,7 @@ KINDS = ("v2", "v3")
 UINT256_MAX = 2**256 - 1
 SMALL_MAX = 32767  # PositiveSmallIntegerField
 
-TOP_FIELDS = ("chains", "dexes", "tokens")
+TOP_FIELDS = ("chains", "dexes", "tokens", "xchain")
 CHAIN_FIELDS = (
     "chain_id", "name", "rpc_urls", "ws_urls", "multicall3", "weth", "executor", "executor_owner", "is_active", "mode",
     "confirmations", "replace_after_blocks", "max_replacements", "submission_route", "relay_urls",
@@ -77,6 +106,16 @@ CHAIN_FIELDS = (
 DEX_FIELDS = ("name", "kind", "factory", "init_code_hash", "fee_pips", "start_block", "router", "quoter")
 TOKEN_FIELDS = ("address", "symbol", "decimals")
 POOL_FILTER_FIELDS = ("allow_tokens", "deny_tokens", "min_liquidity")
+BRIDGE_KINDS = ("devnet", "across", "stargate", "cctp")
+BPS = 10_000
+XCHAIN_FIELDS = ("pairs",)
+PAIR_FIELDS = ("name", "chains", "dex", "quote", "base", "slippage_bps", "stall_blocks", "bridge", "tokens",
+               "inventory", "costs")
+BRIDGE_FIELDS = ("kind", "contracts", "endpoint", "fee_bps", "fixed_fee", "delay_blocks", "delay_s")
+XTOKEN_FIELDS = ("symbol", "canonical", "bridged")
+XSIDE_FIELDS = ("chain_id", "address")
+INVENTORY_FIELDS = ("symbol", "chain_id", "target_bps", "tolerance_bps", "min_transfer")
+COSTS_FIELDS = ("trades_per_rebalance", "risk_bps_per_sqrt_block", "min_profit")
 STRATEGY_FIELDS = ("start_tokens", "max_hops", "min_profit_wei", "margin", "max_amount_in", "max_fee_per_gas_wei", "mode")
 
 
@@ -146,11 +185,63 @@ class ChainSpec:
 
 
 @dataclass
+class BridgeSpec:
+    kind: str
+    contracts: dict[int, str]  # chain id -> the bridge's contract there
+    endpoint: str
+    fee_bps: int
+    fixed_fee: dict[str, int]  # symbol -> base units per transfer
+    delay_blocks: int
+    delay_s: int
+
+
+@dataclass
+class XTokenSpec:
+    where: str
+    symbol: str
+    canonical_chain: int
+    canonical_address: str
+    bridged_chain: int
+    bridged_address: str
+
+    def address_on(self, chain_id: int) -> str:
+        return self.canonical_address if chain_id == self.canonical_chain else self.bridged_address
+
+
+@dataclass
+class InventorySpec:
+    where: str
+    symbol: str
+    chain_id: int
+    target_bps: int
+    tolerance_bps: int
+    min_transfer: int
+
+
+@dataclass
+class PairSpec:
+    where: str
+    name: str
+    chains: tuple[int, int]
+    dex: str
+    quote: str
+    base: str
+    slippage_bps: int
+    stall_blocks: int
+    bridge: BridgeSpec
+    tokens: list[XTokenSpec]
+    inventory: list[InventorySpec]
+    costs: dict[str, int]
+
+
+@dataclass
 class ConfigSpec:
     chains: list[ChainSpec]
     #: flat-form entries: DEXes of chains not in the file, and every flat token (chain_id, spec)
     loose_dexes: list[tuple[int, DexSpec]] = field(default_factory=list)
     loose_tokens: list[tuple[int, TokenSpec]] = field(default_factory=list)
+    #: the cross-chain pairs (``None``: the file has no ``xchain``, the pairs in force stay)
+    xchain: list[PairSpec] | None = None
 
 
 class _Bad(Exception):
@@ -190,6 +281,8 @@ def parse(data: Any) -> ConfigSpec:
     for spec in chains:
         _unique([(d.where, d.name) for d in spec.dexes], "name")
         _unique([(d.where, d.factory) for d in spec.dexes], "factory")
+    if data.get("xchain") is not None:
+        out.xchain = _xchain(data["xchain"])
     return out
 
 
@@ -369,6 +462,207 @@ def _strategy(entry: Any, where: str) -> tuple[StrategySpec, str | None]:
     except _Located as exc:
         raise ValidationError(str(exc)) from None
     return spec, mode
+
+
+# --------------------------------------------------------------------------- cross-chain
+
+
+def _xchain(entry: Any) -> list[PairSpec]:
+    where = "xchain"
+    if not isinstance(entry, Mapping):
+        raise ValidationError(f"{where}: must be a mapping with 'pairs'")
+    _unknown(entry, XCHAIN_FIELDS, where)
+    pairs = [_pair(p, f"{where}.pairs[{i}]") for i, p in enumerate(_list(entry, "pairs", where))]
+    _unique([(p.where, p.name) for p in pairs], "name")
+    return pairs
+
+
+def _pair(entry: Any, where: str) -> PairSpec:
+    if not isinstance(entry, Mapping):
+        raise ValidationError(f"{where}: must be a mapping")
+    if isinstance(entry.get("name"), str) and entry["name"]:
+        where = f"{where} ({entry['name']})"
+    _unknown(entry, PAIR_FIELDS, where)
+    for required in ("name", "chains", "dex", "quote", "base", "bridge", "tokens"):
+        if entry.get(required) in (None, "", []):
+            raise ValidationError(f"{where}: {required}: missing")
+    try:
+        name = _field(where, "name", lambda: _symbol(entry["name"]))
+        chains = _field(where, "chains", lambda: _two_chains(entry["chains"]))
+        dex = _field(where, "dex", lambda: _text(entry["dex"], 64))
+        quote = _field(where, "quote", lambda: _symbol(entry["quote"]))
+        base = _field(where, "base", lambda: _symbol(entry["base"]))
+        if quote == base:
+            raise _Located(f"{where}: base: {base!r} is the quote token too")
+        slippage = _field(where, "slippage_bps", lambda: _int(entry.get("slippage_bps", 0), low=0, high=BPS - 1))
+        stall = _field(where, "stall_blocks", lambda: _int(entry.get("stall_blocks", 20), low=1, high=1_000_000))
+    except _Located as exc:
+        raise ValidationError(str(exc)) from None
+    tokens = [_xtoken(t, f"{where}.tokens[{j}]", chains) for j, t in enumerate(_list(entry, "tokens", where))]
+    _unique([(t.where, t.symbol) for t in tokens], "symbol")
+    for chain_id in chains:  # one address is one token on its chain
+        _unique([(t.where, t.address_on(chain_id)) for t in tokens], f"address on chain {chain_id}")
+    symbols = {t.symbol for t in tokens}
+    for role, symbol in (("quote", quote), ("base", base)):
+        if symbol not in symbols:
+            raise ValidationError(f"{where}: {role}: {symbol!r} is not one of the pair's tokens "
+                                  f"({', '.join(sorted(symbols))})")
+    bridge = _bridge(entry["bridge"], f"{where}.bridge", chains, symbols)
+    inventory = [_inventory(e, f"{where}.inventory[{j}]", chains, symbols)
+                 for j, e in enumerate(_list(entry, "inventory", where))]
+    _inventory_consistent(inventory)
+    costs = _costs(entry.get("costs") or {}, f"{where}.costs")
+    return PairSpec(where, name, chains, dex, quote, base, slippage, stall, bridge, tokens, inventory, costs)
+
+
+def _two_chains(value: Any) -> tuple[int, int]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise _Bad("must be a list of two chain ids")
+    a, b = (_int(v, low=1, high=2**63 - 1) for v in value)
+    if a == b:
+        raise _Bad(f"the two chains must differ (both are {a})")
+    return a, b
+
+
+def _symbol(value: Any) -> str:
+    text = _text(value, 32)
+    if not text:
+        raise _Bad("must not be empty")
+    return text
+
+
+def _xtoken(entry: Any, where: str, chains: tuple[int, int]) -> XTokenSpec:
+    if not isinstance(entry, Mapping):
+        raise ValidationError(f"{where}: must be a mapping with symbol, canonical, bridged")
+    if isinstance(entry.get("symbol"), str) and entry["symbol"]:
+        where = f"{where} ({entry['symbol']})"
+    _unknown(entry, XTOKEN_FIELDS, where)
+    for required in XTOKEN_FIELDS:
+        if not entry.get(required):
+            raise ValidationError(f"{where}: {required}: missing")
+    try:
+        symbol = _field(where, "symbol", lambda: _symbol(entry["symbol"]))
+        sides = []
+        for side in ("canonical", "bridged"):
+            value = entry[side]
+            if not isinstance(value, Mapping) or set(value) != set(XSIDE_FIELDS):
+                raise _Located(f"{where}: {side}: must be {{chain_id: ..., address: 0x...}}")
+            chain_id = _field(where, f"{side}.chain_id", lambda value=value: _int(value["chain_id"], low=1,
+                                                                                  high=2**63 - 1))
+            if chain_id not in chains:
+                raise _Located(f"{where}: {side}.chain_id: {chain_id} is not one of the pair's chains "
+                               f"{list(chains)}")
+            sides.append((chain_id, _field(where, f"{side}.address", lambda value=value: _address(value["address"]))))
+        if sides[0][0] == sides[1][0]:
+            raise _Located(f"{where}: bridged.chain_id: the bridged representation must be on the other chain "
+                           f"than the canonical token ({sides[0][0]})")
+    except _Located as exc:
+        raise ValidationError(str(exc)) from None
+    return XTokenSpec(where, symbol, sides[0][0], sides[0][1], sides[1][0], sides[1][1])
+
+
+def _bridge(entry: Any, where: str, chains: tuple[int, int], symbols: set[str]) -> BridgeSpec:
+    if not isinstance(entry, Mapping):
+        raise ValidationError(f"{where}: must be a mapping with kind")
+    _unknown(entry, BRIDGE_FIELDS, where)
+    try:
+        kind = _field(where, "kind", lambda: _choice(entry.get("kind"), BRIDGE_KINDS))
+        raw = entry.get("contracts") or {}
+        if not isinstance(raw, Mapping):
+            raise _Located(f"{where}: contracts: must be a mapping chain id -> address")
+        contracts: dict[int, str] = {}
+        for chain, address in raw.items():
+            chain_id = _field(where, "contracts", lambda chain=chain: _int(chain, low=1, high=2**63 - 1))
+            if chain_id not in chains:
+                raise _Located(f"{where}: contracts: {chain_id} is not one of the pair's chains {list(chains)}")
+            contracts[chain_id] = _field(where, f"contracts[{chain_id}]", lambda address=address: _address(address))
+        if kind == "devnet":
+            missing = [c for c in chains if c not in contracts]
+            if missing:
+                raise _Located(f"{where}: contracts: the devnet bridge needs its DevBridge on both chains "
+                               f"(missing {missing[0]})")
+        endpoint = _field(where, "endpoint", lambda: _explorer(entry.get("endpoint")))
+        fee_bps = _field(where, "fee_bps", lambda: _int(entry.get("fee_bps", 0), low=0, high=BPS))
+        fixed_raw = entry.get("fixed_fee") or {}
+        if not isinstance(fixed_raw, Mapping):
+            raise _Located(f"{where}: fixed_fee: must be a mapping symbol -> base units")
+        fixed: dict[str, int] = {}
+        for symbol, amount in fixed_raw.items():
+            if symbol not in symbols:
+                raise _Located(f"{where}: fixed_fee: {symbol!r} is not one of the pair's tokens")
+            fixed[str(symbol)] = _field(where, f"fixed_fee[{symbol}]",
+                                        lambda amount=amount: _int(amount, low=0, high=UINT256_MAX))
+        delay_blocks = _field(where, "delay_blocks", lambda: _int(entry.get("delay_blocks", 2), low=0, high=1_000_000))
+        if kind != "devnet" and entry.get("delay_s") is None:
+            raise _Located(f"{where}: delay_s: missing (a {kind} bridge is priced with its expected delivery time)")
+        delay_s = _field(where, "delay_s", lambda: _int(entry.get("delay_s", 0), low=0, high=86_400 * 7))
+    except _Located as exc:
+        raise ValidationError(str(exc)) from None
+    return BridgeSpec(kind, contracts, endpoint, fee_bps, fixed, delay_blocks, delay_s)
+
+
+def _inventory(entry: Any, where: str, chains: tuple[int, int], symbols: set[str]) -> InventorySpec:
+    if not isinstance(entry, Mapping):
+        raise ValidationError(f"{where}: must be a mapping with symbol, chain_id, target_bps, tolerance_bps")
+    if isinstance(entry.get("symbol"), str) and entry["symbol"]:
+        where = f"{where} ({entry['symbol']}@{entry.get('chain_id')})"
+    _unknown(entry, INVENTORY_FIELDS, where)
+    for required in ("symbol", "chain_id", "target_bps"):
+        if entry.get(required) is None:
+            raise ValidationError(f"{where}: {required}: missing")
+    try:
+        symbol = _field(where, "symbol", lambda: _symbol(entry["symbol"]))
+        if symbol not in symbols:
+            raise _Located(f"{where}: symbol: {symbol!r} is not one of the pair's tokens")
+        chain_id = _field(where, "chain_id", lambda: _int(entry["chain_id"], low=1, high=2**63 - 1))
+        if chain_id not in chains:
+            raise _Located(f"{where}: chain_id: {chain_id} is not one of the pair's chains {list(chains)}")
+        return InventorySpec(
+            where, symbol, chain_id,
+            target_bps=_field(where, "target_bps", lambda: _int(entry["target_bps"], low=0, high=BPS)),
+            tolerance_bps=_field(where, "tolerance_bps", lambda: _int(entry.get("tolerance_bps", 1_500), low=0,
+                                                                      high=BPS)),
+            min_transfer=_field(where, "min_transfer", lambda: _int(entry.get("min_transfer", 1), low=1,
+                                                                    high=UINT256_MAX)),
+        )
+    except _Located as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def _inventory_consistent(entries: list[InventorySpec]) -> None:
+    """One entry per chain and token; a token given on both chains has targets that add up
+    to the whole and the same tolerance and minimum (one chain's share drifts exactly as
+    far as the other's)."""
+    seen: dict[tuple[str, int], InventorySpec] = {}
+    for e in entries:
+        if (e.symbol, e.chain_id) in seen:
+            raise ValidationError(f"{e.where}: {e.symbol} on chain {e.chain_id} is already given by "
+                                  f"{seen[(e.symbol, e.chain_id)].where}")
+        other = next((o for (s, _c), o in seen.items() if s == e.symbol), None)
+        seen[(e.symbol, e.chain_id)] = e
+        if other is None:
+            continue
+        if e.target_bps + other.target_bps != BPS:
+            raise ValidationError(f"{e.where}: target_bps: {e.target_bps} here and {other.target_bps} on chain "
+                                  f"{other.chain_id} must add up to {BPS}")
+        for name in ("tolerance_bps", "min_transfer"):
+            if getattr(e, name) != getattr(other, name):
+                raise ValidationError(f"{e.where}: {name}: {getattr(e, name)} here but {getattr(other, name)} on "
+                                      f"chain {other.chain_id}; give the same on both chains")
+
+
+def _costs(entry: Any, where: str) -> dict[str, int]:
+    if not isinstance(entry, Mapping):
+        raise ValidationError(f"{where}: must be a mapping")
+    _unknown(entry, COSTS_FIELDS, where)
+    limits = {"trades_per_rebalance": (1, 1_000_000), "risk_bps_per_sqrt_block": (0, BPS),
+              "min_profit": (1, UINT256_MAX)}
+    try:
+        return {name: _field(where, name, lambda name=name: _int(entry[name], low=limits[name][0],
+                                                                 high=limits[name][1]))
+                for name in COSTS_FIELDS if name in entry}
+    except _Located as exc:
+        raise ValidationError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- values

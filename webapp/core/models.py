@@ -1,6 +1,7 @@
-"""Persistent records: configuration (Chain, Dex, Strategy, PoolFilter, Token, Pool) and
-history (Opportunity, Execution), the model registry (ModelVersion), and the cross-chain
-sagas and inventory (XChainSaga, XChainLeg, XChainInventory). uint256 amounts are
+"""Persistent records: configuration (Chain, Dex, Strategy, PoolFilter, Token, Pool, and the
+cross-chain pairs XChainPair, XChainToken, XChainTarget) and history (Opportunity,
+Execution), the model registry (ModelVersion), and the cross-chain sagas and inventory
+(XChainSaga, XChainLeg, XChainInventory). uint256 amounts are
 NUMERIC(78,0); addresses are stored lower-case.
 
 Models hold no business rules: writes go through ``services``, reads through ``selectors``.
@@ -452,3 +453,66 @@ class XChainInventory(models.Model):
     class Meta:
         ordering = ["symbol", "chain_id"]
         constraints = [models.UniqueConstraint(fields=["chain_id", "symbol", "wallet"], name="xchain_inventory_once")]
+
+
+class XChainPair(models.Model):
+    """Two chains traded against each other through one bridge (``config apply``'s ``xchain``
+    section; ``services.config_apply`` writes it, ``selectors.xchain_pairs`` reads it for the
+    bridge queue). Only the ``devnet`` bridge kind sends; the others are quoted only."""
+
+    BRIDGE_KINDS = [("devnet", "devnet"), ("across", "across"), ("stargate", "stargate"), ("cctp", "cctp")]
+
+    name = models.CharField(max_length=32, unique=True)
+    chain_a = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    chain_b = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    dex = models.CharField(max_length=64, help_text="a V2 DEX of this name on both chains")
+    quote = models.CharField(max_length=32)
+    base = models.CharField(max_length=32)
+    slippage_bps = models.PositiveSmallIntegerField(default=0)
+    stall_blocks = models.PositiveIntegerField(default=20)
+    bridge_kind = models.CharField(max_length=16, choices=BRIDGE_KINDS)
+    bridge_contracts = models.JSONField(default=dict, blank=True, help_text="chain id -> the bridge's contract")
+    bridge_endpoint = models.CharField(max_length=200, blank=True, default="")
+    bridge_fee_bps = models.PositiveSmallIntegerField(default=0)
+    bridge_fixed_fee = models.JSONField(default=dict, blank=True, help_text="symbol -> base units (decimal string)")
+    bridge_delay_blocks = models.PositiveIntegerField(default=2)
+    bridge_delay_s = models.PositiveIntegerField(default=0)
+    costs = models.JSONField(default=dict, blank=True, help_text="trades_per_rebalance, risk_bps_per_sqrt_block, "
+                                                                  "min_profit (decimal string)")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"cross-chain pair {self.name}"
+
+
+class XChainToken(models.Model):
+    """One asset of a pair: its canonical token on one chain, its bridged representation on the other."""
+
+    pair = models.ForeignKey(XChainPair, on_delete=models.CASCADE, related_name="tokens")
+    symbol = models.CharField(max_length=32)
+    canonical_chain_id = models.PositiveBigIntegerField()
+    canonical_address = AddressField()
+    bridged_chain_id = models.PositiveBigIntegerField()
+    bridged_address = AddressField()
+
+    class Meta:
+        ordering = ["pair_id", "symbol"]
+        constraints = [models.UniqueConstraint(fields=["pair", "symbol"], name="xchain_token_once")]
+
+
+class XChainTarget(models.Model):
+    """A chain's target share of a token's inventory and how far it may drift before a rebalance."""
+
+    pair = models.ForeignKey(XChainPair, on_delete=models.CASCADE, related_name="targets")
+    symbol = models.CharField(max_length=32)
+    chain_id = models.PositiveBigIntegerField()
+    target_bps = models.PositiveSmallIntegerField(validators=[MaxValueValidator(10_000)])
+    tolerance_bps = models.PositiveSmallIntegerField(default=1_500, validators=[MaxValueValidator(10_000)])
+    min_transfer = models.DecimalField(default=Decimal(1), **UINT256)
+
+    class Meta:
+        ordering = ["pair_id", "symbol", "chain_id"]
+        constraints = [models.UniqueConstraint(fields=["pair", "symbol", "chain_id"], name="xchain_target_once")]

@@ -131,7 +131,44 @@ def config_effective(chain_id: int | None = None, *, fleet_mode: str = "dry-run"
             "strategy": strategy_as_dict(strategy) | {"start_tokens": list(strategy.start_tokens) or [chain.weth]},
         }
         out.append(entry)
-    return {"chains": out}
+    pairs = xchain_config(chain_id)
+    return {"chains": out} | ({"xchain": {"pairs": pairs}} if pairs else {})
+
+
+def xchain_config(chain_id: int | None = None) -> list[dict[str, Any]]:
+    """The cross-chain pairs in force (of ``chain_id`` if given) in the configuration file's
+    shape; the bridge's endpoint as scheme and host only."""
+    from webapp.core.models import XChainPair
+
+    pairs = XChainPair.objects.select_related("chain_a", "chain_b").prefetch_related("tokens", "targets")
+    out = []
+    for p in pairs:
+        if chain_id is not None and chain_id not in (p.chain_a.chain_id, p.chain_b.chain_id):
+            continue
+        out.append({
+            "name": p.name,
+            "chains": [p.chain_a.chain_id, p.chain_b.chain_id],
+            "dex": p.dex, "quote": p.quote, "base": p.base,
+            "slippage_bps": p.slippage_bps, "stall_blocks": p.stall_blocks,
+            "bridge": {
+                "kind": p.bridge_kind,
+                "sends": p.bridge_kind == "devnet",
+                "contracts": {int(k): v for k, v in p.bridge_contracts.items()},
+                "endpoint": redact_url(p.bridge_endpoint) if p.bridge_endpoint else "",
+                "fee_bps": p.bridge_fee_bps,
+                "fixed_fee": dict(p.bridge_fixed_fee),
+                "delay_blocks": p.bridge_delay_blocks,
+                "delay_s": p.bridge_delay_s,
+            },
+            "tokens": [{"symbol": t.symbol, "canonical": {"chain_id": t.canonical_chain_id, "address": t.canonical_address},
+                        "bridged": {"chain_id": t.bridged_chain_id, "address": t.bridged_address}}
+                       for t in p.tokens.all()],
+            "inventory": [{"symbol": t.symbol, "chain_id": t.chain_id, "target_bps": t.target_bps,
+                           "tolerance_bps": t.tolerance_bps, "min_transfer": str(t.min_transfer)}
+                          for t in p.targets.all()],
+            "costs": dict(p.costs),
+        })
+    return out
 
 
 def _pool_filter_dict(row: PoolFilter | None) -> dict[str, Any]:
@@ -1012,15 +1049,56 @@ def console_series(window: str = "1h") -> dict[str, Any]:
 # --------------------------------------------------------------------------- cross-chain
 
 
-def xchain_open(kind: str | None = None) -> list[int]:
-    """Ids of the sagas not in a final state (of ``kind`` if given), oldest first."""
+def xchain_open(kind: str | None = None, pair: str | None = None) -> list[int]:
+    """Ids of the sagas not in a final state (of ``kind``, of ``pair`` if given), oldest first."""
     from arbbot.crosschain.saga import FINAL
     from webapp.core.models import XChainSaga
 
     qs = XChainSaga.objects.exclude(state__in=FINAL)
     if kind:
         qs = qs.filter(kind=kind)
+    if pair:
+        qs = qs.filter(plan__pair=pair)
     return list(qs.order_by("id").values_list("id", flat=True))
+
+
+def xchain_pairs(name: str | None = None) -> list[Any]:
+    """The configured cross-chain pairs (``name``: that one only) as the bridge queue's
+    ``arbbot.crosschain.engine.Pair``: each chain's nodes, WETH, mode and the pair's V2 DEX
+    there, the token mapping, the bridge and the strategy's settings."""
+    from arbbot.crosschain import engine
+    from arbbot.crosschain.strategy import Band, Costs
+    from webapp.core.models import XChainPair
+
+    pairs = XChainPair.objects.select_related("chain_a", "chain_b").prefetch_related("tokens", "targets")
+    if name is not None:
+        pairs = pairs.filter(name=name)
+    out = []
+    for p in pairs:
+        sides = []
+        for chain in (p.chain_a, p.chain_b):
+            dex = Dex.objects.get(chain=chain, name=p.dex)
+            sides.append(engine.PairChain(chain.chain_id, tuple(chain.rpc_url_list()), chain.weth.lower(),
+                                          dex.router.lower(), dex.factory.lower(), dex.fee_pips, chain.mode))
+        a_id = p.chain_a.chain_id
+        bands = {}
+        for t in p.targets.all():
+            # a Band is the first chain's share; a target given on the second chain is its complement
+            target = t.target_bps if t.chain_id == a_id else 10_000 - t.target_bps
+            bands[t.symbol] = Band(target, t.tolerance_bps, int(t.min_transfer))
+        costs = Costs(**{k: int(v) for k, v in p.costs.items()})
+        config = engine.Config(quote=p.quote, base=p.base, costs=costs, bands=bands, slippage_bps=p.slippage_bps,
+                               stall_blocks=p.stall_blocks)
+        bridge = engine.BridgeConfig(
+            kind=p.bridge_kind, contracts={int(k): v for k, v in p.bridge_contracts.items()},
+            endpoint=p.bridge_endpoint, fee_bps=p.bridge_fee_bps,
+            fixed_fee={k: int(v) for k, v in p.bridge_fixed_fee.items()},
+            delay_blocks=p.bridge_delay_blocks, delay_s=p.bridge_delay_s,
+        )
+        tokens = {t.symbol: {t.canonical_chain_id: t.canonical_address, t.bridged_chain_id: t.bridged_address}
+                  for t in p.tokens.all()}
+        out.append(engine.Pair(p.name, sides[0], sides[1], tokens, bridge, config))
+    return out
 
 
 def xchain_pnl(since: Any = None) -> dict[str, Any]:

@@ -63,8 +63,10 @@ def config_apply(
     keeps its identity: the file may tune it (mode, strategy, filters) but not repoint it.
     With ``onchain`` every chain of the file is checked on the chain itself first
     (``arbbot.execution.chain_check``: Multicall3, each factory and init-code hash, the
-    executor and its owner); a chain whose RPC cannot be reached is an error too. Returns
-    how many rows of each kind were written."""
+    executor and its owner), and so is each cross-chain pair (``chain_check.check_pair``:
+    router, tokens and bridge have code, the factory has the traded and the gas-pricing
+    pairs); a chain whose RPC cannot be reached is an error too. Returns how many rows of
+    each kind were written."""
     spec = config_schema.parse(data)
     _devnets_kept(spec)
     counts = {"chains": 0, "dexes": 0, "tokens": 0, "pool_filters": 0, "strategies": 0}
@@ -97,9 +99,76 @@ def config_apply(
     for chain_id, t in spec.loose_tokens:
         _token_apply(_chain_for({"chain_id": chain_id}, t.where), t)
         counts["tokens"] += 1
+    if spec.xchain is not None:
+        counts["xchain_pairs"] = _xchain_apply(spec.xchain)
+    else:
+        _xchain_pairs_still_valid()  # the file's chains may have changed what a pair in force uses
     if onchain:
         _onchain_check(spec)  # last, on the rows as written: an error rolls all of it back
     return counts
+
+
+def _xchain_apply(pairs: list[config_schema.PairSpec]) -> int:
+    """Replace the cross-chain pairs with the file's (after its chains were written, so a
+    pair may name a chain of the same file). Each pair's chains must be configured and carry
+    its V2 DEX with a router; a pair left out of the file goes, unless sagas of it are open."""
+    from arbbot.crosschain.saga import FINAL
+    from webapp.core.models import XChainPair, XChainSaga, XChainTarget, XChainToken
+
+    keep = {p.name for p in pairs}
+    for gone in XChainPair.objects.exclude(name__in=keep).order_by("name"):
+        open_ = XChainSaga.objects.filter(plan__pair=gone.name).exclude(state__in=FINAL).count()
+        if open_:
+            raise ValidationError(f"xchain: pair {gone.name!r} is not in the file but {open_} of its saga(s) are "
+                                  f"still open: keep it until they end")
+        gone.delete()
+    for p in pairs:
+        chains = [_xchain_side(p.where, chain_id, p.dex) for chain_id in p.chains]
+        b = p.bridge
+        pair, _ = XChainPair.objects.update_or_create(name=p.name, defaults={
+            "chain_a": chains[0], "chain_b": chains[1], "dex": p.dex, "quote": p.quote, "base": p.base,
+            "slippage_bps": p.slippage_bps, "stall_blocks": p.stall_blocks, "bridge_kind": b.kind,
+            "bridge_contracts": {str(k): v for k, v in b.contracts.items()}, "bridge_endpoint": b.endpoint,
+            "bridge_fee_bps": b.fee_bps, "bridge_fixed_fee": {k: str(v) for k, v in b.fixed_fee.items()},
+            "bridge_delay_blocks": b.delay_blocks, "bridge_delay_s": b.delay_s,
+            "costs": {k: str(v) for k, v in p.costs.items()},
+        })
+        XChainToken.objects.filter(pair=pair).delete()
+        XChainToken.objects.bulk_create([XChainToken(
+            pair=pair, symbol=t.symbol, canonical_chain_id=t.canonical_chain, canonical_address=t.canonical_address,
+            bridged_chain_id=t.bridged_chain, bridged_address=t.bridged_address) for t in p.tokens])
+        XChainTarget.objects.filter(pair=pair).delete()
+        XChainTarget.objects.bulk_create([XChainTarget(
+            pair=pair, symbol=e.symbol, chain_id=e.chain_id, target_bps=e.target_bps, tolerance_bps=e.tolerance_bps,
+            min_transfer=Decimal(e.min_transfer)) for e in p.inventory])
+    return len(pairs)
+
+
+def _xchain_side(where: str, chain_id: int, dex_name: str) -> Chain:
+    """A pair's chain as the bridge queue needs it: configured, with WETH and the pair's V2
+    DEX with a router; ``ValidationError`` naming ``where`` otherwise."""
+    chain = Chain.objects.filter(chain_id=chain_id).first()
+    if chain is None:
+        raise ValidationError(f"{where}: chains: chain {chain_id} is not configured (give it under chains, or "
+                              f"apply its file first)")
+    dex = Dex.objects.filter(chain=chain, name=dex_name).first()
+    if dex is None:
+        raise ValidationError(f"{where}: dex: chain {chain_id} has no dex {dex_name!r}")
+    if dex.kind != "v2" or not dex.router:
+        raise ValidationError(f"{where}: dex: {dex_name!r} on chain {chain_id} must be a V2 DEX with a router "
+                              f"(cross-chain legs swap through it)")
+    if not chain.weth:
+        raise ValidationError(f"{where}: chains: chain {chain_id} has no weth (gas is priced through its "
+                              f"WETH/quote pool)")
+    return chain
+
+
+def _xchain_pairs_still_valid() -> None:
+    from webapp.core.models import XChainPair
+
+    for pair in XChainPair.objects.select_related("chain_a", "chain_b"):
+        for chain in (pair.chain_a, pair.chain_b):
+            _xchain_side(f"xchain pair {pair.name!r} (in force)", chain.chain_id, pair.dex)
 
 
 #: what a devnet's chain row takes from its deployment record only (``chain_register_deployment``)
@@ -150,8 +219,30 @@ def _onchain_check(spec: config_schema.ConfigSpec) -> None:
         except chain_check.Unreachable as exc:
             raise ValidationError(f"{exc}: check rpc_urls, or pass --offline to apply without the on-chain "
                                   f"checks") from None
+    for p in spec.xchain or []:
+        try:
+            problems += chain_check.check_pair(p.where, [_pair_side(p, chain_id) for chain_id in p.chains])
+        except chain_check.Unreachable as exc:
+            raise ValidationError(f"{p.where}: {exc}: check the chain's rpc_urls, or pass --offline to apply "
+                                  f"without the on-chain checks") from None
     if problems:
         raise ValidationError("; ".join(problems))
+
+
+def _pair_side(p: config_schema.PairSpec, chain_id: int) -> Any:
+    """One chain of a cross-chain pair as ``chain_check.check_pair`` takes it (rows as written)."""
+    from arbbot.execution import chain_check
+
+    row = Chain.objects.get(chain_id=chain_id)
+    dex = Dex.objects.get(chain=row, name=p.dex)
+    address = {t.symbol: t.address_on(chain_id) for t in p.tokens}
+    return chain_check.PairSideToCheck(
+        chain=chain_check.ChainToCheck(where=f"chain {chain_id}", chain_id=chain_id, rpc_urls=row.rpc_url_list(),
+                                       multicall3=row.multicall3),
+        router=dex.router, factory=dex.factory, weth=row.weth,
+        tokens=[(t.where, t.address_on(chain_id)) for t in p.tokens],
+        quote=address[p.quote], base=address[p.base], bridge=p.bridge.contracts.get(chain_id, ""),
+    )
 
 
 def _chain_check(chain: Chain, where: str, *, was_live: bool, allow_live: bool) -> None:
@@ -490,6 +581,16 @@ def chain_register_deployment(deployment: Mapping[str, Any]) -> DeploymentRegist
             },
         )
     return DeploymentRegistered(chain, removed)
+
+
+@transaction.atomic
+def xchain_devnet_apply(records: Sequence[Mapping[str, Any]], config: Mapping[str, Any]) -> dict[str, int]:
+    """The two-chain devnet configures itself as a user would: its chains registered from
+    their deployment records (``arbbot.devnet.twochain.chain_records``), then its ``xchain``
+    section (``twochain.xchain_config``) through ``config_apply``; all or nothing."""
+    for record in records:
+        chain_register_deployment(record)
+    return config_apply(config, source="two-chain devnet")
 
 
 def chain_history_forget(chain_id: int) -> int:

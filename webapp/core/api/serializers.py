@@ -320,3 +320,49 @@ class XChainPnlSerializer(serializers.Serializer):
     sagas_by_state = serializers.DictField(child=serializers.IntegerField())
     open = serializers.IntegerField(help_text="sagas not in a final state")
     alerts = serializers.DictField(child=serializers.IntegerField(), help_text="sagas by alert")
+
+
+class XChainSideSerializer(serializers.Serializer):
+    chain_id = serializers.IntegerField()
+    address = serializers.CharField()
+
+
+class XChainTokenSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    canonical = XChainSideSerializer(help_text="the token on its home chain")
+    bridged = XChainSideSerializer(help_text="its representation on the other chain")
+
+
+class XChainTargetSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    chain_id = serializers.IntegerField()
+    target_bps = serializers.IntegerField(help_text="the chain's target share of the token's inventory")
+    tolerance_bps = serializers.IntegerField(help_text="how far the share may drift before a rebalance")
+    min_transfer = serializers.CharField(help_text="base units, decimal string")
+
+
+class XChainBridgeSerializer(serializers.Serializer):
+    kind = serializers.CharField(help_text="devnet, across, stargate or cctp")
+    sends = serializers.BooleanField(help_text="false: quote-only in this version (rebalances are refused)")
+    contracts = serializers.DictField(child=serializers.CharField(), help_text="chain id -> contract")
+    endpoint = serializers.CharField(help_text="scheme and host only")
+    fee_bps = serializers.IntegerField()
+    fixed_fee = serializers.DictField(child=serializers.CharField(), help_text="symbol -> base units per transfer")
+    delay_blocks = serializers.IntegerField()
+    delay_s = serializers.IntegerField()
+
+
+class XChainPairSerializer(serializers.Serializer):
+    """A cross-chain pair as ``config apply`` recorded it (``config show``'s shape)."""
+
+    name = serializers.CharField()
+    chains = serializers.ListField(child=serializers.IntegerField(), help_text="the two chain ids")
+    dex = serializers.CharField()
+    quote = serializers.CharField()
+    base = serializers.CharField()
+    slippage_bps = serializers.IntegerField()
+    stall_blocks = serializers.IntegerField()
+    bridge = XChainBridgeSerializer()
+    tokens = XChainTokenSerializer(many=True)
+    inventory = XChainTargetSerializer(many=True)
+    costs = serializers.DictField(child=serializers.CharField())

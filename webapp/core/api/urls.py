@@ -26,6 +26,7 @@ urlpatterns = [
     path("xchain/inventory/", views.XChainInventoryList.as_view(), name="api-xchain-inventory"),
     path("xchain/sagas/", views.XChainSagaList.as_view(), name="api-xchain-sagas"),
     path("xchain/pnl/", views.XChainPnl.as_view(), name="api-xchain-pnl"),
+    path("xchain/pairs/", views.XChainPairList.as_view(), name="api-xchain-pairs"),
     path("summary/", views.Summary.as_view(), name="api-summary"),
     path("killswitch/", views.KillSwitch.as_view(), name="api-killswitch"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

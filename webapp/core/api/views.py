@@ -294,3 +294,10 @@ class XChainPnl(APIView):
     @extend_schema(responses={200: s.XChainPnlSerializer}, summary="Cross-chain PnL per token, sagas by state, alerts")
     def get(self, request: Request) -> Response:
         return Response(s.XChainPnlSerializer(selectors.xchain_pnl()).data)
+
+
+class XChainPairList(APIView):
+    @extend_schema(responses={200: s.XChainPairSerializer(many=True)},
+                   summary="The cross-chain pairs in force (config apply's xchain section)")
+    def get(self, request: Request) -> Response:
+        return Response(s.XChainPairSerializer(selectors.xchain_config(), many=True).data)

@@ -1,14 +1,15 @@
 """``arbbot config apply FILE.yaml`` / ``arbbot config show [--chain ID]``: load the
-configuration (chains, DEXes, tokens, pool filters, strategy; the schema is
-``webapp.core.config_schema``) and print the one in force.
+configuration (chains, DEXes, tokens, pool filters, strategy, cross-chain pairs; the schema
+is ``webapp.core.config_schema``) and print the one in force.
 
 ``apply`` writes through ``services.config_apply`` in one transaction: a bad entry is named
 (``chains[0] (ethereum).dexes[2] (sushiswap): init_code_hash: not 32 bytes of hex``), exit
 code 2, nothing written. A chain set to ``live`` by the file needs ``--yes-live``. Each
 chain of the file is first checked on its own RPC (Multicall3 has code, each factory answers
 and its init-code hash reproduces one of its pools, the executor is arbbot's and owned as
-``executor_owner`` says); ``--offline`` skips that, and a chain whose RPC cannot be reached
-is an error that suggests it.
+``executor_owner`` says), and so is each cross-chain pair of its ``xchain`` section (router,
+tokens and bridge have code, the traded and the WETH/quote pools exist); ``--offline``
+skips that, and a chain whose RPC cannot be reached is an error that suggests it.
 ``show`` prints YAML with every URL cut to scheme and host (RPC and relay URLs often carry
 API keys)."""
 
@@ -76,6 +77,7 @@ def run_apply(opts: dict[str, Any], out: Callable[[str], None]) -> int:
     out(
         f"applied {path}: {counts['chains']} chain(s), {counts['dexes']} dex(es), {counts['tokens']} token(s), "
         f"{counts['pool_filters']} pool filter(s), {counts['strategies']} new strategy version(s)"
+        + (f", {counts['xchain_pairs']} cross-chain pair(s)" if "xchain_pairs" in counts else "")
     )
     return 0
 
