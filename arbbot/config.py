@@ -319,6 +319,9 @@ SIGNER_KEYSTORE_VARS = (
 #: Every variable that carries the signing key or unlocks it: only the processes that sign
 #: (the execute queue's workers) may have any of them (tests/deploy checks the manifests).
 SIGNER_VARS = SIGNER_KEY_VARS + SIGNER_KEYSTORE_VARS
+#: The cross-chain inventory wallet's key: only the bridge queue's workers may have either,
+#: never together with a signer variable (tests/deploy checks the manifests).
+XCHAIN_KEY_VARS = ("ARBBOT_XCHAIN_KEY", "ARBBOT_XCHAIN_KEY_FILE")
 
 
 def _set(name: str) -> bool:
@@ -432,7 +435,7 @@ def _signer_key(devnet_dir: Path) -> str:
 def _xchain_key(devnet_dir: Path) -> str:
     key = _read_secret("ARBBOT_XCHAIN_KEY", devnet_dir / "xchain.key")
     if key:
-        source = next((n for n in ("ARBBOT_XCHAIN_KEY", "ARBBOT_XCHAIN_KEY_FILE") if _set(n)),
+        source = next((n for n in XCHAIN_KEY_VARS if _set(n)),
                       f"the devnet key file {devnet_dir / 'xchain.key'}")
         _check_private_key(key, source)
     return key

@@ -131,3 +131,21 @@ The volume projects exactly the files the variables name, nothing else of the Se
       - {key: {{ .Values.signer.key | quote }}, path: {{ .Values.signer.key | quote }}}
       {{- end }}
 {{- end -}}
+
+{{- /*
+The cross-chain inventory wallet's key, for the bridge pool only (xchain.enabled): the one
+file of xchain.existingSecret that ARBBOT_XCHAIN_KEY_FILE names.
+*/ -}}
+{{- define "arbbot.xchainEnv" -}}
+- name: ARBBOT_XCHAIN_KEY_FILE
+  value: {{ printf "/var/run/secrets/arbbot/%s" .Values.xchain.key | quote }}
+{{- end -}}
+
+{{- define "arbbot.xchainVolume" -}}
+- name: xchain
+  secret:
+    secretName: {{ .Values.xchain.existingSecret }}
+    defaultMode: 256
+    items:
+      - {key: {{ .Values.xchain.key | quote }}, path: {{ .Values.xchain.key | quote }}}
+{{- end -}}
