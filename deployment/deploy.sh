@@ -12,7 +12,8 @@
 # Kustomize picks k8s/overlays/regions/REGION for production (region-specific ceilings and
 # hostnames) and k8s/overlays/ENV otherwise. Helm layers deployment/helm-values/ENV.yaml and
 # sets the region's hostname. Prerequisites on the cluster: KEDA 2.x (its CRDs), an ingress
-# controller, and the Secrets arbbot-secrets and arbbot-signer (see deployment/README.md).
+# controller, and the Secrets arbbot-secrets, arbbot-role-urls, arbbot-signer and (Kustomize,
+# or Helm with xchain.enabled) arbbot-xchain (see deployment/README.md).
 set -euo pipefail
 
 usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }

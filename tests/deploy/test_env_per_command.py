@@ -11,6 +11,10 @@ its files are its volume mounts. Then:
   holds the key, appears only in a process that signs: a worker consuming the ``execute``
   queue, or the devnet's one-shot deployer (it generates or is given the devnet key);
 - every worker consuming ``execute`` has a signer source;
+- the cross-chain inventory wallet's key (``arbbot.config.XCHAIN_KEY_VARS``, or a mount of
+  the Secret/volume holding it) appears only in a worker consuming ``bridge``, which has it
+  wherever the rendering turns cross-chain on (Kustomize, compose, Helm's
+  ``xchain.enabled``) and nothing of it otherwise; no process has both keys;
 - every ``*_FILE`` variable, and every ``/run/secrets`` path in a command, lies under a
   mount of that container (a file the app writes, the heartbeat, under a writable one when
   the root file system is read-only); a file in a rendered Secret is one of its keys.
@@ -30,7 +34,7 @@ from typing import Any, Iterable
 import pytest
 import yaml
 
-from arbbot.config import SIGNER_VARS
+from arbbot.config import SIGNER_VARS, XCHAIN_KEY_VARS
 from tests.deploy.support import (
     REPO,
     by_kind,
@@ -45,6 +49,7 @@ from tests.deploy.support import (
 WRITTEN_FILES = {"ARBBOT_HEARTBEAT_FILE"}
 SECRET_DIRS = ("/run/secrets/", "/var/run/secrets/")
 SIGNING_QUEUE = "execute"
+XCHAIN_QUEUE = "bridge"
 
 HELM_VALUES: dict[str, dict[str, Any]] = {
     "defaults": {},
@@ -53,6 +58,12 @@ HELM_VALUES: dict[str, dict[str, Any]] = {
         "secrets": {"create": True, "values": {"DJANGO_SECRET_KEY": "x"}},
     },
     "keystore": {"signer": {"keystore": {"enabled": True}}},
+    "xchain": {"xchain": {"enabled": True}},
+    "xchain-devnet": {
+        "xchain": {"enabled": True},
+        "devnet": {"enabled": True},
+        "secrets": {"create": True, "values": {"DJANGO_SECRET_KEY": "x"}},
+    },
     "keda": {"keda": {"enabled": True}},
     **{
         f"helm-values/{p.stem}": yaml.safe_load(p.read_text())
@@ -99,6 +110,10 @@ class Proc:
     def signs(self) -> bool:
         """Runs the execute queue, or deploys the devnet with the bot's key."""
         return SIGNING_QUEUE in self.queues() or "devnet_init.py" in self.text
+
+    def signs_xchain(self) -> bool:
+        """Runs the bridge queue: the cross-chain legs, signed with the inventory wallet's key."""
+        return XCHAIN_QUEUE in self.queues()
 
     def mount_of(self, path: str) -> Mount | None:
         """The mount a path lies under (the deepest one), or None."""
@@ -295,9 +310,53 @@ def key_sources(procs: list[Proc]) -> set[str]:
     return sources
 
 
-def env_problems(procs: list[Proc]) -> list[str]:
+def _xchain_key_paths(p: Proc) -> list[str]:
+    """Where this process would read the cross-chain key: the file ``ARBBOT_XCHAIN_KEY_FILE``
+    names, and the devnet fallback (``$ARBBOT_DEVNET_DIR/xchain.key``)."""
+    paths = [
+        v
+        for k, v in p.env.items()
+        if k in XCHAIN_KEY_VARS and k.endswith("_FILE") and v
+    ]
+    if p.env.get("ARBBOT_DEVNET_DIR"):
+        paths.append(posixpath.join(str(p.env["ARBBOT_DEVNET_DIR"]), "xchain.key"))
+    return paths
+
+
+def xchain_key_sources(procs: list[Proc]) -> set[str]:
+    """Mount sources holding the cross-chain key: those a bridge worker reads it from, and
+    any Secret whose name says it is the cross-chain key's."""
+    sources = set()
+    for p in procs:
+        if not p.signs_xchain():
+            continue
+        for path in _xchain_key_paths(p):
+            m = p.mount_of(path)
+            if m is not None and m.source != "emptyDir":
+                sources.add(m.source)
+    for p in procs:
+        for m in p.mounts:
+            if m.source.startswith("secret:") and "xchain" in m.source.split(":", 1)[1]:
+                sources.add(m.source)
+        sources |= {f"secret:{s}" for s in p.env_from_secrets if "xchain" in s}
+    return sources
+
+
+def holds(p: Proc, vars_: Iterable[str], sources: set[str]) -> bool:
+    """The process has one of these variables, or mounts or reads one of these sources."""
+    return bool(
+        set(p.env) & set(vars_)
+        or any(m.source in sources for m in p.mounts)
+        or any(f"secret:{s}" in sources for s in p.env_from_secrets)
+    )
+
+
+def env_problems(procs: list[Proc], xchain: bool | None = None) -> list[str]:
+    """What is wrong; ``xchain``: whether every bridge worker must have the cross-chain key
+    (True), must have nothing of it (False), or either (None)."""
     problems: list[str] = []
     holders = key_sources(procs)
+    xchain_holders = xchain_key_sources(procs)
     for p in procs:
         signs = p.signs()
         if not signs:
@@ -315,6 +374,31 @@ def env_problems(procs: list[Proc]) -> list[str]:
                     problems.append(
                         f"{p.where}: reads the signing key's Secret {s} as env but does not sign"
                     )
+        if not p.signs_xchain():
+            for var in sorted(set(p.env) & set(XCHAIN_KEY_VARS)):
+                problems.append(
+                    f"{p.where}: has {var} but does not sign cross-chain legs (command: {p.text!r})"
+                )
+            for m in p.mounts:
+                if m.source in xchain_holders:
+                    problems.append(
+                        f"{p.where}: mounts the cross-chain key ({m.source} at {m.path}) but does not sign cross-chain legs"
+                    )
+            for s in p.env_from_secrets:
+                if f"secret:{s}" in xchain_holders:
+                    problems.append(
+                        f"{p.where}: reads the cross-chain key's Secret {s} as env but does not sign cross-chain legs"
+                    )
+        elif xchain and not p.env.get("ARBBOT_XCHAIN_KEY_FILE"):
+            problems.append(
+                f"{p.where}: consumes {XCHAIN_QUEUE} but has no ARBBOT_XCHAIN_KEY_FILE"
+            )
+        elif xchain is False and holds(p, XCHAIN_KEY_VARS, xchain_holders):
+            problems.append(
+                f"{p.where}: has the cross-chain key but cross-chain is off in this rendering"
+            )
+        if holds(p, SIGNER_VARS, holders) and holds(p, XCHAIN_KEY_VARS, xchain_holders):
+            problems.append(f"{p.where}: has both the signing key and the cross-chain key")
         if SIGNING_QUEUE in p.queues():
             has_key = "ARBBOT_SIGNER_KEY" in p.env or "ARBBOT_SIGNER_KEY_FILE" in p.env
             has_keystore = "ARBBOT_SIGNER_KEYSTORE_FILE" in p.env and (
@@ -368,6 +452,14 @@ RENDERINGS = [
 ]
 
 
+def xchain_on(rendering: str) -> bool:
+    """Kustomize and compose always give the bridge worker the key's file (compose's
+    default is an empty one: no key); Helm with ``xchain.enabled`` only."""
+    if rendering.startswith("helm:"):
+        return bool(HELM_VALUES[rendering[5:]].get("xchain", {}).get("enabled"))
+    return True
+
+
 def procs_of(rendering: str) -> list[Proc]:
     if rendering == "docker-compose.yml":
         return compose_procs(compose_config())
@@ -382,7 +474,7 @@ def test_each_process_has_the_env_its_command_needs(rendering: str) -> None:
     assert [p for p in procs if SIGNING_QUEUE in p.queues()], (
         f"{rendering}: no worker consumes {SIGNING_QUEUE}"
     )
-    problems = env_problems(procs)
+    problems = env_problems(procs, xchain=xchain_on(rendering))
     assert not problems, "\n".join(problems)
 
 
@@ -402,6 +494,104 @@ def test_only_the_execute_workers_hold_the_key(rendering: str) -> None:
     expected = {p.where for p in procs if p.signs()}
     assert readers <= expected
     assert {p.where for p in procs if SIGNING_QUEUE in p.queues()} <= readers
+
+
+@pytest.mark.parametrize("rendering", RENDERINGS)
+def test_only_the_bridge_workers_hold_the_xchain_key(rendering: str) -> None:
+    """The cross-chain key, said positively: with cross-chain on, the processes that can
+    read it are exactly the bridge workers, each with ARBBOT_XCHAIN_KEY_FILE; off, none;
+    and the signing key's readers and the cross-chain key's never meet."""
+    procs = procs_of(rendering)
+    bridge = {p.where for p in procs if p.signs_xchain()}
+    assert bridge, f"{rendering}: no worker consumes {XCHAIN_QUEUE}"
+    holders = xchain_key_sources(procs)
+    readers = {p.where for p in procs if holds(p, XCHAIN_KEY_VARS, holders)}
+    with_var = {p.where for p in procs if p.env.get("ARBBOT_XCHAIN_KEY_FILE")}
+    if xchain_on(rendering):
+        assert holders, f"{rendering}: found no Secret holding the cross-chain key"
+        assert readers == bridge == with_var
+    else:
+        assert not holders and not readers and not with_var
+    signers = {p.where for p in procs if holds(p, SIGNER_VARS, key_sources(procs))}
+    assert signers and not signers & readers
+    assert {p.where for p in procs if SIGNING_QUEUE in p.queues()} <= signers
+
+
+def test_the_checks_catch_a_misplaced_xchain_key() -> None:
+    """The cross-chain rules are live: the key given to the wrong pool, to a pool with the
+    signer, taken from the bridge, or given while cross-chain is off is reported."""
+    objs = [copy.deepcopy(o) for o in kustomize("k8s/overlays/production")]
+    assert not env_problems(k8s_procs(objs, "ok"), xchain=True)
+    (bridge,) = [
+        o
+        for o in objs
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == "arbbot-worker-bridge"
+    ]
+    (execute,) = [
+        o
+        for o in objs
+        if o["kind"] == "Deployment"
+        and o["metadata"]["name"] == "arbbot-worker-execute"
+    ]
+    # 1. the execute pool also gets the cross-chain key (at a path of its own)
+    b_spec = bridge["spec"]["template"]["spec"]
+    e_spec = execute["spec"]["template"]["spec"]
+    e_spec["volumes"] = [*e_spec["volumes"], *[v for v in b_spec["volumes"] if v["name"] == "xchain"]]
+    e_spec["containers"][0]["volumeMounts"].append(
+        {"name": "xchain", "mountPath": "/var/run/secrets/xchain", "readOnly": True}
+    )
+    e_spec["containers"][0]["env"].append(
+        {"name": "ARBBOT_XCHAIN_KEY_FILE", "value": "/var/run/secrets/xchain/xchain.key"}
+    )
+    problems = "\n".join(env_problems(k8s_procs(objs, "execute"), xchain=True))
+    assert (
+        "arbbot-worker-execute container worker: has ARBBOT_XCHAIN_KEY_FILE but does not sign cross-chain legs"
+        in problems
+    )
+    assert (
+        "arbbot-worker-execute container worker: mounts the cross-chain key (secret:arbbot-xchain"
+        in problems
+    )
+    assert (
+        "arbbot-worker-execute container worker: has both the signing key and the cross-chain key"
+        in problems
+    )
+    # 2. ... even when that pool consumes the bridge queue too
+    command = e_spec["containers"][0]["command"]
+    command[command.index("-Q") + 1] = "execute,bridge"
+    problems = "\n".join(env_problems(k8s_procs(objs, "both"), xchain=True))
+    assert "does not sign cross-chain legs" not in problems
+    assert (
+        "arbbot-worker-execute container worker: has both the signing key and the cross-chain key"
+        in problems
+    )
+    # 3. the bridge pool loses its variable: it would run no cross-chain pass
+    b_spec["containers"][0]["env"] = [
+        e for e in b_spec["containers"][0]["env"] if e["name"] != "ARBBOT_XCHAIN_KEY_FILE"
+    ]
+    assert (
+        "arbbot-worker-bridge container worker: consumes bridge but has no ARBBOT_XCHAIN_KEY_FILE"
+        in "\n".join(env_problems(k8s_procs(objs, "x"), xchain=True))
+    )
+    # 4. Helm with cross-chain off: a bridge pool given the key anyway
+    helm = helm_objects({})
+    (h_bridge,) = [
+        o for o in helm if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-worker-bridge")
+    ]
+    h_bridge["spec"]["template"]["spec"]["containers"][0]["env"].append(
+        {"name": "ARBBOT_XCHAIN_KEY", "valueFrom": {"secretKeyRef": {"name": "arbbot-xchain", "key": "xchain.key"}}}
+    )
+    assert (
+        "arbbot-worker-bridge container worker: has the cross-chain key but cross-chain is off"
+        in "\n".join(env_problems(k8s_procs(helm, "off"), xchain=False))
+    )
+
+
+def test_helm_refuses_the_signer_on_the_bridge_pool() -> None:
+    import helm_python
+
+    with pytest.raises(helm_python.HelmRenderError, match="the bridge pool never gets the execute signer"):
+        helm_objects({"workers": {"bridge": {"signs": True}}})
 
 
 def test_the_checks_catch_the_old_mistakes() -> None:

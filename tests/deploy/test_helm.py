@@ -26,8 +26,9 @@ TOGGLES = {
     "ingress": {"ingress": {"enabled": True}},
     "monitoring": {"monitoring": {"enabled": True}},
     "devnet": {"devnet": {"enabled": True}, "secrets": {"create": True, "values": {"DJANGO_SECRET_KEY": "x"}}},
+    "xchain": {"xchain": {"enabled": True}},
     "all": {"keda": {"enabled": True}, "ingress": {"enabled": True}, "monitoring": {"enabled": True},
-            "devnet": {"enabled": True}},
+            "devnet": {"enabled": True}, "xchain": {"enabled": True}},
 }
 
 
@@ -48,6 +49,8 @@ def test_values_match_schema_and_schema_rejects_bad_values() -> None:
                     {"workers": {"scan": {"queue": "not-a-queue"}}},
                     {"workerDefaults": {"terminationGracePeriodSeconds": 30}},
                     {"keda": {"enabled": "yes"}},
+                    {"xchain": {"enabled": "yes"}},
+                    {"xchain": {"key": ""}},
                     {"unknownKey": 1}):
             with pytest.raises(helm_python.HelmValuesError):
                 chart.validate_schema(chart.merge_values(bad))
@@ -93,6 +96,9 @@ def test_helm_test_hooks() -> None:
 def test_notes_render() -> None:
     notes = helm_render('{"keda": {"enabled": true}}')["arbbot/templates/NOTES.txt"]
     assert "helm test" in notes and "worker-scan" in notes
+    assert "Cross-chain: off" in notes
+    notes = helm_render('{"xchain": {"enabled": true}}')["arbbot/templates/NOTES.txt"]
+    assert "create secret generic arbbot-xchain --from-file=xchain.key=./xchain.key" in notes
 
 
 @pytest.mark.parametrize(("chart_copy", "source"), [
