@@ -453,10 +453,13 @@ RENDERINGS = [
 
 
 def xchain_on(rendering: str) -> bool:
-    """Kustomize and compose always give the bridge worker the key's file (compose's
-    default is an empty one: no key); Helm with ``xchain.enabled`` only."""
+    """Compose always gives the bridge worker the key's file (its default is an empty one:
+    no key); Kustomize with the component k8s/components/xchain (the overlay
+    production-xchain); Helm with ``xchain.enabled`` only."""
     if rendering.startswith("helm:"):
         return bool(HELM_VALUES[rendering[5:]].get("xchain", {}).get("enabled"))
+    if rendering.startswith("k8s/"):
+        return rendering.endswith("-xchain")
     return True
 
 
@@ -520,7 +523,7 @@ def test_only_the_bridge_workers_hold_the_xchain_key(rendering: str) -> None:
 def test_the_checks_catch_a_misplaced_xchain_key() -> None:
     """The cross-chain rules are live: the key given to the wrong pool, to a pool with the
     signer, taken from the bridge, or given while cross-chain is off is reported."""
-    objs = [copy.deepcopy(o) for o in kustomize("k8s/overlays/production")]
+    objs = [copy.deepcopy(o) for o in kustomize("k8s/overlays/production-xchain")]
     assert not env_problems(k8s_procs(objs, "ok"), xchain=True)
     (bridge,) = [
         o
