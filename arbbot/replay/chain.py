@@ -30,9 +30,10 @@ never changed by them (``eth_call`` only). Pools the recording never mentions ke
 dump's state, which is the chain's at the block the dump was taken.
 
 ``verify_later`` queues a simulation for a thread of this module's that sends the queued
-ones in batches while the replay goes on (on the machine's other core: the anvil's
-``eth_estimateGas`` search costs it about three times this process's own work per trade);
-``drain`` waits for their replies.
+ones in batches while the replay goes on (on the machine's other core); ``drain`` waits for
+their replies. A simulation's ``eth_estimateGas`` is answered with anvil's own figure but
+mostly without its search (about 17 executions a trade): a trace of the call and two
+``eth_call``s confirming a guess, exact by construction (``AnvilChain._answer``).
 """
 
 from __future__ import annotations
@@ -61,6 +62,38 @@ _BALANCE_PROBE_SLOTS = 12  # mapping positions tried for a token's balances
 _SEL_BALANCE_OF = selector("balanceOf(address)").hex()
 _U128 = (1 << 128) - 1
 _SEND_BATCH = 16  # queued simulations sent in one request by the sender thread
+
+
+_GAS_REFUND_GUESS = 22_700  # a cycle's first estimate: the refund most trades get
+_GAS_MARGIN_GUESS = 2_208  # ... and the margin over the frames' need most 63/64-bound ones show
+_SSTORE_SENTRY = 2_300  # an SSTORE needs more gas left than this (EIP-2200)
+
+
+def _need_in(r: int) -> int:
+    """The least gas ``y`` left to a frame at an inner call for the call to get ``r``
+    (it gets ``y - y // 64``)."""
+    y = r + r // 63
+    while y - y // 64 < r:
+        y += 1
+    while y > 0 and (y - 1) - (y - 1) // 64 >= r:
+        y -= 1
+    return y
+
+
+def _frames_need(trace: Mapping[str, Any], gas_limit: int) -> int:
+    """The gas limit a call's inner calls need by the 63/64 rule, from its ``callTracer``
+    trace at ``gas_limit`` (every inner call given all but a 64th of what was left): at
+    inner call k a frame had used ``gas - _need_in(k's gas)``, k needs its own use or what
+    its inner calls need, whichever is more; the transaction's intrinsic gas on top."""
+
+    def need(frame: Mapping[str, Any], own: int) -> int:
+        given = int(frame["gas"], 16)
+        r = own
+        for inner in frame.get("calls") or ():
+            r = max(r, given - _need_in(int(inner["gas"], 16)) + _need_in(need(inner, int(inner["gasUsed"], 16))))
+        return r
+
+    return gas_limit - int(trace["gas"], 16) + need(trace, 0)
 
 
 def _word(value: int) -> str:
@@ -94,6 +127,11 @@ class AnvilChain:
         #: pool -> the storage words its newest written state overrides: (contract, slot) -> word
         self._words: dict[str, dict[tuple[str, str], str]] = {}
         self.writes = 0  # storage words written, for the report
+        #: estimates confirmed from a guess / asked of anvil's own search
+        self.gas_confirmed = self.gas_asked = 0
+        self._gas_offsets: dict[str, tuple[int | None, int | None]] = {}  # cycle -> (refund, margin)
+        self.guess_gas = True  # estimates from a confirmed guess (False: anvil's search each time)
+        self._gas_limit: int | None = None  # the latest block's, the traces' gas limit
         self._queue: queue.Queue[tuple[Hashable, list[tuple[str, list[Any]]]] | None] = queue.Queue()
         self._replies: dict[Hashable, list[Any]] = {}
         self._failure: BaseException | None = None
@@ -150,7 +188,82 @@ class AnvilChain:
         ``write`` gave them; a revert comes back as the ``RpcError`` the node gave.
         ``pools``: the only ones the call trades through (a call reads no other pool);
         None: every pool given so far."""
-        return self.rpc.batch(self.simulation(call, pools), raise_errors=False)
+        return self._answer([self.simulation(call, pools)])[0]
+
+    def _answer(self, simulations: list[list[tuple[str, list[Any]]]]) -> list[list[Any]]:
+        """The replies anvil gives ``simulations`` (each a ``simulation``), with fewer EVM
+        runs than its ``eth_estimateGas`` search (about 17 executions): the call is traced
+        once (``callTracer``: its output, which is ``eth_call``'s, and each frame's gas),
+        the estimate guessed from the trace (``_gas_guess``) and confirmed by two
+        ``eth_call``s, at the guess (must succeed) and one gas below (must fail). anvil's
+        estimate is its binary search's boundary, the least gas limit at which the call
+        succeeds (``do_estimate_gas_with_state``: the same ``call_with_state`` as
+        ``eth_call``'s), and the executor's success only grows with the gas limit (no
+        ``gasleft`` branch, every failed inner call reverts the whole): so a confirmed
+        guess IS anvil's figure, to the gas. A call that fails, or a guess not confirmed,
+        is asked of anvil as it stands (``eth_call``, ``eth_estimateGas``), as every
+        simulation is with ``guess_gas`` off (the previous path, a benchmark's baseline)."""
+        if not self.guess_gas:
+            replies = self.rpc.batch([r for sim in simulations for r in sim], raise_errors=False)
+            return [replies[2 * i:2 * i + 2] for i in range(len(simulations))]
+        if self._gas_limit is None:
+            self._gas_limit = int(self.rpc.call("eth_getBlockByNumber", ["latest", False])["gasLimit"], 16)
+        traces = self.rpc.batch([("debug_traceCall", [{**p[0], "gas": hex(self._gas_limit)}, p[1],
+                                                      {"tracer": "callTracer", "stateOverrides": p[2]}])
+                                 for (_, p), _ in simulations], raise_errors=False)
+        out: list[list[Any] | None] = [None] * len(simulations)
+        probes: list[tuple[str, list[Any]]] = []
+        guessed: list[tuple[int, int, str]] = []  # simulation, guess, cycle
+        for i, (sim, trace) in enumerate(zip(simulations, traces)):
+            if not isinstance(trace, dict) or "error" in trace or not isinstance(trace.get("output"), str):
+                continue
+            call, block, overrides = sim[0][1]
+            key = str(call.get("to")) + str(call.get("data", ""))[138:]  # the hops, not the amounts
+            g = self._gas_guess(trace, key)
+            guessed.append((i, g, key))
+            probes += [("eth_call", [{**call, "gas": hex(g)}, block, overrides]),
+                       ("eth_call", [{**call, "gas": hex(g - 1)}, block, overrides])]
+            out[i] = [trace["output"], hex(g)]
+        replies = self.rpc.batch(probes, raise_errors=False) if probes else []
+        for n, (i, g, key) in enumerate(guessed):
+            at, below = replies[2 * n], replies[2 * n + 1]
+            if at == traces[i]["output"] and isinstance(below, RpcError):
+                self.gas_confirmed += 1
+            else:
+                out[i] = None
+        asked = [i for i, o in enumerate(out) if o is None]
+        if asked:
+            again = self.rpc.batch([r for i in asked for r in simulations[i]], raise_errors=False)
+            for n, i in enumerate(asked):
+                out[i] = again[2 * n:2 * n + 2]
+                self.gas_asked += 1
+        for i, _, key in guessed:
+            self._learn_gas(traces[i], key, out[i][1])  # type: ignore[index]
+        return out  # type: ignore[return-value]
+
+    def _gas_guess(self, trace: Mapping[str, Any], key: str) -> int:
+        """anvil's estimate as a trace of the call at the block's gas limit suggests it: the
+        larger of the gas used before refunds (the gas used plus the refund the cycle's last
+        estimate showed) and what the inner calls need with the 63/64 rule (each frame's own
+        use, an inner call given at least ``x - x // 64`` of what is left; plus the margin
+        the cycle's last estimate showed, the sentry of a frame's last ``SSTORE``)."""
+        used = int(trace["gasUsed"], 16)
+        refund, margin = self._gas_offsets.get(key, (None, None))
+        return max(used + (_GAS_REFUND_GUESS if refund is None else refund),
+                   _frames_need(trace, self._gas_limit or 0) + (_GAS_MARGIN_GUESS if margin is None else margin))
+
+    def _learn_gas(self, trace: Mapping[str, Any], key: str, estimate: Any) -> None:
+        """Keep what bound this cycle's estimate, for the next guess of the same hops."""
+        if not isinstance(estimate, str):
+            return
+        e = int(estimate, 16)
+        refund, margin = self._gas_offsets.get(key, (None, None))
+        by_frames = e - _frames_need(trace, self._gas_limit or 0)
+        if 0 <= by_frames <= _SSTORE_SENTRY:
+            margin = by_frames
+        else:
+            refund = e - int(trace["gasUsed"], 16)
+        self._gas_offsets[key] = (refund, margin)
 
     def simulation(self, call: Mapping[str, Any], pools: Iterable[str] | None = None) -> list[tuple[str, list[Any]]]:
         """The requests of ``simulate``, with the pool states as they are now: answered the
@@ -206,11 +319,8 @@ class AnvilChain:
                 items.append(more)
             try:
                 if self._failure is None:
-                    replies = self.rpc.batch([r for _, requests in items for r in requests], raise_errors=False)
-                    i = 0
-                    for ticket, requests in items:
-                        self._replies[ticket] = replies[i:i + len(requests)]
-                        i += len(requests)
+                    for (ticket, _), replies in zip(items, self._answer([requests for _, requests in items])):
+                        self._replies[ticket] = replies
             except BaseException as exc:  # kept for ``drain`` to raise in the replay's thread
                 self._failure = exc
             finally:

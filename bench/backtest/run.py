@@ -109,6 +109,8 @@ def main() -> None:
     anvil: tuple[BacktestResult, float, float] | None = None  # waiting for each answer, first blocks
     anvil_math: tuple[BacktestResult, float, float] | None = None
     ahead: tuple[BacktestResult, float, float] | None = None  # the default: every block, verified after
+    searched: tuple[BacktestResult, float, float] | None = None  # the same, every estimate anvil's search
+    gas_confirmed = gas_asked = 0
     try:
         if args.recording:
             path, record_s = Path(args.recording), 0.0
@@ -135,6 +137,12 @@ def main() -> None:
             if chain is not None:
                 try:
                     ahead = _timed(recording, chain=chain)
+                    gas_confirmed, gas_asked = chain.gas_confirmed, chain.gas_asked
+                    chain.reset()
+                    say("replaying: baseline, the same with anvil's own eth_estimateGas search for every trade")
+                    chain.guess_gas = False
+                    searched = _timed(recording, chain=chain)
+                    chain.guess_gas = True
                     chain.reset()
                     say(f"replaying {args.anvil_blocks} blocks: baseline, waiting for each anvil answer, then by the math")
                     anvil = _timed(recording, chain=chain, to_block=last, ahead=False)
@@ -179,6 +187,15 @@ def main() -> None:
         "ahead_blocks_per_s": None if ahead is None else round(n / ahead[1], 1),
         "ahead_projected_s_per_3600_blocks": None if ahead is None else per_hour(ahead[1], n),
         "ahead_fills_equal_math": None if ahead is None else executed_cycles(ahead[0]) == executed_cycles(result),
+        "ahead_gas_confirmed": gas_confirmed if ahead is not None else None,
+        "ahead_gas_searched": gas_asked if ahead is not None else None,
+        "searched_s": None if searched is None else round(searched[1], 2),
+        "searched_cpu_s": None if searched is None else round(searched[2], 2),
+        "searched_projected_s_per_3600_blocks": None if searched is None else per_hour(searched[1], n),
+        "searched_equal_ahead": None if searched is None or ahead is None
+        else executed_cycles(searched[0]) == executed_cycles(ahead[0])
+        and [r.extra.get("gas_limit") for r in searched[0].executions]
+        == [r.extra.get("gas_limit") for r in ahead[0].executions],
         "anvil_fills_equal_math": None if anvil is None or anvil_math is None
         else executed_cycles(anvil[0]) == executed_cycles(anvil_math[0]),
         "decode_only_s": round(decode_s, 2),
@@ -211,6 +228,12 @@ def main() -> None:
         rows.append(("  same fills as the math, to the wei", str(figures["ahead_fills_equal_math"])))
         rows.append(("  one hour of 1 s blocks, projected",
                      f"{figures['ahead_projected_s_per_3600_blocks']} s (target < 60 s)"))
+        rows.append(("  gas estimates confirmed from a guess / by anvil's search", f"{gas_confirmed} / {gas_asked}"))
+    if searched is not None:
+        rows.append(("baseline: the same, anvil's eth_estimateGas search each trade (before)",
+                     f"{searched[1]:.2f} s, CPU {searched[2]:.2f} s; projected "
+                     f"{figures['searched_projected_s_per_3600_blocks']} s/h; same fills and gas limits: "
+                     f"{figures['searched_equal_ahead']}"))
     if anvil is not None and anvil_math is not None:
         rows.append((f"baseline: first {m} blocks on the anvil, waiting for each answer",
                      f"{anvil[1]:.2f} s = {m / anvil[1]:,.0f} blocks/s, CPU {anvil[2]:.2f} s; "

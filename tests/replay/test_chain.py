@@ -58,6 +58,38 @@ def test_anvil_fills_equal_the_pool_math_to_the_wei(recording: Recording, tmp_pa
                                                        if r.status == "simulated"]
 
 
+def test_gas_estimates_confirmed_from_a_guess_are_anvils_own(
+    recording: Recording, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The estimates confirmed from a guess (a trace, an ``eth_call`` at the guess and one
+    gas below) equal anvil's ``eth_estimateGas`` search, to the gas; a guess one gas too high
+    is not confirmed (the call succeeds below it) and anvil's search answers instead."""
+    chain = open_chain(recording, log_path=tmp_path / "anvil.log")
+    assert isinstance(chain, AnvilChain)
+    try:
+        guessed = run(recording, BacktestStrategy(), chain=chain)
+        assert chain.gas_confirmed > 0
+        chain.reset()
+        chain.guess_gas = False
+        searched = run(recording, BacktestStrategy(), chain=chain)
+        chain.reset()
+        chain.guess_gas = True
+        confirmed, asked = chain.gas_confirmed, chain.gas_asked
+        guess = AnvilChain._gas_guess
+        monkeypatch.setattr(AnvilChain, "_gas_guess", lambda self, trace, key: guess(self, trace, key) + 1)
+        missed = run(recording, BacktestStrategy(), chain=chain)
+    finally:
+        chain.close()
+    assert chain.gas_confirmed == confirmed and chain.gas_asked > asked
+
+    def fills(result: object) -> list[tuple[int, str, int, object]]:
+        return [(r.block_number, r.path_id, r.realised_profit, r.extra.get("gas_limit"))
+                for r in result.executions if r.status == "simulated"]  # type: ignore[attr-defined]
+
+    assert len(fills(searched)) >= 5
+    assert fills(guessed) == fills(searched) == fills(missed)
+
+
 def test_a_recording_without_a_dump_replays_by_the_math(recording: Recording, tmp_path: Path) -> None:
     bare = Recording(recording.path, recording.version, {**recording.meta, "state_dump": None}, recording.frames)
     assert open_chain(bare) is None
