@@ -36,10 +36,10 @@ def score_batch(
     c = features.columns(opps)
     if model is not None:
         try:
-            return model.decide(opps, c, history, now, features.as_mappings)
+            return model.decide(opps, c, history, now, features.as_rows)
         except Exception as exc:  # a model that fails must not stop the pipeline: the rule decides
             log.warning("model %s failed on a batch, the rule decides: %s: %s", model.name, type(exc).__name__, exc)
-    return rule.decide(opps, features.as_mappings(features.from_columns(c, history, now)))
+    return rule.decide(opps, features.as_rows(features.from_columns(c, history, now)))
 
 
 @dataclass(frozen=True)
