@@ -6,7 +6,8 @@ records into arrays (the one pass over Python objects), then ``feature_row``, on
 function (numba), computes a row's features from those arrays: ``from_columns`` runs it
 over a batch, and the serving kernel (``arbbot.scoring.kernel``) runs the same function
 inside its one pass with the models. The ml stage computes it for every batch, under the
-rule too, and the features are recorded with each opportunity; training reads those
+rule too, and the features are recorded with each opportunity (``as_rows``: each verdict's
+row by name, read from the batch's matrix only when recorded); training reads those
 recorded rows, so a model is trained on exactly what serving computed (tests/scoring).
 
 Also owns what an execution's final status teaches (``outcome_kind``): success, a revert

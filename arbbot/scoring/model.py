@@ -367,7 +367,10 @@ class ModelScorer:
         """Every opportunity of the batch (``c``: its columns) with its final decision, best EV
         first, unpriced last (ties: the lower ``path_id``, then the earlier); as the rule's
         ``decide``, no pool is used twice among the ``execute`` ones. ``rows``: the
-        features to attach to each verdict, from the batch's matrix (none when omitted)."""
+        features to attach to each verdict, from the batch's matrix (none when omitted).
+        The hot path of the ml stage: the decisions and reasons are made first (a reason
+        formatted only where it carries numbers, an overlap's once per claimed pool), then
+        the records in one ``map``."""
         X, p_arr, ev_arr = self.score(c, history, now)
         n = len(opps)
         values = c.values
@@ -379,8 +382,8 @@ class ModelScorer:
         else:
             order = ranked.tolist()
         p, ev, net, priced = p_arr.tolist(), ev_arr.tolist(), values[C_NET_NATIVE].tolist(), (~unpriced).tolist()
-        hops = values[C_HOPS].astype(np.int64)
-        first, pool_ids = (np.cumsum(hops) - hops).tolist(), c.pool_ids.tolist()  # each cycle's pools, interned
+        end = np.cumsum(values[C_HOPS].astype(np.int64))
+        first, stop, pool_ids = (end - values[C_HOPS].astype(np.int64)).tolist(), end.tolist(), c.pool_ids.tolist()
         floor = self.min_net_profit
         claimed: dict[int, int] = {}  # pool -> the row executing through it (as rule.one_per_pool)
         overlap: dict[int, str] = {}  # pool -> the reason of a skip through it (one claimer, one reason)
@@ -398,7 +401,7 @@ class ModelScorer:
                 decide("skip")
                 say(f"P(success) {p[i]:.2f}: EV {ev[i]:.3g} wei too low")
             else:
-                pools = pool_ids[first[i]:first[i] + len(opps[i].pools)]
+                pools = pool_ids[first[i]:stop[i]]  # its pools, interned
                 for q in pools:
                     if q in claimed:
                         reason = overlap.get(q)

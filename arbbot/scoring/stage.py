@@ -1,5 +1,6 @@
 """The ml stage's core: features for a batch, the decision (the promoted model when there
-is one, else the rule) and the features attached to every verdict so they are recorded.
+is one, else the rule) and the features attached to every verdict so they are recorded
+(``features.as_rows``: views of the batch's matrix, made Python floats when recorded).
 
 Owns the fallback too: the rule decides whenever no model is promoted, the champion cannot
 be loaded (``ChampionCache``) or the model fails on a batch; each time the reason is logged

@@ -18,7 +18,12 @@ pools' gaps and move two more part-way first), in one run:
   previous;
 * the hot path: one batch of 100 (``stage.score_batch``: columns, features + both models,
   the verdicts with their features and reasons, one cycle per pool), p50/p99 over many
-  batches (target p99 < 1 ms), against the previous path and the rule on the same batch.
+  batches (target p99 < 1 ms), against the previous path (``baseline.previous_score_batch``:
+  the kernel, but the records read field by field in Python and a features dictionary per
+  verdict), the first path and the rule (now and previous) on the same batch, checked to
+  give the previous path's verdicts, scores and recorded features exactly (the wire too);
+  and what recording the verdicts (``scored_to_wire``, off the decision path: the
+  features are made Python floats there now) costs, now and previous.
 Wall times and CPU times both: the machine is shared, and the load average is printed
 beside the figures (a wall p99 at load above the core count measures the queue for a core).
 """
