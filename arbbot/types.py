@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterator
 from itertools import chain
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
@@ -458,10 +459,59 @@ MAX_FEATURES = 64
 _FEATURE_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
-@dataclass(frozen=True, slots=True)
+class FeatureTable:
+    """A batch's features, one row per verdict, read only when first asked for: the ml
+    stage decides without them and the rows are made (``rows``, once for the batch) when
+    the verdicts are recorded. ``source`` gives the rows, each a list of finite floats in
+    ``names`` order."""
+
+    __slots__ = ("names", "_source", "_rows", "_position")
+
+    def __init__(self, names: tuple[str, ...], source: Callable[[], list[list[float]]]) -> None:
+        self.names = names
+        self._source: Callable[[], list[list[float]]] | None = source
+        self._rows: list[list[float]] = []
+        self._position: dict[str, int] = {}
+
+    def rows(self) -> list[list[float]]:
+        if self._source is not None:
+            self._rows, self._source = self._source(), None
+        return self._rows
+
+    def position(self, name: str) -> int:
+        if not self._position:
+            self._position = {k: j for j, k in enumerate(self.names)}
+        return self._position[name]
+
+
+class FeatureRow(Mapping[str, float]):
+    """One verdict's features by name: row ``index`` of its batch's ``FeatureTable``
+    (a read-only mapping, equal to the dictionary of the same names and values)."""
+
+    __slots__ = ("table", "index")
+
+    def __init__(self, table: FeatureTable, index: int) -> None:
+        self.table = table
+        self.index = index
+
+    def __getitem__(self, name: str) -> float:
+        return self.table.rows()[self.index][self.table.position(name)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table.names)
+
+    def __len__(self) -> int:
+        return len(self.table.names)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class ScoredOpportunity:
     """The ml stage's verdict. ``features`` are the ones it decided on
-    (``arbbot.scoring.features``), by name, recorded with the opportunity for training."""
+    (``arbbot.scoring.features``), by name, recorded with the opportunity for training (from
+    the ml stage a ``FeatureRow`` of its batch's table, read when recorded; decoded, a dict)."""
 
     opportunity: Opportunity
     score: float
@@ -469,6 +519,17 @@ class ScoredOpportunity:
     reason: str = ""
     model: str = "rule"
     features: Mapping[str, float] = field(default_factory=dict)
+
+    def __init__(self, opportunity: Opportunity, score: float, decision: Decision, reason: str = "",
+                 model: str = "rule", features: Mapping[str, float] | None = None) -> None:
+        # the generated __init__ of a frozen record calls object.__setattr__ per field (~1 µs a
+        # record; the ml stage makes one per opportunity): the slots' own setters, half that
+        _set_opportunity(self, opportunity)
+        _set_score(self, score)
+        _set_decision(self, decision)
+        _set_reason(self, reason)
+        _set_model(self, model)
+        _set_features(self, {} if features is None else features)
 
     def to_wire(self) -> dict[str, Any]:
         out = {
@@ -496,6 +557,11 @@ class ScoredOpportunity:
             model=_text(d.get("model", "rule"), "model"),
             features=_features(d.get("features", {})),
         )
+
+
+_set_opportunity, _set_score, _set_decision, _set_reason, _set_model, _set_features = (
+    ScoredOpportunity.__dict__[name].__set__
+    for name in ("opportunity", "score", "decision", "reason", "model", "features"))
 
 
 def _features(value: object) -> dict[str, float]:
@@ -639,16 +705,31 @@ def scored_to_wire(scored: list[ScoredOpportunity]) -> dict[str, Any]:
     out = opportunities_to_wire([s.opportunity for s in scored], kind="scored")
     if not scored:
         return out
+    names, feature_rows = _feature_rows(scored)
+    out.update(
+        score=[s.score for s in scored], decision=[s.decision for s in scored],
+        reason=[s.reason for s in scored], model=[s.model for s in scored], feature_names=names,
+        features=feature_rows,
+    )
+    return out
+
+
+def _feature_rows(scored: list[ScoredOpportunity]) -> tuple[list[str], list[list[Any] | None]]:
+    """The features' names and one row of values per verdict (``None``: none). The rows of
+    one batch's ``FeatureTable`` are taken as they are (one conversion for the batch, no
+    dictionary per verdict); other mappings name by name."""
+    first = scored[0].features
+    if isinstance(first, FeatureRow) and first.table.names:
+        table = first.table
+        index = [f.index for f in (s.features for s in scored) if isinstance(f, FeatureRow) and f.table is table]
+        if len(index) == len(scored):
+            rows = table.rows()
+            return list(table.names), [rows[i] for i in index]
     names: dict[str, int] = {}
     for s in scored:
         for k in s.features:
             names.setdefault(k, len(names))
-    out.update(
-        score=[s.score for s in scored], decision=[s.decision for s in scored],
-        reason=[s.reason for s in scored], model=[s.model for s in scored], feature_names=list(names),
-        features=[[s.features.get(k) for k in names] if s.features else None for s in scored],
-    )
-    return out
+    return list(names), [[s.features.get(k) for k in names] if s.features else None for s in scored]
 
 
 def _column(d: Mapping[str, Any], key: str, n: int) -> list[Any]:

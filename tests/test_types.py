@@ -9,6 +9,7 @@ bigint)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any, Callable
 
@@ -18,6 +19,8 @@ from hypothesis import strategies as st
 
 from arbbot.errors import WireFormatError
 from arbbot.types import (
+    FeatureRow,
+    FeatureTable,
     Opportunity,
     PoolDelta,
     ScoredOpportunity,
@@ -455,6 +458,29 @@ def test_a_block_batch_names_the_block_once_and_each_address_once() -> None:
     assert scored_from_wire(wire)[0].features == {"a": 1.0} and scored_from_wire(wire)[1].features == {}
     # the per-item list of an older producer still decodes
     assert scored_from_wire([s.to_wire() for s in scored_from_wire(wire)]) == scored_from_wire(wire)
+
+
+def test_a_batch_s_feature_table_goes_on_the_wire_as_its_dictionaries_would() -> None:
+    o = Opportunity.from_wire(opportunity_wire())
+    table = FeatureTable(("hops", "edge"), lambda: [[2.0, 0.5], [3.0, 0.25]])
+    lazy = [ScoredOpportunity(o, 1.0, "skip", "r", "m", FeatureRow(table, 1)),
+            ScoredOpportunity(o, 2.0, "execute", "", "m", FeatureRow(table, 0))]
+    eager = [ScoredOpportunity(o, 1.0, "skip", "r", "m", {"hops": 3.0, "edge": 0.25}),
+             ScoredOpportunity(o, 2.0, "execute", "", "m", {"hops": 2.0, "edge": 0.5})]
+    assert lazy == eager and lazy[0].features["edge"] == 0.25 and len(lazy[0].features) == 2
+    assert scored_to_wire(lazy) == scored_to_wire(eager)
+    assert scored_from_wire(via_json(scored_to_wire(lazy))) == eager
+    assert lazy[0].to_wire() == eager[0].to_wire()
+    mixed = [lazy[0], eager[1], ScoredOpportunity(o, 0.0, "skip")]  # not one table: name by name
+    assert scored_to_wire(mixed) == scored_to_wire([eager[0], eager[1], ScoredOpportunity(o, 0.0, "skip")])
+
+
+def test_a_verdict_is_frozen_and_defaults_its_fields() -> None:
+    s = ScoredOpportunity(Opportunity.from_wire(opportunity_wire()), 1.0, "skip")
+    assert (s.reason, s.model, s.features) == ("", "rule", {})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.score = 2.0  # type: ignore[misc]
+    assert dataclasses.replace(s, features={"a": 1.0}).features == {"a": 1.0} and s.features == {}
 
 
 @pytest.mark.parametrize("version", [0, 2, "1", None, True])

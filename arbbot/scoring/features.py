@@ -6,7 +6,8 @@ records into arrays (the one pass over Python objects), then ``feature_row``, on
 function (numba), computes a row's features from those arrays: ``from_columns`` runs it
 over a batch, and the serving kernel (``arbbot.scoring.kernel``) runs the same function
 inside its one pass with the models. The ml stage computes it for every batch, under the
-rule too, and the features are recorded with each opportunity; training reads those
+rule too, and the features are recorded with each opportunity (``as_rows``: each verdict's
+row by name, read from the batch's matrix only when recorded); training reads those
 recorded rows, so a model is trained on exactly what serving computed (tests/scoring).
 
 Also owns what an execution's final status teaches (``outcome_kind``): success, a revert
@@ -19,13 +20,15 @@ from __future__ import annotations
 import math
 from array import array
 from dataclasses import dataclass
-from typing import Iterable, Literal, Mapping, Sequence
+from itertools import chain, repeat
+from operator import attrgetter, is_not, methodcaller, mul, sub
+from typing import Callable, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 from numba import njit
 
 from arbbot.paths._kernels import _CACHE
-from arbbot.types import Opportunity
+from arbbot.types import FeatureRow, FeatureTable, Opportunity
 
 FEATURES: tuple[str, ...] = (
     "priced",  # 1: the start token has a native price (else the value features are 0)
@@ -166,7 +169,7 @@ COLUMNS = ("priced", "profit_native", "gas_native", "profit", "amount_in", "hops
            "gas_price_wei", "chain_id", "block_number", "net_native")
 (_C_PRICED, _C_PROFIT_NATIVE, _C_GAS_NATIVE, _C_PROFIT, _C_AMOUNT_IN, _C_HOPS, _C_V3, _C_OBSERVED, _C_GAS_PRICE,
  _C_CHAIN, _C_BLOCK, C_NET_NATIVE) = range(len(COLUMNS))
-C_GAS_NATIVE = _C_GAS_NATIVE
+C_GAS_NATIVE, C_PRICED, C_HOPS = _C_GAS_NATIVE, _C_PRICED, _C_HOPS
 
 
 @dataclass(frozen=True)
@@ -194,22 +197,49 @@ class Columns:
         raise AttributeError(name)
 
 
+#: an opportunity's fields ``columns`` reads, in one call per record (C, no Python per field)
+_FIELDS = attrgetter("profit_native", "gas_estimate", "gas_price_wei", "amount_out", "amount_in", "observed_at",
+                     "chain_id", "block_number", "pools", "hop_kinds", "path_id")
+_COUNT_V3 = methodcaller("count", "v3")
+
+
 def columns(opps: Sequence[Opportunity]) -> Columns:
-    """Gather a batch's records into arrays: one pass over the records into one buffer of
-    doubles (``array`` converts the ints, big ones too, as ``float(int)`` does), one over
-    their pools."""
+    """Gather a batch's records into arrays: the records' fields read and transposed in C
+    (``attrgetter``, ``zip``), each column derived by a C-level ``map`` over exact ints,
+    and every column into one buffer of doubles (``array`` converts the ints, big ones
+    too, as ``float(int)`` does), already in ``values``' row order."""
     n = len(opps)
-    path_id, pool_id = _PATHS.get, _POOLS.address
-    flat = array("d", [x for o in opps for x in (
-        o.profit_native is not None, o.profit_native or 0, o.gas_estimate * o.gas_price_wei, o.amount_out - o.amount_in,
-        o.amount_in, len(o.pools), o.hop_kinds.count("v3"), o.observed_at, o.gas_price_wei, o.chain_id,
-        o.block_number, o.net_profit_native or 0, path_id(o.path_id))])
-    rows = np.frombuffer(flat, np.float64).reshape(n, len(COLUMNS) + 1)
+    if n == 0:
+        return Columns(np.zeros((len(COLUMNS), 0)), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    (profit_native, gas_estimate, gas_price, amount_out, amount_in, observed_at, chain_id, block_number, pools,
+     hop_kinds, path_id) = zip(*map(_FIELDS, opps))
+    gas = list(map(mul, gas_estimate, gas_price))  # Opportunity.gas_cost_native
+    hops = list(map(len, pools))
+    values = np.empty((len(COLUMNS), n))
+    head = array("d", [  # a list: ``array`` takes one in a single step, an iterator item by item
+        *map(is_not, profit_native, repeat(None)), *[x or 0 for x in profit_native], *gas,
+        *map(sub, amount_out, amount_in), *amount_in, *hops, *[k.count("v3") for k in hop_kinds],
+    ])
+    values[:_C_OBSERVED] = np.frombuffer(head, np.float64).reshape(_C_OBSERVED, n)
+    for row, col in ((_C_OBSERVED, observed_at), (_C_GAS_PRICE, gas_price), (_C_CHAIN, chain_id),
+                     (_C_BLOCK, block_number)):
+        # the block's fields: one value for a block's batch (the decoder shares one object)
+        values[row] = float(col[0]) if col.count(col[0]) == n else array("d", col)
+    values[C_NET_NATIVE] = array("d", [0 if x is None else x - g for x, g in zip(profit_native, gas)])
     return Columns(
-        values=np.ascontiguousarray(rows[:, :-1].T),
-        pool_ids=np.fromiter((pool_id(p) for o in opps for p in o.pools), np.int64, int(rows[:, _C_HOPS].sum())),
-        path_ids=rows[:, -1].astype(np.int64),
+        values=values,
+        pool_ids=_ids(_POOLS.spelt, _POOLS.address, chain.from_iterable(pools), sum(hops)),
+        path_ids=_ids(_PATHS.ids, _PATHS.get, path_id, n),
     )
+
+
+def _ids(known: dict[str, int], intern: Callable[[str], int], keys: Iterable[str], n: int) -> np.ndarray:
+    """Interned ids of ``keys``: looked up in C (``known``), interned only when new."""
+    keys = tuple(keys)
+    found = list(map(known.get, keys))
+    if None in found:
+        found = list(map(intern, keys))
+    return np.fromiter(found, np.int64, n)
 
 
 def matrix(opps: Sequence[Opportunity], history: OutcomeHistory | None = None, now: float = 0.0) -> np.ndarray:
@@ -308,10 +338,11 @@ def as_mapping(row: np.ndarray) -> dict[str, float]:
     return {name: float(v) if math.isfinite(v) else 0.0 for name, v in zip(FEATURES, row.tolist())}
 
 
-def as_mappings(X: np.ndarray) -> list[dict[str, float]]:
-    """Every row of a batch by name (``as_mapping`` of each, in one pass)."""
-    clean = np.where(np.isfinite(X), X, 0.0)
-    return [dict(zip(FEATURES, r)) for r in clean.tolist()]
+def as_rows(X: np.ndarray) -> list[FeatureRow]:
+    """Every row of a batch by name, as recorded with its verdict (``as_mapping`` of each):
+    views of one ``FeatureTable``, the matrix made Python floats only when first read."""
+    table = FeatureTable(FEATURES, lambda: np.where(np.isfinite(X), X, 0.0).tolist())
+    return list(map(FeatureRow, repeat(table), range(len(X))))
 
 
 def from_mappings(rows: Sequence[dict[str, float]], names: Sequence[str] = FEATURES) -> np.ndarray:

@@ -24,15 +24,16 @@ probabilities are floats: estimates, not money math.
 from __future__ import annotations
 
 import hashlib
+from itertools import repeat
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from arbbot.errors import ArbbotError
-from arbbot.scoring.features import FEATURES, Columns, OutcomeHistory, from_columns
+from arbbot.scoring.features import C_HOPS, C_NET_NATIVE, C_PRICED, FEATURES, Columns, OutcomeHistory, from_columns
 from arbbot.scoring.trees import CompiledModel, compile_model, compile_regressor, pack, unpack
-from arbbot.types import Opportunity, ScoredOpportunity
+from arbbot.types import Decision, Opportunity, ScoredOpportunity
 
 #: the regressor's target, realised over predicted net profit of a success, is clipped to this
 RATIO_RANGE = (-1.0, 2.0)
@@ -366,46 +367,60 @@ class ModelScorer:
         """Every opportunity of the batch (``c``: its columns) with its final decision, best EV
         first, unpriced last (ties: the lower ``path_id``, then the earlier); as the rule's
         ``decide``, no pool is used twice among the ``execute`` ones. ``rows``: the
-        features to attach to each verdict, from the batch's matrix (none when omitted)."""
+        features to attach to each verdict, from the batch's matrix (none when omitted).
+        The hot path of the ml stage: the decisions and reasons are made first (a reason
+        formatted only where it carries numbers, an overlap's once per claimed pool), then
+        the records in one ``map``."""
         X, p_arr, ev_arr = self.score(c, history, now)
         n = len(opps)
-        feats: Sequence[Mapping[str, float]] = rows(X) if rows is not None else [{}] * n
-        unpriced = c.priced == 0
-        order = np.lexsort((-ev_arr, unpriced)).tolist()  # stable: ties stay in batch order
-        key_u, key_ev = unpriced[order], ev_arr[order]
+        values = c.values
+        unpriced = values[C_PRICED] == 0
+        ranked = np.lexsort((-ev_arr, unpriced))  # stable: ties stay in batch order
+        key_u, key_ev = unpriced[ranked], ev_arr[ranked]
         if n > 1 and ((key_u[1:] == key_u[:-1]) & (key_ev[1:] == key_ev[:-1])).any():  # ties: by path_id
             order = sorted(range(n), key=lambda i: (bool(unpriced[i]), -ev_arr[i], opps[i].path_id, i))
-        p, ev, net, priced = p_arr.tolist(), ev_arr.tolist(), c.net_native.tolist(), (~unpriced).tolist()
-        hops = c.hops.astype(np.int64)
-        first, pool_ids = (np.cumsum(hops) - hops).tolist(), c.pool_ids.tolist()  # each cycle's pools, interned
-        floor, name = self.min_net_profit, self.name
+        else:
+            order = ranked.tolist()
+        p, ev, net, priced = p_arr.tolist(), ev_arr.tolist(), values[C_NET_NATIVE].tolist(), (~unpriced).tolist()
+        end = np.cumsum(values[C_HOPS].astype(np.int64))
+        first, stop, pool_ids = (end - values[C_HOPS].astype(np.int64)).tolist(), end.tolist(), c.pool_ids.tolist()
+        floor = self.min_net_profit
         claimed: dict[int, int] = {}  # pool -> the row executing through it (as rule.one_per_pool)
-        scored: list[ScoredOpportunity] = []
-        add = scored.append
-        for i in order:
-            o = opps[i]
+        overlap: dict[int, str] = {}  # pool -> the reason of a skip through it (one claimer, one reason)
+        decisions: list[Decision] = []
+        reasons: list[str] = []
+        decide, say = decisions.append, reasons.append
+        for i in order:  # the decisions and reasons, best first; the records are made in one go below
             if not priced[i]:
-                add(ScoredOpportunity(o, 0.0, "skip", f"no price in the native token for {o.tokens[0]}: worth unknown",
-                                      name, feats[i]))
+                decide("skip")
+                say(f"no price in the native token for {opps[i].tokens[0]}: worth unknown")
             elif net[i] <= floor:
-                add(ScoredOpportunity(o, p[i], "skip", "net profit below minimum", name, feats[i]))
+                decide("skip")
+                say("net profit below minimum")
             elif ev[i] <= floor:
-                add(ScoredOpportunity(o, p[i], "skip", f"P(success) {p[i]:.2f}: EV {ev[i]:.3g} wei too low", name,
-                                      feats[i]))
+                decide("skip")
+                say(f"P(success) {p[i]:.2f}: EV {ev[i]:.3g} wei too low")
             else:
-                pools = pool_ids[first[i]:first[i] + len(o.pools)]
-                for j, q in enumerate(pools):
+                pools = pool_ids[first[i]:stop[i]]  # its pools, interned
+                for q in pools:
                     if q in claimed:
-                        reason = (f"overlaps a better cycle through pool {o.pools[j].lower()} "
-                                  f"(path {opps[claimed[q]].path_id})")
-                        add(ScoredOpportunity(o, p[i], "skip", reason, name, feats[i]))
+                        reason = overlap.get(q)
+                        if reason is None:  # the pool as its first overlapping cycle spells it (ids: lower case)
+                            reason = overlap[q] = (f"overlaps a better cycle through pool "
+                                                   f"{opps[i].pools[pools.index(q)].lower()} "
+                                                   f"(path {opps[claimed[q]].path_id})")
+                        decide("skip")
+                        say(reason)
                         break
                 else:
                     for q in pools:
                         claimed[q] = i
-                    add(ScoredOpportunity(o, p[i], "execute", f"P(success) {p[i]:.2f}, EV {ev[i]:.3g} wei", name,
-                                          feats[i]))
-        return scored
+                    decide("execute")
+                    say(f"P(success) {p[i]:.2f}, EV {ev[i]:.3g} wei")
+        feats: Sequence[Mapping[str, float] | None] = [None] * n if rows is None else rows(X)
+        scores = [p[i] if priced[i] else 0.0 for i in order]
+        return list(map(ScoredOpportunity, map(opps.__getitem__, order), scores, decisions, reasons,
+                        repeat(self.name, n), map(feats.__getitem__, order)))
 
 
 def dump(model: LearnedModel) -> bytes:

@@ -1,5 +1,6 @@
 """The ml stage's core: features for a batch, the decision (the promoted model when there
-is one, else the rule) and the features attached to every verdict so they are recorded.
+is one, else the rule) and the features attached to every verdict so they are recorded
+(``features.as_rows``: views of the batch's matrix, made Python floats when recorded).
 
 Owns the fallback too: the rule decides whenever no model is promoted, the champion cannot
 be loaded (``ChampionCache``) or the model fails on a batch; each time the reason is logged
@@ -36,10 +37,10 @@ def score_batch(
     c = features.columns(opps)
     if model is not None:
         try:
-            return model.decide(opps, c, history, now, features.as_mappings)
+            return model.decide(opps, c, history, now, features.as_rows)
         except Exception as exc:  # a model that fails must not stop the pipeline: the rule decides
             log.warning("model %s failed on a batch, the rule decides: %s: %s", model.name, type(exc).__name__, exc)
-    return rule.decide(opps, features.as_mappings(features.from_columns(c, history, now)))
+    return rule.decide(opps, features.as_rows(features.from_columns(c, history, now)))
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,33 @@
-"""The learned scorer's previous serving path, kept as the benchmark's baseline (run in the
-same process as the current one): the records gathered one generator pass per field, the
-features computed in numpy over the batch (``from_columns`` as it was), each model scored by
-the generic node-walking loop (``arbbot.scoring.trees._raw_scores``) with its calibration in
-numpy, the features turned into dictionaries, and the decision built in Python. Not used
-by the fleet; ``tests/scoring`` checks the current kernel against these features."""
+"""The learned scorer's earlier serving paths, kept as the benchmark's baselines (run in the
+same process as the current one). Not used by the fleet.
+
+* ``score_batch`` (the first, "before"): the records gathered one generator pass per field,
+  the features computed in numpy over the batch (``from_columns`` as it was), each model
+  scored by the generic node-walking loop (``arbbot.scoring.trees._raw_scores``) with its
+  calibration in numpy, the features turned into dictionaries, and the decision built in
+  Python; ``tests/scoring`` checks the current kernel against these features.
+* ``previous_score_batch`` (the second, "previous"): the serving kernel as now, but the
+  records gathered by one Python pass reading each record's fields, every verdict's
+  features made a dictionary while deciding, and each verdict's reason formatted in the
+  loop."""
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from array import array
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from arbbot.scoring import features
-from arbbot.scoring.features import FEATURES, INDEX, MAX_STATE_AGE_S, WINDOW_BLOCKS, Columns, OutcomeHistory
+from arbbot.scoring.features import (
+    COLUMNS,
+    FEATURES,
+    INDEX,
+    MAX_STATE_AGE_S,
+    WINDOW_BLOCKS,
+    Columns,
+    OutcomeHistory,
+)
 from arbbot.scoring.model import RATIO_RANGE, LearnedModel, ModelScorer, expected_value
 from arbbot.scoring.rule import RuleScorer, one_per_pool
 from arbbot.scoring.trees import CompiledModel, _raw_scores
@@ -152,7 +167,87 @@ def score_batch(opps: Sequence[Opportunity], *, rule: RuleScorer, model: ModelSc
                 history: OutcomeHistory | None = None, now: float = 0.0) -> list[ScoredOpportunity]:
     """The ml stage's batch as it was: features, their dictionaries, then the decision."""
     X = from_columns(columns(opps), history, now)
-    rows = features.as_mappings(X)
+    rows = as_mappings(X)
     if model is not None:
         return _decide(model, opps, X, rows)
     return rule.decide(opps, rows)
+
+
+# --------------------------------------------------------------------------- the previous path
+
+
+def previous_columns(opps: Sequence[Opportunity]) -> Columns:
+    """One Python pass over the records into one buffer of doubles, one over their pools."""
+    n = len(opps)
+    path_id, pool_id = features._PATHS.get, features._POOLS.address
+    flat = array("d", [x for o in opps for x in (
+        o.profit_native is not None, o.profit_native or 0, o.gas_estimate * o.gas_price_wei, o.amount_out - o.amount_in,
+        o.amount_in, len(o.pools), o.hop_kinds.count("v3"), o.observed_at, o.gas_price_wei, o.chain_id,
+        o.block_number, o.net_profit_native or 0, path_id(o.path_id))])
+    rows = np.frombuffer(flat, np.float64).reshape(n, len(COLUMNS) + 1)
+    return Columns(
+        values=np.ascontiguousarray(rows[:, :-1].T),
+        pool_ids=np.fromiter((pool_id(p) for o in opps for p in o.pools), np.int64, int(rows[:, 5].sum())),
+        path_ids=rows[:, -1].astype(np.int64),
+    )
+
+
+def as_mappings(X: np.ndarray) -> list[dict[str, float]]:
+    """Every row of a batch as a dictionary by name, non-finite values 0."""
+    clean = np.where(np.isfinite(X), X, 0.0)
+    return [dict(zip(FEATURES, r)) for r in clean.tolist()]
+
+
+def _previous_decide(
+    scorer: ModelScorer, opps: Sequence[Opportunity], c: Columns, history: OutcomeHistory, now: float,
+    rows: Callable[[np.ndarray], Sequence[Mapping[str, float]]],
+) -> list[ScoredOpportunity]:
+    X, p_arr, ev_arr = scorer.score(c, history, now)
+    n = len(opps)
+    feats = rows(X)
+    unpriced = c.priced == 0
+    order = np.lexsort((-ev_arr, unpriced)).tolist()
+    key_u, key_ev = unpriced[order], ev_arr[order]
+    if n > 1 and ((key_u[1:] == key_u[:-1]) & (key_ev[1:] == key_ev[:-1])).any():
+        order = sorted(range(n), key=lambda i: (bool(unpriced[i]), -ev_arr[i], opps[i].path_id, i))
+    p, ev, net, priced = p_arr.tolist(), ev_arr.tolist(), c.net_native.tolist(), (~unpriced).tolist()
+    hops = c.hops.astype(np.int64)
+    first, pool_ids = (np.cumsum(hops) - hops).tolist(), c.pool_ids.tolist()
+    floor, name = scorer.min_net_profit, scorer.name
+    claimed: dict[int, int] = {}
+    scored: list[ScoredOpportunity] = []
+    add = scored.append
+    for i in order:
+        o = opps[i]
+        if not priced[i]:
+            add(ScoredOpportunity(o, 0.0, "skip", f"no price in the native token for {o.tokens[0]}: worth unknown",
+                                  name, feats[i]))
+        elif net[i] <= floor:
+            add(ScoredOpportunity(o, p[i], "skip", "net profit below minimum", name, feats[i]))
+        elif ev[i] <= floor:
+            add(ScoredOpportunity(o, p[i], "skip", f"P(success) {p[i]:.2f}: EV {ev[i]:.3g} wei too low", name,
+                                  feats[i]))
+        else:
+            pools = pool_ids[first[i]:first[i] + len(o.pools)]
+            for j, q in enumerate(pools):
+                if q in claimed:
+                    reason = (f"overlaps a better cycle through pool {o.pools[j].lower()} "
+                              f"(path {opps[claimed[q]].path_id})")
+                    add(ScoredOpportunity(o, p[i], "skip", reason, name, feats[i]))
+                    break
+            else:
+                for q in pools:
+                    claimed[q] = i
+                add(ScoredOpportunity(o, p[i], "execute", f"P(success) {p[i]:.2f}, EV {ev[i]:.3g} wei", name,
+                                      feats[i]))
+    return scored
+
+
+def previous_score_batch(opps: Sequence[Opportunity], *, rule: RuleScorer, model: ModelScorer | None = None,
+                         history: OutcomeHistory | None = None, now: float = 0.0) -> list[ScoredOpportunity]:
+    """The ml stage's batch as the previous change left it (the kernel, eager features)."""
+    history = history or OutcomeHistory()
+    c = previous_columns(opps)
+    if model is not None:
+        return _previous_decide(model, opps, c, history, now, as_mappings)
+    return rule.decide(opps, as_mappings(features.from_columns(c, history, now)))

@@ -18,7 +18,12 @@ pools' gaps and move two more part-way first), in one run:
   previous;
 * the hot path: one batch of 100 (``stage.score_batch``: columns, features + both models,
   the verdicts with their features and reasons, one cycle per pool), p50/p99 over many
-  batches (target p99 < 1 ms), against the previous path and the rule on the same batch.
+  batches (target p99 < 1 ms), against the previous path (``baseline.previous_score_batch``:
+  the kernel, but the records read field by field in Python and a features dictionary per
+  verdict), the first path and the rule (now and previous) on the same batch, checked to
+  give the previous path's verdicts, scores and recorded features exactly (the wire too);
+  and what recording the verdicts (``scored_to_wire``, off the decision path: the
+  features are made Python floats there now) costs, now and previous.
 Wall times and CPU times both: the machine is shared, and the load average is printed
 beside the figures (a wall p99 at load above the core count measures the queue for a core).
 """
@@ -38,6 +43,7 @@ from arbbot.scoring.model import ModelScorer, evaluate, train
 from arbbot.scoring.rule import RuleScorer
 from arbbot.scoring.stage import score_batch
 from arbbot.scoring.synthetic import market
+from arbbot.types import scored_to_wire
 from bench.ml import baseline
 
 
@@ -117,19 +123,38 @@ def main() -> int:
     batch = opps[-100:]
     n_hot = 300 if args.quick else 3000
     now_fn = lambda: score_batch(batch, rule=rule, model=scorer, history=history, now=0.0)  # noqa: E731
+    previous_fn = lambda: baseline.previous_score_batch(batch, rule=rule, model=scorer, history=history,  # noqa: E731
+                                                        now=0.0)
     before_fn = lambda: baseline.score_batch(batch, rule=rule, model=scorer, history=history, now=0.0)  # noqa: E731
     rule_fn = lambda: score_batch(batch, rule=rule, history=history, now=0.0)  # noqa: E731
-    verdicts_now, verdicts_before = now_fn(), before_fn()
-    same = [(s.opportunity.key, s.decision, s.reason) for s in verdicts_now] == \
-        [(s.opportunity.key, s.decision, s.reason) for s in verdicts_before]
+    rule_previous_fn = lambda: baseline.previous_score_batch(batch, rule=rule, history=history, now=0.0)  # noqa: E731
+    verdicts_now, verdicts_previous, verdicts_before = now_fn(), previous_fn(), before_fn()
+
+    def verdicts(vs: list) -> list:  # type: ignore[type-arg]
+        return [(s.opportunity.key, s.decision, s.reason, s.model, dict(s.features)) for s in vs]
+
+    # the first path's verdicts: order, decision and reason (its numpy features differ in the last bits); the
+    # previous path's: the same verdicts, scores and recorded features (also as recorded: the wire), exactly
+    same = [v[:3] for v in verdicts(verdicts_now)] == [v[:3] for v in verdicts(verdicts_before)]
+    same_previous = (verdicts(verdicts_now) == verdicts(verdicts_previous)
+                     and [s.score for s in verdicts_now] == [s.score for s in verdicts_previous]
+                     and scored_to_wire(verdicts_now) == scored_to_wire(verdicts_previous))
+    rule_now, rule_previous = rule_fn(), rule_previous_fn()
+    same_rule = (verdicts(rule_now) == verdicts(rule_previous)
+                 and scored_to_wire(rule_now) == scored_to_wire(rule_previous))
     err_score = max(abs(a.score - b.score) for a, b in zip(verdicts_now, verdicts_before))
     hot: dict[str, list[float]] = {}
-    for key in ("now", "before", "rule"):  # measured in turns below: all three under the same load
+    keys = ("now", "previous", "before", "rule", "rule_previous")
+    for key in keys:  # measured in turns below: all under the same load
         hot[key], hot[key + "_cpu"] = [], []
     for _ in range(n_hot // 50):
-        for key, fn in (("now", now_fn), ("before", before_fn), ("rule", rule_fn)):
+        for key, fn in (("now", now_fn), ("previous", previous_fn), ("before", before_fn), ("rule", rule_fn),
+                        ("rule_previous", rule_previous_fn)):
             hot[key] += _timed(fn, 50)
             hot[key + "_cpu"] += _timed(fn, 50, time.thread_time)  # the batch runs on this thread only
+    # recording the verdicts (the analytics message; off the decision path): the features are read here now
+    record_now = _cpu(lambda: scored_to_wire(now_fn()), 200) - _cpu(now_fn, 200)
+    record_previous = _cpu(lambda: scored_to_wire(previous_fn()), 200) - _cpu(previous_fn, 200)
 
     def q(xs: list[float], p: float) -> float:
         return float(np.quantile(xs, p)) * 1000
@@ -146,7 +171,8 @@ def main() -> int:
           f"{m['model']['ev_captured_wei'] / 1e18:>12.4f} ETH{m['rule']['ev_captured_wei'] / 1e18:>12.4f} ETH")
     print(f"exactness: kernel P(success) vs scikit-learn predict_proba max |diff| {err_p:.1e}, realised share vs "
           f"predict {err_r:.1e}; features vs the previous path {err_x:.1e}, EV {err_ev:.1e} (relative); "
-          f"batch of 100: verdicts (order, decision, reason) the previous path's: {same}, P within {err_score:.1e}")
+          f"batch of 100: verdicts (order, decision, reason) the first path's: {same}, P within "
+          f"{err_score:.1e}; the previous path's, scores and wire too (model: {same_previous}, rule: {same_rule})")
     print(f"\n{'throughput, one thread':<52}{'now (kernel)':>16}{'before':>16}{'rule score':>16}")
     for label, r in (("batch of 50,000: features + both models, opp/s", rate),
                      ("  the same, opp per CPU-second", rate_cpu)):
@@ -156,17 +182,19 @@ def main() -> int:
         print(f"{label:<52}{r['records_now']:>16,.0f}{r['records_before']:>16,.0f}")
     print(f"{'  CPU ms: gather / features / models (50,000)':<52}{cpu['gather'] * 1e3:>7.1f} /{cpu['kernel'] * 1e3:>5.1f} fused"
           f"{cpu['gather_before'] * 1e3:>6.1f} /{cpu['features_before'] * 1e3:>4.1f} /{cpu['models_before'] * 1e3:>5.1f}")
-    print(f"\n{'batch of 100 (score_batch), ms':<52}{'now':>16}{'before':>16}{'rule':>16}")
-    print(f"{'  wall p50 / p99':<52}" + "".join(f"{q(hot[k], .5):>8.2f} /{q(hot[k], .99):>6.2f}"
-                                                 for k in ("now", "before", "rule")))
-    print(f"{'  CPU (thread) p50 / p99':<52}" + "".join(f"{q(hot[k + '_cpu'], .5):>8.2f} /{q(hot[k + '_cpu'], .99):>6.2f}"
-                                                       for k in ("now", "before", "rule")))
+    print(f"\n{'batch of 100 (score_batch), ms':<40}{'now':>16}{'previous':>16}{'before':>16}{'rule now':>16}"
+          f"{'rule previous':>16}")
+    print(f"{'  wall p50 / p99':<40}" + "".join(f"{q(hot[k], .5):>8.2f} /{q(hot[k], .99):>6.2f}" for k in keys))
+    print(f"{'  CPU (thread) p50 / p99':<40}" + "".join(f"{q(hot[k + '_cpu'], .5):>8.2f} /{q(hot[k + '_cpu'], .99):>6.2f}"
+                                                       for k in keys))
+    print(f"{'  recording them (scored_to_wire), CPU ms':<40}{record_now * 1e3:>16.2f}{record_previous * 1e3:>16.2f}")
     print(json.dumps({
         "bench": "ml", "seed": args.seed, "n_train": len(tr), "n_holdout": len(ho), "train_s": round(train_s, 2),
         "model": m["model"], "rule": m["rule"], "oracle_ev_wei": m["oracle_ev_wei"],
         "model_regressor": model.profit is not None, "load_avg": [round(load_before, 1), round(load_after, 1)],
         "exact": {"p_vs_sklearn": err_p, "ratio_vs_sklearn": err_r, "features_vs_before": err_x,
                   "ev_vs_before_rel": err_ev, "verdicts_same_as_before": same,
+                  "verdicts_same_as_previous": same_previous, "rule_verdicts_same_as_previous": same_rule,
                   "verdict_p_vs_before": err_score},
         "batch_opps_per_s": round(rate["now"]), "before_opps_per_s": round(rate["before"]),
         "rule_opps_per_s": round(rate["rule"]),
@@ -177,6 +205,7 @@ def main() -> int:
         "wall_ms_50k": {k: round(v * 1000, 2) for k, v in wall.items()},
         "hot_batches": len(hot["now"]),
         **{f"hot_{k}_p{int(p * 100)}_ms": round(q(hot[k], p), 3) for k in hot for p in (.5, .99)},
+        "record_cpu_ms": round(record_now * 1e3, 3), "record_previous_cpu_ms": round(record_previous * 1e3, 3),
         "machine": platform.machine(), "python": platform.python_version(),
     }))
     return 0

@@ -4,9 +4,12 @@ inside their window."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from arbbot.scoring.features import (
+    COLUMNS,
     FEATURES,
     INDEX,
     LAG_BLOCKS,
@@ -14,6 +17,8 @@ from arbbot.scoring.features import (
     Outcome,
     OutcomeHistory,
     as_mapping,
+    as_rows,
+    columns,
     from_mappings,
     matrix,
     outcome_kind,
@@ -86,6 +91,40 @@ def test_a_batch_equals_its_rows_one_by_one_and_survives_recording() -> None:
         assert np.array_equal(matrix([o], h, now=100.0)[0], X[i])
     back = from_mappings([as_mapping(x) for x in X])
     assert np.array_equal(back, X)  # recorded as JSON-able floats and read back: bit for bit
+
+
+def test_columns_hold_each_records_own_values_in_a_mixed_batch() -> None:
+    base = make_opp(500, 1, 2, 3 * GAS * GAS_PRICE, observed_at=1000.0)
+    opps = [
+        base,
+        replace(base, block_number=501, gas_price_wei=3 * 10**9 + 1, observed_at=1001.5, chain_id=10,
+                hop_kinds=("v3", "v2"), pools=(pool(2).upper().replace("0X", "0x"), pool(3))),
+        replace(base, profit_native=None, amount_in=2**200, amount_out=2**200 + 7),  # unpriced, a huge amount
+        replace(base, profit_native=-5),
+    ]
+    c = columns(opps)
+    want = {
+        "priced": [o.profit_native is not None for o in opps], "profit_native": [o.profit_native or 0 for o in opps],
+        "gas_native": [o.gas_cost_native for o in opps], "profit": [o.profit for o in opps],
+        "amount_in": [o.amount_in for o in opps], "hops": [len(o.pools) for o in opps],
+        "v3_hops": [o.hop_kinds.count("v3") for o in opps], "observed_at": [o.observed_at for o in opps],
+        "gas_price_wei": [o.gas_price_wei for o in opps], "chain_id": [o.chain_id for o in opps],
+        "block_number": [o.block_number for o in opps], "net_native": [o.net_profit_native or 0 for o in opps],
+    }
+    assert list(want) == list(COLUMNS)
+    for name, values in want.items():
+        assert getattr(c, name).tolist() == [float(v) for v in values], name  # float(int): exact ints rounded once
+    assert c.pool_ids[2] == c.pool_ids[1] == columns([replace(base, pools=(pool(2), pool(1)))]).pool_ids[0]  # any case
+    assert c.path_ids.tolist() == [c.path_ids[0]] * 4 and len(columns([])) == 0
+
+
+def test_the_recorded_rows_are_the_matrix_by_name() -> None:
+    X = matrix([make_opp(500, 1, 2, 3 * GAS * GAS_PRICE), make_opp(500, 2, 3, GAS * GAS_PRICE)])
+    X[1, INDEX["edge"]] = np.inf  # recorded as 0, as as_mapping does
+    rows = as_rows(X)
+    assert [dict(r) for r in rows] == [as_mapping(x) for x in X]
+    assert rows[1] == as_mapping(X[1]) and rows[1]["edge"] == 0.0 and list(rows[0]) == list(FEATURES)
+    assert all(type(v) is float for v in rows[0].values())
 
 
 def test_what_an_outcome_teaches() -> None:
