@@ -351,6 +351,17 @@ def holds(p: Proc, vars_: Iterable[str], sources: set[str]) -> bool:
     )
 
 
+def _unsigned_key_problems(p: Proc, vars_: Iterable[str], holders: set[str], key: str, does: str) -> list[str]:
+    """How ``p``, which does not ``does``, still gets ``key``: its variables, a mount of one
+    of its ``holders`` or that Secret read as env."""
+    problems = [f"{p.where}: has {var} but does not {does} (command: {p.text!r})" for var in sorted(set(p.env) & set(vars_))]
+    problems += [f"{p.where}: mounts {key} ({m.source} at {m.path}) but does not {does}"
+                 for m in p.mounts if m.source in holders]
+    problems += [f"{p.where}: reads {key}'s Secret {s} as env but does not {does}"
+                 for s in p.env_from_secrets if f"secret:{s}" in holders]
+    return problems
+
+
 def env_problems(procs: list[Proc], xchain: bool | None = None) -> list[str]:
     """What is wrong; ``xchain``: whether every bridge worker must have the cross-chain key
     (True), must have nothing of it (False), or either (None)."""
@@ -360,35 +371,10 @@ def env_problems(procs: list[Proc], xchain: bool | None = None) -> list[str]:
     for p in procs:
         signs = p.signs()
         if not signs:
-            for var in sorted(set(p.env) & set(SIGNER_VARS)):
-                problems.append(
-                    f"{p.where}: has {var} but does not sign (command: {p.text!r})"
-                )
-            for m in p.mounts:
-                if m.source in holders:
-                    problems.append(
-                        f"{p.where}: mounts the signing key ({m.source} at {m.path}) but does not sign"
-                    )
-            for s in p.env_from_secrets:
-                if f"secret:{s}" in holders:
-                    problems.append(
-                        f"{p.where}: reads the signing key's Secret {s} as env but does not sign"
-                    )
+            problems += _unsigned_key_problems(p, SIGNER_VARS, holders, "the signing key", "sign")
         if not p.signs_xchain():
-            for var in sorted(set(p.env) & set(XCHAIN_KEY_VARS)):
-                problems.append(
-                    f"{p.where}: has {var} but does not sign cross-chain legs (command: {p.text!r})"
-                )
-            for m in p.mounts:
-                if m.source in xchain_holders:
-                    problems.append(
-                        f"{p.where}: mounts the cross-chain key ({m.source} at {m.path}) but does not sign cross-chain legs"
-                    )
-            for s in p.env_from_secrets:
-                if f"secret:{s}" in xchain_holders:
-                    problems.append(
-                        f"{p.where}: reads the cross-chain key's Secret {s} as env but does not sign cross-chain legs"
-                    )
+            problems += _unsigned_key_problems(p, XCHAIN_KEY_VARS, xchain_holders, "the cross-chain key",
+                                               "sign cross-chain legs")
         elif xchain and not p.env.get("ARBBOT_XCHAIN_KEY_FILE"):
             problems.append(
                 f"{p.where}: consumes {XCHAIN_QUEUE} but has no ARBBOT_XCHAIN_KEY_FILE"

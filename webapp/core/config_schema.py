@@ -304,13 +304,19 @@ def parse_strategy(data: Any, chain_id: int) -> StrategySpec:
 # --------------------------------------------------------------------------- entries
 
 
-def _chain(entry: Any, i: int) -> ChainSpec:
-    where = f"chains[{i}]"
+def _entry(entry: Any, where: str, fields: tuple[str, ...], *, named_by: str = "name", expect: str = "a mapping") -> str:
+    """Check that ``entry`` is a mapping of ``fields`` only; the place errors name: ``where``
+    with the entry's ``named_by`` value when it has one (``dexes[1] (sushi)``)."""
     if not isinstance(entry, Mapping):
-        raise ValidationError(f"{where}: must be a mapping")
-    if isinstance(entry.get("name"), str) and entry["name"]:
-        where = f"{where} ({entry['name']})"
-    _unknown(entry, CHAIN_FIELDS, where)
+        raise ValidationError(f"{where}: must be {expect}")
+    if isinstance(entry.get(named_by), str) and entry[named_by]:
+        where = f"{where} ({entry[named_by]})"
+    _unknown(entry, fields, where)
+    return where
+
+
+def _chain(entry: Any, i: int) -> ChainSpec:
+    where = _entry(entry, f"chains[{i}]", CHAIN_FIELDS)
     if "chain_id" not in entry:
         raise ValidationError(f"{where}: chain_id: missing")
     fields: dict[str, Any] = {}
@@ -368,11 +374,7 @@ def _chain(entry: Any, i: int) -> ChainSpec:
 
 
 def _dex(entry: Any, where: str) -> DexSpec:
-    if not isinstance(entry, Mapping):
-        raise ValidationError(f"{where}: must be a mapping")
-    if isinstance(entry.get("name"), str) and entry["name"]:
-        where = f"{where} ({entry['name']})"
-    _unknown(entry, DEX_FIELDS, where)
+    where = _entry(entry, where, DEX_FIELDS)
     for required in ("name", "factory"):
         if not entry.get(required):
             raise ValidationError(f"{where}: {required}: missing")
@@ -394,11 +396,7 @@ def _dex(entry: Any, where: str) -> DexSpec:
 
 
 def _token(entry: Any, where: str) -> TokenSpec:
-    if not isinstance(entry, Mapping):
-        raise ValidationError(f"{where}: must be a mapping with address, symbol, decimals")
-    if isinstance(entry.get("symbol"), str) and entry["symbol"]:
-        where = f"{where} ({entry['symbol']})"
-    _unknown(entry, TOKEN_FIELDS, where)
+    where = _entry(entry, where, TOKEN_FIELDS, named_by="symbol", expect="a mapping with address, symbol, decimals")
     if not entry.get("address"):
         raise ValidationError(f"{where}: address: missing")
     try:
@@ -478,11 +476,7 @@ def _xchain(entry: Any) -> list[PairSpec]:
 
 
 def _pair(entry: Any, where: str) -> PairSpec:
-    if not isinstance(entry, Mapping):
-        raise ValidationError(f"{where}: must be a mapping")
-    if isinstance(entry.get("name"), str) and entry["name"]:
-        where = f"{where} ({entry['name']})"
-    _unknown(entry, PAIR_FIELDS, where)
+    where = _entry(entry, where, PAIR_FIELDS)
     for required in ("name", "chains", "dex", "quote", "base", "bridge", "tokens"):
         if entry.get(required) in (None, "", []):
             raise ValidationError(f"{where}: {required}: missing")
@@ -532,11 +526,7 @@ def _symbol(value: Any) -> str:
 
 
 def _xtoken(entry: Any, where: str, chains: tuple[int, int]) -> XTokenSpec:
-    if not isinstance(entry, Mapping):
-        raise ValidationError(f"{where}: must be a mapping with symbol, canonical, bridged")
-    if isinstance(entry.get("symbol"), str) and entry["symbol"]:
-        where = f"{where} ({entry['symbol']})"
-    _unknown(entry, XTOKEN_FIELDS, where)
+    where = _entry(entry, where, XTOKEN_FIELDS, named_by="symbol", expect="a mapping with symbol, canonical, bridged")
     for required in XTOKEN_FIELDS:
         if not entry.get(required):
             raise ValidationError(f"{where}: {required}: missing")
