@@ -519,3 +519,24 @@ def test_a_second_trade_through_a_pool_waits_until_the_first_is_mined(
                           {31337: runner}.__getitem__, DbJournal())
     assert [r.status for r in later] == ["sent"]
     assert sent_count(node, signer) == 3
+
+
+def test_another_accounts_open_trade_holds_its_pools_until_it_settles(
+    node: RpcClient, signer: LocalSigner, runner: ExecutionRunner, hot: HotState
+) -> None:
+    """A second signer of the fleet has a trade open through two of a cycle's pools: the
+    cycle is dropped while it is open (its open transactions read once, not per pool) and
+    sent once it is settled."""
+    from webapp.core.services import DbJournal
+
+    runner.hot = hot
+    other, tx = "0x" + "0b" * 20, "0x" + "ab" * 32
+    hot.note_traded([POOLS[0], POOLS[1]], other, 7, tx)
+    hot.nonce_sent(other, 7, tx, 10**15)
+    held = stage.execute([scored("held", (POOLS[0], POOLS[1]))], {31337: runner}.__getitem__, DbJournal())
+    assert [r.status for r in held] == ["dropped"]
+    assert held[0].reason.startswith(f"pool {POOLS[0]} is in flight: trade {tx} (nonce 7)")
+    hot.open_close(other, tx)
+    freed = stage.execute([scored("freed", (POOLS[0], POOLS[1]), block_number=8)], {31337: runner}.__getitem__,
+                          DbJournal())
+    assert [r.status for r in freed] == ["sent"]
