@@ -29,7 +29,7 @@ import copy
 import os
 import posixpath
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pytest
 import yaml
@@ -289,25 +289,32 @@ def _key_paths(p: Proc) -> list[str]:
     return paths
 
 
-def key_sources(procs: list[Proc]) -> set[str]:
-    """Mount sources (Secrets, named volumes) that hold the signing key: those a signing
-    process reads its key from, and any Secret whose name says it is the signer's."""
+def _sources(
+    procs: list[Proc], reads: Callable[[Proc], bool], paths: Callable[[Proc], list[str]],
+    named: Callable[[str], bool],
+) -> set[str]:
+    """Mount sources (Secrets, named volumes) that hold a key: those a process that ``reads``
+    it takes it from (at its ``paths``), and any Secret whose name is ``named`` as the key's."""
     sources = set()
     for p in procs:
-        if not p.signs():
+        if not reads(p):
             continue
-        for path in _key_paths(p):
+        for path in paths(p):
             m = p.mount_of(path)
             if m is not None and m.source != "emptyDir":
                 sources.add(m.source)
     for p in procs:
         for m in p.mounts:
-            if m.source.startswith("secret:") and m.source.split(":", 1)[1].endswith(
-                "signer"
-            ):
+            if m.source.startswith("secret:") and named(m.source.split(":", 1)[1]):
                 sources.add(m.source)
-        sources |= {f"secret:{s}" for s in p.env_from_secrets if s.endswith("signer")}
+        sources |= {f"secret:{s}" for s in p.env_from_secrets if named(s)}
     return sources
+
+
+def key_sources(procs: list[Proc]) -> set[str]:
+    """Mount sources that hold the signing key: where a signing process reads it, and any
+    Secret whose name says it is the signer's."""
+    return _sources(procs, Proc.signs, _key_paths, lambda name: name.endswith("signer"))
 
 
 def _xchain_key_paths(p: Proc) -> list[str]:
@@ -324,22 +331,9 @@ def _xchain_key_paths(p: Proc) -> list[str]:
 
 
 def xchain_key_sources(procs: list[Proc]) -> set[str]:
-    """Mount sources holding the cross-chain key: those a bridge worker reads it from, and
-    any Secret whose name says it is the cross-chain key's."""
-    sources = set()
-    for p in procs:
-        if not p.signs_xchain():
-            continue
-        for path in _xchain_key_paths(p):
-            m = p.mount_of(path)
-            if m is not None and m.source != "emptyDir":
-                sources.add(m.source)
-    for p in procs:
-        for m in p.mounts:
-            if m.source.startswith("secret:") and "xchain" in m.source.split(":", 1)[1]:
-                sources.add(m.source)
-        sources |= {f"secret:{s}" for s in p.env_from_secrets if "xchain" in s}
-    return sources
+    """Mount sources holding the cross-chain key: where a bridge worker reads it, and any
+    Secret whose name says it is the cross-chain key's."""
+    return _sources(procs, Proc.signs_xchain, _xchain_key_paths, lambda name: "xchain" in name)
 
 
 def holds(p: Proc, vars_: Iterable[str], sources: set[str]) -> bool:
