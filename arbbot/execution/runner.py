@@ -497,23 +497,18 @@ class ExecutionRunner:
         nonce lock, so two senders of the account cannot both pass."""
         if self.hot is None:
             return None
+        me = self.signer.address.lower() if self.signer else None
         try:
             last = self.hot.last_trades(list(pools))
+            # another signer's open transactions, read once per signer (not per pool)
+            others_open = {s: self.hot.open_txs(s) for s in {s for s, _, _ in last.values() if s != me}}
         except Exception as exc:  # fails closed: unknown is not "free"
             return f"in-flight trades unknown: {type(exc).__name__}: {exc}"
-        me = self.signer.address.lower() if self.signer else None
-        others_open: dict[str, Any] = {}  # another signer -> its open transactions, read once
         for pool, (signer, nonce, tx_hash) in last.items():
             if signer == me and isinstance(mined_count, str) and int(mined_count, 16) > nonce:
                 continue  # mined before the simulated block: the simulation saw it
-            if signer != me:
-                if signer not in others_open:
-                    try:
-                        others_open[signer] = self.hot.open_txs(signer)
-                    except Exception as exc:  # fails closed, as above
-                        return f"in-flight trades unknown: {type(exc).__name__}: {exc}"
-                if tx_hash not in others_open[signer]:
-                    continue  # another account's trade, settled
+            if signer != me and tx_hash not in others_open[signer]:
+                continue  # another account's trade, settled
             return (
                 f"pool {pool} is in flight: trade {tx_hash} (nonce {nonce}) through it was not mined at the "
                 "block this one was simulated on"
