@@ -39,7 +39,6 @@ class PairChain:
     router: str
     factory: str
     fee_pips: int = 3000
-    mode: str = ""  # the chain's own mode; blank: the fleet's
 
 
 @dataclass(frozen=True)

@@ -1064,7 +1064,7 @@ def xchain_open(kind: str | None = None, pair: str | None = None) -> list[int]:
 
 def xchain_pairs(name: str | None = None) -> list[Any]:
     """The configured cross-chain pairs (``name``: that one only) as the bridge queue's
-    ``arbbot.crosschain.engine.Pair``: each chain's nodes, WETH, mode and the pair's V2 DEX
+    ``arbbot.crosschain.engine.Pair``: each chain's nodes, WETH and the pair's V2 DEX
     there, the token mapping, the bridge and the strategy's settings."""
     from arbbot.crosschain import engine
     from arbbot.crosschain.strategy import Band, Costs
@@ -1079,7 +1079,7 @@ def xchain_pairs(name: str | None = None) -> list[Any]:
         for chain in (p.chain_a, p.chain_b):
             dex = Dex.objects.get(chain=chain, name=p.dex)
             sides.append(engine.PairChain(chain.chain_id, tuple(chain.rpc_url_list()), chain.weth.lower(),
-                                          dex.router.lower(), dex.factory.lower(), dex.fee_pips, chain.mode))
+                                          dex.router.lower(), dex.factory.lower(), dex.fee_pips))
         a_id = p.chain_a.chain_id
         bands = {}
         for t in p.targets.all():

@@ -80,7 +80,7 @@ def tick() -> list[int]:
     ids: list[int] = []
     for pair in selectors.xchain_pairs():
         try:
-            ids += _tick_pair(pair, settings.xchain_key, settings.mode)
+            ids += _tick_pair(pair, settings.xchain_key)
         except (ArbbotError, OSError):  # one pair's node down: the others go on
             log.exception("cross-chain tick: pair %s failed", pair.name)
     for saga_id in ids:
@@ -88,13 +88,13 @@ def tick() -> list[int]:
     return ids
 
 
-def _tick_pair(pair: Any, key: str, fleet_mode: str) -> list[int]:
+def _tick_pair(pair: Any, key: str) -> list[int]:
     from arbbot.crosschain import engine
     from webapp.core import selectors, services
 
     chains = engine.chains_for(pair, key)
     services.xchain_inventory_record(engine.read_inventory(chains), pair.tokens, chains.wallet)
-    modes = {c.chain_id: c.mode or fleet_mode for c in pair.chains}
+    modes = {c.chain_id: runtime.chain_mode(c.chain_id)() for c in pair.chains}  # the chain's, else the fleet's
     refusal = engine.send_refusal(modes, runtime.hotstate(pair.a.chain_id).fleet.kill_switch_engaged())
     if refusal:
         log.info("cross-chain tick: pair %s: no new saga: %s", pair.name, refusal)
