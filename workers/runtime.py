@@ -159,6 +159,32 @@ def strategy_in_force(chain_id: int) -> Any:
 strategy_in_force.cache_clear = _strategies.clear  # type: ignore[attr-defined]  # reset() forgets it too
 
 
+#: The recent outcomes the ml stage's features count are read again at most this often per
+#: chain, or when the batches' block has moved ``LAG_BLOCKS`` on (or back): one query per
+#: block or two at most, not one per batch, whatever the batch rate.
+HISTORY_TTL_S = 1.0
+_histories: dict[int, tuple[float, int, Any]] = {}
+
+
+def outcome_history(chain_id: int, block: int) -> Any:
+    """The chain's ``OutcomeHistory`` for a batch at ``block``: the outcomes
+    (``selectors.ml_outcomes``) as of the block they were last read for, read again after
+    ``HISTORY_TTL_S`` or once the block is ``LAG_BLOCKS`` past that one or before it."""
+    from arbbot.scoring.features import LAG_BLOCKS, OutcomeHistory
+    from webapp.core import selectors
+
+    now = time.monotonic()
+    cached = _histories.get(chain_id)
+    if cached is not None and now - cached[0] < HISTORY_TTL_S and cached[1] <= block < cached[1] + LAG_BLOCKS:
+        return cached[2]
+    history = OutcomeHistory(selectors.ml_outcomes(chain_id, block))
+    _histories[chain_id] = (now, block, history)
+    return history
+
+
+outcome_history.cache_clear = _histories.clear  # type: ignore[attr-defined]  # reset() forgets it too
+
+
 MODE_TTL_S = 1.0  # a mode changed by an operator applies within this
 
 
@@ -400,7 +426,8 @@ def record_block(chain_id: int, delta: PoolDelta) -> None:
 
 def reset() -> None:
     """Forget every cached resource (tests; a changed configuration)."""
-    for fn in (hotstate, rpc, scanner, strategy_in_force, path_stage, runner, recorder, redis_client, champion):
+    for fn in (hotstate, rpc, scanner, strategy_in_force, outcome_history, path_stage, runner, recorder, redis_client,
+               champion):
         fn.cache_clear()
 
 

@@ -93,40 +93,13 @@ def profit_share(realised_net: int | float, predicted_net: int | float) -> float
     return min(2.0, max(-1.0, float(realised_net) / float(predicted_net)))
 
 
-class _Interned:
-    """Stable small integers for pool addresses and path ids, per process: a batch's
-    columns carry those, so the features are gathered from the history's tables by numpy
-    indexing, no per-pool dictionary lookup. Bounded by the pools and cycles the process
-    ever sees (thousands, tens of thousands)."""
-
-    def __init__(self) -> None:
-        self.ids: dict[str, int] = {}
-        self.spelt: dict[str, int] = {}  # an address as written (any case) -> its lower case's id
-
-    def get(self, key: str) -> int:
-        i = self.ids.get(key)
-        if i is None:
-            i = self.ids[key] = len(self.ids) + 1  # 0: none
-        return i
-
-    def address(self, spelling: str) -> int:
-        """The id of an address in any case (``get(spelling.lower())``, the lower-casing
-        done once per spelling)."""
-        i = self.spelt.get(spelling)
-        if i is None:
-            i = self.spelt[spelling] = self.get(spelling.lower())
-        return i
-
-
-_POOLS, _PATHS = _Interned(), _Interned()
-
-
 class OutcomeHistory:
     """Recent outcomes, counted per pool and per path, as of one block: those of blocks
-    ``[block - WINDOW_BLOCKS, block - LAG_BLOCKS]`` (``as_of``). ``pool_table`` and
-    ``path_table`` are the same counts as arrays indexed by the interned ids of
-    ``Columns`` (row 0 and any id past the end: no history), each with one more column,
-    ``log1p`` of its attempts (numpy's: the features are numpy's to the last bit)."""
+    ``[block - WINDOW_BLOCKS, block - LAG_BLOCKS]`` (``as_of``). ``tables`` gives the same
+    counts for one batch as arrays indexed by its ``Columns``' ids (row 0: no history),
+    each with one more column, ``log1p`` of its attempts (numpy's: the features are
+    numpy's to the last bit). Its size is the window's outcomes', whatever the process has
+    seen before."""
 
     def __init__(self, outcomes: Iterable[Outcome] = (), *, as_of: int | None = None) -> None:
         # pool -> [attempts, reverted, stale, last failed block, successes, sum of their shares]
@@ -149,16 +122,29 @@ class OutcomeHistory:
             t = self.path.setdefault(o.path_id, [0, 0])
             t[0] += 1
             t[1] += failed
-        self.pool_table = self._table({_POOLS.get(p): s for p, s in self.pool.items()}, [0, 0, 0, -1, 0, 0.0])
-        self.path_table = self._table({_PATHS.get(p): s for p, s in self.path.items()}, [0, 0])
 
-    @staticmethod
-    def _table(rows: Mapping[int, Sequence[float]], empty: Sequence[float]) -> np.ndarray:
-        table = np.tile(np.array([*empty, 0.0], dtype=np.float64), (max(rows, default=0) + 1, 1))
-        if rows:
-            table[np.fromiter(rows, np.int64, len(rows)), :-1] = np.array(list(rows.values()), dtype=np.float64)
-        table[:, -1] = np.log1p(table[:, 0])
-        return table
+    def tables(self, c: Columns) -> tuple[np.ndarray, np.ndarray]:
+        """The pool and path tables of the batch ``c``: row ``i`` the history of its id
+        ``i`` (``c.pool_keys[i - 1]``, ``c.path_keys[i - 1]``)."""
+        return (_table(self.pool, c.pool_keys, _POOL_EMPTY), _table(self.path, c.path_keys, _PATH_EMPTY))
+
+
+_POOL_EMPTY, _PATH_EMPTY = (0, 0, 0, -1, 0, 0.0), (0, 0)
+_NONE = {len(e): np.array([[*e, 0.0]]) for e in (_POOL_EMPTY, _PATH_EMPTY)}  # no history at all: row 0 only
+
+
+def _table(stats: Mapping[str, Sequence[float]], keys: Sequence[str], empty: Sequence[float]) -> np.ndarray:
+    """One row per key of a batch (after row 0, no history): its counts, then ``log1p`` of
+    its attempts. A batch none of whose keys has history: row 0 alone (the features read
+    any id past the end as 0)."""
+    found = list(map(stats.get, keys)) if stats else []
+    hits = [i for i, s in enumerate(found, 1) if s is not None]
+    if not hits:
+        return _NONE[len(empty)]
+    table = np.tile(np.array([*empty, 0.0], dtype=np.float64), (hits[-1] + 1, 1))
+    table[hits, :-1] = np.array([found[i - 1] for i in hits], dtype=np.float64)
+    table[:, -1] = np.log1p(table[:, 0])
+    return table
 
 
 _EMPTY = OutcomeHistory()
@@ -180,12 +166,16 @@ class Columns:
     unpriced), ``gas_native``, ``profit`` (gross, in the start token), ``amount_in``,
     ``hops``, ``v3_hops``, ``observed_at``, ``gas_price_wei``, ``chain_id``,
     ``block_number``, ``net_native`` (``Opportunity.net_profit_native``, 0 when unpriced);
-    ``pool_ids`` every hop's pool (interned), the batch's cycles one after
-    another; ``path_ids`` each cycle (interned)."""
+    ``pool_ids`` every hop's pool, the batch's cycles one after another, and ``path_ids``
+    each cycle, as ids of this batch: id ``i`` is ``pool_keys[i - 1]`` (a pool's address in
+    lower case, whatever its spelling) or ``path_keys[i - 1]`` (0: none). Ids are the
+    batch's own, so nothing is kept from one batch to the next."""
 
     values: np.ndarray
     pool_ids: np.ndarray  # int64
     path_ids: np.ndarray  # int64
+    pool_keys: tuple[str, ...] = ()
+    path_keys: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.path_ids)
@@ -226,20 +216,24 @@ def columns(opps: Sequence[Opportunity]) -> Columns:
         # the block's fields: one value for a block's batch (the decoder shares one object)
         values[row] = float(col[0]) if col.count(col[0]) == n else array("d", col)
     values[C_NET_NATIVE] = array("d", [0 if x is None else x - g for x, g in zip(profit_native, gas)])
-    return Columns(
-        values=values,
-        pool_ids=_ids(_POOLS.spelt, _POOLS.address, chain.from_iterable(pools), sum(hops)),
-        path_ids=_ids(_PATHS.ids, _PATHS.get, path_id, n),
-    )
+    pool_ids, pool_keys = batch_ids(tuple(chain.from_iterable(pools)), str.lower)
+    path_ids, path_keys = batch_ids(path_id)
+    return Columns(values=values, pool_ids=pool_ids, path_ids=path_ids, pool_keys=pool_keys, path_keys=path_keys)
 
 
-def _ids(known: dict[str, int], intern: Callable[[str], int], keys: Iterable[str], n: int) -> np.ndarray:
-    """Interned ids of ``keys``: looked up in C (``known``), interned only when new."""
-    keys = tuple(keys)
-    found = list(map(known.get, keys))
-    if None in found:
-        found = list(map(intern, keys))
-    return np.fromiter(found, np.int64, n)
+def batch_ids(
+    spellings: Sequence[str], key: Callable[[str], str] | None = None,
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Each of ``spellings`` as an id of its batch (from 1) and the batch's keys by id:
+    spellings with the same ``key`` (e.g. an address in any case) share an id. In C (dict
+    and ``map``), the key computed once per distinct spelling."""
+    distinct = tuple(dict.fromkeys(spellings))
+    keyed = distinct if key is None else tuple(map(key, distinct))
+    keys = tuple(dict.fromkeys(keyed))
+    index = dict(zip(keys, range(1, len(keys) + 1)))
+    if key is not None:
+        index = dict(zip(distinct, map(index.__getitem__, keyed)))
+    return np.fromiter(map(index.__getitem__, spellings), np.int64, len(spellings)), keys
 
 
 def matrix(opps: Sequence[Opportunity], history: OutcomeHistory | None = None, now: float = 0.0) -> np.ndarray:
@@ -250,9 +244,9 @@ def matrix(opps: Sequence[Opportunity], history: OutcomeHistory | None = None, n
 
 def from_columns(c: Columns, history: OutcomeHistory | None = None, now: float = 0.0) -> np.ndarray:
     """``matrix`` from a batch already in columns: ``feature_row`` over every row."""
-    history = history or _EMPTY
+    pool_table, path_table = (history or _EMPTY).tables(c)
     out = np.empty((len(c), len(FEATURES)))
-    _fill(out, c.values, c.pool_ids, c.path_ids, history.pool_table, history.path_table, float(now))
+    _fill(out, c.values, c.pool_ids, c.path_ids, pool_table, path_table, float(now))
     return out
 
 

@@ -115,7 +115,8 @@ class Scorer:
         """The batch's feature matrix (``FEATURES`` columns), P(success) and EV (native wei)."""
         n = len(c)
         X, p, ev = np.empty((n, len(FEATURES))), np.empty(n), np.empty(n)
-        _score(X, p, ev, c.values, c.pool_ids, c.path_ids, history.pool_table, history.path_table, float(now),
+        pool_table, path_table = history.tables(c)
+        _score(X, p, ev, c.values, c.pool_ids, c.path_ids, pool_table, path_table, float(now),
                self.model_cols, self.feature, self.threshold, self.nan_right, self.leaf, self.depth, self.n_success,
                self.params, self.cal_x, self.cal_y)
         return X, p, ev
@@ -145,6 +146,6 @@ def warm() -> None:
     an ml worker calls this when it starts, so its first batch does not pay for it."""
     c, h = columns([]), OutcomeHistory()
     from_columns(c, h)
-    _score(np.empty((0, len(FEATURES))), np.empty(0), np.empty(0), c.values, c.pool_ids, c.path_ids, h.pool_table,
-           h.path_table, 0.0, np.zeros(0, dtype=np.int64), np.zeros((1, 1), dtype=np.int64), np.zeros((1, 1)),
+    _score(np.empty((0, len(FEATURES))), np.empty(0), np.empty(0), c.values, c.pool_ids, c.path_ids, *h.tables(c),
+           0.0, np.zeros(0, dtype=np.int64), np.zeros((1, 1), dtype=np.int64), np.zeros((1, 1)),
            np.zeros((1, 1), dtype=np.uint8), np.zeros((1, 2)), 1, 1, np.zeros(8), np.zeros(0), np.zeros(0))

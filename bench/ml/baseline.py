@@ -42,7 +42,8 @@ def columns(opps: Sequence[Opportunity]) -> Columns:
         return np.fromiter(values, dtype, n)
 
     hops = col((len(o.pools) for o in opps), np.int64)
-    pool_id, path_id = features._POOLS.get, features._PATHS.get
+    pool_id, pool_keys = _interner()
+    path_id, path_keys = _interner()
     fields = (
         col((o.profit_native is not None for o in opps)),
         col((o.profit_native or 0 for o in opps)),
@@ -61,7 +62,19 @@ def columns(opps: Sequence[Opportunity]) -> Columns:
         values=np.stack(fields),
         pool_ids=np.fromiter((pool_id(p.lower()) for o in opps for p in o.pools), np.int64, int(hops.sum())),
         path_ids=col((path_id(o.path_id) for o in opps), np.int64),
+        pool_keys=tuple(pool_keys), path_keys=tuple(path_keys),
     )
+
+
+def _interner() -> tuple[Callable[[str], int], dict[str, int]]:
+    """Ids of one batch's keys, from 1 in order of first sight (as ``features.batch_ids``),
+    one Python call per key."""
+    ids: dict[str, int] = {}
+
+    def get(key: str) -> int:
+        return ids.setdefault(key, len(ids) + 1)
+
+    return get, ids
 
 
 def _log10(values: np.ndarray) -> np.ndarray:
@@ -91,7 +104,7 @@ def from_columns(c: Columns, history: OutcomeHistory | None = None, now: float =
     out[:, INDEX["state_age_s"]] = np.clip(age, 0.0, MAX_STATE_AGE_S)
     out[:, INDEX["gas_price_gwei"]] = c.gas_price_wei / 1e9
     out[:, INDEX["chain_id"]] = c.chain_id
-    table = history.pool_table
+    table, paths = history.tables(c)
     hops = c.hops.astype(np.int64)
     width = int(hops.max())
     starts = np.cumsum(hops) - hops
@@ -112,7 +125,6 @@ def from_columns(c: Columns, history: OutcomeHistory | None = None, now: float =
     out[:, INDEX["blocks_since_pool_fail"]] = np.clip(since, 0, WINDOW_BLOCKS)
     share = (stats[..., 5] + 1.0) / (stats[..., 4] + 1.0)
     out[:, INDEX["pool_profit_share"]] = np.where(mask, share, np.inf).min(axis=1)
-    paths = history.path_table
     path = paths[np.where(c.path_ids < len(paths), c.path_ids, 0)]
     out[:, INDEX["path_attempts"]] = np.log1p(path[:, 0])
     out[:, INDEX["path_fail_rate"]] = path[:, 1] / (path[:, 0] + 1.0)
@@ -179,7 +191,8 @@ def score_batch(opps: Sequence[Opportunity], *, rule: RuleScorer, model: ModelSc
 def previous_columns(opps: Sequence[Opportunity]) -> Columns:
     """One Python pass over the records into one buffer of doubles, one over their pools."""
     n = len(opps)
-    path_id, pool_id = features._PATHS.get, features._POOLS.address
+    path_id, path_keys = _interner()
+    pool_id, pool_keys = _interner()
     flat = array("d", [x for o in opps for x in (
         o.profit_native is not None, o.profit_native or 0, o.gas_estimate * o.gas_price_wei, o.amount_out - o.amount_in,
         o.amount_in, len(o.pools), o.hop_kinds.count("v3"), o.observed_at, o.gas_price_wei, o.chain_id,
@@ -187,8 +200,8 @@ def previous_columns(opps: Sequence[Opportunity]) -> Columns:
     rows = np.frombuffer(flat, np.float64).reshape(n, len(COLUMNS) + 1)
     return Columns(
         values=np.ascontiguousarray(rows[:, :-1].T),
-        pool_ids=np.fromiter((pool_id(p) for o in opps for p in o.pools), np.int64, int(rows[:, 5].sum())),
-        path_ids=rows[:, -1].astype(np.int64),
+        pool_ids=np.fromiter((pool_id(p.lower()) for o in opps for p in o.pools), np.int64, int(rows[:, 5].sum())),
+        path_ids=rows[:, -1].astype(np.int64), pool_keys=tuple(pool_keys), path_keys=tuple(path_keys),
     )
 
 

@@ -114,8 +114,28 @@ def test_columns_hold_each_records_own_values_in_a_mixed_batch() -> None:
     assert list(want) == list(COLUMNS)
     for name, values in want.items():
         assert getattr(c, name).tolist() == [float(v) for v in values], name  # float(int): exact ints rounded once
-    assert c.pool_ids[2] == c.pool_ids[1] == columns([replace(base, pools=(pool(2), pool(1)))]).pool_ids[0]  # any case
-    assert c.path_ids.tolist() == [c.path_ids[0]] * 4 and len(columns([])) == 0
+    assert c.pool_ids[2] == c.pool_ids[1] and c.pool_keys[c.pool_ids[2] - 1] == pool(2).lower()  # any case
+    assert c.path_ids.tolist() == [1] * 4 and c.path_keys == (base.path_id,) and len(columns([])) == 0
+    again = columns([replace(base, pools=(pool(3), pool(2)))])  # ids are each batch's own
+    assert again.pool_ids.tolist() == [1, 2] and again.pool_keys == (pool(3).lower(), pool(2).lower())
+
+
+def test_a_batch_reads_the_history_of_its_own_pools_and_paths_only() -> None:
+    """The tables a batch's features read hold a row per pool and path of the batch, however
+    many the history counts or earlier batches named: a long-running ml worker neither
+    grows nor slows with what it has seen (a 10-minute soak did both, with tables indexed by
+    ids interned for the life of the process)."""
+    many = [Outcome(590, f"path-{i}", (pool(i % 997), pool(1 + i % 991)), "stale") for i in range(20_000)]
+    h = OutcomeHistory(many, as_of=600)
+    for k in range(50):  # earlier batches, other paths
+        columns([replace(make_opp(600, 1, 2, 10**16), path_id=f"other-{k}-{j}") for j in range(100)])
+    opp = replace(make_opp(600, 5, 6, 10**16), path_id="path-7", pools=(pool(7), pool(8)))
+    c = columns([opp])
+    pools, paths = h.tables(c)
+    assert pools.shape[0] <= 3 and paths.shape[0] == 2
+    assert paths[1, 0] == 1 and pools[c.pool_ids[0], 2] == h.pool[pool(7).lower()][2]
+    alone = OutcomeHistory([o for o in many if o.path_id == "path-7" or {pool(7), pool(8)} & set(o.pools)], as_of=600)
+    assert np.array_equal(matrix([opp], h, now=1.0), matrix([opp], alone, now=1.0))
 
 
 def test_the_recorded_rows_are_the_matrix_by_name() -> None:

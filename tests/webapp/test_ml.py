@@ -21,7 +21,7 @@ from arbbot.types import ExecutionResult, ScoredOpportunity
 from arbbot.scoring.synthetic import GAS, GAS_PRICE, WETH, make_opp
 from tests.webapp.api_support import role_client
 from webapp.core import health, selectors, services
-from webapp.core.models import Chain, ModelVersion
+from webapp.core.models import Chain, Execution, ModelVersion
 from workers import runtime
 from workers.tasks import ml
 
@@ -95,7 +95,7 @@ def test_training_reads_exactly_the_features_serving_computed(chain: Chain) -> N
 
 
 def _keys(data) -> list[tuple[int, str]]:  # type: ignore[no-untyped-def]
-    from webapp.core.models import Execution, Opportunity
+    from webapp.core.models import Opportunity
 
     taught = set(Execution.objects.filter(status__in=("success", "reverted", "dropped")).values_list(
         "block_number", "path_id"))
@@ -245,3 +245,30 @@ def test_training_on_paper_labels_is_built_from_the_backtested_recording(
     monkeypatch.setenv("ARBBOT_RECORD_DIR", str(tmp_path / "none"))
     assert ml.train(seed=1) == {"trained": False, "reason": "no paper labels: no recording to back-test "
                                                              "(set ARBBOT_RECORD_DIR, or name one)"}
+
+
+@pytest.mark.django_db
+def test_the_outcomes_are_read_once_per_two_blocks_not_per_batch(chain: Chain) -> None:
+    """The ml stage reads the recent outcomes (one join) when the batches' block has moved
+    two blocks on, or back, or after ``HISTORY_TTL_S``; batches between reuse them. A
+    10-minute soak slowed the stage 4x reading them for every batch."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    play(range(1000, 1012))
+    runtime.reset()
+
+    def reads(block: int) -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            history = runtime.outcome_history(CHAIN, block)
+        assert history.pool  # the recorded outcomes are in it
+        return sum("JOIN" in q["sql"] and Execution._meta.db_table in q["sql"] for q in ctx.captured_queries)
+
+    ttl = runtime.HISTORY_TTL_S
+    try:
+        runtime.HISTORY_TTL_S = 3600.0  # blocks alone decide (a slow machine's second must not)
+        assert [reads(b) for b in (1012, 1012, 1013, 1014, 1015, 1013)] == [1, 0, 0, 1, 0, 1]
+        runtime.HISTORY_TTL_S = 0.0
+        assert reads(1013) == 1
+    finally:
+        runtime.HISTORY_TTL_S = ttl

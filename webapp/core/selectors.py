@@ -484,29 +484,35 @@ def ml_outcomes(chain_id: int, as_of_block: int) -> list[Any]:
     """The outcomes that inform the features of a batch at ``as_of_block``: final executions
     of the window ``arbbot.scoring.features`` counts, each with its cycle's pools (from its
     opportunity's row) and, for a success, the share of the predicted net profit it
-    realised. Two indexed queries per batch."""
+    realised. One indexed join: only the executions that have an executed opportunity come
+    back (the ml stage keeps the result a second, ``workers.runtime.outcome_history``)."""
+    import json
+
     from arbbot.scoring.features import LAG_BLOCKS, WINDOW_BLOCKS, Outcome, outcome_kind, profit_share
 
-    lo, hi = as_of_block - WINDOW_BLOCKS, as_of_block - LAG_BLOCKS
-    execs = Execution.objects.filter(
-        chain_id=chain_id, block_number__gte=lo, block_number__lte=hi, status__in=("success", "reverted", "dropped", "simulated"),
-    ).values(*_ML_EXEC_FIELDS)
-    kinds = {(e["block_number"], e["path_id"]): (k, e) for e in execs
-             if (k := outcome_kind(e["status"], e["reason"], e["mode"])) is not None}
-    if not kinds:
-        return []
-    out = []
-    for b, p, ps, profit, net in Opportunity.objects.filter(
-        chain_id=chain_id, block_number__gte=lo, block_number__lte=hi, decision="execute",
-    ).values_list("block_number", "path_id", "pools", "profit_native", "net_profit_native"):
-        known = kinds.pop((b, p), None)
-        if known is None:
+    e, o = Execution._meta.db_table, Opportunity._meta.db_table
+    fields = ", ".join(f"e.{f}" for f in _ML_EXEC_FIELDS)
+    rows = _rows(
+        f"SELECT {fields}, o.pools, o.profit_native, o.net_profit_native FROM {e} e JOIN {o} o"
+        " ON o.chain_id = e.chain_id AND o.block_number = e.block_number AND o.path_id = e.path_id"
+        " AND o.decision = 'execute'"
+        " WHERE e.chain_id = %s AND e.block_number BETWEEN %s AND %s AND e.status = ANY(%s)",
+        [chain_id, as_of_block - WINDOW_BLOCKS, as_of_block - LAG_BLOCKS, ["success", "reverted", "dropped", "simulated"]],
+    )
+    out, seen = [], set()
+    for row in rows:
+        ex = dict(zip(_ML_EXEC_FIELDS, row))
+        kind = outcome_kind(ex["status"], ex["reason"], ex["mode"])
+        key = (ex["block_number"], ex["path_id"])
+        if kind is None or key in seen:  # a cycle recorded under two block hashes: the execution's once
             continue
-        kind, e = known
+        seen.add(key)
+        pools, profit, net = row[len(_ML_EXEC_FIELDS):]
         share = 1.0
         if kind == "success" and profit is not None and net is not None:
-            share = profit_share(_ml_worth(kind, e, int(profit) - int(net), int(net)), int(net))
-        out.append(Outcome(b, p, tuple(ps), kind, share))
+            share = profit_share(_ml_worth(kind, ex, int(profit) - int(net), int(net)), int(net))
+        out.append(Outcome(ex["block_number"], ex["path_id"],
+                           tuple(json.loads(pools) if isinstance(pools, str) else pools), kind, share))
     return out
 
 

@@ -15,7 +15,6 @@ import time
 from dataclasses import replace
 
 from arbbot import obs
-from arbbot.scoring.features import OutcomeHistory
 from arbbot.scoring.model import ModelScorer
 from arbbot.scoring.rule import RuleScorer
 from arbbot.scoring.stage import score_batch
@@ -36,14 +35,13 @@ def scorer(chain_id: int) -> RuleScorer:
 
 def decide(chain_id: int, batch: list[Opportunity]) -> list[ScoredOpportunity]:
     """One chain's batch: its strategy and the champion (read again at most every
-    ``runtime.STRATEGY_TTL_S``) and its pools' recent outcomes (per batch: per block)."""
-    from webapp.core import selectors
-
+    ``runtime.STRATEGY_TTL_S``) and its pools' recent outcomes (``runtime.outcome_history``:
+    at most every ``HISTORY_TTL_S`` or two blocks)."""
     rule = scorer(chain_id)
     current = runtime.champion().current()
     model = None if current is None else ModelScorer(current[1], f"model:{current[0].name}", rule.min_net_profit)
-    outcomes = selectors.ml_outcomes(chain_id, max(o.block_number for o in batch))
-    return score_batch(batch, rule=rule, model=model, history=OutcomeHistory(outcomes), now=time.time())
+    history = runtime.outcome_history(chain_id, max(o.block_number for o in batch))
+    return score_batch(batch, rule=rule, model=model, history=history, now=time.time())
 
 
 @app.task(name="workers.tasks.ml.score", acks_late=True, reject_on_worker_lost=True)
