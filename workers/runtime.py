@@ -199,7 +199,7 @@ def chain_mode(chain_id: int) -> Callable[[], str]:
         now = time.monotonic()
         if cached and now - cached[0][0] < MODE_TTL_S:
             return cached[0][1]
-        mode = _chain(chain_id).mode or fleet_mode
+        mode = _chain(chain_id).mode_in_force(fleet_mode)
         cached[:] = [(now, mode)]
         return mode
 
@@ -225,7 +225,7 @@ def mode_at_start() -> list[tuple[int, str]]:
     )
     lines = []
     for chain in selectors.chains_active():
-        mode = chain.mode or settings.mode
+        mode = chain.mode_in_force(settings.mode)
         source = f"the chain's mode setting '{chain.mode}'" if chain.mode else fleet
         where = f"chain {chain.chain_id} ({chain.name})"
         if mode != "live":

@@ -83,6 +83,11 @@ class Chain(models.Model):
             if value:
                 validate_address(value)
 
+    def mode_in_force(self, fleet_mode: str) -> str:
+        """The mode this chain trades in: its own ``mode``, else the fleet's (ARBBOT_MODE,
+        ``arbbot.config``: dry-run unless set). The one place that rule is written."""
+        return self.mode or fleet_mode
+
     def rpc_url_list(self) -> list[str]:
         return [u.strip() for u in self.rpc_urls.replace("\n", ",").split(",") if u.strip()]
 

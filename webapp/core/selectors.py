@@ -103,7 +103,7 @@ def config_effective(chain_id: int | None = None, *, fleet_mode: str = "dry-run"
             "weth": chain.weth,
             "executor": chain.executor,
             "is_active": chain.is_active,
-            "mode": chain.mode or fleet_mode,
+            "mode": chain.mode_in_force(fleet_mode),
             "mode_from": "chain" if chain.mode else "fleet (ARBBOT_MODE)",
             "confirmations": chain.confirmations,
             "replace_after_blocks": chain.replace_after_blocks,

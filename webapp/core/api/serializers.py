@@ -88,7 +88,7 @@ class ChainSerializer(serializers.ModelSerializer):
     def get_mode(self, chain: Chain) -> str:
         from django.conf import settings
 
-        return chain.mode or settings.ARBBOT.mode
+        return chain.mode_in_force(settings.ARBBOT.mode)
 
     @extend_schema_field(serializers.ChoiceField(choices=("chain", "fleet")))
     def get_mode_from(self, chain: Chain) -> str:

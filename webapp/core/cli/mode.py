@@ -52,5 +52,5 @@ def run(opts: dict[str, Any], out: Callable[[str], None]) -> int:
         out(f"no chains configured (the fleet's mode is {fleet})")
     for chain in chains:
         source = "set on the chain" if chain.mode else "the fleet's ARBBOT_MODE"
-        out(f"chain {chain.chain_id} ({chain.name}): {chain.mode or fleet} ({source})")
+        out(f"chain {chain.chain_id} ({chain.name}): {chain.mode_in_force(fleet)} ({source})")
     return 0
