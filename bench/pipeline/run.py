@@ -175,6 +175,31 @@ def _rss_kb(pid: int) -> int:
 # --------------------------------------------------------------------------- measuring
 
 
+class RssSeries:
+    """Every worker's RSS every ``every_s`` over a phase (``tick`` from the feed loop): a
+    slow leak goes on rising in the second half, caches filling level off."""
+
+    def __init__(self, fleet: Fleet, every_s: float) -> None:
+        self.fleet, self.every_s = fleet, every_s
+        self.t0 = self.last = time.monotonic()
+        self.samples: list[tuple[float, dict[str, float]]] = [(0.0, fleet.rss_mb())]
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every_s:
+            self.last = now
+            self.samples.append((round(now - self.t0, 1), self.fleet.rss_mb()))
+
+    def report(self) -> dict[str, Any]:
+        """Per worker: the samples (MB) and the growth over the first and the second half."""
+        self.samples.append((round(time.monotonic() - self.t0, 1), self.fleet.rss_mb()))
+        mid = self.samples[len(self.samples) // 2][1]
+        first, last = self.samples[0][1], self.samples[-1][1]
+        return {q: {"every_s": self.every_s, "mb": [s[q] for _, s in self.samples],
+                    "first_half_mb": round(mid[q] - first[q], 1), "second_half_mb": round(last[q] - mid[q], 1)}
+                for q in first}
+
+
 def _pct(xs: list[float], q: float) -> float | None:
     if not xs:
         return None
@@ -213,11 +238,16 @@ def _rows(lo: int, upto: int) -> dict[str, Any]:
 
 
 def _stage_times(fleet: Fleet, before: dict[str, dict[str, int]]) -> tuple[dict[str, Any], int]:
-    """Per stage, the batch run times logged since ``before`` (ms), and the messages handled."""
+    """Per stage, the batch run times logged since ``before`` (ms), with the p50 of the
+    first and of the last fifth of its messages (a stage that slows as the run goes on),
+    and the messages handled."""
     stages, messages = {}, 0
     for task, runs in fleet.runs_since(before).items():
         if runs:
-            stages[".".join(task.rsplit(".", 2)[-2:])] = _dist([t * 1000 for t, _ in runs])
+            ms = [t * 1000 for t, _ in runs]
+            fifth = max(1, len(ms) // 5)
+            stages[".".join(task.rsplit(".", 2)[-2:])] = {
+                **_dist(ms), "first_fifth_p50": _pct(ms[:fifth], 0.5), "last_fifth_p50": _pct(ms[-fifth:], 0.5)}
             messages += len(runs)
     return stages, messages
 
@@ -277,11 +307,14 @@ def _drain(done: Callable[[], bool], timeout_s: float) -> None:
 # --------------------------------------------------------------------------- phases
 
 
-def feed_blocks(broker: Broker, hot: Any, feed: Any, first: int, seconds: float, rate: float | None) -> int:
+def feed_blocks(broker: Broker, hot: Any, feed: Any, first: int, seconds: float, rate: float | None,
+                tick: Callable[[], None] = lambda: None) -> int:
     """Blocks from ``first`` for ``seconds``: at ``rate`` a second, or (None) as fast as the
-    path stage takes them (at most two waiting). The number of blocks sent."""
+    path stage takes them (at most two waiting); ``tick`` is called before each. The number
+    of blocks sent."""
     n, start = 0, time.monotonic()
     while time.monotonic() - start < seconds:
+        tick()
         if rate is None:
             while broker.depth("path") >= 2:
                 time.sleep(0.002)
@@ -447,11 +480,13 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
             _drain(lambda: _pipeline_done(fleet, before, 1, "path"), 300)
             _forget_rows(1, 1)
             rss_start = fleet.rss_mb()
+            series = RssSeries(fleet, max(10.0, throughput_s / 10))
 
             _step(f"phase 1: throughput, {throughput_s:.0f} s")
             before, first = fleet.counts(), 2
             t0 = time.monotonic()
-            n = feed_blocks(broker, hot, feed, first, throughput_s, None)
+            n = feed_blocks(broker, hot, feed, first, throughput_s, None, series.tick)
+            res["rss_series"] = series.report()
             fed = time.monotonic() - t0
             _drain(lambda: _pipeline_done(fleet, before, n, "path", execute=False), 600)
             purged = _cut_execute(fleet, broker, before, 10.0)
@@ -556,9 +591,15 @@ def _report(res: dict[str, Any]) -> None:
                                                    f"{r['execute_span_s']} s): {json.dumps(r['execution_status'])}"))
         for stage, d in r["stages_ms"].items():
             rows.append((f"  stage {stage} ms per message", ms(d)))
+            if phase == "throughput":
+                rows.append(("    p50 of its first / last fifth of messages", f"{d['first_fifth_p50']} / "
+                                                                            f"{d['last_fifth_p50']}"))
     if "rss_mb" in res:
         for q, v in res["rss_mb"].items():
             rows.append((f"RSS {q} MB start / end of phase 1", f"{v['start']} / {v['end']}"))
+    for q, v in res.get("rss_series", {}).items():
+        rows.append((f"RSS {q} MB every {v['every_s']:.0f} s of phase 1 (growth 1st / 2nd half)",
+                     f"{', '.join(f'{x:.0f}' for x in v['mb'])} ({v['first_half_mb']:+} / {v['second_half_mb']:+})"))
     rows.append(("load average (1/5/15 min) at start / end", f"{res.get('load_start')} / {res.get('load_end')}"))
     if "batched_vs_naive" in res:
         rows.append(("batched (phase 3) vs naive (phase 4)", f"x{res['batched_vs_naive']}"))
