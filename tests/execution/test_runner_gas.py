@@ -158,7 +158,8 @@ def test_a_remembered_estimate_too_low_asks_the_node_again_whatever_the_call_fai
         runner._gas[pid] = call_gas + GUARD_GAS_HEADROOM  # planted: too low for this cycle
         cycle.recording.clear()
         result = runner.submit(cycle.scored())
-        assert isinstance(result, ExecutionResult) and result.status == "simulated", (shape, result.reason)
+        assert isinstance(result, ExecutionResult), result
+        assert result.status == "simulated", (shape, result.reason)
         [(bounded, failed), (asked, replies)] = cycle.recording.simulations()
         assert bounded[0][1][0]["gas"] == hex(call_gas) and isinstance(failed[0], RpcError)
         assert [m for m, _ in asked[:2]] == ["eth_call", "eth_estimateGas"]
