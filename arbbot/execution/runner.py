@@ -87,7 +87,7 @@ log = logging.getLogger(__name__)
 EXECUTED_TOPIC = "0x" + keccak(text="Executed(address,uint256,uint256)").hex()
 FEE_REQUOTE_AFTER_S = 1.0  # a fee quoted before waiting longer than this for the lock is quoted again
 AHEAD_TTL_S = 0.5  # re-validation replies taken ahead of a batch serve its opportunities this long
-GAS_MEMORY = 100_000  # cycles whose last gas estimate a runner remembers (~15 MB when full)
+GAS_MEMORY = 100_000  # cycles whose last gas estimate a runner remembers (~20 MB when full)
 #: What the signed calldata (``minProfit`` set) may cost more than the simulated one (0): its
 #: 32-byte word from zero bytes to non-zero ones, 12 gas a byte by calldata pricing (EIP-2028;
 #: measured on anvil 1.7.1: +12 a non-zero byte of minProfit over v2+v2 and v3+v2+v2 cycles,
