@@ -239,6 +239,16 @@ _ERRORS: dict[bytes, tuple[str, list[str]]] = {
 }
 
 
+def executor_error(data: str | bytes | None) -> str | None:
+    """The name of the ArbExecutor custom error that revert ``data`` is (``ProfitTooLow``),
+    or None: another revert (a pool's ``Error(string)``), or none."""
+    if data is None:
+        return None
+    raw = data if isinstance(data, bytes) else bytes.fromhex(data[2:] if data.startswith("0x") else data)
+    known = _ERRORS.get(raw[:4]) if len(raw) >= 4 else None
+    return known[0] if known else None
+
+
 def decode_revert(data: str | bytes | None) -> str:
     """A readable reason from revert data: ArbExecutor's custom errors, ``Error(string)``
     (e.g. ``UniswapV2: K``) or the raw hex."""

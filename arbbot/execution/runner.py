@@ -10,9 +10,19 @@ Order of checks, cheapest first; every refusal is a result that says why:
    (``arbbot.paths.resize``), under the input cap; a cycle that no longer pays is dropped.
    Both the path stage's prediction and this final one are recorded;
    re-validation: one JSON-RPC batch runs ``eth_call`` of the exact ``execute`` calldata
-   (the contract's own profit guard included) and ``eth_estimateGas`` against the latest
-   state, and reads the fee data (``arbbot.execution.fees``). A cycle that moved against us
-   comes back reverted (``dropped``, nothing sent); a fee above the chain's cap is refused;
+   (the contract's own profit guard included) against the latest state, and reads the fee
+   data (``arbbot.execution.fees``). For a cycle whose gas the node never estimated for this
+   runner, the batch also asks ``eth_estimateGas`` (a search that runs the trade ~17 times)
+   and the runner remembers the estimate per cycle (its path id, ``gas_memory`` of them,
+   least recently used forgotten). A cycle it remembers is not estimated again: its
+   ``eth_call`` carries ``"gas"``, the gas limit the transaction will carry (of the
+   remembered estimate) less ``GUARD_GAS_HEADROOM``, and its success proves that limit
+   enough on that state (the executor never reads ``gasleft()`` and any failed inner call
+   reverts the whole). A call that fails otherwise than by the executor's own amount
+   checks (``ProfitTooLow``, ``HopOutputTooLow``) may have been short of gas: the cycle is
+   asked again as an unknown one (a second round trip) and its new estimate remembered;
+   nothing is signed on a limit no call confirmed. A cycle that moved against us comes back
+   reverted (``dropped``, nothing sent); a fee above the chain's cap is refused;
 3. the profit check at the fee actually offered: the simulated profit must exceed the
    worst case, gas limit x ``maxFeePerGas`` in native wei, converted into the profit token
    with its native price at the newest state (``arbbot.paths.pricing`` over the hot
@@ -44,6 +54,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Mapping, Sequence, TypedDict
 
@@ -53,7 +64,13 @@ from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import LocalSigner, TxFailed, wait_receipt
 from arbbot.errors import ArbbotError, RpcError
 from arbbot.execution import fees
-from arbbot.execution.executor import EncodingError, decode_revert, encode_execute, hops_for_cycle
+from arbbot.execution.executor import (
+    EncodingError,
+    decode_revert,
+    encode_execute,
+    executor_error,
+    hops_for_cycle,
+)
 from arbbot.execution.modes import live_refusal
 from arbbot.execution.nonces import LocalNonces, NonceLockBusy, Nonces, Session, Signed
 from arbbot.execution.submit import Submission, Submitter
@@ -70,6 +87,19 @@ log = logging.getLogger(__name__)
 EXECUTED_TOPIC = "0x" + keccak(text="Executed(address,uint256,uint256)").hex()
 FEE_REQUOTE_AFTER_S = 1.0  # a fee quoted before waiting longer than this for the lock is quoted again
 AHEAD_TTL_S = 0.5  # re-validation replies taken ahead of a batch serve its opportunities this long
+GAS_MEMORY = 100_000  # cycles whose last gas estimate a runner remembers (~20 MB when full)
+#: What the signed calldata (``minProfit`` set) may cost more than the simulated one (0): its
+#: 32-byte word from zero bytes to non-zero ones, 12 gas a byte by calldata pricing (EIP-2028;
+#: measured on anvil 1.7.1: +12 a non-zero byte of minProfit over v2+v2 and v3+v2+v2 cycles,
+#: the execution itself the same) and 30 a byte by the calldata floor (EIP-7623), which
+#: ever binds. A call that succeeds with this much less than the gas limit proves the
+#: signed transaction succeeds with the limit.
+GUARD_GAS_HEADROOM = 32 * 30
+#: Reverts a gas-bounded call reaches only once every inner call returned: never for want
+#: of gas. Any other failure of it may be (no revert data, the node's out-of-gas, or a
+#: failed inner call's reason: ``BadHop`` from a ``factory()`` read, a pair's
+#: ``TRANSFER_FAILED``).
+AMOUNT_CHECKS = frozenset({"ProfitTooLow", "HopOutputTooLow"})
 
 
 @dataclass(frozen=True)
@@ -89,7 +119,11 @@ class RiskLimits:
         ``max_gas``, the most a trade is ever given)."""
         if not isinstance(estimate, str):
             return self.max_gas
-        return min(int(int(estimate, 16) * self.gas_limit_multiplier), self.max_gas)
+        return self.limit_for(int(estimate, 16))
+
+    def limit_for(self, estimate: int) -> int:
+        """A trade's gas limit for an estimate of ``estimate`` gas units."""
+        return min(int(estimate * self.gas_limit_multiplier), self.max_gas)
 
 
 def call_profit(reply: Any) -> int:
@@ -159,11 +193,17 @@ class ExecutionRunner:
     #: Where re-validation asks (step 2): the requests (``eth_call`` of the exact calldata,
     #: ``eth_estimateGas``, ``eth_blockNumber``, the fee data), the cycle as re-sized, and the
     #: opportunity -> one reply per request. None: one JSON-RPC batch to ``rpc``'s node. A
-    #: backtest answers from the recorded block (``arbbot.replay.backtest``).
+    #: backtest answers from the recorded block (``arbbot.replay.backtest``): every cycle is
+    #: then estimated, none remembered.
     revalidate: Callable[[list[tuple[str, list[Any]]], Sized, Opportunity], Sequence[Any]] | None = None
     ahead_ttl_s: float = AHEAD_TTL_S  # how long ``revalidate_ahead``'s replies serve
-    #: ``revalidate_ahead``'s replies: calldata -> (when, the cycle's pools, replies)
-    _ahead: dict[str, tuple[float, frozenset[str], list[Any]]] = field(default_factory=dict, init=False, repr=False)
+    gas_memory: int = GAS_MEMORY  # how many cycles' last gas estimate are remembered
+    #: ``revalidate_ahead``'s replies: calldata -> (when, the cycle's pools, the gas limit its
+    #: call was bounded by or None when it was estimated, replies)
+    _ahead: dict[str, tuple[float, frozenset[str], int | None, list[Any]]] = field(
+        default_factory=dict, init=False, repr=False)
+    #: path id -> the node's last ``eth_estimateGas`` of the cycle (gas units), least recently used first
+    _gas: OrderedDict[str, int] = field(default_factory=OrderedDict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.nonces is None:
@@ -224,14 +264,15 @@ class ExecutionRunner:
         except Exception as exc:  # each submit reads its own
             log.warning("pools for re-validation ahead of the batch unreadable: %s: %s", type(exc).__name__, exc)
             return lambda: 0
-        calls: list[tuple[dict[str, Any], frozenset[str]]] = []
+        calls: list[tuple[dict[str, Any], frozenset[str], int | None]] = []
         for opp, cap in wanted:
             prepared = self._revalidation_call(opp, cap, states)
             if not isinstance(prepared, str):
-                calls.append((prepared[2], frozenset(opp.pools)))
+                calls.append((prepared[2], frozenset(opp.pools), self._learned_limit(opp)))
         if len(calls) < 2:
             return lambda: 0
-        requests = [*(r for call, _ in calls for r in _simulation(call)),
+        simulations = [_simulation(call, known) for call, _, known in calls]
+        requests = [*(r for sim in simulations for r in sim),
                     *self._shared_requests(fees.fee_requests(self.fee_policy))]
 
         def round_trip() -> int:
@@ -240,9 +281,12 @@ class ExecutionRunner:
             except Exception as exc:  # each submit asks the node itself
                 log.warning("re-validation ahead of the batch failed: %s: %s", type(exc).__name__, exc)
                 return 0
-            shared, at = replies[2 * len(calls):], time.monotonic()
-            self._ahead = {call["data"]: (at, pools, [replies[2 * i], replies[2 * i + 1], *shared])
-                           for i, (call, pools) in enumerate(calls)}
+            n = sum(len(sim) for sim in simulations)
+            shared, at, ahead, i = replies[n:], time.monotonic(), {}, 0
+            for (call, pools, known), sim in zip(calls, simulations):
+                ahead[call["data"]] = (at, pools, known, [*replies[i:i + len(sim)], *shared])
+                i += len(sim)
+            self._ahead = ahead
             return len(calls)
 
         return round_trip
@@ -254,11 +298,30 @@ class ExecutionRunner:
         sender = [("eth_getTransactionCount", [self.signer.address, "latest"])] if self.signer else []
         return [("eth_blockNumber", []), *fee_requests, *sender]
 
-    def _ahead_replies(self, call: Mapping[str, Any]) -> list[Any] | None:
+    def _ahead_replies(self, call: Mapping[str, Any]) -> tuple[int | None, list[Any]] | None:
+        """The replies taken ahead for ``call``, with the gas limit its call was bounded by."""
         ahead = self._ahead.pop(call["data"], None)
         if ahead is None or time.monotonic() - ahead[0] > self.ahead_ttl_s:
             return None
-        return ahead[2]
+        return ahead[2], ahead[3]
+
+    def _learned_limit(self, opp: Opportunity) -> int | None:
+        """The gas limit of the cycle's remembered estimate; None when the node never
+        estimated it for this runner (or a backtest answers: ``revalidate``)."""
+        units = self._gas.get(opp.path_id) if self.revalidate is None else None
+        if units is None:
+            return None
+        self._gas.move_to_end(opp.path_id)
+        return self.limits.limit_for(units)
+
+    def _learn(self, opp: Opportunity, estimate: Any) -> None:
+        """Remember the node's ``eth_estimateGas`` reply for the cycle (an error: nothing)."""
+        if self.revalidate is not None or not isinstance(estimate, str):
+            return
+        self._gas[opp.path_id] = int(estimate, 16)
+        self._gas.move_to_end(opp.path_id)
+        while len(self._gas) > self.gas_memory:
+            self._gas.popitem(last=False)
 
     def _revalidation_call(
         self, opp: Opportunity, cap: int | None, states: Mapping[str, PoolState] | None = None,
@@ -330,21 +393,36 @@ class ExecutionRunner:
         sized, hops, call = prepared
         resized = {"final_amount_in": sized.amount_in, "final_predicted_profit": sized.profit}
         fee_requests = fees.fee_requests(self.fee_policy)
-        requests = [*_simulation(call), *self._shared_requests(fee_requests)]
+        shared = self._shared_requests(fee_requests)
+        known: int | None = None  # the gas limit the call was bounded by; None: estimated
         if self.revalidate is not None:
-            replies = list(self.revalidate(requests, sized, opp))
+            replies = list(self.revalidate([*_simulation(call), *shared], sized, opp))
         else:
-            replies = self._ahead_replies(call) or self.rpc.batch(requests, raise_errors=False)
-        sim, est, head_raw = replies[:3]
-        fee_replies = replies[3:3 + len(fee_requests)]
-        mined_count = replies[3 + len(fee_requests)] if self.signer else None
+            ahead = self._ahead_replies(call)
+            if ahead is not None:
+                known, replies = ahead
+            else:
+                known = self._learned_limit(opp)
+                replies = self.rpc.batch([*_simulation(call, known), *shared], raise_errors=False)
+            if known is not None and isinstance(replies[0], RpcError) and _maybe_short_of_gas(replies[0]):
+                # the remembered estimate may be short on this state: estimated again
+                known = None
+                replies = self.rpc.batch([*_simulation(call), *shared], raise_errors=False)
+        if known is None:
+            sim, est, rest = replies[0], replies[1], replies[2:]
+            self._learn(opp, est)
+        else:
+            sim, est, rest = replies[0], None, replies[1:]
+        head_raw, fee_replies = rest[0], rest[1:1 + len(fee_requests)]
+        mined_count = rest[1 + len(fee_requests)] if self.signer else None
         if isinstance(sim, RpcError):
             why = decode_revert(_revert_data(sim))
             if why.startswith("ProfitTooLow"):
                 return result("dropped", f"stale: the cycle no longer pays on re-validation ({why})")
             return result("dropped", f"re-validation reverted: {why}")
         simulated_profit = call_profit(sim)
-        gas_limit = self.limits.gas_limit(est)
+        # remembered: the limit the call just succeeded with (plus the guard's headroom)
+        gas_limit = known if known is not None else self.limits.gas_limit(est)
         extra = {"simulated_profit": simulated_profit, "gas_limit": gas_limit, **resized}
 
         # 3. the profit check at the fee offered
@@ -588,9 +666,18 @@ class ExecutionRunner:
         return "reverted on-chain (state differed inside the block)"
 
 
-def _simulation(call: Mapping[str, Any]) -> list[tuple[str, list[Any]]]:
-    """The re-validation of one exact call: its result (the profit) and its gas."""
-    return [("eth_call", [call, "latest"]), ("eth_estimateGas", [call, "latest"])]
+def _simulation(call: Mapping[str, Any], gas_limit: int | None = None) -> list[tuple[str, list[Any]]]:
+    """The re-validation of one exact call: its result (the profit) and its gas; given the
+    gas limit the signed transaction will carry, the call alone, bounded to that limit
+    less ``GUARD_GAS_HEADROOM`` (its success proves the limit)."""
+    if gas_limit is None:
+        return [("eth_call", [call, "latest"]), ("eth_estimateGas", [call, "latest"])]
+    return [("eth_call", [{**call, "gas": hex(gas_limit - GUARD_GAS_HEADROOM)}, "latest"])]
+
+
+def _maybe_short_of_gas(failed: RpcError) -> bool:
+    """Whether a gas-bounded call's failure may be for want of gas (``AMOUNT_CHECKS``)."""
+    return executor_error(_revert_data(failed)) not in AMOUNT_CHECKS
 
 
 def _revert_data(exc: RpcError) -> str | None:

@@ -1,0 +1,240 @@
+"""Re-validation of a cycle whose gas the runner remembers: one ``eth_call`` bounded to the
+transaction's gas limit (less the guard's headroom), no ``eth_estimateGas``; a call short of
+gas asks the node's estimate again; a real revert is still a drop, with today's reason.
+Runs the project's ArbExecutor and the genuine Uniswap V2 pairs on anvil (the ``chain``
+fixture), through a client that records each request while forwarding it to that anvil;
+the ahead-of-the-batch path on the stand-in executor's node."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+from arbbot.chain.rpc import RpcClient
+from arbbot.devnet.scenarios import plant_price_gap, v2_state
+from arbbot.errors import RpcError
+from arbbot.execution.executor import decode_revert
+from arbbot.execution.runner import GUARD_GAS_HEADROOM, ExecutionRunner, Pending, RiskLimits
+from arbbot.paths.engine import path_id_for
+from arbbot.paths.resize import resize
+from arbbot.types import ExecutionResult, Opportunity, PoolState, ScoredOpportunity
+from tests.execution.executor_helpers import (
+    STAND_IN_EXECUTOR,
+    STAND_IN_USDC,
+    STAND_IN_WETH,
+    planted_cycle,
+    stand_in_scored,
+    two_price_pools,
+)
+
+LIMITS = RiskLimits()
+
+
+class Recording(RpcClient):
+    """The real client to the test's anvil, keeping each request it forwards and the reply."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.sent: list[list[tuple[str, list[Any]]]] = []
+        self.replies: list[list[Any]] = []
+
+    def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        self.sent.append([(method, list(params))])
+        reply = super().call(method, params)
+        self.replies.append([reply])
+        return reply
+
+    def batch(self, calls: Sequence[tuple[str, Sequence[Any]]], *, raise_errors: bool = True) -> list[Any]:
+        self.sent.append([(m, list(p)) for m, p in calls])
+        replies = super().batch(calls, raise_errors=raise_errors)
+        self.replies.append(replies)
+        return replies
+
+    def clear(self) -> None:
+        self.sent.clear()
+        self.replies.clear()
+
+    def methods(self) -> list[str]:
+        return [m for requests in self.sent for m, _ in requests]
+
+    def simulations(self) -> list[tuple[list[tuple[str, list[Any]]], list[Any]]]:
+        """The batches that ran an ``eth_call`` (re-validations), with their replies."""
+        return [(s, r) for s, r in zip(self.sent, self.replies) if s[0][0] == "eth_call"]
+
+
+class Cycle:
+    """The planted WETH -uniswap-> USDC -sushiswap-> WETH cycle, its pools read from the chain."""
+
+    def __init__(self, chain: Any) -> None:
+        self.rpc, self.dep, self.signer = chain
+        pools, self.tokens = planted_cycle(self.rpc, self.dep)
+        self.pools = {p["address"]: p for p in pools}
+        self.recording = Recording(self.rpc.url)
+
+    def states(self, addresses: list[str] | None = None) -> dict[str, PoolState]:
+        return {a: v2_state(self.rpc, self.pools[a]) for a in (addresses or list(self.pools))}
+
+    def predicted(self) -> int:
+        """The profit the exact math predicts on the chain's pools now."""
+        sized = resize(list(self.states().values()), self.tokens)
+        assert sized is not None
+        return sized.profit
+
+    def scored(self) -> ScoredOpportunity:
+        pools = tuple(self.pools)
+        opp = Opportunity(chain_id=self.dep.chain_id, block_number=1, block_hash="0x" + "00" * 32,
+                          path_id=path_id_for(pools, self.tokens[:-1]), pools=pools, tokens=tuple(self.tokens),
+                          amount_in=10**18, amount_out=10**18 + 10**16, gas_estimate=250_000, gas_price_wei=10**9,
+                          gas_cost=1)
+        return ScoredOpportunity(opportunity=opp, score=1.0, decision="execute")
+
+    def runner(self, mode: str = "live", pools: Any = None) -> ExecutionRunner:
+        return ExecutionRunner(rpc=self.recording, executor=self.dep.executor, mode=mode, signer=self.signer,
+                               pools=pools or self.states, native_token=self.dep.weth, chain_id=self.dep.chain_id,
+                               receipt_timeout_s=20.0)
+
+    def tx_gas(self, tx_hash: str) -> int:
+        return int(self.rpc.call("eth_getTransactionByHash", [tx_hash])["gas"], 16)
+
+
+def estimate_for_call_gas(call_gas: int) -> int:
+    """A remembered estimate whose gas limit bounds the call to about ``call_gas``."""
+    return math.ceil((call_gas + GUARD_GAS_HEADROOM) / LIMITS.gas_limit_multiplier)
+
+
+def test_a_remembered_cycle_is_re_validated_without_eth_estimate_gas_and_trades_to_the_wei(chain: Any) -> None:
+    cycle = Cycle(chain)
+    runner = cycle.runner()
+    predicted = cycle.predicted()
+    first = runner.submit(cycle.scored())
+    assert isinstance(first, Pending)
+    [(requests, replies)] = cycle.recording.simulations()
+    assert [m for m, _ in requests[:2]] == ["eth_call", "eth_estimateGas"]  # unknown: estimated
+    estimate = int(replies[1], 16)
+    assert cycle.tx_gas(first.tx_hash) == LIMITS.limit_for(estimate)
+    settled = runner.settle(first)
+    assert (settled.status, settled.realised_profit, first.simulated_profit) == ("success", predicted, predicted)
+
+    plant_price_gap(cycle.rpc, cycle.dep, "WETH", "USDC", 3.0, dex="sushiswap")  # the gap again
+    predicted = cycle.predicted()
+    cycle.recording.clear()
+    second = runner.submit(cycle.scored())
+    assert isinstance(second, Pending)
+    assert "eth_estimateGas" not in cycle.recording.methods()
+    [(requests, _)] = cycle.recording.simulations()  # one round trip
+    limit = LIMITS.limit_for(estimate)
+    assert requests[0][1][0]["gas"] == hex(limit - GUARD_GAS_HEADROOM)
+    assert cycle.tx_gas(second.tx_hash) == limit  # the remembered limit, confirmed by that call
+    settled = runner.settle(second)
+    assert (settled.status, settled.realised_profit, second.simulated_profit) == ("success", predicted, predicted)
+    assert settled.gas_used is not None and settled.gas_used <= limit
+
+
+def test_a_remembered_estimate_too_low_asks_the_node_again_whatever_the_call_failed_with(chain: Any) -> None:
+    """Short of gas, the call fails in every way anvil has (found by calling it at each gas
+    below the estimate): the intrinsic gas refused, out of gas at the top, an inner call's
+    empty revert, a pair's ``UniswapV2: TRANSFER_FAILED`` (revert data: a token transfer
+    short of gas). Each time the runner asks the estimate again and goes on with the node's
+    figure; the next re-validation is bounded by it."""
+    cycle = Cycle(chain)
+    pid = cycle.scored().opportunity.path_id
+    exact = RiskLimits(gas_limit_multiplier=1.0)  # the limit is the estimate: any call gas can be planted
+    probe = cycle.runner(mode="dry-run")
+    probe.submit(cycle.scored())
+    [(requests, replies)] = cycle.recording.simulations()
+    call, estimate = requests[0][1][0], int(replies[1], 16)
+    gases = range(21_500, estimate, 500)
+    answers = cycle.rpc.batch([("eth_call", [{**call, "gas": hex(g)}, "latest"]) for g in gases], raise_errors=False)
+    shapes: dict[str, int] = {}  # how the call failed -> a gas it failed with so
+    for g, answer in zip(gases, answers):
+        assert isinstance(answer, RpcError), (g, answer)
+        shape = decode_revert(answer.data) if isinstance(answer.data, str) else str(answer).split(" -- ")[0]
+        shapes.setdefault(shape, g)
+    assert set(shapes) == {"eth_call: intrinsic gas too high", "eth_call: EVM error OutOfGas", "reverted (no data)",
+                           "UniswapV2: TRANSFER_FAILED"}, shapes
+    for shape, call_gas in shapes.items():
+        runner = cycle.runner(mode="dry-run")
+        runner.limits = exact
+        runner._gas[pid] = call_gas + GUARD_GAS_HEADROOM  # planted: too low for this cycle
+        cycle.recording.clear()
+        result = runner.submit(cycle.scored())
+        assert isinstance(result, ExecutionResult), result
+        assert result.status == "simulated", (shape, result.reason)
+        [(bounded, failed), (asked, replies)] = cycle.recording.simulations()
+        assert bounded[0][1][0]["gas"] == hex(call_gas) and isinstance(failed[0], RpcError)
+        assert [m for m, _ in asked[:2]] == ["eth_call", "eth_estimateGas"]
+        assert result.extra["gas_limit"] == int(replies[1], 16) == estimate
+        assert runner._gas[pid] == estimate  # learned: the next one is bounded by it
+
+    # live: the trade goes on with the node's estimate and realises the prediction
+    runner = cycle.runner()
+    runner._gas[pid] = estimate_for_call_gas(shapes["UniswapV2: TRANSFER_FAILED"])
+    predicted = cycle.predicted()
+    cycle.recording.clear()
+    sent = runner.submit(cycle.scored())
+    assert isinstance(sent, Pending)
+    estimate = int(cycle.recording.simulations()[1][1][1], 16)
+    assert cycle.tx_gas(sent.tx_hash) == LIMITS.limit_for(estimate)
+    settled = runner.settle(sent)
+    assert (settled.status, settled.realised_profit) == ("success", predicted)
+
+
+def test_a_real_revert_of_a_remembered_cycle_is_still_a_drop_with_the_same_reason(chain: Any) -> None:
+    cycle = Cycle(chain)
+    stale = cycle.states()  # as the hot state still has them once the chain moved
+    remembered = cycle.runner(pools=lambda addresses: {a: stale[a] for a in addresses})
+    learn = remembered.submit(cycle.scored())  # dry-run would do; live sends, so learn while it pays
+    assert isinstance(learn, Pending) and remembered.settle(learn).status == "success"
+    # the trade closed the gap: the pools moved against the stale sizing
+    sent_before = int(cycle.rpc.call("eth_getTransactionCount", [cycle.signer.address, "latest"]), 16)
+    cycle.recording.clear()
+    dropped = remembered.submit(cycle.scored())
+    assert "eth_estimateGas" not in cycle.recording.methods()
+    assert len(cycle.recording.simulations()) == 1
+    fresh = cycle.runner(pools=lambda addresses: {a: stale[a] for a in addresses}).submit(cycle.scored())
+    assert isinstance(dropped, ExecutionResult) and isinstance(fresh, ExecutionResult)
+    assert dropped.status == fresh.status == "dropped"
+    assert dropped.reason == fresh.reason
+    assert dropped.reason.startswith("stale: the cycle no longer pays on re-validation (ProfitTooLow(")
+    assert int(cycle.rpc.call("eth_getTransactionCount", [cycle.signer.address, "latest"]), 16) == sent_before
+
+
+def test_a_batch_re_validated_ahead_bounds_remembered_cycles_and_asks_again_for_one_short(
+    stand_in_node: RpcClient,
+) -> None:
+    pools = ["0x" + f"{i:02x}" * 20 for i in range(0x31, 0x35)]
+    states = {s.address: s for s in two_price_pools(pools, STAND_IN_USDC, STAND_IN_WETH)}
+    recording = Recording(stand_in_node.url)
+
+    def read(addresses: list[str]) -> Mapping[str, PoolState]:
+        return {a: states[a] for a in addresses}
+
+    runner = ExecutionRunner(rpc=recording, executor=STAND_IN_EXECUTOR, mode="dry-run", pools=read, chain_id=31337)
+    runner.ahead_ttl_s = 60.0  # this test's pace is not the point
+    batch = [stand_in_scored("cycle-a", (pools[0], pools[1])), stand_in_scored("cycle-b", (pools[2], pools[3]))]
+
+    def decide() -> list[ExecutionResult]:
+        recording.clear()
+        assert runner.revalidate_ahead(batch) == 2
+        results = [runner.submit(s) for s in batch]
+        assert all(isinstance(r, ExecutionResult) and r.status == "simulated" for r in results), results
+        return results  # type: ignore[return-value]
+
+    decide()
+    [(first, replies)] = recording.simulations()
+    assert [m for m, _ in first[:4]] == ["eth_call", "eth_estimateGas"] * 2
+    estimates = {"cycle-a": int(replies[1], 16), "cycle-b": int(replies[3], 16)}
+
+    results = decide()  # both remembered: bounded calls, no estimate, no further round trip
+    [(ahead, _)] = recording.simulations()
+    assert "eth_estimateGas" not in recording.methods()
+    assert [r[1][0]["gas"] for r in ahead[:2]] == [hex(LIMITS.limit_for(e) - GUARD_GAS_HEADROOM)
+                                                    for e in estimates.values()]
+    assert [r.extra["gas_limit"] for r in results] == [LIMITS.limit_for(e) for e in estimates.values()]
+
+    runner._gas["cycle-b"] = 10_000  # planted: its call cannot even pay the intrinsic gas
+    results = decide()
+    [(ahead, _), (again, _)] = recording.simulations()
+    assert [m for m, _ in ahead[:2]] == ["eth_call", "eth_call"]
+    assert [m for m, _ in again[:2]] == ["eth_call", "eth_estimateGas"]  # cycle-b alone, asked again
+    assert [r.extra["gas_limit"] for r in results] == [LIMITS.limit_for(e) for e in estimates.values()]
