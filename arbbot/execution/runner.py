@@ -14,11 +14,13 @@ Order of checks, cheapest first; every refusal is a result that says why:
    data (``arbbot.execution.fees``). For a cycle whose gas the node never estimated for this
    runner, the batch also asks ``eth_estimateGas`` (a search that runs the trade ~17 times)
    and the runner remembers the estimate per cycle (its path id, ``gas_memory`` of them,
-   least recently used forgotten). A cycle it remembers is not estimated again: its
-   ``eth_call`` carries ``"gas"``, the gas limit the transaction will carry (of the
-   remembered estimate) less ``GUARD_GAS_HEADROOM``, and its success proves that limit
-   enough on that state (the executor never reads ``gasleft()`` and any failed inner call
-   reverts the whole). A call that fails otherwise than by the executor's own amount
+   least recently used forgotten, each kept ``GAS_MEMORY_TTL_S``). A cycle it remembers is
+   not estimated again: its ``eth_call`` carries ``"gas"``, the remembered estimate, and
+   its success proves that much gas enough on that state (the executor never reads
+   ``gasleft()`` and any failed inner call reverts the whole); the transaction gets the
+   gas limit of that estimate (``RiskLimits.gas_limit_multiplier`` over it), so its margin
+   over what the state needs is at least what a fresh estimate's would be. A call that
+   fails otherwise than by the executor's own amount
    checks (``ProfitTooLow``, ``HopOutputTooLow``) may have been short of gas: the cycle is
    asked again as an unknown one (a second round trip) and its new estimate remembered;
    nothing is signed on a limit no call confirmed. A cycle that moved against us comes back
@@ -88,13 +90,12 @@ EXECUTED_TOPIC = "0x" + keccak(text="Executed(address,uint256,uint256)").hex()
 FEE_REQUOTE_AFTER_S = 1.0  # a fee quoted before waiting longer than this for the lock is quoted again
 AHEAD_TTL_S = 0.5  # re-validation replies taken ahead of a batch serve its opportunities this long
 GAS_MEMORY = 100_000  # cycles whose last gas estimate a runner remembers (~20 MB when full)
-#: What the signed calldata (``minProfit`` set) may cost more than the simulated one (0): its
-#: 32-byte word from zero bytes to non-zero ones, 12 gas a byte by calldata pricing (EIP-2028;
-#: measured on anvil 1.7.1: +12 a non-zero byte of minProfit over v2+v2 and v3+v2+v2 cycles,
-#: the execution itself the same) and 30 a byte by the calldata floor (EIP-7623), which
-#: ever binds. A call that succeeds with this much less than the gas limit proves the
-#: signed transaction succeeds with the limit.
-GUARD_GAS_HEADROOM = 32 * 30
+#: A remembered estimate is asked again after this long: one that has grown too high (a
+#: stricter worst-case check than the cycle needs) does not stay. (The signed calldata,
+#: ``minProfit`` set, costs at most 32 x 30 gas more than the simulated one, by calldata
+#: pricing; measured on anvil 1.7.1: +12 a non-zero byte. The multiplier's margin covers it,
+#: as it covers it over a fresh estimate.)
+GAS_MEMORY_TTL_S = 300.0
 #: Reverts a gas-bounded call reaches only once every inner call returned: never for want
 #: of gas. Any other failure of it may be (no revert data, the node's out-of-gas, or a
 #: failed inner call's reason: ``BadHop`` from a ``factory()`` read, a pair's
@@ -202,8 +203,9 @@ class ExecutionRunner:
     #: call was bounded by or None when it was estimated, replies)
     _ahead: dict[str, tuple[float, frozenset[str], int | None, list[Any]]] = field(
         default_factory=dict, init=False, repr=False)
-    #: path id -> the node's last ``eth_estimateGas`` of the cycle (gas units), least recently used first
-    _gas: OrderedDict[str, int] = field(default_factory=OrderedDict, init=False, repr=False)
+    #: path id -> the node's last ``eth_estimateGas`` of the cycle (gas units) and when it
+    #: was learned (monotonic), least recently used first
+    _gas: OrderedDict[str, tuple[int, float]] = field(default_factory=OrderedDict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.nonces is None:
@@ -268,7 +270,7 @@ class ExecutionRunner:
         for opp, cap in wanted:
             prepared = self._revalidation_call(opp, cap, states)
             if not isinstance(prepared, str):
-                calls.append((prepared[2], frozenset(opp.pools), self._learned_limit(opp)))
+                calls.append((prepared[2], frozenset(opp.pools), self._remembered_gas(opp)))
         if len(calls) < 2:
             return lambda: 0
         simulations = [_simulation(call, known) for call, _, known in calls]
@@ -299,26 +301,27 @@ class ExecutionRunner:
         return [("eth_blockNumber", []), *fee_requests, *sender]
 
     def _ahead_replies(self, call: Mapping[str, Any]) -> tuple[int | None, list[Any]] | None:
-        """The replies taken ahead for ``call``, with the gas limit its call was bounded by."""
+        """The replies taken ahead for ``call``, with the gas its call was bounded by."""
         ahead = self._ahead.pop(call["data"], None)
         if ahead is None or time.monotonic() - ahead[0] > self.ahead_ttl_s:
             return None
         return ahead[2], ahead[3]
 
-    def _learned_limit(self, opp: Opportunity) -> int | None:
-        """The gas limit of the cycle's remembered estimate; None when the node never
-        estimated it for this runner (or a backtest answers: ``revalidate``)."""
-        units = self._gas.get(opp.path_id) if self.revalidate is None else None
-        if units is None:
+    def _remembered_gas(self, opp: Opportunity) -> int | None:
+        """The cycle's remembered estimate (gas units); None when the node has not estimated
+        it for this runner in the last ``GAS_MEMORY_TTL_S`` (or a backtest answers:
+        ``revalidate``)."""
+        known = self._gas.get(opp.path_id) if self.revalidate is None else None
+        if known is None or time.monotonic() - known[1] > GAS_MEMORY_TTL_S:
             return None
         self._gas.move_to_end(opp.path_id)
-        return self.limits.limit_for(units)
+        return known[0]
 
     def _learn(self, opp: Opportunity, estimate: Any) -> None:
         """Remember the node's ``eth_estimateGas`` reply for the cycle (an error: nothing)."""
         if self.revalidate is not None or not isinstance(estimate, str):
             return
-        self._gas[opp.path_id] = int(estimate, 16)
+        self._gas[opp.path_id] = (int(estimate, 16), time.monotonic())
         self._gas.move_to_end(opp.path_id)
         while len(self._gas) > self.gas_memory:
             self._gas.popitem(last=False)
@@ -394,7 +397,7 @@ class ExecutionRunner:
         resized = {"final_amount_in": sized.amount_in, "final_predicted_profit": sized.profit}
         fee_requests = fees.fee_requests(self.fee_policy)
         shared = self._shared_requests(fee_requests)
-        known: int | None = None  # the gas limit the call was bounded by; None: estimated
+        known: int | None = None  # the gas the call was bounded by (a remembered estimate); None: estimated
         if self.revalidate is not None:
             replies = list(self.revalidate([*_simulation(call), *shared], sized, opp))
         else:
@@ -402,7 +405,7 @@ class ExecutionRunner:
             if ahead is not None:
                 known, replies = ahead
             else:
-                known = self._learned_limit(opp)
+                known = self._remembered_gas(opp)
                 replies = self.rpc.batch([*_simulation(call, known), *shared], raise_errors=False)
             if known is not None and isinstance(replies[0], RpcError) and _maybe_short_of_gas(replies[0]):
                 # the remembered estimate may be short on this state: estimated again
@@ -421,8 +424,8 @@ class ExecutionRunner:
                 return result("dropped", f"stale: the cycle no longer pays on re-validation ({why})")
             return result("dropped", f"re-validation reverted: {why}")
         simulated_profit = call_profit(sim)
-        # remembered: the limit the call just succeeded with (plus the guard's headroom)
-        gas_limit = known if known is not None else self.limits.gas_limit(est)
+        # remembered: the limit of the estimate the call just succeeded within
+        gas_limit = self.limits.limit_for(known) if known is not None else self.limits.gas_limit(est)
         extra = {"simulated_profit": simulated_profit, "gas_limit": gas_limit, **resized}
 
         # 3. the profit check at the fee offered
@@ -666,13 +669,13 @@ class ExecutionRunner:
         return "reverted on-chain (state differed inside the block)"
 
 
-def _simulation(call: Mapping[str, Any], gas_limit: int | None = None) -> list[tuple[str, list[Any]]]:
-    """The re-validation of one exact call: its result (the profit) and its gas; given the
-    gas limit the signed transaction will carry, the call alone, bounded to that limit
-    less ``GUARD_GAS_HEADROOM`` (its success proves the limit)."""
-    if gas_limit is None:
+def _simulation(call: Mapping[str, Any], gas: int | None = None) -> list[tuple[str, list[Any]]]:
+    """The re-validation of one exact call: its result (the profit) and its gas; given a
+    remembered estimate, the call alone, bounded to that much gas (its success proves it
+    enough)."""
+    if gas is None:
         return [("eth_call", [call, "latest"]), ("eth_estimateGas", [call, "latest"])]
-    return [("eth_call", [{**call, "gas": hex(gas_limit - GUARD_GAS_HEADROOM)}, "latest"])]
+    return [("eth_call", [{**call, "gas": hex(gas)}, "latest"])]
 
 
 def _maybe_short_of_gas(failed: RpcError) -> bool:

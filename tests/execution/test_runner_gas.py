@@ -7,14 +7,14 @@ the ahead-of-the-batch path on the stand-in executor's node."""
 
 from __future__ import annotations
 
-import math
+import time
 from typing import Any, Mapping, Sequence
 
 from arbbot.chain.rpc import RpcClient
 from arbbot.devnet.scenarios import plant_price_gap, v2_state
 from arbbot.errors import RpcError
 from arbbot.execution.executor import decode_revert
-from arbbot.execution.runner import GUARD_GAS_HEADROOM, ExecutionRunner, Pending, RiskLimits
+from arbbot.execution.runner import GAS_MEMORY_TTL_S, ExecutionRunner, Pending, RiskLimits
 from arbbot.paths.engine import path_id_for
 from arbbot.paths.resize import resize
 from arbbot.types import ExecutionResult, Opportunity, PoolState, ScoredOpportunity
@@ -97,9 +97,9 @@ class Cycle:
         return int(self.rpc.call("eth_getTransactionByHash", [tx_hash])["gas"], 16)
 
 
-def estimate_for_call_gas(call_gas: int) -> int:
-    """A remembered estimate whose gas limit bounds the call to about ``call_gas``."""
-    return math.ceil((call_gas + GUARD_GAS_HEADROOM) / LIMITS.gas_limit_multiplier)
+def plant(runner: ExecutionRunner, path_id: str, gas: int, age_s: float = 0.0) -> None:
+    """Make ``runner`` remember ``gas`` as the cycle's estimate, learned ``age_s`` ago."""
+    runner._gas[path_id] = (gas, time.monotonic() - age_s)
 
 
 def test_a_remembered_cycle_is_re_validated_without_eth_estimate_gas_and_trades_to_the_wei(chain: Any) -> None:
@@ -123,11 +123,30 @@ def test_a_remembered_cycle_is_re_validated_without_eth_estimate_gas_and_trades_
     assert "eth_estimateGas" not in cycle.recording.methods()
     [(requests, _)] = cycle.recording.simulations()  # one round trip
     limit = LIMITS.limit_for(estimate)
-    assert requests[0][1][0]["gas"] == hex(limit - GUARD_GAS_HEADROOM)
-    assert cycle.tx_gas(second.tx_hash) == limit  # the remembered limit, confirmed by that call
+    assert requests[0][1][0]["gas"] == hex(estimate)  # the call proves the remembered estimate enough
+    assert cycle.tx_gas(second.tx_hash) == limit  # and the transaction gets that estimate's limit
     settled = runner.settle(second)
     assert (settled.status, settled.realised_profit, second.simulated_profit) == ("success", predicted, predicted)
     assert settled.gas_used is not None and settled.gas_used <= limit
+
+
+def test_a_remembered_estimate_is_asked_again_once_it_is_old(chain: Any) -> None:
+    """After ``GAS_MEMORY_TTL_S`` the cycle is estimated again (an estimate grown too high
+    would otherwise stay, and with it a stricter worst-case check than the cycle needs)."""
+    cycle = Cycle(chain)
+    pid = cycle.scored().opportunity.path_id
+    runner = cycle.runner(mode="dry-run")
+    plant(runner, pid, 2_000_000, age_s=GAS_MEMORY_TTL_S - 5)  # high, and still fresh: used
+    fresh = runner.submit(cycle.scored())
+    assert isinstance(fresh, ExecutionResult) and fresh.extra["gas_limit"] == LIMITS.limit_for(2_000_000)
+    assert "eth_estimateGas" not in cycle.recording.methods()
+    plant(runner, pid, 2_000_000, age_s=GAS_MEMORY_TTL_S + 1)  # old: asked again
+    cycle.recording.clear()
+    old = runner.submit(cycle.scored())
+    [(requests, replies)] = cycle.recording.simulations()
+    assert [m for m, _ in requests[:2]] == ["eth_call", "eth_estimateGas"]
+    assert isinstance(old, ExecutionResult) and old.extra["gas_limit"] == LIMITS.limit_for(int(replies[1], 16))
+    assert runner._gas[pid][0] == int(replies[1], 16) < 2_000_000
 
 
 def test_a_remembered_estimate_too_low_asks_the_node_again_whatever_the_call_failed_with(chain: Any) -> None:
@@ -138,7 +157,6 @@ def test_a_remembered_estimate_too_low_asks_the_node_again_whatever_the_call_fai
     figure; the next re-validation is bounded by it."""
     cycle = Cycle(chain)
     pid = cycle.scored().opportunity.path_id
-    exact = RiskLimits(gas_limit_multiplier=1.0)  # the limit is the estimate: any call gas can be planted
     probe = cycle.runner(mode="dry-run")
     probe.submit(cycle.scored())
     [(requests, replies)] = cycle.recording.simulations()
@@ -154,8 +172,7 @@ def test_a_remembered_estimate_too_low_asks_the_node_again_whatever_the_call_fai
                            "UniswapV2: TRANSFER_FAILED"}, shapes
     for shape, call_gas in shapes.items():
         runner = cycle.runner(mode="dry-run")
-        runner.limits = exact
-        runner._gas[pid] = call_gas + GUARD_GAS_HEADROOM  # planted: too low for this cycle
+        plant(runner, pid, call_gas)  # too low for this cycle
         cycle.recording.clear()
         result = runner.submit(cycle.scored())
         assert isinstance(result, ExecutionResult), result
@@ -163,12 +180,12 @@ def test_a_remembered_estimate_too_low_asks_the_node_again_whatever_the_call_fai
         [(bounded, failed), (asked, replies)] = cycle.recording.simulations()
         assert bounded[0][1][0]["gas"] == hex(call_gas) and isinstance(failed[0], RpcError)
         assert [m for m, _ in asked[:2]] == ["eth_call", "eth_estimateGas"]
-        assert result.extra["gas_limit"] == int(replies[1], 16) == estimate
-        assert runner._gas[pid] == estimate  # learned: the next one is bounded by it
+        assert int(replies[1], 16) == estimate and result.extra["gas_limit"] == LIMITS.limit_for(estimate)
+        assert runner._gas[pid][0] == estimate  # learned: the next one is bounded by it
 
     # live: the trade goes on with the node's estimate and realises the prediction
     runner = cycle.runner()
-    runner._gas[pid] = estimate_for_call_gas(shapes["UniswapV2: TRANSFER_FAILED"])
+    plant(runner, pid, shapes["UniswapV2: TRANSFER_FAILED"])
     predicted = cycle.predicted()
     cycle.recording.clear()
     sent = runner.submit(cycle.scored())
@@ -228,11 +245,10 @@ def test_a_batch_re_validated_ahead_bounds_remembered_cycles_and_asks_again_for_
     results = decide()  # both remembered: bounded calls, no estimate, no further round trip
     [(ahead, _)] = recording.simulations()
     assert "eth_estimateGas" not in recording.methods()
-    assert [r[1][0]["gas"] for r in ahead[:2]] == [hex(LIMITS.limit_for(e) - GUARD_GAS_HEADROOM)
-                                                    for e in estimates.values()]
+    assert [r[1][0]["gas"] for r in ahead[:2]] == [hex(e) for e in estimates.values()]
     assert [r.extra["gas_limit"] for r in results] == [LIMITS.limit_for(e) for e in estimates.values()]
 
-    runner._gas["cycle-b"] = 10_000  # planted: its call cannot even pay the intrinsic gas
+    plant(runner, "cycle-b", 10_000)  # its call cannot even pay the intrinsic gas
     results = decide()
     [(ahead, _), (again, _)] = recording.simulations()
     assert [m for m, _ in ahead[:2]] == ["eth_call", "eth_call"]
