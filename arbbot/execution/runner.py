@@ -15,12 +15,12 @@ Order of checks, cheapest first; every refusal is a result that says why:
    runner, the batch also asks ``eth_estimateGas`` (a search that runs the trade ~17 times)
    and the runner remembers the estimate per cycle (its path id, ``gas_memory`` of them,
    least recently used forgotten, each kept ``GAS_MEMORY_TTL_S``). A cycle it remembers is
-   not estimated again: its ``eth_call`` carries ``"gas"``, the remembered estimate, and
-   its success proves that much gas enough on that state (the executor never reads
-   ``gasleft()`` and any failed inner call reverts the whole); the transaction gets the
-   gas limit of that estimate (``RiskLimits.gas_limit_multiplier`` over it), so its margin
-   over what the state needs is at least what a fresh estimate's would be. A call that
-   fails otherwise than by the executor's own amount
+   not estimated again: its ``eth_call`` carries ``"gas"``, the remembered estimate times
+   ``GAS_MEMORY_SLACK``, and its success proves that much gas enough on that state (the
+   executor never reads ``gasleft()`` and any failed inner call reverts the whole); the
+   transaction gets the gas limit of that bound (``RiskLimits.gas_limit_multiplier`` over
+   it), so its margin over what the state needs is at least what a fresh estimate's would
+   be. A call that fails otherwise than by the executor's own amount
    checks (``ProfitTooLow``, ``HopOutputTooLow``) may have been short of gas: the cycle is
    asked again as an unknown one (a second round trip) and its new estimate remembered;
    nothing is signed on a limit no call confirmed. A cycle that moved against us comes back
@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -96,6 +97,10 @@ GAS_MEMORY = 100_000  # cycles whose last gas estimate a runner remembers (~20 M
 #: pricing; measured on anvil 1.7.1: +12 a non-zero byte. The multiplier's margin covers it,
 #: as it covers it over a fresh estimate.)
 GAS_MEMORY_TTL_S = 300.0
+#: A remembered cycle's call is bounded by its estimate times this: a cycle's gas moves a
+#: little from trade to trade (storage slots zero or not, ticks crossed), and a call bounded
+#: by the bare estimate would fail, and be asked again, each time it grew by a gas.
+GAS_MEMORY_SLACK = 1.1
 #: Reverts a gas-bounded call reaches only once every inner call returned: never for want
 #: of gas. Any other failure of it may be (no revert data, the node's out-of-gas, or a
 #: failed inner call's reason: ``BadHop`` from a ``factory()`` read, a pair's
@@ -308,14 +313,14 @@ class ExecutionRunner:
         return ahead[2], ahead[3]
 
     def _remembered_gas(self, opp: Opportunity) -> int | None:
-        """The cycle's remembered estimate (gas units); None when the node has not estimated
-        it for this runner in the last ``GAS_MEMORY_TTL_S`` (or a backtest answers:
-        ``revalidate``)."""
+        """The gas to bound the cycle's call by: its remembered estimate times
+        ``GAS_MEMORY_SLACK``; None when the node has not estimated it for this runner in the
+        last ``GAS_MEMORY_TTL_S`` (or a backtest answers: ``revalidate``)."""
         known = self._gas.get(opp.path_id) if self.revalidate is None else None
         if known is None or time.monotonic() - known[1] > GAS_MEMORY_TTL_S:
             return None
         self._gas.move_to_end(opp.path_id)
-        return known[0]
+        return math.ceil(known[0] * GAS_MEMORY_SLACK)
 
     def _learn(self, opp: Opportunity, estimate: Any) -> None:
         """Remember the node's ``eth_estimateGas`` reply for the cycle (an error: nothing)."""
@@ -409,6 +414,8 @@ class ExecutionRunner:
                 replies = self.rpc.batch([*_simulation(call, known), *shared], raise_errors=False)
             if known is not None and isinstance(replies[0], RpcError) and _maybe_short_of_gas(replies[0]):
                 # the remembered estimate may be short on this state: estimated again
+                log.info("re-validation of %s bounded by %d gas failed (%s): estimated again", opp.path_id, known,
+                         replies[0])
                 known = None
                 replies = self.rpc.batch([*_simulation(call), *shared], raise_errors=False)
         if known is None:
