@@ -204,8 +204,8 @@ class ExecutionRunner:
     revalidate: Callable[[list[tuple[str, list[Any]]], Sized, Opportunity], Sequence[Any]] | None = None
     ahead_ttl_s: float = AHEAD_TTL_S  # how long ``revalidate_ahead``'s replies serve
     gas_memory: int = GAS_MEMORY  # how many cycles' last gas estimate are remembered
-    #: ``revalidate_ahead``'s replies: calldata -> (when, the cycle's pools, the gas limit its
-    #: call was bounded by or None when it was estimated, replies)
+    #: ``revalidate_ahead``'s replies: calldata -> (when, the cycle's pools, the gas its call
+    #: was bounded by (``_remembered_gas``) or None when it was estimated, replies)
     _ahead: dict[str, tuple[float, frozenset[str], int | None, list[Any]]] = field(
         default_factory=dict, init=False, repr=False)
     #: path id -> the node's last ``eth_estimateGas`` of the cycle (gas units) and when it
@@ -402,7 +402,7 @@ class ExecutionRunner:
         resized = {"final_amount_in": sized.amount_in, "final_predicted_profit": sized.profit}
         fee_requests = fees.fee_requests(self.fee_policy)
         shared = self._shared_requests(fee_requests)
-        known: int | None = None  # the gas the call was bounded by (a remembered estimate); None: estimated
+        known: int | None = None  # the gas the call was bounded by (``_remembered_gas``); None: estimated
         if self.revalidate is not None:
             replies = list(self.revalidate([*_simulation(call), *shared], sized, opp))
         else:
@@ -431,7 +431,7 @@ class ExecutionRunner:
                 return result("dropped", f"stale: the cycle no longer pays on re-validation ({why})")
             return result("dropped", f"re-validation reverted: {why}")
         simulated_profit = call_profit(sim)
-        # remembered: the limit of the estimate the call just succeeded within
+        # bounded: the limit of the gas the call just succeeded within
         gas_limit = self.limits.limit_for(known) if known is not None else self.limits.gas_limit(est)
         extra = {"simulated_profit": simulated_profit, "gas_limit": gas_limit, **resized}
 
@@ -677,9 +677,9 @@ class ExecutionRunner:
 
 
 def _simulation(call: Mapping[str, Any], gas: int | None = None) -> list[tuple[str, list[Any]]]:
-    """The re-validation of one exact call: its result (the profit) and its gas; given a
-    remembered estimate, the call alone, bounded to that much gas (its success proves it
-    enough)."""
+    """The re-validation of one exact call: its result (the profit) and its gas; given
+    ``gas`` (``_remembered_gas``), the call alone, bounded to that much gas (its success
+    proves it enough)."""
     if gas is None:
         return [("eth_call", [call, "latest"]), ("eth_estimateGas", [call, "latest"])]
     return [("eth_call", [{**call, "gas": hex(gas)}, "latest"])]

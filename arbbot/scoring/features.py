@@ -21,7 +21,7 @@ import math
 from array import array
 from dataclasses import dataclass
 from itertools import chain, repeat
-from operator import attrgetter, is_not, methodcaller, mul, sub
+from operator import attrgetter, is_not, mul, sub
 from typing import Callable, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
@@ -190,7 +190,6 @@ class Columns:
 #: an opportunity's fields ``columns`` reads, in one call per record (C, no Python per field)
 _FIELDS = attrgetter("profit_native", "gas_estimate", "gas_price_wei", "amount_out", "amount_in", "observed_at",
                      "chain_id", "block_number", "pools", "hop_kinds", "path_id")
-_COUNT_V3 = methodcaller("count", "v3")
 
 
 def columns(opps: Sequence[Opportunity]) -> Columns:

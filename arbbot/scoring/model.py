@@ -401,7 +401,7 @@ class ModelScorer:
                 decide("skip")
                 say(f"P(success) {p[i]:.2f}: EV {ev[i]:.3g} wei too low")
             else:
-                pools = pool_ids[first[i]:stop[i]]  # its pools, interned
+                pools = pool_ids[first[i]:stop[i]]  # its pools, as ids of the batch
                 for q in pools:
                     if q in claimed:
                         reason = overlap.get(q)

@@ -479,8 +479,8 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
             feed_blocks(broker, hot, feed, 1, 0.001, None)
             _drain(lambda: _pipeline_done(fleet, before, 1, "path"), 300)
             _forget_rows(1, 1)
-            rss_start = fleet.rss_mb()
             series = RssSeries(fleet, max(10.0, throughput_s / 10))
+            rss_start = series.samples[0][1]
 
             _step(f"phase 1: throughput, {throughput_s:.0f} s")
             before, first = fleet.counts(), 2
