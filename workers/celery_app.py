@@ -257,9 +257,10 @@ def _warm_path_kernels(sender: Any = None, instance: Any = None, **_: Any) -> No
 
 @worker_process_init.connect
 def _warm_process(**_: Any) -> None:
-    """Each pool process builds its per-chain resources (``workers.runtime``: the execute
-    runner with its RPC session and limits, the path stage) and its database
-    connection before it takes a task, so the first block's batch does not pay for them
+    """Each pool process of a stage starts its refresher (``workers.kept``: the strategy and
+    the like read again in the background, not on a block's way), builds its per-chain
+    resources (``workers.runtime``: the execute runner with its RPC session and limits, the
+    path stage) and its database connection before it takes a task, so the first block's batch does not pay for them
     (with the kernels, up to a second on the first decision). Best effort: what fails here
     is built again by the first task that needs it, which then reports the error."""
     from django.db import connections
@@ -267,6 +268,10 @@ def _warm_process(**_: Any) -> None:
     from webapp.core import selectors
     from workers import runtime
 
+    if _consumed & {"path", "ml", "execute"}:  # the stages that read the strategy, mode, champion, outcomes
+        from workers import kept
+
+        kept.start_refresher()
     builders = [b for q, b in (("path", runtime.path_stage), ("execute", runtime.runner)) if q in _consumed]
     if not builders:
         return

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from typing import Any, Callable, Sequence
 
 import redis
@@ -32,6 +31,7 @@ from arbbot.replay.backtest import BacktestStrategy
 from arbbot.replay.recorder import Recorder
 from arbbot.replay.recording import RecordingWriter
 from arbbot.types import PoolDelta, PoolState
+from workers import kept
 
 log = logging.getLogger(__name__)
 
@@ -137,73 +137,69 @@ path_stage.cache_clear = _path_stages.clear  # type: ignore[attr-defined]  # res
 #: The strategy and limits in force, and the champion model, are read again at most this
 #: often per process: an edit (file, admin, API) or a promotion reaches the running workers
 #: within it (a block on the devnet), and the path, ml and execute stages do not each spend
-#: a database round trip per block on a row that almost never changes.
+#: a database round trip per block on a row that almost never changes; in a worker the
+#: refresher (``workers.kept``) reads them again in the background, off the stages' way.
 STRATEGY_TTL_S = 1.0
-_strategies: dict[int, tuple[float, Any]] = {}
+
+
+def _read_strategy(chain_id: int, _: Any) -> Any:
+    from webapp.core import selectors
+
+    return selectors.strategy_for(chain_id)
+
+
+strategies = kept.PerKey("strategy", _read_strategy, STRATEGY_TTL_S)
 
 
 def strategy_in_force(chain_id: int) -> Any:
-    """The chain's strategy in force (``selectors.strategy_for``), read again at most every
-    ``STRATEGY_TTL_S``."""
-    from webapp.core import selectors
-
-    now = time.monotonic()
-    cached = _strategies.get(chain_id)
-    if cached is not None and now - cached[0] < STRATEGY_TTL_S:
-        return cached[1]
-    strategy = selectors.strategy_for(chain_id)
-    _strategies[chain_id] = (now, strategy)
-    return strategy
-
-
-strategy_in_force.cache_clear = _strategies.clear  # type: ignore[attr-defined]  # reset() forgets it too
+    """The chain's strategy in force (``selectors.strategy_for``), at most ``STRATEGY_TTL_S`` old."""
+    return strategies.get(chain_id)
 
 
 #: The recent outcomes the ml stage's features count are read again at most this often per
 #: chain, or when the batches' block has moved ``LAG_BLOCKS`` on (or back): one query per
 #: block or two at most, not one per batch, whatever the batch rate.
 HISTORY_TTL_S = 1.0
-_histories: dict[int, tuple[float, int, Any]] = {}
+
+
+def _read_history(chain_id: int, block: int) -> Any:
+    from arbbot.scoring.features import OutcomeHistory
+    from webapp.core import selectors
+
+    return OutcomeHistory(selectors.ml_outcomes(chain_id, block))
+
+
+def _history_fits(held_block: int, block: int) -> bool:
+    from arbbot.scoring.features import LAG_BLOCKS
+
+    return held_block <= block < held_block + LAG_BLOCKS
+
+
+histories = kept.PerKey("outcome history", _read_history, HISTORY_TTL_S, _history_fits)
 
 
 def outcome_history(chain_id: int, block: int) -> Any:
     """The chain's ``OutcomeHistory`` for a batch at ``block``: the outcomes
     (``selectors.ml_outcomes``) as of the block they were last read for, read again after
     ``HISTORY_TTL_S`` or once the block is ``LAG_BLOCKS`` past that one or before it."""
-    from arbbot.scoring.features import LAG_BLOCKS, OutcomeHistory
-    from webapp.core import selectors
-
-    now = time.monotonic()
-    cached = _histories.get(chain_id)
-    if cached is not None and now - cached[0] < HISTORY_TTL_S and cached[1] <= block < cached[1] + LAG_BLOCKS:
-        return cached[2]
-    history = OutcomeHistory(selectors.ml_outcomes(chain_id, block))
-    _histories[chain_id] = (now, block, history)
-    return history
-
-
-outcome_history.cache_clear = _histories.clear  # type: ignore[attr-defined]  # reset() forgets it too
+    return histories.get(chain_id, block)
 
 
 MODE_TTL_S = 1.0  # a mode changed by an operator applies within this
 
 
+def _read_mode(chain_id: int, _: Any) -> str:
+    return str(_chain(chain_id).mode_in_force(get_settings().mode))
+
+
+modes = kept.PerKey("mode", _read_mode, MODE_TTL_S)
+
+
 def chain_mode(chain_id: int) -> Callable[[], str]:
-    """The chain's mode, read again at most every ``MODE_TTL_S``: the chain's own setting,
-    else the fleet's ARBBOT_MODE (dry-run unless set). Raises when it cannot be read: the
-    runner then sends nothing."""
-    fleet_mode = get_settings().mode
-    cached: list[tuple[float, str]] = []
-
-    def read() -> str:
-        now = time.monotonic()
-        if cached and now - cached[0][0] < MODE_TTL_S:
-            return cached[0][1]
-        mode = _chain(chain_id).mode_in_force(fleet_mode)
-        cached[:] = [(now, mode)]
-        return mode
-
-    return read
+    """The chain's mode, at most ``MODE_TTL_S`` old: the chain's own setting, else the
+    fleet's ARBBOT_MODE (dry-run unless set). Raises when it cannot be read: the runner
+    then sends nothing."""
+    return lambda: modes.get(chain_id)
 
 
 def mode_at_start() -> list[tuple[int, str]]:
@@ -268,24 +264,28 @@ def follow_policy(chain_id: int) -> FollowPolicy:
 POOL_GUARD_TTL_S = 10.0  # a DEX added or removed by `config apply` reaches the guard this fast
 
 
+def _read_guard(chain_id: int, _: Any) -> PoolGuard:
+    from webapp.core import selectors
+
+    return PoolGuard([Factory.configured(d.kind, d.factory, d.init_code_hash, d.name)
+                      for d, _ in selectors.chain_dexes_with_sample(chain_id)])
+
+
+guards = kept.PerKey("pool guard", _read_guard, POOL_GUARD_TTL_S)
+
+
 def pool_guard(chain_id: int) -> Callable[[Sequence[PoolState]], str | None]:
-    """The chain's ``PoolGuard`` over its configured DEXes (re-read every few seconds): a
-    cycle through a pool no configured (factory, init-code hash) made is dropped unsent."""
-    cached: list[tuple[float, PoolGuard]] = []
+    """The chain's ``PoolGuard`` over its configured DEXes (at most ``POOL_GUARD_TTL_S``
+    old): a cycle through a pool no configured (factory, init-code hash) made is dropped
+    unsent."""
 
     def guard(pools: Sequence[PoolState]) -> str | None:
-        from webapp.core import selectors
-
-        now = time.monotonic()
-        if not cached or now - cached[0][0] >= POOL_GUARD_TTL_S:
-            try:
-                factories = [Factory.configured(d.kind, d.factory, d.init_code_hash, d.name)
-                             for d, _ in selectors.chain_dexes_with_sample(chain_id)]
-            except Exception as exc:  # fails closed: DEXes that cannot be read guard nothing through
-                log.exception("chain %s: pool guard cannot read the DEXes", chain_id)
-                return f"pool guard: the chain's DEXes cannot be read: {exc}"[:300]
-            cached[:] = [(now, PoolGuard(factories))]
-        return cached[0][1](pools)
+        try:
+            checked = guards.get(chain_id)
+        except Exception as exc:  # fails closed: DEXes that cannot be read guard nothing through
+            log.exception("chain %s: pool guard cannot read the DEXes", chain_id)
+            return f"pool guard: the chain's DEXes cannot be read: {exc}"[:300]
+        return checked(pools)
 
     return guard
 
@@ -426,9 +426,19 @@ def record_block(chain_id: int, delta: PoolDelta) -> None:
 
 def reset() -> None:
     """Forget every cached resource (tests; a changed configuration)."""
-    for fn in (hotstate, rpc, scanner, strategy_in_force, outcome_history, path_stage, runner, recorder, redis_client,
-               champion):
+    for fn in (hotstate, rpc, scanner, path_stage, runner, recorder, redis_client, champion):
         fn.cache_clear()
+    for values in (strategies, histories, modes, guards, champion_ref):
+        values.forget()
+
+
+def _read_champion_ref(_: Any) -> Any:
+    from webapp.core import selectors
+
+    return selectors.model_champion_ref()
+
+
+champion_ref = kept.Kept("champion", _read_champion_ref, STRATEGY_TTL_S)
 
 
 @functools.lru_cache(maxsize=1)
@@ -438,12 +448,4 @@ def champion() -> Any:
     from arbbot.scoring.stage import ChampionCache
     from webapp.core import selectors
 
-    asked: list[tuple[float, Any]] = []
-
-    def ref() -> Any:
-        now = time.monotonic()
-        if not asked or now - asked[0][0] >= STRATEGY_TTL_S:
-            asked[:] = [(now, selectors.model_champion_ref())]
-        return asked[0][1]
-
-    return ChampionCache(ref, selectors.model_artefact)
+    return ChampionCache(champion_ref.get, selectors.model_artefact)

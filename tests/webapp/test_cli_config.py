@@ -289,7 +289,7 @@ def test_the_path_stage_and_the_scorer_follow_the_strategy_in_force(monkeypatch:
     from workers import runtime
     from workers.tasks import ml
 
-    monkeypatch.setattr(runtime, "STRATEGY_TTL_S", 0.0)
+    monkeypatch.setattr(runtime.strategies, "ttl", 0.0)
     services.config_apply({"chains": [chain_entry()]})
     runtime.reset()
     try:
@@ -320,8 +320,10 @@ def test_the_strategy_is_read_once_per_ttl_by_the_path_ml_and_execute_stages(
 
     import types
 
+    from workers import kept
+
     clock = [1000.0]
-    monkeypatch.setattr(runtime, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(kept, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
     monkeypatch.setattr(runtime, "_build_runner", lambda chain_id, caps, fee_cap: (chain_id, dict(caps)))
     services.config_apply({"chains": [chain_entry()]})
     runtime.reset()
@@ -347,7 +349,7 @@ def test_the_strategy_is_read_once_per_ttl_by_the_path_ml_and_execute_stages(
 def test_the_strategys_limits_reach_the_execution_runner_without_a_restart(monkeypatch: pytest.MonkeyPatch) -> None:
     from workers import runtime
 
-    monkeypatch.setattr(runtime, "STRATEGY_TTL_S", 0.0)
+    monkeypatch.setattr(runtime.strategies, "ttl", 0.0)
     monkeypatch.setenv("ARBBOT_MAX_FEE_PER_GAS_WEI", str(300 * 10**9))
     services.config_apply({"chains": [chain_entry()]})
     runtime.reset()

@@ -264,11 +264,11 @@ def test_the_outcomes_are_read_once_per_two_blocks_not_per_batch(chain: Chain) -
         assert history.pool  # the recorded outcomes are in it
         return sum("JOIN" in q["sql"] and Execution._meta.db_table in q["sql"] for q in ctx.captured_queries)
 
-    ttl = runtime.HISTORY_TTL_S
+    ttl = runtime.histories.ttl
     try:
-        runtime.HISTORY_TTL_S = 3600.0  # blocks alone decide (a slow machine's second must not)
+        runtime.histories.ttl = 3600.0  # blocks alone decide (a slow machine's second must not)
         assert [reads(b) for b in (1012, 1012, 1013, 1014, 1015, 1013)] == [1, 0, 0, 1, 0, 1]
-        runtime.HISTORY_TTL_S = 0.0
+        runtime.histories.ttl = 0.0
         assert reads(1013) == 1
     finally:
-        runtime.HISTORY_TTL_S = ttl
+        runtime.histories.ttl = ttl

@@ -1,0 +1,133 @@
+"""``workers.kept``: values kept ``ttl`` seconds, and the refresher that reads them again off
+the tasks' way (real PostgreSQL, a real thread)."""
+
+from __future__ import annotations
+
+import threading
+import types
+from typing import Any, Iterator
+
+import pytest
+
+from webapp.core import services
+from workers import kept, runtime
+
+from .test_cli_config import chain_entry
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    now = [1000.0]
+    monkeypatch.setattr(kept, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    return now
+
+
+def counting(values: list[Any]) -> tuple[list[Any], Any]:
+    """A read that returns ``values`` in turn and records each argument it was asked."""
+    asked: list[Any] = []
+
+    def read(arg: Any) -> Any:
+        asked.append(arg)
+        value = values[len(asked) - 1]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    return asked, read
+
+
+def test_a_kept_value_is_read_again_by_the_caller_only_once_its_ttl_has_run_out(clock: list[float]) -> None:
+    asked, read = counting(["a", "b", "c"])
+    value = kept.Kept("v", read, ttl=1.0)
+    assert [value.get(), value.get()] == ["a", "a"] and len(asked) == 1
+    clock[0] += 0.99
+    assert value.get() == "a"
+    clock[0] += 0.01
+    assert value.get() == "b" and len(asked) == 2
+
+
+def test_the_refresher_reads_again_at_half_the_ttl_with_the_last_argument_asked(clock: list[float]) -> None:
+    asked, read = counting([10, 11, 12, 13])
+    value = kept.Kept("history", read, ttl=1.0, fits=lambda held, arg: held <= arg < held + 2)
+    assert value.get(100) == 10
+    assert not value.refresh(clock[0] + 0.49), "not yet half its ttl old"
+    clock[0] += 0.5
+    assert value.get(101) == 10, "block 101 fits the value read for 100"
+    assert value.refresh(clock[0]) and asked == [100, 101], "read again for the block asked last"
+    clock[0] += 0.9
+    assert value.get(101) == 11, "the refresher's read is 0.9 s old: the caller does not wait"
+    assert value.get(103) == 12 and asked[-1] == 103, "a block the value does not fit: read by the caller"
+    assert value.refresh(clock[0]) is False, "fresh and fitting: nothing to read"
+    clock[0] += kept.IDLE_S + 1
+    assert value.refresh(clock[0]) is False, "no task asked for a minute: not read in the background"
+
+
+def test_a_failed_background_read_keeps_the_value_and_the_caller_fails_once_it_is_stale(clock: list[float]) -> None:
+    asked, read = counting(["ok", RuntimeError("database down"), RuntimeError("database down")])
+    value = kept.Kept("strategy[1]", read, ttl=1.0)
+    assert value.get() == "ok"
+    clock[0] += 0.6
+    assert kept.refresh_round(clock[0]) == 0, "the failure is logged, not raised"
+    assert value.get() == "ok", "still within its ttl"
+    clock[0] += 0.4
+    with pytest.raises(RuntimeError, match="database down"):
+        value.get()  # the callers fail closed on this
+
+
+def test_a_slow_read_begun_earlier_never_replaces_a_newer_one(clock: list[float]) -> None:
+    """The refresher's read and a task's may overlap: the one begun last stays."""
+    started, release = threading.Event(), threading.Event()
+    answers = iter(["old", "new"])
+
+    def read(_: Any) -> str:
+        answer = next(answers)
+        if answer == "old":
+            started.set()
+            release.wait(10)
+        return answer
+
+    value = kept.Kept("strategy[2]", read, ttl=1.0)
+    slow = threading.Thread(target=value.get)
+    slow.start()
+    assert started.wait(10)
+    clock[0] += 0.1
+    assert value.get() == "new"
+    release.set()
+    slow.join(10)
+    assert value.get() == "new"
+
+
+@pytest.fixture
+def refresher() -> Iterator[None]:
+    runtime.reset()
+    kept.start_refresher()
+    try:
+        yield
+    finally:
+        kept.stop_refresher()
+        runtime.reset()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_refresher_brings_an_edited_strategy_to_the_stage_without_a_query_on_its_way(
+    refresher: None, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    # kept an hour (the stage never reads it itself here, however slow the machine), read
+    # again by the refresher in each of its rounds
+    for values in (runtime.strategies, runtime.modes):
+        monkeypatch.setattr(values, "ttl", 3600.0)
+        monkeypatch.setattr(values, "refresh_s", 0.0)
+    services.config_apply({"chains": [chain_entry()]})
+    first = runtime.strategy_in_force(1)
+    assert first.max_hops == 2 and runtime.chain_mode(1)() == "dry-run"
+    services.config_apply({"chains": [chain_entry(strategy={"max_hops": 4}, mode="paper")]})
+    with kept.round_done:
+        assert kept.round_done.wait_for(
+            lambda: runtime.strategies.held(1).version > first.version and runtime.modes.held(1) == "paper",
+            timeout=30), "the refresher did not read the edit"
+    with django_assert_num_queries(0):  # the stage's own thread does not touch the database
+        assert runtime.strategy_in_force(1).max_hops == 4
+        assert runtime.chain_mode(1)() == "paper"
+    kept.stop_refresher()
+    services.config_apply({"chains": [chain_entry(strategy={"max_hops": 3})]})
+    assert runtime.strategy_in_force(1).max_hops == 4, "no refresher: kept its ttl, as before"
