@@ -208,6 +208,11 @@ class ExecutionRunner:
     #: was bounded by (``_remembered_gas``) or None when it was estimated, replies)
     _ahead: dict[str, tuple[float, frozenset[str], int | None, list[Any]]] = field(
         default_factory=dict, init=False, repr=False)
+    #: ``revalidate_ahead``'s re-sizing: path id -> (the cycle's pool states it was sized on,
+    #: the input cap, ``_revalidation_call``'s answer), taken by the cycle's ``submit`` when
+    #: the newest states are the same
+    _prepared: dict[str, tuple[tuple[PoolState, ...], int | None, tuple[Sized, Any, dict[str, Any]]]] = field(
+        default_factory=dict, init=False, repr=False)
     #: path id -> the node's last ``eth_estimateGas`` of the cycle (gas units) and when it
     #: was learned (monotonic), least recently used first
     _gas: OrderedDict[str, tuple[int, float]] = field(default_factory=OrderedDict, init=False, repr=False)
@@ -245,18 +250,14 @@ class ExecutionRunner:
         one's send, so a block's last decision no longer waits for each earlier re-validation.
         Replies are never used for a cycle through a pool that a transaction sent since
         trades (``submit`` forgets them), nor once the newest pool states give other calldata
-        (a new block: ``submit`` then asks the node itself). The number re-validated ahead."""
-        return self.ahead_request(batch)()
-
-    def ahead_request(self, batch: Sequence[ScoredOpportunity]) -> Callable[[], int]:
-        """``revalidate_ahead`` in two steps: this one reads the batch's pools (one read for
-        all of them), re-sizes and encodes each cycle, here; the callable it returns makes the
-        round trip and keeps the replies, and may run in another thread while this one does
+        (a new block: ``submit`` then asks the node itself). Reads the batch's pools once,
+        re-sizes and encodes each cycle (kept for its ``submit`` while its pools' states stay
+        the same), then makes the round trip. May run in another thread while that one does
         something else (the execute stage claims the batch meanwhile), as long as no
-        ``submit`` runs before it returned. Nothing to ask: a callable that returns 0."""
-        self._ahead = {}
+        ``submit`` runs before it returned. The number re-validated ahead."""
+        self._ahead, self._prepared = {}, {}
         if self.revalidate is not None:  # answered elsewhere (a backtest's recorded block)
-            return lambda: 0
+            return 0
         wanted = []
         for s in batch:
             opp = s.opportunity
@@ -265,38 +266,35 @@ class ExecutionRunner:
                 continue  # dropped before re-validation
             wanted.append((opp, cap))
         if len(wanted) < 2:
-            return lambda: 0  # one round trip either way
+            return 0  # one round trip either way
         try:
             states = self.pools(sorted({p for opp, _ in wanted for p in opp.pools}))
         except Exception as exc:  # each submit reads its own
             log.warning("pools for re-validation ahead of the batch unreadable: %s: %s", type(exc).__name__, exc)
-            return lambda: 0
+            return 0
         calls: list[tuple[dict[str, Any], frozenset[str], int | None]] = []
         for opp, cap in wanted:
             prepared = self._revalidation_call(opp, cap, states)
             if not isinstance(prepared, str):
+                self._prepared[opp.path_id] = (tuple(states[p] for p in opp.pools), cap, prepared)
                 calls.append((prepared[2], frozenset(opp.pools), self._remembered_gas(opp)))
         if len(calls) < 2:
-            return lambda: 0
+            return 0
         simulations = [_simulation(call, known) for call, _, known in calls]
         requests = [*(r for sim in simulations for r in sim),
                     *self._shared_requests(fees.fee_requests(self.fee_policy))]
-
-        def round_trip() -> int:
-            try:
-                replies = self.rpc.batch(requests, raise_errors=False)
-            except Exception as exc:  # each submit asks the node itself
-                log.warning("re-validation ahead of the batch failed: %s: %s", type(exc).__name__, exc)
-                return 0
-            n = sum(len(sim) for sim in simulations)
-            shared, at, ahead, i = replies[n:], time.monotonic(), {}, 0
-            for (call, pools, known), sim in zip(calls, simulations):
-                ahead[call["data"]] = (at, pools, known, [*replies[i:i + len(sim)], *shared])
-                i += len(sim)
-            self._ahead = ahead
-            return len(calls)
-
-        return round_trip
+        try:
+            replies = self.rpc.batch(requests, raise_errors=False)
+        except Exception as exc:  # each submit asks the node itself
+            log.warning("re-validation ahead of the batch failed: %s: %s", type(exc).__name__, exc)
+            return 0
+        n = sum(len(sim) for sim in simulations)
+        shared, at, ahead, i = replies[n:], time.monotonic(), {}, 0
+        for (call, pools, known), sim in zip(calls, simulations):
+            ahead[call["data"]] = (at, pools, known, [*replies[i:i + len(sim)], *shared])
+            i += len(sim)
+        self._ahead = ahead
+        return len(calls)
 
     def _shared_requests(self, fee_requests: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
         """What every re-validation reads besides its simulation: the head, the fee data and
@@ -344,6 +342,9 @@ class ExecutionRunner:
             refused = self.pool_guard(ordered) if self.pool_guard is not None else None
             if refused:
                 return refused
+            kept = self._prepared.pop(opp.path_id, None)
+            if kept is not None and kept[0] == tuple(ordered) and kept[1] == cap:
+                return kept[2]  # sized and encoded ahead of the batch on these very states
             sized = resize(ordered, opp.tokens, max_amount_in=cap)
             if sized is None:
                 return "stale: the cycle no longer pays on the newest pool states"

@@ -73,9 +73,9 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
     unsent: list[ExecutionResult] = []  # written after the batch: no next decision waits on them
     sent: list[ExecutionResult] = []
     claimed = []
-    # The re-validation round trip runs while the batch is claimed: a simulation signs and
-    # sends nothing, so it need not wait for the claim (a redelivered batch's ones already
-    # claimed elsewhere are simulated for nothing; they are not submitted).
+    # The re-validation (pools read, cycles re-sized, one round trip) runs while the batch is
+    # claimed: a simulation signs and sends nothing, so it need not wait for the claim (a
+    # redelivered batch's ones already claimed elsewhere are simulated for nothing, not submitted).
     ahead = _revalidate_ahead(batch, runners)
     try:
         claims = journal.claim_all(batch)
@@ -127,25 +127,26 @@ def _execute_one(s: ScoredOpportunity, runners: Runners, journal: Journal) -> Ex
 
 
 def _revalidate_ahead(batch: Sequence[ScoredOpportunity], runners: Runners) -> Callable[[], None]:
-    """Start one re-validation round trip per chain for the whole batch
-    (``ExecutionRunner.ahead_request``) on the stage's background thread; the callable
-    returned waits for them. On any failure each submit asks for itself."""
+    """Start each chain's ``ExecutionRunner.revalidate_ahead`` of the batch (its pools read,
+    its cycles re-sized and encoded, one round trip) on the stage's background thread, so
+    all of it runs while the batch is claimed; the callable returned waits for them. On any
+    failure each submit asks for itself."""
     by_chain: dict[int, list[ScoredOpportunity]] = {}
     for s in batch:
         by_chain.setdefault(s.opportunity.chain_id, []).append(s)
-    trips = []
+    chains = []
     for chain_id, items in by_chain.items():
         try:
-            trips.append(runners(chain_id).ahead_request(items))
+            chains.append((runners(chain_id), items))
         except Exception:
             log.exception("chain %s: re-validation ahead of the batch failed", chain_id)
-    if not trips:
+    if not chains:
         return lambda: None
 
     def run() -> None:
-        for trip in trips:
+        for runner, items in chains:
             try:
-                trip()
+                runner.revalidate_ahead(items)
             except Exception:
                 log.exception("re-validation ahead of the batch failed")
 
@@ -158,8 +159,9 @@ _pool: tuple[int, ThreadPoolExecutor] | None = None
 
 def _background() -> ThreadPoolExecutor:
     """The process's one background thread (made again in a forked child: a pool process
-    does not inherit its parent's threads). It only waits on the node: no database, no
-    shared state but the runner's replies, which nothing reads before it is done."""
+    does not inherit its parent's threads). It reads the hot state and asks the node: no
+    database (but the pool guard's DEXes, should they be older than their ttl), no shared
+    state but the runner's replies and re-sizing, which nothing reads before it is done."""
     global _pool
     if _pool is None or _pool[0] != os.getpid():
         _pool = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="revalidate"))

@@ -540,3 +540,37 @@ def test_another_accounts_open_trade_holds_its_pools_until_it_settles(
     freed = stage.execute([scored("freed", (POOLS[0], POOLS[1]), block_number=8)], {31337: runner}.__getitem__,
                           DbJournal())
     assert [r.status for r in freed] == ["sent"]
+
+
+def test_a_cycle_sized_ahead_is_sized_again_at_its_submit_only_if_its_pools_moved(
+    node: RpcClient, signer: LocalSigner, runner: ExecutionRunner, hot: HotState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's cycles are re-sized and encoded once, ahead of the batch; a submit takes
+    that work when its pools' newest states are the ones it was done on, and re-sizes on
+    the newest states otherwise."""
+    import dataclasses
+
+    from arbbot.execution import runner as runner_module
+
+    sized: list[str] = []
+
+    def counted(states: Any, *args: Any, **kw: Any) -> Any:
+        sized.append(states[0].address)
+        return resize(states, *args, **kw)
+
+    monkeypatch.setattr(runner_module, "resize", counted)
+    runner.mode, runner.ahead_ttl_s = "dry-run", 60.0
+    a, c = scored("cycle-a", (POOLS[0], POOLS[1])), scored("cycle-c", (POOLS[4], POOLS[5]))
+    assert runner.revalidate_ahead([a, c]) == 2
+    assert sized == [POOLS[0], POOLS[4]]
+    pools = cycle_pools()
+    moved = dataclasses.replace(pools[4], reserve0=pools[4].reserve0 * 101 // 100, block_number=8)
+    hot.put_pools([moved], 8, "0x" + "08" * 32)  # after the batch was sized: c's first pool moves
+    ra, rc = runner.submit(a), runner.submit(c)
+    assert sized == [POOLS[0], POOLS[4], POOLS[4]], "a's work taken, c sized again"
+    best_a = resize([pools[0], pools[1]], (WETH, USDC, WETH))
+    best_c = resize([moved, pools[5]], (WETH, USDC, WETH))
+    assert best_a is not None and best_c is not None
+    assert (ra.status, ra.extra["final_amount_in"]) == ("simulated", best_a.amount_in)  # type: ignore[union-attr]
+    assert (rc.status, rc.extra["final_amount_in"]) == ("simulated", best_c.amount_in)  # type: ignore[union-attr]
+    assert best_c.amount_in != resize([pools[4], pools[5]], (WETH, USDC, WETH)).amount_in  # type: ignore[union-attr]
