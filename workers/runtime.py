@@ -156,6 +156,23 @@ def strategy_in_force(chain_id: int) -> Any:
     return strategies.get(chain_id)
 
 
+def _read_exclusions(chain_id: int, _: Any) -> dict[str, str]:
+    from webapp.core import selectors
+
+    return selectors.exclusions(chain_id)
+
+
+exclusions_kept = kept.PerKey("exclusions", _read_exclusions, STRATEGY_TTL_S)
+
+
+def exclusions(chain_id: int) -> dict[str, str]:
+    """The chain's recorded exclusions (``selectors.exclusions``: tokens and pools, address
+    -> why), at most ``STRATEGY_TTL_S`` old: an operator's exclusion reaches the path stage
+    within it, as an edited strategy does. A token the scan stage flags is kept out by the
+    path stage itself from the block it sees the flag until the record holds it."""
+    return exclusions_kept.get(chain_id)
+
+
 #: The recent outcomes the ml stage's features count are read again at most this often per
 #: chain, or when the batches' block has moved ``LAG_BLOCKS`` on (or back): one query per
 #: block or two at most, not one per batch, whatever the batch rate.
@@ -428,7 +445,7 @@ def reset() -> None:
     """Forget every cached resource (tests; a changed configuration)."""
     for fn in (hotstate, rpc, scanner, path_stage, runner, recorder, redis_client, champion):
         fn.cache_clear()
-    for values in (strategies, histories, modes, guards, champion_ref):
+    for values in (strategies, exclusions_kept, histories, modes, guards, champion_ref):
         values.forget()
 
 

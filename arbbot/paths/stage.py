@@ -42,7 +42,7 @@ class PoolSource(Protocol):
 
 class ExclusionSource(Protocol):
     """The recorded exclusions of a chain: token and pool address -> why (the web side's
-    ``webapp.core.selectors.exclusions``). Called once per delta."""
+    ``webapp.core.selectors.exclusions``, kept a second by the workers). Called once per delta."""
 
     def __call__(self, chain_id: int) -> Mapping[str, str]: ...
 

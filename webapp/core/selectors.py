@@ -222,8 +222,8 @@ def chain_tokens(chain_id: int) -> list[Token]:
 
 def exclusions(chain_id: int) -> dict[str, str]:
     """The chain's excluded tokens and pools, address -> why: what the path stage must not
-    route through (``arbbot.paths.stage.ExclusionSource``). One query; the path stage asks
-    once per delta, that is once per block, so there is nothing to cache."""
+    route through (``arbbot.paths.stage.ExclusionSource``). One query; the path stage keeps
+    it a second (``workers.runtime.exclusions``)."""
     tokens = Token.objects.filter(chain__chain_id=chain_id).exclude(excluded_reason="")
     pools = Pool.objects.filter(chain__chain_id=chain_id).exclude(excluded_reason="")
     rows = tokens.values_list("address", "excluded_reason").union(

@@ -409,8 +409,8 @@ def user_token(name: str, *, rotate: bool = False) -> str:
 
 
 # --------------------------------------------------------------------------- exclusions
-# The path stage reads these back each block (``selectors.exclusions``): an exclusion
-# written here takes effect on the next block, and lifting one puts its pools back.
+# The path stage reads these back (``selectors.exclusions``, kept a second by the workers):
+# an exclusion written here takes effect within a second, and lifting one puts its pools back.
 
 
 @transaction.atomic

@@ -1,6 +1,6 @@
 """path queue: a ``PoolDelta`` in, the profitable cycles through the changed pools out (to
-the ml queue) as one batch. The stage reads the recorded exclusions and hands back the
-tokens the scan stage flagged, which are recorded here."""
+the ml queue) as one batch. The stage reads the recorded exclusions (``runtime.exclusions``,
+kept a second) and hands back the tokens the scan stage flagged, which are recorded here."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ def find(delta: dict, trace: list | None = None) -> int:
     tr = Trace(trace).mark("path.start")
     d = PoolDelta.from_wire(delta)
     obs.bind(chain=d.chain_id, block=d.block_number)
-    from webapp.core import selectors, services
+    from webapp.core import services
 
-    result = runtime.path_stage(d.chain_id).process(d, runtime.hotstate(d.chain_id), selectors.exclusions)
+    result = runtime.path_stage(d.chain_id).process(d, runtime.hotstate(d.chain_id), runtime.exclusions)
     for token, reason in result.exclusions.items():
         services.token_exclude(d.chain_id, token, reason)
     opps = result.opportunities
