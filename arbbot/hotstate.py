@@ -30,6 +30,10 @@ which touch several of them, run on a cluster too):
 - ``traded:<pool>``  ``"<signer>:<nonce>:<tx hash>"`` of the last trade sent through the pool
   (``POOL_CLAIM_TTL_S``): the next trade through it must have been simulated on a state
   that already includes that one (its nonce mined), or it would revert on-chain
+- ``gas:<executor>:<path id>``  ``"<gas>:<unix time>"``: the node's last ``eth_estimateGas``
+  of the cycle through that executor and when it was learned, kept as long as a runner
+  trusts it (``remember_gas``): every execute process of the chain takes it instead of
+  asking the node again
 
 Fleet-wide, under ``{prefix}:`` (``Fleet``, also ``HotState.fleet``):
 
@@ -55,6 +59,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from typing import Any, Iterable, Iterator, Sequence
 
 from redis.exceptions import LockNotOwnedError
@@ -487,6 +492,25 @@ class HotState:
             if v is not None:
                 signer, nonce, tx_hash = _s(v).split(":", 2)
                 out[p.lower()] = (signer, int(nonce), tx_hash)
+        return out
+
+    # --------------------------------------------------------------- gas per cycle
+
+    def remember_gas(self, executor: str, path_id: str, gas: int, ttl_s: float) -> None:
+        """The node's gas estimate of the cycle ``path_id`` through ``executor``, learned now,
+        for every execute process of the chain, kept ``ttl_s``."""
+        self.redis.set(self.key(f"gas:{executor.lower()}:{path_id}"), f"{gas}:{time.time()}", ex=max(1, int(ttl_s)))
+
+    def remembered_gas(self, executor: str, path_ids: Sequence[str]) -> dict[str, tuple[int, float]]:
+        """path id -> (gas, seconds since it was learned) of the cycles of ``path_ids`` any
+        execute process remembered (one read)."""
+        if not path_ids:
+            return {}
+        out, now = {}, time.time()
+        for p, v in zip(path_ids, self.redis.mget([self.key(f"gas:{executor.lower()}:{p}") for p in path_ids])):
+            if v is not None:
+                gas, at = _s(v).split(":", 1)
+                out[p] = (int(gas), max(0.0, now - float(at)))
         return out
 
     def claim_block(self, block_number: int, block_hash: str, *, ttl_s: int = 3600) -> bool:

@@ -12,9 +12,11 @@ Order of checks, cheapest first; every refusal is a result that says why:
    re-validation: one JSON-RPC batch runs ``eth_call`` of the exact ``execute`` calldata
    (the contract's own profit guard included) against the latest state, and reads the fee
    data (``arbbot.execution.fees``). For a cycle whose gas the node never estimated for this
-   runner, the batch also asks ``eth_estimateGas`` (a search that runs the trade ~17 times)
-   and the runner remembers the estimate per cycle (its path id, ``gas_memory`` of them,
-   least recently used forgotten, each kept ``GAS_MEMORY_TTL_S``). A cycle it remembers is
+   runner (nor for another execute process of the chain: the estimates are shared through
+   the hot state, read once per batch), the batch also asks ``eth_estimateGas`` (a search
+   that runs the trade ~17 times) and the runner remembers the estimate per cycle (its path
+   id, ``gas_memory`` of them, least recently used forgotten, each kept
+   ``GAS_MEMORY_TTL_S``). A cycle it remembers is
    not estimated again: its ``eth_call`` carries ``"gas"``, the remembered estimate times
    ``GAS_MEMORY_SLACK``, and its success proves that much gas enough on that state (the
    executor never reads ``gasleft()`` and any failed inner call reverts the whole); the
@@ -272,6 +274,7 @@ class ExecutionRunner:
         except Exception as exc:  # each submit reads its own
             log.warning("pools for re-validation ahead of the batch unreadable: %s: %s", type(exc).__name__, exc)
             return 0
+        self._recall([opp for opp, _ in wanted])
         calls: list[tuple[dict[str, Any], frozenset[str], int | None]] = []
         for opp, cap in wanted:
             prepared = self._revalidation_call(opp, cap, states)
@@ -321,11 +324,37 @@ class ExecutionRunner:
         return math.ceil(known[0] * GAS_MEMORY_SLACK)
 
     def _learn(self, opp: Opportunity, estimate: Any) -> None:
-        """Remember the node's ``eth_estimateGas`` reply for the cycle (an error: nothing)."""
+        """Remember the node's ``eth_estimateGas`` reply for the cycle (an error: nothing),
+        here and in the hot state, where the chain's other execute processes find it."""
         if self.revalidate is not None or not isinstance(estimate, str):
             return
-        self._gas[opp.path_id] = (int(estimate, 16), time.monotonic())
-        self._gas.move_to_end(opp.path_id)
+        gas = int(estimate, 16)
+        self._keep(opp.path_id, gas, time.monotonic())
+        if self.hot is not None and self.executor:
+            try:
+                self.hot.remember_gas(self.executor, opp.path_id, gas, GAS_MEMORY_TTL_S)
+            except Exception as exc:  # a measurement to share: never worth a decision
+                log.warning("could not share the gas estimate of %s: %s: %s", opp.path_id, type(exc).__name__, exc)
+
+    def _recall(self, opps: Sequence[Opportunity]) -> None:
+        """Take from the hot state the estimates the chain's other execute processes learned
+        of the cycles of ``opps`` this runner does not remember (one read)."""
+        if self.hot is None or not self.executor or self.revalidate is not None:
+            return
+        missing = [o.path_id for o in opps if self._remembered_gas(o) is None]
+        try:
+            shared = self.hot.remembered_gas(self.executor, missing)
+        except Exception as exc:  # each is estimated again, as if never learned
+            log.warning("could not read the shared gas estimates: %s: %s", type(exc).__name__, exc)
+            return
+        now = time.monotonic()
+        for path_id, (gas, age_s) in shared.items():
+            if age_s < GAS_MEMORY_TTL_S:
+                self._keep(path_id, gas, now - age_s)
+
+    def _keep(self, path_id: str, gas: int, learned_at: float) -> None:
+        self._gas[path_id] = (gas, learned_at)
+        self._gas.move_to_end(path_id)
         while len(self._gas) > self.gas_memory:
             self._gas.popitem(last=False)
 

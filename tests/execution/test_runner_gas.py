@@ -263,3 +263,39 @@ def test_a_batch_re_validated_ahead_bounds_remembered_cycles_and_asks_again_for_
     assert [m for m, _ in again[:2]] == ["eth_call", "eth_estimateGas"]  # cycle-b alone, asked again
     assert [r.extra["gas_limit"] for r in results] == [LIMITS.limit_for(bound(estimates["cycle-a"])),
                                                         LIMITS.limit_for(estimates["cycle-b"])]
+
+
+def test_an_estimate_learned_by_one_execute_process_serves_the_others(stand_in_node: RpcClient, hot: Any) -> None:
+    """Two runners (two execute processes) on one hot state: what one estimated, the other
+    bounds its call by without asking the node; another executor's cycles are its own."""
+    pools = ["0x" + f"{i:02x}" * 20 for i in range(0x41, 0x45)]
+    states = {s.address: s for s in two_price_pools(pools, STAND_IN_USDC, STAND_IN_WETH)}
+
+    def read(addresses: list[str]) -> Mapping[str, PoolState]:
+        return {a: states[a] for a in addresses}
+
+    def runner(executor: str = STAND_IN_EXECUTOR) -> tuple[ExecutionRunner, Recording]:
+        recording = Recording(stand_in_node.url)
+        made = ExecutionRunner(rpc=recording, executor=executor, mode="dry-run", pools=read, chain_id=31337, hot=hot)
+        made.ahead_ttl_s = 60.0  # this test's pace is not the point
+        return made, recording
+
+    batch = [stand_in_scored("cycle-a", (pools[0], pools[1])), stand_in_scored("cycle-b", (pools[2], pools[3]))]
+    first, first_rpc = runner()
+    assert first.revalidate_ahead(batch) == 2
+    assert all(first.submit(s).status == "simulated" for s in batch)  # type: ignore[union-attr]
+    [(requests, replies)] = first_rpc.simulations()
+    assert [m for m, _ in requests[:4]] == ["eth_call", "eth_estimateGas"] * 2
+    estimates = [int(replies[1], 16), int(replies[3], 16)]
+
+    second, second_rpc = runner()
+    assert second.revalidate_ahead(batch) == 2
+    results = [second.submit(s) for s in batch]
+    assert "eth_estimateGas" not in second_rpc.methods()
+    [(ahead, _)] = second_rpc.simulations()
+    assert [r[1][0]["gas"] for r in ahead[:2]] == [hex(bound(e)) for e in estimates]
+    assert [r.extra["gas_limit"] for r in results] == [LIMITS.limit_for(bound(e)) for e in estimates]  # type: ignore[union-attr]
+
+    other, other_rpc = runner("0x" + "ef" * 20)  # another executor: not its estimates
+    other.revalidate_ahead(batch)
+    assert other_rpc.methods().count("eth_estimateGas") == 2
