@@ -98,16 +98,24 @@ def _worker(out_path: str, blocks: int, warm: int) -> None:
         })
     engine_mod.size_cycle = size_cycle
 
-    # Replay with quotes counted: one exact chain quote per distinct input tried.
+    # Replay with quotes counted: one exact chain quote per distinct input tried (the
+    # search caches its quotes), counted where the tree under test makes them.
     counter = [0]
-    name = "_chain_quote" if hasattr(exact_search, "_chain_quote") else "chain_out"
-    quote = getattr(exact_search, name)
 
-    def counted(*args):  # type: ignore[no-untyped-def]
-        counter[0] += 1
-        return quote(*args)
+    def counting(quote):  # type: ignore[no-untyped-def]
+        def counted(*args):  # type: ignore[no-untyped-def]
+            counter[0] += 1
+            return quote(*args)
 
-    setattr(exact_search, name, counted)
+        return counted
+
+    if hasattr(exact_search, "_chain"):  # a chain function built per search
+        name, original = "_chain", exact_search._chain
+        patched = lambda quoters: counting(original(quoters))  # noqa: E731
+    else:  # main before issue 16: chain_out(hops, x) per quote
+        name, original = "chain_out", exact_search.chain_out
+        patched = counting(original)
+    setattr(exact_search, name, patched)
     cycles = []
     for block, hops, x_float, coeffs, tab, result, seconds, v3 in calls:
         c0 = counter[0]
@@ -116,7 +124,7 @@ def _worker(out_path: str, blocks: int, warm: int) -> None:
         key = "|".join([str(block)] + [f"{s.address.lower()}:{t.lower()}" for s, t in hops])  # type: ignore[attr-defined]
         cycles.append({"key": key, "v3": v3, "quotes": counter[0] - c0, "seconds": seconds,
                        "amount_in": result[0], "amount_out": result[1]})  # type: ignore[index]
-    setattr(exact_search, name, quote)
+    setattr(exact_search, name, original)
     with open(out_path, "wb") as f:
         pickle.dump({"blocks": per_block, "cycles": cycles}, f)
 
