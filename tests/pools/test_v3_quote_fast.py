@@ -302,8 +302,12 @@ def test_concurrent_quotes_on_one_state() -> None:
     def worker(seed: int) -> None:
         order = [(z, a) for z in (True, False) for a in amounts]
         random.Random(seed).shuffle(order)
+        quoters = {z: v3.out_quoter(state, T0 if z else T1) for z in (True, False)}  # sharing the walks
         for z, a in order:
             if by_quote(state, z, a) != expected[(z, a)]:
+                failures.append((z, a))
+            used, got = expected[(z, a)]
+            if quoters[z](a) != (got if isinstance(used, int) and used > 0 else -1):  # amount_out's
                 failures.append((z, a))
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
@@ -331,6 +335,8 @@ def test_wide_steps_reach_every_branch_of_the_partial_step() -> None:
                 ]  # the same after a 0.3% fee
                 check(state, True, amounts)
                 check(state, False, amounts)
+                check_quoter(state, True, amounts)
+                check_quoter(state, False, amounts)
 
 
 def test_liquidity_limits_when_crossing() -> None:
@@ -347,3 +353,4 @@ def test_liquidity_limits_when_crossing() -> None:
         swapped = by_swap(state, False, 2**255 - 1)
         assert (swapped == ("LiquidityMathError", err)) == (err is not None)
         check(state, False, [2**255 - 1, 10**30, 10**12])
+        check_quoter(state, False, [2**255 - 1, 10**30, 10**12])
