@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left, bisect_right
-from typing import Callable
 from dataclasses import dataclass, replace
+from typing import Callable
 
 from arbbot.errors import ArbbotError, InsufficientLiquidity, MathError
 from arbbot.math.exceptions import LiquidityMathError, SwapError
@@ -435,29 +435,40 @@ def _walk_quote(walk: _Walk, fee: int, amount: int) -> tuple[int, int]:
     if used == amount or k == len(ends):
         # nothing left, or the price reached the limit with input left unused
         return used, got
-    return amount, got + _partial_out(walk.starts[k], fee, amount - used)
+    return amount, got + _partial_out(_step_operands(walk.starts[k]), fee, amount - used)
 
 
-def _partial_out(start: tuple[int, int, int], fee: int, remaining: int) -> int:
-    """Output of the last, partial step from ``start`` = ``(price, target, liquidity)``:
+#: A partial step's operands (``_step_operands``): direction (price falling), price,
+#: liquidity, ``L << 96``, ``(L << 96) * price``, ``2**256 - (L << 96)``.
+StepOperands = tuple[bool, int, int, int, int, int]
+
+
+def _step_operands(start: tuple[int, int, int]) -> StepOperands:
+    """What every partial step from ``start`` = ``_Walk.starts[j]`` computes alike."""
+    cur, target, liquidity = start
+    num1 = liquidity << 96
+    return cur >= target, cur, liquidity, num1, num1 * cur, _UINT256_LIMIT - num1
+
+
+def _partial_out(start: StepOperands, fee: int, remaining: int) -> int:
+    """Output of the last, partial step of a walk, from ``start``:
     ``computeSwapStep(price, target, L, remaining, fee)`` short of the target (hence L > 0);
     its input and fee are all of ``remaining``."""
-    cur, target, liquidity = start
+    down, cur, liquidity, num1, num1_cur, room = start
     less_fee = remaining * (_FEE_DEN - fee) // _FEE_DEN
-    if cur >= target:
+    if down:
         if less_fee == 0:
             return 0
         # getNextSqrtPriceFromAmount0RoundingUp(cur, L, less_fee, add)
-        num1 = liquidity << 96
         product = less_fee * cur
-        if product < _UINT256_LIMIT and num1 + product < _UINT256_LIMIT:
-            nxt = -(-(num1 * cur) // (num1 + product))
+        if product < room:  # product < 2**256 and num1 + product < 2**256
+            nxt = -(-num1_cur // (num1 + product))
         else:
             nxt = -(-num1 // (num1 // cur + less_fee))
         return (liquidity * (cur - nxt)) >> 96  # getAmount1Delta, down
     # getNextSqrtPriceFromAmount1RoundingDown(cur, L, less_fee, add); getAmount0Delta, down
     nxt = cur + (less_fee << 96) // liquidity
-    return (((liquidity << 96) * (nxt - cur)) // nxt) // cur
+    return ((num1 * (nxt - cur)) // nxt) // cur
 
 
 def out_quoter(state: V3PoolState, token_in: str) -> Callable[[int], int]:
@@ -486,31 +497,12 @@ def out_quoter(state: V3PoolState, token_in: str) -> Callable[[int], int]:
     walk = _walk_of(state, zero_for_one, 0)
     ends, outs, starts = walk.ends, walk.outs, walk.starts
     fee = state.fee_pips
-    fee_keep = _FEE_DEN - fee
-    # per recorded step, what its partial step needs (``_partial_out``'s operands)
-    steps: list[tuple[bool, int, int, int, int, int]] = []
+    steps: list[StepOperands] = []  # _step_operands of the walk's steps, as quotes reach them
 
-    def partial(k: int, remaining: int) -> int:  # _partial_out(starts[k], fee, remaining)
-        try:
-            down, cur, liquidity, num1, num1_cur, room = steps[k]
-        except IndexError:
-            while len(steps) <= k:
-                cur, target, liquidity = starts[len(steps)]
-                num1 = liquidity << 96
-                steps.append((cur >= target, cur, liquidity, num1, num1 * cur, _UINT256_LIMIT - num1))
-            down, cur, liquidity, num1, num1_cur, room = steps[k]
-        less_fee = remaining * fee_keep // _FEE_DEN
-        if down:
-            if less_fee == 0:
-                return 0
-            product = less_fee * cur
-            if product < room:  # product < 2**256 and num1 + product < 2**256
-                nxt = -(-num1_cur // (num1 + product))
-            else:
-                nxt = -(-num1 // (num1 // cur + less_fee))
-            return (liquidity * (cur - nxt)) >> 96
-        nxt = cur + (less_fee << 96) // liquidity
-        return ((num1 * (nxt - cur)) // nxt) // cur
+    def operands(k: int) -> StepOperands:
+        while len(steps) <= k:
+            steps.append(_step_operands(starts[len(steps)]))
+        return steps[k]
 
     def quote(amount: int) -> int:
         if not 0 < amount <= _INT256_MAX:
@@ -518,11 +510,11 @@ def out_quoter(state: V3PoolState, token_in: str) -> Callable[[int], int]:
         k = bisect_right(ends, amount)
         if k < len(ends):  # inside the recorded walk: _walk_quote's usual case, inlined
             if not k:
-                return partial(0, amount)
+                return _partial_out(steps[0] if steps else operands(0), fee, amount)
             used = ends[k - 1]
             if used == amount:
                 return outs[k - 1]
-            return outs[k - 1] + partial(k, amount - used)
+            return outs[k - 1] + _partial_out(steps[k] if k < len(steps) else operands(k), fee, amount - used)
         try:
             used, out = _walk_quote(walk, fee, amount)
         except (ArbbotError, ArithmeticError, ValueError):
