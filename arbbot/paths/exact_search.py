@@ -2,8 +2,9 @@
 
 Owns the path stage's choice of exact sizer for one cycle (``size_cycle``: V2-only cycles
 to ``v2_exact``, the rest to the search here; the engine and ``resize`` both call it), the
-exact chain quote of any cycle (``chain_out``: V2 pairs with their own guards,
-V3 pools through ``arbbot.pools.v3``; -1 where a hop would revert) and
+exact chain quote of any cycle (``_chain`` over per-hop ``_hop_quoter``s, built once per
+search: V2 pairs with their own guards, V3 pools through ``arbbot.pools.v3.out_quoter``; -1
+where a hop would revert) and
 ``size_search_exact``: the profit is concave up to rounding because every pool's output is
 concave in its input, so from the screen's warm start it fits parabolas, then brackets
 (widened while the optimum sits on its edge), stops once inside the predicted flat top, and
@@ -13,12 +14,12 @@ finishes with a small local scan. V2-only cycles go to ``v2_exact`` instead.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from arbbot.errors import ArbbotError
 from arbbot.math.v2 import FEE_DENOMINATOR
 from arbbot.paths.screen import compose
-from arbbot.paths.v2_closed import UINT112_MAX, Hop, _v2_table
+from arbbot.paths.v2_closed import UINT112_MAX, Hop, _v2_table, v2_edge_row
 from arbbot.paths.v2_exact import _INV_PHI, size_v2_table
 from arbbot.types import PoolState, V2PoolState
 
@@ -45,32 +46,84 @@ def _v2_out(state: V2PoolState, token_in: str, amount_in: int) -> int:
 #: does; looked up once, not per quote: the search quotes thousands of times a block).
 _V3: Any = None
 
+#: One hop as a function of its input: its exact output, or <= 0 where it would revert.
+Quoter = Callable[[int], int]
 
-def _hop_out(state: PoolState, token_in: str, amount_in: int) -> int:
+
+def _never(amount_in: int) -> int:
+    return -1
+
+
+def _hop_quoter(state: PoolState, token_in: str) -> Quoter:
+    """The hop's exact output as a function of its input (``_v2_out``, or
+    ``arbbot.pools.v3.amount_out`` with -1 where it raises), its state read once."""
     global _V3
     if isinstance(state, V2PoolState):
-        return _v2_out(state, token_in, amount_in)
-    if amount_in <= 0:
-        return -1
+        row = v2_edge_row(state, token_in == state.token0)
+        if row is None:  # unusable as a table row: the pair's own guards, per quote
+            return lambda amount_in: _v2_out(state, token_in, amount_in)
+        a, r_out, g, cap = row
+
+        def v2(amount_in: int) -> int:  # _v2_out on the row: r_in + amount_in <= uint112
+            if amount_in > cap:
+                return -1
+            w = amount_in * g
+            return w * r_out // (a + w)
+
+        return v2
     if _V3 is None:
         from arbbot.pools import v3
 
         _V3 = v3
     try:
-        out = _V3.amount_out(state, token_in, amount_in)
-    except (ArbbotError, ArithmeticError, ValueError):
-        return -1
-    return out if out > 0 else -1
+        return _V3.out_quoter(state, token_in)  # type: ignore[no-any-return]
+    except (ArbbotError, ArithmeticError, ValueError):  # token not in the pool
+        return _never
 
 
-def chain_out(hops: Sequence[Hop], amount_in: int) -> int:
-    """Exact final output; -1 if any hop would revert."""
-    x = amount_in
-    for state, token_in in hops:
-        x = _hop_out(state, token_in, x)
-        if x < 0:
+def _chain(quoters: Sequence[Quoter]) -> Quoter:
+    """The cycle's exact final output as a function of its input; -1 if any hop would
+    revert. Two and three hops unrolled: the search calls this once per input it tries."""
+    if len(quoters) == 2:
+        q0, q1 = quoters
+
+        def chain2(x: int) -> int:
+            if x <= 0:
+                return -1
+            x = q0(x)
+            if x <= 0:
+                return -1
+            x = q1(x)
+            return x if x > 0 else -1
+
+        return chain2
+    if len(quoters) == 3:
+        q0, q1, q2 = quoters
+
+        def chain3(x: int) -> int:
+            if x <= 0:
+                return -1
+            x = q0(x)
+            if x <= 0:
+                return -1
+            x = q1(x)
+            if x <= 0:
+                return -1
+            x = q2(x)
+            return x if x > 0 else -1
+
+        return chain3
+
+    def chain(x: int) -> int:
+        if x <= 0:
             return -1
-    return x
+        for quote in quoters:
+            x = quote(x)
+            if x <= 0:
+                return -1
+        return x
+
+    return chain
 
 
 def size_cycle(
@@ -114,12 +167,19 @@ def size_search_exact(
     at or under it.
     """
     cache: dict[int, int] = {}
+    chain = _chain([_hop_quoter(state, token_in) for state, token_in in hops])
+    # the best input tried so far: highest profit, then smallest input
+    best_profit, best_x = -(1 << 301), 1
 
     def profit(x: int) -> int:
-        if x not in cache:
-            out = chain_out(hops, x)
-            cache[x] = out - x if out >= 0 else -(1 << 300)
-        return cache[x]
+        nonlocal best_profit, best_x
+        got = cache.get(x)
+        if got is None:
+            out = chain(x)
+            got = cache[x] = out - x if out >= 0 else -(1 << 300)
+            if got > best_profit or (got == best_profit and x < best_x):
+                best_profit, best_x = got, x
+        return got
 
     x0 = int(x_float) if math.isfinite(x_float) and x_float >= 1 else 1
     x0 = max(1, min(x0, max_input))
@@ -151,13 +211,12 @@ def size_search_exact(
         if curv < 0:
             x = min(max(1, x + h * (left - right) // (2 * curv)), max_input)
         if h <= tol:
-            best_x = max(cache, key=lambda v: (cache[v], -v))
-            for v in range(max(1, best_x - 2), min(best_x + 3, max_input + 1)):
+            top = best_x
+            for v in range(max(1, top - 2), min(top + 3, max_input + 1)):
                 profit(v)
-            best_x = max(cache, key=lambda v: (cache[v], -v))
-            if cache[best_x] <= 0:
+            if best_profit <= 0:
                 return 0, 0
-            return best_x, best_x + cache[best_x]
+            return best_x, best_x + best_profit
         h = max(tol, h // 32)
     lo, hi = max(1, x0 // 2), min(max(2 * x0, 16), max_input)
     for _ in range(24):
@@ -180,10 +239,9 @@ def size_search_exact(
         d = a + int((b - a) * _INV_PHI)
     # Rounding makes the top a little noisy: try a few integers around the best seen
     # (never the whole bracket, which may still be wide if the search hit reverts).
-    best_x = max(cache, key=lambda x: (cache[x], -x), default=1)
-    for x in range(max(1, best_x - 4), min(best_x + 5, max_input + 1)):
+    top = best_x
+    for x in range(max(1, top - 4), min(top + 5, max_input + 1)):
         profit(x)
-    best_x = max(cache, key=lambda x: (cache[x], -x))
-    if cache[best_x] <= 0:
+    if best_profit <= 0:
         return 0, 0
-    return best_x, best_x + cache[best_x]
+    return best_x, best_x + best_profit

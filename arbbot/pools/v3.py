@@ -17,7 +17,9 @@ in the result, positive amounts go into the pool and negative ones come out.
 
 ``amount_out`` and ``amount_in`` return ``swap``'s amounts without building the post-swap
 state. ``amount_out`` (the path engine's hot call) also records, per state object, the
-steps a swap completes and reuses them for the next quotes (``_Walk``).
+steps a swap completes and reuses them for the next quotes (``_Walk``); ``out_quoter`` is
+``amount_out`` for one state and input token as a function of the amount, for the sizing
+search, which quotes a state dozens of times per cycle.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, replace
+from typing import Callable
 
-from arbbot.errors import InsufficientLiquidity, MathError
+from arbbot.errors import ArbbotError, InsufficientLiquidity, MathError
 from arbbot.math.exceptions import LiquidityMathError, SwapError
 from arbbot.math.liquidity_math import UINT128_MAX, add_delta
 from arbbot.math.swap_math import compute_swap_step
@@ -375,22 +378,34 @@ def _quote_exact_in(state: V3PoolState, zero_for_one: bool, amount: int) -> tupl
     liquidity not uint128, fee not below 100%) or an ``amount`` not in ``(0, 2**255)``
     takes the general loop instead, which raises wherever ``swap`` would.
     """
-    sqrt_price = state.sqrt_price_x96
-    fee = state.fee_pips
-    if not (
-        MIN_SQRT_RATIO <= sqrt_price <= MAX_SQRT_RATIO
-        and 0 <= state.liquidity <= UINT128_MAX
-        and 0 <= fee < _FEE_DEN
-        and 0 < amount <= _INT256_MAX
-    ):
+    if not (_walkable(state) and 0 < amount <= _INT256_MAX):
         a0, a1, *_ = _run(state, zero_for_one, amount, None, True, False)
         return (a0, -a1) if zero_for_one else (a1, -a0)
+    _check_no_limit(state, zero_for_one)
+    return _walk_quote(_walk_of(state, zero_for_one, amount), state.fee_pips, amount)
+
+
+def _walkable(state: V3PoolState) -> bool:
+    """The state's operands are in the range ``_Walk.extend`` assumes."""
+    return (
+        MIN_SQRT_RATIO <= state.sqrt_price_x96 <= MAX_SQRT_RATIO
+        and 0 <= state.liquidity <= UINT128_MAX
+        and 0 <= state.fee_pips < _FEE_DEN
+    )
+
+
+def _check_no_limit(state: V3PoolState, zero_for_one: bool) -> None:
+    """``swap``'s 'SPL' check for the default limit: the price is not already at it."""
     if zero_for_one:
-        if not MIN_SQRT_RATIO + 1 < sqrt_price:
+        if not MIN_SQRT_RATIO + 1 < state.sqrt_price_x96:
             raise SwapError("SPL")
-    elif not sqrt_price < MAX_SQRT_RATIO - 1:
+    elif not state.sqrt_price_x96 < MAX_SQRT_RATIO - 1:
         raise SwapError("SPL")
 
+
+def _walk_of(state: V3PoolState, zero_for_one: bool, amount: int) -> _Walk:
+    """The recorded walk of ``state`` in that direction; a new one, extended to ``amount``,
+    if there is none yet."""
     key = id(state) << 1 | zero_for_one
     walk = _WALKS.get(key)
     if walk is None or walk.state is not state:
@@ -399,6 +414,11 @@ def _quote_exact_in(state: V3PoolState, zero_for_one: bool, amount: int) -> tupl
         if len(_WALKS) >= _WALKS_MAX:
             _WALKS.clear()
         _WALKS[key] = walk  # a racing thread may replace it: both walks are right
+    return walk
+
+
+def _walk_quote(walk: _Walk, fee: int, amount: int) -> tuple[int, int]:
+    """``_quote_exact_in`` of ``walk``'s state (fee ``fee``) once the checks passed."""
     ends = walk.ends
     k = bisect_right(ends, amount)  # steps 0..k-1 complete; the lists only ever grow
     if k == len(ends):
@@ -415,25 +435,93 @@ def _quote_exact_in(state: V3PoolState, zero_for_one: bool, amount: int) -> tupl
     if used == amount or k == len(ends):
         # nothing left, or the price reached the limit with input left unused
         return used, got
+    return amount, got + _partial_out(_step_operands(walk.starts[k]), fee, amount - used)
 
-    # the last, partial step: computeSwapStep(cur, target, L, remaining, fee) short of the
-    # target (hence L > 0); its input and fee are all the remaining amount
-    cur, target, liquidity = walk.starts[k]
-    less_fee = (amount - used) * (_FEE_DEN - fee) // _FEE_DEN
-    if cur >= target:
+
+#: A partial step's operands (``_step_operands``): direction (price falling), price,
+#: liquidity, ``L << 96``, ``(L << 96) * price``, ``2**256 - (L << 96)``.
+StepOperands = tuple[bool, int, int, int, int, int]
+
+
+def _step_operands(start: tuple[int, int, int]) -> StepOperands:
+    """What every partial step from ``start`` = ``_Walk.starts[j]`` computes alike."""
+    cur, target, liquidity = start
+    num1 = liquidity << 96
+    return cur >= target, cur, liquidity, num1, num1 * cur, _UINT256_LIMIT - num1
+
+
+def _partial_out(start: StepOperands, fee: int, remaining: int) -> int:
+    """Output of the last, partial step of a walk, from ``start``:
+    ``computeSwapStep(price, target, L, remaining, fee)`` short of the target (hence L > 0);
+    its input and fee are all of ``remaining``."""
+    down, cur, liquidity, num1, num1_cur, room = start
+    less_fee = remaining * (_FEE_DEN - fee) // _FEE_DEN
+    if down:
         if less_fee == 0:
-            return amount, got
+            return 0
         # getNextSqrtPriceFromAmount0RoundingUp(cur, L, less_fee, add)
-        num1 = liquidity << 96
         product = less_fee * cur
-        if product < _UINT256_LIMIT and num1 + product < _UINT256_LIMIT:
-            nxt = -(-(num1 * cur) // (num1 + product))
+        if product < room:  # product < 2**256 and num1 + product < 2**256
+            nxt = -(-num1_cur // (num1 + product))
         else:
             nxt = -(-num1 // (num1 // cur + less_fee))
-        return amount, got + ((liquidity * (cur - nxt)) >> 96)  # getAmount1Delta, down
+        return (liquidity * (cur - nxt)) >> 96  # getAmount1Delta, down
     # getNextSqrtPriceFromAmount1RoundingDown(cur, L, less_fee, add); getAmount0Delta, down
     nxt = cur + (less_fee << 96) // liquidity
-    return amount, got + (((liquidity << 96) * (nxt - cur)) // nxt) // cur
+    return ((num1 * (nxt - cur)) // nxt) // cur
+
+
+def out_quoter(state: V3PoolState, token_in: str) -> Callable[[int], int]:
+    """``amount_out(state, token_in, .)`` as one function of the amount, for a caller that
+    quotes one state many times (the path engine's sizing search): the direction, the
+    operand checks and the walk are looked up once, not per quote.
+
+    The function returns ``amount_out``'s value (which may be 0), or -1 wherever
+    ``amount_out`` raises ``ArbbotError``, ``ArithmeticError`` or ``ValueError`` (a revert,
+    no liquidity, a malformed state). Raises ``MathError`` if ``token_in`` is not in the pool.
+    """
+    zero_for_one = _direction(state, token_in, is_input=True)
+
+    def general(amount: int) -> int:
+        try:
+            return amount_out(state, token_in, amount)
+        except (ArbbotError, ArithmeticError, ValueError):
+            return -1
+
+    if not _walkable(state):
+        return general
+    try:
+        _check_no_limit(state, zero_for_one)
+    except SwapError:
+        return lambda amount: -1  # amount_out raises InsufficientLiquidity for any amount
+    walk = _walk_of(state, zero_for_one, 0)
+    ends, outs, starts = walk.ends, walk.outs, walk.starts
+    fee = state.fee_pips
+    steps: list[StepOperands] = []  # _step_operands of the walk's steps, as quotes reach them
+
+    def operands(k: int) -> StepOperands:
+        while len(steps) <= k:
+            steps.append(_step_operands(starts[len(steps)]))
+        return steps[k]
+
+    def quote(amount: int) -> int:
+        if not 0 < amount <= _INT256_MAX:
+            return -1  # amount_out: MathError (not positive) or SwapError (not int256)
+        k = bisect_right(ends, amount)
+        if k < len(ends):  # inside the recorded walk: _walk_quote's usual case, inlined
+            if not k:
+                return _partial_out(steps[0] if steps else operands(0), fee, amount)
+            used = ends[k - 1]
+            if used == amount:
+                return outs[k - 1]
+            return outs[k - 1] + _partial_out(steps[k] if k < len(steps) else operands(k), fee, amount - used)
+        try:
+            used, out = _walk_quote(walk, fee, amount)
+        except (ArbbotError, ArithmeticError, ValueError):
+            return -1
+        return out if used else -1  # used 0: InsufficientLiquidity
+
+    return quote
 
 
 def _direction(state: V3PoolState, token: str, *, is_input: bool) -> bool:

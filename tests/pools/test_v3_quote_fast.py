@@ -18,10 +18,11 @@ import random
 import threading
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arbbot.errors import InsufficientLiquidity
+from arbbot.errors import ArbbotError, InsufficientLiquidity, MathError
 from arbbot.math.tick_math import (
     MAX_SQRT_RATIO,
     MAX_TICK,
@@ -54,6 +55,34 @@ def by_quote(state: V3PoolState, zero_for_one: bool, amount: int) -> Outcome:
         return v3._quote_exact_in(state, zero_for_one, amount)
     except Exception as exc:  # noqa: BLE001
         return type(exc).__name__, str(exc)
+
+
+def by_amount_out(state: V3PoolState, zero_for_one: bool, amount: int) -> int:
+    """What ``out_quoter`` promises: ``amount_out``, or -1 where it raises."""
+    try:
+        return v3.amount_out(state, T0 if zero_for_one else T1, amount)
+    except (ArbbotError, ArithmeticError, ValueError):
+        return -1
+
+
+def check_quoter(state: V3PoolState, zero_for_one: bool, amounts: list[int]) -> None:
+    """``out_quoter`` equals ``amount_out`` (-1 where it raises): a fresh state and quoter
+    per amount, then one quoter for all amounts (largest first), then its walk's step
+    boundaries, and amounts outside ``(0, 2**255)``."""
+    token_in = T0 if zero_for_one else T1
+    for a in amounts:
+        fresh = replace(state)
+        assert v3.out_quoter(fresh, token_in)(a) == by_amount_out(state, zero_for_one, a), a
+    shared = replace(state)
+    quote = v3.out_quoter(shared, token_in)
+    for a in sorted(amounts, reverse=True) + amounts + [0, -1, 2**255, 2**255 + 1]:
+        assert quote(a) == by_amount_out(state, zero_for_one, a), a
+    ends = walk_ends(shared, zero_for_one)
+    if len(ends) > 24:
+        mid = len(ends) // 2
+        ends = ends[:8] + ends[mid - 4 : mid + 4] + ends[-8:]
+    for a in sorted({e + d for e in ends for d in (-1, 0, 1) if e + d > 0}):
+        assert quote(a) == by_amount_out(state, zero_for_one, a), a
 
 
 def walk_ends(state: V3PoolState, zero_for_one: bool) -> list[int]:
@@ -186,12 +215,14 @@ amount_lists = st.lists(
 @given(position_pools(), st.booleans(), amount_lists)
 def test_quote_equals_swap_on_position_pools(state: V3PoolState, zero_for_one: bool, amounts: list[int]) -> None:
     check(state, zero_for_one, amounts)
+    check_quoter(state, zero_for_one, amounts)
 
 
 @settings(max_examples=250, deadline=None)
 @given(malformed_pools(), st.booleans(), amount_lists)
 def test_quote_equals_swap_on_malformed_states(state: V3PoolState, zero_for_one: bool, amounts: list[int]) -> None:
     check(state, zero_for_one, amounts)
+    check_quoter(state, zero_for_one, amounts)
 
 
 @settings(max_examples=100, deadline=None)
@@ -227,6 +258,20 @@ def test_crossing_that_reverts_is_raised_only_when_reached() -> None:
     assert by_quote(state, False, edge) == big  # completes the step: crosses and reverts
 
 
+def test_quoter_of_a_token_not_in_the_pool_raises() -> None:
+    state = make_state(3000, 60, [(-600, 600, 10**20)], get_sqrt_ratio_at_tick(10))
+    with pytest.raises(MathError):
+        v3.out_quoter(state, "0x" + "c" * 40)
+
+
+def test_crossing_that_reverts_gives_minus_one_to_the_quoter() -> None:
+    sqrt_p = get_sqrt_ratio_at_tick(0)
+    state = V3PoolState("0x" + "3" * 40, T0, T1, 3000, 60, sqrt_p, 0, 10**18, ((600, -2 * 10**18),))
+    quote = v3.out_quoter(state, T1)
+    assert quote(10**30) == -1  # amount_out raises LiquidityMathError('LS')
+    check_quoter(state, False, [10**30, 10**12])
+
+
 def test_walks_are_bounded_and_per_object() -> None:
     sqrt_p = get_sqrt_ratio_at_tick(10)
     base = make_state(3000, 60, [(-600, 600, 10**20), (-6000, 6000, 10**19)], sqrt_p)
@@ -257,8 +302,12 @@ def test_concurrent_quotes_on_one_state() -> None:
     def worker(seed: int) -> None:
         order = [(z, a) for z in (True, False) for a in amounts]
         random.Random(seed).shuffle(order)
+        quoters = {z: v3.out_quoter(state, T0 if z else T1) for z in (True, False)}  # sharing the walks
         for z, a in order:
             if by_quote(state, z, a) != expected[(z, a)]:
+                failures.append((z, a))
+            used, got = expected[(z, a)]
+            if quoters[z](a) != (got if isinstance(used, int) and used > 0 else -1):  # amount_out's
                 failures.append((z, a))
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
@@ -286,6 +335,8 @@ def test_wide_steps_reach_every_branch_of_the_partial_step() -> None:
                 ]  # the same after a 0.3% fee
                 check(state, True, amounts)
                 check(state, False, amounts)
+                check_quoter(state, True, amounts)
+                check_quoter(state, False, amounts)
 
 
 def test_liquidity_limits_when_crossing() -> None:
@@ -302,3 +353,4 @@ def test_liquidity_limits_when_crossing() -> None:
         swapped = by_swap(state, False, 2**255 - 1)
         assert (swapped == ("LiquidityMathError", err)) == (err is not None)
         check(state, False, [2**255 - 1, 10**30, 10**12])
+        check_quoter(state, False, [2**255 - 1, 10**30, 10**12])

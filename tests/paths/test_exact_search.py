@@ -1,0 +1,151 @@
+"""The search's exact chain quote (``exact_search._chain`` over ``_hop_quoter``s) against
+the pool models hop by hop, and its result against its own definition: the best of the
+inputs it quoted, highest profit first, then the smallest input."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from tests.paths._paths_helpers import USDC, WETH, tok, v2
+from tests.paths.test_v3_cycles import _positions, v3pool
+from arbbot import pools as pool_models
+from arbbot.errors import ArbbotError
+from arbbot.paths import exact_search
+from arbbot.paths.screen import edge_coefficients
+from arbbot.paths.v2_closed import UINT112_MAX
+from arbbot.types import PoolState
+
+DAI = tok(0xDA)
+
+
+def reference_hop(state: PoolState, token_in: str, amount_in: int) -> int:
+    """One hop as the search must see it: ``arbbot.pools.amount_out`` with the V2 pair's
+    own guard (uint112 balances), -1 wherever the swap reverts or pays nothing."""
+    if amount_in <= 0:
+        return -1
+    if state.kind == "v2":
+        r_in = state.reserve0 if token_in == state.token0 else state.reserve1  # type: ignore[union-attr]
+        if r_in + amount_in > UINT112_MAX:
+            return -1
+    try:
+        out = pool_models.amount_out(state, token_in, amount_in)
+    except (ArbbotError, ArithmeticError, ValueError):
+        return -1
+    return out if out > 0 else -1
+
+
+def reference_chain(hops: list[tuple[PoolState, str]], x: int) -> int:
+    for state, token_in in hops:
+        x = reference_hop(state, token_in, x)
+        if x < 0:
+            return -1
+    return x
+
+
+def _pools(rng: random.Random) -> list[PoolState]:
+    """WETH -> USDC -> DAI -> WETH pools of every kind and size the quoters special-case."""
+    price = 2000e6 / 1e18
+    tick = int(math.log(price) / math.log(1.0001))
+    liq = rng.choice([10**3, 10**12, 10**18, 2**120])
+    return [
+        v3pool(1, WETH, USDC, price * rng.uniform(0.99, 1.01), _positions(rng, tick, 60, rng.randint(0, 6), liq)),
+        v3pool(2, WETH, USDC, price, [(tick // 60 * 60 + 60, tick // 60 * 60 + 600, 10**15)]),  # no liquidity here
+        v2(3, USDC, DAI, rng.choice([7, 10**9, 10**12]), rng.choice([9, 10**21, 10**24])),
+        v2(4, USDC, DAI, UINT112_MAX - rng.randint(0, 10**6), 10**24),  # near uint112: the cap
+        v2(5, USDC, DAI, 0, 10**24),  # unusable as a table row: the pair's own guards
+        v2(6, DAI, WETH, 10**24, rng.choice([10**20, 10**21]), fee=rng.choice([3000, 500])),
+        v3pool(7, DAI, WETH, 1.0 / 2000 * rng.uniform(0.99, 1.01), _positions(rng, -76000, 60, 4, 10**20)),
+    ]
+
+
+def test_chain_quote_equals_the_pool_models_hop_by_hop() -> None:
+    rng = random.Random(16)
+    for _ in range(40):
+        weth_usdc, dead, usdc_dai, capped, empty, dai_weth, dai_weth_v3 = _pools(rng)
+        for first in (weth_usdc, dead):
+            for second in (usdc_dai, capped, empty):
+                for third in (dai_weth, dai_weth_v3):
+                    hops = [(first, WETH), (second, USDC), (third, DAI)]
+                    for cycle in (hops, hops[:2], hops + [(first, WETH)]):  # 3, 2 and 4 hops
+                        chain = exact_search._chain([exact_search._hop_quoter(s, t) for s, t in cycle])
+                        amounts = [rng.randrange(1, 10 ** rng.randint(1, 30)) for _ in range(12)]
+                        amounts += [0, -5, 1, UINT112_MAX, 2**255, 2**256]
+                        for x in amounts + sorted(amounts, reverse=True):
+                            assert chain(x) == reference_chain(cycle, x), (cycle, x)
+
+
+def test_hop_quoter_equals_the_pool_model_at_its_edges() -> None:
+    rng = random.Random(61)
+    for _ in range(20):
+        for state in _pools(rng):
+            for token_in in (state.token0, state.token1):
+                quote = exact_search._hop_quoter(state, token_in)
+                amounts = [rng.randrange(1, 10 ** rng.randint(1, 34)) for _ in range(20)] + [0, 1, 2**255]
+                if state.kind == "v2":
+                    r_in = state.reserve0 if token_in == state.token0 else state.reserve1  # type: ignore[union-attr]
+                    amounts += [UINT112_MAX - r_in + d for d in (-1, 0, 1)]  # the pair's uint112 guard
+                for x in amounts:
+                    assert quote(x) == reference_hop(state, token_in, x) or (
+                        quote(x) <= 0 and reference_hop(state, token_in, x) == -1
+                    ), (state, token_in, x)
+
+
+def test_hop_quoter_of_a_token_not_in_the_pool_never_pays() -> None:
+    state = v3pool(1, WETH, USDC, 2000e6 / 1e18, [(-887220, 887220, 10**18)])
+    quote = exact_search._hop_quoter(state, DAI)
+    assert quote(10**18) == reference_hop(state, DAI, 10**18) == -1
+
+
+def test_search_returns_the_best_input_it_quoted() -> None:
+    """``size_search_exact`` returns, of all inputs it quoted, the one with the highest
+    profit (the smallest such input on a tie), or (0, 0) if none pays."""
+    rng = random.Random(5)
+    quoted: list[tuple[int, int]] = []
+    original = exact_search._chain
+
+    def recording(quoters):  # type: ignore[no-untyped-def]
+        chain = original(quoters)
+
+        def quote(x: int) -> int:
+            out = chain(x)
+            quoted.append((x, out - x if out >= 0 else -(1 << 300)))
+            return out
+
+        return quote
+
+    exact_search._chain = recording  # type: ignore[assignment]
+    try:
+        paying = 0
+        for _ in range(60):
+            price = 2000e6 / 1e18
+            tick = int(math.log(price) / math.log(1.0001))
+            a = v3pool(1, WETH, USDC, price * rng.uniform(0.97, 1.03),
+                       _positions(rng, tick, 60, rng.randint(0, 8), rng.choice([10**12, 10**17])))
+            # USDC -> WETH through a V2 pair at a slightly different price; a coarse
+            # stable (0 decimals) in a third of the cases: rounding noise far above a wei
+            coarse = rng.random() < 0.3
+            usdc_units = 10**12 if not coarse else 10**6
+            b = v2(2, USDC, WETH, int(usdc_units * 2000 * rng.uniform(0.97, 1.03)), 10**21)
+            hops = [(a, WETH), (b, USDC)]
+            coeffs = []
+            for state, token_in in hops:
+                p01, q01, p10, q10 = edge_coefficients(state)
+                coeffs.append((p01, q01) if token_in == state.token0 else (p10, q10))
+            big_p, big_q = 1.0, 0.0
+            for p, q in coeffs:
+                big_q += big_p * q
+                big_p *= p
+            x_float = (math.sqrt(big_p) - 1) / big_q if big_p > 1 and big_q > 0 else 1.0
+            quoted.clear()
+            amount_in, amount_out = exact_search.size_search_exact(hops, x_float, coeffs)
+            best_profit, neg_x = max((p, -x) for x, p in quoted)
+            if best_profit <= 0:
+                assert (amount_in, amount_out) == (0, 0)
+                continue
+            paying += 1
+            assert (amount_in, amount_out - amount_in) == (-neg_x, best_profit)
+            assert amount_out == reference_chain(hops, amount_in)
+        assert paying >= 10  # the check above ran on cycles that pay
+    finally:
+        exact_search._chain = original  # type: ignore[assignment]
