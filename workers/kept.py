@@ -55,6 +55,7 @@ class Kept(Generic[T]):
         self._held: tuple[float, Any, T] | None = None  # (read started at, its argument, value)
         self._asked: tuple[float, Any] | None = None  # the last ask: when, and its argument
         self._lock = threading.Lock()  # orders the stores of the caller's and the refresher's reads
+        self._failed_at: float | None = None  # the refresher's last failed read, while they fail
         with _all_lock:
             _all.add(self)
 
@@ -68,13 +69,27 @@ class Kept(Generic[T]):
 
     def refresh(self, now: float) -> bool:
         """Read again when asked within ``IDLE_S`` and ``refresh_s`` old (the refresher's
-        round); whether it read. Raises what the read raises."""
+        round); whether it read. Raises what the first of a run of failed reads raises (the
+        next are tried every ``refresh_s`` and logged at debug, until one succeeds)."""
         asked, held = self._asked, self._held
         if asked is None or now - asked[0] > IDLE_S:
             return False
         if held is not None and now - held[0] < self.refresh_s and (self._fits is None or self._fits(held[1], asked[1])):
             return False
-        self._load(now, asked[1])
+        if self._failed_at is not None and now - self._failed_at < self.refresh_s:
+            return False  # failing (the database is down): tried again at the value's pace, not each tick
+        try:
+            self._load(now, asked[1])
+        except Exception:
+            first = self._failed_at is None
+            self._failed_at = now
+            if first:
+                raise
+            log.debug("%s: still unreadable", self.name, exc_info=True)
+            return False
+        if self._failed_at is not None:
+            self._failed_at = None
+            log.info("%s read again in the background", self.name)
         return True
 
     def held(self) -> T | None:

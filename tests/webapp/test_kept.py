@@ -62,16 +62,26 @@ def test_the_refresher_reads_again_at_half_the_ttl_with_the_last_argument_asked(
     assert value.refresh(clock[0]) is False, "no task asked for a minute: not read in the background"
 
 
-def test_a_failed_background_read_keeps_the_value_and_the_caller_fails_once_it_is_stale(clock: list[float]) -> None:
-    asked, read = counting(["ok", RuntimeError("database down"), RuntimeError("database down")])
+def test_a_failed_background_read_keeps_the_value_and_the_caller_fails_once_it_is_stale(
+    clock: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    down = RuntimeError("database down")
+    asked, read = counting(["ok", down, down, down, "back"])
     value = kept.Kept("strategy[1]", read, ttl=1.0)
     assert value.get() == "ok"
     clock[0] += 0.6
     assert kept.refresh_round(clock[0]) == 0, "the failure is logged, not raised"
     assert value.get() == "ok", "still within its ttl"
+    assert kept.refresh_round(clock[0] + kept.TICK_S) == 0 and len(asked) == 2, "not tried again each tick"
     clock[0] += 0.4
     with pytest.raises(RuntimeError, match="database down"):
         value.get()  # the callers fail closed on this
+    clock[0] += 0.6
+    assert kept.refresh_round(clock[0]) == 0 and len(asked) == 4, "tried again at the value's pace"
+    clock[0] += 0.5
+    assert value.get() == "back"
+    warned = [r for r in caplog.records if r.levelname == "WARNING" and "strategy[1]" in r.getMessage()]
+    assert len(warned) == 1, "one warning for the run of failures, not one per try"
 
 
 def test_a_slow_read_begun_earlier_never_replaces_a_newer_one(clock: list[float]) -> None:
