@@ -74,7 +74,9 @@ class Kept(Generic[T]):
         asked, held = self._asked, self._held
         if asked is None or now - asked[0] > IDLE_S:
             return False
-        if held is not None and now - held[0] < self.refresh_s and (self._fits is None or self._fits(held[1], asked[1])):
+        if held is not None and now - held[0] < self.refresh_s:
+            # read within refresh_s (by the refresher, or by a caller whose argument did
+            # not fit: the recent outcomes when blocks come faster than twice a second)
             return False
         if self._failed_at is not None and now - self._failed_at < self.refresh_s:
             return False  # failing (the database is down): tried again at the value's pace, not each tick

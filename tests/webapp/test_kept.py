@@ -47,7 +47,7 @@ def test_a_kept_value_is_read_again_by_the_caller_only_once_its_ttl_has_run_out(
 
 
 def test_the_refresher_reads_again_at_half_the_ttl_with_the_last_argument_asked(clock: list[float]) -> None:
-    asked, read = counting([10, 11, 12, 13])
+    asked, read = counting([10, 11, 12, 13, 14])
     value = kept.Kept("history", read, ttl=1.0, fits=lambda held, arg: held <= arg < held + 2)
     assert value.get(100) == 10
     assert not value.refresh(clock[0] + 0.49), "not yet half its ttl old"
@@ -58,6 +58,10 @@ def test_the_refresher_reads_again_at_half_the_ttl_with_the_last_argument_asked(
     assert value.get(101) == 11, "the refresher's read is 0.9 s old: the caller does not wait"
     assert value.get(103) == 12 and asked[-1] == 103, "a block the value does not fit: read by the caller"
     assert value.refresh(clock[0]) is False, "fresh and fitting: nothing to read"
+    assert value.get(104) == 12
+    assert value.get(106) == 13 and len(asked) == 4
+    assert value.get(108) == 14 and len(asked) == 5, "blocks faster than the ttl: each batch's caller reads"
+    assert value.refresh(clock[0] + 0.49) is False, "read by the caller within refresh_s: not again in the background"
     clock[0] += kept.IDLE_S + 1
     assert value.refresh(clock[0]) is False, "no task asked for a minute: not read in the background"
 
