@@ -268,7 +268,7 @@ def _warm_process(**_: Any) -> None:
     from webapp.core import selectors
     from workers import runtime
 
-    if _consumed & {"path", "ml", "execute"}:  # the stages that read the strategy, mode, champion, outcomes
+    if _consumed & {"scan", "path", "ml", "execute"}:  # the stages that keep values (pool filter, strategy, ...)
         from workers import kept
 
         kept.start_refresher()

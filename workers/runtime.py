@@ -96,9 +96,15 @@ def scanner(chain_id: int) -> Scanner:
             "pool_filter": selectors.pool_filter_of(chain_id),
         }
     )
-    # the pool filter is read again once per poll: an edit (config apply, admin, API) is in
-    # force from the next block, without a restart
-    return Scanner(config, store=hotstate(chain_id), filter_source=lambda: selectors.pool_filter_of(chain_id))
+    # the pool filter in force, kept a second (``pool_filters``): an edit (config apply, admin,
+    # API) is in force within it, without a restart, and no block waits on reading it
+    return Scanner(config, store=hotstate(chain_id), filter_source=lambda: pool_filters.get(chain_id))
+
+
+def _read_pool_filter(chain_id: int, _: Any) -> dict[str, Any]:
+    from webapp.core import selectors
+
+    return selectors.pool_filter_of(chain_id)
 
 
 _path_stages: dict[int, tuple[int, PathStage]] = {}
@@ -163,6 +169,7 @@ def _read_exclusions(chain_id: int, _: Any) -> dict[str, str]:
 
 
 exclusions_kept = kept.PerKey("exclusions", _read_exclusions, STRATEGY_TTL_S)
+pool_filters = kept.PerKey("pool filter", _read_pool_filter, STRATEGY_TTL_S)
 
 
 def exclusions(chain_id: int) -> dict[str, str]:
@@ -445,7 +452,7 @@ def reset() -> None:
     """Forget every cached resource (tests; a changed configuration)."""
     for fn in (hotstate, rpc, scanner, path_stage, runner, recorder, redis_client, champion):
         fn.cache_clear()
-    for values in (strategies, exclusions_kept, histories, modes, guards, champion_ref):
+    for values in (strategies, exclusions_kept, pool_filters, histories, modes, guards, champion_ref):
         values.forget()
 
 

@@ -64,7 +64,7 @@ admissible, announced as a quarantined pool is (deleted from the store, named in
 block's changed set and in the delta's ``removed``).
 
 The filter can change while the scanner runs: ``filter_source`` (the workers pass one
-reading the chain's ``PoolFilter`` row) is read once per poll; a changed filter is in force
+reading the chain's ``PoolFilter`` row, kept a second) is asked once per poll; a changed filter is in force
 from the next block processed: the pools it drops leave in that block, the ones it admits
 are read in it (pools holding the quote token are screened there first).
 

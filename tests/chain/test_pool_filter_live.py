@@ -63,9 +63,13 @@ def _next(scanner: Any, dev: DevChain, txs: list[dict[str, Any]] | None = None) 
 
 
 @pytest.mark.django_db
-def test_a_filter_edit_reaches_the_running_scanner_and_admission_is_two_way(own_anvil: Anvil) -> None:
+def test_a_filter_edit_reaches_the_running_scanner_and_admission_is_two_way(
+    own_anvil: Anvil, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from workers import runtime
 
+    # a worker keeps the filter a second (``runtime.pool_filters``); here each poll reads it
+    monkeypatch.setattr(runtime.pool_filters, "ttl", 0.0)
     dev = DevChain(RpcClient(own_anvil.url, timeout_s=30))
     mc = dev.deploy_multicall()
     factory, tokens = build_v2_market(dev, n_tokens=4, n_pairs=6)
