@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAIN_ID = 31337
@@ -213,11 +214,26 @@ def _compare(before: list[dict], after: list[dict]) -> dict:  # type: ignore[typ
             "worse_examples": worse[:5]}
 
 
+def _count(least: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``least``."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if n < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {n}")
+        return n
+
+    return parse
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--blocks", type=int, default=20, help="timed blocks per round")
-    ap.add_argument("--warm", type=int, default=2, help="untimed blocks first")
-    ap.add_argument("--repeat", type=int, default=2, help="rounds per side (sides alternate; min per block)")
+    ap.add_argument("--blocks", type=_count(1), default=20, help="timed blocks per round")
+    ap.add_argument("--warm", type=_count(0), default=2, help="untimed blocks first")
+    ap.add_argument("--repeat", type=_count(1), default=2, help="rounds per side (sides alternate; min per block)")
     ap.add_argument("--before", default="main", metavar="REF", help="baseline commit, or none")
     ap.add_argument("--worker", metavar="OUT", help=argparse.SUPPRESS)
     args = ap.parse_args()
