@@ -246,7 +246,7 @@ def mode_at_start() -> list[tuple[int, str]]:
     lines = []
     for chain in selectors.chains_active():
         mode = chain.mode_in_force(settings.mode)
-        source = f"the chain's mode setting '{chain.mode}'" if chain.mode else fleet
+        source = f"the chain's mode setting '{chain.mode}'" if chain.mode_from() == "chain" else fleet
         where = f"chain {chain.chain_id} ({chain.name})"
         if mode != "live":
             lines.append((logging.INFO, f"{where}: mode {mode}, from {source}; nothing is sent"))

@@ -10,6 +10,7 @@ Models hold no business rules: writes go through ``services``, reads through ``s
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Literal
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -85,8 +86,13 @@ class Chain(models.Model):
 
     def mode_in_force(self, fleet_mode: str) -> str:
         """The mode this chain trades in: its own ``mode``, else the fleet's (ARBBOT_MODE,
-        ``arbbot.config``: dry-run unless set). The one place that rule is written."""
+        ``arbbot.config``: dry-run unless set). The one place that rule is written, with
+        ``mode_from``."""
         return self.mode or fleet_mode
+
+    def mode_from(self) -> Literal["chain", "fleet"]:
+        """Where ``mode_in_force`` takes the mode from: the chain's own setting, or the fleet's."""
+        return "chain" if self.mode else "fleet"
 
     def rpc_url_list(self) -> list[str]:
         return [u.strip() for u in self.rpc_urls.replace("\n", ",").split(",") if u.strip()]

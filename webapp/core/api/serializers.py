@@ -92,7 +92,7 @@ class ChainSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.ChoiceField(choices=("chain", "fleet")))
     def get_mode_from(self, chain: Chain) -> str:
-        return "chain" if chain.mode else "fleet"
+        return chain.mode_from()
 
     @extend_schema_field(StrategySerializer)
     def get_strategy(self, chain: Chain) -> dict[str, Any]:

@@ -51,6 +51,6 @@ def run(opts: dict[str, Any], out: Callable[[str], None]) -> int:
     if not chains:
         out(f"no chains configured (the fleet's mode is {fleet})")
     for chain in chains:
-        source = "set on the chain" if chain.mode else "the fleet's ARBBOT_MODE"
+        source = "set on the chain" if chain.mode_from() == "chain" else "the fleet's ARBBOT_MODE"
         out(f"chain {chain.chain_id} ({chain.name}): {chain.mode_in_force(fleet)} ({source})")
     return 0
