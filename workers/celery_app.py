@@ -260,9 +260,10 @@ def _warm_process(**_: Any) -> None:
     """Each pool process of a stage starts its refresher (``workers.kept``: the strategy and
     the like read again in the background, not on a block's way), builds its per-chain
     resources (``workers.runtime``: the execute runner with its RPC session and limits, the
-    path stage) and its database connection before it takes a task, so the first block's batch does not pay for them
-    (with the kernels, up to a second on the first decision). Best effort: what fails here
-    is built again by the first task that needs it, which then reports the error."""
+    path stage) and its database connection before it takes a task, so the first block's
+    batch does not pay for them (with the kernels, up to a second on the first decision).
+    Best effort: what fails here is built again by the first task that needs it, which then
+    reports the error."""
     from django.db import connections
 
     from webapp.core import selectors

@@ -4,9 +4,9 @@ process's refresher thread that reads them again off the tasks' way.
 Owns the rule "how old may a kept value be": ``Kept.get`` returns the value read less than
 ``ttl`` seconds ago (and, where a ``fits`` rule is given, read for an argument that fits the
 one asked now), else reads it in the caller. ``workers.runtime`` keeps this way the
-strategy in force, each chain's mode and pool guard, the champion model's reference and
-the recent outcomes; an edit in the file, the admin or the API reaches the tasks within
-the value's ``ttl``, as before.
+strategy in force, each chain's mode, pool guard, pool filter and recorded exclusions, the
+champion model's reference and the recent outcomes; an edit in the file, the admin or the
+API reaches the tasks within the value's ``ttl``.
 
 A stage that read them in its task paid a database round trip (1-3 ms each on an idle
 connection) on its way to the decision once their ``ttl`` had run out, which with 1 s

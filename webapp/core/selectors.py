@@ -104,7 +104,7 @@ def config_effective(chain_id: int | None = None, *, fleet_mode: str = "dry-run"
             "executor": chain.executor,
             "is_active": chain.is_active,
             "mode": chain.mode_in_force(fleet_mode),
-            "mode_from": {"chain": "chain", "fleet": "fleet (ARBBOT_MODE)"}[chain.mode_from()],
+            "mode_from": "fleet (ARBBOT_MODE)" if chain.mode_from() == "fleet" else "chain",
             "confirmations": chain.confirmations,
             "replace_after_blocks": chain.replace_after_blocks,
             "max_replacements": chain.max_replacements,
