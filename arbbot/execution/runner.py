@@ -338,10 +338,13 @@ class ExecutionRunner:
 
     def _recall(self, opps: Sequence[Opportunity]) -> None:
         """Take from the hot state the estimates the chain's other execute processes learned
-        of the cycles of ``opps`` this runner does not remember (one read)."""
+        of the cycles of ``opps`` this runner does not remember (one read, none when it
+        remembers them all): a batch's ahead of it, a lone submit's for itself."""
         if self.hot is None or not self.executor or self.revalidate is not None:
             return
         missing = [o.path_id for o in opps if self._remembered_gas(o) is None]
+        if not missing:
+            return
         try:
             shared = self.hot.remembered_gas(self.executor, missing)
         except Exception as exc:  # each is estimated again, as if never learned
@@ -440,6 +443,7 @@ class ExecutionRunner:
             if ahead is not None:
                 known, replies = ahead
             else:
+                self._recall([opp])
                 known = self._remembered_gas(opp)
                 replies = self.rpc.batch([*_simulation(call, known), *shared], raise_errors=False)
             if known is not None and isinstance(replies[0], RpcError) and _maybe_short_of_gas(replies[0]):

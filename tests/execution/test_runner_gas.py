@@ -296,6 +296,10 @@ def test_an_estimate_learned_by_one_execute_process_serves_the_others(stand_in_n
     assert [r[1][0]["gas"] for r in ahead[:2]] == [hex(bound(e)) for e in estimates]
     assert [r.extra["gas_limit"] for r in results] == [LIMITS.limit_for(bound(e)) for e in estimates]  # type: ignore[union-attr]
 
+    lone, lone_rpc = runner()  # a batch of one, re-validated by its submit alone
+    assert lone.submit(batch[0]).extra["gas_limit"] == LIMITS.limit_for(bound(estimates[0]))  # type: ignore[union-attr]
+    assert "eth_estimateGas" not in lone_rpc.methods()
+
     other, other_rpc = runner("0x" + "ef" * 20)  # another executor: not its estimates
     other.revalidate_ahead(batch)
     assert other_rpc.methods().count("eth_estimateGas") == 2
