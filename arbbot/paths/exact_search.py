@@ -83,36 +83,8 @@ def _hop_quoter(state: PoolState, token_in: str) -> Quoter:
 
 def _chain(quoters: Sequence[Quoter]) -> Quoter:
     """The cycle's exact final output as a function of its input; -1 if any hop would
-    revert. Two and three hops unrolled: the search calls this once per input it tries."""
-    if len(quoters) == 2:
-        q0, q1 = quoters
-
-        def chain2(x: int) -> int:
-            if x <= 0:
-                return -1
-            x = q0(x)
-            if x <= 0:
-                return -1
-            x = q1(x)
-            return x if x > 0 else -1
-
-        return chain2
-    if len(quoters) == 3:
-        q0, q1, q2 = quoters
-
-        def chain3(x: int) -> int:
-            if x <= 0:
-                return -1
-            x = q0(x)
-            if x <= 0:
-                return -1
-            x = q1(x)
-            if x <= 0:
-                return -1
-            x = q2(x)
-            return x if x > 0 else -1
-
-        return chain3
+    revert. (Unrolled for 2 and 3 hops it was 30-50 ns a call faster, about 2% of a V3
+    cycle's quotes: not worth a copy per length.)"""
 
     def chain(x: int) -> int:
         if x <= 0:
