@@ -11,21 +11,22 @@ Order of checks, cheapest first; every refusal is a result that says why:
    Both the path stage's prediction and this final one are recorded;
    re-validation: one JSON-RPC batch runs ``eth_call`` of the exact ``execute`` calldata
    (the contract's own profit guard included) against the latest state, and reads the fee
-   data (``arbbot.execution.fees``). For a cycle whose gas the node never estimated for this
-   runner (nor for another execute process of the chain: the estimates are shared through
-   the hot state, read once per batch), the batch also asks ``eth_estimateGas`` (a search
-   that runs the trade ~17 times) and the runner remembers the estimate per cycle (its path
-   id, ``gas_memory`` of them, least recently used forgotten, each kept
-   ``GAS_MEMORY_TTL_S``). A cycle it remembers is
-   not estimated again: its ``eth_call`` carries ``"gas"``, the remembered estimate times
-   ``GAS_MEMORY_SLACK``, and its success proves that much gas enough on that state (the
-   executor never reads ``gasleft()`` and any failed inner call reverts the whole); the
-   transaction gets the gas limit of that bound (``RiskLimits.gas_limit_multiplier`` over
-   it), so its margin over what the state needs is at least what a fresh estimate's would
-   be. A call that fails otherwise than by the executor's own amount
-   checks (``ProfitTooLow``, ``HopOutputTooLow``) may have been short of gas: the cycle is
-   asked again as an unknown one (a second round trip) and its new estimate remembered;
-   nothing is signed on a limit no call confirmed. A cycle that moved against us comes back
+   data (``arbbot.execution.fees``). The ``eth_call`` carries ``"gas"``, a bound its
+   success proves enough on that state (the executor never reads ``gasleft()`` and any
+   failed inner call reverts the whole), and the transaction gets the gas limit of that
+   bound (``RiskLimits.gas_limit_multiplier`` over it). The bound is the node's last
+   ``eth_estimateGas`` of the cycle times ``GAS_MEMORY_SLACK`` when the runner remembers one
+   (its path id, ``gas_memory`` of them, least recently used forgotten, each kept
+   ``GAS_MEMORY_TTL_S``; shared with the chain's other execute processes through the hot
+   state, read once per batch), else the executor's modelled gas of the cycle's hops
+   (``modelled_gas``: ``executor.gas_estimate``, measured figures rounded up, the ones the
+   path stage priced the cycle with) times the same slack, so a first-seen cycle's limit is
+   about a remembered one's, and no ``eth_estimateGas`` (a search that runs the
+   trade ~17 times) lies on the way to a decision. A call that fails otherwise than by the
+   executor's own amount checks (``ProfitTooLow``, ``HopOutputTooLow``) may have been short
+   of gas: the cycle is asked again, unbounded and with ``eth_estimateGas`` (a second round
+   trip), and the node's estimate remembered; nothing is signed on a limit no call
+   confirmed. A cycle that moved against us comes back
    reverted (``dropped``, nothing sent); a fee above the chain's cap is refused;
 3. the profit check at the fee actually offered: the simulated profit must exceed the
    worst case, gas limit x ``maxFeePerGas`` in native wei, converted into the profit token
@@ -71,9 +72,11 @@ from arbbot.errors import ArbbotError, RpcError
 from arbbot.execution import fees
 from arbbot.execution.executor import (
     EncodingError,
+    Hop,
     decode_revert,
     encode_execute,
     executor_error,
+    gas_estimate,
     hops_for_cycle,
 )
 from arbbot.execution.modes import live_refusal
@@ -205,9 +208,12 @@ class ExecutionRunner:
     #: then estimated, none remembered.
     revalidate: Callable[[list[tuple[str, list[Any]]], Sized, Opportunity], Sequence[Any]] | None = None
     ahead_ttl_s: float = AHEAD_TTL_S  # how long ``revalidate_ahead``'s replies serve
+    #: The gas to bound a cycle's first call by, from its hop kinds (the executor's measured
+    #: model); None: a cycle the runner remembers no estimate of is estimated on its way.
+    modelled_gas: Callable[[Sequence[str]], int] | None = gas_estimate
     gas_memory: int = GAS_MEMORY  # how many cycles' last gas estimate are remembered
     #: ``revalidate_ahead``'s replies: calldata -> (when, the cycle's pools, the gas its call
-    #: was bounded by (``_remembered_gas``) or None when it was estimated, replies)
+    #: was bounded by (``_bound``) or None when it was estimated, replies)
     _ahead: dict[str, tuple[float, frozenset[str], int | None, list[Any]]] = field(
         default_factory=dict, init=False, repr=False)
     #: ``revalidate_ahead``'s re-sizing: path id -> (the cycle's pool states it was sized on,
@@ -275,29 +281,57 @@ class ExecutionRunner:
             log.warning("pools for re-validation ahead of the batch unreadable: %s: %s", type(exc).__name__, exc)
             return 0
         self._recall([opp for opp, _ in wanted])
-        calls: list[tuple[dict[str, Any], frozenset[str], int | None]] = []
+        calls: list[tuple[Opportunity, dict[str, Any], frozenset[str], int | None]] = []
         for opp, cap in wanted:
             prepared = self._revalidation_call(opp, cap, states)
             if not isinstance(prepared, str):
                 self._prepared[opp.path_id] = (tuple(states[p] for p in opp.pools), cap, prepared)
-                calls.append((prepared[2], frozenset(opp.pools), self._remembered_gas(opp)))
+                calls.append((opp, prepared[2], frozenset(opp.pools), self._bound(opp, prepared[1])))
         if len(calls) < 2:
             return 0
-        simulations = [_simulation(call, known) for call, _, known in calls]
-        requests = [*(r for sim in simulations for r in sim),
-                    *self._shared_requests(fees.fee_requests(self.fee_policy))]
+        shared_requests = self._shared_requests(fees.fee_requests(self.fee_policy))
+        answers = self._round_trip(calls, shared_requests)
+        if answers is None:
+            return 0
+        short = [k for k, (known, replies) in enumerate(answers)
+                 if known is not None and isinstance(replies[0], RpcError) and _maybe_short_of_gas(replies[0])]
+        if short:  # the bound may have been short: those again, unbounded and estimated, in one round trip
+            for k in short:
+                self._log_short(calls[k][0], answers[k][0] or 0, answers[k][1][0])
+            again = self._round_trip([(o, c, p, None) for o, c, p, _ in (calls[k] for k in short)], shared_requests)
+            for k, answer in zip(short, again or []):
+                answers[k] = answer
+            if again is None:  # each of them asks the node itself in its submit
+                kept = [k for k in range(len(calls)) if k not in short]
+                calls, answers = [calls[k] for k in kept], [answers[k] for k in kept]
+        at = time.monotonic()
+        self._ahead = {call["data"]: (at, pools, known, replies)
+                       for (_, call, pools, _), (known, replies) in zip(calls, answers)}
+        return len(calls)
+
+    def _round_trip(
+        self, calls: Sequence[tuple[Opportunity, dict[str, Any], frozenset[str], int | None]],
+        shared_requests: list[tuple[str, Any]],
+    ) -> list[tuple[int | None, list[Any]]] | None:
+        """One JSON-RPC batch of the re-validations of ``calls`` (each bounded by its gas, or
+        estimated when None) and the shared reads: per call, its bound and its replies
+        followed by the shared ones; the estimates learned. None when the node failed."""
+        simulations = [_simulation(call, known) for _, call, _, known in calls]
         try:
-            replies = self.rpc.batch(requests, raise_errors=False)
+            replies = self.rpc.batch([*(r for sim in simulations for r in sim), *shared_requests],
+                                     raise_errors=False)
         except Exception as exc:  # each submit asks the node itself
             log.warning("re-validation ahead of the batch failed: %s: %s", type(exc).__name__, exc)
-            return 0
+            return None
         n = sum(len(sim) for sim in simulations)
-        shared, at, ahead, i = replies[n:], time.monotonic(), {}, 0
-        for (call, pools, known), sim in zip(calls, simulations):
-            ahead[call["data"]] = (at, pools, known, [*replies[i:i + len(sim)], *shared])
+        shared, out, i = replies[n:], [], 0
+        for (opp, _, _, known), sim in zip(calls, simulations):
+            own = replies[i:i + len(sim)]
+            if known is None:
+                self._learn(opp, own[1])
+            out.append((known, [*own, *shared]))
             i += len(sim)
-        self._ahead = ahead
-        return len(calls)
+        return out
 
     def _shared_requests(self, fee_requests: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
         """What every re-validation reads besides its simulation: the head, the fee data and
@@ -312,6 +346,25 @@ class ExecutionRunner:
         if ahead is None or time.monotonic() - ahead[0] > self.ahead_ttl_s:
             return None
         return ahead[2], ahead[3]
+
+    def _bound(self, opp: Opportunity, hops: Sequence[Hop]) -> int | None:
+        """The gas to bound the cycle's call by, never above ``RiskLimits.max_gas``: its
+        remembered estimate (``_remembered_gas``), else the modelled gas of its hops
+        (``modelled_gas``) times ``GAS_MEMORY_SLACK`` (the model prices the gas a trade uses,
+        below what its call needs at its peak: ~245k for a V2+V2 cycle that uses ~220k,
+        modelled at 245k); None (estimate it) without either, or when a backtest answers."""
+        if self.revalidate is not None:
+            return None
+        known = self._remembered_gas(opp)
+        if known is None and self.modelled_gas is not None:
+            try:  # the model prices the gas used; a call needs more at its peak (refunds, 63/64)
+                known = math.ceil(self.modelled_gas([h.kind for h in hops]) * GAS_MEMORY_SLACK)
+            except EncodingError:  # a kind the model does not price: the node estimates it
+                return None
+        return None if known is None else min(known, self.limits.max_gas)
+
+    def _log_short(self, opp: Opportunity, known: int, failed: RpcError) -> None:
+        log.info("re-validation of %s bounded by %d gas failed (%s): estimated again", opp.path_id, known, failed)
 
     def _remembered_gas(self, opp: Opportunity) -> int | None:
         """The gas to bound the cycle's call by: its remembered estimate times
@@ -435,26 +488,26 @@ class ExecutionRunner:
         resized = {"final_amount_in": sized.amount_in, "final_predicted_profit": sized.profit}
         fee_requests = fees.fee_requests(self.fee_policy)
         shared = self._shared_requests(fee_requests)
-        known: int | None = None  # the gas the call was bounded by (``_remembered_gas``); None: estimated
+        known: int | None = None  # the gas the call was bounded by (``_bound``); None: estimated
         if self.revalidate is not None:
             replies = list(self.revalidate([*_simulation(call), *shared], sized, opp))
         else:
             ahead = self._ahead_replies(call)
             if ahead is not None:
-                known, replies = ahead
+                known, replies = ahead  # an estimate among them was learned there
             else:
                 self._recall([opp])
-                known = self._remembered_gas(opp)
+                known = self._bound(opp, hops)
                 replies = self.rpc.batch([*_simulation(call, known), *shared], raise_errors=False)
+                if known is None:
+                    self._learn(opp, replies[1])
             if known is not None and isinstance(replies[0], RpcError) and _maybe_short_of_gas(replies[0]):
-                # the remembered estimate may be short on this state: estimated again
-                log.info("re-validation of %s bounded by %d gas failed (%s): estimated again", opp.path_id, known,
-                         replies[0])
+                self._log_short(opp, known, replies[0])  # the bound may be short on this state
                 known = None
                 replies = self.rpc.batch([*_simulation(call), *shared], raise_errors=False)
+                self._learn(opp, replies[1])
         if known is None:
             sim, est, rest = replies[0], replies[1], replies[2:]
-            self._learn(opp, est)
         else:
             sim, est, rest = replies[0], None, replies[1:]
         head_raw, fee_replies = rest[0], rest[1:1 + len(fee_requests)]
@@ -712,8 +765,8 @@ class ExecutionRunner:
 
 def _simulation(call: Mapping[str, Any], gas: int | None = None) -> list[tuple[str, list[Any]]]:
     """The re-validation of one exact call: its result (the profit) and its gas; given
-    ``gas`` (``_remembered_gas``), the call alone, bounded to that much gas (its success
-    proves it enough)."""
+    ``gas`` (``ExecutionRunner._bound``), the call alone, bounded to that much gas (its
+    success proves it enough)."""
     if gas is None:
         return [("eth_call", [call, "latest"]), ("eth_estimateGas", [call, "latest"])]
     return [("eth_call", [{**call, "gas": hex(gas)}, "latest"])]

@@ -79,6 +79,7 @@ def _worker(
         limits=RiskLimits(daily_loss_limit_wei=loss_limit),
         daily_pnl_wei=lambda: balance(rpc, signer.address) - start_balance,
         fee_policy=FeePolicy(min_priority_fee_wei=TIP), receipt_timeout_s=30.0,
+        modelled_gas=None,  # the stand-in spends a few thousand gas, not the ArbExecutor's model: the node estimates
     )
     log: list[tuple[float, str, str]] = []  # (time the outcome was known, status, reason)
     in_flight: list[Pending] = []

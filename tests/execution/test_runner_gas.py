@@ -1,6 +1,7 @@
-"""Re-validation of a cycle whose gas the runner remembers: one ``eth_call`` bounded to the
-transaction's gas limit (less the guard's headroom), no ``eth_estimateGas``; a call short of
-gas asks the node's estimate again; a real revert is still a drop, with today's reason.
+"""Re-validation with one ``eth_call`` bounded by a gas its success proves enough, no
+``eth_estimateGas``: the cycle's remembered estimate, else the executor's modelled gas of its
+hops; a call short of gas asks the node's estimate again (and remembers it); a real revert
+is still a drop, with today's reason.
 Runs the project's ArbExecutor and the genuine Uniswap V2 pairs on anvil (the ``chain``
 fixture), through a client that records each request while forwarding it to that anvil;
 the ahead-of-the-batch path on the stand-in executor's node."""
@@ -14,7 +15,7 @@ from typing import Any, Mapping, Sequence
 from arbbot.chain.rpc import RpcClient
 from arbbot.devnet.scenarios import plant_price_gap, v2_state
 from arbbot.errors import RpcError
-from arbbot.execution.executor import decode_revert
+from arbbot.execution.executor import decode_revert, gas_estimate
 from arbbot.execution.runner import GAS_MEMORY_SLACK, GAS_MEMORY_TTL_S, ExecutionRunner, Pending, RiskLimits
 from arbbot.paths.engine import path_id_for
 from arbbot.paths.resize import resize
@@ -89,10 +90,10 @@ class Cycle:
                           gas_cost=1)
         return ScoredOpportunity(opportunity=opp, score=1.0, decision="execute")
 
-    def runner(self, mode: str = "live", pools: Any = None) -> ExecutionRunner:
+    def runner(self, mode: str = "live", pools: Any = None, **kw: Any) -> ExecutionRunner:
         return ExecutionRunner(rpc=self.recording, executor=self.dep.executor, mode=mode, signer=self.signer,
                                pools=pools or self.states, native_token=self.dep.weth, chain_id=self.dep.chain_id,
-                               receipt_timeout_s=20.0)
+                               receipt_timeout_s=20.0, **kw)
 
     def tx_gas(self, tx_hash: str) -> int:
         return int(self.rpc.call("eth_getTransactionByHash", [tx_hash])["gas"], 16)
@@ -109,20 +110,27 @@ def bound(estimate: int) -> int:
     return math.ceil(estimate * GAS_MEMORY_SLACK)
 
 
-def test_a_remembered_cycle_is_re_validated_without_eth_estimate_gas_and_trades_to_the_wei(chain: Any) -> None:
+def test_a_cycle_is_re_validated_without_eth_estimate_gas_first_seen_or_remembered_and_trades_to_the_wei(
+    chain: Any,
+) -> None:
     cycle = Cycle(chain)
     runner = cycle.runner()
     predicted = cycle.predicted()
-    first = runner.submit(cycle.scored())
+    first = runner.submit(cycle.scored())  # first seen: bounded by the executor's modelled gas
     assert isinstance(first, Pending)
-    [(requests, replies)] = cycle.recording.simulations()
-    assert [m for m, _ in requests[:2]] == ["eth_call", "eth_estimateGas"]  # unknown: estimated
-    estimate = int(replies[1], 16)
-    assert cycle.tx_gas(first.tx_hash) == LIMITS.limit_for(estimate)
+    assert "eth_estimateGas" not in cycle.recording.methods()
+    [(requests, _)] = cycle.recording.simulations()  # one round trip
+    modelled = bound(gas_estimate(["v2", "v2"]))  # with the memory's slack: a call needs more than it uses
+    assert requests[0][1][0]["gas"] == hex(modelled)
+    assert cycle.tx_gas(first.tx_hash) == LIMITS.limit_for(modelled)
     settled = runner.settle(first)
     assert (settled.status, settled.realised_profit, first.simulated_profit) == ("success", predicted, predicted)
+    assert settled.gas_used is not None and settled.gas_used <= modelled
 
     plant_price_gap(cycle.rpc, cycle.dep, "WETH", "USDC", 3.0, dex="sushiswap")  # the gap again
+    estimate = settled.gas_used + 10_000  # as if the node had estimated it: remembered, it comes first
+    plant(runner, cycle.scored().opportunity.path_id, bound(estimate))
+    estimate = runner._gas[cycle.scored().opportunity.path_id][0]
     predicted = cycle.predicted()
     cycle.recording.clear()
     second = runner.submit(cycle.scored())
@@ -139,10 +147,18 @@ def test_a_remembered_cycle_is_re_validated_without_eth_estimate_gas_and_trades_
 
 def test_a_remembered_estimate_is_asked_again_once_it_is_old(chain: Any) -> None:
     """After ``GAS_MEMORY_TTL_S`` the cycle is estimated again (an estimate grown too high
-    would otherwise stay, and with it a stricter worst-case check than the cycle needs)."""
+    would otherwise stay, and with it a stricter worst-case check than the cycle needs);
+    with a gas model, it is bounded by the model again."""
     cycle = Cycle(chain)
     pid = cycle.scored().opportunity.path_id
-    runner = cycle.runner(mode="dry-run")
+    modelled = cycle.runner(mode="dry-run")
+    plant(modelled, pid, 2_000_000, age_s=GAS_MEMORY_TTL_S + 1)
+    result = modelled.submit(cycle.scored())
+    assert isinstance(result, ExecutionResult) and result.extra["gas_limit"] == LIMITS.limit_for(
+        bound(gas_estimate(["v2", "v2"])))
+    assert "eth_estimateGas" not in cycle.recording.methods()
+    cycle.recording.clear()
+    runner = cycle.runner(mode="dry-run", modelled_gas=None)
     plant(runner, pid, 2_000_000, age_s=GAS_MEMORY_TTL_S - 5)  # high, and still fresh: used
     fresh = runner.submit(cycle.scored())
     assert isinstance(fresh, ExecutionResult) and fresh.extra["gas_limit"] == LIMITS.limit_for(
@@ -165,7 +181,7 @@ def test_a_remembered_estimate_too_low_asks_the_node_again_whatever_the_call_fai
     figure; the next re-validation is bounded by it."""
     cycle = Cycle(chain)
     pid = cycle.scored().opportunity.path_id
-    probe = cycle.runner(mode="dry-run")
+    probe = cycle.runner(mode="dry-run", modelled_gas=None)
     probe.submit(cycle.scored())
     [(requests, replies)] = cycle.recording.simulations()
     call, estimate = requests[0][1][0], int(replies[1], 16)
@@ -181,6 +197,8 @@ def test_a_remembered_estimate_too_low_asks_the_node_again_whatever_the_call_fai
     for shape, call_gas in shapes.items():
         runner = cycle.runner(mode="dry-run")
         plant(runner, pid, call_gas)  # too low for this cycle
+        if shape == "UniswapV2: TRANSFER_FAILED":  # a model too low for it: the same
+            runner = cycle.runner(mode="dry-run", modelled_gas=lambda kinds, g=int(call_gas / GAS_MEMORY_SLACK): g)
         cycle.recording.clear()
         result = runner.submit(cycle.scored())
         assert isinstance(result, ExecutionResult), result
@@ -234,7 +252,10 @@ def test_a_batch_re_validated_ahead_bounds_remembered_cycles_and_asks_again_for_
     def read(addresses: list[str]) -> Mapping[str, PoolState]:
         return {a: states[a] for a in addresses}
 
-    runner = ExecutionRunner(rpc=recording, executor=STAND_IN_EXECUTOR, mode="dry-run", pools=read, chain_id=31337)
+    # the stand-in spends a few thousand gas: a model that prices its cycles so would bound them by far
+    # less than the ArbExecutor's; here none, as a cycle of an unknown hop kind (the node estimates)
+    runner = ExecutionRunner(rpc=recording, executor=STAND_IN_EXECUTOR, mode="dry-run", pools=read, chain_id=31337,
+                             modelled_gas=None)
     runner.ahead_ttl_s = 60.0  # this test's pace is not the point
     batch = [stand_in_scored("cycle-a", (pools[0], pools[1])), stand_in_scored("cycle-b", (pools[2], pools[3]))]
 
@@ -265,6 +286,53 @@ def test_a_batch_re_validated_ahead_bounds_remembered_cycles_and_asks_again_for_
                                                         LIMITS.limit_for(estimates["cycle-b"])]
 
 
+def test_a_batch_re_validated_ahead_bounds_first_seen_cycles_by_the_model_and_asks_again_for_one_short(
+    stand_in_node: RpcClient,
+) -> None:
+    """First-seen cycles: one round trip, each call bounded by the modelled gas, no estimate.
+    A model short for one cycle: its call is asked again, unbounded and estimated, in a second
+    round trip of the re-validation ahead (not by its submit), and the estimate remembered."""
+    pools = ["0x" + f"{i:02x}" * 20 for i in range(0x51, 0x55)]
+    states = {s.address: s for s in two_price_pools(pools, STAND_IN_USDC, STAND_IN_WETH)}
+    recording = Recording(stand_in_node.url)
+
+    def read(addresses: list[str]) -> Mapping[str, PoolState]:
+        return {a: states[a] for a in addresses}
+
+    runner = ExecutionRunner(rpc=recording, executor=STAND_IN_EXECUTOR, mode="dry-run", pools=read, chain_id=31337,
+                             modelled_gas=lambda kinds: 90_910)  # bounds by 100,001 gas
+    runner.ahead_ttl_s = 60.0  # this test's pace is not the point
+    batch = [stand_in_scored("cycle-a", (pools[0], pools[1])), stand_in_scored("cycle-b", (pools[2], pools[3]))]
+
+    def decide() -> tuple[list[ExecutionResult], int]:
+        """The results, and the round trips the submits made themselves."""
+        recording.clear()
+        assert runner.revalidate_ahead(batch) == 2
+        before = len(recording.sent)
+        results = [runner.submit(s) for s in batch]
+        assert all(isinstance(r, ExecutionResult) and r.status == "simulated" for r in results), results
+        return results, len(recording.sent) - before  # type: ignore[return-value]
+
+    results, own = decide()
+    [(ahead, _)] = recording.simulations()
+    assert own == 0 and "eth_estimateGas" not in recording.methods()
+    assert [r[1][0]["gas"] for r in ahead[:2]] == [hex(bound(90_910))] * 2
+    assert [r.extra["gas_limit"] for r in results] == [LIMITS.limit_for(bound(90_910))] * 2
+    assert not runner._gas  # nothing estimated, nothing remembered
+
+    plant(runner, "cycle-a", 90_000)  # remembered: it comes before the model
+    runner.modelled_gas = lambda kinds: 9_000  # cannot even pay the intrinsic gas
+    results, own = decide()
+    [(ahead, _), (again, replies)] = recording.simulations()
+    assert own == 0
+    assert [r[1][0]["gas"] for r in ahead[:2]] == [hex(bound(runner._gas["cycle-a"][0])), hex(bound(9_000))]
+    assert [m for m, _ in again[:3]] == ["eth_call", "eth_estimateGas", "eth_blockNumber"]  # cycle-b alone
+    estimate = int(replies[1], 16)
+    assert runner._gas["cycle-b"][0] == estimate  # remembered: the next call is bounded by it
+    assert [r.extra["gas_limit"] for r in results] == [LIMITS.limit_for(bound(runner._gas["cycle-a"][0])),
+                                                        LIMITS.limit_for(estimate)]
+
+
 def test_an_estimate_learned_by_one_execute_process_serves_the_others(stand_in_node: RpcClient, hot: Any) -> None:
     """Two runners (two execute processes) on one hot state: what one estimated, the other
     bounds its call by without asking the node; another executor's cycles are its own."""
@@ -276,7 +344,8 @@ def test_an_estimate_learned_by_one_execute_process_serves_the_others(stand_in_n
 
     def runner(executor: str = STAND_IN_EXECUTOR) -> tuple[ExecutionRunner, Recording]:
         recording = Recording(stand_in_node.url)
-        made = ExecutionRunner(rpc=recording, executor=executor, mode="dry-run", pools=read, chain_id=31337, hot=hot)
+        made = ExecutionRunner(rpc=recording, executor=executor, mode="dry-run", pools=read, chain_id=31337, hot=hot,
+                               modelled_gas=None)
         made.ahead_ttl_s = 60.0  # this test's pace is not the point
         return made, recording
 
