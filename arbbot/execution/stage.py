@@ -55,6 +55,9 @@ class Journal(TxJournal, Protocol):
     def decided(self, result: ExecutionResult) -> None:
         """Keep the decision latency of a ``sent`` result (its outcome comes later)."""
 
+    def finished_all(self, results: Sequence[ExecutionResult]) -> None:
+        """``finished`` of each of ``results`` (a batch's outcomes, none ``sent``), in one go."""
+
 
 Runners = Callable[[int], ExecutionRunner]  # chain id -> that chain's runner
 
@@ -92,8 +95,7 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
             result = _execute_one(s, runners, journal)
         (sent if result.status == "sent" else unsent).append(result)
         results.append(result)
-    for r in unsent:
-        journal.finished(r)
+    journal.finished_all(unsent)
     for r in sent:
         try:
             journal.decided(r)

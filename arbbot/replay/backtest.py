@@ -252,6 +252,9 @@ class MemoryJournal:
     def finished(self, result: ExecutionResult) -> None:
         self.results.append(result)
 
+    def finished_all(self, results: Sequence[ExecutionResult]) -> None:
+        self.results.extend(results)
+
     def _no_tx(self, *args: Any, **kwargs: Any) -> Any:
         raise ArbbotError("a backtest runs in paper mode: no transaction is signed or sent")
 

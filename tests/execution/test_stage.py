@@ -267,6 +267,66 @@ def test_claims_and_unsent_outcomes_do_not_wait_for_the_disk_sent_ones_do() -> N
         **attempt)))
 
 
+def test_a_batch_of_outcomes_is_recorded_as_each_would_be_alone_unsigned_ones_together() -> None:
+    """``DbJournal.finished_all`` leaves every row as ``finished`` of each would: the
+    unsigned ones (dropped, simulated) in one transaction that does not wait for the disk, a
+    pipelined UPDATE per set of fields; a paper trade priced from its claimed row, an outcome
+    never claimed and a failed one (durable) as before."""
+    from django.db import connection
+    from django.forms.models import model_to_dict
+    from django.test.utils import CaptureQueriesContext
+
+    from arbbot.types import ExecutionResult
+    from webapp.core.models import Execution
+    from webapp.core.services import DbJournal
+
+    journal = DbJournal()
+    attempt = dict(chain_id=31337, profit_token=WETH, amount_in=10**18, predicted_profit=4 * 10**15)
+
+    def outcomes(block: int) -> list[ExecutionResult]:
+        def made(path_id: str, status: str, reason: str, **kw: Any) -> ExecutionResult:
+            return ExecutionResult(status=status, reason=reason, block_number=block, path_id=path_id, **attempt, **kw)
+
+        return [
+            made("sim", "simulated", "dry-run: simulated profit 9", extra={
+                "mode": "dry-run", "final_amount_in": 10**18 - 5, "final_predicted_profit": 3 * 10**15,
+                "decision_latency_s": 0.0123}),
+            made("drop", "dropped", "re-validation reverted: BadHop", extra={"mode": "dry-run"}),
+            made("bare", "dropped", "decision was skip: overlaps"),
+            made("paper", "simulated", "paper trade", realised_profit=2 * 10**15,
+                 extra={"mode": "paper", "native_price": (3, 2)}),
+            made("paper-row", "simulated", "paper trade", realised_profit=10**15, extra={"mode": "paper"}),
+            made("failed", "failed", "send failed: nonce too low", extra={"mode": "live"}),
+            made("unclaimed", "dropped", "stale"),
+        ]
+
+    def claim(block: int) -> None:
+        journal.claim_all([scored(p, (POOLS[0], POOLS[1]), block_number=block)
+                           for p in ("sim", "drop", "bare", "paper", "paper-row", "failed")])
+
+    alone, together = 8, 9
+    claim(alone)
+    for r in outcomes(alone):
+        journal.finished(r)
+    claim(together)
+    with CaptureQueriesContext(connection) as queries:
+        journal.finished_all(outcomes(together))
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert sum("synchronous_commit TO OFF" in q for q in sql) >= 1
+    assert sum(q.startswith("UPDATE") and "WHERE chain_id = " in q for q in sql) <= 3  # one per set of fields
+
+    def rows(block: int) -> dict[str, dict[str, Any]]:
+        return {e.path_id: {k: v for k, v in model_to_dict(e).items() if k not in ("id", "created_at", "block_number")}
+                for e in Execution.objects.filter(block_number=block)}
+
+    expected, got = rows(alone), rows(together)
+    assert set(expected) == {"sim", "drop", "bare", "paper", "paper-row", "failed", "unclaimed"}
+    assert got == expected
+    assert int(got["paper"]["realised_profit_native"]) == 3 * 10**15  # at the price the execute stage read
+    assert got["sim"]["decision_latency_ms"] == pytest.approx(12.3)
+    assert int(got["sim"]["final_amount_in"]) == 10**18 - 5
+
+
 def test_one_failing_item_is_recorded_failed_and_the_batch_goes_on(
     node: RpcClient, signer: LocalSigner, runner: ExecutionRunner
 ) -> None:

@@ -851,23 +851,7 @@ def execution_finish(result: ExecutionResult, *, durable: bool = True) -> Execut
         chain_id=result.chain_id,
         block_number=result.block_number,
         path_id=result.path_id,
-        defaults={
-            "created_at": timezone.now(),
-            "status": result.status,
-            "mode": str(result.extra.get("mode", ""))[:8],
-            **{k: Decimal(int(result.extra[k])) for k in ("final_amount_in", "final_predicted_profit") if k in result.extra},
-            "tx_hash": result.tx_hash or "",
-            "gas_used": result.gas_used,
-            "gas_price_wei": Decimal(result.gas_price_wei),
-            "mined_block": result.mined_block,
-            "profit_token": result.profit_token,
-            "amount_in": Decimal(result.amount_in),
-            "predicted_profit": Decimal(result.predicted_profit),
-            "realised_profit": Decimal(result.realised_profit),
-            "reason": result.reason[:300],
-            **_decision_latency(result),
-            **({} if known is _FROM_ROW else {"realised_profit_native": known}),
-        },
+        defaults={**_outcome_fields(result), **({} if known is _FROM_ROW else {"realised_profit_native": known})},
     )
     if known is _FROM_ROW:
         native = _realised_native_from_row(result.realised_profit, row)
@@ -875,6 +859,72 @@ def execution_finish(result: ExecutionResult, *, durable: bool = True) -> Execut
             row.realised_profit_native = native
             row.save(update_fields=["realised_profit_native"])
     return row
+
+
+def _outcome_fields(result: ExecutionResult) -> dict[str, Any]:
+    """The fields an outcome sets on its claimed row (but the realised native value)."""
+    return {
+        "created_at": timezone.now(),
+        "status": result.status,
+        "mode": str(result.extra.get("mode", ""))[:8],
+        **{k: Decimal(int(result.extra[k])) for k in ("final_amount_in", "final_predicted_profit") if k in result.extra},
+        "tx_hash": result.tx_hash or "",
+        "gas_used": result.gas_used,
+        "gas_price_wei": Decimal(result.gas_price_wei),
+        "mined_block": result.mined_block,
+        "profit_token": result.profit_token,
+        "amount_in": Decimal(result.amount_in),
+        "predicted_profit": Decimal(result.predicted_profit),
+        "realised_profit": Decimal(result.realised_profit),
+        "reason": result.reason[:300],
+        **_decision_latency(result),
+    }
+
+
+def signed_nothing(result: ExecutionResult) -> bool:
+    """Whether ``result`` is of an attempt that signed nothing (dropped or simulated, no
+    transaction): its outcome's commit need not wait for the disk."""
+    return result.status in ("dropped", "simulated") and not result.tx_hash
+
+
+def executions_finish_unsigned(results: Sequence[ExecutionResult]) -> None:
+    """``execution_finish(r, durable=False)`` of each of ``results`` (``signed_nothing``: the
+    execute stage's dropped and simulated) in one transaction whose commit does not wait for
+    the disk: one pipelined ``UPDATE`` per set of fields (psycopg's ``executemany``) instead
+    of a read, an update and a commit per row (~1.5 ms each, 0.3 s for a block's 200). A
+    result whose realised profit needs its claimed row's price, or whose row was never
+    claimed, goes through ``execution_finish``."""
+    if not results:
+        return
+    if any(not signed_nothing(r) for r in results):
+        raise ValueError("only the outcomes of attempts that signed nothing are finished together")
+    from django.db import connection
+
+    with transaction.atomic():
+        _commit_without_flush()
+        groups: dict[tuple[str, ...], list[tuple[dict[str, Any], ExecutionResult]]] = {}
+        one_by_one = []
+        for r in results:
+            known = _realised_native_of(r)
+            if known is _FROM_ROW:
+                one_by_one.append(r)
+                continue
+            fields = {**_outcome_fields(r), "realised_profit_native": known}
+            groups.setdefault(tuple(fields), []).append((fields, r))
+        meta = Execution._meta
+        for names, items in groups.items():
+            columns = [meta.get_field(n) for n in names]
+            sql = (f"UPDATE {meta.db_table} SET " + ", ".join(f"{c.column} = %s" for c in columns)
+                   + " WHERE chain_id = %s AND block_number = %s AND path_id = %s")
+            rows = [[*(c.get_db_prep_save(f[c.name], connection) for c in columns), r.chain_id, r.block_number,
+                     r.path_id] for f, r in items]
+            with connection.cursor() as cursor:
+                cursor.executemany(sql, rows)
+                updated = cursor.rowcount
+            if updated != len(items):  # a row never claimed: each made or updated in turn
+                one_by_one.extend(r for _, r in items)
+        for r in one_by_one:
+            execution_finish(r, durable=False)
 
 
 _FROM_ROW = object()  # the realised profit's native value needs the claimed row's prices
@@ -1010,7 +1060,13 @@ class DbJournal:
 
     def finished(self, result: ExecutionResult) -> None:
         # dropped and simulated attempts signed nothing: their commit need not wait for the disk
-        execution_finish(result, durable=result.status not in ("dropped", "simulated") or bool(result.tx_hash))
+        execution_finish(result, durable=not signed_nothing(result))
+
+    def finished_all(self, results: Sequence[ExecutionResult]) -> None:
+        executions_finish_unsigned([r for r in results if signed_nothing(r)])
+        for r in results:
+            if not signed_nothing(r):
+                execution_finish(r)
 
     def decided(self, result: ExecutionResult) -> None:
         execution_decided(result)
