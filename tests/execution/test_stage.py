@@ -267,6 +267,32 @@ def test_claims_and_unsent_outcomes_do_not_wait_for_the_disk_sent_ones_do() -> N
         **attempt)))
 
 
+def test_a_batch_claim_writes_the_rows_one_claim_would_and_claims_each_cycle_once() -> None:
+    """``claim_all`` (one raw insert) leaves the rows ``execution_claim`` (the ORM) would;
+    one claimed before, and a cycle named twice after its first, are not claimed."""
+    from django.forms.models import model_to_dict
+
+    from webapp.core.models import Execution
+    from webapp.core.services import DbJournal, execution_claim
+
+    def batch(block: int) -> list[Any]:
+        made = [scored(f"cycle-{i}", (POOLS[i % 6], POOLS[(i + 1) % 6]), block_number=block) for i in range(5)]
+        return [*made, scored("cycle-1", (POOLS[0], POOLS[1]), block_number=block)]  # named twice
+
+    for s in batch(11)[:5]:
+        assert execution_claim(s) is not None
+    before = batch(12)
+    assert execution_claim(before[3]) is not None  # claimed before the batch came
+    assert DbJournal().claim_all(before) == [True, True, True, False, True, False]
+    assert DbJournal().claim_all(before) == [False] * 6  # a second delivery claims nothing
+
+    def rows(block: int) -> dict[str, dict[str, Any]]:
+        return {e.path_id: {k: v for k, v in model_to_dict(e).items() if k not in ("id", "created_at", "block_number")}
+                for e in Execution.objects.filter(block_number=block)}
+
+    assert rows(12) == rows(11) and len(rows(12)) == 5
+
+
 def test_a_batch_of_outcomes_is_recorded_as_each_would_be_alone_unsigned_ones_together() -> None:
     """``DbJournal.finished_all`` leaves every row as ``finished`` of each would: the
     unsigned ones (dropped, simulated) in one transaction that does not wait for the disk, a
