@@ -1,20 +1,38 @@
-"""The ml stage's recent outcomes on the real database (``selectors.ml_outcomes_in``): the
-same cycle recorded under two block hashes counts once whichever way it is read."""
+"""The ml stage's recent outcomes on the real database: the window kept block by block
+(``arbbot.scoring.history.OutcomeWindow`` over ``selectors.ml_outcomes_in``, as
+``workers.runtime.outcome_history`` keeps it) equals a fresh ``OutcomeHistory`` over
+``selectors.ml_outcomes`` at every block, bit for bit, as the chain goes on: executions
+claimed and made final blocks later (within the margin; later than it, once the sweep has
+passed), blocks leaving the window, a block asked twice, blocks asked backwards; the same
+cycle recorded under two block hashes counts once whichever way it is read; a read that
+fails fails the stage and changes nothing."""
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import replace
+from typing import Iterator
 
 import pytest
 
+from arbbot.scoring.features import LAG_BLOCKS, WINDOW_BLOCKS, OutcomeHistory, columns
+from arbbot.scoring.history import MARGIN_BLOCKS, SWEEP_S, OutcomeWindow
 from arbbot.scoring.synthetic import GAS, GAS_PRICE, WETH, make_opp
 from arbbot.types import ExecutionResult, ScoredOpportunity
 from webapp.core import selectors, services
-from webapp.core.models import Chain
+from webapp.core.models import Chain, Execution
+from workers import runtime
 
 CHAIN = 31337
 POOLS = ["0x" + random.Random(7).randbytes(20).hex() for _ in range(12)]
+
+
+@pytest.fixture(autouse=True)
+def fresh_runtime() -> Iterator[None]:
+    runtime.reset()
+    yield
+    runtime.reset()
 
 
 @pytest.fixture
@@ -57,6 +75,98 @@ class Fleet:
                     reason="stale: the cycle no longer pays on re-validation (ProfitTooLow)" if status == "dropped"
                     else "", profit_token=WETH, amount_in=o.amount_in, extra={"mode": "live"},
                 ))
+
+
+def fresh(block: int) -> OutcomeHistory:
+    return OutcomeHistory(selectors.ml_outcomes(CHAIN, block))
+
+
+def same(kept: OutcomeHistory, want: OutcomeHistory) -> bool:
+    """The same counts, and the same tables for a batch naming every pool and path."""
+    if kept.pool != want.pool or kept.path != want.path:
+        return False
+    paths = sorted(want.path) or ["none"]
+    opps = [replace(make_opp(1, 0, 1, 10**16), path_id=paths[i % len(paths)],
+                    pools=(POOLS[i % len(POOLS)], POOLS[(i + 1) % len(POOLS)])) for i in range(len(paths))]
+    c = columns(opps)
+    return all((a == b).all() for a, b in zip(kept.tables(c), want.tables(c)))
+
+
+def window(now: list[float]) -> OutcomeWindow:
+    return OutcomeWindow(functools.partial(selectors.ml_outcomes_in, CHAIN), clock=lambda: now[0])
+
+
+@pytest.mark.django_db
+def test_the_window_equals_a_fresh_read_at_every_block_as_the_chain_goes(chain: Chain) -> None:
+    fleet = Fleet(seed=3)
+    first = 1000
+    for b in range(first, first + 200):
+        fleet.block(b)
+        fleet.finish(b)
+    now = [0.0]
+    kept = window(now)
+    head = first + 199
+    # forward a block or two at a time, once the same block twice, twice a few blocks back,
+    # then well past the first blocks (they leave the window); finals land up to the
+    # margin after they start to count
+    steps = [1, 2, 1, 0, 1, 2, -3, 1, 1, 2, -1, 2] * 14 + [1] * 60
+    block = head
+    for step in steps:
+        if block + step > head:
+            for b in range(head + 1, block + step + 1):
+                fleet.block(b, delays=(0, 1, LAG_BLOCKS, LAG_BLOCKS + MARGIN_BLOCKS // 2, LAG_BLOCKS + MARGIN_BLOCKS))
+                fleet.finish(b)
+            head = block + step
+        block += step
+        now[0] += 0.3
+        want = fresh(block)
+        assert same(kept.at(block), want), (block, kept.last_read)
+    assert block - WINDOW_BLOCKS > first + 50, "the first blocks left the window"
+    assert Execution.objects.filter(status="pending").exists(), "some not final yet at the last block"
+    assert len(want.path) > 20 and any(s[4] > 1 for s in want.pool.values())
+
+
+@pytest.mark.django_db
+def test_an_outcome_made_final_after_the_margin_counts_once_the_sweep_has_passed(chain: Chain) -> None:
+    fleet = Fleet(seed=4)
+    for b in range(1000, 1200):
+        fleet.block(b, delays=(0, 60))  # some made final 60 blocks later: past the margin
+        fleet.finish(b)
+    now = [0.0]
+    kept = window(now)
+    kept.at(1200)
+    for b in range(1200, 1270):
+        fleet.block(b)
+        fleet.finish(b)
+        now[0] += 0.2
+        kept.at(b + 1)
+    assert not same(kept.at(1270), fresh(1270)), "the late ones are not in the margin's blocks"
+    now[0] += SWEEP_S
+    assert same(kept.at(1270), fresh(1270))
+
+
+@pytest.mark.django_db
+def test_the_ml_stage_keeps_its_history_block_by_block_and_fails_closed(
+    chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = Fleet(seed=5)
+    for b in range(1000, 1320):
+        fleet.block(b, delays=(0, 2, 5))
+        fleet.finish(b)
+    monkeypatch.setattr(runtime.histories, "ttl", 3600.0)  # the blocks alone decide
+    assert same(runtime.outcome_history(CHAIN, 1300), fresh(1300))
+    kept = runtime._windows[CHAIN]
+    assert kept.last_read == ((1300 - WINDOW_BLOCKS, 1300 - LAG_BLOCKS),), "the first read: all of the window"
+    assert same(runtime.outcome_history(CHAIN, 1302), fresh(1302))
+    assert kept.as_of == 1302 and sum(z - a + 1 for a, z in kept.last_read) < 20, \
+        ("the new blocks, the margin, a few of the sweep", kept.last_read)
+    assert runtime.outcome_history(CHAIN, 1303) is runtime.outcome_history(CHAIN, 1302), "1302's fits 1303"
+    monkeypatch.setattr(selectors, "_rows", lambda *a: (_ for _ in ()).throw(ConnectionError("database down")))
+    with pytest.raises(ConnectionError):
+        runtime.outcome_history(CHAIN, 1304)
+    monkeypatch.undo()
+    runtime.histories.ttl = 3600.0
+    assert same(runtime.outcome_history(CHAIN, 1304), fresh(1304)), "read again, right, once it can be"
 
 
 @pytest.mark.django_db
