@@ -1,7 +1,8 @@
 """Per-process resources the tasks share: the Redis client, the tracer (``start_tracing``),
-and per chain the hot state, the scanner, the path engine and the execution runner. Built on first use from the
+and per chain the hot state, the scanner, the path engine, the execution runner and the ml
+stage's window of recent outcomes (``outcome_history``). Built on first use from the
 database configuration and kept for the life of the worker process (a Scanner or a
-PathEngine is expensive to build and cheap to keep up to date)."""
+PathEngine is expensive to build and cheap to keep up to date, the window cheap to move)."""
 
 from __future__ import annotations
 
@@ -180,17 +181,22 @@ def exclusions(chain_id: int) -> dict[str, str]:
     return exclusions_kept.get(chain_id)
 
 
-#: The recent outcomes the ml stage's features count are read again at most this often per
-#: chain, or when the batches' block has moved ``LAG_BLOCKS`` on (or back): one query per
-#: block or two at most, not one per batch, whatever the batch rate.
+#: The recent outcomes the ml stage's features count are brought up to date at most this
+#: often per chain, or when the batches' block has moved ``LAG_BLOCKS`` on (or back): one
+#: move of the window per block or two at most, not one per batch, whatever the batch rate.
 HISTORY_TTL_S = 1.0
+
+_windows: dict[int, Any] = {}  # chain id -> its OutcomeWindow
 
 
 def _read_history(chain_id: int, block: int) -> Any:
-    from arbbot.scoring.features import OutcomeHistory
-    from webapp.core import selectors
+    window = _windows.get(chain_id)
+    if window is None:
+        from arbbot.scoring.history import OutcomeWindow
+        from webapp.core import selectors
 
-    return OutcomeHistory(selectors.ml_outcomes(chain_id, block))
+        window = _windows.setdefault(chain_id, OutcomeWindow(functools.partial(selectors.ml_outcomes_in, chain_id)))
+    return window.at(block)
 
 
 def _history_fits(held_block: int, block: int) -> bool:
@@ -203,9 +209,13 @@ histories = kept.PerKey("outcome history", _read_history, HISTORY_TTL_S, _histor
 
 
 def outcome_history(chain_id: int, block: int) -> Any:
-    """The chain's ``OutcomeHistory`` for a batch at ``block``: the outcomes
-    (``selectors.ml_outcomes``) as of the block they were last read for, read again after
-    ``HISTORY_TTL_S`` or once the block is ``LAG_BLOCKS`` past that one or before it."""
+    """The chain's ``OutcomeHistory`` for a batch at ``block``: its recent outcomes as of
+    the block they were last brought up to date for, a snapshot of the chain's
+    ``OutcomeWindow`` (``arbbot.scoring.history``), moved again after ``HISTORY_TTL_S`` (by
+    the refresher, off the task's way) or once the block is ``LAG_BLOCKS`` past that one or
+    before it. A move reads only the blocks the window lacks, a margin of recent ones and a
+    few of its sweep (``selectors.ml_outcomes_in``), not the whole window; a read that fails
+    raises here (the ml stage fails closed) and leaves the window as it was."""
     return histories.get(chain_id, block)
 
 
@@ -454,6 +464,7 @@ def reset() -> None:
         fn.cache_clear()
     for values in (strategies, exclusions_kept, pool_filters, histories, modes, guards, champion_ref):
         values.forget()
+    _windows.clear()
 
 
 def _read_champion_ref(_: Any) -> Any:

@@ -1,10 +1,11 @@
 """The feature function: values from what is known at decision time, one batch the same
 as its rows one by one, and the recent outcomes of a cycle's pools and path counted only
-inside their window."""
+inside their window, the success shares exactly."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from fractions import Fraction
 
 import numpy as np
 
@@ -76,6 +77,23 @@ def test_the_share_of_the_predicted_profit_that_successes_realised() -> None:
     assert f(X, 1, "pool_profit_share") == 1.0
     assert profit_share(5, 10) == 0.5 and profit_share(-50, 10) == -1 and profit_share(7, 0) == 1.0
     assert 500 - LAG_BLOCKS == 498
+
+
+def test_the_share_sum_is_exact_and_independent_of_the_order() -> None:
+    """Ten successes of 0.1 realise 1.0, not the 0.9999999999999999 of adding them as floats
+    in turn; any order gives the same sum."""
+    tenths = [Outcome(500, f"p{i}", (pool(1),), "success", 0.1) for i in range(10)]
+    assert sum(o.share for o in tenths) != 1.0
+    h = OutcomeHistory(tenths, as_of=600)
+    c = columns([make_opp(600, 1, 2, 10**16)])
+    assert h.tables(c)[0][1, 5] == 1.0
+    rng = np.random.default_rng(1)
+    shares = rng.uniform(-1, 2, 500).tolist()
+    outs = [Outcome(500, f"p{i}", (pool(1),), "success", s) for i, s in enumerate(shares)]
+    want = float(sum(map(Fraction, shares)))
+    for _ in range(3):
+        outs = [outs[i] for i in rng.permutation(len(outs))]
+        assert OutcomeHistory(outs, as_of=600).tables(c)[0][1, 5] == want
 
 
 def test_a_batch_equals_its_rows_one_by_one_and_survives_recording() -> None:

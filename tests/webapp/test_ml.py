@@ -249,9 +249,10 @@ def test_training_on_paper_labels_is_built_from_the_backtested_recording(
 
 @pytest.mark.django_db
 def test_the_outcomes_are_read_once_per_two_blocks_not_per_batch(chain: Chain) -> None:
-    """The ml stage reads the recent outcomes (one join) when the batches' block has moved
-    two blocks on, or back, or after ``HISTORY_TTL_S``; batches between reuse them. A
-    10-minute soak slowed the stage 4x reading them for every batch."""
+    """The ml stage reads the recent outcomes (moves its window: one read of the blocks it
+    lacks, tests/webapp/test_ml_history.py) when the batches' block has moved two blocks
+    on, or back, or after ``HISTORY_TTL_S``; batches between reuse them. A 10-minute soak
+    slowed the stage 4x reading them for every batch."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -262,7 +263,7 @@ def test_the_outcomes_are_read_once_per_two_blocks_not_per_batch(chain: Chain) -
         with CaptureQueriesContext(connection) as ctx:
             history = runtime.outcome_history(CHAIN, block)
         assert history.pool  # the recorded outcomes are in it
-        return sum("JOIN" in q["sql"] and Execution._meta.db_table in q["sql"] for q in ctx.captured_queries)
+        return sum(f"FROM {Execution._meta.db_table} " in q["sql"] for q in ctx.captured_queries)
 
     ttl = runtime.histories.ttl
     try:
