@@ -202,6 +202,11 @@ def main() -> int:
     ap.add_argument("--blocks-per-s", type=float, default=4.5, help="the block rate the window's clock follows")
     ap.add_argument("--seed", type=int, default=3)
     args = ap.parse_args()
+    for flag, least in (("per_block", 1), ("others", 0), ("moves", 1), ("step", 1)):
+        if getattr(args, flag) < least:
+            ap.error(f"--{flag.replace('_', '-')} must be at least {least}, got {getattr(args, flag)}")
+    if not args.blocks_per_s > 0:
+        ap.error(f"--blocks-per-s must be above 0, got {args.blocks_per_s}")
     load_start = os.getloadavg()
 
     from arbbot.scoring.features import LAG_BLOCKS, SHARE_ONE, WINDOW_BLOCKS, OutcomeHistory, columns
