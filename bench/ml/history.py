@@ -41,6 +41,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from bench.scratch_db import ScratchDb
+
 
 def _main_outcomes(chain_id: int, as_of_block: int) -> list[Any]:
     """``selectors.ml_outcomes`` as on main before this change (2ea20ce), verbatim but for
@@ -100,25 +102,6 @@ class _MainHistory:
             t[1] += failed
 
 
-class _ScratchDb:
-    """A database of its own (created, migrated, dropped)."""
-
-    def __enter__(self) -> _ScratchDb:
-        os.environ.setdefault("ARBBOT_DEVNET", "1")
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
-        os.environ["ARBBOT_TEST_DATABASE_NAME"] = f"arbbot_bench_history_{os.getpid()}"
-        import django
-
-        django.setup()
-        from django.db import connection
-
-        self.connection = connection
-        self.old_name = connection.settings_dict["NAME"]
-        connection.creation.create_test_db(verbosity=0, autoclobber=True)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.connection.creation.destroy_test_db(self.old_name, verbosity=0)
 
 
 CHAIN = 31337
@@ -216,7 +199,7 @@ def main() -> int:
     first = 1_000
     start = first + WINDOW_BLOCKS  # the first move's window is full
     blocks = [start + i * args.step for i in range(args.moves)]
-    with _ScratchDb():
+    with ScratchDb("arbbot_bench_history"):
         from webapp.core import selectors
 
         _, fill_s, _ = _timed(lambda: _fill(first, blocks[-1] - LAG_BLOCKS, args.per_block, args.others, args.seed))

@@ -57,6 +57,7 @@ from arbbot.hotstate import HotState  # noqa: E402
 from arbbot.paths import PathEngine  # noqa: E402
 from arbbot.types import PoolState, V2PoolState  # noqa: E402
 from bench.paths.synth import BASES, WETH, build_market, perturb  # noqa: E402
+from bench.scratch_db import ScratchDb  # noqa: E402
 
 os.environ.setdefault("ARBBOT_DEVNET", "1")  # a devnet of its own: the development SECRET_KEY is allowed
 
@@ -106,24 +107,6 @@ def p95(xs: list[float]) -> float:
 # --------------------------------------------------------------------------- database
 
 
-class ScratchDb:
-    """A database of its own (created, migrated, dropped), so the bench's 100k rows never
-    touch anyone's data."""
-
-    def __enter__(self) -> ScratchDb:
-        os.environ["ARBBOT_TEST_DATABASE_NAME"] = f"arbbot_bench_scale_{os.getpid()}"
-        import django
-
-        django.setup()
-        from django.db import connection
-
-        self.connection = connection
-        self.old_name = connection.settings_dict["NAME"]
-        connection.creation.create_test_db(verbosity=0, autoclobber=True)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.connection.creation.destroy_test_db(self.old_name, verbosity=0)
 
 
 def chain_apply(chain_id: int, rpc_url: str, multicall: str, weth: str, dexes: list[dict[str, Any]]) -> None:
@@ -425,7 +408,7 @@ def _db(on: bool) -> Iterator[None]:
     if not on:
         yield
         return
-    with ScratchDb():
+    with ScratchDb("arbbot_bench_scale"):
         yield
 
 
