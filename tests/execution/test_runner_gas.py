@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from arbbot.chain.rpc import RpcClient
 from arbbot.devnet.scenarios import plant_price_gap, v2_state
@@ -103,6 +103,14 @@ def plant(runner: ExecutionRunner, path_id: str, gas: int, age_s: float = 0.0) -
     """Make ``runner`` remember an estimate whose call is bounded by ``gas`` (to a few gas),
     learned ``age_s`` ago."""
     runner._gas[path_id] = (int(gas / GAS_MEMORY_SLACK), time.monotonic() - age_s)
+
+
+def stand_in_pools(first: int) -> tuple[list[str], Callable[[list[str]], Mapping[str, PoolState]]]:
+    """Four USDC/WETH pools from address byte ``first`` (two paying cycles over them on the
+    stand-in node) and their hot-state read."""
+    pools = ["0x" + f"{i:02x}" * 20 for i in range(first, first + 4)]
+    states = {s.address: s for s in two_price_pools(pools, STAND_IN_USDC, STAND_IN_WETH)}
+    return pools, lambda addresses: {a: states[a] for a in addresses}
 
 
 def bound(estimate: int) -> int:
@@ -245,12 +253,8 @@ def test_a_real_revert_of_a_remembered_cycle_is_still_a_drop_with_the_same_reaso
 def test_a_batch_re_validated_ahead_bounds_remembered_cycles_and_asks_again_for_one_short(
     stand_in_node: RpcClient,
 ) -> None:
-    pools = ["0x" + f"{i:02x}" * 20 for i in range(0x31, 0x35)]
-    states = {s.address: s for s in two_price_pools(pools, STAND_IN_USDC, STAND_IN_WETH)}
+    pools, read = stand_in_pools(0x31)
     recording = Recording(stand_in_node.url)
-
-    def read(addresses: list[str]) -> Mapping[str, PoolState]:
-        return {a: states[a] for a in addresses}
 
     # the stand-in spends a few thousand gas: a model that prices its cycles so would bound them by far
     # less than the ArbExecutor's; here none, as a cycle of an unknown hop kind (the node estimates)
@@ -292,12 +296,8 @@ def test_a_batch_re_validated_ahead_bounds_first_seen_cycles_by_the_model_and_as
     """First-seen cycles: one round trip, each call bounded by the modelled gas, no estimate.
     A model short for one cycle: its call is asked again, unbounded and estimated, in a second
     round trip of the re-validation ahead (not by its submit), and the estimate remembered."""
-    pools = ["0x" + f"{i:02x}" * 20 for i in range(0x51, 0x55)]
-    states = {s.address: s for s in two_price_pools(pools, STAND_IN_USDC, STAND_IN_WETH)}
+    pools, read = stand_in_pools(0x51)
     recording = Recording(stand_in_node.url)
-
-    def read(addresses: list[str]) -> Mapping[str, PoolState]:
-        return {a: states[a] for a in addresses}
 
     runner = ExecutionRunner(rpc=recording, executor=STAND_IN_EXECUTOR, mode="dry-run", pools=read, chain_id=31337,
                              modelled_gas=lambda kinds: 90_910)  # bounds by 100,001 gas
@@ -336,11 +336,7 @@ def test_a_batch_re_validated_ahead_bounds_first_seen_cycles_by_the_model_and_as
 def test_an_estimate_learned_by_one_execute_process_serves_the_others(stand_in_node: RpcClient, hot: Any) -> None:
     """Two runners (two execute processes) on one hot state: what one estimated, the other
     bounds its call by without asking the node; another executor's cycles are its own."""
-    pools = ["0x" + f"{i:02x}" * 20 for i in range(0x41, 0x45)]
-    states = {s.address: s for s in two_price_pools(pools, STAND_IN_USDC, STAND_IN_WETH)}
-
-    def read(addresses: list[str]) -> Mapping[str, PoolState]:
-        return {a: states[a] for a in addresses}
+    pools, read = stand_in_pools(0x41)
 
     def runner(executor: str = STAND_IN_EXECUTOR) -> tuple[ExecutionRunner, Recording]:
         recording = Recording(stand_in_node.url)
