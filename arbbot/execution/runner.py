@@ -293,11 +293,9 @@ class ExecutionRunner:
         answers = self._round_trip(calls, shared_requests)
         if answers is None:
             return 0
-        short = [k for k, (known, replies) in enumerate(answers)
-                 if known is not None and isinstance(replies[0], RpcError) and _maybe_short_of_gas(replies[0])]
-        if short:  # the bound may have been short: those again, unbounded and estimated, in one round trip
-            for k in short:
-                self._log_short(calls[k][0], answers[k][0] or 0, answers[k][1][0])
+        short = [k for k, ((opp, *_), (known, replies)) in enumerate(zip(calls, answers))
+                 if self._short_of_gas(opp, known, replies)]
+        if short:  # those again, unbounded and estimated, in one round trip
             again = self._round_trip([(o, c, p, None) for o, c, p, _ in (calls[k] for k in short)], shared_requests)
             for k, answer in zip(short, again or []):
                 answers[k] = answer
@@ -363,8 +361,14 @@ class ExecutionRunner:
                 return None
         return None if known is None else min(known, self.limits.max_gas)
 
-    def _log_short(self, opp: Opportunity, known: int, failed: RpcError) -> None:
+    def _short_of_gas(self, opp: Opportunity, known: int | None, replies: Sequence[Any]) -> bool:
+        """Whether the cycle's call, bounded by ``known`` gas, failed in a way that may be for
+        want of it (``_maybe_short_of_gas``): it is to be asked again, unbounded (logged)."""
+        failed = replies[0]
+        if known is None or not isinstance(failed, RpcError) or not _maybe_short_of_gas(failed):
+            return False
         log.info("re-validation of %s bounded by %d gas failed (%s): estimated again", opp.path_id, known, failed)
+        return True
 
     def _remembered_gas(self, opp: Opportunity) -> int | None:
         """The gas to bound the cycle's call by: its remembered estimate times
@@ -501,8 +505,7 @@ class ExecutionRunner:
                 replies = self.rpc.batch([*_simulation(call, known), *shared], raise_errors=False)
                 if known is None:
                     self._learn(opp, replies[1])
-            if known is not None and isinstance(replies[0], RpcError) and _maybe_short_of_gas(replies[0]):
-                self._log_short(opp, known, replies[0])  # the bound may be short on this state
+            if self._short_of_gas(opp, known, replies):  # the bound may be short on this state
                 known = None
                 replies = self.rpc.batch([*_simulation(call), *shared], raise_errors=False)
                 self._learn(opp, replies[1])
