@@ -417,14 +417,18 @@ def test_follow_command_names_a_bad_websocket_url_or_interval_with_exit_code_2(p
     assert "key123" not in r.stderr  # a URL's path may hold an API key
     r = arbbot("follow", "--chain", "1", "--poll-interval", "0", prefix=prefix)
     assert r.returncode == 2 and "--poll-interval" in r.stderr
+    r = arbbot("follow", "--chain", "1", "--scan", "elsewhere", prefix=prefix)
+    assert r.returncode == 2 and "--scan" in r.stderr and "inline" in r.stderr
+    r = arbbot("follow", "--chain", "1", prefix=prefix, env={"ARBBOT_FOLLOW_SCAN": "sideways"})
+    assert r.returncode == 2 and "ARBBOT_FOLLOW_SCAN: 'sideways'" in r.stderr
     r = arbbot("follow", "--help", prefix=prefix)
-    assert r.returncode == 0 and "--ws" in r.stdout
+    assert r.returncode == 0 and "--ws" in r.stdout and "--scan" in r.stdout
 
 
 @pytest.mark.django_db(transaction=True)
 def test_follow_command_runs_as_its_own_process(chain_anvil: Anvil, scan_queue: ScanQueue) -> None:
-    """``manage.py arbbot follow`` as the manifests run it: announces each block to the
-    scan queue, and SIGTERM stops it and frees the lease at once (beat's tick resumes)."""
+    """``manage.py arbbot follow --scan queue`` as its own process: announces each block to
+    the scan queue, and SIGTERM stops it and frees the lease at once (beat's tick resumes)."""
     import signal
     import subprocess
     import sys
@@ -439,7 +443,8 @@ def test_follow_command_runs_as_its_own_process(chain_anvil: Anvil, scan_queue: 
     env = {**os.environ, "ARBBOT_DATABASE_NAME": connection.settings_dict["NAME"],
            "ARBBOT_WS_URLS": f"ws://127.0.0.1:{chain_anvil.port}", "PYTHONUNBUFFERED": "1"}
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    proc = subprocess.Popen([sys.executable, "manage.py", "arbbot", "follow", "--chain", str(chain_id)], cwd=root,
+    proc = subprocess.Popen([sys.executable, "manage.py", "arbbot", "follow", "--chain", str(chain_id),
+                             "--scan", "queue"], cwd=root,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     hot = runtime.hotstate(chain_id)
     try:
@@ -457,6 +462,119 @@ def test_follow_command_runs_as_its_own_process(chain_anvil: Anvil, scan_queue: 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        hot.clear()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_follower_scans_each_block_itself(chain_anvil: Anvil) -> None:
+    """``InlineScan`` in this process with the real scan body, Redis lock and path queue: a
+    head handed to it is scanned on its thread and its delta carries the head's arrival; a
+    head whose block is still locked by another scan is tried again until the lock is gone,
+    and a newer head that arrives meanwhile joins that scan (one delta a block, in order)."""
+    from webapp.core import services
+    from workers import runtime
+    from workers.follow_scan import InlineScan
+
+    dev = DevChain(RpcClient(chain_anvil.url, timeout_s=30))
+    mc = dev.deploy_multicall()
+    factory, tokens = build_v2_market(dev, n_tokens=3, n_pairs=2)
+    chain_id = dev.rpc.chain_id()
+    services.chain_register_deployment({
+        "chain_id": chain_id, "name": "inline", "rpc_url": dev.rpc.url, "multicall3": mc, "weth": tokens[0],
+        "dexes": [{"name": "uni", "kind": "v2", "factory": factory}],
+    })
+    runtime.reset()
+    hot = runtime.hotstate(chain_id)
+    hot.clear()
+    paths = PathQueue(chain_id)
+    inline = InlineScan(chain_id).start()
+
+    def head(n: int, arrived: float) -> Head:
+        return Head(number=n, hash="0x" + "00" * 32, parent_hash="0x" + "00" * 32, arrived_at=arrived, first=n)
+
+    try:
+        inline(head(dev.rpc.block_number(), time.time()))
+        assert paths.next_delta().reorg is False  # the first scan: the full snapshot
+        pair = next(iter(dev.pairs.values()))
+        dev.send_many(dev.random_swap_txs(pair))
+        n = dev.rpc.block_number()
+        arrived = time.time() - 5  # as if seen 5 s ago; the heads below 4 and 3 s ago
+        inline(head(n, arrived))
+        d = paths.next_delta()
+        assert (d.block_number, d.observed_at) == (n, arrived) and pair.address in {s.address for s in d.states}
+
+        wait_until(lambda: inline.stats.scanned == 2, "the scan to end (its lock released)")
+        with hot.scanning(ttl_s=30) as got:  # another scan holds the lock, started before n + 1
+            assert got
+            dev.send_many(dev.random_swap_txs(pair))
+            inline(head(n + 1, arrived + 1))
+            wait_until(lambda: inline.stats.retried >= 2, "the scan of a locked block to be tried again")
+            dev.send_many(dev.random_swap_txs(pair))
+            inline(head(n + 2, arrived + 2))  # joins the waiting scan
+        got_blocks = [paths.next_delta(), paths.next_delta()]
+        assert [x.block_number for x in got_blocks] == [n + 1, n + 2]
+        assert got_blocks[0].observed_at == arrived + 1  # (which heads join: tests/webapp/test_follow_scan.py)
+        assert inline.stats.queued == 0 and not inline.stats.failed
+    finally:
+        inline.stop()
+        paths.close()
+        hot.clear()
+        runtime.reset()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_follow_command_scans_inline_by_default(chain_anvil: Anvil) -> None:
+    """``manage.py arbbot follow`` with no ``--scan``: the follower's process scans each new
+    block and publishes its delta to the path queue with no scan worker running; on
+    SIGTERM it reports what it scanned."""
+    import signal
+    import subprocess
+    import sys
+
+    from django.db import connection
+
+    from webapp.core import services
+    from workers import runtime
+
+    dev = DevChain(RpcClient(chain_anvil.url, timeout_s=30))
+    mc = dev.deploy_multicall()
+    factory, tokens = build_v2_market(dev, n_tokens=3, n_pairs=2)
+    chain_id = dev.rpc.chain_id()
+    services.chain_register_deployment({
+        "chain_id": chain_id, "name": "follow-inline", "rpc_url": dev.rpc.url, "multicall3": mc,
+        "weth": tokens[0], "dexes": [{"name": "uni", "kind": "v2", "factory": factory}],
+    })
+    hot = runtime.hotstate(chain_id)
+    hot.clear()
+    paths = PathQueue(chain_id)
+    env = {**os.environ, "ARBBOT_DATABASE_NAME": connection.settings_dict["NAME"],
+           "ARBBOT_WS_URLS": f"ws://127.0.0.1:{chain_anvil.port}", "PYTHONUNBUFFERED": "1"}
+    env.pop("ARBBOT_FOLLOW_SCAN", None)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.Popen([sys.executable, "manage.py", "arbbot", "follow", "--chain", str(chain_id)], cwd=root,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first = paths.next_delta(30)  # the first scan's snapshot
+        pair = next(iter(dev.pairs.values()))
+        for _ in range(3):
+            before = time.time()
+            dev.send_many(dev.random_swap_txs(pair))
+            n = dev.rpc.block_number()
+            d = paths.next_delta()
+            while d.block_number < n:  # blocks mined by send_many before the last
+                d = paths.next_delta()
+            assert d.block_number == n and before <= d.observed_at <= time.time()
+            assert pair.address in {s.address for s in d.states}
+        assert first.block_number < n
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=TIMEOUT_S)
+        assert proc.returncode == 0, output
+        assert "each block scanned here" in output and "0 to the scan queue" in output, output
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        paths.close()
         hot.clear()
 
 

@@ -14,8 +14,8 @@ from arbbot.hotstate import Fleet
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def arbbot(*args: str, prefix: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ARBBOT_REDIS_PREFIX": prefix}
+def arbbot(*args: str, prefix: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ARBBOT_REDIS_PREFIX": prefix, **(env or {})}
     return subprocess.run(
         [sys.executable, "manage.py", "arbbot", *args], cwd=ROOT, env=env, capture_output=True, text=True,
         timeout=60,

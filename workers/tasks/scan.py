@@ -1,6 +1,8 @@
-"""scan queue: the collector. The block follower (``manage.py arbbot follow``) sends
-``scan_chain`` the moment a block arrives (``announce``); beat's ``tick`` sends it once a
-second only for a chain whose follower lease nobody holds (the fallback). ``scan_chain``
+"""scan queue: the collector. The block follower (``manage.py arbbot follow``) scans each
+block the moment it arrives, in its own process (``workers.follow_scan``, running
+``scan_blocks``), and sends ``scan_chain`` (``announce``) when that fails or with
+``--scan queue``; beat's ``tick`` sends it once a second only for a chain whose follower
+lease nobody holds (the fallback). ``scan_chain``
 polls one chain under a Redis lock (never two scans of a chain at once), and publishes each
 new block's ``PoolDelta`` to the path queue once (``claim_block``: several scan workers,
 or a follower's announcement and a fallback tick, never double-publish a block).
@@ -63,7 +65,7 @@ def announce(chain_id: int, head: Head) -> None:
 def scan_chain(
     self: Any, chain_id: int, block: int | None = None, first: int | None = None, arrived_at: float | None = None
 ) -> int:
-    published = scan_once(chain_id, block, first, arrived_at)
+    published = _scan_in_task(chain_id, block, first, arrived_at)
     if published is None:  # the announced block is not scanned yet
         if self.request.retries < RETRIES:
             raise self.retry(countdown=RETRY_S, max_retries=RETRIES)
@@ -73,10 +75,10 @@ def scan_chain(
     return published
 
 
-@rejects_malformed
-def scan_once(chain_id: int, block: int | None, first: int | None, arrived_at: float | None) -> int | None:
+def scan_blocks(chain_id: int, block: int | None, first: int | None, arrived_at: float | None) -> int | None:
     """One scan; the number of blocks published, or None when an announced block is
-    still not scanned (lock held elsewhere, or the node behind): retry."""
+    still not scanned (lock held elsewhere, or the node behind): retry. The task's body, and
+    what the follower runs in its own process (``workers.follow_scan``)."""
     chain_id = uint(chain_id, bits=64)
     announced = None
     if block is not None:
@@ -112,3 +114,6 @@ def scan_once(chain_id: int, block: int | None, first: int | None, arrived_at: f
         if announced is not None and (scanner.last_block is None or scanner.last_block < announced[1]):
             return None  # this node has not got the block the follower saw yet
     return published
+
+
+_scan_in_task = rejects_malformed(scan_blocks)  # in a task: bad input dead-lettered, outages retried

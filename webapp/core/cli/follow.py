@@ -1,7 +1,8 @@
 """``arbbot follow --chain ID``: the chain's block follower, a long-running process (one per
-chain, like beat). Each new block is announced to the scan queue the moment it arrives
-(``arbbot.chain.follower.Follower`` -> ``workers.tasks.scan.announce``), stamped with its
-arrival time; beat's once-a-second tick stays as the fallback while no follower holds the
+chain, like beat). Each new block is scanned the moment it arrives, stamped with its arrival
+time: by default in this process (``--scan inline``: ``arbbot.chain.follower.Follower`` ->
+``workers.follow_scan.InlineScan``, which hands a block to the scan queue when its scan fails
+here), or by a scan worker (``--scan queue``: -> ``workers.tasks.scan.announce``); beat's once-a-second tick stays as the fallback while no follower holds the
 chain's lease (``HotState.follower_lock``). A second follower of the same chain waits as a
 standby and takes over within the lease's TTL if the first dies.
 
@@ -20,6 +21,8 @@ from typing import Any, Callable
 
 from webapp.core.cli import CliError
 
+SCAN_WHERE = ("inline", "queue")
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("follow", help="follow a chain's new blocks and scan each at once (one per chain)")
@@ -28,6 +31,9 @@ def register(subparsers: Any) -> None:
                    help="newHeads WebSocket URL, several for failover (default: $ARBBOT_WS_URLS, comma-separated)")
     p.add_argument("--poll-interval", type=float, default=None, metavar="SECONDS",
                    help="head poll interval without WebSocket (default: $ARBBOT_FOLLOW_POLL_INTERVAL or 0.1)")
+    p.add_argument("--scan", choices=SCAN_WHERE, default=None,
+                   help="where each block is scanned: in this process (inline, one Celery hop sooner) or by a "
+                        "scan worker (queue) (default: $ARBBOT_FOLLOW_SCAN or inline)")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long (default: run until stopped)")
     p.set_defaults(handler=run)
 
@@ -55,6 +61,9 @@ def run(opts: dict[str, Any], out: Callable[[str], None]) -> int:
         raise CliError(f"--ws / ARBBOT_WS_URLS: {exc}", code=2) from None
     if not 0 < poll <= 60:
         raise CliError(f"--poll-interval / ARBBOT_FOLLOW_POLL_INTERVAL: {poll:g} is not within (0, 60] seconds", code=2)
+    where = opts["scan"] or os.environ.get("ARBBOT_FOLLOW_SCAN", "").strip() or "inline"
+    if where not in SCAN_WHERE:
+        raise CliError(f"ARBBOT_FOLLOW_SCAN: {where!r} is not one of {', '.join(SCAN_WHERE)}", code=2)
 
     from webapp.core.models import Chain
 
@@ -68,16 +77,23 @@ def run(opts: dict[str, Any], out: Callable[[str], None]) -> int:
     if not http_urls:
         raise CliError(f"--chain {chain_id}: no RPC URL configured", code=2)
 
-    # the fleet's side: the Celery app and the scan task the follower sends
+    # the fleet's side: the scan task's body (inline) or the scan task (queue)
     from workers import runtime
     from workers.tasks import scan
 
     settings = get_settings()
     runtime.start_tracing("arbbot-follower")  # each block's trace starts at its arrival here
     hot = runtime.hotstate(chain_id)
+    inline = None
+    if where == "inline":
+        from workers import kept
+        from workers.follow_scan import InlineScan
+
+        kept.start_refresher()  # the pool filter the scanner asks for, read off the block's way
+        inline = InlineScan(chain_id).start()
     follower = Follower(
         RpcClient(http_urls, timeout_s=2.0, retries=0, breaker_cooldown_s=1.0),
-        lambda head: scan.announce(chain_id, head),
+        inline or (lambda head: scan.announce(chain_id, head)),
         chain_id=chain_id,
         ws_urls=ws_urls,
         poll_interval_s=poll,
@@ -97,12 +113,21 @@ def run(opts: dict[str, Any], out: Callable[[str], None]) -> int:
         timer.start()
     via = ", ".join(endpoint_label(u) for u in ws_urls) or "no WebSocket"
     out(f"following chain {chain_id}: newHeads via {via}; HTTP poll every {poll:g}s "
-        f"{'as fallback' if ws_urls else 'always'}")
-    follower.run(stop)
+        f"{'as fallback' if ws_urls else 'always'}; each block scanned "
+        f"{'here (the scan queue if that fails)' if inline else 'by a scan worker'}")
+    try:
+        follower.run(stop)
+    finally:
+        if inline is not None:
+            inline.stop()
     s = follower.stats
     tracing.flush()
     out(f"stopped: {s.announced} heads announced ({s.by_source}), {s.gap_blocks} gap blocks, "
         f"{s.reorgs} reorgs, {s.ws_failures} WebSocket failures")
+    if inline is not None:
+        i = inline.stats
+        out(f"scanned here: {i.scanned} heads, {i.retried} retries, {i.gave_up} left to the next scan, "
+            f"{i.queued} to the scan queue" + (f", failures {i.failed}" if i.failed else ""))
     return 0
 
 

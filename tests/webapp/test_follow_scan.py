@@ -1,0 +1,162 @@
+"""``workers.follow_scan.InlineScan``'s own rules, with a scan and a queue of the test's own
+behind its two callables: which heads join one scan, when a block is tried again, when it
+goes to the scan queue. The real scan body and queues: tests/chain/test_follower.py."""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from arbbot.chain.follower import Head
+from workers.follow_scan import InlineScan
+
+TIMEOUT_S = 10.0
+
+
+def head(n: int, arrived: float, first: int | None = None) -> Head:
+    return Head(number=n, hash=f"0x{n:064x}", parent_hash=f"0x{n - 1:064x}", arrived_at=arrived,
+                first=n if first is None else first)
+
+
+class Recorder:
+    """The scan: records each head it was asked for; ``answers`` (one per call, the last
+    repeated) say what it returns, an exception to raise; ``gate`` holds a call until set."""
+
+    def __init__(self, answers: list[object], gate: threading.Event | None = None) -> None:
+        self.answers = answers
+        self.gate = gate
+        self.calls: list[Head] = []
+        self.called = threading.Condition()
+        self.queued: list[Head] = []
+
+    def scan(self, h: Head) -> int | None:
+        with self.called:
+            self.calls.append(h)
+            self.called.notify_all()
+        if self.gate is not None:
+            assert self.gate.wait(TIMEOUT_S)
+        answer = self.answers[min(len(self.calls), len(self.answers)) - 1]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[return-value]
+
+    def wait_calls(self, n: int) -> None:
+        with self.called:
+            assert self.called.wait_for(lambda: len(self.calls) >= n, TIMEOUT_S), self.calls
+
+    def lane(self, **kw: object) -> InlineScan:
+        return InlineScan(1, scan=self.scan, to_queue=self.queued.append, **kw)  # type: ignore[arg-type]
+
+
+def wait_for(cond: Callable[[], bool]) -> None:
+    done = threading.Event()
+    for _ in range(int(TIMEOUT_S / 0.005)):
+        if cond():
+            return
+        done.wait(0.005)
+    raise AssertionError("timed out")
+
+
+def test_heads_arriving_during_a_scan_join_the_next_one() -> None:
+    gate = threading.Event()
+    r = Recorder([1], gate)
+    lane = r.lane().start()
+    try:
+        lane(head(10, 100.0))
+        r.wait_calls(1)
+        lane(head(11, 101.0))
+        lane(head(13, 103.0, first=12))  # a gap: 12..13
+        gate.set()
+        r.wait_calls(2)
+        wait_for(lambda: lane.stats.scanned == 2)
+        assert [(h.first, h.number, h.arrived_at) for h in r.calls] == [(10, 10, 100.0), (11, 13, 101.0)]
+    finally:
+        lane.stop()
+    assert r.queued == [] and lane.stats.retried == 0
+
+
+def test_a_block_not_scanned_yet_is_tried_again_and_a_newer_head_joins_the_wait() -> None:
+    r = Recorder([None, None, None, 2])
+    lane = r.lane(retry_s=0.05).start()
+    try:
+        lane(head(20, 200.0))
+        r.wait_calls(2)
+        lane(head(21, 201.0))
+        r.wait_calls(4)
+        wait_for(lambda: lane.stats.scanned == 1)
+        assert [h.number for h in r.calls[:2]] == [20, 20]
+        assert (r.calls[-1].first, r.calls[-1].number, r.calls[-1].arrived_at) == (20, 21, 200.0)
+        assert lane.stats.retried == 3 and len(r.calls) == 4
+    finally:
+        lane.stop()
+    assert r.queued == []
+
+
+def test_a_block_never_scanned_is_left_to_the_next_scan() -> None:
+    r = Recorder([None])
+    lane = r.lane(retry_s=0.001, retries=3).start()
+    try:
+        lane(head(30, 300.0))
+        wait_for(lambda: lane.stats.gave_up == 1)
+        assert len(r.calls) == 4 and lane.stats.retried == 3
+    finally:
+        lane.stop()
+    assert r.queued == []  # not queued: the queued task would give up the same way
+
+
+def test_a_scan_that_fails_here_goes_to_the_scan_queue_and_the_next_head_is_scanned_here() -> None:
+    r = Recorder([ConnectionError("redis down"), 1])
+    lane = r.lane().start()
+    try:
+        lane(head(40, 400.0))
+        wait_for(lambda: len(r.queued) == 1)
+        assert r.queued[0].number == 40 and lane.stats.failed == {"ConnectionError": 1}
+        lane(head(41, 401.0))
+        wait_for(lambda: lane.stats.scanned == 1)
+        assert [h.number for h in r.calls] == [40, 41]
+    finally:
+        lane.stop()
+    assert len(r.queued) == 1
+
+
+def test_a_queue_that_fails_too_is_logged_not_raised() -> None:
+    r = Recorder([RuntimeError("no node")])
+
+    def broken(_: Head) -> None:
+        raise ConnectionError("no broker")
+
+    lane = InlineScan(1, scan=r.scan, to_queue=broken).start()
+    try:
+        lane(head(45, 450.0))
+        r.wait_calls(1)
+        lane(head(46, 460.0))  # the lane goes on
+        r.wait_calls(2)
+        wait_for(lambda: lane.stats.failed.get("RuntimeError") == 2)
+    finally:
+        lane.stop()
+    assert lane.stats.queued == 0
+
+
+def test_a_head_waiting_at_stop_goes_to_the_scan_queue() -> None:
+    gate = threading.Event()
+    r = Recorder([1], gate)
+    lane = r.lane().start()
+    lane(head(50, 500.0))
+    r.wait_calls(1)
+    lane(head(51, 501.0))  # waits behind the scan under way
+    stopper = threading.Thread(target=lane.stop)
+    stopper.start()
+    gate.set()
+    stopper.join(TIMEOUT_S)
+    assert not stopper.is_alive()
+    assert [h.number for h in r.calls] == [50]
+    assert [(h.first, h.number) for h in r.queued] == [(51, 51)]
+
+
+def test_a_head_in_a_retry_wait_at_stop_goes_to_the_scan_queue() -> None:
+    r = Recorder([None])
+    lane = r.lane(retry_s=0.01).start()
+    lane(head(60, 600.0))
+    r.wait_calls(2)
+    lane.stop()
+    assert [h.number for h in r.queued] == [60] and lane.stats.gave_up == 0

@@ -1,0 +1,179 @@
+"""The follower's own scan: each block the follower announces is scanned in the follower's
+process, on one thread, instead of first crossing the scan queue to a scan worker.
+
+Owns when a followed block is scanned here and when it goes to the scan queue instead.
+A Celery hop costs 3.5-5 ms on the way from a block's arrival to the execute decision
+(``bench/latency/README.md``); the follower already holds the head the moment it arrives,
+so it runs the scan task's body (``workers.tasks.scan.scan_blocks``) itself, under the same
+Redis scan lock and block claim as any scan worker. Nothing else changes: the deltas go to
+the path queue as a scan worker's do, a scan worker (beat's fallback tick, a queued
+announcement) may scan the chain between two of these, and the scanner adopts whatever
+another process wrote (``Scanner._sync_from_store``).
+
+- ``InlineScan(chain_id)`` is the follower's ``on_head``: it never blocks the follower's
+  loop (that loop also renews the lease and the heartbeat). The newest head waits in one
+  slot; a head arriving while a scan runs merges into it (``first`` the lowest, ``arrived_at``
+  the earliest), so one scan covers both, as ``Scanner.poll`` processes every block since
+  its cursor.
+- A block not scanned yet (the lock held by a scan that started before it arrived, or the
+  scan's node a few ms behind the follower's) is tried again every ``RETRY_S`` for about
+  2 s, as the queued task retries, and sooner if a newer head arrives.
+- A scan that raises (Redis, PostgreSQL or the node gone) hands its head to the scan queue
+  (``workers.tasks.scan.announce``), whose task retries through outages and dead-letters
+  what never works: nothing is lost that the queue would have kept. A head still waiting
+  when the follower stops goes to the queue as well.
+
+``arbbot follow --scan queue`` keeps the queue for every block (a follower too small to
+hold the chain's pools, for one).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+from arbbot import obs
+from arbbot.chain.follower import Head
+from workers.stage import BATCHES, DURATION, ERRORS
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 0.02  # as the queued scan task: the lock holder is mid-scan, or the node lags
+RETRIES = 100  # ~2 s; after that the next block's scan (or beat's tick) covers this one
+
+
+@dataclass
+class Stats:
+    scanned: int = 0  # heads whose scan ran here to the end
+    retried: int = 0  # scans tried again (block not scanned yet)
+    gave_up: int = 0  # heads left to the next scan after RETRIES
+    queued: int = 0  # heads handed to the scan queue (a scan failed here, or at stop)
+    failed: dict[str, int] = field(default_factory=dict)  # exception name -> count
+
+
+def _merge(older: Head, newer: Head) -> Head:
+    return replace(newer, first=min(older.first, newer.first), arrived_at=min(older.arrived_at, newer.arrived_at),
+                   reorg=newer.reorg or older.reorg)
+
+
+class InlineScan:
+    """Scans announced heads on its own thread; ``scan(head)`` returns the blocks published
+    or None when the head's block is not scanned yet; ``to_queue(head)`` announces it to the
+    scan queue. Both default to the scan task's (``workers.tasks.scan``)."""
+
+    def __init__(self, chain_id: int, *, scan: Callable[[Head], int | None] | None = None,
+                 to_queue: Callable[[Head], None] | None = None, retry_s: float = RETRY_S,
+                 retries: int = RETRIES) -> None:
+        self.chain_id = chain_id
+        self._scan = scan or self._scan_here
+        self._to_queue = to_queue or self._announce
+        self.retry_s = retry_s
+        self.retries = retries
+        self.stats = Stats()
+        self._pending: Head | None = None
+        self._cv = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _scan_here(self, head: Head) -> int | None:
+        from workers.tasks import scan
+
+        with obs.scope("block arrived", chain=self.chain_id, block=head.number):  # the block's trace starts
+            return scan.scan_blocks(self.chain_id, head.number, head.first, head.arrived_at)
+
+    def _announce(self, head: Head) -> None:
+        from workers.tasks import scan
+
+        scan.announce(self.chain_id, head)
+
+    # ------------------------------------------------------------------ the follower's side
+
+    def __call__(self, head: Head) -> None:
+        """The follower's ``on_head``: never blocks, never raises."""
+        with self._cv:
+            self._pending = head if self._pending is None else _merge(self._pending, head)
+            self._cv.notify()
+
+    def start(self) -> InlineScan:
+        self._thread = threading.Thread(target=self._run, name=f"scan-{self.chain_id}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop after the scan under way; a head still waiting goes to the scan queue."""
+        self._stop.set()
+        with self._cv:
+            self._cv.notify()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        with self._cv:
+            head, self._pending = self._pending, None
+        if head is not None:
+            self._queue(head)
+
+    # ------------------------------------------------------------------ the scan thread
+
+    def _take(self, timeout_s: float | None) -> Head | None:
+        with self._cv:
+            if self._pending is None and not self._stop.is_set():
+                self._cv.wait(timeout_s)
+            head, self._pending = self._pending, None
+            return head
+
+    def _run(self) -> None:
+        from django.db import close_old_connections, connections
+
+        try:
+            while not self._stop.is_set():
+                head = self._take(None)
+                if head is None:
+                    continue
+                close_old_connections()  # as a Celery task starts: a broken connection is made again
+                self._scan_until_done(head)
+        finally:
+            connections.close_all()
+
+    def _scan_until_done(self, head: Head) -> None:
+        tries = 0
+        while True:
+            started = time.perf_counter()
+            BATCHES.labels(stage="scan").inc()
+            try:
+                got = self._scan(head)
+            except Exception as exc:
+                ERRORS.labels(stage="scan").inc()
+                name = type(exc).__name__
+                self.stats.failed[name] = self.stats.failed.get(name, 0) + 1
+                log.warning("chain %s: scanning block %d here failed (%s: %s); the scan queue takes it",
+                            self.chain_id, head.number, name, str(exc)[:200])
+                self._queue(head)
+                return
+            finally:
+                DURATION.labels(stage="scan").observe(time.perf_counter() - started)
+            if got is not None:
+                self.stats.scanned += 1
+                return
+            tries += 1
+            if tries > self.retries:
+                self.stats.gave_up += 1
+                log.info("chain %s: block %s still not scanned after %d retries; the next scan covers it",
+                         self.chain_id, head.number, self.retries)
+                return
+            self.stats.retried += 1
+            newer = self._take(self.retry_s)  # a newer head cuts the wait short and joins this scan
+            if newer is not None:
+                head = _merge(head, newer)
+            if self._stop.is_set():
+                self._queue(head)
+                return
+
+    def _queue(self, head: Head) -> None:
+        try:
+            self._to_queue(head)
+            self.stats.queued += 1
+        except Exception as exc:  # the broker too: the next head's scan covers this block
+            log.error("chain %s: block %d could not go to the scan queue either (%s: %s)",
+                      self.chain_id, head.number, type(exc).__name__, str(exc)[:200])
