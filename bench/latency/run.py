@@ -188,6 +188,9 @@ def main() -> int:
     ap.add_argument("--before", default=BEFORE_REF, metavar="REF",
                     help="the code to compare with in the same run (a git ref; 'none': skip): its fleet runs the "
                          f"first follower phase on the same devnet, database and broker (default {BEFORE_REF[:10]})")
+    ap.add_argument("--after-first", action="store_true",
+                    help="run this code's follower phase (and the baseline) before the other's: the second phase "
+                         "runs on a longer chain and a fuller database, so alternate the order between runs")
     ap.add_argument("--mode", default="dry-run", choices=("live", "paper", "dry-run"),
                     help="the chain's mode (dry-run: simulated, nothing signed, as bench-pipeline)")
     ap.add_argument("--execute-concurrency", type=int, default=2,
@@ -220,6 +223,8 @@ def main() -> int:
     if args.before.lower() != "none":
         sides.append(("before", export_tree(args.before, work / "before")))
     sides.append(("after", ROOT))
+    if args.after_first:
+        sides.reverse()
     windows: dict[str, tuple[float, float]] = {}
     fleet = Fleet(env, logs)
 
@@ -290,8 +295,8 @@ def main() -> int:
         sim = Fleet(env, logs)
         sim.start("simulator", [py, "manage.py", "devnet", "simulate", "--dir", str(work / "devnet")])
         try:
-            for i, (side, tree) in enumerate(sides):
-                run_side(side, tree, baseline=i == len(sides) - 1)
+            for side, tree in sides:
+                run_side(side, tree, baseline=side == "after")
         finally:
             sim.stop_all()
     finally:
@@ -307,7 +312,7 @@ def main() -> int:
 
     at = arrivals.at
     load = os.getloadavg()
-    out: dict[str, Any] = {"bench": "latency", "unit": "ms", "mode": args.mode,
+    out: dict[str, Any] = {"bench": "latency", "unit": "ms", "mode": args.mode, "order": [s for s, _ in sides],
                            "execute_concurrency": args.execute_concurrency, "before": args.before,
                            "load_avg_1_5_15": [round(x, 2) for x in load]}
     titles = {"startup": f"start-up (the first {STARTUP_BLOCKS} blocks with a decision, follower)",
