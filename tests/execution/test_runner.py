@@ -497,6 +497,6 @@ def test_the_daily_pnl_counts_every_tokens_realised_profit_in_native_minus_gas(l
     unpriced = dataclasses.replace(settled, path_id="cycle-x", profit_token=USDC, realised_profit=10**30)
     assert services.execution_finish(unpriced).realised_profit_native is None
     weth = dataclasses.replace(paper, path_id="cycle-w", status="success", profit_token=WETH, realised_profit=7,
-                               extra={"native_price": (1, 1)})
+                               tx_hash="0x" + "77" * 32, extra={"native_price": (1, 1)})  # a success has a tx
     services.execution_finish(weth)
     assert pnl_today_wei(31337, WETH) == PROFIT * 1000 - gas + 7 - gas  # cycle-x's tx hash paid gas too

@@ -14,6 +14,7 @@ from typing import Literal
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import Q
 
 from webapp.core.validators import validate_address, validate_http_urls, validate_rpc_urls, validate_ws_urls
 
@@ -318,7 +319,12 @@ class Execution(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["chain_id", "block_number", "path_id"], name="execution_once")
         ]
-        indexes = [models.Index(fields=["status", "created_at"])]
+        indexes = [
+            models.Index(fields=["status", "created_at"]),
+            # the daily PnL (``selectors.pnl_today_wei``, asked twice per live send) reads the
+            # day's sent executions only, not the far more numerous dropped and simulated ones
+            models.Index(fields=["chain_id", "created_at"], name="execution_sent_by_day", condition=~Q(tx_hash="")),
+        ]
 
 
 class Transaction(models.Model):

@@ -244,16 +244,20 @@ def pnl_today_wei(chain_id: int, weth: str) -> int:
     """Realised PnL since 00:00 UTC in native wei: the realised profit of every execution,
     whatever its token, converted to native when it was recorded (``realised_profit_native``;
     one with no price counts nothing, a row recorded before the conversion existed counts
-    its WETH profit only), minus the gas of every transaction sent (successful or reverted)."""
+    its WETH profit only), minus the gas of every transaction sent (successful or reverted).
+    Only executions that sent a transaction count (a success has one), so the query reads
+    those alone through their partial index (``execution_sent_by_day``): its cost follows the
+    day's sends, not the day's dropped and simulated decisions."""
     from django.db.models import F, Q
 
     start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     won = Q(status="success")
     # one query (the execute stage asks before and again inside the nonce lock, per send)
-    sums = Execution.objects.filter(chain_id=chain_id, created_at__gte=start).aggregate(
+    sent = Execution.objects.filter(chain_id=chain_id, created_at__gte=start).exclude(tx_hash="")
+    sums = sent.aggregate(
         native=Sum("realised_profit_native", filter=won),
         legacy=Sum("realised_profit", filter=won & Q(realised_profit_native__isnull=True, profit_token=weth.lower())),
-        gas=Sum(F("gas_used") * F("gas_price_wei"), filter=~Q(tx_hash="")),
+        gas=Sum(F("gas_used") * F("gas_price_wei")),
     )
     return int(sums["native"] or 0) + int(sums["legacy"] or 0) - int(sums["gas"] or 0)
 
