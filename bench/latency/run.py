@@ -188,6 +188,9 @@ def main() -> int:
     ap.add_argument("--before", default=BEFORE_REF, metavar="REF",
                     help="the code to compare with in the same run (a git ref; 'none': skip): its fleet runs the "
                          f"first follower phase on the same devnet, database and broker (default {BEFORE_REF[:10]})")
+    ap.add_argument("--before-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="an environment variable for the other code's processes only, e.g. "
+                         "ECC_BACKEND_CLASS=eth_keys.backends.NativeECCBackend for its missing coincurve (repeatable)")
     ap.add_argument("--after-first", action="store_true",
                     help="run this code's follower phase (and the baseline) before the other's: the second phase "
                          "runs on a longer chain and a fuller database, so alternate the order between runs")
@@ -200,6 +203,12 @@ def main() -> int:
                     help="run this queue's worker (this code's) under cProfile, solo pool (its tasks in the profiled "
                          "process); prints its top functions and keeps logs/after/QUEUE.prof (repeatable)")
     args = ap.parse_args()
+    before_env = {}
+    for item in args.before_env:
+        name, eq, value = item.partition("=")
+        if not eq or not name:
+            ap.error(f"--before-env {item!r}: expected NAME=VALUE")
+        before_env[name] = value
 
     from arbbot.devnet.anvil import free_port
 
@@ -239,7 +248,7 @@ def main() -> int:
         nonlocal fleet
         side_logs = logs / side
         side_logs.mkdir()
-        fleet = Fleet({**env, "PYTHONPATH": str(tree)}, side_logs, cwd=tree)
+        fleet = Fleet({**env, "PYTHONPATH": str(tree), **(before_env if side == "before" else {})}, side_logs, cwd=tree)
         try:
             for q in QUEUES:
                 pool = ["--pool", "prefork", "--concurrency", str(args.execute_concurrency if q == "execute" else 1)]
@@ -313,6 +322,7 @@ def main() -> int:
     at = arrivals.at
     load = os.getloadavg()
     out: dict[str, Any] = {"bench": "latency", "unit": "ms", "mode": args.mode, "order": [s for s, _ in sides],
+                           "before_env": before_env,
                            "execute_concurrency": args.execute_concurrency, "before": args.before,
                            "load_avg_1_5_15": [round(x, 2) for x in load]}
     titles = {"startup": f"start-up (the first {STARTUP_BLOCKS} blocks with a decision, follower)",
