@@ -68,13 +68,15 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
     journal).
 
     Only what a send needs is written on the way to the next decision (the claims, and a
-    live send's own journal entries, inside ``submit``). The outcomes of the ones not sent
-    (dropped, simulated, failed: nothing left the process) and the decision latency of the
-    sent ones are written after the batch; a worker that dies before that leaves the claims
-    ``pending`` with nothing signed, which ``reconcile`` finishes."""
+    live send's signed transaction, inside ``submit``, before its bytes leave). What is
+    written after the batch: the outcomes of the ones not sent (dropped, simulated, failed:
+    nothing left the process), and for each sent one that it was sent and its decision
+    latency. A worker that dies before that leaves the claims ``pending`` with nothing
+    signed, which ``reconcile`` finishes, and its sent transactions ``signed``, which
+    ``follow`` finds on the node once ``signed_grace_s`` has passed and marks ``sent``."""
     results = []
     unsent: list[ExecutionResult] = []  # written after the batch: no next decision waits on them
-    sent: list[ExecutionResult] = []
+    sent: list[tuple[ExecutionResult, Pending]] = []
     claimed = []
     # The re-validation (pools read, cycles re-sized, one round trip) runs while the batch is
     # claimed: a simulation signs and sends nothing, so it need not wait for the claim (a
@@ -92,11 +94,16 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
     for s in claimed:
         o = s.opportunity
         with obs.scope("execute.opportunity", chain=o.chain_id, block=o.block_number, path_id=o.path_id):
-            result = _execute_one(s, runners, journal)
-        (sent if result.status == "sent" else unsent).append(result)
+            result, pending = _execute_one(s, runners, journal)
+        if pending is None:
+            unsent.append(result)
+        else:
+            sent.append((result, pending))
         results.append(result)
+    for r, pending in sent:  # first: what is out on the chain
+        journal.tx_sent(pending.tx_hash, sent_block=pending.sent_block, submission=pending.submission)
     journal.finished_all(unsent)
-    for r in sent:
+    for r, _ in sent:
         try:
             journal.decided(r)
         except Exception:  # a measurement: never worth failing the batch over
@@ -104,17 +111,20 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
     return results
 
 
-def _execute_one(s: ScoredOpportunity, runners: Runners, journal: Journal) -> ExecutionResult:
-    """Submit one claimed opportunity: ``sent`` (its transaction journalled and marked sent
-    here), or its final result, which the caller records after the batch."""
+def _execute_one(
+    s: ScoredOpportunity, runners: Runners, journal: Journal
+) -> tuple[ExecutionResult, Pending | None]:
+    """Submit one claimed opportunity: ``sent`` with its ``Pending`` (its transaction in the
+    journal as signed; the caller marks it sent), or its final result, which the caller
+    records after the batch."""
     try:
         outcome = runners(s.opportunity.chain_id).submit(s, journal)
     except Exception as exc:
         log.exception("execution of %s failed", s.opportunity.key)
         outcome = ExecutionResult.failed(attempt_of(s.opportunity), _why(exc))
     decided = _decision(s, time.time())
+    pending = outcome if isinstance(outcome, Pending) else None
     if isinstance(outcome, Pending):
-        journal.tx_sent(outcome.tx_hash, sent_block=outcome.sent_block, submission=outcome.submission)
         result = ExecutionResult(status="sent", reason=f"sent, re-validated profit {outcome.simulated_profit}",
                                  tx_hash=outcome.tx_hash, extra={"mode": "live", **decided}, **outcome.attempt)
     else:
@@ -125,7 +135,7 @@ def _execute_one(s: ScoredOpportunity, runners: Runners, journal: Journal) -> Ex
         result.realised_profit, result.reason,
     )
     obs.note(status=result.status)
-    return result
+    return result, pending
 
 
 def _revalidate_ahead(batch: Sequence[ScoredOpportunity], runners: Runners) -> Callable[[], None]:

@@ -463,6 +463,39 @@ def test_a_worker_dead_right_after_sending_is_found_sent_and_settled(
     assert row.tx_hash not in hot.open_txs(signer.address)
 
 
+def test_a_batch_marks_its_sends_after_its_last_decision_and_a_death_there_loses_none(
+    node: RpcClient, signer: LocalSigner, runner: ExecutionRunner, hot: HotState
+) -> None:
+    """A decision does not wait for the one before it to be marked sent: both of a batch are
+    out before the first mark. A worker that dies at that mark leaves both ``signed``; the
+    follow pass finds both on the node and settles them."""
+    from webapp.core.models import Transaction
+    from webapp.core.services import DbJournal
+
+    marked: list[str] = []
+
+    class DiesMarkingSent(DbJournal):
+        def tx_sent(self, tx_hash: str, **kw: Any) -> None:
+            marked.append(tx_hash)
+            raise Died
+
+    batch = [scored("cycle-a", (POOLS[0], POOLS[1])), scored("cycle-b", (POOLS[2], POOLS[3]))]
+    node.call("evm_setAutomine", [False])
+    try:
+        with pytest.raises(Died):
+            stage.execute(batch, {31337: runner}.__getitem__, DiesMarkingSent())
+        assert len(marked) == 1 and int(node.call("txpool_status")["pending"], 16) == 2
+        rows = list(Transaction.objects.all())
+        assert len(rows) == 2 and {r.state for r in rows} == {"signed"}
+        assert set(hot.open_txs(signer.address)) == {r.tx_hash for r in rows}
+    finally:
+        node.call("evm_setAutomine", [True])
+    follow_until(runner, FollowPolicy(confirmations=1, signed_grace_s=0),
+                 lambda: status_of("cycle-a") == status_of("cycle-b") == "success", mine=True)
+    assert {t.state for t in Transaction.objects.all()} == {"confirmed"}
+    assert sent_count(node, signer) == 2
+
+
 def test_a_stuck_low_fee_transaction_is_replaced_and_the_replacement_confirmed(
     node: RpcClient, signer: LocalSigner, runner: ExecutionRunner
 ) -> None:
