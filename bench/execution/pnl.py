@@ -6,7 +6,8 @@ run on the same rows.
 The day's executions of a busy chain are mostly decisions that sent nothing (dropped,
 simulated); only the sent ones carry gas or a realised profit. The query before read every
 execution of the day for the chain (the ``created_at`` index) and filtered the sums; the
-query now reads the sent ones alone through their partial index (``execution_sent_by_day``).
+query now reads the sent ones alone through their partial index (``execution_sent_by_day``),
+in SQL written out (the ORM's aggregate cost 0.7 ms more than the query it sent).
 
 A scratch database of its own (``bench.scratch_db``): ``--unsent`` executions that sent
 nothing and ``--sent`` that did (success and reverted, with gas), today, on the chain, and as
