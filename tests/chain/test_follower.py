@@ -343,6 +343,22 @@ class PathQueue(ScanQueue):
             raise AssertionError(f"no PoolDelta of chain {self.chain_id} within {timeout_s}s") from None
 
 
+def registered_market(anvil: Anvil, name: str) -> tuple[DevChain, int]:
+    """A V2 market on ``anvil`` (Multicall3, a factory, 3 tokens, 2 pairs), registered as
+    chain ``name`` in the database; the dev chain and its id."""
+    from webapp.core import services
+
+    dev = DevChain(RpcClient(anvil.url, timeout_s=30))  # a chain id of its own: no stale hot state
+    mc = dev.deploy_multicall()
+    factory, tokens = build_v2_market(dev, n_tokens=3, n_pairs=2)
+    chain_id = dev.rpc.chain_id()
+    services.chain_register_deployment({
+        "chain_id": chain_id, "name": name, "rpc_url": dev.rpc.url, "multicall3": mc, "weth": tokens[0],
+        "dexes": [{"name": "uni", "kind": "v2", "factory": factory}],
+    })
+    return dev, chain_id
+
+
 @pytest.mark.django_db(transaction=True)
 def test_an_announced_scan_carries_the_arrival_and_publishes_a_block_once(chain_anvil: Anvil) -> None:
     """The scan task, called in-process as a worker would run it (its publish is real): the
@@ -351,18 +367,10 @@ def test_an_announced_scan_carries_the_arrival_and_publishes_a_block_once(chain_
     and its block not yet scanned, or a node without the block yet, asks to be retried."""
     from celery.exceptions import Retry
 
-    from webapp.core import services
     from workers import runtime
     from workers.tasks import scan
 
-    dev = DevChain(RpcClient(chain_anvil.url, timeout_s=30))  # a chain id of its own: no stale hot state
-    mc = dev.deploy_multicall()
-    factory, tokens = build_v2_market(dev, n_tokens=3, n_pairs=2)
-    chain_id = dev.rpc.chain_id()
-    services.chain_register_deployment({
-        "chain_id": chain_id, "name": "follow", "rpc_url": dev.rpc.url, "multicall3": mc, "weth": tokens[0],
-        "dexes": [{"name": "uni", "kind": "v2", "factory": factory}],
-    })
+    dev, chain_id = registered_market(chain_anvil, "follow")
     runtime.reset()
     hot = runtime.hotstate(chain_id)
     hot.clear()
@@ -471,18 +479,10 @@ def test_the_follower_scans_each_block_itself(chain_anvil: Anvil) -> None:
     head handed to it is scanned on its thread and its delta carries the head's arrival; a
     head whose block is still locked by another scan is tried again until the lock is gone,
     and a newer head that arrives meanwhile joins that scan (one delta a block, in order)."""
-    from webapp.core import services
     from workers import runtime
     from workers.follow_scan import InlineScan
 
-    dev = DevChain(RpcClient(chain_anvil.url, timeout_s=30))
-    mc = dev.deploy_multicall()
-    factory, tokens = build_v2_market(dev, n_tokens=3, n_pairs=2)
-    chain_id = dev.rpc.chain_id()
-    services.chain_register_deployment({
-        "chain_id": chain_id, "name": "inline", "rpc_url": dev.rpc.url, "multicall3": mc, "weth": tokens[0],
-        "dexes": [{"name": "uni", "kind": "v2", "factory": factory}],
-    })
+    dev, chain_id = registered_market(chain_anvil, "inline")
     runtime.reset()
     hot = runtime.hotstate(chain_id)
     hot.clear()
@@ -533,17 +533,9 @@ def test_follow_command_scans_inline_by_default(chain_anvil: Anvil) -> None:
 
     from django.db import connection
 
-    from webapp.core import services
     from workers import runtime
 
-    dev = DevChain(RpcClient(chain_anvil.url, timeout_s=30))
-    mc = dev.deploy_multicall()
-    factory, tokens = build_v2_market(dev, n_tokens=3, n_pairs=2)
-    chain_id = dev.rpc.chain_id()
-    services.chain_register_deployment({
-        "chain_id": chain_id, "name": "follow-inline", "rpc_url": dev.rpc.url, "multicall3": mc,
-        "weth": tokens[0], "dexes": [{"name": "uni", "kind": "v2", "factory": factory}],
-    })
+    dev, chain_id = registered_market(chain_anvil, "follow-inline")
     hot = runtime.hotstate(chain_id)
     hot.clear()
     paths = PathQueue(chain_id)
