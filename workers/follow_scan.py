@@ -38,11 +38,9 @@ from typing import Callable
 from arbbot import obs
 from arbbot.chain.follower import Head
 from workers.stage import BATCHES, DURATION, ERRORS
+from workers.tasks.scan import RETRIES, RETRY_S  # as the queued scan task retries
 
 log = logging.getLogger(__name__)
-
-RETRY_S = 0.02  # as the queued scan task: the lock holder is mid-scan, or the node lags
-RETRIES = 100  # ~2 s; after that the next block's scan (or beat's tick) covers this one
 
 
 @dataclass
@@ -92,7 +90,11 @@ class InlineScan:
     # ------------------------------------------------------------------ the follower's side
 
     def __call__(self, head: Head) -> None:
-        """The follower's ``on_head``: never blocks, never raises."""
+        """The follower's ``on_head``: never blocks, never raises. Should the scan thread be
+        gone, the scan queue takes every block."""
+        if self._thread is not None and not self._thread.is_alive() and not self._stop.is_set():
+            self._queue(head)
+            return
         with self._cv:
             self._pending = head if self._pending is None else _merge(self._pending, head)
             self._cv.notify()
@@ -131,8 +133,11 @@ class InlineScan:
                 head = self._take(None)
                 if head is None:
                     continue
-                close_old_connections()  # as a Celery task starts: a broken connection is made again
-                self._scan_until_done(head)
+                try:
+                    close_old_connections()  # as a Celery task starts: a broken connection is made again
+                    self._scan_until_done(head)
+                except Exception:  # never let the thread die: the next head is scanned as usual
+                    log.exception("chain %s: the follower's scan of block %d failed", self.chain_id, head.number)
         finally:
             connections.close_all()
 

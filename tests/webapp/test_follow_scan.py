@@ -160,3 +160,14 @@ def test_a_head_in_a_retry_wait_at_stop_goes_to_the_scan_queue() -> None:
     r.wait_calls(2)
     lane.stop()
     assert [h.number for h in r.queued] == [60] and lane.stats.gave_up == 0
+
+
+def test_with_its_scan_thread_gone_every_head_goes_to_the_scan_queue() -> None:
+    r = Recorder([1])
+    lane = r.lane()
+    lane._thread = threading.Thread(target=lambda: None)  # a thread that has ended
+    lane._thread.start()
+    lane._thread.join()
+    lane(head(70, 700.0))
+    lane(head(71, 701.0))
+    assert [h.number for h in r.queued] == [70, 71] and r.calls == []

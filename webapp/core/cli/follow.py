@@ -2,8 +2,9 @@
 chain, like beat). Each new block is scanned the moment it arrives, stamped with its arrival
 time: by default in this process (``--scan inline``: ``arbbot.chain.follower.Follower`` ->
 ``workers.follow_scan.InlineScan``, which hands a block to the scan queue when its scan fails
-here), or by a scan worker (``--scan queue``: -> ``workers.tasks.scan.announce``); beat's once-a-second tick stays as the fallback while no follower holds the
-chain's lease (``HotState.follower_lock``). A second follower of the same chain waits as a
+here), or by a scan worker (``--scan queue``: -> ``workers.tasks.scan.announce``). Beat's
+once-a-second tick stays as the fallback while no follower holds the chain's lease
+(``HotState.follower_lock``). A second follower of the same chain waits as a
 standby and takes over within the lease's TTL if the first dies.
 
 WebSocket URLs (``newHeads``) come from ``--ws`` (repeatable) or ``ARBBOT_WS_URLS``
