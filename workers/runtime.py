@@ -32,7 +32,7 @@ from arbbot.replay.backtest import BacktestStrategy
 from arbbot.replay.recorder import Recorder
 from arbbot.replay.recording import RecordingWriter
 from arbbot.types import PoolDelta, PoolState
-from workers import kept
+from workers import heap, kept
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,8 @@ def path_stage(chain_id: int) -> PathStage:
     cached = _path_stages.get(chain_id)
     if cached is not None and cached[0] == strategy.version:
         return cached[1]
+    if cached is not None:
+        heap.forget()  # the old stage's engine must be collectable again
     chain = _chain(chain_id)
     # GasModel's defaults are the executor contract's measured gas (arbbot.contracts.gas).
     cap = get_settings().path_max_per_pool or None
@@ -460,6 +462,7 @@ def record_block(chain_id: int, delta: PoolDelta) -> None:
 
 def reset() -> None:
     """Forget every cached resource (tests; a changed configuration)."""
+    heap.forget()
     for fn in (hotstate, rpc, scanner, path_stage, runner, recorder, redis_client, champion):
         fn.cache_clear()
     for values in (strategies, exclusions_kept, pool_filters, histories, modes, guards, champion_ref):

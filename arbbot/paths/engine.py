@@ -229,6 +229,11 @@ class PathEngine:
         return {a: s for a, pid in self._pid.items() if (s := self._states[pid]) is not None}
 
     @property
+    def pools_known(self) -> int:
+        """Pools the engine has ever indexed (it only grows)."""
+        return len(self._pid)
+
+    @property
     def cycle_count(self) -> int:
         return sum(int(g.alive[: g.n].sum()) for g in self._groups.values())
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from arbbot import obs
 from arbbot.types import PoolDelta, opportunities_to_wire
-from workers import runtime
+from workers import heap, runtime
 from workers.celery_app import app
 from workers.stage import BLOCKS_SINCE_OPPORTUNITY, ITEMS, OPPORTUNITIES, Trace, rejects_malformed
 
@@ -19,7 +19,8 @@ def find(delta: dict, trace: list | None = None) -> int:
     obs.bind(chain=d.chain_id, block=d.block_number)
     from webapp.core import services
 
-    result = runtime.path_stage(d.chain_id).process(d, runtime.hotstate(d.chain_id), runtime.exclusions)
+    stage = runtime.path_stage(d.chain_id)
+    result = stage.process(d, runtime.hotstate(d.chain_id), runtime.exclusions)
     for token, reason in result.exclusions.items():
         services.token_exclude(d.chain_id, token, reason)
     opps = result.opportunities
@@ -34,4 +35,5 @@ def find(delta: dict, trace: list | None = None) -> int:
         ml.score.delay(opportunities_to_wire(opps), trace=tr.wire("path.sent"))
     else:
         BLOCKS_SINCE_OPPORTUNITY.labels(chain=chain).inc()
+    heap.after_block(d.chain_id, stage.engine.pools_known)  # published: off the block's way
     return len(opps)
