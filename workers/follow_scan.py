@@ -32,11 +32,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable
 
 from arbbot import obs
-from arbbot.chain.follower import Head
+from arbbot.chain.follower import Head, merge_heads
 from workers.stage import BATCHES, DURATION, ERRORS
 from workers.tasks.scan import RETRIES, RETRY_S  # as the queued scan task retries
 
@@ -50,11 +50,6 @@ class Stats:
     gave_up: int = 0  # heads left to the next scan after RETRIES
     queued: int = 0  # heads handed to the scan queue (a scan failed here, or at stop)
     failed: dict[str, int] = field(default_factory=dict)  # exception name -> count
-
-
-def _merge(older: Head, newer: Head) -> Head:
-    return replace(newer, first=min(older.first, newer.first), arrived_at=min(older.arrived_at, newer.arrived_at),
-                   reorg=newer.reorg or older.reorg)
 
 
 class InlineScan:
@@ -96,7 +91,7 @@ class InlineScan:
             self._queue(head)
             return
         with self._cv:
-            self._pending = head if self._pending is None else _merge(self._pending, head)
+            self._pending = head if self._pending is None else merge_heads(self._pending, head)
             self._cv.notify()
 
     def start(self) -> InlineScan:
@@ -170,7 +165,7 @@ class InlineScan:
             self.stats.retried += 1
             newer = self._take(self.retry_s)  # a newer head cuts the wait short and joins this scan
             if newer is not None:
-                head = _merge(head, newer)
+                head = merge_heads(head, newer)
             if self._stop.is_set():
                 self._queue(head)
                 return

@@ -91,6 +91,13 @@ class Head:
     source: str = "poll"  # "ws" or "poll"
 
 
+def merge_heads(older: Head, newer: Head) -> Head:
+    """One announcement for two not yet scanned: ``newer``'s head, from the lowest first
+    block, at the earliest arrival, a reorg if either was."""
+    return replace(newer, first=min(older.first, newer.first), arrived_at=min(older.arrived_at, newer.arrived_at),
+                   reorg=newer.reorg or older.reorg)
+
+
 class LockLike(Protocol):
     """What ``Lease`` needs of a lock: redis-py's ``Lock``."""
 
@@ -308,8 +315,7 @@ class Follower:
     def _announce(self, head: Head) -> None:
         p = self._pending
         if p is not None:  # the previous one was not handed over yet: one covers both
-            head = replace(head, first=min(p.first, head.first), arrived_at=min(p.arrived_at, head.arrived_at),
-                           reorg=head.reorg or p.reorg)
+            head = merge_heads(p, head)
         self._pending = head
         self._flush()
 
