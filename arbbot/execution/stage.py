@@ -100,7 +100,7 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
         else:
             sent.append((result, pending))
         results.append(result)
-    for r, pending in sent:  # first: what is out on the chain
+    for _, pending in sent:  # first: what is out on the chain
         journal.tx_sent(pending.tx_hash, sent_block=pending.sent_block, submission=pending.submission)
     journal.finished_all(unsent)
     for r, _ in sent:

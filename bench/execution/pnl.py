@@ -60,11 +60,10 @@ def fill(unsent: int, sent: int, seed: int = 1) -> None:
     rng = random.Random(seed)
     now = timezone.now()
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    span = max(1.0, (now - day_start).total_seconds())
     rows = []
     for chain in (CHAIN, OTHER):
         for i in range(unsent + sent):
-            at = day_start + (now - day_start) * (rng.random() * 0.999) if span else now
+            at = day_start + (now - day_start) * (rng.random() * 0.999)
             common = {"created_at": at, "chain_id": chain, "block_number": i, "path_id": f"p{i}",
                       "profit_token": WETH, "mode": "live"}
             if i < unsent:

@@ -187,7 +187,8 @@ def main() -> int:
     ap.add_argument("--baseline-seconds", type=float, default=20, help="the beat-tick phase")
     ap.add_argument("--before", default=BEFORE_REF, metavar="REF",
                     help="the code to compare with in the same run (a git ref; 'none': skip): its fleet runs the "
-                         f"first follower phase on the same devnet, database and broker (default {BEFORE_REF[:10]})")
+                         "first follower phase (the second with --after-first) on the same devnet, database and "
+                         f"broker (default {BEFORE_REF[:10]})")
     ap.add_argument("--before-env", action="append", default=[], metavar="NAME=VALUE",
                     help="an environment variable for the other code's processes only, e.g. "
                          "ECC_BACKEND_CLASS=eth_keys.backends.NativeECCBackend for its missing coincurve (repeatable)")
