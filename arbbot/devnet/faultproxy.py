@@ -12,11 +12,12 @@ upstream node unchanged in mode ``pass``; the other modes:
 - ``error``: HTTP 502 without a JSON-RPC body.
 
 A mode may be limited to requests for some ``methods`` (say ``eth_sendRawTransaction``
-only); the others pass. ``counts`` says how many requests each mode took.
+only); the others pass. ``spare``: that many of the requests it applies to pass first (the
+second of a batch of sends fails). ``counts`` says how many requests each mode took.
 
 Run it as ``python -m arbbot.devnet.faultproxy --upstream URL``: it prints one JSON line,
 ``{"port": ..., "control_port": ...}``, then serves until killed. The control port takes
-``POST /mode`` with ``{"mode": ..., "delay_s": ..., "methods": [...]}`` and answers ``GET /stats`` with the
+``POST /mode`` with ``{"mode": ..., "delay_s": ..., "methods": [...], "spare": N}`` and answers ``GET /stats`` with the
 requests seen per mode. ``FaultProxy`` starts, steers and stops one from Python.
 ``PostServer`` is the HTTP server under it (also under the in-process proxies of the chain
 tests): every POST answered by a callback, closed and reopened on the same port.
@@ -88,6 +89,7 @@ class _Proxy:
         self.mode = "pass"
         self.delay_s = 0.0
         self.methods: frozenset[str] = frozenset()  # empty: every request
+        self.spare = 0  # requests the mode applies to that still pass
         self.counts: dict[str, int] = {m: 0 for m in MODES}
         self.lock = threading.Lock()
         self.server = PostServer(self.handle, port)
@@ -96,11 +98,14 @@ class _Proxy:
     def port(self) -> int:
         return self.server.port
 
-    def set_mode(self, mode: str, delay_s: float = 0.0, methods: frozenset[str] = frozenset()) -> None:
+    def set_mode(self, mode: str, delay_s: float = 0.0, methods: frozenset[str] = frozenset(),
+                 spare: int = 0) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+        if spare < 0 or (spare and mode == "down"):
+            raise ValueError(f"spare must be >= 0, and 0 for mode down: {spare}")
         with self.lock:
-            self.mode, self.delay_s, self.methods = mode, delay_s, methods
+            self.mode, self.delay_s, self.methods, self.spare = mode, delay_s, methods, spare
         if mode == "down":
             self.server.close()
         elif not self.server.is_open:
@@ -109,9 +114,11 @@ class _Proxy:
     def handle(self, body: bytes) -> tuple[int, bytes]:
         with self.lock:
             mode, delay, methods = self.mode, self.delay_s, self.methods
-        if methods and not methods & _methods_of(body):
-            mode = "pass"
-        with self.lock:
+            if methods and not methods & _methods_of(body):
+                mode = "pass"
+            elif mode != "pass" and self.spare > 0:
+                self.spare -= 1
+                mode = "pass"
             self.counts[mode] += 1
         if mode == "garbage":
             return 200, b"<html>\x00\xff not json"
@@ -153,8 +160,8 @@ def _serve_control(proxy: _Proxy) -> ThreadingHTTPServer:
             req = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
             try:
                 proxy.set_mode(str(req.get("mode")), float(req.get("delay_s", 0.0)),
-                               frozenset(req.get("methods") or ()))
-            except ValueError as exc:
+                               frozenset(req.get("methods") or ()), int(req.get("spare", 0)))
+            except (TypeError, ValueError) as exc:
                 self._reply(400, {"error": str(exc)})
                 return
             self._reply(200, {"mode": proxy.mode})
@@ -184,9 +191,10 @@ class FaultProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def set(self, mode: str, delay_s: float = 0.0, methods: tuple[str, ...] = ()) -> None:
+    def set(self, mode: str, delay_s: float = 0.0, methods: tuple[str, ...] = (), spare: int = 0) -> None:
         r = requests.post(f"http://127.0.0.1:{self.control_port}/mode",
-                          json={"mode": mode, "delay_s": delay_s, "methods": list(methods)}, timeout=10)
+                          json={"mode": mode, "delay_s": delay_s, "methods": list(methods), "spare": spare},
+                          timeout=10)
         r.raise_for_status()
 
     def stats(self) -> dict[str, Any]:
