@@ -102,6 +102,9 @@ class TxJournal(Protocol):
     def tx_signed(self, rec: TxRecord) -> None:
         """Persist a signed transaction (state ``signed``) before it is sent."""
 
+    def tx_signed_all(self, recs: Sequence[TxRecord]) -> None:
+        """``tx_signed`` of each of ``recs`` in one write: all persisted, or none."""
+
     def tx_sent(self, tx_hash: str, *, sent_block: int | None, submission: Mapping[str, Any] | None) -> None:
         """It was sent (or re-broadcast at ``sent_block``); its execution is ``sent``."""
 
