@@ -14,7 +14,7 @@ The bench takes each block's arrival itself, from its own ``newHeads`` subscript
 phases are timed from the same moment. The stages' marks come from the trace the tasks
 carry (``workers.stage.Trace``), logged by the execute worker as one JSON line per batch:
 scan started and sent, path started and sent, ml started and sent, execute started, and
-each opportunity's decision (``ExecutionRunner.submit`` returned). The first blocks after
+each opportunity's decision (``stage.execute``'s ``decided_at``). The first blocks after
 the fleet started are reported apart (start-up), not in the steady figures.
 
 **Before and after in the same run**: unless ``--before none``, the fleet of another
