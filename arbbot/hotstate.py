@@ -19,12 +19,11 @@ which touch several of them, run on a cluster too):
 - ``lock:journal``  one follow pass of the chain's sent transactions at a time (``journal_lock``)
 - ``lock:follow``  the block follower's lease: one follower of the chain announces new
   blocks, and beat's fallback scan tick stays quiet while it is held (``follower_lock``)
-- ``nonce:<signer address>``  the nonce lock: one sender at a time per signer (``nonce_lock``)
+- ``nonce:<signer address>``  the nonce lock: one send at a time per signer (``nonce_lock``)
 - ``nonce_next:<signer>``  the next nonce to hand out; absent until first read from the
   node (``eth_getTransactionCount(pending)``), and reset from the node after any error
-- ``nonce_inflight:<signer>``  the last nonce handed out (of one or of a batch of several)
-  while it is not yet known sent or failed; found by the next holder of the lock, it means
-  the last holder died mid-send: resync
+- ``nonce_inflight:<signer>``  the nonce handed out and not yet known sent or failed; found
+  by the next holder of the lock, it means the last holder died mid-send: resync
 - ``open:<signer>``  hash: tx hash -> ``"<nonce>:<worst-case gas wei>"`` of every sent,
   unsettled transaction (max open transactions; the loss limit reserves their gas)
 - ``cooldown:<pool>``  present (the reason) while the pool cools down after a revert (TTL)
@@ -112,17 +111,15 @@ NONCE_LOCK_WAIT_S = 30.0  # how long a sender waits for the nonce lock before gi
 POOL_CLAIM_TTL_S = 600  # how long the last trade through a pool is remembered
 DELIVERIES_TTL_S = 86400  # a redelivery waits behind its queue's backlog: count across a day
 
-# KEYS: lock, next, inflight; ARGV: lock token, how many. -2: the lock is not ours; -1:
-# resync first (nothing stored, or a holder died between handing nonces out and knowing
-# their fate). The first nonce handed out; the last one is noted in flight.
+# KEYS: lock, next, inflight; ARGV: lock token. -2: the lock is not ours; -1: resync first
+# (nothing stored, or a holder died between handing a nonce out and knowing its fate).
 _NONCE_TAKE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -2 end
 if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
 local v = redis.call('GET', KEYS[2])
 if not v then return -1 end
-local n = tonumber(ARGV[2])
-redis.call('SET', KEYS[3], tonumber(v) + n - 1)
-redis.call('SET', KEYS[2], tonumber(v) + n)
+redis.call('SET', KEYS[3], v)
+redis.call('SET', KEYS[2], tonumber(v) + 1)
 return tonumber(v)
 """
 # KEYS: lock, next, inflight; ARGV: lock token, next nonce. 0 when the lock is not ours.
@@ -132,8 +129,7 @@ redis.call('SET', KEYS[2], ARGV[2])
 redis.call('DEL', KEYS[3])
 return 1
 """
-# KEYS: inflight, open; ARGV: nonce, tx hash, open entry. A handed-out nonce was sent; the
-# last of them leaves flight.
+# KEYS: inflight, open; ARGV: nonce, tx hash, open entry. The handed-out nonce was sent.
 _NONCE_SENT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
@@ -419,13 +415,10 @@ class HotState:
     # Called by ``arbbot.execution.nonces`` while it holds ``nonce_lock(signer)``; ``token`` is
     # that lock's token (the fence).
 
-    def nonce_take(self, signer: str, token: bytes, count: int = 1) -> int | None:
-        """Hand out the next ``count`` nonces of ``signer``, the first returned (the last is
-        noted in flight until it is sent: ``nonce_sent``); None: resync from the node first.
-        Raises ``LockNotOwnedError`` when the lock is no longer ours."""
-        if count < 1:
-            raise ValueError(f"count must be >= 1, not {count}")
-        v = int(self.redis.eval(_NONCE_TAKE, 3, *self._nonce_keys(signer), token, count))
+    def nonce_take(self, signer: str, token: bytes) -> int | None:
+        """Hand out the next nonce of ``signer`` (and note it in flight); None: resync from
+        the node first. Raises ``LockNotOwnedError`` when the lock is no longer ours."""
+        v = int(self.redis.eval(_NONCE_TAKE, 3, *self._nonce_keys(signer), token))
         if v == -2:
             raise LockNotOwnedError(f"nonce lock of {signer} expired or taken over")
         return None if v < 0 else v
@@ -437,13 +430,13 @@ class HotState:
             raise LockNotOwnedError(f"nonce lock of {signer} expired or taken over")
 
     def nonce_sent(self, signer: str, nonce: int, tx_hash: str, worst_gas_wei: int) -> None:
-        """A nonce handed out reached the node as ``tx_hash``: open until ``open_close``;
-        the last one handed out is no longer in flight."""
+        """The nonce handed out reached the node as ``tx_hash``: no longer in flight, and
+        open until ``open_close``."""
         keys = (self.key(f"nonce_inflight:{signer}"), self.key(f"open:{signer}"))
         self.redis.eval(_NONCE_SENT, 2, *keys, nonce, tx_hash.lower(), f"{nonce}:{worst_gas_wei}")
 
     def nonce_peek(self, signer: str) -> tuple[int | None, int | None]:
-        """(next nonce, last nonce in flight) as stored; for tests and operators."""
+        """(next nonce, nonce in flight) as stored; for tests and operators."""
         nxt, inflight = self.redis.mget(self._nonce_keys(signer)[1:])
         return (None if nxt is None else int(nxt)), (None if inflight is None else int(inflight))
 

@@ -268,17 +268,6 @@ def test_open_transactions_and_pool_cooldowns_under_their_documented_keys(hot: H
     assert hot.redis.hget(hot.key(f"open:{signer}"), "0xab") == b"7:21000"
     hot.open_close(signer, "0xAB")
     assert hot.open_txs(signer) == {}
-    # a batch: three nonces at once, the last in flight until it is sent
-    assert hot.nonce_take(signer, token, 3) == 8 and hot.nonce_peek(signer) == (11, 10)
-    hot.nonce_sent(signer, 8, "0x08", 1)
-    hot.nonce_sent(signer, 9, "0x09", 1)
-    assert hot.nonce_peek(signer) == (11, 10)  # one of the batch not yet known sent
-    assert hot.nonce_take(signer, token) is None
-    hot.nonce_sent(signer, 10, "0x0a", 1)
-    assert hot.nonce_peek(signer) == (11, None)
-    with pytest.raises(ValueError):
-        hot.nonce_take(signer, token, 0)
-    hot.open_close(signer, "0x08", "0x09", "0x0a")
     lock.release()
     with pytest.raises(LockNotOwnedError):  # the scripts are fenced by the lock's token
         hot.nonce_take(signer, token)

@@ -1,7 +1,7 @@
 """A signed transaction from the journal until its outcome is final, one pass at a time.
 
 The journal (``TxJournal``; the fleet's is the Transaction table) holds every transaction
-before it is sent: ``ExecutionRunner.send_all`` persists the signed bytes, then sends them.
+before it is sent: ``ExecutionRunner.submit`` persists the signed bytes, then sends them.
 ``follow`` runs every second or so per chain (the execute queue's beat task; at most one
 pass per chain at a time) and moves each open transaction on. Transactions are taken by
 (sender, nonce): the trade and its replacements share one nonce, so at most one of them
@@ -101,9 +101,6 @@ class TxRecord:
 class TxJournal(Protocol):
     def tx_signed(self, rec: TxRecord) -> None:
         """Persist a signed transaction (state ``signed``) before it is sent."""
-
-    def tx_signed_all(self, recs: Sequence[TxRecord]) -> None:
-        """``tx_signed`` of each of ``recs`` in one write: all persisted, or none."""
 
     def tx_sent(self, tx_hash: str, *, sent_block: int | None, submission: Mapping[str, Any] | None) -> None:
         """It was sent (or re-broadcast at ``sent_block``); its execution is ``sent``."""

@@ -1,5 +1,5 @@
 """What live trading needs, said in one place: the runner refuses a live send without it
-(``ExecutionRunner.prepare``) and the execute worker says at start, per chain, what mode
+(``ExecutionRunner.submit``) and the execute worker says at start, per chain, what mode
 it runs and why not live (``workers.runtime.mode_at_start``).
 
 Live needs three things, each chosen by someone: the mode set to ``live`` (the fleet's

@@ -10,20 +10,16 @@ fenced by that lock's token, so a holder whose lock expired cannot move it. Insi
   stored (first use, an expired key) or a nonce is still in flight (the last holder died
   between taking one and knowing its fate), the next nonce is first re-read from the node:
   ``eth_getTransactionCount(address, "pending")``;
-- ``send_many()`` takes as many nonces as it has transactions (the last noted *in flight*),
-  signs each at its nonce, hands them all to ``before_send`` (the journal persists them in
-  one write: nothing is sent unrecorded; if that raises, nothing is sent and the nonces are
-  released by a resync) and sends them one after another in nonce order (``broadcast``:
-  the public node by default, or a private relay). Sent: the transaction is *open* until
-  settled (``closed``); the last one sent takes the batch out of flight. Failed: the count
-  is re-read from the node under the lock (``resync``). That is the only safe release of a
-  nonce: the node alone knows whether the failed send reached it. Pending count > nonce and
-  our hash known to the node: it was sent after all (kept, reported as sent). Pending
-  count == nonce: the send never arrived, and the next sender reuses the nonce, so no gap
-  remains. Either way the batch stops there: the ones after it are never sent (their
-  nonces are the next sender's), since a transaction behind a gap would wait, stale, until
-  the gap is filled. A nonce that was handed out and reached the node is thus never handed
-  out again. ``send()`` is ``send_many()`` of one.
+- ``send()`` signs with that nonce, hands the signed transaction to ``before_send`` (the
+  journal persists it: nothing is sent unrecorded; if that raises, nothing is sent and the
+  nonce is released by a resync) and sends it (``broadcast``: the public node by default,
+  or a private relay). Sent: the nonce leaves flight and the transaction is *open* until
+  settled (``closed``). Failed: the count is re-read from the
+  node under the lock (``resync``). That is the only safe release of a nonce: the node
+  alone knows whether the failed send reached it. Pending count > nonce and our hash known
+  to the node: it was sent after all (kept, reported as sent). Pending count == nonce: the
+  send never arrived, and the next sender reuses the nonce, so no gap remains. A nonce
+  that was handed out and reached the node is thus never handed out again.
 
 ``send_at()`` signs and sends at a given nonce: a replacement or cancellation of an open
 transaction (``arbbot.execution.follow``), under the same lock, so no sender takes that
@@ -41,7 +37,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, ContextManager, Iterator, Protocol, Sequence
+from typing import Any, Callable, ContextManager, Iterator, Protocol
 
 from prometheus_client import Counter
 from redis.exceptions import LockNotOwnedError
@@ -77,20 +73,8 @@ class Signed:
     worst_gas_wei: int
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    """A transaction to sign at the next nonce: the signer's fields but the nonce."""
-
-    worst_gas_wei: int
-    tx: dict[str, Any]
-
-
 BeforeSend = Callable[[Signed], None]
-BeforeSendAll = Callable[[Sequence[Signed]], None]
 Broadcast = Callable[[Signed], None]
-#: ``send_many``'s per-transaction fate, reported as it is known: its hash when sent, the
-#: ``RpcError`` of the send that failed, None for one never sent (after a failed one)
-Sent = Callable[[int, "str | RpcError | None"], None]
 
 
 class Session(Protocol):
@@ -111,11 +95,6 @@ class Session(Protocol):
         self, signer: LocalSigner, *, worst_gas_wei: int, before_send: BeforeSend | None = None,
         broadcast: Broadcast | None = None, **tx: Any,
     ) -> str: ...
-
-    def send_many(
-        self, signer: LocalSigner, outgoing: Sequence[Outgoing], *, before_send: BeforeSendAll | None = None,
-        broadcast: Broadcast | None = None, sent: Sent | None = None,
-    ) -> list[str | RpcError | None]: ...
 
 
 class Nonces(Protocol):
@@ -149,12 +128,11 @@ class NonceSession:
         """A transaction found on the node after its sender died: open, its nonce used."""
         self.hot.nonce_sent(self.address, nonce, tx_hash, worst_gas_wei)
 
-    def take(self, count: int = 1) -> int:
-        """The first of the next ``count`` nonces, handed out to this holder."""
-        nonce = self.hot.nonce_take(self.address, self.token, count)
+    def take(self) -> int:
+        nonce = self.hot.nonce_take(self.address, self.token)
         if nonce is None:
             self.resync()
-            nonce = self.hot.nonce_take(self.address, self.token, count)
+            nonce = self.hot.nonce_take(self.address, self.token)
             if nonce is None:  # cannot happen under our own lock: resync just stored one
                 raise ArbbotError(f"nonce of {self.address} vanished under its lock")
         return nonce
@@ -165,91 +143,43 @@ class NonceSession:
     ) -> str:
         """Sign with the next nonce, record (``before_send``), send; the hash. An
         ``RpcError`` means not sent; so does any error of ``before_send``."""
-        record = None if before_send is None else (lambda signed: before_send(signed[0]))
-        [fate] = self.send_many(signer, [Outgoing(worst_gas_wei, tx)], before_send=record, broadcast=broadcast)
-        if isinstance(fate, RpcError):
-            raise fate
-        assert fate is not None
-        return fate
-
-    def send_many(
-        self, signer: LocalSigner, outgoing: Sequence[Outgoing], *, before_send: BeforeSendAll | None = None,
-        broadcast: Broadcast | None = None, sent: Sent | None = None,
-    ) -> list[str | RpcError | None]:
-        """Sign ``outgoing`` at the next nonces, in order; record them all (``before_send``);
-        send them one after another, each reported to ``sent`` as soon as its fate is known.
-        Per transaction: its hash (sent), the ``RpcError`` of the send that failed, None for
-        those after it (recorded, never sent; their nonces go to the next sender). Any
-        error before the first send (signing, ``before_send``) means none was sent: it
-        propagates, the nonces released."""
-        if not outgoing:
-            return []
-        first = self.take(len(outgoing))
-        try:
-            signed = []
-            for k, out in enumerate(outgoing):
-                raw, tx_hash, _ = signer.sign(nonce=first + k, **out.tx)
-                signed.append(Signed(raw, tx_hash, first + k, self.address, out.worst_gas_wei))
-            if before_send is not None:
-                before_send(signed)
-        except BaseException:
-            self.resync()  # nothing was sent: the nonces go back
-            raise
-        fates: list[str | RpcError | None] = []
-        going = True
-        for k, one in enumerate(signed):
-            fate: str | RpcError | None = None
-            if going:
-                fate, going = self._broadcast(one, broadcast)
-                if not going and k + 1 < len(signed):
-                    log.warning("send of nonce %s failed: the %d signed after it are not sent", one.nonce,
-                                len(signed) - k - 1)
-            fates.append(fate)
-            if sent is not None:
-                sent(k, fate)
-        return fates
+        return self._send(signer, self.take(), worst_gas_wei, before_send, broadcast, tx, release=True)
 
     def send_at(
         self, signer: LocalSigner, nonce: int, *, worst_gas_wei: int, before_send: BeforeSend | None = None,
         broadcast: Broadcast | None = None, **tx: Any,
     ) -> str:
         """Sign and send at ``nonce``, which an open transaction holds: its replacement."""
+        return self._send(signer, nonce, worst_gas_wei, before_send, broadcast, tx, release=False)
+
+    def _send(
+        self, signer: LocalSigner, nonce: int, worst_gas_wei: int, before_send: BeforeSend | None,
+        broadcast: Broadcast | None, tx: dict[str, Any], *, release: bool,
+    ) -> str:
         raw, tx_hash, _ = signer.sign(nonce=nonce, **tx)
         signed = Signed(raw, tx_hash, nonce, self.address, worst_gas_wei)
         if before_send is not None:
-            before_send(signed)
-        fate, _ = self._broadcast(signed, broadcast)
-        if isinstance(fate, RpcError):
-            raise fate
-        return fate
-
-    def _broadcast(self, signed: Signed, broadcast: Broadcast | None) -> tuple[str | RpcError, bool]:
-        """Send ``signed``: its hash, or the ``RpcError`` when it did not reach the node; and
-        whether later nonces may follow it. After an error they may not, even when it
-        reached the node: the count was re-read (``_reached``), and the stored next nonce
-        is now the node's, which those later ones would take again."""
+            try:
+                before_send(signed)
+            except BaseException:
+                if release:  # nothing was sent: the nonce goes back
+                    self.resync()
+                raise
         try:
             if broadcast is not None:
                 broadcast(signed)
             else:
-                self.rpc.call("eth_sendRawTransaction", [signed.raw])
+                self.rpc.call("eth_sendRawTransaction", [raw])
         except RpcError as exc:
-            if not self._reached(signed.nonce, signed.tx_hash):
-                return exc, False
-            log.warning("send of nonce %s reported %s, but the node has the transaction %s", signed.nonce, exc,
-                        signed.tx_hash)
-            self._note_sent(signed)
-            return signed.tx_hash, False
-        self._note_sent(signed)
-        return signed.tx_hash, True
-
-    def _note_sent(self, signed: Signed) -> None:
+            if not self._reached(nonce, tx_hash):
+                raise
+            log.warning("send of nonce %s reported %s, but the node has the transaction %s", nonce, exc, tx_hash)
         try:
-            self.hot.nonce_sent(self.address, signed.nonce, signed.tx_hash, signed.worst_gas_wei)
+            self.hot.nonce_sent(self.address, nonce, tx_hash, worst_gas_wei)
         except Exception:  # sent all the same: the hash must reach the caller. The nonce
             # stays in flight, so the next holder re-reads the count from the node.
-            log.exception("sent %s with nonce %s but could not note it in the hot state", signed.tx_hash,
-                          signed.nonce)
+            log.exception("sent %s with nonce %s but could not note it in the hot state", tx_hash, nonce)
+        return tx_hash
 
     def _reached(self, nonce: int, tx_hash: str) -> bool:
         """After a failed send: re-read the count (releasing the nonce when it never arrived)
@@ -345,14 +275,11 @@ class _LocalSession:
         signed = Signed(raw, tx_hash, nonce, signer.address, worst_gas_wei)
         if before_send is not None:
             before_send(signed)
-        self._broadcast(signed, broadcast)
-        return tx_hash
-
-    def _broadcast(self, signed: Signed, broadcast: Broadcast | None) -> None:
         if broadcast is not None:
             broadcast(signed)
         else:
-            self.rpc.call("eth_sendRawTransaction", [signed.raw])
+            self.rpc.call("eth_sendRawTransaction", [raw])
+        return tx_hash
 
     def send(
         self, signer: LocalSigner, *, worst_gas_wei: int, before_send: BeforeSend | None = None,
@@ -360,34 +287,6 @@ class _LocalSession:
     ) -> str:
         return self.send_at(signer, signer.resync_nonce(), worst_gas_wei=worst_gas_wei, before_send=before_send,
                             broadcast=broadcast, **tx)
-
-    def send_many(
-        self, signer: LocalSigner, outgoing: Sequence[Outgoing], *, before_send: BeforeSendAll | None = None,
-        broadcast: Broadcast | None = None, sent: Sent | None = None,
-    ) -> list[str | RpcError | None]:
-        """``NonceSession.send_many`` at the node's count: stops at the first failed send."""
-        if not outgoing:
-            return []
-        first = signer.resync_nonce()
-        signed = []
-        for k, out in enumerate(outgoing):
-            raw, tx_hash, _ = signer.sign(nonce=first + k, **out.tx)
-            signed.append(Signed(raw, tx_hash, first + k, signer.address, out.worst_gas_wei))
-        if before_send is not None:
-            before_send(signed)
-        fates: list[str | RpcError | None] = []
-        for k, one in enumerate(signed):
-            fate: str | RpcError | None = None
-            if not fates or isinstance(fates[-1], str):
-                try:
-                    self._broadcast(one, broadcast)
-                    fate = one.tx_hash
-                except RpcError as exc:
-                    fate = exc
-            fates.append(fate)
-            if sent is not None:
-                sent(k, fate)
-        return fates
 
 
 @dataclass

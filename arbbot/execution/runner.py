@@ -35,19 +35,15 @@ Order of checks, cheapest first; every refusal is a result that says why:
    token with no price there is refused. The result's extra records the native value
    (``profit_native``) and the price (``native_price``: numerator, denominator);
 4. ``dry-run`` stops there (``simulated``, no profit); ``paper`` records the simulated
-   profit as if executed. Steps 1 to 3 are ``prepare``; step 4 is ``send_all``, for a
-   batch's live opportunities at once: ``live`` takes the account's nonce lock
-   (``arbbot.execution.nonces``) once and, inside it, right before signing, checks each
-   again in turn: kill switch, daily loss with the worst-case gas of every open transaction
-   and of the batch's sends before it reserved, max open transactions (the batch's
-   counted), the fee (re-quoted when the lock took long), and that no trade of ours through
-   one of its pools was still unmined at the simulated block, nor is sent just before it in
-   the batch (it would land first and make this one revert: ``HotState.note_traded``); then
-   signs each with ``minProfit`` = its re-validated profit, so any further adverse move
-   reverts on-chain instead of losing money, persists the signed bytes in the journal (one
-   write for the batch), and only then sends them one after another in nonce order, to the
-   node or as bundles to the chain's private relays (``submitter``), stopping at a send
-   that fails: a transaction behind a nonce gap would wait, stale;
+   profit as if executed; ``live`` takes the account's nonce lock (``arbbot.execution.nonces``)
+   and, inside it, right before signing, checks again: kill switch, daily loss with the
+   worst-case gas of every open transaction reserved, max open transactions, the fee
+   (re-quoted when the lock took long), and that no trade of ours through one of its pools
+   was still unmined at the simulated block (it would land first and make this one revert:
+   ``HotState.note_traded``); then signs with ``minProfit`` = the re-validated
+   profit, so any further adverse move reverts on-chain instead of losing money, persists
+   the signed bytes in the journal, and only then sends them: to the node, or as a bundle
+   to the chain's private relays (``submitter``);
 5. ``arbbot.execution.follow`` takes it from there; ``outcome`` reads a receipt: the
    ``Executed`` event gives the realised profit, to the wei; a revert puts the cycle's
    pools in cooldown.
@@ -84,12 +80,12 @@ from arbbot.execution.executor import (
     hops_for_cycle,
 )
 from arbbot.execution.modes import live_refusal
-from arbbot.execution.nonces import LocalNonces, NonceLockBusy, Nonces, Outgoing, Session, Signed
+from arbbot.execution.nonces import LocalNonces, NonceLockBusy, Nonces, Session, Signed
 from arbbot.execution.submit import Submission, Submitter
 from arbbot.hotstate import HotState
 from arbbot.paths.pricing import NativePricer
 from arbbot.paths.resize import BadCycle, Sized, resize
-from arbbot.types import ExecutionResult, ExecutionStatus, Opportunity, PoolState, ScoredOpportunity
+from arbbot.types import ExecutionResult, Opportunity, PoolState, ScoredOpportunity
 
 if TYPE_CHECKING:
     from arbbot.execution.follow import TxJournal, TxRecord
@@ -182,34 +178,6 @@ class Pending:
     submission: Mapping[str, Any] | None = None  # private route: the relay submission's state
 
 
-@dataclass(frozen=True)
-class Ready:
-    """A live opportunity past every check made outside the nonce lock (``prepare``): what
-    its send needs (``send_all``)."""
-
-    scored: ScoredOpportunity
-    sized: Sized
-    guarded: str  # the calldata to sign: ``minProfit`` = the re-validated profit
-    simulated_profit: int
-    gas_limit: int
-    quote: fees.FeeQuote
-    quoted_at: float  # monotonic
-    head: int  # the block the fees were read at
-    mined_count: Any  # the sender's mined count at the simulated block (``_stacked_refusal``)
-    extra: dict[str, Any]
-
-    @property
-    def opportunity(self) -> Opportunity:
-        return self.scored.opportunity
-
-    def result(self, status: ExecutionStatus, reason: str) -> ExecutionResult:
-        return ExecutionResult(status=status, reason=reason, extra={**self.extra, "mode": "live"},
-                               **attempt_of(self.opportunity))
-
-
-Decided = Callable[[int, "ExecutionResult | Pending"], None]  # an item's outcome, as soon as it is known
-
-
 @dataclass
 class ExecutionRunner:
     rpc: RpcClient
@@ -276,10 +244,11 @@ class ExecutionRunner:
     def submit(self, scored: ScoredOpportunity, journal: TxJournal | None = None) -> ExecutionResult | Pending:
         """Everything up to and including the send; a final result when nothing was sent.
         Live, the signed transaction is recorded in ``journal`` before it is sent."""
-        prepared = self.prepare(scored)
-        if isinstance(prepared, ExecutionResult):
-            return prepared
-        [outcome] = self.send_all([prepared], journal)
+        outcome = self._submit(scored, journal)
+        if isinstance(outcome, Pending) and self._ahead:
+            # a cycle through a pool this transaction trades may simulate otherwise now
+            traded = set(outcome.pools or scored.opportunity.pools)
+            self._ahead = {k: v for k, v in self._ahead.items() if not traded & v[1]}
         return outcome
 
     def revalidate_ahead(self, batch: Sequence[ScoredOpportunity]) -> int:
@@ -477,9 +446,7 @@ class ExecutionRunner:
             call["from"] = self.signer.address
         return sized, hops, call
 
-    def prepare(self, scored: ScoredOpportunity) -> ExecutionResult | Ready:
-        """Steps 1 to 3 (see the module's docstring): the final result of a dry-run, a paper
-        trade or a refusal, or, live, what ``send_all`` needs to send it."""
+    def _submit(self, scored: ScoredOpportunity, journal: TxJournal | None) -> ExecutionResult | Pending:
         opp = scored.opportunity
         attempt = attempt_of(opp)
         try:
@@ -571,136 +538,69 @@ class ExecutionRunner:
         if mode == "paper":
             return result("simulated", "paper trade", realised_profit=simulated_profit, extra=extra)
         head = int(head_raw, 16) if isinstance(head_raw, str) else self.rpc.block_number()
+
+        # 4. live: checks again inside the nonce lock, then sign and send with the guard
+        assert self.signer is not None and self.nonces is not None
         guarded = encode_execute(opp.tokens[0], sized.amount_in, simulated_profit, hops, flash=True)
-        return Ready(scored=scored, sized=sized, guarded=guarded, simulated_profit=simulated_profit,
-                     gas_limit=gas_limit, quote=quote, quoted_at=time.monotonic(), head=head,
-                     mined_count=mined_count, extra=extra)
+        quoted_at = time.monotonic()
+        try:
+            with self.nonces.session() as session:
+                if time.monotonic() - quoted_at > FEE_REQUOTE_AFTER_S:
+                    try:
+                        quote = fees.quote(self.rpc, self.fee_policy)
+                    except fees.FeeError as exc:
+                        return result("dropped", f"fees: {exc}", extra=extra)
+                    refused = self._unprofitable(opp, simulated_profit, gas_limit, quote, extra)
+                    if refused:
+                        return result("dropped", refused, extra=extra)
+                worst = quote.worst_case_cost(gas_limit)
+                refused = (
+                    self._kill_switch_refusal() or self._locked_refusal(session, worst)
+                    or self._stacked_refusal(opp.pools, mined_count)
+                )
+                if refused:
+                    return result("dropped", refused, extra=extra)
+                route = "private" if self.submitter is not None else "public"
+                submitted: list[Submission] = []
 
-    def send_all(
-        self, ready: Sequence[Ready], journal: TxJournal | None = None, decided: Decided | None = None,
-    ) -> list[ExecutionResult | Pending]:
-        """Step 4 for a batch of one chain's ``prepare``d opportunities, under one turn of
-        the account's nonce lock: each checked again in turn (kill switch, loss limit and
-        open transactions counting the batch's sends before it, the fee, its pools not in
-        flight, nor traded by one before it), those that pass signed at consecutive nonces,
-        recorded in ``journal`` in one write, then sent one after another, stopping at the
-        first send that fails (``Session.send_many``). Each outcome goes to ``decided`` (its
-        index) as soon as it is known: a send's when its bytes have left. The outcomes, in
-        order: ``Pending`` for each one sent."""
-        out: list[ExecutionResult | Pending | None] = [None] * len(ready)
+                def record(signed: Signed) -> None:
+                    if journal is None:
+                        return
+                    from arbbot.execution.follow import TxRecord
 
-        def finish(k: int, outcome: ExecutionResult | Pending) -> None:
-            out[k] = outcome
-            if decided is not None:
-                decided(k, outcome)
+                    journal.tx_signed(TxRecord(
+                        attempt=attempt, tx_hash=signed.tx_hash, sender=signed.sender, nonce=signed.nonce,
+                        raw_tx=signed.raw, kind="trade", state="signed", route=route, gas_limit=gas_limit,
+                        max_fee_per_gas=quote.max_fee_per_gas,
+                        max_priority_fee_per_gas=None if quote.kind == "legacy" else quote.max_priority_fee_per_gas,
+                        worst_gas_wei=signed.worst_gas_wei, sent_block=head, simulated_profit=simulated_profit,
+                        pools=tuple(opp.pools), created_at=time.time(), final_amount_in=sized.amount_in,
+                        final_predicted_profit=sized.profit,
+                    ))
 
-        def finish_rest(status: ExecutionStatus, reason: str) -> None:
-            for k, r in enumerate(ready):
-                if out[k] is None:
-                    finish(k, r.result(status, reason))
+                def before_send(signed: Signed) -> None:
+                    record(signed)
+                    if self.hot is not None:
+                        self.hot.note_traded(opp.pools, signed.sender, signed.nonce, signed.tx_hash)
 
-        if ready:
-            assert self.signer is not None and self.nonces is not None
-            try:
-                with self.nonces.session() as session:
-                    self._send_locked(session, ready, journal, finish)
-            except NonceLockBusy as exc:
-                finish_rest("dropped", str(exc))
-            except RpcError as exc:
-                finish_rest("failed", f"send failed: {exc}")
-            except Exception as exc:  # the journal or the hot state failed before the send, or a relay
-                finish_rest("failed", f"not sent: {type(exc).__name__}: {exc}"[:300])
-        traded = {p for o in out if isinstance(o, Pending) for p in o.pools}
-        if traded and self._ahead:  # a cycle through a pool traded now may simulate otherwise
-            self._ahead = {k: v for k, v in self._ahead.items() if not traded & v[1]}
-        return [o for o in out if o is not None]
+                def broadcast(signed: Signed) -> None:
+                    if self.submitter is None:
+                        self.rpc.call("eth_sendRawTransaction", [signed.raw])
+                    else:
+                        submitted.append(self.submitter.submit(signed.raw, head + 1))
 
-    def _send_locked(
-        self, session: Session, ready: Sequence[Ready], journal: TxJournal | None,
-        finish: Callable[[int, ExecutionResult | Pending], None],
-    ) -> None:
-        """``send_all``'s work inside the nonce lock."""
-        assert self.signer is not None
-        quotes = [r.quote for r in ready]
-        if time.monotonic() - min(r.quoted_at for r in ready) > FEE_REQUOTE_AFTER_S:
-            try:
-                quote = fees.quote(self.rpc, self.fee_policy)
-            except fees.FeeError as exc:
-                for k, r in enumerate(ready):
-                    finish(k, r.result("dropped", f"fees: {exc}"))
-                return
-            quotes = [quote] * len(ready)
-        refused = self._kill_switch_refusal()
-        worsts = [q.worst_case_cost(r.gas_limit) for q, r in zip(quotes, ready)]
-        budget = self._budget(session, len(ready)) if refused is None else None
-        going: list[int] = []
-        taken: dict[str, str] = {}  # pool -> the path id of the batch's send through it
-        for k, (r, q) in enumerate(zip(ready, quotes)):
-            opp = r.opportunity
-            why = refused
-            if why is None and q is not r.quote:
-                why = self._unprofitable(opp, r.simulated_profit, r.gas_limit, q, r.extra)
-            if why is None and budget is not None:
-                why = budget(worsts[k], len(going), sum(worsts[j] for j in going))
-            if why is None:
-                why = self._stacked_refusal(opp.pools, r.mined_count, taken)
-            if why is not None:
-                finish(k, r.result("dropped", why))
-                continue
-            going.append(k)
-            taken.update((p.lower(), opp.path_id) for p in opp.pools)
-        if not going:
-            return
-        route = "private" if self.submitter is not None else "public"
-        index: dict[str, int] = {}  # tx hash -> its opportunity's index in ``ready``
-        submitted: dict[int, Submission] = {}
-
-        def record(signed: Sequence[Signed]) -> None:
-            index.update((one.tx_hash, k) for one, k in zip(signed, going))
-            if journal is not None:
-                from arbbot.execution.follow import TxRecord
-
-                journal.tx_signed_all([TxRecord(
-                    attempt=attempt_of(r.opportunity), tx_hash=one.tx_hash, sender=one.sender, nonce=one.nonce,
-                    raw_tx=one.raw, kind="trade", state="signed", route=route, gas_limit=r.gas_limit,
-                    max_fee_per_gas=q.max_fee_per_gas,
-                    max_priority_fee_per_gas=None if q.kind == "legacy" else q.max_priority_fee_per_gas,
-                    worst_gas_wei=one.worst_gas_wei, sent_block=r.head, simulated_profit=r.simulated_profit,
-                    pools=tuple(r.opportunity.pools), created_at=time.time(), final_amount_in=r.sized.amount_in,
-                    final_predicted_profit=r.sized.profit,
-                ) for one, r, q in zip(signed, (ready[k] for k in going), (quotes[k] for k in going))])
-            if self.hot is not None:
-                for one, k in zip(signed, going):
-                    self.hot.note_traded(ready[k].opportunity.pools, one.sender, one.nonce, one.tx_hash)
-
-        def broadcast(signed: Signed) -> None:
-            if self.submitter is None:
-                self.rpc.call("eth_sendRawTransaction", [signed.raw])
-            else:
-                k = index[signed.tx_hash]
-                submitted[k] = self.submitter.submit(signed.raw, ready[k].head + 1)
-
-        never: list[str] = []  # recorded, not sent: a send before them failed
-
-        def sent(i: int, fate: str | RpcError | None) -> None:
-            k = going[i]
-            r = ready[k]
-            if isinstance(fate, str):
-                sub = submitted.get(k)
-                finish(k, Pending(attempt_of(r.opportunity), fate, r.guarded, r.simulated_profit,
-                                  tuple(r.opportunity.pools), sent_block=r.head,
-                                  submission=None if sub is None else sub.to_wire()))
-            elif fate is None:
-                never.extend(h for h, j in index.items() if j == k)
-                finish(k, r.result("dropped", "not sent: a send before it in the batch failed; nothing was paid"))
-            else:
-                finish(k, r.result("failed", f"send failed: {fate}"))
-
-        outgoing = [Outgoing(worsts[k], {"to": self.executor, "data": ready[k].guarded, "gas": ready[k].gas_limit,
-                                         **quotes[k].signer_fields()}) for k in going]
-        session.send_many(self.signer, outgoing, before_send=record, broadcast=broadcast, sent=sent)
-        if never and journal is not None:  # under the lock still: their nonces are the next sender's
-            journal.tx_state(never, "dropped")
+                tx_hash = session.send(
+                    self.signer, worst_gas_wei=worst, before_send=before_send, broadcast=broadcast, to=self.executor,
+                    data=guarded, gas=gas_limit, **quote.signer_fields(),
+                )
+        except NonceLockBusy as exc:
+            return result("dropped", str(exc), extra=extra)
+        except RpcError as exc:
+            return result("failed", f"send failed: {exc}", extra=extra)
+        except Exception as exc:  # the journal or the hot state failed before the send, or a relay
+            return result("failed", f"not sent: {type(exc).__name__}: {exc}"[:300], extra=extra)
+        return Pending(attempt, tx_hash, guarded, simulated_profit, tuple(opp.pools), sent_block=head,
+                       submission=submitted[0].to_wire() if submitted else None)
 
     def _kill_switch_refusal(self) -> str | None:
         """Why not to send as far as the kill switch goes; fails closed."""
@@ -744,55 +644,37 @@ class ExecutionRunner:
             )
         return None
 
-    def _budget(self, session: Session, sends: int) -> Callable[[int, int, int], str | None]:
-        """The daily loss limit (open transactions' worst-case gas reserved) and the maximum
-        of open transactions, read once under the nonce lock (no other sender of the account
-        moves them meanwhile) for a batch of up to ``sends``: a check of one more send of
-        ``worst`` wei after ``n`` of the batch, reserving ``reserved`` wei, pass before it."""
+    def _locked_refusal(self, session: Session, worst_gas_wei: int) -> str | None:
+        """Daily loss (open transactions' worst-case gas reserved) and max open transactions,
+        read under the nonce lock: no other sender of this account moves them meanwhile."""
         opened = session.open_txs()
         max_open = self.limits.max_open_txs
-        if max_open is not None and len(opened) + sends > max_open:
+        if max_open is not None and len(opened) >= max_open:
             session.prune_open()
             opened = session.open_txs()
+            if len(opened) >= max_open:
+                return f"{len(opened)} open transactions of the account, the maximum is {max_open}"
         limit = self.limits.daily_loss_limit_wei
-        pnl: int | str = 0
         if limit is not None:
             try:
                 pnl = self.daily_pnl_wei()
             except Exception as exc:
-                pnl = f"daily loss state unknown: {type(exc).__name__}: {exc}"
-        open_gas = sum(gas for _, gas in opened.values())
-
-        def check(worst: int, n: int, reserved: int) -> str | None:
-            if max_open is not None and len(opened) + n >= max_open:
-                ahead = f" ({n} of them sent just before it)" if n else ""
-                return f"{len(opened) + n} open transactions of the account{ahead}, the maximum is {max_open}"
-            if limit is None:
-                return None
-            if isinstance(pnl, str):
-                return pnl
-            held = open_gas + reserved
-            if pnl - held - worst < -limit:
+                return f"daily loss state unknown: {type(exc).__name__}: {exc}"
+            reserved = sum(gas for _, gas in opened.values())
+            if pnl - reserved - worst_gas_wei < -limit:
                 return (
-                    f"daily loss limit: PnL today {pnl} wei, {held} wei reserved by {len(opened) + n} open "
-                    f"transactions, this one may cost {worst} wei, limit -{limit} wei"
+                    f"daily loss limit: PnL today {pnl} wei, {reserved} wei reserved by {len(opened)} open "
+                    f"transactions, this one may cost {worst_gas_wei} wei, limit -{limit} wei"
                 )
-            return None
+        return None
 
-        return check
-
-    def _stacked_refusal(self, pools: Sequence[str], mined_count: Any, batch: Mapping[str, str]) -> str | None:
+    def _stacked_refusal(self, pools: Sequence[str], mined_count: Any) -> str | None:
         """Why not to send a trade through a pool that one of our trades, not yet mined when
         this one was simulated, goes through: simulated on the state before that trade, it
         would revert on-chain (paying gas) once that trade lands first. Read under the
-        nonce lock, so two senders of the account cannot both pass. ``batch``: pool -> the
-        path id of a trade through it sent just before this one, in the same turn."""
+        nonce lock, so two senders of the account cannot both pass."""
         if self.hot is None:
             return None
-        for pool in pools:
-            if pool.lower() in batch:
-                return (f"pool {pool} is in flight: {batch[pool.lower()]} through it is sent just before, in the "
-                        "same batch")
         me = self.signer.address.lower() if self.signer else None
         try:
             last = self.hot.last_trades(list(pools))

@@ -8,8 +8,7 @@ nothing and sends nothing) and submits every claimed one; a sent one is ``sent``
 waits for a block. One item that raises is recorded as failed and the batch goes on.
 
 Each result carries the moment its decision was taken (``extra["decided_at"]``, unix time:
-when ``ExecutionRunner.prepare`` returned dropped, simulated or failed, or, live, when
-``ExecutionRunner.send_all`` reported it sent, failed or refused) and
+when ``ExecutionRunner.submit`` returned dropped, simulated, failed or sent) and
 ``extra["decision_latency_s"]``, the time from the block's arrival
 (``Opportunity.observed_at``, stamped by the follower or the scan) to that decision, or
 None when the arrival is unknown. The journal keeps it on the execution
@@ -31,7 +30,7 @@ from typing import Callable, Protocol, Sequence
 
 from arbbot import obs
 from arbbot.execution.follow import TxJournal
-from arbbot.execution.runner import Attempt, ExecutionRunner, Pending, Ready, attempt_of
+from arbbot.execution.runner import Attempt, ExecutionRunner, Pending, attempt_of
 from arbbot.types import ExecutionResult, ScoredOpportunity
 
 log = logging.getLogger(__name__)
@@ -64,14 +63,12 @@ Runners = Callable[[int], ExecutionRunner]  # chain id -> that chain's runner
 
 
 def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journal) -> list[ExecutionResult]:
-    """Claim every opportunity of ``batch`` at once, then prepare each claimed one (the
-    checks and the re-validation: the final outcome of all but a live send) and send each
-    chain's live ones together (``ExecutionRunner.send_all``: one turn of the nonce lock);
-    the results of the ones this call claimed, in order: final, or ``sent`` (its transaction
-    is in the journal).
+    """Claim every opportunity of ``batch`` at once, then submit each claimed one; the results
+    of the ones this call claimed, in order: final, or ``sent`` (its transaction is in the
+    journal).
 
-    Only what a send needs is written on the way to the next decision (the claims, and the
-    live sends' signed transactions, in one write before their bytes leave). What is
+    Only what a send needs is written on the way to the next decision (the claims, and a
+    live send's signed transaction, inside ``submit``, before its bytes leave). What is
     written after the batch: the outcomes of the ones not sent (dropped, simulated, failed:
     nothing left the process), and for each sent one that it was sent and its decision
     latency. A worker that dies before that leaves the claims ``pending`` with nothing
@@ -94,25 +91,10 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
             claimed.append(s)
         else:
             log.info("already executed or claimed: %s", s.opportunity.key)
-    decided: list[tuple[ExecutionResult, Pending | None] | None] = [None] * len(claimed)
-    ready: dict[int, list[tuple[int, Ready]]] = {}  # chain -> (index in claimed, what to send), live
-    for i, s in enumerate(claimed):
+    for s in claimed:
         o = s.opportunity
         with obs.scope("execute.opportunity", chain=o.chain_id, block=o.block_number, path_id=o.path_id):
-            try:
-                prepared = runners(o.chain_id).prepare(s)
-            except Exception as exc:
-                log.exception("execution of %s failed", o.key)
-                prepared = ExecutionResult.failed(attempt_of(o), _why(exc))
-            if isinstance(prepared, Ready):
-                ready.setdefault(o.chain_id, []).append((i, prepared))
-            else:
-                decided[i] = _decided(s, prepared)
-    for chain_id, items in ready.items():
-        _send_all(claimed, items, runners(chain_id), journal, decided)
-    for d in decided:
-        assert d is not None
-        result, pending = d
+            result, pending = _execute_one(s, runners, journal)
         if pending is None:
             unsent.append(result)
         else:
@@ -129,31 +111,17 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
     return results
 
 
-def _send_all(
-    claimed: Sequence[ScoredOpportunity], items: Sequence[tuple[int, Ready]], runner: ExecutionRunner,
-    journal: Journal, decided: list[tuple[ExecutionResult, Pending | None] | None],
-) -> None:
-    """One chain's live sends (``ExecutionRunner.send_all``), each decision stamped as it
-    is taken; one the runner did not decide (it raised) is failed."""
-    def done(k: int, outcome: ExecutionResult | Pending) -> None:
-        i = items[k][0]
-        o = claimed[i].opportunity
-        with obs.scope("execute.opportunity", chain=o.chain_id, block=o.block_number, path_id=o.path_id):
-            decided[i] = _decided(claimed[i], outcome)
-
+def _execute_one(
+    s: ScoredOpportunity, runners: Runners, journal: Journal
+) -> tuple[ExecutionResult, Pending | None]:
+    """Submit one claimed opportunity: ``sent`` with its ``Pending`` (its transaction in the
+    journal as signed; the caller marks it sent), or its final result, which the caller
+    records after the batch."""
     try:
-        runner.send_all([r for _, r in items], journal, done)
+        outcome = runners(s.opportunity.chain_id).submit(s, journal)
     except Exception as exc:
-        log.exception("sends of chain %s failed", runner.chain_id)
-        for i, _ in items:
-            if decided[i] is None:
-                decided[i] = _decided(claimed[i], ExecutionResult.failed(attempt_of(claimed[i].opportunity),
-                                                                         _why(exc)))
-
-
-def _decided(s: ScoredOpportunity, outcome: ExecutionResult | Pending) -> tuple[ExecutionResult, Pending | None]:
-    """The result of ``s``'s decision, taken now (``sent`` with its ``Pending``: its
-    transaction is in the journal as signed; the caller marks it sent), logged."""
+        log.exception("execution of %s failed", s.opportunity.key)
+        outcome = ExecutionResult.failed(attempt_of(s.opportunity), _why(exc))
     decided = _decision(s, time.time())
     pending = outcome if isinstance(outcome, Pending) else None
     if isinstance(outcome, Pending):

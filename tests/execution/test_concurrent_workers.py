@@ -107,8 +107,8 @@ def _dies(url: str, db_name: str, prefix: str, key: str, where: str, wire: dict[
     from webapp.core.services import DbJournal
 
     class Journal(DbJournal):
-        def tx_signed_all(self, recs: Any) -> None:
-            super().tx_signed_all(recs)
+        def tx_signed(self, rec: Any) -> None:
+            super().tx_signed(rec)
             if where == "signed":
                 os.kill(os.getpid(), signal.SIGKILL)
 

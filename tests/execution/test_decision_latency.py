@@ -81,9 +81,7 @@ def test_each_decision_carries_its_latency_from_the_blocks_arrival_to_the_row(ru
         assert before <= extra["decided_at"] <= after
         assert extra["decision_latency_s"] == pytest.approx(extra["decided_at"] - arrived, abs=1e-9)
         assert 0.040 <= extra["decision_latency_s"] < 0.040 + (after - before) + 1e-3
-    # a refusal is decided when its checks are done; the batch's sends after all of them
-    assert by_path["skipped"].extra["decided_at"] < by_path["sent"].extra["decided_at"]
-    assert [r.path_id for r in results] == ["sent", "skipped", "unstamped"]  # results in batch order
+    assert by_path["sent"].extra["decided_at"] < by_path["skipped"].extra["decided_at"]  # in batch order
     assert by_path["unstamped"].extra["decision_latency_s"] is None
 
     rows = {e.path_id: e for e in Execution.objects.all()}

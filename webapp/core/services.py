@@ -1113,9 +1113,6 @@ class DbJournal:
     def tx_signed(self, rec: TxRecord) -> None:
         transaction_signed(rec)
 
-    def tx_signed_all(self, recs: Sequence[TxRecord]) -> None:
-        transactions_signed(recs)  # one commit: a batch's sends wait for the disk once
-
     def tx_sent(self, tx_hash: str, *, sent_block: int | None, submission: Mapping[str, Any] | None) -> None:
         transaction_sent(tx_hash, sent_block=sent_block, submission=submission)
 
