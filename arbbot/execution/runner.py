@@ -62,7 +62,7 @@ import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Mapping, Sequence, TypedDict
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Mapping, Sequence, TypedDict
 
 from eth_utils import keccak
 
@@ -178,6 +178,44 @@ class Pending:
     submission: Mapping[str, Any] | None = None  # private route: the relay submission's state
 
 
+class Turn:
+    """One turn of the account's nonce lock over a batch's submits (``ExecutionRunner.turn``):
+    the lock taken at the turn's first live send and held until the batch is done, so its
+    sends follow one another without giving it back; the open transactions and the day's
+    PnL read once, at the first send, and the turn's own sends counted on top of them. A
+    lock not free within its wait fails the turn's other sends at once, without waiting
+    again."""
+
+    def __init__(self, nonces: Nonces) -> None:
+        self._nonces = nonces
+        self._stack = contextlib.ExitStack()
+        self._session: Session | None = None
+        self._busy: NonceLockBusy | None = None
+        self.opened: dict[str, tuple[int, int]] | None = None  # the account's, at the first send
+        self.pruned = False
+        self.pnl: int | str | None = None  # the day's PnL, or why it is unknown; None: not read
+        self.sends = 0  # sent in this turn
+        self.sent_gas = 0  # their worst-case gas, wei
+
+    def session(self) -> Session:
+        """The nonce session, the lock taken at the first call."""
+        if self._busy is not None:
+            raise self._busy
+        if self._session is None:
+            try:
+                self._session = self._stack.enter_context(self._nonces.session())
+            except NonceLockBusy as exc:
+                self._busy = exc
+                raise
+        return self._session
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+Submit = Callable[[ScoredOpportunity], "ExecutionResult | Pending"]
+
+
 @dataclass
 class ExecutionRunner:
     rpc: RpcClient
@@ -244,12 +282,30 @@ class ExecutionRunner:
     def submit(self, scored: ScoredOpportunity, journal: TxJournal | None = None) -> ExecutionResult | Pending:
         """Everything up to and including the send; a final result when nothing was sent.
         Live, the signed transaction is recorded in ``journal`` before it is sent."""
-        outcome = self._submit(scored, journal)
-        if isinstance(outcome, Pending) and self._ahead:
-            # a cycle through a pool this transaction trades may simulate otherwise now
-            traded = set(outcome.pools or scored.opportunity.pools)
-            self._ahead = {k: v for k, v in self._ahead.items() if not traded & v[1]}
-        return outcome
+        with self.turn(journal) as submit:
+            return submit(scored)
+
+    @contextlib.contextmanager
+    def turn(self, journal: TxJournal | None = None) -> Iterator[Submit]:
+        """``submit`` for a batch, one opportunity after another, in one ``Turn`` of the
+        account's nonce lock (taken at the first live send, given back when the batch is
+        done): each send is still checked, signed, recorded and sent before the next
+        opportunity is looked at, without a lock turn of its own."""
+        turn = Turn(self.nonces) if self.nonces is not None else None
+
+        def submit(scored: ScoredOpportunity) -> ExecutionResult | Pending:
+            outcome = self._submit(scored, journal, turn)
+            if isinstance(outcome, Pending) and self._ahead:
+                # a cycle through a pool this transaction trades may simulate otherwise now
+                traded = set(outcome.pools or scored.opportunity.pools)
+                self._ahead = {k: v for k, v in self._ahead.items() if not traded & v[1]}
+            return outcome
+
+        try:
+            yield submit
+        finally:
+            if turn is not None:
+                turn.close()
 
     def revalidate_ahead(self, batch: Sequence[ScoredOpportunity]) -> int:
         """Re-validate a batch's opportunities in one JSON-RPC batch before they are submitted
@@ -446,7 +502,9 @@ class ExecutionRunner:
             call["from"] = self.signer.address
         return sized, hops, call
 
-    def _submit(self, scored: ScoredOpportunity, journal: TxJournal | None) -> ExecutionResult | Pending:
+    def _submit(
+        self, scored: ScoredOpportunity, journal: TxJournal | None, turn: Turn | None,
+    ) -> ExecutionResult | Pending:
         opp = scored.opportunity
         attempt = attempt_of(opp)
         try:
@@ -540,59 +598,61 @@ class ExecutionRunner:
         head = int(head_raw, 16) if isinstance(head_raw, str) else self.rpc.block_number()
 
         # 4. live: checks again inside the nonce lock, then sign and send with the guard
-        assert self.signer is not None and self.nonces is not None
+        assert self.signer is not None and turn is not None
         guarded = encode_execute(opp.tokens[0], sized.amount_in, simulated_profit, hops, flash=True)
         quoted_at = time.monotonic()
         try:
-            with self.nonces.session() as session:
-                if time.monotonic() - quoted_at > FEE_REQUOTE_AFTER_S:
-                    try:
-                        quote = fees.quote(self.rpc, self.fee_policy)
-                    except fees.FeeError as exc:
-                        return result("dropped", f"fees: {exc}", extra=extra)
-                    refused = self._unprofitable(opp, simulated_profit, gas_limit, quote, extra)
-                    if refused:
-                        return result("dropped", refused, extra=extra)
-                worst = quote.worst_case_cost(gas_limit)
-                refused = (
-                    self._kill_switch_refusal() or self._locked_refusal(session, worst)
-                    or self._stacked_refusal(opp.pools, mined_count)
-                )
+            session = turn.session()  # the turn holds the lock from its first send on
+            if time.monotonic() - quoted_at > FEE_REQUOTE_AFTER_S:
+                try:
+                    quote = fees.quote(self.rpc, self.fee_policy)
+                except fees.FeeError as exc:
+                    return result("dropped", f"fees: {exc}", extra=extra)
+                refused = self._unprofitable(opp, simulated_profit, gas_limit, quote, extra)
                 if refused:
                     return result("dropped", refused, extra=extra)
-                route = "private" if self.submitter is not None else "public"
-                submitted: list[Submission] = []
+            worst = quote.worst_case_cost(gas_limit)
+            refused = (
+                self._kill_switch_refusal() or self._locked_refusal(session, turn, worst)
+                or self._stacked_refusal(opp.pools, mined_count)
+            )
+            if refused:
+                return result("dropped", refused, extra=extra)
+            route = "private" if self.submitter is not None else "public"
+            submitted: list[Submission] = []
 
-                def record(signed: Signed) -> None:
-                    if journal is None:
-                        return
-                    from arbbot.execution.follow import TxRecord
+            def record(signed: Signed) -> None:
+                if journal is None:
+                    return
+                from arbbot.execution.follow import TxRecord
 
-                    journal.tx_signed(TxRecord(
-                        attempt=attempt, tx_hash=signed.tx_hash, sender=signed.sender, nonce=signed.nonce,
-                        raw_tx=signed.raw, kind="trade", state="signed", route=route, gas_limit=gas_limit,
-                        max_fee_per_gas=quote.max_fee_per_gas,
-                        max_priority_fee_per_gas=None if quote.kind == "legacy" else quote.max_priority_fee_per_gas,
-                        worst_gas_wei=signed.worst_gas_wei, sent_block=head, simulated_profit=simulated_profit,
-                        pools=tuple(opp.pools), created_at=time.time(), final_amount_in=sized.amount_in,
-                        final_predicted_profit=sized.profit,
-                    ))
+                journal.tx_signed(TxRecord(
+                    attempt=attempt, tx_hash=signed.tx_hash, sender=signed.sender, nonce=signed.nonce,
+                    raw_tx=signed.raw, kind="trade", state="signed", route=route, gas_limit=gas_limit,
+                    max_fee_per_gas=quote.max_fee_per_gas,
+                    max_priority_fee_per_gas=None if quote.kind == "legacy" else quote.max_priority_fee_per_gas,
+                    worst_gas_wei=signed.worst_gas_wei, sent_block=head, simulated_profit=simulated_profit,
+                    pools=tuple(opp.pools), created_at=time.time(), final_amount_in=sized.amount_in,
+                    final_predicted_profit=sized.profit,
+                ))
 
-                def before_send(signed: Signed) -> None:
-                    record(signed)
-                    if self.hot is not None:
-                        self.hot.note_traded(opp.pools, signed.sender, signed.nonce, signed.tx_hash)
+            def before_send(signed: Signed) -> None:
+                record(signed)
+                if self.hot is not None:
+                    self.hot.note_traded(opp.pools, signed.sender, signed.nonce, signed.tx_hash)
 
-                def broadcast(signed: Signed) -> None:
-                    if self.submitter is None:
-                        self.rpc.call("eth_sendRawTransaction", [signed.raw])
-                    else:
-                        submitted.append(self.submitter.submit(signed.raw, head + 1))
+            def broadcast(signed: Signed) -> None:
+                if self.submitter is None:
+                    self.rpc.call("eth_sendRawTransaction", [signed.raw])
+                else:
+                    submitted.append(self.submitter.submit(signed.raw, head + 1))
 
-                tx_hash = session.send(
-                    self.signer, worst_gas_wei=worst, before_send=before_send, broadcast=broadcast, to=self.executor,
-                    data=guarded, gas=gas_limit, **quote.signer_fields(),
-                )
+            tx_hash = session.send(
+                self.signer, worst_gas_wei=worst, before_send=before_send, broadcast=broadcast, to=self.executor,
+                data=guarded, gas=gas_limit, **quote.signer_fields(),
+            )
+            turn.sends += 1
+            turn.sent_gas += worst
         except NonceLockBusy as exc:
             return result("dropped", str(exc), extra=extra)
         except RpcError as exc:
@@ -644,26 +704,34 @@ class ExecutionRunner:
             )
         return None
 
-    def _locked_refusal(self, session: Session, worst_gas_wei: int) -> str | None:
+    def _locked_refusal(self, session: Session, turn: Turn, worst_gas_wei: int) -> str | None:
         """Daily loss (open transactions' worst-case gas reserved) and max open transactions,
-        read under the nonce lock: no other sender of this account moves them meanwhile."""
-        opened = session.open_txs()
+        read under the nonce lock (no other sender of this account moves them meanwhile),
+        once a turn: the turn's own sends are counted on top."""
+        if turn.opened is None:
+            turn.opened = session.open_txs()
         max_open = self.limits.max_open_txs
-        if max_open is not None and len(opened) >= max_open:
-            session.prune_open()
-            opened = session.open_txs()
-            if len(opened) >= max_open:
-                return f"{len(opened)} open transactions of the account, the maximum is {max_open}"
+        if max_open is not None and len(turn.opened) + turn.sends >= max_open:
+            if not turn.pruned:
+                session.prune_open()
+                turn.opened, turn.sends, turn.sent_gas, turn.pruned = session.open_txs(), 0, 0, True
+            opened = len(turn.opened) + turn.sends
+            if opened >= max_open:
+                return f"{opened} open transactions of the account, the maximum is {max_open}"
         limit = self.limits.daily_loss_limit_wei
         if limit is not None:
-            try:
-                pnl = self.daily_pnl_wei()
-            except Exception as exc:
-                return f"daily loss state unknown: {type(exc).__name__}: {exc}"
-            reserved = sum(gas for _, gas in opened.values())
-            if pnl - reserved - worst_gas_wei < -limit:
+            if turn.pnl is None:
+                try:
+                    turn.pnl = self.daily_pnl_wei()
+                except Exception as exc:
+                    turn.pnl = f"daily loss state unknown: {type(exc).__name__}: {exc}"
+            if isinstance(turn.pnl, str):
+                return turn.pnl
+            reserved = sum(gas for _, gas in turn.opened.values()) + turn.sent_gas
+            opened = len(turn.opened) + turn.sends
+            if turn.pnl - reserved - worst_gas_wei < -limit:
                 return (
-                    f"daily loss limit: PnL today {pnl} wei, {reserved} wei reserved by {len(opened)} open "
+                    f"daily loss limit: PnL today {turn.pnl} wei, {reserved} wei reserved by {opened} open "
                     f"transactions, this one may cost {worst_gas_wei} wei, limit -{limit} wei"
                 )
         return None

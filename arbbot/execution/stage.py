@@ -20,6 +20,7 @@ nothing was sent (one with a signed transaction is ``follow``'s).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -30,7 +31,7 @@ from typing import Callable, Protocol, Sequence
 
 from arbbot import obs
 from arbbot.execution.follow import TxJournal
-from arbbot.execution.runner import Attempt, ExecutionRunner, Pending, attempt_of
+from arbbot.execution.runner import Attempt, ExecutionRunner, Pending, Submit, attempt_of
 from arbbot.types import ExecutionResult, ScoredOpportunity
 
 log = logging.getLogger(__name__)
@@ -63,9 +64,10 @@ Runners = Callable[[int], ExecutionRunner]  # chain id -> that chain's runner
 
 
 def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journal) -> list[ExecutionResult]:
-    """Claim every opportunity of ``batch`` at once, then submit each claimed one; the results
-    of the ones this call claimed, in order: final, or ``sent`` (its transaction is in the
-    journal).
+    """Claim every opportunity of ``batch`` at once, then submit each claimed one, in one turn
+    of its chain's nonce lock (``ExecutionRunner.turn``: taken at the first live send); the
+    results of the ones this call claimed, in order: final, or ``sent`` (its transaction is
+    in the journal).
 
     Only what a send needs is written on the way to the next decision (the claims, and a
     live send's signed transaction, inside ``submit``, before its bytes leave). What is
@@ -91,15 +93,24 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
             claimed.append(s)
         else:
             log.info("already executed or claimed: %s", s.opportunity.key)
-    for s in claimed:
-        o = s.opportunity
-        with obs.scope("execute.opportunity", chain=o.chain_id, block=o.block_number, path_id=o.path_id):
-            result, pending = _execute_one(s, runners, journal)
-        if pending is None:
-            unsent.append(result)
-        else:
-            sent.append((result, pending))
-        results.append(result)
+    with contextlib.ExitStack() as turns:
+        submits: dict[int, Submit] = {}  # chain -> its runner's ``turn``: one nonce lock turn a batch
+
+        def submit(s: ScoredOpportunity) -> ExecutionResult | Pending:
+            chain_id = s.opportunity.chain_id
+            if chain_id not in submits:
+                submits[chain_id] = turns.enter_context(runners(chain_id).turn(journal))
+            return submits[chain_id](s)
+
+        for s in claimed:
+            o = s.opportunity
+            with obs.scope("execute.opportunity", chain=o.chain_id, block=o.block_number, path_id=o.path_id):
+                result, pending = _execute_one(s, submit)
+            if pending is None:
+                unsent.append(result)
+            else:
+                sent.append((result, pending))
+            results.append(result)
     for _, pending in sent:  # first: what is out on the chain
         journal.tx_sent(pending.tx_hash, sent_block=pending.sent_block, submission=pending.submission)
     journal.finished_all(unsent)
@@ -112,13 +123,13 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
 
 
 def _execute_one(
-    s: ScoredOpportunity, runners: Runners, journal: Journal
+    s: ScoredOpportunity, submit: Submit
 ) -> tuple[ExecutionResult, Pending | None]:
     """Submit one claimed opportunity: ``sent`` with its ``Pending`` (its transaction in the
     journal as signed; the caller marks it sent), or its final result, which the caller
     records after the batch."""
     try:
-        outcome = runners(s.opportunity.chain_id).submit(s, journal)
+        outcome = submit(s)
     except Exception as exc:
         log.exception("execution of %s failed", s.opportunity.key)
         outcome = ExecutionResult.failed(attempt_of(s.opportunity), _why(exc))

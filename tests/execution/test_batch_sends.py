@@ -1,0 +1,260 @@
+"""A block's live sends in one turn of the account's nonce lock (``ExecutionRunner.turn``):
+taken at the first send (never in dry-run), each send still checked, recorded and sent before
+the next opportunity is looked at; a send that fails leaves its nonce to the next one; the
+limits count the turn's earlier sends; a worker killed between two sends loses nothing and
+sends nothing twice. Real anvil (the stand-in executor of tests/execution/executor_helpers.py),
+Redis, PostgreSQL, and the project's fault proxy process for a node that refuses a send.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from typing import Any, Iterator, Sequence
+
+import pytest
+from eth_account import Account
+
+from arbbot.chain.rpc import RpcClient
+from arbbot.chain.tx import LocalSigner
+from arbbot.devnet.faultproxy import FaultProxy
+from arbbot.execution import stage
+from arbbot.execution.follow import FollowPolicy, TxRecord, follow
+from arbbot.execution.nonces import NonceManager, NonceSession
+from arbbot.execution.runner import ExecutionRunner, RiskLimits
+from arbbot.hotstate import HotState
+from tests.execution.executor_helpers import (
+    STAND_IN_EXECUTOR as EXECUTOR,
+    STAND_IN_PROFIT as PROFIT,
+    STAND_IN_USDC as USDC,
+    STAND_IN_WETH as WETH,
+    stand_in_scored as scored,
+    two_price_pools,
+)
+
+pytestmark = pytest.mark.django_db
+
+POOLS = ["0x" + f"{i:02x}" * 20 for i in range(1, 13)]
+CYCLES = [(POOLS[2 * k], POOLS[2 * k + 1]) for k in range(6)]  # each pays, no pool shared
+
+
+@pytest.fixture(scope="module")
+def node(stand_in_node: RpcClient) -> RpcClient:
+    return stand_in_node
+
+
+@pytest.fixture(autouse=True)
+def empty_journal() -> None:
+    from webapp.core.models import Execution, Transaction
+
+    Transaction.objects.all().delete()
+    Execution.objects.all().delete()
+
+
+@pytest.fixture
+def signer(node: RpcClient) -> LocalSigner:
+    key = "0x" + secrets.token_hex(32)
+    node.call("anvil_setBalance", [Account.from_key(key).address, hex(10**20)])
+    return LocalSigner(node, key)
+
+
+class CountedNonces(NonceManager):
+    """The fleet's nonce manager, counting its turns of the lock."""
+
+    turns = 0
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[NonceSession]:
+        self.turns += 1
+        with super().session() as s:
+            yield s
+
+
+def make_runner(rpc: RpcClient, signer: LocalSigner, hot: HotState, **kw: Any) -> ExecutionRunner:
+    hot.put_pools(two_price_pools(POOLS, USDC, WETH), 7, "0x" + "07" * 32)
+    return ExecutionRunner(
+        rpc=rpc, executor=EXECUTOR, mode="live", pools=hot.get_pools, signer=LocalSigner(rpc, signer.key),
+        kill_switch=hot.fleet.kill_switch_engaged, is_orphaned=hot.is_orphaned, hot=hot,
+        nonces=CountedNonces(hot, rpc, signer.address), receipt_timeout_s=20.0, **kw,
+    )
+
+
+def batch(*names: str, start: int = 0) -> list[Any]:
+    """One opportunity per name, each through a cycle of its own (from ``CYCLES[start]`` on)."""
+    return [scored(name, CYCLES[start + k]) for k, name in enumerate(names)]
+
+
+def pending_count(node: RpcClient, signer: LocalSigner) -> int:
+    return int(node.call("eth_getTransactionCount", [signer.address, "pending"]), 16)
+
+
+def rows() -> dict[str, Any]:
+    from webapp.core.models import Transaction
+
+    return {t.path_id: t for t in Transaction.objects.all()}
+
+
+def status_of(path_id: str) -> str:
+    from webapp.core.models import Execution
+
+    return str(Execution.objects.get(path_id=path_id).status)
+
+
+def settle(runner: ExecutionRunner, done: Any, *, grace_s: float = 30.0) -> None:
+    from webapp.core.services import DbJournal
+
+    for _ in range(20):
+        runner.rpc.call("evm_mine")
+        follow(runner, DbJournal(), FollowPolicy(confirmations=1, signed_grace_s=grace_s))
+        if done():
+            return
+    raise AssertionError("not settled after 20 follow passes")
+
+
+def test_a_batch_sends_in_one_turn_each_recorded_before_it_leaves_in_nonce_order(
+    node: RpcClient, signer: LocalSigner, hot: HotState
+) -> None:
+    from webapp.core.services import DbJournal
+
+    order: list[str] = []
+
+    class Journal(DbJournal):
+        def tx_signed(self, rec: TxRecord) -> None:
+            # the one before it is already on the node when this one is recorded
+            order.append(f"{rec.attempt['path_id']} recorded, {pending_count(node, signer) - first} on the node")
+            super().tx_signed(rec)
+
+    runner = make_runner(node, signer, hot)
+    first = pending_count(node, signer)
+    node.call("evm_setAutomine", [False])
+    try:
+        results = stage.execute(batch("a", "b", "c"), {31337: runner}.__getitem__, Journal())
+        assert [(r.path_id, r.status) for r in results] == [("a", "sent"), ("b", "sent"), ("c", "sent")]
+        assert runner.nonces.turns == 1  # type: ignore[union-attr]
+        assert order == ["a recorded, 0 on the node", "b recorded, 1 on the node", "c recorded, 2 on the node"]
+        by_path = rows()
+        assert [by_path[p].nonce for p in "abc"] == [first, first + 1, first + 2]
+        assert [by_path[p].tx_hash for p in "abc"] == [r.tx_hash for r in results]
+        decided = [r.extra["decided_at"] for r in results]
+        assert decided == sorted(decided) and len(set(decided)) == 3  # each as its own send left
+        assert int(node.call("txpool_status")["pending"], 16) == 3
+        assert hot.nonce_peek(signer.address) == (first + 3, None)  # nothing left in flight
+        assert set(hot.open_txs(signer.address)) == {r.tx_hash for r in results}
+        assert not hot.nonce_lock(signer.address).locked()  # given back at the batch's end
+    finally:
+        node.call("evm_setAutomine", [True])
+    settle(runner, lambda: all(status_of(p) == "success" for p in "abc"))
+    assert pending_count(node, signer) == first + 3
+    from webapp.core.models import Execution
+
+    assert {int(e.realised_profit) for e in Execution.objects.all()} == {PROFIT}
+
+
+def test_a_dry_run_batch_never_takes_the_nonce_lock(node: RpcClient, signer: LocalSigner, hot: HotState) -> None:
+    from webapp.core.services import DbJournal
+
+    runner = make_runner(node, signer, hot)
+    runner.mode = "dry-run"
+    results = stage.execute(batch("a", "b"), {31337: runner}.__getitem__, DbJournal())
+    assert [r.status for r in results] == ["simulated", "simulated"]
+    assert runner.nonces.turns == 0 and rows() == {}  # type: ignore[union-attr]
+
+
+def test_a_send_that_fails_leaves_its_nonce_to_the_next_send_of_the_turn(
+    node: RpcClient, signer: LocalSigner, hot: HotState
+) -> None:
+    """The node refuses the second send (HTTP 502 from the fault proxy; the first passes):
+    the first is out, the second failed, and the third goes out at the second's nonce: the
+    count was re-read from the node, so no gap."""
+    from webapp.core.services import DbJournal
+
+    proxy = FaultProxy(node.url)
+    try:
+        runner = make_runner(RpcClient([proxy.url], retries=0), signer, hot)
+        first = pending_count(node, signer)
+        proxy.set("error", methods=("eth_sendRawTransaction",), spare=1)
+        results = stage.execute(batch("a", "b", "c"), {31337: runner}.__getitem__, DbJournal())
+        assert [(r.path_id, r.status) for r in results] == [("a", "sent"), ("b", "failed"), ("c", "failed")]
+        proxy.set("pass")
+        again = stage.execute(batch("d", "e", start=3), {31337: runner}.__getitem__, DbJournal())
+        assert [(r.path_id, r.status) for r in again] == [("d", "sent"), ("e", "sent")]
+        assert results[1].reason.startswith("send failed:") and results[2].reason.startswith("send failed:")
+        assert proxy.stats()["counts"]["error"] == 2
+        by_path = rows()
+        assert {p: (t.state, t.nonce) for p, t in by_path.items()} == {
+            "a": ("sent", first), "b": ("signed", first + 1), "c": ("signed", first + 1),
+            "d": ("sent", first + 1), "e": ("sent", first + 2)}
+        assert pending_count(node, signer) == first + 3
+    finally:
+        proxy.stop()
+    runner = make_runner(node, signer, hot)
+    settle(runner, lambda: all(status_of(p) == "success" for p in "ade"), grace_s=0)
+    # their nonce went to "d", which was mined: nothing of b or c was, nor will be
+    assert {rows()[p].state for p in "bc"} == {"replaced"}
+    assert {status_of(p) for p in "bc"} <= {"failed", "dropped"}
+
+
+def test_the_limits_count_the_sends_of_the_turn_before_each(
+    node: RpcClient, signer: LocalSigner, hot: HotState
+) -> None:
+    from webapp.core.services import DbJournal
+
+    node.call("evm_setAutomine", [False])  # one base fee for the whole test: one worst case
+    try:
+        runner = make_runner(node, signer, hot, limits=RiskLimits(max_open_txs=2))
+        results = stage.execute(batch("a", "b", "c"), {31337: runner}.__getitem__, DbJournal())
+        assert [r.status for r in results] == ["sent", "sent", "dropped"]
+        assert results[2].reason == "2 open transactions of the account, the maximum is 2"
+
+        worst = int(rows()["a"].worst_gas_wei)
+        # two open (a and b) reserve 2 worst cases; a limit of 3.5 lets one more through
+        runner = make_runner(node, signer, hot, limits=RiskLimits(daily_loss_limit_wei=worst * 7 // 2))
+        results = stage.execute(batch("d", "e", "f", start=3), {31337: runner}.__getitem__, DbJournal())
+        assert [r.status for r in results] == ["sent", "dropped", "dropped"]
+        assert results[1].reason == (
+            f"daily loss limit: PnL today 0 wei, {3 * worst} wei reserved by 3 open transactions, this one may cost "
+            f"{worst} wei, limit -{worst * 7 // 2} wei"
+        )
+    finally:
+        node.call("evm_setAutomine", [True])
+
+
+class Died(BaseException):
+    """Stands for the worker being killed at that instruction: nothing after it runs."""
+
+
+class DiesAtSecondSend(RpcClient):
+    sends = 0
+
+    def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        if method == "eth_sendRawTransaction":
+            self.sends += 1
+            if self.sends == 2:
+                raise Died
+        return super().call(method, params)
+
+
+def test_a_worker_killed_between_two_sends_loses_none_and_sends_none_twice(
+    node: RpcClient, signer: LocalSigner, hot: HotState
+) -> None:
+    """Killed sending the second of three: the first recorded ``signed`` and on the node,
+    the second recorded and in flight, the third never looked at. The follow pass finds the
+    first on the node (sent, then settled) and drops the second; the next sender re-reads
+    the count from the node and takes the second's nonce: no gap, nothing twice."""
+    from webapp.core.services import DbJournal
+
+    runner = make_runner(DiesAtSecondSend(node.urls), signer, hot)
+    first = pending_count(node, signer)
+    with pytest.raises(Died):
+        stage.execute(batch("a", "b", "c"), {31337: runner}.__getitem__, DbJournal())
+    assert {p: t.state for p, t in rows().items()} == {"a": "signed", "b": "signed"}
+    assert pending_count(node, signer) == first + 1
+    assert hot.nonce_peek(signer.address) == (first + 2, first + 1)  # b's nonce in flight
+
+    runner = make_runner(node, signer, hot)
+    settle(runner, lambda: status_of("a") == "success" and status_of("b") == "dropped", grace_s=0)
+    assert {p: t.state for p, t in rows().items()} == {"a": "confirmed", "b": "dropped"}
+    later = stage.execute([scored("d", CYCLES[3], block_number=9)], {31337: runner}.__getitem__, DbJournal())
+    assert [r.status for r in later] == ["sent"] and rows()["d"].nonce == first + 1
+    node.call("evm_mine")
+    assert pending_count(node, signer) == first + 2
