@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -138,13 +137,6 @@ app.conf.task_routes = (_route,)
 #: defaults (2 s, then 2 s more each time, up to 30 s), so a worker could sit 20-30 s idle
 #: after the broker came back; measured by tests/chaos, this resumes within a few seconds.
 BROKER_RECONNECT_MAX_S = 2.0
-#: How long a stage process's computing thread keeps the GIL while another waits for it
-#: (``sys.setswitchinterval``; CPython's default is 5 ms). The execute stage claims a batch
-#: (database round trips) on the task's thread while its re-validation ahead computes on
-#: another: each return from a socket waited for the other thread's interval.
-#: ``bench/latency/gil.py``: 4 Redis round trips beside a computing thread took 38.1 ms p50
-#: at 5 ms, 8.3 at 0.5 ms (0.6 alone); 0.1 ms gains nothing more.
-STAGE_SWITCH_INTERVAL_S = 0.0005
 
 
 class Consumer(_CeleryConsumer):
@@ -265,8 +257,7 @@ def _warm_path_kernels(sender: Any = None, instance: Any = None, **_: Any) -> No
 
 @worker_process_init.connect
 def _warm_process(**_: Any) -> None:
-    """Each pool process of a stage shortens its GIL switch interval
-    (``STAGE_SWITCH_INTERVAL_S``), starts its refresher (``workers.kept``: the strategy and
+    """Each pool process of a stage starts its refresher (``workers.kept``: the strategy and
     the like read again in the background, not on a block's way), builds its per-chain
     resources (``workers.runtime``: the execute runner with its RPC session and limits, the
     path stage) and its database connection before it takes a task, so the first block's
@@ -278,7 +269,6 @@ def _warm_process(**_: Any) -> None:
     from webapp.core import selectors
     from workers import runtime
 
-    sys.setswitchinterval(STAGE_SWITCH_INTERVAL_S)  # before any thread of the process starts
     if _consumed & {"scan", "path", "ml", "execute"}:  # the stages that keep values (pool filter, strategy, ...)
         from workers import kept
 
