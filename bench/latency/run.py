@@ -21,7 +21,10 @@ the fleet started are reported apart (start-up), not in the steady figures.
 commit (``--before REF``, by default main before the latency work of issue 15 item 5,
 exported with ``git archive``) runs a follower phase first, on the same devnet, database,
 broker and simulator; then this code's fleet, then beat's tick. The comparison table puts
-the two follower phases side by side, per stage.
+the two follower phases side by side, per stage. The phase that runs second runs on a longer
+chain and a fuller database, and one machine's load drifts over minutes: ``--rounds N`` runs
+the two fleets N times each, in the order A B B A A B ... (each half of the time first), and
+pools each side's phases.
 
 Run: ``make bench-latency`` or ``.venv/bin/python bench/latency/run.py [--seconds 45]
 [--baseline-seconds 20] [--before REF|none] [--mode live|dry-run] [--profile QUEUE]``; prints
@@ -195,6 +198,8 @@ def main() -> int:
     ap.add_argument("--after-first", action="store_true",
                     help="run this code's follower phase (and the baseline) before the other's: the second phase "
                          "runs on a longer chain and a fuller database, so alternate the order between runs")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run each fleet this many times, alternating A B B A ... (drift and order shared evenly)")
     ap.add_argument("--mode", default="dry-run", choices=("live", "paper", "dry-run"),
                     help="the chain's mode (dry-run: simulated, nothing signed, as bench-pipeline)")
     ap.add_argument("--execute-concurrency", type=int, default=2,
@@ -204,6 +209,10 @@ def main() -> int:
                     help="run this queue's worker (this code's) under cProfile, solo pool (its tasks in the profiled "
                          "process); prints its top functions and keeps logs/after/QUEUE.prof (repeatable)")
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error(f"--rounds {args.rounds}: must be positive")
+    if args.profile and args.rounds > 1:
+        ap.error("--profile profiles one round: leave --rounds at 1")
     before_env = {}
     for item in args.before_env:
         name, eq, value = item.partition("=")
@@ -235,7 +244,9 @@ def main() -> int:
     sides.append(("after", ROOT))
     if args.after_first:
         sides.reverse()
-    windows: dict[str, tuple[float, float]] = {}
+    runs = [(side, tree, r) for r in range(args.rounds) for side, tree in (sides if r % 2 == 0 else sides[::-1])]
+    # (kind, side) -> the phases' (log directory, from, to), pooled over the rounds
+    windows: dict[tuple[str, str], list[tuple[Path, float, float]]] = {}
     fleet = Fleet(env, logs)
 
     def manage(*a: str) -> None:
@@ -243,11 +254,11 @@ def main() -> int:
         if r.returncode:
             raise SystemExit(f"manage.py {' '.join(a)} failed:\n{r.stdout}\n{r.stderr}")
 
-    def run_side(side: str, tree: Path, baseline: bool) -> None:
+    def run_side(side: str, tree: Path, baseline: bool, r: int) -> None:
         """One fleet (``tree``'s code) through its start-up and follower phase, then, for the
         last, beat's tick alone; stopped warm at the end."""
         nonlocal fleet
-        side_logs = logs / side
+        side_logs = logs / side if args.rounds == 1 else logs / f"{side}-{r + 1}"
         side_logs.mkdir()
         fleet = Fleet({**env, "PYTHONPATH": str(tree), **(before_env if side == "before" else {})}, side_logs, cwd=tree)
         try:
@@ -267,7 +278,8 @@ def main() -> int:
                 if time.monotonic() > deadline:
                     raise SystemExit("the workers did not start; see " + str(side_logs))
                 time.sleep(0.2)
-            print(f"== {side}: workers up; follower phase", flush=True)
+            print(f"== {side}{'' if args.rounds == 1 else f' (round {r + 1})'}: workers up; follower phase",
+                  flush=True)
             started = time.time()
             fleet.start("follower", [py, "manage.py", "arbbot", "follow", "--chain", str(chain_id), "--ws", ws],
                         ARBBOT_HEARTBEAT_FILE=str(side_logs / "hb-follower"))
@@ -278,16 +290,16 @@ def main() -> int:
                     raise SystemExit("no decisions within 180 s; see " + str(side_logs))
                 time.sleep(0.5)
             steady = time.time()
-            windows[f"startup {side}"] = (started, steady)
+            windows.setdefault(("startup", side), []).append((side_logs, started, steady))
             time.sleep(args.seconds)
-            windows[f"follower {side}"] = (steady, time.time())
+            windows.setdefault(("follower", side), []).append((side_logs, steady, time.time()))
             fleet.stop("follower")  # releases the lease: beat's tick takes the chain over
             if baseline:
                 print("== baseline phase (beat's 1 s tick)", flush=True)
                 time.sleep(2)
                 baseline_from = time.time()
                 time.sleep(args.baseline_seconds)
-                windows["baseline"] = (baseline_from, time.time())
+                windows.setdefault(("baseline", side), []).append((side_logs, baseline_from, time.time()))
             time.sleep(3)  # the last batches' decisions reach the log
         finally:
             fleet.stop_all()
@@ -305,8 +317,8 @@ def main() -> int:
         sim = Fleet(env, logs)
         sim.start("simulator", [py, "manage.py", "devnet", "simulate", "--dir", str(work / "devnet")])
         try:
-            for side, tree in sides:
-                run_side(side, tree, baseline=side == "after")
+            for k, (side, tree, r) in enumerate(runs):
+                run_side(side, tree, side == "after" and k == max(i for i, x in enumerate(runs) if x[0] == "after"), r)
         finally:
             sim.stop_all()
     finally:
@@ -322,19 +334,21 @@ def main() -> int:
 
     at = arrivals.at
     load = os.getloadavg()
-    out: dict[str, Any] = {"bench": "latency", "unit": "ms", "mode": args.mode, "order": [s for s, _ in sides],
+    out: dict[str, Any] = {"bench": "latency", "unit": "ms", "mode": args.mode, "order": [s for s, _, _ in runs],
                            "before_env": before_env,
                            "execute_concurrency": args.execute_concurrency, "before": args.before,
                            "load_avg_1_5_15": [round(x, 2) for x in load]}
     titles = {"startup": f"start-up (the first {STARTUP_BLOCKS} blocks with a decision, follower)",
               "follower": "follower (newHeads over WebSocket)", "baseline": "baseline: beat's 1 s tick, no follower"}
-    for phase, (a, z) in windows.items():
-        side = "after" if phase == "baseline" else phase.split()[1]
-        bs = [b for b in traces(logs / side / "worker-execute.log") if b["block"] in at and a <= at[b["block"]] < z]
+    for (kind, side), spans in windows.items():
+        phase = "baseline" if kind == "baseline" else f"{kind} {side}"
+        bs = [b for d, a, z in spans for b in traces(d / "worker-execute.log")
+              if b["block"] in at and a <= at[b["block"]] < z]
         figs = figures(bs, at)
         out[phase] = {"blocks": len(bs), **figs}
-        kind = phase.split()[0]
         code = "" if phase == "baseline" else f", {'this code' if side == 'after' else args.before[:10]}"
+        if len(spans) > 1:
+            code += f", {len(spans)} phases pooled"
         print(f"\n{side}: {titles[kind]}{code}: {len(bs)} blocks with decisions")
         print(f"{'ms':<32}{'n':>5}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}")
         print("-" * 73)
