@@ -1,0 +1,168 @@
+#!/usr/bin/env python
+"""The execute stage's live decisions for a block, in-process, two ways in the same run:
+
+- **a turn per send**: each send takes the account's nonce lock, reads the open transactions
+  and the day's PnL, and gives the lock back (the stage before ``ExecutionRunner.turn``);
+- **one turn a batch**: the batch keeps the lock from its first send to its end, the limits
+  read once (``ExecutionRunner.turn``, what the stage runs).
+
+And, as a third variant, one turn a batch with the process's GIL switch interval at 0.5 ms
+instead of CPython's 5 (``sys.setswitchinterval``): the claim runs on this thread while the
+re-validation ahead computes on the stage's other (in isolation, 4 Redis round trips beside a
+computing thread took 38 ms p50 at 5 ms, 8 at 0.5; decided against: no gain here).
+
+The real parts of the fleet's execute stage: ``arbbot.execution.stage.execute`` with the
+database journal (a scratch PostgreSQL database, ``bench.scratch_db``), the hot state and the
+nonce manager on the machine's Redis (a prefix of its own), a live runner signing with a
+funded key on an anvil of its own whose executor is the tests' stand-in (it answers every
+call with a profit and logs ``Executed``, so re-validation passes: see
+tests/execution/executor_helpers.py). Each batch is ``--batch`` opportunities over disjoint
+pools of a new block, whose sends are mined after it (``evm_mine``; no automine); the variants
+alternate batch by batch. Reported per variant: from the
+stage's start to each decision (all of them pooled, p50 / p95) and to the batch's last.
+Prints a table and a JSON line.
+
+Run: ``PYTHONPATH=. .venv/bin/python bench/execution/turn.py [--batch 4] [--batches 60]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.scratch_db import ScratchDb  # noqa: E402
+
+
+def variants() -> dict[str, tuple[Callable[..., Any], float]]:
+    """name -> (the runner class, the switch interval)."""
+    from arbbot.execution.runner import ExecutionRunner, Submit
+
+    class PerSend(ExecutionRunner):
+        """A turn of the nonce lock for each send, as before ``turn``."""
+
+        def turn(self, journal: Any = None) -> Any:
+            one_turn = super().turn
+
+            @contextlib.contextmanager
+            def per_send() -> Iterator[Submit]:
+                def submit(scored: Any) -> Any:
+                    with one_turn(journal) as own:
+                        return own(scored)
+
+                yield submit
+
+            return per_send()
+
+    default = sys.getswitchinterval()
+    return {
+        "a turn per send": (PerSend, default),
+        "one turn a batch": (ExecutionRunner, default),
+        "one turn a batch, GIL switch 0.5 ms": (ExecutionRunner, 0.0005),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--batch", type=int, default=4, help="opportunities a batch (a block's chosen ones)")
+    ap.add_argument("--batches", type=int, default=60, help="batches per variant (alternating)")
+    args = ap.parse_args()
+    for name in ("batch", "batches"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name} {getattr(args, name)}: must be positive")
+    if args.batch > 40:
+        ap.error(f"--batch {args.batch}: at most 40 (disjoint cycles of the stand-in market)")
+    import redis
+    from eth_account import Account
+
+    from arbbot.chain.tx import LocalSigner
+    from arbbot.devnet.anvil import start_anvil
+    from arbbot.execution import stage
+    from arbbot.execution.nonces import NonceManager
+    from arbbot.hotstate import HotState
+    from tests.execution.executor_helpers import (
+        STAND_IN_EXECUTOR,
+        STAND_IN_PROFIT,
+        STAND_IN_USDC,
+        STAND_IN_WETH,
+        stand_in_executor,
+        stand_in_scored,
+        two_price_pools,
+    )
+
+    pools = ["0x" + f"{i:040x}" for i in range(1, 2 * args.batch + 1)]
+    cycles = [(pools[2 * k], pools[2 * k + 1]) for k in range(args.batch)]
+    prefix = f"bench-turn-{os.getpid()}"
+    hot = HotState(redis.Redis.from_url(os.environ.get("ARBBOT_REDIS_URL", "redis://127.0.0.1:6379/0")), prefix,
+                   31337)
+    default_interval = sys.getswitchinterval()
+    times: dict[str, list[float]] = {}
+    last: dict[str, list[float]] = {}
+    statuses: dict[str, dict[str, int]] = {}
+    with ScratchDb("arbbot_bench_turn"), start_anvil() as anvil:
+        from webapp.core.services import DbJournal
+
+        rpc = anvil.rpc()
+        rpc.call("anvil_setCode", [STAND_IN_EXECUTOR, stand_in_executor(STAND_IN_PROFIT)])
+        key = "0x" + secrets.token_hex(32)
+        address = Account.from_key(key).address
+        rpc.call("anvil_setBalance", [address, hex(10**24)])
+        rpc.call("evm_setAutomine", [False])  # a block is mined after each batch, as a chain's would be
+        hot.put_pools(two_price_pools(pools, STAND_IN_USDC, STAND_IN_WETH), 7, "0x" + "07" * 32)
+        runners = {}
+        for name, (cls, _) in variants().items():
+            runners[name] = cls(
+                rpc=rpc, executor=STAND_IN_EXECUTOR, mode="live", pools=hot.get_pools, signer=LocalSigner(rpc, key),
+                kill_switch=hot.fleet.kill_switch_engaged, is_orphaned=hot.is_orphaned, hot=hot,
+                nonces=NonceManager(hot, rpc, address.lower()), chain_id=31337,
+            )
+            times[name], last[name], statuses[name] = [], [], {}
+        block = 100
+        try:
+            for n in range(args.batches + 2):  # the first two rounds warm up
+                for name, (_, interval) in variants().items():
+                    sys.setswitchinterval(interval)
+                    block += 1
+                    batch = [stand_in_scored(f"{name[:12]}-{block}-{k}", cycles[k], block_number=block)
+                             for k in range(args.batch)]
+                    t0 = time.time()
+                    results = stage.execute(batch, {31337: runners[name]}.__getitem__, DbJournal())
+                    rpc.call("evm_mine")  # the block's sends mined before the next block's batch
+                    if n < 2:
+                        continue
+                    decided = [(r.extra["decided_at"] - t0) * 1000 for r in results]
+                    times[name] += decided
+                    last[name].append(max(decided))
+                    for r in results:
+                        statuses[name][r.status] = statuses[name].get(r.status, 0) + 1
+        finally:
+            sys.setswitchinterval(default_interval)
+            hot.clear()
+    figs: dict[str, Any] = {}
+    print(f"\nexecute stage, {args.batch} live sends a batch, {args.batches} batches a variant, ms from its start")
+    print(f"{'variant':<38}{'decision p50':>13}{'p95':>8}{'last p50':>10}{'p95':>8}  outcomes")
+    for name in times:
+        d, z = sorted(times[name]), sorted(last[name])
+        figs[name] = {"decision_p50": round(statistics.median(d), 2), "decision_p95": round(d[int(0.95 * (len(d) - 1))], 2),
+                      "last_p50": round(statistics.median(z), 2), "last_p95": round(z[int(0.95 * (len(z) - 1))], 2),
+                      "outcomes": statuses[name]}
+        f = figs[name]
+        print(f"{name:<38}{f['decision_p50']:>13.2f}{f['decision_p95']:>8.2f}{f['last_p50']:>10.2f}"
+              f"{f['last_p95']:>8.2f}  {json.dumps(statuses[name])}")
+    if any(set(s) != {"sent"} for s in statuses.values()):
+        print("warning: not every decision was a send; the variants' figures are not alike")
+    print(json.dumps({"bench": "execute-turn", "unit": "ms", "batch": args.batch, "batches": args.batches, **figs}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
