@@ -19,7 +19,7 @@ which touch several of them, run on a cluster too):
 - ``lock:journal``  one follow pass of the chain's sent transactions at a time (``journal_lock``)
 - ``lock:follow``  the block follower's lease: one follower of the chain announces new
   blocks, and beat's fallback scan tick stays quiet while it is held (``follower_lock``)
-- ``nonce:<signer address>``  the nonce lock: one send at a time per signer (``nonce_lock``)
+- ``nonce:<signer address>``  the nonce lock: one sender at a time per signer, a batch's sends in one turn (``nonce_lock``)
 - ``nonce_next:<signer>``  the next nonce to hand out; absent until first read from the
   node (``eth_getTransactionCount(pending)``), and reset from the node after any error
 - ``nonce_inflight:<signer>``  the nonce handed out and not yet known sent or failed; found

@@ -35,9 +35,10 @@ Order of checks, cheapest first; every refusal is a result that says why:
    token with no price there is refused. The result's extra records the native value
    (``profit_native``) and the price (``native_price``: numerator, denominator);
 4. ``dry-run`` stops there (``simulated``, no profit); ``paper`` records the simulated
-   profit as if executed; ``live`` takes the account's nonce lock (``arbbot.execution.nonces``)
-   and, inside it, right before signing, checks again: kill switch, daily loss with the
-   worst-case gas of every open transaction reserved, max open transactions, the fee
+   profit as if executed; ``live`` takes the account's nonce lock (``arbbot.execution.nonces``;
+   once for a batch's sends, at the first: ``turn``) and, inside it, right before signing,
+   checks again: kill switch, daily loss with the worst-case gas of every open transaction
+   reserved (read once a turn, the turn's own sends counted on top), max open transactions, the fee
    (re-quoted when the lock took long), and that no trade of ours through one of its pools
    was still unmined at the simulated block (it would land first and make this one revert:
    ``HotState.note_traded``); then signs with ``minProfit`` = the re-validated
