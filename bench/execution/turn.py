@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The execute stage's live decisions for a block, in-process, two ways in the same run:
+"""The execute stage's live decisions for a block, in-process, by how it takes the nonce lock:
 
 - **a turn per send**: each send takes the account's nonce lock, reads the open transactions
   and the day's PnL, and gives the lock back (the stage before ``ExecutionRunner.turn``);
