@@ -292,7 +292,8 @@ class ExecutionRunner:
         account's nonce lock (taken at the first live send, given back when the batch is
         done): each send is still checked, signed, recorded and sent before the next
         opportunity is looked at, without a lock turn of its own."""
-        turn = Turn(self.nonces) if self.nonces is not None else None
+        assert self.nonces is not None  # set in __post_init__
+        turn = Turn(self.nonces)
 
         def submit(scored: ScoredOpportunity) -> ExecutionResult | Pending:
             outcome = self._submit(scored, journal, turn)
@@ -305,8 +306,7 @@ class ExecutionRunner:
         try:
             yield submit
         finally:
-            if turn is not None:
-                turn.close()
+            turn.close()
 
     def revalidate_ahead(self, batch: Sequence[ScoredOpportunity]) -> int:
         """Re-validate a batch's opportunities in one JSON-RPC batch before they are submitted
@@ -504,7 +504,7 @@ class ExecutionRunner:
         return sized, hops, call
 
     def _submit(
-        self, scored: ScoredOpportunity, journal: TxJournal | None, turn: Turn | None,
+        self, scored: ScoredOpportunity, journal: TxJournal | None, turn: Turn,
     ) -> ExecutionResult | Pending:
         opp = scored.opportunity
         attempt = attempt_of(opp)
@@ -599,7 +599,7 @@ class ExecutionRunner:
         head = int(head_raw, 16) if isinstance(head_raw, str) else self.rpc.block_number()
 
         # 4. live: checks again inside the nonce lock, then sign and send with the guard
-        assert self.signer is not None and turn is not None
+        assert self.signer is not None
         guarded = encode_execute(opp.tokens[0], sized.amount_in, simulated_profit, hops, flash=True)
         quoted_at = time.monotonic()
         try:
