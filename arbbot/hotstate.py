@@ -137,6 +137,17 @@ return 1
 """
 
 
+# each KEYS[i] (a pool's ``traded:`` note) deleted only while it still names ARGV[1] (a hash)
+_FORGET_TRADED = """
+local n = 0
+for _, key in ipairs(KEYS) do
+  local v = redis.call('GET', key)
+  if v and string.sub(v, -string.len(ARGV[1])) == ARGV[1] then redis.call('DEL', key); n = n + 1 end
+end
+return n
+"""
+
+
 class Fleet:
     """The keys shared by every chain: the kill switch, the delivery counters."""
 
@@ -481,6 +492,12 @@ class HotState:
         for p in pools:
             pipe.set(self.key(f"traded:{p.lower()}"), value, ex=POOL_CLAIM_TTL_S)
         pipe.execute()
+
+    def forget_traded(self, pools: Iterable[str], tx_hash: str) -> int:
+        """The trade ``tx_hash`` was not sent after all: its pools' notes go, unless a later
+        trade's (of any signer) replaced them. How many went."""
+        keys = [self.key(f"traded:{p.lower()}") for p in pools]
+        return int(self.redis.eval(_FORGET_TRADED, len(keys), *keys, tx_hash.lower())) if keys else 0
 
     def last_trades(self, pools: Sequence[str]) -> dict[str, tuple[str, int, str]]:
         """The last trade sent through each of ``pools`` (where remembered): pool ->

@@ -20,6 +20,11 @@ can ever be mined.
 - **signed, never seen by the node**: its worker died between persisting and sending.
   After ``signed_grace_s``, under the account's nonce lock: known to the node -> ``sent``;
   else ``dropped`` (nothing was sent; its nonce is released by a resync), never sent late.
+- **refused**: the node answered the send with an error and its count did not pass the
+  nonce, so the runner gave the nonce to its next send and recorded the execution
+  ``failed`` with the node's answer. Followed as a signed one: found on the node after all
+  -> ``sent``; its nonce taken by the next transaction or ``signed_grace_s`` passed ->
+  ``dropped``, the execution ``failed`` with that answer, never "never sent".
 - **private**: the relay submission is polled (``arbbot.execution.submit``): included ->
   mined as above; stale (no block of its window took it) -> ``dropped``, nothing paid.
 - **not mined after ``replace_after_blocks``**: unknown to the node -> the same bytes are
@@ -81,7 +86,7 @@ class TxRecord:
     nonce: int
     raw_tx: str = field(repr=False)
     kind: str  # trade | cancel
-    state: str  # signed | sent | mined | confirmed | replaced | dropped
+    state: str  # signed | refused | sent | mined | confirmed | replaced | dropped
     route: str  # public | private | public-fallback
     gas_limit: int
     max_fee_per_gas: int  # legacy: the gas price
@@ -96,11 +101,16 @@ class TxRecord:
     created_at: float = 0.0  # unix seconds
     final_amount_in: int = 0  # as re-sized right before signing (0: unknown)
     final_predicted_profit: int = 0
+    error: str = ""  # refused: the node's answer to the send
 
 
 class TxJournal(Protocol):
     def tx_signed(self, rec: TxRecord) -> None:
         """Persist a signed transaction (state ``signed``) before it is sent."""
+
+    def tx_refused(self, tx_hash: str, error: str) -> None:
+        """The node answered its send with ``error`` and its count did not pass the nonce:
+        ``refused``, followed as a signed one is (a node that answered an error may have it)."""
 
     def tx_sent(self, tx_hash: str, *, sent_block: int | None, submission: Mapping[str, Any] | None) -> None:
         """It was sent (or re-broadcast at ``sent_block``); its execution is ``sent``."""
@@ -115,7 +125,7 @@ class TxJournal(Protocol):
         """Set ``confirmed``, ``replaced`` or ``dropped``."""
 
     def txs_open(self, chain_id: int) -> list[TxRecord]:
-        """Every ``signed``, ``sent`` and ``mined`` transaction of the chain."""
+        """Every ``signed``, ``refused``, ``sent`` and ``mined`` transaction of the chain."""
 
     def txs_of_nonce(self, chain_id: int, sender: str, nonce: int) -> list[TxRecord]:
         """Every transaction of that nonce, whatever its state."""
@@ -191,7 +201,7 @@ class _Pass:
         newest = max(group, key=lambda r: (r.created_at, r.max_fee_per_gas))
         if mined_count > newest.nonce:
             self._nonce_used(group)
-        elif newest.state == "signed":
+        elif newest.state in ("signed", "refused"):
             self._signed(group, newest)
         elif newest.route == "private":
             self._private(group, newest)
@@ -221,12 +231,8 @@ class _Pass:
         # expired mid-send) can never be mined now: that execution ends here too.
         for key, attempt in _executions(group).items():
             if key != _key(rec.attempt):
-                lost = ExecutionResult(
-                    status="dropped", reason=f"nonce {rec.nonce} was taken by {rec.tx_hash} of another execution; "
-                    "nothing of this one was mined", extra={"mode": "live"}, **attempt,
-                )
-                self.journal.finished(lost)
-                self.report.results.append(lost)
+                self._lost(group, attempt, f"nonce {rec.nonce} was taken by {rec.tx_hash} of another execution; "
+                           "nothing of this one was mined")
         self._close(group)
         self.report.add("confirmed")
         log.info("tx %s confirmed (%s): %s %s", rec.tx_hash, rec.kind, result.status, result.reason)
@@ -262,6 +268,9 @@ class _Pass:
         with nonces.session() as session:
             known = self.runner.rpc.call("eth_getTransactionByHash", [rec.tx_hash])
             if known:
+                if rec.state == "refused":
+                    log.warning("tx %s was refused at send (%s), and the node has it: followed as sent", rec.tx_hash,
+                                rec.error)
                 self.journal.tx_sent(rec.tx_hash, sent_block=self.head, submission=None)
                 session.note_sent(rec.nonce, rec.tx_hash, rec.worst_gas_wei)
                 self.report.add("sent-found")
@@ -269,12 +278,8 @@ class _Pass:
             self.journal.tx_state([rec.tx_hash], "dropped")
             rest = [r for r in group if r.tx_hash != rec.tx_hash]
             if not any(_key(r.attempt) == _key(rec.attempt) for r in rest):
-                result = ExecutionResult(
-                    status="dropped", reason="signed but never sent (its worker stopped before sending); nothing "
-                    "was paid", extra={"mode": "live"}, **rec.attempt,
-                )
-                self.journal.finished(result)
-                self.report.results.append(result)
+                self._lost([rec], rec.attempt, "signed but never sent (its worker stopped before sending); nothing was "
+                           "paid")
             if not rest:  # its nonce is nobody's: released
                 session.resync()
             self.report.add("never-sent")
@@ -362,12 +367,24 @@ class _Pass:
     def _drop(self, group: list[TxRecord], reason: str) -> None:
         self.journal.tx_state([r.tx_hash for r in group], "dropped")
         for attempt in _executions(group).values():
-            result = ExecutionResult(status="dropped", reason=reason[:300], extra={"mode": "live"}, **attempt)
-            self.journal.finished(result)
-            self.report.results.append(result)
+            self._lost(group, attempt, reason)
         self._close(group)
         self.report.add("dropped")
         log.warning("nonce %s of %s: %s", group[0].nonce, group[0].sender, reason)
+
+    def _lost(self, group: Sequence[TxRecord], attempt: Attempt, reason: str) -> None:
+        """Make final an execution of ``group`` none of whose transactions was mined:
+        ``dropped`` for ``reason``, or, when the node refused each of its sends, ``failed``
+        with the node's answer (what the runner recorded at the send)."""
+        mine = [r for r in group if _key(r.attempt) == _key(attempt)]
+        refused = bool(mine) and all(r.state == "refused" for r in mine)
+        if refused:
+            reason = f"send failed: {mine[-1].error}; nothing was paid"
+        result = ExecutionResult(
+            status="failed" if refused else "dropped", reason=reason[:300], extra={"mode": "live"}, **attempt,
+        )
+        self.journal.finished(result)
+        self.report.results.append(result)
 
     def _close(self, group: list[TxRecord]) -> None:
         nonces = self.runner.nonces

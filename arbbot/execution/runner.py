@@ -621,6 +621,7 @@ class ExecutionRunner:
                 return result("dropped", refused, extra=extra)
             route = "private" if self.submitter is not None else "public"
             submitted: list[Submission] = []
+            broadcasting: list[Signed] = []  # recorded and noted: what a failed send leaves behind
 
             def record(signed: Signed) -> None:
                 if journal is None:
@@ -643,6 +644,7 @@ class ExecutionRunner:
                     self.hot.note_traded(opp.pools, signed.sender, signed.nonce, signed.tx_hash)
 
             def broadcast(signed: Signed) -> None:
+                broadcasting.append(signed)
                 if self.submitter is None:
                     self.rpc.call("eth_sendRawTransaction", [signed.raw])
                 else:
@@ -656,12 +658,26 @@ class ExecutionRunner:
             turn.sent_gas += worst
         except NonceLockBusy as exc:
             return result("dropped", str(exc), extra=extra)
-        except RpcError as exc:
+        except RpcError as exc:  # the node's count did not pass the nonce (``NonceSession.send``)
+            if broadcasting:
+                self._refused(broadcasting[0], journal, opp.pools, str(exc))
             return result("failed", f"send failed: {exc}", extra=extra)
         except Exception as exc:  # the journal or the hot state failed before the send, or a relay
             return result("failed", f"not sent: {type(exc).__name__}: {exc}"[:300], extra=extra)
         return Pending(attempt, tx_hash, guarded, simulated_profit, tuple(opp.pools), sent_block=head,
                        submission=submitted[0].to_wire() if submitted else None)
+
+    def _refused(self, signed: Signed, journal: TxJournal | None, pools: Sequence[str], error: str) -> None:
+        """The node refused ``signed`` and its nonce went back: its row says so (still
+        followed, in case the node has it after all), and its pools are free for the next
+        send instead of waiting for its nonce to be mined."""
+        try:
+            if journal is not None:
+                journal.tx_refused(signed.tx_hash, error)
+            if self.hot is not None:
+                self.hot.forget_traded(pools, signed.tx_hash)
+        except Exception:  # the row stays ``signed`` and the notes expire: safe, only slower
+            log.exception("could not record that the node refused %s", signed.tx_hash)
 
     def _kill_switch_refusal(self) -> str | None:
         """Why not to send as far as the kill switch goes; fails closed."""

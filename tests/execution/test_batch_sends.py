@@ -100,6 +100,12 @@ def status_of(path_id: str) -> str:
     return str(Execution.objects.get(path_id=path_id).status)
 
 
+def reason_of(path_id: str) -> str:
+    from webapp.core.models import Execution
+
+    return str(Execution.objects.get(path_id=path_id).reason)
+
+
 def settle(runner: ExecutionRunner, done: Any, *, grace_s: float = 30.0) -> None:
     from webapp.core.services import DbJournal
 
@@ -182,16 +188,47 @@ def test_a_send_that_fails_leaves_its_nonce_to_the_next_send_of_the_turn(
         assert proxy.stats()["counts"]["error"] == 2
         by_path = rows()
         assert {p: (t.state, t.nonce) for p, t in by_path.items()} == {
-            "a": ("sent", first), "b": ("signed", first + 1), "c": ("signed", first + 1),
+            "a": ("sent", first), "b": ("refused", first + 1), "c": ("refused", first + 1),
             "d": ("sent", first + 1), "e": ("sent", first + 2)}
+        assert "502" in by_path["b"].error and results[1].reason == f"send failed: {by_path['b'].error}"
         assert pending_count(node, signer) == first + 3
     finally:
         proxy.stop()
     runner = make_runner(node, signer, hot)
     settle(runner, lambda: all(status_of(p) == "success" for p in "ade"), grace_s=0)
-    # their nonce went to "d", which was mined: nothing of b or c was, nor will be
+    # their nonce went to "d", which was mined: nothing of b or c was, nor will be; each
+    # execution keeps the node's answer, not "taken by another execution"
     assert {rows()[p].state for p in "bc"} == {"replaced"}
-    assert {status_of(p) for p in "bc"} <= {"failed", "dropped"}
+    for p in "bc":
+        assert (status_of(p), reason_of(p)) == ("failed", f"send failed: {rows()[p].error}; nothing was paid")
+
+
+def test_a_refused_send_frees_its_pools_and_ends_failed_with_the_nodes_answer(
+    node: RpcClient, signer: LocalSigner, hot: HotState
+) -> None:
+    """The last send of a batch is refused, so no later send takes its nonce: its pools are
+    free at once (their notes named it), and once the follower's grace has passed it finds
+    the node without it: the row dropped, the execution failed with the node's answer (not
+    "its worker stopped before sending"), the nonce released."""
+    from webapp.core.services import DbJournal
+
+    proxy = FaultProxy(node.url)
+    try:
+        runner = make_runner(RpcClient([proxy.url], retries=0), signer, hot)
+        first = pending_count(node, signer)
+        proxy.set("error", methods=("eth_sendRawTransaction",), spare=1)
+        results = stage.execute(batch("a", "b"), {31337: runner}.__getitem__, DbJournal())
+        assert [r.status for r in results] == ["sent", "failed"]
+    finally:
+        proxy.stop()
+    assert set(hot.last_trades(list(CYCLES[0]))) == set(CYCLES[0])  # a's notes stay
+    assert hot.last_trades(list(CYCLES[1])) == {}  # b's went with its refusal
+    assert hot.forget_traded(CYCLES[0], "0x" + "ab" * 32) == 0  # a note names its own trade only
+    assert (rows()["b"].state, rows()["b"].nonce) == ("refused", first + 1)
+    runner = make_runner(node, signer, hot)
+    settle(runner, lambda: status_of("a") == "success" and rows()["b"].state == "dropped", grace_s=0)
+    assert (status_of("b"), reason_of("b")) == ("failed", f"send failed: {rows()['b'].error}; nothing was paid")
+    assert pending_count(node, signer) == first + 1 and hot.nonce_peek(signer.address) == (first + 1, None)
 
 
 def test_the_limits_count_the_sends_of_the_turn_before_each(

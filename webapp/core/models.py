@@ -335,7 +335,10 @@ class Transaction(models.Model):
     Its execution is named by (chain_id, block_number, path_id), not a foreign key: the
     Execution table is a hypertable where TimescaleDB exists, keyed (id, block_number)."""
 
-    STATES = [(s, s) for s in ("signed", "sent", "mined", "confirmed", "replaced", "dropped")]
+    #: ``refused``: the node answered its send with an error and its count did not pass the
+    #: nonce; followed all the same, since a node that answered an error may have it after all
+    STATES = [(s, s) for s in ("signed", "refused", "sent", "mined", "confirmed", "replaced", "dropped")]
+    OPEN_STATES = ("signed", "refused", "sent", "mined")  # followed until final
     KINDS = [("trade", "trade"), ("cancel", "cancel")]
     created_at = models.DateTimeField()
     chain_id = models.PositiveBigIntegerField()
@@ -359,6 +362,7 @@ class Transaction(models.Model):
     submission = models.JSONField(default=dict, blank=True, help_text="private route: the relay submission state")
     simulated_profit = models.DecimalField(max_digits=79, decimal_places=0, default=0)
     pools = models.JSONField(default=list, blank=True, help_text="the cycle's pools: cooled down if it reverts")
+    error = models.CharField(max_length=300, blank=True, default="", help_text="refused: the node's answer to the send")
 
     class Meta:
         indexes = [

@@ -297,9 +297,9 @@ def executions_stale_pending(older_than_s: float = 120.0) -> list[Execution]:
 
 
 def transactions_open(chain_id: int) -> list[Transaction]:
-    """The chain's transactions that are not final (signed, sent, mined)."""
+    """The chain's transactions that are not final (``Transaction.OPEN_STATES``)."""
     return list(
-        Transaction.objects.filter(chain_id=chain_id, state__in=("signed", "sent", "mined")).order_by("nonce", "id")[:1000]
+        Transaction.objects.filter(chain_id=chain_id, state__in=Transaction.OPEN_STATES).order_by("nonce", "id")[:1000]
     )
 
 
@@ -310,7 +310,7 @@ def transactions_of_nonce(chain_id: int, sender: str, nonce: int) -> list[Transa
 def chains_following() -> list[int]:
     """Chains with transactions to follow."""
     return sorted(
-        Transaction.objects.filter(state__in=("signed", "sent", "mined")).values_list("chain_id", flat=True).distinct()
+        Transaction.objects.filter(state__in=Transaction.OPEN_STATES).values_list("chain_id", flat=True).distinct()
     )
 
 

@@ -1021,11 +1021,17 @@ def _signed_row(rec: TxRecord) -> Transaction:
     )
 
 
+def transaction_refused(tx_hash: str, error: str) -> None:
+    """The node answered its send with ``error`` and did not take it: ``refused``, still
+    followed (``arbbot.execution.follow``). Its execution's outcome is the stage's."""
+    Transaction.objects.filter(tx_hash=tx_hash.lower(), state="signed").update(state="refused", error=error[:300])
+
+
 @transaction.atomic
 def transaction_sent(tx_hash: str, *, sent_block: int | None, submission: Mapping[str, Any] | None) -> None:
     """Sent (or re-broadcast at ``sent_block``); its execution is ``sent`` unless final by a receipt."""
     tx = Transaction.objects.select_for_update().get(tx_hash=tx_hash.lower())
-    tx.state = "sent" if tx.state in ("signed", "sent") else tx.state
+    tx.state = "sent" if tx.state in ("signed", "refused", "sent") else tx.state
     tx.sent_block = sent_block if sent_block is not None else tx.sent_block
     if submission is not None:
         tx.submission = dict(submission)
@@ -1094,6 +1100,9 @@ class DbJournal:
     def tx_signed(self, rec: TxRecord) -> None:
         transaction_signed(rec)
 
+    def tx_refused(self, tx_hash: str, error: str) -> None:
+        transaction_refused(tx_hash, error)
+
     def tx_sent(self, tx_hash: str, *, sent_block: int | None, submission: Mapping[str, Any] | None) -> None:
         transaction_sent(tx_hash, sent_block=sent_block, submission=submission)
 
@@ -1129,7 +1138,7 @@ class DbJournal:
             max_priority_fee_per_gas=None if t.max_priority_fee_per_gas is None else int(t.max_priority_fee_per_gas),
             worst_gas_wei=int(t.worst_gas_wei), sent_block=t.sent_block, simulated_profit=int(t.simulated_profit),
             pools=tuple(t.pools or ()), mined_block=t.mined_block, mined_block_hash=t.mined_block_hash,
-            submission=t.submission or {}, created_at=t.created_at.timestamp(),
+            submission=t.submission or {}, created_at=t.created_at.timestamp(), error=t.error,
         )
 
 
