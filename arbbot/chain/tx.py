@@ -14,10 +14,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import coincurve
 from eth_abi import encode
 from eth_account import Account
 
 from arbbot.chain.abi import selector
+from arbbot.chain.rawtx import sign_raw_tx
 from arbbot.chain.rpc import RpcClient
 from arbbot.errors import ArbbotError, RpcError
 
@@ -124,6 +126,7 @@ class LocalSigner:
         if not self.key:
             raise ArbbotError("no signing key configured (ARBBOT_SIGNER_KEY or ARBBOT_SIGNER_KEY_FILE)")
         self._account = Account.from_key(self.key)
+        self._key = coincurve.PrivateKey(bytes(self._account.key))
         if not self.chain_id:
             self.chain_id = self.rpc.chain_id()
 
@@ -153,23 +156,11 @@ class LocalSigner:
         workers); without it the signer's own counter is used."""
         if nonce is None:
             nonce = self._nonce if self._nonce is not None else self.resync_nonce()
-        tx: dict[str, Any] = {
-            "chainId": self.chain_id,
-            "nonce": nonce,
-            "to": _checksum(to),
-            "data": data,
-            "value": value,
-            "gas": gas,
-        }
-        if gas_price is not None:
-            tx["gasPrice"] = gas_price
-        elif max_fee_per_gas is not None and max_priority_fee_per_gas is not None:
-            tx.update(type=2, maxFeePerGas=max_fee_per_gas, maxPriorityFeePerGas=max_priority_fee_per_gas)
-        else:
-            raise ArbbotError("sign: give gas_price, or max_fee_per_gas and max_priority_fee_per_gas")
-        signed = self._account.sign_transaction(tx)
-        raw = "0x" + bytes(signed.raw_transaction).hex()
-        return raw, "0x" + bytes(signed.hash).hex(), nonce
+        raw, tx_hash = sign_raw_tx(
+            self._key, chain_id=self.chain_id, nonce=nonce, to=to, data=data, gas=gas, value=value,
+            max_fee_per_gas=max_fee_per_gas, max_priority_fee_per_gas=max_priority_fee_per_gas, gas_price=gas_price,
+        )
+        return raw, tx_hash, nonce
 
     def send(self, **kwargs: Any) -> str:
         raw, tx_hash, nonce = self.sign(**kwargs)
@@ -180,9 +171,3 @@ class LocalSigner:
             raise
         self._nonce = nonce + 1
         return tx_hash
-
-
-def _checksum(address: str) -> str:
-    from eth_utils import to_checksum_address
-
-    return str(to_checksum_address(address))
