@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import redis
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from arbbot.chain.backfill import BackfillConflict
@@ -976,24 +976,34 @@ def _decision_latency(result: ExecutionResult) -> dict[str, float]:
 # written before its bytes are sent, and moved on by the follow task.
 
 
-@transaction.atomic
 def transaction_signed(rec: TxRecord) -> None:
-    """Persist a signed transaction before it is sent, with its execution's final sizing: two
-    statements in one commit, the execution's ``UPDATE`` written out and the row's insert
-    (``bench/execution/signed_rows.py``: 4.0 -> 3.1 ms p50 against the ORM's update and
-    create)."""
-    a = rec.attempt
-    if rec.final_amount_in:
-        from django.db import connection
+    """Persist a signed transaction before it is sent, with its execution's final sizing: the
+    execution's ``UPDATE`` and the row's ``INSERT`` in one query string, which PostgreSQL runs
+    as one implicit transaction (both or neither) in one round trip and one durable commit
+    (``bench/execution/signed_rows.py``, same run: 1.86 ms p50 against 2.44 for the two
+    statements in an atomic block and 2.88 for the ORM's update and create)."""
+    from django.db import connection
 
-        with connection.cursor() as cur:
-            cur.execute(
-                f"UPDATE {Execution._meta.db_table} SET final_amount_in = %s, final_predicted_profit = %s "
-                "WHERE chain_id = %s AND block_number = %s AND path_id = %s",
-                [Decimal(rec.final_amount_in), Decimal(rec.final_predicted_profit), a["chain_id"],
-                 a["block_number"], a["path_id"]],
-            )
-    Transaction.objects.bulk_create([_signed_row(rec)])
+    a = rec.attempt
+    sql, params = _insert_sql(_signed_row(rec), connection)
+    if rec.final_amount_in:
+        sql = (
+            f"UPDATE {Execution._meta.db_table} SET final_amount_in = %s, final_predicted_profit = %s "
+            f"WHERE chain_id = %s AND block_number = %s AND path_id = %s; {sql}"
+        )
+        params = [Decimal(rec.final_amount_in), Decimal(rec.final_predicted_profit), a["chain_id"],
+                  a["block_number"], a["path_id"], *params]
+    with connection.cursor() as cur:  # Django's psycopg cursors bind client-side: several statements allowed
+        cur.execute(sql, params)
+
+
+def _insert_sql(row: models.Model, connection: Any) -> tuple[str, list[Any]]:
+    """``INSERT`` of ``row`` (its primary key left to the database) and its parameters, each
+    field's value prepared as the ORM's insert prepares it."""
+    fields = [f for f in row._meta.concrete_fields if not f.primary_key]
+    cols = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    params = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields]
+    return f"INSERT INTO {row._meta.db_table} ({cols}) VALUES ({', '.join(['%s'] * len(fields))})", params
 
 
 def _signed_row(rec: TxRecord) -> Transaction:
