@@ -1,8 +1,14 @@
-"""The journal's signed row (``services.transaction_signed``): the execution's final sizing and
-the transaction's row in one query string, which PostgreSQL runs as one implicit transaction.
-The row is the one the ORM would have written, field by field; a row that cannot be written
-(its hash already in the journal) leaves the execution's sizing as it was. On the real
-PostgreSQL, in autocommit as the execute worker runs (not inside a test's transaction)."""
+"""The execute stage's writes on its way to a decision, each one query string that PostgreSQL
+runs as one implicit transaction, one round trip:
+
+- the claims of a batch (``services.executions_claim``): the rows the ORM would write, their
+  commit not waiting for the disk for that transaction only; a redelivered batch claims only
+  what no one claimed before;
+- the signed row (``services.transaction_signed``): the execution's final sizing and the
+  transaction's row, the row the ORM would have written field by field; a row that cannot be
+  written (its hash already in the journal) leaves the sizing as it was.
+
+On the real PostgreSQL, in autocommit as the execute worker runs (not in a test's transaction)."""
 
 from __future__ import annotations
 
@@ -74,3 +80,24 @@ def test_a_row_that_cannot_be_written_leaves_the_sizing_as_it_was() -> None:
     assert Transaction.objects.count() == 1
     transaction_signed(record(attempt, "0x" + "03" * 32, 3 * 10**18))  # the connection is still usable
     assert int(Execution.objects.get(path_id="a").final_amount_in) == 3 * 10**18
+
+
+def test_a_batch_is_claimed_in_one_go_as_the_orm_would_and_only_once() -> None:
+    from django.db import connection
+
+    from tests.execution.executor_helpers import stand_in_scored
+    from webapp.core.models import Execution
+    from webapp.core.services import _claim_row, executions_claim
+
+    pools = ("0x" + "01" * 20, "0x" + "02" * 20)
+    batch = [stand_in_scored(p, pools) for p in ("a", "b", "c")]
+    assert executions_claim(batch) == [True, True, True]
+    with connection.cursor() as cur:  # the commit without flush was for that transaction only
+        cur.execute("SELECT current_setting('synchronous_commit')")
+        assert cur.fetchone() == ("on",)
+    _claim_row(stand_in_scored("d", pools)).save()
+    rows = {e.path_id: model_to_dict(e, exclude=["id", "path_id", "created_at"]) for e in Execution.objects.all()}
+    assert rows["a"] == rows["b"] == rows["c"] == rows["d"] and rows["a"]["status"] == "pending"
+    # redelivered, with one new: only that one is claimed here
+    assert executions_claim([*batch, stand_in_scored("e", pools)]) == [False, False, False, True]
+    assert Execution.objects.count() == 5
