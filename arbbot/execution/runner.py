@@ -527,7 +527,8 @@ class ExecutionRunner:
             return result("dropped", f"decision was {scored.decision}: {scored.reason}")
         limit = self.limits.daily_loss_limit_wei
         if limit is not None and mode == "live":
-            pnl = self.daily_pnl_wei()
+            # the turn's, once its first send read it under the lock (the check that counts)
+            pnl = turn.pnl if isinstance(turn.pnl, int) else self.daily_pnl_wei()
             if pnl <= -limit:
                 return result("dropped", f"daily loss limit reached: PnL today {pnl} wei, limit -{limit} wei")
         cap = self.limits.max_amount_in.get(opp.tokens[0].lower(), self.limits.default_max_amount_in)

@@ -156,6 +156,22 @@ def test_a_batch_sends_in_one_turn_each_recorded_before_it_leaves_in_nonce_order
     assert {int(e.realised_profit) for e in Execution.objects.all()} == {PROFIT}
 
 
+def test_the_days_pnl_is_read_twice_a_turn_not_twice_a_send(node: RpcClient, signer: LocalSigner, hot: HotState) -> None:
+    """Before the first send's re-validation, and under the lock at its send; the turn's later
+    sends use the figure read under the lock (the check that counts) for both checks."""
+    from webapp.core.services import DbJournal
+
+    reads: list[int] = []
+
+    def pnl() -> int:
+        reads.append(1)
+        return 0
+
+    runner = make_runner(node, signer, hot, limits=RiskLimits(daily_loss_limit_wei=10**18), daily_pnl_wei=pnl)
+    results = stage.execute(batch("a", "b", "c"), {31337: runner}.__getitem__, DbJournal())
+    assert [r.status for r in results] == ["sent", "sent", "sent"] and len(reads) == 2
+
+
 def test_a_dry_run_batch_never_takes_the_nonce_lock(node: RpcClient, signer: LocalSigner, hot: HotState) -> None:
     from webapp.core.services import DbJournal
 
