@@ -88,6 +88,22 @@ def test_executions_show_predicted_realised_difference_and_explorer_links(seeded
     assert client.get("/executions/999999/").status_code == 404
 
 
+def test_a_refused_send_shows_the_nodes_answer(seeded: Chain) -> None:
+    client = role_client("viewer")
+    failed = Execution.objects.create(
+        created_at=timezone.now(), chain_id=CHAIN_ID, block_number=9, path_id="refused", status="failed",
+        mode="live", profit_token=WETH, reason="send failed: eth_sendRawTransaction: 127.0.0.1:8545: HTTP 502",
+    )
+    Transaction.objects.create(
+        created_at=timezone.now(), chain_id=CHAIN_ID, block_number=9, path_id="refused", sender="0x" + "33" * 20,
+        nonce=5, tx_hash="0x" + "cd" * 32, raw_tx="0x00", state="refused", gas_limit=300_000,
+        max_fee_per_gas=Decimal(10**9), worst_gas_wei=Decimal(3 * 10**14),
+        error="eth_sendRawTransaction: 127.0.0.1:8545: HTTP 502",
+    )
+    detail = client.get(f"/executions/{failed.id}/").content.decode()
+    assert "refused<br><span class=\"muted\">the node answered: eth_sendRawTransaction: 127.0.0.1:8545: HTTP 502" in detail
+
+
 def test_list_filters_by_chain_dex_token_status_and_time(seeded: Chain) -> None:
     client = role_client("viewer")
 

@@ -864,7 +864,7 @@ def console_execution(execution_id: int) -> dict[str, Any] | None:
         "transactions": [
             {"nonce": t.nonce, "kind": t.kind, "state": t.state, "route": t.route, "tx_hash": t.tx_hash,
              "tx_url": f"{explorer}/tx/{t.tx_hash}" if explorer else "", "sent_block": t.sent_block,
-             "mined_block": t.mined_block, "max_fee_per_gas": str(t.max_fee_per_gas)}
+             "mined_block": t.mined_block, "max_fee_per_gas": str(t.max_fee_per_gas), "error": t.error}
             for t in txs
         ],
     })
