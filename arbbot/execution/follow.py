@@ -243,18 +243,26 @@ class _Pass:
             r for r in self.journal.txs_of_nonce(first.attempt["chain_id"], first.sender, first.nonce)
             if r.state in ("dropped", "replaced")
         ]
-        if earlier:
-            replies = self.runner.rpc.batch(
-                [("eth_getTransactionReceipt", [r.tx_hash]) for r in earlier], raise_errors=False
-            )
-            for r, receipt in zip(earlier, replies):
-                if receipt and not isinstance(receipt, RpcError):
-                    log.warning("tx %s (%s) was mined late, in block %s: reconciled", r.tx_hash, r.state,
-                                int(receipt["blockNumber"], 16))
-                    self.journal.tx_reopened(r.tx_hash)
-                    self.report.add("late-mined")
-                    self._mined([*group, r], replace(r, state="sent"), receipt)
-                    return
+        # The group's own receipts are asked again: the pass read the mined count and the
+        # receipts in one JSON-RPC batch, which a node may answer in any order, so a block
+        # mined between the two (the count says used, the receipt was not there yet) must not
+        # make our own mined transaction "not in the journal".
+        asked = [*group, *earlier]
+        replies = self.runner.rpc.batch(
+            [("eth_getTransactionReceipt", [r.tx_hash]) for r in asked], raise_errors=False
+        )
+        for r, receipt in zip(asked, replies):
+            if not receipt or isinstance(receipt, RpcError):
+                continue
+            if r in group:
+                self._mined(group, r, receipt)
+                return
+            log.warning("tx %s (%s) was mined late, in block %s: reconciled", r.tx_hash, r.state,
+                        int(receipt["blockNumber"], 16))
+            self.journal.tx_reopened(r.tx_hash)
+            self.report.add("late-mined")
+            self._mined([*group, r], replace(r, state="sent"), receipt)
+            return
         why = f"nonce {first.nonce} was used by a transaction not in the journal; nothing of this execution was mined"
         self._drop(group, why)
 

@@ -247,6 +247,30 @@ def test_a_refused_send_frees_its_pools_and_ends_failed_with_the_nodes_answer(
     assert pending_count(node, signer) == first + 1 and hot.nonce_peek(signer.address) == (first + 1, None)
 
 
+def test_a_receipt_read_before_its_block_does_not_drop_our_mined_trade(
+    node: RpcClient, signer: LocalSigner, hot: HotState
+) -> None:
+    """A follow pass reads the account's mined count and the receipts in one JSON-RPC batch,
+    which a node may answer in any order: a block mined between the two leaves the count past
+    the nonce and no receipt. The pass asks the receipt again and settles our trade instead
+    of dropping it as "used by a transaction not in the journal" (seen once in CI)."""
+    import time
+
+    from arbbot.execution.follow import FollowReport, _Pass
+    from webapp.core.services import DbJournal
+
+    runner = make_runner(node, signer, hot)
+    assert [r.status for r in stage.execute(batch("a"), {31337: runner}.__getitem__, DbJournal())] == ["sent"]
+    [rec] = DbJournal().txs_open(31337)
+    mined = int(node.call("eth_getTransactionCount", [signer.address, "latest"]), 16)
+    assert mined == rec.nonce + 1  # automine: already in a block
+    report = FollowReport()
+    race = _Pass(runner, DbJournal(), FollowPolicy(confirmations=1), node.block_number(), time.time(), report)
+    race.group([rec], {}, mined)  # the count saw the block, the receipt read did not
+    assert (status_of("a"), rows()["a"].state) == ("success", "confirmed") and report.counts == {
+        "mined": 1, "confirmed": 1}
+
+
 def test_the_limits_count_the_sends_of_the_turn_before_each(
     node: RpcClient, signer: LocalSigner, hot: HotState
 ) -> None:
