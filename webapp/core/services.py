@@ -806,7 +806,7 @@ def executions_claim(batch: Sequence[ScoredOpportunity]) -> list[bool]:
             # its commit not waiting for the disk (``_commit_without_flush``'s reasons)
             sql, params = _insert_sql([_claim_row(s) for s in batch], connection)
             with connection.cursor() as cur:
-                cur.execute(f"SELECT set_config('synchronous_commit', 'off', true); {sql}", params)
+                cur.execute(f"{_NO_FLUSH}; {sql}", params)
         else:
             with transaction.atomic():
                 _commit_without_flush()
@@ -816,6 +816,11 @@ def executions_claim(batch: Sequence[ScoredOpportunity]) -> list[bool]:
         with transaction.atomic():
             _commit_without_flush()
             return [execution_claim(s) is not None for s in batch]
+
+
+#: The current transaction's commit does not wait for its WAL to reach the disk: that
+#: transaction only, an explicit one or the implicit one of a query string.
+_NO_FLUSH = "SET LOCAL synchronous_commit TO OFF"
 
 
 def _commit_without_flush() -> None:
@@ -832,7 +837,7 @@ def _commit_without_flush() -> None:
 
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            cursor.execute(_NO_FLUSH)
 
 
 def _claim_row(scored: ScoredOpportunity) -> Execution:
