@@ -23,6 +23,20 @@ another process wrote (``Scanner._sync_from_store``).
   what never works: nothing is lost that the queue would have kept. A head still waiting
   when the follower stops goes to the queue as well.
 
+With ``through="ml"`` (``arbbot follow --through ml``, the default) the lane goes on with
+each block it scanned: the path stage (``workers.tasks.path.evaluate``) and the ml stage's
+decision (``workers.tasks.ml.decide_all``) run here too, and the chosen opportunities go
+straight to the execute queue (``ml.send``, which also sends every decision to the analytics
+queue): two Celery hops fewer than through the path and ml queues. The stages are the
+workers' own code with their own state (``runtime.path_stage``: an engine that missed the
+blocks another process took catches up from the hot state, as a path worker's does). They
+run after the scan lock is released, so a slow first block (the engine's build) never holds
+the chain's scan. What fails here goes on through the queue whose worker would have run it,
+which retries outages and dead-letters what never works (``decide_here``): a path stage
+that raised hands the delta to the path queue, a decision that raised hands the
+opportunities to the ml queue. ``through="scan"`` sends every scanned block to the path
+queue as a scan worker does.
+
 ``arbbot follow --scan queue`` keeps the queue for every block (a follower too small to
 hold the chain's pools, for one).
 """
@@ -33,14 +47,88 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from arbbot import obs
 from arbbot.chain.follower import Head, merge_heads
-from workers.stage import BATCHES, DURATION, ERRORS
+from arbbot.types import PoolDelta
+from workers.stage import BATCHES, DURATION, ERRORS, Trace
 from workers.tasks.scan import RETRIES, RETRY_S  # as the queued scan task retries
 
 log = logging.getLogger(__name__)
+
+#: how far the follower carries a block it scanned before a queue takes it on
+THROUGH = ("scan", "ml")
+
+#: where ``decide_here`` left a block
+DECIDED, NONE_FOUND, TO_PATH_QUEUE, TO_ML_QUEUE, LOST = (
+    "decided", "no opportunity", "path queue", "ml queue", "lost")
+
+
+def decide_here(delta: PoolDelta, trace: Trace, *,
+                evaluate: Callable[[PoolDelta], list] | None = None,
+                decide: Callable[[list], list] | None = None,
+                send: Callable[[list, Trace], int] | None = None,
+                to_path: Callable[[PoolDelta, Trace], None] | None = None,
+                to_ml: Callable[[list, Trace], None] | None = None) -> str:
+    """One scanned block through the path stage and the ml decision, here; what raises goes
+    to the queue of the stage that raised (its worker retries it). Returns where the block
+    went. Never raises: a queue that cannot take it either is logged, and the block is
+    ``LOST`` as a failed publish of a scan worker's would be. The defaults are the
+    workers' own (``workers.tasks.path``, ``workers.tasks.ml``); tests give their own."""
+    from workers.tasks import ml, path
+
+    evaluate = evaluate or path.evaluate
+    decide = decide or ml.decide_all
+    send = send or ml.send
+    to_path = to_path or _to_path_queue
+    to_ml = to_ml or _to_ml_queue
+    stage, opps = "path", list[Any]()
+    handed = Trace(trace.marks)  # what a queue would get: the marks so far, as sent
+    try:
+        trace.mark("path.start")
+        opps = evaluate(delta)
+        if not opps:
+            return NONE_FOUND
+        stage = "ml"
+        handed = Trace(trace.mark("path.sent").marks)
+        trace.mark("ml.start")
+        decided = decide(opps)
+    except Exception as exc:
+        ERRORS.labels(stage=stage).inc()
+        log.warning("chain %s: block %d's %s stage failed here (%s: %s); the %s queue takes it",
+                    delta.chain_id, delta.block_number, stage, type(exc).__name__, str(exc)[:200], stage)
+        try:
+            if stage == "path":
+                to_path(delta, handed)
+                return TO_PATH_QUEUE
+            to_ml(opps, handed)
+            return TO_ML_QUEUE
+        except Exception as again:
+            log.error("chain %s: block %d could not go to the %s queue either (%s: %s)",
+                      delta.chain_id, delta.block_number, stage, type(again).__name__, str(again)[:200])
+            return LOST
+    try:
+        send(decided, trace)
+    except Exception as exc:  # the broker: as the ml task's publish failing, nothing to retry here
+        ERRORS.labels(stage="ml").inc()
+        log.error("chain %s: block %d's decisions could not be sent (%s: %s)",
+                  delta.chain_id, delta.block_number, type(exc).__name__, str(exc)[:200])
+        return LOST
+    return DECIDED
+
+
+def _to_path_queue(delta: PoolDelta, trace: Trace) -> None:
+    from workers.tasks import path
+
+    path.find.delay(delta.to_wire(), trace=trace.marks)
+
+
+def _to_ml_queue(opps: list, trace: Trace) -> None:
+    from arbbot.types import opportunities_to_wire
+    from workers.tasks import ml
+
+    ml.score.delay(opportunities_to_wire(opps), trace=trace.marks)
 
 
 @dataclass
@@ -49,6 +137,7 @@ class Stats:
     retried: int = 0  # scans tried again (block not scanned yet)
     gave_up: int = 0  # heads left to the next scan after RETRIES
     queued: int = 0  # heads handed to the scan queue (a scan failed here, or at stop)
+    blocks: dict[str, int] = field(default_factory=dict)  # through="ml": where each block went (decide_here)
     failed: dict[str, int] = field(default_factory=dict)  # exception name -> count
 
 
@@ -59,8 +148,11 @@ class InlineScan:
 
     def __init__(self, chain_id: int, *, scan: Callable[[Head], int | None] | None = None,
                  to_queue: Callable[[Head], None] | None = None, retry_s: float = RETRY_S,
-                 retries: int = RETRIES) -> None:
+                 retries: int = RETRIES, through: str = "ml") -> None:
+        if through not in THROUGH:
+            raise ValueError(f"through: {through!r} is not one of {', '.join(THROUGH)}")
         self.chain_id = chain_id
+        self.through = through
         self._scan = scan or self._scan_here
         self._to_queue = to_queue or self._announce
         self.retry_s = retry_s
@@ -72,10 +164,26 @@ class InlineScan:
         self._thread: threading.Thread | None = None
 
     def _scan_here(self, head: Head) -> int | None:
+        from workers import heap, runtime
         from workers.tasks import scan
 
-        with obs.scope("block arrived", chain=self.chain_id, block=head.number):  # the block's trace starts
-            return scan.scan_blocks(self.chain_id, head.number, head.first, head.arrived_at)
+        scanned: list[tuple[PoolDelta, Trace]] = []
+        deliver = None if self.through == "scan" else (lambda d, tr: scanned.append((d, tr.mark("scan.sent"))))
+        try:
+            with obs.scope("block arrived", chain=self.chain_id, block=head.number):  # the block's trace starts
+                return scan.scan_blocks(self.chain_id, head.number, head.first, head.arrived_at, deliver=deliver)
+        finally:
+            # after the scan lock's release; a block scanned before a failure is still this
+            # lane's to carry on (it is claimed: no other scan publishes it)
+            for delta, trace in scanned:
+                with obs.scope("block decided", chain=self.chain_id, block=delta.block_number):
+                    went = decide_here(delta, trace)
+                self.stats.blocks[went] = self.stats.blocks.get(went, 0) + 1
+            if scanned:
+                try:  # off the block's way, as the path task does after its publish
+                    heap.after_block(self.chain_id, runtime.path_stage(self.chain_id).engine.pools_known)
+                except Exception:
+                    log.exception("chain %s: the path stage's heap step failed", self.chain_id)
 
     def _announce(self, head: Head) -> None:
         from workers.tasks import scan

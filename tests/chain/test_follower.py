@@ -313,18 +313,19 @@ def test_two_followers_only_the_lease_holder_enqueues(chain_anvil: Anvil, scan_q
 # --------------------------------------------------------------------------- the scan task
 
 
-class PathQueue(ScanQueue):
-    """The path queue: the ``PoolDelta``s the scan task published, as records."""
+class StageQueue(ScanQueue):
+    """Consumes the real queue ``name`` and keeps the ``(args, kwargs)`` of its ``task``
+    messages, in queue order (``next_message``)."""
 
-    def __init__(self, chain_id: int) -> None:
+    def __init__(self, chain_id: int, name: str = "path", task: str = "workers.tasks.path.find") -> None:
         from workers import queues
 
-        self.deltas: queue.Queue[PoolDelta] = queue.Queue()
-        self.chain_id = chain_id
+        self.chain_id, self.task = chain_id, task
+        self.messages: queue.Queue[tuple[list[Any], dict[str, Any]]] = queue.Queue()
         self.stop = threading.Event()
         self.conn = Connection(os.environ["ARBBOT_BROKER_URL"])
         queues.declare_topology(self.conn)
-        self.scan_queue = next(q for q in queues.celery_queues() if q.name == "path")
+        self.scan_queue = next(q for q in queues.celery_queues() if q.name == name)
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -332,25 +333,43 @@ class PathQueue(ScanQueue):
 
     def _on_message(self, body: Any, message: Any) -> None:
         message.ack()
-        args = body[0]
-        if message.headers.get("task") == "workers.tasks.path.find" and args and args[0]["chain_id"] == self.chain_id:
-            self.deltas.put(PoolDelta.from_wire(args[0]))
+        if message.headers.get("task") == self.task:
+            self.messages.put((body[0], body[1]))
+
+    def next_message(self, timeout_s: float = TIMEOUT_S) -> tuple[list[Any], dict[str, Any]]:
+        try:
+            return self.messages.get(timeout=timeout_s)
+        except queue.Empty:
+            raise AssertionError(f"no {self.task} message within {timeout_s}s") from None
+
+    def empty(self) -> bool:
+        return self.messages.empty()
+
+
+class PathQueue(StageQueue):
+    """The path queue: the ``PoolDelta``s the scan task published for one chain."""
 
     def next_delta(self, timeout_s: float = TIMEOUT_S) -> PoolDelta:
-        try:
-            return self.deltas.get(timeout=timeout_s)
-        except queue.Empty:
-            raise AssertionError(f"no PoolDelta of chain {self.chain_id} within {timeout_s}s") from None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                args, kwargs = self.next_message(max(0.0, deadline - time.monotonic()))
+            except AssertionError:
+                raise AssertionError(f"no PoolDelta of chain {self.chain_id} within {timeout_s}s") from None
+            if args and args[0]["chain_id"] == self.chain_id:
+                self.last_kwargs = kwargs
+                return PoolDelta.from_wire(args[0])
 
 
-def registered_market(anvil: Anvil, name: str) -> tuple[DevChain, int]:
-    """A V2 market on ``anvil`` (Multicall3, a factory, 3 tokens, 2 pairs), registered as
-    chain ``name`` in the database; the dev chain and its id."""
+def registered_market(anvil: Anvil, name: str, pairs: int = 2) -> tuple[DevChain, int]:
+    """A V2 market on ``anvil`` (Multicall3, a factory, 3 tokens, ``pairs`` pairs: with 3,
+    a cycle whose pools' random prices leave a gap), registered as chain ``name`` in the
+    database; the dev chain and its id."""
     from webapp.core import services
 
     dev = DevChain(RpcClient(anvil.url, timeout_s=30))  # a chain id of its own: no stale hot state
     mc = dev.deploy_multicall()
-    factory, tokens = build_v2_market(dev, n_tokens=3, n_pairs=2)
+    factory, tokens = build_v2_market(dev, n_tokens=3, n_pairs=pairs)
     chain_id = dev.rpc.chain_id()
     services.chain_register_deployment({
         "chain_id": chain_id, "name": name, "rpc_url": dev.rpc.url, "multicall3": mc, "weth": tokens[0],
@@ -429,8 +448,14 @@ def test_follow_command_names_a_bad_websocket_url_or_interval_with_exit_code_2(p
     assert r.returncode == 2 and "--scan" in r.stderr and "inline" in r.stderr
     r = arbbot("follow", "--chain", "1", prefix=prefix, env={"ARBBOT_FOLLOW_SCAN": "sideways"})
     assert r.returncode == 2 and "ARBBOT_FOLLOW_SCAN: 'sideways'" in r.stderr
+    r = arbbot("follow", "--chain", "1", "--through", "execute", prefix=prefix)
+    assert r.returncode == 2 and "--through" in r.stderr and "'scan', 'ml'" in r.stderr
+    r = arbbot("follow", "--chain", "1", prefix=prefix, env={"ARBBOT_FOLLOW_THROUGH": "path"})
+    assert r.returncode == 2 and "ARBBOT_FOLLOW_THROUGH: 'path' is not one of scan, ml" in r.stderr
+    r = arbbot("follow", "--chain", "1", "--scan", "queue", "--through", "ml", prefix=prefix)
+    assert r.returncode == 2 and "--through ml" in r.stderr and "--scan inline" in r.stderr
     r = arbbot("follow", "--help", prefix=prefix)
-    assert r.returncode == 0 and "--ws" in r.stdout and "--scan" in r.stdout
+    assert r.returncode == 0 and "--ws" in r.stdout and "--scan" in r.stdout and "--through" in r.stdout
 
 
 @pytest.mark.django_db(transaction=True)
@@ -475,8 +500,8 @@ def test_follow_command_runs_as_its_own_process(chain_anvil: Anvil, scan_queue: 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_follower_scans_each_block_itself(chain_anvil: Anvil) -> None:
-    """``InlineScan`` in this process with the real scan body, Redis lock and path queue: a
-    head handed to it is scanned on its thread and its delta carries the head's arrival; a
+    """``InlineScan`` (``through="scan"``) in this process with the real scan body, Redis lock
+    and path queue: a head handed to it is scanned on its thread and its delta carries the head's arrival; a
     head whose block is still locked by another scan is tried again until the lock is gone,
     and a newer head that arrives meanwhile joins that scan (one delta a block, in order)."""
     from workers import runtime
@@ -487,7 +512,7 @@ def test_the_follower_scans_each_block_itself(chain_anvil: Anvil) -> None:
     hot = runtime.hotstate(chain_id)
     hot.clear()
     paths = PathQueue(chain_id)
-    inline = InlineScan(chain_id).start()
+    inline = InlineScan(chain_id, through="scan").start()
 
     def head(n: int, arrived: float) -> Head:
         return Head(number=n, hash="0x" + "00" * 32, parent_hash="0x" + "00" * 32, arrived_at=arrived, first=n)
@@ -523,50 +548,144 @@ def test_the_follower_scans_each_block_itself(chain_anvil: Anvil) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_follow_command_scans_inline_by_default(chain_anvil: Anvil) -> None:
+def test_the_follower_finds_and_decides_each_block_itself(chain_anvil: Anvil, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``InlineScan`` (``through="ml"``, the default) with the real scan body, path stage,
+    ml decision and queues: a block's opportunities are found and decided in this process,
+    the chosen ones go straight to the execute queue with the block's whole trace in order,
+    every decision to the analytics queue, nothing to the path or ml queues; a path stage
+    that fails here hands the block's delta to the path queue, with the trace a scan worker
+    would have sent."""
+    from arbbot.types import scored_from_wire
+    from workers import runtime
+    from workers.follow_scan import DECIDED, TO_PATH_QUEUE, InlineScan
+    from workers.tasks import path
+
+    dev, chain_id = registered_market(chain_anvil, "inline-ml", pairs=3)
+    runtime.reset()
+    hot = runtime.hotstate(chain_id)
+    hot.clear()
+    paths = PathQueue(chain_id)
+    scores = StageQueue(chain_id, "ml", "workers.tasks.ml.score")
+    executes = StageQueue(chain_id, "execute", "workers.tasks.execute.execute")
+    records = StageQueue(chain_id, "analytics", "workers.tasks.analytics.record_opportunities")
+    inline = InlineScan(chain_id).start()
+    assert inline.through == "ml"
+
+    def head(n: int, arrived: float) -> Head:
+        return Head(number=n, hash="0x" + "00" * 32, parent_hash="0x" + "00" * 32, arrived_at=arrived, first=n)
+
+    try:
+        n = dev.rpc.block_number()
+        arrived = time.time() - 5
+        inline(head(n, arrived))
+        args, kwargs = records.next_message()
+        recorded = scored_from_wire(args[0])
+        assert recorded and {s.opportunity.block_number for s in recorded} == {n}
+        assert {s.opportunity.chain_id for s in recorded} == {chain_id}
+        args, kwargs = executes.next_message()
+        chosen = scored_from_wire(args[0])
+        assert chosen and all(s.decision == "execute" for s in chosen)
+        assert {s.opportunity.path_id for s in chosen} <= {s.opportunity.path_id for s in recorded if s.decision == "execute"}
+        marks = kwargs["trace"]
+        assert [m[0] for m in marks] == ["arrived", "scan.start", "scan.sent", "path.start", "path.sent",
+                                         "ml.start", "ml.sent"]
+        assert marks[0][1] == arrived and [m[1] for m in marks] == sorted(m[1] for m in marks)
+        wait_until(lambda: inline.stats.blocks.get(DECIDED) == 1, "the block's decisions to be sent")
+
+        def broken(d: PoolDelta) -> list[Any]:
+            raise ConnectionError("the hot state is gone")
+
+        monkeypatch.setattr(path, "evaluate", broken)
+        pair = next(iter(dev.pairs.values()))
+        dev.send_many(dev.random_swap_txs(pair))
+        n2 = dev.rpc.block_number()
+        inline(head(n2, arrived + 1))
+        d = paths.next_delta()
+        assert d.block_number == n2 and pair.address in {s.address for s in d.states}
+        assert [m[0] for m in paths.last_kwargs["trace"]] == ["arrived", "scan.start", "scan.sent"]
+        wait_until(lambda: inline.stats.blocks.get(TO_PATH_QUEUE) == 1, "the delta to go to the path queue")
+        assert scores.empty() and inline.stats.queued == 0 and not inline.stats.failed
+    finally:
+        inline.stop()
+        for q in (paths, scores, executes, records):
+            q.close()
+        hot.clear()
+        runtime.reset()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("through", [None, "scan"])
+def test_follow_command_scans_inline_by_default(chain_anvil: Anvil, through: str | None) -> None:
     """``manage.py arbbot follow`` with no ``--scan``: the follower's process scans each new
-    block and publishes its delta to the path queue with no scan worker running; on
-    SIGTERM it reports what it scanned."""
+    block with no scan worker running; by default it also finds and decides the block's
+    opportunities and sends its decisions on (the analytics queue gets them, stamped with
+    the block's arrival; the path queue nothing), with ``--through scan`` it publishes the
+    block's delta to the path queue. On SIGTERM it reports what it did."""
     import signal
     import subprocess
     import sys
 
     from django.db import connection
 
+    from arbbot.types import scored_from_wire
     from workers import runtime
 
-    dev, chain_id = registered_market(chain_anvil, "follow-inline")
+    dev, chain_id = registered_market(chain_anvil, f"follow-inline-{through}", pairs=3)
     hot = runtime.hotstate(chain_id)
     hot.clear()
     paths = PathQueue(chain_id)
+    records = StageQueue(chain_id, "analytics", "workers.tasks.analytics.record_opportunities")
+
+    def next_block() -> tuple[int, float, set[str]]:
+        """(block, observed_at, pools) of the next block this chain's follower handed on."""
+        if through == "scan":
+            d = paths.next_delta()
+            return d.block_number, d.observed_at, {s.address for s in d.states}
+        while True:
+            args, _ = records.next_message()
+            got = scored_from_wire(args[0])
+            if got and got[0].opportunity.chain_id == chain_id:
+                o = got[0].opportunity
+                assert {s.opportunity.block_number for s in got} == {o.block_number}
+                return o.block_number, o.observed_at, {p for s in got for p in s.opportunity.pools}
+
     env = {**os.environ, "ARBBOT_DATABASE_NAME": connection.settings_dict["NAME"],
            "ARBBOT_WS_URLS": f"ws://127.0.0.1:{chain_anvil.port}", "PYTHONUNBUFFERED": "1"}
     env.pop("ARBBOT_FOLLOW_SCAN", None)
+    env.pop("ARBBOT_FOLLOW_THROUGH", None)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    proc = subprocess.Popen([sys.executable, "manage.py", "arbbot", "follow", "--chain", str(chain_id)], cwd=root,
+    proc = subprocess.Popen([sys.executable, "manage.py", "arbbot", "follow", "--chain", str(chain_id),
+                             *(["--through", through] if through else [])], cwd=root,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        first = paths.next_delta(30)  # the first scan's snapshot
+        first, _, _ = next_block()  # the first scan's snapshot (and the engine's build)
         pair = next(iter(dev.pairs.values()))
         for _ in range(3):
             before = time.time()
             dev.send_many(dev.random_swap_txs(pair))
             n = dev.rpc.block_number()
-            d = paths.next_delta()
-            while d.block_number < n:  # blocks mined by send_many before the last
-                d = paths.next_delta()
-            assert d.block_number == n and before <= d.observed_at <= time.time()
-            assert pair.address in {s.address for s in d.states}
-        assert first.block_number < n
+            block, observed_at, pools = next_block()
+            while block < n:  # blocks mined by send_many before the last
+                block, observed_at, pools = next_block()
+            assert block == n and before <= observed_at <= time.time()
+            assert pair.address in pools
+        assert first < n
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=TIMEOUT_S)
         assert proc.returncode == 0, output
         assert "each block scanned here" in output and "0 to the scan queue" in output, output
+        if through == "scan":
+            assert "decided here" not in output and "carried on here" not in output, output
+        else:
+            assert "found and decided here too" in output and "carried on here: {'decided': " in output, output
+            with pytest.raises(AssertionError, match="no PoolDelta"):
+                paths.next_delta(0.5)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         paths.close()
+        records.close()
         hot.clear()
 
 

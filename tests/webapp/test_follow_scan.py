@@ -1,14 +1,20 @@
 """``workers.follow_scan.InlineScan``'s own rules, with a scan and a queue of the test's own
 behind its two callables: which heads join one scan, when a block is tried again, when it
-goes to the scan queue. The real scan body and queues: tests/chain/test_follower.py."""
+goes to the scan queue; and ``decide_here``'s, with stages and queues of the test's own:
+where a scanned block goes when its path stage or its decision fails here. The real scan
+body, stages and queues: tests/chain/test_follower.py."""
 
 from __future__ import annotations
 
 import threading
 from typing import Callable
 
+import pytest
+
 from arbbot.chain.follower import Head
-from workers.follow_scan import InlineScan
+from arbbot.types import PoolDelta
+from workers.follow_scan import DECIDED, LOST, NONE_FOUND, TO_ML_QUEUE, TO_PATH_QUEUE, InlineScan, decide_here
+from workers.stage import Trace
 
 TIMEOUT_S = 10.0
 
@@ -171,3 +177,100 @@ def test_with_its_scan_thread_gone_every_head_goes_to_the_scan_queue() -> None:
     lane(head(70, 700.0))
     lane(head(71, 701.0))
     assert [h.number for h in r.queued] == [70, 71] and r.calls == []
+
+
+# --------------------------------------------------------------- decide_here: path and ml here
+
+
+class Lane:
+    """``decide_here``'s five callables, recording what each got; ``fail`` names the ones
+    that raise (``to_path`` / ``to_ml`` included)."""
+
+    def __init__(self, opportunities: list[object], fail: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        self.opportunities = opportunities
+        self.fail = fail
+        self.got: dict[str, list[object]] = {}
+
+    def _call(self, name: str, *args: object) -> None:
+        self.got.setdefault(name, []).append(args)
+        if name in self.fail:
+            raise ConnectionError(f"{name} is down")
+
+    def evaluate(self, d: PoolDelta) -> list[object]:
+        self._call("evaluate", d)
+        return self.opportunities
+
+    def decide(self, opps: list[object]) -> list[object]:
+        self._call("decide", opps)
+        return [("decided", o) for o in opps]
+
+    def send(self, decided: list[object], tr: Trace) -> int:
+        self._call("send", decided, [m[0] for m in tr.marks or []])
+        return len(decided)
+
+    def to_path(self, d: PoolDelta, tr: Trace) -> None:
+        self._call("to_path", d, [m[0] for m in tr.marks or []])
+
+    def to_ml(self, opps: list[object], tr: Trace) -> None:
+        self._call("to_ml", opps, [m[0] for m in tr.marks or []])
+
+    def run(self, delta: PoolDelta) -> str:
+        trace = Trace.start(1.0).mark("scan.start").mark("scan.sent")
+        return decide_here(delta, trace, evaluate=self.evaluate, decide=self.decide, send=self.send,
+                           to_path=self.to_path, to_ml=self.to_ml)
+
+
+@pytest.fixture
+def delta() -> PoolDelta:
+    return PoolDelta(chain_id=1, block_number=7, block_hash="0x" + "07" * 32, states=[], observed_at=1.0)
+
+
+SCANNED = ["arrived", "scan.start", "scan.sent"]
+
+
+def test_a_block_decided_here_sends_its_decisions_with_every_mark(delta: PoolDelta) -> None:
+    lane = Lane(["a", "b"])
+    assert lane.run(delta) == DECIDED
+    assert lane.got["decide"] == [(["a", "b"],)]
+    assert lane.got["send"] == [([("decided", "a"), ("decided", "b")], [*SCANNED, "path.start", "path.sent",
+                                                                        "ml.start"])]
+    assert "to_path" not in lane.got and "to_ml" not in lane.got
+
+
+def test_a_block_with_no_opportunity_sends_nothing(delta: PoolDelta) -> None:
+    lane = Lane([])
+    assert lane.run(delta) == NONE_FOUND
+    assert set(lane.got) == {"evaluate"}
+
+
+def test_a_path_stage_that_fails_here_hands_the_delta_to_the_path_queue(delta: PoolDelta) -> None:
+    lane = Lane(["a"], fail={"evaluate"})
+    assert lane.run(delta) == TO_PATH_QUEUE
+    # the queue's trace is the one a scan worker would have sent: no mark of the failed try
+    assert lane.got["to_path"] == [(delta, SCANNED)]
+    assert "decide" not in lane.got and "send" not in lane.got
+
+
+def test_a_decision_that_fails_here_hands_the_opportunities_to_the_ml_queue(delta: PoolDelta) -> None:
+    lane = Lane(["a", "b"], fail={"decide"})
+    assert lane.run(delta) == TO_ML_QUEUE
+    assert lane.got["to_ml"] == [(["a", "b"], [*SCANNED, "path.start", "path.sent"])]
+    assert "send" not in lane.got and "to_path" not in lane.got
+
+
+def test_a_queue_that_cannot_take_the_block_either_is_logged_not_raised(delta: PoolDelta) -> None:
+    assert Lane(["a"], fail={"evaluate", "to_path"}).run(delta) == LOST
+    assert Lane(["a"], fail={"decide", "to_ml"}).run(delta) == LOST
+
+
+def test_a_send_that_fails_is_not_handed_on(delta: PoolDelta) -> None:
+    """The decisions were made; the ml queue would decide them again (and publish the
+    chosen ones a second time had the execute publish gone out before the failure)."""
+    lane = Lane(["a"], fail={"send"})
+    assert lane.run(delta) == LOST
+    assert "to_ml" not in lane.got and "to_path" not in lane.got
+
+
+def test_the_lane_says_how_far_it_goes() -> None:
+    with pytest.raises(ValueError, match="through: 'path' is not one of scan, ml"):
+        InlineScan(1, through="path")

@@ -49,11 +49,22 @@ def decide(chain_id: int, batch: list[Opportunity]) -> list[ScoredOpportunity]:
 def score(opportunities: dict | list[dict], trace: list | None = None) -> int:
     tr = Trace(trace).mark("ml.start")
     opps = opportunities_from_wire(opportunities)  # a columnar batch (or an older producer's list)
+    return send(decide_all(opps), tr)
+
+
+def decide_all(opps: list[Opportunity]) -> list[ScoredOpportunity]:
+    """Every opportunity of a batch decided, chain by chain (``decide``)."""
     bind_batch(opps)
     by_chain: dict[int, list[Opportunity]] = {}
     for o in opps:
         by_chain.setdefault(o.chain_id, []).append(o)
-    decided = [s for chain_id, batch in by_chain.items() for s in decide(chain_id, batch)]
+    return [s for chain_id, batch in by_chain.items() for s in decide(chain_id, batch)]
+
+
+def send(decided: list[ScoredOpportunity], tr: Trace) -> int:
+    """Those decided ``execute`` to the execute queue, then every decision to the analytics
+    queue; the number chosen. The task's end, and the block follower's when it decides a
+    block itself (``workers.follow_scan``)."""
     ITEMS.labels(stage="ml").inc(len(decided))
     for s in decided:
         MODEL_SCORE.labels(chain=str(s.opportunity.chain_id), model=s.model, decision=s.decision).observe(s.score)

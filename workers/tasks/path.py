@@ -1,11 +1,15 @@
 """path queue: a ``PoolDelta`` in, the profitable cycles through the changed pools out (to
 the ml queue) as one batch. The stage reads the recorded exclusions (``runtime.exclusions``,
-kept a second) and hands back the tokens the scan stage flagged, which are recorded here."""
+kept a second) and hands back the tokens the scan stage flagged, which are recorded here.
+
+``evaluate`` is the stage's body, without the queue: the task runs it on a delta it
+decoded, and the block follower runs it on a delta it scanned itself
+(``workers.follow_scan``, ``arbbot follow --through ml``)."""
 
 from __future__ import annotations
 
 from arbbot import obs
-from arbbot.types import PoolDelta, opportunities_to_wire
+from arbbot.types import Opportunity, PoolDelta, opportunities_to_wire
 from workers import heap, runtime
 from workers.celery_app import app
 from workers.stage import BLOCKS_SINCE_OPPORTUNITY, ITEMS, OPPORTUNITIES, Trace, rejects_malformed
@@ -16,6 +20,18 @@ from workers.stage import BLOCKS_SINCE_OPPORTUNITY, ITEMS, OPPORTUNITIES, Trace,
 def find(delta: dict, trace: list | None = None) -> int:
     tr = Trace(trace).mark("path.start")
     d = PoolDelta.from_wire(delta)
+    opps = evaluate(d)
+    if opps:
+        from workers.tasks import ml
+
+        ml.score.delay(opportunities_to_wire(opps), trace=tr.wire("path.sent"))
+    heap.after_block(d.chain_id, runtime.path_stage(d.chain_id).engine.pools_known)  # off the block's way
+    return len(opps)
+
+
+def evaluate(d: PoolDelta) -> list[Opportunity]:
+    """The opportunities of one delta, best first; the tokens the scan stage flagged are
+    recorded, and the stage's counters moved."""
     obs.bind(chain=d.chain_id, block=d.block_number)
     from webapp.core import services
 
@@ -30,10 +46,6 @@ def find(delta: dict, trace: list | None = None) -> int:
     OPPORTUNITIES.labels(chain=chain).inc(len(opps))
     if opps:
         BLOCKS_SINCE_OPPORTUNITY.labels(chain=chain).set(0)
-        from workers.tasks import ml
-
-        ml.score.delay(opportunities_to_wire(opps), trace=tr.wire("path.sent"))
     else:
         BLOCKS_SINCE_OPPORTUNITY.labels(chain=chain).inc()
-    heap.after_block(d.chain_id, stage.engine.pools_known)  # published: off the block's way
-    return len(opps)
+    return opps

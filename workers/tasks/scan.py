@@ -23,11 +23,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
 from arbbot import obs
 from arbbot.chain.follower import LEASE_TTL_S, Head
-from arbbot.types import uint, unix_time
+from arbbot.types import PoolDelta, uint, unix_time
 from workers import runtime
 from workers.celery_app import app
 from workers.stage import ITEMS, Trace, rejects_malformed
@@ -75,10 +75,13 @@ def scan_chain(
     return published
 
 
-def scan_blocks(chain_id: int, block: int | None, first: int | None, arrived_at: float | None) -> int | None:
+def scan_blocks(chain_id: int, block: int | None, first: int | None, arrived_at: float | None,
+                deliver: Callable[[PoolDelta, Trace], None] | None = None) -> int | None:
     """One scan; the number of blocks published, or None when an announced block is
     still not scanned (lock held elsewhere, or the node behind): retry. The task's body, and
-    what the follower runs in its own process (``workers.follow_scan``)."""
+    what the follower runs in its own process (``workers.follow_scan``). Each new block's
+    delta goes to the path queue, or to ``deliver`` (the follower's own path stage, which
+    then owns it: the block is claimed, no other scan publishes it)."""
     chain_id = uint(chain_id, bits=64)
     announced = None
     if block is not None:
@@ -103,11 +106,14 @@ def scan_blocks(chain_id: int, block: int | None, first: int | None, arrived_at:
                 # the block arrived before this scan saw it: latency counts from arrival
                 delta = dataclasses.replace(delta, observed_at=min(delta.observed_at, announced[2]))
             if hot.claim_block(delta.block_number, delta.block_hash):
-                from workers.tasks import path
-
                 trace = Trace.start(delta.observed_at).mark("scan.start", started)
-                with obs.scope("scan.publish", chain=chain_id, block=delta.block_number):
-                    path.find.delay(delta.to_wire(), trace=trace.wire("scan.sent"))
+                if deliver is not None:
+                    deliver(delta, trace)
+                else:
+                    from workers.tasks import path
+
+                    with obs.scope("scan.publish", chain=chain_id, block=delta.block_number):
+                        path.find.delay(delta.to_wire(), trace=trace.wire("scan.sent"))
                 runtime.record_block(chain_id, delta)
                 published += 1
                 ITEMS.labels(stage="scan").inc(len(delta.states))

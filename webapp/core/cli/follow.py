@@ -2,7 +2,11 @@
 chain, like beat). Each new block is scanned the moment it arrives, stamped with its arrival
 time: by default in this process (``--scan inline``: ``arbbot.chain.follower.Follower`` ->
 ``workers.follow_scan.InlineScan``, which hands a block to the scan queue when its scan fails
-here), or by a scan worker (``--scan queue``: -> ``workers.tasks.scan.announce``). Beat's
+here), or by a scan worker (``--scan queue``: -> ``workers.tasks.scan.announce``). A block
+scanned here is also carried through the path stage and the ml decision here by default
+(``--through ml``: the chosen opportunities go straight to the execute queue, two Celery
+hops sooner; what fails here goes to the path or ml queue), or sent to the path queue
+(``--through scan``). Beat's
 once-a-second tick stays as the fallback while no follower holds the chain's lease
 (``HotState.follower_lock``). A second follower of the same chain waits as a
 standby and takes over within the lease's TTL if the first dies.
@@ -23,6 +27,7 @@ from typing import Any, Callable
 from webapp.core.cli import CliError
 
 SCAN_WHERE = ("inline", "queue")
+THROUGH = ("scan", "ml")  # workers.follow_scan.THROUGH (not imported here: --help stays light)
 
 
 def register(subparsers: Any) -> None:
@@ -35,6 +40,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--scan", choices=SCAN_WHERE, default=None,
                    help="where each block is scanned: in this process (inline, one Celery hop sooner) or by a "
                         "scan worker (queue) (default: $ARBBOT_FOLLOW_SCAN or inline)")
+    p.add_argument("--through", choices=THROUGH, default=None,
+                   help="with --scan inline, how far a block goes in this process: the scan only, then the path "
+                        "queue (scan), or also the path stage and the ml decision, then the execute queue (ml: two "
+                        "Celery hops sooner; needs a path worker's memory) (default: $ARBBOT_FOLLOW_THROUGH or ml)")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long (default: run until stopped)")
     p.set_defaults(handler=run)
 
@@ -65,6 +74,14 @@ def run(opts: dict[str, Any], out: Callable[[str], None]) -> int:
     where = opts["scan"] or os.environ.get("ARBBOT_FOLLOW_SCAN", "").strip() or "inline"
     if where not in SCAN_WHERE:
         raise CliError(f"ARBBOT_FOLLOW_SCAN: {where!r} is not one of {', '.join(SCAN_WHERE)}", code=2)
+    through = opts["through"] or os.environ.get("ARBBOT_FOLLOW_THROUGH", "").strip() or "ml"
+    if through not in THROUGH:
+        raise CliError(f"ARBBOT_FOLLOW_THROUGH: {through!r} is not one of {', '.join(THROUGH)}", code=2)
+    if where == "queue":
+        if opts["through"] == "ml":
+            raise CliError("--through ml: a block is carried on here only when it is scanned here (--scan inline)",
+                           code=2)
+        through = "scan"
 
     from webapp.core.models import Chain
 
@@ -91,7 +108,7 @@ def run(opts: dict[str, Any], out: Callable[[str], None]) -> int:
         from workers.follow_scan import InlineScan
 
         kept.start_refresher()  # the pool filter the scanner asks for, read off the block's way
-        inline = InlineScan(chain_id).start()
+        inline = InlineScan(chain_id, through=through).start()
     follower = Follower(
         RpcClient(http_urls, timeout_s=2.0, retries=0, breaker_cooldown_s=1.0),
         inline or (lambda head: scan.announce(chain_id, head)),
@@ -115,7 +132,9 @@ def run(opts: dict[str, Any], out: Callable[[str], None]) -> int:
     via = ", ".join(endpoint_label(u) for u in ws_urls) or "no WebSocket"
     out(f"following chain {chain_id}: newHeads via {via}; HTTP poll every {poll:g}s "
         f"{'as fallback' if ws_urls else 'always'}; each block scanned "
-        f"{'here (the scan queue if that fails)' if inline else 'by a scan worker'}")
+        f"{'here (the scan queue if that fails)' if inline else 'by a scan worker'}"
+        + ("; its cycles found and decided here too (the path and ml queues if that fails)"
+           if through == "ml" else ""))
     try:
         follower.run(stop)
     finally:
@@ -128,7 +147,8 @@ def run(opts: dict[str, Any], out: Callable[[str], None]) -> int:
     if inline is not None:
         i = inline.stats
         out(f"scanned here: {i.scanned} heads, {i.retried} retries, {i.gave_up} left to the next scan, "
-            f"{i.queued} to the scan queue" + (f", failures {i.failed}" if i.failed else ""))
+            f"{i.queued} to the scan queue" + (f", failures {i.failed}" if i.failed else "")
+            + (f"; blocks carried on here: {i.blocks}" if i.blocks else ""))
     return 0
 
 
