@@ -210,6 +210,31 @@ class Turn:
                 raise
         return self._session
 
+    def prime(self, pnl: Callable[[], int] | None) -> None:
+        """What the turn's first live send reads under the lock, read now: the lock, the
+        open transactions and the day's PnL (``pnl``). The execute stage calls it while the
+        batch's re-validation ahead is still under way, so the first send does not wait for
+        them after it. Nothing raises: a busy lock fails the turn's sends as at their first
+        call, an unreadable PnL refuses them (fails closed), and open transactions not read
+        are read by the first send."""
+        try:
+            session = self.session()
+        except NonceLockBusy:
+            return  # kept: each send of the turn is dropped with it
+        except Exception:  # Redis: the first send takes the lock itself
+            log.exception("could not take the nonce lock ahead of the batch's first send")
+            return
+        try:
+            self.opened = session.open_txs()
+        except Exception:
+            log.exception("could not read the open transactions ahead of the batch's first send")
+        if pnl is None:
+            return  # no daily loss limit: nothing reads it
+        try:
+            self.pnl = pnl()
+        except Exception as exc:
+            self.pnl = f"daily loss state unknown: {type(exc).__name__}: {exc}"
+
     def close(self) -> None:
         self._stack.close()
 
@@ -287,13 +312,22 @@ class ExecutionRunner:
             return submit(scored)
 
     @contextlib.contextmanager
-    def turn(self, journal: TxJournal | None = None) -> Iterator[Submit]:
+    def turn(self, journal: TxJournal | None = None, *, prime: bool = False) -> Iterator[Submit]:
         """``submit`` for a batch, one opportunity after another, in one ``Turn`` of the
         account's nonce lock (taken at the first live send, given back when the batch is
         done): each send is still checked, signed, recorded and sent before the next
-        opportunity is looked at, without a lock turn of its own."""
+        opportunity is looked at, without a lock turn of its own. With ``prime`` and the
+        mode live, the lock, the open transactions and the day's PnL are taken at once
+        (``Turn.prime``), before the first submit."""
         assert self.nonces is not None  # set in __post_init__
         turn = Turn(self.nonces)
+        if prime and self.signer is not None:
+            try:
+                live = self.current_mode() == "live"
+            except Exception:  # each submit reads it again and drops what it cannot tell
+                live = False
+            if live:
+                turn.prime(self.daily_pnl_wei if self.limits.daily_loss_limit_wei is not None else None)
 
         def submit(scored: ScoredOpportunity) -> ExecutionResult | Pending:
             outcome = self._submit(scored, journal, turn)
@@ -528,7 +562,9 @@ class ExecutionRunner:
         limit = self.limits.daily_loss_limit_wei
         if limit is not None and mode == "live":
             # the turn's, once its first send read it under the lock (the check that counts)
-            pnl = turn.pnl if isinstance(turn.pnl, int) else self.daily_pnl_wei()
+            pnl = turn.pnl if turn.pnl is not None else self.daily_pnl_wei()
+            if isinstance(pnl, str):  # the turn could not read it: fails closed
+                return result("dropped", pnl)
             if pnl <= -limit:
                 return result("dropped", f"daily loss limit reached: PnL today {pnl} wei, limit -{limit} wei")
         cap = self.limits.max_amount_in.get(opp.tokens[0].lower(), self.limits.default_max_amount_in)

@@ -80,27 +80,39 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
     unsent: list[ExecutionResult] = []  # written after the batch: no next decision waits on them
     sent: list[tuple[ExecutionResult, Pending]] = []
     claimed = []
-    # The re-validation (pools read, cycles re-sized, one round trip) runs while the batch is
-    # claimed: a simulation signs and sends nothing, so it need not wait for the claim (a
-    # redelivered batch's ones already claimed elsewhere are simulated for nothing, not submitted).
-    ahead = _revalidate_ahead(batch, runners)
-    try:
-        claims = journal.claim_all(batch)
-    finally:
-        ahead()
-    for s, mine in zip(batch, claims):
-        if mine:
-            claimed.append(s)
-        else:
-            log.info("already executed or claimed: %s", s.opportunity.key)
     with contextlib.ExitStack() as turns:
         submits: dict[int, Submit] = {}  # chain -> its runner's ``turn``: one nonce lock turn a batch
 
-        def submit(s: ScoredOpportunity) -> ExecutionResult | Pending:
-            chain_id = s.opportunity.chain_id
+        def turn_of(chain_id: int, prime: bool = False) -> Submit:
             if chain_id not in submits:
-                submits[chain_id] = turns.enter_context(runners(chain_id).turn(journal))
-            return submits[chain_id](s)
+                submits[chain_id] = turns.enter_context(runners(chain_id).turn(journal, prime=prime))
+            return submits[chain_id]
+
+        # The re-validation (pools read, cycles re-sized, one round trip) runs while the batch
+        # is claimed: a simulation signs and sends nothing, so it need not wait for the claim
+        # (a redelivered batch's ones already claimed elsewhere are simulated for nothing, not
+        # submitted). Then, still before it is done, each chain with a claimed opportunity to
+        # execute takes its turn of the nonce lock and reads what its first live send checks
+        # under it (``Turn.prime``).
+        ahead = _revalidate_ahead(batch, runners)
+        try:
+            claims = journal.claim_all(batch)
+            for chain_id in dict.fromkeys(s.opportunity.chain_id for s, mine in zip(batch, claims)
+                                          if mine and s.decision == "execute"):
+                try:
+                    turn_of(chain_id, prime=True)
+                except Exception:  # its submits take the turn themselves, and fail as they would
+                    log.exception("chain %s: could not take the nonce lock turn ahead of the batch", chain_id)
+        finally:
+            ahead()
+        for s, mine in zip(batch, claims):
+            if mine:
+                claimed.append(s)
+            else:
+                log.info("already executed or claimed: %s", s.opportunity.key)
+
+        def submit(s: ScoredOpportunity) -> ExecutionResult | Pending:
+            return turn_of(s.opportunity.chain_id)(s)
 
         for s in claimed:
             o = s.opportunity

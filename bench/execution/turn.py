@@ -3,24 +3,26 @@
 
 - **a turn per send**: each send takes the account's nonce lock, reads the open transactions
   and the day's PnL, and gives the lock back (the stage before ``ExecutionRunner.turn``);
-- **one turn a batch**: the batch keeps the lock from its first send to its end, the limits
-  read once (``ExecutionRunner.turn``, what the stage runs).
+- **one turn a batch, not primed**: the batch keeps the lock from its first send to its end,
+  the limits read once, at the first send (``ExecutionRunner.turn`` before ``Turn.prime``);
+- **one turn a batch, primed** (what the stage runs): the same turn, its lock, open
+  transactions and day's PnL taken while the batch's re-validation ahead is under way.
 
-And, as a third variant, one turn a batch with the process's GIL switch interval at 0.5 ms
-instead of CPython's 5 (``sys.setswitchinterval``): the claim runs on this thread while the
-re-validation ahead computes on the stage's other (in isolation, 4 Redis round trips beside a
-computing thread took 38 ms p50 at 5 ms, 8 at 0.5; decided against: no gain here).
+(A third variant until 2026-12-05, one turn a batch with the GIL switch interval at 0.5 ms,
+showed no gain and was dropped: ``bench/latency/README.md``, session 30.)
 
 The real parts of the fleet's execute stage: ``arbbot.execution.stage.execute`` with the
-database journal (a scratch PostgreSQL database, ``bench.scratch_db``), the hot state and the
+database journal (a scratch PostgreSQL database, ``bench.scratch_db``), the day's PnL read
+from it as the fleet's runner reads it (``selectors.pnl_today_wei``, under a daily loss
+limit), the hot state and the
 nonce manager on the machine's Redis (a prefix of its own), a live runner signing with a
 funded key on an anvil of its own whose executor is the tests' stand-in (it answers every
 call with a profit and logs ``Executed``, so re-validation passes: see
 tests/execution/executor_helpers.py). Each batch is ``--batch`` opportunities over disjoint
 pools of a new block, whose sends are mined after it (``evm_mine``; no automine); the variants
 alternate batch by batch. Reported per variant: from the
-stage's start to each decision (all of them pooled, p50 / p95) and to the batch's last.
-Prints a table and a JSON line.
+stage's start to each decision (all of them pooled, p50 / p95), to the first and to the
+batch's last. Prints a table and a JSON line.
 
 Run: ``PYTHONPATH=. .venv/bin/python bench/execution/turn.py [--batch 4] [--batches 60]``
 """
@@ -43,14 +45,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.scratch_db import ScratchDb  # noqa: E402
 
 
-def variants() -> dict[str, tuple[Callable[..., Any], float]]:
-    """name -> (the runner class, the switch interval)."""
+def variants() -> dict[str, Callable[..., Any]]:
+    """name -> the runner class."""
     from arbbot.execution.runner import ExecutionRunner, Submit
 
     class PerSend(ExecutionRunner):
         """A turn of the nonce lock for each send, as before ``turn``."""
 
-        def turn(self, journal: Any = None) -> Any:
+        def turn(self, journal: Any = None, *, prime: bool = False) -> Any:
             one_turn = super().turn
 
             @contextlib.contextmanager
@@ -63,11 +65,16 @@ def variants() -> dict[str, tuple[Callable[..., Any], float]]:
 
             return per_send()
 
-    default = sys.getswitchinterval()
+    class NotPrimed(ExecutionRunner):
+        """One turn a batch, its lock and limits taken at the first send."""
+
+        def turn(self, journal: Any = None, *, prime: bool = False) -> Any:
+            return super().turn(journal)
+
     return {
-        "a turn per send": (PerSend, default),
-        "one turn a batch": (ExecutionRunner, default),
-        "one turn a batch, GIL switch 0.5 ms": (ExecutionRunner, 0.0005),
+        "a turn per send": PerSend,
+        "one turn a batch, not primed": NotPrimed,
+        "one turn a batch, primed": ExecutionRunner,
     }
 
 
@@ -88,6 +95,7 @@ def main() -> int:
     from arbbot.devnet.anvil import start_anvil
     from arbbot.execution import stage
     from arbbot.execution.nonces import NonceManager
+    from arbbot.execution.runner import RiskLimits
     from arbbot.hotstate import HotState
     from tests.execution.executor_helpers import (
         STAND_IN_EXECUTOR,
@@ -104,11 +112,12 @@ def main() -> int:
     prefix = f"bench-turn-{os.getpid()}"
     hot = HotState(redis.Redis.from_url(os.environ.get("ARBBOT_REDIS_URL", "redis://127.0.0.1:6379/0")), prefix,
                    31337)
-    default_interval = sys.getswitchinterval()
     times: dict[str, list[float]] = {}
+    first: dict[str, list[float]] = {}
     last: dict[str, list[float]] = {}
     statuses: dict[str, dict[str, int]] = {}
     with ScratchDb("arbbot_bench_turn"), start_anvil() as anvil:
+        from webapp.core import selectors
         from webapp.core.services import DbJournal
 
         rpc = anvil.rpc()
@@ -119,18 +128,19 @@ def main() -> int:
         rpc.call("evm_setAutomine", [False])  # a block is mined after each batch, as a chain's would be
         hot.put_pools(two_price_pools(pools, STAND_IN_USDC, STAND_IN_WETH), 7, "0x" + "07" * 32)
         runners = {}
-        for name, (cls, _) in variants().items():
+        for name, cls in variants().items():
             runners[name] = cls(
                 rpc=rpc, executor=STAND_IN_EXECUTOR, mode="live", pools=hot.get_pools, signer=LocalSigner(rpc, key),
                 kill_switch=hot.fleet.kill_switch_engaged, is_orphaned=hot.is_orphaned, hot=hot,
                 nonces=NonceManager(hot, rpc, address.lower()), chain_id=31337,
+                limits=RiskLimits(daily_loss_limit_wei=10**24),
+                daily_pnl_wei=lambda: selectors.pnl_today_wei(31337, STAND_IN_WETH),
             )
-            times[name], last[name], statuses[name] = [], [], {}
+            times[name], first[name], last[name], statuses[name] = [], [], [], {}
         block = 100
         try:
             for n in range(args.batches + 2):  # the first two rounds warm up
-                for name, (_, interval) in variants().items():
-                    sys.setswitchinterval(interval)
+                for name in variants():
                     block += 1
                     batch = [stand_in_scored(f"{name[:12]}-{block}-{k}", cycles[k], block_number=block)
                              for k in range(args.batch)]
@@ -141,23 +151,25 @@ def main() -> int:
                         continue
                     decided = [(r.extra["decided_at"] - t0) * 1000 for r in results]
                     times[name] += decided
+                    first[name].append(min(decided))
                     last[name].append(max(decided))
                     for r in results:
                         statuses[name][r.status] = statuses[name].get(r.status, 0) + 1
         finally:
-            sys.setswitchinterval(default_interval)
             hot.clear()
     figs: dict[str, Any] = {}
     print(f"\nexecute stage, {args.batch} live sends a batch, {args.batches} batches a variant, ms from its start")
-    print(f"{'variant':<38}{'decision p50':>13}{'p95':>8}{'last p50':>10}{'p95':>8}  outcomes")
+    print(f"{'variant':<32}{'decision p50':>13}{'p95':>8}{'first p50':>10}{'p95':>8}{'last p50':>10}{'p95':>8}"
+          "  outcomes")
     for name in times:
-        d, z = sorted(times[name]), sorted(last[name])
+        d, a, z = sorted(times[name]), sorted(first[name]), sorted(last[name])
         figs[name] = {"decision_p50": round(statistics.median(d), 2), "decision_p95": round(d[int(0.95 * (len(d) - 1))], 2),
+                      "first_p50": round(statistics.median(a), 2), "first_p95": round(a[int(0.95 * (len(a) - 1))], 2),
                       "last_p50": round(statistics.median(z), 2), "last_p95": round(z[int(0.95 * (len(z) - 1))], 2),
                       "outcomes": statuses[name]}
         f = figs[name]
-        print(f"{name:<38}{f['decision_p50']:>13.2f}{f['decision_p95']:>8.2f}{f['last_p50']:>10.2f}"
-              f"{f['last_p95']:>8.2f}  {json.dumps(statuses[name])}")
+        print(f"{name:<32}{f['decision_p50']:>13.2f}{f['decision_p95']:>8.2f}{f['first_p50']:>10.2f}"
+              f"{f['first_p95']:>8.2f}{f['last_p50']:>10.2f}{f['last_p95']:>8.2f}  {json.dumps(statuses[name])}")
     if any(set(s) != {"sent"} for s in statuses.values()):
         print("warning: not every decision was a send; the variants' figures are not alike")
     print(json.dumps({"bench": "execute-turn", "unit": "ms", "batch": args.batch, "batches": args.batches, **figs}))

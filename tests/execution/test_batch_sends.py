@@ -156,20 +156,76 @@ def test_a_batch_sends_in_one_turn_each_recorded_before_it_leaves_in_nonce_order
     assert {int(e.realised_profit) for e in Execution.objects.all()} == {PROFIT}
 
 
-def test_the_days_pnl_is_read_twice_a_turn_not_twice_a_send(node: RpcClient, signer: LocalSigner, hot: HotState) -> None:
-    """Before the first send's re-validation, and under the lock at its send; the turn's later
-    sends use the figure read under the lock (the check that counts) for both checks."""
+def test_the_days_pnl_is_read_once_a_turn_before_the_first_submit(
+    node: RpcClient, signer: LocalSigner, hot: HotState,
+) -> None:
+    """The stage primes the turn (``Turn.prime``) while the re-validation ahead runs: the
+    lock is taken and the day's PnL read under it before the first submit, and every send
+    of the batch uses that figure for both its checks. A turn not primed (``submit``, one
+    opportunity) reads it before the re-validation and again under the lock."""
     from webapp.core.services import DbJournal
 
-    reads: list[int] = []
+    reads: list[bool] = []  # whether the lock was held at each read
 
     def pnl() -> int:
-        reads.append(1)
+        reads.append(hot.nonce_lock(signer.address).locked())
         return 0
 
     runner = make_runner(node, signer, hot, limits=RiskLimits(daily_loss_limit_wei=10**18), daily_pnl_wei=pnl)
+    submitted: list[int] = []
+    original = runner._submit
+
+    def counting(*a: object, **kw: object) -> object:
+        submitted.append(len(reads))
+        return original(*a, **kw)  # type: ignore[arg-type]
+
+    runner._submit = counting  # type: ignore[method-assign]
     results = stage.execute(batch("a", "b", "c"), {31337: runner}.__getitem__, DbJournal())
-    assert [r.status for r in results] == ["sent", "sent", "sent"] and len(reads) == 2
+    assert [r.status for r in results] == ["sent", "sent", "sent"]
+    assert reads == [True] and submitted == [1, 1, 1]
+    reads.clear()
+    assert runner.submit(batch("d")[0], DbJournal()).tx_hash  # type: ignore[union-attr]
+    assert reads == [False, True]
+
+
+def test_a_primed_turn_that_cannot_read_the_pnl_sends_nothing(
+    node: RpcClient, signer: LocalSigner, hot: HotState,
+) -> None:
+    """Fails closed: an unreadable PnL at the priming refuses every send of the turn, and
+    the lock is given back at the batch's end."""
+    from webapp.core.services import DbJournal
+
+    def pnl() -> int:
+        raise ConnectionError("the database is gone")
+
+    runner = make_runner(node, signer, hot, limits=RiskLimits(daily_loss_limit_wei=10**18), daily_pnl_wei=pnl)
+    results = stage.execute(batch("a", "b"), {31337: runner}.__getitem__, DbJournal())
+    assert [(r.status, r.reason) for r in results] == [
+        ("dropped", "daily loss state unknown: ConnectionError: the database is gone")] * 2
+    assert not hot.nonce_lock(signer.address).locked()
+    assert int(node.call("txpool_status")["pending"], 16) == 0
+
+
+def test_a_primed_turn_whose_lock_is_busy_drops_every_send_without_waiting_again(
+    node: RpcClient, signer: LocalSigner, hot: HotState,
+) -> None:
+    """Another sender of the account holds the lock: the priming waits once, and each send
+    of the batch is dropped with why; nothing is signed or sent."""
+    from webapp.core.services import DbJournal
+
+    runner = make_runner(node, signer, hot)
+    assert isinstance(runner.nonces, NonceManager)
+    runner.nonces.lock_wait_s = 0.2
+    other = hot.nonce_lock(signer.address, 30, 0)
+    assert other.acquire()
+    try:
+        results = stage.execute(batch("a", "b", "c"), {31337: runner}.__getitem__, DbJournal())
+    finally:
+        other.release()
+    assert [r.status for r in results] == ["dropped"] * 3
+    assert all(f"nonce lock of {signer.address.lower()} not free within 0.2s" in r.reason for r in results), results
+    assert runner.nonces.turns == 1 and rows() == {}  # one wait for the lock, not one a send
+    assert int(node.call("txpool_status")["pending"], 16) == 0
 
 
 def test_a_dry_run_batch_never_takes_the_nonce_lock(node: RpcClient, signer: LocalSigner, hot: HotState) -> None:
