@@ -85,14 +85,21 @@ def decide_here(delta: PoolDelta, trace: Trace, *,
     to_ml = to_ml or _to_ml_queue
     stage, opps = "path", list[Any]()
     handed = Trace(trace.marks)  # what a queue would get: the marks so far, as sent
+    started = time.perf_counter()
     try:
+        BATCHES.labels(stage="path").inc()
         trace.mark("path.start")
-        opps = evaluate(delta)
+        try:
+            opps = evaluate(delta)
+        finally:
+            DURATION.labels(stage="path").observe(time.perf_counter() - started)
         if not opps:
             return NONE_FOUND
         stage = "ml"
         handed = Trace(trace.mark("path.sent").marks)
         trace.mark("ml.start")
+        BATCHES.labels(stage="ml").inc()
+        started = time.perf_counter()
         decided = decide(opps)
     except Exception as exc:
         ERRORS.labels(stage=stage).inc()
@@ -115,6 +122,8 @@ def decide_here(delta: PoolDelta, trace: Trace, *,
         log.error("chain %s: block %d's decisions could not be sent (%s: %s)",
                   delta.chain_id, delta.block_number, type(exc).__name__, str(exc)[:200])
         return LOST
+    finally:
+        DURATION.labels(stage="ml").observe(time.perf_counter() - started)
     return DECIDED
 
 
