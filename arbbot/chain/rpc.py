@@ -147,13 +147,13 @@ class RpcClient:
     def url(self) -> str:
         return self.urls[0]
 
-    def _pool(self, ep: Endpoint) -> _Pool:
+    def _pool(self, ep: Endpoint) -> HttpPool:
         pools = getattr(self._local, "pools", None)
         if pools is None:
             pools = self._local.pools = {}
         pool = pools.get(ep.url)
         if pool is None:
-            pool = pools[ep.url] = _Pool(ep)
+            pool = pools[ep.url] = HttpPool(ep)
         return pool
 
     # ------------------------------------------------------------------ breaker
@@ -226,7 +226,7 @@ class RpcClient:
             raise _Transport(f"{ep.label}: timeout after {self.timeout_s}s", maybe_sent=True) from exc
         except (urllib3.exceptions.HTTPError, OSError, http.client.HTTPException) as exc:  # reset, TLS, proxy
             RPC_ERRORS.labels(ep.label, method, "connection").inc()
-            raise _Transport(f"{ep.label}: {type(exc).__name__}", maybe_sent=not _refused(exc)) from exc
+            raise _Transport(f"{ep.label}: {type(exc).__name__}", maybe_sent=not never_sent(exc)) from exc
         finally:
             RPC_LATENCY.labels(ep.label, method).observe(time.perf_counter() - t0)
         # Providers answer range limits etc. with 4xx + a JSON-RPC error body: that is an
@@ -403,9 +403,11 @@ def _idempotent(label: str) -> bool:
     return label.removeprefix("batch:") in _READ_ONLY
 
 
-class _Pool:
+class HttpPool:
     """One thread's connections to one endpoint: urllib3's pool for its host (through the
-    endpoint's proxy when the environment names one), the path and headers made once."""
+    endpoint's proxy when the environment names one), the path and headers made once.
+    ``RpcClient``'s transport, and the private relay client's
+    (``arbbot.execution.relay``)."""
 
     def __init__(self, ep: Endpoint) -> None:
         url = urllib3.util.parse_url(ep.url)
@@ -431,15 +433,18 @@ class _Pool:
         direct = not proxy or url.scheme == "https"
         self.target = (url.request_uri or "/") if direct else url._replace(auth=None).url
 
-    def post(self, body: bytes, timeout_s: float) -> tuple[int, bytes]:
+    def post(self, body: bytes, timeout_s: float, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        """POST ``body``; the status and the whole reply. Raises urllib3's and the socket's
+        errors as they are (``NewConnectionError``: nothing was sent)."""
         resp = self.pool.urlopen(
-            "POST", self.target, body=body, headers=self.headers, timeout=urllib3.Timeout(timeout_s),
+            "POST", self.target, body=body, headers={**self.headers, **headers} if headers else self.headers,
+            timeout=urllib3.Timeout(timeout_s),
             retries=False, redirect=False, assert_same_host=False, preload_content=True,
         )
         return resp.status, resp.data
 
 
-def _refused(exc: BaseException) -> bool:
+def never_sent(exc: BaseException) -> bool:
     """The connection was never established (nothing was sent)."""
     text = repr(exc)
     return "NewConnectionError" in text or "Connection refused" in text or "Errno 111" in text

@@ -15,18 +15,20 @@ A relay URL can embed an API key: only its ``host:port`` ever appears in an erro
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-import requests
+import urllib3
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import keccak
 
 from arbbot.chain.rawtx import decode_raw_tx
-from arbbot.chain.rpc import endpoint_label
+from arbbot.chain.rpc import Endpoint, HttpPool, endpoint_label, never_sent
 from arbbot.errors import ArbbotError, RpcError
 
 log = logging.getLogger(__name__)
@@ -140,7 +142,8 @@ class RelayClient:
         except Exception:
             raise ArbbotError("relay reputation key is not a valid private key") from None
         self.label = endpoint_label(self.url)
-        self._http = requests.Session()
+        self._endpoint = Endpoint(self.url, self.label)
+        self._local = threading.local()  # each thread its own connections (``HttpPool``)
         self._ids = 0
 
     @property
@@ -188,27 +191,27 @@ class RelayClient:
         self._ids += 1
         body = json.dumps({"jsonrpc": "2.0", "id": self._ids, "method": method, "params": params},
                           separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign_body(body, self.reputation_key)}
+        pool = getattr(self._local, "pool", None)
+        if pool is None:
+            pool = self._local.pool = HttpPool(self._endpoint)
         try:
-            resp = self._http.post(self.url, data=body, headers=headers, timeout=self.timeout_s)
-        except requests.ConnectionError as exc:
-            refused = "NewConnectionError" in repr(exc) or "Connection refused" in repr(exc)
-            raise RelayError(f"{self.label}: {method}: cannot connect ({type(exc).__name__})",
-                             maybe_accepted=not refused) from None
-        except requests.RequestException as exc:
-            raise RelayError(f"{self.label}: {method}: {type(exc).__name__}", maybe_accepted=True) from None
+            status, data = pool.post(body, self.timeout_s, {SIGNATURE_HEADER: sign_body(body, self.reputation_key)})
+        except (urllib3.exceptions.HTTPError, OSError, http.client.HTTPException) as exc:
+            # refused or never connected: nothing reached the relay; anything later (a read
+            # timeout, a reset) may have been read by it
+            raise RelayError(f"{self.label}: {method}: {type(exc).__name__}",
+                             maybe_accepted=not (never_sent(exc) or isinstance(exc, urllib3.exceptions.ConnectTimeoutError))
+                             ) from None
         try:
-            reply = resp.json()
+            reply = json.loads(data)
         except ValueError:
-            raise RelayError(f"{self.label}: {method}: HTTP {resp.status_code}, not JSON",
-                             http_status=resp.status_code) from None
+            raise RelayError(f"{self.label}: {method}: HTTP {status}, not JSON", http_status=status) from None
         if isinstance(reply, dict) and reply.get("error"):
             err = reply["error"]
             raise RelayError(f"{self.label}: {method}: {err.get('message')} (code {err.get('code')})",
-                             code=err.get("code"), http_status=resp.status_code)
-        if resp.status_code >= 400 or not isinstance(reply, dict) or "result" not in reply:
-            raise RelayError(f"{self.label}: {method}: HTTP {resp.status_code}: {str(reply)[:200]}",
-                             http_status=resp.status_code)
+                             code=err.get("code"), http_status=status)
+        if status >= 400 or not isinstance(reply, dict) or "result" not in reply:
+            raise RelayError(f"{self.label}: {method}: HTTP {status}: {str(reply)[:200]}", http_status=status)
         return reply["result"]
 
 

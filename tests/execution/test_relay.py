@@ -329,6 +329,82 @@ def test_a_relay_that_cannot_be_reached_is_an_error_nothing_sent(world: World) -
     assert sub.bundle_hash is not None
 
 
+class OneShotServer:
+    """A TCP server on 127.0.0.1 that takes one request and then: ``hang_up`` (reads it,
+    closes without a word), ``stall`` (reads it, never answers) or ``html`` (a 502 page)."""
+
+    def __init__(self, how: str) -> None:
+        import socket
+        import threading
+
+        self.how = how
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/"
+        self.got = b""
+        self.done = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            conn.settimeout(5)
+            while b"\r\n\r\n" not in self.got:
+                self.got += conn.recv(65536)
+            head, _, body = self.got.partition(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:")))
+            while len(body) < length:
+                body += conn.recv(65536)
+            self.got = head + b"\r\n\r\n" + body
+            if self.how == "html":
+                body = b"<html>bad gateway</html>"
+                conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: "
+                             + str(len(body)).encode() + b"\r\n\r\n" + body)
+            elif self.how == "stall":
+                self.done.wait(5)
+        self.done.set()
+
+    def close(self) -> None:
+        self.done.set()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("how", ["hang_up", "stall"])
+def test_a_request_the_relay_may_have_read_may_have_been_accepted(how: str) -> None:
+    """A bundle whose request reached the relay (it read it, then hung up or never answered)
+    may still land: ``maybe_accepted``, so its sends are followed, not forgotten."""
+    server = OneShotServer(how)
+    try:
+        relay = RelayClient(server.url, "0x" + bytes(Account.create().key).hex(), timeout_s=0.5)
+        with pytest.raises(RelayError) as caught:
+            relay.request("eth_sendBundle", [{"txs": []}])
+        assert caught.value.maybe_accepted is True
+        assert b"eth_sendBundle" in server.got and SIGNATURE_HEADER.lower().encode() in server.got.lower()
+    finally:
+        server.close()
+
+
+def test_a_relay_nobody_listens_on_took_nothing_and_a_page_is_not_an_answer() -> None:
+    import socket
+
+    with socket.socket() as s:  # a port with no listener
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    relay = RelayClient(f"http://user:s3cret@127.0.0.1:{port}/", "0x" + bytes(Account.create().key).hex())
+    with pytest.raises(RelayError) as caught:
+        relay.request("eth_sendBundle", [{"txs": []}])
+    assert caught.value.maybe_accepted is False and "s3cret" not in str(caught.value)
+    server = OneShotServer("html")
+    try:
+        with pytest.raises(RelayError, match="HTTP 502, not JSON") as caught:
+            RelayClient(server.url, "0x" + bytes(Account.create().key).hex()).request("eth_callBundle", [{}])
+        assert caught.value.http_status == 502
+    finally:
+        server.close()
+
+
 def tripwire_code() -> str:
     """Creation code of a contract: a call without data sets a flag; a call with data
     reverts once the flag is set (and succeeds before)."""
