@@ -66,6 +66,7 @@ AXES_FAILURE_LIMIT = int(os.environ.get("ARBBOT_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = 0.25  # hours: a locked-out user and address may try again after 15 minutes
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # no "AXES: BEGIN ..." line on every manage.py command's stderr
 # static files: collected into the image (docker/Dockerfile) and served by whitenoise with
 # DEBUG off; on the devnet (make demo) straight from the apps, without collecting
 WHITENOISE_USE_FINDERS = DEBUG or DEVNET
