@@ -37,6 +37,12 @@ that raised hands the delta to the path queue, a decision that raised hands the
 opportunities to the ml queue. ``through="scan"`` sends every scanned block to the path
 queue as a scan worker does.
 
+What a crash costs: a follower killed between a block's scan and the publish of its
+decisions (a few ms) loses that block's opportunities and their records, never its pool
+states (they are in the hot state; every path stage's next block catches up on the pools
+the lost one changed). A message on the path queue would have survived it (``acks_late``);
+``through="scan"`` keeps that.
+
 ``arbbot follow --scan queue`` keeps the queue for every block (a follower too small to
 hold the chain's pools, for one).
 """
