@@ -349,14 +349,20 @@ class ExecutionRunner:
         one's send, so a block's last decision no longer waits for each earlier re-validation.
         Replies are never used for a cycle through a pool that a transaction sent since
         trades (``submit`` forgets them), nor once the newest pool states give other calldata
-        (a new block: ``submit`` then asks the node itself). Reads the batch's pools once,
-        re-sizes and encodes each cycle (kept for its ``submit`` while its pools' states stay
-        the same), then makes the round trip. May run in another thread while that one does
-        something else (the execute stage claims the batch meanwhile), as long as no
-        ``submit`` runs before it returned. The number re-validated ahead."""
+        (a new block: ``submit`` then asks the node itself). ``prepare_ahead`` then its
+        round trip; the number re-validated ahead."""
+        return self.prepare_ahead(batch)()
+
+    def prepare_ahead(self, batch: Sequence[ScoredOpportunity]) -> Callable[[], int]:
+        """``revalidate_ahead``'s reading and computing, done now: the batch's pools read
+        once, each cycle re-sized and encoded (kept for its ``submit`` while its pools' states
+        stay the same). The callable returned makes the round trip and keeps the replies; it
+        does no more than ask the node, so it may run in another thread while that one waits
+        on something else (the execute stage's claim), as long as no ``submit`` runs before
+        it returned."""
         self._ahead, self._prepared = {}, {}
         if self.revalidate is not None:  # answered elsewhere (a backtest's recorded block)
-            return 0
+            return lambda: 0
         wanted = []
         for s in batch:
             opp = s.opportunity
@@ -365,12 +371,12 @@ class ExecutionRunner:
                 continue  # dropped before re-validation
             wanted.append((opp, cap))
         if len(wanted) < 2:
-            return 0  # one round trip either way
+            return lambda: 0  # one round trip either way
         try:
             states = self.pools(sorted({p for opp, _ in wanted for p in opp.pools}))
         except Exception as exc:  # each submit reads its own
             log.warning("pools for re-validation ahead of the batch unreadable: %s: %s", type(exc).__name__, exc)
-            return 0
+            return lambda: 0
         self._recall([opp for opp, _ in wanted])
         calls: list[tuple[Opportunity, dict[str, Any], frozenset[str], int | None]] = []
         for opp, cap in wanted:
@@ -379,24 +385,30 @@ class ExecutionRunner:
                 self._prepared[opp.path_id] = (tuple(states[p] for p in opp.pools), cap, prepared)
                 calls.append((opp, prepared[2], frozenset(opp.pools), self._bound(opp, prepared[1])))
         if len(calls) < 2:
-            return 0
+            return lambda: 0
         shared_requests = self._shared_requests(fees.fee_requests(self.fee_policy))
-        answers = self._round_trip(calls, shared_requests)
-        if answers is None:
-            return 0
-        short = [k for k, ((opp, *_), (known, replies)) in enumerate(zip(calls, answers))
-                 if self._short_of_gas(opp, known, replies)]
-        if short:  # those again, unbounded and estimated, in one round trip
-            again = self._round_trip([(o, c, p, None) for o, c, p, _ in (calls[k] for k in short)], shared_requests)
-            for k, answer in zip(short, again or []):
-                answers[k] = answer
-            if again is None:  # each of them asks the node itself in its submit
-                kept = [k for k in range(len(calls)) if k not in short]
-                calls, answers = [calls[k] for k in kept], [answers[k] for k in kept]
-        at = time.monotonic()
-        self._ahead = {call["data"]: (at, pools, known, replies)
-                       for (_, call, pools, _), (known, replies) in zip(calls, answers)}
-        return len(calls)
+
+        def round_trip() -> int:
+            nonlocal calls
+            answers = self._round_trip(calls, shared_requests)
+            if answers is None:
+                return 0
+            short = [k for k, ((opp, *_), (known, replies)) in enumerate(zip(calls, answers))
+                     if self._short_of_gas(opp, known, replies)]
+            if short:  # those again, unbounded and estimated, in one round trip
+                again = self._round_trip([(o, c, p, None) for o, c, p, _ in (calls[k] for k in short)],
+                                         shared_requests)
+                for k, answer in zip(short, again or []):
+                    answers[k] = answer
+                if again is None:  # each of them asks the node itself in its submit
+                    kept = [k for k in range(len(calls)) if k not in short]
+                    calls, answers = [calls[k] for k in kept], [answers[k] for k in kept]
+            at = time.monotonic()
+            self._ahead = {call["data"]: (at, pools, known, replies)
+                           for (_, call, pools, _), (known, replies) in zip(calls, answers)}
+            return len(calls)
+
+        return round_trip
 
     def _round_trip(
         self, calls: Sequence[tuple[Opportunity, dict[str, Any], frozenset[str], int | None]],
