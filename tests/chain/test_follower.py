@@ -689,6 +689,86 @@ def test_follow_command_scans_inline_by_default(chain_anvil: Anvil, through: str
         hot.clear()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_follower_s_standby_takes_over_deciding_each_block_once(chain_anvil: Anvil) -> None:
+    """Two ``arbbot follow`` processes of one chain, the default lane (scan, path and ml in
+    the follower): the lease holder decides each block; SIGKILL it, and the standby takes
+    the lease and decides the next blocks itself (its fresh path stage reads every pool from
+    the hot state). No block's decisions are sent twice: the block claim lets one scan
+    publish a block, whichever process scanned it."""
+    import signal
+    import subprocess
+    import sys
+
+    from django.db import connection
+
+    from arbbot.chain.follower import LEASE_TTL_S
+    from arbbot.types import scored_from_wire
+    from workers import runtime
+
+    dev, chain_id = registered_market(chain_anvil, "follow-takeover", pairs=3)
+    hot = runtime.hotstate(chain_id)
+    hot.clear()
+    records = StageQueue(chain_id, "analytics", "workers.tasks.analytics.record_opportunities")
+    decided: list[int] = []  # each block whose decisions were sent, as often as sent
+
+    def next_block(timeout_s: float = TIMEOUT_S) -> int:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            args, _ = records.next_message(max(0.1, deadline - time.monotonic()))
+            got = scored_from_wire(args[0])
+            if got and got[0].opportunity.chain_id == chain_id:
+                decided.append(got[0].opportunity.block_number)
+                return decided[-1]
+
+    env = {**os.environ, "ARBBOT_DATABASE_NAME": connection.settings_dict["NAME"],
+           "ARBBOT_WS_URLS": f"ws://127.0.0.1:{chain_anvil.port}", "PYTHONUNBUFFERED": "1"}
+    for name in ("ARBBOT_FOLLOW_SCAN", "ARBBOT_FOLLOW_THROUGH"):
+        env.pop(name, None)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    def follower() -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "manage.py", "arbbot", "follow", "--chain", str(chain_id)], cwd=root,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    pair = next(iter(dev.pairs.values()))
+    first = follower()
+    second: subprocess.Popen[str] | None = None
+    try:
+        next_block(30)  # the first block's snapshot, decided by the first follower
+        wait_until(lambda: hot.follower_lock(LEASE_TTL_S).locked(), "the first follower to hold the lease")
+        second = follower()  # the standby: it sees the heads, announces nothing
+        for _ in range(2):
+            dev.send_many(dev.random_swap_txs(pair))
+            n = dev.rpc.block_number()
+            while next_block() < n:
+                pass
+        first.send_signal(signal.SIGKILL)
+        first.wait(TIMEOUT_S)
+        # the lease frees within its TTL; blocks mined meanwhile are left to the take-over
+        dev.send_many(dev.random_swap_txs(pair))
+        n = dev.rpc.block_number()
+        while next_block(3 * LEASE_TTL_S + TIMEOUT_S) < n:
+            pass
+        for _ in range(2):
+            dev.send_many(dev.random_swap_txs(pair))
+            n = dev.rpc.block_number()
+            while next_block() < n:
+                pass
+        assert len(decided) == len(set(decided)), decided  # no block's decisions sent twice
+        second.send_signal(signal.SIGTERM)
+        output, _ = second.communicate(timeout=TIMEOUT_S)
+        assert second.returncode == 0, output
+        assert "carried on here: {'decided': " in output, output
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        records.close()
+        hot.clear()
+
+
 def test_a_reorg_at_the_same_height_is_announced(chain_anvil: Anvil, scan_queue: ScanQueue) -> None:
     """anvil's snapshot and revert make a real reorg: block n+1 replaced by another n+1."""
     rpc = chain_anvil.rpc()
