@@ -34,8 +34,10 @@ run after the scan lock is released, so a slow first block (the engine's build) 
 the chain's scan. What fails here goes on through the queue whose worker would have run it,
 which retries outages and dead-letters what never works (``decide_here``): a path stage
 that raised hands the delta to the path queue, a decision that raised hands the
-opportunities to the ml queue. ``through="scan"`` sends every scanned block to the path
-queue as a scan worker does.
+opportunities to the ml queue. When one scan covers several blocks (the lane fell behind, a
+gap, a head tried again) only the newest is decided here; the older go to the path queue,
+so a lane that falls behind on a busy chain never makes its newest block wait for them.
+``through="scan"`` sends every scanned block to the path queue as a scan worker does.
 
 What a crash costs: a follower killed between a block's scan and the publish of its
 decisions (a few ms) loses that block's opportunities and their records, never its pool
@@ -66,9 +68,9 @@ log = logging.getLogger(__name__)
 #: how far the follower carries a block it scanned before a queue takes it on
 THROUGH = ("scan", "ml")
 
-#: where ``decide_here`` left a block
-DECIDED, NONE_FOUND, TO_PATH_QUEUE, TO_ML_QUEUE, LOST = (
-    "decided", "no opportunity", "path queue", "ml queue", "lost")
+#: where ``decide_here`` left a block (``BEHIND``: an older block of several scanned at once)
+DECIDED, NONE_FOUND, TO_PATH_QUEUE, TO_ML_QUEUE, LOST, BEHIND = (
+    "decided", "no opportunity", "path queue", "ml queue", "lost", "path queue, not the newest")
 
 
 def decide_here(delta: PoolDelta, trace: Trace, *,
@@ -189,8 +191,19 @@ class InlineScan:
                 return scan.scan_blocks(self.chain_id, head.number, head.first, head.arrived_at, deliver=deliver)
         finally:
             # after the scan lock's release; a block scanned before a failure is still this
-            # lane's to carry on (it is claimed: no other scan publishes it)
-            for delta, trace in scanned:
+            # lane's to carry on (it is claimed: no other scan publishes it). Several blocks at
+            # once (the lane behind, a gap, a retried head): the newest is decided here at
+            # once, the older go to the path queue, whose workers take them beside this lane
+            for delta, trace in scanned[:-1]:
+                try:
+                    _to_path_queue(delta, trace)
+                    went = BEHIND
+                except Exception as exc:
+                    log.error("chain %s: block %d could not go to the path queue (%s: %s)",
+                              self.chain_id, delta.block_number, type(exc).__name__, str(exc)[:200])
+                    went = LOST
+                self.stats.blocks[went] = self.stats.blocks.get(went, 0) + 1
+            for delta, trace in scanned[-1:]:
                 with obs.scope("block decided", chain=self.chain_id, block=delta.block_number):
                     went = decide_here(delta, trace)
                 self.stats.blocks[went] = self.stats.blocks.get(went, 0) + 1

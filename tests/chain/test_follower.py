@@ -552,12 +552,13 @@ def test_the_follower_finds_and_decides_each_block_itself(chain_anvil: Anvil, mo
     """``InlineScan`` (``through="ml"``, the default) with the real scan body, path stage,
     ml decision and queues: a block's opportunities are found and decided in this process,
     the chosen ones go straight to the execute queue with the block's whole trace in order,
-    every decision to the analytics queue, nothing to the path or ml queues; a path stage
-    that fails here hands the block's delta to the path queue, with the trace a scan worker
-    would have sent."""
+    every decision to the analytics queue, nothing to the path or ml queues; of two blocks
+    one scan covers, the newest is decided here and the older goes to the path queue; a path
+    stage that fails here hands the block's delta to the path queue, with the trace a scan
+    worker would have sent."""
     from arbbot.types import scored_from_wire
     from workers import runtime
-    from workers.follow_scan import DECIDED, TO_PATH_QUEUE, InlineScan
+    from workers.follow_scan import BEHIND, DECIDED, TO_PATH_QUEUE, InlineScan
     from workers.tasks import path
 
     dev, chain_id = registered_market(chain_anvil, "inline-ml", pairs=3)
@@ -592,14 +593,31 @@ def test_the_follower_finds_and_decides_each_block_itself(chain_anvil: Anvil, mo
         assert marks[0][1] == arrived and [m[1] for m in marks] == sorted(m[1] for m in marks)
         wait_until(lambda: inline.stats.blocks.get(DECIDED) == 1, "the block's decisions to be sent")
 
+        # behind: two blocks arrive while another scan holds the lock; the one scan that
+        # covers both decides the newest here and hands the older to the path queue
+        pair = next(iter(dev.pairs.values()))
+        with hot.scanning(ttl_s=30) as got:
+            assert got
+            dev.send_many(dev.random_swap_txs(pair))
+            inline(head(n + 1, arrived + 1))
+            wait_until(lambda: inline.stats.retried >= 1, "the scan of a locked block to be tried again")
+            dev.send_many(dev.random_swap_txs(pair))
+            inline(head(n + 2, arrived + 2))
+        older = paths.next_delta()
+        assert older.block_number == n + 1 and older.observed_at == arrived + 1
+        args, _ = records.next_message()
+        assert {s.opportunity.block_number for s in scored_from_wire(args[0])} == {n + 2}
+        wait_until(lambda: inline.stats.blocks.get(DECIDED) == 2, "the newest block's decisions to be sent")
+        assert inline.stats.blocks.get(BEHIND) == 1
+        executes.messages.queue.clear()
+
         def broken(d: PoolDelta) -> list[Any]:
             raise ConnectionError("the hot state is gone")
 
         monkeypatch.setattr(path, "evaluate", broken)
-        pair = next(iter(dev.pairs.values()))
         dev.send_many(dev.random_swap_txs(pair))
         n2 = dev.rpc.block_number()
-        inline(head(n2, arrived + 1))
+        inline(head(n2, arrived + 3))
         d = paths.next_delta()
         assert d.block_number == n2 and pair.address in {s.address for s in d.states}
         assert [m[0] for m in paths.last_kwargs["trace"]] == ["arrived", "scan.start", "scan.sent"]
