@@ -181,8 +181,7 @@ class InlineScan:
         self._thread: threading.Thread | None = None
 
     def _scan_here(self, head: Head) -> int | None:
-        from workers import heap, runtime
-        from workers.tasks import scan
+        from workers.tasks import path, scan
 
         scanned: list[tuple[PoolDelta, Trace]] = []
         deliver = None if self.through == "scan" else (lambda d, tr: scanned.append((d, tr.mark("scan.sent"))))
@@ -209,7 +208,7 @@ class InlineScan:
                 self.stats.blocks[went] = self.stats.blocks.get(went, 0) + 1
             if scanned:
                 try:  # off the block's way, as the path task does after its publish
-                    heap.after_block(self.chain_id, runtime.path_stage(self.chain_id).engine.pools_known)
+                    path.after_block(self.chain_id)
                 except Exception:
                     log.exception("chain %s: the path stage's heap step failed", self.chain_id)
 

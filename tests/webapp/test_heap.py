@@ -52,3 +52,23 @@ def test_forget_makes_every_frozen_object_collectable_again() -> None:
     gc.collect()
     assert gone() is None
     assert heap.after_block(1, 100)  # counts forgotten too
+
+
+def test_the_path_heap_step_counts_the_engine_that_evaluated_the_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a block's publish the path task (and the follower's lane) freezes for the engine
+    that evaluated it; it never builds a stage for that (a strategy edited meanwhile would
+    make ``runtime.path_stage`` build a new one), and a chain never evaluated is left alone."""
+    from workers import runtime
+    from workers.tasks import path
+
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setattr(path.heap, "after_block", lambda chain, known: calls.append((chain, known)) or True)
+
+    def no_stage(chain_id: int) -> None:
+        raise AssertionError("a stage was built for the heap step")
+
+    monkeypatch.setattr(runtime, "path_stage", no_stage)
+    monkeypatch.setitem(path._known, 7, 1234)
+    path.after_block(7)
+    path.after_block(8)
+    assert calls == [(7, 1234)]

@@ -25,8 +25,12 @@ def find(delta: dict, trace: list | None = None) -> int:
         from workers.tasks import ml
 
         ml.score.delay(opportunities_to_wire(opps), trace=tr.wire("path.sent"))
-    heap.after_block(d.chain_id, runtime.path_stage(d.chain_id).engine.pools_known)  # off the block's way
+    after_block(d.chain_id)  # off the block's way
     return len(opps)
+
+
+#: chain -> the pools its stage's engine knew after its last block (``after_block``)
+_known: dict[int, int] = {}
 
 
 def evaluate(d: PoolDelta) -> list[Opportunity]:
@@ -37,6 +41,7 @@ def evaluate(d: PoolDelta) -> list[Opportunity]:
 
     stage = runtime.path_stage(d.chain_id)
     result = stage.process(d, runtime.hotstate(d.chain_id), runtime.exclusions)
+    _known[d.chain_id] = stage.engine.pools_known
     for token, reason in result.exclusions.items():
         services.token_exclude(d.chain_id, token, reason)
     opps = result.opportunities
@@ -49,3 +54,10 @@ def evaluate(d: PoolDelta) -> list[Opportunity]:
     else:
         BLOCKS_SINCE_OPPORTUNITY.labels(chain=chain).inc()
     return opps
+
+
+def after_block(chain_id: int) -> None:
+    """The heap step (``workers.heap``) after a block's publish, for the engine that just
+    evaluated it (not a stage a newer strategy would build now)."""
+    if chain_id in _known:
+        heap.after_block(chain_id, _known[chain_id])
