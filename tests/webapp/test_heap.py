@@ -61,14 +61,13 @@ def test_the_path_heap_step_counts_the_engine_that_evaluated_the_block(monkeypat
     from workers import runtime
     from workers.tasks import path
 
-    calls: list[tuple[int, int]] = []
-    monkeypatch.setattr(path.heap, "after_block", lambda chain, known: calls.append((chain, known)) or True)
-
     def no_stage(chain_id: int) -> None:
         raise AssertionError("a stage was built for the heap step")
 
     monkeypatch.setattr(runtime, "path_stage", no_stage)
     monkeypatch.setitem(path._known, 7, 1234)
+    monkeypatch.delitem(path._known, 8, raising=False)
     path.after_block(7)
     path.after_block(8)
-    assert calls == [(7, 1234)]
+    assert heap._frozen_at == {7: 1234}  # frozen at the evaluating engine's count; 8 untouched
+    assert gc.get_freeze_count() > 0
