@@ -91,7 +91,8 @@ def decide_here(delta: PoolDelta, trace: Trace, *,
     send = send or ml.send
     to_path = to_path or _to_path_queue
     to_ml = to_ml or _to_ml_queue
-    stage, opps = "path", list[Any]()
+    stage = "path"
+    opps: list[Any] = []
     handed = Trace(trace.marks)  # what a queue would get: the marks so far, as sent
     started = time.perf_counter()
     try:

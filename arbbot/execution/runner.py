@@ -228,12 +228,16 @@ class Turn:
             self.opened = session.open_txs()
         except Exception:
             log.exception("could not read the open transactions ahead of the batch's first send")
-        if pnl is None:
-            return  # no daily loss limit: nothing reads it
+        if pnl is not None:  # else no daily loss limit: nothing reads it
+            self.read_pnl(pnl)
+
+    def read_pnl(self, pnl: Callable[[], int]) -> int | str:
+        """The day's PnL, or why it is unknown (which refuses every send), kept in ``self.pnl``."""
         try:
             self.pnl = pnl()
         except Exception as exc:
             self.pnl = f"daily loss state unknown: {type(exc).__name__}: {exc}"
+        return self.pnl
 
     def close(self) -> None:
         self._stack.close()
@@ -786,18 +790,14 @@ class ExecutionRunner:
                 return f"{opened} open transactions of the account, the maximum is {max_open}"
         limit = self.limits.daily_loss_limit_wei
         if limit is not None:
-            if turn.pnl is None:
-                try:
-                    turn.pnl = self.daily_pnl_wei()
-                except Exception as exc:
-                    turn.pnl = f"daily loss state unknown: {type(exc).__name__}: {exc}"
-            if isinstance(turn.pnl, str):
-                return turn.pnl
+            pnl = turn.pnl if turn.pnl is not None else turn.read_pnl(self.daily_pnl_wei)
+            if isinstance(pnl, str):
+                return pnl
             reserved = sum(gas for _, gas in turn.opened.values()) + turn.sent_gas
             opened = len(turn.opened) + turn.sends
-            if turn.pnl - reserved - worst_gas_wei < -limit:
+            if pnl - reserved - worst_gas_wei < -limit:
                 return (
-                    f"daily loss limit: PnL today {turn.pnl} wei, {reserved} wei reserved by {opened} open "
+                    f"daily loss limit: PnL today {pnl} wei, {reserved} wei reserved by {opened} open "
                     f"transactions, this one may cost {worst_gas_wei} wei, limit -{limit} wei"
                 )
         return None
