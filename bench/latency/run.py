@@ -27,8 +27,10 @@ the two fleets N times each, in the order A B B A A B ... (each half of the time
 pools each side's phases.
 
 Run: ``make bench-latency`` or ``.venv/bin/python bench/latency/run.py [--seconds 45]
-[--baseline-seconds 20] [--before REF|none] [--mode live|dry-run] [--profile QUEUE]``; prints
-the tables, the load average and a JSON line.
+[--baseline-seconds 20] [--before REF|none] [--mode live|dry-run] [--profile QUEUE] [--steps]``;
+prints the tables, the load average and a JSON line. ``--steps`` also times this code's
+execute stage step by step (``bench/latency/step_marks.py``: the wrappers go into that
+worker's process only) and prints where a batch's time goes, with a JSON line of its own.
 """
 
 from __future__ import annotations
@@ -208,6 +210,9 @@ def main() -> int:
     ap.add_argument("--profile", action="append", default=[], choices=QUEUES, metavar="QUEUE",
                     help="run this queue's worker (this code's) under cProfile, solo pool (its tasks in the profiled "
                          "process); prints its top functions and keeps logs/after/QUEUE.prof (repeatable)")
+    ap.add_argument("--steps", action="store_true",
+                    help="time the execute stage step by step (this code's worker: bench/latency/step_marks.py) and "
+                         "print where a batch's time goes")
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error(f"--rounds {args.rounds}: must be positive")
@@ -268,9 +273,11 @@ def main() -> int:
                 if q in args.profile and tree == ROOT:
                     pool = ["--pool", "solo"]
                     run = [py, "-m", "cProfile", "-o", str(side_logs / f"{q}.prof"), celery]
+                timed = {"PYTHONPATH": f"{ROOT / 'bench' / 'latency' / 'steps'}{os.pathsep}{tree}"} if (
+                    args.steps and q == "execute" and tree == ROOT) else {}
                 fleet.start(f"worker-{q}", [*run, "-A", "workers.celery_app", "worker", "-Q", q, "-n",
                                             f"{q}-{side}-{RUN}@%h", *pool, "-l", "INFO"],
-                            ARBBOT_HEARTBEAT_FILE=str(side_logs / f"hb-{q}"))
+                            ARBBOT_HEARTBEAT_FILE=str(side_logs / f"hb-{q}"), **timed)
             fleet.start("beat", [celery, "-A", "workers.celery_app", "beat", "-l", "INFO", "-s",
                                  str(side_logs / "beat-schedule")])
             deadline = time.monotonic() + 180
@@ -368,6 +375,16 @@ def main() -> int:
                       f"{f['p99']:>7.1f}")
     print(f"load average (1, 5, 15 min) at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(json.dumps(out))
+    if args.steps:
+        from bench.latency import step_marks
+
+        phases = windows.get(("follower", "after"), [])
+        batches = [b for d, lo, hi in phases for b in step_marks.read(d / "worker-execute.log", [(lo, hi)])]
+        print(f"\n== the execute stage by step, this code's follower phase{'s' if len(phases) > 1 else ''} "
+              f"({len(batches)} batches; bench/latency/step_marks.py)")
+        print(step_marks.table(batches))
+        out["steps"] = {name: round(statistics.median(ms), 2) for name, ms in step_marks.rows(batches)}
+        print(json.dumps({"bench": "latency steps", "unit": "ms p50", **out["steps"]}))
     for q in args.profile:
         import pstats
 
