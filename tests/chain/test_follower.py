@@ -4,6 +4,7 @@ lease. Every wait is on a message, a callback's event or a condition, with a bou
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import queue
 import random
@@ -322,6 +323,7 @@ class StageQueue(ScanQueue):
 
         self.chain_id, self.task = chain_id, task
         self.messages: queue.Queue[tuple[list[Any], dict[str, Any]]] = queue.Queue()
+        self.etas: list[str | None] = []  # each task message's ``eta`` header (a countdown's), in order
         self.stop = threading.Event()
         self.conn = Connection(os.environ["ARBBOT_BROKER_URL"])
         queues.declare_topology(self.conn)
@@ -334,6 +336,7 @@ class StageQueue(ScanQueue):
     def _on_message(self, body: Any, message: Any) -> None:
         message.ack()
         if message.headers.get("task") == self.task:
+            self.etas.append(message.headers.get("eta"))
             self.messages.put((body[0], body[1]))
 
     def next_message(self, timeout_s: float = TIMEOUT_S) -> tuple[list[Any], dict[str, Any]]:
@@ -559,7 +562,7 @@ def test_the_follower_finds_and_decides_each_block_itself(chain_anvil: Anvil, mo
     from arbbot.types import scored_from_wire
     from workers import runtime
     from workers.follow_scan import BEHIND, DECIDED, TO_PATH_QUEUE, InlineScan
-    from workers.tasks import path
+    from workers.tasks import ml, path
 
     dev, chain_id = registered_market(chain_anvil, "inline-ml", pairs=3)
     runtime.reset()
@@ -591,6 +594,10 @@ def test_the_follower_finds_and_decides_each_block_itself(chain_anvil: Anvil, mo
         assert [m[0] for m in marks] == ["arrived", "scan.start", "scan.sent", "path.start", "path.sent",
                                          "ml.start", "ml.sent"]
         assert marks[0][1] == arrived and [m[1] for m in marks] == sorted(m[1] for m in marks)
+        # the records wait until the block's execute stage is done with the cores
+        assert records.etas[0] is not None
+        assert marks[-1][1] + ml.RECORD_DELAY_S <= dt.datetime.fromisoformat(records.etas[0]).timestamp() \
+            <= marks[-1][1] + ml.RECORD_DELAY_S + TIMEOUT_S
         wait_until(lambda: inline.stats.blocks.get(DECIDED) == 1, "the block's decisions to be sent")
 
         # behind: two blocks arrive while another scan holds the lock; the one scan that
@@ -629,6 +636,48 @@ def test_the_follower_finds_and_decides_each_block_itself(chain_anvil: Anvil, mo
             q.close()
         hot.clear()
         runtime.reset()
+
+
+def test_records_wait_only_when_a_block_has_a_send_to_make() -> None:
+    """``ml.send``: a batch with opportunities chosen for execution sends them to the execute
+    queue and its records with a ``RECORD_DELAY_S`` countdown (an ``eta`` header), so they
+    are written once the execute stage is done with the cores; a batch with none chosen
+    sends its records to be written at once."""
+    from arbbot.scoring.synthetic import GAS, GAS_PRICE, make_opp
+    from arbbot.types import ScoredOpportunity, scored_from_wire
+    from workers.stage import Trace
+    from workers.tasks import ml
+
+    block = random.randrange(10**9, 2 * 10**9)  # the queues may hold other tests' messages
+    executes = StageQueue(31337, "execute", "workers.tasks.execute.execute")
+    records = StageQueue(31337, "analytics", "workers.tasks.analytics.record_opportunities")
+
+    def recorded(of_block: int) -> tuple[list[Any], str | None]:
+        while True:
+            args, _ = records.next_message()
+            eta = records.etas[-1]
+            batch = scored_from_wire(args[0])
+            if {s.opportunity.block_number for s in batch} == {of_block}:
+                return batch, eta
+
+    try:
+        skipped = [ScoredOpportunity(make_opp(block, 0, 1, GAS * GAS_PRICE), 0.5, "skip", "below", "rule", {})]
+        assert ml.send(skipped, Trace()) == 0
+        batch, eta = recorded(block)
+        assert [s.decision for s in batch] == ["skip"] and eta is None
+        chosen = [ScoredOpportunity(make_opp(block + 1, 2, 3, 9 * GAS * GAS_PRICE), 9.0, "execute", "pays", "rule", {}),
+                  ScoredOpportunity(make_opp(block + 1, 0, 1, GAS * GAS_PRICE), 0.5, "skip", "below", "rule", {})]
+        before = time.time()
+        assert ml.send(chosen, Trace()) == 1
+        args, _ = executes.next_message()
+        assert [s.opportunity.block_number for s in scored_from_wire(args[0])] == [block + 1]
+        batch, eta = recorded(block + 1)
+        assert [s.decision for s in batch] == ["execute", "skip"] and eta is not None
+        at = dt.datetime.fromisoformat(eta).timestamp()
+        assert before + ml.RECORD_DELAY_S <= at <= time.time() + ml.RECORD_DELAY_S
+    finally:
+        executes.close()
+        records.close()
 
 
 @pytest.mark.django_db(transaction=True)
