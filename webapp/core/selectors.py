@@ -393,7 +393,9 @@ def latency_percentiles(since: dt.datetime | None = None) -> dict[str, dict[str,
       stage's decision on each opportunity (``Execution.decision_latency_ms``);
     - ``block_to_recorded_ms``: the block's arrival to the opportunity's row being written by
       the analytics stage, after the ml stage decided (``Opportunity.latency_ms``): the ml
-      decision plus a queue hop and a database write, not the ml decision alone.
+      decision plus a queue hop and a database write, not the ml decision alone; the rows
+      of a block with opportunities chosen for execution wait ``workers.tasks.ml.RECORD_DELAY_S``
+      first, until the block's decisions are made.
 
     A figure is None when no row has it."""
     since = since if since is not None else timezone.now() - LATENCY_WINDOW
