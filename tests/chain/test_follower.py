@@ -322,8 +322,8 @@ class StageQueue(ScanQueue):
         from workers import queues
 
         self.chain_id, self.task = chain_id, task
-        self.messages: queue.Queue[tuple[list[Any], dict[str, Any]]] = queue.Queue()
-        self.etas: list[str | None] = []  # each task message's ``eta`` header (a countdown's), in order
+        self.messages: queue.Queue[tuple[list[Any], dict[str, Any], str | None]] = queue.Queue()
+        self.last_eta: str | None = None  # the ``eta`` header (a countdown's) of the message taken last
         self.stop = threading.Event()
         self.conn = Connection(os.environ["ARBBOT_BROKER_URL"])
         queues.declare_topology(self.conn)
@@ -336,14 +336,14 @@ class StageQueue(ScanQueue):
     def _on_message(self, body: Any, message: Any) -> None:
         message.ack()
         if message.headers.get("task") == self.task:
-            self.etas.append(message.headers.get("eta"))
-            self.messages.put((body[0], body[1]))
+            self.messages.put((body[0], body[1], message.headers.get("eta")))
 
     def next_message(self, timeout_s: float = TIMEOUT_S) -> tuple[list[Any], dict[str, Any]]:
         try:
-            return self.messages.get(timeout=timeout_s)
+            args, kwargs, self.last_eta = self.messages.get(timeout=timeout_s)
         except queue.Empty:
             raise AssertionError(f"no {self.task} message within {timeout_s}s") from None
+        return args, kwargs
 
     def empty(self) -> bool:
         return self.messages.empty()
@@ -583,6 +583,7 @@ def test_the_follower_finds_and_decides_each_block_itself(chain_anvil: Anvil, mo
         arrived = time.time() - 5
         inline(head(n, arrived))
         args, kwargs = records.next_message()
+        records_eta = records.last_eta
         recorded = scored_from_wire(args[0])
         assert recorded and {s.opportunity.block_number for s in recorded} == {n}
         assert {s.opportunity.chain_id for s in recorded} == {chain_id}
@@ -595,8 +596,8 @@ def test_the_follower_finds_and_decides_each_block_itself(chain_anvil: Anvil, mo
                                          "ml.start", "ml.sent"]
         assert marks[0][1] == arrived and [m[1] for m in marks] == sorted(m[1] for m in marks)
         # the records wait until the block's execute stage is done with the cores
-        assert records.etas[0] is not None
-        assert marks[-1][1] + ml.RECORD_DELAY_S <= dt.datetime.fromisoformat(records.etas[0]).timestamp() \
+        assert records_eta is not None
+        assert marks[-1][1] + ml.RECORD_DELAY_S <= dt.datetime.fromisoformat(records_eta).timestamp() \
             <= marks[-1][1] + ml.RECORD_DELAY_S + TIMEOUT_S
         wait_until(lambda: inline.stats.blocks.get(DECIDED) == 1, "the block's decisions to be sent")
 
@@ -652,26 +653,26 @@ def test_records_wait_only_when_a_block_has_a_send_to_make() -> None:
     executes = StageQueue(31337, "execute", "workers.tasks.execute.execute")
     records = StageQueue(31337, "analytics", "workers.tasks.analytics.record_opportunities")
 
-    def recorded(of_block: int) -> tuple[list[Any], str | None]:
+    def of_block(q: StageQueue, block: int) -> tuple[list[Any], str | None]:
+        """The batch of ``block`` from ``q`` and its ``eta``, past what other tests left there."""
         while True:
-            args, _ = records.next_message()
-            eta = records.etas[-1]
+            args, _ = q.next_message()
             batch = scored_from_wire(args[0])
-            if {s.opportunity.block_number for s in batch} == {of_block}:
-                return batch, eta
+            if {s.opportunity.block_number for s in batch} == {block}:
+                return batch, q.last_eta
 
     try:
         skipped = [ScoredOpportunity(make_opp(block, 0, 1, GAS * GAS_PRICE), 0.5, "skip", "below", "rule", {})]
         assert ml.send(skipped, Trace()) == 0
-        batch, eta = recorded(block)
+        batch, eta = of_block(records, block)
         assert [s.decision for s in batch] == ["skip"] and eta is None
         chosen = [ScoredOpportunity(make_opp(block + 1, 2, 3, 9 * GAS * GAS_PRICE), 9.0, "execute", "pays", "rule", {}),
                   ScoredOpportunity(make_opp(block + 1, 0, 1, GAS * GAS_PRICE), 0.5, "skip", "below", "rule", {})]
         before = time.time()
         assert ml.send(chosen, Trace()) == 1
-        args, _ = executes.next_message()
-        assert [s.opportunity.block_number for s in scored_from_wire(args[0])] == [block + 1]
-        batch, eta = recorded(block + 1)
+        sent, eta = of_block(executes, block + 1)
+        assert [s.opportunity.path_id for s in sent] == ["p2-3"] and eta is None
+        batch, eta = of_block(records, block + 1)
         assert [s.decision for s in batch] == ["execute", "skip"] and eta is not None
         at = dt.datetime.fromisoformat(eta).timestamp()
         assert before + ml.RECORD_DELAY_S <= at <= time.time() + ml.RECORD_DELAY_S
