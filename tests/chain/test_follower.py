@@ -345,6 +345,18 @@ class StageQueue(ScanQueue):
             raise AssertionError(f"no {self.task} message within {timeout_s}s") from None
         return args, kwargs
 
+    def next_batch(self, chain_id: int, block: int) -> tuple[list[Any], dict[str, Any]]:
+        """The next scored batch of ``chain_id``'s ``block`` (decoded) and its keywords; the
+        others are passed over: an earlier test's worker stopped while it held a message for
+        its countdown gives the message back to the queue."""
+        from arbbot.types import scored_from_wire
+
+        while True:
+            args, kwargs = self.next_message()
+            batch = scored_from_wire(args[0])
+            if {(s.opportunity.chain_id, s.opportunity.block_number) for s in batch} == {(chain_id, block)}:
+                return batch, kwargs
+
     def empty(self) -> bool:
         return self.messages.empty()
 
@@ -559,7 +571,6 @@ def test_the_follower_finds_and_decides_each_block_itself(chain_anvil: Anvil, mo
     one scan covers, the newest is decided here and the older goes to the path queue; a path
     stage that fails here hands the block's delta to the path queue, with the trace a scan
     worker would have sent."""
-    from arbbot.types import scored_from_wire
     from workers import runtime
     from workers.follow_scan import BEHIND, DECIDED, TO_PATH_QUEUE, InlineScan
     from workers.tasks import ml, path
@@ -582,13 +593,9 @@ def test_the_follower_finds_and_decides_each_block_itself(chain_anvil: Anvil, mo
         n = dev.rpc.block_number()
         arrived = time.time() - 5
         inline(head(n, arrived))
-        args, kwargs = records.next_message()
+        recorded, _ = records.next_batch(chain_id, n)
         records_eta = records.last_eta
-        recorded = scored_from_wire(args[0])
-        assert recorded and {s.opportunity.block_number for s in recorded} == {n}
-        assert {s.opportunity.chain_id for s in recorded} == {chain_id}
-        args, kwargs = executes.next_message()
-        chosen = scored_from_wire(args[0])
+        chosen, kwargs = executes.next_batch(chain_id, n)
         assert chosen and all(s.decision == "execute" for s in chosen)
         assert {s.opportunity.path_id for s in chosen} <= {s.opportunity.path_id for s in recorded if s.decision == "execute"}
         marks = kwargs["trace"]
@@ -613,8 +620,7 @@ def test_the_follower_finds_and_decides_each_block_itself(chain_anvil: Anvil, mo
             inline(head(n + 2, arrived + 2))
         older = paths.next_delta()
         assert older.block_number == n + 1 and older.observed_at == arrived + 1
-        args, _ = records.next_message()
-        assert {s.opportunity.block_number for s in scored_from_wire(args[0])} == {n + 2}
+        assert records.next_batch(chain_id, n + 2)[0]
         wait_until(lambda: inline.stats.blocks.get(DECIDED) == 2, "the newest block's decisions to be sent")
         assert inline.stats.blocks.get(BEHIND) == 1
         executes.messages.queue.clear()
@@ -645,7 +651,7 @@ def test_records_wait_only_when_a_block_has_a_send_to_make() -> None:
     are written once the execute stage is done with the cores; a batch with none chosen
     sends its records to be written at once."""
     from arbbot.scoring.synthetic import GAS, GAS_PRICE, make_opp
-    from arbbot.types import ScoredOpportunity, scored_from_wire
+    from arbbot.types import ScoredOpportunity
     from workers.stage import Trace
     from workers.tasks import ml
 
@@ -654,12 +660,7 @@ def test_records_wait_only_when_a_block_has_a_send_to_make() -> None:
     records = StageQueue(31337, "analytics", "workers.tasks.analytics.record_opportunities")
 
     def of_block(q: StageQueue, block: int) -> tuple[list[Any], str | None]:
-        """The batch of ``block`` from ``q`` and its ``eta``, past what other tests left there."""
-        while True:
-            args, _ = q.next_message()
-            batch = scored_from_wire(args[0])
-            if {s.opportunity.block_number for s in batch} == {block}:
-                return batch, q.last_eta
+        return q.next_batch(31337, block)[0], q.last_eta
 
     try:
         skipped = [ScoredOpportunity(make_opp(block, 0, 1, GAS * GAS_PRICE), 0.5, "skip", "below", "rule", {})]
