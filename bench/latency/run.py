@@ -383,8 +383,8 @@ def main() -> int:
         print(f"\n== the execute stage by step, this code's follower phase{'s' if len(phases) > 1 else ''} "
               f"({len(batches)} batches; bench/latency/step_marks.py)")
         print(step_marks.table(batches))
-        out["steps"] = {name: round(statistics.median(ms), 2) for name, ms in step_marks.rows(batches)}
-        print(json.dumps({"bench": "latency steps", "unit": "ms p50", **out["steps"]}))
+        steps = {name: round(statistics.median(ms), 2) for name, ms in step_marks.rows(batches)}
+        print(json.dumps({"bench": "latency steps", "unit": "ms p50", **steps}))
     for q in args.profile:
         import pstats
 

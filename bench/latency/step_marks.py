@@ -69,8 +69,8 @@ def install() -> None:
         steps: list[tuple[str, float, float]] = []
         _local.steps = _shared["steps"] = steps
         origin, at = time.perf_counter(), time.time()
-        for name in ("claim_all", "tx_signed"):
-            setattr(journal, name, _timed(name.replace("_all", "").replace("tx_", "record "), getattr(journal, name)))
+        for method, name in (("claim_all", "claim"), ("tx_signed", "record signed")):
+            setattr(journal, method, _timed(name, getattr(journal, method)))
         try:
             return batch_execute(batch, runners, journal, *a, **kw)
         finally:
@@ -116,12 +116,11 @@ def read(log_file: Path, windows: Iterable[tuple[float, float]]) -> list[list[tu
         i = line.find("STEPS ")
         if i < 0:
             continue
-        try:
-            record = json.loads(line)
-            event = record["event"] if isinstance(record, dict) else line[i:]
-        except (ValueError, KeyError):
+        try:  # a JSON log line (``arbbot.obs.logs``, the default off a terminal), else plain text
+            event = json.loads(line)["event"]
+        except (ValueError, KeyError, TypeError):
             event = line[i:]
-        body = json.loads(event[event.find("STEPS ") + 6:].rstrip('"'))
+        body = json.loads(event.split("STEPS ", 1)[1])
         if any(lo <= body["at"] <= hi for lo, hi in spans):
             out.append([(n, s, e) for n, s, e in body["steps"]])
     return out
