@@ -107,8 +107,11 @@ def _keys(data) -> list[tuple[int, str]]:  # type: ignore[no-untyped-def]
 
 @pytest.mark.django_db
 def test_a_model_that_beats_the_rule_is_promoted_and_used_from_the_next_batch(
-    chain: Chain, caplog: pytest.LogCaptureFixture
+    chain: Chain, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # a worker asks the registry at most every STRATEGY_TTL_S: with it kept, whether the
+    # promotion below is seen on the next batch would depend on how long training took
+    monkeypatch.setattr(runtime.champion_ref, "ttl", 0.0)
     play(range(1000, 1300))
     probe = [make_opp(1400, 0, 9, 6 * GAS * GAS_PRICE), make_opp(1400, 10, 11, 6 * GAS * GAS_PRICE)]
     assert {s.model for s in ml.decide(CHAIN, probe)} == {"rule"}  # this process's cache now exists
