@@ -440,6 +440,7 @@ def recording_meta(chain_id: int) -> dict[str, Any]:
         "strategy": BacktestStrategy(
             start_tokens=tuple(strategy.start_tokens), max_hops=strategy.max_hops, margin=strategy.margin,
             min_profit_wei=strategy.min_profit_wei, max_amount_in=caps,
+            max_sends_per_block=strategy.max_sends_per_block,
             default_max_amount_in=settings.default_max_amount_in, max_fee_per_gas_wei=fee_cap,
             max_per_pool=settings.path_max_per_pool or None, name=f"recorded (strategy v{strategy.version})",
         ).to_wire(),

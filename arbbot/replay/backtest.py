@@ -51,7 +51,7 @@ from arbbot.paths.stage import PathStage
 from arbbot.replay import fills
 from arbbot.replay.chain import AnvilChain
 from arbbot.replay.recording import RecordedBlock, Recording, RecordingError
-from arbbot.scoring.rule import RuleScorer
+from arbbot.scoring.rule import MAX_SENDS_PER_BLOCK, RuleScorer
 from arbbot.types import ExecutionResult, Opportunity, PoolDelta, PoolState, ScoredOpportunity, norm_address
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,8 @@ class BacktestStrategy:
     default_max_amount_in: int | None = None
     max_fee_per_gas_wei: int | None = None
     max_per_pool: int | None = 3
+    #: the strategy's ``max_sends_per_block`` (a recording made before it existed: the default)
+    max_sends_per_block: int = MAX_SENDS_PER_BLOCK
     model: str = "rule"
     name: str = "recorded"
 
@@ -93,6 +95,7 @@ class BacktestStrategy:
             "default_max_amount_in": None if self.default_max_amount_in is None else str(self.default_max_amount_in),
             "max_fee_per_gas_wei": None if self.max_fee_per_gas_wei is None else str(self.max_fee_per_gas_wei),
             "max_per_pool": self.max_per_pool,
+            "max_sends_per_block": self.max_sends_per_block,
             "model": self.model,
             "name": self.name,
         }
@@ -112,6 +115,7 @@ class BacktestStrategy:
                 default_max_amount_in=opt(d.get("default_max_amount_in")),
                 max_fee_per_gas_wei=opt(d.get("max_fee_per_gas_wei")),
                 max_per_pool=opt(d.get("max_per_pool", 3)),
+                max_sends_per_block=int(d.get("max_sends_per_block", MAX_SENDS_PER_BLOCK)),
                 model=str(d.get("model", "rule")),
                 name=str(d.get("name", "recorded")),
             )
@@ -416,7 +420,8 @@ def _replay(
     hindsight = None if shared else PathStage(PathEngine(
         base_tokens=[], weth=weth, max_hops=optimum_max_hops, gas_model=GasModel(), max_per_pool=OPTIMUM_PER_POOL,
     ))
-    scorer = RuleScorer(margin=strategy.margin, min_net_profit=strategy.min_profit_wei)
+    scorer = RuleScorer(margin=strategy.margin, min_net_profit=strategy.min_profit_wei,
+                        max_sends=strategy.max_sends_per_block)
     runner = ExecutionRunner(
         rpc=_NoNode(),  # type: ignore[arg-type]
         executor=str(chain_meta.get("executor") or ZERO_ADDRESS),

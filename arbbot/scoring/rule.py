@@ -12,6 +12,8 @@ profit-to-gas ratio. An opportunity whose start token has no native price
 through one pool in one block would invalidate each other's sizing, so of the worthy ones
 only the best per pool (by net profit in native) stays ``execute``; the rest are recorded
 as ``skip``, naming the better cycle they lost to. Unpriced opportunities rank last.
+Of what is left, only the best ``max_sends`` (the strategy's ``max_sends_per_block``) stay
+``execute``; ``at_most`` owns that cap, for the rule and the learned model alike.
 """
 
 from __future__ import annotations
@@ -25,12 +27,24 @@ from arbbot.paths.engine import rank_key
 from arbbot.types import Opportunity, ScoredOpportunity
 
 
+#: The strategy's default ``max_sends_per_block``, and the most it may be set to. One account
+#: sends a block's trades one nonce after another, each sized on that block's state: past a
+#: handful, the later ones land blocks late on moved pools (and pay gas to revert), and the
+#: execute stage decides a block's trades in turn, so each one more delays every later
+#: decision by its re-validation's round trip. The best ``max_sends`` go; the others are
+#: recorded as skipped, with the reason.
+MAX_SENDS_PER_BLOCK = 8
+MAX_SENDS_PER_BLOCK_LIMIT = 256
+
+
 @dataclass(frozen=True)
 class RuleScorer:
     #: gross profit must exceed gas cost x margin; compared exactly (as a fraction), so a
     #: chain's configured margin (a decimal, ``Strategy.margin``) is not rounded through a float
     margin: Fraction | float = 1.5
     min_net_profit: int = 0  # native wei (the strategy's ``min_profit_wei``)
+    #: at most this many of a batch (one block's) stay ``execute`` (``at_most``); None: no cap
+    max_sends: int | None = None
 
     name = "rule"
 
@@ -74,10 +88,12 @@ class RuleScorer:
         Ties in net profit go to the lower ``path_id``, then the earlier in the batch, so the
         outcome never depends on set or dict order. A worthy opportunity whose pool an
         earlier (better) one already claimed becomes ``skip``, its reason naming the shared
-        pool and the cycle that claimed it. ``rows``: the features to attach to each verdict
-        (by batch position)."""
+        pool and the cycle that claimed it; past the best ``max_sends``, a worthy one becomes
+        ``skip`` too (``at_most``). ``rows``: the features to attach to each verdict (by
+        batch position)."""
         ranked = sorted(enumerate(opps), key=lambda item: (*rank_key(item[1]), item[0]))
-        return one_per_pool(self.score(opp, None if rows is None else rows[i]) for i, opp in ranked)
+        decided = one_per_pool(self.score(opp, None if rows is None else rows[i]) for i, opp in ranked)
+        return at_most(decided, self.max_sends)
 
 
 def one_per_pool(ranked: Iterable[ScoredOpportunity]) -> list[ScoredOpportunity]:
@@ -98,4 +114,29 @@ def one_per_pool(ranked: Iterable[ScoredOpportunity]) -> list[ScoredOpportunity]
                     scored.model, scored.features,
                 )
         out.append(scored)
+    return out
+
+
+def at_most(decided: list[ScoredOpportunity], max_sends: int | None) -> list[ScoredOpportunity]:
+    """A batch's final decisions (best first, by any scorer's ranking) with only the first
+    ``max_sends`` ``execute`` ones kept; each later one becomes ``skip``, saying so. None:
+    no cap. The list is returned as is when the cap is not reached."""
+    if max_sends is None:
+        return decided
+    if max_sends < 1:
+        raise ValueError(f"max_sends must be at least 1, got {max_sends}")
+    left = max_sends
+    out = decided
+    for i, scored in enumerate(decided):
+        if scored.decision != "execute":
+            continue
+        if left:
+            left -= 1
+            continue
+        if out is decided:
+            out = list(decided)
+        out[i] = ScoredOpportunity(  # not dataclasses.replace: ~10x its cost on the hot path
+            scored.opportunity, scored.score, "skip", f"not among the block's best {max_sends} (max_sends_per_block)",
+            scored.model, scored.features,
+        )
     return out

@@ -17,7 +17,7 @@ import numpy as np
 
 from arbbot.scoring import features
 from arbbot.scoring.model import LearnedModel, ModelError, ModelScorer, load
-from arbbot.scoring.rule import RuleScorer
+from arbbot.scoring.rule import RuleScorer, at_most
 from arbbot.types import Opportunity, ScoredOpportunity
 
 log = logging.getLogger(__name__)
@@ -32,12 +32,13 @@ def score_batch(
     now: float = 0.0,
 ) -> list[ScoredOpportunity]:
     """Every opportunity with its final decision, best first, each carrying its features
-    (the model's: features and both models in one compiled pass, ``arbbot.scoring.kernel``)."""
+    (the model's: features and both models in one compiled pass, ``arbbot.scoring.kernel``);
+    at most ``rule.max_sends`` of them ``execute``, whichever decides."""
     history = history or features.OutcomeHistory()
     c = features.columns(opps)
     if model is not None:
         try:
-            return model.decide(opps, c, history, now, features.as_rows)
+            return at_most(model.decide(opps, c, history, now, features.as_rows), rule.max_sends)
         except Exception as exc:  # a model that fails must not stop the pipeline: the rule decides
             log.warning("model %s failed on a batch, the rule decides: %s: %s", model.name, type(exc).__name__, exc)
     return rule.decide(opps, features.as_rows(features.from_columns(c, history, now)))

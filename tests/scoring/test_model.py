@@ -193,6 +193,12 @@ def test_serving_decides_by_expected_value_one_cycle_per_pool(trained: tuple) ->
     assert {s.opportunity.path_id for s in rule_out if s.decision == "execute"} == {"p10-11", "p0-13"}
     assert rule_out[0].features == by_path[rule_out[0].opportunity.path_id].features
 
+    # the strategy's send cap binds the model's decisions as the rule's
+    capped = score_batch([*opps, make_opp(2000, 20, 21, big)], rule=RuleScorer(max_sends=1), model=scorer,
+                         history=features.OutcomeHistory(taken, as_of=2000), now=0.0)
+    assert [s.model for s in capped if s.decision == "execute"] == ["model:t"]
+    assert [s.reason for s in capped].count("not among the block's best 1 (max_sends_per_block)") == 1
+
 
 def test_an_artefact_whose_nodes_point_outside_is_refused(trained: tuple) -> None:
     from dataclasses import replace

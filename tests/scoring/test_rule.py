@@ -1,14 +1,17 @@
 """The rule scorer: each opportunity's own verdict (margin over gas, gross and net profit)
 and the batch decision (every opportunity recorded; ``execute`` only for the best
-non-overlapping ones, the losers recorded as ``skip`` with the cycle they lost to)."""
+non-overlapping ones, at most ``max_sends`` of them, the losers recorded as ``skip`` with
+the cycle they lost to or the cap)."""
 
 from __future__ import annotations
 
 import random
+
+import pytest
 from decimal import Decimal
 from fractions import Fraction
 
-from arbbot.scoring.rule import RuleScorer
+from arbbot.scoring.rule import RuleScorer, at_most
 from arbbot.types import Opportunity
 
 WETH = "0x" + "ee" * 20
@@ -164,3 +167,31 @@ def test_an_opportunity_without_a_native_price_ranks_last_and_is_never_executed(
     assert [s.opportunity.path_id for s in out] == ["s", "u"]
     assert (out[1].decision, out[1].reason) == ("skip", f"no price in the native token for {CHEAP}: worth unknown")
     assert out[0].decision == "execute"
+
+
+def test_only_the_best_max_sends_of_a_block_go_to_execute_the_rest_say_why() -> None:
+    # ten disjoint worthy cycles, one overlapping the best, one below the margin
+    batch = [opp(f"w{i}", (2 * i + 10, 2 * i + 11), profit=1000 + i) for i in range(10)]
+    batch += [opp("over", (28, 40), profit=999), opp("poor", (50, 51), profit=100, gas_cost=90)]
+    out = RuleScorer(max_sends=3).decide(batch)
+    assert len(out) == len(batch)
+    executed = [s.opportunity.path_id for s in out if s.decision == "execute"]
+    assert executed == ["w9", "w8", "w7"]  # the best three by net profit, best first
+    reasons = {s.opportunity.path_id: s.reason for s in out}
+    assert all(reasons[f"w{i}"] == "not among the block's best 3 (max_sends_per_block)" for i in range(7))
+    assert reasons["over"].startswith("overlaps a better cycle")  # the pool rule first, as before
+    assert reasons["poor"] == "profit below gas x 1.5"
+    # no cap, and a cap the batch does not reach, leave every decision as it was
+    uncapped = RuleScorer().decide(batch)
+    assert [s.decision for s in uncapped].count("execute") == 10
+    assert RuleScorer(max_sends=10).decide(batch) == uncapped
+
+
+def test_the_cap_counts_only_execute_decisions_and_refuses_zero() -> None:
+    decided = RuleScorer().decide([opp("a", (1, 2), profit=0), opp("b", (3, 4), profit=900), opp("c", (5, 6), profit=800)])
+    assert [s.opportunity.path_id for s in decided] == ["b", "c", "a"]
+    capped = at_most(decided, 1)
+    assert [(s.opportunity.path_id, s.decision) for s in capped] == [("b", "execute"), ("c", "skip"), ("a", "skip")]
+    assert capped[2] is decided[2] and decided[1].decision == "execute"  # the input is not changed
+    with pytest.raises(ValueError, match="at least 1"):
+        at_most(decided, 0)

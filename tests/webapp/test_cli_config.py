@@ -16,6 +16,7 @@ import pytest
 import yaml
 from django.core.exceptions import ValidationError
 
+from arbbot.scoring.rule import MAX_SENDS_PER_BLOCK
 from webapp.core import config_schema, selectors, services
 from webapp.core.models import Chain, Dex, PoolFilter, Strategy, Token
 
@@ -57,7 +58,8 @@ def chain_entry(**overrides: Any) -> dict[str, Any]:
         "tokens": [{"address": WETH, "symbol": "WETH", "decimals": 18}, {"address": USDC, "symbol": "USDC", "decimals": 6}],
         "pool_filter": {"deny_tokens": ["0x" + "dd" * 20], "min_liquidity": {"token": WETH, "amount": "10"}},
         "strategy": {"start_tokens": [WETH, USDC], "max_hops": 2, "margin": "1.25",
-                     "max_amount_in": {WETH: "5000000000000000000"}, "min_profit_wei": 1000},
+                     "max_amount_in": {WETH: "5000000000000000000"}, "min_profit_wei": 1000,
+                     "max_sends_per_block": 5},
     }
     entry.update(overrides)
     return entry
@@ -95,7 +97,7 @@ def test_apply_then_show_prints_the_configuration_without_secrets(tmp_path: Path
     assert [d["name"] for d in shown["dexes"]] == ["sushiswap", "uniswap-v2", "uniswap-v3"]
     assert shown["strategy"] == {
         "version": 1, "start_tokens": [WETH, USDC], "max_hops": 2, "min_profit_wei": "1000", "margin": "1.25",
-        "max_amount_in": {WETH: "5000000000000000000"}, "max_fee_per_gas_wei": None,
+        "max_amount_in": {WETH: "5000000000000000000"}, "max_fee_per_gas_wei": None, "max_sends_per_block": 5,
     }
     assert shown["pool_filter"]["min_liquidity"] == {"token": WETH, "amount": "10"}
 
@@ -121,6 +123,8 @@ def test_apply_then_show_prints_the_configuration_without_secrets(tmp_path: Path
         ({"chains": [chain_entry(strategy={"max_amount_in": {WETH: -1}})]},
          f"chains[0] (ethereum).strategy: max_amount_in[{WETH}]: -1 is below the minimum 0"),
         ({"chains": [chain_entry(strategy={"max_hops": 7})]}, "chains[0] (ethereum).strategy: max_hops: 7 is above the maximum 4"),
+        ({"chains": [chain_entry(strategy={"max_sends_per_block": 0})]},
+         "chains[0] (ethereum).strategy: max_sends_per_block: 0 is below the minimum 1"),
         ({"chains": [chain_entry(mode="live", executor=EXECUTOR)]},
          "chains[0] (ethereum): mode: live sends real transactions; it needs the operator's explicit yes (--yes-live)"),
         ({"dexes": [{"chain_id": 999, "name": "x", "factory": "0x5C69bEe701ef814a2B6a3EDD4B1652CB9cc5aA6f"}]},
@@ -131,7 +135,7 @@ def test_apply_then_show_prints_the_configuration_without_secrets(tmp_path: Path
          "xchain.pairs[0] (ab): chains: the two chains must differ (both are 1)"),
     ],
     ids=["bad-yaml", "unknown-field", "bad-address", "ws-in-rpc_urls", "bad-init-code-hash", "dex-without-factory",
-         "negative-cap", "max-hops", "live-without-yes", "unknown-chain", "xchain-pair"],
+         "negative-cap", "max-hops", "no-sends", "live-without-yes", "unknown-chain", "xchain-pair"],
 )
 def test_bad_input_is_named_with_exit_code_2_and_nothing_is_written(tmp_path: Path, content: Any, message: str) -> None:
     r = arbbot("config", "apply", "--offline", write(tmp_path, content))
@@ -217,6 +221,7 @@ def test_fields_left_out_keep_their_value_and_the_strategy_is_versioned() -> Non
     assert counts["strategies"] == 1
     s = selectors.strategy_for(1)
     assert (s.version, s.start_tokens, s.max_hops, s.margin, s.max_amount_in) == (2, (USDC,), 3, Fraction(2), {})
+    assert (selectors.strategy_for(1).max_sends_per_block, s.max_sends_per_block) == (MAX_SENDS_PER_BLOCK,) * 2
     assert list(Strategy.objects.order_by("version").values_list("version", flat=True)) == [1, 2]
 
 
@@ -224,6 +229,7 @@ def test_fields_left_out_keep_their_value_and_the_strategy_is_versioned() -> Non
 def test_strategy_defaults_without_a_row() -> None:
     s = selectors.strategy_for(12345)
     assert (s.version, s.start_tokens, s.max_hops, s.margin) == (0, (), 3, Fraction(3, 2))
+    assert s.max_sends_per_block == MAX_SENDS_PER_BLOCK == 8
 
 
 @pytest.mark.django_db
@@ -297,13 +303,13 @@ def test_the_path_stage_and_the_scorer_follow_the_strategy_in_force(monkeypatch:
         assert first.engine.max_hops == 2
         assert first.engine.base_tokens == (WETH, USDC)
         assert runtime.path_stage(1) is first, "the same version keeps its stage (and its state)"
-        assert ml.scorer(1).margin == Fraction(5, 4)
+        assert (ml.scorer(1).margin, ml.scorer(1).max_sends) == (Fraction(5, 4), 5)
 
         services.config_apply({"chains": [chain_entry(strategy={"max_hops": 4, "margin": "1.1"})]})
         second = runtime.path_stage(1)
         assert second is not first and second.engine.max_hops == 4
         assert second.engine.base_tokens == (WETH,), "no start tokens: the chain's WETH"
-        assert ml.scorer(1).margin == Fraction(11, 10)
+        assert (ml.scorer(1).margin, ml.scorer(1).max_sends) == (Fraction(11, 10), MAX_SENDS_PER_BLOCK)
     finally:
         runtime.reset()
 

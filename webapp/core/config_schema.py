@@ -39,6 +39,7 @@ The file (``examples/*.yaml`` are complete ones)::
           margin: "1.5"                        # gross profit > gas x margin
           max_amount_in: {0x...: "10000000000000000000"}
           max_fee_per_gas_wei: 100000000000
+          max_sends_per_block: 8               # 1..256: a block's best this many go to execute
 
     xchain:                                    # cross-chain arbitrage (see below)
       pairs:
@@ -82,6 +83,8 @@ from typing import Any, Mapping
 
 from django.core.exceptions import ValidationError
 
+from arbbot.scoring.rule import MAX_SENDS_PER_BLOCK, MAX_SENDS_PER_BLOCK_LIMIT
+
 from webapp.core.validators import (
     redact_url,
     validate_address,
@@ -116,7 +119,8 @@ XTOKEN_FIELDS = ("symbol", "canonical", "bridged")
 XSIDE_FIELDS = ("chain_id", "address")
 INVENTORY_FIELDS = ("symbol", "chain_id", "target_bps", "tolerance_bps", "min_transfer")
 COSTS_FIELDS = ("trades_per_rebalance", "risk_bps_per_sqrt_block", "min_profit")
-STRATEGY_FIELDS = ("start_tokens", "max_hops", "min_profit_wei", "margin", "max_amount_in", "max_fee_per_gas_wei", "mode")
+STRATEGY_FIELDS = ("start_tokens", "max_hops", "min_profit_wei", "margin", "max_amount_in", "max_fee_per_gas_wei",
+                   "max_sends_per_block", "mode")
 
 
 @dataclass
@@ -156,6 +160,7 @@ class StrategySpec:
     margin: Decimal
     max_amount_in: dict[str, int]
     max_fee_per_gas_wei: int | None
+    max_sends_per_block: int = MAX_SENDS_PER_BLOCK
 
     def as_fields(self) -> dict[str, Any]:
         """The Strategy row's fields (JSON-safe: amounts as decimal strings)."""
@@ -166,6 +171,7 @@ class StrategySpec:
             "margin": self.margin,
             "max_amount_in": {t: str(v) for t, v in self.max_amount_in.items()},
             "max_fee_per_gas_wei": None if self.max_fee_per_gas_wei is None else Decimal(self.max_fee_per_gas_wei),
+            "max_sends_per_block": self.max_sends_per_block,
         }
 
 
@@ -455,6 +461,9 @@ def _strategy(entry: Any, where: str) -> tuple[StrategySpec, str | None]:
             max_fee_per_gas_wei=None if fee_cap is None else _field(
                 where, "max_fee_per_gas_wei", lambda: _int(fee_cap, low=1, high=UINT256_MAX)
             ),
+            max_sends_per_block=_field(where, "max_sends_per_block", lambda: _int(
+                entry.get("max_sends_per_block", MAX_SENDS_PER_BLOCK), low=1, high=MAX_SENDS_PER_BLOCK_LIMIT,
+            )),
         )
         mode = None if entry.get("mode") is None else _field(where, "mode", lambda: _choice(entry["mode"], MODES))
     except _Located as exc:

@@ -16,6 +16,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from arbbot.scoring.rule import MAX_SENDS_PER_BLOCK, MAX_SENDS_PER_BLOCK_LIMIT
 from webapp.core.validators import validate_address, validate_http_urls, validate_rpc_urls, validate_ws_urls
 
 UINT256 = {"max_digits": 78, "decimal_places": 0}
@@ -156,6 +157,10 @@ class Strategy(models.Model):
     )
     max_fee_per_gas_wei = models.DecimalField(
         **UINT256, null=True, blank=True, help_text="fee cap of a sent transaction; blank: the fleet's default",
+    )
+    max_sends_per_block = models.PositiveSmallIntegerField(
+        default=MAX_SENDS_PER_BLOCK, validators=[MinValueValidator(1), MaxValueValidator(MAX_SENDS_PER_BLOCK_LIMIT)],
+        help_text="at most this many of a block's opportunities go to execute, the best first",
     )
 
     class Meta:

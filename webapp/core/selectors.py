@@ -15,6 +15,7 @@ from django.db.models import Aggregate, Count, FloatField, Sum
 from django.utils import timezone
 
 from arbbot.chain.discovery import PoolInfo
+from arbbot.scoring.rule import MAX_SENDS_PER_BLOCK
 from webapp.core.models import (
     BackfillCursor,
     Chain,
@@ -57,6 +58,8 @@ class StrategySettings:
     margin: Fraction = Fraction(3, 2)
     max_amount_in: dict[str, int] = field(default_factory=dict)
     max_fee_per_gas_wei: int | None = None
+    #: at most this many of a block's opportunities go to execute (``arbbot.scoring.rule.at_most``)
+    max_sends_per_block: int = MAX_SENDS_PER_BLOCK
 
 
 def strategy_for(chain_id: int) -> StrategySettings:
@@ -72,6 +75,7 @@ def strategy_for(chain_id: int) -> StrategySettings:
         margin=Fraction(row.margin),
         max_amount_in={str(t).lower(): int(v) for t, v in row.max_amount_in.items()},
         max_fee_per_gas_wei=None if row.max_fee_per_gas_wei is None else int(row.max_fee_per_gas_wei),
+        max_sends_per_block=row.max_sends_per_block,
     )
 
 
@@ -201,6 +205,7 @@ def strategy_as_dict(strategy: StrategySettings) -> dict[str, Any]:
         "margin": _fraction_text(strategy.margin),
         "max_amount_in": {t: str(v) for t, v in strategy.max_amount_in.items()},
         "max_fee_per_gas_wei": None if strategy.max_fee_per_gas_wei is None else str(strategy.max_fee_per_gas_wei),
+        "max_sends_per_block": strategy.max_sends_per_block,
     }
 
 

@@ -38,7 +38,8 @@ RECORD_DELAY_S = 0.3
 def scorer(chain_id: int) -> RuleScorer:
     """The rule scorer with the chain's strategy in force (``runtime.strategy_in_force``)."""
     strategy = runtime.strategy_in_force(chain_id)
-    return RuleScorer(margin=strategy.margin, min_net_profit=strategy.min_profit_wei)
+    return RuleScorer(margin=strategy.margin, min_net_profit=strategy.min_profit_wei,
+                      max_sends=strategy.max_sends_per_block)
 
 
 def decide(chain_id: int, batch: list[Opportunity]) -> list[ScoredOpportunity]:

@@ -12,6 +12,8 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from arbbot.scoring.rule import MAX_SENDS_PER_BLOCK_LIMIT
+
 from webapp.core import config_schema, selectors
 from webapp.core.models import (
     Chain, Dex, Execution, Opportunity, Pool, Token, XChainInventory, XChainLeg, XChainSaga,
@@ -50,6 +52,7 @@ class StrategySerializer(serializers.Serializer):
     margin = serializers.CharField()
     max_amount_in = serializers.DictField(child=serializers.CharField())
     max_fee_per_gas_wei = serializers.CharField(allow_null=True)
+    max_sends_per_block = serializers.IntegerField()
 
 
 def strategy_view(chain_id: int) -> dict[str, Any]:
@@ -216,6 +219,10 @@ class StrategyWrite(serializers.Serializer):
     margin = serializers.CharField(required=False, max_length=32, help_text="gross profit > gas x margin (>= 1)")
     max_amount_in = serializers.DictField(child=UintText(), required=False, help_text="token address -> base units")
     max_fee_per_gas_wei = UintText(required=False, allow_null=True)
+    max_sends_per_block = serializers.IntegerField(
+        required=False, help_text=f"1 to {MAX_SENDS_PER_BLOCK_LIMIT}: at most this many of a block's opportunities "
+                                  "go to execute, the best first",
+    )
 
 
 class ChainWrite(serializers.Serializer):

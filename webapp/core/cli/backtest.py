@@ -117,7 +117,7 @@ def _strategy(path: Path, chain_id: int, recorded: Any) -> Any:
     return dataclasses.replace(
         recorded, start_tokens=tuple(spec.start_tokens), max_hops=spec.max_hops, margin=Fraction(spec.margin),
         min_profit_wei=spec.min_profit_wei, max_amount_in=dict(spec.max_amount_in),
-        max_fee_per_gas_wei=spec.max_fee_per_gas_wei, name=path.stem,
+        max_fee_per_gas_wei=spec.max_fee_per_gas_wei, max_sends_per_block=spec.max_sends_per_block, name=path.stem,
     )
 
 
