@@ -124,6 +124,11 @@ class TxJournal(Protocol):
     def tx_state(self, tx_hashes: Sequence[str], state: str) -> None:
         """Set ``confirmed``, ``replaced`` or ``dropped``."""
 
+    def tx_confirmed(self, tx_hash: str, replaced: Sequence[str], result: ExecutionResult) -> None:
+        """It is ``confirmed``, the others of its nonce (``replaced``) ``replaced``, and its
+        execution final with ``result``: all or nothing (everything here is read again from
+        the chain by the next pass if it is lost)."""
+
     def txs_open(self, chain_id: int) -> list[TxRecord]:
         """Every ``signed``, ``refused``, ``sent`` and ``mined`` transaction of the chain."""
 
@@ -187,6 +192,8 @@ class _Pass:
     head: int
     now: float
     report: FollowReport
+    #: block number -> its canonical hash, asked once a pass (a block often mined several of ours)
+    canonical: dict[int, str] = field(default_factory=dict)
 
     def group(self, group: list[TxRecord], receipts: Mapping[str, Any], mined_count: int) -> None:
         mined = [r for r in group if receipts.get(r.tx_hash)]
@@ -217,15 +224,14 @@ class _Pass:
             self.report.add("mined")
         if self.head - block + 1 < self.policy.confirmations:
             return
-        canonical = self.runner.rpc.call("eth_getBlockByNumber", [hex(block), False])
-        if not canonical or str(canonical["hash"]).lower() != block_hash:
+        if block not in self.canonical:
+            canonical = self.runner.rpc.call("eth_getBlockByNumber", [hex(block), False])
+            self.canonical[block] = str(canonical["hash"]).lower() if canonical else ""
+        if self.canonical[block] != block_hash:
             return  # its block is being replaced: the next pass sees where it lands
         others = [r.tx_hash for r in group if r.tx_hash != rec.tx_hash]
-        self.journal.tx_state([rec.tx_hash], "confirmed")
-        if others:
-            self.journal.tx_state(others, "replaced")
         result = self.runner.outcome(rec, dict(receipt))
-        self.journal.finished(result)
+        self.journal.tx_confirmed(rec.tx_hash, others, result)
         self.report.results.append(result)
         # Another execution's transaction at the same nonce (a holder whose nonce lock
         # expired mid-send) can never be mined now: that execution ends here too.

@@ -262,7 +262,7 @@ class MemoryJournal:
     def _no_tx(self, *args: Any, **kwargs: Any) -> Any:
         raise ArbbotError("a backtest runs in paper mode: no transaction is signed or sent")
 
-    tx_signed = tx_refused = tx_sent = tx_mined = tx_reopened = tx_state = _no_tx
+    tx_signed = tx_refused = tx_sent = tx_mined = tx_reopened = tx_state = tx_confirmed = _no_tx
 
     def txs_open(self, chain_id: int) -> list[TxRecord]:
         return []

@@ -391,3 +391,50 @@ def test_a_worker_killed_between_two_sends_loses_none_and_sends_none_twice(
     assert [r.status for r in later] == ["sent"] and rows()["d"].nonce == first + 1
     node.call("evm_mine")
     assert pending_count(node, signer) == first + 2
+
+
+def test_a_pass_confirms_a_blocks_trades_with_one_canonical_read_and_reads_the_journal_in_two_queries(
+    node: RpcClient, signer: LocalSigner, hot: HotState, monkeypatch: pytest.MonkeyPatch,
+    django_assert_num_queries: Any,
+) -> None:
+    """Three trades mined in one block: the follow pass reads the open transactions and
+    their executions in two queries whatever their number, asks the block's canonical hash
+    once, and confirms each trade in one database transaction (a failure while recording
+    the outcome leaves it ``mined``, for the next pass)."""
+    from webapp.core import services
+    from webapp.core.services import DbJournal
+
+    node.call("evm_setAutomine", [False])
+    try:
+        runner = make_runner(node, signer, hot)
+        results = stage.execute(batch("a", "b", "c"), {31337: runner}.__getitem__, DbJournal())
+        assert [r.status for r in results] == ["sent"] * 3
+        node.call("evm_mine")
+    finally:
+        node.call("evm_setAutomine", [True])
+    with django_assert_num_queries(2):
+        records = DbJournal().txs_open(31337)
+    assert sorted(r.attempt["path_id"] for r in records) == ["a", "b", "c"]
+    assert all(r.attempt["amount_in"] > 0 and r.attempt["predicted_profit"] > 0 for r in records)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the database went away mid-write")
+
+    with monkeypatch.context() as m:  # the outcome cannot be written: nothing of the confirmation is
+        m.setattr(services, "execution_finish", broken)
+        report = follow(runner, DbJournal(), FollowPolicy(confirmations=1))
+    assert report.counts == {"mined": 3, "error": 3}
+    assert {t.state for t in rows().values()} == {"mined"} and {status_of(p) for p in "abc"} == {"mined"}
+
+    asked: list[str] = []
+    call = runner.rpc.call
+
+    def counted(method: str, *args: Any, **kwargs: Any) -> Any:
+        asked.append(method)
+        return call(method, *args, **kwargs)
+
+    monkeypatch.setattr(runner.rpc, "call", counted)
+    report = follow(runner, DbJournal(), FollowPolicy(confirmations=1))
+    assert report.counts == {"confirmed": 3}
+    assert {t.state for t in rows().values()} == {"confirmed"} and {status_of(p) for p in "abc"} == {"success"}
+    assert asked.count("eth_getBlockByNumber") == 1

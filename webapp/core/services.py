@@ -864,6 +864,9 @@ def execution_finish(result: ExecutionResult, *, durable: bool = True) -> Execut
     null when neither is known (the daily PnL then leaves it out). ``durable=False``: the
     commit does not wait for the disk (``_commit_without_flush``), for an attempt that
     signed nothing."""
+    if not durable and transaction.get_autocommit():
+        with transaction.atomic():  # SET LOCAL holds inside a transaction only
+            return execution_finish(result, durable=False)
     if not durable:
         _commit_without_flush()
     known = _realised_native_of(result)  # most results: no need to read the row first
@@ -1094,8 +1097,31 @@ def transactions_set_state(tx_hashes: Iterable[str], state: str) -> None:
     Transaction.objects.filter(tx_hash__in=[h.lower() for h in tx_hashes]).update(state=state)
 
 
+@transaction.atomic
+def transaction_confirmed(tx_hash: str, replaced: Sequence[str], result: ExecutionResult) -> None:
+    """The follower's last word on a nonce: ``tx_hash`` confirmed, ``replaced`` (the others
+    of its nonce) replaced, its execution final with ``result``; one durable commit (the
+    follower then releases the nonce's open transactions and their reserved gas, which the
+    day's loss then finds here)."""
+    transactions_set_state([tx_hash], "confirmed")
+    if replaced:
+        transactions_set_state(replaced, "replaced")
+    execution_finish(result)
+
+
 def _execution_of(tx: Transaction) -> Any:
     return Execution.objects.filter(chain_id=tx.chain_id, block_number=tx.block_number, path_id=tx.path_id)
+
+
+def _executions_of(txs: Sequence[Transaction]) -> dict[tuple[int, int, str], Execution]:
+    """The executions of ``txs`` by (chain, block, path), in one query."""
+    if not txs:
+        return {}
+    rows = Execution.objects.filter(
+        chain_id__in={t.chain_id for t in txs}, block_number__in={t.block_number for t in txs},
+        path_id__in={t.path_id for t in txs},
+    )
+    return {(e.chain_id, e.block_number, e.path_id): e for e in rows}
 
 
 class DbJournal:
@@ -1145,19 +1171,26 @@ class DbJournal:
     def tx_state(self, tx_hashes: Sequence[str], state: str) -> None:
         transactions_set_state(tx_hashes, state)
 
+    def tx_confirmed(self, tx_hash: str, replaced: Sequence[str], result: ExecutionResult) -> None:
+        transaction_confirmed(tx_hash, replaced, result)
+
     def txs_open(self, chain_id: int) -> list[TxRecord]:
         from webapp.core.selectors import transactions_open
 
-        return [self._record(t) for t in transactions_open(chain_id)]
+        return self._records(transactions_open(chain_id))
 
     def txs_of_nonce(self, chain_id: int, sender: str, nonce: int) -> list[TxRecord]:
         from webapp.core.selectors import transactions_of_nonce
 
-        return [self._record(t) for t in transactions_of_nonce(chain_id, sender, nonce)]
+        return self._records(transactions_of_nonce(chain_id, sender, nonce))
 
     @staticmethod
-    def _record(t: Transaction) -> TxRecord:
-        execution = _execution_of(t).first()
+    def _records(txs: Sequence[Transaction]) -> list[TxRecord]:
+        executions = _executions_of(txs)
+        return [DbJournal._record(t, executions.get((t.chain_id, t.block_number, t.path_id))) for t in txs]
+
+    @staticmethod
+    def _record(t: Transaction, execution: Execution | None) -> TxRecord:
         attempt = _attempt(execution) if execution is not None else Attempt(
             chain_id=t.chain_id, block_number=t.block_number, path_id=t.path_id, predicted_profit=0,
             profit_token="", amount_in=0,
