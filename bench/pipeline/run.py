@@ -2,7 +2,7 @@
 Redis and PostgreSQL, driven by a feed of blocks over a 10,176-pool market; prints a table
 and one JSON line.
 
-    .venv/bin/python -m bench.pipeline.run [--duration 60] [--soak 600]
+    .venv/bin/python -m bench.pipeline.run [--duration 60] [--soak 600] [--profile path]
 
 Set-up of its own: a database (migrated), a RabbitMQ vhost and a Redis prefix for this run,
 removed at the end; a devnet anvil with the genuine contracts and the project's executor;
@@ -27,7 +27,8 @@ At the end of phases 1 and 2 the execute stage gets 10 s more, then its queue is
 report counts the messages): far slower than the rest, its backlog would run into the next
 phase.
 
-Execute (dry-run) simulates every opportunity the ml stage chose with the runner it runs in
+Execute (dry-run) simulates every opportunity the ml stage chose (at most the strategy's
+``max_sends_per_block`` a block, 8 by default) with the runner it runs in
 the fleet: risk checks, re-sizing on the hot state, the pool guard, then one JSON-RPC batch
 to the devnet anvil (``eth_call`` of the exact executor calldata, ``eth_estimateGas``, the
 fee reads). The market's pools exist in the hot state only, not on that chain, so every
@@ -50,7 +51,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from tests.e2e.fleet import wait_for  # the e2e fleet's: a condition, polled, with a deadline
 
@@ -98,16 +99,20 @@ def _psql(sql: str) -> None:
 class Fleet:
     """One real worker process per queue; their logs, RSS and task timings."""
 
-    def __init__(self, logs: Path, env: dict[str, str]) -> None:
-        self.logs, self.env = logs, env
+    def __init__(self, logs: Path, env: dict[str, str], profile: Sequence[str] = ()) -> None:
+        self.logs, self.env, self.profile = logs, env, set(profile)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str, app: str, queues: str) -> None:
+        """The worker ``name``; one named in ``profile`` runs under cProfile with the solo pool
+        (its tasks in the profiled process), its profile written to ``<logs>/<name>.prof``."""
         celery = str(Path(sys.executable).parent / "celery")
         hb = self.logs / f"hb-{name}"
+        run, pool = [celery], ["--pool", "prefork", "--concurrency", "1"]
+        if name in self.profile:
+            run, pool = [sys.executable, "-m", "cProfile", "-o", str(self.logs / f"{name}.prof"), celery], ["--pool", "solo"]
         self.procs[name] = subprocess.Popen(
-            [celery, "-A", app, "worker", "-Q", queues, "-n", f"{name}-{RUN_ID}@%h", "--pool", "prefork",
-             "--concurrency", "1", "-l", "INFO"],
+            [*run, "-A", app, "worker", "-Q", queues, "-n", f"{name}-{RUN_ID}@%h", *pool, "-l", "INFO"],
             cwd=ROOT, env={**self.env, "ARBBOT_HEARTBEAT_FILE": str(hb)},
             stdout=open(self.logs / f"{name}.log", "wb"), stderr=subprocess.STDOUT,
         )
@@ -419,6 +424,9 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
     ap.add_argument("--sigma", type=float, default=0.01, help="a moved V2 pool's price change (std dev)")
     ap.add_argument("--batch", type=int, default=1000, help="opportunities per replayed message")
     ap.add_argument("--keep", action="store_true", help="keep the database, vhost and logs")
+    ap.add_argument("--profile", action="append", default=[], choices=QUEUES, metavar="QUEUE",
+                    help="run this queue's worker under cProfile (solo pool) and print where its time went; "
+                         "repeatable. Its figures are then not comparable with a run without it")
     args = ap.parse_args()
     # stopped from outside (SIGTERM, or SIGINT in a background job): clean up all the same
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -466,7 +474,7 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
             res["replay_sample"] = len(opps)
 
             env = {**os.environ, "ARBBOT_DEVNET_DIR": str(logs / "devnet")}
-            fleet = Fleet(logs, env)
+            fleet = Fleet(logs, env, args.profile)
             _step("workers: " + ", ".join(QUEUES))
             for q in QUEUES:
                 fleet.start(q, "workers.celery_app", q)
@@ -529,6 +537,7 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
             res["batched_vs_naive"] = round(res["replay"]["opportunities_per_s"]
                                             / max(1, res["naive"]["opportunities_per_s"]), 1)
             fleet.stop_all()
+            _print_profiles(logs, args.profile)
     finally:
         if fleet is not None:
             fleet.stop_all()
@@ -538,6 +547,14 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
             _step(f"kept: database {DB_NAME}, vhost {VHOST}, logs {logs}")
     res["load_end"] = [round(x, 1) for x in os.getloadavg()]
     _report(res)
+
+
+def _print_profiles(logs: Path, queues: Sequence[str]) -> None:
+    import pstats
+
+    for q in queues:
+        print(f"\n== cProfile of the {q} worker (solo pool, the whole run), by cumulative time", flush=True)
+        pstats.Stats(str(logs / f"{q}.prof")).sort_stats("cumulative").print_stats("arbbot|webapp|workers", 45)
 
 
 def _forget_rows(lo: int, hi: int) -> None:
