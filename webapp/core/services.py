@@ -762,10 +762,12 @@ def opportunities_record(scored: Iterable[ScoredOpportunity], *, now: float | No
     table = Opportunity._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         # the batch streams into a session-local staging table (its columns' types, no
-        # constraints), then moves over in one INSERT that skips what is recorded already
+        # constraints), then moves over in one INSERT that skips what is recorded already.
+        # Its rows go at each commit; the DELETE empties it of an earlier batch written in
+        # the same outer transaction. One round trip (TRUNCATE, a new file each time, and a
+        # statement apart: 2.3 against 1.6 ms p50 for 20 rows, in-process).
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS opportunity_stage ON COMMIT DELETE ROWS AS "
-                       f"SELECT {cols} FROM {table} WITH NO DATA")
-        cursor.execute("TRUNCATE opportunity_stage")
+                       f"SELECT {cols} FROM {table} WITH NO DATA; DELETE FROM opportunity_stage")
         with cursor.cursor.copy(f"COPY opportunity_stage ({cols}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
