@@ -112,17 +112,20 @@ def test_risk_limits_go_through_the_configuration_schema(admin: Any) -> None:
     operator = role_client("operator")
     path = f"/api/chains/{CHAIN_ID}/strategy/"
     ok = request(operator, "put", path, {"max_hops": 2, "max_amount_in": {WETH.upper().replace("0X", "0x"): str(BIG)},
-                                         "max_fee_per_gas_wei": "100000000000", "margin": "1.25"})
+                                         "max_fee_per_gas_wei": "100000000000", "margin": "1.25",
+                                         "max_sends_per_block": 3})
     assert ok.status_code == 200, ok.content
     assert ok.json()["version"] == 1 and ok.json()["max_amount_in"] == {WETH: str(BIG)}
-    strategy = selectors.strategy_for(CHAIN_ID)  # what the path stage reads next block
-    assert strategy.max_hops == 2 and strategy.max_amount_in == {WETH: BIG}
+    assert ok.json()["max_sends_per_block"] == 3
+    strategy = selectors.strategy_for(CHAIN_ID)  # what the path and ml stages read next block
+    assert strategy.max_hops == 2 and strategy.max_amount_in == {WETH: BIG} and strategy.max_sends_per_block == 3
     for body, named in [
         ({"max_hops": 7}, f"chain {CHAIN_ID} (apitest).strategy: max_hops: 7 is above the maximum 4"),
         ({"margin": "0.5"}, "margin"),
         ({"max_amount_in": {"0x12": "1"}}, "max_amount_in"),
         ({"start_tokens": ["nope"]}, "start_tokens"),
         ({"min_profit_wei": str(2**256)}, "min_profit_wei"),
+        ({"max_sends_per_block": 0}, "max_sends_per_block: 0 is below the minimum 1"),
     ]:
         bad = request(operator, "put", path, body)
         assert bad.status_code == 400, body
