@@ -276,3 +276,18 @@ def test_the_outcomes_are_read_once_per_two_blocks_not_per_batch(chain: Chain) -
         assert reads(1013) == 1
     finally:
         runtime.histories.ttl = ttl
+
+
+@pytest.mark.django_db
+def test_a_block_sends_at_most_the_strategys_max_sends_the_rest_recorded_as_skipped(chain: Chain) -> None:
+    """The ml stage reads ``max_sends_per_block`` from the strategy in force: of a block's
+    six worthy cycles through six pairs of pools, the best two go to execute; the other four
+    are recorded with the reason."""
+    services.config_apply({"chains": [{"chain_id": CHAIN, "name": "devnet", "strategy": {"max_sends_per_block": 2}}]})
+    runtime.reset()
+    opps = [make_opp(1500, 2 * i, 2 * i + 1, (3 + i) * GAS * GAS_PRICE) for i in range(6)]
+    decided = ml.decide(CHAIN, opps)
+    assert [s.opportunity.path_id for s in decided if s.decision == "execute"] == ["p10-11", "p8-9"]
+    skipped = [s for s in decided if s.decision == "skip"]
+    assert len(skipped) == 4 and {s.reason for s in skipped} == {"not among the block's best 2 (max_sends_per_block)"}
+    assert services.opportunities_record(decided) == 6
