@@ -75,15 +75,20 @@ def send(decided: list[ScoredOpportunity], tr: Trace) -> int:
     queue, to be written ``RECORD_DELAY_S`` later when any went to execute (at once when
     none did); the number chosen. The task's end, and the block follower's when it decides
     a block itself (``workers.follow_scan``)."""
-    ITEMS.labels(stage="ml").inc(len(decided))
-    for s in decided:
-        MODEL_SCORE.labels(chain=str(s.opportunity.chain_id), model=s.model, decision=s.decision).observe(s.score)
     from workers.tasks import analytics, execute
 
     chosen = [replace(s, features={}) for s in decided if s.decision == "execute"]
-    obs.note(opportunities=len(decided), chosen=len(chosen))
-    if chosen:  # first: the execute decision waits on this publish, the records do not
+    if chosen:  # first: the execute decision waits on this publish, the records and metrics do not
         execute.execute.delay(scored_to_wire(chosen), trace=tr.wire("ml.sent"))
+    obs.note(opportunities=len(decided), chosen=len(chosen))
+    ITEMS.labels(stage="ml").inc(len(decided))
+    scores: dict[tuple[int, str, str], list[float]] = {}  # one labels() lookup a kind, not one a verdict
+    for s in decided:
+        scores.setdefault((s.opportunity.chain_id, s.model, s.decision), []).append(s.score)
+    for (chain_id, model, decision), values in scores.items():
+        observe = MODEL_SCORE.labels(chain=str(chain_id), model=model, decision=decision).observe
+        for value in values:
+            observe(value)
     analytics.record_opportunities.apply_async((scored_to_wire(decided),), countdown=RECORD_DELAY_S if chosen else None)
     return len(chosen)
 
