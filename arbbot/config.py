@@ -129,6 +129,11 @@ class Settings:
     #: Path stage: at most this many opportunities per pool per block (0: no cap); see
     #: ``PathEngine.max_per_pool``.
     path_max_per_pool: int = 3
+    #: Path stage: a block with more screened candidates than this is sent on in two parts,
+    #: the opportunities of its first this many candidates as soon as they are sized, so the
+    #: execute stage decides on the best of them without waiting for the rest (0: one part;
+    #: ``PathEngine.evaluate``, ``arbbot.scoring.rule.after_first``).
+    path_first_part: int = 128
     #: The scan stage records every block it publishes here (``arbbot.replay``); None: off.
     record_dir: Path | None = None
     #: The path stage's cycle index holds at most this many cycles (bounded memory).
@@ -220,6 +225,7 @@ class Settings:
             # Execution stops for the day once realised PnL (net of gas) falls below -limit.
             daily_loss_limit_wei=int(env("ARBBOT_DAILY_LOSS_LIMIT_WEI", str(10**18))),
             path_max_per_pool=_non_negative_int("ARBBOT_PATH_MAX_PER_POOL", "3"),
+            path_first_part=_non_negative_int("ARBBOT_PATH_FIRST_PART", "128"),
             record_dir=Path(env("ARBBOT_RECORD_DIR", "")) if env("ARBBOT_RECORD_DIR", "").strip() else None,
             path_max_cycles=max(1, _non_negative_int("ARBBOT_PATH_MAX_CYCLES", "10000000")),
             max_amount_in=caps,

@@ -30,6 +30,10 @@ which touch several of them, run on a cluster too):
 - ``traded:<pool>``  ``"<signer>:<nonce>:<tx hash>"`` of the last trade sent through the pool
   (``POOL_CLAIM_TTL_S``): the next trade through it must have been simulated on a state
   that already includes that one (its nonce mined), or it would revert on-chain
+- ``sends:<n>:<hash>``  JSON ``{path id: [pool, ...]}``: what the ml stage chose to execute
+  from block ``n``'s first part, when the path stage sized the block in two parts
+  (``block_sends``, ``BLOCK_SENDS_TTL_S``): the first process to decide that part stores
+  it, and both parts are decided around it (``arbbot.scoring.rule.after_first``)
 - ``gas:<executor>:<path id>``  ``"<gas>:<unix time>"``: the node's last ``eth_estimateGas``
   of the cycle through that executor and when it was learned, kept as long as a runner
   trusts it (``remember_gas``): every execute process of the chain takes it instead of
@@ -60,7 +64,7 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from redis.exceptions import LockNotOwnedError
 from redis.lock import Lock
@@ -109,6 +113,7 @@ NONCE_LOCK_TTL_S = 10.0
 NONCE_LOCK_MAX_HOLD_S = 120.0
 NONCE_LOCK_WAIT_S = 30.0  # how long a sender waits for the nonce lock before giving up
 POOL_CLAIM_TTL_S = 600  # how long the last trade through a pool is remembered
+BLOCK_SENDS_TTL_S = 600  # how long a block's choice from its first part is kept
 DELIVERIES_TTL_S = 86400  # a redelivery waits behind its queue's backlog: count across a day
 
 # KEYS: lock, next, inflight; ARGV: lock token. -2: the lock is not ours; -1: resync first
@@ -510,6 +515,23 @@ class HotState:
                 signer, nonce, tx_hash = _s(v).split(":", 2)
                 out[p.lower()] = (signer, int(nonce), tx_hash)
         return out
+
+    # --------------------------------------------------------------- a block in two parts
+
+    def block_sends(
+        self, block: int, block_hash: str, chosen: Mapping[str, Sequence[str]] | None = None,
+    ) -> dict[str, list[str]] | None:
+        """The choice from block ``block``'s first part (path id -> its pools). With
+        ``chosen``: stored unless a choice is stored already (``SET NX``: the first process
+        to decide that part wins), and the stored one returned, this one or the earlier.
+        Without: the stored one, or None."""
+        key = self.key(f"sends:{block}:{block_hash.lower()}")
+        if chosen is not None:
+            mine = {path: [p.lower() for p in pools] for path, pools in chosen.items()}
+            if self.redis.set(key, json.dumps(mine), nx=True, ex=BLOCK_SENDS_TTL_S):
+                return mine
+        raw = self.redis.get(key)
+        return None if raw is None else {str(k): [str(p) for p in v] for k, v in json.loads(raw).items()}
 
     # --------------------------------------------------------------- gas per cycle
 

@@ -375,3 +375,15 @@ def test_every_multi_key_operation_runs_on_a_redis_cluster(cluster: RedisCluster
         for node in cluster.get_primaries():
             for k in list(cluster.scan_iter(match=f"{hot.prefix}:*", target_nodes=node)):
                 cluster.delete(k)
+
+
+def test_a_blocks_first_part_choice_is_stored_once_the_first_writer_wins(hot: HotState) -> None:
+    h = "0x" + "ab" * 32
+    assert hot.block_sends(7, h) is None
+    first = {"p1": ["0xAA", "0xbb"], "p2": ["0xcc"]}
+    assert hot.block_sends(7, h, first) == {"p1": ["0xaa", "0xbb"], "p2": ["0xcc"]}
+    assert hot.block_sends(7, h, {"p3": ["0xdd"]}) == {"p1": ["0xaa", "0xbb"], "p2": ["0xcc"]}, "stored first wins"
+    assert hot.block_sends(7, h) == {"p1": ["0xaa", "0xbb"], "p2": ["0xcc"]}
+    assert hot.block_sends(7, "0x" + "cd" * 32) is None, "another block hash (a reorg's) is another block"
+    assert hot.block_sends(8, h, {}) == {} and hot.block_sends(8, h, {"p4": ["0xee"]}) == {}, "an empty choice counts"
+    assert 0 < hot.redis.ttl(hot.key(f"sends:7:{h}")) <= 600

@@ -428,6 +428,8 @@ class PathEngine:
         gas_price_wei: int,
         observed_at: float = 0.0,
         limit: int | None = None,
+        first_part: int | None = None,
+        on_first_part: Callable[[list[Opportunity]], None] | None = None,
     ) -> list[Opportunity]:
         """Opportunities among cycles through ``changed`` pools (``None``: all cycles).
 
@@ -436,6 +438,10 @@ class PathEngine:
         above 0). ``limit`` caps how many screened candidates get the (Python, exact)
         re-check, best first. With ``max_per_pool``, candidates are re-checked best float net
         first and one through a pool that already has that many opportunities is skipped.
+
+        In two parts: when more than ``first_part`` candidates screened, the opportunities
+        of the first ``first_part`` (sorted as above) go to ``on_first_part`` as soon as they
+        are sized, and only the rest are returned; the per-pool cap counts both.
         """
         pricer = self.pricer()
         prices: dict[int, NativePrice | None] = {}
@@ -451,7 +457,12 @@ class PathEngine:
         out: list[Opportunity] = []
         per_pool: dict[int, int] = defaultdict(int)
         cap = self.max_per_pool
-        for k, row, x_float in candidates:
+        split = first_part if on_first_part is not None and first_part is not None and first_part < len(candidates) else -1
+        for i, (k, row, x_float) in enumerate(candidates):
+            if i == split:
+                out.sort(key=rank_key)
+                on_first_part(out)  # type: ignore[misc]  # split >= 0 only with a callback
+                out = []
             if cap is not None:
                 pids = [e >> 1 for e in self._groups[k].row_edges(row)]
                 if any(per_pool[p] >= cap for p in pids):

@@ -23,7 +23,7 @@ record it again).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol
+from typing import Callable, Mapping, Protocol
 
 from arbbot.paths.engine import PathEngine
 from arbbot.types import Opportunity, PoolDelta, PoolState
@@ -66,9 +66,14 @@ class PathStage:
     _handed_on: set[str] = field(default_factory=set, repr=False)
     _unrecorded: dict[str, str] = field(default_factory=dict, repr=False)
 
-    def process(self, delta: PoolDelta, hot: PoolSource, excluded: ExclusionSource) -> PathResult:
+    def process(
+        self, delta: PoolDelta, hot: PoolSource, excluded: ExclusionSource, *,
+        first_part: int | None = None, on_first_part: Callable[[list[Opportunity]], None] | None = None,
+    ) -> PathResult:
         """Opportunities among the cycles through the pools ``delta`` (and any catch-up, or
-        a lifted exclusion) changed, and the newly flagged tokens."""
+        a lifted exclusion) changed, and the newly flagged tokens; in two parts with
+        ``first_part`` and ``on_first_part`` (``PathEngine.evaluate``: the result holds the
+        second)."""
         fresh = self.synced_block < 0
         # a parent other than the block seen last: that one was orphaned (another worker
         # took the reorg's correction), so this delta alone would leave its states standing
@@ -116,6 +121,8 @@ class PathStage:
             block_hash=block_hash,
             gas_price_wei=delta.gas_price_wei,
             observed_at=delta.observed_at,
+            first_part=first_part,
+            on_first_part=on_first_part,
         )
         return PathResult(opportunities, flagged)
 

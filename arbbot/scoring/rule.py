@@ -14,6 +14,12 @@ only the best per pool (by net profit in native) stays ``execute``; the rest are
 as ``skip``, naming the better cycle they lost to. Unpriced opportunities rank last.
 Of what is left, only the best ``max_sends`` (the strategy's ``max_sends_per_block``) stay
 ``execute``; ``at_most`` owns that cap, for the rule and the learned model alike.
+
+A block whose cycles are sized in two parts (``PathEngine.evaluate``'s ``first_part``) is
+decided in two: the first part as any batch, and the block's choice from it kept
+(``BlockSends``: its ``execute`` ones, by path, with their pools); ``as_chosen`` makes a
+first part's decisions that kept choice, and ``after_first`` decides the second part around
+it: no pool of the first part's choice used again, at most ``max_sends`` in all.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from typing import Iterable, Mapping, Sequence
 
 from arbbot.paths.engine import rank_key
 from arbbot.types import Opportunity, ScoredOpportunity
+
+#: a block's choice from its first part: path id -> its pools (lower case)
+BlockSends = Mapping[str, Sequence[str]]
 
 
 #: The strategy's default ``max_sends_per_block``, and the most it may be set to. One account
@@ -139,4 +148,50 @@ def at_most(decided: list[ScoredOpportunity], max_sends: int | None) -> list[Sco
             scored.opportunity, scored.score, "skip", f"not among the block's best {max_sends} (max_sends_per_block)",
             scored.model, scored.features,
         )
+    return out
+
+
+def chosen_of(decided: Sequence[ScoredOpportunity]) -> dict[str, list[str]]:
+    """The ``execute`` ones of ``decided`` as a ``BlockSends``."""
+    return {s.opportunity.path_id: [p.lower() for p in s.opportunity.pools] for s in decided if s.decision == "execute"}
+
+
+def as_chosen(decided: list[ScoredOpportunity], chosen: BlockSends) -> list[ScoredOpportunity]:
+    """A first part's decisions made to agree with the block's kept choice ``chosen`` (the
+    same part, decided first by another process from its copy): exactly the chosen ones
+    ``execute``. Each changed verdict says why."""
+    out = []
+    for s in decided:
+        execute = s.opportunity.path_id in chosen
+        if execute != (s.decision == "execute"):
+            s = ScoredOpportunity(
+                s.opportunity, s.score, "execute" if execute else "skip",
+                "chosen with the block's second part" if execute else "not chosen with the block's second part",
+                s.model, s.features,
+            )
+        out.append(s)
+    return out
+
+
+def after_first(decided: list[ScoredOpportunity], chosen: BlockSends, max_sends: int) -> list[ScoredOpportunity]:
+    """A second part's decisions (best first) around the block's choice from its first part:
+    an ``execute`` one through a pool of that choice, or past ``max_sends`` in all, becomes
+    ``skip``, saying so."""
+    taken = {p: path for path, pools in chosen.items() for p in pools}
+    left = max_sends - len(chosen)
+    out = []
+    for s in decided:
+        if s.decision == "execute":
+            opp = s.opportunity
+            through = next((p.lower() for p in opp.pools if p.lower() in taken), None)
+            reason = None
+            if through is not None:
+                reason = f"overlaps a cycle of the block's first part through pool {through} (path {taken[through]})"
+            elif left <= 0:
+                reason = f"not among the block's best {max_sends} (max_sends_per_block)"
+            if reason is None:
+                left -= 1
+            else:
+                s = ScoredOpportunity(opp, s.score, "skip", reason, s.model, s.features)
+        out.append(s)
     return out

@@ -8,7 +8,8 @@ import pytest
 
 from arbbot.errors import ConfigError
 from arbbot.paths import PathEngine
-from tests.paths._paths_helpers import DAI, USDC, WETH, evaluate, tok, v2
+from arbbot.paths.engine import rank_key
+from tests.paths._paths_helpers import BLOCK_HASH, DAI, USDC, WETH, evaluate, tok, v2
 
 
 def _market() -> list:  # type: ignore[type-arg]
@@ -67,3 +68,26 @@ def test_setting_reads_the_cap_and_refuses_bad_values(monkeypatch: pytest.Monkey
         monkeypatch.setenv("ARBBOT_PATH_MAX_PER_POOL", bad)
         with pytest.raises(ConfigError, match="ARBBOT_PATH_MAX_PER_POOL"):
             Settings.from_env()
+
+
+@pytest.mark.parametrize("cap", [None, 2])
+def test_a_block_in_two_parts_is_the_same_opportunities_the_first_part_sized_first(cap: int | None) -> None:
+    """``first_part``: the opportunities of the first K screened candidates go to the
+    callback as soon as they are sized, the rest are returned; together they are exactly
+    what one part gives (the per-pool cap counts both parts)."""
+    def run(**kw):  # type: ignore[no-untyped-def]
+        return _engine(cap).evaluate(None, chain_id=1, block_number=1, block_hash=BLOCK_HASH, gas_price_wei=0, **kw)
+
+    whole = run()
+    n_candidates = len(_engine(cap).screen(None, gas_price_wei=0))
+    assert n_candidates > 4 and len(whole) > 2
+    for k in range(1, n_candidates):
+        parts: list[list] = []  # type: ignore[type-arg]
+        rest = run(first_part=k, on_first_part=parts.append)
+        assert len(parts) == 1
+        assert sorted((o.path_id, o.amount_in, o.amount_out) for o in parts[0] + rest) == sorted(
+            (o.path_id, o.amount_in, o.amount_out) for o in whole)
+        assert parts[0] == sorted(parts[0], key=rank_key) and rest == sorted(rest, key=rank_key)
+    called: list[list] = []  # type: ignore[type-arg]
+    assert run(first_part=n_candidates, on_first_part=called.append) == whole
+    assert called == [], "no more candidates than the first part: one part"

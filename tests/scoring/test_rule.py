@@ -11,7 +11,7 @@ import pytest
 from decimal import Decimal
 from fractions import Fraction
 
-from arbbot.scoring.rule import RuleScorer, at_most
+from arbbot.scoring.rule import RuleScorer, after_first, as_chosen, at_most, chosen_of
 from arbbot.types import Opportunity
 
 WETH = "0x" + "ee" * 20
@@ -195,3 +195,31 @@ def test_the_cap_counts_only_execute_decisions_and_refuses_zero() -> None:
     assert capped[2] is decided[2] and decided[1].decision == "execute"  # the input is not changed
     with pytest.raises(ValueError, match="at least 1"):
         at_most(decided, 0)
+
+
+def test_a_blocks_second_part_is_decided_around_the_first_parts_choice() -> None:
+    first = RuleScorer(max_sends=3).decide([opp("a", (1, 2), profit=900), opp("b", (3, 4), profit=800)])
+    chosen = chosen_of(first)
+    assert chosen == {"a": [pool(1), pool(2)], "b": [pool(3), pool(4)]}
+    second = RuleScorer(max_sends=3).decide([
+        opp("c", (2, 5), profit=2000),  # better than anything, but through a's pool 2
+        opp("d", (6, 7), profit=700),
+        opp("e", (8, 9), profit=600),  # a fourth send: past the cap of 3 for the block
+        opp("f", (10, 11), profit=100, gas_cost=90),  # below the margin: as decided
+    ])
+    out = {s.opportunity.path_id: (s.decision, s.reason) for s in after_first(second, chosen, 3)}
+    assert out["c"] == ("skip", f"overlaps a cycle of the block's first part through pool {pool(2)} (path a)")
+    assert out["d"][0] == "execute"
+    assert out["e"] == ("skip", "not among the block's best 3 (max_sends_per_block)")
+    assert out["f"] == ("skip", "profit below gas x 1.5")
+    assert [s.decision for s in after_first(second, {}, 3)].count("execute") == 3
+
+
+def test_a_first_part_decided_twice_keeps_the_choice_stored_first() -> None:
+    decided = RuleScorer().decide([opp("a", (1, 2), profit=900), opp("b", (3, 4), profit=800)])
+    assert as_chosen(decided, chosen_of(decided)) == decided  # its own choice: nothing changes
+    other = as_chosen(decided, {"b": [pool(3), pool(4)]})
+    assert [(s.opportunity.path_id, s.decision) for s in other] == [("a", "skip"), ("b", "execute")]
+    assert other[0].reason == "not chosen with the block's second part"
+    flipped = as_chosen(RuleScorer().decide([opp("z", (5, 6), profit=0)]), {"z": [pool(5), pool(6)]})
+    assert (flipped[0].decision, flipped[0].reason) == ("execute", "chosen with the block's second part")

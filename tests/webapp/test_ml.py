@@ -319,3 +319,46 @@ def test_send_publishes_the_chosen_first_then_counts_every_verdict(monkeypatch: 
     assert ml.send(decided, Trace([["arrived", time.time()]])) == 3
     assert events == [f"execute {before['skip']}", f"analytics 4 {ml.RECORD_DELAY_S}"]
     assert (count("execute") - before["execute"], count("skip") - before["skip"]) == (3, 1)
+
+
+@pytest.mark.django_db
+def test_a_block_in_two_parts_keeps_one_cycle_a_pool_and_the_cap_across_them(chain: Chain) -> None:
+    """``ml.decide_part`` on the real Redis: the first part's choice is kept for the block
+    and the second part decided around it, whichever part comes first; a first part decided
+    again (a redelivery, or after the second part's process decided it from its copy) makes
+    the stored choice."""
+    services.config_apply({"chains": [{"chain_id": CHAIN, "name": "devnet", "strategy": {"max_sends_per_block": 3}}]})
+    runtime.reset()
+    hot = runtime.hotstate(CHAIN)
+    g = GAS * GAS_PRICE
+
+    def first(block: int) -> list:  # type: ignore[type-arg]
+        return [make_opp(block, 1, 2, 9 * g), make_opp(block, 3, 4, 8 * g)]
+
+    def second(block: int) -> list:  # type: ignore[type-arg]
+        return [make_opp(block, 2, 5, 20 * g), make_opp(block, 6, 7, 7 * g), make_opp(block, 8, 9, 6 * g)]
+
+    def executed(decided: list[ScoredOpportunity]) -> list[str]:
+        return [s.opportunity.path_id for s in decided if s.decision == "execute"]
+
+    try:
+        assert executed(ml.decide_part(first(1700), 1, [])) == ["p1-2", "p3-4"]
+        out = {s.opportunity.path_id: s for s in ml.decide_part(second(1700), 2, first(1700))}
+        assert out["p2-5"].decision == "skip" and "through pool" in out["p2-5"].reason and "(path p1-2)" in out["p2-5"].reason
+        assert out["p6-7"].decision == "execute"
+        assert (out["p8-9"].decision, out["p8-9"].reason) == ("skip", "not among the block's best 3 (max_sends_per_block)")
+        assert executed(ml.decide_part(first(1700), 1, [])) == ["p1-2", "p3-4"], "a redelivery: the same choice"
+
+        # the second part first: its process decides the first part from the copy, and keeps it
+        assert executed(ml.decide_part(second(1701), 2, first(1701))) == ["p6-7"]
+        assert executed(ml.decide_part(first(1701), 1, [])) == ["p1-2", "p3-4"]
+
+        # another process kept another choice for the first part: it is the block's
+        hot.block_sends(1702, first(1702)[0].block_hash, {"p3-4": [o.lower() for o in first(1702)[1].pools]})
+        decided = {s.opportunity.path_id: s for s in ml.decide_part(first(1702), 1, [])}
+        assert (decided["p1-2"].decision, decided["p1-2"].reason) == ("skip", "not chosen with the block's second part")
+        assert decided["p3-4"].decision == "execute"
+        assert executed(ml.decide_part(second(1702), 2, first(1702))) == ["p2-5", "p6-7"]
+    finally:
+        for block in (1700, 1701, 1702):
+            hot.redis.delete(hot.key(f"sends:{block}:{first(block)[0].block_hash.lower()}"))

@@ -16,8 +16,10 @@ from dataclasses import replace
 
 from arbbot import obs
 from arbbot.scoring.model import ModelScorer
+from arbbot.scoring import rule as rule_mod
 from arbbot.scoring.rule import RuleScorer
 from arbbot.scoring.stage import score_batch
+from arbbot.errors import WireFormatError
 from arbbot.types import Opportunity, ScoredOpportunity, opportunities_from_wire, scored_to_wire
 from workers import runtime
 from workers.celery_app import app
@@ -55,10 +57,41 @@ def decide(chain_id: int, batch: list[Opportunity]) -> list[ScoredOpportunity]:
 
 @app.task(name="workers.tasks.ml.score", acks_late=True, reject_on_worker_lost=True)
 @rejects_malformed
-def score(opportunities: dict | list[dict], trace: list | None = None) -> int:
+def score(opportunities: dict | list[dict], trace: list | None = None, part: int | None = None,
+          first: dict | None = None) -> int:
+    """One block's batch; or one of its two parts (``part``: 1 or 2, ``first``: the second
+    part's copy of the first), from a block the path stage sized in two
+    (``workers.tasks.path.find``)."""
     tr = Trace(trace).mark("ml.start")
     opps = opportunities_from_wire(opportunities)  # a columnar batch (or an older producer's list)
-    return send(decide_all(opps), tr)
+    if part is None or not opps:
+        return send(decide_all(opps), tr)
+    if part not in (1, 2) or (part == 2 and first is None):
+        raise WireFormatError(f"part {part!r}: a block's part is 1, or 2 with its first part")
+    return send(decide_part(opps, part, opportunities_from_wire(first) if first is not None else []), tr)
+
+
+def decide_part(opps: list[Opportunity], part: int, first: list[Opportunity]) -> list[ScoredOpportunity]:
+    """A part of one block (``score``) decided so that the block's two parts keep the
+    per-pool and per-block rules together: the first process to decide the first part
+    (from the part itself, or from the second part's copy ``first``) keeps its choice in the
+    hot state (``HotState.block_sends``); the first part is decided as that choice
+    (``rule.as_chosen``), the second around it (``rule.after_first``)."""
+    o = opps[0]
+    if any((x.chain_id, x.block_number, x.block_hash) != (o.chain_id, o.block_number, o.block_hash)
+           for x in (*opps, *first)):
+        raise WireFormatError("a block's part holds opportunities of one chain and block only")
+    bind_batch(opps)
+    hot = runtime.hotstate(o.chain_id)
+    if part == 1:
+        decided = decide(o.chain_id, opps)
+        chosen = hot.block_sends(o.block_number, o.block_hash, rule_mod.chosen_of(decided))
+        return decided if chosen is None else rule_mod.as_chosen(decided, chosen)
+    chosen = hot.block_sends(o.block_number, o.block_hash)
+    if chosen is None:  # the first part is not decided yet (another process has it): decide it here
+        chosen = hot.block_sends(o.block_number, o.block_hash, rule_mod.chosen_of(decide(o.chain_id, first)))
+    decided = decide(o.chain_id, opps)
+    return rule_mod.after_first(decided, chosen or {}, runtime.strategy_in_force(o.chain_id).max_sends_per_block)
 
 
 def decide_all(opps: list[Opportunity]) -> list[ScoredOpportunity]:

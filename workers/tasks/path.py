@@ -8,7 +8,10 @@ decoded, and the block follower runs it on a delta it scanned itself
 
 from __future__ import annotations
 
+from typing import Callable
+
 from arbbot import obs
+from arbbot.config import get_settings
 from arbbot.types import Opportunity, PoolDelta, opportunities_to_wire
 from workers import heap, runtime
 from workers.celery_app import app
@@ -18,38 +21,63 @@ from workers.stage import BLOCKS_SINCE_OPPORTUNITY, ITEMS, OPPORTUNITIES, Trace,
 @app.task(name="workers.tasks.path.find", acks_late=True, reject_on_worker_lost=True)
 @rejects_malformed
 def find(delta: dict, trace: list | None = None) -> int:
+    """A big block goes on in two parts (``evaluate``): the first part's message at once,
+    the second's after, carrying a copy of the first part (``ml.score``'s ``first``)."""
+    from workers.tasks import ml
+
     tr = Trace(trace).mark("path.start")
     d = PoolDelta.from_wire(delta)
-    opps = evaluate(d)
-    if opps:
-        from workers.tasks import ml
+    first: list[dict] = []
+    sent = 0
 
-        ml.score.delay(opportunities_to_wire(opps), trace=tr.wire("path.sent"))
+    def send_first_part(opps: list[Opportunity]) -> None:
+        nonlocal sent
+        first.append(opportunities_to_wire(opps))
+        ml.score.delay(first[0], trace=tr.wire("path.sent"), part=1)
+        sent += len(opps)
+
+    opps = evaluate(d, send_first_part)
+    if opps:
+        second = {"part": 2, "first": first[0]} if first else {}
+        ml.score.delay(opportunities_to_wire(opps), trace=tr.wire("path.sent"), **second)
     after_block(d.chain_id)  # off the block's way
-    return len(opps)
+    return sent + len(opps)
 
 
 #: chain -> the pools its stage's engine knew after its last block (``after_block``)
 _known: dict[int, int] = {}
 
 
-def evaluate(d: PoolDelta) -> list[Opportunity]:
+def evaluate(d: PoolDelta, send_first_part: Callable[[list[Opportunity]], None] | None = None) -> list[Opportunity]:
     """The opportunities of one delta, best first; the tokens the scan stage flagged are
-    recorded, and the stage's counters moved."""
+    recorded, and the stage's counters moved. With ``send_first_part``, a block with more
+    than ``ARBBOT_PATH_FIRST_PART`` screened candidates is sized in two parts: the first
+    part's opportunities (if any) go to ``send_first_part`` as soon as they are sized, and
+    the second part's are returned."""
     obs.bind(chain=d.chain_id, block=d.block_number)
     from webapp.core import services
 
+    parts: list[int] = []
+
+    def first_part(opps: list[Opportunity]) -> None:
+        parts.append(len(opps))
+        if opps and send_first_part is not None:
+            send_first_part(opps)
+
     stage = runtime.path_stage(d.chain_id)
-    result = stage.process(d, runtime.hotstate(d.chain_id), runtime.exclusions)
+    split = get_settings().path_first_part or None
+    result = stage.process(d, runtime.hotstate(d.chain_id), runtime.exclusions,
+                           first_part=split if send_first_part is not None else None, on_first_part=first_part)
     _known[d.chain_id] = stage.engine.pools_known
     for token, reason in result.exclusions.items():
         services.token_exclude(d.chain_id, token, reason)
     opps = result.opportunities
-    obs.note(pools=len(d.states), opportunities=len(opps))
+    found = len(opps) + sum(parts)
+    obs.note(pools=len(d.states), opportunities=found, parts=1 + len(parts))
     chain = str(d.chain_id)
     ITEMS.labels(stage="path").inc(len(d.states))
-    OPPORTUNITIES.labels(chain=chain).inc(len(opps))
-    if opps:
+    OPPORTUNITIES.labels(chain=chain).inc(found)
+    if found:
         BLOCKS_SINCE_OPPORTUNITY.labels(chain=chain).set(0)
     else:
         BLOCKS_SINCE_OPPORTUNITY.labels(chain=chain).inc()
