@@ -2,7 +2,8 @@
 one (expected value over the chain's strategy minimum), else the rule (the strategy's
 margin and minimum net profit, in the native token); ``arbbot.scoring.stage`` owns both and
 the fallback. Every decision is recorded with its features; exactly those decided
-``execute`` go on to the execute queue. ``train`` (beat, hourly) trains a challenger on
+``execute`` go on to the execute queue; a block that comes in two parts keeps one cycle a
+pool and the block's sends across both (``decide_part``). ``train`` (beat, hourly) trains a challenger on
 the labelled outcomes of the last ``TRAIN_WINDOW`` (``ARBBOT_ML_LABELS``: the fleet's
 executions, paper labels from backtesting the window's recordings, or both) and promotes
 it only if it beats the champion."""
@@ -15,11 +16,11 @@ import time
 from dataclasses import replace
 
 from arbbot import obs
-from arbbot.scoring.model import ModelScorer
+from arbbot.errors import WireFormatError
 from arbbot.scoring import rule as rule_mod
+from arbbot.scoring.model import ModelScorer
 from arbbot.scoring.rule import RuleScorer
 from arbbot.scoring.stage import score_batch
-from arbbot.errors import WireFormatError
 from arbbot.types import Opportunity, ScoredOpportunity, opportunities_from_wire, scored_to_wire
 from workers import runtime
 from workers.celery_app import app

@@ -1,10 +1,11 @@
 """path queue: a ``PoolDelta`` in, the profitable cycles through the changed pools out (to
-the ml queue) as one batch. The stage reads the recorded exclusions (``runtime.exclusions``,
+the ml queue) as one batch, or as two for a block with more screened candidates than
+``ARBBOT_PATH_FIRST_PART`` (the best-screened first, as soon as they are sized). The stage reads the recorded exclusions (``runtime.exclusions``,
 kept a second) and hands back the tokens the scan stage flagged, which are recorded here.
 
 ``evaluate`` is the stage's body, without the queue: the task runs it on a delta it
 decoded, and the block follower runs it on a delta it scanned itself
-(``workers.follow_scan``, ``arbbot follow --through ml``)."""
+(``workers.follow_scan``, ``arbbot follow --through ml``), in one part."""
 
 from __future__ import annotations
 
