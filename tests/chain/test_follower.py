@@ -645,15 +645,18 @@ def test_the_follower_finds_and_decides_each_block_itself(chain_anvil: Anvil, mo
         runtime.reset()
 
 
-def test_records_wait_only_when_a_block_has_a_send_to_make() -> None:
+def test_records_wait_only_when_a_block_has_a_send_to_make(monkeypatch: pytest.MonkeyPatch) -> None:
     """``ml.send``: a batch with opportunities chosen for execution sends them to the execute
-    queue and its records with a ``RECORD_DELAY_S`` countdown (an ``eta`` header), so they
-    are written once the execute stage is done with the cores; a batch with none chosen
-    sends its records to be written at once."""
+    queue first, then counts every verdict in the score histogram (by chain, model and
+    decision) and sends its records with a ``RECORD_DELAY_S`` countdown (an ``eta`` header),
+    so they are written once the execute stage is done with the cores; a batch with none
+    chosen sends its records to be written at once."""
+    from prometheus_client import REGISTRY
+
     from arbbot.scoring.synthetic import GAS, GAS_PRICE, make_opp
     from arbbot.types import ScoredOpportunity
     from workers.stage import Trace
-    from workers.tasks import ml
+    from workers.tasks import execute, ml
 
     block = random.randrange(10**9, 2 * 10**9)  # the queues may hold other tests' messages
     executes = StageQueue(31337, "execute", "workers.tasks.execute.execute")
@@ -662,6 +665,14 @@ def test_records_wait_only_when_a_block_has_a_send_to_make() -> None:
     def of_block(q: StageQueue, block: int) -> tuple[list[Any], str | None]:
         return q.next_batch(31337, block)[0], q.last_eta
 
+    def scored(decision: str) -> float:
+        return REGISTRY.get_sample_value(
+            "arbbot_model_score_count", {"chain": "31337", "model": "rule", "decision": decision}) or 0.0
+
+    skips_at_publish: list[float] = []  # the histogram's skips when the execute message went out
+    publish = execute.execute.delay
+    monkeypatch.setattr(execute.execute, "delay", lambda *a, **kw: (skips_at_publish.append(scored("skip")),
+                                                                    publish(*a, **kw))[1])
     try:
         skipped = [ScoredOpportunity(make_opp(block, 0, 1, GAS * GAS_PRICE), 0.5, "skip", "below", "rule", {})]
         assert ml.send(skipped, Trace()) == 0
@@ -669,8 +680,11 @@ def test_records_wait_only_when_a_block_has_a_send_to_make() -> None:
         assert [s.decision for s in batch] == ["skip"] and eta is None
         chosen = [ScoredOpportunity(make_opp(block + 1, 2, 3, 9 * GAS * GAS_PRICE), 9.0, "execute", "pays", "rule", {}),
                   ScoredOpportunity(make_opp(block + 1, 0, 1, GAS * GAS_PRICE), 0.5, "skip", "below", "rule", {})]
+        counted = {d: scored(d) for d in ("execute", "skip")}
         before = time.time()
         assert ml.send(chosen, Trace()) == 1
+        assert skips_at_publish == [counted["skip"]], "the execute message goes out before the verdicts are counted"
+        assert (scored("execute") - counted["execute"], scored("skip") - counted["skip"]) == (1, 1)
         sent, eta = of_block(executes, block + 1)
         assert [s.opportunity.path_id for s in sent] == ["p2-3"] and eta is None
         batch, eta = of_block(records, block + 1)

@@ -192,19 +192,20 @@ def test_the_path_task_records_what_the_stage_hands_back(chain: None) -> None:
 def test_the_path_task_sends_a_big_block_in_two_parts(chain: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """More screened candidates than ``ARBBOT_PATH_FIRST_PART``: the first part's
     opportunities go to the ml queue first (``part=1``), then the rest with a copy of the
-    first (``part=2``); together they are the block's opportunities."""
+    first (``part=2``); together they are the block's opportunities. Read off the real ml
+    queue."""
     import dataclasses
 
     from arbbot.config import get_settings
     from arbbot.types import opportunities_from_wire
+    from tests.chain.test_follower import StageQueue
     from workers import runtime
-    from workers.tasks import ml, path
+    from workers.tasks import path
 
-    sent: list[tuple[dict, dict]] = []
-    monkeypatch.setattr(ml.score, "delay", lambda wire, **kw: sent.append((wire, kw)))
     monkeypatch.setattr(path, "get_settings", lambda: dataclasses.replace(get_settings(), path_first_part=1))
     runtime.reset()
     hot = runtime.hotstate(CHAIN_ID)
+    ml_queue = StageQueue(CHAIN_ID, "ml", "workers.tasks.ml.score")
     try:
         states = (
             V2PoolState(A, WETH, USDC, 10**21, 3 * 10**24), V2PoolState(B, WETH, USDC, 10**21, 33 * 10**23),
@@ -212,8 +213,14 @@ def test_the_path_task_sends_a_big_block_in_two_parts(chain: None, monkeypatch: 
         )
         hot.put_pools(states, 1, H)
         assert path.find(PoolDelta(CHAIN_ID, 1, H, states, gas_price_wei=10**9).to_wire()) == 2
+        sent = []
+        while len(sent) < 2:  # the queue may hold other tests' messages: this chain's only
+            args, kwargs = ml_queue.next_message()
+            if {o.chain_id for o in opportunities_from_wire(args[0])} == {CHAIN_ID}:
+                sent.append((args[0], kwargs))
         assert [kw.get("part") for _, kw in sent] == [1, 2] and sent[1][1]["first"] == sent[0][0]
         assert {frozenset(o.pools) for wire, _ in sent for o in opportunities_from_wire(wire)} == {AB, CD}
     finally:
+        ml_queue.close()
         hot.clear()
         runtime.reset()

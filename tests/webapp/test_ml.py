@@ -293,34 +293,6 @@ def test_a_block_sends_at_most_the_strategys_max_sends_the_rest_recorded_as_skip
     assert services.opportunities_record(decided) == 6
 
 
-def test_send_publishes_the_chosen_first_then_counts_every_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``ml.send``: the execute message goes out before anything else is done; every verdict
-    is observed in the score histogram under its chain, model and decision; the records go
-    to analytics with the records' wait when something was chosen."""
-    from prometheus_client import REGISTRY
-
-    from arbbot.scoring.rule import RuleScorer
-    from workers.stage import Trace
-    from workers.tasks import analytics, execute
-
-    events: list[str] = []
-
-    def count(decision: str) -> float:
-        return REGISTRY.get_sample_value(
-            "arbbot_model_score_count", {"chain": "31337", "model": "rule", "decision": decision}) or 0.0
-
-    before = {d: count(d) for d in ("execute", "skip")}
-    monkeypatch.setattr(execute.execute, "delay", lambda *a, **kw: events.append(f"execute {count('skip')}"))
-    monkeypatch.setattr(analytics.record_opportunities, "apply_async",
-                        lambda args, countdown=None: events.append(f"analytics {len(args[0]['path_id'])} {countdown}"))
-    opps = [make_opp(1600, 2 * i, 2 * i + 1, (3 + i) * GAS * GAS_PRICE) for i in range(3)]
-    opps.append(make_opp(1600, 0, 7, GAS * GAS_PRICE))  # below the margin, and through pool 0
-    decided = RuleScorer().decide(opps)
-    assert ml.send(decided, Trace([["arrived", time.time()]])) == 3
-    assert events == [f"execute {before['skip']}", f"analytics 4 {ml.RECORD_DELAY_S}"]
-    assert (count("execute") - before["execute"], count("skip") - before["skip"]) == (3, 1)
-
-
 @pytest.mark.django_db
 def test_a_block_in_two_parts_keeps_one_cycle_a_pool_and_the_cap_across_them(chain: Chain) -> None:
     """``ml.decide_part`` on the real Redis: the first part's choice is kept for the block
