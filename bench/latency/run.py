@@ -239,6 +239,8 @@ def main() -> int:
         env["ARBBOT_BROKER_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
     for name in ("ARBBOT_SIGNER_KEY", "ARBBOT_SIGNER_KEY_FILE", "ARBBOT_METRICS_PORT", "PYTHONPATH"):
         env.pop(name, None)
+    from bench import profiled
+
     py, celery = sys.executable, str(Path(sys.executable).parent / "celery")
     port = free_port()
     arrivals: Arrivals | None = None
@@ -271,8 +273,7 @@ def main() -> int:
                 pool = ["--pool", "prefork", "--concurrency", str(args.execute_concurrency if q == "execute" else 1)]
                 run = [celery]
                 if q in args.profile and tree == ROOT:
-                    pool = ["--pool", "solo"]
-                    run = [py, "-m", "cProfile", "-o", str(side_logs / f"{q}.prof"), celery]
+                    run, pool = profiled.worker(celery, side_logs / f"{q}.prof")
                 timed = {"PYTHONPATH": f"{ROOT / 'bench' / 'latency' / 'steps'}{os.pathsep}{tree}"} if (
                     args.steps and q == "execute" and tree == ROOT) else {}
                 fleet.start(f"worker-{q}", [*run, "-A", "workers.celery_app", "worker", "-Q", q, "-n",
@@ -386,11 +387,7 @@ def main() -> int:
         steps = {name: round(statistics.median(ms), 2) for name, ms in step_marks.rows(batches)}
         print(json.dumps({"bench": "latency steps", "unit": "ms p50", **steps}))
     for q in args.profile:
-        import pstats
-
-        print(f"\n== cProfile of the {q} worker (solo pool), by cumulative time")
-        pstats.Stats(str(logs / "after" / f"{q}.prof")).sort_stats("cumulative").print_stats(
-            "arbbot|webapp|workers", 45)
+        profiled.report(logs / "after" / f"{q}.prof", f"the {q} worker (solo pool)")
     if args.keep_logs or args.profile:
         print(f"logs: {logs}")
     return 0

@@ -53,6 +53,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from bench import profiled
 from tests.e2e.fleet import wait_for  # the e2e fleet's: a condition, polled, with a deadline
 
 os.environ.setdefault("ARBBOT_DEVNET", "1")  # a devnet of its own: the development SECRET_KEY is allowed
@@ -110,7 +111,7 @@ class Fleet:
         hb = self.logs / f"hb-{name}"
         run, pool = [celery], ["--pool", "prefork", "--concurrency", "1"]
         if name in self.profile:
-            run, pool = [sys.executable, "-m", "cProfile", "-o", str(self.logs / f"{name}.prof"), celery], ["--pool", "solo"]
+            run, pool = profiled.worker(celery, self.logs / f"{name}.prof")
         self.procs[name] = subprocess.Popen(
             [*run, "-A", app, "worker", "-Q", queues, "-n", f"{name}-{RUN_ID}@%h", *pool, "-l", "INFO"],
             cwd=ROOT, env={**self.env, "ARBBOT_HEARTBEAT_FILE": str(hb)},
@@ -550,11 +551,8 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
 
 
 def _print_profiles(logs: Path, queues: Sequence[str]) -> None:
-    import pstats
-
     for q in queues:
-        print(f"\n== cProfile of the {q} worker (solo pool, the whole run), by cumulative time", flush=True)
-        pstats.Stats(str(logs / f"{q}.prof")).sort_stats("cumulative").print_stats("arbbot|webapp|workers", 45)
+        profiled.report(logs / f"{q}.prof", f"the {q} worker (solo pool, the whole run)")
 
 
 def _forget_rows(lo: int, hi: int) -> None:
