@@ -53,7 +53,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bench import profiled
+from bench import profiled, traces
 from tests.e2e.fleet import wait_for  # the e2e fleet's: a condition, polled, with a deadline
 
 os.environ.setdefault("ARBBOT_DEVNET", "1")  # a devnet of its own: the development SECRET_KEY is allowed
@@ -314,10 +314,12 @@ def _drain(done: Callable[[], bool], timeout_s: float) -> None:
 
 
 def feed_blocks(broker: Broker, hot: Any, feed: Any, first: int, seconds: float, rate: float | None,
-                tick: Callable[[], None] = lambda: None) -> int:
+                tick: Callable[[], None] = lambda: None, arrivals: dict[int, float] | None = None) -> int:
     """Blocks from ``first`` for ``seconds``: at ``rate`` a second, or (None) as fast as the
-    path stage takes them (at most two waiting); ``tick`` is called before each. The number
-    of blocks sent."""
+    path stage takes them (at most two waiting); ``tick`` is called before each. Each block's
+    delta carries its arrival time, and its message a trace that starts there (the stages
+    mark it, the execute worker logs it: ``bench.traces``); ``arrivals`` gets block -> that
+    time. The number of blocks sent."""
     n, start = 0, time.monotonic()
     while time.monotonic() - start < seconds:
         tick()
@@ -328,10 +330,12 @@ def feed_blocks(broker: Broker, hot: Any, feed: Any, first: int, seconds: float,
             due = start + n / rate
             if due > time.monotonic():
                 time.sleep(due - time.monotonic())
-        number = first + n
-        delta = feed.block(number, time.time(), GAS_PRICE)
+        number, arrived = first + n, time.time()
+        delta = feed.block(number, arrived, GAS_PRICE)
         hot.put_pools(delta.states, number, delta.block_hash)
-        broker.app.send_task("workers.tasks.path.find", args=[delta.to_wire()])
+        broker.app.send_task("workers.tasks.path.find", args=[delta.to_wire()], kwargs={"trace": [["arrived", arrived]]})
+        if arrivals is not None:
+            arrivals[number] = arrived
         n += 1
     return n
 
@@ -509,11 +513,12 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
             latency_s = max(args.latency_duration, 8 / rate)  # at least 8 blocks
             _step(f"phase 2: latency at a tenth of that load ({rate:.2f} blocks/s), {latency_s:.0f} s")
             before, first = fleet.counts(), first + n  # the next block: no catch-up in the path stage
-            t0 = time.monotonic()
-            n = feed_blocks(broker, hot, feed, first, latency_s, rate)
+            t0, arrivals = time.monotonic(), {}
+            n = feed_blocks(broker, hot, feed, first, latency_s, rate, arrivals=arrivals)
             _drain(lambda: _pipeline_done(fleet, before, n, "path", execute=False), 600)
             purged = _cut_execute(fleet, broker, before, 10.0)
             res["latency"] = phase_report(fleet, (first, first + n - 1), time.monotonic() - t0, before, n)
+            res["latency"]["where_ms"] = traces.figures(traces.traces(logs / "execute.log"), arrivals)
             res["latency"]["blocks_per_s"] = round(rate, 2)
             res["latency"]["execute_messages_purged"] = purged
 
@@ -604,6 +609,9 @@ def _report(res: dict[str, Any]) -> None:
                 rows.append(("  execute backlog left at the end, purged", f"{r['execute_messages_purged']} messages"))
             rows.append(("  execute decisions", f"{r['executions']:,} ({r['execute_decisions_per_s']}/s over "
                                                    f"{r['execute_span_s']} s): {json.dumps(r['execution_status'])}"))
+        if r.get("where_ms"):
+            rows.append(("  where the time went (each execute message's trace), ms", "p50 / p95 / p99 (n)"))
+            rows += [(f"  {name}", ms(d)) for name, d in r["where_ms"].items()]
         for stage, d in r["stages_ms"].items():
             rows.append((f"  stage {stage} ms per message", ms(d)))
             if phase == "throughput":
