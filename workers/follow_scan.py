@@ -25,16 +25,18 @@ another process wrote (``Scanner._sync_from_store``).
 
 With ``through="ml"`` (``arbbot follow --through ml``, the default) the lane goes on with
 each block it scanned: the path stage (``workers.tasks.path.evaluate``) and the ml stage's
-decision (``workers.tasks.ml.decide_all``) run here too, and the chosen opportunities go
+decision (``workers.tasks.ml.decide_block``) run here too, and the chosen opportunities go
 straight to the execute queue (``ml.send``, which also sends every decision to the analytics
-queue): two Celery hops fewer than through the path and ml queues. The stages are the
+queue): two Celery hops fewer than through the path and ml queues. A big block goes on in
+two parts as through the queues (``ARBBOT_PATH_FIRST_PART``): its first part is decided and
+sent while the rest is sized. The stages are the
 workers' own code with their own state (``runtime.path_stage``: an engine that missed the
 blocks another process took catches up from the hot state, as a path worker's does). They
 run after the scan lock is released, so a slow first block (the engine's build) never holds
 the chain's scan. What fails here goes on through the queue whose worker would have run it,
 which retries outages and dead-letters what never works (``decide_here``): a path stage
 that raised hands the delta to the path queue, a decision that raised hands the
-opportunities to the ml queue. When one scan covers several blocks (the lane fell behind, a
+opportunities to the ml queue (a part of a block as that part). When one scan covers several blocks (the lane fell behind, a
 gap, a head tried again) only the newest is decided here; the older go to the path queue,
 so a lane that falls behind on a busy chain never makes its newest block wait for them.
 ``through="scan"`` sends every scanned block to the path queue as a scan worker does.
@@ -74,66 +76,94 @@ DECIDED, NONE_FOUND, TO_PATH_QUEUE, TO_ML_QUEUE, LOST, BEHIND = (
 
 
 def decide_here(delta: PoolDelta, trace: Trace, *,
-                evaluate: Callable[[PoolDelta], list] | None = None,
-                decide: Callable[[list], list] | None = None,
+                evaluate: Callable[..., list] | None = None,
+                decide: Callable[..., list] | None = None,
                 send: Callable[[list, Trace], int] | None = None,
                 to_path: Callable[[PoolDelta, Trace], None] | None = None,
-                to_ml: Callable[[list, Trace], None] | None = None) -> str:
+                to_ml: Callable[..., None] | None = None) -> str:
     """One scanned block through the path stage and the ml decision, here; what raises goes
-    to the queue of the stage that raised (its worker retries it). Returns where the block
-    went. Never raises: a queue that cannot take it either is logged, and the block is
-    ``LOST`` as a failed publish of a scan worker's would be. The defaults are the
-    workers' own (``workers.tasks.path``, ``workers.tasks.ml``); tests give their own."""
+    to the queue of the stage that raised (its worker retries it). A big block goes on in
+    two parts, as the path task sends it (``workers.tasks.path.evaluate``,
+    ``ARBBOT_PATH_FIRST_PART``): its first part is decided and sent as soon as it is sized,
+    then the rest, each with ``ml.decide_block``, which keeps one cycle a pool and the
+    block's sends across the two whichever process decides either part. Returns where the
+    block went (where its first part not decided here went). Never raises: a queue that
+    cannot take a part either is logged, and that part is ``LOST`` as a failed publish of a
+    scan worker's would be. The defaults are the workers' own (``workers.tasks.path``,
+    ``workers.tasks.ml``); tests give their own."""
     from workers.tasks import ml, path
 
     evaluate = evaluate or path.evaluate
-    decide = decide or ml.decide_all
+    decide = decide or ml.decide_block
     send = send or ml.send
     to_path = to_path or _to_path_queue
     to_ml = to_ml or _to_ml_queue
-    stage = "path"
-    opps: list[Any] = []
-    handed = Trace(trace.marks)  # what a queue would get: the marks so far, as sent
-    started = time.perf_counter()
-    try:
-        BATCHES.labels(stage="path").inc()
-        trace.mark("path.start")
-        try:
-            opps = evaluate(delta)
-        finally:
-            DURATION.labels(stage="path").observe(time.perf_counter() - started)
-        if not opps:
-            return NONE_FOUND
-        stage = "ml"
-        handed = Trace(trace.mark("path.sent").marks)
-        trace.mark("ml.start")
+    first: list[Any] = []  # a block in two parts: its first part's opportunities
+    went: list[str] = []  # where each part went
+    deciding_s = 0.0  # the first part's decision, inside the path stage's evaluation
+
+    def decide_part(opps: list[Any], part: int | None, tr: Trace) -> str:
+        """One part (None: the whole block), its trace marked ``path.sent`` as it is handed on."""
+        handed = Trace(tr.marks)  # what the ml queue would get
+        tr.mark("ml.start")
         BATCHES.labels(stage="ml").inc()
         started = time.perf_counter()
-        decided = decide(opps)
-    except Exception as exc:
-        ERRORS.labels(stage=stage).inc()
-        log.warning("chain %s: block %d's %s stage failed here (%s: %s); the %s queue takes it",
-                    delta.chain_id, delta.block_number, stage, type(exc).__name__, str(exc)[:200], stage)
         try:
-            if stage == "path":
-                to_path(delta, handed)
-                return TO_PATH_QUEUE
-            to_ml(opps, handed)
-            return TO_ML_QUEUE
-        except Exception as again:
-            log.error("chain %s: block %d could not go to the %s queue either (%s: %s)",
-                      delta.chain_id, delta.block_number, stage, type(again).__name__, str(again)[:200])
-            return LOST
+            try:
+                decided = decide(opps) if part is None else decide(opps, part, first if part == 2 else None)
+            except Exception as exc:
+                ERRORS.labels(stage="ml").inc()
+                log.warning("chain %s: block %d's ml stage failed here (%s: %s); the ml queue takes it",
+                            delta.chain_id, delta.block_number, type(exc).__name__, str(exc)[:200])
+                try:
+                    to_ml(opps, handed) if part is None else to_ml(opps, handed, part, first)
+                    return TO_ML_QUEUE
+                except Exception as again:
+                    log.error("chain %s: block %d could not go to the ml queue either (%s: %s)",
+                              delta.chain_id, delta.block_number, type(again).__name__, str(again)[:200])
+                    return LOST
+            try:
+                send(decided, tr)
+            except Exception as exc:  # the broker: as the ml task's publish failing, nothing to retry here
+                ERRORS.labels(stage="ml").inc()
+                log.error("chain %s: block %d's decisions could not be sent (%s: %s)",
+                          delta.chain_id, delta.block_number, type(exc).__name__, str(exc)[:200])
+                return LOST
+            return DECIDED
+        finally:
+            DURATION.labels(stage="ml").observe(time.perf_counter() - started)
+
+    def first_part(opps: list[Any]) -> None:
+        nonlocal deciding_s
+        started = time.perf_counter()
+        first.extend(opps)
+        went.append(decide_part(opps, 1, Trace(trace.marks).mark("path.sent")))
+        deciding_s += time.perf_counter() - started
+
+    handed = Trace(trace.marks)  # what the path queue would get: the marks so far, as sent
+    started = time.perf_counter()
+    BATCHES.labels(stage="path").inc()
+    trace.mark("path.start")
     try:
-        send(decided, trace)
-    except Exception as exc:  # the broker: as the ml task's publish failing, nothing to retry here
-        ERRORS.labels(stage="ml").inc()
-        log.error("chain %s: block %d's decisions could not be sent (%s: %s)",
-                  delta.chain_id, delta.block_number, type(exc).__name__, str(exc)[:200])
-        return LOST
+        opps = evaluate(delta, first_part)
+    except Exception as exc:  # a first part decided here is decided again the same way there
+        ERRORS.labels(stage="path").inc()
+        log.warning("chain %s: block %d's path stage failed here (%s: %s); the path queue takes it",
+                    delta.chain_id, delta.block_number, type(exc).__name__, str(exc)[:200])
+        try:
+            to_path(delta, handed)
+            return TO_PATH_QUEUE
+        except Exception as again:
+            log.error("chain %s: block %d could not go to the path queue either (%s: %s)",
+                      delta.chain_id, delta.block_number, type(again).__name__, str(again)[:200])
+            return LOST
     finally:
-        DURATION.labels(stage="ml").observe(time.perf_counter() - started)
-    return DECIDED
+        DURATION.labels(stage="path").observe(time.perf_counter() - started - deciding_s)
+    if opps:
+        went.append(decide_part(opps, 2 if first else None, trace.mark("path.sent")))
+    if not went:
+        return NONE_FOUND
+    return next((w for w in went if w != DECIDED), DECIDED)
 
 
 def _to_path_queue(delta: PoolDelta, trace: Trace) -> None:
@@ -142,11 +172,14 @@ def _to_path_queue(delta: PoolDelta, trace: Trace) -> None:
     path.find.delay(delta.to_wire(), trace=trace.marks)
 
 
-def _to_ml_queue(opps: list, trace: Trace) -> None:
+def _to_ml_queue(opps: list, trace: Trace, part: int | None = None, first: list | None = None) -> None:
+    """As the path task sends them: a whole block, or one of its two parts (the second with
+    a copy of the first: ``ml.score``)."""
     from arbbot.types import opportunities_to_wire
     from workers.tasks import ml
 
-    ml.score.delay(opportunities_to_wire(opps), trace=trace.marks)
+    parts = {} if part is None else {"part": part, **({"first": opportunities_to_wire(first)} if part == 2 else {})}
+    ml.score.delay(opportunities_to_wire(opps), trace=trace.marks, **parts)
 
 
 @dataclass

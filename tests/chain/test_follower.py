@@ -625,7 +625,7 @@ def test_the_follower_finds_and_decides_each_block_itself(chain_anvil: Anvil, mo
         assert inline.stats.blocks.get(BEHIND) == 1
         executes.messages.queue.clear()
 
-        def broken(d: PoolDelta) -> list[Any]:
+        def broken(d: PoolDelta, *_: Any) -> list[Any]:
             raise ConnectionError("the hot state is gone")
 
         monkeypatch.setattr(path, "evaluate", broken)

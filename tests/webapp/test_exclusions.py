@@ -224,3 +224,68 @@ def test_the_path_task_sends_a_big_block_in_two_parts(chain: None, monkeypatch: 
         ml_queue.close()
         hot.clear()
         runtime.reset()
+
+
+@pytest.mark.django_db
+def test_the_follower_lane_decides_a_big_block_in_two_parts(chain: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``decide_here`` (``arbbot follow --through ml``) with the real path stage, decision
+    and queues: the first part is decided and its records sent before the rest; each part's
+    chosen opportunities go to the execute queue on their own; every opportunity of the
+    block is recorded once. A part handed to the ml queue goes as the path task sends it."""
+    import dataclasses
+
+    from arbbot.config import get_settings
+    from arbbot.types import opportunities_from_wire, scored_from_wire
+    from tests.chain.test_follower import StageQueue
+    from workers import runtime
+    from workers.follow_scan import DECIDED, _to_ml_queue, decide_here
+    from workers.stage import Trace
+    from workers.tasks import path
+
+    monkeypatch.setattr(path, "get_settings", lambda: dataclasses.replace(get_settings(), path_first_part=1))
+    runtime.reset()
+    hot = runtime.hotstate(CHAIN_ID)
+    queues = {q: StageQueue(CHAIN_ID, q, t) for q, t in (
+        ("ml", "workers.tasks.ml.score"), ("execute", "workers.tasks.execute.execute"),
+        ("analytics", "workers.tasks.analytics.record_opportunities"))}
+
+    def mine(q: str, n: int) -> list[tuple[list, dict]]:
+        got = []
+        while len(got) < n:  # the queue may hold other tests' messages: this chain's only
+            args, kwargs = queues[q].next_message()
+            batch = scored_from_wire(args[0]) if q != "ml" else opportunities_from_wire(args[0])
+            if {getattr(o, "opportunity", o).chain_id for o in batch} == {CHAIN_ID}:
+                got.append((batch, kwargs))
+        return got
+
+    try:
+        states = (
+            V2PoolState(A, WETH, USDC, 10**21, 3 * 10**24), V2PoolState(B, WETH, USDC, 10**21, 33 * 10**23),
+            V2PoolState(C, WETH, X, 10**21, 10**21), V2PoolState(D, WETH, X, 10**21, 2 * 10**21),
+        )
+        hot.put_pools(states, 1, H)
+        trace = Trace.start(1.0)
+        assert decide_here(PoolDelta(CHAIN_ID, 1, H, states, gas_price_wei=10**9), trace) == DECIDED
+        records = mine("analytics", 2)
+        assert [len(batch) for batch, _ in records] == [1, 1]
+        assert {frozenset(s.opportunity.pools) for batch, _ in records for s in batch} == {AB, CD}
+        chosen = mine("execute", 2)  # both pay: one send a part, the first part's first
+        assert [[s.opportunity.pools for s in batch] for batch, _ in chosen] == \
+            [[s.opportunity.pools for s in batch] for batch, _ in records]
+        first_sent = [m for m in chosen[0][1]["trace"] if m[0] == "ml.sent"][0][1]
+        assert first_sent < [m for m in chosen[1][1]["trace"] if m[0] == "path.sent"][0][1]
+        assert queues["ml"].empty()
+
+        first = [s.opportunity for s in records[0][0]]
+        second = [s.opportunity for s in records[1][0]]
+        _to_ml_queue(second, Trace.start(1.0), 2, first)
+        _to_ml_queue(first, Trace.start(1.0), 1, first)
+        _to_ml_queue(first, Trace.start(1.0))
+        sent = mine("ml", 3)
+        assert [(batch, kw.get("part")) for batch, kw in sent] == [(second, 2), (first, 1), (first, None)]
+        assert opportunities_from_wire(sent[0][1]["first"]) == first and "first" not in sent[1][1]
+    finally:
+        for q in queues.values():
+            q.close()
+        hot.clear()
+        runtime.reset()

@@ -186,22 +186,28 @@ class Lane:
     """``decide_here``'s five callables, recording what each got; ``fail`` names the ones
     that raise (``to_path`` / ``to_ml`` included)."""
 
-    def __init__(self, opportunities: list[object], fail: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    def __init__(self, opportunities: list[object], fail: set[str] = frozenset(),  # type: ignore[assignment]
+                 first: list[object] | None = None) -> None:
         self.opportunities = opportunities
+        self.first = first  # a block in two parts: the first, handed on while evaluating
         self.fail = fail
         self.got: dict[str, list[object]] = {}
 
     def _call(self, name: str, *args: object) -> None:
         self.got.setdefault(name, []).append(args)
-        if name in self.fail:
+        if name in self.fail or (args and f"{name}{args[1:2]}" in self.fail):  # e.g. "decide(1,)": part 1's
             raise ConnectionError(f"{name} is down")
 
-    def evaluate(self, d: PoolDelta) -> list[object]:
+    def evaluate(self, d: PoolDelta, first_part: Callable[[list[object]], None]) -> list[object]:
         self._call("evaluate", d)
+        if self.first is not None:
+            first_part(self.first)
+        if "evaluate after the first part" in self.fail:
+            raise ConnectionError("evaluate is down")
         return self.opportunities
 
-    def decide(self, opps: list[object]) -> list[object]:
-        self._call("decide", opps)
+    def decide(self, opps: list[object], *part: object) -> list[object]:
+        self._call("decide", opps, *part)
         return [("decided", o) for o in opps]
 
     def send(self, decided: list[object], tr: Trace) -> int:
@@ -211,8 +217,8 @@ class Lane:
     def to_path(self, d: PoolDelta, tr: Trace) -> None:
         self._call("to_path", d, [m[0] for m in tr.marks or []])
 
-    def to_ml(self, opps: list[object], tr: Trace) -> None:
-        self._call("to_ml", opps, [m[0] for m in tr.marks or []])
+    def to_ml(self, opps: list[object], tr: Trace, *part: object) -> None:
+        self._call("to_ml", opps, [m[0] for m in tr.marks or []], *part)
 
     def run(self, delta: PoolDelta) -> str:
         trace = Trace.start(1.0).mark("scan.start").mark("scan.sent")
@@ -269,6 +275,55 @@ def test_a_send_that_fails_is_not_handed_on(delta: PoolDelta) -> None:
     lane = Lane(["a"], fail={"send"})
     assert lane.run(delta) == LOST
     assert "to_ml" not in lane.got and "to_path" not in lane.got
+
+
+PATH = [*SCANNED, "path.start", "path.sent"]
+
+
+def test_a_big_block_decides_its_first_part_while_the_rest_is_sized(delta: PoolDelta) -> None:
+    """As through the queues: the first part is decided and sent from inside the path
+    stage's evaluation, then the second, decided with a copy of the first (ml.decide_block
+    keeps the per-pool and per-block rules across the two)."""
+    lane = Lane(["c", "d"], first=["a", "b"])
+    assert lane.run(delta) == DECIDED
+    assert lane.got["decide"] == [(["a", "b"], 1, None), (["c", "d"], 2, ["a", "b"])]
+    assert [(decided, marks) for decided, marks in lane.got["send"]] == [
+        ([("decided", "a"), ("decided", "b")], [*PATH, "ml.start"]),
+        ([("decided", "c"), ("decided", "d")], [*PATH, "ml.start"]),
+    ]
+    assert "to_ml" not in lane.got and "to_path" not in lane.got
+
+
+def test_a_big_block_with_nothing_past_its_first_part_sends_one_part(delta: PoolDelta) -> None:
+    lane = Lane([], first=["a"])
+    assert lane.run(delta) == DECIDED
+    assert lane.got["decide"] == [(["a"], 1, None)]
+    assert len(lane.got["send"]) == 1
+
+
+def test_a_part_whose_decision_fails_here_goes_to_the_ml_queue_as_that_part(delta: PoolDelta) -> None:
+    """The other part is still decided here: whichever process decides the first part
+    first keeps its choice for both (ml.decide_part)."""
+    lane = Lane(["c"], first=["a", "b"], fail={"decide(1,)"})
+    assert lane.run(delta) == TO_ML_QUEUE
+    assert lane.got["to_ml"] == [(["a", "b"], PATH, 1, ["a", "b"])]
+    assert lane.got["decide"][1] == (["c"], 2, ["a", "b"])
+    assert [decided for decided, _ in lane.got["send"]] == [[("decided", "c")]]
+
+    lane = Lane(["c"], first=["a", "b"], fail={"decide(2,)"})
+    assert lane.run(delta) == TO_ML_QUEUE
+    assert lane.got["to_ml"] == [(["c"], PATH, 2, ["a", "b"])]
+    assert [decided for decided, _ in lane.got["send"]] == [[("decided", "a"), ("decided", "b")]]
+
+
+def test_a_path_stage_that_fails_after_the_first_part_hands_the_block_to_the_path_queue(delta: PoolDelta) -> None:
+    """The path queue's worker sizes the whole block again and sends both parts; the ml
+    stage decides the first as it was decided here, and the execute claims and the records'
+    unique key take a repeat once."""
+    lane = Lane(["c"], first=["a"], fail={"evaluate after the first part"})
+    assert lane.run(delta) == TO_PATH_QUEUE
+    assert lane.got["to_path"] == [(delta, SCANNED)]
+    assert lane.got["decide"] == [(["a"], 1, None)]
 
 
 def test_the_lane_says_how_far_it_goes() -> None:

@@ -65,11 +65,20 @@ def score(opportunities: dict | list[dict], trace: list | None = None, part: int
     (``workers.tasks.path.find``)."""
     tr = Trace(trace).mark("ml.start")
     opps = opportunities_from_wire(opportunities)  # a columnar batch (or an older producer's list)
+    return send(decide_block(opps, part, None if first is None else opportunities_from_wire(first)), tr)
+
+
+def decide_block(opps: list[Opportunity], part: int | None = None,
+                 first: list[Opportunity] | None = None) -> list[ScoredOpportunity]:
+    """A block's batch decided whole (``part`` None: ``decide_all``), or one of its two parts
+    (1, or 2 with ``first``, a copy of the first part: ``decide_part``). The ml task's
+    decision, and the block follower's when it decides a block itself
+    (``workers.follow_scan.decide_here``)."""
     if part is None or not opps:
-        return send(decide_all(opps), tr)
+        return decide_all(opps)
     if part not in (1, 2) or (part == 2 and first is None):
         raise WireFormatError(f"part {part!r}: a block's part is 1, or 2 with its first part")
-    return send(decide_part(opps, part, opportunities_from_wire(first) if first is not None else []), tr)
+    return decide_part(opps, part, first or [])
 
 
 def decide_part(opps: list[Opportunity], part: int, first: list[Opportunity]) -> list[ScoredOpportunity]:

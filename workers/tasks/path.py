@@ -5,7 +5,7 @@ kept a second) and hands back the tokens the scan stage flagged, which are recor
 
 ``evaluate`` is the stage's body, without the queue: the task runs it on a delta it
 decoded, and the block follower runs it on a delta it scanned itself
-(``workers.follow_scan``, ``arbbot follow --through ml``), in one part."""
+(``workers.follow_scan``, ``arbbot follow --through ml``), deciding each part itself."""
 
 from __future__ import annotations
 
