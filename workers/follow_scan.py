@@ -112,16 +112,8 @@ def decide_here(delta: PoolDelta, trace: Trace, *,
             try:
                 decided = decide(opps) if part is None else decide(opps, part, first if part == 2 else None)
             except Exception as exc:
-                ERRORS.labels(stage="ml").inc()
-                log.warning("chain %s: block %d's ml stage failed here (%s: %s); the ml queue takes it",
-                            delta.chain_id, delta.block_number, type(exc).__name__, str(exc)[:200])
-                try:
-                    to_ml(opps, handed) if part is None else to_ml(opps, handed, part, first)
-                    return TO_ML_QUEUE
-                except Exception as again:
-                    log.error("chain %s: block %d could not go to the ml queue either (%s: %s)",
-                              delta.chain_id, delta.block_number, type(again).__name__, str(again)[:200])
-                    return LOST
+                return _hand_on(delta, "ml", exc, lambda: to_ml(opps, handed) if part is None
+                                else to_ml(opps, handed, part, first), TO_ML_QUEUE)
             try:
                 send(decided, tr)
             except Exception as exc:  # the broker: as the ml task's publish failing, nothing to retry here
@@ -147,16 +139,7 @@ def decide_here(delta: PoolDelta, trace: Trace, *,
     try:
         opps = evaluate(delta, first_part)
     except Exception as exc:  # a first part decided here is decided again the same way there
-        ERRORS.labels(stage="path").inc()
-        log.warning("chain %s: block %d's path stage failed here (%s: %s); the path queue takes it",
-                    delta.chain_id, delta.block_number, type(exc).__name__, str(exc)[:200])
-        try:
-            to_path(delta, handed)
-            return TO_PATH_QUEUE
-        except Exception as again:
-            log.error("chain %s: block %d could not go to the path queue either (%s: %s)",
-                      delta.chain_id, delta.block_number, type(again).__name__, str(again)[:200])
-            return LOST
+        return _hand_on(delta, "path", exc, lambda: to_path(delta, handed), TO_PATH_QUEUE)
     finally:
         DURATION.labels(stage="path").observe(time.perf_counter() - started - deciding_s)
     if opps:
@@ -164,6 +147,21 @@ def decide_here(delta: PoolDelta, trace: Trace, *,
     if not went:
         return NONE_FOUND
     return next((w for w in went if w != DECIDED), DECIDED)
+
+
+def _hand_on(delta: PoolDelta, stage: str, exc: Exception, hand: Callable[[], None], went: str) -> str:
+    """A stage that failed here: what it was given goes to the stage's queue (``hand``);
+    ``went``, or ``LOST`` when the queue cannot take it either (logged)."""
+    ERRORS.labels(stage=stage).inc()
+    log.warning("chain %s: block %d's %s stage failed here (%s: %s); the %s queue takes it",
+                delta.chain_id, delta.block_number, stage, type(exc).__name__, str(exc)[:200], stage)
+    try:
+        hand()
+        return went
+    except Exception as again:
+        log.error("chain %s: block %d could not go to the %s queue either (%s: %s)",
+                  delta.chain_id, delta.block_number, stage, type(again).__name__, str(again)[:200])
+        return LOST
 
 
 def _to_path_queue(delta: PoolDelta, trace: Trace) -> None:
