@@ -2,7 +2,7 @@
 Redis and PostgreSQL, driven by a feed of blocks over a 10,176-pool market; prints a table
 and one JSON line.
 
-    .venv/bin/python -m bench.pipeline.run [--duration 60] [--soak 600] [--profile path]
+    .venv/bin/python -m bench.pipeline.run [--duration 60] [--soak 600] [--no-lane] [--profile path]
 
 Set-up of its own: a database (migrated), a RabbitMQ vhost and a Redis prefix for this run,
 removed at the end; a devnet anvil with the genuine contracts and the project's executor;
@@ -18,6 +18,10 @@ Phases, one run, one database:
 1. throughput: blocks as fast as the path stage takes them (at most two waiting); every
    stage downstream as the fleet runs it. ``--soak S`` makes this phase S seconds long.
 2. latency: blocks at a tenth of phase 1's block rate.
+2b. the same through the follower's own lane (``--no-lane`` skips it): one process, the
+   fleet's default ``arbbot follow --through ml`` once its scan is done
+   (bench/pipeline/lane.py), sizes and decides each block and sends the chosen
+   opportunities straight to the execute worker.
 3. downstream capacity: batches of opportunities the path engine sized (in this process,
    on the same market), replayed into the ml queue as fast as ml and analytics take them;
    the strategy's minimum profit is raised first so nothing goes on to execute.
@@ -397,6 +401,43 @@ def replay(broker: Broker, opps: list[Any], first: int, seconds: float, batch: i
     return n, sent
 
 
+LANE_WARM_UP = 2  # the lane's first blocks: its engine is built from the hot state on the first
+
+
+def lane_phase(fleet: Fleet, broker: Broker, logs: Path, env: dict[str, str], first: int, seconds: float,
+               rate: float, args: argparse.Namespace) -> dict[str, Any]:
+    """Phase 2b: blocks at the latency phase's rate through the follower's own lane (one
+    process: the scan's write, the path stage, the ml decision; bench/pipeline/lane.py) to
+    the fleet's execute and analytics workers; the lane's first ``LANE_WARM_UP`` blocks are
+    not counted."""
+    blocks = max(8, round(seconds * rate))
+    _step(f"phase 2b: latency through the follower's own lane ({rate:.2f} blocks/s), {blocks} blocks")
+    before, out = fleet.counts(), logs / "lane.json"
+    with open(logs / "lane.log", "wb") as log:
+        subprocess.run([sys.executable, "-m", "bench.pipeline.lane", "--chain", str(CHAIN_ID), "--first", str(first),
+                        "--blocks", str(LANE_WARM_UP + blocks), "--rate", str(rate), "--changed", str(args.changed),
+                        "--sigma", str(args.sigma), "--gas-price", str(GAS_PRICE), "--out", str(out)],
+                       cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True,
+                       timeout=120 + 2 * (LANE_WARM_UP + blocks) / rate)
+    lane = json.loads(out.read_text())
+
+    def done() -> bool:
+        runs = fleet.runs_since(before)
+        return (len(runs.get(ANALYTICS, [])) >= lane["messages"]["analytics"]
+                and len(runs.get(EXECUTE, [])) >= lane["messages"]["execute"])
+
+    _drain(done, 600)
+    purged = _cut_execute(fleet, broker, before, 10.0)
+    lo, hi = first + LANE_WARM_UP, first + LANE_WARM_UP + blocks - 1
+    out_ = phase_report(fleet, (lo, hi), seconds, before, blocks)
+    out_["blocks_per_s"] = round(rate, 2)
+    out_["went"] = lane["went"]
+    out_["execute_messages_purged"] = purged
+    decided = [b for b in traces.traces(logs / "execute.log") if lo <= b["block"] <= hi]
+    out_["where_ms"] = traces.figures(decided, {b["block"]: b["marks"][0][1] for b in decided if b["marks"]})
+    return out_
+
+
 def phase_report(fleet: Fleet, blocks: tuple[int, int], seconds: float, before: dict[str, dict[str, int]],
                  sent: int) -> dict[str, Any]:
     """The phase's figures. Opportunities/s and rows/s are over the span of the phase's
@@ -428,6 +469,8 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
     ap.add_argument("--changed", type=int, default=300, help="pools moved per block")
     ap.add_argument("--sigma", type=float, default=0.01, help="a moved V2 pool's price change (std dev)")
     ap.add_argument("--batch", type=int, default=1000, help="opportunities per replayed message")
+    ap.add_argument("--lane", action=argparse.BooleanOptionalAction, default=True,
+                    help="phase 2b: the latency phase again through the follower's own lane (bench/pipeline/lane.py)")
     ap.add_argument("--keep", action="store_true", help="keep the database, vhost and logs")
     ap.add_argument("--profile", action="append", default=[], choices=QUEUES, metavar="QUEUE",
                     help="run this queue's worker under cProfile (solo pool) and print where its time went; "
@@ -522,8 +565,13 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
             res["latency"]["blocks_per_s"] = round(rate, 2)
             res["latency"]["execute_messages_purged"] = purged
 
+            if args.lane:
+                first += n
+                res["lane"] = lane_phase(fleet, broker, logs, env, first, latency_s, rate, args)
+
             _step("phase 3: downstream capacity (ml + analytics, batched), nothing to execute")
             Strategy.objects.create(chain=chain, version=1, min_profit_wei=10**30, source="bench-pipeline")
+            time.sleep(1.5 * runtime.STRATEGY_TTL_S)  # the ml worker's strategy in force is at most this old
             before, first = fleet.counts(), REPLAY_BLOCK
             t0 = time.monotonic()
             blocks, sent = replay(broker, opps, first, args.replay_duration, args.batch, naive=False)
@@ -593,7 +641,7 @@ def _report(res: dict[str, Any]) -> None:
     def ms(d: dict[str, Any]) -> str:
         return f"{d['p50']} / {d['p95']} / {d['p99']} (n={d['n']})"
 
-    for phase in ("throughput", "latency", "replay", "naive"):
+    for phase in ("throughput", "latency", "lane", "replay", "naive"):
         r = res.get(phase)
         if not r:
             continue
@@ -609,6 +657,8 @@ def _report(res: dict[str, Any]) -> None:
                 rows.append(("  execute backlog left at the end, purged", f"{r['execute_messages_purged']} messages"))
             rows.append(("  execute decisions", f"{r['executions']:,} ({r['execute_decisions_per_s']}/s over "
                                                    f"{r['execute_span_s']} s): {json.dumps(r['execution_status'])}"))
+        if r.get("went"):
+            rows.append(("  the lane's blocks, where each went", json.dumps(r["went"])))
         if r.get("where_ms"):
             rows.append(("  where the time went (each execute message's trace), ms", "p50 / p95 / p99 (n)"))
             rows += [(f"  {name}", ms(d)) for name, d in r["where_ms"].items()]
