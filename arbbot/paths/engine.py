@@ -430,6 +430,8 @@ class PathEngine:
         limit: int | None = None,
         first_part: int | None = None,
         on_first_part: Callable[[list[Opportunity]], None] | None = None,
+        first_part_enough: Callable[[list[Opportunity]], bool] | None = None,
+        first_part_most: int | None = None,
     ) -> list[Opportunity]:
         """Opportunities among cycles through ``changed`` pools (``None``: all cycles).
 
@@ -441,7 +443,10 @@ class PathEngine:
 
         In two parts: when more than ``first_part`` candidates screened, the opportunities
         of the first ``first_part`` (sorted as above) go to ``on_first_part`` as soon as they
-        are sized, and only the rest are returned; the per-pool cap counts both.
+        are sized, and only the rest are returned; the per-pool cap counts both. With
+        ``first_part_enough``, a first part it finds short (of the block's sends, say) grows
+        by another ``first_part`` candidates, and again, up to ``first_part_most``
+        candidates (or the last but one), before it goes.
         """
         pricer = self.pricer()
         prices: dict[int, NativePrice | None] = {}
@@ -461,8 +466,13 @@ class PathEngine:
         for i, (k, row, x_float) in enumerate(candidates):
             if i == split:
                 out.sort(key=rank_key)
-                on_first_part(out)  # type: ignore[misc]  # split >= 0 only with a callback
-                out = []
+                grown = i + first_part  # type: ignore[operator]  # split >= 0 only with a first part
+                if (first_part_enough is not None and grown < len(candidates) and grown <= (first_part_most or 0)
+                        and not first_part_enough(out)):
+                    split = grown
+                else:
+                    on_first_part(out)  # type: ignore[misc]  # split >= 0 only with a callback
+                    out = []
             if cap is not None:
                 pids = [e >> 1 for e in self._groups[k].row_edges(row)]
                 if any(per_pool[p] >= cap for p in pids):

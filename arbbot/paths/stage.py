@@ -69,11 +69,13 @@ class PathStage:
     def process(
         self, delta: PoolDelta, hot: PoolSource, excluded: ExclusionSource, *,
         first_part: int | None = None, on_first_part: Callable[[list[Opportunity]], None] | None = None,
+        first_part_enough: Callable[[list[Opportunity]], bool] | None = None, first_part_most: int | None = None,
     ) -> PathResult:
         """Opportunities among the cycles through the pools ``delta`` (and any catch-up, or
         a lifted exclusion) changed, and the newly flagged tokens; in two parts with
-        ``first_part`` and ``on_first_part`` (``PathEngine.evaluate``: the result holds the
-        second)."""
+        ``first_part`` and ``on_first_part``, a short first part grown with
+        ``first_part_enough`` up to ``first_part_most`` (``PathEngine.evaluate``: the result
+        holds the second)."""
         fresh = self.synced_block < 0
         # a parent other than the block seen last: that one was orphaned (another worker
         # took the reorg's correction), so this delta alone would leave its states standing
@@ -123,6 +125,8 @@ class PathStage:
             observed_at=delta.observed_at,
             first_part=first_part,
             on_first_part=on_first_part,
+            first_part_enough=first_part_enough,
+            first_part_most=first_part_most,
         )
         return PathResult(opportunities, flagged)
 

@@ -105,6 +105,13 @@ class RuleScorer:
         return at_most(decided, self.max_sends)
 
 
+def fills_sends(rule: RuleScorer, opps: Sequence[Opportunity]) -> bool:
+    """Whether ``opps`` (a block's first part, as the path stage sizes it) already hold as
+    many ``execute`` decisions of ``rule`` as its ``max_sends``: the rest of the block can
+    then add none (``after_first``). No cap: never."""
+    return rule.max_sends is not None and len(chosen_of(rule.decide(opps))) >= rule.max_sends
+
+
 def one_per_pool(ranked: Iterable[ScoredOpportunity]) -> list[ScoredOpportunity]:
     """Final decisions of a batch given best first (by any scorer's ranking): an
     ``execute`` whose pool a better one already claimed becomes ``skip``, naming it."""

@@ -91,3 +91,42 @@ def test_a_block_in_two_parts_is_the_same_opportunities_the_first_part_sized_fir
     called: list[list] = []  # type: ignore[type-arg]
     assert run(first_part=n_candidates, on_first_part=called.append) == whole
     assert called == [], "no more candidates than the first part: one part"
+
+
+@pytest.mark.parametrize("cap", [None, 2])
+def test_a_short_first_part_grows_by_its_size_up_to_its_most(cap: int | None) -> None:
+    """``first_part_enough``: a first part it finds short grows by another ``first_part``
+    candidates, up to ``first_part_most`` (or the last candidate but one), asked at each
+    step; the part it lets go is the one it saw last. Together the parts are still exactly
+    one part's opportunities."""
+    def run(**kw):  # type: ignore[no-untyped-def]
+        return _engine(cap).evaluate(None, chain_id=1, block_number=1, block_hash=BLOCK_HASH, gas_price_wei=0, **kw)
+
+    whole = sorted((o.path_id, o.amount_in, o.amount_out) for o in run())
+    n = len(_engine(cap).screen(None, gas_price_wei=0))
+    grew = False
+    for k in range(1, n):
+        steps = [j * k for j in (1, 2, 3) if j * k < n]  # where the part may go, most 3k
+        for needed in (1, 3, 10**6):
+            seen: list[int] = []
+
+            def enough(opps: list, needed: int = needed) -> bool:  # type: ignore[type-arg]
+                seen.append(len(opps))
+                return len(opps) >= needed
+
+            parts: list[list] = []  # type: ignore[type-arg]
+            rest = run(first_part=k, on_first_part=parts.append, first_part_enough=enough, first_part_most=3 * k)
+            assert sorted((o.path_id, o.amount_in, o.amount_out) for o in parts[0] + rest) == whole
+            # asked at each step until enough, never at the last one (the part goes there anyway)
+            asked = next((j + 1 for j, got in enumerate(seen) if got >= needed), len(steps) - 1)
+            assert len(seen) == min(asked, len(steps) - 1)
+            if len(seen) < len(steps) - 1 or (seen and seen[-1] >= needed):
+                assert len(parts[0]) == seen[-1]  # the part it found enough
+            grew |= len(seen) > 1
+    assert grew, "no first part grew: the market is too small for this test"
+    # without the predicate, or no room to grow: the part goes at first_part, as before
+    parts = []
+    run(first_part=2, on_first_part=parts.append, first_part_enough=lambda o: False, first_part_most=2)
+    first_only: list[list] = []  # type: ignore[type-arg]
+    run(first_part=2, on_first_part=first_only.append)
+    assert parts == first_only

@@ -11,7 +11,7 @@ import pytest
 from decimal import Decimal
 from fractions import Fraction
 
-from arbbot.scoring.rule import RuleScorer, after_first, as_chosen, at_most, chosen_of
+from arbbot.scoring.rule import RuleScorer, after_first, as_chosen, at_most, chosen_of, fills_sends
 from arbbot.types import Opportunity
 
 WETH = "0x" + "ee" * 20
@@ -195,6 +195,17 @@ def test_the_cap_counts_only_execute_decisions_and_refuses_zero() -> None:
     assert capped[2] is decided[2] and decided[1].decision == "execute"  # the input is not changed
     with pytest.raises(ValueError, match="at least 1"):
         at_most(decided, 0)
+
+
+def test_a_first_part_fills_the_sends_with_as_many_worthy_cycles_on_distinct_pools() -> None:
+    """What the path stage asks before a block's first part goes (``PathEngine.evaluate``'s
+    ``first_part_enough``): only ``execute`` decisions count, one a pool."""
+    rule = RuleScorer(max_sends=2)
+    assert not fills_sends(rule, [opp("a", (1, 2), profit=900)])
+    assert not fills_sends(rule, [opp("a", (1, 2), profit=900), opp("b", (2, 3), profit=800)])  # pool 2 twice
+    assert not fills_sends(rule, [opp("a", (1, 2), profit=900), opp("poor", (3, 4), profit=100, gas_cost=90)])
+    assert fills_sends(rule, [opp("a", (1, 2), profit=900), opp("c", (3, 4), profit=800)])
+    assert not fills_sends(RuleScorer(), [opp(f"w{i}", (2 * i, 2 * i + 1), profit=900) for i in range(50)])  # no cap
 
 
 def test_a_blocks_second_part_is_decided_around_the_first_parts_choice() -> None:

@@ -227,6 +227,56 @@ def test_the_path_task_sends_a_big_block_in_two_parts(chain: None, monkeypatch: 
 
 
 @pytest.mark.django_db
+def test_a_first_part_short_of_the_blocks_sends_grows_before_it_goes(chain: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three profitable cycles, ``ARBBOT_PATH_FIRST_PART`` 1: with the strategy's 8 sends a
+    block, one candidate's opportunity cannot fill them, so the first part grows to two
+    candidates (the third is the last: it is the second part); with 1 send a block the first
+    candidate's fills it and goes alone. Read off the real ml queue."""
+    import dataclasses
+
+    from arbbot.config import get_settings
+    from arbbot.types import opportunities_from_wire
+    from tests.chain.test_follower import StageQueue
+    from webapp.core.models import Chain, Strategy
+    from workers import runtime
+    from workers.tasks import path
+
+    Y, E, F = "0x" + "55" * 20, "0x" + f"{0xE5:040x}", "0x" + f"{0xF6:040x}"
+    monkeypatch.setattr(path, "get_settings", lambda: dataclasses.replace(get_settings(), path_first_part=1))
+    ml_queue = StageQueue(CHAIN_ID, "ml", "workers.tasks.ml.score")
+    states = (
+        V2PoolState(A, WETH, USDC, 10**21, 3 * 10**24), V2PoolState(B, WETH, USDC, 10**21, 33 * 10**23),
+        V2PoolState(C, WETH, X, 10**21, 10**21), V2PoolState(D, WETH, X, 10**21, 2 * 10**21),
+        V2PoolState(E, WETH, Y, 10**21, 10**21), V2PoolState(F, WETH, Y, 10**21, 15 * 10**20),
+    )
+
+    def parts(block: int) -> list[int]:
+        runtime.reset()
+        hot = runtime.hotstate(CHAIN_ID)
+        hot.put_pools(states, block, H)
+        try:
+            assert path.find(PoolDelta(CHAIN_ID, block, H, states, gas_price_wei=10**9).to_wire()) == 3
+            sent: list[int] = []
+            while sum(sent) < 3:  # the queue may hold other tests' messages: this chain's only
+                args, _ = ml_queue.next_message()
+                opps = opportunities_from_wire(args[0])
+                if {o.chain_id for o in opps} == {CHAIN_ID}:
+                    sent.append(len(opps))
+            return sent
+        finally:
+            hot.clear()
+
+    try:
+        assert parts(1) == [2, 1]
+        Strategy.objects.create(chain=Chain.objects.get(chain_id=CHAIN_ID), version=1, max_sends_per_block=1,
+                                source="test")
+        assert parts(2) == [1, 2]
+    finally:
+        ml_queue.close()
+        runtime.reset()
+
+
+@pytest.mark.django_db
 def test_the_follower_lane_decides_a_big_block_in_two_parts(chain: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """``decide_here`` (``arbbot follow --through ml``) with the real path stage, decision
     and queues: the first part is decided and its records sent before the rest; each part's
