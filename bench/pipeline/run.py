@@ -108,7 +108,7 @@ class Fleet:
         self.logs, self.env, self.profile = logs, env, set(profile)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, app: str, queues: str) -> None:
+    def start(self, name: str, app: str, queues: str, extra: dict[str, str] | None = None) -> None:
         """The worker ``name``; one named in ``profile`` runs under cProfile with the solo pool
         (its tasks in the profiled process), its profile written to ``<logs>/<name>.prof``."""
         celery = str(Path(sys.executable).parent / "celery")
@@ -118,7 +118,7 @@ class Fleet:
             run, pool = profiled.worker(celery, self.logs / f"{name}.prof")
         self.procs[name] = subprocess.Popen(
             [*run, "-A", app, "worker", "-Q", queues, "-n", f"{name}-{RUN_ID}@%h", *pool, "-l", "INFO"],
-            cwd=ROOT, env={**self.env, "ARBBOT_HEARTBEAT_FILE": str(hb)},
+            cwd=ROOT, env={**self.env, "ARBBOT_HEARTBEAT_FILE": str(hb), **(extra or {})},
             stdout=open(self.logs / f"{name}.log", "wb"), stderr=subprocess.STDOUT,
         )
         wait_for(lambda: hb.exists(), 90, f"worker {name} to start")
@@ -412,7 +412,7 @@ def lane_phase(fleet: Fleet, broker: Broker, logs: Path, env: dict[str, str], fi
     not counted."""
     blocks = max(8, round(seconds * rate))
     _step(f"phase 2b: latency through the follower's own lane ({rate:.2f} blocks/s), {blocks} blocks")
-    before, out = fleet.counts(), logs / "lane.json"
+    before, out, since = fleet.counts(), logs / "lane.json", time.time()
     with open(logs / "lane.log", "wb") as log:
         subprocess.run([sys.executable, "-m", "bench.pipeline.lane", "--chain", str(CHAIN_ID), "--first", str(first),
                         "--blocks", str(LANE_WARM_UP + blocks), "--rate", str(rate), "--changed", str(args.changed),
@@ -435,6 +435,7 @@ def lane_phase(fleet: Fleet, broker: Broker, logs: Path, env: dict[str, str], fi
     out_["execute_messages_purged"] = purged
     decided = [b for b in traces.traces(logs / "execute.log") if lo <= b["block"] <= hi]
     out_["where_ms"] = traces.figures(decided, {b["block"]: b["marks"][0][1] for b in decided if b["marks"]})
+    out_["window"] = (since + LANE_WARM_UP / rate, time.time())
     return out_
 
 
@@ -471,6 +472,9 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
     ap.add_argument("--batch", type=int, default=1000, help="opportunities per replayed message")
     ap.add_argument("--lane", action=argparse.BooleanOptionalAction, default=True,
                     help="phase 2b: the latency phase again through the follower's own lane (bench/pipeline/lane.py)")
+    ap.add_argument("--steps", action="store_true",
+                    help="time the execute stage step by step and print it for the latency phases "
+                         "(bench/latency/step_marks.py)")
     ap.add_argument("--keep", action="store_true", help="keep the database, vhost and logs")
     ap.add_argument("--profile", action="append", default=[], choices=QUEUES, metavar="QUEUE",
                     help="run this queue's worker under cProfile (solo pool) and print where its time went; "
@@ -525,7 +529,9 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
             fleet = Fleet(logs, env, args.profile)
             _step("workers: " + ", ".join(QUEUES))
             for q in QUEUES:
-                fleet.start(q, "workers.celery_app", q)
+                # --steps: the execute worker times its steps (bench/latency/step_marks.py)
+                timed = {"PYTHONPATH": f"{ROOT / 'bench' / 'latency' / 'steps'}{os.pathsep}{ROOT}"}
+                fleet.start(q, "workers.celery_app", q, timed if args.steps and q == "execute" else None)
             broker = Broker()
             feed = Feed(market, CHAIN_ID, args.changed, args.sigma)
 
@@ -556,12 +562,13 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
             latency_s = max(args.latency_duration, 8 / rate)  # at least 8 blocks
             _step(f"phase 2: latency at a tenth of that load ({rate:.2f} blocks/s), {latency_s:.0f} s")
             before, first = fleet.counts(), first + n  # the next block: no catch-up in the path stage
-            t0, arrivals = time.monotonic(), {}
+            t0, arrivals, since = time.monotonic(), {}, time.time()
             n = feed_blocks(broker, hot, feed, first, latency_s, rate, arrivals=arrivals)
             _drain(lambda: _pipeline_done(fleet, before, n, "path", execute=False), 600)
             purged = _cut_execute(fleet, broker, before, 10.0)
             res["latency"] = phase_report(fleet, (first, first + n - 1), time.monotonic() - t0, before, n)
             res["latency"]["where_ms"] = traces.figures(traces.traces(logs / "execute.log"), arrivals)
+            res["latency"]["window"] = (since, time.time())
             res["latency"]["blocks_per_s"] = round(rate, 2)
             res["latency"]["execute_messages_purged"] = purged
 
@@ -592,6 +599,8 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
                                             / max(1, res["naive"]["opportunities_per_s"]), 1)
             fleet.stop_all()
             _print_profiles(logs, args.profile)
+            if args.steps:
+                _print_steps(logs, res)
     finally:
         if fleet is not None:
             fleet.stop_all()
@@ -606,6 +615,16 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
 def _print_profiles(logs: Path, queues: Sequence[str]) -> None:
     for q in queues:
         profiled.report(logs / f"{q}.prof", f"the {q} worker (solo pool, the whole run)")
+
+
+def _print_steps(logs: Path, res: dict[str, Any]) -> None:
+    from bench.latency import step_marks
+
+    for phase in ("latency", "lane"):
+        if phase in res:
+            batches = step_marks.read(logs / "execute.log", [res[phase]["window"]])
+            print(f"\n== the execute stage by step, {phase} phase ({len(batches)} batches)", flush=True)
+            print(step_marks.table(batches), flush=True)
 
 
 def _forget_rows(lo: int, hi: int) -> None:

@@ -56,7 +56,9 @@ _known: dict[int, int] = {}
 #: times that. Measured in-process on the pipeline bench's market (50 blocks of 300 moved
 #: pools, 8 sends a block): the first 128 candidates left sends to the second part in 13
 #: blocks, 256 in 1, 512 in none, sized in 5.8 / 11.4 / 21.2 ms p50 against 43.9 for the
-#: whole block. A send the second part makes waits for the whole block to be sized.
+#: whole block. A send the second part makes waits for the whole block to be sized. The
+#: rule only says when the first part goes, never what is decided: a promoted model may
+#: choose otherwise, and the ml stage keeps the per-pool and per-block rules either way.
 FIRST_PART_GROWTH = 4
 
 
