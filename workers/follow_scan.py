@@ -29,16 +29,16 @@ decision (``workers.tasks.ml.decide_block``) run here too, and the chosen opport
 straight to the execute queue (``ml.send``, which also sends every decision to the analytics
 queue): two Celery hops fewer than through the path and ml queues. A big block goes on in
 two parts as through the queues (``ARBBOT_PATH_FIRST_PART``): its first part is decided and
-sent while the rest is sized. The stages are the
-workers' own code with their own state (``runtime.path_stage``: an engine that missed the
-blocks another process took catches up from the hot state, as a path worker's does). They
-run after the scan lock is released, so a slow first block (the engine's build) never holds
-the chain's scan. What fails here goes on through the queue whose worker would have run it,
-which retries outages and dead-letters what never works (``decide_here``): a path stage
-that raised hands the delta to the path queue, a decision that raised hands the
-opportunities to the ml queue (a part of a block as that part). When one scan covers several blocks (the lane fell behind, a
-gap, a head tried again) only the newest is decided here; the older go to the path queue,
-so a lane that falls behind on a busy chain never makes its newest block wait for them.
+sent while the rest is sized. The stages are the workers' own code with their own state
+(``runtime.path_stage``: an engine that missed the blocks another process took catches up
+from the hot state, as a path worker's does). They run after the scan lock is released, so
+a slow first block (the engine's build) never holds the chain's scan. What fails here goes
+on through the queue whose worker would have run it, which retries outages and dead-letters
+what never works (``decide_here``): a path stage that raised hands the delta to the path
+queue, a decision that raised hands the opportunities to the ml queue (a part of a block as
+that part). When one scan covers several blocks (the lane fell behind, a gap, a head tried
+again) only the newest is decided here; the older go to the path queue, so a lane that
+falls behind on a busy chain never makes its newest block wait for them.
 ``through="scan"`` sends every scanned block to the path queue as a scan worker does.
 
 What a crash costs: a follower killed between a block's scan and the publish of its
@@ -87,10 +87,10 @@ def decide_here(delta: PoolDelta, trace: Trace, *,
     ``ARBBOT_PATH_FIRST_PART``): its first part is decided and sent as soon as it is sized,
     then the rest, each with ``ml.decide_block``, which keeps one cycle a pool and the
     block's sends across the two whichever process decides either part. Returns where the
-    block went (where its first part not decided here went). Never raises: a queue that
-    cannot take a part either is logged, and that part is ``LOST`` as a failed publish of a
-    scan worker's would be. The defaults are the workers' own (``workers.tasks.path``,
-    ``workers.tasks.ml``); tests give their own."""
+    block went: ``DECIDED``, or where the first of its parts not decided here went. Never
+    raises: a queue that cannot take a part either is logged, and that part is ``LOST`` as
+    a failed publish of a scan worker's would be. The defaults are the workers' own
+    (``workers.tasks.path``, ``workers.tasks.ml``); tests give their own."""
     from workers.tasks import ml, path
 
     evaluate = evaluate or path.evaluate
