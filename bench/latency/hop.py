@@ -26,6 +26,11 @@ import time
 import uuid
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from bench.traces import pct  # noqa: E402  (after the path: run as a script)
+
 VHOST = f"arbbot-bench-hop-{uuid.uuid4().hex[:8]}"
 BROKER = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
 VARIANTS = (  # name, pool, task events, publisher confirms
@@ -56,11 +61,6 @@ def make_app(events: bool, confirms: bool, out: str):  # type: ignore[no-untyped
 
 if os.environ.get("HOP_OUT"):  # the worker's import: ``celery -A bench.latency.hop:app``
     app = make_app(os.environ["HOP_EVENTS"] == "1", os.environ["HOP_CONFIRMS"] == "1", os.environ["HOP_OUT"])
-
-
-def pct(xs: list[float], p: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
 
 
 def run(pool: str, events: bool, confirms: bool, messages: int, size: int, tmp: Path) -> list[float]:
