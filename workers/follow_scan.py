@@ -102,7 +102,7 @@ def decide_here(delta: PoolDelta, trace: Trace, *,
     went: list[str] = []  # where each part went
     deciding_s = 0.0  # the first part's decision, inside the path stage's evaluation
 
-    def decide_part(opps: list[Any], part: int | None, tr: Trace) -> str:
+    def decide_and_send(opps: list[Any], part: int | None, tr: Trace) -> str:
         """One part (None: the whole block), its trace marked ``path.sent`` as it is handed on."""
         handed = Trace(tr.marks)  # what the ml queue would get
         tr.mark("ml.start")
@@ -129,7 +129,7 @@ def decide_here(delta: PoolDelta, trace: Trace, *,
         nonlocal deciding_s
         started = time.perf_counter()
         first.extend(opps)
-        went.append(decide_part(opps, 1, Trace(trace.marks).mark("path.sent")))
+        went.append(decide_and_send(opps, 1, Trace(trace.marks).mark("path.sent")))
         deciding_s += time.perf_counter() - started
 
     handed = Trace(trace.marks)  # what the path queue would get: the marks so far, as sent
@@ -143,7 +143,7 @@ def decide_here(delta: PoolDelta, trace: Trace, *,
     finally:
         DURATION.labels(stage="path").observe(time.perf_counter() - started - deciding_s)
     if opps:
-        went.append(decide_part(opps, 2 if first else None, trace.mark("path.sent")))
+        went.append(decide_and_send(opps, 2 if first else None, trace.mark("path.sent")))
     if not went:
         return NONE_FOUND
     return next((w for w in went if w != DECIDED), DECIDED)
