@@ -64,6 +64,7 @@ import contextlib
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from redis.exceptions import LockNotOwnedError
@@ -187,6 +188,17 @@ class Fleet:
         self.redis.delete(self.deliveries_key(task_id))
 
 
+@dataclass(frozen=True)
+class SendReads:
+    """What a submit reads of the hot state, in one round trip (``HotState.send_reads``)."""
+
+    killed: bool  # the fleet's kill switch is engaged
+    orphaned: bool = False  # the block asked about was orphaned by a reorg
+    states: dict[str, PoolState] = field(default_factory=dict)  # the pools asked for, as current
+    cooling: dict[str, str] = field(default_factory=dict)  # pool -> why it cools down
+    traded: dict[str, tuple[str, int, str]] | None = None  # ``last_trades``; None: not asked
+
+
 class HotState:
     """One chain's keys: latest pool states, head, cursor, orphaned blocks, tokens, block
     claims, the scan and nonce locks, each account's nonce and open transactions, pool
@@ -255,13 +267,7 @@ class HotState:
             if not addrs:
                 return {}
             items = list(zip(addrs, self.redis.hmget(self.key("pools"), addrs)))
-        out: dict[str, PoolState] = {}
-        for k, v in items:
-            if v is None:
-                continue
-            state = pool_from_wire(json.loads(v))
-            out[_s(k)] = state
-        return out
+        return _pools(items)
 
     def snapshot(self) -> tuple[dict[str, PoolState], tuple[int, str] | None]:
         """Every pool and the head they are current at, read in one transaction (the
@@ -485,8 +491,7 @@ class HotState:
         """The pools of ``pools`` still cooling down -> why."""
         if not pools:
             return {}
-        values = self.redis.mget([self.key(f"cooldown:{p.lower()}") for p in pools])
-        return {p.lower(): _s(v) for p, v in zip(pools, values) if v is not None}
+        return _cooling(pools, self.redis.mget([self.key(f"cooldown:{p.lower()}") for p in pools]))
 
     # --------------------------------------------------------------- last trade per pool
 
@@ -509,12 +514,36 @@ class HotState:
         (signer, nonce, tx hash)."""
         if not pools:
             return {}
-        out = {}
-        for p, v in zip(pools, self.redis.mget([self.key(f"traded:{p.lower()}") for p in pools])):
-            if v is not None:
-                signer, nonce, tx_hash = _s(v).split(":", 2)
-                out[p.lower()] = (signer, int(nonce), tx_hash)
-        return out
+        return _trades(pools, self.redis.mget([self.key(f"traded:{p.lower()}") for p in pools]))
+
+    def send_reads(
+        self, *, block_hash: str | None = None, pools: Sequence[str] = (), cooling: Sequence[str] = (),
+        traded: Sequence[str] | None = None,
+    ) -> SendReads:
+        """The fleet's kill switch and what else a submit asks, in one round trip (a
+        pipeline, not a transaction: each read is as fresh as its own command): whether
+        ``block_hash`` was orphaned, the states of ``pools``, which of ``cooling`` cool down
+        and the last trades through ``traded`` (``is_orphaned``, ``get_pools``,
+        ``cooling_pools``, ``last_trades``)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(self.fleet.kill_switch_key)
+        if block_hash is not None:
+            pipe.sismember(self.key("orphaned"), block_hash.lower())
+        addrs = [a.lower() for a in pools]
+        if addrs:
+            pipe.hmget(self.key("pools"), addrs)
+        for p in cooling:  # GETs, not an MGET: a cluster's pipeline refuses MGET
+            pipe.get(self.key(f"cooldown:{p.lower()}"))
+        for p in traded or ():
+            pipe.get(self.key(f"traded:{p.lower()}"))
+        replies = pipe.execute()
+        killed, orphaned = bool(replies[0]), block_hash is not None and bool(replies[1])
+        rest = replies[2 if block_hash is not None else 1:]
+        states = _pools(zip(addrs, rest.pop(0))) if addrs else {}
+        return SendReads(
+            killed=killed, orphaned=orphaned, states=states, cooling=_cooling(cooling, rest[:len(cooling)]),
+            traded=None if traded is None else _trades(traded, rest[len(cooling):]),
+        )
 
     # --------------------------------------------------------------- a block in two parts
 
@@ -570,6 +599,24 @@ def _head(v: bytes | str | None) -> tuple[int, str] | None:
         return None
     n, h = _s(v).split(":", 1)
     return int(n), h
+
+
+def _pools(items: Iterable[tuple[Any, Any]]) -> dict[str, PoolState]:
+    """Address -> state, of the stored (address, wire JSON) pairs; a missing one left out."""
+    return {_s(k): pool_from_wire(json.loads(v)) for k, v in items if v is not None}
+
+
+def _cooling(pools: Sequence[str], values: Sequence[Any]) -> dict[str, str]:
+    return {p.lower(): _s(v) for p, v in zip(pools, values) if v is not None}
+
+
+def _trades(pools: Sequence[str], values: Sequence[Any]) -> dict[str, tuple[str, int, str]]:
+    out = {}
+    for p, v in zip(pools, values):
+        if v is not None:
+            signer, nonce, tx_hash = _s(v).split(":", 2)
+            out[p.lower()] = (signer, int(nonce), tx_hash)
+    return out
 
 
 def _s(v: bytes | str) -> str:

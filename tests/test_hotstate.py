@@ -368,6 +368,9 @@ def test_every_multi_key_operation_runs_on_a_redis_cluster(cluster: RedisCluster
         assert set(hot.cooling_pools([A, B])) == {A, B}
         hot.note_traded([A, B], signer, 7, "0xab")
         assert set(hot.last_trades([A, B])) == {A, B}
+        hot.fleet.set_kill_switch(True)  # the fleet's key, in a slot of its own: a pipeline, not a transaction
+        r = hot.send_reads(block_hash="0x" + "ee" * 32, pools=[A, B], cooling=[A, B], traded=[A, B])
+        assert r.killed and r.orphaned and r.states == {B: b8} and set(r.cooling) == set(r.traded or ()) == {A, B}
         # all of the chain's keys live in one slot
         keys = [k for node in cluster.get_primaries() for k in cluster.scan_iter(match=f"{hot.ns}:*", target_nodes=node)]
         assert len({cluster.keyslot(k) for k in keys}) == 1 and len(keys) > 5
@@ -375,6 +378,27 @@ def test_every_multi_key_operation_runs_on_a_redis_cluster(cluster: RedisCluster
         for node in cluster.get_primaries():
             for k in list(cluster.scan_iter(match=f"{hot.prefix}:*", target_nodes=node)):
                 cluster.delete(k)
+
+
+def test_a_submits_reads_together_are_each_read_apart(hot: HotState) -> None:
+    """``send_reads`` answers as ``fleet.kill_switch_engaged``, ``is_orphaned``,
+    ``get_pools``, ``cooling_pools`` and ``last_trades`` do, each read only when asked."""
+    a, b = (V2PoolState(x, T0, T1, 1, 2, 3000, 7) for x in (A, B))
+    hot.put_pools([a, b], 7, H1, orphaned=[H2])
+    hot.cooldown_pools([B], 5, "reverted")
+    hot.note_traded([A], "0x" + "5a" * 20, 3, "0xab")
+    for killed in (False, True):
+        hot.fleet.set_kill_switch(killed)
+        for block_hash in (H1, H2):
+            r = hot.send_reads(block_hash=block_hash, pools=[A, B, "0x" + "33" * 20], cooling=[A, B], traded=[A, B])
+            assert (r.killed, r.orphaned) == (hot.fleet.kill_switch_engaged(), hot.is_orphaned(block_hash))
+            assert r.states == hot.get_pools([A, B]) == {A: a, B: b}
+            assert r.cooling == hot.cooling_pools([A, B]) == {B: "reverted"}
+            assert r.traded == hot.last_trades([A, B]) == {A: ("0x" + "5a" * 20, 3, "0xab")}
+    hot.fleet.set_kill_switch(False)
+    r = hot.send_reads(traded=[])
+    assert (r.killed, r.orphaned, r.states, r.cooling, r.traded) == (False, False, {}, {}, {})
+    assert hot.send_reads().traded is None  # not asked
 
 
 def test_a_blocks_first_part_choice_is_stored_once_the_first_writer_wins(hot: HotState) -> None:

@@ -390,6 +390,7 @@ def _build_runner(chain_id: int, strategy_caps: dict[str, int], strategy_fee_cap
         signer=signer,
         kill_switch=hot.fleet.kill_switch_engaged,
         is_orphaned=hot.is_orphaned,
+        reads=hot.send_reads,
         limits=RiskLimits(
             max_amount_in=caps,
             default_max_amount_in=settings.default_max_amount_in,

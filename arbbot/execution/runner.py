@@ -5,7 +5,10 @@ sending, receipt tracking and the measured (realised) profit. Free of Celery and
 Order of checks, cheapest first; every refusal is a result that says why:
 
 1. risk: orphaned block (reorg), kill switch (fails closed: state unknown means no send),
-   mode, daily loss limit, per-token input cap, pool cooldown after a revert;
+   mode, daily loss limit, per-token input cap, pool cooldown after a revert. In the fleet
+   (``reads``: ``HotState.send_reads``) what these read of the hot state comes in one round
+   trip with the pools' states (the cycle's and its price pools') and, when the batch's
+   turn already holds the nonce lock, the pools' last trades for step 4;
 2. re-sizing on the newest pool states (the hot state): the path stage's own exact sizing
    (``arbbot.paths.resize``), under the input cap; a cycle that no longer pays is dropped.
    Both the path stage's prediction and this final one are recorded;
@@ -37,7 +40,9 @@ Order of checks, cheapest first; every refusal is a result that says why:
 4. ``dry-run`` stops there (``simulated``, no profit); ``paper`` records the simulated
    profit as if executed; ``live`` takes the account's nonce lock (``arbbot.execution.nonces``;
    once for a batch's sends, at the first: ``turn``) and, inside it, right before signing,
-   checks again: kill switch, daily loss with the worst-case gas of every open transaction
+   checks again (the kill switch and the pools' last trades as step 1 read them under this
+   lock when no round trip to the node came between, else read again): kill switch, daily
+   loss with the worst-case gas of every open transaction
    reserved (read once a turn, the turn's own sends counted on top), max open transactions, the fee
    (re-quoted when the lock took long), and that no trade of ours through one of its pools
    was still unmined at the simulated block (it would land first and make this one revert:
@@ -83,7 +88,7 @@ from arbbot.execution.executor import (
 from arbbot.execution.modes import live_refusal
 from arbbot.execution.nonces import LocalNonces, NonceLockBusy, Nonces, Session, Signed
 from arbbot.execution.submit import Submission, Submitter
-from arbbot.hotstate import HotState
+from arbbot.hotstate import HotState, SendReads
 from arbbot.paths.pricing import NativePricer
 from arbbot.paths.resize import BadCycle, Sized, resize
 from arbbot.types import ExecutionResult, Opportunity, PoolState, ScoredOpportunity
@@ -198,6 +203,10 @@ class Turn:
         self.sends = 0  # sent in this turn
         self.sent_gas = 0  # their worst-case gas, wei
 
+    def holds_lock(self) -> bool:
+        """Whether the turn has taken the lock (primed, or at an earlier send)."""
+        return self._session is not None
+
     def session(self) -> Session:
         """The nonce session, the lock taken at the first call."""
         if self._busy is not None:
@@ -264,6 +273,10 @@ class ExecutionRunner:
     fee_policy: fees.FeePolicy = field(default_factory=fees.FeePolicy)
     native_token: str | None = None  # the chain's WETH: gas is compared with profit in it
     hot: HotState | None = None  # pool cooldowns
+    #: The hot state's reads of a submit in one round trip (``HotState.send_reads``: the kill
+    #: switch, the orphaned block, the pools, their cooldowns and last trades); None: each
+    #: through ``kill_switch``, ``is_orphaned``, ``pools`` and ``hot``, one after another.
+    reads: Callable[..., SendReads] | None = None
     chain_id: int = 0  # the chain this runner sends on (0: read from the node)
     submitter: Submitter | None = None  # None: public, to ``rpc``'s node
     #: Defence in depth: the cycle's pools (as read) -> a reason to drop it, or None
@@ -568,11 +581,13 @@ class ExecutionRunner:
             return ExecutionResult(status=status, reason=reason, extra=extra, **attempt, **kw)  # type: ignore[arg-type]
 
         # 1. risk
-        if self.is_orphaned(opp.block_hash):
+        read = self._read(opp, locked=mode == "live" and turn.holds_lock())
+        if isinstance(read, str):
+            return result("dropped", read)
+        if read.orphaned:
             return result("dropped", "computed on an orphaned block (reorg)")
-        refused = self._kill_switch_refusal()
-        if refused:
-            return result("dropped", refused)
+        if read.killed:
+            return result("dropped", "kill switch engaged")
         if scored.decision != "execute":
             return result("dropped", f"decision was {scored.decision}: {scored.reason}")
         limit = self.limits.daily_loss_limit_wei
@@ -586,18 +601,16 @@ class ExecutionRunner:
         cap = self.limits.max_amount_in.get(opp.tokens[0].lower(), self.limits.default_max_amount_in)
         if cap is not None and opp.amount_in > cap:
             return result("dropped", f"amount_in {opp.amount_in} above the risk cap {cap}")
-        if self.hot is not None and self.limits.pool_cooldown_s > 0:
-            cooling = self.hot.cooling_pools(list(opp.pools))
-            if cooling:
-                pool, why = next(iter(cooling.items()))
-                return result("dropped", f"pool {pool} cooling down: {why}")
+        if read.cooling:
+            pool, why = next(iter(read.cooling.items()))
+            return result("dropped", f"pool {pool} cooling down: {why}")
         if mode == "live":
             refused = live_refusal(has_signer=self.signer is not None, executor=self.executor, chain_id=opp.chain_id)
             if refused:
                 return result("dropped", refused)
 
         # 2. re-validation by simulation of the exact calldata, with the fee data
-        prepared = self._revalidation_call(opp, cap)
+        prepared = self._revalidation_call(opp, cap, read.states or None)
         if isinstance(prepared, str):
             return result("dropped", prepared)
         sized, hops, call = prepared
@@ -605,12 +618,14 @@ class ExecutionRunner:
         fee_requests = fees.fee_requests(self.fee_policy)
         shared = self._shared_requests(fee_requests)
         known: int | None = None  # the gas the call was bounded by (``_bound``); None: estimated
+        asked = True  # whether a round trip was made since ``read``
         if self.revalidate is not None:
             replies = list(self.revalidate([*_simulation(call), *shared], sized, opp))
         else:
             ahead = self._ahead_replies(call)
             if ahead is not None:
                 known, replies = ahead  # an estimate among them was learned there
+                asked = False
             else:
                 self._recall([opp])
                 known = self._bound(opp, hops)
@@ -618,7 +633,7 @@ class ExecutionRunner:
                 if known is None:
                     self._learn(opp, replies[1])
             if self._short_of_gas(opp, known, replies):  # the bound may be short on this state
-                known = None
+                known, asked = None, True
                 replies = self.rpc.batch([*_simulation(call), *shared], raise_errors=False)
                 self._learn(opp, replies[1])
         if known is None:
@@ -642,7 +657,7 @@ class ExecutionRunner:
             quote = fees.quote_from_replies(fee_replies, self.fee_policy)
         except fees.FeeError as exc:
             return result("dropped", f"fees: {exc}", extra=extra)
-        refused = self._unprofitable(opp, simulated_profit, gas_limit, quote, extra)
+        refused = self._unprofitable(opp, simulated_profit, gas_limit, quote, extra, read.states or None)
         if refused:
             return result("dropped", refused, extra=extra)
         if mode == "dry-run":
@@ -666,9 +681,10 @@ class ExecutionRunner:
                 if refused:
                     return result("dropped", refused, extra=extra)
             worst = quote.worst_case_cost(gas_limit)
+            killed, traded = self._locked_reads(opp, read, fresh=read.traded is not None and not asked)
             refused = (
-                self._kill_switch_refusal() or self._locked_refusal(session, turn, worst)
-                or self._stacked_refusal(opp.pools, mined_count)
+                killed or self._locked_refusal(session, turn, worst)
+                or self._stacked_refusal(opp.pools, mined_count, traded)
             )
             if refused:
                 return result("dropped", refused, extra=extra)
@@ -732,6 +748,43 @@ class ExecutionRunner:
         except Exception:  # the row stays ``signed`` and the notes expire: safe, only slower
             log.exception("could not record that the node refused %s", signed.tx_hash)
 
+    def _read(self, opp: Opportunity, *, locked: bool) -> SendReads | str:
+        """What step 1 checks of the hot state, or why it cannot tell (which refuses the
+        send: fails closed). With ``reads``, in one round trip: the kill switch, the orphaned
+        block, the cycle's and its price pools' states, their cooldowns, and (``locked``: the
+        turn already holds the nonce lock) the pools' last trades, which the checks under the
+        lock then take as read when no round trip came between. Without: through each
+        callable, the states left to step 2."""
+        cooling = list(opp.pools) if self.hot is not None and self.limits.pool_cooldown_s > 0 else []
+        if self.reads is not None:
+            try:
+                return self.reads(block_hash=opp.block_hash, pools=list(dict.fromkeys([*opp.pools, *opp.price_pools])),
+                                  cooling=cooling, traded=list(opp.pools) if locked else None)
+            except Exception as exc:  # Redis down, a timeout: the kill switch's state is unknown
+                return f"kill switch state unknown: {type(exc).__name__}: {exc}"
+        if self.is_orphaned(opp.block_hash):
+            return SendReads(killed=False, orphaned=True)
+        refused = self._kill_switch_refusal()
+        if refused:
+            return refused
+        return SendReads(killed=False, cooling=self.hot.cooling_pools(cooling) if self.hot is not None and cooling else {})
+
+    def _locked_reads(
+        self, opp: Opportunity, read: SendReads, *, fresh: bool,
+    ) -> tuple[str | None, dict[str, tuple[str, int, str]] | None]:
+        """Under the nonce lock, right before signing: why the kill switch refuses (or
+        None), and the cycle's pools' last trades (None: ``_stacked_refusal`` reads them). As
+        ``read`` took them when it did so under this lock with no round trip since
+        (``fresh``), else read now (one round trip with ``reads``)."""
+        if self.reads is None:
+            return self._kill_switch_refusal(), None
+        if not fresh:
+            try:
+                read = self.reads(traded=list(opp.pools))
+            except Exception as exc:
+                return f"kill switch state unknown: {type(exc).__name__}: {exc}", None
+        return ("kill switch engaged" if read.killed else None), read.traded
+
     def _kill_switch_refusal(self) -> str | None:
         """Why not to send as far as the kill switch goes; fails closed."""
         try:
@@ -742,9 +795,11 @@ class ExecutionRunner:
 
     def _unprofitable(
         self, opp: Opportunity, simulated_profit: int, gas_limit: int, quote: fees.FeeQuote, extra: dict[str, Any],
+        states: Mapping[str, PoolState] | None = None,
     ) -> str | None:
         """Why the simulated profit does not pay for the worst-case gas, converted into the
-        profit token at the newest state; records the native value and price in ``extra``."""
+        profit token at the newest state (its price pools' ``states`` as read for this
+        submit, else read here); records the native value and price in ``extra``."""
         native = self.native_token
         worst = quote.worst_case_cost(gas_limit)
         if native is None:  # a runner told no native token (tools): the path stage's gas rule
@@ -760,7 +815,10 @@ class ExecutionRunner:
                     f"{worst} wei (gas limit {gas_limit} x {quote.describe()})"
                 )
             return None
-        states = self.pools(list(opp.price_pools)) if opp.price_pools else {}
+        if states is not None:
+            states = {p: states[p] for p in opp.price_pools if p in states}
+        else:
+            states = self.pools(list(opp.price_pools)) if opp.price_pools else {}
         price = NativePricer.from_states(states.values(), native).price(token)
         if price is None:
             return f"no price in the native token for profit token {token} at the newest state: gas cannot be weighed"
@@ -802,16 +860,20 @@ class ExecutionRunner:
                 )
         return None
 
-    def _stacked_refusal(self, pools: Sequence[str], mined_count: Any) -> str | None:
+    def _stacked_refusal(
+        self, pools: Sequence[str], mined_count: Any, last: Mapping[str, tuple[str, int, str]] | None = None,
+    ) -> str | None:
         """Why not to send a trade through a pool that one of our trades, not yet mined when
         this one was simulated, goes through: simulated on the state before that trade, it
         would revert on-chain (paying gas) once that trade lands first. Read under the
-        nonce lock, so two senders of the account cannot both pass."""
+        nonce lock (``last``: as read there already), so two senders of the account cannot
+        both pass."""
         if self.hot is None:
             return None
         me = self.signer.address.lower() if self.signer else None
         try:
-            last = self.hot.last_trades(list(pools))
+            if last is None:
+                last = self.hot.last_trades(list(pools))
             # another signer's open transactions, read once per signer (not per pool)
             others_open = {s: self.hot.open_txs(s) for s in {s for s, _, _ in last.values() if s != me}}
         except Exception as exc:  # fails closed: unknown is not "free"

@@ -6,7 +6,13 @@
 - **one turn a batch, not primed**: the batch keeps the lock from its first send to its end,
   the limits read once, at the first send (``ExecutionRunner.turn`` before ``Turn.prime``);
 - **one turn a batch, primed** (what the stage runs): the same turn, its lock, open
-  transactions and day's PnL taken while the batch's re-validation ahead is under way.
+  transactions and day's PnL taken while the batch's re-validation ahead is under way;
+- **primed, hot state read apart**: the same, with each submit's reads of the hot state
+  (the kill switch, the orphaned block, the pools, their last trades) one round trip each,
+  as before ``ExecutionRunner.reads`` read them in one.
+
+Every variant but the last reads the hot state as the fleet's runner does
+(``reads=HotState.send_reads``).
 
 (A third variant until 2026-12-05, one turn a batch with the GIL switch interval at 0.5 ms,
 showed no gain and was dropped: ``bench/latency/README.md``, session 30.)
@@ -75,7 +81,13 @@ def variants() -> dict[str, Callable[..., Any]]:
         "a turn per send": PerSend,
         "one turn a batch, not primed": NotPrimed,
         "one turn a batch, primed": ExecutionRunner,
+        READ_APART: ExecutionRunner,
     }
+
+
+#: The stage's runner with its hot state read through each callable, one round trip each
+#: (before ``ExecutionRunner.reads``); every other variant reads as the fleet's runner does.
+READ_APART = "primed, hot state read apart"
 
 
 def main() -> int:
@@ -132,6 +144,7 @@ def main() -> int:
             runners[name] = cls(
                 rpc=rpc, executor=STAND_IN_EXECUTOR, mode="live", pools=hot.get_pools, signer=LocalSigner(rpc, key),
                 kill_switch=hot.fleet.kill_switch_engaged, is_orphaned=hot.is_orphaned, hot=hot,
+                reads=None if name == READ_APART else hot.send_reads,
                 nonces=NonceManager(hot, rpc, address.lower()), chain_id=31337,
                 limits=RiskLimits(daily_loss_limit_wei=10**24),
                 daily_pnl_wei=lambda: selectors.pnl_today_wei(31337, STAND_IN_WETH),

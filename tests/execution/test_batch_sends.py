@@ -9,10 +9,13 @@ Redis, PostgreSQL, and the project's fault proxy process for a node that refuses
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 import secrets
 from typing import Any, Iterator, Sequence
 
 import pytest
+import redis
 from eth_account import Account
 
 from arbbot.chain.rpc import RpcClient
@@ -71,12 +74,14 @@ class CountedNonces(NonceManager):
 
 
 def make_runner(rpc: RpcClient, signer: LocalSigner, hot: HotState, **kw: Any) -> ExecutionRunner:
+    """A live runner as the fleet builds it: the hot state read in one round trip a submit."""
     hot.put_pools(two_price_pools(POOLS, USDC, WETH), 7, "0x" + "07" * 32)
-    return ExecutionRunner(
+    args: dict[str, Any] = dict(
         rpc=rpc, executor=EXECUTOR, mode="live", pools=hot.get_pools, signer=LocalSigner(rpc, signer.key),
-        kill_switch=hot.fleet.kill_switch_engaged, is_orphaned=hot.is_orphaned, hot=hot,
-        nonces=CountedNonces(hot, rpc, signer.address), receipt_timeout_s=20.0, **kw,
+        kill_switch=hot.fleet.kill_switch_engaged, is_orphaned=hot.is_orphaned, hot=hot, reads=hot.send_reads,
+        nonces=CountedNonces(hot, rpc, signer.address), receipt_timeout_s=20.0,
     )
+    return ExecutionRunner(**{**args, **kw})
 
 
 def batch(*names: str, start: int = 0) -> list[Any]:
@@ -154,6 +159,91 @@ def test_a_batch_sends_in_one_turn_each_recorded_before_it_leaves_in_nonce_order
     from webapp.core.models import Execution
 
     assert {int(e.realised_profit) for e in Execution.objects.all()} == {PROFIT}
+
+
+class Sends(redis.Connection):
+    """A real Redis connection counting what it sends: one command, or one pipeline."""
+
+    sends = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        type(self).sends += 1
+        super().send_packed_command(command, check_health)
+
+
+def test_a_later_send_of_a_turn_reads_the_hot_state_in_one_round_trip(
+    node: RpcClient, signer: LocalSigner, hot: HotState,
+) -> None:
+    """Between one send's signed row and the next one's, the runner asks Redis twice: the
+    first send's traded notes, then the next submit's reads (the kill switch, the orphaned
+    block, the pools, their last trades: the turn holds the lock). Read one by one, as
+    before ``ExecutionRunner.reads``, it was six. (The nonce take and its sent note, the
+    nonce manager's, are on another client here.)"""
+    from webapp.core.services import DbJournal
+
+    pool = redis.ConnectionPool.from_url(os.environ.get("ARBBOT_REDIS_URL", "redis://127.0.0.1:6379/0"),
+                                         connection_class=Sends)
+    counted = HotState(redis.Redis(connection_pool=pool), hot.prefix, hot.chain_id)
+    counted.get_pools([POOLS[0]])  # connected: the handshake is not counted
+    sends: list[int] = []
+
+    class Journal(DbJournal):
+        def tx_signed(self, rec: TxRecord) -> None:
+            sends.append(Sends.sends)
+            super().tx_signed(rec)
+
+    runner = dataclasses.replace(make_runner(node, signer, hot), hot=counted, reads=counted.send_reads)
+    results = stage.execute(batch("a", "b", "c"), {31337: runner}.__getitem__, Journal())
+    assert [r.status for r in results] == ["sent"] * 3
+    assert [b - a for a, b in zip(sends, sends[1:])] == [2, 2]
+    pool.disconnect()
+
+
+def test_the_kill_switch_engaged_between_two_sends_of_a_turn_stops_the_next(
+    node: RpcClient, signer: LocalSigner, hot: HotState,
+) -> None:
+    """The turn holds the lock, so the next submit's one read is its check under the lock:
+    engaged after the first send's row, the second is dropped, nothing more leaves."""
+    from webapp.core.services import DbJournal
+
+    class Journal(DbJournal):
+        def tx_signed(self, rec: TxRecord) -> None:
+            super().tx_signed(rec)
+            hot.fleet.set_kill_switch(True)
+
+    runner = make_runner(node, signer, hot)
+    first = pending_count(node, signer)
+    try:
+        results = stage.execute(batch("a", "b", "c"), {31337: runner}.__getitem__, Journal())
+    finally:
+        hot.fleet.set_kill_switch(False)
+    assert [(r.status, r.reason) for r in results][1:] == [("dropped", "kill switch engaged")] * 2
+    assert results[0].status == "sent" and pending_count(node, signer) == first + 1
+
+
+def test_reads_older_than_a_round_trip_to_the_node_are_taken_again_under_the_lock(
+    node: RpcClient, signer: LocalSigner, hot: HotState,
+) -> None:
+    """A submit whose re-validation asks the node itself (a batch of one has no replies
+    ahead) reads the kill switch and last trades again before signing, though its turn held
+    the lock at its first read: engaged during that round trip, the send is dropped."""
+    from webapp.core.services import DbJournal
+
+    class Tripping(RpcClient):
+        def batch(self, requests: Any, **kw: Any) -> Any:
+            if any(method == "eth_call" for method, _ in requests):
+                hot.fleet.set_kill_switch(True)
+            return super().batch(requests, **kw)
+
+    runner = make_runner(Tripping(node.url), signer, hot)
+    first = pending_count(node, signer)
+    try:
+        results = stage.execute(batch("a"), {31337: runner}.__getitem__, DbJournal())
+    finally:
+        hot.fleet.set_kill_switch(False)
+    assert [(r.status, r.reason) for r in results] == [("dropped", "kill switch engaged")]
+    assert runner.nonces.turns == 1  # type: ignore[union-attr]  # primed: the first read held the lock
+    assert pending_count(node, signer) == first and rows() == {}
 
 
 def test_the_days_pnl_is_read_once_a_turn_before_the_first_submit(

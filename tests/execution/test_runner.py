@@ -198,10 +198,12 @@ def node() -> Iterator[RpcClient]:
 
 
 class Live:
-    """A live runner on anvil with the fleet's nonces (Redis) and a fresh funded key."""
+    """A live runner on anvil with the fleet's nonces (Redis) and a fresh funded key; the
+    hot state read in one round trip a submit (``together``, as the fleet reads it) or
+    through each callable."""
 
-    def __init__(self, node: RpcClient, hot: HotState) -> None:
-        self.node, self.hot = node, hot
+    def __init__(self, node: RpcClient, hot: HotState, together: bool) -> None:
+        self.node, self.hot, self.together = node, hot, together
         key = "0x" + secrets.token_hex(32)
         node.call("anvil_setBalance", [Account.from_key(key).address, hex(10**20)])
         self.signer = LocalSigner(node, key)
@@ -214,7 +216,7 @@ class Live:
             rpc=self.node, executor=EXECUTOR, mode="live", pools=self.hot.get_pools, signer=self.signer,
             kill_switch=self.hot.fleet.kill_switch_engaged, is_orphaned=self.hot.is_orphaned,
             nonces=self.nonces, daily_pnl_wei=lambda: self.pnl_wei, receipt_timeout_s=20.0,
-            native_token=WETH, hot=self.hot,
+            native_token=WETH, hot=self.hot, reads=self.hot.send_reads if self.together else None,
         )
         args.update(kw)
         return ExecutionRunner(**args)
@@ -242,19 +244,21 @@ def live_scored(n: int, *, token: str = WETH, gas_cost: int = 2 * 10**14,
     )
 
 
-@pytest.fixture
-def live(node: RpcClient, hot: HotState) -> Iterator[Live]:
-    yield Live(node, hot)
+@pytest.fixture(params=["read together", "read apart"])
+def live(node: RpcClient, hot: HotState, request: pytest.FixtureRequest) -> Iterator[Live]:
+    yield Live(node, hot, together=request.param == "read together")
     hot.fleet.set_kill_switch(False)
     node.call("evm_setAutomine", [True])
     node.call("anvil_setNextBlockBaseFeePerGas", [hex(10**9)])
     node.call("evm_mine")
 
 
-def test_the_kill_switch_fails_closed(risky: Risky, closed_rpc: RpcClient) -> None:
+@pytest.mark.parametrize("together", [True, False], ids=["read together", "read apart"])
+def test_the_kill_switch_fails_closed(risky: Risky, closed_rpc: RpcClient, together: bool) -> None:
     dead = HotState(redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1), "x", 31337)
     risky.opportunity(block_hash=CANONICAL)
-    runner = dataclasses.replace(risky.runner(closed_rpc), kill_switch=dead.fleet.kill_switch_engaged)
+    runner = dataclasses.replace(risky.runner(closed_rpc), kill_switch=dead.fleet.kill_switch_engaged,
+                                 reads=dead.send_reads if together else None)
     result = runner.submit(risky.scored)
     assert isinstance(result, ExecutionResult) and result.status == "dropped"
     assert result.reason.startswith("kill switch state unknown: ConnectionError")
