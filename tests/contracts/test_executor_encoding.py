@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from eth_abi import decode, encode
+from hypothesis import example, given
+from hypothesis import strategies as st
 from eth_utils import keccak
 
 from arbbot.contracts.build import load_artifact
 from arbbot.execution.executor import (
     EXECUTE_SELECTOR,
+    EXECUTE_TYPES,
     EncodingError,
     Hop,
     constructor_args,
@@ -132,3 +137,34 @@ def test_every_custom_error_of_the_contract_is_decoded_by_name() -> None:
     balance = keccak(text="BalanceDecreased(address,uint256,uint256)")[:4] + encode(
         ["address", "uint256", "uint256"], [A, 10, 3])
     assert decode_revert(balance) == f"BalanceDecreased({A}, 10, 3)"
+
+
+_address = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
+_uint256 = st.integers(min_value=0, max_value=2**256 - 1)
+_hop = st.builds(Hop, _address, _address, st.sampled_from(["v2", "v3"]), st.integers(0, 2**24 - 1), _uint256)
+
+
+@given(token=_address, hops=st.lists(_hop, min_size=1, max_size=4), flash=st.booleans(),
+       coinbase_bps=st.integers(0, 10_000), amounts=st.lists(st.tuples(_uint256.filter(bool), _uint256), min_size=2,
+                                                              max_size=3))
+@example(token=A, hops=[Hop(P1, A, "v2", 3000, 0)], flash=True, coinbase_bps=0,
+         amounts=[(2**256 - 1, 2**256 - 1), (1, 0)])
+def test_a_cycle_encoded_again_is_eth_abis_encoding_of_its_new_amounts(
+    token: str, hops: list[Hop], flash: bool, coinbase_bps: int, amounts: list[tuple[int, int]],
+) -> None:
+    """The first call of a cycle is eth_abi's encoding; every later one writes its amounts
+    into that calldata (``_execute_template``) and must still equal eth_abi's, byte for byte."""
+    hops[-1] = dataclasses.replace(hops[-1], token_out=token)
+    for amount_in, min_profit in amounts:
+        full = encode(EXECUTE_TYPES, [token, amount_in, min_profit, flash, [h.as_tuple() for h in hops], coinbase_bps])
+        got = encode_execute(token, amount_in, min_profit, hops, flash=flash, coinbase_bps=coinbase_bps)
+        assert got == "0x" + (EXECUTE_SELECTOR + full).hex()
+        assert decode_execute(got)["amount_in"] == amount_in and decode_execute(got)["min_profit"] == min_profit
+
+
+def test_amounts_outside_uint256_are_refused_not_wrapped() -> None:
+    hops = [Hop(P1, B, "v2"), Hop(P2, A, "v2")]
+    encode_execute(A, 10**18, 0, hops)  # the cycle's template is cached: the refusal must not come from eth_abi
+    for amount_in, min_profit in [(2**256, 0), (0, 0), (1, 2**256), (1, -1)]:
+        with pytest.raises(EncodingError, match="amount_in must be in"):
+            encode_execute(A, amount_in, min_profit, hops)
