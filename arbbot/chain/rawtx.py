@@ -10,7 +10,9 @@ for one (``bench/execution/sign.py``).
 A relay and a submitter both hold transactions only as signed bytes; ``decode_raw_tx``
 turns them back into facts without trusting anything but the signature: the sender is
 recovered from it, the hash is keccak256 of the bytes. EIP-2718 typed transactions (1, 2)
-and legacy RLP are read; anything else is a ``WireFormatError``.
+and legacy RLP are read; anything else is a ``WireFormatError``. Bytes this process signed
+(a send, a journal row of its own) are read by ``hash_and_nonce`` and ``own_calldata``,
+without the ~0.9 ms recovery.
 """
 
 from __future__ import annotations
@@ -147,6 +149,33 @@ def decode_raw_tx(raw: str) -> RawTx:
         max_fee_per_gas=fields.get("maxFeePerGas"),
         max_priority_fee_per_gas=fields.get("maxPriorityFeePerGas"),
     )
+
+
+def hash_and_nonce(raw: str) -> tuple[str, int]:
+    """The hash and nonce of signed bytes the caller signed itself: read without recovering
+    the sender or checking anything else (24 µs against ``decode_raw_tx``'s ~0.9 ms, most
+    of it the recovery). Bytes from anyone else go through ``decode_raw_tx``."""
+    blob, items = _own(raw)
+    return "0x" + keccak(blob).hex(), _int(items[0] if blob[0] >= 0xC0 else items[1])
+
+
+def own_calldata(raw: str) -> str:
+    """The calldata of signed bytes the caller signed itself (a journal's own rows), read
+    as ``hash_and_nonce`` reads: without the sender's recovery."""
+    blob, items = _own(raw)
+    return "0x" + bytes(items[_DATA_AT.get(blob[0], 5)]).hex()
+
+
+#: where a typed transaction's calldata lies in its RLP list (type 1: [chainId, nonce,
+#: gasPrice, gas, to, value, data, ...]; type 2: [chainId, nonce, tip, maxFee, gas, to,
+#: value, data, ...]); a legacy one's: [nonce, gasPrice, gas, to, value, data, v, r, s]
+_DATA_AT = {1: 6, 2: 7}
+
+
+def _own(raw: str) -> tuple[bytes, list[Any]]:
+    """The bytes and the RLP list of fields of a transaction (a typed one's after its type)."""
+    blob = bytes.fromhex(raw[2:])
+    return blob, rlp.decode(blob if blob[0] >= 0xC0 else blob[1:])
 
 
 def _fields(blob: bytes) -> dict[str, Any]:

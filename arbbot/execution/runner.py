@@ -667,7 +667,8 @@ class ExecutionRunner:
         head = int(head_raw, 16) if isinstance(head_raw, str) else self.rpc.block_number()
 
         # 4. live: checks again inside the nonce lock, then sign and send with the guard
-        assert self.signer is not None
+        signer = self.signer
+        assert signer is not None
         guarded = encode_execute(opp.tokens[0], sized.amount_in, simulated_profit, hops, flash=True)
         quoted_at = time.monotonic()
         try:
@@ -717,10 +718,10 @@ class ExecutionRunner:
                 if self.submitter is None:
                     self.rpc.call("eth_sendRawTransaction", [signed.raw])
                 else:
-                    submitted.append(self.submitter.submit(signed.raw, head + 1))
+                    submitted.append(self.submitter.submit(signed.raw, head + 1, sender=signer.address))
 
             tx_hash = session.send(
-                self.signer, worst_gas_wei=worst, before_send=before_send, broadcast=broadcast, to=self.executor,
+                signer, worst_gas_wei=worst, before_send=before_send, broadcast=broadcast, to=self.executor,
                 data=guarded, gas=gas_limit, **quote.signer_fields(),
             )
             turn.sends += 1
@@ -904,9 +905,9 @@ class ExecutionRunner:
 
     def outcome(self, rec: TxRecord, receipt: Mapping[str, Any]) -> ExecutionResult:
         """The final result of a journal transaction from its (confirmed) receipt."""
-        from arbbot.chain.rawtx import decode_raw_tx
+        from arbbot.chain.rawtx import own_calldata
 
-        calldata = decode_raw_tx(rec.raw_tx).data if rec.kind == "trade" else ""
+        calldata = own_calldata(rec.raw_tx) if rec.kind == "trade" else ""  # our own signed bytes
         return self._from_receipt(rec.attempt, rec.tx_hash, receipt, rec.kind, calldata, rec.simulated_profit,
                                   rec.pools)
 

@@ -31,7 +31,7 @@ from typing import Any, Mapping, Protocol, Sequence
 
 from eth_account import Account
 
-from arbbot.chain.rawtx import decode_raw_tx
+from arbbot.chain.rawtx import decode_raw_tx, hash_and_nonce
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import TxFailed
 from arbbot.errors import ArbbotError, ConfigError, RpcError, WireFormatError
@@ -100,7 +100,9 @@ class Outcome:
 
 
 class Submitter(Protocol):
-    def submit(self, raw_tx: str, target_block: int) -> Submission: ...
+    def submit(self, raw_tx: str, target_block: int, *, sender: str | None = None) -> Submission:
+        """Send ``raw_tx`` for ``target_block``. ``sender``: the caller signed the bytes
+        itself, as that account (``_submission``)."""
 
     def poll(self, submission: Submission) -> Outcome: ...
 
@@ -122,6 +124,17 @@ def _wait(submitter: Submitter, sub: Submission, timeout_s: float, poll_s: float
         time.sleep(poll_s)
 
 
+def _submission(raw_tx: str, sender: str | None) -> tuple[str, str, int]:
+    """(hash, sender, nonce) of ``raw_tx``: read back from the signature (``decode_raw_tx``),
+    or, when the caller signed it itself as ``sender``, without recovering it (~0.9 ms off
+    each live send: ``rawtx.hash_and_nonce``)."""
+    if sender is None:
+        tx = decode_raw_tx(raw_tx)
+        return tx.tx_hash, tx.sender, tx.nonce
+    tx_hash, nonce = hash_and_nonce(raw_tx)
+    return tx_hash, sender.lower(), nonce
+
+
 def _receipt(rpc: RpcClient, tx_hash: str) -> dict[str, Any] | None:
     r = rpc.call("eth_getTransactionReceipt", [tx_hash])
     return dict(r) if r else None
@@ -134,10 +147,10 @@ class PublicSubmitter:
     rpc: RpcClient
     poll_s: float = 0.05
 
-    def submit(self, raw_tx: str, target_block: int) -> Submission:
-        tx = decode_raw_tx(raw_tx)
+    def submit(self, raw_tx: str, target_block: int, *, sender: str | None = None) -> Submission:
+        tx_hash, signer, nonce = _submission(raw_tx, sender)
         self.rpc.call("eth_sendRawTransaction", [raw_tx])
-        return Submission(tx.tx_hash, raw_tx, tx.sender, tx.nonce, "public", target_block, target_block, target_block)
+        return Submission(tx_hash, raw_tx, signer, nonce, "public", target_block, target_block, target_block)
 
     def poll(self, submission: Submission) -> Outcome:
         receipt = _receipt(self.rpc, submission.tx_hash)
@@ -163,9 +176,9 @@ class PrivateSubmitter:
         if self.max_blocks < 1:
             raise ConfigError(f"max_blocks must be >= 1, got {self.max_blocks}")
 
-    def submit(self, raw_tx: str, target_block: int) -> Submission:
-        tx = decode_raw_tx(raw_tx)
-        sub = Submission(tx.tx_hash, raw_tx, tx.sender, tx.nonce, "private", target_block, target_block,
+    def submit(self, raw_tx: str, target_block: int, *, sender: str | None = None) -> Submission:
+        tx_hash, signer, nonce = _submission(raw_tx, sender)
+        sub = Submission(tx_hash, raw_tx, signer, nonce, "private", target_block, target_block,
                          target_block + self.max_blocks - 1)
         return replace(sub, bundle_hash=self._send(raw_tx, target_block))
 

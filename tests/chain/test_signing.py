@@ -18,7 +18,7 @@ from eth_utils import to_checksum_address
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from arbbot.chain.rawtx import decode_raw_tx, sign_raw_tx
+from arbbot.chain.rawtx import decode_raw_tx, hash_and_nonce, own_calldata, sign_raw_tx
 from arbbot.chain.tx import LocalSigner
 from arbbot.errors import ArbbotError
 
@@ -78,6 +78,8 @@ def test_sign_raw_tx_gives_eth_accounts_bytes_and_hash(
     back = decode_raw_tx(raw)
     assert (back.sender, back.nonce, back.chain_id, back.to, back.gas, back.value_wei, back.data) == (
         Account.from_key(key).address.lower(), nonce, chain_id, "0x" + to.hex(), gas, value, "0x" + data.hex())
+    # our own bytes read back without the recovery
+    assert (hash_and_nonce(raw), own_calldata(raw)) == ((tx_hash, nonce), "0x" + data.hex())
 
 
 @pytest.mark.parametrize("bad, says", [

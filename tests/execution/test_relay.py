@@ -100,6 +100,23 @@ def world() -> Iterator[World]:
         anvil.stop()
 
 
+def test_a_submission_of_bytes_the_caller_signed_holds_what_the_signature_says(world: World) -> None:
+    """The runner tells each submitter the account it signed as (``sender``): the
+    submission then skips the signature's recovery, and must hold the hash, sender and nonce
+    a submission read back from the bytes holds."""
+    world.pause(True)
+    target = world.rpc.block_number() + 1
+    private = PrivateSubmitter(world.rpc, [world.relay]).submit(world.sign(DEST, value=1, gas=21_000), target,
+                                                                  sender=world.trader.address)
+    public = PublicSubmitter(world.rpc).submit(world.sign(DEST, value=2, gas=21_000, nonce=world.nonce() + 1),
+                                               target, sender=world.trader.address)
+    world.pause(False)
+    for sub in (private, public):
+        back = Submission.from_wire(sub.to_wire())  # recovered from the signature
+        assert (sub.tx_hash, sub.sender, sub.nonce) == (back.tx_hash, back.sender, back.nonce)
+    assert (private.nonce + 1, private.sender) == (public.nonce, world.trader.address.lower())
+
+
 def test_a_bundle_lands_in_its_target_block(world: World) -> None:
     raw = world.sign(DEST, value=12_345, gas=21_000)
     world.pause(True)
