@@ -67,7 +67,6 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Mapping, Sequence, TypedDict
 
@@ -198,8 +197,6 @@ class Turn:
         self._stack = contextlib.ExitStack()
         self._session: Session | None = None
         self._busy: NonceLockBusy | None = None
-        self._locking: Future[None] | None = None  # ``prime``'s lock, being taken in the background
-        self._pnl_of: Callable[[], int] | None = None  # ``prime``'s PnL, read by ``ready``
         self.opened: dict[str, tuple[int, int]] | None = None  # the account's, at the first send
         self.pruned = False
         self.pnl: int | str | None = None  # the day's PnL, or why it is unknown; None: not read
@@ -208,15 +205,10 @@ class Turn:
 
     def holds_lock(self) -> bool:
         """Whether the turn has taken the lock (primed, or at an earlier send)."""
-        self._locked()
         return self._session is not None
 
     def session(self) -> Session:
         """The nonce session, the lock taken at the first call."""
-        self._locked()
-        return self._enter()
-
-    def _enter(self) -> Session:
         if self._busy is not None:
             raise self._busy
         if self._session is None:
@@ -227,39 +219,15 @@ class Turn:
                 raise
         return self._session
 
-    def prime(self, pnl: Callable[[], int] | None, background: Executor | None = None) -> None:
-        """What the turn's first live send reads under the lock, read before it: the lock and
-        the open transactions, then the day's PnL (``pnl``; None: no daily loss limit reads
-        it). The execute stage primes a turn while it claims the batch and its re-validation
-        ahead runs, so the first send does not wait for them after. With ``background`` the
-        lock and the open transactions are taken there (``prime`` returns at once) and the
-        PnL is read by ``ready``, after them: a transaction settled in between is then
-        counted twice (reserved and in the PnL), never missed. Nothing raises: a busy lock
-        fails the turn's sends as at their first call, an unreadable PnL refuses them (fails
-        closed), and open transactions not read are read by the first send."""
-        self._pnl_of = pnl
-        if background is None:
-            self._take()
-            self.ready()
-        else:
-            self._locking = background.submit(self._take)
-
-    def ready(self) -> None:
-        """Wait for a lock ``prime`` takes in the background; then, the lock held, read the
-        day's PnL when ``prime`` was told to (once). Each submit of the turn calls it first."""
-        self._locked()
-        if self._pnl_of is not None and self._session is not None and self.pnl is None:
-            self.read_pnl(self._pnl_of)
-
-    def _locked(self) -> None:
-        """Wait for a lock being taken in the background (``_take`` raises nothing)."""
-        if self._locking is not None:
-            locking, self._locking = self._locking, None
-            locking.result()
-
-    def _take(self) -> None:
+    def prime(self, pnl: Callable[[], int] | None) -> None:
+        """What the turn's first live send reads under the lock, read now: the lock, the
+        open transactions and the day's PnL (``pnl``). The execute stage calls it while the
+        batch's re-validation ahead is still under way, so the first send does not wait for
+        them after it. Nothing raises: a busy lock fails the turn's sends as at their first
+        call, an unreadable PnL refuses them (fails closed), and open transactions not read
+        are read by the first send."""
         try:
-            session = self._enter()
+            session = self.session()
         except NonceLockBusy:
             return  # kept: each send of the turn is dropped with it
         except Exception:  # Redis: the first send takes the lock itself
@@ -269,6 +237,8 @@ class Turn:
             self.opened = session.open_txs()
         except Exception:
             log.exception("could not read the open transactions ahead of the batch's first send")
+        if pnl is not None:  # else no daily loss limit: nothing reads it
+            self.read_pnl(pnl)
 
     def read_pnl(self, pnl: Callable[[], int]) -> int | str:
         """The day's PnL, or why it is unknown (which refuses every send), kept in ``self.pnl``."""
@@ -279,32 +249,10 @@ class Turn:
         return self.pnl
 
     def close(self) -> None:
-        self._locked()  # a lock taken in the background is given back too
         self._stack.close()
 
 
 Submit = Callable[[ScoredOpportunity], "ExecutionResult | Pending"]
-
-
-class Submits:
-    """``ExecutionRunner.turn``'s submit: called with each opportunity of the batch in turn;
-    ``ready`` waits for the turn's priming (``Turn.ready``)."""
-
-    def __init__(self, runner: ExecutionRunner, journal: TxJournal | None, turn: Turn) -> None:
-        self.runner, self.journal, self.turn = runner, journal, turn
-
-    def ready(self) -> None:
-        self.turn.ready()
-
-    def __call__(self, scored: ScoredOpportunity) -> ExecutionResult | Pending:
-        self.turn.ready()
-        runner = self.runner
-        outcome = runner._submit(scored, self.journal, self.turn)
-        if isinstance(outcome, Pending) and runner._ahead:
-            # a cycle through a pool this transaction trades may simulate otherwise now
-            traded = set(outcome.pools or scored.opportunity.pools)
-            runner._ahead = {k: v for k, v in runner._ahead.items() if not traded & v[1]}
-        return outcome
 
 
 @dataclass
@@ -381,16 +329,13 @@ class ExecutionRunner:
             return submit(scored)
 
     @contextlib.contextmanager
-    def turn(
-        self, journal: TxJournal | None = None, *, prime: bool = False, background: Executor | None = None,
-    ) -> Iterator[Submits]:
+    def turn(self, journal: TxJournal | None = None, *, prime: bool = False) -> Iterator[Submit]:
         """``submit`` for a batch, one opportunity after another, in one ``Turn`` of the
         account's nonce lock (taken at the first live send, given back when the batch is
         done): each send is still checked, signed, recorded and sent before the next
         opportunity is looked at, without a lock turn of its own. With ``prime`` and the
-        mode live, the lock, the open transactions and the day's PnL are taken before the
-        first submit (``Turn.prime``): at once, or the lock on ``background`` while the
-        caller goes on, the PnL then read by the submits' ``ready`` (or the first submit)."""
+        mode live, the lock, the open transactions and the day's PnL are taken at once
+        (``Turn.prime``), before the first submit."""
         assert self.nonces is not None  # set in __post_init__
         turn = Turn(self.nonces)
         if prime and self.signer is not None:
@@ -399,9 +344,18 @@ class ExecutionRunner:
             except Exception:  # each submit reads it again and drops what it cannot tell
                 live = False
             if live:
-                turn.prime(self.daily_pnl_wei if self.limits.daily_loss_limit_wei is not None else None, background)
+                turn.prime(self.daily_pnl_wei if self.limits.daily_loss_limit_wei is not None else None)
+
+        def submit(scored: ScoredOpportunity) -> ExecutionResult | Pending:
+            outcome = self._submit(scored, journal, turn)
+            if isinstance(outcome, Pending) and self._ahead:
+                # a cycle through a pool this transaction trades may simulate otherwise now
+                traded = set(outcome.pools or scored.opportunity.pools)
+                self._ahead = {k: v for k, v in self._ahead.items() if not traded & v[1]}
+            return outcome
+
         try:
-            yield Submits(self, journal, turn)
+            yield submit
         finally:
             turn.close()
 

@@ -31,7 +31,7 @@ from typing import Callable, Protocol, Sequence
 
 from arbbot import obs
 from arbbot.execution.follow import TxJournal
-from arbbot.execution.runner import Attempt, ExecutionRunner, Pending, Submit, Submits, attempt_of
+from arbbot.execution.runner import Attempt, ExecutionRunner, Pending, Submit, attempt_of
 from arbbot.types import ExecutionResult, ScoredOpportunity
 
 log = logging.getLogger(__name__)
@@ -65,9 +65,9 @@ Runners = Callable[[int], ExecutionRunner]  # chain id -> that chain's runner
 
 def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journal) -> list[ExecutionResult]:
     """Claim every opportunity of ``batch`` at once, then submit each claimed one, in one turn
-    of its chain's nonce lock (``ExecutionRunner.turn``: taken in the background while the
-    batch is claimed); the results of the ones this call claimed, in order: final, or
-    ``sent`` (its transaction is in the journal).
+    of its chain's nonce lock (``ExecutionRunner.turn``: taken at the first live send); the
+    results of the ones this call claimed, in order: final, or ``sent`` (its transaction is
+    in the journal).
 
     Only what a send needs is written on the way to the next decision (the claims, and a
     live send's signed transaction, inside ``submit``, before its bytes leave). What is
@@ -81,32 +81,28 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
     sent: list[tuple[ExecutionResult, Pending]] = []
     claimed = []
     with contextlib.ExitStack() as turns:
-        submits: dict[int, Submits] = {}  # chain -> its runner's ``turn``: one nonce lock turn a batch
+        submits: dict[int, Submit] = {}  # chain -> its runner's ``turn``: one nonce lock turn a batch
 
-        def turn_of(chain_id: int, prime: bool = False) -> Submits:
+        def turn_of(chain_id: int, prime: bool = False) -> Submit:
             if chain_id not in submits:
-                submits[chain_id] = turns.enter_context(
-                    runners(chain_id).turn(journal, prime=prime, background=_background()))
+                submits[chain_id] = turns.enter_context(runners(chain_id).turn(journal, prime=prime))
             return submits[chain_id]
 
         # The re-validation's round trip (its pools read, cycles re-sized and encoded first)
         # runs while the batch is claimed: a simulation signs and sends nothing, so it need
         # not wait for the claim (a redelivered batch's ones already claimed elsewhere are
-        # simulated for nothing, not submitted). Beside both, each chain with an opportunity
-        # to execute takes its turn of the nonce lock and its open transactions in the
-        # background (``Turn.prime``); once the claim is done, the lock held, its PnL is read
-        # (``Submits.ready``), while the round trip may still run. A redelivered batch whose
-        # claims all fail holds its lock for nothing, until its end.
+        # simulated for nothing, not submitted). Then, still before it is done, each chain
+        # with a claimed opportunity to execute takes its turn of the nonce lock and reads
+        # what its first live send checks under it (``Turn.prime``).
         ahead = _revalidate_ahead(batch, runners)
-        for chain_id in dict.fromkeys(s.opportunity.chain_id for s in batch if s.decision == "execute"):
-            try:
-                turn_of(chain_id, prime=True)
-            except Exception:  # its submits take the turn themselves, and fail as they would
-                log.exception("chain %s: could not take the nonce lock turn ahead of the batch", chain_id)
         try:
             claims = journal.claim_all(batch)
-            for primed in submits.values():
-                primed.ready()
+            for chain_id in dict.fromkeys(s.opportunity.chain_id for s, mine in zip(batch, claims)
+                                          if mine and s.decision == "execute"):
+                try:
+                    turn_of(chain_id, prime=True)
+                except Exception:  # its submits take the turn themselves, and fail as they would
+                    log.exception("chain %s: could not take the nonce lock turn ahead of the batch", chain_id)
         finally:
             ahead()
         for s, mine in zip(batch, claims):
@@ -200,14 +196,13 @@ _pool: tuple[int, ThreadPoolExecutor] | None = None
 
 
 def _background() -> ThreadPoolExecutor:
-    """The process's two background threads (made again in a forked child: a pool process
-    does not inherit its parent's threads): the re-validation's round trip asks the node
-    (and keeps a learned gas estimate in the hot state), a turn's priming takes the nonce
-    lock and reads the open transactions in Redis. No database, no shared state but what
-    each leaves behind, which nothing reads before it is done."""
+    """The process's one background thread (made again in a forked child: a pool process
+    does not inherit its parent's threads). It asks the node (and keeps a learned gas
+    estimate in the hot state): no database, no shared state but the runner's replies,
+    which nothing reads before it is done."""
     global _pool
     if _pool is None or _pool[0] != os.getpid():
-        _pool = (os.getpid(), ThreadPoolExecutor(max_workers=2, thread_name_prefix="execute-ahead"))
+        _pool = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="revalidate"))
     return _pool[1]
 
 

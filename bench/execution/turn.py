@@ -5,9 +5,8 @@
   and the day's PnL, and gives the lock back (the stage before ``ExecutionRunner.turn``);
 - **one turn a batch, not primed**: the batch keeps the lock from its first send to its end,
   the limits read once, at the first send (``ExecutionRunner.turn`` before ``Turn.prime``);
-- **one turn a batch, primed** (what the stage runs): the same turn, its lock and open
-  transactions taken in the background while the batch is claimed, the day's PnL read once
-  the claim is done, while the batch's re-validation ahead may still be under way;
+- **one turn a batch, primed** (what the stage runs): the same turn, its lock, open
+  transactions and day's PnL taken while the batch's re-validation ahead is under way;
 - **primed, hot state read apart**: the same, with each submit's reads of the hot state
   (the kill switch, the orphaned block, the pools, their last trades) one round trip each,
   as before ``ExecutionRunner.reads`` read them in one.
@@ -59,27 +58,23 @@ def variants() -> dict[str, Callable[..., Any]]:
     class PerSend(ExecutionRunner):
         """A turn of the nonce lock for each send, as before ``turn``."""
 
-        def turn(self, journal: Any = None, **_: Any) -> Any:
+        def turn(self, journal: Any = None, *, prime: bool = False) -> Any:
             one_turn = super().turn
-
-            class Submits:
-                def ready(self) -> None:
-                    pass  # nothing primed
-
-                def __call__(self, scored: Any) -> Any:
-                    with one_turn(journal) as own:
-                        return own(scored)
 
             @contextlib.contextmanager
             def per_send() -> Iterator[Submit]:
-                yield Submits()
+                def submit(scored: Any) -> Any:
+                    with one_turn(journal) as own:
+                        return own(scored)
+
+                yield submit
 
             return per_send()
 
     class NotPrimed(ExecutionRunner):
         """One turn a batch, its lock and limits taken at the first send."""
 
-        def turn(self, journal: Any = None, **_: Any) -> Any:
+        def turn(self, journal: Any = None, *, prime: bool = False) -> Any:
             return super().turn(journal)
 
     return {

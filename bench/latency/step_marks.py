@@ -6,14 +6,12 @@ batch passes through; ``read`` and ``table`` turn what it logged into a table. N
 the project's code changes: the wrappers time whole calls, so a step is a function.
 
 Per batch (``arbbot.execution.stage.execute``), on its thread: the re-validation ahead's
-preparation (``_revalidate_ahead``), the nonce lock turn's priming (``Turn.prime``), the
-claim (``Journal.claim_all``), the wait for the turn's lock and the PnL read
-(``Submits.ready``), the wait for the ahead's round trip, then each submit
+preparation (``_revalidate_ahead``), the claim (``Journal.claim_all``), the nonce lock turn
+and its reads (``Turn.prime``), the wait for the ahead's round trip, then each submit
 (``ExecutionRunner._submit``) and within it the signing (``LocalSigner.sign``), the signed
 row's write (``Journal.tx_signed``), the pools' traded notes (``HotState.note_traded``) and
-the send (``eth_sendRawTransaction``); on the background threads, the round trip
-(``ExecutionRunner._round_trip``) and the lock with the open transactions (``Turn._take``).
-One log line a batch on ``arbbot.steps``: ``STEPS`` and a
+the send (``eth_sendRawTransaction``); on the background thread, the round trip
+(``ExecutionRunner._round_trip``). One log line a batch on ``arbbot.steps``: ``STEPS`` and a
 JSON object (``at``: the batch's start, unix time; ``steps``: ``[name, start ms, end ms]``
 from it, in the order they ended).
 
@@ -90,8 +88,6 @@ def install() -> None:
     stage.execute = execute  # type: ignore[assignment]
     stage._revalidate_ahead = ahead  # type: ignore[assignment]
     runner.Turn.prime = _timed("prime", runner.Turn.prime)  # type: ignore[method-assign]
-    runner.Submits.ready = _timed("ready", runner.Submits.ready)  # type: ignore[method-assign]
-    runner.Turn._take = _timed("lock ahead (background)", runner.Turn._take)  # type: ignore[method-assign]
     runner.ExecutionRunner._submit = _timed("submit", runner.ExecutionRunner._submit)  # type: ignore[method-assign]
     runner.ExecutionRunner._round_trip = _timed(  # type: ignore[method-assign]
         "round trip (background)", runner.ExecutionRunner._round_trip)
@@ -144,12 +140,12 @@ def rows(batches: list[list[tuple[str, float, float]]]) -> list[tuple[str, list[
         for n, s, e in steps:
             if n == "batch":
                 add("batch, start -> end", e - s)
-            elif n in ("round trip (background)", "lock ahead (background)"):
+            elif n == "round trip (background)":
                 add(n, e - s)
         if submits:
             add("start -> 1st decision", submits[0][1])
         cursor = 0.0
-        for n, s, e in sorted((x for x in steps if x[0] in ("prepare", "prime", "claim", "ready", "wait ahead")),
+        for n, s, e in sorted((x for x in steps if x[0] in ("prepare", "claim", "prime", "wait ahead")),
                               key=lambda x: x[1]):
             if s > cursor:
                 add("  before " + n, s - cursor)

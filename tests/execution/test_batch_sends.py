@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import os
 import secrets
-import time
 from typing import Any, Iterator, Sequence
 
 import pytest
@@ -245,30 +244,6 @@ def test_reads_older_than_a_round_trip_to_the_node_are_taken_again_under_the_loc
     assert [(r.status, r.reason) for r in results] == [("dropped", "kill switch engaged")]
     assert runner.nonces.turns == 1  # type: ignore[union-attr]  # primed: the first read held the lock
     assert pending_count(node, signer) == first and rows() == {}
-
-
-def test_the_turns_lock_is_taken_in_the_background_while_the_batch_is_claimed(
-    node: RpcClient, signer: LocalSigner, hot: HotState,
-) -> None:
-    """The claim waits (bounded) until the account's nonce lock is held: the stage's
-    priming took it beside the claim, not after it."""
-    from webapp.core.services import DbJournal
-
-    held: list[bool] = []
-
-    class Journal(DbJournal):
-        def claim_all(self, batch: Sequence[Any]) -> list[bool]:
-            deadline = time.monotonic() + 5.0
-            while not hot.nonce_lock(signer.address).locked() and time.monotonic() < deadline:
-                time.sleep(0.001)
-            held.append(hot.nonce_lock(signer.address).locked())
-            return super().claim_all(batch)
-
-    runner = make_runner(node, signer, hot)
-    results = stage.execute(batch("a", "b"), {31337: runner}.__getitem__, Journal())
-    assert held == [True] and [r.status for r in results] == ["sent", "sent"]
-    assert runner.nonces.turns == 1  # type: ignore[union-attr]
-    assert not hot.nonce_lock(signer.address).locked()  # given back at the batch's end
 
 
 def test_the_days_pnl_is_read_once_a_turn_before_the_first_submit(
