@@ -26,6 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from bench.traces import pct  # noqa: E402
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -70,14 +72,12 @@ def main() -> int:
         if out != eth_abi(*call):
             print(f"error: the template's calldata differs from eth_abi's for {call}", file=sys.stderr)
             return 1
-    figs = {}
+    figs = {name: {"p50": round(pct(ts, 50), 1), "p95": round(pct(ts, 95), 1), "mean": round(statistics.fmean(ts), 1)}
+            for name, ts in times.items()}
     print(f"\nexecute calldata, {args.cycles} cycles x {args.calls} calls, µs a call")
     print(f"{'way':<12}{'p50':>9}{'p95':>9}{'mean':>9}")
-    for name, ts in times.items():
-        s = sorted(ts)
-        figs[name] = {"p50": round(statistics.median(s), 1), "p95": round(s[int(0.95 * (len(s) - 1))], 1),
-                      "mean": round(statistics.fmean(s), 1)}
-        print(f"{name:<12}{figs[name]['p50']:>9.1f}{figs[name]['p95']:>9.1f}{figs[name]['mean']:>9.1f}")
+    for name, f in figs.items():
+        print(f"{name:<12}{f['p50']:>9.1f}{f['p95']:>9.1f}{f['mean']:>9.1f}")
     ratio = figs["eth_abi"]["p50"] / figs["template"]["p50"]
     print(f"p50: the template {ratio:.0f}x as fast (each cycle's first call is eth_abi's, inside the template's)")
     print(json.dumps({"bench": "execute-encode", "unit": "us", "cycles": args.cycles, "calls": args.calls, **figs,
