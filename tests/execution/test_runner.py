@@ -202,7 +202,7 @@ class Live:
     hot state read in one round trip a submit (``together``, as the fleet reads it) or
     through each callable."""
 
-    def __init__(self, node: RpcClient, hot: HotState, together: bool) -> None:
+    def __init__(self, node: RpcClient, hot: HotState, together: bool = True) -> None:
         self.node, self.hot, self.together = node, hot, together
         key = "0x" + secrets.token_hex(32)
         node.call("anvil_setBalance", [Account.from_key(key).address, hex(10**20)])
