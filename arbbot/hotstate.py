@@ -125,7 +125,7 @@ if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
 local v = redis.call('GET', KEYS[2])
 if not v then return -1 end
 redis.call('SET', KEYS[3], v)
-redis.call('SET', KEYS[2], tonumber(v) + 1)
+redis.call('SET', KEYS[2], tonumber(v) + tonumber(ARGV[2]))
 return tonumber(v)
 """
 # KEYS: lock, next, inflight; ARGV: lock token, next nonce. 0 when the lock is not ours.
@@ -135,10 +135,11 @@ redis.call('SET', KEYS[2], ARGV[2])
 redis.call('DEL', KEYS[3])
 return 1
 """
-# KEYS: inflight, open; ARGV: nonce, tx hash, open entry. The handed-out nonce was sent.
+# KEYS: inflight, open; ARGV: the nonce in flight to clear (-1: none), then a tx hash and
+# its open entry for each handed-out nonce that was sent.
 _NONCE_SENT = """
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 return 1
 """
 
@@ -197,6 +198,17 @@ class SendReads:
     states: dict[str, PoolState] = field(default_factory=dict)  # the pools asked for, as current
     cooling: dict[str, str] = field(default_factory=dict)  # pool -> why it cools down
     traded: dict[str, tuple[str, int, str]] | None = None  # ``last_trades``; None: not asked
+
+    def part(self, pools: Sequence[str], cycle: Sequence[str]) -> SendReads:
+        """What one submit would have read of these reads' pools: the states of ``pools``,
+        the cooldowns and last trades of ``cycle``'s pools (as asked)."""
+        wanted = {p.lower() for p in pools}
+        return SendReads(
+            killed=self.killed, orphaned=self.orphaned,
+            states={a: st for a, st in self.states.items() if a in wanted},
+            cooling={p: why for p, why in self.cooling.items() if p in cycle},
+            traded=None if self.traded is None else {p: t for p, t in self.traded.items() if p in cycle},
+        )
 
 
 class HotState:
@@ -437,10 +449,13 @@ class HotState:
     # Called by ``arbbot.execution.nonces`` while it holds ``nonce_lock(signer)``; ``token`` is
     # that lock's token (the fence).
 
-    def nonce_take(self, signer: str, token: bytes) -> int | None:
-        """Hand out the next nonce of ``signer`` (and note it in flight); None: resync from
-        the node first. Raises ``LockNotOwnedError`` when the lock is no longer ours."""
-        v = int(self.redis.eval(_NONCE_TAKE, 3, *self._nonce_keys(signer), token))
+    def nonce_take(self, signer: str, token: bytes, count: int = 1) -> int | None:
+        """Hand out the next ``count`` nonces of ``signer`` (the first noted in flight, which
+        stands for them all); the first, or None: resync from the node first. Raises
+        ``LockNotOwnedError`` when the lock is no longer ours."""
+        if count < 1:
+            raise ValueError(f"cannot take {count} nonces")
+        v = int(self.redis.eval(_NONCE_TAKE, 3, *self._nonce_keys(signer), token, count))
         if v == -2:
             raise LockNotOwnedError(f"nonce lock of {signer} expired or taken over")
         return None if v < 0 else v
@@ -454,8 +469,16 @@ class HotState:
     def nonce_sent(self, signer: str, nonce: int, tx_hash: str, worst_gas_wei: int) -> None:
         """The nonce handed out reached the node as ``tx_hash``: no longer in flight, and
         open until ``open_close``."""
+        self.nonces_sent(signer, [(nonce, tx_hash, worst_gas_wei)], clear=nonce)
+
+    def nonces_sent(self, signer: str, sent: Sequence[tuple[int, str, int]], *, clear: int | None) -> None:
+        """Each of ``sent`` (nonce, tx hash, worst-case gas wei) reached the node: open until
+        ``open_close``; and the nonce in flight is no longer, when it is ``clear`` (the first
+        of the nonces taken together, all of them sent; None: it stays, and the next holder
+        re-reads the count from the node)."""
         keys = (self.key(f"nonce_inflight:{signer}"), self.key(f"open:{signer}"))
-        self.redis.eval(_NONCE_SENT, 2, *keys, nonce, tx_hash.lower(), f"{nonce}:{worst_gas_wei}")
+        entries = [v for nonce, tx_hash, gas in sent for v in (tx_hash.lower(), f"{nonce}:{gas}")]
+        self.redis.eval(_NONCE_SENT, 2, *keys, -1 if clear is None else clear, *entries)
 
     def nonce_peek(self, signer: str) -> tuple[int | None, int | None]:
         """(next nonce, nonce in flight) as stored; for tests and operators."""
@@ -497,10 +520,15 @@ class HotState:
 
     def note_traded(self, pools: Iterable[str], signer: str, nonce: int, tx_hash: str) -> None:
         """A trade through ``pools`` is about to be sent by ``signer`` at ``nonce``."""
-        value = f"{signer.lower()}:{nonce}:{tx_hash.lower()}"
+        self.note_trades([(pools, signer, nonce, tx_hash)])
+
+    def note_trades(self, trades: Iterable[tuple[Iterable[str], str, int, str]]) -> None:
+        """``note_traded`` of each of ``trades`` (pools, signer, nonce, tx hash), in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
-        for p in pools:
-            pipe.set(self.key(f"traded:{p.lower()}"), value, ex=POOL_CLAIM_TTL_S)
+        for pools, signer, nonce, tx_hash in trades:
+            value = f"{signer.lower()}:{nonce}:{tx_hash.lower()}"
+            for p in pools:
+                pipe.set(self.key(f"traded:{p.lower()}"), value, ex=POOL_CLAIM_TTL_S)
         pipe.execute()
 
     def forget_traded(self, pools: Iterable[str], tx_hash: str) -> int:

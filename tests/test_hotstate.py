@@ -268,6 +268,18 @@ def test_open_transactions_and_pool_cooldowns_under_their_documented_keys(hot: H
     assert hot.redis.hget(hot.key(f"open:{signer}"), "0xab") == b"7:21000"
     hot.open_close(signer, "0xAB")
     assert hot.open_txs(signer) == {}
+    # three handed out together: the first stands in flight for them all until all are sent
+    assert hot.nonce_take(signer, token, 3) == 8 and hot.nonce_peek(signer) == (11, 8)
+    hot.nonces_sent(signer, [(8, "0x08", 1)], clear=None)  # one of three: still in flight
+    assert hot.nonce_peek(signer) == (11, 8)
+    hot.nonces_sent(signer, [(9, "0x09", 1), (10, "0x0A", 2)], clear=9)  # not the group's first: kept
+    assert hot.nonce_peek(signer) == (11, 8)
+    hot.nonces_sent(signer, [], clear=8)
+    assert hot.nonce_peek(signer) == (11, None)
+    assert hot.open_txs(signer) == {"0x08": (8, 1), "0x09": (9, 1), "0x0a": (10, 2)}
+    with pytest.raises(ValueError):
+        hot.nonce_take(signer, token, 0)
+    hot.open_close(signer, "0x08", "0x09", "0x0a")
     lock.release()
     with pytest.raises(LockNotOwnedError):  # the scripts are fenced by the lock's token
         hot.nonce_take(signer, token)

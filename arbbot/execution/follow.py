@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 from arbbot.chain.rawtx import decode_raw_tx
 from arbbot.errors import ArbbotError, RpcError
 from arbbot.execution import fees
-from arbbot.execution.nonces import Signed
+from arbbot.execution.nonces import NOT_SENT, Signed
 from arbbot.execution.submit import Submission
 from arbbot.types import ExecutionResult
 
@@ -105,8 +105,8 @@ class TxRecord:
 
 
 class TxJournal(Protocol):
-    def tx_signed(self, rec: TxRecord) -> None:
-        """Persist a signed transaction (state ``signed``) before it is sent."""
+    def tx_signed(self, *recs: TxRecord) -> None:
+        """Persist signed transactions (state ``signed``) before they are sent: all or none."""
 
     def tx_refused(self, tx_hash: str, error: str) -> None:
         """The node answered its send with ``error`` and its count did not pass the nonce:
@@ -393,7 +393,8 @@ class _Pass:
         mine = [r for r in group if _key(r.attempt) == _key(attempt)]
         refused = bool(mine) and all(r.state == "refused" for r in mine)
         if refused:
-            reason = f"send failed: {mine[-1].error}; nothing was paid"
+            error = mine[-1].error
+            reason = f"{error if error.startswith(NOT_SENT) else f'send failed: {error}'}; nothing was paid"
         result = ExecutionResult(
             status="failed" if refused else "dropped", reason=reason[:300], extra={"mode": "live"}, **attempt,
         )

@@ -10,16 +10,20 @@ fenced by that lock's token, so a holder whose lock expired cannot move it. Insi
   stored (first use, an expired key) or a nonce is still in flight (the last holder died
   between taking one and knowing its fate), the next nonce is first re-read from the node:
   ``eth_getTransactionCount(address, "pending")``;
-- ``send()`` signs with that nonce, hands the signed transaction to ``before_send`` (the
-  journal persists it: nothing is sent unrecorded; if that raises, nothing is sent and the
-  nonce is released by a resync) and sends it (``broadcast``: the public node by default,
-  or a private relay). Sent: the nonce leaves flight and the transaction is *open* until
-  settled (``closed``). Failed: the count is re-read from the
-  node under the lock (``resync``). That is the only safe release of a nonce: the node
-  alone knows whether the failed send reached it. Pending count > nonce and our hash known
-  to the node: it was sent after all (kept, reported as sent). Pending count == nonce: the
-  send never arrived, and the next sender reuses the nonce, so no gap remains. A nonce
-  that was handed out and reached the node is thus never handed out again.
+- ``send_many()`` takes as many consecutive nonces as it has transactions (the first noted
+  in flight: it stands for them all), signs each, hands them all to ``before_send`` (the
+  journal persists them in one commit: nothing is sent unrecorded; if that raises, nothing
+  is sent and the nonces are released by a resync) and sends them in nonce order
+  (``broadcast``: the public node by default, or a private relay), stopping at the first
+  that fails: none after it leaves. Sent: out of flight, each transaction *open* until
+  settled (``closed``). An ``RpcError``: the count is re-read from the node under the lock
+  (``resync``). That is the only safe release of a nonce: the node alone knows whether the
+  failed send reached it. Pending count > nonce and our hash known to the node: it was sent
+  after all (kept, reported as sent). Pending count == nonce: the send never arrived, and
+  the next sender reuses it and the unsent ones after it, so no gap remains. Any other
+  failure leaves the first nonce in flight, so the next holder re-reads the count from the
+  node first. A nonce that was handed out and reached the node is thus never handed out
+  again. ``send()`` is ``send_many()`` of one transaction, its failure raised.
 
 ``send_at()`` signs and sends at a given nonce: a replacement or cancellation of an open
 transaction (``arbbot.execution.follow``), under the same lock, so no sender takes that
@@ -37,7 +41,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, ContextManager, Iterator, Protocol
+from typing import Any, Callable, ContextManager, Iterator, Mapping, Protocol, Sequence
 
 from prometheus_client import Counter
 from redis.exceptions import LockNotOwnedError
@@ -74,7 +78,27 @@ class Signed:
 
 
 BeforeSend = Callable[[Signed], None]
+BeforeSendAll = Callable[[Sequence[Signed]], None]
 Broadcast = Callable[[Signed], None]
+
+
+#: How the reason of a send that never left begins (one before it in its turn failed): the
+#: row's error, which the follow pass's final reason gives as it is.
+NOT_SENT = "not sent: "
+
+
+@dataclass(frozen=True)
+class SentMany:
+    """What ``send_many`` did: every transaction it signed and recorded, in nonce order; how
+    many of them, from the first, reached the node; the failure that stopped the rest (None:
+    nothing stopped them); and which one's send failed (``failed``: at ``sent``; None when
+    none did, or when the node had it all the same and ``sent`` counts it). The ones after
+    were never tried."""
+
+    signed: list[Signed]
+    sent: int
+    error: Exception | None = None
+    failed: int | None = None
 
 
 class Session(Protocol):
@@ -95,6 +119,11 @@ class Session(Protocol):
         self, signer: LocalSigner, *, worst_gas_wei: int, before_send: BeforeSend | None = None,
         broadcast: Broadcast | None = None, **tx: Any,
     ) -> str: ...
+
+    def send_many(
+        self, signer: LocalSigner, txs: Sequence[tuple[int, Mapping[str, Any]]], *,
+        before_send: BeforeSendAll | None = None, broadcast: Broadcast | None = None,
+    ) -> SentMany: ...
 
 
 class Nonces(Protocol):
@@ -128,11 +157,12 @@ class NonceSession:
         """A transaction found on the node after its sender died: open, its nonce used."""
         self.hot.nonce_sent(self.address, nonce, tx_hash, worst_gas_wei)
 
-    def take(self) -> int:
-        nonce = self.hot.nonce_take(self.address, self.token)
+    def take(self, count: int = 1) -> int:
+        """The first of the next ``count`` nonces, handed out together."""
+        nonce = self.hot.nonce_take(self.address, self.token, count)
         if nonce is None:
             self.resync()
-            nonce = self.hot.nonce_take(self.address, self.token)
+            nonce = self.hot.nonce_take(self.address, self.token, count)
             if nonce is None:  # cannot happen under our own lock: resync just stored one
                 raise ArbbotError(f"nonce of {self.address} vanished under its lock")
         return nonce
@@ -143,43 +173,74 @@ class NonceSession:
     ) -> str:
         """Sign with the next nonce, record (``before_send``), send; the hash. An
         ``RpcError`` means not sent; so does any error of ``before_send``."""
-        return self._send(signer, self.take(), worst_gas_wei, before_send, broadcast, tx, release=True)
+        return _one(self.send_many(signer, [(worst_gas_wei, tx)], before_send=_all(before_send), broadcast=broadcast))
+
+    def send_many(
+        self, signer: LocalSigner, txs: Sequence[tuple[int, Mapping[str, Any]]], *,
+        before_send: BeforeSendAll | None = None, broadcast: Broadcast | None = None,
+    ) -> SentMany:
+        """Sign each of ``txs`` (its worst-case gas in wei, its fields) at the next nonces,
+        record them all (``before_send``: if it raises, nothing is sent and it raises), send
+        them in order until one fails (see the module docstring)."""
+        first = self.take(len(txs))
+        signed = [_sign(signer, first + k, worst, tx, self.address) for k, (worst, tx) in enumerate(txs)]
+        if before_send is not None:
+            try:
+                before_send(signed)
+            except BaseException:
+                self.resync()  # nothing was sent: the nonces go back
+                raise
+        done: list[Signed] = []
+        error: Exception | None = None
+        failed: int | None = None
+        noted = 0
+        for k, s in enumerate(signed):
+            try:
+                _broadcast(self.rpc, s, broadcast)
+            except RpcError as exc:
+                error, failed = exc, k
+                self._note(done, clear=None)  # open before the count is re-read (a private one is not in it)
+                noted = len(done)
+                if self._reached(s.nonce, s.tx_hash):
+                    log.warning("send of nonce %s reported %s, but the node has the transaction %s", s.nonce, exc,
+                                s.tx_hash)
+                    done.append(s)
+                    failed = None
+                break
+            except Exception as exc:  # a relay: the first nonce stays in flight, re-read by the next holder
+                error, failed = exc, k
+                break
+            done.append(s)
+        self._note(done[noted:], clear=first if error is None else None)
+        return SentMany(signed, len(done), error, failed)
+
+    def _note(self, sent: Sequence[Signed], *, clear: int | None) -> None:
+        if not sent and clear is None:
+            return
+        try:
+            self.hot.nonces_sent(self.address, [(s.nonce, s.tx_hash, s.worst_gas_wei) for s in sent], clear=clear)
+        except Exception:  # sent all the same: the hashes must reach the caller. The nonce
+            # stays in flight, so the next holder re-reads the count from the node.
+            log.exception("sent %s but could not note it in the hot state", [s.tx_hash for s in sent])
 
     def send_at(
         self, signer: LocalSigner, nonce: int, *, worst_gas_wei: int, before_send: BeforeSend | None = None,
         broadcast: Broadcast | None = None, **tx: Any,
     ) -> str:
-        """Sign and send at ``nonce``, which an open transaction holds: its replacement."""
-        return self._send(signer, nonce, worst_gas_wei, before_send, broadcast, tx, release=False)
-
-    def _send(
-        self, signer: LocalSigner, nonce: int, worst_gas_wei: int, before_send: BeforeSend | None,
-        broadcast: Broadcast | None, tx: dict[str, Any], *, release: bool,
-    ) -> str:
-        raw, tx_hash, _ = signer.sign(nonce=nonce, **tx)
-        signed = Signed(raw, tx_hash, nonce, self.address, worst_gas_wei)
+        """Sign and send at ``nonce``, which an open transaction holds: its replacement
+        (nothing is handed out or released: the nonce stays the open transaction's)."""
+        signed = _sign(signer, nonce, worst_gas_wei, tx, self.address)
         if before_send is not None:
-            try:
-                before_send(signed)
-            except BaseException:
-                if release:  # nothing was sent: the nonce goes back
-                    self.resync()
-                raise
+            before_send(signed)
         try:
-            if broadcast is not None:
-                broadcast(signed)
-            else:
-                self.rpc.call("eth_sendRawTransaction", [raw])
+            _broadcast(self.rpc, signed, broadcast)
         except RpcError as exc:
-            if not self._reached(nonce, tx_hash):
+            if not self._reached(nonce, signed.tx_hash):
                 raise
-            log.warning("send of nonce %s reported %s, but the node has the transaction %s", nonce, exc, tx_hash)
-        try:
-            self.hot.nonce_sent(self.address, nonce, tx_hash, worst_gas_wei)
-        except Exception:  # sent all the same: the hash must reach the caller. The nonce
-            # stays in flight, so the next holder re-reads the count from the node.
-            log.exception("sent %s with nonce %s but could not note it in the hot state", tx_hash, nonce)
-        return tx_hash
+            log.warning("send of nonce %s reported %s, but the node has the transaction %s", nonce, exc,
+                        signed.tx_hash)
+        self._note([signed], clear=nonce)
+        return signed.tx_hash
 
     def _reached(self, nonce: int, tx_hash: str) -> bool:
         """After a failed send: re-read the count (releasing the nonce when it never arrived)
@@ -251,6 +312,34 @@ class NonceManager:
         self.hot.open_close(self.address, tx_hash)
 
 
+def _sign(signer: LocalSigner, nonce: int, worst_gas_wei: int, tx: Mapping[str, Any], sender: str) -> Signed:
+    raw, tx_hash, _ = signer.sign(nonce=nonce, **tx)
+    return Signed(raw, tx_hash, nonce, sender, worst_gas_wei)
+
+
+def _broadcast(rpc: RpcClient, signed: Signed, broadcast: Broadcast | None) -> None:
+    if broadcast is not None:
+        broadcast(signed)
+    else:
+        rpc.call("eth_sendRawTransaction", [signed.raw])
+
+
+def _all(before_send: BeforeSend | None) -> BeforeSendAll | None:
+    """``before_send`` of one transaction, as ``send_many`` calls it."""
+    if before_send is None:
+        return None
+    one = before_send
+    return lambda signed: one(*signed)
+
+
+def _one(out: SentMany) -> str:
+    """The hash of ``send_many``'s one transaction, or its failure raised."""
+    if out.sent:
+        return out.signed[0].tx_hash
+    assert out.error is not None
+    raise out.error
+
+
 class _LocalSession:
     def __init__(self, rpc: RpcClient) -> None:
         self.rpc = rpc
@@ -271,22 +360,34 @@ class _LocalSession:
         self, signer: LocalSigner, nonce: int, *, worst_gas_wei: int, before_send: BeforeSend | None = None,
         broadcast: Broadcast | None = None, **tx: Any,
     ) -> str:
-        raw, tx_hash, _ = signer.sign(nonce=nonce, **tx)
-        signed = Signed(raw, tx_hash, nonce, signer.address, worst_gas_wei)
+        signed = _sign(signer, nonce, worst_gas_wei, tx, signer.address)
         if before_send is not None:
             before_send(signed)
-        if broadcast is not None:
-            broadcast(signed)
-        else:
-            self.rpc.call("eth_sendRawTransaction", [raw])
-        return tx_hash
+        _broadcast(self.rpc, signed, broadcast)
+        return signed.tx_hash
 
     def send(
         self, signer: LocalSigner, *, worst_gas_wei: int, before_send: BeforeSend | None = None,
         broadcast: Broadcast | None = None, **tx: Any,
     ) -> str:
-        return self.send_at(signer, signer.resync_nonce(), worst_gas_wei=worst_gas_wei, before_send=before_send,
-                            broadcast=broadcast, **tx)
+        return _one(self.send_many(signer, [(worst_gas_wei, tx)], before_send=_all(before_send), broadcast=broadcast))
+
+    def send_many(
+        self, signer: LocalSigner, txs: Sequence[tuple[int, Mapping[str, Any]]], *,
+        before_send: BeforeSendAll | None = None, broadcast: Broadcast | None = None,
+    ) -> SentMany:
+        """From the node's pending count, in order until one fails (the next session
+        re-reads the count)."""
+        first = signer.resync_nonce()
+        signed = [_sign(signer, first + k, worst, tx, signer.address) for k, (worst, tx) in enumerate(txs)]
+        if before_send is not None:
+            before_send(signed)
+        for k, s in enumerate(signed):
+            try:
+                _broadcast(self.rpc, s, broadcast)
+            except Exception as exc:
+                return SentMany(signed, k, exc, k)
+        return SentMany(signed, len(signed))
 
 
 @dataclass

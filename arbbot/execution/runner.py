@@ -46,10 +46,14 @@ Order of checks, cheapest first; every refusal is a result that says why:
    reserved (read once a turn, the turn's own sends counted on top), max open transactions, the fee
    (re-quoted when the lock took long), and that no trade of ours through one of its pools
    was still unmined at the simulated block (it would land first and make this one revert:
-   ``HotState.note_traded``); then signs with ``minProfit`` = the re-validated
-   profit, so any further adverse move reverts on-chain instead of losing money, persists
-   the signed bytes in the journal, and only then sends them: to the node, or as a bundle
-   to the chain's private relays (``submitter``);
+   ``HotState.note_traded``), nor goes in this turn's sends already; then signs with
+   ``minProfit`` = the re-validated profit, so any further adverse move reverts on-chain
+   instead of losing money, persists the signed bytes in the journal, and only then sends
+   them: to the node, or as a bundle to the chain's private relays (``submitter``). The
+   execute stage checks a batch's opportunities first and sends the turn's live ones
+   together (``TurnSends.flush``): the kill switch read once more, then signed at
+   consecutive nonces, recorded in one commit, their pools noted in one round trip, and
+   sent in nonce order, the first that fails stopping the ones after it;
 5. ``arbbot.execution.follow`` takes it from there; ``outcome`` reads a receipt: the
    ``Executed`` event gives the realised profit, to the wei; a revert puts the cycle's
    pools in cooldown.
@@ -86,7 +90,7 @@ from arbbot.execution.executor import (
     hops_for_cycle,
 )
 from arbbot.execution.modes import live_refusal
-from arbbot.execution.nonces import LocalNonces, NonceLockBusy, Nonces, Session, Signed
+from arbbot.execution.nonces import NOT_SENT, LocalNonces, NonceLockBusy, Nonces, Session, Signed
 from arbbot.execution.submit import Submission, Submitter
 from arbbot.hotstate import HotState, SendReads
 from arbbot.paths.pricing import NativePricer
@@ -200,8 +204,13 @@ class Turn:
         self.opened: dict[str, tuple[int, int]] | None = None  # the account's, at the first send
         self.pruned = False
         self.pnl: int | str | None = None  # the day's PnL, or why it is unknown; None: not read
-        self.sends = 0  # sent in this turn
+        self.sends = 0  # sent, or ready to be, in this turn
         self.sent_gas = 0  # their worst-case gas, wei
+        self.trading: dict[str, str] = {}  # the pools their cycles go through -> the cycle's path id
+        self.sent: set[str] = set()  # the hashes of its sends that left (open, counted in ``sends``)
+        #: the hot state's reads of its batch, taken together (``TurnSends.read_ahead``): the
+        #: block hash they asked about, whether the lock was held, the reads
+        self.ahead: tuple[str, bool, SendReads] | None = None
 
     def holds_lock(self) -> bool:
         """Whether the turn has taken the lock (primed, or at an earlier send)."""
@@ -252,7 +261,80 @@ class Turn:
         self._stack.close()
 
 
-Submit = Callable[[ScoredOpportunity], "ExecutionResult | Pending"]
+@dataclass
+class Ready:
+    """A live send that passed every check under its turn's lock, not signed yet: its turn
+    signs, records and sends it (``TurnSends``)."""
+
+    attempt: Attempt
+    opp: Opportunity
+    tx: dict[str, Any]  # to, data (the guarded calldata), gas and the fee fields
+    worst_gas_wei: int
+    quote: fees.FeeQuote
+    gas_limit: int
+    sized: Sized
+    simulated_profit: int
+    head: int  # the block re-validated at
+    extra: dict[str, Any]
+    mode: str
+
+    def failed(self, reason: str) -> ExecutionResult:
+        """Its result when its send failed."""
+        return ExecutionResult(status="failed", reason=reason, extra={**self.extra, "mode": self.mode}, **self.attempt)
+
+    def dropped(self, reason: str) -> ExecutionResult:
+        """Its result when it was refused before anything was signed."""
+        return ExecutionResult(status="dropped", reason=reason, extra={**self.extra, "mode": self.mode},
+                               **self.attempt)
+
+
+class TurnSends:
+    """The submits of one ``Turn`` (``ExecutionRunner.turn``). ``__call__`` takes an
+    opportunity through every check and, live, sends it at once: signed, recorded, sent,
+    before it returns. ``defer`` takes it through the same checks and keeps a live send
+    ready; ``flush`` then signs the ready ones at consecutive nonces, records them in one
+    commit, notes their pools in one round trip and sends them in order
+    (``Session.send_many``): a block's later sends no longer wait for each earlier one's
+    commit and notes. The turn's checks count the ready ones as sent (the limits, the pools
+    in flight)."""
+
+    def __init__(self, runner: ExecutionRunner, journal: TxJournal | None, turn: Turn) -> None:
+        self._runner, self._journal, self._turn = runner, journal, turn
+        self._ready: list[Ready] = []
+
+    def __call__(self, scored: ScoredOpportunity) -> ExecutionResult | Pending:
+        outcome = self.defer(scored)
+        if not isinstance(outcome, Ready):
+            return outcome
+        [(_, sent, _)] = self.flush()
+        return sent
+
+    def read_ahead(self, batch: Sequence[ScoredOpportunity]) -> None:
+        """Read what every submit of ``batch`` checks of the hot state in one round trip
+        (the runner's ``reads``), each submit then taking its part instead of a round trip
+        of its own (the turn's sends are then checked one after another in well under a
+        millisecond each). Read under the lock when the turn holds it (primed), so the
+        checks under the lock take them as read while no round trip to the node comes
+        between (``ExecutionRunner._locked_reads``); the turn's sends read the kill switch
+        once more before they leave. Nothing is read ahead for fewer than two opportunities,
+        opportunities of different blocks, a runner without ``reads``, or a mode that cannot
+        be read; a failure leaves each submit to read its own."""
+        self._runner._read_ahead(batch, self._turn)
+
+    def defer(self, scored: ScoredOpportunity) -> ExecutionResult | Ready:
+        """The opportunity's final result, or its send made ready for ``flush``."""
+        outcome = self._runner._submit(scored, self._journal, self._turn)
+        if isinstance(outcome, Ready):
+            self._runner._forget_ahead(outcome.opp.pools)
+            self._ready.append(outcome)
+        return outcome
+
+    def flush(self) -> list[tuple[Ready, ExecutionResult | Pending, float]]:
+        """Send what is ready: each with its outcome and when its send was done with."""
+        ready, self._ready = self._ready, []
+        if not ready:
+            return []
+        return [(r, *done) for r, done in zip(ready, self._runner._send(ready, self._journal, self._turn))]
 
 
 @dataclass
@@ -329,13 +411,12 @@ class ExecutionRunner:
             return submit(scored)
 
     @contextlib.contextmanager
-    def turn(self, journal: TxJournal | None = None, *, prime: bool = False) -> Iterator[Submit]:
-        """``submit`` for a batch, one opportunity after another, in one ``Turn`` of the
-        account's nonce lock (taken at the first live send, given back when the batch is
-        done): each send is still checked, signed, recorded and sent before the next
-        opportunity is looked at, without a lock turn of its own. With ``prime`` and the
-        mode live, the lock, the open transactions and the day's PnL are taken at once
-        (``Turn.prime``), before the first submit."""
+    def turn(self, journal: TxJournal | None = None, *, prime: bool = False) -> Iterator[TurnSends]:
+        """A batch's submits (``TurnSends``: one after another, or their sends together) in
+        one ``Turn`` of the account's nonce lock (taken at the first live send, given back
+        when the batch is done), without a lock turn each. With ``prime`` and the mode live,
+        the lock, the open transactions and the day's PnL are taken at once (``Turn.prime``),
+        before the first submit. Sends made ready and not flushed are never sent."""
         assert self.nonces is not None  # set in __post_init__
         turn = Turn(self.nonces)
         if prime and self.signer is not None:
@@ -346,18 +427,36 @@ class ExecutionRunner:
             if live:
                 turn.prime(self.daily_pnl_wei if self.limits.daily_loss_limit_wei is not None else None)
 
-        def submit(scored: ScoredOpportunity) -> ExecutionResult | Pending:
-            outcome = self._submit(scored, journal, turn)
-            if isinstance(outcome, Pending) and self._ahead:
-                # a cycle through a pool this transaction trades may simulate otherwise now
-                traded = set(outcome.pools or scored.opportunity.pools)
-                self._ahead = {k: v for k, v in self._ahead.items() if not traded & v[1]}
-            return outcome
-
         try:
-            yield submit
+            yield TurnSends(self, journal, turn)
         finally:
             turn.close()
+
+    def _read_ahead(self, batch: Sequence[ScoredOpportunity], turn: Turn) -> None:
+        opps = [s.opportunity for s in batch if s.decision == "execute"]
+        if self.reads is None or len(opps) < 2 or len({o.block_hash for o in opps}) != 1:
+            return
+        try:
+            locked = self.current_mode() == "live" and turn.holds_lock()
+        except Exception:  # each submit reads the mode again and drops what it cannot tell
+            return
+        cycles = list(dict.fromkeys(p for o in opps for p in o.pools))
+        pools = list(dict.fromkeys([*cycles, *(p for o in opps for p in o.price_pools)]))
+        cooling = cycles if self.hot is not None and self.limits.pool_cooldown_s > 0 else []
+        try:
+            read = self.reads(block_hash=opps[0].block_hash, pools=pools, cooling=cooling,
+                              traded=cycles if locked else None)
+        except Exception as exc:  # each submit reads its own, and refuses if it cannot
+            log.warning("the batch's hot state reads failed: %s: %s", type(exc).__name__, exc)
+            return
+        turn.ahead = (opps[0].block_hash, locked, read)
+
+    def _forget_ahead(self, pools: Sequence[str]) -> None:
+        """A cycle through a pool a transaction of ours now trades may simulate otherwise:
+        the replies taken ahead for such cycles are no longer used."""
+        if self._ahead:
+            traded = set(pools)
+            self._ahead = {k: v for k, v in self._ahead.items() if not traded & v[1]}
 
     def revalidate_ahead(self, batch: Sequence[ScoredOpportunity]) -> int:
         """Re-validate a batch's opportunities in one JSON-RPC batch before they are submitted
@@ -568,7 +667,7 @@ class ExecutionRunner:
 
     def _submit(
         self, scored: ScoredOpportunity, journal: TxJournal | None, turn: Turn,
-    ) -> ExecutionResult | Pending:
+    ) -> ExecutionResult | Ready:
         opp = scored.opportunity
         attempt = attempt_of(opp)
         try:
@@ -581,7 +680,7 @@ class ExecutionRunner:
             return ExecutionResult(status=status, reason=reason, extra=extra, **attempt, **kw)  # type: ignore[arg-type]
 
         # 1. risk
-        read = self._read(opp, locked=mode == "live" and turn.holds_lock())
+        read = self._read(opp, locked=mode == "live" and turn.holds_lock(), ahead=turn.ahead)
         if isinstance(read, str):
             return result("dropped", read)
         if read.orphaned:
@@ -666,9 +765,7 @@ class ExecutionRunner:
             return result("simulated", "paper trade", realised_profit=simulated_profit, extra=extra)
         head = int(head_raw, 16) if isinstance(head_raw, str) else self.rpc.block_number()
 
-        # 4. live: checks again inside the nonce lock, then sign and send with the guard
-        signer = self.signer
-        assert signer is not None
+        # 4. live: checks again inside the nonce lock; signed and sent with the guard by the turn
         guarded = encode_execute(opp.tokens[0], sized.amount_in, simulated_profit, hops, flash=True)
         quoted_at = time.monotonic()
         try:
@@ -686,56 +783,104 @@ class ExecutionRunner:
             refused = (
                 killed or self._locked_refusal(session, turn, worst)
                 or self._stacked_refusal(opp.pools, mined_count, traded)
+                or (_trading_refusal(opp.pools, turn) if self.hot is not None else None)
             )
             if refused:
                 return result("dropped", refused, extra=extra)
-            route = "private" if self.submitter is not None else "public"
-            submitted: list[Submission] = []
-            broadcasting: list[Signed] = []  # recorded and noted: what a failed send leaves behind
-
-            def record(signed: Signed) -> None:
-                if journal is None:
-                    return
-                from arbbot.execution.follow import TxRecord
-
-                journal.tx_signed(TxRecord(
-                    attempt=attempt, tx_hash=signed.tx_hash, sender=signed.sender, nonce=signed.nonce,
-                    raw_tx=signed.raw, kind="trade", state="signed", route=route, gas_limit=gas_limit,
-                    max_fee_per_gas=quote.max_fee_per_gas,
-                    max_priority_fee_per_gas=None if quote.kind == "legacy" else quote.max_priority_fee_per_gas,
-                    worst_gas_wei=signed.worst_gas_wei, sent_block=head, simulated_profit=simulated_profit,
-                    pools=tuple(opp.pools), created_at=time.time(), final_amount_in=sized.amount_in,
-                    final_predicted_profit=sized.profit,
-                ))
-
-            def before_send(signed: Signed) -> None:
-                record(signed)
-                if self.hot is not None:
-                    self.hot.note_traded(opp.pools, signed.sender, signed.nonce, signed.tx_hash)
-
-            def broadcast(signed: Signed) -> None:
-                broadcasting.append(signed)
-                if self.submitter is None:
-                    self.rpc.call("eth_sendRawTransaction", [signed.raw])
-                else:
-                    submitted.append(self.submitter.submit(signed.raw, head + 1, sender=signer.address))
-
-            tx_hash = session.send(
-                signer, worst_gas_wei=worst, before_send=before_send, broadcast=broadcast, to=self.executor,
-                data=guarded, gas=gas_limit, **quote.signer_fields(),
-            )
-            turn.sends += 1
-            turn.sent_gas += worst
         except NonceLockBusy as exc:
             return result("dropped", str(exc), extra=extra)
-        except RpcError as exc:  # the node's count did not pass the nonce (``NonceSession.send``)
-            if broadcasting:
-                self._refused(broadcasting[0], journal, opp.pools, str(exc))
-            return result("failed", f"send failed: {exc}", extra=extra)
-        except Exception as exc:  # the journal or the hot state failed before the send, or a relay
+        except Exception as exc:  # the hot state, a fee re-quote
             return result("failed", f"not sent: {type(exc).__name__}: {exc}"[:300], extra=extra)
-        return Pending(attempt, tx_hash, guarded, simulated_profit, tuple(opp.pools), sent_block=head,
-                       submission=submitted[0].to_wire() if submitted else None)
+        turn.sends += 1  # counted by the turn's next checks from here
+        turn.sent_gas += worst
+        turn.trading.update(dict.fromkeys(opp.pools, opp.path_id))
+        return Ready(attempt, opp, dict(to=self.executor, data=guarded, gas=gas_limit, **quote.signer_fields()),
+                     worst, quote, gas_limit, sized, simulated_profit, head, extra, mode)
+
+    def _send(
+        self, ready: Sequence[Ready], journal: TxJournal | None, turn: Turn,
+    ) -> list[tuple[ExecutionResult | Pending, float]]:
+        """Sign ``ready`` at consecutive nonces, record them in one commit and note their
+        pools in one round trip, then send them in order, stopping at the first that fails
+        (``Session.send_many``); each one's outcome and when its send was done with. A
+        failed send's pools are free again (``_refused``), as are those of the ones after it,
+        which never left."""
+        signer = self.signer
+        assert signer is not None
+        if len(ready) > 1:  # the first one's check under the lock came a few submits ago
+            blocks = {r.opp.block_hash for r in ready}
+            stop = (self._reads_refusal(blocks.pop() if len(blocks) == 1 else None) if self.reads is not None
+                    else self._kill_switch_refusal())
+            if stop:
+                for r in ready:
+                    _untrade(turn, r.opp.pools)
+                now = time.time()
+                return [(r.dropped(f"{stop} before the turn's sends left"), now) for r in ready]
+        route = "private" if self.submitter is not None else "public"
+        submitted: dict[str, Submission] = {}
+        at: dict[str, float] = {}
+        of: dict[str, Ready] = {}
+
+        def before_send(signed: Sequence[Signed]) -> None:
+            of.update((s.tx_hash, r) for r, s in zip(ready, signed))
+            if journal is not None:
+                journal.tx_signed(*(self._record(r, s, route) for r, s in zip(ready, signed)))
+            if self.hot is not None:
+                self.hot.note_trades([(r.opp.pools, s.sender, s.nonce, s.tx_hash) for r, s in zip(ready, signed)])
+
+        def broadcast(signed: Signed) -> None:
+            if self.submitter is None:
+                self.rpc.call("eth_sendRawTransaction", [signed.raw])
+            else:
+                submitted[signed.tx_hash] = self.submitter.submit(signed.raw, of[signed.tx_hash].head + 1,
+                                                                  sender=signer.address)
+            at[signed.tx_hash] = time.time()
+
+        try:
+            out = turn.session().send_many(signer, [(r.worst_gas_wei, r.tx) for r in ready],
+                                           before_send=before_send, broadcast=broadcast)
+        except Exception as exc:  # the journal or the hot state failed before any send, or the lock
+            for r in ready:
+                _untrade(turn, r.opp.pools)
+            why = f"not sent: {type(exc).__name__}: {exc}"[:300]
+            now = time.time()
+            return [(r.failed(why), now) for r in ready]
+        outcomes: list[tuple[ExecutionResult | Pending, float]] = []
+        for k, (r, s) in enumerate(zip(ready, out.signed)):
+            pools = tuple(r.opp.pools)
+            if k < out.sent:
+                turn.sent.add(s.tx_hash.lower())
+                sub = submitted.get(s.tx_hash)
+                outcomes.append((Pending(r.attempt, s.tx_hash, r.tx["data"], r.simulated_profit, pools,
+                                         sent_block=r.head, submission=sub.to_wire() if sub else None),
+                                 at.get(s.tx_hash) or time.time()))
+                continue
+            _untrade(turn, pools)
+            if k == out.failed and isinstance(out.error, RpcError):  # the node's count did not pass it
+                self._refused(s, journal, pools, str(out.error))
+                outcomes.append((r.failed(f"send failed: {out.error}"), time.time()))
+            elif k == out.failed:  # a relay failed: its row stays signed, the follow pass finds its fate
+                why = f"not sent: {type(out.error).__name__}: {out.error}"[:300]
+                outcomes.append((r.failed(why), time.time()))
+            else:  # never tried: a send before it failed
+                stopped = out.signed[out.sent - 1 if out.failed is None else out.failed].nonce
+                why = f"{NOT_SENT}the send of nonce {stopped} before it failed: {out.error}"[:300]
+                self._refused(s, journal, pools, why)
+                outcomes.append((r.failed(why), time.time()))
+        return outcomes
+
+    @staticmethod
+    def _record(r: Ready, signed: Signed, route: str) -> TxRecord:
+        from arbbot.execution.follow import TxRecord
+
+        return TxRecord(
+            attempt=r.attempt, tx_hash=signed.tx_hash, sender=signed.sender, nonce=signed.nonce, raw_tx=signed.raw,
+            kind="trade", state="signed", route=route, gas_limit=r.gas_limit, max_fee_per_gas=r.quote.max_fee_per_gas,
+            max_priority_fee_per_gas=None if r.quote.kind == "legacy" else r.quote.max_priority_fee_per_gas,
+            worst_gas_wei=signed.worst_gas_wei, sent_block=r.head, simulated_profit=r.simulated_profit,
+            pools=tuple(r.opp.pools), created_at=time.time(), final_amount_in=r.sized.amount_in,
+            final_predicted_profit=r.sized.profit,
+        )
 
     def _refused(self, signed: Signed, journal: TxJournal | None, pools: Sequence[str], error: str) -> None:
         """The node refused ``signed`` and its nonce went back: its row says so (still
@@ -749,7 +894,9 @@ class ExecutionRunner:
         except Exception:  # the row stays ``signed`` and the notes expire: safe, only slower
             log.exception("could not record that the node refused %s", signed.tx_hash)
 
-    def _read(self, opp: Opportunity, *, locked: bool) -> SendReads | str:
+    def _read(
+        self, opp: Opportunity, *, locked: bool, ahead: tuple[str, bool, SendReads] | None = None,
+    ) -> SendReads | str:
         """What step 1 checks of the hot state, or why it cannot tell (which refuses the
         send: fails closed). With ``reads``, in one round trip: the kill switch, the orphaned
         block, the cycle's and its price pools' states, their cooldowns, and (``locked``: the
@@ -757,6 +904,8 @@ class ExecutionRunner:
         lock then take as read when no round trip came between. Without: through each
         callable, the states left to step 2."""
         cooling = list(opp.pools) if self.hot is not None and self.limits.pool_cooldown_s > 0 else []
+        if ahead is not None and ahead[0] == opp.block_hash and ahead[1] == locked:  # the batch's, read together
+            return ahead[2].part([*opp.pools, *opp.price_pools], opp.pools)
         if self.reads is not None:
             try:
                 return self.reads(block_hash=opp.block_hash, pools=list(dict.fromkeys([*opp.pools, *opp.price_pools])),
@@ -785,6 +934,16 @@ class ExecutionRunner:
             except Exception as exc:
                 return f"kill switch state unknown: {type(exc).__name__}: {exc}", None
         return ("kill switch engaged" if read.killed else None), read.traded
+
+    def _reads_refusal(self, block_hash: str | None) -> str | None:
+        """The kill switch through ``reads``, and whether ``block_hash`` was orphaned since;
+        fails closed."""
+        assert self.reads is not None
+        try:
+            read = self.reads(block_hash=block_hash)
+        except Exception as exc:
+            return f"kill switch state unknown: {type(exc).__name__}: {exc}"
+        return "kill switch engaged" if read.killed else "computed on an orphaned block (reorg)" if read.orphaned else None
 
     def _kill_switch_refusal(self) -> str | None:
         """Why not to send as far as the kill switch goes; fails closed."""
@@ -841,9 +1000,10 @@ class ExecutionRunner:
             turn.opened = session.open_txs()
         max_open = self.limits.max_open_txs
         if max_open is not None and len(turn.opened) + turn.sends >= max_open:
-            if not turn.pruned:
+            if not turn.pruned:  # the turn's own sends stay counted in ``turn.sends``, not twice
                 session.prune_open()
-                turn.opened, turn.sends, turn.sent_gas, turn.pruned = session.open_txs(), 0, 0, True
+                turn.opened = {h: v for h, v in session.open_txs().items() if h not in turn.sent}
+                turn.pruned = True
             opened = len(turn.opened) + turn.sends
             if opened >= max_open:
                 return f"{opened} open transactions of the account, the maximum is {max_open}"
@@ -961,6 +1121,22 @@ class ExecutionRunner:
         except ArbbotError as exc:
             return f"reverted on-chain: {exc}"
         return "reverted on-chain (state differed inside the block)"
+
+
+def _trading_refusal(pools: Sequence[str], turn: Turn) -> str | None:
+    """Why not to send a trade through a pool that a send of this turn trades already (not
+    in the hot state's notes yet while the turn's sends wait to go together): as
+    ``_stacked_refusal``, for a runner with a hot state."""
+    shared = [p for p in pools if p in turn.trading]
+    if not shared:
+        return None
+    return f"pool {shared[0]} is in flight: the trade of {turn.trading[shared[0]]} through it goes in this turn"
+
+
+def _untrade(turn: Turn, pools: Sequence[str]) -> None:
+    """A send of the turn that did not leave: its pools are free for the turn's next ones."""
+    for p in pools:
+        turn.trading.pop(p, None)
 
 
 def _simulation(call: Mapping[str, Any], gas: int | None = None) -> list[tuple[str, list[Any]]]:

@@ -31,7 +31,7 @@ from typing import Callable, Protocol, Sequence
 
 from arbbot import obs
 from arbbot.execution.follow import TxJournal
-from arbbot.execution.runner import Attempt, ExecutionRunner, Pending, Submit, attempt_of
+from arbbot.execution.runner import Attempt, ExecutionRunner, Pending, Ready, TurnSends, attempt_of
 from arbbot.types import ExecutionResult, ScoredOpportunity
 
 log = logging.getLogger(__name__)
@@ -64,26 +64,28 @@ Runners = Callable[[int], ExecutionRunner]  # chain id -> that chain's runner
 
 
 def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journal) -> list[ExecutionResult]:
-    """Claim every opportunity of ``batch`` at once, then submit each claimed one, in one turn
-    of its chain's nonce lock (``ExecutionRunner.turn``: taken at the first live send); the
-    results of the ones this call claimed, in order: final, or ``sent`` (its transaction is
-    in the journal).
+    """Claim every opportunity of ``batch`` at once, then take each claimed one through its
+    checks, in one turn of its chain's nonce lock (``ExecutionRunner.turn``: taken at the
+    first live send), and send the turn's live ones together (``TurnSends.flush``: signed at
+    consecutive nonces, recorded in one commit, sent in order); the results of the ones this
+    call claimed, in order: final, or ``sent`` (its transaction is in the journal). A
+    decision's time is when its send was done with, or its checks refused it.
 
-    Only what a send needs is written on the way to the next decision (the claims, and a
-    live send's signed transaction, inside ``submit``, before its bytes leave). What is
-    written after the batch: the outcomes of the ones not sent (dropped, simulated, failed:
-    nothing left the process), and for each sent one that it was sent and its decision
-    latency. A worker that dies before that leaves the claims ``pending`` with nothing
-    signed, which ``reconcile`` finishes, and its sent transactions ``signed``, which
-    ``follow`` finds on the node once ``signed_grace_s`` has passed and marks ``sent``."""
+    Only what a send needs is written on the way to the decisions (the claims, and the live
+    sends' signed transactions, before their bytes leave). What is written after the batch:
+    the outcomes of the ones not sent (dropped, simulated, failed: nothing left the
+    process), and for each sent one that it was sent and its decision latency. A worker that
+    dies before that leaves the claims ``pending`` with nothing signed, which ``reconcile``
+    finishes, and its recorded transactions ``signed``, which ``follow`` finds on the node
+    (marked ``sent``) or not (dropped) once ``signed_grace_s`` has passed."""
     results = []
     unsent: list[ExecutionResult] = []  # written after the batch: no next decision waits on them
     sent: list[tuple[ExecutionResult, Pending]] = []
     claimed = []
     with contextlib.ExitStack() as turns:
-        submits: dict[int, Submit] = {}  # chain -> its runner's ``turn``: one nonce lock turn a batch
+        submits: dict[int, TurnSends] = {}  # chain -> its runner's ``turn``: one nonce lock turn a batch
 
-        def turn_of(chain_id: int, prime: bool = False) -> Submit:
+        def turn_of(chain_id: int, prime: bool = False) -> TurnSends:
             if chain_id not in submits:
                 submits[chain_id] = turns.enter_context(runners(chain_id).turn(journal, prime=prime))
             return submits[chain_id]
@@ -111,13 +113,27 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
             else:
                 log.info("already executed or claimed: %s", s.opportunity.key)
 
-        def submit(s: ScoredOpportunity) -> ExecutionResult | Pending:
-            return turn_of(s.opportunity.chain_id)(s)
-
+        for chain_id in dict.fromkeys(s.opportunity.chain_id for s in claimed):
+            try:
+                turn_of(chain_id).read_ahead([s for s in claimed if s.opportunity.chain_id == chain_id])
+            except Exception:  # each submit reads its own
+                log.exception("chain %s: could not read the batch's hot state ahead", chain_id)
+        checked: list[tuple[ScoredOpportunity, ExecutionResult | Ready, float]] = []
         for s in claimed:
             o = s.opportunity
             with obs.scope("execute.opportunity", chain=o.chain_id, block=o.block_number, path_id=o.path_id):
-                result, pending = _execute_one(s, submit)
+                try:
+                    outcome = turn_of(o.chain_id).defer(s)
+                except Exception as exc:
+                    log.exception("execution of %s failed", o.key)
+                    outcome = ExecutionResult.failed(attempt_of(o), _why(exc))
+                obs.note(status=outcome.status if isinstance(outcome, ExecutionResult) else "ready")
+            checked.append((s, outcome, time.time()))
+        with obs.scope("execute.sends", count=sum(isinstance(o, Ready) for _, o, _ in checked)):
+            sends = {id(r): (outcome, at) for t in submits.values() for r, outcome, at in t.flush()}
+        for s, checks, checked_at in checked:
+            decision, at = sends[id(checks)] if isinstance(checks, Ready) else (checks, checked_at)
+            result, pending = _decided(s, decision, at)
             if pending is None:
                 unsent.append(result)
             else:
@@ -134,18 +150,13 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
     return results
 
 
-def _execute_one(
-    s: ScoredOpportunity, submit: Submit
+def _decided(
+    s: ScoredOpportunity, outcome: ExecutionResult | Pending, at: float,
 ) -> tuple[ExecutionResult, Pending | None]:
-    """Submit one claimed opportunity: ``sent`` with its ``Pending`` (its transaction in the
-    journal as signed; the caller marks it sent), or its final result, which the caller
-    records after the batch."""
-    try:
-        outcome = submit(s)
-    except Exception as exc:
-        log.exception("execution of %s failed", s.opportunity.key)
-        outcome = ExecutionResult.failed(attempt_of(s.opportunity), _why(exc))
-    decided = _decision(s, time.time())
+    """A claimed opportunity's result, decided at ``at``: ``sent`` with its ``Pending`` (its
+    transaction in the journal as signed; the caller marks it sent), or its final result,
+    which the caller records after the batch."""
+    decided = _decision(s, at)
     pending = outcome if isinstance(outcome, Pending) else None
     if isinstance(outcome, Pending):
         result = ExecutionResult(status="sent", reason=f"sent, re-validated profit {outcome.simulated_profit}",
@@ -157,7 +168,6 @@ def _execute_one(
         s.opportunity.key, result.status, result.tx_hash, result.predicted_profit,
         result.realised_profit, result.reason,
     )
-    obs.note(status=result.status)
     return result, pending
 
 

@@ -109,9 +109,9 @@ def before(rec: Any) -> None:
 
 
 def now(rec: Any) -> None:
-    from webapp.core.services import transaction_signed
+    from webapp.core.services import transactions_signed
 
-    transaction_signed(rec)
+    transactions_signed([rec])
 
 
 VARIANTS: dict[str, Callable[[Any], None]] = {

@@ -1,21 +1,19 @@
 #!/usr/bin/env python
-"""The execute stage's live decisions for a block, in-process, by how it takes the nonce lock:
+"""The execute stage's live decisions for a block, in-process, by how a batch's sends go:
 
-- **a turn per send**: each send takes the account's nonce lock, reads the open transactions
-  and the day's PnL, and gives the lock back (the stage before ``ExecutionRunner.turn``);
-- **one turn a batch, not primed**: the batch keeps the lock from its first send to its end,
-  the limits read once, at the first send (``ExecutionRunner.turn`` before ``Turn.prime``);
-- **one turn a batch, primed** (what the stage runs): the same turn, its lock, open
-  transactions and day's PnL taken while the batch's re-validation ahead is under way;
-- **primed, hot state read apart**: the same, with each submit's reads of the hot state
-  (the kill switch, the orphaned block, the pools, their last trades) one round trip each,
-  as before ``ExecutionRunner.reads`` read them in one.
+- **sent one by one**: each opportunity's hot state read, its checks, then its send signed,
+  recorded (its own commit), noted and sent before the next one is looked at (the stage
+  until session 37: ``TurnSends`` called for each);
+- **sent together** (what the stage runs): the batch's hot state read in one round trip
+  (``TurnSends.read_ahead``), every opportunity checked, then the turn's sends signed at
+  consecutive nonces, recorded in one commit, their pools noted in one round trip, and sent
+  in nonce order (``TurnSends.defer`` and ``flush``).
 
-Every variant but the last reads the hot state as the fleet's runner does
-(``reads=HotState.send_reads``).
+(Until session 37 the variants compared how the batch took the nonce lock: a turn per send,
+one turn a batch not primed, primed, and primed with the hot state read apart; their figures
+are in bench/latency/README.md, sessions 30-36.)
 
-(A third variant until 2026-12-05, one turn a batch with the GIL switch interval at 0.5 ms,
-showed no gain and was dropped: ``bench/latency/README.md``, session 30.)
+Both read the hot state as the fleet's runner does (``reads=HotState.send_reads``).
 
 The real parts of the fleet's execute stage: ``arbbot.execution.stage.execute`` with the
 database journal (a scratch PostgreSQL database, ``bench.scratch_db``), the day's PnL read
@@ -44,6 +42,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -53,41 +52,17 @@ from bench.scratch_db import ScratchDb  # noqa: E402
 
 def variants() -> dict[str, Callable[..., Any]]:
     """name -> the runner class."""
-    from arbbot.execution.runner import ExecutionRunner, Submit
+    from arbbot.execution.runner import ExecutionRunner
 
-    class PerSend(ExecutionRunner):
-        """A turn of the nonce lock for each send, as before ``turn``."""
+    class OneByOne(ExecutionRunner):
+        """Each send leaves before the next opportunity is checked."""
 
-        def turn(self, journal: Any = None, *, prime: bool = False) -> Any:
-            one_turn = super().turn
+        @contextlib.contextmanager
+        def turn(self, journal: Any = None, *, prime: bool = False) -> Iterator[Any]:
+            with super().turn(journal, prime=prime) as sends:
+                yield SimpleNamespace(read_ahead=lambda batch: None, defer=sends, flush=lambda: [])
 
-            @contextlib.contextmanager
-            def per_send() -> Iterator[Submit]:
-                def submit(scored: Any) -> Any:
-                    with one_turn(journal) as own:
-                        return own(scored)
-
-                yield submit
-
-            return per_send()
-
-    class NotPrimed(ExecutionRunner):
-        """One turn a batch, its lock and limits taken at the first send."""
-
-        def turn(self, journal: Any = None, *, prime: bool = False) -> Any:
-            return super().turn(journal)
-
-    return {
-        "a turn per send": PerSend,
-        "one turn a batch, not primed": NotPrimed,
-        "one turn a batch, primed": ExecutionRunner,
-        READ_APART: ExecutionRunner,
-    }
-
-
-#: The stage's runner with its hot state read through each callable, one round trip each
-#: (before ``ExecutionRunner.reads``); every other variant reads as the fleet's runner does.
-READ_APART = "primed, hot state read apart"
+    return {"sent one by one": OneByOne, "sent together": ExecutionRunner}
 
 
 def main() -> int:
@@ -144,7 +119,7 @@ def main() -> int:
             runners[name] = cls(
                 rpc=rpc, executor=STAND_IN_EXECUTOR, mode="live", pools=hot.get_pools, signer=LocalSigner(rpc, key),
                 kill_switch=hot.fleet.kill_switch_engaged, is_orphaned=hot.is_orphaned, hot=hot,
-                reads=None if name == READ_APART else hot.send_reads,
+                reads=hot.send_reads,
                 nonces=NonceManager(hot, rpc, address.lower()), chain_id=31337,
                 limits=RiskLimits(daily_loss_limit_wei=10**24),
                 daily_pnl_wei=lambda: selectors.pnl_today_wei(31337, STAND_IN_WETH),

@@ -7,10 +7,12 @@ the project's code changes: the wrappers time whole calls, so a step is a functi
 
 Per batch (``arbbot.execution.stage.execute``), on its thread: the re-validation ahead's
 preparation (``_revalidate_ahead``), the claim (``Journal.claim_all``), the nonce lock turn
-and its reads (``Turn.prime``), the wait for the ahead's round trip, then each submit
-(``ExecutionRunner._submit``) and within it the signing (``LocalSigner.sign``), the signed
-row's write (``Journal.tx_signed``), the pools' traded notes (``HotState.note_traded``) and
-the send (``eth_sendRawTransaction``); on the background thread, the round trip
+and its reads (``Turn.prime``), the wait for the ahead's round trip, the batch's hot state
+reads (``TurnSends.read_ahead``), each opportunity's checks (``ExecutionRunner._submit``),
+then the turn's sends (``TurnSends.flush``) and within them the kill switch read again
+(``ExecutionRunner._reads_refusal``), the signing (``LocalSigner.sign``), the signed rows'
+write (``Journal.tx_signed``), the pools' traded notes (``HotState.note_trades``) and each
+send (``eth_sendRawTransaction``); on the background thread, the round trip
 (``ExecutionRunner._round_trip``). One log line a batch on ``arbbot.steps``: ``STEPS`` and a
 JSON object (``at``: the batch's start, unix time; ``steps``: ``[name, start ms, end ms]``
 from it, in the order they ended).
@@ -88,11 +90,15 @@ def install() -> None:
     stage.execute = execute  # type: ignore[assignment]
     stage._revalidate_ahead = ahead  # type: ignore[assignment]
     runner.Turn.prime = _timed("prime", runner.Turn.prime)  # type: ignore[method-assign]
-    runner.ExecutionRunner._submit = _timed("submit", runner.ExecutionRunner._submit)  # type: ignore[method-assign]
+    runner.TurnSends.read_ahead = _timed("read ahead", runner.TurnSends.read_ahead)  # type: ignore[method-assign]
+    runner.ExecutionRunner._submit = _timed("check", runner.ExecutionRunner._submit)  # type: ignore[method-assign]
+    runner.TurnSends.flush = _timed("sends", runner.TurnSends.flush)  # type: ignore[method-assign]
+    runner.ExecutionRunner._reads_refusal = _timed(  # type: ignore[method-assign]
+        "kill switch again", runner.ExecutionRunner._reads_refusal)
     runner.ExecutionRunner._round_trip = _timed(  # type: ignore[method-assign]
         "round trip (background)", runner.ExecutionRunner._round_trip)
     LocalSigner.sign = _timed("sign", LocalSigner.sign)  # type: ignore[method-assign]
-    HotState.note_traded = _timed("note traded", HotState.note_traded)  # type: ignore[method-assign]
+    HotState.note_trades = _timed("note traded", HotState.note_trades)  # type: ignore[method-assign]
     call = RpcClient.call
 
     def rpc_call(self: Any, method: str, params: Any = ()) -> Any:
@@ -128,40 +134,48 @@ def read(log_file: Path, windows: Iterable[tuple[float, float]]) -> list[list[tu
 
 def rows(batches: list[list[tuple[str, float, float]]]) -> list[tuple[str, list[float]]]:
     """(row, its durations in ms): each step of the way to the first decision in order (the
-    gap before each, where the stage did what no wrapper times, as "other"), then every
-    submit's parts, first and later ones apart."""
+    gap before each, where the stage did what no wrapper times, as "before"), the checks
+    (each, and a batch's all), then the turn's sends and their parts."""
     table: dict[str, list[float]] = {}
 
     def add(name: str, ms: float) -> None:
         table.setdefault(name, []).append(ms)
 
     for steps in batches:
-        submits = [(s, e) for n, s, e in steps if n == "submit"]
+        sends = [(s, e) for n, s, e in steps if n == "send"]
         for n, s, e in steps:
             if n == "batch":
                 add("batch, start -> end", e - s)
             elif n == "round trip (background)":
                 add(n, e - s)
-        if submits:
-            add("start -> 1st decision", submits[0][1])
+        if sends:
+            add("start -> 1st decision (its send done)", sends[0][1])
         cursor = 0.0
-        for n, s, e in sorted((x for x in steps if x[0] in ("prepare", "claim", "prime", "wait ahead")),
+        for n, s, e in sorted((x for x in steps if x[0] in ("prepare", "claim", "prime", "wait ahead", "read ahead")),
                               key=lambda x: x[1]):
             if s > cursor:
                 add("  before " + n, s - cursor)
             add("  " + n, e - s)
             cursor = max(cursor, e)
-        for k, (s0, e0) in enumerate(submits):
-            which = "1st submit" if k == 0 else "later submits"
-            if k == 0:
-                add("  before 1st submit", s0 - cursor)
-            add(which, e0 - s0)
-            inner = 0.0
+        checks = [(s, e) for n, s, e in steps if n == "check"]
+        if checks:
+            add("  before the checks", checks[0][0] - cursor)
+            add("  checks, all of the batch", checks[-1][1] - checks[0][0])
+            for s, e in checks:
+                add("    each", e - s)
+            cursor = checks[-1][1]
+        for s0, e0 in [(s, e) for n, s, e in steps if n == "sends"]:
+            add("  before the sends", s0 - cursor)
+            add("  sends, all of the batch", e0 - s0)
+            inner: dict[str, float] = {}
             for n, s, e in steps:
-                if n in ("sign", "record signed", "note traded", "send") and s0 <= s and e <= e0:
-                    add(f"  {which}: {n}", e - s)
-                    inner += e - s
-            add(f"  {which}: checks, re-validation replies, the rest", e0 - s0 - inner)
+                if n in ("kill switch again", "sign", "record signed", "note traded", "send") and s0 <= s and e <= e0:
+                    inner[n] = inner.get(n, 0.0) + e - s
+            for n, ms in inner.items():
+                add(f"    {n}" + (", all" if n in ("sign", "send") else ""), ms)
+            add("    the rest", e0 - s0 - sum(inner.values()))
+            for s, e in (x[1:] for x in steps if x[0] == "send" and s0 <= x[1] and x[2] <= e0):
+                add("    each send", e - s)
     return list(table.items())
 
 

@@ -1,9 +1,11 @@
 """A block's live sends in one turn of the account's nonce lock (``ExecutionRunner.turn``):
-taken at the first send (never in dry-run), each send still checked, recorded and sent before
-the next opportunity is looked at; a send that fails leaves its nonce to the next one; the
-limits count the turn's earlier sends; a worker killed between two sends loses nothing and
-sends nothing twice. Real anvil (the stand-in executor of tests/execution/executor_helpers.py),
-Redis, PostgreSQL, and the project's fault proxy process for a node that refuses a send.
+taken at the first send (never in dry-run); each opportunity checked in turn, then the
+turn's sends signed at consecutive nonces, recorded in one commit before the first leaves,
+and sent in nonce order (``TurnSends.flush``); a send that fails stops the ones after it and
+leaves its nonce to the next send; the limits count the turn's earlier sends; a worker
+killed between two sends loses nothing and sends nothing twice. Real anvil (the stand-in
+executor of tests/execution/executor_helpers.py), Redis, PostgreSQL, and the project's fault
+proxy process for a node that refuses a send.
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ def settle(runner: ExecutionRunner, done: Any, *, grace_s: float = 30.0) -> None
     raise AssertionError("not settled after 20 follow passes")
 
 
-def test_a_batch_sends_in_one_turn_each_recorded_before_it_leaves_in_nonce_order(
+def test_a_batch_sends_in_one_turn_all_recorded_before_the_first_leaves_in_nonce_order(
     node: RpcClient, signer: LocalSigner, hot: HotState
 ) -> None:
     from webapp.core.services import DbJournal
@@ -130,10 +132,10 @@ def test_a_batch_sends_in_one_turn_each_recorded_before_it_leaves_in_nonce_order
     order: list[str] = []
 
     class Journal(DbJournal):
-        def tx_signed(self, rec: TxRecord) -> None:
-            # the one before it is already on the node when this one is recorded
-            order.append(f"{rec.attempt['path_id']} recorded, {pending_count(node, signer) - first} on the node")
-            super().tx_signed(rec)
+        def tx_signed(self, *recs: TxRecord) -> None:
+            paths = "".join(rec.attempt["path_id"] for rec in recs)
+            order.append(f"{paths} recorded, {pending_count(node, signer) - first} on the node")
+            super().tx_signed(*recs)
 
     runner = make_runner(node, signer, hot)
     first = pending_count(node, signer)
@@ -142,7 +144,7 @@ def test_a_batch_sends_in_one_turn_each_recorded_before_it_leaves_in_nonce_order
         results = stage.execute(batch("a", "b", "c"), {31337: runner}.__getitem__, Journal())
         assert [(r.path_id, r.status) for r in results] == [("a", "sent"), ("b", "sent"), ("c", "sent")]
         assert runner.nonces.turns == 1  # type: ignore[union-attr]
-        assert order == ["a recorded, 0 on the node", "b recorded, 1 on the node", "c recorded, 2 on the node"]
+        assert order == ["abc recorded, 0 on the node"]  # one commit, before any of them left
         by_path = rows()
         assert [by_path[p].nonce for p in "abc"] == [first, first + 1, first + 2]
         assert [by_path[p].tx_hash for p in "abc"] == [r.tx_hash for r in results]
@@ -151,6 +153,9 @@ def test_a_batch_sends_in_one_turn_each_recorded_before_it_leaves_in_nonce_order
         assert int(node.call("txpool_status")["pending"], 16) == 3
         assert hot.nonce_peek(signer.address) == (first + 3, None)  # nothing left in flight
         assert set(hot.open_txs(signer.address)) == {r.tx_hash for r in results}
+        assert {p: hot.last_trades(list(c)) for p, c in zip("abc", CYCLES)} == {
+            p: {pool: (signer.address.lower(), by_path[p].nonce, by_path[p].tx_hash) for pool in c}
+            for p, c in zip("abc", CYCLES)}
         assert not hot.nonce_lock(signer.address).locked()  # given back at the batch's end
     finally:
         node.call("evm_setAutomine", [True])
@@ -174,51 +179,96 @@ class Sends(redis.Connection):
 def test_a_later_send_of_a_turn_reads_the_hot_state_in_one_round_trip(
     node: RpcClient, signer: LocalSigner, hot: HotState,
 ) -> None:
-    """Between one send's signed row and the next one's, the runner asks Redis twice: the
-    first send's traded notes, then the next submit's reads (the kill switch, the orphaned
-    block, the pools, their last trades: the turn holds the lock). Read one by one, as
-    before ``ExecutionRunner.reads``, it was six. (The nonce take and its sent note, the
-    nonce manager's, are on another client here.)"""
+    """A batch's submits ask Redis once together, for everything their checks read (the
+    kill switch, the orphaned block, the pools, their cooldowns and last trades: the turn
+    holds the lock), and nothing else until the turn reads the kill switch once more before
+    its sends, then notes the three sends' pools in one round trip. Read one by one, as
+    before ``ExecutionRunner.reads``, each submit asked six times. (The nonce take and its
+    sent note, the nonce manager's, are on another client here.)"""
     from webapp.core.services import DbJournal
 
     pool = redis.ConnectionPool.from_url(os.environ.get("ARBBOT_REDIS_URL", "redis://127.0.0.1:6379/0"),
                                          connection_class=Sends)
     counted = HotState(redis.Redis(connection_pool=pool), hot.prefix, hot.chain_id)
     counted.get_pools([POOLS[0]])  # connected: the handshake is not counted
-    sends: list[int] = []
+    marks: list[tuple[str, int]] = []
+
+    def reads(**kw: Any) -> Any:
+        marks.append(("kill switch" if "pools" not in kw else f"{len(kw['pools'])} pools read", Sends.sends))
+        return counted.send_reads(**kw)
 
     class Journal(DbJournal):
-        def tx_signed(self, rec: TxRecord) -> None:
-            sends.append(Sends.sends)
-            super().tx_signed(rec)
+        def tx_signed(self, *recs: TxRecord) -> None:
+            marks.append((f"{len(recs)} recorded", Sends.sends))
+            super().tx_signed(*recs)
 
-    runner = dataclasses.replace(make_runner(node, signer, hot), hot=counted, reads=counted.send_reads)
+    runner = dataclasses.replace(make_runner(node, signer, hot), hot=counted, reads=reads)
     results = stage.execute(batch("a", "b", "c"), {31337: runner}.__getitem__, Journal())
+    marks.append(("done", Sends.sends))
     assert [r.status for r in results] == ["sent"] * 3
-    assert [b - a for a, b in zip(sends, sends[1:])] == [2, 2]
+    steps = [(what, b - a) for (what, a), (_, b) in zip(marks, marks[1:])]
+    assert steps == [("6 pools read", 1), ("kill switch", 1), ("3 recorded", 1)]
     pool.disconnect()
 
 
-def test_the_kill_switch_engaged_between_two_sends_of_a_turn_stops_the_next(
+def test_the_kill_switch_engaged_after_a_batchs_reads_stops_all_its_sends(
     node: RpcClient, signer: LocalSigner, hot: HotState,
 ) -> None:
-    """The turn holds the lock, so the next submit's one read is its check under the lock:
-    engaged after the first send's row, the second is dropped, nothing more leaves."""
+    """The batch's checks read the hot state together, before the first check: engaged
+    right after that read, every check passes on it, and the turn's read of the kill switch
+    before its sends drops them all; nothing is signed into the journal, nothing leaves."""
     from webapp.core.services import DbJournal
 
-    class Journal(DbJournal):
-        def tx_signed(self, rec: TxRecord) -> None:
-            super().tx_signed(rec)
-            hot.fleet.set_kill_switch(True)
+    calls = 0
 
-    runner = make_runner(node, signer, hot)
+    def reads(**kw: Any) -> Any:
+        nonlocal calls
+        out = hot.send_reads(**kw)
+        calls += 1
+        if calls == 1:
+            hot.fleet.set_kill_switch(True)
+        return out
+
+    runner = make_runner(node, signer, hot, reads=reads)
     first = pending_count(node, signer)
     try:
-        results = stage.execute(batch("a", "b", "c"), {31337: runner}.__getitem__, Journal())
+        results = stage.execute(batch("a", "b", "c"), {31337: runner}.__getitem__, DbJournal())
     finally:
         hot.fleet.set_kill_switch(False)
-    assert [(r.status, r.reason) for r in results][1:] == [("dropped", "kill switch engaged")] * 2
-    assert results[0].status == "sent" and pending_count(node, signer) == first + 1
+    assert calls == 2
+    assert [(r.status, r.reason) for r in results] == [
+        ("dropped", "kill switch engaged before the turn's sends left")] * 3
+    assert pending_count(node, signer) == first and rows() == {}
+    assert hot.nonce_peek(signer.address)[1] is None  # no nonce was taken
+    assert hot.last_trades([p for c in CYCLES[:3] for p in c]) == {}
+    # the pools are free: the next batch (switch off) sends through them
+    again = stage.execute(batch("d", "e", "f"), {31337: runner}.__getitem__, DbJournal())
+    assert [r.status for r in again] == ["sent"] * 3
+
+
+def test_a_block_orphaned_after_a_batchs_reads_stops_all_its_sends(
+    node: RpcClient, signer: LocalSigner, hot: HotState,
+) -> None:
+    """As the kill switch: the block the batch was computed on is orphaned by a reorg right
+    after its reads; the turn's read before its sends drops them all."""
+    from webapp.core.services import DbJournal
+
+    calls = 0
+
+    def reads(**kw: Any) -> Any:
+        nonlocal calls
+        out = hot.send_reads(**kw)
+        calls += 1
+        if calls == 1:
+            hot.redis.sadd(hot.key("orphaned"), kw["block_hash"].lower())
+        return out
+
+    runner = make_runner(node, signer, hot, reads=reads)
+    first = pending_count(node, signer)
+    results = stage.execute(batch("a", "b"), {31337: runner}.__getitem__, DbJournal())
+    assert [(r.status, r.reason) for r in results] == [
+        ("dropped", "computed on an orphaned block (reorg) before the turn's sends left")] * 2
+    assert pending_count(node, signer) == first and rows() == {}
 
 
 def test_reads_older_than_a_round_trip_to_the_node_are_taken_again_under_the_lock(
@@ -328,12 +378,14 @@ def test_a_dry_run_batch_never_takes_the_nonce_lock(node: RpcClient, signer: Loc
     assert runner.nonces.turns == 0 and rows() == {}  # type: ignore[union-attr]
 
 
-def test_a_send_that_fails_leaves_its_nonce_to_the_next_send_of_the_turn(
+def test_a_send_that_fails_stops_the_turns_later_sends_and_leaves_its_nonce_to_the_next_send(
     node: RpcClient, signer: LocalSigner, hot: HotState
 ) -> None:
     """The node refuses the second send (HTTP 502 from the fault proxy; the first passes):
-    the first is out, the second failed, and the third goes out at the second's nonce: the
-    count was re-read from the node, so no gap."""
+    the first is out, the second failed, and the third, signed and recorded with the others,
+    is never sent; the count was re-read from the node, so the next batch goes out at the
+    second's nonce: no gap. The two rows end ``replaced`` by it, each execution ``failed``
+    with its own reason, nothing paid."""
     from webapp.core.services import DbJournal
 
     proxy = FaultProxy(node.url)
@@ -343,26 +395,28 @@ def test_a_send_that_fails_leaves_its_nonce_to_the_next_send_of_the_turn(
         proxy.set("error", methods=("eth_sendRawTransaction",), spare=1)
         results = stage.execute(batch("a", "b", "c"), {31337: runner}.__getitem__, DbJournal())
         assert [(r.path_id, r.status) for r in results] == [("a", "sent"), ("b", "failed"), ("c", "failed")]
+        assert proxy.stats()["counts"]["error"] == 1  # the third was never tried
+        assert set(hot.last_trades([p for c in CYCLES[:3] for p in c])) == set(CYCLES[0])  # b's and c's went
         proxy.set("pass")
         again = stage.execute(batch("d", "e", start=3), {31337: runner}.__getitem__, DbJournal())
         assert [(r.path_id, r.status) for r in again] == [("d", "sent"), ("e", "sent")]
-        assert results[1].reason.startswith("send failed:") and results[2].reason.startswith("send failed:")
-        assert proxy.stats()["counts"]["error"] == 2
         by_path = rows()
         assert {p: (t.state, t.nonce) for p, t in by_path.items()} == {
-            "a": ("sent", first), "b": ("refused", first + 1), "c": ("refused", first + 1),
+            "a": ("sent", first), "b": ("refused", first + 1), "c": ("refused", first + 2),
             "d": ("sent", first + 1), "e": ("sent", first + 2)}
         assert "502" in by_path["b"].error and results[1].reason == f"send failed: {by_path['b'].error}"
+        assert results[2].reason == by_path["c"].error == (
+            f"not sent: the send of nonce {first + 1} before it failed: {by_path['b'].error}")
         assert pending_count(node, signer) == first + 3
     finally:
         proxy.stop()
     runner = make_runner(node, signer, hot)
     settle(runner, lambda: all(status_of(p) == "success" for p in "ade"), grace_s=0)
-    # their nonce went to "d", which was mined: nothing of b or c was, nor will be; each
-    # execution keeps the node's answer, not "taken by another execution"
+    # their nonces went to "d" and "e", which were mined: nothing of b or c was, nor will
+    # be; each execution keeps its own reason, not "taken by another execution"
     assert {rows()[p].state for p in "bc"} == {"replaced"}
-    for p in "bc":
-        assert (status_of(p), reason_of(p)) == ("failed", f"send failed: {rows()[p].error}; nothing was paid")
+    assert (status_of("b"), reason_of("b")) == ("failed", f"send failed: {rows()['b'].error}; nothing was paid")
+    assert (status_of("c"), reason_of("c")) == ("failed", f"{rows()['c'].error}; nothing was paid")
 
 
 def test_a_refused_send_frees_its_pools_and_ends_failed_with_the_nodes_answer(
@@ -460,23 +514,24 @@ class DiesAtSecondSend(RpcClient):
 def test_a_worker_killed_between_two_sends_loses_none_and_sends_none_twice(
     node: RpcClient, signer: LocalSigner, hot: HotState
 ) -> None:
-    """Killed sending the second of three: the first recorded ``signed`` and on the node,
-    the second recorded and in flight, the third never looked at. The follow pass finds the
-    first on the node (sent, then settled) and drops the second; the next sender re-reads
-    the count from the node and takes the second's nonce: no gap, nothing twice."""
+    """Killed sending the second of three: all three recorded ``signed``, the first on the
+    node, the turn's first nonce still in flight. The follow pass finds the first on the
+    node (sent, then settled) and drops the other two; the next sender re-reads the count
+    from the node and takes the second's nonce: no gap, nothing twice."""
     from webapp.core.services import DbJournal
 
     runner = make_runner(DiesAtSecondSend(node.urls), signer, hot)
     first = pending_count(node, signer)
     with pytest.raises(Died):
         stage.execute(batch("a", "b", "c"), {31337: runner}.__getitem__, DbJournal())
-    assert {p: t.state for p, t in rows().items()} == {"a": "signed", "b": "signed"}
+    assert {p: t.state for p, t in rows().items()} == {"a": "signed", "b": "signed", "c": "signed"}
     assert pending_count(node, signer) == first + 1
-    assert hot.nonce_peek(signer.address) == (first + 2, first + 1)  # b's nonce in flight
+    assert hot.nonce_peek(signer.address) == (first + 3, first)  # the turn's nonces in flight
 
     runner = make_runner(node, signer, hot)
-    settle(runner, lambda: status_of("a") == "success" and status_of("b") == "dropped", grace_s=0)
-    assert {p: t.state for p, t in rows().items()} == {"a": "confirmed", "b": "dropped"}
+    settle(runner, lambda: status_of("a") == "success" and {status_of("b"), status_of("c")} == {"dropped"},
+           grace_s=0)
+    assert {p: t.state for p, t in rows().items()} == {"a": "confirmed", "b": "dropped", "c": "dropped"}
     later = stage.execute([scored("d", CYCLES[3], block_number=9)], {31337: runner}.__getitem__, DbJournal())
     assert [r.status for r in later] == ["sent"] and rows()["d"].nonce == first + 1
     node.call("evm_mine")

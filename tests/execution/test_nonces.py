@@ -1,7 +1,8 @@
 """Nonces shared through Redis (``arbbot.execution.nonces`` over ``HotState``), on anvil:
-8 OS processes sending from one key use every nonce exactly once; a failed send leaves no
-gap; a send that reached the node despite an error is not reused; a holder that died with
-a nonce in flight is recovered from the node's count; an expired lock cannot move the nonce."""
+8 OS processes sending from one key, one by one and three at a time, use every nonce exactly
+once; a failed send leaves no gap, and stops the sends after it in its session's group; a
+send that reached the node despite an error is not reused; a holder that died with a nonce
+in flight is recovered from the node's count; an expired lock cannot move the nonce."""
 
 from __future__ import annotations
 
@@ -52,11 +53,16 @@ def _worker(url: str, redis_url: str, prefix: str, key: str, n: int, out: Any) -
     signer = LocalSigner(rpc, key, chain_id=31337)
     nonces = NonceManager(hot, rpc, signer.address)
     sent, errors = [], []
-    for _ in range(n):
+    tx = {"to": signer.address, "data": "0x", "gas": 21_000, **FEES}
+    while len(sent) + len(errors) < n:
         try:
             with nonces.session() as session:
-                sent.append(session.send(signer, worst_gas_wei=21_000 * FEES["max_fee_per_gas"],
-                                         to=signer.address, data="0x", gas=21_000, **FEES))
+                if len(sent) % 2:  # three in one go (``send_many``), then one alone
+                    group = session.send_many(signer, [(21_000 * FEES["max_fee_per_gas"], tx)] * min(3, n - len(sent)))
+                    assert group.error is None, group.error
+                    sent.extend(s.tx_hash for s in group.signed)
+                else:
+                    sent.append(session.send(signer, worst_gas_wei=21_000 * FEES["max_fee_per_gas"], **tx))
         except Exception as exc:  # every error is reported to the parent, which asserts none
             errors.append(f"{type(exc).__name__}: {exc}")
     out.put((os.getpid(), sent, errors))
@@ -110,6 +116,74 @@ def test_a_failed_send_leaves_no_gap_and_a_delivered_one_is_not_reused(node: str
         third = s.send(signer, worst_gas_wei=0, to=signer.address, data="0x", gas=21_000, **FEES)
     assert [int(rpc.call("eth_getTransactionByHash", [h])["nonce"], 16) for h in (first, delivered, third)] == [0, 1, 2]
     assert count(rpc, signer.address, "latest") == 3
+
+
+def test_a_group_is_recorded_whole_before_its_first_send_and_sent_in_nonce_order(
+    node: str, key: str, hot: HotState
+) -> None:
+    rpc = RpcClient(node)
+    signer = LocalSigner(rpc, key, chain_id=31337)
+    nonces = NonceManager(hot, rpc, signer.address)
+    tx = {"to": signer.address, "data": "0x", "gas": 21_000, **FEES}
+    seen: list[tuple[list[int], int]] = []
+    with nonces.session() as s:
+        out = s.send_many(signer, [(k, tx) for k in (1, 2, 3)],
+                          before_send=lambda signed: seen.append(([x.nonce for x in signed], count(rpc, signer.address))))
+    assert seen == [([0, 1, 2], 0)]  # all three handed over at once, none sent yet
+    assert (out.sent, out.error, out.failed) == (3, None, None)
+    assert [int(rpc.call("eth_getTransactionByHash", [x.tx_hash])["nonce"], 16) for x in out.signed] == [0, 1, 2]
+    assert hot.nonce_peek(signer.address) == (3, None)
+    assert hot.open_txs(signer.address) == {x.tx_hash.lower(): (x.nonce, x.worst_gas_wei) for x in out.signed}
+
+    # The journal fails: nothing is sent and the three nonces go back.
+    def fails(signed: Any) -> None:
+        raise RuntimeError("journal down")
+
+    with pytest.raises(RuntimeError), nonces.session() as s:
+        s.send_many(signer, [(0, tx)] * 3, before_send=fails)
+    assert hot.nonce_peek(signer.address) == (3, None) and count(rpc, signer.address) == 3
+
+
+def test_a_failed_send_in_a_group_stops_the_rest_and_leaves_no_gap(node: str, key: str, hot: HotState) -> None:
+    """The second of three is refused (intrinsic gas too low): the first is out, the third
+    never tried; the count re-read from the node hands the second's nonce out again. A relay
+    that fails otherwise leaves the group's first nonce in flight: the next holder re-reads
+    the count first. One the node took despite the error counts as sent and stops the rest."""
+    rpc = RpcClient(node)
+    signer = LocalSigner(rpc, key, chain_id=31337)
+    nonces = NonceManager(hot, rpc, signer.address)
+    good, bad = {"to": signer.address, "data": "0x", "gas": 21_000, **FEES}, {
+        "to": signer.address, "data": "0x", "gas": 20_000, **FEES}
+    with nonces.session() as s:
+        out = s.send_many(signer, [(0, good), (0, bad), (0, good)])
+    assert (out.sent, out.failed, isinstance(out.error, RpcError)) == (1, 1, True)
+    assert count(rpc, signer.address) == 1 and hot.nonce_peek(signer.address) == (1, None)
+    assert set(hot.open_txs(signer.address)) == {out.signed[0].tx_hash.lower()}
+
+    tried: list[int] = []
+
+    def relay(signed: Any) -> None:
+        tried.append(signed.nonce)
+        if signed.nonce == 2:
+            raise ConnectionError("relay down")
+        rpc.call("eth_sendRawTransaction", [signed.raw])
+
+    with nonces.session() as s:
+        out = s.send_many(signer, [(0, good)] * 3, broadcast=relay)
+    assert tried == [1, 2] and (out.sent, out.failed, type(out.error)) == (1, 1, ConnectionError)
+    assert hot.nonce_peek(signer.address) == (4, 1)  # the group's first nonce still in flight
+    with nonces.session() as s:
+        assert s.take() == 2  # re-read from the node: 2 never arrived
+
+    # The node has the middle one of the next group already (an earlier attempt's bytes):
+    # its send errs, it counts as sent, and the one after it is never tried.
+    raw, delivered, _ = signer.sign(nonce=3, **good)
+    rpc.call("eth_sendRawTransaction", [raw])
+    with nonces.session() as s:
+        out = s.send_many(signer, [(0, good)] * 3)
+    assert [x.nonce for x in out.signed] == [2, 3, 4] and out.signed[1].tx_hash == delivered
+    assert (out.sent, out.failed, isinstance(out.error, RpcError)) == (2, None, True)
+    assert count(rpc, signer.address) == 4 and hot.nonce_peek(signer.address) == (4, None)
 
 
 def test_a_holder_that_died_mid_send_is_recovered_from_the_node(node: str, key: str, hot: HotState) -> None:

@@ -416,8 +416,8 @@ def test_a_worker_dead_right_after_signing_sent_nothing_and_its_row_ends_dropped
     from webapp.core.services import DbJournal
 
     class DiesAfterSigning(DbJournal):
-        def tx_signed(self, rec: TxRecord) -> None:
-            super().tx_signed(rec)
+        def tx_signed(self, *recs: TxRecord) -> None:
+            super().tx_signed(*recs)
             raise Died
 
     before = sent_count(node, signer)
@@ -615,7 +615,9 @@ def test_a_second_trade_through_a_pool_waits_until_the_first_is_mined(
 ) -> None:
     """Simulated on the state before a trade of ours still in the mempool, a second trade
     through the same pool would revert on-chain once the first lands (gas paid for
-    nothing): it is dropped until the first is mined, then sent."""
+    nothing): it is dropped until the first is mined, then sent. In the first's own batch it
+    is dropped before anything is signed (the batch's sends go together); in a later batch,
+    by the first's note in the hot state."""
     from webapp.core.services import DbJournal
 
     runner.hot = hot
@@ -626,7 +628,11 @@ def test_a_second_trade_through_a_pool_waits_until_the_first_is_mined(
             {31337: runner}.__getitem__, DbJournal(),
         )
         assert [(r.path_id, r.status) for r in first] == [("cycle-a", "sent"), ("cycle-a-again", "dropped")]
-        assert first[1].reason.startswith(f"pool {POOLS[0]} is in flight: trade {first[0].tx_hash}")
+        assert first[1].reason == f"pool {POOLS[0]} is in flight: the trade of cycle-a through it goes in this turn"
+        again = stage.execute([scored("cycle-a-next", (POOLS[0], POOLS[1]))], {31337: runner}.__getitem__,
+                              DbJournal())
+        assert [r.status for r in again] == ["dropped"]
+        assert again[0].reason.startswith(f"pool {POOLS[0]} is in flight: trade {first[0].tx_hash}")
         # a cycle through other pools is not held back
         other = stage.execute([scored("cycle-b", (POOLS[2], POOLS[3]))], {31337: runner}.__getitem__, DbJournal())
         assert [r.status for r in other] == ["sent"]

@@ -4,9 +4,10 @@ runs as one implicit transaction, one round trip:
 - the claims of a batch (``services.executions_claim``): the rows the ORM would write, their
   commit not waiting for the disk for that transaction only; a redelivered batch claims only
   what no one claimed before;
-- the signed row (``services.transaction_signed``): the execution's final sizing and the
-  transaction's row, the row the ORM would have written field by field; a row that cannot be
-  written (its hash already in the journal) leaves the sizing as it was.
+- the signed rows (``services.transactions_signed``): each execution's final sizing and the
+  transactions' rows, the rows the ORM would have written field by field; a row that cannot
+  be written (its hash already in the journal) leaves every row of its turn unwritten and
+  the sizing as it was.
 
 On the real PostgreSQL, in autocommit as the execute worker runs (not in a test's transaction)."""
 
@@ -56,10 +57,10 @@ def fields(tx_hash: str) -> dict[str, Any]:
 
 def test_the_signed_row_is_the_orms_row_and_the_sizing_lands_with_it() -> None:
     from webapp.core.models import Execution, Transaction
-    from webapp.core.services import _signed_row, transaction_signed
+    from webapp.core.services import _signed_row, transactions_signed
 
     ours, orms = "0x" + "01" * 32, "0x" + "02" * 32
-    transaction_signed(record(claimed("a"), ours, 2 * 10**18))
+    transactions_signed([record(claimed("a"), ours, 2 * 10**18)])
     rec = record(claimed("b"), orms, 2 * 10**18)
     Transaction.objects.bulk_create([_signed_row(rec)])
     assert fields(ours) == fields(orms)
@@ -70,16 +71,33 @@ def test_the_signed_row_is_the_orms_row_and_the_sizing_lands_with_it() -> None:
 
 def test_a_row_that_cannot_be_written_leaves_the_sizing_as_it_was() -> None:
     from webapp.core.models import Execution, Transaction
-    from webapp.core.services import transaction_signed
+    from webapp.core.services import transactions_signed
 
     attempt = claimed("a")
-    transaction_signed(record(attempt, "0x" + "01" * 32, 2 * 10**18))
+    transactions_signed([record(attempt, "0x" + "01" * 32, 2 * 10**18)])
     with pytest.raises(IntegrityError):  # the same hash again: the insert fails, so must the update
-        transaction_signed(record(attempt, "0x" + "01" * 32, 3 * 10**18))
+        transactions_signed([record(attempt, "0x" + "01" * 32, 3 * 10**18)])
     assert int(Execution.objects.get(path_id="a").final_amount_in) == 2 * 10**18
     assert Transaction.objects.count() == 1
-    transaction_signed(record(attempt, "0x" + "03" * 32, 3 * 10**18))  # the connection is still usable
+    transactions_signed([record(attempt, "0x" + "03" * 32, 3 * 10**18)])  # the connection is still usable
     assert int(Execution.objects.get(path_id="a").final_amount_in) == 3 * 10**18
+
+
+def test_a_turns_rows_are_written_in_one_commit_all_or_none() -> None:
+    from webapp.core.models import Execution, Transaction
+    from webapp.core.services import transactions_signed
+
+    attempts = [claimed(p) for p in "abc"]
+    hashes = ["0x" + f"{k:02x}" * 32 for k in (1, 2, 3)]
+    with pytest.raises(IntegrityError):  # the third has the first's hash: none of the three is written
+        transactions_signed([record(attempts[0], hashes[0], 2 * 10**18), record(attempts[1], hashes[1], 2 * 10**18),
+                             record(attempts[2], hashes[0], 2 * 10**18)])
+    assert Transaction.objects.count() == 0
+    assert [int(e.final_amount_in) for e in Execution.objects.order_by("path_id")] == [0, 0, 0]
+    transactions_signed([record(a, h, (k + 2) * 10**18) for k, (a, h) in enumerate(zip(attempts, hashes))])
+    assert {t.tx_hash: t.path_id for t in Transaction.objects.all()} == dict(zip(hashes, "abc"))
+    assert [int(e.final_amount_in) for e in Execution.objects.order_by("path_id")] == [2 * 10**18, 3 * 10**18,
+                                                                                       4 * 10**18]
 
 
 def test_a_batch_is_claimed_in_one_go_as_the_orm_would_and_only_once() -> None:
