@@ -211,12 +211,14 @@ def test_a_later_send_of_a_turn_reads_the_hot_state_in_one_round_trip(
     pool.disconnect()
 
 
-def test_the_kill_switch_engaged_after_a_batchs_reads_stops_all_its_sends(
-    node: RpcClient, signer: LocalSigner, hot: HotState,
+@pytest.mark.parametrize("stop", ["kill switch engaged", "computed on an orphaned block (reorg)"])
+def test_the_kill_switch_or_a_reorg_after_a_batchs_reads_stops_all_its_sends(
+    node: RpcClient, signer: LocalSigner, hot: HotState, stop: str,
 ) -> None:
-    """The batch's checks read the hot state together, before the first check: engaged
-    right after that read, every check passes on it, and the turn's read of the kill switch
-    before its sends drops them all; nothing is signed into the journal, nothing leaves."""
+    """The batch's checks read the hot state together, before the first check: the kill
+    switch engaged, or the batch's block orphaned by a reorg, right after that read, every
+    check passes on it, and the turn's read before its sends drops them all; nothing is
+    signed into the journal, nothing leaves, the pools stay free."""
     from webapp.core.services import DbJournal
 
     calls = 0
@@ -225,8 +227,10 @@ def test_the_kill_switch_engaged_after_a_batchs_reads_stops_all_its_sends(
         nonlocal calls
         out = hot.send_reads(**kw)
         calls += 1
-        if calls == 1:
+        if calls == 1 and stop.startswith("kill"):
             hot.fleet.set_kill_switch(True)
+        elif calls == 1:
+            hot.redis.sadd(hot.key("orphaned"), kw["block_hash"].lower())
         return out
 
     runner = make_runner(node, signer, hot, reads=reads)
@@ -236,39 +240,13 @@ def test_the_kill_switch_engaged_after_a_batchs_reads_stops_all_its_sends(
     finally:
         hot.fleet.set_kill_switch(False)
     assert calls == 2
-    assert [(r.status, r.reason) for r in results] == [
-        ("dropped", "kill switch engaged before the turn's sends left")] * 3
+    assert [(r.status, r.reason) for r in results] == [("dropped", f"{stop} before the turn's sends left")] * 3
     assert pending_count(node, signer) == first and rows() == {}
     assert hot.nonce_peek(signer.address)[1] is None  # no nonce was taken
     assert hot.last_trades([p for c in CYCLES[:3] for p in c]) == {}
-    # the pools are free: the next batch (switch off) sends through them
-    again = stage.execute(batch("d", "e", "f"), {31337: runner}.__getitem__, DbJournal())
-    assert [r.status for r in again] == ["sent"] * 3
-
-
-def test_a_block_orphaned_after_a_batchs_reads_stops_all_its_sends(
-    node: RpcClient, signer: LocalSigner, hot: HotState,
-) -> None:
-    """As the kill switch: the block the batch was computed on is orphaned by a reorg right
-    after its reads; the turn's read before its sends drops them all."""
-    from webapp.core.services import DbJournal
-
-    calls = 0
-
-    def reads(**kw: Any) -> Any:
-        nonlocal calls
-        out = hot.send_reads(**kw)
-        calls += 1
-        if calls == 1:
-            hot.redis.sadd(hot.key("orphaned"), kw["block_hash"].lower())
-        return out
-
-    runner = make_runner(node, signer, hot, reads=reads)
-    first = pending_count(node, signer)
-    results = stage.execute(batch("a", "b"), {31337: runner}.__getitem__, DbJournal())
-    assert [(r.status, r.reason) for r in results] == [
-        ("dropped", "computed on an orphaned block (reorg) before the turn's sends left")] * 2
-    assert pending_count(node, signer) == first and rows() == {}
+    if stop.startswith("kill"):  # the pools are free: the next batch (switch off) sends through them
+        again = stage.execute(batch("d", "e", "f"), {31337: runner}.__getitem__, DbJournal())
+        assert [r.status for r in again] == ["sent"] * 3
 
 
 def test_reads_older_than_a_round_trip_to_the_node_are_taken_again_under_the_lock(
