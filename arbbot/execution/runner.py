@@ -306,8 +306,7 @@ class TurnSends:
         outcome = self.defer(scored)
         if not isinstance(outcome, Ready):
             return outcome
-        [(_, sent, _)] = self.flush()
-        return sent
+        return next(sent for ready, sent, _ in self.flush() if ready is outcome)
 
     def read_ahead(self, batch: Sequence[ScoredOpportunity]) -> None:
         """Read what every submit of ``batch`` checks of the hot state in one round trip

@@ -346,6 +346,26 @@ def test_a_primed_turn_whose_lock_is_busy_drops_every_send_without_waiting_again
     assert int(node.call("txpool_status")["pending"], 16) == 0
 
 
+def test_a_send_made_at_once_takes_the_turns_deferred_ones_with_it(
+    node: RpcClient, signer: LocalSigner, hot: HotState,
+) -> None:
+    """``TurnSends``: one opportunity deferred, the next submitted at once: both leave in
+    one go, in order, and the call answers with its own send."""
+    from arbbot.execution.runner import Pending, Ready
+    from webapp.core.services import DbJournal
+
+    runner = make_runner(node, signer, hot)
+    first = pending_count(node, signer)
+    with runner.turn(DbJournal(), prime=True) as sends:
+        deferred = sends.defer(batch("a")[0])
+        assert isinstance(deferred, Ready) and pending_count(node, signer) == first
+        now = sends(batch("b", start=1)[0])
+        assert sends.flush() == []  # nothing left
+    assert isinstance(now, Pending) and now.attempt["path_id"] == "b"
+    assert {p: t.nonce for p, t in rows().items()} == {"a": first, "b": first + 1}
+    assert rows()["b"].tx_hash == now.tx_hash and pending_count(node, signer) == first + 2
+
+
 def test_a_dry_run_batch_never_takes_the_nonce_lock(node: RpcClient, signer: LocalSigner, hot: HotState) -> None:
     from webapp.core.services import DbJournal
 
