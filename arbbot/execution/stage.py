@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
 from arbbot import obs
+from arbbot.obs import logs
 from arbbot.execution.follow import TxJournal
 from arbbot.execution.runner import Attempt, ExecutionRunner, Pending, Ready, TurnSends, attempt_of
 from arbbot.types import ExecutionResult, ScoredOpportunity
@@ -133,7 +134,9 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
             sends = {id(r): (outcome, at) for t in submits.values() for r, outcome, at in t.flush()}
         for s, checks, checked_at in checked:
             decision, at = sends[id(checks)] if isinstance(checks, Ready) else (checks, checked_at)
-            result, pending = _decided(s, decision, at)
+            o = s.opportunity
+            with logs.bound(chain=o.chain_id, block=o.block_number, path_id=o.path_id):  # its log line's fields
+                result, pending = _decided(s, decision, at)
             if pending is None:
                 unsent.append(result)
             else:
