@@ -95,7 +95,7 @@ from arbbot.execution.submit import Submission, Submitter
 from arbbot.hotstate import HotState, SendReads
 from arbbot.paths.pricing import NativePricer
 from arbbot.paths.resize import BadCycle, Sized, resize
-from arbbot.types import ExecutionResult, Opportunity, PoolState, ScoredOpportunity
+from arbbot.types import ExecutionResult, ExecutionStatus, Opportunity, PoolState, ScoredOpportunity
 
 if TYPE_CHECKING:
     from arbbot.execution.follow import TxJournal, TxRecord
@@ -278,14 +278,9 @@ class Ready:
     extra: dict[str, Any]
     mode: str
 
-    def failed(self, reason: str) -> ExecutionResult:
-        """Its result when its send failed."""
-        return ExecutionResult(status="failed", reason=reason, extra={**self.extra, "mode": self.mode}, **self.attempt)
-
-    def dropped(self, reason: str) -> ExecutionResult:
-        """Its result when it was refused before anything was signed."""
-        return ExecutionResult(status="dropped", reason=reason, extra={**self.extra, "mode": self.mode},
-                               **self.attempt)
+    def result(self, status: ExecutionStatus, reason: str) -> ExecutionResult:
+        """Its result when it was not sent: ``dropped`` before anything was signed, or ``failed``."""
+        return ExecutionResult(status=status, reason=reason, extra={**self.extra, "mode": self.mode}, **self.attempt)
 
 
 class TurnSends:
@@ -441,7 +436,7 @@ class ExecutionRunner:
             return
         cycles = list(dict.fromkeys(p for o in opps for p in o.pools))
         pools = list(dict.fromkeys([*cycles, *(p for o in opps for p in o.price_pools)]))
-        cooling = cycles if self.hot is not None and self.limits.pool_cooldown_s > 0 else []
+        cooling = cycles if self._cools() else []
         try:
             read = self.reads(block_hash=opps[0].block_hash, pools=pools, cooling=cooling,
                               traded=cycles if locked else None)
@@ -449,6 +444,10 @@ class ExecutionRunner:
             log.warning("the batch's hot state reads failed: %s: %s", type(exc).__name__, exc)
             return
         turn.ahead = (opps[0].block_hash, locked, read)
+
+    def _cools(self) -> bool:
+        """Whether a submit reads its pools' cooldowns (a hot state, and cooldowns set)."""
+        return self.hot is not None and self.limits.pool_cooldown_s > 0
 
     def _forget_ahead(self, pools: Sequence[str]) -> None:
         """A cycle through a pool a transaction of ours now trades may simulate otherwise:
@@ -814,7 +813,7 @@ class ExecutionRunner:
                 for r in ready:
                     _untrade(turn, r.opp.pools)
                 now = time.time()
-                return [(r.dropped(f"{stop} before the turn's sends left"), now) for r in ready]
+                return [(r.result("dropped", f"{stop} before the turn's sends left"), now) for r in ready]
         route = "private" if self.submitter is not None else "public"
         submitted: dict[str, Submission] = {}
         at: dict[str, float] = {}
@@ -843,7 +842,7 @@ class ExecutionRunner:
                 _untrade(turn, r.opp.pools)
             why = f"not sent: {type(exc).__name__}: {exc}"[:300]
             now = time.time()
-            return [(r.failed(why), now) for r in ready]
+            return [(r.result("failed", why), now) for r in ready]
         outcomes: list[tuple[ExecutionResult | Pending, float]] = []
         for k, (r, s) in enumerate(zip(ready, out.signed)):
             pools = tuple(r.opp.pools)
@@ -857,15 +856,15 @@ class ExecutionRunner:
             _untrade(turn, pools)
             if k == out.failed and isinstance(out.error, RpcError):  # the node's count did not pass it
                 self._refused(s, journal, pools, str(out.error))
-                outcomes.append((r.failed(f"send failed: {out.error}"), time.time()))
+                outcomes.append((r.result("failed", f"send failed: {out.error}"), time.time()))
             elif k == out.failed:  # a relay failed: its row stays signed, the follow pass finds its fate
                 why = f"not sent: {type(out.error).__name__}: {out.error}"[:300]
-                outcomes.append((r.failed(why), time.time()))
+                outcomes.append((r.result("failed", why), time.time()))
             else:  # never tried: a send before it failed
                 stopped = out.signed[out.sent - 1 if out.failed is None else out.failed].nonce
                 why = f"{NOT_SENT}the send of nonce {stopped} before it failed: {out.error}"[:300]
                 self._refused(s, journal, pools, why)
-                outcomes.append((r.failed(why), time.time()))
+                outcomes.append((r.result("failed", why), time.time()))
         return outcomes
 
     @staticmethod
@@ -902,7 +901,7 @@ class ExecutionRunner:
         turn already holds the nonce lock) the pools' last trades, which the checks under the
         lock then take as read when no round trip came between. Without: through each
         callable, the states left to step 2."""
-        cooling = list(opp.pools) if self.hot is not None and self.limits.pool_cooldown_s > 0 else []
+        cooling = list(opp.pools) if self._cools() else []
         if ahead is not None and ahead[0] == opp.block_hash and ahead[1] == locked:  # the batch's, read together
             return ahead[2].part([*opp.pools, *opp.price_pools], opp.pools)
         if self.reads is not None:
