@@ -51,7 +51,7 @@ from arbbot.errors import ArbbotError, RpcError
 from arbbot.execution import fees
 from arbbot.execution.nonces import NOT_SENT, Signed
 from arbbot.execution.submit import Submission
-from arbbot.types import ExecutionResult, ScoredOpportunity
+from arbbot.types import ExecutionResult
 
 if TYPE_CHECKING:
     from arbbot.execution.runner import Attempt, ExecutionRunner
@@ -104,16 +104,9 @@ class TxRecord:
     error: str = ""  # refused: the node's answer to the send
 
 
-class ClaimedBefore(ArbbotError):
-    """``TxJournal.tx_signed`` wrote nothing: an execution it was to claim with the
-    transactions was claimed before (another delivery of the batch, or a cycle named twice)."""
-
-
 class TxJournal(Protocol):
-    def tx_signed(self, *recs: TxRecord, claims: Sequence[ScoredOpportunity] = ()) -> None:
-        """Persist signed transactions (state ``signed``) before they are sent: all or none.
-        ``claims``: executions of ``recs`` not claimed yet, claimed in the same commit; one
-        claimed before raises ``ClaimedBefore`` and nothing is written."""
+    def tx_signed(self, *recs: TxRecord) -> None:
+        """Persist signed transactions (state ``signed``) before they are sent: all or none."""
 
     def tx_refused(self, tx_hash: str, error: str) -> None:
         """The node answered its send with ``error`` and its count did not pass the nonce:

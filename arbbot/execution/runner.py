@@ -67,7 +67,6 @@ A send is never blindly retried: a failed one re-reads the nonce from the node.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import time
@@ -81,7 +80,6 @@ from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import LocalSigner, TxFailed, wait_receipt
 from arbbot.errors import ArbbotError, RpcError
 from arbbot.execution import fees
-from arbbot.execution.follow import ClaimedBefore
 from arbbot.execution.executor import (
     EncodingError,
     Hop,
@@ -210,7 +208,6 @@ class Turn:
         self.sent_gas = 0  # their worst-case gas, wei
         self.trading: dict[str, str] = {}  # the pools their cycles go through -> the cycle's path id
         self.sent: set[str] = set()  # the hashes of its sends that left (open, counted in ``sends``)
-        self.claimed: set[str] = set()  # the keys of executions claimed with its signed transactions
         #: the hot state's reads of its batch, taken together (``TurnSends.read_ahead``): the
         #: block hash they asked about, whether the lock was held, the reads
         self.ahead: tuple[str, bool, SendReads] | None = None
@@ -280,9 +277,6 @@ class Ready:
     head: int  # the block re-validated at
     extra: dict[str, Any]
     mode: str
-    #: not claimed yet: claimed with its signed transaction, in the same commit
-    #: (``TxJournal.tx_signed``'s ``claims``); None: claimed before its checks
-    claim: ScoredOpportunity | None = None
 
     def result(self, status: ExecutionStatus, reason: str) -> ExecutionResult:
         """Its result when it was not sent: ``dropped`` before anything was signed, or ``failed``."""
@@ -307,16 +301,7 @@ class TurnSends:
         outcome = self.defer(scored)
         if not isinstance(outcome, Ready):
             return outcome
-        sent = next(sent for ready, sent, _ in self.flush() if ready is outcome)
-        if sent is None:  # only a send to be claimed with it can find its claim taken
-            raise ArbbotError(f"{scored.opportunity.key} was claimed by another delivery")
-        return sent
-
-    @property
-    def claimed(self) -> set[str]:
-        """The keys of the executions claimed with the turn's signed transactions
-        (``defer(claimed=False)``), whether or not their sends then left."""
-        return self._turn.claimed
+        return next(sent for ready, sent, _ in self.flush() if ready is outcome)
 
     def read_ahead(self, batch: Sequence[ScoredOpportunity]) -> None:
         """Read what every submit of ``batch`` checks of the hot state in one round trip
@@ -330,45 +315,20 @@ class TurnSends:
         be read; a failure leaves each submit to read its own."""
         self._runner._read_ahead(batch, self._turn)
 
-    def defer(self, scored: ScoredOpportunity, *, claimed: bool = True) -> ExecutionResult | Ready:
-        """The opportunity's final result, or its send made ready for ``flush``.
-        ``claimed=False``: its execution is not claimed yet; a send is claimed with its
-        signed transaction, in the same commit (a final result is the caller's to claim)."""
+    def defer(self, scored: ScoredOpportunity) -> ExecutionResult | Ready:
+        """The opportunity's final result, or its send made ready for ``flush``."""
         outcome = self._runner._submit(scored, self._journal, self._turn)
         if isinstance(outcome, Ready):
-            if not claimed:
-                outcome = dataclasses.replace(outcome, claim=scored)
             self._runner._forget_ahead(outcome.opp.pools)
             self._ready.append(outcome)
         return outcome
 
-    def flush(self) -> list[tuple[Ready, ExecutionResult | Pending | None, float]]:
-        """Send what is ready: each with its outcome and when its send was done with; None
-        for one whose execution another delivery claimed first (nothing of it was sent
-        here: not this call's to record)."""
+    def flush(self) -> list[tuple[Ready, ExecutionResult | Pending, float]]:
+        """Send what is ready: each with its outcome and when its send was done with."""
         ready, self._ready = self._ready, []
         if not ready:
             return []
-        try:
-            return [(r, *done) for r, done in zip(ready, self._runner._send(ready, self._journal, self._turn))]
-        except ClaimedBefore:
-            return self._claimed_before(ready)
-
-    def _claimed_before(self, ready: list[Ready]) -> list[tuple[Ready, ExecutionResult | Pending | None, float]]:
-        """The turn's sends wrote nothing and left none: one of those to be claimed with
-        them was claimed before. Each is claimed now, in its own savepoint
-        (``claim_all``), and the turn's sends that are this call's go again (a new
-        signing, at the same nonces: the first ones went back)."""
-        log.warning("an execution of the turn's %d sends was claimed before: claimed one by one", len(ready))
-        pending = [r for r in ready if r.claim is not None]
-        mine = self._journal.claim_all([r.claim for r in pending])  # type: ignore[union-attr]
-        ours = {id(r) for r, m in zip(pending, mine) if m}
-        self._turn.claimed.update(r.claim.opportunity.key for r in pending if id(r) in ours and r.claim is not None)
-        again = [r for r in ready if r.claim is None or id(r) in ours]
-        sent = iter(self._runner._send([dataclasses.replace(r, claim=None) for r in again], self._journal,
-                                       self._turn) if again else [])
-        now = time.time()
-        return [(r, *next(sent)) if r.claim is None or id(r) in ours else (r, None, now) for r in ready]
+        return [(r, *done) for r, done in zip(ready, self._runner._send(ready, self._journal, self._turn))]
 
 
 @dataclass
@@ -862,13 +822,7 @@ class ExecutionRunner:
         def before_send(signed: Sequence[Signed]) -> None:
             of.update((s.tx_hash, r) for r, s in zip(ready, signed))
             if journal is not None:
-                recs = [self._record(r, s, route) for r, s in zip(ready, signed)]
-                claims = [r.claim for r in ready if r.claim is not None]
-                if claims:
-                    journal.tx_signed(*recs, claims=claims)
-                    turn.claimed.update(c.opportunity.key for c in claims)
-                else:
-                    journal.tx_signed(*recs)
+                journal.tx_signed(*(self._record(r, s, route) for r, s in zip(ready, signed)))
             if self.hot is not None:
                 self.hot.note_trades([(r.opp.pools, s.sender, s.nonce, s.tx_hash) for r, s in zip(ready, signed)])
 
@@ -883,10 +837,6 @@ class ExecutionRunner:
         try:
             out = turn.session().send_many(signer, [(r.worst_gas_wei, r.tx) for r in ready],
                                            before_send=before_send, broadcast=broadcast)
-        except ClaimedBefore:  # nothing written, nothing sent, the nonces back: the caller's
-            for r in ready:
-                _untrade(turn, r.opp.pools)
-            raise
         except Exception as exc:  # the journal or the hot state failed before any send, or the lock
             for r in ready:
                 _untrade(turn, r.opp.pools)

@@ -5,10 +5,7 @@ database (``webapp.core.services.DbJournal``); this module is free of Celery and
 ``execute`` claims each opportunity once (a second delivery of the same batch claims
 nothing and sends nothing) and submits every claimed one; a sent one is ``sent`` and
 ``arbbot.execution.follow`` makes it final from its receipts, asynchronously: no task
-waits for a block. One item that raises is recorded as failed and the batch goes on. A
-live chain's opportunities to execute are claimed with their signed transactions, in the
-commit that records them before they are sent (one commit fewer before the first send);
-the others, and the live ones that were not sent, ahead of their checks or after the batch.
+waits for a block. One item that raises is recorded as failed and the batch goes on.
 
 Each result carries the moment its decision was taken (``extra["decided_at"]``, unix time:
 when ``ExecutionRunner.submit`` returned dropped, simulated, failed or sent) and
@@ -97,30 +94,22 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
         # The re-validation's round trip (its pools read, cycles re-sized and encoded first)
         # runs while the batch is claimed: a simulation signs and sends nothing, so it need
         # not wait for the claim (a redelivered batch's ones already claimed elsewhere are
-        # simulated for nothing, not submitted). A live chain's opportunities to execute are
-        # not claimed here: each is claimed with its signed transaction, in the same commit
-        # (``TurnSends.defer(claimed=False)``), or after the batch when it was not sent, so
-        # that no commit of their own lies on the way to the first send. Then, still before
-        # the round trip is done, each chain with an opportunity to execute takes its turn of
-        # the nonce lock and reads what its first live send checks under it (``Turn.prime``).
+        # simulated for nothing, not submitted). Then, still before it is done, each chain
+        # with a claimed opportunity to execute takes its turn of the nonce lock and reads
+        # what its first live send checks under it (``Turn.prime``).
         ahead = _revalidate_ahead(batch, runners)
         try:
-            later = _claimed_with_sends(batch, runners)
-            ahead_of_checks = [s for s, k in zip(batch, later) if not k]
-            now = journal.claim_all(ahead_of_checks) if ahead_of_checks else []
-            mine = iter(now)
-            claims = [True if k else next(mine) for k in later]
-            for chain_id in dict.fromkeys(s.opportunity.chain_id for s, m in zip(batch, claims)
-                                          if m and s.decision == "execute"):
+            claims = journal.claim_all(batch)
+            for chain_id in dict.fromkeys(s.opportunity.chain_id for s, mine in zip(batch, claims)
+                                          if mine and s.decision == "execute"):
                 try:
                     turn_of(chain_id, prime=True)
                 except Exception:  # its submits take the turn themselves, and fail as they would
                     log.exception("chain %s: could not take the nonce lock turn ahead of the batch", chain_id)
         finally:
             ahead()
-        unclaimed = {id(s) for s, k in zip(batch, later) if k}
-        for s, m in zip(batch, claims):
-            if m:
+        for s, mine in zip(batch, claims):
+            if mine:
                 claimed.append(s)
             else:
                 log.info("already executed or claimed: %s", s.opportunity.key)
@@ -135,7 +124,7 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
             o = s.opportunity
             with obs.scope("execute.opportunity", chain=o.chain_id, block=o.block_number, path_id=o.path_id):
                 try:
-                    outcome = turn_of(o.chain_id).defer(s, claimed=id(s) not in unclaimed)
+                    outcome = turn_of(o.chain_id).defer(s)
                 except Exception as exc:
                     log.exception("execution of %s failed", o.key)
                     outcome = ExecutionResult.failed(attempt_of(o), _why(exc))
@@ -146,9 +135,6 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
         for s, checks, checked_at in checked:
             decision, at = sends[id(checks)] if isinstance(checks, Ready) else (checks, checked_at)
             o = s.opportunity
-            if decision is None:
-                log.info("already executed or claimed: %s", o.key)
-                continue
             with logs.bound(chain=o.chain_id, block=o.block_number, path_id=o.path_id):  # its log line's fields
                 result, pending = _decided(s, decision, at)
             if pending is None:
@@ -158,48 +144,13 @@ def execute(batch: Sequence[ScoredOpportunity], runners: Runners, journal: Journ
             results.append(result)
     for _, pending in sent:  # first: what is out on the chain
         journal.tx_sent(pending.tx_hash, sent_block=pending.sent_block, submission=pending.submission)
-    written = {k for t in submits.values() for k in t.claimed}  # with their transactions: claimed
-    unsent, gone = _claim_unsent(
-        unsent, [s for s in claimed if id(s) in unclaimed and s.opportunity.key not in written], journal)
     journal.finished_all(unsent)
     for r, _ in sent:
         try:
             journal.decided(r)
         except Exception:  # a measurement: never worth failing the batch over
             log.exception("could not record the decision latency of %s", r.path_id)
-    return [r for r in results if id(r) not in gone]
-
-
-def _claimed_with_sends(batch: Sequence[ScoredOpportunity], runners: Runners) -> list[bool]:
-    """For each of ``batch``: whether it is claimed with its send (or after the batch),
-    not ahead of its checks: an opportunity to execute on a chain whose mode is live. A
-    mode that cannot be read claims ahead (its submits refuse to send)."""
-    live: dict[int, bool] = {}
-    for chain_id in dict.fromkeys(s.opportunity.chain_id for s in batch if s.decision == "execute"):
-        try:
-            live[chain_id] = runners(chain_id).current_mode() == "live"
-        except Exception:
-            live[chain_id] = False
-    return [s.decision == "execute" and live[s.opportunity.chain_id] for s in batch]
-
-
-def _claim_unsent(
-    unsent: list[ExecutionResult], unclaimed: Sequence[ScoredOpportunity], journal: Journal,
-) -> tuple[list[ExecutionResult], set[int]]:
-    """Claim, after the batch, the executions left to be claimed with a send that did not
-    happen (refused by a check, failed before it left); the outcomes to record (of those,
-    the ones claimed here) and the ids of the results to leave out (claimed before: another
-    delivery's)."""
-    keys = {s.opportunity.key: s for s in unclaimed}
-    late = [r for r in unsent if f"{r.chain_id}:{r.block_number}:{r.path_id}" in keys]
-    if not late:
-        return unsent, set()
-    mine = journal.claim_all([keys[f"{r.chain_id}:{r.block_number}:{r.path_id}"] for r in late])
-    gone = {id(r) for r, m in zip(late, mine) if not m}
-    for r in late:
-        if id(r) in gone:
-            log.info("already executed or claimed: %s:%s:%s", r.chain_id, r.block_number, r.path_id)
-    return [r for r in unsent if id(r) not in gone], gone
+    return results
 
 
 def _decided(

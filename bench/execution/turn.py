@@ -1,18 +1,17 @@
 #!/usr/bin/env python
-"""The execute stage's live decisions for a block, in-process, by when a batch's live
-executions are claimed:
+"""The execute stage's live decisions for a block, in-process, by how a batch's sends go:
 
-- **claimed ahead**: the batch's claims in one commit of their own before its checks (the
-  stage until session 38), beside the re-validation's round trip;
-- **claimed with the sends** (what the stage runs): a live chain's executions claimed in the
-  commit that records the turn's signed transactions, before the first is sent (the ones
-  not sent, after the batch): one commit fewer before the first decision.
+- **sent one by one**: each opportunity's hot state read, its checks, then its send signed,
+  recorded (its own commit), noted and sent before the next one is looked at (the stage
+  until session 37: ``TurnSends`` called for each);
+- **sent together** (what the stage runs): the batch's hot state read in one round trip
+  (``TurnSends.read_ahead``), every opportunity checked, then the turn's sends signed at
+  consecutive nonces, recorded in one commit, their pools noted in one round trip, and sent
+  in nonce order (``TurnSends.defer`` and ``flush``).
 
-Both check every opportunity first and then send the turn's ready ones together (signed at
-consecutive nonces, recorded in one commit, noted in one round trip, sent in nonce order).
-(Until session 38 the variants compared a batch's sends one by one with sent together, and
-before that how the batch took the nonce lock; their figures are in bench/latency/README.md,
-sessions 30-37.)
+(Until session 37 the variants compared how the batch took the nonce lock: a turn per send,
+one turn a batch not primed, primed, and primed with the hot state read apart; their figures
+are in bench/latency/README.md, sessions 30-36.)
 
 Both read the hot state as the fleet's runner does (``reads=HotState.send_reads``).
 
@@ -43,30 +42,27 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from types import SimpleNamespace
+from typing import Any, Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.scratch_db import ScratchDb  # noqa: E402
 
 
-def variants() -> dict[str, bool]:
-    """name -> whether a live chain's executions are claimed with their sends."""
-    return {"claimed ahead": False, "claimed with the sends": True}
+def variants() -> dict[str, Callable[..., Any]]:
+    """name -> the runner class."""
+    from arbbot.execution.runner import ExecutionRunner
 
+    class OneByOne(ExecutionRunner):
+        """Each send leaves before the next opportunity is checked."""
 
-@contextlib.contextmanager
-def claims(with_sends: bool) -> Iterator[None]:
-    """The stage as it claimed before session 38 (everything ahead of its checks), or as is."""
-    from arbbot.execution import stage
+        @contextlib.contextmanager
+        def turn(self, journal: Any = None, *, prime: bool = False) -> Iterator[Any]:
+            with super().turn(journal, prime=prime) as sends:
+                yield SimpleNamespace(read_ahead=lambda batch: None, defer=sends, flush=lambda: [])
 
-    kept = stage._claimed_with_sends
-    if not with_sends:
-        stage._claimed_with_sends = lambda batch, runners: [False] * len(batch)  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        stage._claimed_with_sends = kept  # type: ignore[assignment]
+    return {"sent one by one": OneByOne, "sent together": ExecutionRunner}
 
 
 def main() -> int:
@@ -86,7 +82,7 @@ def main() -> int:
     from arbbot.devnet.anvil import start_anvil
     from arbbot.execution import stage
     from arbbot.execution.nonces import NonceManager
-    from arbbot.execution.runner import ExecutionRunner, RiskLimits
+    from arbbot.execution.runner import RiskLimits
     from arbbot.hotstate import HotState
     from tests.execution.executor_helpers import (
         STAND_IN_EXECUTOR,
@@ -119,8 +115,8 @@ def main() -> int:
         rpc.call("evm_setAutomine", [False])  # a block is mined after each batch, as a chain's would be
         hot.put_pools(two_price_pools(pools, STAND_IN_USDC, STAND_IN_WETH), 7, "0x" + "07" * 32)
         runners = {}
-        for name in variants():
-            runners[name] = ExecutionRunner(
+        for name, cls in variants().items():
+            runners[name] = cls(
                 rpc=rpc, executor=STAND_IN_EXECUTOR, mode="live", pools=hot.get_pools, signer=LocalSigner(rpc, key),
                 kill_switch=hot.fleet.kill_switch_engaged, is_orphaned=hot.is_orphaned, hot=hot,
                 reads=hot.send_reads,
@@ -137,8 +133,7 @@ def main() -> int:
                     batch = [stand_in_scored(f"{name[:12]}-{block}-{k}", cycles[k], block_number=block)
                              for k in range(args.batch)]
                     t0 = time.time()
-                    with claims(variants()[name]):
-                        results = stage.execute(batch, {31337: runners[name]}.__getitem__, DbJournal())
+                    results = stage.execute(batch, {31337: runners[name]}.__getitem__, DbJournal())
                     rpc.call("evm_mine")  # the block's sends mined before the next block's batch
                     if n < 2:
                         continue

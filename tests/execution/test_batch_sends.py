@@ -127,21 +127,15 @@ def settle(runner: ExecutionRunner, done: Any, *, grace_s: float = 30.0) -> None
 def test_a_batch_sends_in_one_turn_all_recorded_before_the_first_leaves_in_nonce_order(
     node: RpcClient, signer: LocalSigner, hot: HotState
 ) -> None:
-    from webapp.core.models import Execution
     from webapp.core.services import DbJournal
 
     order: list[str] = []
 
     class Journal(DbJournal):
-        def claim_all(self, batch: Sequence[Any]) -> list[bool]:
-            order.append(f"{len(batch)} claimed")
-            return super().claim_all(batch)
-
-        def tx_signed(self, *recs: TxRecord, **kw: Any) -> None:
+        def tx_signed(self, *recs: TxRecord) -> None:
             paths = "".join(rec.attempt["path_id"] for rec in recs)
-            claims = "".join(s.opportunity.path_id for s in kw.get("claims", ()))
-            order.append(f"{paths} recorded, {claims} claimed with them, {pending_count(node, signer) - first} on the node")
-            super().tx_signed(*recs, **kw)
+            order.append(f"{paths} recorded, {pending_count(node, signer) - first} on the node")
+            super().tx_signed(*recs)
 
     runner = make_runner(node, signer, hot)
     first = pending_count(node, signer)
@@ -150,9 +144,7 @@ def test_a_batch_sends_in_one_turn_all_recorded_before_the_first_leaves_in_nonce
         results = stage.execute(batch("a", "b", "c"), {31337: runner}.__getitem__, Journal())
         assert [(r.path_id, r.status) for r in results] == [("a", "sent"), ("b", "sent"), ("c", "sent")]
         assert runner.nonces.turns == 1  # type: ignore[union-attr]
-        # one commit, the executions claimed in it, before any of them left: no claim ahead
-        assert order == ["abc recorded, abc claimed with them, 0 on the node"]
-        assert {e.path_id: e.status for e in Execution.objects.all()} == dict.fromkeys("abc", "sent")
+        assert order == ["abc recorded, 0 on the node"]  # one commit, before any of them left
         by_path = rows()
         assert [by_path[p].nonce for p in "abc"] == [first, first + 1, first + 2]
         assert [by_path[p].tx_hash for p in "abc"] == [r.tx_hash for r in results]
@@ -169,55 +161,9 @@ def test_a_batch_sends_in_one_turn_all_recorded_before_the_first_leaves_in_nonce
         node.call("evm_setAutomine", [True])
     settle(runner, lambda: all(status_of(p) == "success" for p in "abc"))
     assert pending_count(node, signer) == first + 3
+    from webapp.core.models import Execution
+
     assert {int(e.realised_profit) for e in Execution.objects.all()} == {PROFIT}
-
-
-def test_a_send_whose_execution_another_delivery_claimed_is_left_out_and_the_rest_go(
-    node: RpcClient, signer: LocalSigner, hot: HotState
-) -> None:
-    """The turn's sends claim their executions in their signed commit; one claimed before
-    (another delivery holds it, nothing signed yet) makes that commit write nothing and
-    send nothing. Then each is claimed on its own: the taken one is left out (not this
-    delivery's to send or record), the others are signed again at the same nonces and
-    sent: no gap, nothing twice."""
-    from webapp.core.models import Execution
-    from webapp.core.services import DbJournal
-
-    runner = make_runner(node, signer, hot)
-    a, b, c = batch("a", "b", "c")
-    assert DbJournal().claim_all([b]) == [True]  # another delivery's claim, before any send
-    first = pending_count(node, signer)
-    results = stage.execute([a, b, c], {31337: runner}.__getitem__, DbJournal())
-    assert [(r.path_id, r.status) for r in results] == [("a", "sent"), ("c", "sent")]
-    by_path = rows()
-    assert set(by_path) == {"a", "c"}
-    assert [by_path[p].nonce for p in "ac"] == [first, first + 1]
-    assert pending_count(node, signer) == first + 2
-    assert hot.nonce_peek(signer.address) == (first + 2, None)
-    assert {e.path_id: e.status for e in Execution.objects.all()} == {"a": "sent", "b": "pending", "c": "sent"}
-    assert hot.last_trades(list(CYCLES[1])) == {}  # b's pools were never noted traded
-
-
-def test_a_second_delivery_refused_by_its_checks_leaves_the_first_ones_record(
-    node: RpcClient, signer: LocalSigner, hot: HotState
-) -> None:
-    """A live send's execution is claimed with its transaction, or after the batch when a
-    check refused it: a second delivery refused (here by the kill switch) finds it claimed
-    and records nothing over the first delivery's sent trade."""
-    from webapp.core.models import Execution
-    from webapp.core.services import DbJournal
-
-    runner = make_runner(node, signer, hot)
-    first = stage.execute(batch("a", "b"), {31337: runner}.__getitem__, DbJournal())
-    assert [r.status for r in first] == ["sent", "sent"]
-    hot.fleet.set_kill_switch(True)
-    try:
-        again = stage.execute(batch("a", "b", "c"), {31337: runner}.__getitem__, DbJournal())
-    finally:
-        hot.fleet.set_kill_switch(False)
-    assert [(r.path_id, r.status, r.reason) for r in again] == [("c", "dropped", "kill switch engaged")]
-    assert {e.path_id: (e.status, e.tx_hash) for e in Execution.objects.all()} == {
-        "a": ("sent", first[0].tx_hash), "b": ("sent", first[1].tx_hash), "c": ("dropped", "")}
 
 
 class Sends(redis.Connection):
@@ -252,9 +198,9 @@ def test_a_later_send_of_a_turn_reads_the_hot_state_in_one_round_trip(
         return counted.send_reads(**kw)
 
     class Journal(DbJournal):
-        def tx_signed(self, *recs: TxRecord, **kw: Any) -> None:
+        def tx_signed(self, *recs: TxRecord) -> None:
             marks.append((f"{len(recs)} recorded", Sends.sends))
-            super().tx_signed(*recs, **kw)
+            super().tx_signed(*recs)
 
     runner = dataclasses.replace(make_runner(node, signer, hot), hot=counted, reads=reads)
     results = stage.execute(batch("a", "b", "c"), {31337: runner}.__getitem__, Journal())

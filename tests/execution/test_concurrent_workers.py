@@ -107,8 +107,8 @@ def _dies(url: str, db_name: str, prefix: str, key: str, where: str, wire: dict[
     from webapp.core.services import DbJournal
 
     class Journal(DbJournal):
-        def tx_signed(self, *recs: Any, **kw: Any) -> None:
-            super().tx_signed(*recs, **kw)
+        def tx_signed(self, *recs: Any) -> None:
+            super().tx_signed(*recs)
             if where == "signed":
                 os.kill(os.getpid(), signal.SIGKILL)
 

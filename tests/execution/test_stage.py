@@ -416,8 +416,8 @@ def test_a_worker_dead_right_after_signing_sent_nothing_and_its_row_ends_dropped
     from webapp.core.services import DbJournal
 
     class DiesAfterSigning(DbJournal):
-        def tx_signed(self, *recs: TxRecord, **kw: Any) -> None:
-            super().tx_signed(*recs, **kw)
+        def tx_signed(self, *recs: TxRecord) -> None:
+            super().tx_signed(*recs)
             raise Died
 
     before = sent_count(node, signer)

@@ -7,8 +7,7 @@ runs as one implicit transaction, one round trip:
 - the signed rows (``services.transactions_signed``): each execution's final sizing and the
   transactions' rows, the rows the ORM would have written field by field; a row that cannot
   be written (its hash already in the journal) leaves every row of its turn unwritten and
-  the sizing as it was; a live send's execution, not claimed ahead of its checks, is claimed
-  in the same query string, and one claimed before writes nothing (``ClaimedBefore``).
+  the sizing as it was.
 
 On the real PostgreSQL, in autocommit as the execute worker runs (not in a test's transaction)."""
 
@@ -99,34 +98,6 @@ def test_a_turns_rows_are_written_in_one_commit_all_or_none() -> None:
     assert {t.tx_hash: t.path_id for t in Transaction.objects.all()} == dict(zip(hashes, "abc"))
     assert [int(e.final_amount_in) for e in Execution.objects.order_by("path_id")] == [2 * 10**18, 3 * 10**18,
                                                                                        4 * 10**18]
-
-
-def test_a_turns_unclaimed_executions_are_claimed_in_its_commit_or_nothing_is_written() -> None:
-    from arbbot.execution.follow import ClaimedBefore
-    from arbbot.execution.runner import attempt_of
-    from tests.execution.executor_helpers import stand_in_scored
-    from webapp.core.models import Execution, Transaction
-    from webapp.core.services import DbJournal, transactions_signed
-
-    pools = ("0x" + "01" * 20, "0x" + "02" * 20)
-    a, b, c, d = (stand_in_scored(p, pools) for p in "abcd")
-    hashes = ["0x" + f"{k:02x}" * 32 for k in (1, 2, 3, 4)]
-    recs = [record(attempt_of(s.opportunity), h, 2 * 10**18) for s, h in zip((a, b, c, d), hashes)]
-    transactions_signed(recs[:2], claims=[a, b])
-    rows = {e.path_id: e for e in Execution.objects.all()}
-    assert {p: (e.status, int(e.amount_in), int(e.final_amount_in), int(e.final_predicted_profit))
-            for p, e in rows.items()} == dict.fromkeys("ab", ("pending", 10**18, 2 * 10**18, 2 * 10**15))
-    assert {t.tx_hash: t.path_id for t in Transaction.objects.all()} == dict(zip(hashes, "ab"))
-
-    assert DbJournal().claim_all([d]) == [True]  # another delivery's claim
-    with pytest.raises(ClaimedBefore):
-        transactions_signed(recs[2:], claims=[c, d])
-    assert sorted(Execution.objects.values_list("path_id", flat=True)) == ["a", "b", "d"]  # c not claimed
-    assert Transaction.objects.count() == 2
-    assert int(Execution.objects.get(path_id="d").final_amount_in) == 0
-    transactions_signed(recs[2:], claims=[c])  # the connection is still usable; d claimed before
-    assert {t.path_id for t in Transaction.objects.all()} == set("abcd")
-    assert int(Execution.objects.get(path_id="d").final_amount_in) == 2 * 10**18
 
 
 def test_a_batch_is_claimed_in_one_go_as_the_orm_would_and_only_once() -> None:

@@ -20,7 +20,7 @@ from django.utils import timezone
 from arbbot.chain.backfill import BackfillConflict
 from arbbot.chain.create2 import GENUINE_INIT_CODE_HASH
 from arbbot.chain.discovery import PoolInfo
-from arbbot.execution.follow import ClaimedBefore, TxRecord
+from arbbot.execution.follow import TxRecord
 from arbbot.execution.runner import Attempt
 from arbbot.execution.stage import Unfinished
 from arbbot.hotstate import Fleet, HotState
@@ -999,62 +999,26 @@ def _decision_latency(result: ExecutionResult) -> dict[str, float]:
 # written before its bytes are sent, and moved on by the follow task.
 
 
-def transactions_signed(recs: Sequence[TxRecord], claims: Sequence[ScoredOpportunity] = ()) -> None:
+def transactions_signed(recs: Sequence[TxRecord]) -> None:
     """Persist signed transactions before they are sent, with their executions' final
     sizing: each execution's ``UPDATE`` and the rows' one ``INSERT`` in one query string,
     which PostgreSQL runs as one implicit transaction (all or none) in one round trip and one
     durable commit (``bench/execution/signed_rows.py``, same run, one row: 1.86 ms p50
     against 2.44 for the two statements in an atomic block and 2.88 for the ORM's update and
-    create). A turn's sends are recorded together, before the first leaves.
-
-    ``claims``: executions not claimed yet, each one of ``recs``' (the execute stage's live
-    sends, claimed here instead of in a commit of their own ahead of their checks): their
-    rows are made in the same query string, with their final sizing, ``pending`` until
-    sent. One claimed before (another delivery of the batch, or a cycle named twice) writes
-    nothing and raises ``ClaimedBefore``."""
+    create). A turn's sends are recorded together, before the first leaves."""
     from django.db import connection
 
     if not recs:
         return
     sql, params = _insert_sql([_signed_row(rec) for rec in recs], connection)
-    of = {(r.attempt["chain_id"], r.attempt["block_number"], r.attempt["path_id"]): r for r in recs}
-    rows = []
-    for scored in claims:
-        rec = of[(o := scored.opportunity).chain_id, o.block_number, o.path_id]
-        row = _claim_row(scored)
-        if rec.final_amount_in:
-            row.final_amount_in, row.final_predicted_profit = (Decimal(rec.final_amount_in),
-                                                               Decimal(rec.final_predicted_profit))
-        rows.append(row)
-    claim_sql, claim_params = _insert_sql(rows, connection) if rows else ("", [])
-    claimed = {id(of[s.opportunity.chain_id, s.opportunity.block_number, s.opportunity.path_id]) for s in claims}
-    sized = [rec for rec in recs if rec.final_amount_in and id(rec) not in claimed]
+    sized = [rec for rec in recs if rec.final_amount_in]
     update = (f"UPDATE {Execution._meta.db_table} SET final_amount_in = %s, final_predicted_profit = %s "
               "WHERE chain_id = %s AND block_number = %s AND path_id = %s; ")
     update_params = [v for rec in sized for v in (
         Decimal(rec.final_amount_in), Decimal(rec.final_predicted_profit), rec.attempt["chain_id"],
         rec.attempt["block_number"], rec.attempt["path_id"])]
-    # in autocommit (the worker) the query string is its own transaction; inside one (a
-    # caller's, a test's), a savepoint, so a claim found taken leaves that one usable
-    inside = contextlib.nullcontext() if connection.get_autocommit() else transaction.atomic()
-    try:
-        with inside, connection.cursor() as cur:  # Django's psycopg cursors bind client-side: several statements
-            cur.execute((claim_sql + "; " if claim_sql else "") + update * len(sized) + sql,
-                        [*claim_params, *update_params, *params])
-    except IntegrityError as exc:
-        if _constraint_of(exc) == EXECUTION_ONCE:
-            raise ClaimedBefore(f"one of {len(claims)} executions was claimed before: {exc}") from exc
-        raise
-
-
-#: The Execution table's unique (chain, block, path): its name in PostgreSQL's errors.
-EXECUTION_ONCE = "execution_once"
-
-
-def _constraint_of(exc: IntegrityError) -> str | None:
-    """The name of the constraint PostgreSQL says ``exc`` broke (psycopg's diagnostics)."""
-    diag = getattr(exc.__cause__, "diag", None)
-    return getattr(diag, "constraint_name", None)
+    with connection.cursor() as cur:  # Django's psycopg cursors bind client-side: several statements allowed
+        cur.execute(update * len(sized) + sql, [*update_params, *params])
 
 
 def _insert_sql(rows: Sequence[models.Model], connection: Any) -> tuple[str, list[Any]]:
@@ -1192,8 +1156,8 @@ class DbJournal:
 
         return [Unfinished(_attempt(row)) for row in executions_stale_pending(older_than_s)]
 
-    def tx_signed(self, *recs: TxRecord, claims: Sequence[ScoredOpportunity] = ()) -> None:
-        transactions_signed(recs, claims)
+    def tx_signed(self, *recs: TxRecord) -> None:
+        transactions_signed(recs)
 
     def tx_refused(self, tx_hash: str, error: str) -> None:
         transaction_refused(tx_hash, error)
