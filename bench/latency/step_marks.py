@@ -98,6 +98,11 @@ def install() -> None:
     runner.ExecutionRunner._round_trip = _timed(  # type: ignore[method-assign]
         "round trip (background)", runner.ExecutionRunner._round_trip)
     LocalSigner.sign = _timed("sign", LocalSigner.sign)  # type: ignore[method-assign]
+    # the preparation's parts (and the same calls in the checks)
+    HotState.get_pools = _timed("pools read", HotState.get_pools)  # type: ignore[method-assign]
+    runner.resize = _timed("re-size", runner.resize)
+    runner.hops_for_cycle = _timed("hops", runner.hops_for_cycle)
+    runner.encode_execute = _timed("encode", runner.encode_execute)
     HotState.note_trades = _timed("note traded", HotState.note_trades)  # type: ignore[method-assign]
     call = RpcClient.call
 
@@ -150,6 +155,13 @@ def rows(batches: list[list[tuple[str, float, float]]]) -> list[tuple[str, list[
                 add(n, e - s)
         if sends:
             add("start -> 1st decision (its send done)", sends[0][1])
+        for p0, p1 in [(s, e) for n, s, e in steps if n == "prepare"]:
+            parts: dict[str, float] = {}
+            for n, s, e in steps:
+                if n in ("pools read", "re-size", "hops", "encode") and p0 <= s and e <= p1:
+                    parts[n] = parts.get(n, 0.0) + e - s
+            for n, ms in parts.items():
+                add(f"    prepare: {n}, all", ms)
         cursor = 0.0
         for n, s, e in sorted((x for x in steps if x[0] in ("prepare", "claim", "prime", "wait ahead", "read ahead")),
                               key=lambda x: x[1]):
