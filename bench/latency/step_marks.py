@@ -104,6 +104,17 @@ def install() -> None:
     runner.hops_for_cycle = _timed("hops", runner.hops_for_cycle)
     runner.encode_execute = _timed("encode", runner.encode_execute)
     HotState.note_trades = _timed("note traded", HotState.note_trades)  # type: ignore[method-assign]
+    import gc
+
+    collecting: dict[str, float] = {}
+
+    def collection(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            collecting["at"] = time.perf_counter()
+        elif "at" in collecting:
+            _record(f"gc gen {info.get('generation')}", collecting.pop("at"), time.perf_counter())
+
+    gc.callbacks.append(collection)  # the collector's pauses inside a batch, on whichever thread
     call = RpcClient.call
 
     def rpc_call(self: Any, method: str, params: Any = ()) -> Any:
@@ -155,6 +166,12 @@ def rows(batches: list[list[tuple[str, float, float]]]) -> list[tuple[str, list[
                 add(n, e - s)
         if sends:
             add("start -> 1st decision (its send done)", sends[0][1])
+        pauses = [(n, s, e) for n, s, e in steps if n.startswith("gc gen")]
+        add("gc pauses in the batch, all", sum(e - s for _, s, e in pauses))
+        if sends:
+            add("gc pauses before the 1st decision", sum(e - s for _, s, e in pauses if e <= sends[0][1]))
+        for n, s, e in pauses:
+            add(f"  {n}, each", e - s)
         for p0, p1 in [(s, e) for n, s, e in steps if n == "prepare"]:
             parts: dict[str, float] = {}
             for n, s, e in steps:
