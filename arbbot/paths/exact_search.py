@@ -8,7 +8,9 @@ where a hop would revert) and
 ``size_search_exact``: the profit is concave up to rounding because every pool's output is
 concave in its input, so from the screen's warm start it fits parabolas, then brackets
 (widened while the optimum sits on its edge), stops once inside the predicted flat top, and
-finishes with a small local scan. V2-only cycles go to ``v2_exact`` instead.
+finishes with a small local scan. A cycle that reverts at its warm start and on both sides
+of it (a drained pool, a capped amount) stops after those three quotes. V2-only cycles go
+to ``v2_exact`` instead.
 """
 
 from __future__ import annotations
@@ -98,6 +100,10 @@ def _chain(quoters: Sequence[Quoter]) -> Quoter:
     return chain
 
 
+#: ``size_search_exact``'s profit of an input at which a hop would revert
+_REVERTS = -(1 << 300)
+
+
 def size_cycle(
     hops: Sequence[Hop],
     x_float: float,
@@ -148,7 +154,7 @@ def size_search_exact(
         got = cache.get(x)
         if got is None:
             out = chain(x)
-            got = cache[x] = out - x if out >= 0 else -(1 << 300)
+            got = cache[x] = out - x if out >= 0 else _REVERTS
             if got > best_profit or (got == best_profit and x < best_x):
                 best_profit, best_x = got, x
         return got
@@ -172,8 +178,14 @@ def size_search_exact(
     # the fits restart wide, from 1/256 of the input.
     x, h = x0, max(tol, x0 >> 20)
     wide = h >= x0 // 256
-    for _ in range(14):
+    for k in range(14):
         left, mid, right = profit(max(1, x - h)), profit(x), profit(min(x + h, max_input))
+        if k == 0 and max(left, mid, right) == _REVERTS:
+            # The cycle cannot run at its warm start nor around it: a hop's output rounds
+            # to nothing (a drained pool: smaller inputs too, each hop being monotone) or
+            # a hop refuses the amount (a cap: larger ones too). The fits below would only
+            # close in on the same point (8 more quotes) and find the same.
+            return 0, 0
         if not (mid >= left and mid >= right) or x - h < 1:
             if wide:
                 break

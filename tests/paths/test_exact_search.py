@@ -149,3 +149,38 @@ def test_search_returns_the_best_input_it_quoted() -> None:
         assert paying >= 10  # the check above ran on cycles that pay
     finally:
         exact_search._chain = original  # type: ignore[assignment]
+
+
+def test_a_cycle_that_cannot_run_at_its_warm_start_costs_three_quotes() -> None:
+    """A hop that pays nothing (a drained pair: its output rounds to zero, for any smaller
+    input too) or refuses the amount (the uint112 cap: any larger one too) at the warm
+    start and around it: (0, 0) after the first three quotes, where the fits used to close
+    in on the same point for eight more."""
+    quoted: list[int] = []
+    original = exact_search._chain
+
+    def counting(quoters):  # type: ignore[no-untyped-def]
+        chain = original(quoters)
+
+        def quote(x: int) -> int:
+            quoted.append(x)
+            return chain(x)
+
+        return quote
+
+    price = 2000e6 / 1e18
+    tick = int(math.log(price) / math.log(1.0001))
+    a = v3pool(1, WETH, USDC, price, _positions(random.Random(3), tick, 60, 4, 10**17))
+    drained = v2(2, USDC, WETH, 2000 * 10**12, 1)  # one wei of WETH left: pays nothing
+    capped = v2(3, USDC, WETH, UINT112_MAX - 10, 10**21)  # any input above 10 reverts
+    exact_search._chain = counting  # type: ignore[assignment]
+    try:
+        for b in (drained, capped):
+            hops = [(a, WETH), (b, USDC)]
+            assert reference_chain(hops, 10**17) == -1
+            quoted.clear()
+            assert exact_search.size_search_exact(hops, 1e17) == (0, 0)
+            assert len(quoted) == 3
+    finally:
+        exact_search._chain = original  # type: ignore[assignment]
+
