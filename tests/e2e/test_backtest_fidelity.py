@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -50,11 +51,18 @@ def _metric(fleet: dict[str, Any], queue: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
+#: Why the fleet was last found not quiet (the timeout's message says it), and whether all
+#: it waits for is mined trades' confirmations.
+_not_yet: list[str] = [""]
+_confirming: list[bool] = [False]
+
+
 def _quiet(fleet: dict[str, Any], django_db_blocker: Any, path: Path) -> bool:
     """The fleet has done everything the chain's blocks so far ask of it."""
     try:
         return _settled(fleet, django_db_blocker, path)
-    except requests.ConnectionError:  # the worker's metrics endpoint is not up yet
+    except requests.ConnectionError as exc:  # the worker's metrics endpoint is not up yet
+        _not_yet[0] = f"a worker's metrics endpoint: {exc}"
         return False
 
 
@@ -63,17 +71,51 @@ def _settled(fleet: dict[str, Any], django_db_blocker: Any, path: Path) -> bool:
 
     chain_id = fleet["dep"].chain_id
     recording = Recording.open(path)
-    if recording.last_block != fleet["rpc"].block_number():
+    head = fleet["rpc"].block_number()
+    if recording.last_block != head:
+        _not_yet[0] = f"recorded up to block {recording.last_block}, the chain is at {head}"
         return False  # a block not scanned (and recorded) yet
-    if _metric(fleet, "path", 'arbbot_stage_batch_seconds_count{stage="path"}') < len(recording.frames):
+    through_path = _metric(fleet, "path", 'arbbot_stage_batch_seconds_count{stage="path"}')
+    if through_path < len(recording.frames):
+        _not_yet[0] = f"{through_path} blocks through the path stage of {len(recording.frames)} recorded"
         return False  # a recorded block not through the path stage yet
     with django_db_blocker.unblock():
-        if Opportunity.objects.filter(chain_id=chain_id).count() < _metric(fleet, "path", "arbbot_opportunities_total"):
+        found = _metric(fleet, "path", "arbbot_opportunities_total")
+        recorded = Opportunity.objects.filter(chain_id=chain_id).count()
+        if recorded < found:
+            _not_yet[0] = f"{recorded} opportunities recorded of {found} found"
             return False  # opportunities not decided (and recorded) yet
         chosen = set(Opportunity.objects.filter(chain_id=chain_id, decision="execute").values_list("block_number", "path_id"))
         done = dict(((b, p), s) for b, p, s in Execution.objects.filter(chain_id=chain_id).values_list(
             "block_number", "path_id", "status"))
-    return all(done.get(key) in FINAL for key in chosen)
+    waiting = sorted((key, done.get(key)) for key in chosen if done.get(key) not in FINAL)
+    _not_yet[0] = f"executions not final: {waiting[:5]}"
+    _confirming[0] = bool(waiting) and all(status == "mined" for _, status in waiting)
+    return not waiting
+
+
+def _wait_quiet(fleet: dict[str, Any], django_db_blocker: Any, path: Path, timeout_s: float, what: str,
+                done: Callable[[], bool] = lambda: True) -> None:
+    """Wait until ``done`` and the fleet is quiet. The devnet mines a block only for a
+    transaction (automine): a trade mined in the chain's last block waits for the next one
+    to be final (``Chain.confirmations``), which nothing else may bring; a chain's blocks
+    keep coming, so here one is mined for it (empty, at most one a second)."""
+    _confirming[0] = False
+    mined_at = [0.0]
+
+    def quiet() -> bool:
+        settled = _quiet(fleet, django_db_blocker, path)  # first: it tells whether only confirmations wait
+        if settled and done():
+            return True
+        if _confirming[0] and time.monotonic() - mined_at[0] >= 1.0:
+            fleet["rpc"].call("evm_mine")
+            mined_at[0], _confirming[0] = time.monotonic(), False
+        return False
+
+    try:
+        wait_for(quiet, timeout_s, what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last seen: {_not_yet[0]}") from None
 
 
 def _v2_plant(rpc: Any, dep: Any, a: str, b: str, pct: float, dex: str, sender: str) -> Callable[[], str]:
@@ -157,7 +199,7 @@ def _plant_trade_and_replay(fleet: dict[str, Any], django_db_blocker: Any, tmp_p
         _v3_plant(rpc, dep, "WETH", "USDC", 3000, 3.0, accounts[8]),
         _v2_plant(rpc, dep, "WETH", "LINK", 5.0, "uniswap", accounts[6]),
     ]
-    wait_for(lambda: _quiet(fleet, django_db_blocker, path), 60, "the fleet to settle after the funding")
+    _wait_quiet(fleet, django_db_blocker, path, 60, "the fleet to settle after the funding")
     first = rpc.block_number() + 1
 
     def live() -> list[Any]:
@@ -167,8 +209,8 @@ def _plant_trade_and_replay(fleet: dict[str, Any], django_db_blocker: Any, tmp_p
     for plant in plants:
         traded = len([e for e in live() if e.status == "success"])
         planted = plant()
-        wait_for(lambda: len([e for e in live() if e.status == "success"]) > traded
-                 and _quiet(fleet, django_db_blocker, path), 90, f"the fleet to trade the gap in {planted} and settle")
+        _wait_quiet(fleet, django_db_blocker, path, 90, f"the fleet to trade the gap in {planted} and settle",
+                    lambda: len([e for e in live() if e.status == "success"]) > traded)
     last = rpc.block_number()
     executions = live()
     assert executions and {e.status for e in executions} == {"success"}, [
