@@ -178,14 +178,15 @@ def size_search_exact(
     # the fits restart wide, from 1/256 of the input.
     x, h = x0, max(tol, x0 >> 20)
     wide = h >= x0 // 256
-    for k in range(14):
+    if max(profit(max(1, x - h)), profit(x), profit(min(x + h, max_input))) == _REVERTS:
+        # The cycle cannot run at its warm start nor around it: a hop's output rounds to
+        # nothing (a drained pool: smaller inputs too, each hop being monotone) or a hop
+        # refuses the amount (a cap: larger ones too). The fits would only close in on the
+        # same point (8 more quotes) and find the same. (The first fit takes these three
+        # from the cache.)
+        return 0, 0
+    for _ in range(14):
         left, mid, right = profit(max(1, x - h)), profit(x), profit(min(x + h, max_input))
-        if k == 0 and max(left, mid, right) == _REVERTS:
-            # The cycle cannot run at its warm start nor around it: a hop's output rounds
-            # to nothing (a drained pool: smaller inputs too, each hop being monotone) or
-            # a hop refuses the amount (a cap: larger ones too). The fits below would only
-            # close in on the same point (8 more quotes) and find the same.
-            return 0, 0
         if not (mid >= left and mid >= right) or x - h < 1:
             if wide:
                 break

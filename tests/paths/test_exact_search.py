@@ -4,8 +4,10 @@ inputs it quoted, highest profit first, then the smallest input."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
+from typing import Iterator
 
 from tests.paths._paths_helpers import USDC, WETH, tok, v2
 from tests.paths.test_v3_cycles import _positions, v3pool
@@ -97,11 +99,10 @@ def test_hop_quoter_of_a_token_not_in_the_pool_never_pays() -> None:
     assert quote(10**18) == reference_hop(state, DAI, 10**18) == -1
 
 
-def test_search_returns_the_best_input_it_quoted() -> None:
-    """``size_search_exact`` returns, of all inputs it quoted, the one with the highest
-    profit (the smallest such input on a tie), or (0, 0) if none pays."""
-    rng = random.Random(5)
-    quoted: list[tuple[int, int]] = []
+@contextlib.contextmanager
+def _quotes() -> Iterator[list[tuple[int, int]]]:
+    """Every exact chain quote the search makes meanwhile: (input, output)."""
+    quotes: list[tuple[int, int]] = []
     original = exact_search._chain
 
     def recording(quoters):  # type: ignore[no-untyped-def]
@@ -109,13 +110,23 @@ def test_search_returns_the_best_input_it_quoted() -> None:
 
         def quote(x: int) -> int:
             out = chain(x)
-            quoted.append((x, out - x if out >= 0 else -(1 << 300)))
+            quotes.append((x, out))
             return out
 
         return quote
 
     exact_search._chain = recording  # type: ignore[assignment]
     try:
+        yield quotes
+    finally:
+        exact_search._chain = original  # type: ignore[assignment]
+
+
+def test_search_returns_the_best_input_it_quoted() -> None:
+    """``size_search_exact`` returns, of all inputs it quoted, the one with the highest
+    profit (the smallest such input on a tie), or (0, 0) if none pays."""
+    rng = random.Random(5)
+    with _quotes() as quotes:
         paying = 0
         for _ in range(60):
             price = 2000e6 / 1e18
@@ -137,9 +148,9 @@ def test_search_returns_the_best_input_it_quoted() -> None:
                 big_q += big_p * q
                 big_p *= p
             x_float = (math.sqrt(big_p) - 1) / big_q if big_p > 1 and big_q > 0 else 1.0
-            quoted.clear()
+            quotes.clear()
             amount_in, amount_out = exact_search.size_search_exact(hops, x_float, coeffs)
-            best_profit, neg_x = max((p, -x) for x, p in quoted)
+            best_profit, neg_x = max((out - x if out >= 0 else -(1 << 300), -x) for x, out in quotes)
             if best_profit <= 0:
                 assert (amount_in, amount_out) == (0, 0)
                 continue
@@ -147,8 +158,6 @@ def test_search_returns_the_best_input_it_quoted() -> None:
             assert (amount_in, amount_out - amount_in) == (-neg_x, best_profit)
             assert amount_out == reference_chain(hops, amount_in)
         assert paying >= 10  # the check above ran on cycles that pay
-    finally:
-        exact_search._chain = original  # type: ignore[assignment]
 
 
 def test_a_cycle_that_cannot_run_at_its_warm_start_costs_three_quotes() -> None:
@@ -156,31 +165,16 @@ def test_a_cycle_that_cannot_run_at_its_warm_start_costs_three_quotes() -> None:
     input too) or refuses the amount (the uint112 cap: any larger one too) at the warm
     start and around it: (0, 0) after the first three quotes, where the fits used to close
     in on the same point for eight more."""
-    quoted: list[int] = []
-    original = exact_search._chain
-
-    def counting(quoters):  # type: ignore[no-untyped-def]
-        chain = original(quoters)
-
-        def quote(x: int) -> int:
-            quoted.append(x)
-            return chain(x)
-
-        return quote
-
     price = 2000e6 / 1e18
     tick = int(math.log(price) / math.log(1.0001))
     a = v3pool(1, WETH, USDC, price, _positions(random.Random(3), tick, 60, 4, 10**17))
     drained = v2(2, USDC, WETH, 2000 * 10**12, 1)  # one wei of WETH left: pays nothing
     capped = v2(3, USDC, WETH, UINT112_MAX - 10, 10**21)  # any input above 10 reverts
-    exact_search._chain = counting  # type: ignore[assignment]
-    try:
+    with _quotes() as quotes:
         for b in (drained, capped):
             hops = [(a, WETH), (b, USDC)]
             assert reference_chain(hops, 10**17) == -1
-            quoted.clear()
+            quotes.clear()
             assert exact_search.size_search_exact(hops, 1e17) == (0, 0)
-            assert len(quoted) == 3
-    finally:
-        exact_search._chain = original  # type: ignore[assignment]
+            assert len(quotes) == 3
 
