@@ -51,71 +51,58 @@ def _metric(fleet: dict[str, Any], queue: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
-#: Why the fleet was last found not quiet (the timeout's message says it), and whether all
-#: it waits for is mined trades' confirmations.
-_not_yet: list[str] = [""]
-_confirming: list[bool] = [False]
-
-
-def _quiet(fleet: dict[str, Any], django_db_blocker: Any, path: Path) -> bool:
-    """The fleet has done everything the chain's blocks so far ask of it."""
-    try:
-        return _settled(fleet, django_db_blocker, path)
-    except requests.ConnectionError as exc:  # the worker's metrics endpoint is not up yet
-        _not_yet[0] = f"a worker's metrics endpoint: {exc}"
-        return False
-
-
-def _settled(fleet: dict[str, Any], django_db_blocker: Any, path: Path) -> bool:
+def _unsettled(fleet: dict[str, Any], django_db_blocker: Any, path: Path) -> tuple[str, bool] | None:
+    """None when the fleet has done everything the chain's blocks so far ask of it; else
+    what it still waits for, and whether that is only mined trades' confirmations."""
     from webapp.core.models import Execution, Opportunity
 
     chain_id = fleet["dep"].chain_id
     recording = Recording.open(path)
     head = fleet["rpc"].block_number()
-    if recording.last_block != head:
-        _not_yet[0] = f"recorded up to block {recording.last_block}, the chain is at {head}"
-        return False  # a block not scanned (and recorded) yet
-    through_path = _metric(fleet, "path", 'arbbot_stage_batch_seconds_count{stage="path"}')
-    if through_path < len(recording.frames):
-        _not_yet[0] = f"{through_path} blocks through the path stage of {len(recording.frames)} recorded"
-        return False  # a recorded block not through the path stage yet
-    with django_db_blocker.unblock():
+    try:
+        if recording.last_block != head:  # a block not scanned (and recorded) yet
+            return f"recorded up to block {recording.last_block}, the chain is at {head}", False
+        through_path = _metric(fleet, "path", 'arbbot_stage_batch_seconds_count{stage="path"}')
+        if through_path < len(recording.frames):  # a recorded block not through the path stage yet
+            return f"{through_path} blocks through the path stage of {len(recording.frames)} recorded", False
         found = _metric(fleet, "path", "arbbot_opportunities_total")
+    except requests.ConnectionError as exc:  # the worker's metrics endpoint is not up yet
+        return f"a worker's metrics endpoint: {exc}", False
+    with django_db_blocker.unblock():
         recorded = Opportunity.objects.filter(chain_id=chain_id).count()
-        if recorded < found:
-            _not_yet[0] = f"{recorded} opportunities recorded of {found} found"
-            return False  # opportunities not decided (and recorded) yet
+        if recorded < found:  # opportunities not decided (and recorded) yet
+            return f"{recorded} opportunities recorded of {found} found", False
         chosen = set(Opportunity.objects.filter(chain_id=chain_id, decision="execute").values_list("block_number", "path_id"))
         done = dict(((b, p), s) for b, p, s in Execution.objects.filter(chain_id=chain_id).values_list(
             "block_number", "path_id", "status"))
     waiting = sorted((key, done.get(key)) for key in chosen if done.get(key) not in FINAL)
-    _not_yet[0] = f"executions not final: {waiting[:5]}"
-    _confirming[0] = bool(waiting) and all(status == "mined" for _, status in waiting)
-    return not waiting
+    if not waiting:
+        return None
+    return f"executions not final: {waiting[:5]}", all(status == "mined" for _, status in waiting)
 
 
 def _wait_quiet(fleet: dict[str, Any], django_db_blocker: Any, path: Path, timeout_s: float, what: str,
                 done: Callable[[], bool] = lambda: True) -> None:
-    """Wait until ``done`` and the fleet is quiet. The devnet mines a block only for a
-    transaction (automine): a trade mined in the chain's last block waits for the next one
-    to be final (``Chain.confirmations``), which nothing else may bring; a chain's blocks
-    keep coming, so here one is mined for it (empty, at most one a second)."""
-    _confirming[0] = False
+    """Wait until ``done`` and the fleet is quiet (``_unsettled``). The devnet mines a block
+    only for a transaction (automine): a trade mined in the chain's last block waits for the
+    next one to be final (``Chain.confirmations``), which nothing else may bring; a chain's
+    blocks keep coming, so here one is mined for it (empty, at most one a second)."""
+    last: list[tuple[str, bool] | None] = [None]
     mined_at = [0.0]
 
     def quiet() -> bool:
-        settled = _quiet(fleet, django_db_blocker, path)  # first: it tells whether only confirmations wait
-        if settled and done():
+        last[0] = _unsettled(fleet, django_db_blocker, path)  # first: it tells whether only confirmations wait
+        if last[0] is None and done():
             return True
-        if _confirming[0] and time.monotonic() - mined_at[0] >= 1.0:
+        if last[0] is not None and last[0][1] and time.monotonic() - mined_at[0] >= 1.0:
             fleet["rpc"].call("evm_mine")
-            mined_at[0], _confirming[0] = time.monotonic(), False
+            mined_at[0] = time.monotonic()
         return False
 
     try:
         wait_for(quiet, timeout_s, what)
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; last seen: {_not_yet[0]}") from None
+        raise AssertionError(f"{exc}; last seen: {last[0][0] if last[0] else 'settled'}") from None
 
 
 def _v2_plant(rpc: Any, dep: Any, a: str, b: str, pct: float, dex: str, sender: str) -> Callable[[], str]:
