@@ -153,6 +153,11 @@ def main() -> int:
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error(f"--rounds {args.rounds}: must be positive")
+    for name in ("seconds", "baseline_seconds"):
+        if getattr(args, name) <= 0:
+            ap.error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be positive")
+    if args.execute_concurrency < 1:
+        ap.error(f"--execute-concurrency {args.execute_concurrency}: must be positive")
     if args.profile and args.rounds > 1:
         ap.error("--profile profiles one round: leave --rounds at 1")
     before_env = {}
