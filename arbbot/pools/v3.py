@@ -19,7 +19,8 @@ in the result, positive amounts go into the pool and negative ones come out.
 state. ``amount_out`` (the path engine's hot call) also records, per state object, the
 steps a swap completes and reuses them for the next quotes (``_Walk``); ``out_quoter`` is
 ``amount_out`` for one state and input token as a function of the amount, for the sizing
-search, which quotes a state dozens of times per cycle.
+search, which quotes a state dozens of times per cycle; ``least_in_quoter`` is its inverse
+(the least input whose quote reaches an output), on the same recorded walk.
 """
 
 from __future__ import annotations
@@ -522,6 +523,118 @@ def out_quoter(state: V3PoolState, token_in: str) -> Callable[[int], int]:
         return out if used else -1  # used 0: InsufficientLiquidity
 
     return quote
+
+
+def _partial_in(start: tuple[int, int, int], fee: int, need: int) -> int:
+    """The least input of a partial step from ``start`` (``_Walk.starts[j]``) whose
+    ``_partial_out`` reaches ``need``, by turning that formula round exactly: 0 where no
+    partial input of the step reaches it (only the whole step does), -1 where the step's
+    price falls and the input is large enough that ``_partial_out`` takes its other
+    branch (the caller then settles it on the quote). Each inequality is
+    ``_partial_out``'s: ``(L * (cur - nxt)) >> 96 >= need`` iff ``cur - nxt >=
+    ceil(need * 2**96 / L)``; ``ceil(a / b) <= n`` iff ``a <= n * b``; ``floor(a / b) >= c``
+    iff ``a >= c * b``; the fee's ``floor(r * (1e6 - fee) / 1e6) >= less_fee`` iff ``r >=
+    ceil(less_fee * 1e6 / (1e6 - fee))``."""
+    cur, target, liquidity = start
+    if liquidity <= 0:
+        return 0
+    num1 = liquidity << 96
+    if cur >= target:  # price falling: output token1
+        nxt = cur - -(-(need << 96) // liquidity)  # the highest next price that pays `need`
+        if nxt <= 0:
+            return 0
+        less_fee = -(-(num1 * (cur - nxt)) // (nxt * cur))
+        if less_fee * cur >= _UINT256_LIMIT - num1:
+            return -1  # _partial_out's other branch (its product would overflow)
+    else:  # price rising: output token0
+        room = num1 - need * cur
+        if room <= 0:
+            return 0
+        nxt = -(-(num1 * cur) // room)  # the lowest next price that pays `need`
+        less_fee = -(-((nxt - cur) * liquidity) >> 96)
+    return -(-(less_fee * _FEE_DEN) // (_FEE_DEN - fee))
+
+
+def _settle(quote: Callable[[int], int], need: int, guess: int) -> int:
+    """The least amount ``a >= 1`` with ``quote(a) >= need``, from a guess near it
+    (gallop away from the guess, then bisect); -1 if there is none. ``quote`` is
+    non-decreasing, then -1 from the amount where it starts failing (a crossing that
+    reverts, or beyond ``_INT256_MAX``) on."""
+    a = min(max(guess, 1), _INT256_MAX)
+    if quote(a) < need:  # up, to an amount that reaches it
+        lo, step = a, 1
+        while True:
+            a = lo + step
+            got = quote(a) if a <= _INT256_MAX else -1
+            if got < 0:
+                return -1
+            if got >= need:
+                break
+            lo, step = a, step * 2
+    else:  # down, to an amount that does not
+        lo, step = a - 1, 1
+        while lo >= 1 and quote(lo) >= need:
+            a, step = lo, step * 2
+            lo = a - step
+        lo = max(lo, 0)
+    while a - lo > 1:  # quote(lo) < need (or lo == 0) and quote(a) >= need
+        mid = (lo + a) // 2
+        if quote(mid) >= need:
+            a = mid
+        else:
+            lo = mid
+    return a
+
+
+def least_in_quoter(state: V3PoolState, token_in: str) -> Callable[[int], int]:
+    """The inverse of ``out_quoter(state, token_in)``, for the sizing search: for an output
+    ``need >= 1``, the least input ``a`` whose quote is at least ``need``; -1 if no input
+    up to ``2**255 - 1`` reaches it (or ``need < 1``).
+
+    It reads the same recorded walk (``_Walk``): the first step whose outputs reach
+    ``need``, then the exact inverse of that step's partial formula (``_partial_in``);
+    where that formula would take its overflow branch, a search on the quote itself
+    (``_settle``). That is what Uniswap's exact-output quote does not give: its input
+    pays at least ``need`` but may be a few wei above the least one.
+    """
+    quote = out_quoter(state, token_in)
+    zero_for_one = _direction(state, token_in, is_input=True)
+
+    def by_search(need: int) -> int:
+        return _settle(quote, need, 1) if need >= 1 else -1
+
+    if not _walkable(state):
+        return by_search
+    try:
+        _check_no_limit(state, zero_for_one)
+    except SwapError:
+        return lambda need: -1
+    walk = _walk_of(state, zero_for_one, 0)
+    ends, outs, starts = walk.ends, walk.outs, walk.starts
+    fee = state.fee_pips
+
+    def least(need: int) -> int:
+        if need < 1:
+            return -1
+        k = bisect_left(outs, need)
+        while k == len(outs):  # not recorded that far yet
+            if walk.finished or walk.error is not None or (ends and ends[-1] >= _INT256_MAX):
+                # the output stops at outs[-1] (the price is at its limit), or the quote
+                # fails from ends[-1] on (the crossing after it reverts): out of reach
+                return -1
+            try:
+                _walk_quote(walk, fee, min(2 * ends[-1], _INT256_MAX) if ends else 1 << 64)
+            except (ArbbotError, ArithmeticError, ValueError):
+                pass  # the walk recorded where it stops (its error)
+            k = bisect_left(outs, need)
+        used, got = (ends[k - 1], outs[k - 1]) if k else (0, 0)
+        step_in = _partial_in(starts[k], fee, need - got)
+        if step_in < 0:
+            return _settle(quote, need, used + 1)
+        # exact: a partial step's least input, or the whole step's if none of it is enough
+        return used + step_in if 0 < step_in < ends[k] - used else ends[k]
+
+    return least
 
 
 def _direction(state: V3PoolState, token: str, *, is_input: bool) -> bool:

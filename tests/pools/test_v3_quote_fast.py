@@ -354,3 +354,91 @@ def test_liquidity_limits_when_crossing() -> None:
         assert (swapped == ("LiquidityMathError", err)) == (err is not None)
         check(state, False, [2**255 - 1, 10**30, 10**12])
         check_quoter(state, False, [2**255 - 1, 10**30, 10**12])
+
+
+def check_least_in(state: V3PoolState, zero_for_one: bool, amounts: list[int]) -> int:
+    """``least_in_quoter`` is the inverse of ``out_quoter``: for the output ``y`` of each
+    amount ``x`` (and ``y + 1``, ``y - 1``), the least input ``a`` with ``quote(a) >= y``
+    (``a <= x`` for ``y`` itself), or -1 only where no amount tried reaches ``y``. Returns
+    how many answers were not -1 (so a caller can see the checks had something to check)."""
+    token_in = T0 if zero_for_one else T1
+    quote = v3.out_quoter(replace(state), token_in)  # its own walk, apart from the inverse's
+    least = v3.least_in_quoter(state, token_in)
+    probes = amounts + [1, 2**64, 2**128, 2**255 - 1] + walk_ends(state, zero_for_one)
+    found = 0
+    for x in amounts:
+        y = quote(x)
+        for need in (y - 1, y, y + 1):
+            a = least(need)
+            if a == -1:
+                assert need < 1 or all(quote(p) < need for p in probes), (x, need)
+                assert need != y or y < 1, (x, need)  # x itself reaches y
+                continue
+            found += 1
+            assert quote(a) >= need and (a == 1 or quote(a - 1) < need), (x, need, a)
+            if need == y:
+                assert a <= x, (x, need, a)
+            if need == y + 1:
+                assert a > x, (x, need, a)
+    return found
+
+
+@settings(max_examples=150, deadline=None)
+@given(position_pools(), st.booleans(), amount_lists)
+def test_least_input_inverts_the_quote_on_position_pools(state: V3PoolState, zero_for_one: bool, amounts: list[int]) -> None:
+    check_least_in(state, zero_for_one, amounts)
+
+
+@settings(max_examples=150, deadline=None)
+@given(malformed_pools(), st.booleans(), amount_lists)
+def test_least_input_inverts_the_quote_on_malformed_states(state: V3PoolState, zero_for_one: bool, amounts: list[int]) -> None:
+    check_least_in(state, zero_for_one, amounts)
+
+
+def test_least_input_at_step_ends_wide_steps_and_reverting_crossings() -> None:
+    """The inverse where the formula is weakest: outputs at and around a step's end (the
+    next step's first wei is all fee), single steps wide enough for the partial step's
+    other branches, a crossing that reverts (outputs past it are out of reach), and the
+    price at its limit."""
+    found = 0
+    rng = random.Random(11)
+    sqrt_p = get_sqrt_ratio_at_tick(10)
+    state = make_state(3000, 60, [(-600, 600, 10**20), (-6000, 6000, 10**19), (-60, 1200, 10**6)], sqrt_p)
+    for z in (True, False):
+        v3.out_quoter(state, T0 if z else T1)(10**24)  # record a walk over several steps
+        ends = walk_ends(state, z)
+        assert len(ends) > 2
+        found += check_least_in(state, z, [e + d for e in ends for d in (-1, 0, 1, 2)] + [rng.randrange(1, 10**24) for _ in range(20)])
+    overflow = 0  # inverses that met _partial_out's overflow branch (settled on the quote)
+    partial_in = v3._partial_in
+
+    def counting(*args: int) -> int:
+        nonlocal overflow
+        got = partial_in(*args)  # type: ignore[arg-type]
+        overflow += got == -1
+        return got
+
+    v3._partial_in = counting  # type: ignore[assignment]
+    try:
+        for tick in (-800_000, -300_000, 0, 300_000, 800_000):  # as the wide-steps test
+            for liquidity in (1, 2**64 + 3, UINT128_MAX):
+                for fee in (0, 3000):
+                    sqrt_p = get_sqrt_ratio_at_tick(tick) + 1
+                    wide = V3PoolState("0x" + "4" * 40, T0, T1, fee, 16383, sqrt_p, tick, liquidity, ())
+                    edge = (2**256 - 1) // sqrt_p
+                    amounts = [edge - 2, edge - 1, edge, edge + 1, 2**160, 2**192, 2**255 - 1, 10**12, 10**30]
+                    for z in (True, False):
+                        found += check_least_in(wide, z, amounts)
+    finally:
+        v3._partial_in = partial_in  # type: ignore[assignment]
+    assert overflow > 0
+    reverting = V3PoolState("0x" + "3" * 40, T0, T1, 3000, 60, get_sqrt_ratio_at_tick(0), 0, 10**18, ((600, -2 * 10**18),))
+    found += check_least_in(reverting, False, [10**30, 10**12, 10**16])
+    edge = walk_ends(reverting, False)[-1]
+    top = v3.out_quoter(reverting, T1)(edge - 1)  # the most any input gets before the revert
+    least = v3.least_in_quoter(reverting, T1)
+    assert least(top) == edge - 1 or v3.out_quoter(reverting, T1)(least(top) - 1) < top
+    assert least(top + 10**6) == -1  # only the crossing would pay that, and it reverts
+    at_limit = V3PoolState("0x" + "6" * 40, T0, T1, 3000, 60, MIN_SQRT_RATIO + 1, MIN_TICK, 10**18, ())
+    assert v3.least_in_quoter(at_limit, T0)(1) == -1  # no price left to move: 'SPL'
+    assert found > 100
