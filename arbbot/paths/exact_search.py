@@ -9,8 +9,11 @@ where a hop would revert) and
 concave in its input, so from the screen's warm start it fits parabolas, then brackets
 (widened while the optimum sits on its edge), stops once inside the predicted flat top, and
 finishes with a small local scan. A cycle that reverts at its warm start and on both sides
-of it (a drained pool, a capped amount) stops after those three quotes. V2-only cycles go
-to ``v2_exact`` instead.
+of it (a drained pool, a capped amount) stops after those three quotes. A cycle through a
+token coarse next to its input (one unit of it worth many input wei) is searched over that
+token's levels instead (``_size_by_levels``, with each hop's exact inverse ``_hop_least``):
+over inputs its profit is a staircase, whose steps hide the curvature the fits and the
+golden-section search need. V2-only cycles go to ``v2_exact`` instead.
 """
 
 from __future__ import annotations
@@ -100,8 +103,146 @@ def _chain(quoters: Sequence[Quoter]) -> Quoter:
     return chain
 
 
+def _hop_least(state: PoolState, token_in: str) -> Quoter | None:
+    """The hop's least input whose output reaches a given amount (-1 where none does), the
+    inverse of its ``_hop_quoter``; ``None`` for a V2 pair that is no table row (the
+    level search then does not run). V2: ``ceil(y * a / (g * (r_out - y)))`` turns the
+    pair's ``floor(w * r_out / (a + w))``, ``w = x * g``, round exactly; V3:
+    ``arbbot.pools.v3.least_in_quoter``."""
+    global _V3
+    if isinstance(state, V2PoolState):
+        row = v2_edge_row(state, token_in == state.token0)
+        if row is None:
+            return None
+        a, r_out, g, cap = row
+
+        def v2(need: int) -> int:
+            if need < 1 or need >= r_out:
+                return -1
+            x = -(-(need * a) // (g * (r_out - need)))
+            return x if x <= cap else -1
+
+        return v2
+    if _V3 is None:
+        from arbbot.pools import v3
+
+        _V3 = v3
+    try:
+        return _V3.least_in_quoter(state, token_in)  # type: ignore[no-any-return]
+    except (ArbbotError, ArithmeticError, ValueError):  # token not in the pool
+        return None
+
+
+#: ``_size_by_levels`` tries every level when the warm start's is at most this many (a token
+#: so coarse that the next one's rounding, if also coarse, breaks the levels' concavity)
+_FEW_LEVELS = 16
+
 #: ``size_search_exact``'s profit of an input at which a hop would revert
 _REVERTS = -(1 << 300)
+
+
+def _coarse_hop(quoters: Sequence[Quoter], x0: int) -> tuple[int, int] | None:
+    """``(j, y)``: the hop whose output is the coarsest next to the cycle's input at
+    ``x0`` (most input wei to one unit of it: at least 2) and that output; ``None`` if
+    there is none or a hop reverts at ``x0``."""
+    best, x = None, x0
+    for j, quote in enumerate(quoters[:-1]):
+        x = quote(x)
+        if x <= 0:
+            return None
+        if x0 >= 2 * x and (best is None or x < best[1]):
+            best = (j, x)
+    return best
+
+
+def _size_by_levels(
+    hops: Sequence[Hop],
+    j: int,
+    y0: int,
+    profit: Callable[[int], int],
+    max_input: int,
+) -> bool:
+    """The search over the levels of hop ``j``'s output, a token coarse next to the
+    input (each of its units needs many input wei). False (nothing done) if a hop before
+    it has no exact inverse.
+
+    All inputs that give hop ``j`` the same output ``y`` give the rest of the cycle the
+    same input, so of them only the least pays most: ``profit`` of the least input of
+    ``y`` (``_hop_least`` back through hops ``j..0``, exact), a function of the level
+    that is concave up to a few wei where the input-space profit is a staircase whose
+    steps hide its curvature. Parabola fits over levels from ``y0`` (the level at the
+    warm start), shrinking 8x a turn down to one level; if a fit stops bracketing (a
+    tick crossing's kink), golden-section over the last bracket; at most ``_FEW_LEVELS``
+    levels at the warm start, every level up to four times as many instead. A V3 hop right after
+    the coarse token rounds its input less fee down: every ``1e6 / fee`` levels one
+    level buys nothing, and the level before it ends a run that climbs, so the run ends
+    either side of the best are tried. Last, the levels next to the best.
+    """
+    inverse = [_hop_least(state, token_in) for state, token_in in hops[: j + 1]]
+    if any(least is None for least in inverse):
+        return False
+    back = inverse[::-1]
+    levels: dict[int, int] = {}  # level -> the profit of its least input
+    top, top_profit = y0, _REVERTS - 1  # the best level so far (the lowest on a tie)
+
+    def at(y: int) -> int:
+        nonlocal top, top_profit
+        got = levels.get(y)
+        if got is None:
+            x = y
+            for least in back:
+                x = least(x)  # type: ignore[misc]
+                if x < 1:
+                    break
+            got = levels[y] = profit(x) if 1 <= x <= max_input else _REVERTS
+            if got > top_profit or (got == top_profit and y < top):
+                top, top_profit = y, got
+        return got
+
+    if y0 <= _FEW_LEVELS:  # a handful: each of them, up to four times as many
+        for y in range(1, 4 * y0 + 1):
+            at(y)
+        return True
+    y, h = y0, max(1, y0 >> 12)
+    moves = 0
+    bracket: tuple[int, int] | None = None
+    for _ in range(24):
+        left, mid, right = at(y - h), at(y), at(y + h)
+        if mid < left or mid < right:
+            if bracket is not None:
+                break  # a kink: golden-section on the last bracket below
+            y = y - h if left >= right else y + h  # not bracketed yet: walk uphill
+            moves += 1
+            if moves > 2:
+                h *= 2
+            continue
+        bracket = (y - h, y + h)
+        curv = left - 2 * mid + right
+        if curv < 0:
+            y = max(1, y + h * (left - right) // (2 * curv))
+        if h == 1:
+            bracket = None
+            break
+        h = max(1, h // 8)
+    if bracket is not None:
+        a, b = bracket
+        c, d = b - int((b - a) * _INV_PHI), a + int((b - a) * _INV_PHI)
+        while b - a > 4:
+            if at(c) >= at(d):
+                b = d
+            else:
+                a = c
+            c, d = b - int((b - a) * _INV_PHI), a + int((b - a) * _INV_PHI)
+    after = hops[j + 1][0]
+    if not isinstance(after, V2PoolState) and 0 < after.fee_pips < FEE_DENOMINATOR:  # pips, as V3
+        fee = after.fee_pips
+        m = top * fee // FEE_DENOMINATOR
+        for end in (m * FEE_DENOMINATOR // fee, (m + 1) * FEE_DENOMINATOR // fee):  # levels that end a run
+            at(end)
+    best = top
+    for v in range(best - 2, best + 3):
+        at(v)
+    return True
 
 
 def size_cycle(
@@ -141,11 +282,14 @@ def size_search_exact(
     current tick can move the real optimum). The search stops once the bracket is inside
     the flat top the warm-start model predicts (``coeffs``): there the continuous profit
     varies by less than a wei, so more exact quotes (costly for V3) would buy nothing.
-    No input above ``max_input`` is tried (``resize``'s cap): the result is the best found
-    at or under it.
+    A cycle through a coarse token (``_coarse_hop`` at the warm start) is searched over
+    that token's levels first (``_size_by_levels``), and over inputs only if no level
+    pays. No input above ``max_input`` is tried (``resize``'s cap): the result is the
+    best found at or under it.
     """
     cache: dict[int, int] = {}
-    chain = _chain([_hop_quoter(state, token_in) for state, token_in in hops])
+    quoters = [_hop_quoter(state, token_in) for state, token_in in hops]
+    chain = _chain(quoters)
     # the best input tried so far: highest profit, then smallest input
     best_profit, best_x = -(1 << 301), 1
 
@@ -185,6 +329,10 @@ def size_search_exact(
         # same point (8 more quotes) and find the same. (The first fit takes these three
         # from the cache.)
         return 0, 0
+    coarse = _coarse_hop(quoters, x0)
+    if coarse is not None and _size_by_levels(hops, *coarse, profit, max_input) and best_profit > 0:
+        return best_x, best_x + best_profit
+    # (a level search that found nothing paying goes on here, to the search over inputs)
     for _ in range(14):
         left, mid, right = profit(max(1, x - h)), profit(x), profit(min(x + h, max_input))
         if not (mid >= left and mid >= right) or x - h < 1:

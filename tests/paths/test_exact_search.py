@@ -178,3 +178,56 @@ def test_a_cycle_that_cannot_run_at_its_warm_start_costs_three_quotes() -> None:
             assert exact_search.size_search_exact(hops, 1e17) == (0, 0)
             assert len(quotes) == 3
 
+
+
+def _least_input(hops: list[tuple[PoolState, str]], level: int, hi: int) -> int:
+    """The least input whose first hop pays at least ``level``, by bisection on the pool
+    model (-1 if ``hi`` does not)."""
+    state, token_in = hops[0]
+    if reference_hop(state, token_in, hi) < level:
+        return -1
+    lo = 0
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if reference_hop(state, token_in, mid) >= level:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def test_a_cycle_through_a_coarse_token_finds_its_best_level() -> None:
+    """WETH -> C (a token with no decimals: one unit is worth ~1e15 wei) on a V2 pair, C ->
+    WETH on a V3 pool a few percent dearer. Every input that buys the same number of C
+    pays the same back, so the profit over inputs is a staircase, and the V3 hop's fee
+    rounds one unit of C in ~333 away (a cliff). The search must find the best of all
+    levels, as enumerating every level with the pool models does (the golden-section
+    search over inputs found it in none of these 8 cases)."""
+    coarse = tok(0xC1)
+    rng = random.Random(8)
+    exact = 0
+    for _ in range(8):
+        c_units = rng.randint(20_000, 200_000)
+        weth = c_units * 10**15
+        a = v2(1, WETH, coarse, weth, c_units)
+        price = 10**15 * rng.uniform(1.02, 1.08)  # WETH wei per unit of C, on the V3 pool
+        liq = int(math.sqrt(c_units * weth) * rng.uniform(0.5, 2))
+        b = v3pool(2, coarse, WETH, price, [(-887220, 887220, liq)])
+        hops = [(a, WETH), (b, coarse)]
+        coeffs = []
+        for state, token_in in hops:
+            p01, q01, p10, q10 = edge_coefficients(state)
+            coeffs.append((p01, q01) if token_in == state.token0 else (p10, q10))
+        big_p, big_q = coeffs[0][0] * coeffs[1][0], coeffs[0][1] + coeffs[0][0] * coeffs[1][1]
+        x_float = (math.sqrt(big_p) - 1) / big_q
+        amount_in, amount_out = exact_search.size_search_exact(hops, x_float, coeffs)
+        assert amount_in > 0 and amount_out == reference_chain(hops, amount_in)
+        top = reference_hop(a, WETH, 3 * int(x_float))
+        best = max(
+            (reference_chain(hops, x) - x, -x)
+            for x in (_least_input(hops, level, 3 * int(x_float)) for level in range(1, top + 1))
+            if x > 0 and reference_chain(hops, x) >= 0
+        )
+        assert (amount_out - amount_in, -amount_in) == best
+        exact += 1
+    assert exact == 8
