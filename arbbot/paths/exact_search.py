@@ -170,13 +170,18 @@ def _size_by_levels(
     same input, so of them only the least pays most: ``profit`` of the least input of
     ``y`` (``_hop_least`` back through hops ``j..0``, exact), a function of the level
     that is concave up to a few wei where the input-space profit is a staircase whose
-    steps hide its curvature. Parabola fits over levels from ``y0`` (the level at the
-    warm start), shrinking 8x a turn down to one level; if a fit stops bracketing (a
-    tick crossing's kink), golden-section over the last bracket; at most ``_FEW_LEVELS``
-    levels at the warm start, every level up to four times as many instead. A V3 hop right after
-    the coarse token rounds its input less fee down: every ``1e6 / fee`` levels one
-    level buys nothing, and the level before it ends a run that climbs, so the run ends
-    either side of the best are tried. Last, the levels next to the best.
+    steps hide its curvature.
+
+    At most ``_FEW_LEVELS`` levels at the warm start: every level up to four times as
+    many. A V3 hop right after the coarse token rounds its input less fee down: one
+    level in every ``run = 1e6 / fee`` buys nothing, and the level before it ends a run
+    that climbs. So: from ``y0`` (the level at the warm start) and ``run`` levels (1
+    after a V2 pair) either side, uphill in steps that double until three levels
+    bracket a top (the warm start is usually close: wider first steps cost more quotes
+    and found worse levels as often as better), then parabola fits, 8x narrower a turn
+    down to one level; if a fit stops bracketing (a tick crossing's kink, a wasted
+    level), golden-section over the last bracket. Last, the run ends either side of the
+    best level and the levels next to the best.
     """
     inverse = [_hop_least(state, token_in) for state, token_in in hops[: j + 1]]
     if any(least is None for least in inverse):
@@ -203,7 +208,10 @@ def _size_by_levels(
         for y in range(1, 4 * y0 + 1):
             at(y)
         return True
-    y, h = y0, max(1, y0 >> 12)
+    after = hops[j + 1][0]  # a V3 pool wastes one level of its input in each `run` (fee: pips)
+    fee = after.fee_pips if not isinstance(after, V2PoolState) and 0 < after.fee_pips < FEE_DENOMINATOR else 0
+    run = FEE_DENOMINATOR // fee if fee else 1
+    y, h = y0, run  # a shorter step could take a wasted level's drop for a top
     moves = 0
     bracket: tuple[int, int] | None = None
     for _ in range(24):
@@ -233,9 +241,7 @@ def _size_by_levels(
             else:
                 a = c
             c, d = b - int((b - a) * _INV_PHI), a + int((b - a) * _INV_PHI)
-    after = hops[j + 1][0]
-    if not isinstance(after, V2PoolState) and 0 < after.fee_pips < FEE_DENOMINATOR:  # pips, as V3
-        fee = after.fee_pips
+    if fee:
         m = top * fee // FEE_DENOMINATOR
         for end in (m * FEE_DENOMINATOR // fee, (m + 1) * FEE_DENOMINATOR // fee):  # levels that end a run
             at(end)
