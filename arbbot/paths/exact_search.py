@@ -55,6 +55,16 @@ _V3: Any = None
 Quoter = Callable[[int], int]
 
 
+def _v3() -> Any:
+    """``arbbot.pools.v3``, imported on first use."""
+    global _V3
+    if _V3 is None:
+        from arbbot.pools import v3
+
+        _V3 = v3
+    return _V3
+
+
 def _never(amount_in: int) -> int:
     return -1
 
@@ -62,7 +72,6 @@ def _never(amount_in: int) -> int:
 def _hop_quoter(state: PoolState, token_in: str) -> Quoter:
     """The hop's exact output as a function of its input (``_v2_out``, or
     ``arbbot.pools.v3.amount_out`` with -1 where it raises), its state read once."""
-    global _V3
     if isinstance(state, V2PoolState):
         row = v2_edge_row(state, token_in == state.token0)
         if row is None:  # unusable as a table row: the pair's own guards, per quote
@@ -76,12 +85,8 @@ def _hop_quoter(state: PoolState, token_in: str) -> Quoter:
             return w * r_out // (a + w)
 
         return v2
-    if _V3 is None:
-        from arbbot.pools import v3
-
-        _V3 = v3
     try:
-        return _V3.out_quoter(state, token_in)  # type: ignore[no-any-return]
+        return _v3().out_quoter(state, token_in)  # type: ignore[no-any-return]
     except (ArbbotError, ArithmeticError, ValueError):  # token not in the pool
         return _never
 
@@ -109,7 +114,6 @@ def _hop_least(state: PoolState, token_in: str) -> Quoter | None:
     level search then does not run). V2: ``ceil(y * a / (g * (r_out - y)))`` turns the
     pair's ``floor(w * r_out / (a + w))``, ``w = x * g``, round exactly; V3:
     ``arbbot.pools.v3.least_in_quoter``."""
-    global _V3
     if isinstance(state, V2PoolState):
         row = v2_edge_row(state, token_in == state.token0)
         if row is None:
@@ -123,12 +127,8 @@ def _hop_least(state: PoolState, token_in: str) -> Quoter | None:
             return x if x <= cap else -1
 
         return v2
-    if _V3 is None:
-        from arbbot.pools import v3
-
-        _V3 = v3
     try:
-        return _V3.least_in_quoter(state, token_in)  # type: ignore[no-any-return]
+        return _v3().least_in_quoter(state, token_in)  # type: ignore[no-any-return]
     except (ArbbotError, ArithmeticError, ValueError):  # token not in the pool
         return None
 

@@ -99,6 +99,36 @@ def test_hop_quoter_of_a_token_not_in_the_pool_never_pays() -> None:
     assert quote(10**18) == reference_hop(state, DAI, 10**18) == -1
 
 
+def test_hop_least_inverts_the_hop_quoter() -> None:
+    """``_hop_least(state, t)(y)`` is the least input whose ``_hop_quoter`` output reaches
+    ``y`` (-1 only where none tried does), for every pool kind the quoters special-case;
+    ``None`` only for a V2 pair that is no table row."""
+    rng = random.Random(29)
+    checked = 0
+    for _ in range(20):
+        for state in _pools(rng):
+            for token_in in (state.token0, state.token1):
+                quote = exact_search._hop_quoter(state, token_in)
+                least = exact_search._hop_least(state, token_in)
+                if least is None:
+                    assert state.kind == "v2" and state.reserve0 * state.reserve1 == 0  # type: ignore[union-attr]
+                    continue
+                amounts = [rng.randrange(1, 10 ** rng.randint(1, 34)) for _ in range(12)]
+                for x in amounts:
+                    y = quote(x)
+                    for need in (y - 1, y, y + 1):
+                        if need < 1:
+                            continue
+                        a = least(need)
+                        if a == -1:
+                            assert need > y and all(quote(p) < need for p in amounts + [2**128]), (state, need)
+                            continue
+                        checked += 1
+                        assert quote(a) >= need and (a == 1 or quote(a - 1) < need), (state, token_in, need, a)
+                        assert (a <= x) == (need <= y), (state, token_in, need, a, x)
+    assert checked > 500
+
+
 @contextlib.contextmanager
 def _quotes() -> Iterator[list[tuple[int, int]]]:
     """Every exact chain quote the search makes meanwhile: (input, output)."""
