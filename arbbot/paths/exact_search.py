@@ -137,6 +137,9 @@ def _hop_least(state: PoolState, token_in: str) -> Quoter | None:
 #: so coarse that the next one's rounding, if also coarse, breaks the levels' concavity)
 _FEW_LEVELS = 16
 
+#: ``size_search_exact``'s ``max_input`` when the caller sets none
+_UNCAPPED = 2**128
+
 #: ``size_search_exact``'s profit of an input at which a hop would revert
 _REVERTS = -(1 << 300)
 
@@ -181,7 +184,9 @@ def _size_by_levels(
     and found worse levels as often as better), then parabola fits, 8x narrower a turn
     down to one level; if a fit stops bracketing (a tick crossing's kink, a wasted
     level), golden-section over the last bracket. Last, the run ends either side of the
-    best level and the levels next to the best.
+    best level and the levels next to the best. Capped (``max_input``) and still
+    climbing at the warm start's level with the next one over the cap, those last two
+    steps only.
     """
     inverse = [_hop_least(state, token_in) for state, token_in in hops[: j + 1]]
     if any(least is None for least in inverse):
@@ -214,7 +219,10 @@ def _size_by_levels(
     y, h = y0, run  # a shorter step could take a wasted level's drop for a top
     moves = 0
     bracket: tuple[int, int] | None = None
-    for _ in range(24):
+    # Capped (``resize``: the warm start is the cap) and still climbing at the last level
+    # under the cap: the top is there, no fit needed (they would pull away from the wall).
+    walled = max_input < _UNCAPPED and at(y0 + 1) == _REVERTS and at(y0) >= at(y0 - 1)
+    for _ in range(0 if walled else 24):
         left, mid, right = at(y - h), at(y), at(y + h)
         if mid < left or mid < right:
             if bracket is not None:
@@ -279,7 +287,7 @@ def size_search_exact(
     x_float: float,
     coeffs: Sequence[tuple[float, float]] | None = None,
     *,
-    max_input: int = 2**128,
+    max_input: int = _UNCAPPED,
 ) -> tuple[int, int]:
     """Integer optimum of any cycle (V3 hops included) by golden-section search.
 
