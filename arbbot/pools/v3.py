@@ -586,10 +586,16 @@ def _settle(quote: Callable[[int], int], need: int, guess: int) -> int:
     return a
 
 
+def _nowhere(need: int) -> int:
+    return -1
+
+
 def least_in_quoter(state: V3PoolState, token_in: str) -> Callable[[int], int]:
     """The inverse of ``out_quoter(state, token_in)``, for the sizing search: for an output
     ``need >= 1``, the least input ``a`` whose quote is at least ``need``; -1 if no input
-    up to ``2**255 - 1`` reaches it (or ``need < 1``).
+    up to ``2**255 - 1`` reaches it (or ``need < 1``). A malformed state (operands out of
+    the swap's range: negative liquidity, say, where ``amount_out``'s results are not
+    monotone) gives -1 for every output.
 
     It reads the same recorded walk (``_Walk``): the first step whose outputs reach
     ``need``, then the exact inverse of that step's partial formula (``_partial_in``);
@@ -599,12 +605,8 @@ def least_in_quoter(state: V3PoolState, token_in: str) -> Callable[[int], int]:
     """
     quote = out_quoter(state, token_in)
     zero_for_one = _direction(state, token_in, is_input=True)
-
-    def by_search(need: int) -> int:
-        return _settle(quote, need, 1) if need >= 1 else -1
-
     if not _walkable(state):
-        return by_search
+        return _nowhere  # operands out of range: the quote is not monotone there
     try:
         _check_no_limit(state, zero_for_one)
     except SwapError:
@@ -632,7 +634,11 @@ def least_in_quoter(state: V3PoolState, token_in: str) -> Callable[[int], int]:
         if step_in < 0:
             return _settle(quote, need, used + 1)
         # exact: a partial step's least input, or the whole step's if none of it is enough
-        return used + step_in if 0 < step_in < ends[k] - used else ends[k]
+        if 0 < step_in < ends[k] - used:
+            return used + step_in
+        if k == len(ends) - 1 and walk.error is not None:
+            return -1  # completing this step crosses the tick that reverts
+        return ends[k]
 
     return least
 

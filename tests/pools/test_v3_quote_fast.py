@@ -19,7 +19,7 @@ import threading
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from arbbot.errors import ArbbotError, InsufficientLiquidity, MathError
@@ -364,6 +364,9 @@ def check_least_in(state: V3PoolState, zero_for_one: bool, amounts: list[int]) -
     token_in = T0 if zero_for_one else T1
     quote = v3.out_quoter(replace(state), token_in)  # its own walk, apart from the inverse's
     least = v3.least_in_quoter(state, token_in)
+    if not v3._walkable(state):  # operands out of range: no inverse is given
+        assert all(least(quote(x)) == -1 for x in amounts)
+        return 0
     probes = amounts + [1, 2**64, 2**128, 2**255 - 1] + walk_ends(state, zero_for_one)
     found = 0
     for x in amounts:
@@ -391,6 +394,16 @@ def test_least_input_inverts_the_quote_on_position_pools(state: V3PoolState, zer
 
 @settings(max_examples=150, deadline=None)
 @given(malformed_pools(), st.booleans(), amount_lists)
+@example(  # found by the explore profile: the one recorded step's end crosses a tick that reverts
+    V3PoolState("0x" + "2" * 40, T0, T1, 1, 200, 48055510970269007215549348797, -10000, 2, ((-200, -3), (0, 0))),
+    False,
+    [1],
+)
+@example(  # and one whose liquidity is negative: its quotes are -2, -1, 0, 0, 1, ... (no inverse)
+    V3PoolState("0x" + "2" * 40, T0, T1, 0, 1, 79030349367926598376800521322, 0, -1, ((-1, -159),)),
+    True,
+    [3],
+)
 def test_least_input_inverts_the_quote_on_malformed_states(state: V3PoolState, zero_for_one: bool, amounts: list[int]) -> None:
     check_least_in(state, zero_for_one, amounts)
 
