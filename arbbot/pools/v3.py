@@ -603,14 +603,14 @@ def least_in_quoter(state: V3PoolState, token_in: str) -> Callable[[int], int]:
     (``_settle``). That is what Uniswap's exact-output quote does not give: its input
     pays at least ``need`` but may be a few wei above the least one.
     """
-    quote = out_quoter(state, token_in)
     zero_for_one = _direction(state, token_in, is_input=True)
     if not _walkable(state):
         return _nowhere  # operands out of range: the quote is not monotone there
     try:
         _check_no_limit(state, zero_for_one)
     except SwapError:
-        return lambda need: -1
+        return _nowhere  # amount_out raises InsufficientLiquidity for any amount
+    quote = out_quoter(state, token_in)
     walk = _walk_of(state, zero_for_one, 0)
     ends, outs, starts = walk.ends, walk.outs, walk.starts
     fee = state.fee_pips
@@ -618,17 +618,23 @@ def least_in_quoter(state: V3PoolState, token_in: str) -> Callable[[int], int]:
     def least(need: int) -> int:
         if need < 1:
             return -1
-        k = bisect_left(outs, need)
-        while k == len(outs):  # not recorded that far yet
-            if walk.finished or walk.error is not None or (ends and ends[-1] >= _INT256_MAX):
-                # the output stops at outs[-1] (the price is at its limit), or the quote
-                # fails from ends[-1] on (the crossing after it reverts): out of reach
-                return -1
-            try:
-                _walk_quote(walk, fee, min(2 * ends[-1], _INT256_MAX) if ends else 1 << 64)
-            except (ArbbotError, ArithmeticError, ValueError):
-                pass  # the walk recorded where it stops (its error)
-            k = bisect_left(outs, need)
+        # steps below len(ends) only: `extend` appends a step's end last (another thread
+        # may be extending the walk)
+        n = len(ends)
+        k = bisect_left(outs, need, 0, n)
+        while k == n:  # not recorded that far yet
+            # the walk stopped: the output stops at outs[-1] (the price is at its limit),
+            # or the quote fails from ends[-1] on (the crossing after it reverts)
+            stopped = walk.finished or walk.error is not None or (ends and ends[-1] >= _INT256_MAX)
+            if stopped and n == len(ends):
+                return -1  # out of reach (the flags are set after the last step's append)
+            if not stopped:
+                try:
+                    _walk_quote(walk, fee, min(2 * ends[-1], _INT256_MAX) if ends else 1 << 64)
+                except (ArbbotError, ArithmeticError, ValueError):
+                    pass  # the walk recorded where it stops (its error)
+            n = len(ends)
+            k = bisect_left(outs, need, 0, n)
         used, got = (ends[k - 1], outs[k - 1]) if k else (0, 0)
         step_in = _partial_in(starts[k], fee, need - got)
         if step_in < 0:
@@ -636,7 +642,7 @@ def least_in_quoter(state: V3PoolState, token_in: str) -> Callable[[int], int]:
         # exact: a partial step's least input, or the whole step's if none of it is enough
         if 0 < step_in < ends[k] - used:
             return used + step_in
-        if k == len(ends) - 1 and walk.error is not None:
+        if k == n - 1 and walk.error is not None and n == len(ends):
             return -1  # completing this step crosses the tick that reverts
         return ends[k]
 

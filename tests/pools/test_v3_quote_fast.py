@@ -455,3 +455,44 @@ def test_least_input_at_step_ends_wide_steps_and_reverting_crossings() -> None:
     at_limit = V3PoolState("0x" + "6" * 40, T0, T1, 3000, 60, MIN_SQRT_RATIO + 1, MIN_TICK, 10**18, ())
     assert v3.least_in_quoter(at_limit, T0)(1) == -1  # no price left to move: 'SPL'
     assert found > 100
+
+
+def test_concurrent_least_inputs_on_one_state() -> None:
+    """Threads inverting quotes on one fresh state share its walk while others extend it:
+    every answer exact (against a quoter on a copy of the state, a walk of its own)."""
+    rng = random.Random(13)
+    state = make_state(
+        500,
+        10,
+        [
+            (lo, lo + rng.randrange(1, 200) * 10, rng.randrange(10**17, 10**21))
+            for lo in (rng.randrange(-300, 300) * 10 for _ in range(25))
+        ],
+        get_sqrt_ratio_at_tick(5) + 12345,
+    )
+    reference = {z: v3.out_quoter(replace(state), T0 if z else T1) for z in (True, False)}
+    needs = {z: [reference[z](rng.randrange(1, 10 ** rng.randrange(3, 21))) + d for _ in range(150) for d in (0, 1)]
+             for z in (True, False)}
+    top = {z: reference[z](2**255 - 1) for z in (True, False)}  # the most any input gets
+    assert all(top[z] > 0 and sum(y > top[z] for y in needs[z]) < 20 for z in (True, False))
+    failures: list[tuple[bool, int, int]] = []
+
+    def worker(seed: int) -> None:
+        order = [(z, y) for z in (True, False) for y in needs[z] if y >= 1]
+        random.Random(seed).shuffle(order)
+        least = {z: v3.least_in_quoter(state, T0 if z else T1) for z in (True, False)}  # sharing the walks
+        for z, y in order:
+            a = least[z](y)
+            quote = reference[z]
+            if a == -1:
+                if y <= top[z]:  # some input reaches it
+                    failures.append((z, y, a))
+            elif not (quote(a) >= y and (a == 1 or quote(a - 1) < y)):
+                failures.append((z, y, a))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
