@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import replace
+from typing import Callable
 
 import pytest
 from hypothesis import example, given, settings
@@ -284,9 +285,9 @@ def test_walks_are_bounded_and_per_object() -> None:
     assert by_quote(moved, True, 10**21) == by_swap(moved, True, 10**21)
 
 
-def test_concurrent_quotes_on_one_state() -> None:
-    rng = random.Random(7)
-    state = make_state(
+def crowded_pool(rng: random.Random) -> V3PoolState:
+    """A 0.05% pool with 25 random positions around the price: many steps to walk."""
+    return make_state(
         500,
         10,
         [
@@ -295,6 +296,20 @@ def test_concurrent_quotes_on_one_state() -> None:
         ],
         get_sqrt_ratio_at_tick(5) + 12345,
     )
+
+
+def in_threads(worker: Callable[[int], None], n: int) -> None:
+    """``worker(0)`` .. ``worker(n - 1)``, each in a thread of its own, all at once."""
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_concurrent_quotes_on_one_state() -> None:
+    rng = random.Random(7)
+    state = crowded_pool(rng)
     amounts = [rng.randrange(1, 10 ** rng.randrange(3, 24)) for _ in range(400)]
     expected = {(z, a): by_swap(state, z, a) for z in (True, False) for a in amounts}
     failures: list[tuple[bool, int]] = []
@@ -310,11 +325,7 @@ def test_concurrent_quotes_on_one_state() -> None:
             if quoters[z](a) != (got if isinstance(used, int) and used > 0 else -1):  # amount_out's
                 failures.append((z, a))
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(worker, 6)
     assert failures == []
 
 
@@ -461,15 +472,7 @@ def test_concurrent_least_inputs_on_one_state() -> None:
     """Threads inverting quotes on one fresh state share its walk while others extend it:
     every answer exact (against a quoter on a copy of the state, a walk of its own)."""
     rng = random.Random(13)
-    state = make_state(
-        500,
-        10,
-        [
-            (lo, lo + rng.randrange(1, 200) * 10, rng.randrange(10**17, 10**21))
-            for lo in (rng.randrange(-300, 300) * 10 for _ in range(25))
-        ],
-        get_sqrt_ratio_at_tick(5) + 12345,
-    )
+    state = crowded_pool(rng)
     reference = {z: v3.out_quoter(replace(state), T0 if z else T1) for z in (True, False)}
     needs = {z: [reference[z](rng.randrange(1, 10 ** rng.randrange(3, 21))) + d for _ in range(150) for d in (0, 1)]
              for z in (True, False)}
@@ -490,9 +493,5 @@ def test_concurrent_least_inputs_on_one_state() -> None:
             elif not (quote(a) >= y and (a == 1 or quote(a - 1) < y)):
                 failures.append((z, y, a))
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(worker, 6)
     assert failures == []
