@@ -9,6 +9,8 @@ import math
 import random
 from typing import Iterator
 
+import pytest
+
 from tests.paths._paths_helpers import USDC, WETH, tok, v2
 from tests.paths.test_v3_cycles import _positions, v3pool
 from arbbot import pools as pool_models
@@ -226,23 +228,29 @@ def _least_input(hops: list[tuple[PoolState, str]], level: int, hi: int) -> int:
     return hi
 
 
-def test_a_cycle_through_a_coarse_token_finds_its_best_level() -> None:
-    """WETH -> C (a token with no decimals: one unit is worth ~1e15 wei) on a V2 pair, C ->
-    WETH on a V3 pool a few percent dearer. Every input that buys the same number of C
-    pays the same back, so the profit over inputs is a staircase, and the V3 hop's fee
-    rounds one unit of C in ~333 away (a cliff). The search must find the best of all
-    levels, as enumerating every level with the pool models does (the golden-section
-    search over inputs found it in none of these 8 cases)."""
+@pytest.mark.parametrize("v3_first", [False, True], ids=["v2-then-v3", "v3-then-v2"])
+def test_a_cycle_through_a_coarse_token_finds_its_best_level(v3_first: bool) -> None:
+    """WETH -> C (a token with no decimals: one unit is worth ~1e15 wei) -> WETH, on a V2
+    pair and a V3 pool a few percent apart, in either order. Every input that buys the
+    same number of C pays the same back, so the profit over inputs is a staircase; a V3
+    hop after C rounds one unit of C in ~333 away (a cliff); a V3 hop before it is
+    inverted exactly (``least_in_quoter``). The search must find the best of all levels,
+    as enumerating every level with the pool models does (the golden-section search over
+    inputs found it in none of the 16 cases)."""
     coarse = tok(0xC1)
     rng = random.Random(8)
     exact = 0
     for _ in range(8):
         c_units = rng.randint(20_000, 200_000)
         weth = c_units * 10**15
-        a = v2(1, WETH, coarse, weth, c_units)
-        price = 10**15 * rng.uniform(1.02, 1.08)  # WETH wei per unit of C, on the V3 pool
+        skew = rng.uniform(1.02, 1.08)  # the V3 pool's price of C over the pair's
         liq = int(math.sqrt(c_units * weth) * rng.uniform(0.5, 2))
-        b = v3pool(2, coarse, WETH, price, [(-887220, 887220, liq)])
+        if v3_first:  # buy C cheap on the V3 pool, sell it on the pair
+            a = v3pool(2, coarse, WETH, 10**15 / skew, [(-887220, 887220, liq)])
+            b = v2(1, WETH, coarse, weth, c_units)
+        else:
+            a = v2(1, WETH, coarse, weth, c_units)
+            b = v3pool(2, coarse, WETH, 10**15 * skew, [(-887220, 887220, liq)])
         hops = [(a, WETH), (b, coarse)]
         coeffs = []
         for state, token_in in hops:
