@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 from arbbot.errors import ArbbotError
 from arbbot.math.v2 import FEE_DENOMINATOR
 from arbbot.paths.screen import compose
-from arbbot.paths.v2_closed import UINT112_MAX, Hop, _v2_table, v2_edge_row
+from arbbot.paths.v2_closed import UINT112_MAX, Hop, _back, _v2_table, v2_edge_row
 from arbbot.paths.v2_exact import _INV_PHI, size_v2_table
 from arbbot.types import PoolState, V2PoolState
 
@@ -111,19 +111,17 @@ def _chain(quoters: Sequence[Quoter]) -> Quoter:
 def _hop_least(state: PoolState, token_in: str) -> Quoter | None:
     """The hop's least input whose output reaches a given amount (-1 where none does), the
     inverse of its ``_hop_quoter``; ``None`` for a V2 pair that is no table row (the
-    level search then does not run). V2: ``ceil(y * a / (g * (r_out - y)))`` turns the
-    pair's ``floor(w * r_out / (a + w))``, ``w = x * g``, round exactly; V3:
+    level search then does not run). V2: ``v2_closed._back`` on the hop's row (the
+    pair's rounding turned round exactly), within the row's uint112 cap; V3:
     ``arbbot.pools.v3.least_in_quoter``."""
     if isinstance(state, V2PoolState):
         row = v2_edge_row(state, token_in == state.token0)
         if row is None:
             return None
-        a, r_out, g, cap = row
+        tab, cap = (row,), row[3]
 
         def v2(need: int) -> int:
-            if need < 1 or need >= r_out:
-                return -1
-            x = -(-(need * a) // (g * (r_out - need)))
+            x = _back(tab, 0, need) if need >= 1 else -1
             return x if x <= cap else -1
 
         return v2
