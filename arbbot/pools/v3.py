@@ -610,7 +610,6 @@ def least_in_quoter(state: V3PoolState, token_in: str) -> Callable[[int], int]:
         _check_no_limit(state, zero_for_one)
     except SwapError:
         return _nowhere  # amount_out raises InsufficientLiquidity for any amount
-    quote = out_quoter(state, token_in)
     walk = _walk_of(state, zero_for_one, 0)
     ends, outs, starts = walk.ends, walk.outs, walk.starts
     fee = state.fee_pips
@@ -637,8 +636,8 @@ def least_in_quoter(state: V3PoolState, token_in: str) -> Callable[[int], int]:
             k = bisect_left(outs, need, 0, n)
         used, got = (ends[k - 1], outs[k - 1]) if k else (0, 0)
         step_in = _partial_in(starts[k], fee, need - got)
-        if step_in < 0:
-            return _settle(quote, need, used + 1)
+        if step_in < 0:  # rare (inputs near 2**256 / price): a quoter for it alone
+            return _settle(out_quoter(state, token_in), need, used + 1)
         # exact: a partial step's least input, or the whole step's if none of it is enough
         if 0 < step_in < ends[k] - used:
             return used + step_in
