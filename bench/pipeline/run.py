@@ -184,6 +184,63 @@ def _rss_kb(pid: int) -> int:
 
 # --------------------------------------------------------------------------- measuring
 
+#: the services the workers share the cores with, by their processes' names
+SERVICES = {"postgres": ("postgres",), "redis": ("redis-server",), "rabbitmq": ("beam.smp", "erl_child_setup"),
+            "anvil": ("anvil",)}
+_HZ = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process ``pid`` has used, 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _HZ  # utime, stime
+
+
+def _service_pids() -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {name: [] for name in SERVICES}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            comm = (d / "comm").read_text().strip()
+        except OSError:
+            continue
+        for name, comms in SERVICES.items():
+            if comm in comms:
+                out[name].append(int(d.name))
+    return out
+
+
+class CpuMeter:
+    """Where the cores went over a phase: CPU seconds of each worker (the celery parent and
+    its pool child), of the bench's own process (the feed), of each shared service (every
+    process of that name on the machine: another session's use counts too), and of the
+    whole machine (``/proc/stat``). Processes that end within the phase lose their share."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self.t0, self.start = time.monotonic(), self._read()
+
+    def _read(self) -> dict[str, float]:
+        out = {name: sum(_cpu_s(pid) for pid in _tree(p.pid)) for name, p in self.fleet.procs.items()}
+        out["bench (feed)"] = _cpu_s(os.getpid())
+        for name, pids in _service_pids().items():
+            out[name] = sum(_cpu_s(pid) for pid in pids)
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        out["machine"] = (sum(ticks) - ticks[3] - ticks[4]) / _HZ  # all but idle and iowait
+        return out
+
+    def report(self, blocks: int) -> dict[str, Any]:
+        """Per part: CPU ms a block and its share of the machine's cores over the phase."""
+        end, wall = self._read(), time.monotonic() - self.t0
+        cores = os.cpu_count() or 1
+        return {name: {"ms_per_block": round((end[name] - self.start.get(name, 0.0)) * 1000 / max(1, blocks), 1),
+                       "cores_pct": round((end[name] - self.start.get(name, 0.0)) * 100 / (wall * cores), 1)}
+                for name in end}
+
 
 class RssSeries:
     """Every worker's RSS every ``every_s`` over a phase (``tick`` from the feed loop): a
@@ -547,10 +604,11 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
 
             _step(f"phase 1: throughput, {throughput_s:.0f} s")
             before, first = fleet.counts(), 2
-            t0 = time.monotonic()
+            t0, cpu = time.monotonic(), CpuMeter(fleet)
             n = feed_blocks(broker, hot, feed, first, throughput_s, None, series.tick)
             res["rss_series"] = series.report()
             fed = time.monotonic() - t0
+            res["cpu_phase1"] = cpu.report(n)  # while blocks were fed: every stage busy
             _drain(lambda: _pipeline_done(fleet, before, n, "path", execute=False), 600)
             purged = _cut_execute(fleet, broker, before, 10.0)
             rss_end = fleet.rss_mb()
@@ -687,6 +745,9 @@ def _report(res: dict[str, Any]) -> None:
             if phase == "throughput":
                 rows.append(("    p50 of its first / last fifth of messages", f"{d['first_fifth_p50']} / "
                                                                             f"{d['last_fifth_p50']}"))
+    if "cpu_phase1" in res:
+        rows.append(("CPU in phase 1, while blocks were fed", "ms a block, % of the cores"))
+        rows += [(f"  {name}", f"{v['ms_per_block']} ms, {v['cores_pct']}%") for name, v in res["cpu_phase1"].items()]
     if "rss_mb" in res:
         for q, v in res["rss_mb"].items():
             rows.append((f"RSS {q} MB start / end of phase 1", f"{v['start']} / {v['end']}"))
