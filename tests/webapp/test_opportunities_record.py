@@ -6,6 +6,7 @@ Real PostgreSQL."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from decimal import Decimal
 
 import pytest
@@ -93,3 +94,75 @@ def test_the_database_refuses_a_second_row_for_an_opportunity() -> None:
     row.pk = None
     with pytest.raises(IntegrityError), transaction.atomic():
         row.save(force_insert=True)
+
+
+def _staged() -> bool:
+    """Whether this session's staging table exists (the conflict path made it)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT to_regclass('pg_temp.opportunity_stage') IS NOT NULL")
+        return bool(cur.fetchone()[0])
+
+
+def test_a_new_batch_goes_straight_in_and_only_a_repeat_is_staged() -> None:
+    """The rows go straight into the table; the staging table is made only when one of them
+    is there already (here, in the test's one transaction, it is made for the repeat)."""
+    batch = [scored("a", 10, 12, 2), scored("b", 10, 13, 3)]
+    assert services.opportunities_record(batch, now=1000.0) == 2 and not _staged()
+    assert services.opportunities_record([batch[0], scored("c", 10, 14, 4)], now=1001.0) == 1 and _staged()
+    assert sorted(OpportunityRow.objects.values_list("path_id", flat=True)) == ["a", "b", "c"]
+
+
+def test_features_are_recorded_as_their_dictionaries_from_a_table_or_the_wire() -> None:
+    """The ml stage's rows of a ``FeatureTable``, the same batch decoded off the wire, and
+    dictionaries: each row's ``features`` column is the same JSON object, float for float."""
+    from arbbot.types import FeatureRow, FeatureTable, scored_from_wire, scored_to_wire
+
+    values = [[0.1, -0.0, 1e-300, 1.7976931348623157e308], [3.0, 2.5e-7, 123456789.123, -1e22]]
+    names = ("hops", "edge", "gas_share", "depth")
+    table = FeatureTable(names, lambda: values)
+    base = [scored(f"t{i}", 10, 12 + i, 2) for i in range(2)]
+    lazy = [dataclasses.replace(s, features=FeatureRow(table, i)) for i, s in enumerate(base)]
+    decoded = [dataclasses.replace(s, opportunity=dataclasses.replace(s.opportunity, path_id="w" + s.opportunity.path_id))
+               for s in scored_from_wire(json.loads(json.dumps(scored_to_wire(lazy))))]
+    eager = [dataclasses.replace(s, opportunity=dataclasses.replace(s.opportunity, path_id="d" + s.opportunity.path_id),
+                                 features=dict(zip(names, values[i]))) for i, s in enumerate(base)]
+    assert isinstance(decoded[0].features, FeatureRow)
+    assert services.opportunities_record([*lazy, *decoded, *eager], now=1000.0) == 6
+    # jsonb keeps a number as NUMERIC: 1.79e308 comes back as its digits, an int; float() it
+    got = {p: {k: float(v) for k, v in f.items()} for p, f in OpportunityRow.objects.values_list("path_id", "features")}
+    for i in range(2):
+        assert got[f"t{i}"] == got[f"wt{i}"] == got[f"dt{i}"] == dict(zip(names, values[i]))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_writers_of_overlapping_batches_side_by_side_record_each_once() -> None:
+    """Two analytics processes writing overlapping batches at the same instant (a batch and
+    its redelivery): the second ``COPY`` waits on the first's rows, is refused when those
+    commit, and goes through the staging table; every opportunity has one row."""
+    import threading
+
+    from django.db import connection
+
+    batches = [[scored(f"p{i}", 10, 12 + i, 2) for i in range(k, k + 300)] for k in (0, 150)]
+    barrier, counts, errors = threading.Barrier(2), [0, 0], []
+
+    def write(k: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            counts[k] = services.opportunities_record(batches[k], now=1000.0 + k)
+        except Exception as exc:  # noqa: BLE001  (reported below)
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    assert sum(counts) == 450, counts  # what each wrote: all its rows, or those the other had not
+    assert OpportunityRow.objects.count() == 450
+    assert len(set(OpportunityRow.objects.values_list("path_id", flat=True))) == 450
