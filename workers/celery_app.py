@@ -59,7 +59,7 @@ from celery.signals import (  # noqa: E402
 
 from arbbot.obs import logs, tracing  # noqa: E402
 
-from workers import queues  # noqa: E402
+from workers import queues, serializer  # noqa: E402
 
 settings = get_settings()
 
@@ -87,7 +87,8 @@ app.conf.update(
     task_default_exchange_type="direct",
     task_create_missing_queues=False,
     task_serializer="json",
-    accept_content=["json"],
+    # the stage tasks' batches go as orjson's JSON (workers.serializer); both are accepted
+    accept_content=["json", serializer.NAME],
     task_ignore_result=True,
     result_backend=None,
     worker_prefetch_multiplier=int(os.environ.get("ARBBOT_PREFETCH", "8")),

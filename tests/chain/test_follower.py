@@ -76,7 +76,9 @@ class ScanQueue:
             self.got.put((kwargs.get("block"), kwargs.get("first"), kwargs.get("arrived_at")))
 
     def _run(self) -> None:
-        with Consumer(self.conn, queues=[self.scan_queue], callbacks=[self._on_message], accept=["json"]):
+        from workers import serializer  # the stage tasks' messages are its type
+
+        with Consumer(self.conn, queues=[self.scan_queue], callbacks=[self._on_message], accept=["json", serializer.NAME]):
             self.ready.set()
             while not self.stop.is_set():
                 try:

@@ -11,12 +11,12 @@ from __future__ import annotations
 from arbbot.execution import stage
 from arbbot.execution.follow import follow as follow_pass
 from arbbot.types import ExecutionResult, scored_from_wire
-from workers import runtime
+from workers import runtime, serializer
 from workers.celery_app import app
 from workers.stage import BLOCK_TO_DECISION, EXECUTIONS, GAS_SPENT, ITEMS, Trace, bind_batch, rejects_malformed
 
 
-@app.task(name="workers.tasks.execute.execute", acks_late=True, reject_on_worker_lost=True)
+@app.task(name="workers.tasks.execute.execute", acks_late=True, reject_on_worker_lost=True, serializer=serializer.NAME)
 @rejects_malformed
 def execute(scored: dict | list[dict], trace: list | None = None) -> int:
     from webapp.core.services import DbJournal

@@ -22,7 +22,7 @@ from arbbot.scoring.model import ModelScorer
 from arbbot.scoring.rule import RuleScorer
 from arbbot.scoring.stage import score_batch
 from arbbot.types import Opportunity, ScoredOpportunity, opportunities_from_wire, scored_to_wire
-from workers import runtime
+from workers import runtime, serializer
 from workers.celery_app import app
 from workers.stage import ITEMS, MODEL_SCORE, Trace, bind_batch, rejects_malformed
 
@@ -56,7 +56,7 @@ def decide(chain_id: int, batch: list[Opportunity]) -> list[ScoredOpportunity]:
     return score_batch(batch, rule=rule, model=model, history=history, now=time.time())
 
 
-@app.task(name="workers.tasks.ml.score", acks_late=True, reject_on_worker_lost=True)
+@app.task(name="workers.tasks.ml.score", acks_late=True, reject_on_worker_lost=True, serializer=serializer.NAME)
 @rejects_malformed
 def score(opportunities: dict | list[dict], trace: list | None = None, part: int | None = None,
           first: dict | None = None) -> int:

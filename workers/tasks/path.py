@@ -16,12 +16,12 @@ from arbbot import obs
 from arbbot.config import get_settings
 from arbbot.scoring import rule as rule_mod
 from arbbot.types import Opportunity, PoolDelta, opportunities_to_wire
-from workers import heap, runtime
+from workers import heap, runtime, serializer
 from workers.celery_app import app
 from workers.stage import BLOCKS_SINCE_OPPORTUNITY, ITEMS, OPPORTUNITIES, Trace, rejects_malformed
 
 
-@app.task(name="workers.tasks.path.find", acks_late=True, reject_on_worker_lost=True)
+@app.task(name="workers.tasks.path.find", acks_late=True, reject_on_worker_lost=True, serializer=serializer.NAME)
 @rejects_malformed
 def find(delta: dict, trace: list | None = None) -> int:
     """A big block goes on in two parts (``evaluate``): the first part's message at once,
