@@ -19,21 +19,10 @@ letter of this type replays as it was sent."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from kombu.serialization import register
 
 NAME = "arbbot-json"
 CONTENT_TYPE = "application/x-arbbot-json"
 
-
-def dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj)
-
-
-def loads(data: bytes | str) -> Any:
-    return orjson.loads(data)
-
-
-register(NAME, dumps, loads, content_type=CONTENT_TYPE, content_encoding="utf-8")
+register(NAME, orjson.dumps, orjson.loads, content_type=CONTENT_TYPE, content_encoding="utf-8")
