@@ -237,9 +237,9 @@ class CpuMeter:
         """Per part: CPU ms a block and its share of the machine's cores over the phase."""
         end, wall = self._read(), time.monotonic() - self.t0
         cores = os.cpu_count() or 1
-        return {name: {"ms_per_block": round((end[name] - self.start.get(name, 0.0)) * 1000 / max(1, blocks), 1),
-                       "cores_pct": round((end[name] - self.start.get(name, 0.0)) * 100 / (wall * cores), 1)}
-                for name in end}
+        used = {name: end[name] - self.start.get(name, 0.0) for name in end}
+        return {name: {"ms_per_block": round(s * 1000 / max(1, blocks), 1), "cores_pct": round(s * 100 / (wall * cores), 1)}
+                for name, s in used.items()}
 
 
 class RssSeries:
