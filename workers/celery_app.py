@@ -238,8 +238,9 @@ def _warm_path_kernels(sender: Any = None, instance: Any = None, **_: Any) -> No
     them from numba's on-disk cache in well under one) before it forks its pool and takes
     tasks, so the first pool change it evaluates is not the one that pays for it. The
     execute queue re-sizes with the same kernels: without this its first execution
-    decided about 0.5-0.9 s after its block arrived. An ml worker compiles the feature and
-    scoring kernels the same way."""
+    decided about 0.5-0.9 s after its block arrived. A worker consuming the path or the ml
+    queue compiles the feature and scoring kernels the same way (the path task decides its
+    blocks: ``workers.tasks.path.decide_here``)."""
     consume = getattr(getattr(instance, "app", app).amqp.queues, "consume_from", None) or {}
     _consumed.update(consume)
     if "path" in consume or "execute" in consume:
@@ -248,7 +249,7 @@ def _warm_path_kernels(sender: Any = None, instance: Any = None, **_: Any) -> No
         t0 = time.monotonic()
         _kernels.warm()
         logging.getLogger(__name__).info("path sizing kernels compiled in %.1f s", time.monotonic() - t0)
-    if "ml" in consume:  # the features and the learned scorer's kernel (arbbot.scoring.kernel)
+    if "ml" in consume or "path" in consume:  # the features and the learned scorer's kernel (arbbot.scoring.kernel)
         from arbbot.scoring import kernel
 
         t0 = time.monotonic()

@@ -34,7 +34,7 @@ sent while the rest is sized. The stages are the workers' own code with their ow
 from the hot state, as a path worker's does). They run after the scan lock is released, so
 a slow first block (the engine's build) never holds the chain's scan. What fails here goes
 on through the queue whose worker would have run it, which retries outages and dead-letters
-what never works (``decide_here``): a path stage that raised hands the delta to the path
+what never works (``workers.tasks.path.decide_here``): a path stage that raised hands the delta to the path
 queue, a decision that raised hands the opportunities to the ml queue (a part of a block as
 that part). When one scan covers several blocks (the lane fell behind, a gap, a head tried
 again) only the newest is decided here; the older go to the path queue, so a lane that
@@ -57,7 +57,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from arbbot import obs
 from arbbot.chain.follower import Head, merge_heads
@@ -70,114 +70,9 @@ log = logging.getLogger(__name__)
 #: how far the follower carries a block it scanned before a queue takes it on
 THROUGH = ("scan", "ml")
 
-#: where ``decide_here`` left a block (``BEHIND``: an older block of several scanned at once)
-DECIDED, NONE_FOUND, TO_PATH_QUEUE, TO_ML_QUEUE, LOST, BEHIND = (
-    "decided", "no opportunity", "path queue", "ml queue", "lost", "path queue, not the newest")
-
-
-def decide_here(delta: PoolDelta, trace: Trace, *,
-                evaluate: Callable[..., list] | None = None,
-                decide: Callable[..., list] | None = None,
-                send: Callable[[list, Trace], int] | None = None,
-                to_path: Callable[[PoolDelta, Trace], None] | None = None,
-                to_ml: Callable[..., None] | None = None) -> str:
-    """One scanned block through the path stage and the ml decision, here; what raises goes
-    to the queue of the stage that raised (its worker retries it). A big block goes on in
-    two parts, as the path task sends it (``workers.tasks.path.evaluate``,
-    ``ARBBOT_PATH_FIRST_PART``): its first part is decided and sent as soon as it is sized,
-    then the rest, each with ``ml.decide_block``, which keeps one cycle a pool and the
-    block's sends across the two whichever process decides either part. Returns where the
-    block went: ``DECIDED``, or where the first of its parts not decided here went. Never
-    raises: a queue that cannot take a part either is logged, and that part is ``LOST`` as
-    a failed publish of a scan worker's would be. The defaults are the workers' own
-    (``workers.tasks.path``, ``workers.tasks.ml``); tests give their own."""
-    from workers.tasks import ml, path
-
-    evaluate = evaluate or path.evaluate
-    decide = decide or ml.decide_block
-    send = send or ml.send
-    to_path = to_path or _to_path_queue
-    to_ml = to_ml or _to_ml_queue
-    first: list[Any] = []  # a block in two parts: its first part's opportunities
-    went: list[str] = []  # where each part went
-    deciding_s = 0.0  # the first part's decision, inside the path stage's evaluation
-
-    def decide_and_send(opps: list[Any], part: int | None, tr: Trace) -> str:
-        """One part (None: the whole block), its trace marked ``path.sent`` as it is handed on."""
-        handed = Trace(tr.marks)  # what the ml queue would get
-        tr.mark("ml.start")
-        BATCHES.labels(stage="ml").inc()
-        started = time.perf_counter()
-        try:
-            try:
-                decided = decide(opps) if part is None else decide(opps, part, first if part == 2 else None)
-            except Exception as exc:
-                return _hand_on(delta, "ml", exc, lambda: to_ml(opps, handed) if part is None
-                                else to_ml(opps, handed, part, first), TO_ML_QUEUE)
-            try:
-                send(decided, tr)
-            except Exception as exc:  # the broker: as the ml task's publish failing, nothing to retry here
-                ERRORS.labels(stage="ml").inc()
-                log.error("chain %s: block %d's decisions could not be sent (%s: %s)",
-                          delta.chain_id, delta.block_number, type(exc).__name__, str(exc)[:200])
-                return LOST
-            return DECIDED
-        finally:
-            DURATION.labels(stage="ml").observe(time.perf_counter() - started)
-
-    def first_part(opps: list[Any]) -> None:
-        nonlocal deciding_s
-        started = time.perf_counter()
-        first.extend(opps)
-        went.append(decide_and_send(opps, 1, Trace(trace.marks).mark("path.sent")))
-        deciding_s += time.perf_counter() - started
-
-    handed = Trace(trace.marks)  # what the path queue would get: the marks so far, as sent
-    started = time.perf_counter()
-    BATCHES.labels(stage="path").inc()
-    trace.mark("path.start")
-    try:
-        opps = evaluate(delta, first_part)
-    except Exception as exc:  # a first part decided here is decided again the same way there
-        return _hand_on(delta, "path", exc, lambda: to_path(delta, handed), TO_PATH_QUEUE)
-    finally:
-        DURATION.labels(stage="path").observe(time.perf_counter() - started - deciding_s)
-    if opps:
-        went.append(decide_and_send(opps, 2 if first else None, trace.mark("path.sent")))
-    if not went:
-        return NONE_FOUND
-    return next((w for w in went if w != DECIDED), DECIDED)
-
-
-def _hand_on(delta: PoolDelta, stage: str, exc: Exception, hand: Callable[[], None], went: str) -> str:
-    """A stage that failed here: what it was given goes to the stage's queue (``hand``);
-    ``went``, or ``LOST`` when the queue cannot take it either (logged)."""
-    ERRORS.labels(stage=stage).inc()
-    log.warning("chain %s: block %d's %s stage failed here (%s: %s); the %s queue takes it",
-                delta.chain_id, delta.block_number, stage, type(exc).__name__, str(exc)[:200], stage)
-    try:
-        hand()
-        return went
-    except Exception as again:
-        log.error("chain %s: block %d could not go to the %s queue either (%s: %s)",
-                  delta.chain_id, delta.block_number, stage, type(again).__name__, str(again)[:200])
-        return LOST
-
-
-def _to_path_queue(delta: PoolDelta, trace: Trace) -> None:
-    from workers.tasks import path
-
-    path.find.delay(delta.to_wire(), trace=trace.marks)
-
-
-def _to_ml_queue(opps: list, trace: Trace, part: int | None = None, first: list | None = None) -> None:
-    """As the path task sends them: a whole block, or one of its two parts (the second with
-    a copy of the first: ``ml.score``)."""
-    from arbbot.types import opportunities_to_wire
-    from workers.tasks import ml
-
-    parts = {} if part is None else {"part": part, **({"first": opportunities_to_wire(first)} if part == 2 else {})}
-    ml.score.delay(opportunities_to_wire(opps), trace=trace.marks, **parts)
+#: where a block went that this lane scanned but did not decide: an older block of several
+#: scanned at once (the others: ``workers.tasks.path.decide_here``'s)
+BEHIND = "path queue, not the newest"
 
 
 @dataclass
@@ -227,16 +122,16 @@ class InlineScan:
             # once, the older go to the path queue, whose workers take them beside this lane
             for delta, trace in scanned[:-1]:
                 try:
-                    _to_path_queue(delta, trace)
+                    path.to_path_queue(delta, trace)
                     went = BEHIND
                 except Exception as exc:
                     log.error("chain %s: block %d could not go to the path queue (%s: %s)",
                               self.chain_id, delta.block_number, type(exc).__name__, str(exc)[:200])
-                    went = LOST
+                    went = path.LOST
                 self.stats.blocks[went] = self.stats.blocks.get(went, 0) + 1
             for delta, trace in scanned[-1:]:
                 with obs.scope("block decided", chain=self.chain_id, block=delta.block_number):
-                    went = decide_here(delta, trace)
+                    went = path.decide_here(delta, trace)
                 self.stats.blocks[went] = self.stats.blocks.get(went, 0) + 1
             if scanned:
                 try:  # off the block's way, as the path task does after its publish

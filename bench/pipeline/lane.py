@@ -2,7 +2,7 @@
 ``arbbot follow --through ml`` (the fleet's default) once its scan is done. Per block it
 moves pools of the bench's market (``market.Feed``, from the states the hot state holds),
 stamps the block's arrival, writes the moved pools into the hot state (the scan's write) and
-runs what the follower runs after its scan, ``workers.follow_scan.decide_here``: the path
+runs what the follower runs after its scan, ``workers.tasks.path.decide_here``: the path
 stage and the ml decision in this process (a big block in two parts), the chosen
 opportunities straight to the execute queue, every decision to the analytics queue. The
 real follower's scan reads the pools from a node instead (bench/scan, bench/follower).
@@ -44,7 +44,6 @@ def main() -> None:
     from arbbot.scoring import kernel
     from bench.pipeline.market import Feed, build
     from workers import kept, runtime
-    from workers.follow_scan import decide_here
     from workers.stage import Trace
     from workers.tasks import ml, path
 
@@ -75,7 +74,7 @@ def main() -> None:
         number, arrived = args.first + k, time.time()
         delta = feed.block(number, arrived, args.gas_price)
         hot.put_pools(delta.states, number, delta.block_hash)
-        where = decide_here(delta, Trace.start(arrived), send=send)
+        where = path.decide_here(delta, Trace.start(arrived), send=send)
         went[where] = went.get(where, 0) + 1
         path.after_block(args.chain)  # off the block's way, as the follower does
     args.out.write_text(json.dumps({"blocks": args.blocks, "went": went, "messages": sends}))

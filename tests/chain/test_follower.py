@@ -574,7 +574,8 @@ def test_the_follower_finds_and_decides_each_block_itself(chain_anvil: Anvil, mo
     stage that fails here hands the block's delta to the path queue, with the trace a scan
     worker would have sent."""
     from workers import runtime
-    from workers.follow_scan import BEHIND, DECIDED, TO_PATH_QUEUE, InlineScan
+    from workers.follow_scan import BEHIND, InlineScan
+    from workers.tasks.path import DECIDED, TO_PATH_QUEUE
     from workers.tasks import ml, path
 
     dev, chain_id = registered_market(chain_anvil, "inline-ml", pairs=3)

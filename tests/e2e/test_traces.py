@@ -1,6 +1,7 @@
 """One block's trace through every stage, exported by the real fleet (one worker process per
 queue, tests/e2e/fleet.py) over OTLP/HTTP to an in-process collector, exactly as compose
-exports to Jaeger: the trace context crosses four queues in the messages' headers."""
+exports to Jaeger: the trace context crosses three queues in the messages' headers (the path
+task decides its block itself: ``workers.tasks.path.decide_here``)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,7 @@ STAGES = [
     ("scan.publish", "arbbot-worker-scan"),
     ("apply_async/workers.tasks.path.find", "arbbot-worker-scan"),
     ("run/workers.tasks.path.find", "arbbot-worker-path"),
-    ("apply_async/workers.tasks.ml.score", "arbbot-worker-path"),
-    ("run/workers.tasks.ml.score", "arbbot-worker-ml"),
-    ("apply_async/workers.tasks.execute.execute", "arbbot-worker-ml"),
+    ("apply_async/workers.tasks.execute.execute", "arbbot-worker-path"),
     ("run/workers.tasks.execute.execute", "arbbot-worker-execute"),
     ("execute.opportunity", "arbbot-worker-execute"),
 ]
@@ -72,11 +71,11 @@ def test_a_blocks_trace_spans_scan_path_ml_execute(fleet: dict[str, Any], django
     for parent, child in zip(path, path[1:]):
         assert child.parent_id == parent.span_id
     # The block the scan published; the path stage evaluates at the head when it is behind
-    # (arbbot.paths.stage), so the opportunity's block may be a later one, never an earlier.
-    publish, run_path, run_ml = path[start + 1], path[start + 3], path[start + 5]
+    # (arbbot.paths.stage), so the opportunity's block may be a later one, never an earlier:
+    # the path task's span names the block it decided last.
+    publish, run_path = path[start + 1], path[start + 3]
     assert publish.attributes["arbbot.chain"] == dep.chain_id
-    assert publish.attributes["arbbot.block"] == run_path.attributes["arbbot.block"] <= row.block_number
-    assert run_ml.attributes["arbbot.block"] == row.block_number
+    assert publish.attributes["arbbot.block"] <= run_path.attributes["arbbot.block"] == row.block_number
 
     # The same trace holds the stages' JSON-RPC calls: method and batch size, no parameters.
     in_trace = [s for s in traces.snapshot() if s.trace_id == path[0].trace_id]

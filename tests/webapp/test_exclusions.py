@@ -180,7 +180,7 @@ def test_the_path_task_records_what_the_stage_hands_back(chain: None) -> None:
         hot.put_pools(states, 1, H)
         check = TransferCheck(ok=False, reason="transfer reverted: paused", sent=100, received=0, amount=100)
         hot.put_tokens([TokenInfo(X, "X", 18, (), check)])
-        assert path.find(PoolDelta(CHAIN_ID, 1, H, states, gas_price_wei=10**9).to_wire()) == 0
+        assert path.find(PoolDelta(CHAIN_ID, 1, H, states, gas_price_wei=10**9).to_wire()) == path.NONE_FOUND
         assert Token.objects.get(address=X).excluded_reason == "transfer reverted: paused"
         assert runtime.path_stage(CHAIN_ID).engine.excluded == {X: "transfer reverted: paused"}
     finally:
@@ -188,16 +188,29 @@ def test_the_path_task_records_what_the_stage_hands_back(chain: None) -> None:
         runtime.reset()
 
 
+def _records(chain_id: int, queue: Any, n: int) -> list[list[Any]]:
+    """The next ``n`` batches of records of ``chain_id`` off the real analytics queue
+    (``queue``: a ``StageQueue``), decoded; other tests' messages passed over."""
+    from arbbot.types import scored_from_wire
+
+    got = []
+    while len(got) < n:
+        args, _ = queue.next_message()
+        batch = scored_from_wire(args[0])
+        if {s.opportunity.chain_id for s in batch} == {chain_id}:
+            got.append(batch)
+    return got
+
+
 @pytest.mark.django_db
-def test_the_path_task_sends_a_big_block_in_two_parts(chain: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    """More screened candidates than ``ARBBOT_PATH_FIRST_PART``: the first part's
-    opportunities go to the ml queue first (``part=1``), then the rest with a copy of the
-    first (``part=2``); together they are the block's opportunities. Read off the real ml
-    queue."""
+def test_the_path_task_decides_a_big_block_in_two_parts(chain: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More screened candidates than ``ARBBOT_PATH_FIRST_PART``: the task decides the first
+    part's opportunities and sends their records first, then the rest's; together they are
+    the block's opportunities, and nothing goes to the ml queue (the decision is made in the
+    task: ``path.decide_here``). Read off the real queues."""
     import dataclasses
 
     from arbbot.config import get_settings
-    from arbbot.types import opportunities_from_wire
     from tests.chain.test_follower import StageQueue
     from workers import runtime
     from workers.tasks import path
@@ -205,6 +218,8 @@ def test_the_path_task_sends_a_big_block_in_two_parts(chain: None, monkeypatch: 
     monkeypatch.setattr(path, "get_settings", lambda: dataclasses.replace(get_settings(), path_first_part=1))
     runtime.reset()
     hot = runtime.hotstate(CHAIN_ID)
+    records = StageQueue(CHAIN_ID, "analytics", "workers.tasks.analytics.record_opportunities")
+    chosen = StageQueue(CHAIN_ID, "execute", "workers.tasks.execute.execute")
     ml_queue = StageQueue(CHAIN_ID, "ml", "workers.tasks.ml.score")
     try:
         states = (
@@ -212,15 +227,18 @@ def test_the_path_task_sends_a_big_block_in_two_parts(chain: None, monkeypatch: 
             V2PoolState(C, WETH, X, 10**21, 10**21), V2PoolState(D, WETH, X, 10**21, 2 * 10**21),
         )
         hot.put_pools(states, 1, H)
-        assert path.find(PoolDelta(CHAIN_ID, 1, H, states, gas_price_wei=10**9).to_wire()) == 2
-        sent = []
-        while len(sent) < 2:  # the queue may hold other tests' messages: this chain's only
-            args, kwargs = ml_queue.next_message()
-            if {o.chain_id for o in opportunities_from_wire(args[0])} == {CHAIN_ID}:
-                sent.append((args[0], kwargs))
-        assert [kw.get("part") for _, kw in sent] == [1, 2] and sent[1][1]["first"] == sent[0][0]
-        assert {frozenset(o.pools) for wire, _ in sent for o in opportunities_from_wire(wire)} == {AB, CD}
+        assert path.find(PoolDelta(CHAIN_ID, 1, H, states, gas_price_wei=10**9).to_wire()) == path.DECIDED
+        sent = _records(CHAIN_ID, records, 2)
+        assert [len(batch) for batch in sent] == [1, 1]
+        assert {frozenset(s.opportunity.pools) for batch in sent for s in batch} == {AB, CD}
+        assert {s.decision for batch in sent for s in batch} == {"execute"}
+        # both pay: each part's choice goes to the execute queue on its own, the first first
+        assert [[s.opportunity.pools for s in batch] for batch in _records(CHAIN_ID, chosen, 2)] == \
+            [[s.opportunity.pools for s in batch] for batch in sent]
+        assert ml_queue.empty()
     finally:
+        records.close()
+        chosen.close()
         ml_queue.close()
         hot.clear()
         runtime.reset()
@@ -231,11 +249,11 @@ def test_a_first_part_short_of_the_blocks_sends_grows_before_it_goes(chain: None
     """Three profitable cycles, ``ARBBOT_PATH_FIRST_PART`` 1: with the strategy's 8 sends a
     block, one candidate's opportunity cannot fill them, so the first part grows to two
     candidates (the third is the last: it is the second part); with 1 send a block the first
-    candidate's fills it and goes alone. Read off the real ml queue."""
+    candidate's fills it and goes alone. Each part's records read off the real analytics
+    queue."""
     import dataclasses
 
     from arbbot.config import get_settings
-    from arbbot.types import opportunities_from_wire
     from tests.chain.test_follower import StageQueue
     from webapp.core.models import Chain, Strategy
     from workers import runtime
@@ -243,7 +261,8 @@ def test_a_first_part_short_of_the_blocks_sends_grows_before_it_goes(chain: None
 
     Y, E, F = "0x" + "55" * 20, "0x" + f"{0xE5:040x}", "0x" + f"{0xF6:040x}"
     monkeypatch.setattr(path, "get_settings", lambda: dataclasses.replace(get_settings(), path_first_part=1))
-    ml_queue = StageQueue(CHAIN_ID, "ml", "workers.tasks.ml.score")
+    records = StageQueue(CHAIN_ID, "analytics", "workers.tasks.analytics.record_opportunities")
+    chosen = StageQueue(CHAIN_ID, "execute", "workers.tasks.execute.execute")
     states = (
         V2PoolState(A, WETH, USDC, 10**21, 3 * 10**24), V2PoolState(B, WETH, USDC, 10**21, 33 * 10**23),
         V2PoolState(C, WETH, X, 10**21, 10**21), V2PoolState(D, WETH, X, 10**21, 2 * 10**21),
@@ -255,13 +274,13 @@ def test_a_first_part_short_of_the_blocks_sends_grows_before_it_goes(chain: None
         hot = runtime.hotstate(CHAIN_ID)
         hot.put_pools(states, block, H)
         try:
-            assert path.find(PoolDelta(CHAIN_ID, block, H, states, gas_price_wei=10**9).to_wire()) == 3
+            assert path.find(PoolDelta(CHAIN_ID, block, H, states, gas_price_wei=10**9).to_wire()) == path.DECIDED
             sent: list[int] = []
-            while sum(sent) < 3:  # the queue may hold other tests' messages: this chain's only
-                args, _ = ml_queue.next_message()
-                opps = opportunities_from_wire(args[0])
-                if {o.chain_id for o in opps} == {CHAIN_ID}:
-                    sent.append(len(opps))
+            while sum(sent) < 3:
+                sent.extend(len(batch) for batch in _records(CHAIN_ID, records, 1))
+            # the choices, each part's on its own: all three with 8 sends, the first with 1
+            sends = [len(batch) for batch in _records(CHAIN_ID, chosen, 2 if sent[0] == 2 else 1)]
+            assert sends == (sent if sent[0] == 2 else [1])
             return sent
         finally:
             hot.clear()
@@ -272,7 +291,8 @@ def test_a_first_part_short_of_the_blocks_sends_grows_before_it_goes(chain: None
                                 source="test")
         assert parts(2) == [1, 2]
     finally:
-        ml_queue.close()
+        records.close()
+        chosen.close()
         runtime.reset()
 
 
@@ -288,7 +308,8 @@ def test_the_follower_lane_decides_a_big_block_in_two_parts(chain: None, monkeyp
     from arbbot.types import opportunities_from_wire, scored_from_wire
     from tests.chain.test_follower import StageQueue
     from workers import runtime
-    from workers.follow_scan import DECIDED, _to_ml_queue, decide_here
+    from workers.tasks.path import DECIDED, decide_here
+    from workers.tasks.path import to_ml_queue as _to_ml_queue
     from workers.stage import Trace
     from workers.tasks import path
 

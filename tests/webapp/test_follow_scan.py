@@ -1,7 +1,8 @@
 """``workers.follow_scan.InlineScan``'s own rules, with a scan and a queue of the test's own
 behind its two callables: which heads join one scan, when a block is tried again, when it
-goes to the scan queue; and ``decide_here``'s, with stages and queues of the test's own:
-where a scanned block goes when its path stage or its decision fails here. The real scan
+goes to the scan queue; and ``workers.tasks.path.decide_here``'s, with stages and queues of
+the test's own: where a block goes when its path stage or its decision fails here, in the
+follower's lane and in the path task. The real scan
 body, stages and queues: tests/chain/test_follower.py."""
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import pytest
 
 from arbbot.chain.follower import Head
 from arbbot.types import PoolDelta
-from workers.follow_scan import DECIDED, LOST, NONE_FOUND, TO_ML_QUEUE, TO_PATH_QUEUE, InlineScan, decide_here
+from workers.follow_scan import InlineScan
+from workers.tasks.path import DECIDED, LOST, NONE_FOUND, TO_ML_QUEUE, TO_PATH_QUEUE, decide_here
 from workers.stage import Trace
 
 TIMEOUT_S = 10.0
@@ -220,10 +222,10 @@ class Lane:
     def to_ml(self, opps: list[object], tr: Trace, *part: object) -> None:
         self._call("to_ml", opps, [m[0] for m in tr.marks or []], *part)
 
-    def run(self, delta: PoolDelta) -> str:
+    def run(self, delta: PoolDelta, in_task: bool = False) -> str:
         trace = Trace.start(1.0).mark("scan.start").mark("scan.sent")
         return decide_here(delta, trace, evaluate=self.evaluate, decide=self.decide, send=self.send,
-                           to_path=self.to_path, to_ml=self.to_ml)
+                           to_path=self.to_path, to_ml=self.to_ml, in_task=in_task)
 
 
 @pytest.fixture
@@ -324,6 +326,34 @@ def test_a_path_stage_that_fails_after_the_first_part_hands_the_block_to_the_pat
     assert lane.run(delta) == TO_PATH_QUEUE
     assert lane.got["to_path"] == [(delta, SCANNED)]
     assert lane.got["decide"] == [(["a"], 1, None)]
+
+
+# the path task's own way: what fails raises into the task (its retry, its dead letter)
+
+
+def test_in_the_path_task_a_path_stage_that_fails_raises_not_handed_to_its_own_queue(delta: PoolDelta) -> None:
+    """The path queue would hand the block to itself: the task's retry takes it instead."""
+    lane = Lane(["a"], fail={"evaluate"})
+    with pytest.raises(ConnectionError, match="evaluate is down"):
+        lane.run(delta, in_task=True)
+    assert "to_path" not in lane.got and "decide" not in lane.got
+
+
+def test_in_the_path_task_a_decision_that_fails_still_goes_to_the_ml_queue(delta: PoolDelta) -> None:
+    """Its worker retries the decision alone; the task does not size the block again."""
+    lane = Lane(["a", "b"], fail={"decide"})
+    assert lane.run(delta, in_task=True) == TO_ML_QUEUE
+    assert lane.got["to_ml"] == [(["a", "b"], [*SCANNED, "path.start", "path.sent"])]
+
+
+@pytest.mark.parametrize("fail", [{"decide", "to_ml"}, {"send"}, {"evaluate after the first part"}])
+def test_in_the_path_task_nothing_is_lost_quietly(delta: PoolDelta, fail: set[str]) -> None:
+    """A part the ml queue cannot take either, a send that fails, a path stage that fails
+    after its first part was sent: raised, where the follower's lane logs and goes on."""
+    lane = Lane(["c"], first=["a"], fail=fail)
+    with pytest.raises(ConnectionError):
+        lane.run(delta, in_task=True)
+    assert "to_path" not in lane.got
 
 
 def test_the_lane_says_how_far_it_goes() -> None:

@@ -1,50 +1,183 @@
-"""path queue: a ``PoolDelta`` in, the profitable cycles through the changed pools out (to
-the ml queue) as one batch, or as two for a block with more screened candidates than
-``ARBBOT_PATH_FIRST_PART`` (the best-screened first, as soon as they are sized). The stage reads the recorded exclusions (``runtime.exclusions``,
-kept a second) and hands back the tokens the scan stage flagged, which are recorded here.
+"""path queue: a ``PoolDelta`` in; the profitable cycles through the changed pools found,
+then decided here by the ml stage's code (``decide_here``), the chosen ones sent to the
+execute queue and every decision to the analytics queue. A block with more screened
+candidates than ``ARBBOT_PATH_FIRST_PART`` goes on in two parts (the best-screened first,
+decided and sent as soon as it is sized). The stage reads the recorded exclusions
+(``runtime.exclusions``, kept a second) and hands back the tokens the scan stage flagged,
+which are recorded here.
 
-``evaluate`` is the stage's body, without the queue: the task runs it on a delta it
-decoded, and the block follower runs it on a delta it scanned itself
-(``workers.follow_scan``, ``arbbot follow --through ml``), deciding each part itself."""
+Why the decision is made here and not behind one more queue: the ml stage's decision
+costs ~1 ms a block with its inputs in memory, while carrying a block's opportunities to
+an ml worker cost the fleet ~45 ms of CPU a block (the batch written, carried by RabbitMQ,
+read twice in the ml worker, its verdicts written again) and the block a Celery hop
+(``bench/pipeline/README.md``, session 41). The ml queue stays: its worker decides what
+is handed to it (a decision that failed here, a block of an older path worker) and trains.
+
+``evaluate`` is the path stage's body, without the queue; ``decide_here`` runs it and the
+decision on one block: the path task's body, and the block follower's once it scanned a
+block itself (``workers.follow_scan``, ``arbbot follow --through ml``)."""
 
 from __future__ import annotations
 
 import functools
-from typing import Callable
+import logging
+import time
+from typing import Any, Callable
 
 from arbbot import obs
 from arbbot.config import get_settings
 from arbbot.scoring import rule as rule_mod
-from arbbot.types import Opportunity, PoolDelta, opportunities_to_wire
+from arbbot.types import Opportunity, PoolDelta
 from workers import heap, runtime, serializer
 from workers.celery_app import app
-from workers.stage import BLOCKS_SINCE_OPPORTUNITY, ITEMS, OPPORTUNITIES, Trace, rejects_malformed
+from workers.stage import (
+    BATCHES,
+    BLOCKS_SINCE_OPPORTUNITY,
+    DURATION,
+    ERRORS,
+    ITEMS,
+    OPPORTUNITIES,
+    Trace,
+    rejects_malformed,
+)
+
+log = logging.getLogger(__name__)
+
+#: where ``decide_here`` left a block
+DECIDED, NONE_FOUND, TO_PATH_QUEUE, TO_ML_QUEUE, LOST = (
+    "decided", "no opportunity", "path queue", "ml queue", "lost")
 
 
 @app.task(name="workers.tasks.path.find", acks_late=True, reject_on_worker_lost=True, serializer=serializer.NAME)
 @rejects_malformed
-def find(delta: dict, trace: list | None = None) -> int:
-    """A big block goes on in two parts (``evaluate``): the first part's message at once,
-    the second's after, carrying a copy of the first part (``ml.score``'s ``first``)."""
+def find(delta: dict, trace: list | None = None) -> str:
+    """One block's delta found and decided here (``decide_here``); where the block went."""
+    d = PoolDelta.from_wire(delta)
+    went = decide_here(d, Trace(trace), in_task=True)
+    after_block(d.chain_id)  # off the block's way
+    return went
+
+
+def decide_here(delta: PoolDelta, trace: Trace, *,
+                evaluate: Callable[..., list] | None = None,
+                decide: Callable[..., list] | None = None,
+                send: Callable[[list, Trace], int] | None = None,
+                to_path: Callable[[PoolDelta, Trace], None] | None = None,
+                to_ml: Callable[..., None] | None = None,
+                in_task: bool = False) -> str:
+    """One block through the path stage and the ml decision, here. A big block goes on in
+    two parts (``evaluate``, ``ARBBOT_PATH_FIRST_PART``): its first part is decided and
+    sent as soon as it is sized, then the rest, each with ``ml.decide_block``, which keeps
+    one cycle a pool and the block's sends across the two whichever process decides either
+    part. A decision that raises hands its part to the ml queue (its worker retries it).
+    Returns where the block went: ``DECIDED``, or where the first of its parts not decided
+    here went.
+
+    ``in_task`` (the path task): a path stage that raises, a hand-on or a send that fails
+    raise, and the task's own retry and dead-lettering take the block
+    (``workers.stage.rejects_malformed``). Else (the block follower) never raises: a path
+    stage that raised hands the delta to the path queue, and a queue that cannot take a
+    part either is logged, that part ``LOST`` as a failed publish of a scan worker's would
+    be. The defaults are the workers' own (``evaluate``, ``workers.tasks.ml``); tests give
+    their own."""
     from workers.tasks import ml
 
-    tr = Trace(trace).mark("path.start")
-    d = PoolDelta.from_wire(delta)
-    first: list[dict] = []
-    sent = 0
+    evaluate = evaluate or _evaluate
+    decide = decide or ml.decide_block
+    send = send or ml.send
+    to_path = to_path or to_path_queue
+    to_ml = to_ml or to_ml_queue
+    first: list[Any] = []  # a block in two parts: its first part's opportunities
+    went: list[str] = []  # where each part went
+    deciding_s = 0.0  # the first part's decision, inside the path stage's evaluation
 
-    def send_first_part(opps: list[Opportunity]) -> None:
-        nonlocal sent
-        first.append(opportunities_to_wire(opps))
-        ml.score.delay(first[0], trace=tr.wire("path.sent"), part=1)
-        sent += len(opps)
+    def decide_and_send(opps: list[Any], part: int | None, tr: Trace) -> str:
+        """One part (None: the whole block), its trace marked ``path.sent`` as it is handed on."""
+        handed = Trace(tr.marks)  # what the ml queue would get
+        tr.mark("ml.start")
+        BATCHES.labels(stage="ml").inc()
+        started = time.perf_counter()
+        try:
+            try:
+                decided = decide(opps) if part is None else decide(opps, part, first if part == 2 else None)
+            except Exception as exc:
+                return _hand_on(delta, "ml", exc, lambda: to_ml(opps, handed) if part is None
+                                else to_ml(opps, handed, part, first), TO_ML_QUEUE, in_task)
+            try:
+                send(decided, tr)
+            except Exception as exc:  # the broker: as the ml task's publish failing
+                ERRORS.labels(stage="ml").inc()
+                if in_task:
+                    raise
+                log.error("chain %s: block %d's decisions could not be sent (%s: %s)",
+                          delta.chain_id, delta.block_number, type(exc).__name__, str(exc)[:200])
+                return LOST
+            return DECIDED
+        finally:
+            DURATION.labels(stage="ml").observe(time.perf_counter() - started)
 
-    opps = evaluate(d, send_first_part)
+    def first_part(opps: list[Any]) -> None:
+        nonlocal deciding_s
+        started = time.perf_counter()
+        first.extend(opps)
+        went.append(decide_and_send(opps, 1, Trace(trace.marks).mark("path.sent")))
+        deciding_s += time.perf_counter() - started
+
+    handed = Trace(trace.marks)  # what the path queue would get: the marks so far, as sent
+    started = time.perf_counter()
+    if not in_task:  # the task's own are counted around it (``rejects_malformed``)
+        BATCHES.labels(stage="path").inc()
+    trace.mark("path.start")
+    try:
+        opps = evaluate(delta, first_part)
+    except Exception as exc:  # a first part decided here is decided again the same way there
+        if in_task:
+            raise
+        return _hand_on(delta, "path", exc, lambda: to_path(delta, handed), TO_PATH_QUEUE)
+    finally:
+        if not in_task:
+            DURATION.labels(stage="path").observe(time.perf_counter() - started - deciding_s)
     if opps:
-        second = {"part": 2, "first": first[0]} if first else {}
-        ml.score.delay(opportunities_to_wire(opps), trace=tr.wire("path.sent"), **second)
-    after_block(d.chain_id)  # off the block's way
-    return sent + len(opps)
+        went.append(decide_and_send(opps, 2 if first else None, trace.mark("path.sent")))
+    if not went:
+        return NONE_FOUND
+    return next((w for w in went if w != DECIDED), DECIDED)
+
+
+def _hand_on(delta: PoolDelta, stage: str, exc: Exception, hand: Callable[[], None], went: str,
+             in_task: bool = False) -> str:
+    """A stage that failed here: what it was given goes to the stage's queue (``hand``);
+    ``went``, or ``LOST`` when the queue cannot take it either (logged; raised ``in_task``)."""
+    ERRORS.labels(stage=stage).inc()
+    log.warning("chain %s: block %d's %s stage failed here (%s: %s); the %s queue takes it",
+                delta.chain_id, delta.block_number, stage, type(exc).__name__, str(exc)[:200], stage)
+    try:
+        hand()
+        return went
+    except Exception as again:
+        if in_task:
+            raise
+        log.error("chain %s: block %d could not go to the %s queue either (%s: %s)",
+                  delta.chain_id, delta.block_number, stage, type(again).__name__, str(again)[:200])
+        return LOST
+
+
+def _evaluate(d: PoolDelta, send_first_part: Callable[[list[Opportunity]], None]) -> list[Opportunity]:
+    return evaluate(d, send_first_part)  # the module's, which ``decide_here``'s argument hides
+
+
+def to_path_queue(delta: PoolDelta, trace: Trace) -> None:
+    find.delay(delta.to_wire(), trace=trace.marks)
+
+
+def to_ml_queue(opps: list, trace: Trace, part: int | None = None, first: list | None = None) -> None:
+    """A whole block, or one of its two parts (the second with a copy of the first:
+    ``ml.score``)."""
+    from arbbot.types import opportunities_to_wire
+    from workers.tasks import ml
+
+    parts = {} if part is None else {"part": part, **({"first": opportunities_to_wire(first)} if part == 2 else {})}
+    ml.score.delay(opportunities_to_wire(opps), trace=trace.marks, **parts)
 
 
 #: chain -> the pools its stage's engine knew after its last block (``after_block``)
