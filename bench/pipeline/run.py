@@ -9,7 +9,7 @@ removed at the end; a devnet anvil with the genuine contracts and the project's 
 a chain whose WETH is the market's and whose DEXes are the market's factories
 (bench/pipeline/market.py). Workers: path, ml, execute, analytics, one process each, with
 the command line of the demo and the manifests (``celery -A workers.celery_app worker -Q
-<queue> --pool prefork --concurrency 1``). The feed stands in for the scan stage: per block
+<queue> --pool prefork --concurrency 1``; ``--concurrency path=2`` as compose runs it). The feed stands in for the scan stage: per block
 it writes the moved pools into the hot state and publishes their ``PoolDelta`` to the path
 queue, stamped with the block's arrival time (the scan stage and its RPC reads have their
 own benchmarks, bench/scan and bench/follower).
@@ -104,8 +104,10 @@ def _psql(sql: str) -> None:
 class Fleet:
     """One real worker process per queue; their logs, RSS and task timings."""
 
-    def __init__(self, logs: Path, env: dict[str, str], profile: Sequence[str] = ()) -> None:
+    def __init__(self, logs: Path, env: dict[str, str], profile: Sequence[str] = (),
+                 concurrency: dict[str, int] | None = None) -> None:
         self.logs, self.env, self.profile = logs, env, set(profile)
+        self.concurrency = concurrency or {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str, app: str, queues: str, extra: dict[str, str] | None = None) -> None:
@@ -113,7 +115,7 @@ class Fleet:
         (its tasks in the profiled process), its profile written to ``<logs>/<name>.prof``."""
         celery = str(Path(sys.executable).parent / "celery")
         hb = self.logs / f"hb-{name}"
-        run, pool = [celery], ["--pool", "prefork", "--concurrency", "1"]
+        run, pool = [celery], ["--pool", "prefork", "--concurrency", str(self.concurrency.get(name, 1))]
         if name in self.profile:
             run, pool = profiled.worker(celery, self.logs / f"{name}.prof")
         self.procs[name] = subprocess.Popen(
@@ -537,6 +539,9 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
     ap.add_argument("--profile", action="append", default=[], choices=QUEUES, metavar="QUEUE",
                     help="run this queue's worker under cProfile (solo pool) and print where its time went; "
                          "repeatable. Its figures are then not comparable with a run without it")
+    ap.add_argument("--concurrency", action="append", default=[], type=_concurrency, metavar="QUEUE=N",
+                    help="pool processes of this queue's worker (1 each by default, as the demo; compose "
+                         "and the Helm chart run path, ml and analytics with 2); repeatable")
     args = ap.parse_args()
     # stopped from outside (SIGTERM, or SIGINT in a background job): clean up all the same
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -584,7 +589,8 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
             res["replay_sample"] = len(opps)
 
             env = {**os.environ, "ARBBOT_DEVNET_DIR": str(logs / "devnet")}
-            fleet = Fleet(logs, env, args.profile)
+            fleet = Fleet(logs, env, args.profile, dict(args.concurrency))
+            res["concurrency"] = {q: fleet.concurrency.get(q, 1) for q in QUEUES}
             _step("workers: " + ", ".join(QUEUES))
             for q in QUEUES:
                 # --steps: the execute worker times its steps (bench/latency/step_marks.py)
@@ -669,6 +675,13 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
             _step(f"kept: database {DB_NAME}, vhost {VHOST}, logs {logs}")
     res["load_end"] = [round(x, 1) for x in os.getloadavg()]
     _report(res)
+
+
+def _concurrency(text: str) -> tuple[str, int]:
+    queue, _, n = text.partition("=")
+    if queue not in QUEUES or not n.isdigit() or not 1 <= int(n) <= 16:
+        raise argparse.ArgumentTypeError(f"{text!r}: QUEUE=N, QUEUE one of {', '.join(QUEUES)}, N 1..16")
+    return queue, int(n)
 
 
 def _print_profiles(logs: Path, queues: Sequence[str]) -> None:
