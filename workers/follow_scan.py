@@ -24,12 +24,11 @@ another process wrote (``Scanner._sync_from_store``).
   when the follower stops goes to the queue as well.
 
 With ``through="ml"`` (``arbbot follow --through ml``, the default) the lane goes on with
-each block it scanned: the path stage (``workers.tasks.path.evaluate``) and the ml stage's
-decision (``workers.tasks.ml.decide_block``) run here too, and the chosen opportunities go
-straight to the execute queue (``ml.send``, which also sends every decision to the analytics
-queue): two Celery hops fewer than through the path and ml queues. A big block goes on in
-two parts as through the queues (``ARBBOT_PATH_FIRST_PART``): its first part is decided and
-sent while the rest is sized. The stages are the workers' own code with their own state
+each block it scanned, as a path task does (``workers.tasks.path.decide_here``): the path
+stage and the ml stage's decision run here too, the chosen opportunities go straight to the
+execute queue and the block's decisions to the analytics queue: one Celery hop fewer than
+through the path queue. A big block goes on in two parts (``ARBBOT_PATH_FIRST_PART``): its
+first part is decided and sent while the rest is sized. The stages are the workers' own code with their own state
 (``runtime.path_stage``: an engine that missed the blocks another process took catches up
 from the hot state, as a path worker's does). They run after the scan lock is released, so
 a slow first block (the engine's build) never holds the chain's scan. What fails here goes

@@ -60,10 +60,13 @@ def main() -> None:
     sends = {"execute": 0, "analytics": 0}
 
     def send(decided: list, tr: Trace) -> int:
-        chosen = ml.send(decided, tr)
+        chosen = ml.send(decided, tr, records=False)
         sends["execute"] += 1 if chosen else 0
-        sends["analytics"] += 1
         return chosen
+
+    def record(decided: list, *, chosen: bool) -> None:
+        ml.record(decided, chosen=chosen)
+        sends["analytics"] += 1
 
     went: dict[str, int] = {}
     start = time.monotonic()
@@ -74,7 +77,7 @@ def main() -> None:
         number, arrived = args.first + k, time.time()
         delta = feed.block(number, arrived, args.gas_price)
         hot.put_pools(delta.states, number, delta.block_hash)
-        where = path.decide_here(delta, Trace.start(arrived), send=send)
+        where = path.decide_here(delta, Trace.start(arrived), send=send, record=record)
         went[where] = went.get(where, 0) + 1
         path.after_block(args.chain)  # off the block's way, as the follower does
     args.out.write_text(json.dumps({"blocks": args.blocks, "went": went, "messages": sends}))

@@ -205,9 +205,9 @@ def _records(chain_id: int, queue: Any, n: int) -> list[list[Any]]:
 @pytest.mark.django_db
 def test_the_path_task_decides_a_big_block_in_two_parts(chain: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """More screened candidates than ``ARBBOT_PATH_FIRST_PART``: the task decides the first
-    part's opportunities and sends their records first, then the rest's; together they are
-    the block's opportunities, and nothing goes to the ml queue (the decision is made in the
-    task: ``path.decide_here``). Read off the real queues."""
+    part's opportunities and sends the chosen ones first, then the rest's, then the block's
+    records once; nothing goes to the ml queue (the decision is made in the task:
+    ``path.decide_here``). Read off the real queues."""
     import dataclasses
 
     from arbbot.config import get_settings
@@ -228,13 +228,12 @@ def test_the_path_task_decides_a_big_block_in_two_parts(chain: None, monkeypatch
         )
         hot.put_pools(states, 1, H)
         assert path.find(PoolDelta(CHAIN_ID, 1, H, states, gas_price_wei=10**9).to_wire()) == path.DECIDED
-        sent = _records(CHAIN_ID, records, 2)
-        assert [len(batch) for batch in sent] == [1, 1]
-        assert {frozenset(s.opportunity.pools) for batch in sent for s in batch} == {AB, CD}
-        assert {s.decision for batch in sent for s in batch} == {"execute"}
-        # both pay: each part's choice goes to the execute queue on its own, the first first
-        assert [[s.opportunity.pools for s in batch] for batch in _records(CHAIN_ID, chosen, 2)] == \
-            [[s.opportunity.pools for s in batch] for batch in sent]
+        # both pay: each part's choice goes to the execute queue on its own, the first first;
+        # the block's records once, both parts' in that order
+        sent = [s.opportunity.pools for batch in _records(CHAIN_ID, chosen, 2) for s in batch]
+        (recorded,) = _records(CHAIN_ID, records, 1)
+        assert [s.opportunity.pools for s in recorded] == sent and {frozenset(p) for p in sent} == {AB, CD}
+        assert {s.decision for s in recorded} == {"execute"}
         assert ml_queue.empty()
     finally:
         records.close()
@@ -249,20 +248,17 @@ def test_a_first_part_short_of_the_blocks_sends_grows_before_it_goes(chain: None
     """Three profitable cycles, ``ARBBOT_PATH_FIRST_PART`` 1: with the strategy's 8 sends a
     block, one candidate's opportunity cannot fill them, so the first part grows to two
     candidates (the third is the last: it is the second part); with 1 send a block the first
-    candidate's fills it and goes alone. Each part's records read off the real analytics
-    queue."""
+    candidate's fills it and goes alone (``path.evaluate``, as the path task and the
+    follower run it)."""
     import dataclasses
 
     from arbbot.config import get_settings
-    from tests.chain.test_follower import StageQueue
     from webapp.core.models import Chain, Strategy
     from workers import runtime
     from workers.tasks import path
 
     Y, E, F = "0x" + "55" * 20, "0x" + f"{0xE5:040x}", "0x" + f"{0xF6:040x}"
     monkeypatch.setattr(path, "get_settings", lambda: dataclasses.replace(get_settings(), path_first_part=1))
-    records = StageQueue(CHAIN_ID, "analytics", "workers.tasks.analytics.record_opportunities")
-    chosen = StageQueue(CHAIN_ID, "execute", "workers.tasks.execute.execute")
     states = (
         V2PoolState(A, WETH, USDC, 10**21, 3 * 10**24), V2PoolState(B, WETH, USDC, 10**21, 33 * 10**23),
         V2PoolState(C, WETH, X, 10**21, 10**21), V2PoolState(D, WETH, X, 10**21, 2 * 10**21),
@@ -274,14 +270,10 @@ def test_a_first_part_short_of_the_blocks_sends_grows_before_it_goes(chain: None
         hot = runtime.hotstate(CHAIN_ID)
         hot.put_pools(states, block, H)
         try:
-            assert path.find(PoolDelta(CHAIN_ID, block, H, states, gas_price_wei=10**9).to_wire()) == path.DECIDED
             sent: list[int] = []
-            while sum(sent) < 3:
-                sent.extend(len(batch) for batch in _records(CHAIN_ID, records, 1))
-            # the choices, each part's on its own: all three with 8 sends, the first with 1
-            sends = [len(batch) for batch in _records(CHAIN_ID, chosen, 2 if sent[0] == 2 else 1)]
-            assert sends == (sent if sent[0] == 2 else [1])
-            return sent
+            rest = path.evaluate(PoolDelta(CHAIN_ID, block, H, states, gas_price_wei=10**9),
+                                 lambda opps: sent.append(len(opps)))
+            return [*sent, len(rest)]
         finally:
             hot.clear()
 
@@ -291,17 +283,15 @@ def test_a_first_part_short_of_the_blocks_sends_grows_before_it_goes(chain: None
                                 source="test")
         assert parts(2) == [1, 2]
     finally:
-        records.close()
-        chosen.close()
         runtime.reset()
 
 
 @pytest.mark.django_db
 def test_the_follower_lane_decides_a_big_block_in_two_parts(chain: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """``decide_here`` (``arbbot follow --through ml``) with the real path stage, decision
-    and queues: the first part is decided and its records sent before the rest; each part's
-    chosen opportunities go to the execute queue on their own; every opportunity of the
-    block is recorded once. A part handed to the ml queue goes as the path task sends it."""
+    and queues: the first part is decided and its chosen opportunities sent before the
+    rest's, each part's on their own; the block's records go once, both parts' in order. A
+    part handed to the ml queue goes as ``ml.score`` takes a block's part."""
     import dataclasses
 
     from arbbot.config import get_settings
@@ -337,18 +327,17 @@ def test_the_follower_lane_decides_a_big_block_in_two_parts(chain: None, monkeyp
         hot.put_pools(states, 1, H)
         trace = Trace.start(1.0)
         assert decide_here(PoolDelta(CHAIN_ID, 1, H, states, gas_price_wei=10**9), trace) == DECIDED
-        records = mine("analytics", 2)
-        assert [len(batch) for batch, _ in records] == [1, 1]
-        assert {frozenset(s.opportunity.pools) for batch, _ in records for s in batch} == {AB, CD}
         chosen = mine("execute", 2)  # both pay: one send a part, the first part's first
-        assert [[s.opportunity.pools for s in batch] for batch, _ in chosen] == \
-            [[s.opportunity.pools for s in batch] for batch, _ in records]
+        ((recorded, _),) = mine("analytics", 1)  # the block's records once, in that order
+        assert [s.opportunity.pools for batch, _ in chosen for s in batch] == [s.opportunity.pools for s in recorded]
+        assert [len(batch) for batch, _ in chosen] == [1, 1]
+        assert {frozenset(s.opportunity.pools) for s in recorded} == {AB, CD}
         first_sent = [m for m in chosen[0][1]["trace"] if m[0] == "ml.sent"][0][1]
         assert first_sent < [m for m in chosen[1][1]["trace"] if m[0] == "path.sent"][0][1]
         assert queues["ml"].empty()
 
-        first = [s.opportunity for s in records[0][0]]
-        second = [s.opportunity for s in records[1][0]]
+        first = [s.opportunity for s in chosen[0][0]]
+        second = [s.opportunity for s in chosen[1][0]]
         _to_ml_queue(second, Trace.start(1.0), 2, first)
         _to_ml_queue(first, Trace.start(1.0), 1, first)
         _to_ml_queue(first, Trace.start(1.0))

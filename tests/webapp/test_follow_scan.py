@@ -216,6 +216,9 @@ class Lane:
         self._call("send", decided, [m[0] for m in tr.marks or []])
         return len(decided)
 
+    def record(self, decided: list[object], *, chosen: bool) -> None:
+        self._call("record", decided, chosen)
+
     def to_path(self, d: PoolDelta, tr: Trace) -> None:
         self._call("to_path", d, [m[0] for m in tr.marks or []])
 
@@ -225,7 +228,7 @@ class Lane:
     def run(self, delta: PoolDelta, in_task: bool = False) -> str:
         trace = Trace.start(1.0).mark("scan.start").mark("scan.sent")
         return decide_here(delta, trace, evaluate=self.evaluate, decide=self.decide, send=self.send,
-                           to_path=self.to_path, to_ml=self.to_ml, in_task=in_task)
+                           record=self.record, to_path=self.to_path, to_ml=self.to_ml, in_task=in_task)
 
 
 @pytest.fixture
@@ -242,6 +245,7 @@ def test_a_block_decided_here_sends_its_decisions_with_every_mark(delta: PoolDel
     assert lane.got["decide"] == [(["a", "b"],)]
     assert lane.got["send"] == [([("decided", "a"), ("decided", "b")], [*SCANNED, "path.start", "path.sent",
                                                                         "ml.start"])]
+    assert lane.got["record"] == [([("decided", "a"), ("decided", "b")], True)]
     assert "to_path" not in lane.got and "to_ml" not in lane.got
 
 
@@ -293,6 +297,8 @@ def test_a_big_block_decides_its_first_part_while_the_rest_is_sized(delta: PoolD
         ([("decided", "a"), ("decided", "b")], [*PATH, "ml.start"]),
         ([("decided", "c"), ("decided", "d")], [*PATH, "ml.start"]),
     ]
+    # the records: once, both parts', after the second part's send
+    assert lane.got["record"] == [([("decided", x) for x in "abcd"], True)]
     assert "to_ml" not in lane.got and "to_path" not in lane.got
 
 
@@ -311,6 +317,7 @@ def test_a_part_whose_decision_fails_here_goes_to_the_ml_queue_as_that_part(delt
     assert lane.got["to_ml"] == [(["a", "b"], PATH, 1, ["a", "b"])]
     assert lane.got["decide"][1] == (["c"], 2, ["a", "b"])
     assert [decided for decided, _ in lane.got["send"]] == [[("decided", "c")]]
+    assert lane.got["record"] == [([("decided", "c")], True)]  # the ml task records its own part
 
     lane = Lane(["c"], first=["a", "b"], fail={"decide(2,)"})
     assert lane.run(delta) == TO_ML_QUEUE
@@ -326,6 +333,24 @@ def test_a_path_stage_that_fails_after_the_first_part_hands_the_block_to_the_pat
     assert lane.run(delta) == TO_PATH_QUEUE
     assert lane.got["to_path"] == [(delta, SCANNED)]
     assert lane.got["decide"] == [(["a"], 1, None)]
+    assert "record" not in lane.got  # the path queue's worker records the whole block
+
+
+def test_decisions_whose_send_fails_are_not_recorded(delta: PoolDelta) -> None:
+    """As the ml task: its records go after its send."""
+    lane = Lane(["c"], first=["a"], fail={"send"})
+    assert lane.run(delta) == LOST
+    assert "record" not in lane.got
+    lane = Lane([], first=["a"])
+    lane.fail = {"record"}
+    assert lane.run(delta) == LOST  # records that cannot be sent: logged
+
+
+def test_a_block_none_of_whose_decisions_is_chosen_says_so_to_its_records(delta: PoolDelta) -> None:
+    lane = Lane(["a"])
+    lane.send = lambda decided, tr: 0  # type: ignore[method-assign]
+    assert lane.run(delta) == DECIDED
+    assert lane.got["record"] == [([("decided", "a")], False)]  # written at once: none waits on execute
 
 
 # the path task's own way: what fails raises into the task (its retry, its dead letter)
@@ -346,7 +371,7 @@ def test_in_the_path_task_a_decision_that_fails_still_goes_to_the_ml_queue(delta
     assert lane.got["to_ml"] == [(["a", "b"], [*SCANNED, "path.start", "path.sent"])]
 
 
-@pytest.mark.parametrize("fail", [{"decide", "to_ml"}, {"send"}, {"evaluate after the first part"}])
+@pytest.mark.parametrize("fail", [{"decide", "to_ml"}, {"send"}, {"evaluate after the first part"}, {"record"}])
 def test_in_the_path_task_nothing_is_lost_quietly(delta: PoolDelta, fail: set[str]) -> None:
     """A part the ml queue cannot take either, a send that fails, a path stage that fails
     after its first part was sent: raised, where the follower's lane logs and goes on."""

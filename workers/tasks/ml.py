@@ -113,12 +113,12 @@ def decide_all(opps: list[Opportunity]) -> list[ScoredOpportunity]:
     return [s for chain_id, batch in by_chain.items() for s in decide(chain_id, batch)]
 
 
-def send(decided: list[ScoredOpportunity], tr: Trace) -> int:
-    """Those decided ``execute`` to the execute queue, then every decision to the analytics
-    queue, to be written ``RECORD_DELAY_S`` later when any went to execute (at once when
-    none did); the number chosen. The task's end, and the block follower's when it decides
-    a block itself (``workers.follow_scan``)."""
-    from workers.tasks import analytics, execute
+def send(decided: list[ScoredOpportunity], tr: Trace, *, records: bool = True) -> int:
+    """Those decided ``execute`` to the execute queue, then (``records``) every decision to
+    the analytics queue (``record``); the number chosen. The task's end; a block decided in
+    the path task or the block follower (``workers.tasks.path.decide_here``) sends its
+    records once for both its parts."""
+    from workers.tasks import execute
 
     chosen = [replace(s, features={}) for s in decided if s.decision == "execute"]
     if chosen:  # first: the execute decision waits on this publish, the records and metrics do not
@@ -132,8 +132,19 @@ def send(decided: list[ScoredOpportunity], tr: Trace) -> int:
         observe = MODEL_SCORE.labels(chain=str(chain_id), model=model, decision=decision).observe
         for value in values:
             observe(value)
-    analytics.record_opportunities.apply_async((scored_to_wire(decided),), countdown=RECORD_DELAY_S if chosen else None)
+    if records:
+        record(decided, chosen=bool(chosen))
     return len(chosen)
+
+
+def record(decided: list[ScoredOpportunity], *, chosen: bool) -> None:
+    """Every decision to the analytics queue, to be written ``RECORD_DELAY_S`` later when
+    any of them (``chosen``) went to execute, at once when none did."""
+    from workers.tasks import analytics
+
+    if decided:
+        analytics.record_opportunities.apply_async((scored_to_wire(decided),),
+                                                   countdown=RECORD_DELAY_S if chosen else None)
 
 
 @app.task(name="workers.tasks.ml.train")

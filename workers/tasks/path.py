@@ -62,16 +62,20 @@ def decide_here(delta: PoolDelta, trace: Trace, *,
                 evaluate: Callable[..., list] | None = None,
                 decide: Callable[..., list] | None = None,
                 send: Callable[[list, Trace], int] | None = None,
+                record: Callable[..., None] | None = None,
                 to_path: Callable[[PoolDelta, Trace], None] | None = None,
                 to_ml: Callable[..., None] | None = None,
                 in_task: bool = False) -> str:
     """One block through the path stage and the ml decision, here. A big block goes on in
     two parts (``evaluate``, ``ARBBOT_PATH_FIRST_PART``): its first part is decided and
-    sent as soon as it is sized, then the rest, each with ``ml.decide_block``, which keeps
-    one cycle a pool and the block's sends across the two whichever process decides either
-    part. A decision that raises hands its part to the ml queue (its worker retries it).
-    Returns where the block went: ``DECIDED``, or where the first of its parts not decided
-    here went.
+    its chosen opportunities sent (``send``: ``ml.send`` without the records) as soon as it
+    is sized, then the rest, each with ``ml.decide_block``, which keeps one cycle a pool
+    and the block's sends across the two whichever process decides either part. The
+    block's records go once, for both parts, at the end (``record``: ``ml.record``; they
+    are written ``ml.RECORD_DELAY_S`` later anyway): one message and one write a block, not
+    two. A decision that raises hands its part to the ml queue (its worker retries it and
+    records it). Returns where the block went: ``DECIDED``, or where the first of its parts
+    not decided here went.
 
     ``in_task`` (the path task): a path stage that raises, a hand-on or a send that fails
     raise, and the task's own retry and dead-lettering take the block
@@ -84,15 +88,19 @@ def decide_here(delta: PoolDelta, trace: Trace, *,
 
     evaluate = evaluate or _evaluate
     decide = decide or ml.decide_block
-    send = send or ml.send
+    send = send or functools.partial(ml.send, records=False)
+    record = record or ml.record
     to_path = to_path or to_path_queue
     to_ml = to_ml or to_ml_queue
     first: list[Any] = []  # a block in two parts: its first part's opportunities
     went: list[str] = []  # where each part went
+    held: list[Any] = []  # the decisions made here, recorded at the end
+    chosen = False  # any of them sent to execute
     deciding_s = 0.0  # the first part's decision, inside the path stage's evaluation
 
     def decide_and_send(opps: list[Any], part: int | None, tr: Trace) -> str:
         """One part (None: the whole block), its trace marked ``path.sent`` as it is handed on."""
+        nonlocal chosen
         handed = Trace(tr.marks)  # what the ml queue would get
         tr.mark("ml.start")
         BATCHES.labels(stage="ml").inc()
@@ -104,7 +112,8 @@ def decide_here(delta: PoolDelta, trace: Trace, *,
                 return _hand_on(delta, "ml", exc, lambda: to_ml(opps, handed) if part is None
                                 else to_ml(opps, handed, part, first), TO_ML_QUEUE, in_task)
             try:
-                send(decided, tr)
+                chosen = bool(send(decided, tr)) or chosen
+                held.extend(decided)  # recorded only once sent, as the ml task's records
             except Exception as exc:  # the broker: as the ml task's publish failing
                 ERRORS.labels(stage="ml").inc()
                 if in_task:
@@ -141,6 +150,16 @@ def decide_here(delta: PoolDelta, trace: Trace, *,
         went.append(decide_and_send(opps, 2 if first else None, trace.mark("path.sent")))
     if not went:
         return NONE_FOUND
+    try:
+        if held:
+            record(held, chosen=chosen)
+    except Exception as exc:
+        ERRORS.labels(stage="ml").inc()
+        if in_task:
+            raise
+        log.error("chain %s: block %d's records could not be sent (%s: %s)",
+                  delta.chain_id, delta.block_number, type(exc).__name__, str(exc)[:200])
+        return LOST
     return next((w for w in went if w != DECIDED), DECIDED)
 
 
