@@ -115,12 +115,7 @@ def decide_here(delta: PoolDelta, trace: Trace, *,
                 chosen = bool(send(decided, tr)) or chosen
                 held.extend(decided)  # recorded only once sent, as the ml task's records
             except Exception as exc:  # the broker: as the ml task's publish failing
-                ERRORS.labels(stage="ml").inc()
-                if in_task:
-                    raise
-                log.error("chain %s: block %d's decisions could not be sent (%s: %s)",
-                          delta.chain_id, delta.block_number, type(exc).__name__, str(exc)[:200])
-                return LOST
+                return _not_sent(delta, "decisions", exc, in_task)
             return DECIDED
         finally:
             DURATION.labels(stage="ml").observe(time.perf_counter() - started)
@@ -154,13 +149,20 @@ def decide_here(delta: PoolDelta, trace: Trace, *,
         if held:
             record(held, chosen=chosen)
     except Exception as exc:
-        ERRORS.labels(stage="ml").inc()
-        if in_task:
-            raise
-        log.error("chain %s: block %d's records could not be sent (%s: %s)",
-                  delta.chain_id, delta.block_number, type(exc).__name__, str(exc)[:200])
-        return LOST
+        return _not_sent(delta, "records", exc, in_task)
     return next((w for w in went if w != DECIDED), DECIDED)
+
+
+def _not_sent(delta: PoolDelta, what: str, exc: Exception, in_task: bool) -> str:
+    """A publish of the block's decisions or records that failed: raised ``in_task`` (the
+    task's retry), else logged and ``LOST``. Never handed to the ml queue: the decisions
+    were made (its worker would publish the chosen ones a second time)."""
+    ERRORS.labels(stage="ml").inc()
+    if in_task:
+        raise exc
+    log.error("chain %s: block %d's %s could not be sent (%s: %s)",
+              delta.chain_id, delta.block_number, what, type(exc).__name__, str(exc)[:200])
+    return LOST
 
 
 def _hand_on(delta: PoolDelta, stage: str, exc: Exception, hand: Callable[[], None], went: str,
