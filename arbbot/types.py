@@ -716,20 +716,28 @@ def scored_to_wire(scored: list[ScoredOpportunity]) -> dict[str, Any]:
 
 def _feature_rows(scored: list[ScoredOpportunity]) -> tuple[list[str], list[list[Any] | None]]:
     """The features' names and one row of values per verdict (``None``: none). The rows of
-    one batch's ``FeatureTable`` are taken as they are (one conversion for the batch, no
-    dictionary per verdict); other mappings name by name."""
+    ``FeatureTable``s of the same names (one a decided batch: a block decided in two parts
+    has two) are taken as they are (one conversion a table, no dictionary per verdict);
+    other mappings name by name."""
     first = scored[0].features
     if isinstance(first, FeatureRow) and first.table.names:
-        table = first.table
-        index = [f.index for f in (s.features for s in scored) if isinstance(f, FeatureRow) and f.table is table]
-        if len(index) == len(scored):
-            rows = table.rows()
-            return list(table.names), [rows[i] for i in index]
-    names: dict[str, int] = {}
+        names = first.table.names
+        tables: dict[int, list[list[float]]] = {}  # id(table) -> its rows, while the tables are held
+        out: list[list[Any] | None] = []
+        for f in (s.features for s in scored):
+            if type(f) is not FeatureRow or (f.table.names is not names and f.table.names != names):
+                break
+            rows = tables.get(id(f.table))
+            if rows is None:
+                rows = tables[id(f.table)] = f.table.rows()
+            out.append(rows[f.index])
+        else:
+            return list(names), out
+    names_at: dict[str, int] = {}
     for s in scored:
         for k in s.features:
-            names.setdefault(k, len(names))
-    return list(names), [[s.features.get(k) for k in names] if s.features else None for s in scored]
+            names_at.setdefault(k, len(names_at))
+    return list(names_at), [[s.features.get(k) for k in names_at] if s.features else None for s in scored]
 
 
 def _column(d: Mapping[str, Any], key: str, n: int) -> list[Any]:

@@ -503,6 +503,27 @@ def test_a_batch_s_feature_table_goes_on_the_wire_as_its_dictionaries_would() ->
     assert scored_to_wire(mixed) == scored_to_wire([eager[0], eager[1], ScoredOpportunity(o, 0.0, "skip")])
 
 
+def test_a_block_decided_in_two_parts_goes_on_the_wire_row_by_row_of_each_table(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two parts, two tables of the same names (the path task records them in one message):
+    each row taken as it is, no value read by name; tables of other names, name by name."""
+    o = Opportunity.from_wire(opportunity_wire())
+    first = FeatureTable(("hops", "edge"), lambda: [[2.0, 0.5]])
+    second = FeatureTable(("hops", "edge"), lambda: [[3.0, 0.25], [4.0, 0.125]])
+    lazy = [ScoredOpportunity(o, 1.0, "execute", "", "m", FeatureRow(first, 0)),
+            ScoredOpportunity(o, 2.0, "skip", "r", "m", FeatureRow(second, 1)),
+            ScoredOpportunity(o, 3.0, "skip", "r", "m", FeatureRow(second, 0))]
+    eager = [ScoredOpportunity(s.opportunity, s.score, s.decision, s.reason, s.model, dict(s.features)) for s in lazy]
+    assert eager[1].features == {"hops": 4.0, "edge": 0.125}
+    monkeypatch.setattr(FeatureRow, "__getitem__", lambda *_: pytest.fail("a value read by name"))
+    assert scored_to_wire(lazy) == scored_to_wire(eager)
+    monkeypatch.undo()
+    other = FeatureTable(("edge", "hops"), lambda: [[0.5, 2.0]])  # the same values, other names' order
+    renamed = [lazy[1], ScoredOpportunity(o, 1.0, "execute", "", "m", FeatureRow(other, 0))]
+    assert scored_from_wire(via_json(scored_to_wire(renamed))) == [eager[1], ScoredOpportunity(
+        o, 1.0, "execute", "", "m", {"hops": 2.0, "edge": 0.5})]
+
+
 def test_a_verdict_is_frozen_and_defaults_its_fields() -> None:
     s = ScoredOpportunity(Opportunity.from_wire(opportunity_wire()), 1.0, "skip")
     assert (s.reason, s.model, s.features) == ("", "rule", {})
