@@ -30,7 +30,8 @@ class GasModel:
     def hop_gas(self, kind: str) -> int:
         # An unknown kind is priced like the most expensive known hop: over-estimating gas
         # only drops marginal opportunities, under-estimating would send losing trades.
-        return self.per_hop.get(kind, max(self.per_hop.values(), default=0))
+        gas = self.per_hop.get(kind)
+        return gas if gas is not None else max(self.per_hop.values(), default=0)
 
     def estimate(self, hop_kinds: Iterable[str]) -> int:
-        return self.base + sum(self.hop_gas(k) for k in hop_kinds)
+        return self.base + sum(map(self.hop_gas, hop_kinds))

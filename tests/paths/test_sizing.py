@@ -535,3 +535,11 @@ def test_unit_level_cut_bounds_the_exact_optimum_and_drops_unreachable_coarse_to
             cut_to_nothing += cut <= 0
     assert bounded >= 40
     assert nothing >= 20 and cut_to_nothing >= 0.8 * nothing
+
+
+def test_a_hop_of_a_kind_the_gas_model_does_not_know_costs_its_dearest_hop() -> None:
+    """Over-estimating gas only drops marginal cycles; under-estimating would send losing ones."""
+    g = GasModel(base=1000, per_hop={"v2": 100, "v3": 250})
+    assert g.estimate(["v2", "v3"]) == 1350
+    assert g.hop_gas("v9") == 250 and g.estimate(["v2", "v9"]) == 1350
+    assert GasModel(base=7, per_hop={}).estimate(["v9"]) == 7
