@@ -4,7 +4,17 @@ delta into one ``PathResult``.
 
 Deltas of one chain may be spread over several worker processes, so an engine can miss
 blocks; it then catches up from the hot state before evaluating: on the pools the missed
-blocks changed (``changed_since``), or on every pool when that cannot be told. Gas is
+blocks changed (``changed_since``), or on every pool when that cannot be told. A block
+skipped forward was another worker's (the scan stage claims each block and hands it to
+exactly one path worker or the block follower): its pools' states are taken, but their
+cycles are evaluated only where this delta changed a pool of theirs, as one process taking
+every block would, not again for the whole missed block. Evaluating them again made P path
+processes on one chain cost P times the CPU for the same blocks a second (the pipeline
+bench, two processes: ~3.5x a block, ``bench/pipeline/README.md``). What that gives up: a
+block whose delta no worker evaluated (its publish, or its task, failed for good: logged,
+dead-lettered) is not evaluated by the next catch-up; its cycles are when one of their pools
+changes again. Every other catch-up (a first block, a reorg, a delta behind what was
+seen, lifted exclusions) still reads every pool and evaluates what changed. Gas is
 priced with the delta's ``gas_price_wei`` (the scanner read it with the block), in the
 native token, and every opportunity's profit valued in it (``arbbot.paths.pricing``). On
 its first block it warns, once, of each start token that has no pools.
@@ -105,7 +115,9 @@ class PathStage:
                 # every pool: what is held and no longer stored was removed meanwhile
                 gone = frozenset(self.engine.states.keys() - pools.keys())
             self.engine.remove(gone)
-            changed |= self.engine.upsert(pools.values())
+            caught_up = self.engine.upsert(pools.values())
+            if got is None:  # states this stage cannot tell were evaluated: evaluate them
+                changed |= caught_up
             if head is not None and head[0] > block_number:
                 # The hot state is already past this delta (its worker was slow to start,
                 # or deltas queued up): what is evaluated now is the state at the head, so

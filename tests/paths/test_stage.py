@@ -108,12 +108,19 @@ def test_a_missed_block_is_caught_up_from_what_it_changed_not_every_pool(hot: Ho
     h.put_pools([pool(C, WETH, FOT, 10**21, 10**21)], 3, H)
     opps = s.process(delta(3, pool(C, WETH, FOT, 10**21, 10**21)), h, record).opportunities
     assert (h.snapshots, h.catch_ups) == (1, 1)
-    assert opps and {A, B} == set(opps[0].pools), "block 2's change was caught up"
+    assert s.engine.states[B].reserve1 == int(3.3 * 10**24), "block 2's change was caught up"
     assert s.engine.states[A].reserve0 == 10**21, "only the blocks' pools were read"
+    # block 2 was another worker's, which evaluated its gap: not evaluated again here ...
+    assert opps == []
+    # ... until this stage's own delta changes a pool of the cycle: then with block 2's state
+    moved = pool(B, WETH, USDC, 10**21, int(3.31 * 10**24))
+    h.put_pools([moved], 4, H)
+    opps = s.process(delta(4, moved), h, record).opportunities
+    assert (h.snapshots, h.catch_ups) == (1, 1) and opps and {A, B} == set(opps[0].pools)
     # the stage's block orphaned by a reorg another worker repaired: every pool again
-    h.put_pools([], 4, "0x" + "44" * 32, orphaned=[H])
-    h.put_pools([], 5, "0x" + "55" * 32)
-    s.process(delta(5), h, record)
+    h.put_pools([], 5, "0x" + "44" * 32, orphaned=[H])
+    h.put_pools([], 6, "0x" + "55" * 32)
+    s.process(delta(6), h, record)
     assert (h.snapshots, h.catch_ups) == (2, 1)
     assert s.engine.states[A].reserve0 == int("9" + str(10**21)), "every pool, the one changed behind too"
 
