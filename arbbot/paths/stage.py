@@ -66,6 +66,11 @@ class PathResult:
     exclusions: dict[str, str]
 
 
+#: how many passed-over blocks a stage remembers (the newest): a delta older than those is
+#: taken as evaluated by its block's catch-up
+MAX_PASSED = 1024
+
+
 @dataclass
 class PathStage:
     engine: PathEngine
@@ -75,6 +80,9 @@ class PathStage:
     # (kept excluded meanwhile, so a failed write never lets them trade)
     _handed_on: set[str] = field(default_factory=set, repr=False)
     _unrecorded: dict[str, str] = field(default_factory=dict, repr=False)
+    # blocks a catch-up took the states of without evaluating them (another worker's, or
+    # this worker's own delta still waiting in its prefetch: evaluated when it comes)
+    _passed: set[int] = field(default_factory=set, repr=False)
 
     def process(
         self, delta: PoolDelta, hot: PoolSource, excluded: ExclusionSource, *,
@@ -87,9 +95,15 @@ class PathStage:
         ``first_part_enough`` up to ``first_part_most`` (``PathEngine.evaluate``: the result
         holds the second)."""
         fresh = self.synced_block < 0
-        # a parent other than the block seen last: that one was orphaned (another worker
-        # took the reorg's correction), so this delta alone would leave its states standing
-        forked = bool(delta.parent_hash) and delta.parent_hash != self.synced_hash
+        # the next block, with a parent other than the block seen last: that one was orphaned
+        # (another worker took the reorg's correction), so this delta alone would leave its
+        # states standing. (Past a gap or behind, ``changed_since`` tells an orphaned block.)
+        forked = (bool(delta.parent_hash) and delta.block_number == self.synced_block + 1
+                  and delta.parent_hash != self.synced_hash)
+        # a delta of a block this stage is already past (it skipped forward to the head over
+        # it while the delta waited in this worker's prefetch): its states are older than the
+        # engine's, so only its pools are taken from it, their cycles evaluated at the head
+        behind = not fresh and delta.block_number <= self.synced_block and not delta.reorg
         catch_up = fresh or delta.block_number != self.synced_block + 1 or delta.reorg or forked
         tokens = None if catch_up else {t.lower() for s in delta.states for t in (s.token0, s.token1)}
         recorded = {a.lower(): reason for a, reason in excluded(delta.chain_id).items()}
@@ -97,16 +111,23 @@ class PathStage:
         lifted = self._apply({**recorded, **self._unrecorded})
         if lifted:
             catch_up = True  # the engine forgot the pools it had excluded: re-read them
-        self.engine.remove(delta.removed)  # quarantined or no longer admitted by the scanner
-        changed = self.engine.upsert(delta.states)
         block_number, block_hash = delta.block_number, delta.block_hash
+        if behind:
+            # its pools were taken on the way past it; evaluated only if that way did not
+            # evaluate them (``_passed``): else there is nothing new in it
+            changed = {s.address.lower() for s in delta.states} if delta.block_number in self._passed else set()
+            self._passed.discard(delta.block_number)
+            block_number, block_hash = self.synced_block, self.synced_hash
+        else:
+            self.engine.remove(delta.removed)  # quarantined or no longer admitted by the scanner
+            changed = self.engine.upsert(delta.states)
         if catch_up:
-            # Blocks skipped forward (other workers took them): only the pools they changed
-            # (a 100k-pool hot state takes seconds to read whole). Anything else, a first
-            # block, a reorg (seen, or told by a parent other than the block held), a delta
-            # behind what was seen, lifted exclusions: every pool.
+            # Blocks skipped forward (other workers took them) or a delta behind: only the
+            # pools changed since the block held (a 100k-pool hot state takes seconds to
+            # read whole). Anything else, a first block, a reorg (seen, or told by a parent
+            # other than the block held), lifted exclusions: every pool.
             got = None
-            if not (fresh or delta.reorg or lifted or forked) and delta.block_number > self.synced_block:
+            if not (fresh or delta.reorg or lifted or forked):
                 got = hot.changed_since(self.synced_block, self.synced_hash)
             if got is not None:
                 pools, head, gone = got
@@ -118,6 +139,11 @@ class PathStage:
             caught_up = self.engine.upsert(pools.values())
             if got is None:  # states this stage cannot tell were evaluated: evaluate them
                 changed |= caught_up
+                self._passed.clear()
+            elif head is not None:  # passed over, not evaluated here: another worker's, or a delta still to come
+                self._passed.update(b for b in range(self.synced_block + 1, head[0] + 1) if b != delta.block_number)
+                if len(self._passed) > MAX_PASSED:
+                    self._passed = set(sorted(self._passed)[-MAX_PASSED:])
             if head is not None and head[0] > block_number:
                 # The hot state is already past this delta (its worker was slow to start,
                 # or deltas queued up): what is evaluated now is the state at the head, so

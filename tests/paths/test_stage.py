@@ -125,6 +125,54 @@ def test_a_missed_block_is_caught_up_from_what_it_changed_not_every_pool(hot: Ho
     assert s.engine.states[A].reserve0 == int("9" + str(10**21)), "every pool, the one changed behind too"
 
 
+def test_a_delta_the_stage_passed_over_is_evaluated_once_at_the_head_never_rolled_back(hot: HotState) -> None:
+    """Two path processes share a chain's blocks; each holds deltas in its prefetch while it
+    catches up past them. Block 3's delta comes first: the stage takes block 2's states on
+    the way (block 2's gap through A is not evaluated: whoever holds block 2's delta does).
+    Then block 2's own delta comes, behind: its pools are evaluated at the head, labelled
+    with the head, its older states not taken; the same delta again finds nothing new."""
+    h = CountingHot(hot.redis, hot.prefix, hot.chain_id)
+    even = [pool(A, WETH, USDC, 10**21, 3 * 10**24), pool(B, WETH, USDC, 10**21, 3 * 10**24)]
+    fot = [pool(C, WETH, FOT, 10**21, 10**21), pool(D, WETH, FOT, 10**21, 10**21)]
+    h.put_pools([*even, *fot], 1, H)
+    s, record = stage(), Record()
+    s.process(delta(1, *even, *fot), h, record)
+    gapped, d2 = pool(A, WETH, USDC, 10**21, int(3.3 * 10**24)), pool(D, WETH, FOT, 10**21, 11 * 10**20)
+    h.put_pools([gapped, d2], 2, "0x" + "22" * 32)
+    d3 = pool(D, WETH, FOT, 10**21, 10**21 + 1)
+    head = "0x" + "33" * 32
+    h.put_pools([d3], 3, head)
+    three = PoolDelta(chain_id=1, block_number=3, block_hash=head, states=(d3,), gas_price_wei=1,
+                      parent_hash="0x" + "22" * 32)  # past a gap its parent is not the block held: no fork
+    assert s.process(three, h, record).opportunities == []  # block 2's gap: not this delta's
+    assert s.engine.states[A].reserve1 == int(3.3 * 10**24) and s.synced_block == 3
+    two = PoolDelta(chain_id=1, block_number=2, block_hash="0x" + "22" * 32, states=(gapped, d2), gas_price_wei=1)
+    opps = s.process(two, h, record).opportunities
+    assert opps and {A, B} == set(opps[0].pools)
+    assert {(o.block_number, o.block_hash) for o in opps} == {(3, head)}, "the state evaluated is the head's"
+    assert s.engine.states[D].reserve1 == 10**21 + 1, "block 2's older state of D not taken"
+    assert s.process(two, h, record).opportunities == [], "a redelivery: evaluated already"
+    assert h.snapshots == 1, "no pool read whole after the first block"
+
+
+def test_the_next_block_on_another_parent_reads_every_pool(hot: HotState) -> None:
+    """Block 1 as this stage saw it was orphaned; another worker took the correction. Block
+    2's parent is not the block held: the stage reads every pool (its block 1 states may
+    be of the dead branch) and evaluates what changed."""
+    h = CountingHot(hot.redis, hot.prefix, hot.chain_id)
+    even = [pool(A, WETH, USDC, 10**21, 3 * 10**24), pool(B, WETH, USDC, 10**21, 3 * 10**24)]
+    h.put_pools(even, 1, H)
+    s, record = stage(), Record()
+    s.process(delta(1, *even), h, record)
+    corrected = pool(A, WETH, USDC, 10**21, int(3.3 * 10**24))  # the new block 1's
+    h.put_pools([corrected], 1, "0x" + "11" * 32)
+    h.put_pools([], 2, "0x" + "02" * 32)
+    two = PoolDelta(chain_id=1, block_number=2, block_hash="0x" + "02" * 32, states=(), gas_price_wei=1,
+                    parent_hash="0x" + "11" * 32)
+    opps = s.process(two, h, record).opportunities
+    assert h.snapshots == 2 and opps and {A, B} == set(opps[0].pools)
+
+
 def test_flagged_token_is_excluded_before_evaluation(hot: HotState) -> None:
     pools = [pool(C, WETH, FOT, 10**21, 10**21), pool(D, WETH, FOT, 10**21, 2 * 10**21)]  # a 2x gap
     hot.put_pools(pools, 1, H)
