@@ -3,18 +3,20 @@ scan stage's ``PoolDelta``s, the hot state and the recorded exclusions, and turn
 delta into one ``PathResult``.
 
 Deltas of one chain may be spread over several worker processes, so an engine can miss
-blocks; it then catches up from the hot state before evaluating: on the pools the missed
-blocks changed (``changed_since``), or on every pool when that cannot be told. A block
-skipped forward was another worker's (the scan stage claims each block and hands it to
-exactly one path worker or the block follower): its pools' states are taken, but their
-cycles are evaluated only where this delta changed a pool of theirs, as one process taking
-every block would, not again for the whole missed block. Evaluating them again made P path
-processes on one chain cost P times the CPU for the same blocks a second (the pipeline
-bench, two processes: ~3.5x a block, ``bench/pipeline/README.md``). What that gives up: a
-block whose delta no worker evaluated (its publish, or its task, failed for good: logged,
-dead-lettered) is not evaluated by the next catch-up; its cycles are when one of their pools
-changes again. Every other catch-up (a first block, a reorg, a delta behind what was
-seen, lifted exclusions) still reads every pool and evaluates what changed. Gas is
+blocks; it then catches up from the hot state before evaluating: on the pools the blocks
+since the one it holds changed (``changed_since``), or on every pool when that cannot be
+told (a first block, a reorg, lifted exclusions). A block passed over this way belongs to
+whichever process holds its delta (the scan stage claims each block and hands it to exactly
+one path worker or the block follower): its pools' states are taken, their cycles left to
+that process (a cycle this delta touched is evaluated here, at the newest state). That
+process may be this one, the delta waiting in its prefetch: a delta behind the block held
+takes nothing from its (older) states and has its pools evaluated at the head, once
+(``_passed``). Two path processes on the pipeline bench cost ~4x the CPU a block of one
+before this (each evaluated the other's blocks again and read the whole hot state for
+every delta it had passed), ~1.4x after (``bench/pipeline/README.md``, session 41). What
+that gives up: a block whose delta no worker evaluated (its publish, or its task, failed for
+good: logged, dead-lettered) is not evaluated by the next catch-up; its cycles are when one
+of their pools changes again. Gas is
 priced with the delta's ``gas_price_wei`` (the scanner read it with the block), in the
 native token, and every opportunity's profit valued in it (``arbbot.paths.pricing``). On
 its first block it warns, once, of each start token that has no pools.
