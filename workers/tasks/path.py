@@ -7,10 +7,10 @@ decided and sent as soon as it is sized). The stage reads the recorded exclusion
 which are recorded here.
 
 Why the decision is made here and not behind one more queue: the ml stage's decision
-costs ~1 ms a block with its inputs in memory, while carrying a block's opportunities to
-an ml worker cost the fleet ~45 ms of CPU a block (the batch written, carried by RabbitMQ,
-read twice in the ml worker, its verdicts written again) and the block a Celery hop
-(``bench/pipeline/README.md``, session 41). The ml queue stays: its worker decides what
+costs ~1-3 ms a block of ~530 with its inputs in memory, while carrying the block's
+opportunities to an ml worker cost the fleet ~30 ms of CPU a block (the batch written,
+carried by RabbitMQ, read twice in the ml worker, its verdicts written again) and the block
+a Celery hop (``bench/pipeline/README.md``, session 41). The ml queue stays: its worker decides what
 is handed to it (a decision that failed here, a block of an older path worker) and trains.
 
 ``evaluate`` is the path stage's body, without the queue; ``decide_here`` runs it and the
