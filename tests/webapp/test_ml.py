@@ -36,10 +36,11 @@ def fresh_runtime() -> Iterator[None]:
     runtime.reset()
 
 
-def play(blocks: range, seed: int = 5) -> dict[tuple[int, str], dict[str, float]]:
+def play(blocks: range, seed: int = 5, least: float = 1.6) -> dict[tuple[int, str], dict[str, float]]:
     """The fleet's loop without the chain: the ml stage decides each block's batch (reading
     the outcomes recorded so far), the decisions are recorded, and what it executed gets
-    the outcome the rivals allow. Returns the features served, by (block, path)."""
+    the outcome the rivals allow. Each gross profit is ``least`` to 8 times the gas cost
+    (the rule's margin is 1.5). Returns the features served, by (block, path)."""
     rng = random.Random(seed)
     served: dict[tuple[int, str], dict[str, float]] = {}
     for block in blocks:
@@ -50,7 +51,7 @@ def play(blocks: range, seed: int = 5) -> dict[tuple[int, str], dict[str, float]
             if (a, b) in pairs:
                 continue
             pairs.add((a, b))
-            profit = int(rng.uniform(1.6, 8.0) * GAS * GAS_PRICE)
+            profit = int(rng.uniform(least, 8.0) * GAS * GAS_PRICE)
             opps.append(make_opp(block, a, b, profit, observed_at=time.time() - rng.uniform(0.05, 0.3)))
         decided = ml.decide(CHAIN, opps)
         services.opportunities_record(decided)
@@ -147,6 +148,25 @@ def test_a_model_that_beats_the_rule_is_promoted_and_used_from_the_next_batch(
     with caplog.at_level("ERROR"):
         assert {s.model for s in ml.decide(CHAIN, probe)} == {"rule"}
     assert any("not loaded" in r.getMessage() and "SHA-256" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.django_db
+def test_drift_is_measured_against_what_is_scored_not_what_was_executed(chain: Chain) -> None:
+    # a fifth of the opportunities pay less than the rule's margin and are skipped: the
+    # model trains on the executed ones, the more profitable part, but scores them all
+    play(range(1000, 1200), least=0.2)
+    first = services.model_train(seed=1)
+    services.model_version_promote(first.version.id, "for its drift")
+    of = first.metrics["reference_of"]  # the training window's blocks: every decision, not the holdout's
+    assert "recorded opportunities, every decision" in of and first.version.n_train < int(of.split()[0]) < 4 * 200, of
+    calm = selectors.ml_drift()  # the same hour, the same market: no drift (0.22 against the executed ones)
+    assert calm["log_profit_native"] < 0.02 and calm["margin_over_gas"] < 0.02, calm
+
+    # what moved does show: the same market's profits halved
+    scored = [make_opp(1300 + i // 4, i % 16, (i + 5) % 16, int((0.1 + i % 40 / 10) * GAS * GAS_PRICE),
+                       observed_at=time.time() - 0.1) for i in range(400)]
+    services.opportunities_record(ml.decide(CHAIN, scored))
+    assert selectors.ml_drift(limit=400)["log_profit_native"] > DRIFT_ALERT
 
 
 @pytest.mark.django_db

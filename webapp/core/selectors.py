@@ -11,7 +11,7 @@ from sys import intern
 from typing import Any, Sequence
 
 from django.db import connection
-from django.db.models import Aggregate, Count, FloatField, Sum
+from django.db.models import Aggregate, Count, FloatField, Q, Sum
 from django.utils import timezone
 
 from arbbot.chain.discovery import PoolInfo
@@ -632,22 +632,55 @@ def model_versions(limit: int = 20) -> list[ModelVersion]:
 
 def ml_drift(window: dt.timedelta = dt.timedelta(hours=1), limit: int = 5000) -> dict[str, float]:
     """Per feature, the drift (PSI, ``arbbot.scoring.drift``) of the last ``window``'s
-    recorded features (the newest ``limit``) from the champion's training window; empty
-    with no champion or nothing recorded."""
+    recorded features (the newest ``limit``, every decision: ``scored_features``) from the
+    champion's reference (``ml_reference``: the same population over its training window);
+    empty with no champion or nothing recorded."""
     from arbbot.scoring.drift import psi
-    from arbbot.scoring.features import from_mappings
 
     champion = ModelVersion.objects.filter(is_champion=True).values_list("metrics", "features").first()
     if champion is None or not champion[0].get("reference"):
         return {}
-    rows = list(
-        Opportunity.objects.filter(created_at__gte=timezone.now() - window, features__isnull=False)
-        .order_by("-id").values_list("features", flat=True)[:limit]
-    )
-    if not rows:
-        return {}
     names = tuple(champion[1])
-    return psi(champion[0]["reference"], from_mappings(rows, names), names)
+    X = scored_features(Q(created_at__gte=timezone.now() - window), names, limit)
+    return psi(champion[0]["reference"], X, names) if len(X) else {}
+
+
+def scored_features(where: Q, names: Sequence[str], limit: int) -> Any:
+    """The recorded features (columns ``names``) of the newest ``limit`` opportunities that
+    match ``where``: every decision, as the ml stage scored them (a model trains on the
+    executed ones only, but is asked about all)."""
+    from arbbot.scoring.features import from_mappings
+
+    rows = list(Opportunity.objects.filter(where, features__isnull=False)
+                .order_by("-id").values_list("features", flat=True)[:limit])
+    return from_mappings(rows, names)
+
+
+#: the most recorded opportunities a model's drift reference is drawn from
+REFERENCE_ROWS = 20_000
+
+
+def ml_reference(train: Any) -> tuple[Any, str]:
+    """What a model's drift is measured against (``arbbot.scoring.drift.reference`` of the
+    matrix returned) and what that is: the recorded features of every opportunity scored
+    over its training rows' blocks, chain by chain (the newest ``REFERENCE_ROWS``), the
+    population ``ml_drift`` reads; the training rows themselves when none was recorded
+    there (paper labels: a backtest labels every opportunity it scored, so its rows are
+    that population already). A reference of the executed rows alone would count the
+    difference between what is executed and what is scored as drift."""
+    import numpy as np
+
+    from arbbot.scoring.features import INDEX
+
+    chains = train.X[:, INDEX["chain_id"]] if len(train) else np.zeros(0)
+    where = Q(pk__in=[])
+    for chain_id in np.unique(chains):
+        blocks = train.block[chains == chain_id]
+        where |= Q(chain_id=int(chain_id), block_number__gte=int(blocks.min()), block_number__lte=int(blocks.max()))
+    X = scored_features(where, train.features, REFERENCE_ROWS)
+    if len(X):
+        return X, f"{len(X)} recorded opportunities, every decision, over the training blocks"
+    return train.X, f"the {len(train)} training rows (nothing recorded over their blocks)"
 
 
 def model_summary() -> dict[str, Any] | None:
@@ -746,7 +779,6 @@ def _dex_pools(name: str, chain_id: int | None) -> list[str]:
 
 
 def _filtered_opportunities(f: ConsoleFilters) -> Any:
-    from django.db.models import Q
 
     qs = Opportunity.objects.filter(created_at__gte=f.since)
     if f.chain_id is not None:
@@ -910,7 +942,7 @@ def console_overview(window: str = "24h") -> dict[str, Any]:
     last hour at most), queue depths and consumers (worker health), each chain's head, the
     kill switch, and the latest executions. Bounded: every query is a window on an indexed
     ``created_at``."""
-    from django.db.models import F, Q
+    from django.db.models import F
 
     window = window if window in WINDOWS else "24h"
     now = timezone.now()
@@ -969,7 +1001,6 @@ def console_pools(f: ConsoleFilters, *, excluded_only: bool = False, limit: int 
     """Pools with their hot state (Redis): reserves or price, the block of their last change,
     how many blocks behind the chain's head that is, and their exclusion with its reason.
     Filters: chain, DEX (name), token (symbol or address), excluded only."""
-    from django.db.models import Q
 
     qs = Pool.objects.select_related("chain", "dex", "token0", "token1").order_by("chain__chain_id", "id")
     if f.chain_id is not None:

@@ -1436,7 +1436,10 @@ def model_train(
         f"holdout: {len(holdout)} rows, blocks {int(holdout.block.min())}-{int(holdout.block.max())}")
     challenger = ml.train(train, seed=seed, progress=say)
     metrics = ml.evaluate(challenger, holdout)
-    metrics["reference"] = drift.reference(train.X, train.features)  # what drift is measured against
+    reference, of = selectors.ml_reference(train)  # what drift is measured against
+    metrics["reference"] = drift.reference(reference, train.features)
+    metrics["reference_of"] = of
+    say(f"drift reference: {of}")
     metrics["ev_curve"] = ev_curve(challenger, holdout, metrics["rule"]["ev_captured_wei"])
     metrics["labels"] = source
     current = ChampionCache(selectors.model_champion_ref, selectors.model_artefact).current()
