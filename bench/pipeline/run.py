@@ -357,11 +357,21 @@ def _cut_execute(fleet: Fleet, broker: Broker, before: dict[str, dict[str, int]]
     return purged
 
 
+#: How often a feed asks its queue's depth while enough messages wait. Each ask is a round
+#: trip to RabbitMQ: at 2 ms a feed waiting on a busy path stage asked ~50 times a block,
+#: CPU of the feed and of RabbitMQ taken from the fleet on the same cores; a stage that
+#: takes tens of ms a message still has messages waiting when its feed looks again.
+POLL_S = 0.02
+
 class Broker:
     def __init__(self) -> None:
+        from workers import serializer
         from workers.celery_app import app
 
         self.app = app
+        # the stage tasks' serializer, as the scan and path tasks publish: ``send_task``
+        # does not know a task's own option, so the feeds name it
+        self.serializer = serializer.NAME
         self.conn = app.connection_for_write()
         self.conn.ensure_connection()
 
@@ -388,7 +398,7 @@ def feed_blocks(broker: Broker, hot: Any, feed: Any, first: int, seconds: float,
         tick()
         if rate is None:
             while broker.depth("path") >= 2:
-                time.sleep(0.002)
+                time.sleep(POLL_S)
         else:
             due = start + n / rate
             if due > time.monotonic():
@@ -396,7 +406,8 @@ def feed_blocks(broker: Broker, hot: Any, feed: Any, first: int, seconds: float,
         number, arrived = first + n, time.time()
         delta = feed.block(number, arrived, GAS_PRICE)
         hot.put_pools(delta.states, number, delta.block_hash)
-        broker.app.send_task("workers.tasks.path.find", args=[delta.to_wire()], kwargs={"trace": [["arrived", arrived]]})
+        broker.app.send_task("workers.tasks.path.find", args=[delta.to_wire()], kwargs={"trace": [["arrived", arrived]]},
+                             serializer=broker.serializer)
         if arrivals is not None:
             arrivals[number] = arrived
         n += 1
@@ -443,7 +454,7 @@ def replay(broker: Broker, opps: list[Any], first: int, seconds: float, batch: i
     limit = 4 if not naive else batch
     while time.monotonic() - start < seconds:
         while broker.depth("ml") >= limit:
-            time.sleep(0.002)
+            time.sleep(POLL_S)
         chunk = []
         now, number = time.time(), first + n
         stamp = {"block_number": number, "observed_at": now, "block_hash": block_hash(number)}
@@ -454,7 +465,7 @@ def replay(broker: Broker, opps: list[Any], first: int, seconds: float, batch: i
             sig = broker.app.signature("bench.pipeline.naive.score_one", queue="ml")
             group(sig.clone((o.to_wire(),)) for o in chunk).apply_async()
         else:
-            broker.app.send_task("workers.tasks.ml.score", args=[opportunities_to_wire(chunk)])
+            broker.app.send_task("workers.tasks.ml.score", args=[opportunities_to_wire(chunk)], serializer=broker.serializer)
         sent += len(chunk)
         n += 1
     return n, sent
