@@ -136,6 +136,8 @@ def _database(url: str) -> dict[str, object]:
         "HOST": u.hostname or "127.0.0.1",
         "PORT": str(u.port or 5432),
         "CONN_MAX_AGE": 60,
+        # a reused connection is checked before its next use (a worker skips the check for
+        # a connection whose socket is quiet: workers.celery_app._db_between_tasks)
         "CONN_HEALTH_CHECKS": True,
     }
     # Each test run gets its own database: several runs (developers, CI) share one server.
