@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import secrets
+import threading
 import time
 from typing import Any, Iterator
 
@@ -202,6 +203,33 @@ def test_a_holder_that_died_mid_send_is_recovered_from_the_node(node: str, key: 
     hot.redis.delete(hot.key(f"nonce_next:{signer.address}"))
     with nonces.session() as s:
         assert s.take() == 2
+
+
+def test_sessions_start_no_thread_one_keeps_every_held_lock_alive(
+    node: str, key: str, hot: HotState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session's lock is renewed by the process's one renewal thread: entering a session
+    starts none (a start waits for the new thread to run, milliseconds when another thread
+    holds the GIL), and two held at once, on two accounts, both outlive their TTL."""
+    rpc = RpcClient(node)
+    a, b = (NonceManager(hot, rpc, Account.create().address, lock_ttl_s=0.3, lock_wait_s=0.1) for _ in range(2))
+    with a.session():
+        pass  # the renewal thread runs from the process's first session
+    starts: list[str] = []
+    start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda t: (starts.append(t.name), start(t))[1])
+    for _ in range(5):
+        with a.session() as s:
+            s.resync()
+    with a.session() as sa, b.session() as sb:
+        time.sleep(1.0)  # over three TTLs: both renewed meanwhile
+        assert sa.take() == 0 and sb.take() == 0
+        for other in (a, b):
+            with pytest.raises(NonceLockBusy):  # still held
+                with other.session():
+                    pass
+    assert starts == []
+    assert [t.name for t in threading.enumerate()].count("nonce-lock-renewal") == 1
 
 
 def test_an_expired_lock_cannot_move_the_nonce(node: str, key: str, hot: HotState) -> None:
