@@ -645,14 +645,14 @@ def ml_drift(window: dt.timedelta = dt.timedelta(hours=1), limit: int = 5000) ->
     return psi(champion[0]["reference"], X, names) if len(X) else {}
 
 
-def scored_features(where: Q, names: Sequence[str], limit: int) -> Any:
+def scored_features(where: Q, names: Sequence[str], limit: int, newest: str = "-id") -> Any:
     """The recorded features (columns ``names``) of the newest ``limit`` opportunities that
-    match ``where``: every decision, as the ml stage scored them (a model trains on the
-    executed ones only, but is asked about all)."""
+    match ``where`` (by ``newest``): every decision, as the ml stage scored them (a model
+    trains on the executed ones only, but is asked about all)."""
     from arbbot.scoring.features import from_mappings
 
     rows = list(Opportunity.objects.filter(where, features__isnull=False)
-                .order_by("-id").values_list("features", flat=True)[:limit])
+                .order_by(newest).values_list("features", flat=True)[:limit])
     return from_mappings(rows, names)
 
 
@@ -663,7 +663,7 @@ REFERENCE_ROWS = 20_000
 def ml_reference(train: Any) -> tuple[Any, str]:
     """What a model's drift is measured against (``arbbot.scoring.drift.reference`` of the
     matrix returned) and what that is: the recorded features of every opportunity scored
-    over its training rows' blocks, chain by chain (the newest ``REFERENCE_ROWS``), the
+    over its training rows' blocks, chain by chain (the newest ``REFERENCE_ROWS`` in all), the
     population ``ml_drift`` reads; the training rows themselves when none was recorded
     there (paper labels: a backtest labels every opportunity it scored, so its rows are
     that population already). A reference of the executed rows alone would count the
@@ -673,11 +673,13 @@ def ml_reference(train: Any) -> tuple[Any, str]:
     from arbbot.scoring.features import INDEX
 
     chains = train.X[:, INDEX["chain_id"]] if len(train) else np.zeros(0)
-    where = Q(pk__in=[])
-    for chain_id in np.unique(chains):
+    parts = []
+    for chain_id in np.unique(chains):  # each on its (chain, block) index, newest blocks first
         blocks = train.block[chains == chain_id]
-        where |= Q(chain_id=int(chain_id), block_number__gte=int(blocks.min()), block_number__lte=int(blocks.max()))
-    X = scored_features(where, train.features, REFERENCE_ROWS)
+        where = Q(chain_id=int(chain_id), block_number__gte=int(blocks.min()), block_number__lte=int(blocks.max()))
+        parts.append(scored_features(where, train.features, REFERENCE_ROWS // len(np.unique(chains)),
+                                     newest="-block_number"))
+    X = np.concatenate(parts) if parts else np.zeros((0, len(train.features)))
     if len(X):
         return X, f"{len(X)} recorded opportunities, every decision, over the training blocks"
     return train.X, f"the {len(train)} training rows (nothing recorded over their blocks)"
