@@ -98,6 +98,22 @@ def start_workers(env: dict[str, str], logs: Path, follow: tuple[int, str] | Non
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 p.kill()
+        _purge_queues()
+
+
+def _purge_queues() -> None:
+    """Drop what a fleet left on the run's stage queues (a test that failed mid-block: its
+    records waiting their countdown, a batch in flight), so the next fleet on the run's vhost
+    never writes another test's rows into the database its test reads."""
+    from workers.celery_app import app
+
+    with app.connection_for_write() as conn:
+        for q in QUEUES:
+            try:
+                with conn.channel() as channel:  # one each: a refused purge closes its channel
+                    channel.queue_purge(q)
+            except Exception:  # not declared on this vhost: nothing to drop
+                pass
 
 
 def run_fleet(tmp_path_factory: pytest.TempPathFactory, django_db_setup: Any, django_db_blocker: Any) -> Iterator[dict[str, Any]]:

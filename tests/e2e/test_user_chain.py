@@ -232,7 +232,10 @@ def test_both_gaps_are_captured_exactly_and_ranked_in_native(user_fleet: dict[st
 
     def captured(pool: str) -> Any:
         for e in _rows(django_db_blocker, "Execution", status="success", block_number__gte=planted):
-            if pool in _opportunity(django_db_blocker, e).pools:
+            # the block's records are written ``RECORD_DELAY_S`` after its decisions: a trade
+            # mined and confirmed sooner waits for its opportunity's row
+            recorded = _rows(django_db_blocker, "Opportunity", block_number=e.block_number, path_id=e.path_id)
+            if recorded and pool in recorded[0].pools:
                 return e
         return None
 
