@@ -363,6 +363,7 @@ def _cut_execute(fleet: Fleet, broker: Broker, before: dict[str, dict[str, int]]
 #: takes tens of ms a message still has messages waiting when its feed looks again.
 POLL_S = 0.02
 
+
 class Broker:
     def __init__(self) -> None:
         from workers import serializer

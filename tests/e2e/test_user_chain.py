@@ -140,8 +140,14 @@ def _rows(django_db_blocker: Any, model: str, **filters: Any) -> list[Any]:
         return list(getattr(models, model).objects.filter(**chain, **filters).order_by("id"))
 
 
+def _recorded(django_db_blocker: Any, execution: Any) -> list[Any]:
+    """The opportunity rows of ``execution``'s cycle and block (none until its block's
+    records are written, ``RECORD_DELAY_S`` after its decisions)."""
+    return _rows(django_db_blocker, "Opportunity", block_number=execution.block_number, path_id=execution.path_id)
+
+
 def _opportunity(django_db_blocker: Any, execution: Any) -> Any:
-    rows = _rows(django_db_blocker, "Opportunity", block_number=execution.block_number, path_id=execution.path_id)
+    rows = _recorded(django_db_blocker, execution)
     assert rows, f"no opportunity recorded for execution {execution.id}"
     return rows[0]
 
@@ -232,9 +238,7 @@ def test_both_gaps_are_captured_exactly_and_ranked_in_native(user_fleet: dict[st
 
     def captured(pool: str) -> Any:
         for e in _rows(django_db_blocker, "Execution", status="success", block_number__gte=planted):
-            # the block's records are written ``RECORD_DELAY_S`` after its decisions: a trade
-            # mined and confirmed sooner waits for its opportunity's row
-            recorded = _rows(django_db_blocker, "Opportunity", block_number=e.block_number, path_id=e.path_id)
+            recorded = _recorded(django_db_blocker, e)  # a trade confirmed before its records waits for them
             if recorded and pool in recorded[0].pools:
                 return e
         return None

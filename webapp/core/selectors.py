@@ -670,15 +670,13 @@ def ml_reference(train: Any) -> tuple[Any, str]:
     difference between what is executed and what is scored as drift."""
     import numpy as np
 
-    from arbbot.scoring.features import INDEX
-
-    chains = train.X[:, INDEX["chain_id"]] if len(train) else np.zeros(0)
+    chains = train.X[:, list(train.features).index("chain_id")]
+    each = np.unique(chains)
     parts = []
-    for chain_id in np.unique(chains):  # each on its (chain, block) index, newest blocks first
+    for chain_id in each:  # each on its (chain, block) index, newest blocks first
         blocks = train.block[chains == chain_id]
         where = Q(chain_id=int(chain_id), block_number__gte=int(blocks.min()), block_number__lte=int(blocks.max()))
-        parts.append(scored_features(where, train.features, REFERENCE_ROWS // len(np.unique(chains)),
-                                     newest="-block_number"))
+        parts.append(scored_features(where, train.features, REFERENCE_ROWS // len(each), newest="-block_number"))
     X = np.concatenate(parts) if parts else np.zeros((0, len(train.features)))
     if len(X):
         return X, f"{len(X)} recorded opportunities, every decision, over the training blocks"
@@ -781,7 +779,6 @@ def _dex_pools(name: str, chain_id: int | None) -> list[str]:
 
 
 def _filtered_opportunities(f: ConsoleFilters) -> Any:
-
     qs = Opportunity.objects.filter(created_at__gte=f.since)
     if f.chain_id is not None:
         qs = qs.filter(chain_id=f.chain_id)
@@ -1003,7 +1000,6 @@ def console_pools(f: ConsoleFilters, *, excluded_only: bool = False, limit: int 
     """Pools with their hot state (Redis): reserves or price, the block of their last change,
     how many blocks behind the chain's head that is, and their exclusion with its reason.
     Filters: chain, DEX (name), token (symbol or address), excluded only."""
-
     qs = Pool.objects.select_related("chain", "dex", "token0", "token1").order_by("chain__chain_id", "id")
     if f.chain_id is not None:
         qs = qs.filter(chain__chain_id=f.chain_id)
