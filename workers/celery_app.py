@@ -43,7 +43,6 @@ if get_settings().metrics_port and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
 django.setup()
 
 from celery import Celery, bootsteps  # noqa: E402
-from celery.worker.consumer import Consumer as _CeleryConsumer  # noqa: E402
 from celery.signals import (  # noqa: E402
     beat_init,
     celeryd_after_setup,
@@ -134,23 +133,7 @@ def _route(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **
 
 app.conf.task_routes = (_route,)
 
-#: The longest wait between two attempts to reach a lost broker. Celery leaves kombu's
-#: defaults (2 s, then 2 s more each time, up to 30 s), so a worker could sit 20-30 s idle
-#: after the broker came back; measured by tests/chaos, this resumes within a few seconds.
-BROKER_RECONNECT_MAX_S = 2.0
-
-
-class Consumer(_CeleryConsumer):
-    """Celery's consumer, reconnecting to a lost broker every ``BROKER_RECONNECT_MAX_S``."""
-
-    def ensure_connected(self, conn: Any) -> Any:
-        ensure = conn.ensure_connection
-        conn.ensure_connection = lambda *a, **kw: ensure(
-            *a, **{"interval_start": 0.5, "interval_step": 0.5, "interval_max": BROKER_RECONNECT_MAX_S, **kw})
-        return super().ensure_connected(conn)
-
-
-app.conf.worker_consumer = "workers.celery_app:Consumer"
+app.conf.worker_consumer = "workers.consumer:Consumer"
 app.autodiscover_tasks(["workers.tasks.scan", "workers.tasks.path", "workers.tasks.ml",
                         "workers.tasks.execute", "workers.tasks.bridge", "workers.tasks.analytics"],
                        related_name=None, force=True)

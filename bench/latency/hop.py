@@ -6,8 +6,9 @@ confirms, buy back enough of the ~4 ms a hop of the block-to-decision path costs
 A worker of this module's own app (one queue, ``--concurrency 1``, prefetch 8, acks late,
 as the fleet's workers) runs a task that writes how long after its publish it started; a
 publisher sends ``--messages`` messages of ``--bytes`` (a block's batch is a few kB), one
-every 20 ms. Variants, each run ``--rounds`` times, interleaved: prefork with events and
-confirms (the fleet's settings), prefork without task events, prefork without publisher
+every 20 ms. Variants, each run ``--rounds`` times, interleaved: prefork with the fleet's
+consumer (``workers.consumer``: tasks confirmed, events not), prefork with events and
+confirms (the fleet's settings before it), prefork without task events, prefork without publisher
 confirms, solo with and without events, threads.
 
 Run: ``.venv/bin/python bench/latency/hop.py [--messages 300] [--rounds 2]``; prints a table
@@ -33,8 +34,9 @@ from bench.traces import pct  # noqa: E402  (after the path: run as a script)
 
 VHOST = f"arbbot-bench-hop-{uuid.uuid4().hex[:8]}"
 BROKER = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
-VARIANTS = (  # name, pool, task events, publisher confirms
-    ("prefork, events, confirms (the fleet's)", "prefork", True, True),
+VARIANTS = (  # name, pool, task events, publisher confirms (True: tasks and events, "tasks": tasks only)
+    ("prefork, events unconfirmed (the fleet's)", "prefork", True, "tasks"),
+    ("prefork, events, confirms", "prefork", True, True),
     ("prefork, no task events", "prefork", False, True),
     ("prefork, no publisher confirms", "prefork", True, False),
     ("solo, events, confirms", "solo", True, True),
@@ -43,13 +45,17 @@ VARIANTS = (  # name, pool, task events, publisher confirms
 )
 
 
-def make_app(events: bool, confirms: bool, out: str):  # type: ignore[no-untyped-def]
+def make_app(events: bool, confirms: bool | str, out: str):  # type: ignore[no-untyped-def]
+    """``confirms="tasks"``: the fleet's consumer (``workers.consumer``), whose events
+    go out unconfirmed, the tasks confirmed."""
     from celery import Celery
 
     app = Celery("hop", broker=os.environ.get("HOP_BROKER", BROKER))
     app.conf.update(task_serializer="json", accept_content=["json"], task_ignore_result=True, result_backend=None,
                     worker_prefetch_multiplier=8, worker_send_task_events=events, task_acks_late=True,
-                    broker_transport_options={"confirm_publish": confirms}, worker_hijack_root_logger=False)
+                    broker_transport_options={"confirm_publish": bool(confirms)}, worker_hijack_root_logger=False)
+    if confirms == "tasks":
+        app.conf.worker_consumer = "workers.consumer:Consumer"
 
     @app.task(name="hop.stamp")
     def stamp(sent: float, pad: str = "") -> None:
@@ -60,12 +66,14 @@ def make_app(events: bool, confirms: bool, out: str):  # type: ignore[no-untyped
 
 
 if os.environ.get("HOP_OUT"):  # the worker's import: ``celery -A bench.latency.hop:app``
-    app = make_app(os.environ["HOP_EVENTS"] == "1", os.environ["HOP_CONFIRMS"] == "1", os.environ["HOP_OUT"])
+    _confirms = os.environ["HOP_CONFIRMS"]
+    app = make_app(os.environ["HOP_EVENTS"] == "1", _confirms if _confirms == "tasks" else _confirms == "1",
+                   os.environ["HOP_OUT"])
 
 
-def run(pool: str, events: bool, confirms: bool, messages: int, size: int, tmp: Path) -> list[float]:
+def run(pool: str, events: bool, confirms: bool | str, messages: int, size: int, tmp: Path) -> list[float]:
     out = tmp / f"{uuid.uuid4().hex}.txt"
-    env = {**os.environ, "HOP_OUT": str(out), "HOP_EVENTS": str(int(events)), "HOP_CONFIRMS": str(int(confirms)),
+    env = {**os.environ, "HOP_OUT": str(out), "HOP_EVENTS": str(int(events)), "HOP_CONFIRMS": confirms if confirms == "tasks" else str(int(bool(confirms))),
            "HOP_BROKER": BROKER}
     celery = str(Path(sys.executable).parent / "celery")
     worker = subprocess.Popen([celery, "-A", "bench.latency.hop:app", "worker", "-Q", "celery", "--pool", pool,
