@@ -304,7 +304,7 @@ def main() -> int:
         print(f"{'ms':<32}{'n':>5}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}")
         print("-" * 73)
         for name, _, _ in STAGES:
-            if kind != "follower" and name.startswith("  "):
+            if kind == "baseline" and name.startswith("  "):
                 continue
             f = figs.get(name)
             if f:

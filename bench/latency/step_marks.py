@@ -60,6 +60,7 @@ def _timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 def install() -> None:
     """Wrap the execute stage's steps (this process). The database journal's methods are
     wrapped on the batch's journal object, since Django is not set up at start-up."""
+    from arbbot.chain.create2 import PoolGuard
     from arbbot.chain.rpc import RpcClient
     from arbbot.chain.tx import LocalSigner
     from arbbot.execution import runner, stage
@@ -103,6 +104,8 @@ def install() -> None:
     runner.resize = _timed("re-size", runner.resize)
     runner.hops_for_cycle = _timed("hops", runner.hops_for_cycle)
     runner.encode_execute = _timed("encode", runner.encode_execute)
+    runner.ExecutionRunner._recall = _timed("gas recalled", runner.ExecutionRunner._recall)  # type: ignore[method-assign]
+    PoolGuard.__call__ = _timed("pool guard", PoolGuard.__call__)  # type: ignore[method-assign]
     HotState.note_trades = _timed("note traded", HotState.note_trades)  # type: ignore[method-assign]
     import gc
 
@@ -175,7 +178,7 @@ def rows(batches: list[list[tuple[str, float, float]]]) -> list[tuple[str, list[
         for p0, p1 in [(s, e) for n, s, e in steps if n == "prepare"]:
             parts: dict[str, float] = {}
             for n, s, e in steps:
-                if n in ("pools read", "re-size", "hops", "encode") and p0 <= s and e <= p1:
+                if n in ("pools read", "gas recalled", "pool guard", "re-size", "hops", "encode") and p0 <= s and e <= p1:
                     parts[n] = parts.get(n, 0.0) + e - s
             for n, ms in parts.items():
                 add(f"    prepare: {n}, all", ms)
