@@ -19,7 +19,9 @@ good: logged, dead-lettered) is not evaluated by the next catch-up; its cycles a
 of their pools changes again. Gas is
 priced with the delta's ``gas_price_wei`` (the scanner read it with the block), in the
 native token, and every opportunity's profit valued in it (``arbbot.paths.pricing``). On
-its first block it warns, once, of each start token that has no pools.
+its first block it warns, once, of each start token that has no pools. A process may prime
+its stage at start (``prime``: every pool taken from the hot state, none evaluated), so that
+its first block does not build the engine on its way; that block still evaluates every cycle.
 
 Exclusions have one direction, the record (the database, behind ``ExclusionSource``) to
 the engine: each delta the engine's exclusions are set to the recorded ones, so an
@@ -85,6 +87,29 @@ class PathStage:
     # blocks a catch-up took the states of without evaluating them (another worker's, or
     # this worker's own delta still waiting in its prefetch: evaluated when it comes)
     _passed: set[int] = field(default_factory=set, repr=False)
+    # primed (``prime``): the next delta catches up and evaluates every cycle at the head, as
+    # a fresh stage's first does
+    _primed: bool = field(default=False, repr=False)
+
+    def prime(self, hot: PoolSource, excluded: ExclusionSource, chain_id: int) -> bool:
+        """A fresh stage takes every pool of the hot state now (a process's start), so that
+        its first delta does not build the engine on its block's way. That delta is still
+        taken as a fresh stage's first one is: it catches up to the hot state's head (only
+        on what changed since the state taken here) and evaluates every cycle there, so what
+        stood before the start is found, and deltas queued behind it (a backlog from
+        before the start) find nothing new. False, and nothing taken, when the stage is not
+        fresh or the hot state holds no block."""
+        if self.synced_block >= 0:
+            return False
+        pools, head = hot.snapshot()
+        if head is None:
+            return False
+        self._apply({a.lower(): reason for a, reason in excluded(chain_id).items()})
+        self.engine.upsert(pools.values())
+        self.synced_block, self.synced_hash = head
+        self._primed = True
+        self.engine.missing_start_tokens()  # said once, as a fresh stage's first block says it
+        return True
 
     def process(
         self, delta: PoolDelta, hot: PoolSource, excluded: ExclusionSource, *,
@@ -97,6 +122,7 @@ class PathStage:
         ``first_part_enough`` up to ``first_part_most`` (``PathEngine.evaluate``: the result
         holds the second)."""
         fresh = self.synced_block < 0
+        primed, self._primed = self._primed, False
         # the next block, with a parent other than the block seen last: that one was orphaned
         # (another worker took the reorg's correction), so this delta alone would leave its
         # states standing. (Past a gap or behind, ``changed_since`` tells an orphaned block.)
@@ -106,7 +132,7 @@ class PathStage:
         # it while the delta waited in this worker's prefetch): its states are older than the
         # engine's, so only its pools are taken from it, their cycles evaluated at the head
         behind = not fresh and delta.block_number <= self.synced_block and not delta.reorg
-        catch_up = fresh or delta.block_number != self.synced_block + 1 or delta.reorg or forked
+        catch_up = fresh or primed or delta.block_number != self.synced_block + 1 or delta.reorg or forked
         tokens = None if catch_up else {t.lower() for s in delta.states for t in (s.token0, s.token1)}
         recorded = {a.lower(): reason for a, reason in excluded(delta.chain_id).items()}
         flagged = self._flagged(hot.excluded_tokens(tokens), recorded)
@@ -139,7 +165,7 @@ class PathStage:
                 gone = frozenset(self.engine.states.keys() - pools.keys())
             self.engine.remove(gone)
             caught_up = self.engine.upsert(pools.values())
-            if got is None:  # states this stage cannot tell were evaluated: evaluate them
+            if got is None or primed:  # states this stage cannot tell were evaluated: evaluate them
                 changed |= caught_up
                 self._passed.clear()
             elif head is not None:  # passed over, not evaluated here: another worker's, or a delta still to come
@@ -157,7 +183,7 @@ class PathStage:
             # a start token (or the native token) with no pools is said once, in the log
             self.engine.missing_start_tokens()
         opportunities = self.engine.evaluate(
-            None if fresh else changed,
+            None if fresh or primed else changed,
             chain_id=delta.chain_id,
             block_number=block_number,
             block_hash=block_hash,

@@ -263,3 +263,55 @@ def test_a_flagged_token_stays_out_until_recorded_and_the_record_may_lift_it(hot
     record.excluded.clear()
     third = s.process(delta(4, *pools), hot, record)
     assert cycles(third) == {frozenset({C, D})} and third.exclusions == {} and s.engine.excluded == {}
+
+
+def test_a_primed_stage_finds_on_its_first_block_what_a_fresh_one_finds(hot: HotState) -> None:
+    """A process primes its stage at start (``PathStage.prime``): every pool of the hot
+    state taken, no cycle evaluated. Its first delta, which names neither gapped pool, still
+    evaluates every cycle, as a fresh stage's first does: the gaps that stood before the start
+    are found, with the same opportunities, and a block past the primed head is caught up.
+    A recorded exclusion is in force from the prime on."""
+    hot.put_pools(gap_pools(), 1, H)
+    s, record = stage(), Record()
+    record.excluded[FOT] = "operator: paused"
+    assert s.prime(hot, record, 1) and s.synced_block == 1 and {A, B} <= set(s.engine.states)
+    assert C not in s.engine.states  # excluded before it was taken
+    assert not s.prime(hot, record, 1)  # primed once: a stage that holds pools is not primed again
+    # block 2 went to another process; block 3's delta names only an unrelated pool
+    moved = pool(B, WETH, USDC, 10**21, int(3.31 * 10**24))
+    hot.put_pools([moved], 2, H)
+    other = pool("0x" + "ee" * 20, USDC, FOT, 10**21, 10**21)
+    hot.put_pools([other], 3, H)
+    primed = s.process(delta(3, other), hot, record)
+    fresh = stage().process(delta(3, other), hot, record)
+    assert cycles(primed) == cycles(fresh) == {frozenset({A, B})}
+    assert [(o.path_id, o.amount_in, o.amount_out) for o in primed.opportunities] == \
+        [(o.path_id, o.amount_in, o.amount_out) for o in fresh.opportunities]
+    assert s.engine.states[B].reserve1 == int(3.31 * 10**24)  # block 2, caught up
+    # from then on only what changes: the next delta with nothing in it finds nothing
+    assert s.process(delta(4), hot, record).opportunities == []
+
+
+def test_a_backlog_queued_before_the_start_is_evaluated_once_at_the_head(hot: HotState) -> None:
+    """Blocks mined while the fleet was down wait as deltas on the path queue. A primed
+    stage takes the first as a fresh stage would: evaluated at the hot state's head and
+    labelled with it, the deltas behind it finding nothing new (not each block in turn,
+    seconds stale, each to the execute stage ahead of the fresh ones)."""
+    even = [pool(A, WETH, USDC, 10**21, 3 * 10**24), pool(B, WETH, USDC, 10**21, 3 * 10**24)]
+    hot.put_pools(even, 1, H)
+    s, record = stage(), Record()
+    assert s.prime(hot, record, 1)
+    head_hash = "0x" + "77" * 32
+    gapped = pool(B, WETH, USDC, 10**21, int(3.3 * 10**24))
+    hot.put_pools([gapped], 2, H)
+    hot.put_pools([pool(B, WETH, USDC, 10**21, int(3.31 * 10**24))], 3, head_hash)
+    opps = s.process(delta(2, gapped), hot, record).opportunities
+    assert opps and {(o.block_number, o.block_hash) for o in opps} == {(3, head_hash)}
+    assert s.synced_block == 3
+    assert s.process(delta(3, pool(B, WETH, USDC, 10**21, int(3.31 * 10**24))), hot, record).opportunities == []
+
+
+def test_a_stage_is_not_primed_from_an_empty_hot_state(hot: HotState) -> None:
+    s = stage()
+    assert not s.prime(hot, Record(), 1)
+    assert s.synced_block == -1 and not s.engine.states  # still fresh: its first block reads every pool
