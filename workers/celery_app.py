@@ -22,7 +22,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import django
 
@@ -137,6 +137,25 @@ app.conf.worker_consumer = "workers.consumer:Consumer"
 app.autodiscover_tasks(["workers.tasks.scan", "workers.tasks.path", "workers.tasks.ml",
                         "workers.tasks.execute", "workers.tasks.bridge", "workers.tasks.analytics"],
                        related_name=None, force=True)
+
+
+def warm_publisher(tasks: Iterable[Any]) -> None:
+    """What a process's first publish of each of ``tasks`` would do on its way, done now (a
+    process's start): the producer pool's connection opened, each task's queue declared on
+    it (Celery declares a task's queue on its first publish over a connection), each task's
+    class made and the result backend loaded (Celery makes them at a task's first
+    ``delay``: ~40 ms in a quiet process, measured)."""
+    from kombu.common import maybe_declare
+
+    tasks = [getattr(task, "_get_current_object", lambda: task)() for task in tasks]
+    if not tasks:
+        return
+    with app.producer_or_acquire() as producer:
+        for name in dict.fromkeys(queues.route_for_task(task.name) for task in tasks):
+            if name is not None:
+                maybe_declare(app.amqp.queues[name], producer.channel)
+    app.backend  # noqa: B018  (made on first use: a send's result)
+    app.AsyncResult  # noqa: B018
 
 
 class Heartbeat(bootsteps.StartStopStep):
@@ -271,21 +290,23 @@ def _warm_path_kernels(sender: Any = None, instance: Any = None, **_: Any) -> No
 def _warm_process(**_: Any) -> None:
     """Each pool process of a stage starts its refresher (``workers.kept``: the strategy and
     the like read again in the background, not on a block's way), builds its per-chain
-    resources (``workers.runtime``: the execute runner with its RPC session and limits, the
-    path stage) and its database connection before it takes a task, so the first block's
-    batch does not pay for them (with the kernels, up to a second on the first decision).
+    resources (``workers.runtime``: the execute runner with its RPC session and limits, and
+    what its first batch reads; the path stage primed with the hot state's pools, its
+    decision's inputs and its publisher) and its database connection before it takes a
+    task, so the first block's batch does not pay for them (with the kernels, up to a second
+    on the first decision).
     Best effort: what fails here is built again by the first task that needs it, which then
     reports the error."""
     from django.db import connections
 
     from webapp.core import selectors
-    from workers import runtime
 
     if _consumed & {"scan", "path", "ml", "execute"}:  # the stages that keep values (pool filter, strategy, ...)
         from workers import kept
 
         kept.start_refresher()
-    builders = [b for q, b in (("path", runtime.path_stage), ("execute", runtime.runner)) if q in _consumed]
+    builders = [b for q, b in (("scan", _warm_scan), ("path", _warm_path), ("execute", _warm_execute))
+                if q in _consumed]
     if not builders:
         return
     t0 = time.monotonic()
@@ -293,11 +314,40 @@ def _warm_process(**_: Any) -> None:
         for chain in selectors.chains_active():
             for build in builders:
                 build(chain.chain_id)
+
+        from workers.tasks import analytics, execute, ml, path
+
+        sends = {"scan": (path.find,),  # its blocks; the path task's decisions, records and hand-ons
+                 "path": (execute.execute, analytics.record_opportunities, ml.score, path.find)}
+        warm_publisher([task for q, tasks in sends.items() if q in _consumed for task in tasks])
         logging.getLogger(__name__).info("chains' resources prepared in %.2f s", time.monotonic() - t0)
     except Exception as exc:
         logging.getLogger(__name__).warning("could not prepare the chains' resources: %s: %s",
                                             type(exc).__name__, exc)
         connections.close_all()
+
+
+def _warm_scan(chain_id: int) -> None:
+    """The chain's scanner built, with what its first poll reads (``scan.warm``)."""
+    from workers.tasks import scan
+
+    scan.warm(chain_id)
+
+
+def _warm_path(chain_id: int) -> None:
+    """The chain's path stage primed with the hot state's pools, and what its decision reads."""
+    from workers.tasks import ml, path
+
+    path.warm(chain_id)
+    ml.warm(chain_id)
+
+
+def _warm_execute(chain_id: int) -> None:
+    """The chain's runner built, and what a first batch reads read (``stage.warm``)."""
+    from arbbot.execution import stage
+    from workers import runtime
+
+    stage.warm(runtime.runner(chain_id))
 
 
 @worker_ready.connect

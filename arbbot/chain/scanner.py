@@ -307,6 +307,13 @@ class Scanner:
             SCAN_POLL_SECONDS.labels(self._label).observe(self.stats.last_poll_s)
         return deltas
 
+    def warm(self) -> None:
+        """What the first ``poll`` reads before its block, read now (a process's start): the
+        cursor and pools another process wrote, and the pool filter in force. Under the
+        chain's scan lock, as ``poll``."""
+        self._sync_from_store()
+        self._refresh_filter()
+
     def health(self) -> dict[str, Any]:
         rpc = self.rpc.health()
         return {

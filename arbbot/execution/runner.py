@@ -398,6 +398,24 @@ class ExecutionRunner:
             raise ArbbotError(f"unknown mode {mode!r}")
         return mode
 
+    def warm(self) -> None:
+        """What a batch's first decision reads, read now (a process's start) on this
+        thread: the mode, the pool guard's DEXes, the kill switch over the hot state's
+        connection, the node's connection (the public route's sends go over it), and the
+        day's PnL when a daily loss limit asks for it. Read only: nothing is signed,
+        written or sent. A read that fails here is the first batch's to make."""
+        reads: list[Callable[[], Any]] = [self.current_mode, self.kill_switch, self.chain,
+                                          lambda: self.rpc.call("eth_blockNumber")]
+        if self.pool_guard is not None:
+            reads.append(lambda: self.pool_guard([]))  # type: ignore[misc]
+        if self.limits.daily_loss_limit_wei is not None:
+            reads.append(self.daily_pnl_wei)
+        for read in reads:
+            try:
+                read()
+            except Exception as exc:
+                log.warning("execute: could not read ahead of the first batch: %s: %s", type(exc).__name__, exc)
+
     def submit(self, scored: ScoredOpportunity, journal: TxJournal | None = None) -> ExecutionResult | Pending:
         """Everything up to and including the send; a final result when nothing was sent.
         Live, the signed transaction is recorded in ``journal`` before it is sent."""

@@ -565,6 +565,53 @@ def test_the_follower_scans_each_block_itself(chain_anvil: Anvil) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_lane_is_ready_before_its_first_block(chain_anvil: Anvil) -> None:
+    """A follower starting on a chain the fleet already scans (a restart) prepares its lane
+    before the first head (``InlineScan.warm``): its scanner holds the chain's cursor and
+    pools, its path stage every pool at that head, the decision's inputs are read, so the
+    first block is not the one that builds them. That block still finds the gap that stood
+    before the start, though it moves none of the gap's pools (an empty block)."""
+    from workers import runtime
+    from workers.follow_scan import InlineScan
+    from workers.tasks import scan
+    from workers.tasks.path import DECIDED
+
+    dev, chain_id = registered_market(chain_anvil, "inline-warm", pairs=3)
+    runtime.reset()
+    hot = runtime.hotstate(chain_id)
+    hot.clear()
+    paths = PathQueue(chain_id)
+    executes = StageQueue(chain_id, "execute", "workers.tasks.execute.execute")
+    inline = InlineScan(chain_id)
+    try:
+        assert scan.scan_blocks(chain_id, None, None, None) == 1  # the fleet's scans before this follower
+        paths.next_delta()
+        held = hot.head()
+        assert held is not None
+        runtime.reset()  # a new process: nothing built yet
+        inline.warm()
+        assert runtime.scanner(chain_id).last_block == held[0]
+        stage = runtime.path_stage(chain_id)
+        assert (stage.synced_block, stage.synced_hash) == held
+        assert set(stage.engine.states) == set(hot.get_pools())
+        assert runtime.strategies.held(chain_id) and runtime.histories.held(chain_id)
+
+        dev.rpc.call("evm_mine", [])  # nothing moves
+        n = dev.rpc.block_number()
+        inline.start()
+        inline(Head(number=n, hash="0x" + "00" * 32, parent_hash="0x" + "00" * 32, arrived_at=time.time(), first=n))
+        chosen, _ = executes.next_batch(chain_id, n)
+        assert chosen and {s.opportunity.block_number for s in chosen} == {n}  # the standing gap, found
+        wait_until(lambda: inline.stats.blocks.get(DECIDED) == 1, "the block's decisions to be sent")
+    finally:
+        inline.stop()
+        paths.close()
+        executes.close()
+        hot.clear()
+        runtime.reset()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_follower_finds_and_decides_each_block_itself(chain_anvil: Anvil, monkeypatch: pytest.MonkeyPatch) -> None:
     """``InlineScan`` (``through="ml"``, the default) with the real scan body, path stage,
     ml decision and queues: a block's opportunities are found and decided in this process,

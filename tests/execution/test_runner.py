@@ -504,3 +504,24 @@ def test_the_daily_pnl_counts_every_tokens_realised_profit_in_native_minus_gas(l
                                tx_hash="0x" + "77" * 32, extra={"native_price": (1, 1)})  # a success has a tx
     services.execution_finish(weth)
     assert pnl_today_wei(31337, WETH) == PROFIT * 1000 - gas + 7 - gas  # cycle-x's tx hash paid gas too
+
+
+def test_warm_reads_what_a_first_batch_reads_and_never_raises(risky: Risky, closed_rpc: RpcClient) -> None:
+    """``ExecutionRunner.warm`` (a worker's start): the mode, the pool guard, the kill switch
+    and the day's PnL read once each, off the first batch's way; a node that does not
+    answer is logged, not raised; nothing else is asked (no pool read: nothing is sized,
+    signed or sent). Without a daily loss limit the PnL is not read."""
+    asked: list[str] = []
+    runner = risky.runner(closed_rpc)
+    runner.chain_id = 31337
+    runner.mode = lambda: asked.append("mode") or "live"  # type: ignore[func-returns-value]
+    runner.pool_guard = lambda pools: asked.append(f"guard of {len(pools)}")  # type: ignore[func-returns-value]
+    runner.kill_switch = lambda: asked.append("kill switch") or False  # type: ignore[func-returns-value]
+    runner.daily_pnl_wei = lambda: asked.append("pnl") or 0  # type: ignore[func-returns-value]
+    runner.warm()
+    assert sorted(asked) == ["guard of 0", "kill switch", "mode", "pnl"]
+    assert risky.pool_reads == []
+    asked.clear()
+    runner.limits = dataclasses.replace(runner.limits, daily_loss_limit_wei=None)
+    runner.warm()
+    assert sorted(asked) == ["guard of 0", "kill switch", "mode"]

@@ -56,6 +56,16 @@ def decide(chain_id: int, batch: list[Opportunity]) -> list[ScoredOpportunity]:
     return score_batch(batch, rule=rule, model=model, history=history, now=time.time())
 
 
+def warm(chain_id: int) -> None:
+    """What a chain's first decision reads, read now (a process's start): its strategy, the
+    champion (its artefact loaded) and its pools' recent outcomes at the hot state's head."""
+    scorer(chain_id)
+    runtime.champion().current()
+    head = runtime.hotstate(chain_id).head()
+    if head is not None:
+        runtime.outcome_history(chain_id, head[0])
+
+
 @app.task(name="workers.tasks.ml.score", acks_late=True, reject_on_worker_lost=True, serializer=serializer.NAME)
 @rejects_malformed
 def score(opportunities: dict | list[dict], trace: list | None = None, part: int | None = None,

@@ -260,6 +260,17 @@ def evaluate(d: PoolDelta, send_first_part: Callable[[list[Opportunity]], None] 
     return opps
 
 
+def warm(chain_id: int) -> bool:
+    """The chain's path stage built and primed with the hot state's pools (a process's
+    start: ``PathStage.prime``), its heap frozen, so the first block does not build the
+    engine on its way; True if the stage took the pools."""
+    stage = runtime.path_stage(chain_id)
+    primed = stage.prime(runtime.hotstate(chain_id), runtime.exclusions, chain_id)
+    _known[chain_id] = stage.engine.pools_known
+    after_block(chain_id)
+    return primed
+
+
 def after_block(chain_id: int) -> None:
     """The heap step (``workers.heap``) after a block's publish, for the engine that just
     evaluated it (not a stage a newer strategy would build now)."""

@@ -75,6 +75,17 @@ def scan_chain(
     return published
 
 
+def warm(chain_id: int) -> None:
+    """The chain's scanner built and what its first poll reads taken now (``Scanner.warm``,
+    under the scan lock), before the first block: a process's start. Left to the first
+    poll when another scan holds the lock."""
+    hot = runtime.hotstate(chain_id)
+    scanner = runtime.scanner(chain_id)
+    with hot.scanning(ttl_s=LOCK_TTL_S) as got:
+        if got:
+            scanner.warm()
+
+
 def scan_blocks(chain_id: int, block: int | None, first: int | None, arrived_at: float | None,
                 deliver: Callable[[PoolDelta, Trace], None] | None = None) -> int | None:
     """One scan; the number of blocks published, or None when an announced block is
