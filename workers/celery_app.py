@@ -151,6 +151,9 @@ def warm_publisher(tasks: Iterable[Any]) -> None:
     if not tasks:
         return
     with app.producer_or_acquire() as producer:
+        # one attempt (a broker that is down fails it at once, and the first publish waits
+        # for the broker as it would have): a starting process is never held by the retries
+        producer.connection.ensure_connection(max_retries=1)
         for name in dict.fromkeys(queues.route_for_task(task.name) for task in tasks):
             if name is not None:
                 maybe_declare(app.amqp.queues[name], producer.channel)

@@ -203,22 +203,24 @@ class InlineScan:
 
         t0 = time.monotonic()
         log.info("chain %s: preparing the follower's lane (a first start compiles the sizing kernels)", self.chain_id)
-        try:
-            scan.warm(self.chain_id)
-            if self.through == "ml":
-                from arbbot.paths import _kernels
-                from arbbot.scoring import kernel
+        steps: list[tuple[str, Callable[[], object]]] = [("the scanner", lambda: scan.warm(self.chain_id))]
+        if self.through == "ml":
+            from arbbot.paths import _kernels
+            from arbbot.scoring import kernel
 
-                _kernels.warm()
-                kernel.warm()
-                path.warm(self.chain_id)
-                ml.warm(self.chain_id)
-            warm_publisher((path.find, ml.score, execute.execute, analytics.record_opportunities, scan.scan_chain))
-            log.info("chain %s: the follower's lane is ready in %.2f s", self.chain_id, time.monotonic() - t0)
-        except Exception as exc:
-            log.warning("chain %s: could not prepare the follower's lane (%s: %s); its first block will",
-                        self.chain_id, type(exc).__name__, str(exc)[:200])
-            connections.close_all()
+            steps += [("the kernels", lambda: (_kernels.warm(), kernel.warm())),
+                      ("the path stage", lambda: path.warm(self.chain_id)),
+                      ("the decision's inputs", lambda: ml.warm(self.chain_id))]
+        steps.append(("the broker", lambda: warm_publisher(
+            (path.find, ml.score, execute.execute, analytics.record_opportunities, scan.scan_chain))))
+        for what, step in steps:
+            try:
+                step()
+            except Exception as exc:
+                log.warning("chain %s: could not prepare %s of the follower's lane (%s: %s); its first block will",
+                            self.chain_id, what, type(exc).__name__, str(exc)[:200])
+                connections.close_all()
+        log.info("chain %s: the follower's lane is ready in %.2f s", self.chain_id, time.monotonic() - t0)
 
     def _run(self) -> None:
         from django.db import close_old_connections, connections

@@ -401,11 +401,10 @@ class ExecutionRunner:
     def warm(self) -> None:
         """What a batch's first decision reads, read now (a process's start) on this
         thread: the mode, the pool guard's DEXes, the kill switch over the hot state's
-        connection, the node's connection (the public route's sends go over it), and the
-        day's PnL when a daily loss limit asks for it. Read only: nothing is signed,
-        written or sent. A read that fails here is the first batch's to make."""
-        reads: list[Callable[[], Any]] = [self.current_mode, self.kill_switch, self.chain,
-                                          lambda: self.rpc.call("eth_blockNumber")]
+        connection, and the day's PnL when a daily loss limit asks for it. Read only:
+        nothing is signed, written or sent. A read that fails here is the first batch's to
+        make. Not the node: one that hangs would hold a starting process for its timeouts."""
+        reads: list[Callable[[], Any]] = [self.current_mode, self.kill_switch]
         if self.pool_guard is not None:
             reads.append(lambda: self.pool_guard([]))  # type: ignore[misc]
         if self.limits.daily_loss_limit_wei is not None:

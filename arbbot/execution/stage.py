@@ -207,13 +207,18 @@ def _revalidate_ahead(batch: Sequence[ScoredOpportunity], runners: Runners) -> C
 
 def warm(runner: ExecutionRunner) -> None:
     """What a first batch reads on the runner's chain, read now on this thread
-    (``ExecutionRunner.warm``), and the background thread made with its own connection to
-    the node (the round trips ahead run there): a process's start."""
+    (``ExecutionRunner.warm``), and the background thread made, opening its own connection
+    to the node (the round trips ahead run there) without being waited for: a process's
+    start."""
     runner.warm()
-    try:
-        _background().submit(runner.rpc.call, "eth_blockNumber").result(timeout=10)
-    except Exception as exc:
-        log.warning("execute: the background thread's node is not reachable yet: %s: %s", type(exc).__name__, exc)
+
+    def connect() -> None:
+        try:
+            runner.rpc.call("eth_blockNumber")
+        except Exception as exc:  # the first round trip asks again, and reports it
+            log.warning("execute: the node is not reachable yet: %s: %s", type(exc).__name__, exc)
+
+    _background().submit(connect)
 
 
 _pool: tuple[int, ThreadPoolExecutor] | None = None

@@ -508,9 +508,10 @@ def test_the_daily_pnl_counts_every_tokens_realised_profit_in_native_minus_gas(l
 
 def test_warm_reads_what_a_first_batch_reads_and_never_raises(risky: Risky, closed_rpc: RpcClient) -> None:
     """``ExecutionRunner.warm`` (a worker's start): the mode, the pool guard, the kill switch
-    and the day's PnL read once each, off the first batch's way; a node that does not
-    answer is logged, not raised; nothing else is asked (no pool read: nothing is sized,
-    signed or sent). Without a daily loss limit the PnL is not read."""
+    and the day's PnL read once each, off the first batch's way; nothing else is asked: no
+    pool read (nothing is sized, signed or sent), not the node (one that hangs would hold a
+    starting process). A read that raises is logged, not raised. Without a daily loss limit
+    the PnL is not read."""
     asked: list[str] = []
     runner = risky.runner(closed_rpc)
     runner.chain_id = 31337
@@ -520,7 +521,10 @@ def test_warm_reads_what_a_first_batch_reads_and_never_raises(risky: Risky, clos
     runner.daily_pnl_wei = lambda: asked.append("pnl") or 0  # type: ignore[func-returns-value]
     runner.warm()
     assert sorted(asked) == ["guard of 0", "kill switch", "mode", "pnl"]
-    assert risky.pool_reads == []
+    assert risky.pool_reads == [] and rpc_requests(closed_rpc) == 0
+    asked.clear()
+    runner.daily_pnl_wei = lambda: 1 // 0  # type: ignore[assignment]
+    runner.warm()  # logged
     asked.clear()
     runner.limits = dataclasses.replace(runner.limits, daily_loss_limit_wei=None)
     runner.warm()
