@@ -45,7 +45,8 @@ def main() -> None:
     from bench.pipeline.market import Feed, build
     from workers import kept, runtime
     from workers.stage import Trace
-    from workers.tasks import ml, path
+    from workers.celery_app import warm_publisher
+    from workers.tasks import analytics, execute, ml, path
 
     _kernels.warm()  # as a path worker does before its first block (workers.celery_app)
     kernel.warm()
@@ -55,7 +56,9 @@ def main() -> None:
     feed = Feed(market, args.chain, args.changed, args.sigma, seed=args.seed)
     held = hot.get_pools()  # where the feed before this one left the market
     feed.states = [held.get(s.address.lower(), s) for s in feed.states]
-    runtime.path_stage(args.chain)
+    path.warm(args.chain)  # as the follower prepares its lane (workers.follow_scan.InlineScan.warm)
+    ml.warm(args.chain)
+    warm_publisher((execute.execute, analytics.record_opportunities, ml.score, path.find))
 
     sends = {"execute": 0, "analytics": 0}
 

@@ -472,7 +472,9 @@ def replay(broker: Broker, opps: list[Any], first: int, seconds: float, batch: i
     return n, sent
 
 
-LANE_WARM_UP = 2  # the lane's first blocks: its engine is built from the hot state on the first
+#: the lane's first blocks, not counted: its engine is primed before them, but the first still
+#: evaluates every cycle of the market (as a fresh stage's first block does)
+LANE_WARM_UP = 2
 
 
 def lane_phase(fleet: Fleet, broker: Broker, logs: Path, env: dict[str, str], first: int, seconds: float,
