@@ -378,11 +378,13 @@ class PathQueue(StageQueue):
                 return PoolDelta.from_wire(args[0])
 
 
-def registered_market(anvil: Anvil, name: str, pairs: int = 2) -> tuple[DevChain, int]:
+def registered_market(anvil: Anvil, name: str, pairs: int = 2) -> tuple[DevChain, int, HotState]:
     """A V2 market on ``anvil`` (Multicall3, a factory, 3 tokens, ``pairs`` pairs: with 3,
     a cycle whose pools' random prices leave a gap), registered as chain ``name`` in the
-    database; the dev chain and its id."""
+    database; the dev chain, its id and its hot state, empty, this process's cached
+    resources forgotten (``runtime.reset``)."""
     from webapp.core import services
+    from workers import runtime
 
     dev = DevChain(RpcClient(anvil.url, timeout_s=30))  # a chain id of its own: no stale hot state
     mc = dev.deploy_multicall()
@@ -392,7 +394,10 @@ def registered_market(anvil: Anvil, name: str, pairs: int = 2) -> tuple[DevChain
         "chain_id": chain_id, "name": name, "rpc_url": dev.rpc.url, "multicall3": mc, "weth": tokens[0],
         "dexes": [{"name": "uni", "kind": "v2", "factory": factory}],
     })
-    return dev, chain_id
+    runtime.reset()
+    hot = runtime.hotstate(chain_id)
+    hot.clear()
+    return dev, chain_id, hot
 
 
 @pytest.mark.django_db(transaction=True)
@@ -406,10 +411,7 @@ def test_an_announced_scan_carries_the_arrival_and_publishes_a_block_once(chain_
     from workers import runtime
     from workers.tasks import scan
 
-    dev, chain_id = registered_market(chain_anvil, "follow")
-    runtime.reset()
-    hot = runtime.hotstate(chain_id)
-    hot.clear()
+    dev, chain_id, hot = registered_market(chain_anvil, "follow")
     paths = PathQueue(chain_id)
     scans = ScanQueue(chain_id)
     try:
@@ -524,10 +526,7 @@ def test_the_follower_scans_each_block_itself(chain_anvil: Anvil) -> None:
     from workers import runtime
     from workers.follow_scan import InlineScan
 
-    dev, chain_id = registered_market(chain_anvil, "inline")
-    runtime.reset()
-    hot = runtime.hotstate(chain_id)
-    hot.clear()
+    dev, chain_id, hot = registered_market(chain_anvil, "inline")
     paths = PathQueue(chain_id)
     inline = InlineScan(chain_id, through="scan").start()
 
@@ -576,10 +575,7 @@ def test_the_lane_is_ready_before_its_first_block(chain_anvil: Anvil) -> None:
     from workers.tasks import scan
     from workers.tasks.path import DECIDED
 
-    dev, chain_id = registered_market(chain_anvil, "inline-warm", pairs=3)
-    runtime.reset()
-    hot = runtime.hotstate(chain_id)
-    hot.clear()
+    dev, chain_id, hot = registered_market(chain_anvil, "inline-warm", pairs=3)
     paths = PathQueue(chain_id)
     executes = StageQueue(chain_id, "execute", "workers.tasks.execute.execute")
     inline = InlineScan(chain_id)
@@ -625,10 +621,7 @@ def test_the_follower_finds_and_decides_each_block_itself(chain_anvil: Anvil, mo
     from workers.tasks.path import DECIDED, TO_PATH_QUEUE
     from workers.tasks import ml, path
 
-    dev, chain_id = registered_market(chain_anvil, "inline-ml", pairs=3)
-    runtime.reset()
-    hot = runtime.hotstate(chain_id)
-    hot.clear()
+    dev, chain_id, hot = registered_market(chain_anvil, "inline-ml", pairs=3)
     paths = PathQueue(chain_id)
     scores = StageQueue(chain_id, "ml", "workers.tasks.ml.score")
     executes = StageQueue(chain_id, "execute", "workers.tasks.execute.execute")
@@ -761,11 +754,8 @@ def test_follow_command_scans_inline_by_default(chain_anvil: Anvil, through: str
     from django.db import connection
 
     from arbbot.types import scored_from_wire
-    from workers import runtime
 
-    dev, chain_id = registered_market(chain_anvil, f"follow-inline-{through}", pairs=3)
-    hot = runtime.hotstate(chain_id)
-    hot.clear()
+    dev, chain_id, hot = registered_market(chain_anvil, f"follow-inline-{through}", pairs=3)
     paths = PathQueue(chain_id)
     records = StageQueue(chain_id, "analytics", "workers.tasks.analytics.record_opportunities")
 
@@ -837,11 +827,8 @@ def test_a_killed_follower_s_standby_takes_over_deciding_each_block_once(chain_a
 
     from arbbot.chain.follower import LEASE_TTL_S
     from arbbot.types import scored_from_wire
-    from workers import runtime
 
-    dev, chain_id = registered_market(chain_anvil, "follow-takeover", pairs=3)
-    hot = runtime.hotstate(chain_id)
-    hot.clear()
+    dev, chain_id, hot = registered_market(chain_anvil, "follow-takeover", pairs=3)
     records = StageQueue(chain_id, "analytics", "workers.tasks.analytics.record_opportunities")
     decided: list[int] = []  # each block whose decisions were sent, as often as sent
 
