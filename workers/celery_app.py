@@ -294,8 +294,8 @@ def _warm_process(**_: Any) -> None:
     """Each pool process of a stage starts its refresher (``workers.kept``: the strategy and
     the like read again in the background, not on a block's way), builds its per-chain
     resources (``workers.runtime``: the execute runner with its RPC session and limits, and
-    what its first batch reads; the path stage primed with the hot state's pools, its
-    decision's inputs and its publisher) and its database connection before it takes a
+    what its first batch reads; the path stage, its decision's inputs and its publisher; a
+    scan worker's publisher) and its database connection before it takes a
     task, so the first block's batch does not pay for them (with the kernels, up to a second
     on the first decision).
     Best effort: what fails here is built again by the first task that needs it, which then
@@ -308,9 +308,8 @@ def _warm_process(**_: Any) -> None:
         from workers import kept
 
         kept.start_refresher()
-    builders = [b for q, b in (("scan", _warm_scan), ("path", _warm_path), ("execute", _warm_execute))
-                if q in _consumed]
-    if not builders:
+    builders = [b for q, b in (("path", _warm_path), ("execute", _warm_execute)) if q in _consumed]
+    if not builders and "scan" not in _consumed:
         return
     t0 = time.monotonic()
     try:
@@ -330,18 +329,15 @@ def _warm_process(**_: Any) -> None:
         connections.close_all()
 
 
-def _warm_scan(chain_id: int) -> None:
-    """The chain's scanner built, with what its first poll reads (``scan.warm``)."""
-    from workers.tasks import scan
-
-    scan.warm(chain_id)
-
-
 def _warm_path(chain_id: int) -> None:
-    """The chain's path stage primed with the hot state's pools, and what its decision reads."""
-    from workers.tasks import ml, path
+    """The chain's path stage built (not primed: a chain of 100k pools takes seconds to read
+    and index, and a pool process that is not up within ``worker_proc_alive_timeout`` is
+    killed and started again; its first block builds it, in a task with a time limit, as a
+    scan worker's first poll reads the hot state), and what its decision reads."""
+    from workers import runtime
+    from workers.tasks import ml
 
-    path.warm(chain_id)
+    runtime.path_stage(chain_id)
     ml.warm(chain_id)
 
 
