@@ -567,10 +567,12 @@ def test_the_follower_scans_each_block_itself(chain_anvil: Anvil) -> None:
 def test_the_lane_is_ready_before_its_first_block(chain_anvil: Anvil) -> None:
     """A follower starting on a chain the fleet already scans (a restart) prepares its lane
     before the first head (``InlineScan.warm``): its scanner holds the chain's cursor and
-    pools, its path stage every pool at that head, the decision's inputs are read, so the
-    first block is not the one that builds them. That block still finds the gap that stood
-    before the start, though it moves none of the gap's pools (an empty block)."""
+    pools, its path stage every pool at that head, the decision's inputs are read and the
+    queues it sends to declared on its publisher's connection, so the first block is not the
+    one that builds them. That block still finds the gap that stood before the start, though
+    it moves none of the gap's pools (an empty block)."""
     from workers import runtime
+    from workers.celery_app import app
     from workers.follow_scan import InlineScan
     from workers.tasks import scan
     from workers.tasks.path import DECIDED
@@ -591,6 +593,9 @@ def test_the_lane_is_ready_before_its_first_block(chain_anvil: Anvil) -> None:
         assert (stage.synced_block, stage.synced_hash) == held
         assert set(stage.engine.states) == set(hot.get_pools())
         assert runtime.strategies.held(chain_id) and runtime.histories.held(chain_id)
+        with app.producer_or_acquire() as producer:  # the connection the lane's first publish takes
+            declared = producer.connection.declared_entities
+        assert {hash(app.amqp.queues[q]) for q in ("execute", "analytics", "path", "ml")} <= declared
 
         dev.rpc.call("evm_mine", [])  # nothing moves
         n = dev.rpc.block_number()
