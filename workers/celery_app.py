@@ -317,10 +317,9 @@ def _warm_process(**_: Any) -> None:
             for build in builders:
                 build(chain.chain_id)
 
-        from workers.tasks import analytics, execute, ml, path
+        from workers.tasks import path
 
-        sends = {"scan": (path.find,),  # its blocks; the path task's decisions, records and hand-ons
-                 "path": (execute.execute, analytics.record_opportunities, ml.score, path.find)}
+        sends = {"scan": (path.find,), "path": path.publishes()}  # what a scan, a path worker publishes
         warm_publisher([task for q, tasks in sends.items() if q in _consumed for task in tasks])
         logging.getLogger(__name__).info("chains' resources prepared in %.2f s", time.monotonic() - t0)
     except Exception as exc:

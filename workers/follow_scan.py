@@ -199,7 +199,7 @@ class InlineScan:
         from django.db import connections
 
         from workers.celery_app import warm_publisher
-        from workers.tasks import analytics, execute, ml, path, scan
+        from workers.tasks import ml, path, scan
 
         t0 = time.monotonic()
         log.info("chain %s: preparing the follower's lane (a first start compiles the sizing kernels)", self.chain_id)
@@ -211,8 +211,7 @@ class InlineScan:
             steps += [("the kernels", lambda: (_kernels.warm(), kernel.warm())),
                       ("the path stage", lambda: path.warm(self.chain_id)),
                       ("the decision's inputs", lambda: ml.warm(self.chain_id))]
-        steps.append(("the broker", lambda: warm_publisher(
-            (path.find, ml.score, execute.execute, analytics.record_opportunities, scan.scan_chain))))
+        steps.append(("the broker", lambda: warm_publisher((*path.publishes(), scan.scan_chain))))
         for what, step in steps:
             try:
                 step()

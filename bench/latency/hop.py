@@ -45,6 +45,9 @@ VARIANTS = (  # name, pool, task events, publisher confirms (True: tasks and eve
 )
 
 
+CONFIRMS: dict[str, bool | str] = {"True": True, "False": False, "tasks": "tasks"}  # HOP_CONFIRMS -> confirms
+
+
 def make_app(events: bool, confirms: bool | str, out: str):  # type: ignore[no-untyped-def]
     """``confirms="tasks"``: the fleet's consumer (``workers.consumer``), whose events
     go out unconfirmed, the tasks confirmed."""
@@ -66,14 +69,12 @@ def make_app(events: bool, confirms: bool | str, out: str):  # type: ignore[no-u
 
 
 if os.environ.get("HOP_OUT"):  # the worker's import: ``celery -A bench.latency.hop:app``
-    _confirms = os.environ["HOP_CONFIRMS"]
-    app = make_app(os.environ["HOP_EVENTS"] == "1", _confirms if _confirms == "tasks" else _confirms == "1",
-                   os.environ["HOP_OUT"])
+    app = make_app(os.environ["HOP_EVENTS"] == "1", CONFIRMS[os.environ["HOP_CONFIRMS"]], os.environ["HOP_OUT"])
 
 
 def run(pool: str, events: bool, confirms: bool | str, messages: int, size: int, tmp: Path) -> list[float]:
     out = tmp / f"{uuid.uuid4().hex}.txt"
-    env = {**os.environ, "HOP_OUT": str(out), "HOP_EVENTS": str(int(events)), "HOP_CONFIRMS": confirms if confirms == "tasks" else str(int(bool(confirms))),
+    env = {**os.environ, "HOP_OUT": str(out), "HOP_EVENTS": str(int(events)), "HOP_CONFIRMS": str(confirms),
            "HOP_BROKER": BROKER}
     celery = str(Path(sys.executable).parent / "celery")
     worker = subprocess.Popen([celery, "-A", "bench.latency.hop:app", "worker", "-Q", "celery", "--pool", pool,

@@ -46,7 +46,7 @@ def main() -> None:
     from workers import kept, runtime
     from workers.stage import Trace
     from workers.celery_app import warm_publisher
-    from workers.tasks import analytics, execute, ml, path
+    from workers.tasks import ml, path
 
     _kernels.warm()  # as a path worker does before its first block (workers.celery_app)
     kernel.warm()
@@ -58,7 +58,7 @@ def main() -> None:
     feed.states = [held.get(s.address.lower(), s) for s in feed.states]
     path.warm(args.chain)  # as the follower prepares its lane (workers.follow_scan.InlineScan.warm)
     ml.warm(args.chain)
-    warm_publisher((execute.execute, analytics.record_opportunities, ml.score, path.find))
+    warm_publisher(path.publishes())
 
     sends = {"execute": 0, "analytics": 0}
 

@@ -260,15 +260,23 @@ def evaluate(d: PoolDelta, send_first_part: Callable[[list[Opportunity]], None] 
     return opps
 
 
-def warm(chain_id: int) -> bool:
+def warm(chain_id: int) -> None:
     """The chain's path stage built and primed with the hot state's pools (a process's
     start: ``PathStage.prime``), its heap frozen, so the first block does not build the
-    engine on its way; True if the stage took the pools."""
+    engine on its way."""
     stage = runtime.path_stage(chain_id)
-    primed = stage.prime(runtime.hotstate(chain_id), runtime.exclusions, chain_id)
+    stage.prime(runtime.hotstate(chain_id), runtime.exclusions, chain_id)
     _known[chain_id] = stage.engine.pools_known
     after_block(chain_id)
-    return primed
+
+
+def publishes() -> tuple[Any, ...]:
+    """The tasks a block decided here (``decide_here``) publishes: its chosen opportunities
+    to execute, its records to analytics, and a part or delta that failed here to ml or path
+    (what ``celery_app.warm_publisher`` prepares for)."""
+    from workers.tasks import analytics, execute, ml
+
+    return (execute.execute, analytics.record_opportunities, ml.score, find)
 
 
 def after_block(chain_id: int) -> None:
