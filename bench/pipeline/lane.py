@@ -77,8 +77,9 @@ def main() -> None:
         due = start + k / args.rate
         if due > time.monotonic():
             time.sleep(due - time.monotonic())
-        number, arrived = args.first + k, time.time()
-        delta = feed.block(number, arrived, args.gas_price)
+        number = args.first + k
+        delta = feed.block(number, None, args.gas_price)  # arrives once its pools have moved
+        arrived = delta.observed_at
         hot.put_pools(delta.states, number, delta.block_hash)
         where = path.decide_here(delta, Trace.start(arrived), send=send, record=record)
         went[where] = went.get(where, 0) + 1

@@ -9,6 +9,7 @@ pool: the n-th V2 pool of a pair is the n-th V2 DEX's pair."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,7 +70,10 @@ class Feed:
         self.chain_id, self.changed, self.sigma = chain_id, changed, sigma
         self.rng = np.random.default_rng(seed)
 
-    def block(self, number: int, observed_at: float, gas_price_wei: int) -> PoolDelta:
+    def block(self, number: int, observed_at: float | None, gas_price_wei: int) -> PoolDelta:
+        """Block ``number``'s delta, arrived at ``observed_at`` (unix time; ``None``: now, once
+        its pools have moved: the chain's swaps happen before a block arrives, so the time the
+        bench takes to simulate them is no part of the pipeline's latency)."""
         idx = self.rng.choice(len(self.states), size=self.changed, replace=False)
         moved = []
         for i in idx:
@@ -77,7 +81,8 @@ class Feed:
             moved.append(self.states[i])
         return PoolDelta(
             chain_id=self.chain_id, block_number=number, block_hash=block_hash(number), states=tuple(moved),
-            observed_at=observed_at, gas_price_wei=gas_price_wei, base_fee_wei=gas_price_wei,
+            observed_at=time.time() if observed_at is None else observed_at, gas_price_wei=gas_price_wei,
+            base_fee_wei=gas_price_wei,
         )
 
 

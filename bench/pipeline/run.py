@@ -404,8 +404,9 @@ def feed_blocks(broker: Broker, hot: Any, feed: Any, first: int, seconds: float,
             due = start + n / rate
             if due > time.monotonic():
                 time.sleep(due - time.monotonic())
-        number, arrived = first + n, time.time()
-        delta = feed.block(number, arrived, GAS_PRICE)
+        number = first + n
+        delta = feed.block(number, None, GAS_PRICE)  # arrives once its pools have moved
+        arrived = delta.observed_at
         hot.put_pools(delta.states, number, delta.block_hash)
         broker.app.send_task("workers.tasks.path.find", args=[delta.to_wire()], kwargs={"trace": [["arrived", arrived]]},
                              serializer=broker.serializer)
