@@ -3,7 +3,9 @@ private PostgreSQL, Redis and RabbitMQ instances (``tests.chaos.services``) and 
 with the genuine Uniswap V2 contracts, its executor replaced by a stand-in that always pays
 (what is under test is delivery, idempotency and the journal, not the contract). A load
 generator publishes execute and analytics batches at a steady rate with publisher
-confirms, reconnecting through outages; a monitor samples the database so a recovery
+confirms, reconnecting through outages; or (``start_load(via="ml")``, with an ml worker
+started) blocks of opportunities to the ml queue, which decides each and hands it on to
+execute and analytics as the fleet does. A monitor samples the database so a recovery
 time can be read off. ``verify`` drains the queues and counts, from the database and
 from the chain, what was lost and what was duplicated."""
 
@@ -28,7 +30,7 @@ from kombu import Connection
 from arbbot.chain.rpc import RpcClient
 from arbbot.devnet.scenarios import deployed_devnet, read_signer_key
 from arbbot.hotstate import HotState
-from arbbot.types import Opportunity, ScoredOpportunity, V2PoolState
+from arbbot.types import Opportunity, ScoredOpportunity, V2PoolState, opportunities_to_wire
 from tests.chaos.procs import ROOT, publish_task, worker
 from tests.chaos.services import PrivatePostgres, PrivateRabbit, PrivateRedis
 from tests.e2e.fleet import wait_for
@@ -42,9 +44,12 @@ BATCH = 5  # opportunities per message
 @dataclass
 class Load:
     """What the generator published (confirmed by the broker) in one case: its items'
-    path ids start with ``e<tag>-`` (execute) and ``a<tag>-`` (analytics)."""
+    path ids start with ``e<tag>-`` (execute) and ``a<tag>-`` (analytics); through the ml
+    stage (``via="ml"``), ``m<tag>-``, one message (one block) a batch, in
+    ``execute_ids``."""
 
     tag: int = 0
+    via: str = "direct"
     execute_ids: list[str] = field(default_factory=list)
     analytics_ids: list[str] = field(default_factory=list)
     batches: int = 0
@@ -173,10 +178,34 @@ class ChaosFleet:
             score=1.0, decision="execute",
         ).to_wire()
 
-    def start_load(self, batches_per_s: float) -> None:
-        """A new case: a fresh ``Load`` (its own path ids), published at ``batches_per_s``."""
+    def prefixes(self) -> tuple[str, str]:
+        """The path id prefixes (opportunity rows, execution rows) of this case's items."""
+        tag = self.load.tag
+        return (f"m{tag}", f"m{tag}") if self.load.via == "ml" else (f"a{tag}", f"e{tag}")
+
+    def block(self, k: int, prefix: str) -> dict[str, Any]:
+        """Block ``k`` of a load through the ml stage: ``BATCH`` opportunities, each through
+        a cycle of the market (one per cycle while there are enough), found on one block
+        of their own, as the path stage hands a block to the ml stage."""
+        weth = self.dep.weth.lower()
+        opps = []
+        for i in range(BATCH):
+            a, b, token = self.cycles[i % len(self.cycles)]
+            opps.append(Opportunity(
+                chain_id=self.dep.chain_id, block_number=100_000 + k, block_hash="0x" + "01" * 32,
+                path_id=f"{prefix}-{k * BATCH + i}", pools=(a.address, b.address), tokens=(weth, token, weth),
+                amount_in=10**18, amount_out=10**18 + PROFIT, gas_estimate=200_000, gas_price_wei=10**9,
+                gas_cost=2 * 10**14, profit_native=PROFIT, observed_at=time.time(),
+            ))
+        return opportunities_to_wire(opps)
+
+    def start_load(self, batches_per_s: float, via: str = "direct") -> None:
+        """A new case: a fresh ``Load`` (its own path ids), published at ``batches_per_s``:
+        execute and analytics batches (``direct``), or blocks of opportunities to the ml
+        queue (``ml``: an ml worker must be running)."""
+        assert via in ("direct", "ml")
         self.cases += 1
-        self.load = Load(tag=self.cases)
+        self.load = Load(tag=self.cases, via=via)
         self.samples = []
         self._stop_load.clear()
         self.load.started = time.monotonic()
@@ -199,15 +228,24 @@ class ChaosFleet:
         conn: Connection | None = None
         period = 1.0 / batches_per_s
         next_at = time.monotonic()
+        via = self.load.via
         while not self._stop_load.is_set():
-            ex = [self.scored(n + i, f"e{tag}") for i in range(BATCH)]
-            an = [self.scored(n + i, f"a{tag}") for i in range(BATCH)]
+            if via == "ml":
+                block = self.block(n // BATCH, f"m{tag}")
+            else:
+                ex = [self.scored(n + i, f"e{tag}") for i in range(BATCH)]
+                an = [self.scored(n + i, f"a{tag}") for i in range(BATCH)]
             while not self._stop_load.is_set():  # the same batch until the broker confirms it
                 try:
                     if conn is None:
                         conn = Connection(self.rabbit.url, connect_timeout=2,
                                           transport_options={"confirm_publish": True})
                         conn.connect()
+                    if via == "ml":
+                        self.load.execute_ids.append(publish_task(conn, "workers.tasks.ml.score", [block], "ml"))
+                        self.load.batches += 1
+                        n += BATCH
+                        break
                     e = publish_task(conn, "workers.tasks.execute.execute", [ex], "execute")
                     a = publish_task(conn, "workers.tasks.analytics.record_opportunities", [an], "analytics")
                     self.load.execute_ids.append(e)
@@ -229,11 +267,13 @@ class ChaosFleet:
 
     def counts(self) -> tuple[int, int] | None:
         """This case's (opportunity rows, execution rows), None while the database is down."""
-        tag = self.load.tag
+        a_prefix, e_prefix = self.prefixes()
         try:
             with psycopg.connect(self.pg.dsn(), connect_timeout=1) as c:
-                a = c.execute("SELECT count(*) FROM core_opportunity WHERE path_id LIKE %s", (f"a{tag}-%",)).fetchone()
-                e = c.execute("SELECT count(*) FROM core_execution WHERE path_id LIKE %s", (f"e{tag}-%",)).fetchone()
+                a = c.execute("SELECT count(*) FROM core_opportunity WHERE path_id LIKE %s",
+                              (f"{a_prefix}-%",)).fetchone()
+                e = c.execute("SELECT count(*) FROM core_execution WHERE path_id LIKE %s",
+                              (f"{e_prefix}-%",)).fetchone()
                 assert a is not None and e is not None
                 return int(a[0]), int(e[0])
         except psycopg.Error:
@@ -272,14 +312,16 @@ class ChaosFleet:
         with Connection(self.rabbit.url, connect_timeout=5) as conn:
             ch = conn.channel()
             for q in celery_queues():
-                if q.name in ("execute", "analytics"):
+                if q.name in ("ml", "execute", "analytics"):
                     out[q.name] = q.bind(ch).queue_declare(passive=True).message_count
         return out
 
     def drained(self) -> None:
-        """Wait until the queues are empty and every published item has its row."""
-        want_a = len(self.load.analytics_ids) * BATCH
-        want_e = len(self.load.execute_ids) * BATCH
+        """Wait until the queues are empty and every published item has its row (through
+        the ml stage: an opportunity row each, the executions are counted by ``verify``)."""
+        via_ml = self.load.via == "ml"
+        want_a = len(self.load.execute_ids if via_ml else self.load.analytics_ids) * BATCH
+        want_e = 0 if via_ml else len(self.load.execute_ids) * BATCH
 
         def done() -> bool:
             c = self.counts()
@@ -296,6 +338,8 @@ class ChaosFleet:
         """Lost and duplicated items per stage, and transactions sent twice, from the
         database and the chain."""
         self.drained()
+        if self.load.via == "ml":
+            return self._verify_ml()
         want_a = len(self.load.analytics_ids) * BATCH
         want_e = len(self.load.execute_ids) * BATCH
         a_like, e_like = f"a{self.load.tag}-%", f"e{self.load.tag}-%"
@@ -334,6 +378,50 @@ class ChaosFleet:
             "tx_mined": len(mined), "tx_unjournaled": mined_paths.count("?"),
             "tx_sent_twice": len(mined_paths) - len(set(mined_paths)) + tx_paths_twice,
             "statuses": statuses, "published_items": want_a + want_e,
+        }
+
+    def _verify_ml(self) -> dict[str, Any]:
+        """``verify`` of a load through the ml stage: every opportunity recorded once with
+        its decision (analytics), every one decided ``execute`` executed once (no execution
+        without its recorded decision), no transaction twice."""
+        want = len(self.load.execute_ids) * BATCH
+        like = f"m{self.load.tag}-%"
+
+        def settled() -> bool:  # the last blocks' records wait RECORD_DELAY_S, their executions a turn
+            with psycopg.connect(self.pg.dsn()) as c:
+                row = c.execute("SELECT count(*) FROM core_execution WHERE path_id LIKE %s AND status = 'pending'",
+                                (like,)).fetchone()
+            return row is not None and row[0] == 0
+
+        with contextlib.suppress(AssertionError):
+            wait_for(settled, 60, "the last executions to be decided")
+        self.rpc.call("evm_mine")
+        mined = self._mined_from_signer()  # the chain first, the journal after (see verify)
+        with psycopg.connect(self.pg.dsn()) as c:
+            def one(sql: str, *args: Any) -> int:
+                row = c.execute(sql, args).fetchone()
+                assert row is not None
+                return int(row[0])
+
+            rows = one("SELECT count(*) FROM core_opportunity WHERE path_id LIKE %s", like)
+            distinct = one("SELECT count(DISTINCT path_id) FROM core_opportunity WHERE path_id LIKE %s", like)
+            chosen = {r[0] for r in c.execute(
+                "SELECT DISTINCT path_id FROM core_opportunity WHERE path_id LIKE %s AND decision = 'execute'",
+                (like,))}
+            executed = [r[0] for r in c.execute("SELECT path_id FROM core_execution WHERE path_id LIKE %s", (like,))]
+            tx_hashes = {r[0]: r[1] for r in c.execute("SELECT tx_hash, path_id FROM core_transaction")}
+            tx_paths_twice = one("SELECT count(*) FROM (SELECT path_id FROM core_transaction WHERE kind = 'trade' "
+                                 "GROUP BY path_id HAVING count(DISTINCT nonce) > 1) t")
+            statuses = dict(c.execute("SELECT status, count(*) FROM core_execution WHERE path_id LIKE %s "
+                                      "GROUP BY status", (like,)).fetchall())
+        mined_paths = [tx_hashes.get(h, "?") for h in mined]
+        return {
+            "analytics_lost": max(0, want - distinct), "analytics_duplicated": rows - distinct,
+            "execute_lost": len(chosen - set(executed)), "execute_duplicated": len(executed) - len(set(executed)),
+            "executed_unchosen": len(set(executed) - chosen),
+            "tx_mined": len(mined), "tx_unjournaled": mined_paths.count("?"),
+            "tx_sent_twice": len(mined_paths) - len(set(mined_paths)) + tx_paths_twice,
+            "statuses": statuses, "published_items": want, "chosen": len(chosen),
         }
 
     def _mined_from_signer(self) -> list[str]:

@@ -36,7 +36,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosFleet]:
 def _report(fleet: ChaosFleet, fault: str, recovery_s: float | None, result: dict[str, Any]) -> None:
     SUMMARY.append({
         "fault": fault,
-        "load held": f"{fleet.load.rate:.1f} batches/s x2 ({fleet.load.rate * BATCH * 2:.0f} items/s)",
+        "load held": (f"{fleet.load.rate:.1f} blocks/s to ml ({fleet.load.rate * BATCH:.0f} items/s)"
+                      if fleet.load.via == "ml" else
+                      f"{fleet.load.rate:.1f} batches/s x2 ({fleet.load.rate * BATCH * 2:.0f} items/s)"),
         "recovery s": "-" if recovery_s is None else f"{recovery_s:.1f}",
         "lost": result["analytics_lost"] + result["execute_lost"],
         "duplicated": result["analytics_duplicated"] + result["execute_duplicated"] + result["tx_sent_twice"],
@@ -70,9 +72,16 @@ def test_baseline_load(fleet: ChaosFleet) -> None:
     assert result["tx_mined"] > 0
 
 
-@pytest.mark.parametrize("queue", ["execute", "analytics"])
+@pytest.mark.parametrize("queue", ["execute", "analytics", "ml"])
 def test_sigkill_a_worker_mid_batch(fleet: ChaosFleet, queue: str) -> None:
-    fleet.start_load(RATE)
+    """Its pool process SIGKILLed three times under load: every batch's effect once. For
+    ml, the load goes through it (blocks of opportunities it decides and hands on to the
+    execute and analytics workers): every opportunity recorded once with its decision,
+    each decided ``execute`` executed once, none executed that its record does not say
+    was chosen (a redelivered block decided anew must not differ), no transaction twice."""
+    if queue not in fleet.workers:
+        fleet.start_worker(queue)
+    fleet.start_load(RATE, via="ml" if queue == "ml" else "direct")
     _run(fleet, 2)
     pid = fleet.workers[queue].pid
     killed_at = 0.0
@@ -89,6 +98,8 @@ def test_sigkill_a_worker_mid_batch(fleet: ChaosFleet, queue: str) -> None:
     result = fleet.verify()
     _report(fleet, f"SIGKILL {queue} pool process x3", recovery, result)
     _assert_nothing_lost_or_twice(result)
+    if queue == "ml":
+        assert result["chosen"] > 0 and result["executed_unchosen"] == 0, result
 
 
 def _outage(fleet: ChaosFleet, fault: str, stop: Callable[[], None], start: Callable[[], None]) -> None:
