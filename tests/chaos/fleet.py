@@ -5,13 +5,16 @@ with the genuine Uniswap V2 contracts, its executor replaced by a stand-in that 
 generator publishes execute and analytics batches at a steady rate with publisher
 confirms, reconnecting through outages; or (``start_load(via="ml")``, with an ml worker
 started) blocks of opportunities to the ml queue, which decides each and hands it on to
-execute and analytics as the fleet does. A monitor samples the database so a recovery
+execute and analytics as the fleet does; or (``via="path"``, a path worker started) blocks
+of pool changes, written to the hot state as the scan stage writes them and sent to the
+path queue, whose worker finds, decides and hands on each block. A monitor samples the database so a recovery
 time can be read off. ``verify`` drains the queues and counts, from the database and
 from the chain, what was lost and what was duplicated."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import subprocess
 import sys
@@ -30,7 +33,7 @@ from kombu import Connection
 from arbbot.chain.rpc import RpcClient
 from arbbot.devnet.scenarios import deployed_devnet, read_signer_key
 from arbbot.hotstate import HotState
-from arbbot.types import Opportunity, ScoredOpportunity, V2PoolState, opportunities_to_wire
+from arbbot.types import Opportunity, PoolDelta, ScoredOpportunity, V2PoolState, opportunities_to_wire
 from tests.chaos.procs import ROOT, publish_task, worker
 from tests.chaos.services import PrivatePostgres, PrivateRabbit, PrivateRedis
 from tests.e2e.fleet import wait_for
@@ -39,6 +42,7 @@ from tests.execution.executor_helpers import stand_in_executor
 PROFIT = 3 * 10**15
 PREFIX = "chaos"
 BATCH = 5  # opportunities per message
+PATH_BLOCKS = 10_000  # block numbers each case's load through the path stage may use
 
 
 @dataclass
@@ -46,10 +50,12 @@ class Load:
     """What the generator published (confirmed by the broker) in one case: its items'
     path ids start with ``e<tag>-`` (execute) and ``a<tag>-`` (analytics); through the ml
     stage (``via="ml"``), ``m<tag>-``, one message (one block) a batch, in
-    ``execute_ids``."""
+    ``execute_ids``; through the path stage (``via="path"``), a block's messages in
+    ``execute_ids`` and its number in ``blocks``."""
 
     tag: int = 0
     via: str = "direct"
+    blocks: list[int] = field(default_factory=list)
     execute_ids: list[str] = field(default_factory=list)
     analytics_ids: list[str] = field(default_factory=list)
     batches: int = 0
@@ -178,10 +184,31 @@ class ChaosFleet:
             score=1.0, decision="execute",
         ).to_wire()
 
-    def prefixes(self) -> tuple[str, str]:
-        """The path id prefixes (opportunity rows, execution rows) of this case's items."""
+    def where(self) -> tuple[str, str]:
+        """The SQL condition (on ``core_opportunity``, on ``core_execution``) of this case's
+        rows: by path id prefix, or through the path stage (whose path ids are the cycles'
+        own) by the case's blocks."""
         tag = self.load.tag
-        return (f"m{tag}", f"m{tag}") if self.load.via == "ml" else (f"a{tag}", f"e{tag}")
+        if self.load.via == "path":
+            lo = self.path_block(0)
+            return (f"block_number >= {lo} AND block_number < {lo + PATH_BLOCKS}",) * 2
+        a, e = (f"m{tag}", f"m{tag}") if self.load.via == "ml" else (f"a{tag}", f"e{tag}")
+        return f"path_id LIKE '{a}-%'", f"path_id LIKE '{e}-%'"
+
+    def path_block(self, k: int) -> int:
+        """The number of block ``k`` of this case's load through the path stage: past any
+        block the hot state or an earlier case holds."""
+        return 1_000_000 + self.load.tag * PATH_BLOCKS + k
+
+    def delta(self, k: int) -> dict[str, Any]:
+        """Block ``k`` through the path stage: every pool of the market's cycles at its
+        paying state, written to the hot state (the scan stage's write), then its delta."""
+        number = self.path_block(k)
+        block_hash = "0x" + f"{number:064x}"
+        states = tuple(dataclasses.replace(s, block_number=number) for a, b, _ in self.cycles for s in (a, b))
+        self.hot.put_pools(states, number, block_hash)
+        return PoolDelta(chain_id=self.dep.chain_id, block_number=number, block_hash=block_hash, states=states,
+                         observed_at=time.time(), gas_price_wei=10**9, base_fee_wei=10**9).to_wire()
 
     def block(self, k: int, prefix: str) -> dict[str, Any]:
         """Block ``k`` of a load through the ml stage: ``BATCH`` opportunities, each through
@@ -203,7 +230,7 @@ class ChaosFleet:
         """A new case: a fresh ``Load`` (its own path ids), published at ``batches_per_s``:
         execute and analytics batches (``direct``), or blocks of opportunities to the ml
         queue (``ml``: an ml worker must be running)."""
-        assert via in ("direct", "ml")
+        assert via in ("direct", "ml", "path")
         self.cases += 1
         self.load = Load(tag=self.cases, via=via)
         self.samples = []
@@ -232,6 +259,8 @@ class ChaosFleet:
         while not self._stop_load.is_set():
             if via == "ml":
                 block = self.block(n // BATCH, f"m{tag}")
+            elif via == "path":
+                delta = None  # made once the broker is reachable: it writes the hot state first
             else:
                 ex = [self.scored(n + i, f"e{tag}") for i in range(BATCH)]
                 an = [self.scored(n + i, f"a{tag}") for i in range(BATCH)]
@@ -241,8 +270,14 @@ class ChaosFleet:
                         conn = Connection(self.rabbit.url, connect_timeout=2,
                                           transport_options={"confirm_publish": True})
                         conn.connect()
-                    if via == "ml":
-                        self.load.execute_ids.append(publish_task(conn, "workers.tasks.ml.score", [block], "ml"))
+                    if via in ("ml", "path"):
+                        if via == "path":
+                            k = n // BATCH
+                            delta = delta or self.delta(k)
+                            self.load.execute_ids.append(publish_task(conn, "workers.tasks.path.find", [delta], "path"))
+                            self.load.blocks.append(self.path_block(k))
+                        else:
+                            self.load.execute_ids.append(publish_task(conn, "workers.tasks.ml.score", [block], "ml"))
                         self.load.batches += 1
                         n += BATCH
                         break
@@ -267,13 +302,11 @@ class ChaosFleet:
 
     def counts(self) -> tuple[int, int] | None:
         """This case's (opportunity rows, execution rows), None while the database is down."""
-        a_prefix, e_prefix = self.prefixes()
+        a_where, e_where = self.where()
         try:
             with psycopg.connect(self.pg.dsn(), connect_timeout=1) as c:
-                a = c.execute("SELECT count(*) FROM core_opportunity WHERE path_id LIKE %s",
-                              (f"{a_prefix}-%",)).fetchone()
-                e = c.execute("SELECT count(*) FROM core_execution WHERE path_id LIKE %s",
-                              (f"{e_prefix}-%",)).fetchone()
+                a = c.execute(f"SELECT count(*) FROM core_opportunity WHERE {a_where}").fetchone()
+                e = c.execute(f"SELECT count(*) FROM core_execution WHERE {e_where}").fetchone()
                 assert a is not None and e is not None
                 return int(a[0]), int(e[0])
         except psycopg.Error:
@@ -312,16 +345,17 @@ class ChaosFleet:
         with Connection(self.rabbit.url, connect_timeout=5) as conn:
             ch = conn.channel()
             for q in celery_queues():
-                if q.name in ("ml", "execute", "analytics"):
+                if q.name in ("path", "ml", "execute", "analytics"):
                     out[q.name] = q.bind(ch).queue_declare(passive=True).message_count
         return out
 
     def drained(self) -> None:
         """Wait until the queues are empty and every published item has its row (through
         the ml stage: an opportunity row each, the executions are counted by ``verify``)."""
-        via_ml = self.load.via == "ml"
-        want_a = len(self.load.execute_ids if via_ml else self.load.analytics_ids) * BATCH
-        want_e = 0 if via_ml else len(self.load.execute_ids) * BATCH
+        via = self.load.via
+        want_a = {"direct": len(self.load.analytics_ids) * BATCH, "ml": len(self.load.execute_ids) * BATCH,
+                  "path": 1}[via]  # path: its blocks are counted by ``verify``
+        want_e = len(self.load.execute_ids) * BATCH if via == "direct" else 0
 
         def done() -> bool:
             c = self.counts()
@@ -340,6 +374,8 @@ class ChaosFleet:
         self.drained()
         if self.load.via == "ml":
             return self._verify_ml()
+        if self.load.via == "path":
+            return self._verify_path()
         want_a = len(self.load.analytics_ids) * BATCH
         want_e = len(self.load.execute_ids) * BATCH
         a_like, e_like = f"a{self.load.tag}-%", f"e{self.load.tag}-%"
@@ -422,6 +458,53 @@ class ChaosFleet:
             "tx_mined": len(mined), "tx_unjournaled": mined_paths.count("?"),
             "tx_sent_twice": len(mined_paths) - len(set(mined_paths)) + tx_paths_twice,
             "statuses": statuses, "published_items": want, "chosen": len(chosen),
+        }
+
+    def _verify_path(self) -> dict[str, Any]:
+        """``verify`` of a load through the path stage. A path worker that restarts takes
+        its first block at the hot state's head (the blocks queued meanwhile collapse into
+        that one: a stale block is not evaluated), so a block is lost when no block from it
+        on was recorded: counted for the case's last block. Each opportunity recorded once;
+        each decided ``execute`` executed once, none that its record says was skipped; no
+        transaction twice."""
+        opp_where, exe_where = self.where()
+
+        def settled() -> bool:
+            with psycopg.connect(self.pg.dsn()) as c:
+                row = c.execute(f"SELECT count(*) FROM core_execution WHERE {exe_where} AND status = 'pending'"
+                                ).fetchone()
+                last = c.execute(f"SELECT max(block_number) FROM core_opportunity WHERE {opp_where}").fetchone()
+            return row is not None and row[0] == 0 and last is not None and last[0] == self.load.blocks[-1]
+
+        with contextlib.suppress(AssertionError):
+            wait_for(settled, 60, "the last block to be recorded and its executions decided")
+        self.rpc.call("evm_mine")
+        mined = self._mined_from_signer()  # the chain first, the journal after (see verify)
+        with psycopg.connect(self.pg.dsn()) as c:
+            keys = c.execute(f"SELECT block_number, path_id, decision FROM core_opportunity WHERE {opp_where}").fetchall()
+            executed = [(r[0], r[1]) for r in c.execute(f"SELECT block_number, path_id FROM core_execution "
+                                                         f"WHERE {exe_where}")]
+            # a cycle's path id comes back every block: a trade is its (block, path id)
+            tx_hashes = {r[0]: (r[1], r[2]) for r in c.execute("SELECT tx_hash, block_number, path_id "
+                                                                 "FROM core_transaction")}
+            row = c.execute("SELECT count(*) FROM (SELECT block_number, path_id FROM core_transaction WHERE kind = "
+                            "'trade' GROUP BY block_number, path_id HAVING count(DISTINCT nonce) > 1) t").fetchone()
+            assert row is not None
+            statuses = dict(c.execute(f"SELECT status, count(*) FROM core_execution WHERE {exe_where} "
+                                      "GROUP BY status").fetchall())
+        recorded = {b for b, _, _ in keys}
+        distinct = {(b, p) for b, p, _ in keys}
+        chosen = {(b, p) for b, p, d in keys if d == "execute"}
+        last = max(recorded, default=-1)
+        mined_paths = [tx_hashes.get(h, "?") for h in mined]
+        return {
+            "analytics_lost": sum(1 for b in self.load.blocks if b > last), "analytics_duplicated": len(keys) - len(distinct),
+            "execute_lost": len(chosen - set(executed)), "execute_duplicated": len(executed) - len(set(executed)),
+            "executed_unchosen": len(set(executed) - chosen),
+            "tx_mined": len(mined), "tx_unjournaled": mined_paths.count("?"),
+            "tx_sent_twice": len(mined_paths) - len(set(mined_paths)) + int(row[0]),
+            "statuses": statuses, "published_items": len(self.load.blocks), "chosen": len(chosen),
+            "blocks_recorded": len(recorded),
         }
 
     def _mined_from_signer(self) -> list[str]:
