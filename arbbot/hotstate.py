@@ -63,6 +63,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -113,6 +115,11 @@ CHANGED_SINCE_TRIES = 3  # the head moved under the reader this many times: read
 NONCE_LOCK_TTL_S = 10.0
 NONCE_LOCK_MAX_HOLD_S = 120.0
 NONCE_LOCK_WAIT_S = 30.0  # how long a sender waits for the nonce lock before giving up
+# A scan holds the chain's scan lock for a block's reads (~10-50 ms), a catch-up or a full
+# refresh for seconds. A dead holder frees it after the TTL (the chain's scans wait that
+# long); a live one renews it up to the maximum hold (a task's hard time limit, 120 s).
+SCAN_LOCK_TTL_S = 6.0
+SCAN_LOCK_MAX_HOLD_S = 120.0
 POOL_CLAIM_TTL_S = 600  # how long the last trade through a pool is remembered
 BLOCK_SENDS_TTL_S = 600  # how long a block's choice from its first part is kept
 DELIVERIES_TTL_S = 86400  # a redelivery waits behind its queue's backlog: count across a day
@@ -396,18 +403,29 @@ class HotState:
 
     # --------------------------------------------------------------- coordination
 
-    def scan_lock(self, ttl_s: float) -> Lock:
+    def scan_lock(self, ttl_s: float = SCAN_LOCK_TTL_S) -> Lock:
         """The chain's scan lock, not yet acquired; ``acquire()`` never waits. Expires after
-        ``ttl_s`` so a crashed holder does not block the chain; see ``scanning``."""
-        return self.redis.lock(self.key("lock:scan"), timeout=ttl_s, blocking=False)
+        ``ttl_s`` so a crashed holder does not block the chain; see ``scanning``. Not
+        thread-local: the process's renewal thread extends it."""
+        return self.redis.lock(self.key("lock:scan"), timeout=ttl_s, blocking=False, thread_local=False)
 
     @contextlib.contextmanager
-    def scanning(self, ttl_s: float) -> Iterator[bool]:
-        """``with hot.scanning(30) as got:``: ``got`` is True when this caller holds the scan
-        lock. On exit the lock is released if it is still ours; once expired it may be
-        another worker's, and is left alone."""
-        with self._held(self.scan_lock(ttl_s), "scan") as got:
-            yield got
+    def scanning(self, ttl_s: float = SCAN_LOCK_TTL_S, max_hold_s: float = SCAN_LOCK_MAX_HOLD_S) -> Iterator[bool]:
+        """``with hot.scanning() as got:``: ``got`` is True when this caller holds the scan
+        lock. Held, it is renewed (``renewals``) while this caller runs, for at most
+        ``max_hold_s``: a scan killed mid-way (its process SIGKILLed) keeps the chain's
+        other scans out for at most ``ttl_s``, a long one (a catch-up, a full refresh) keeps
+        its lock throughout. On exit the lock is released if it is still ours; once expired
+        (past its maximum hold, or Redis lost it) it may be another worker's, and is left
+        alone."""
+        lock = self.scan_lock(ttl_s)
+        with self._held(lock, "scan") as got:
+            held = renewals.hold(lock, ttl_s, max_hold_s) if got else None
+            try:
+                yield got
+            finally:
+                if held is not None:
+                    renewals.drop(held)
 
     @contextlib.contextmanager
     def journal_lock(self, ttl_s: float = 60.0) -> Iterator[bool]:
@@ -653,3 +671,61 @@ def _s(v: bytes | str) -> str:
 
 def _cursor_json(last_block: int, hashes: Sequence[tuple[int, str]]) -> str:
     return json.dumps({"last": last_block, "hashes": [[n, h] for n, h in hashes]}, separators=(",", ":"))
+
+
+class LockRenewals:
+    """The process's one thread that keeps its held locks alive while their holders run
+    (the nonce locks' sessions, ``arbbot.execution.nonces``; the scans, ``scanning``): each
+    extended every third of its TTL at most, up to its maximum hold, then left to expire
+    (``min(ttl, remaining)``: never past that). So a lock's TTL is only how long a dead
+    holder (SIGKILL, OOM) keeps others out, not how long a live one may hold it. One thread
+    for every holder, not one started by each: a session waited for its thread's first run, a hand-over of the GIL
+    that took milliseconds while the execute stage's other thread held it (5.5 ms median in
+    a process with one busy thread, ``sys.getswitchinterval``). A forked process (a pool
+    process) starts its own."""
+
+    def __init__(self, tick_s: float = NONCE_LOCK_TTL_S / 3) -> None:
+        self.tick_s = tick_s  # the longest wait between two rounds
+        self._next = 0
+        self._forked()
+        os.register_at_fork(after_in_child=self._forked)  # the parent's thread may hold ``_cv``
+
+    def _forked(self) -> None:
+        self._cv = threading.Condition()
+        self._held: dict[int, tuple[Any, float, float]] = {}  # key -> lock, ttl, deadline
+        self._running = False
+        self._waiting_s = self.tick_s  # the wait the thread is in
+
+    def hold(self, lock: Any, ttl_s: float, max_hold_s: float) -> int:
+        with self._cv:
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._loop, daemon=True, name="lock-renewal").start()
+            self._next += 1
+            self._held[self._next] = (lock, ttl_s, time.monotonic() + max_hold_s)
+            if ttl_s / 3 < self._waiting_s:  # a short TTL (tests): wake to wait less
+                self._cv.notify()
+            return self._next
+
+    def drop(self, key: int) -> None:
+        with self._cv:
+            self._held.pop(key, None)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                self._waiting_s = min([self.tick_s, *(ttl / 3 for _, ttl, _ in self._held.values())])
+                self._cv.wait(self._waiting_s)
+                held = list(self._held.items())
+            for key, (lock, ttl, deadline) in held:
+                remaining = deadline - time.monotonic()
+                try:
+                    if remaining <= 0:
+                        raise TimeoutError("held past its maximum")
+                    lock.extend(min(ttl, remaining), replace_ttl=True)
+                except Exception:  # past its hold, lost, or Redis gone: the fence refuses its writes
+                    self.drop(key)
+
+
+#: the process's lock renewals (``LockRenewals``)
+renewals = LockRenewals()

@@ -139,13 +139,58 @@ def test_lock_is_exclusive_and_safely_released(hot: HotState) -> None:
 
 
 def test_scanning_outlived_by_its_lock_leaves_the_new_holder_alone(hot: HotState) -> None:
-    with hot.scanning(0.1) as got:
+    """Held past its maximum hold, the scan lock is no longer renewed and expires: another
+    scan takes it, and the first one's exit leaves it alone."""
+    with hot.scanning(0.1, max_hold_s=0.1) as got:
         assert got
-        time.sleep(0.2)
+        time.sleep(0.3)
         fresh = hot.scan_lock(5)
         assert fresh.acquire()
     assert hot.redis.get(hot.key("lock:scan")) == fresh.local.token
     fresh.release()
+
+
+def test_a_scan_keeps_its_lock_while_it_lives_and_a_killed_one_frees_it_after_the_ttl(
+    hot: HotState, redis_client: redis.Redis, prefix: str,
+) -> None:
+    """A scan longer than the lock's TTL keeps it (the process's renewal thread extends it),
+    so no second scan starts beside it; a scan whose process is SIGKILLed keeps the chain's
+    other scans out only until the TTL runs out, not for the scan's maximum hold."""
+    import os
+    import sys
+
+    with hot.scanning(0.3, max_hold_s=30) as got:
+        assert got
+        time.sleep(1.0)  # over three TTLs
+        with hot.scanning(0.3) as got2:
+            assert not got2
+    assert not redis_client.exists(hot.key("lock:scan"))
+
+    url = os.environ.get("ARBBOT_REDIS_URL", "redis://127.0.0.1:6379/0")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time, redis\n"
+        "from arbbot.hotstate import HotState\n"
+        f"hot = HotState(redis.Redis.from_url({url!r}), {prefix!r}, {hot.chain_id})\n"
+        "with hot.scanning(1.0, max_hold_s=60) as got:\n"
+        "    print(got, flush=True)\n"
+        "    time.sleep(60)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "True"
+        time.sleep(1.5)  # past the TTL: renewed while it lives
+        with hot.scanning(1.0) as got:
+            assert not got
+        holder.kill()
+        holder.wait()
+        killed = time.monotonic()
+        while True:
+            with hot.scanning(1.0) as got:
+                if got:
+                    break
+            assert time.monotonic() - killed < 2.0, "the dead scan's lock outlived its TTL"
+            time.sleep(0.02)
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_lock_prevents_concurrent_scans(hot: HotState) -> None:

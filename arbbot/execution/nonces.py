@@ -38,9 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Iterator, Mapping, Protocol, Sequence
 
@@ -50,7 +47,7 @@ from redis.exceptions import LockNotOwnedError
 from arbbot.chain.rpc import RpcClient
 from arbbot.chain.tx import LocalSigner
 from arbbot.errors import ArbbotError, RpcError
-from arbbot.hotstate import NONCE_LOCK_MAX_HOLD_S, NONCE_LOCK_TTL_S, NONCE_LOCK_WAIT_S, HotState
+from arbbot.hotstate import NONCE_LOCK_MAX_HOLD_S, NONCE_LOCK_TTL_S, NONCE_LOCK_WAIT_S, HotState, renewals
 
 log = logging.getLogger(__name__)
 
@@ -283,11 +280,11 @@ class NonceManager:
         lock = self.hot.nonce_lock(self.address, self.lock_ttl_s, self.lock_wait_s)
         if not lock.acquire():
             raise NonceLockBusy(f"nonce lock of {self.address} not free within {self.lock_wait_s}s")
-        held = _renewals.hold(lock, self.lock_ttl_s, self.max_hold_s)
+        held = renewals.hold(lock, self.lock_ttl_s, self.max_hold_s)
         try:
             yield NonceSession(self.hot, self.rpc, self.address, lock.local.token)
         finally:
-            _renewals.drop(held)
+            renewals.drop(held)
             try:
                 lock.release()
             except LockNotOwnedError:
@@ -300,59 +297,6 @@ class NonceManager:
         self.hot.open_close(self.address, tx_hash)
 
 
-class _Renewals:
-    """The process's one thread that keeps its held nonce locks alive while their sessions
-    run: each extended every third of its TTL at most, up to its maximum hold, then left to
-    expire (``min(ttl, remaining)``: never past that). One thread for every session, not one
-    started by each: a session waited for its thread's first run, a hand-over of the GIL
-    that took milliseconds while the execute stage's other thread held it (5.5 ms median in
-    a process with one busy thread, ``sys.getswitchinterval``). A forked process (a pool
-    process) starts its own."""
-
-    def __init__(self, tick_s: float = NONCE_LOCK_TTL_S / 3) -> None:
-        self.tick_s = tick_s  # the longest wait between two rounds
-        self._next = 0
-        self._forked()
-        os.register_at_fork(after_in_child=self._forked)  # the parent's thread may hold ``_cv``
-
-    def _forked(self) -> None:
-        self._cv = threading.Condition()
-        self._held: dict[int, tuple[Any, float, float]] = {}  # key -> lock, ttl, deadline
-        self._running = False
-        self._waiting_s = self.tick_s  # the wait the thread is in
-
-    def hold(self, lock: Any, ttl_s: float, max_hold_s: float) -> int:
-        with self._cv:
-            if not self._running:
-                self._running = True
-                threading.Thread(target=self._loop, daemon=True, name="nonce-lock-renewal").start()
-            self._next += 1
-            self._held[self._next] = (lock, ttl_s, time.monotonic() + max_hold_s)
-            if ttl_s / 3 < self._waiting_s:  # a short TTL (tests): wake to wait less
-                self._cv.notify()
-            return self._next
-
-    def drop(self, key: int) -> None:
-        with self._cv:
-            self._held.pop(key, None)
-
-    def _loop(self) -> None:
-        while True:
-            with self._cv:
-                self._waiting_s = min([self.tick_s, *(ttl / 3 for _, ttl, _ in self._held.values())])
-                self._cv.wait(self._waiting_s)
-                held = list(self._held.items())
-            for key, (lock, ttl, deadline) in held:
-                remaining = deadline - time.monotonic()
-                try:
-                    if remaining <= 0:
-                        raise TimeoutError("held past its maximum")
-                    lock.extend(min(ttl, remaining), replace_ttl=True)
-                except Exception:  # past its hold, lost, or Redis gone: the fence refuses its writes
-                    self.drop(key)
-
-
-_renewals = _Renewals()
 
 
 def _sign(signer: LocalSigner, nonce: int, worst_gas_wei: int, tx: Mapping[str, Any], sender: str) -> Signed:

@@ -229,7 +229,7 @@ def test_sessions_start_no_thread_one_keeps_every_held_lock_alive(
                 with other.session():
                     pass
     assert starts == []
-    assert [t.name for t in threading.enumerate()].count("nonce-lock-renewal") == 1
+    assert [t.name for t in threading.enumerate()].count("lock-renewal") == 1
 
 
 def test_an_expired_lock_cannot_move_the_nonce(node: str, key: str, hot: HotState) -> None:

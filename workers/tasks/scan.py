@@ -33,7 +33,6 @@ from workers.celery_app import app
 from workers.stage import ITEMS, Trace, rejects_malformed
 
 log = logging.getLogger(__name__)
-LOCK_TTL_S = 30
 RETRY_S = 0.02  # the lock holder is mid-scan (one block takes ~10-50 ms), or the node lags
 RETRIES = 100  # ~2 s; after that the next block's scan (or beat's tick) covers this one
 
@@ -81,7 +80,7 @@ def warm(chain_id: int) -> None:
     poll when another scan holds the lock."""
     hot = runtime.hotstate(chain_id)
     scanner = runtime.scanner(chain_id)
-    with hot.scanning(ttl_s=LOCK_TTL_S) as got:
+    with hot.scanning() as got:
         if got:
             scanner.warm()
 
@@ -104,7 +103,7 @@ def scan_blocks(chain_id: int, block: int | None, first: int | None, arrived_at:
     hot = runtime.hotstate(chain_id)
     started = time.time()
     published = 0
-    with hot.scanning(ttl_s=LOCK_TTL_S) as got:
+    with hot.scanning() as got:
         if not got:
             if announced is not None:
                 head = hot.head()
