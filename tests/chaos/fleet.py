@@ -226,6 +226,49 @@ class ChaosFleet:
             ))
         return opportunities_to_wire(opps)
 
+    def set_rpc(self, url: str) -> None:
+        """The chain's RPC URL in the database: what a worker started after reads."""
+        with psycopg.connect(self.pg.dsn()) as c:
+            c.execute("UPDATE core_chain SET rpc_urls = %s WHERE chain_id = %s", (url, self.dep.chain_id))
+
+    def scan_lock_held(self) -> bool:
+        """Whether a scan of the chain holds its scan lock (``HotState.scanning``) now."""
+        return bool(self.hot.redis.exists(self.hot.key("lock:scan")))
+
+    def scan_once(self) -> None:
+        """One scan of the chain to the scan queue, as beat's tick sends it."""
+        with Connection(self.rabbit.url, connect_timeout=2, transport_options={"confirm_publish": True}) as conn:
+            publish_task(conn, "workers.tasks.scan.scan_chain", [self.dep.chain_id], "scan")
+
+    def start_scans(self, per_s: float) -> Callable[[], None]:
+        """Scans of the chain (``scan.scan_chain``, as beat's tick sends them) published at
+        ``per_s`` on a thread of their own, beside the market simulator's swaps (two a
+        block); the callable returned stops both."""
+        from arbbot.devnet.simulator import simulate
+
+        stop = threading.Event()
+
+        def scans() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(Exception):
+                    self.scan_once()
+                stop.wait(1.0 / per_s)
+
+        def swaps() -> None:
+            while not stop.is_set():
+                simulate(deployment=self.dep, rounds=5, swaps_per_block=2, progress=None, seed=len(self._threads))
+
+        threads = [threading.Thread(target=t, daemon=True) for t in (scans, swaps)]
+        for t in threads:
+            t.start()
+
+        def halt() -> None:
+            stop.set()
+            for t in threads:
+                t.join(timeout=60)
+
+        return halt
+
     def start_load(self, batches_per_s: float, via: str = "direct") -> None:
         """A new case: a fresh ``Load`` (its own path ids), published at ``batches_per_s``:
         execute and analytics batches (``direct``), or blocks of opportunities to the ml
@@ -392,13 +435,9 @@ class ChaosFleet:
             a_rows = one("SELECT count(*) FROM core_opportunity WHERE path_id LIKE %s", a_like)
             a_distinct = one("SELECT count(DISTINCT path_id) FROM core_opportunity WHERE path_id LIKE %s", a_like)
             e_rows = one("SELECT count(*) FROM core_execution WHERE path_id LIKE %s", e_like)
-            tx_hashes = {r[0]: r[1] for r in c.execute("SELECT tx_hash, path_id FROM core_transaction")}
-            tx_paths_twice = one("SELECT count(*) FROM (SELECT path_id FROM core_transaction WHERE kind = 'trade' "
-                                 "GROUP BY path_id HAVING count(DISTINCT nonce) > 1) t")
+            unjournaled, twice = _sends(c, mined)
             statuses = dict(c.execute("SELECT status, count(*) FROM core_execution WHERE path_id LIKE %s "
                                       "GROUP BY status", (e_like,)).fetchall())
-        mined_paths = [tx_hashes.get(h, "?") for h in mined]
-        unjournaled = [h for h in mined if h not in tx_hashes]
         if unjournaled:  # say which, and what the journal has at their nonces
             with psycopg.connect(self.pg.dsn()) as c:
                 for h in unjournaled:
@@ -411,8 +450,7 @@ class ChaosFleet:
         return {
             "analytics_lost": max(0, want_a - a_distinct), "analytics_duplicated": a_rows - a_distinct,
             "execute_lost": max(0, want_e - e_rows), "execute_duplicated": max(0, e_rows - want_e),
-            "tx_mined": len(mined), "tx_unjournaled": mined_paths.count("?"),
-            "tx_sent_twice": len(mined_paths) - len(set(mined_paths)) + tx_paths_twice,
+            "tx_mined": len(mined), "tx_unjournaled": len(unjournaled), "tx_sent_twice": twice,
             "statuses": statuses, "published_items": want_a + want_e,
         }
 
@@ -445,18 +483,14 @@ class ChaosFleet:
                 "SELECT DISTINCT path_id FROM core_opportunity WHERE path_id LIKE %s AND decision = 'execute'",
                 (like,))}
             executed = [r[0] for r in c.execute("SELECT path_id FROM core_execution WHERE path_id LIKE %s", (like,))]
-            tx_hashes = {r[0]: r[1] for r in c.execute("SELECT tx_hash, path_id FROM core_transaction")}
-            tx_paths_twice = one("SELECT count(*) FROM (SELECT path_id FROM core_transaction WHERE kind = 'trade' "
-                                 "GROUP BY path_id HAVING count(DISTINCT nonce) > 1) t")
+            unjournaled, twice = _sends(c, mined)
             statuses = dict(c.execute("SELECT status, count(*) FROM core_execution WHERE path_id LIKE %s "
                                       "GROUP BY status", (like,)).fetchall())
-        mined_paths = [tx_hashes.get(h, "?") for h in mined]
         return {
             "analytics_lost": max(0, want - distinct), "analytics_duplicated": rows - distinct,
             "execute_lost": len(chosen - set(executed)), "execute_duplicated": len(executed) - len(set(executed)),
             "executed_unchosen": len(set(executed) - chosen),
-            "tx_mined": len(mined), "tx_unjournaled": mined_paths.count("?"),
-            "tx_sent_twice": len(mined_paths) - len(set(mined_paths)) + tx_paths_twice,
+            "tx_mined": len(mined), "tx_unjournaled": len(unjournaled), "tx_sent_twice": twice,
             "statuses": statuses, "published_items": want, "chosen": len(chosen),
         }
 
@@ -484,25 +518,18 @@ class ChaosFleet:
             keys = c.execute(f"SELECT block_number, path_id, decision FROM core_opportunity WHERE {opp_where}").fetchall()
             executed = [(r[0], r[1]) for r in c.execute(f"SELECT block_number, path_id FROM core_execution "
                                                          f"WHERE {exe_where}")]
-            # a cycle's path id comes back every block: a trade is its (block, path id)
-            tx_hashes = {r[0]: (r[1], r[2]) for r in c.execute("SELECT tx_hash, block_number, path_id "
-                                                                 "FROM core_transaction")}
-            row = c.execute("SELECT count(*) FROM (SELECT block_number, path_id FROM core_transaction WHERE kind = "
-                            "'trade' GROUP BY block_number, path_id HAVING count(DISTINCT nonce) > 1) t").fetchone()
-            assert row is not None
+            unjournaled, twice = _sends(c, mined)
             statuses = dict(c.execute(f"SELECT status, count(*) FROM core_execution WHERE {exe_where} "
                                       "GROUP BY status").fetchall())
         recorded = {b for b, _, _ in keys}
         distinct = {(b, p) for b, p, _ in keys}
         chosen = {(b, p) for b, p, d in keys if d == "execute"}
         last = max(recorded, default=-1)
-        mined_paths = [tx_hashes.get(h, "?") for h in mined]
         return {
             "analytics_lost": sum(1 for b in self.load.blocks if b > last), "analytics_duplicated": len(keys) - len(distinct),
             "execute_lost": len(chosen - set(executed)), "execute_duplicated": len(executed) - len(set(executed)),
             "executed_unchosen": len(set(executed) - chosen),
-            "tx_mined": len(mined), "tx_unjournaled": mined_paths.count("?"),
-            "tx_sent_twice": len(mined_paths) - len(set(mined_paths)) + int(row[0]),
+            "tx_mined": len(mined), "tx_unjournaled": len(unjournaled), "tx_sent_twice": twice,
             "statuses": statuses, "published_items": len(self.load.blocks), "chosen": len(chosen),
             "blocks_recorded": len(recorded),
         }
@@ -516,6 +543,19 @@ class ChaosFleet:
             out += [t["hash"].lower() for blk in blocks for t in blk["transactions"]
                     if t["from"].lower() == self.signer.lower()]
         return out
+
+
+def _sends(c: psycopg.Connection[Any], mined: list[str]) -> tuple[list[str], int]:
+    """Of the account's mined transactions ``mined`` (read before the journal: one is
+    journaled before it is sent): those the journal does not hold, and how many trades went
+    out twice (a second mined transaction of one trade, or one journaled at two nonces). A
+    trade is its block and path id: a cycle's path id comes back every block."""
+    journal = {r[0]: (r[1], r[2]) for r in c.execute("SELECT tx_hash, block_number, path_id FROM core_transaction")}
+    row = c.execute("SELECT count(*) FROM (SELECT 1 FROM core_transaction WHERE kind = 'trade' "
+                    "GROUP BY block_number, path_id HAVING count(DISTINCT nonce) > 1) t").fetchone()
+    assert row is not None
+    trades = [journal[h] for h in mined if h in journal]
+    return [h for h in mined if h not in journal], len(trades) - len(set(trades)) + int(row[0])
 
 
 @contextlib.contextmanager

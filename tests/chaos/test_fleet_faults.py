@@ -221,3 +221,64 @@ def test_reorg_under_load_nothing_on_orphaned_state_is_sent(fleet: ChaosFleet, d
     assert not sent_paths & {p for p, _, _ in on_orphaned}, "a transaction on an orphaned block was signed"
     assert sent_paths & {p for p, _, _ in on_canonical}, "the canonical work went on"
     assert result["tx_mined"] > 0
+
+
+def test_sigkill_the_scan_worker_while_it_holds_the_scan_lock(fleet: ChaosFleet) -> None:
+    """The scan worker's pool process SIGKILLed three times in the middle of a scan, under
+    swaps and scans (4 a second): its node is the project's fault proxy, which answers
+    ``eth_getLogs`` 0.3 s late, so each scan holds the chain's scan lock that long and each
+    kill lands in one (the lock is seen held first). The chain's scans go on within 10 s of
+    the last kill (a dead scan's lock does not stall the chain for its TTL), and the hot
+    state ends at the chain's head with every pair's reserves as the chain has them: no
+    block's changes lost. Last of the module: it empties the hot state the other cases
+    filled and leaves the chain's pools as the scanner reads them."""
+    from arbbot.devnet.faultproxy import FaultProxy
+    from arbbot.devnet.scenarios import read_v2_reserves
+
+    fleet.hot.clear()  # the scanner starts afresh: a full refresh at the node's head
+    proxy = FaultProxy(fleet.anvil.url)
+    fleet.set_rpc(proxy.url)  # read by the scan worker started next
+    halt: Callable[[], None] | None = None
+    try:
+        proxy.set("slow", delay_s=0.3, methods=("eth_getLogs",))
+        if "scan" not in fleet.workers:
+            fleet.start_worker("scan")
+        halt = fleet.start_scans(RATE)
+        wait_for(fleet.hot.head, 60, "the first scan")
+        pid = fleet.workers["scan"].pid
+        killed_at, head_at_kill = 0.0, None
+        for _ in range(3):
+            child = _pool_children(pid)[0]
+            wait_for(fleet.scan_lock_held, 30, "a scan under way", poll_s=0.005)
+            os.kill(child, signal.SIGKILL)
+            killed_at, head_at_kill = time.monotonic(), fleet.hot.head()
+            wait_for(lambda: _pool_children(pid) and _pool_children(pid)[0] != child, 30, "a new pool process")
+            _run(fleet, 1.0)
+        assert head_at_kill is not None
+        wait_for(lambda: (fleet.hot.head() or (0, ""))[0] > head_at_kill[0], 60, "a scan after the last kill",
+                 poll_s=0.05)
+        recovery = time.monotonic() - killed_at
+        halt()
+        halt = None
+        fleet.rpc.call("evm_mine")
+        pairs = [p for p in fleet.dep.pools if p["kind"] == "v2"]
+
+        def converged() -> bool:
+            fleet.scan_once()  # for the blocks since the last
+            head = fleet.hot.head()
+            return head is not None and head[0] == fleet.rpc.block_number()
+
+        wait_for(converged, 60, "the hot state at the chain's head", poll_s=0.5)
+        chain = read_v2_reserves(fleet.rpc, [p["address"] for p in pairs])
+        held = fleet.hot.get_pools([p["address"] for p in pairs])
+        wrong = {a: (chain[a], (held[a.lower()].reserve0, held[a.lower()].reserve1)) for a in chain
+                 if a.lower() not in held or (held[a.lower()].reserve0, held[a.lower()].reserve1) != chain[a]}
+        SUMMARY.append({"fault": "SIGKILL scan pool process x3, each mid-scan", "load held": f"{RATE:.0f} scans/s",
+                        "recovery s": f"{recovery:.1f}", "lost": len(wrong), "duplicated": "-"})
+        assert not wrong, wrong
+        assert recovery <= 10, f"scans resumed {recovery:.1f} s after the last kill"
+    finally:
+        if halt is not None:
+            halt()
+        fleet.set_rpc(fleet.anvil.url)
+        proxy.stop()
