@@ -120,6 +120,10 @@ NONCE_LOCK_WAIT_S = 30.0  # how long a sender waits for the nonce lock before gi
 # long); a live one renews it up to the maximum hold (a task's hard time limit, 120 s).
 SCAN_LOCK_TTL_S = 6.0
 SCAN_LOCK_MAX_HOLD_S = 120.0
+# A follow pass of the chain's sent transactions: likewise (its task expires 5 s after beat
+# sends it; a pass killed mid-way held up the next ones for 60 s).
+JOURNAL_LOCK_TTL_S = 10.0
+JOURNAL_LOCK_MAX_HOLD_S = 120.0
 POOL_CLAIM_TTL_S = 600  # how long the last trade through a pool is remembered
 BLOCK_SENDS_TTL_S = 600  # how long a block's choice from its first part is kept
 DELIVERIES_TTL_S = 86400  # a redelivery waits behind its queue's backlog: count across a day
@@ -418,29 +422,29 @@ class HotState:
         its lock throughout. On exit the lock is released if it is still ours; once expired
         (past its maximum hold, or Redis lost it) it may be another worker's, and is left
         alone."""
-        lock = self.scan_lock(ttl_s)
-        with self._held(lock, "scan") as got:
-            held = renewals.hold(lock, ttl_s, max_hold_s) if got else None
-            try:
-                yield got
-            finally:
-                if held is not None:
-                    renewals.drop(held)
-
-    @contextlib.contextmanager
-    def journal_lock(self, ttl_s: float = 60.0) -> Iterator[bool]:
-        """One follow pass of the chain's transactions at a time (``arbbot.execution.follow``);
-        as ``scanning``: True when this caller holds it, never waits."""
-        lock = self.redis.lock(self.key("lock:journal"), timeout=ttl_s, blocking=False)
-        with self._held(lock, "follow") as got:
+        with self._held(self.scan_lock(ttl_s), "scan", ttl_s, max_hold_s) as got:
             yield got
 
     @contextlib.contextmanager
-    def _held(self, lock: Lock, what: str) -> Iterator[bool]:
+    def journal_lock(self, ttl_s: float = JOURNAL_LOCK_TTL_S, max_hold_s: float = JOURNAL_LOCK_MAX_HOLD_S) -> Iterator[bool]:
+        """One follow pass of the chain's transactions at a time (``arbbot.execution.follow``);
+        as ``scanning``: True when this caller holds it, never waits, renewed while it runs
+        (a pass killed mid-way holds up the chain's next passes for ``ttl_s`` at most)."""
+        lock = self.redis.lock(self.key("lock:journal"), timeout=ttl_s, blocking=False, thread_local=False)
+        with self._held(lock, "follow", ttl_s, max_hold_s) as got:
+            yield got
+
+    @contextlib.contextmanager
+    def _held(self, lock: Lock, what: str, ttl_s: float, max_hold_s: float) -> Iterator[bool]:
+        """``lock`` taken if free (True) and renewed (``renewals``) until the caller is done,
+        then released if still ours."""
         got = lock.acquire()
+        held = renewals.hold(lock, ttl_s, max_hold_s) if got else None
         try:
             yield got
         finally:
+            if held is not None:
+                renewals.drop(held)
             if got:
                 try:
                     lock.release()

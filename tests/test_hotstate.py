@@ -193,6 +193,22 @@ def test_a_scan_keeps_its_lock_while_it_lives_and_a_killed_one_frees_it_after_th
         holder.wait()
 
 
+def test_a_follow_pass_keeps_the_journal_lock_while_it_lives(hot: HotState, redis_client: redis.Redis) -> None:
+    """The journal lock is renewed as the scan lock is: a pass longer than its TTL keeps it,
+    one past its maximum hold loses it."""
+    with hot.journal_lock(0.3, max_hold_s=30) as got:
+        assert got
+        time.sleep(1.0)
+        with hot.journal_lock(0.3) as got2:
+            assert not got2
+    assert not redis_client.exists(hot.key("lock:journal"))
+    with hot.journal_lock(0.2, max_hold_s=0.2) as got:
+        assert got
+        time.sleep(0.5)
+        with hot.journal_lock(5) as got2:
+            assert got2  # the first held it past its maximum: expired
+
+
 def test_lock_prevents_concurrent_scans(hot: HotState) -> None:
     inside = 0
     max_inside = 0
