@@ -700,11 +700,20 @@ class LockRenewals:
         self._running = False
         self._waiting_s = self.tick_s  # the wait the thread is in
 
+    def start(self) -> None:
+        """The thread started now if it is not running (a process's start: the first lock
+        held then does not wait for it)."""
+        with self._cv:
+            self._start()
+
+    def _start(self) -> None:
+        if not self._running:
+            self._running = True
+            threading.Thread(target=self._loop, daemon=True, name="lock-renewal").start()
+
     def hold(self, lock: Any, ttl_s: float, max_hold_s: float) -> int:
         with self._cv:
-            if not self._running:
-                self._running = True
-                threading.Thread(target=self._loop, daemon=True, name="lock-renewal").start()
+            self._start()
             self._next += 1
             self._held[self._next] = (lock, ttl_s, time.monotonic() + max_hold_s)
             if ttl_s / 3 < self._waiting_s:  # a short TTL (tests): wake to wait less

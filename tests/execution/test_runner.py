@@ -529,3 +529,21 @@ def test_warm_reads_what_a_first_batch_reads_and_never_raises(risky: Risky, clos
     runner.limits = dataclasses.replace(runner.limits, daily_loss_limit_wei=None)
     runner.warm()
     assert sorted(asked) == ["guard of 0", "kill switch", "mode"]
+
+
+def test_warm_makes_a_first_sends_first_calls_and_sends_nothing(risky: Risky, closed_rpc: RpcClient) -> None:
+    """With a signer, ``warm`` also makes what a first live send does the first time: the
+    calldata encoder (a cycle encoded), a signature, the lock renewal thread. Nothing goes
+    to the node and the signer's nonce is not touched."""
+    import secrets
+    import threading
+
+    from arbbot.execution import executor
+
+    signer = LocalSigner(closed_rpc, "0x" + secrets.token_hex(32), chain_id=31337)
+    runner = risky.runner(closed_rpc, signer=signer)
+    executor._execute_template.cache_clear()
+    runner.warm()
+    assert executor._execute_template.cache_info().currsize == 1
+    assert "lock-renewal" in [t.name for t in threading.enumerate()]
+    assert signer._nonce is None and rpc_requests(closed_rpc) == 0
