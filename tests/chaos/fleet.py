@@ -427,14 +427,9 @@ class ChaosFleet:
         self.rpc.call("evm_mine")
         mined = self._mined_from_signer()
         with psycopg.connect(self.pg.dsn()) as c:
-            def one(sql: str, *args: Any) -> int:
-                row = c.execute(sql, args).fetchone()
-                assert row is not None
-                return int(row[0])
-
-            a_rows = one("SELECT count(*) FROM core_opportunity WHERE path_id LIKE %s", a_like)
-            a_distinct = one("SELECT count(DISTINCT path_id) FROM core_opportunity WHERE path_id LIKE %s", a_like)
-            e_rows = one("SELECT count(*) FROM core_execution WHERE path_id LIKE %s", e_like)
+            a_rows = _one(c, "SELECT count(*) FROM core_opportunity WHERE path_id LIKE %s", a_like)
+            a_distinct = _one(c, "SELECT count(DISTINCT path_id) FROM core_opportunity WHERE path_id LIKE %s", a_like)
+            e_rows = _one(c, "SELECT count(*) FROM core_execution WHERE path_id LIKE %s", e_like)
             unjournaled, twice = _sends(c, mined)
             statuses = dict(c.execute("SELECT status, count(*) FROM core_execution WHERE path_id LIKE %s "
                                       "GROUP BY status", (e_like,)).fetchall())
@@ -472,13 +467,8 @@ class ChaosFleet:
         self.rpc.call("evm_mine")
         mined = self._mined_from_signer()  # the chain first, the journal after (see verify)
         with psycopg.connect(self.pg.dsn()) as c:
-            def one(sql: str, *args: Any) -> int:
-                row = c.execute(sql, args).fetchone()
-                assert row is not None
-                return int(row[0])
-
-            rows = one("SELECT count(*) FROM core_opportunity WHERE path_id LIKE %s", like)
-            distinct = one("SELECT count(DISTINCT path_id) FROM core_opportunity WHERE path_id LIKE %s", like)
+            rows = _one(c, "SELECT count(*) FROM core_opportunity WHERE path_id LIKE %s", like)
+            distinct = _one(c, "SELECT count(DISTINCT path_id) FROM core_opportunity WHERE path_id LIKE %s", like)
             chosen = {r[0] for r in c.execute(
                 "SELECT DISTINCT path_id FROM core_opportunity WHERE path_id LIKE %s AND decision = 'execute'",
                 (like,))}
@@ -543,6 +533,13 @@ class ChaosFleet:
             out += [t["hash"].lower() for blk in blocks for t in blk["transactions"]
                     if t["from"].lower() == self.signer.lower()]
         return out
+
+
+def _one(c: psycopg.Connection[Any], sql: str, *args: Any) -> int:
+    """The one integer ``sql`` selects."""
+    row = c.execute(sql, args).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def _sends(c: psycopg.Connection[Any], mined: list[str]) -> tuple[list[str], int]:
