@@ -295,7 +295,7 @@ def _warm_process(**_: Any) -> None:
     the like read again in the background, not on a block's way), builds its per-chain
     resources (``workers.runtime``: the execute runner with its RPC session and limits, and
     what its first batch reads; the path stage, its decision's inputs and its publisher; a
-    scan worker's publisher) and its database connection before it takes a
+    scan worker's publisher and lock renewal thread) and its database connection before it takes a
     task, so the first block's batch does not pay for them (with the kernels, up to a second
     on the first decision).
     Best effort: what fails here is built again by the first task that needs it, which then
@@ -311,6 +311,10 @@ def _warm_process(**_: Any) -> None:
     builders = [b for q, b in (("path", _warm_path), ("execute", _warm_execute)) if q in _consumed]
     if not builders and "scan" not in _consumed:
         return
+    if "scan" in _consumed:  # a scan's lock is renewed by it: its start would wait on the first block's way
+        from arbbot.hotstate import renewals
+
+        renewals.start()
     t0 = time.monotonic()
     try:
         for chain in selectors.chains_active():
