@@ -56,6 +56,7 @@ class Load:
     tag: int = 0
     via: str = "direct"
     blocks: list[int] = field(default_factory=list)
+    block_at: list[float] = field(default_factory=list)  # when each of ``blocks`` was sent (monotonic)
     execute_ids: list[str] = field(default_factory=list)
     analytics_ids: list[str] = field(default_factory=list)
     batches: int = 0
@@ -319,6 +320,7 @@ class ChaosFleet:
                             delta = delta or self.delta(k)
                             self.load.execute_ids.append(publish_task(conn, "workers.tasks.path.find", [delta], "path"))
                             self.load.blocks.append(self.path_block(k))
+                            self.load.block_at.append(time.monotonic())
                         else:
                             self.load.execute_ids.append(publish_task(conn, "workers.tasks.ml.score", [block], "ml"))
                         self.load.batches += 1
@@ -521,7 +523,7 @@ class ChaosFleet:
             "executed_unchosen": len(set(executed) - chosen),
             "tx_mined": len(mined), "tx_unjournaled": len(unjournaled), "tx_sent_twice": twice,
             "statuses": statuses, "published_items": len(self.load.blocks), "chosen": len(chosen),
-            "blocks_recorded": len(recorded),
+            "blocks_recorded": len(recorded), "recorded": recorded,
         }
 
     def _mined_from_signer(self) -> list[str]:
