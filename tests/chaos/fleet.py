@@ -232,9 +232,11 @@ class ChaosFleet:
         with psycopg.connect(self.pg.dsn()) as c:
             c.execute("UPDATE core_chain SET rpc_urls = %s WHERE chain_id = %s", (url, self.dep.chain_id))
 
-    def scan_lock_held(self) -> bool:
-        """Whether a scan of the chain holds its scan lock (``HotState.scanning``) now."""
-        return bool(self.hot.redis.exists(self.hot.key("lock:scan")))
+    def scan_lock_token(self) -> bytes | None:
+        """The token of the scan that holds the chain's scan lock (``HotState.scanning``)
+        now, None when none does."""
+        token = self.hot.redis.get(self.hot.key("lock:scan"))
+        return None if token is None else bytes(token)
 
     def scan_once(self) -> None:
         """One scan of the chain to the scan queue, as beat's tick sends it."""

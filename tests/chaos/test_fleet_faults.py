@@ -248,10 +248,12 @@ def test_sigkill_the_scan_worker_while_it_holds_the_scan_lock(fleet: ChaosFleet)
         halt = fleet.start_scans(RATE)
         wait_for(fleet.hot.head, 60, "the first scan")
         pid = fleet.workers["scan"].pid
-        killed_at, head_at_kill = 0.0, None
+        killed_at, head_at_kill, killed_token = 0.0, None, None
         for _ in range(3):
             child = _pool_children(pid)[0]
-            wait_for(fleet.scan_lock_held, 30, "a scan under way", poll_s=0.005)
+            # a scan under way: the lock held, and not by the scan killed last (its lock stays until its TTL)
+            killed_token = wait_for(lambda: (t := fleet.scan_lock_token()) is not None and t != killed_token and t,
+                                    30, "a scan under way", poll_s=0.005)
             os.kill(child, signal.SIGKILL)
             killed_at, head_at_kill = time.monotonic(), fleet.hot.head()
             wait_for(lambda: _pool_children(pid) and _pool_children(pid)[0] != child, 30, "a new pool process")
