@@ -49,8 +49,11 @@ Fleet-wide, under ``{prefix}:`` (``Fleet``, also ``HotState.fleet``):
   finishes (``workers.deadletters`` dead-letters a message that keeps killing its worker)
 
 The locks are redis-py's ``Lock`` (``SET NX PX`` with a random token, released only by
-the holder, freed by expiry if the holder dies). The nonce scripts are fenced by the nonce
-lock's token: a holder whose lock expired cannot move the nonce any more.
+the holder, freed by expiry if the holder dies). The nonce, scan and journal locks have
+short TTLs (how long a dead holder keeps the others out) and are renewed while their holder
+runs, up to a maximum hold, by the process's one renewal thread (``LockRenewals``, owned
+here: ``renewals``). The nonce scripts are fenced by the nonce lock's token: a holder whose
+lock expired cannot move the nonce any more.
 
 Pools, head and cursor are written in one ``MULTI`` so a reader never sees pools from one
 block with the head of another. JSON of ``to_wire()`` (uint256 as decimal strings) is the
