@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -95,8 +96,12 @@ def test_the_scan_role_writes_pool_state_and_its_locks(role: Role) -> None:
     scan.put_pools([pool(P1, 8)], 8, H2, cursor=(8, [(7, H1), (8, H2)]), orphaned=[H1])
     scan.delete_pools([P2])
     assert scan.claim_block(8, H2) and not scan.claim_block(8, H2)
-    with scan.scanning(10) as got:
+    with scan.scanning(0.3) as got:  # renewed under this role while it runs (the lock's extend script)
         assert got
+        time.sleep(0.8)
+        assert scan.redis.pttl(scan.key("lock:scan")) > 0
+        with scan.scanning(0.3) as again:
+            assert not again
     lease = scan.follower_lock(5)
     assert lease.acquire() and lease.extend(5)
     lease.release()
@@ -129,8 +134,11 @@ def test_the_execute_role_holds_the_nonce_lock_and_its_transactions(role: Role) 
     ex.cooldown_pools([P1], 5, "reverted")
     ex.note_traded([P1], SIGNER, 5, "0x" + "ab" * 32)
     assert ex.cooling_pools([P1, P2]) == {P1: "reverted"} and P1 in ex.last_trades([P1])
-    with ex.journal_lock() as got:
+    with ex.journal_lock(0.3) as got:  # renewed under this role while it runs
         assert got
+        time.sleep(0.8)
+        with ex.journal_lock(0.3) as again:
+            assert not again
     assert not ex.fleet.kill_switch_engaged()
 
 
