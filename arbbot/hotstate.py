@@ -682,14 +682,14 @@ def _cursor_json(last_block: int, hashes: Sequence[tuple[int, str]]) -> str:
 
 class LockRenewals:
     """The process's one thread that keeps its held locks alive while their holders run
-    (the nonce locks' sessions, ``arbbot.execution.nonces``; the scans, ``scanning``): each
-    extended every third of its TTL at most, up to its maximum hold, then left to expire
-    (``min(ttl, remaining)``: never past that). So a lock's TTL is only how long a dead
-    holder (SIGKILL, OOM) keeps others out, not how long a live one may hold it. One thread
-    for every holder, not one started by each: a session waited for its thread's first run, a hand-over of the GIL
-    that took milliseconds while the execute stage's other thread held it (5.5 ms median in
-    a process with one busy thread, ``sys.getswitchinterval``). A forked process (a pool
-    process) starts its own."""
+    (the nonce locks' sessions, ``arbbot.execution.nonces``; the scans, ``scanning``; the
+    follow passes, ``journal_lock``): each extended every third of its TTL at most, up to
+    its maximum hold, then left to expire (``min(ttl, remaining)``: never past that). So a
+    lock's TTL is only how long a dead holder (SIGKILL, OOM) keeps others out, not how long
+    a live one may hold it. One thread for every holder, not one started by each: a session
+    waited for its thread's first run, a hand-over of the GIL that took milliseconds while
+    the execute stage's other thread held it (5.5 ms median in a process with one busy
+    thread, ``sys.getswitchinterval``). A forked process (a pool process) starts its own."""
 
     def __init__(self, tick_s: float = NONCE_LOCK_TTL_S / 3) -> None:
         self.tick_s = tick_s  # the longest wait between two rounds

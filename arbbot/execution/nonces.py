@@ -297,8 +297,6 @@ class NonceManager:
         self.hot.open_close(self.address, tx_hash)
 
 
-
-
 def _sign(signer: LocalSigner, nonce: int, worst_gas_wei: int, tx: Mapping[str, Any], sender: str) -> Signed:
     raw, tx_hash, _ = signer.sign(nonce=nonce, **tx)
     return Signed(raw, tx_hash, nonce, sender, worst_gas_wei)

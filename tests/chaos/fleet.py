@@ -419,10 +419,8 @@ class ChaosFleet:
         """Lost and duplicated items per stage, and transactions sent twice, from the
         database and the chain."""
         self.drained()
-        if self.load.via == "ml":
-            return self._verify_ml()
-        if self.load.via == "path":
-            return self._verify_path()
+        if self.load.via in ("ml", "path"):
+            return self._verify_decided()
         want_a = len(self.load.analytics_ids) * BATCH
         want_e = len(self.load.execute_ids) * BATCH
         a_like, e_like = f"a{self.load.tag}-%", f"e{self.load.tag}-%"
@@ -453,59 +451,25 @@ class ChaosFleet:
             "statuses": statuses, "published_items": want_a + want_e,
         }
 
-    def _verify_ml(self) -> dict[str, Any]:
-        """``verify`` of a load through the ml stage: every opportunity recorded once with
-        its decision (analytics), every one decided ``execute`` executed once (no execution
-        without its recorded decision), no transaction twice."""
-        want = len(self.load.execute_ids) * BATCH
-        like = f"m{self.load.tag}-%"
+    def _verify_decided(self) -> dict[str, Any]:
+        """``verify`` of a load through the ml or the path stage, which decide what they
+        hand on: each opportunity recorded once with its decision, each decided ``execute``
+        executed once, none executed that its record says was skipped (a redelivered block
+        decided anew must agree), no transaction twice. Lost, through ml: opportunities sent
+        and not recorded; through path: blocks after the last one recorded (a path worker
+        that restarts takes its first block at the hot state's head, and the blocks queued
+        meanwhile collapse into that one: a stale block is not evaluated)."""
+        opp_where, exe_where = self.where()
+        through_path = self.load.via == "path"
 
         def settled() -> bool:  # the last blocks' records wait RECORD_DELAY_S, their executions a turn
             with psycopg.connect(self.pg.dsn()) as c:
-                row = c.execute("SELECT count(*) FROM core_execution WHERE path_id LIKE %s AND status = 'pending'",
-                                (like,)).fetchone()
-            return row is not None and row[0] == 0
-
-        with contextlib.suppress(AssertionError):
-            wait_for(settled, 60, "the last executions to be decided")
-        self.rpc.call("evm_mine")
-        mined = self._mined_from_signer()  # the chain first, the journal after (see verify)
-        with psycopg.connect(self.pg.dsn()) as c:
-            rows = _one(c, "SELECT count(*) FROM core_opportunity WHERE path_id LIKE %s", like)
-            distinct = _one(c, "SELECT count(DISTINCT path_id) FROM core_opportunity WHERE path_id LIKE %s", like)
-            chosen = {r[0] for r in c.execute(
-                "SELECT DISTINCT path_id FROM core_opportunity WHERE path_id LIKE %s AND decision = 'execute'",
-                (like,))}
-            executed = [r[0] for r in c.execute("SELECT path_id FROM core_execution WHERE path_id LIKE %s", (like,))]
-            unjournaled, twice = _sends(c, mined)
-            statuses = dict(c.execute("SELECT status, count(*) FROM core_execution WHERE path_id LIKE %s "
-                                      "GROUP BY status", (like,)).fetchall())
-        return {
-            "analytics_lost": max(0, want - distinct), "analytics_duplicated": rows - distinct,
-            "execute_lost": len(chosen - set(executed)), "execute_duplicated": len(executed) - len(set(executed)),
-            "executed_unchosen": len(set(executed) - chosen),
-            "tx_mined": len(mined), "tx_unjournaled": len(unjournaled), "tx_sent_twice": twice,
-            "statuses": statuses, "published_items": want, "chosen": len(chosen),
-        }
-
-    def _verify_path(self) -> dict[str, Any]:
-        """``verify`` of a load through the path stage. A path worker that restarts takes
-        its first block at the hot state's head (the blocks queued meanwhile collapse into
-        that one: a stale block is not evaluated), so a block is lost when no block from it
-        on was recorded: counted for the case's last block. Each opportunity recorded once;
-        each decided ``execute`` executed once, none that its record says was skipped; no
-        transaction twice."""
-        opp_where, exe_where = self.where()
-
-        def settled() -> bool:
-            with psycopg.connect(self.pg.dsn()) as c:
-                row = c.execute(f"SELECT count(*) FROM core_execution WHERE {exe_where} AND status = 'pending'"
-                                ).fetchone()
+                pending = _one(c, f"SELECT count(*) FROM core_execution WHERE {exe_where} AND status = 'pending'")
                 last = c.execute(f"SELECT max(block_number) FROM core_opportunity WHERE {opp_where}").fetchone()
-            return row is not None and row[0] == 0 and last is not None and last[0] == self.load.blocks[-1]
+            return pending == 0 and (not through_path or (last is not None and last[0] == self.load.blocks[-1]))
 
         with contextlib.suppress(AssertionError):
-            wait_for(settled, 60, "the last block to be recorded and its executions decided")
+            wait_for(settled, 60, "the last blocks to be recorded and their executions decided")
         self.rpc.call("evm_mine")
         mined = self._mined_from_signer()  # the chain first, the journal after (see verify)
         with psycopg.connect(self.pg.dsn()) as c:
@@ -518,13 +482,18 @@ class ChaosFleet:
         recorded = {b for b, _, _ in keys}
         distinct = {(b, p) for b, p, _ in keys}
         chosen = {(b, p) for b, p, d in keys if d == "execute"}
-        last = max(recorded, default=-1)
+        if through_path:
+            published = len(self.load.blocks)
+            lost = sum(1 for b in self.load.blocks if b > max(recorded, default=-1))
+        else:
+            published = len(self.load.execute_ids) * BATCH
+            lost = max(0, published - len(distinct))
         return {
-            "analytics_lost": sum(1 for b in self.load.blocks if b > last), "analytics_duplicated": len(keys) - len(distinct),
+            "analytics_lost": lost, "analytics_duplicated": len(keys) - len(distinct),
             "execute_lost": len(chosen - set(executed)), "execute_duplicated": len(executed) - len(set(executed)),
             "executed_unchosen": len(set(executed) - chosen),
             "tx_mined": len(mined), "tx_unjournaled": len(unjournaled), "tx_sent_twice": twice,
-            "statuses": statuses, "published_items": len(self.load.blocks), "chosen": len(chosen),
+            "statuses": statuses, "published_items": published, "chosen": len(chosen),
             "blocks_recorded": len(recorded), "recorded": recorded,
         }
 
@@ -540,8 +509,9 @@ class ChaosFleet:
 
 
 def _one(c: psycopg.Connection[Any], sql: str, *args: Any) -> int:
-    """The one integer ``sql`` selects."""
-    row = c.execute(sql, args).fetchone()
+    """The one integer ``sql`` selects (without ``args``, its text is taken as is: a ``%`` in it
+    is no placeholder)."""
+    row = c.execute(sql, args or None).fetchone()
     assert row is not None
     return int(row[0])
 
