@@ -105,6 +105,11 @@ def main() -> int:
                      "--address=127.0.0.1"], {"FLOWER_BASIC_AUTH": f"{login}:{password}"})
     start("web", [py, "manage.py", "runserver", f"127.0.0.1:{args.web_port}", "--noreload"],
           {"DJANGO_CSRF_TRUSTED_ORIGINS": f"http://127.0.0.1:{args.web_port},http://localhost:{args.web_port}"})
+    # the market moves once the rest is up: the first blocks' decisions would otherwise
+    # share the two cores with the console's and Flower's start (the first block's were
+    # ~2x the later ones' with the simulator started at once)
+    _wait_up(run_dir / "heartbeat-follower", [f"http://127.0.0.1:{args.web_port}/healthz",
+                                              f"http://127.0.0.1:{args.flower_port}/"], timeout_s=60)
     start("simulator", [py, "manage.py", "devnet", "simulate",
                         *(["--competitors", args.competitors] if args.competitors else []),
                         *(["--seed", str(args.seed)] if args.seed is not None else [])])
@@ -141,10 +146,12 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     print("\n== stopping")
-    # no new price moves or blocks announced: the pipeline drains, then what was sent is
-    # followed to its end (beat and the execute workers still run), then everything stops
+    # no new price moves: the pipeline drains and what was sent is followed to its end, the
+    # follower still deciding the last blocks (the simulator's last swaps, and what our own
+    # trades leave: stopped first, those went to beat's tick and a cold path worker, 35-60 ms
+    # against ~20), then everything stops
     for name, p in procs:
-        if name in ("simulator", "follower") and p.poll() is None:
+        if name == "simulator" and p.poll() is None:
             p.terminate()
     _settle_in_flight(since, timeout_s=20.0)
     for name, p in procs:
@@ -160,6 +167,26 @@ def main() -> int:
         lifecycle.down()
     print(_progress_line(time.monotonic() - started, since, final=True))
     return 0
+
+
+def _wait_up(heartbeat: Path, urls: list[str], timeout_s: float) -> None:
+    """Until the follower's loop runs (its heartbeat file) and each URL answers (any HTTP
+    status), or ``timeout_s``: the demo goes on either way."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    waiting = list(urls)
+    while time.monotonic() < deadline and (waiting or not heartbeat.exists()):
+        for url in list(waiting):
+            try:
+                urllib.request.urlopen(url, timeout=1).close()
+            except urllib.error.HTTPError:  # it answers (a login asked for, say)
+                pass
+            except OSError:
+                continue
+            waiting.remove(url)
+        time.sleep(0.2)
 
 
 def _settle_in_flight(since: object, timeout_s: float) -> None:
