@@ -18,7 +18,7 @@ from arbbot.errors import ArbbotError
 from arbbot.paths import exact_search
 from arbbot.paths.screen import edge_coefficients
 from arbbot.paths.v2_closed import UINT112_MAX
-from arbbot.types import PoolState
+from arbbot.types import PoolState, V2PoolState, V3PoolState
 
 DAI = tok(0xDA)
 
@@ -281,3 +281,34 @@ def _best_level_case(rng: random.Random, coarse: str, v3_first: bool, fee: int,
     )
     assert (amount_out - amount_in, -amount_in) == best
     return made
+
+
+def test_a_fit_that_stops_bracketing_in_the_flat_top_finishes_there() -> None:
+    """A full-range V3 pool and a V2 pair of the pipeline benchmark's market (block 4 of
+    its feed): the warm start is right, the narrow fits bracket the top, then one at a
+    smaller step does not (rounding: the top is flat far wider than the model's estimate
+    of it). The top is inside the last bracket, so the search finishes there: 11 quotes,
+    where it used to start again from the warm start with wide fits and a golden-section
+    search (91), for the same profit. Nothing in a dense scan around its input pays more."""
+    token, weth = "0xa000000000000000000000000000000000000348", "0xee00000000000000000000000000000000000000"
+    v3 = V3PoolState(
+        address="0x7371d1a77f601f3747542236dbe5c0973bc8e07e", token0=token, token1=weth, fee_pips=3000,
+        tick_spacing=60, sqrt_price_x96=411181419458252932135256064, tick=-105227,
+        liquidity=3375187804687848439808,
+        ticks=((-887220, 3375187804687848439808), (887220, -3375187804687848439808)))
+    pair = V2PoolState(address="0x8ef1dd525382cfda7fb008b4e93beb0fe3d70ab4", token0=token, token1=weth,
+                       reserve0=2210117445655194593394688, reserve1=60784939630949203968, fee_pips=3000)
+    hops = [(v3, weth), (pair, token)]
+    coeffs = []
+    for state, token_in in hops:
+        p01, q01, p10, q10 = edge_coefficients(state)
+        coeffs.append((p01, q01) if token_in == state.token0 else (p10, q10))
+    big_p, big_q = coeffs[0][0] * coeffs[1][0], coeffs[0][1] + coeffs[0][0] * coeffs[1][1]
+    x_float = (math.sqrt(big_p) - 1) / big_q
+    with _quotes() as quotes:
+        amount_in, amount_out = exact_search.size_search_exact(hops, x_float, coeffs)
+    assert len(quotes) <= 15
+    assert amount_out == reference_chain(hops, amount_in)
+    around = {amount_in + d for d in range(-2000, 2001)}
+    around |= {int(amount_in * (1 + sign * 10.0**-e)) for e in range(3, 13) for sign in (-1, 1)}
+    assert max(reference_chain(hops, x) - x for x in around) == amount_out - amount_in
