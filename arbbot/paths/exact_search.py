@@ -371,12 +371,13 @@ def size_search_exact(
     # to find the same profit).
     x, h = x0, max(tol, x0 >> 20)
     wide = h >= x0 // 256
-    if max(profit(max(1, x - h)), profit(x), profit(min(x + h, max_input))) == _REVERTS:
+    if profit(x) == _REVERTS and max(profit(max(1, x - h)), profit(min(x + h, max_input))) == _REVERTS:
         # The cycle cannot run at its warm start nor around it: a hop's output rounds to
         # nothing (a drained pool: smaller inputs too, each hop being monotone) or a hop
         # refuses the amount (a cap: larger ones too). The fits would only close in on the
         # same point (8 more quotes) and find the same. (The first fit takes these three
-        # from the cache.)
+        # from the cache. The sides are quoted only when the warm start reverts: a cycle
+        # through a coarse token is searched over its levels, and never needs them.)
         return 0, 0
     coarse = _coarse_hop(quoters, x0)
     if coarse is not None and _size_by_levels(hops, *coarse, profit, max_input) and best_profit > 0:

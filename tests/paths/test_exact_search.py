@@ -239,13 +239,14 @@ def test_a_cycle_through_a_coarse_token_finds_its_best_level(v3_first: bool, fee
     (``least_in_quoter``). The search must find the best of all levels, as enumerating
     every level with the pool models does (the golden-section search over inputs found
     it in none of the 16 cases). At 1% the top is 3-22 runs out: the climb over the
-    runs' ends finds it in ~13 quotes a cycle, where fits across the teeth took ~24 and
-    missed it in 3 of the 8 cases."""
+    runs' ends finds it in ~10-11 quotes a cycle, where fits across the teeth took ~24
+    and missed it in 3 of the 8 cases (and where two more went to the inputs either side
+    of the warm start, which a search over levels never uses)."""
     rng = random.Random(8)
     with _quotes() as quotes:
         counts = [_best_level_case(rng, tok(0xC1), v3_first, fee, quotes) for _ in range(8)]
     if fee == 10000:
-        assert sum(counts) / len(counts) <= 16, counts
+        assert sum(counts) / len(counts) <= 12, counts
 
 
 def _best_level_case(rng: random.Random, coarse: str, v3_first: bool, fee: int,
