@@ -47,6 +47,20 @@ def reference_chain(hops: list[tuple[PoolState, str]], x: int) -> int:
     return x
 
 
+def _warm_start(hops: list[tuple[PoolState, str]]) -> tuple[float, list[tuple[float, float]]]:
+    """The screen's warm start of a cycle and the hops' ``(p, q)``, as the engine computes
+    them (the virtual-reserve model composed over the hops; 1.0 where it sees no profit)."""
+    coeffs = []
+    for state, token_in in hops:
+        p01, q01, p10, q10 = edge_coefficients(state)
+        coeffs.append((p01, q01) if token_in == state.token0 else (p10, q10))
+    big_p, big_q = 1.0, 0.0
+    for p, q in coeffs:
+        big_q += big_p * q
+        big_p *= p
+    return ((math.sqrt(big_p) - 1) / big_q if big_p > 1 and big_q > 0 else 1.0), coeffs
+
+
 def _pools(rng: random.Random) -> list[PoolState]:
     """WETH -> USDC -> DAI -> WETH pools of every kind and size the quoters special-case."""
     price = 2000e6 / 1e18
@@ -171,15 +185,7 @@ def test_search_returns_the_best_input_it_quoted() -> None:
             usdc_units = 10**12 if not coarse else 10**6
             b = v2(2, USDC, WETH, int(usdc_units * 2000 * rng.uniform(0.97, 1.03)), 10**21)
             hops = [(a, WETH), (b, USDC)]
-            coeffs = []
-            for state, token_in in hops:
-                p01, q01, p10, q10 = edge_coefficients(state)
-                coeffs.append((p01, q01) if token_in == state.token0 else (p10, q10))
-            big_p, big_q = 1.0, 0.0
-            for p, q in coeffs:
-                big_q += big_p * q
-                big_p *= p
-            x_float = (math.sqrt(big_p) - 1) / big_q if big_p > 1 and big_q > 0 else 1.0
+            x_float, coeffs = _warm_start(hops)
             quotes.clear()
             amount_in, amount_out = exact_search.size_search_exact(hops, x_float, coeffs)
             best_profit, neg_x = max((out - x if out >= 0 else -(1 << 300), -x) for x, out in quotes)
@@ -265,12 +271,7 @@ def _best_level_case(rng: random.Random, coarse: str, v3_first: bool, fee: int,
         a = v2(1, WETH, coarse, weth, c_units)
         b = v3pool(2, coarse, WETH, 10**15 * skew, [(-887220, 887220, liq)], fee=fee)
     hops = [(a, WETH), (b, coarse)]
-    coeffs = []
-    for state, token_in in hops:
-        p01, q01, p10, q10 = edge_coefficients(state)
-        coeffs.append((p01, q01) if token_in == state.token0 else (p10, q10))
-    big_p, big_q = coeffs[0][0] * coeffs[1][0], coeffs[0][1] + coeffs[0][0] * coeffs[1][1]
-    x_float = (math.sqrt(big_p) - 1) / big_q
+    x_float, coeffs = _warm_start(hops)
     amount_in, amount_out = exact_search.size_search_exact(hops, x_float, coeffs)
     made = len(quotes)
     assert amount_in > 0 and amount_out == reference_chain(hops, amount_in)
@@ -300,12 +301,7 @@ def test_a_fit_that_stops_bracketing_in_the_flat_top_finishes_there() -> None:
     pair = V2PoolState(address="0x8ef1dd525382cfda7fb008b4e93beb0fe3d70ab4", token0=token, token1=weth,
                        reserve0=2210117445655194593394688, reserve1=60784939630949203968, fee_pips=3000)
     hops = [(v3, weth), (pair, token)]
-    coeffs = []
-    for state, token_in in hops:
-        p01, q01, p10, q10 = edge_coefficients(state)
-        coeffs.append((p01, q01) if token_in == state.token0 else (p10, q10))
-    big_p, big_q = coeffs[0][0] * coeffs[1][0], coeffs[0][1] + coeffs[0][0] * coeffs[1][1]
-    x_float = (math.sqrt(big_p) - 1) / big_q
+    x_float, coeffs = _warm_start(hops)
     with _quotes() as quotes:
         amount_in, amount_out = exact_search.size_search_exact(hops, x_float, coeffs)
     assert len(quotes) <= 15
