@@ -35,13 +35,15 @@ def main() -> int:
     if "--xchain" in sys.argv[1:]:  # the two-chain demo has its own script and options
         rest = [a for a in sys.argv[1:] if a != "--xchain"]
         os.execv(sys.executable, [sys.executable, str(ROOT / "scripts" / "demo_xchain.py"), *rest])
+    from arbbot.devnet.args import port, positive_float
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--xchain", action="store_true",
                     help="cross-chain arbitrage on two chains instead (scripts/demo_xchain.py, make demo-xchain)")
-    ap.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
-    ap.add_argument("--web-port", type=int, default=8000)
-    ap.add_argument("--flower-port", type=int, default=5555)
-    ap.add_argument("--anvil-port", type=int, default=8545)
+    ap.add_argument("--seconds", type=positive_float, default=None, help="stop after this long (default: until Ctrl-C)")
+    ap.add_argument("--web-port", type=port, default=8000)
+    ap.add_argument("--flower-port", type=port, default=5555)
+    ap.add_argument("--anvil-port", type=port, default=8545)
     ap.add_argument("--competitors", default="",
                     help="rival bots in the market simulator, LATENCY_S:N_POOLS[,...] (default: none)")
     ap.add_argument("--seed", type=int, default=None, help="the market simulator's seed")

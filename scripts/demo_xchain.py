@@ -33,15 +33,17 @@ os.environ.setdefault("ARBBOT_DEVNET_DIR", str(ROOT / ".devnet-xchain"))
 
 
 def main(argv: list[str] | None = None) -> int:
+    from arbbot.devnet.args import port, positive_float
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
-    ap.add_argument("--web-port", type=int, default=8000)
+    ap.add_argument("--seconds", type=positive_float, default=None, help="stop after this long (default: until Ctrl-C)")
+    ap.add_argument("--web-port", type=port, default=8000)
     ap.add_argument("--ports", default="8545,8546", help="chain A and chain B anvil ports")
     ap.add_argument("--fee-bps", type=int, default=10, help="the bridge's fee")
     ap.add_argument("--delay-blocks", type=int, default=3, help="the bridge's delay in source-chain blocks")
     ap.add_argument("--failure-rate", type=float, default=0.1, help="share of transfers the bridge fails")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--tick", type=float, default=3.0, help="seconds between strategy passes")
+    ap.add_argument("--tick", type=positive_float, default=3.0, help="seconds between strategy passes")
     ap.add_argument("--band-bps", type=int, default=300,
                     help="a chain's share of a token may leave 50 %% by this much before a rebalance")
     args = ap.parse_args(argv)

@@ -42,6 +42,7 @@ from arbbot.chain.rawtx import RawTx, decode_raw_tx
 from arbbot.chain.rpc import RpcClient, endpoint_label
 from arbbot.devnet.builder import Builder, BundleInvalid, QueuedBundle
 from arbbot.errors import ArbbotError, WireFormatError
+from arbbot.devnet import args as arg_types
 
 log = logging.getLogger("arbbot.devnet.relay")
 
@@ -233,26 +234,6 @@ def _hash(txs: list[RawTx]) -> str:
     return "0x" + keccak(b"".join(bytes.fromhex(t.tx_hash[2:]) for t in txs)).hex()
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be 0..65535 (0: any free port), got {value}")
-    return value
-
-
 def _url(text: str) -> str:
     if not text.startswith(("http://", "https://")):
         raise argparse.ArgumentTypeError(f"must be an http(s) JSON-RPC URL, got {text!r}")
@@ -270,9 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         "devrelay_pause [true|false] (stop/resume building).",
     )
     ap.add_argument("--anvil", required=True, type=_url, metavar="URL", help="the anvil node's JSON-RPC URL")
-    ap.add_argument("--port", required=True, type=_port, help="port to listen on (0: any free port, printed)")
+    ap.add_argument("--port", required=True, type=arg_types.port, help="port to listen on (0: any free port, printed)")
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    ap.add_argument("--block-time", type=_positive_float, default=1.0, metavar="SECONDS",
+    ap.add_argument("--block-time", type=arg_types.positive_float, default=1.0, metavar="SECONDS",
                     help="seconds from one block the relay mines to the next (default 1.0)")
     ap.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = ap.parse_args(argv)

@@ -1,0 +1,29 @@
+"""Command-line argument types shared by the devnet's commands and scripts (the relay
+stand-in, ``scripts/demo.py``, ``scripts/demo_xchain.py``): each turns a bad value into
+argparse's own error, naming the value, before anything starts."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def positive_float(text: str) -> float:
+    """A number above 0 (``inf`` included: no end; ``nan`` refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
+def port(text: str) -> int:
+    """A TCP port, 0 meaning any free one."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0..65535 (0: any free port), got {value}")
+    return value
