@@ -33,12 +33,14 @@ os.environ.setdefault("ARBBOT_DEVNET_DIR", str(ROOT / ".devnet-xchain"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from arbbot.devnet.args import port, positive_float
+    from arbbot.crosschain.relayer import RelayerConfig
+    from arbbot.devnet.args import port, port_pair, positive_float
+    from arbbot.errors import ArbbotError
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=positive_float, default=None, help="stop after this long (default: until Ctrl-C)")
     ap.add_argument("--web-port", type=port, default=8000)
-    ap.add_argument("--ports", default="8545,8546", help="chain A and chain B anvil ports")
+    ap.add_argument("--ports", type=port_pair, default=(8545, 8546), help="chain A and chain B anvil ports, A,B")
     ap.add_argument("--fee-bps", type=int, default=10, help="the bridge's fee")
     ap.add_argument("--delay-blocks", type=int, default=3, help="the bridge's delay in source-chain blocks")
     ap.add_argument("--failure-rate", type=float, default=0.1, help="share of transfers the bridge fails")
@@ -47,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--band-bps", type=int, default=300,
                     help="a chain's share of a token may leave 50 %% by this much before a rebalance")
     args = ap.parse_args(argv)
+    try:  # the relayer's own rules, checked before anything starts
+        RelayerConfig(fee_bps=args.fee_bps, delay_blocks=args.delay_blocks, failure_rate=args.failure_rate,
+                      seed=args.seed)
+    except ArbbotError as exc:
+        ap.error(str(exc))
 
     import django
 
@@ -63,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     py = sys.executable
     celery = str(Path(py).parent / "celery")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    port_a, port_b = (int(p) for p in args.ports.split(","))
+    port_a, port_b = args.ports
 
     from webapp.core import services
 

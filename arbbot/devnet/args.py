@@ -27,3 +27,14 @@ def port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be 0..65535 (0: any free port), got {value}")
     return value
+
+
+def port_pair(text: str) -> tuple[int, int]:
+    """Two different TCP ports, ``A,B`` (neither 0: each names a node to start)."""
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"must be two ports, A,B, got {text!r}")
+    a, b = (port(p.strip()) for p in parts)
+    if 0 in (a, b) or a == b:
+        raise argparse.ArgumentTypeError(f"must be two different ports above 0, got {text!r}")
+    return a, b

@@ -20,6 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
     ("demo.py", ("--anvil-port", "x"), "argument --anvil-port: not a port number: 'x'"),
     ("demo_xchain.py", ("--seconds", "0"), "argument --seconds: must be > 0, got '0'"),
     ("demo_xchain.py", ("--tick", "-1"), "argument --tick: must be > 0, got '-1'"),
+    ("demo_xchain.py", ("--ports", "8545"), "argument --ports: must be two ports, A,B, got '8545'"),
+    ("demo_xchain.py", ("--ports", "8545,8545"), "argument --ports: must be two different ports above 0"),
+    ("demo_xchain.py", ("--failure-rate", "2"), "failure_rate and stall_rate must be in [0, 1]"),
+    ("demo_xchain.py", ("--fee-bps", "-1"), "fee_bps must be in [0, 10000]"),
 ])
 def test_a_bad_argument_is_refused_before_anything_starts(script: str, args: tuple[str, ...], said: str,
                                                           tmp_path: Path) -> None:
