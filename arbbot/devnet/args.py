@@ -1,10 +1,12 @@
 """Command-line argument types shared by the devnet's commands and scripts (the relay
-stand-in, ``scripts/demo.py``, ``scripts/demo_xchain.py``): each turns a bad value into
-argparse's own error, naming the value, before anything starts."""
+stand-in, ``scripts/demo.py``, ``scripts/demo_xchain.py``) and the benchmarks that run
+on a devnet: each turns a bad value into argparse's own error, naming the value, before
+anything starts."""
 
 from __future__ import annotations
 
 import argparse
+from typing import Callable
 
 
 def positive_float(text: str) -> float:
@@ -16,6 +18,35 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
     return value
+
+
+def non_negative_float(text: str) -> float:
+    """A number of 0 or more (``nan`` refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def at_least(least: int) -> Callable[[str], int]:
+    """A whole number of at least ``least``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        return value
+
+    return parse
+
+
+positive_int = at_least(1)
 
 
 def port(text: str) -> int:

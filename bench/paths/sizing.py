@@ -221,7 +221,9 @@ def _compare(before: list[dict], after: list[dict]) -> dict:  # type: ignore[typ
 
 
 def _count(least: int) -> Callable[[str], int]:
-    """An argparse type: an integer of at least ``least``."""
+    """An argparse type: an integer of at least ``least``. (``arbbot.devnet.args.at_least``
+    is the project's; this script's worker side parses its arguments with the tree under
+    test first on its path, which may be older than that module.)"""
 
     def parse(text: str) -> int:
         try:

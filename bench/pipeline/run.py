@@ -57,6 +57,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from arbbot.devnet.args import non_negative_float, positive_float, positive_int
 from bench import profiled, traces
 from tests.e2e.fleet import wait_for  # the e2e fleet's: a condition, polled, with a deadline
 
@@ -537,14 +538,14 @@ def phase_report(fleet: Fleet, blocks: tuple[int, int], seconds: float, before: 
 
 def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
     ap = argparse.ArgumentParser()
-    ap.add_argument("--duration", type=float, default=45.0, help="phase 1 (throughput) seconds")
-    ap.add_argument("--soak", type=float, default=0.0, help="make phase 1 this long (RSS start and end reported)")
-    ap.add_argument("--latency-duration", type=float, default=20.0)
-    ap.add_argument("--replay-duration", type=float, default=20.0)
-    ap.add_argument("--naive-duration", type=float, default=15.0)
-    ap.add_argument("--changed", type=int, default=300, help="pools moved per block")
-    ap.add_argument("--sigma", type=float, default=0.01, help="a moved V2 pool's price change (std dev)")
-    ap.add_argument("--batch", type=int, default=1000, help="opportunities per replayed message")
+    ap.add_argument("--duration", type=positive_float, default=45.0, help="phase 1 (throughput) seconds")
+    ap.add_argument("--soak", type=non_negative_float, default=0.0, help="make phase 1 this long (RSS start and end reported)")
+    ap.add_argument("--latency-duration", type=positive_float, default=20.0)
+    ap.add_argument("--replay-duration", type=positive_float, default=20.0)
+    ap.add_argument("--naive-duration", type=positive_float, default=15.0)
+    ap.add_argument("--changed", type=positive_int, default=300, help="pools moved per block")
+    ap.add_argument("--sigma", type=positive_float, default=0.01, help="a moved V2 pool's price change (std dev)")
+    ap.add_argument("--batch", type=positive_int, default=1000, help="opportunities per replayed message")
     ap.add_argument("--lane", action=argparse.BooleanOptionalAction, default=True,
                     help="phase 2b: the latency phase again through the follower's own lane (bench/pipeline/lane.py)")
     ap.add_argument("--steps", action="store_true",
