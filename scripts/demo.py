@@ -95,9 +95,7 @@ def main() -> int:
     # the block follower: each new block to the scan queue as it arrives (newHeads over the
     # devnet's WebSocket, same port); beat's scan tick stays the fallback if it dies. Started
     # once the workers are up: blocks announced before would wait in the queues (seconds)
-    ready_by = time.monotonic() + 120
-    while not all((run_dir / f"heartbeat-{q}").exists() for q in QUEUES) and time.monotonic() < ready_by:
-        time.sleep(0.2)
+    _wait_up([run_dir / f"heartbeat-{q}" for q in QUEUES], [], timeout_s=120)
     start("follower", [py, "manage.py", "arbbot", "follow", "--chain", str(dep.chain_id),
                        "--ws", dep.rpc_url.replace("http://", "ws://", 1)],
           {"ARBBOT_HEARTBEAT_FILE": str(run_dir / "heartbeat-follower")})
@@ -110,8 +108,8 @@ def main() -> int:
     # the market moves once the rest is up: the first blocks' decisions would otherwise
     # share the two cores with the console's and Flower's start (the first block's were
     # ~2x the later ones' with the simulator started at once)
-    _wait_up(run_dir / "heartbeat-follower", [f"http://127.0.0.1:{args.web_port}/healthz",
-                                              f"http://127.0.0.1:{args.flower_port}/"], timeout_s=60)
+    _wait_up([run_dir / "heartbeat-follower"], [f"http://127.0.0.1:{args.web_port}/healthz",
+                                                f"http://127.0.0.1:{args.flower_port}/"], timeout_s=60)
     start("simulator", [py, "manage.py", "devnet", "simulate",
                         *(["--competitors", args.competitors] if args.competitors else []),
                         *(["--seed", str(args.seed)] if args.seed is not None else [])])
@@ -171,15 +169,16 @@ def main() -> int:
     return 0
 
 
-def _wait_up(heartbeat: Path, urls: list[str], timeout_s: float) -> None:
-    """Until the follower's loop runs (its heartbeat file) and each URL answers (any HTTP
-    status), or ``timeout_s``: the demo goes on either way."""
+def _wait_up(heartbeats: list[Path], urls: list[str], timeout_s: float) -> None:
+    """Until each process's heartbeat file exists (a worker is ready, the follower's loop
+    runs) and each URL answers (any HTTP status), or ``timeout_s``: the demo goes on either
+    way."""
     import urllib.error
     import urllib.request
 
     deadline = time.monotonic() + timeout_s
     waiting = list(urls)
-    while time.monotonic() < deadline and (waiting or not heartbeat.exists()):
+    while time.monotonic() < deadline and (waiting or not all(h.exists() for h in heartbeats)):
         for url in list(waiting):
             try:
                 urllib.request.urlopen(url, timeout=1).close()

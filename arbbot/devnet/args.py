@@ -6,15 +6,21 @@ anything starts."""
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+def _parsed(convert: Callable[[str], T], text: str, what: str) -> T:
+    try:
+        return convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
 
 
 def positive_float(text: str) -> float:
     """A number above 0 (``inf`` included: no end; ``nan`` refused)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = _parsed(float, text, "a number")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
     return value
@@ -22,10 +28,7 @@ def positive_float(text: str) -> float:
 
 def non_negative_float(text: str) -> float:
     """A number of 0 or more (``nan`` refused)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = _parsed(float, text, "a number")
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
     return value
@@ -35,10 +38,7 @@ def at_least(least: int) -> Callable[[str], int]:
     """A whole number of at least ``least``."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        value = _parsed(int, text, "a whole number")
         if value < least:
             raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
         return value
@@ -51,10 +51,7 @@ positive_int = at_least(1)
 
 def port(text: str) -> int:
     """A TCP port, 0 meaning any free one."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    value = _parsed(int, text, "a port number")
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be 0..65535 (0: any free port), got {value}")
     return value

@@ -40,9 +40,9 @@ from eth_utils import keccak
 
 from arbbot.chain.rawtx import RawTx, decode_raw_tx
 from arbbot.chain.rpc import RpcClient, endpoint_label
+from arbbot.devnet import args as arg_types
 from arbbot.devnet.builder import Builder, BundleInvalid, QueuedBundle
 from arbbot.errors import ArbbotError, WireFormatError
-from arbbot.devnet import args as arg_types
 
 log = logging.getLogger("arbbot.devnet.relay")
 
