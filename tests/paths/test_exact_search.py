@@ -15,8 +15,7 @@ from tests.paths._paths_helpers import USDC, WETH, tok, v2
 from tests.paths.test_v3_cycles import _positions, v3pool
 from arbbot import pools as pool_models
 from arbbot.errors import ArbbotError
-from arbbot.paths import exact_search
-from arbbot.paths.screen import edge_coefficients
+from arbbot.paths import exact_search, resize
 from arbbot.paths.v2_closed import UINT112_MAX
 from arbbot.types import PoolState, V2PoolState, V3PoolState
 
@@ -48,17 +47,11 @@ def reference_chain(hops: list[tuple[PoolState, str]], x: int) -> int:
 
 
 def _warm_start(hops: list[tuple[PoolState, str]]) -> tuple[float, list[tuple[float, float]]]:
-    """The screen's warm start of a cycle and the hops' ``(p, q)``, as the engine computes
-    them (the virtual-reserve model composed over the hops; 1.0 where it sees no profit)."""
-    coeffs = []
-    for state, token_in in hops:
-        p01, q01, p10, q10 = edge_coefficients(state)
-        coeffs.append((p01, q01) if token_in == state.token0 else (p10, q10))
-    big_p, big_q = 1.0, 0.0
-    for p, q in coeffs:
-        big_q += big_p * q
-        big_p *= p
-    return ((math.sqrt(big_p) - 1) / big_q if big_p > 1 and big_q > 0 else 1.0), coeffs
+    """The screen's warm start of a cycle and the hops' ``(p, q)``, as ``resize`` takes
+    them from the screen (1.0 where the screen sees no profit)."""
+    coeffs = [resize._edge(state, token_in) for state, token_in in hops]
+    x_float = resize._warm_start(coeffs)
+    return (1.0 if x_float is None else x_float), coeffs
 
 
 def _pools(rng: random.Random) -> list[PoolState]:

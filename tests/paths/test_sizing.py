@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from tests.paths._paths_helpers import USDC, WETH, addr, evaluate, tok, v2
 from arbbot import pools as pool_models
 from arbbot.paths.engine import rank_key
-from arbbot.paths import GasModel, PathEngine
-from arbbot.paths.screen import closed_form_python, edge_coefficients
+from arbbot.paths import GasModel, PathEngine, resize
+from arbbot.paths.screen import closed_form_python
 from arbbot.paths.v2_exact import size_v2_exact
 
 FEES = [3000, 1000, 500, 2500, 10000]
@@ -50,10 +50,7 @@ def _hops_for(pools: list, start: str) -> list:  # type: ignore[type-arg]
 
 
 def _sized(hops: list) -> tuple[int, int]:  # type: ignore[type-arg]
-    coeffs = []
-    for state, token_in in hops:
-        p01, q01, p10, q10 = edge_coefficients(state)
-        coeffs.append((p01, q01) if token_in == state.token0 else (p10, q10))
+    coeffs = [resize._edge(state, token_in) for state, token_in in hops]
     x, profit = closed_form_python(coeffs)
     if profit == -math.inf:
         return 0, 0
@@ -297,10 +294,7 @@ def test_closed_form_18_decimals_locally_optimal(case, skew) -> None:  # type: i
     tab = _v2_table(hops)
     assert tab is not None
     amount_in, amount_out, certified = size_v2_closed(tab)
-    coeffs = []
-    for state, token_in in hops:
-        p01, q01, p10, q10 = edge_coefficients(state)
-        coeffs.append((p01, q01) if token_in == state.token0 else (p10, q10))
+    coeffs = [resize._edge(state, token_in) for state, token_in in hops]
     x_float, gross = closed_form_python(coeffs)
     if amount_in == 0:
         if certified:
@@ -402,10 +396,7 @@ def test_nested_coarse_tokens_exact_optimum_over_every_level() -> None:
         hops = _hops_for([p1, p2, p3], WETH)
         tab = _v2_table(hops)
         assert tab is not None
-        coeffs = []
-        for state, token_in in hops:
-            p01, q01, p10, q10 = edge_coefficients(state)
-            coeffs.append((p01, q01) if token_in == state.token0 else (p10, q10))
+        coeffs = [resize._edge(state, token_in) for state, token_in in hops]
         x_float, _ = closed_form_python(coeffs)
         a_in, a_out = size_v2_table(tab, x_float, coeffs)
         best = _best_over_first_hop_levels(tab, n_a)
@@ -513,10 +504,7 @@ def test_unit_level_cut_bounds_the_exact_optimum_and_drops_unreachable_coarse_to
         p2 = v2(2, tok_a, tok_b, n_a2, int(n_a2 * b_per_a * skew[1]), rng.choice(FEES))
         p3 = v2(3, tok_b, WETH, n_b, int(n_b // 2_000 * skew[2]), rng.choice(FEES))
         hops = _hops_for([p1, p2, p3], WETH)
-        coeffs = []
-        for state, token_in in hops:
-            p01, q01, p10, q10 = edge_coefficients(state)
-            coeffs.append((p01, q01) if token_in == state.token0 else (p10, q10))
+        coeffs = [resize._edge(state, token_in) for state, token_in in hops]
         p = np.array([c[0] for c in coeffs])
         q = np.array([c[1] for c in coeffs])
         cols = [np.array([i]) for i in range(3)]
