@@ -4,6 +4,7 @@ counters and the publish-once block claim."""
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 import subprocess
@@ -43,6 +44,21 @@ def test_pools_roundtrip_exact_and_versioned(hot: HotState) -> None:
     assert hot.head() == (8, H2)
     raw = hot.redis.hget(hot.key("pools"), A)
     assert b'"block_hash":"' + H2.encode() in raw and b'"reserve0":"1"' in raw
+
+
+def test_pools_are_stored_as_the_stdlib_writes_them_and_either_reads_the_other(hot: HotState) -> None:
+    """The pools' JSON is orjson's (arbbot.hotstate): the same text as the stdlib's compact
+    JSON, so a reader of either kind (an older process during a rolling update) reads it."""
+    v2 = V2PoolState(A, T0, T1, 2**112 - 1, 12345, 3000, 2**40)
+    v3 = V3PoolState(B, T0, T1, 10000, 200, 2**160 - 1, 887271, 2**128 - 1,
+                     ((-887200, 2**127 - 1), (0, 0), (887200, -(2**127))), 2**40)
+    hot.put_pools([v2, v3], 7, H1)
+    for s in (v2, v3):
+        stored = hot.redis.hget(hot.key("pools"), s.address)
+        assert stored == json.dumps({**s.to_wire(), "block_hash": H1}, separators=(",", ":")).encode()
+    older = V2PoolState(A, T0, T1, 5, 6, 3000, 8)  # written as the stdlib writes it
+    hot.redis.hset(hot.key("pools"), A, json.dumps({**older.to_wire(), "block_hash": H2}, separators=(",", ":")))
+    assert hot.get_pools([A]) == {A: older} and hot.snapshot()[0][A] == older
 
 
 def test_changed_since_reads_only_what_the_missed_blocks_wrote(hot: HotState) -> None:
