@@ -301,10 +301,21 @@ POOL_GUARD_TTL_S = 10.0  # a DEX added or removed by `config apply` reaches the 
 
 
 def _read_guard(chain_id: int, _: Any) -> PoolGuard:
+    """The chain's guard over its DEXes as read now: the one held while they are the same
+    (its pools proven stay proven, where a new guard every read, twice a ``POOL_GUARD_TTL_S``,
+    made each traded pool's CREATE2 address again: ~50 µs a pool)."""
     from webapp.core import selectors
 
-    return PoolGuard([Factory.configured(d.kind, d.factory, d.init_code_hash, d.name)
-                      for d, _ in selectors.chain_dexes_with_sample(chain_id)])
+    factories = tuple(Factory.configured(d.kind, d.factory, d.init_code_hash, d.name)
+                      for d, _ in selectors.chain_dexes_with_sample(chain_id))
+    held = _guards_held.get(chain_id)
+    if held is not None and held.factories == factories:
+        return held
+    _guards_held[chain_id] = guard = PoolGuard(factories)
+    return guard
+
+
+_guards_held: dict[int, PoolGuard] = {}  # chain -> the guard last read (``_read_guard``)
 
 
 guards = kept.PerKey("pool guard", _read_guard, POOL_GUARD_TTL_S)
@@ -470,6 +481,7 @@ def reset() -> None:
     for values in (strategies, exclusions_kept, pool_filters, histories, modes, guards, champion_ref):
         values.forget()
     _windows.clear()
+    _guards_held.clear()
 
 
 def _read_champion_ref(_: Any) -> Any:

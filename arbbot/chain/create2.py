@@ -49,25 +49,38 @@ def create2_address(factory: str, salt: bytes, init_code_hash: bytes) -> str:
     return "0x" + keccak(b"\xff" + bytes.fromhex(factory[2:]) + salt + init_code_hash)[-20:].hex()
 
 
+def v2_salt(token_a: str, token_b: str) -> bytes:
+    t0, t1 = _sorted(token_a, token_b)
+    return keccak(bytes.fromhex(t0[2:]) + bytes.fromhex(t1[2:]))
+
+
+def v3_salt(token_a: str, token_b: str, fee: int) -> bytes:
+    t0, t1 = _sorted(token_a, token_b)
+    return keccak(encode(["address", "address", "uint24"], [t0, t1, fee]))
+
+
+def pool_salt(kind: str, token_a: str, token_b: str, fee: int = 3000) -> bytes:
+    """The CREATE2 salt of ``kind``'s pool of these tokens (the fee counts for V3 only)."""
+    if kind == "v2":
+        return v2_salt(token_a, token_b)
+    if kind == "v3":
+        return v3_salt(token_a, token_b, fee)
+    raise ValueError(f"unknown pool kind {kind!r} (v2 or v3)")
+
+
 def v2_pair_address(factory: str, init_code_hash: bytes, token_a: str, token_b: str) -> str:
     """UniswapV2Library.pairFor (lower-case)."""
-    t0, t1 = _sorted(token_a, token_b)
-    return create2_address(factory, keccak(bytes.fromhex(t0[2:]) + bytes.fromhex(t1[2:])), init_code_hash)
+    return create2_address(factory, v2_salt(token_a, token_b), init_code_hash)
 
 
 def v3_pool_address(factory: str, init_code_hash: bytes, token_a: str, token_b: str, fee: int) -> str:
     """v3-periphery PoolAddress.computeAddress (lower-case)."""
-    t0, t1 = _sorted(token_a, token_b)
-    return create2_address(factory, keccak(encode(["address", "address", "uint24"], [t0, t1, fee])), init_code_hash)
+    return create2_address(factory, v3_salt(token_a, token_b, fee), init_code_hash)
 
 
 def pool_address(kind: str, factory: str, init_code_hash: bytes, token_a: str, token_b: str, fee: int = 3000) -> str:
     """The CREATE2 address of ``kind``'s pool (the fee counts for V3 only)."""
-    if kind == "v2":
-        return v2_pair_address(factory, init_code_hash, token_a, token_b)
-    if kind == "v3":
-        return v3_pool_address(factory, init_code_hash, token_a, token_b, fee)
-    raise ValueError(f"unknown pool kind {kind!r} (v2 or v3)")
+    return create2_address(factory, pool_salt(kind, token_a, token_b, fee), init_code_hash)
 
 
 @dataclass(frozen=True)
@@ -90,13 +103,16 @@ class Factory:
 
 
 def factory_of(pool: PoolState, factories: Iterable[Factory]) -> Factory | None:
-    """The configured factory ``pool`` is the CREATE2 child of, or None."""
+    """The configured factory ``pool`` is the CREATE2 child of, or None (the pool's salt
+    made once, whatever the number of factories of its kind)."""
     address = pool.address.lower()
+    salt = None
     for f in factories:
-        if f.kind == pool.kind and pool_address(
-            f.kind, f.factory, f.init_code_hash, pool.token0, pool.token1, pool.fee_pips
-        ) == address:
-            return f
+        if f.kind == pool.kind:
+            if salt is None:
+                salt = pool_salt(pool.kind, pool.token0, pool.token1, pool.fee_pips)
+            if create2_address(f.factory, salt, f.init_code_hash) == address:
+                return f
     return None
 
 

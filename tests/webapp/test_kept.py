@@ -145,3 +145,26 @@ def test_the_refresher_brings_an_edited_strategy_to_the_stage_without_a_query_on
     kept.stop_refresher()
     services.config_apply({"chains": [chain_entry(strategy={"max_hops": 3})]})
     assert runtime.strategy_in_force(1).max_hops == 4, "no refresher: kept its ttl, as before"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_pool_guard_read_again_keeps_its_proofs_until_the_dexes_change() -> None:
+    from arbbot.chain.create2 import pool_address
+    from arbbot.types import V2PoolState
+
+    runtime.reset()
+    services.config_apply({"chains": [chain_entry()]})
+    dex = chain_entry()["dexes"][0]
+    t0, t1 = "0x" + "11" * 20, "0x" + "22" * 20
+    pair = V2PoolState(pool_address("v2", dex["factory"], bytes.fromhex(dex["init_code_hash"][2:]), t0, t1),
+                       t0, t1, 10**18, 10**18, 3000, 1)
+    first = runtime._read_guard(1, None)
+    assert first([pair]) is None and len(first._proven) == 1
+    assert runtime._read_guard(1, None) is first, "the same DEXes: the guard and its proofs kept"
+    entry = chain_entry()
+    entry["dexes"].append({"name": "another-v2", "kind": "v2", "factory": "0x" + "fa" * 20})
+    services.config_apply({"chains": [entry]})
+    after = runtime._read_guard(1, None)
+    assert after is not first and not after._proven, "a DEX added: a new guard, nothing proven yet"
+    assert after([pair]) is None and len(after.factories) == len(first.factories) + 1
+    runtime.reset()
