@@ -307,7 +307,7 @@ def _read_guard(chain_id: int, _: Any) -> PoolGuard:
     from webapp.core import selectors
 
     factories = tuple(Factory.configured(d.kind, d.factory, d.init_code_hash, d.name)
-                      for d, _ in selectors.chain_dexes_with_sample(chain_id))
+                      for d in selectors.chain_dexes(chain_id))
     held = _guards_held.get(chain_id)
     if held is not None and held.factories == factories:
         return held

@@ -148,7 +148,7 @@ def test_the_refresher_brings_an_edited_strategy_to_the_stage_without_a_query_on
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_pool_guard_read_again_keeps_its_proofs_until_the_dexes_change() -> None:
+def test_the_pool_guard_read_again_keeps_its_proofs_until_the_dexes_change(django_assert_num_queries: Any) -> None:
     from arbbot.chain.create2 import pool_address
     from arbbot.types import V2PoolState
 
@@ -158,7 +158,8 @@ def test_the_pool_guard_read_again_keeps_its_proofs_until_the_dexes_change() -> 
     t0, t1 = "0x" + "11" * 20, "0x" + "22" * 20
     pair = V2PoolState(pool_address("v2", dex["factory"], bytes.fromhex(dex["init_code_hash"][2:]), t0, t1),
                        t0, t1, 10**18, 10**18, 3000, 1)
-    first = runtime._read_guard(1, None)
+    with django_assert_num_queries(1):  # the DEXes alone, however many: it is read every few seconds
+        first = runtime._read_guard(1, None)
     assert first([pair]) is None and len(first._proven) == 1
     assert runtime._read_guard(1, None) is first, "the same DEXes: the guard and its proofs kept"
     entry = chain_entry()

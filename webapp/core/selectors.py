@@ -212,11 +212,17 @@ def strategy_as_dict(strategy: StrategySettings) -> dict[str, Any]:
 def _fraction_text(value: Fraction) -> str:
     """A margin as the decimal it was written as (it came from a 4-decimal column)."""
     return str(Decimal(value.numerator) / Decimal(value.denominator)).rstrip("0").rstrip(".") if value else "0"
+def chain_dexes(chain_id: int) -> list[Dex]:
+    """The chain's DEXes, by name: one query (the execute stage's pool guard reads them
+    again every few seconds)."""
+    return list(Dex.objects.filter(chain__chain_id=chain_id).order_by("name"))
+
+
 def chain_dexes_with_sample(chain_id: int) -> list[tuple[Dex, Pool | None]]:
     """The chain's DEXes, each with one of its pools (or None): the executor's deploy checks
     a DEX's init-code hash by recomputing that pool's CREATE2 address."""
     out = []
-    for dex in Dex.objects.filter(chain__chain_id=chain_id).order_by("name"):
+    for dex in chain_dexes(chain_id):
         pool = Pool.objects.filter(dex=dex).select_related("token0", "token1").order_by("id").first()
         out.append((dex, pool))
     return out

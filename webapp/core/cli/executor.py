@@ -357,7 +357,7 @@ def status(opts: dict[str, Any], out: Out) -> int:
     from webapp.core import selectors
 
     entries = []
-    for dex, _pool in selectors.chain_dexes_with_sample(chain.chain_id):
+    for dex in selectors.chain_dexes(chain.chain_id):
         init = dex.init_code_hash.strip().removeprefix("0x")
         expected = bytes.fromhex(init) if len(init) == 64 else admin.GENUINE_INIT_CODE_HASH.get(dex.kind, bytes(32))
         entries.append(admin.FactoryEntry(dex.name, dex.kind, dex.factory, expected))
