@@ -32,6 +32,8 @@ def main() -> None:
     ap.add_argument("--gas-price", type=int, default=10**9)
     ap.add_argument("--seed", type=int, default=23)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--mirror", metavar="RPC_URL,BALANCE_SLOT",
+                    help="write each block's moved pools to this devnet too (bench/pipeline/onchain.py)")
     args = ap.parse_args()
     if args.blocks < 1 or args.rate <= 0:
         ap.error("--blocks must be >= 1 and --rate > 0")
@@ -53,7 +55,13 @@ def main() -> None:
     kept.start_refresher()  # as the follower does: the strategy and the like read off the block's way
     hot = runtime.hotstate(args.chain)
     market = build()
-    feed = Feed(market, args.chain, args.changed, args.sigma, seed=args.seed)
+    mirror = None
+    if args.mirror:
+        from bench.pipeline.onchain import Mirror
+
+        url, _, slot = args.mirror.rpartition(",")
+        mirror = Mirror(url, int(slot))
+    feed = Feed(market, args.chain, args.changed, args.sigma, seed=args.seed, mirror=mirror)
     held = hot.get_pools()  # where the feed before this one left the market
     feed.states = [held.get(s.address.lower(), s) for s in feed.states]
     path.warm(args.chain)  # as the follower prepares its lane (workers.follow_scan.InlineScan.warm)

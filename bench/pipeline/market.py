@@ -17,6 +17,7 @@ import numpy as np
 from arbbot.chain.create2 import GENUINE_INIT_CODE_HASH, pool_address
 from arbbot.types import PoolDelta, PoolState, V2PoolState
 from bench.paths.synth import UINT112_MAX, WETH, build_market, perturb
+from bench.pipeline.onchain import Mirror
 
 __all__ = ["Market", "WETH", "build"]
 
@@ -63,22 +64,28 @@ def move(state: PoolState, rng: np.random.Generator, block: int, sigma: float) -
 
 
 class Feed:
-    """Blocks of ``changed`` moved pools over ``market``; keeps the current states."""
+    """Blocks of ``changed`` moved pools over ``market``; keeps the current states. With a
+    ``mirror`` (``onchain.Mirror``), each block's moved pools are written to the devnet too."""
 
-    def __init__(self, market: Market, chain_id: int, changed: int, sigma: float, seed: int = 11) -> None:
+    def __init__(self, market: Market, chain_id: int, changed: int, sigma: float, seed: int = 11,
+                 mirror: Mirror | None = None) -> None:
         self.states = list(market.pools)
         self.chain_id, self.changed, self.sigma = chain_id, changed, sigma
         self.rng = np.random.default_rng(seed)
+        self.mirror = mirror
 
     def block(self, number: int, observed_at: float | None, gas_price_wei: int) -> PoolDelta:
         """Block ``number``'s delta, arrived at ``observed_at`` (unix time; ``None``: now, once
         its pools have moved: the chain's swaps happen before a block arrives, so the time the
-        bench takes to simulate them is no part of the pipeline's latency)."""
+        bench takes to simulate them, and to write them to the devnet, is no part of the
+        pipeline's latency)."""
         idx = self.rng.choice(len(self.states), size=self.changed, replace=False)
         moved = []
         for i in idx:
             self.states[i] = move(self.states[i], self.rng, number, self.sigma)
             moved.append(self.states[i])
+        if self.mirror is not None:
+            self.mirror.move(moved)
         return PoolDelta(
             chain_id=self.chain_id, block_number=number, block_hash=block_hash(number), states=tuple(moved),
             observed_at=time.time() if observed_at is None else observed_at, gas_price_wei=gas_price_wei,

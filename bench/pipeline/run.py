@@ -34,10 +34,14 @@ phase.
 Execute (dry-run) simulates every opportunity the ml stage chose (at most the strategy's
 ``max_sends_per_block`` a block, 8 by default) with the runner it runs in
 the fleet: risk checks, re-sizing on the hot state, the pool guard, then one JSON-RPC batch
-to the devnet anvil (``eth_call`` of the exact executor calldata, ``eth_estimateGas``, the
-fee reads). The market's pools exist in the hot state only, not on that chain, so every
-simulation reverts and the decision is ``dropped``: the round trip and the executor's own
-code run are real, the outcome is not a trade.
+to the devnet anvil (``eth_call`` of the exact executor calldata, the fee reads). The
+market is on that devnet (bench/pipeline/onchain.py: each pool the code of the pool it
+stands for, each token an ERC20's, the DEXes registered on the executor), and the feed
+writes each block's moved pools there before the block arrives, so the executor runs
+through pool code on the state the path stage sized on and a decision is ``simulated`` or
+refused for a reason of its own. ``--no-mirror`` leaves the market off the chain (every
+re-validation reverts at its first pool, then is asked again with ``eth_estimateGas``: the
+bench before session 46).
 """
 
 from __future__ import annotations
@@ -491,7 +495,8 @@ def lane_phase(fleet: Fleet, broker: Broker, logs: Path, env: dict[str, str], fi
     with open(logs / "lane.log", "wb") as log:
         subprocess.run([sys.executable, "-m", "bench.pipeline.lane", "--chain", str(CHAIN_ID), "--first", str(first),
                         "--blocks", str(LANE_WARM_UP + blocks), "--rate", str(rate), "--changed", str(args.changed),
-                        "--sigma", str(args.sigma), "--gas-price", str(GAS_PRICE), "--out", str(out)],
+                        "--sigma", str(args.sigma), "--gas-price", str(GAS_PRICE), "--out", str(out),
+                        *(["--mirror", args.mirror_arg] if args.mirror else [])],
                        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True,
                        timeout=120 + 2 * (LANE_WARM_UP + blocks) / rate)
     lane = json.loads(out.read_text())
@@ -546,6 +551,9 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
     ap.add_argument("--changed", type=positive_int, default=300, help="pools moved per block")
     ap.add_argument("--sigma", type=positive_float, default=0.01, help="a moved V2 pool's price change (std dev)")
     ap.add_argument("--batch", type=positive_int, default=1000, help="opportunities per replayed message")
+    ap.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
+                    help="the market's pools and tokens on the devnet, each block's moves written there "
+                         "(bench/pipeline/onchain.py); --no-mirror: the pools exist in the hot state only")
     ap.add_argument("--lane", action=argparse.BooleanOptionalAction, default=True,
                     help="phase 2b: the latency phase again through the follower's own lane (bench/pipeline/lane.py)")
     ap.add_argument("--steps", action="store_true",
@@ -599,6 +607,13 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
             hot = runtime.hotstate(CHAIN_ID)
             hot.clear()
             hot.put_pools(market.pools, 0, "0x" + "00" * 32)
+            mirror = None
+            if args.mirror:
+                from bench.pipeline import onchain
+
+                _step("the market on the devnet: its pools' and tokens' code and state, its DEXes on the executor")
+                mirror = onchain.place(anvil.rpc(), dep.deployer, dep.executor, market.pools, market.dexes, _step)
+                args.mirror_arg = f"{mirror.rpc_url},{mirror.balance_slot}"
 
             _step("sample opportunities for the replay phases (path engine, in this process)")
             opps = sample_opportunities(market, 8, args.changed, args.sigma)
@@ -613,7 +628,7 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
                 timed = {"PYTHONPATH": f"{ROOT / 'bench' / 'latency' / 'steps'}{os.pathsep}{ROOT}"}
                 fleet.start(q, "workers.celery_app", q, timed if args.steps and q == "execute" else None)
             broker = Broker()
-            feed = Feed(market, CHAIN_ID, args.changed, args.sigma)
+            feed = Feed(market, CHAIN_ID, args.changed, args.sigma, mirror=mirror)
 
             # warm-up: the path stage builds its engine from the hot state on its first block
             _step("warm-up")
