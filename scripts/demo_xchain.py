@@ -34,7 +34,7 @@ os.environ.setdefault("ARBBOT_DEVNET_DIR", str(ROOT / ".devnet-xchain"))
 
 def main(argv: list[str] | None = None) -> int:
     from arbbot.crosschain.relayer import RelayerConfig
-    from arbbot.devnet.args import port, port_pair, positive_float
+    from arbbot.devnet.args import bps, port, port_pair, positive_float
     from arbbot.errors import ArbbotError
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--failure-rate", type=float, default=0.1, help="share of transfers the bridge fails")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--tick", type=positive_float, default=3.0, help="seconds between strategy passes")
-    ap.add_argument("--band-bps", type=int, default=300,
+    ap.add_argument("--band-bps", type=bps, default=300,
                     help="a chain's share of a token may leave 50 %% by this much before a rebalance")
     args = ap.parse_args(argv)
     try:  # the relayer's own rules, checked before anything starts

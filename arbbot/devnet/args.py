@@ -49,6 +49,14 @@ def at_least(least: int) -> Callable[[str], int]:
 positive_int = at_least(1)
 
 
+def bps(text: str) -> int:
+    """Basis points: a whole number 0..10000."""
+    value = _parsed(int, text, "a whole number")
+    if not 0 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"must be 0..10000 basis points, got {value}")
+    return value
+
+
 def port(text: str) -> int:
     """A TCP port, 0 meaning any free one."""
     value = _parsed(int, text, "a port number")

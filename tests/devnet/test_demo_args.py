@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
     ("demo_xchain.py", ("--ports", "8545,8545"), "argument --ports: must be two different ports above 0"),
     ("demo_xchain.py", ("--failure-rate", "2"), "failure_rate and stall_rate must be in [0, 1]"),
     ("demo_xchain.py", ("--fee-bps", "-1"), "fee_bps must be in [0, 10000]"),
+    ("demo_xchain.py", ("--band-bps", "20000"), "argument --band-bps: must be 0..10000 basis points, got 20000"),
 ])
 def test_a_bad_argument_is_refused_before_anything_starts(script: str, args: tuple[str, ...], said: str,
                                                           tmp_path: Path) -> None:
