@@ -595,6 +595,7 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
         _step("market (10,176 pools, re-addressed under the chain's DEXes)")
         market = build()
         res["pools"] = len(market.pools)
+        res["mirror"] = args.mirror  # the market on the devnet (onchain.py), or in the hot state only
         _step("devnet anvil with the genuine contracts and the executor")
         with deployed_devnet(logs / "devnet") as (anvil, dep):
             services.chain_register_deployment({**dep.to_json(), "name": "bench-pipeline"})
