@@ -212,6 +212,8 @@ def strategy_as_dict(strategy: StrategySettings) -> dict[str, Any]:
 def _fraction_text(value: Fraction) -> str:
     """A margin as the decimal it was written as (it came from a 4-decimal column)."""
     return str(Decimal(value.numerator) / Decimal(value.denominator)).rstrip("0").rstrip(".") if value else "0"
+
+
 def chain_dexes(chain_id: int) -> list[Dex]:
     """The chain's DEXes, by name: one query (the execute stage's pool guard reads them
     again every few seconds)."""
