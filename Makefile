@@ -55,9 +55,14 @@ demo-xchain: setup
 # read the project's modules compiled even where the environment sets
 # PYTHONDONTWRITEBYTECODE (some machines here do), instead of compiling them again at each
 # start (~0.8 s each on a slow machine).
+# Two pytest processes (pytest-xdist), each taking whole files, so a file's devnet and fleet
+# stay in one process; each is a run of its own on the shared services (tests/conftest.py).
+# Much of the suite waits on anvil, the broker and the worker processes it starts: one
+# process left a core idle. TEST_WORKERS=0 runs it in this process alone.
+TEST_WORKERS ?= 2
 test: setup validators
 	$(PY) -m compileall -q -j 0 arbbot webapp workers bench scripts tests >/dev/null
-	$(PY) -m pytest -q --durations=25
+	$(PY) -m pytest -q --durations=25 -n $(TEST_WORKERS) --dist loadfile
 
 # The chaos suite: the quick cases (RPC faults, poison messages, unreadable pools) also run in
 # `make test`; the fleet under faults on private PostgreSQL, Redis and RabbitMQ instances

@@ -3,6 +3,9 @@
 Several test runs may share one PostgreSQL, Redis and RabbitMQ (developers, CI). Each run
 gets its own test database name, Redis key prefix and RabbitMQ vhost, set in the
 environment here, before Django or Celery read it, so worker subprocesses inherit them.
+``make test`` runs the suite in two pytest-xdist processes: each is a run of its own here
+(its own prefix, vhost, devnet directory and heartbeat file; pytest-django gives each its
+own test database), never the values its parent process set and it inherited.
 """
 
 from __future__ import annotations
@@ -20,6 +23,14 @@ from hypothesis import settings
 from arbbot.hotstate import HotState
 
 RUN_ID = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+#: the names this file set in the environment (below), so that a process started with that
+#: environment knows them for its parent's: an xdist worker sets its own instead
+_SET_HERE = "ARBBOT_TEST_SET_HERE"
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _name in filter(None, os.environ.pop(_SET_HERE, "").split(",")):
+        os.environ.pop(_name, None)
+_before = set(os.environ)
 
 # Property tests: `make test` runs the deterministic profile (same examples every run, no
 # example database), so CI cannot flake on a newly drawn case; `make test-explore` runs the
@@ -72,6 +83,7 @@ if "ARBBOT_BROKER_URL" not in os.environ:
     os.environ["ARBBOT_BROKER_URL"] = "amqp://guest:guest@127.0.0.1:5672/" + (
         "" if vhost == "/" else vhost
     )
+os.environ[_SET_HERE] = ",".join(sorted(set(os.environ) - _before))
 _reread_arbbot_settings()
 
 
