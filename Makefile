@@ -51,15 +51,16 @@ demo-xchain: setup
 	ARBBOT_DEVNET=1 $(PY) manage.py migrate --noinput -v 0
 	$(PY) scripts/demo_xchain.py
 
-# Compiled first: the processes the tests start (manage.py, the workers, the scripts) then
-# read the project's modules compiled even where the environment sets
-# PYTHONDONTWRITEBYTECODE (some machines here do), instead of compiling them again at each
-# start (~0.8 s each on a slow machine).
 # Two pytest processes (pytest-xdist), each taking whole files, so a file's devnet and fleet
 # stay in one process; each is a run of its own on the shared services (tests/conftest.py).
 # Much of the suite waits on anvil, the broker and the worker processes it starts: one
 # process left a core idle. TEST_WORKERS=0 runs it in this process alone.
 TEST_WORKERS ?= 2
+
+# Compiled first: the processes the tests start (manage.py, the workers, the scripts) then
+# read the project's modules compiled even where the environment sets
+# PYTHONDONTWRITEBYTECODE (some machines here do), instead of compiling them again at each
+# start (~0.8 s each on a slow machine).
 test: setup validators
 	$(PY) -m compileall -q -j 0 arbbot webapp workers bench scripts tests >/dev/null
 	$(PY) -m pytest -q --durations=25 -n $(TEST_WORKERS) --dist loadfile
