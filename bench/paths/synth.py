@@ -103,13 +103,18 @@ def build_market(seed: int = 7, n_tail: int = 2600, n_tail_tail: int = 3300) -> 
     return pools
 
 
-def perturb(state: PoolState, rng: np.random.Generator, block: int) -> PoolState:
-    """The state after some swaps: reserves / price move by ~0.2%."""
+#: ``perturb``'s move of a V3 pool's sqrt price (std dev); a V2 pair's price moves twice as much
+V3_SIGMA = 0.001
+
+
+def perturb(state: PoolState, rng: np.random.Generator, block: int, lean: float = 1.0) -> PoolState:
+    """The state after some swaps: reserves / price move by ~0.2%. ``lean`` multiplies the
+    move's factor (a V2 pair's reserve0 and a V3 pool's sqrt price go up with it; 1: none)."""
     if isinstance(state, V2PoolState):
-        f = 1 + rng.normal(0, 0.002)
+        f = (1 + rng.normal(0, 0.002)) * lean
         r0 = max(1, min(int(state.reserve0 * f), UINT112_MAX))
         r1 = max(1, min(int(state.reserve1 / f), UINT112_MAX))
         return replace(state, reserve0=r0, reserve1=r1, block_number=block)
-    f = 1 + rng.normal(0, 0.001)
+    f = (1 + rng.normal(0, V3_SIGMA)) * lean
     sqrt_p = min(max(int(state.sqrt_price_x96 * f), MIN_SQRT_RATIO + 1), MAX_SQRT_RATIO - 1)
     return replace(state, sqrt_price_x96=sqrt_p, tick=get_tick_at_sqrt_ratio(sqrt_p), block_number=block)

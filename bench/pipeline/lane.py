@@ -29,6 +29,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, required=True, help="blocks a second")
     ap.add_argument("--changed", type=int, default=300, help="pools moved per block")
     ap.add_argument("--sigma", type=float, default=0.01, help="a moved V2 pool's price change (std dev)")
+    ap.add_argument("--revert", type=float, default=0.0,
+                    help="the feed's pull back toward the market as built (bench/pipeline/market.py)")
     ap.add_argument("--gas-price", type=int, default=10**9)
     ap.add_argument("--seed", type=int, default=23)
     ap.add_argument("--out", type=Path, required=True)
@@ -54,14 +56,14 @@ def main() -> None:
     kernel.warm()
     kept.start_refresher()  # as the follower does: the strategy and the like read off the block's way
     hot = runtime.hotstate(args.chain)
-    market = build()
+    market = build().settled(args.sigma, args.revert)  # the run's market: the same centre to revert to
     mirror = None
     if args.mirror:
         from bench.pipeline.onchain import Mirror
 
         url, _, slot = args.mirror.rpartition(",")
         mirror = Mirror(url, int(slot))
-    feed = Feed(market, args.chain, args.changed, args.sigma, seed=args.seed, mirror=mirror)
+    feed = Feed(market, args.chain, args.changed, args.sigma, seed=args.seed, mirror=mirror, revert=args.revert)
     held = hot.get_pools()  # where the feed before this one left the market
     feed.states = [held.get(s.address.lower(), s) for s in feed.states]
     path.warm(args.chain)  # as the follower prepares its lane (workers.follow_scan.InlineScan.warm)

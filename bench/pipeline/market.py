@@ -4,11 +4,21 @@ configured (so the execute stage's pool guard passes them, as it would a real ch
 the block feed: per block, a few hundred pools moved by swaps, as ``PoolDelta``s.
 
 A pair with several pools of one kind (the majors trade on several DEXes) gets one DEX per
-pool: the n-th V2 pool of a pair is the n-th V2 DEX's pair."""
+pool: the n-th V2 pool of a pair is the n-th V2 DEX's pair.
+
+The moves revert to the mean (``Market.settled``, ``Feed(revert=)``): with no arbitrageur
+closing the gaps, a plain random walk spreads the prices further with every block, so the
+opportunities a block grew with a run's length (~390 a block over a 22 s phase, ~520 over
+52 s) and runs of different lengths could not be compared. Each move now pulls a pool's log
+price back toward where the market was built by ``revert`` of its distance, and a settled
+market starts every pool at a draw of that walk's stationary spread, so the opportunities a
+block hold level from the first block. ``revert=0`` is the random walk (``bench/paths``
+keeps it)."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 
@@ -16,16 +26,49 @@ import numpy as np
 
 from arbbot.chain.create2 import GENUINE_INIT_CODE_HASH, pool_address
 from arbbot.types import PoolDelta, PoolState, V2PoolState
-from bench.paths.synth import UINT112_MAX, WETH, build_market, perturb
+from bench.paths.synth import UINT112_MAX, V3_SIGMA, WETH, build_market, perturb
 from bench.pipeline.onchain import Mirror
 
 __all__ = ["Market", "WETH", "build"]
+
+
+#: The pipeline benchmark's pull back toward the centre, a fraction of a moved pool's log
+#: distance from it: its stationary spread (2 sigma / sqrt(2 revert - revert^2) in a V2
+#: pair's log price, ~3.2 moves' worth) is where the random walk had drifted after ~10
+#: moves of each pool, a 40 s phase 1 on session 47's machine.
+REVERT = 0.05
+
+#: ``Market.settled``'s draws (the feeds have seeds of their own)
+SETTLE_SEED = 5
 
 
 @dataclass(frozen=True)
 class Market:
     pools: list[PoolState]
     dexes: list[dict[str, str]]  # name, kind, factory, init_code_hash: the chain's DEX rows
+    #: the pools as built, which the moves revert to (``settled``); None: ``pools`` are
+    centre: list[PoolState] | None = None
+
+    def settled(self, sigma: float, revert: float) -> Market:
+        """The market with every pool at a draw of the stationary spread of ``Feed``'s
+        walk (V2 moves of ``sigma``, pulled back by ``revert``) around where it was built,
+        kept as ``centre``; itself when ``revert`` is 0 (the walk has no stationary spread)."""
+        if not revert:
+            return self
+        if not 0 < revert < 1:
+            raise ValueError(f"revert must be in [0, 1), got {revert}")
+        rng = np.random.default_rng(SETTLE_SEED)
+        spread = 1 / math.sqrt(2 * revert - revert * revert)
+        pools = []
+        for state in self.pools:
+            if isinstance(state, V2PoolState):  # the log price r1/r0 moves by ~2 sigma a step
+                f = math.exp(-rng.normal(0, 2 * sigma * spread) / 2)
+                state = dataclasses.replace(state, reserve0=max(1, min(int(state.reserve0 * f), UINT112_MAX)),
+                                            reserve1=max(1, min(int(state.reserve1 / f), UINT112_MAX)))
+            else:
+                state = perturb(state, rng, state.block_number, math.exp(rng.normal(0, V3_SIGMA * spread)))
+            pools.append(state)
+        return Market(pools, self.dexes, centre=self.centre or self.pools)
 
 
 def _factory(kind: str, n: int) -> str:
@@ -51,25 +94,35 @@ def build(seed: int = 7) -> Market:
     return Market(pools, dexes)
 
 
-def move(state: PoolState, rng: np.random.Generator, block: int, sigma: float) -> PoolState:
+def move(state: PoolState, rng: np.random.Generator, block: int, sigma: float,
+         centre: PoolState | None = None, revert: float = 0.0) -> PoolState:
     """The pool after a block of swaps: a V2 pair's price moves by ~``sigma`` (its constant
-    product kept), a V3 pool's as ``synth.perturb`` moves it."""
+    product kept), a V3 pool's as ``synth.perturb`` moves it; with a ``centre`` (the pool as
+    built), pulled back toward its price by ``revert`` of the log distance first."""
     if isinstance(state, V2PoolState):
         f = 1 + rng.normal(0, sigma)
+        if revert and isinstance(centre, V2PoolState):  # price r1/r0: divided by f^2
+            f *= math.exp(revert * math.log((state.reserve1 * centre.reserve0) / (state.reserve0 * centre.reserve1)) / 2)
         return dataclasses.replace(
             state, reserve0=max(1, min(int(state.reserve0 * f), UINT112_MAX)),
             reserve1=max(1, min(int(state.reserve1 / f), UINT112_MAX)), block_number=block,
         )
+    if revert and centre is not None and not isinstance(centre, V2PoolState):
+        return perturb(state, rng, block, math.exp(-revert * math.log(state.sqrt_price_x96 / centre.sqrt_price_x96)))
     return perturb(state, rng, block)
 
 
 class Feed:
     """Blocks of ``changed`` moved pools over ``market``; keeps the current states. With a
-    ``mirror`` (``onchain.Mirror``), each block's moved pools are written to the devnet too."""
+    ``mirror`` (``onchain.Mirror``), each block's moved pools are written to the devnet too.
+    ``revert``: each move pulls the pool back toward the market's ``centre`` (module
+    docstring; 0: a random walk)."""
 
     def __init__(self, market: Market, chain_id: int, changed: int, sigma: float, seed: int = 11,
-                 mirror: Mirror | None = None) -> None:
+                 mirror: Mirror | None = None, revert: float = 0.0) -> None:
         self.states = list(market.pools)
+        self.centre = market.centre or market.pools
+        self.revert = revert
         self.chain_id, self.changed, self.sigma = chain_id, changed, sigma
         self.rng = np.random.default_rng(seed)
         self.mirror = mirror
@@ -82,7 +135,7 @@ class Feed:
         idx = self.rng.choice(len(self.states), size=self.changed, replace=False)
         moved = []
         for i in idx:
-            self.states[i] = move(self.states[i], self.rng, number, self.sigma)
+            self.states[i] = move(self.states[i], self.rng, number, self.sigma, self.centre[i], self.revert)
             moved.append(self.states[i])
         if self.mirror is not None:
             self.mirror.move(moved)

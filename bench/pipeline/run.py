@@ -63,6 +63,7 @@ from typing import Any, Callable, Sequence
 
 from arbbot.devnet.args import non_negative_float, positive_float, positive_int
 from bench import profiled, traces
+from bench.pipeline.market import REVERT
 from tests.e2e.fleet import wait_for  # the e2e fleet's: a condition, polled, with a deadline
 
 os.environ.setdefault("ARBBOT_DEVNET", "1")  # a devnet of its own: the development SECRET_KEY is allowed
@@ -421,7 +422,7 @@ def feed_blocks(broker: Broker, hot: Any, feed: Any, first: int, seconds: float,
     return n
 
 
-def sample_opportunities(market: Any, n_blocks: int, changed: int, sigma: float) -> list[Any]:
+def sample_opportunities(market: Any, n_blocks: int, changed: int, sigma: float, revert: float) -> list[Any]:
     """Opportunities the path engine sizes on this market (as the path stage builds it): the
     replay phases' material."""
     from arbbot.paths.engine import PathEngine
@@ -430,7 +431,7 @@ def sample_opportunities(market: Any, n_blocks: int, changed: int, sigma: float)
 
     engine = PathEngine(base_tokens=[], weth=WETH, max_hops=3, gas_model=GasModel(), max_per_pool=3)
     engine.upsert(market.pools)
-    feed = Feed(market, CHAIN_ID, changed, sigma, seed=99)
+    feed = Feed(market, CHAIN_ID, changed, sigma, seed=99, revert=revert)
     out = []
     for b in range(1, n_blocks + 1):
         d = feed.block(b, 0.0, GAS_PRICE)
@@ -495,7 +496,7 @@ def lane_phase(fleet: Fleet, broker: Broker, logs: Path, env: dict[str, str], fi
     with open(logs / "lane.log", "wb") as log:
         subprocess.run([sys.executable, "-m", "bench.pipeline.lane", "--chain", str(CHAIN_ID), "--first", str(first),
                         "--blocks", str(LANE_WARM_UP + blocks), "--rate", str(rate), "--changed", str(args.changed),
-                        "--sigma", str(args.sigma), "--gas-price", str(GAS_PRICE), "--out", str(out),
+                        "--sigma", str(args.sigma), "--revert", str(args.revert), "--gas-price", str(GAS_PRICE), "--out", str(out),
                         *(["--mirror", args.mirror_arg] if args.mirror else [])],
                        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True,
                        timeout=120 + 2 * (LANE_WARM_UP + blocks) / rate)
@@ -541,6 +542,13 @@ def phase_report(fleet: Fleet, blocks: tuple[int, int], seconds: float, before: 
 # --------------------------------------------------------------------------- main
 
 
+def _revert(text: str) -> float:
+    value = non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be below 1, got {text}")
+    return value
+
+
 def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=positive_float, default=45.0, help="phase 1 (throughput) seconds")
@@ -550,6 +558,10 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
     ap.add_argument("--naive-duration", type=positive_float, default=15.0)
     ap.add_argument("--changed", type=positive_int, default=300, help="pools moved per block")
     ap.add_argument("--sigma", type=positive_float, default=0.01, help="a moved V2 pool's price change (std dev)")
+    ap.add_argument("--revert", type=_revert, default=REVERT,
+                    help="each move pulls a pool back toward the market as built by this fraction of its log "
+                         "distance, from a settled start (bench/pipeline/market.py; 0: a random walk, the "
+                         f"opportunities a block then grow with the run). Default {REVERT}")
     ap.add_argument("--batch", type=positive_int, default=1000, help="opportunities per replayed message")
     ap.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
                     help="the market's pools and tokens on the devnet, each block's moves written there "
@@ -593,8 +605,9 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
         from workers import runtime
 
         _step("market (10,176 pools, re-addressed under the chain's DEXes)")
-        market = build()
+        market = build().settled(args.sigma, args.revert)
         res["pools"] = len(market.pools)
+        res["revert"] = args.revert
         res["mirror"] = args.mirror  # the market on the devnet (onchain.py), or in the hot state only
         _step("devnet anvil with the genuine contracts and the executor")
         with deployed_devnet(logs / "devnet") as (anvil, dep):
@@ -617,7 +630,7 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
                 args.mirror_arg = f"{mirror.rpc_url},{mirror.balance_slot}"
 
             _step("sample opportunities for the replay phases (path engine, in this process)")
-            opps = sample_opportunities(market, 8, args.changed, args.sigma)
+            opps = sample_opportunities(market, 8, args.changed, args.sigma, args.revert)
             res["replay_sample"] = len(opps)
 
             env = {**os.environ, "ARBBOT_DEVNET_DIR": str(logs / "devnet")}
@@ -629,7 +642,7 @@ def main() -> None:  # noqa: C901, PLR0915  (one run, phase after phase)
                 timed = {"PYTHONPATH": f"{ROOT / 'bench' / 'latency' / 'steps'}{os.pathsep}{ROOT}"}
                 fleet.start(q, "workers.celery_app", q, timed if args.steps and q == "execute" else None)
             broker = Broker()
-            feed = Feed(market, CHAIN_ID, args.changed, args.sigma, mirror=mirror)
+            feed = Feed(market, CHAIN_ID, args.changed, args.sigma, mirror=mirror, revert=args.revert)
 
             # warm-up: the path stage builds its engine from the hot state on its first block
             _step("warm-up")
