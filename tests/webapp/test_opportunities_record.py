@@ -136,6 +136,21 @@ def test_features_are_recorded_as_their_dictionaries_from_a_table_or_the_wire() 
         assert got[f"t{i}"] == got[f"wt{i}"] == got[f"dt{i}"] == dict(zip(names, values[i]))
 
 
+def test_a_feature_table_of_numpys_floats_is_recorded_as_python_floats_would_be() -> None:
+    """A ``FeatureTable`` whose rows hold numpy's floats (the fleet's hold Python floats,
+    but the type says only floats) records the same object: the features' writer takes
+    numpy's scalars, where orjson alone refuses them."""
+    import numpy as np
+
+    from arbbot.types import FeatureRow, FeatureTable
+
+    names = ("hops", "edge")
+    table = FeatureTable(names, lambda: [[np.float64(2.0), np.float32(0.25)]])
+    assert services.opportunities_record([dataclasses.replace(scored("n", 10, 12, 2), features=FeatureRow(table, 0))],
+                                         now=1000.0) == 1
+    assert OpportunityRow.objects.get(path_id="n").features == {"hops": 2.0, "edge": 0.25}
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_writers_of_overlapping_batches_side_by_side_record_each_once() -> None:
     """Two analytics processes writing overlapping batches at the same instant (a batch and

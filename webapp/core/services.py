@@ -739,7 +739,10 @@ def _features_json(features: Mapping[str, float]) -> str | None:
         return None
     if isinstance(features, FeatureRow):
         table = features.table
-        return orjson.dumps(dict(zip(table.names, table.rows()[features.index]))).decode()
+        # numpy's floats too (orjson refuses them without the option): a table's rows are
+        # Python floats where the fleet makes them, but a FeatureTable says only "floats"
+        return orjson.dumps(dict(zip(table.names, table.rows()[features.index])),
+                            option=orjson.OPT_SERIALIZE_NUMPY).decode()
     return json.dumps(dict(features))
 
 
