@@ -103,7 +103,7 @@ def build_market(seed: int = 7, n_tail: int = 2600, n_tail_tail: int = 3300) -> 
     return pools
 
 
-#: ``perturb``'s move of a V3 pool's sqrt price (std dev); a V2 pair's price moves twice as much
+#: ``perturb``'s move of a V3 pool's sqrt price (std dev)
 V3_SIGMA = 0.001
 
 

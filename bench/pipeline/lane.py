@@ -20,6 +20,8 @@ import os
 import time
 from pathlib import Path
 
+from bench.pipeline.market import REVERT
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -29,7 +31,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, required=True, help="blocks a second")
     ap.add_argument("--changed", type=int, default=300, help="pools moved per block")
     ap.add_argument("--sigma", type=float, default=0.01, help="a moved V2 pool's price change (std dev)")
-    ap.add_argument("--revert", type=float, default=0.0,
+    ap.add_argument("--revert", type=float, default=REVERT,
                     help="the feed's pull back toward the market as built (bench/pipeline/market.py)")
     ap.add_argument("--gas-price", type=int, default=10**9)
     ap.add_argument("--seed", type=int, default=23)
