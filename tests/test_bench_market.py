@@ -45,6 +45,8 @@ def _walk(market: Market, revert: float, blocks: int) -> list[float]:
 def test_a_settled_market_holds_the_walks_stationary_spread(market: Market) -> None:
     settled = market.settled(SIGMA, REVERT)
     assert settled.centre is market.pools and len(settled.pools) == len(market.pools)
+    again = settled.settled(SIGMA, REVERT)  # around the centre again, not around its own draws
+    assert again.centre is market.pools and again.pools == settled.pools
     stationary = 2 * SIGMA / math.sqrt(2 * REVERT - REVERT**2)  # a V2 pair's log price
     start = _spread(settled.pools, market.pools)
     assert abs(start / stationary - 1) < 0.05

@@ -59,8 +59,9 @@ class Market:
             raise ValueError(f"revert must be in [0, 1), got {revert}")
         rng = np.random.default_rng(SETTLE_SEED)
         spread = 1 / math.sqrt(2 * revert - revert * revert)
+        centre = self.centre or self.pools  # a settled market settles again around where it was built
         pools = []
-        for state in self.pools:
+        for state in centre:
             if isinstance(state, V2PoolState):  # the log price r1/r0 moves by ~2 sigma a step
                 f = math.exp(-rng.normal(0, 2 * sigma * spread) / 2)
                 state = dataclasses.replace(state, reserve0=max(1, min(int(state.reserve0 * f), UINT112_MAX)),
@@ -68,7 +69,7 @@ class Market:
             else:
                 state = perturb(state, rng, state.block_number, math.exp(rng.normal(0, V3_SIGMA * spread)))
             pools.append(state)
-        return Market(pools, self.dexes, centre=self.centre or self.pools)
+        return Market(pools, self.dexes, centre=centre)
 
 
 def _factory(kind: str, n: int) -> str:
