@@ -310,6 +310,10 @@ def test_a_live_run_never_writes_the_key_anywhere(
 
     row = wait_for(executed, 90, "a live execution of the planted gap")
     logging.getLogger(__name__).info("executed %s in %s", row.path_id, row.tx_hash)
+    # each process exports its spans in its own time (a batch every 200 ms here): the
+    # trade's are in the haystack once they have arrived, not as soon as its row is written
+    wait_for(lambda: any(row.path_id.encode() in b for b in list(fleet["traces"].bodies)), 30,
+             f"the spans of execution {row.path_id} over OTLP")
 
     messages, events = _drain(spies["messages"]), _drain(spies["events"])
     logs = {p.name: p.read_bytes() for p in sorted(fleet["logs"].glob("*.log"))}
