@@ -33,12 +33,11 @@ def _spread(states: list[PoolState], centre: list[PoolState]) -> float:
 def _walk(market: Market, revert: float, blocks: int) -> list[float]:
     """The spread after each tenth of ``blocks`` blocks of the feed over ``market``."""
     feed = Feed(market, 1, 300, SIGMA, seed=3, revert=revert)
-    centre = market.centre or market.pools
     out = []
     for b in range(1, blocks + 1):
         feed.block(b, 0.0, 1)
         if b % (blocks // 10) == 0:
-            out.append(_spread(feed.states, centre))
+            out.append(_spread(feed.states, feed.centre))
     return out
 
 

@@ -46,8 +46,8 @@ SETTLE_SEED = 5
 class Market:
     pools: list[PoolState]
     dexes: list[dict[str, str]]  # name, kind, factory, init_code_hash: the chain's DEX rows
-    #: the pools as built, which the moves revert to (``settled``); None: ``pools`` are
-    centre: list[PoolState] | None = None
+    #: the pools as built, which the moves revert to (``pools`` itself until ``settled``)
+    centre: list[PoolState]
 
     def settled(self, sigma: float, revert: float) -> Market:
         """The market with every pool at a draw of the stationary spread of ``Feed``'s
@@ -59,17 +59,14 @@ class Market:
             raise ValueError(f"revert must be in [0, 1), got {revert}")
         rng = np.random.default_rng(SETTLE_SEED)
         spread = 1 / math.sqrt(2 * revert - revert * revert)
-        centre = self.centre or self.pools  # a settled market settles again around where it was built
         pools = []
-        for state in centre:
+        for state in self.centre:  # a settled market settles again around where it was built
             if isinstance(state, V2PoolState):  # the log price r1/r0 moves by ~2 sigma a step
-                f = math.exp(-rng.normal(0, 2 * sigma * spread) / 2)
-                state = dataclasses.replace(state, reserve0=max(1, min(int(state.reserve0 * f), UINT112_MAX)),
-                                            reserve1=max(1, min(int(state.reserve1 / f), UINT112_MAX)))
+                state = _v2_scaled(state, math.exp(-rng.normal(0, 2 * sigma * spread) / 2), state.block_number)
             else:
                 state = perturb(state, rng, state.block_number, math.exp(rng.normal(0, V3_SIGMA * spread)))
             pools.append(state)
-        return Market(pools, self.dexes, centre=centre)
+        return Market(pools, self.dexes, self.centre)
 
 
 def _factory(kind: str, n: int) -> str:
@@ -92,23 +89,29 @@ def build(seed: int = 7) -> Market:
          "init_code_hash": "0x" + GENUINE_INIT_CODE_HASH[kind].hex()}
         for kind in ("v2", "v3") for i in range(n_dex[kind])
     ]
-    return Market(pools, dexes)
+    return Market(pools, dexes, pools)
 
 
-def move(state: PoolState, rng: np.random.Generator, block: int, sigma: float,
-         centre: PoolState | None = None, revert: float = 0.0) -> PoolState:
+def _v2_scaled(state: V2PoolState, f: float, block: int) -> V2PoolState:
+    """The pair with reserve0 times ``f`` and reserve1 over it (its constant product kept),
+    each clamped to [1, uint112]."""
+    return dataclasses.replace(
+        state, reserve0=max(1, min(int(state.reserve0 * f), UINT112_MAX)),
+        reserve1=max(1, min(int(state.reserve1 / f), UINT112_MAX)), block_number=block,
+    )
+
+
+def move(state: PoolState, rng: np.random.Generator, block: int, sigma: float, centre: PoolState,
+         revert: float = 0.0) -> PoolState:
     """The pool after a block of swaps: a V2 pair's price moves by ~``sigma`` (its constant
-    product kept), a V3 pool's as ``synth.perturb`` moves it; with a ``centre`` (the pool as
-    built), pulled back toward its price by ``revert`` of the log distance first."""
+    product kept), a V3 pool's as ``synth.perturb`` moves it; pulled back toward the price of
+    ``centre`` (the same pool as built) by ``revert`` of the log distance first."""
     if isinstance(state, V2PoolState):
         f = 1 + rng.normal(0, sigma)
-        if revert and isinstance(centre, V2PoolState):  # price r1/r0: divided by f^2
+        if revert:  # price r1/r0: divided by f^2
             f *= math.exp(revert * math.log((state.reserve1 * centre.reserve0) / (state.reserve0 * centre.reserve1)) / 2)
-        return dataclasses.replace(
-            state, reserve0=max(1, min(int(state.reserve0 * f), UINT112_MAX)),
-            reserve1=max(1, min(int(state.reserve1 / f), UINT112_MAX)), block_number=block,
-        )
-    if revert and centre is not None and not isinstance(centre, V2PoolState):
+        return _v2_scaled(state, f, block)
+    if revert:
         return perturb(state, rng, block, math.exp(-revert * math.log(state.sqrt_price_x96 / centre.sqrt_price_x96)))
     return perturb(state, rng, block)
 
@@ -122,7 +125,7 @@ class Feed:
     def __init__(self, market: Market, chain_id: int, changed: int, sigma: float, seed: int = 11,
                  mirror: Mirror | None = None, revert: float = 0.0) -> None:
         self.states = list(market.pools)
-        self.centre = market.centre or market.pools
+        self.centre = market.centre
         self.revert = revert
         self.chain_id, self.changed, self.sigma = chain_id, changed, sigma
         self.rng = np.random.default_rng(seed)
