@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip
 
-.PHONY: setup venv lock npm services validators demo test test-explore chaos lint typecheck bench-scan bench-paths bench-scale bench-pipeline bench-backtest bench-latency bench-ml bench-ml-devnet load-web demo-xchain test-xchain clean
+.PHONY: setup venv lock npm services validators demo test test-explore chaos lint typecheck bench-scan bench-paths bench-scale bench-pipeline bench-floor bench-backtest bench-latency bench-ml bench-ml-devnet load-web demo-xchain test-xchain clean
 
 setup: venv npm services
 
@@ -104,6 +104,10 @@ bench-scale: setup
 # market (bench/pipeline/README.md); 5-8 minutes. BENCH_ARGS="--soak 600" for the soak.
 bench-pipeline: setup
 	$(PY) -m bench.pipeline.run $(BENCH_ARGS)
+
+# PostgreSQL's CPU a recorded opportunity, the fleet's write against bare COPY; ~1 minute.
+bench-floor: setup
+	$(PY) -m bench.pipeline.floor $(BENCH_ARGS)
 
 bench-backtest: setup
 	$(PY) -m bench.backtest.run
