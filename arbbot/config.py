@@ -134,6 +134,10 @@ class Settings:
     #: execute stage decides on the best of them without waiting for the rest (0: one part;
     #: ``PathEngine.evaluate``, ``arbbot.scoring.rule.after_first``).
     path_first_part: int = 128
+    #: The follower's lane: once a block's first part sent something to execute, the lane
+    #: leaves the cores to that stage this long (ms) before it sizes the rest, or until a
+    #: newer head arrives (``workers.tasks.path.decide_here``'s ``pause``; 0: no pause).
+    lane_yield_ms: float = 25.0
     #: The scan stage records every block it publishes here (``arbbot.replay``); None: off.
     record_dir: Path | None = None
     #: The path stage's cycle index holds at most this many cycles (bounded memory).
@@ -226,6 +230,7 @@ class Settings:
             daily_loss_limit_wei=int(env("ARBBOT_DAILY_LOSS_LIMIT_WEI", str(10**18))),
             path_max_per_pool=_non_negative_int("ARBBOT_PATH_MAX_PER_POOL", "3"),
             path_first_part=_non_negative_int("ARBBOT_PATH_FIRST_PART", "128"),
+            lane_yield_ms=_float_in("ARBBOT_LANE_YIELD_MS", "25", 0, 1000),
             record_dir=Path(env("ARBBOT_RECORD_DIR", "")) if env("ARBBOT_RECORD_DIR", "").strip() else None,
             path_max_cycles=max(1, _non_negative_int("ARBBOT_PATH_MAX_CYCLES", "10000000")),
             max_amount_in=caps,

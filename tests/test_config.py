@@ -329,3 +329,14 @@ def test_what_the_learned_scorer_trains_on(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("ARBBOT_ML_LABELS", "backtest")
     with pytest.raises(ConfigError, match="ARBBOT_ML_LABELS"):
         Settings.from_env()
+
+
+def test_the_lanes_pause_defaults_to_25_ms_and_refuses_a_wrong_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ARBBOT_LANE_YIELD_MS", raising=False)
+    assert Settings.from_env().lane_yield_ms == 25.0
+    monkeypatch.setenv("ARBBOT_LANE_YIELD_MS", "0")
+    assert Settings.from_env().lane_yield_ms == 0.0
+    for wrong in ("-1", "1001", "soon"):
+        monkeypatch.setenv("ARBBOT_LANE_YIELD_MS", wrong)
+        with pytest.raises(ConfigError, match=f"ARBBOT_LANE_YIELD_MS must be a number within 0..1000, got '{wrong}'"):
+            Settings.from_env()

@@ -28,7 +28,9 @@ each block it scanned, as a path task does (``workers.tasks.path.decide_here``):
 stage and the ml stage's decision run here too, the chosen opportunities go straight to the
 execute queue and the block's decisions to the analytics queue: one Celery hop fewer than
 through the path queue. A big block goes on in two parts (``ARBBOT_PATH_FIRST_PART``): its
-first part is decided and sent while the rest is sized. The stages are the workers' own code with their own state
+first part is decided and sent while the rest is sized; when it sent something to execute,
+the lane first leaves the cores to the execute worker for ``ARBBOT_LANE_YIELD_MS`` (25 ms;
+a newer head cuts it short). The stages are the workers' own code with their own state
 (``runtime.path_stage``: an engine that missed the blocks another process took catches up
 from the hot state, as a path worker's does). They run after the scan lock is released, so
 a slow first block (the engine's build) never holds the chain's scan. What fails here goes
@@ -132,13 +134,19 @@ class InlineScan:
                 self.stats.blocks[went] = self.stats.blocks.get(went, 0) + 1
             for delta, trace in scanned[-1:]:
                 with obs.scope("block decided", chain=self.chain_id, block=delta.block_number):
-                    went = path.decide_here(delta, trace)
+                    went = path.decide_here(delta, trace, pause=self._yield)
                 self.stats.blocks[went] = self.stats.blocks.get(went, 0) + 1
             if scanned:
                 try:  # off the block's way, as the path task does after its publish
                     path.after_block(self.chain_id)
                 except Exception:
                     log.exception("chain %s: the path stage's heap step failed", self.chain_id)
+
+    def _yield(self, seconds: float) -> None:
+        """``decide_here``'s pause: wait ``seconds``, or less if a newer head is waiting or
+        arrives meanwhile (or the lane stops): the next block never waits for it."""
+        with self._cv:
+            self._cv.wait_for(lambda: self._pending is not None or self._stop.is_set(), seconds)
 
     def _announce(self, head: Head) -> None:
         from workers.tasks import scan

@@ -3,7 +3,8 @@
 moves pools of the bench's market (``market.Feed``, from the states the hot state holds),
 stamps the block's arrival, writes the moved pools into the hot state (the scan's write) and
 runs what the follower runs after its scan, ``workers.tasks.path.decide_here``: the path
-stage and the ml decision in this process (a big block in two parts), the chosen
+stage and the ml decision in this process (a big block in two parts, the lane's pause
+between them: ``ARBBOT_LANE_YIELD_MS``), the chosen
 opportunities straight to the execute queue, every decision to the analytics queue. The
 real follower's scan reads the pools from a node instead (bench/scan, bench/follower).
 
@@ -93,7 +94,9 @@ def main() -> None:
         delta = feed.block(number, None, args.gas_price)  # arrives once its pools have moved
         arrived = delta.observed_at
         hot.put_pools(delta.states, number, delta.block_hash)
-        where = path.decide_here(delta, Trace.start(arrived), send=send, record=record)
+        # the follower's pause after a first part sent to execute (its wait also ends on a
+        # newer head; this loop's next block is never due within it at the phase's rate)
+        where = path.decide_here(delta, Trace.start(arrived), send=send, record=record, pause=time.sleep)
         went[where] = went.get(where, 0) + 1
         path.after_block(args.chain)  # off the block's way, as the follower does
     args.out.write_text(json.dumps({"blocks": args.blocks, "went": went, "messages": sends}))

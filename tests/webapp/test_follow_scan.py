@@ -189,14 +189,17 @@ class Lane:
     that raise (``to_path`` / ``to_ml`` included)."""
 
     def __init__(self, opportunities: list[object], fail: set[str] = frozenset(),  # type: ignore[assignment]
-                 first: list[object] | None = None) -> None:
+                 first: list[object] | None = None, chooses: bool = True) -> None:
         self.opportunities = opportunities
         self.first = first  # a block in two parts: the first, handed on while evaluating
         self.fail = fail
+        self.chooses = chooses  # False: a send sends nothing on to execute
         self.got: dict[str, list[object]] = {}
+        self.order: list[str] = []  # every call's name, in turn
 
     def _call(self, name: str, *args: object) -> None:
         self.got.setdefault(name, []).append(args)
+        self.order.append(name)
         if name in self.fail or (args and f"{name}{args[1:2]}" in self.fail):  # e.g. "decide(1,)": part 1's
             raise ConnectionError(f"{name} is down")
 
@@ -214,7 +217,10 @@ class Lane:
 
     def send(self, decided: list[object], tr: Trace) -> int:
         self._call("send", decided, [m[0] for m in tr.marks or []])
-        return len(decided)
+        return len(decided) if self.chooses else 0
+
+    def pause(self, seconds: float) -> None:
+        self._call("pause", seconds)
 
     def record(self, decided: list[object], *, chosen: bool) -> None:
         self._call("record", decided, chosen)
@@ -228,7 +234,8 @@ class Lane:
     def run(self, delta: PoolDelta, in_task: bool = False) -> str:
         trace = Trace.start(1.0).mark("scan.start").mark("scan.sent")
         return decide_here(delta, trace, evaluate=self.evaluate, decide=self.decide, send=self.send,
-                           record=self.record, to_path=self.to_path, to_ml=self.to_ml, in_task=in_task)
+                           record=self.record, to_path=self.to_path, to_ml=self.to_ml, in_task=in_task,
+                           pause=None if in_task else self.pause)
 
 
 @pytest.fixture
@@ -300,6 +307,48 @@ def test_a_big_block_decides_its_first_part_while_the_rest_is_sized(delta: PoolD
     # the records: once, both parts', after the second part's send
     assert lane.got["record"] == [([("decided", x) for x in "abcd"], True)]
     assert "to_ml" not in lane.got and "to_path" not in lane.got
+
+
+def test_the_lane_pauses_after_a_first_part_that_sent_to_execute_before_sizing_the_rest(
+        delta: PoolDelta, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The execute worker decides on the cores the rest's sizing would take; a block in
+    one part, a first part that chose nothing, or a pause set to 0 pauses never."""
+    monkeypatch.setenv("ARBBOT_LANE_YIELD_MS", "40")
+    lane = Lane(["c"], first=["a", "b"])
+    assert lane.run(delta) == DECIDED
+    assert lane.got["pause"] == [(0.04,)]
+    assert lane.order == ["evaluate", "decide", "send", "pause", "decide", "send", "record"]
+
+    for quiet in (Lane(["a"]), Lane(["c"], first=["a", "b"], chooses=False)):
+        assert quiet.run(delta) == DECIDED
+        assert "pause" not in quiet.got
+    monkeypatch.setenv("ARBBOT_LANE_YIELD_MS", "0")
+    lane = Lane(["c"], first=["a", "b"])
+    assert lane.run(delta) == DECIDED
+    assert "pause" not in lane.got
+
+
+def test_the_lanes_pause_ends_at_a_newer_head_or_a_stop() -> None:
+    """``InlineScan._yield``: the next block never waits for it."""
+    lane = Recorder([1]).lane()
+
+    def pausing() -> threading.Thread:  # the lane's pause, far longer than the test waits
+        waiter = threading.Thread(target=lane._yield, args=(TIMEOUT_S * 100,), daemon=True)
+        waiter.start()
+        return waiter
+
+    def ends(waiter: threading.Thread) -> None:
+        waiter.join(TIMEOUT_S)
+        assert not waiter.is_alive()
+
+    waiter = pausing()
+    wait_for(lambda: bool(lane._cv._waiters))  # type: ignore[attr-defined]  # it waits on the lane's condition
+    lane(head(8, 1.0))  # a newer head arrives meanwhile
+    ends(waiter)
+    ends(pausing())  # that head still waiting: no pause at all
+    lane._pending = None
+    lane._stop.set()
+    ends(pausing())
 
 
 def test_a_big_block_with_nothing_past_its_first_part_sends_one_part(delta: PoolDelta) -> None:

@@ -65,6 +65,7 @@ def decide_here(delta: PoolDelta, trace: Trace, *,
                 record: Callable[..., None] | None = None,
                 to_path: Callable[[PoolDelta, Trace], None] | None = None,
                 to_ml: Callable[..., None] | None = None,
+                pause: Callable[[float], None] | None = None,
                 in_task: bool = False) -> str:
     """One block through the path stage and the ml decision, here. A big block goes on in
     two parts (``evaluate``, ``ARBBOT_PATH_FIRST_PART``): its first part is decided and
@@ -83,7 +84,14 @@ def decide_here(delta: PoolDelta, trace: Trace, *,
     stage that raised hands the delta to the path queue, and a queue that cannot take a
     part either is logged, that part ``LOST`` as a failed publish of a scan worker's would
     be. The defaults are the workers' own (``evaluate``, ``workers.tasks.ml``); tests give
-    their own."""
+    their own.
+
+    ``pause`` (the follower's lane: ``InlineScan``): once the first part sent something to
+    execute, ``pause(ARBBOT_LANE_YIELD_MS / 1000)`` before the rest is sized, so the execute
+    worker decides on the cores this process would take (the pipeline bench's lane, 2 cores:
+    execute start -> decision 14.3-14.7 -> 9.7-9.9 ms p50 with 30 ms, arrival -> decision
+    p99 52.7-57.9 -> 44.1-44.8); the lane's wait ends sooner when a newer head arrives. The
+    path task pauses never: a worker behind on its queue would only fall further behind."""
     from workers.tasks import ml
 
     evaluate = evaluate or _evaluate
@@ -125,7 +133,9 @@ def decide_here(delta: PoolDelta, trace: Trace, *,
         started = time.perf_counter()
         first.extend(opps)
         went.append(decide_and_send(opps, 1, Trace(trace.marks).mark("path.sent")))
-        deciding_s += time.perf_counter() - started
+        if chosen and pause is not None and get_settings().lane_yield_ms > 0:
+            pause(get_settings().lane_yield_ms / 1000)
+        deciding_s += time.perf_counter() - started  # the pause too: not the path stage's time
 
     handed = Trace(trace.marks)  # what the path queue would get: the marks so far, as sent
     started = time.perf_counter()
