@@ -377,7 +377,7 @@ class HotState:
             self.redis.hset(self.key("tokens"), mapping=mapping)
 
     def get_tokens(self) -> dict[str, dict[str, Any]]:
-        return {_s(k): json.loads(v) for k, v in self.redis.hgetall(self.key("tokens")).items()}
+        return {_s(k): orjson.loads(v) for k, v in self.redis.hgetall(self.key("tokens")).items()}
 
     def excluded_tokens(self, addresses: Iterable[str] | None = None) -> dict[str, str]:
         """Token address -> reason, for every token (or every one of ``addresses``) the
@@ -387,7 +387,7 @@ class HotState:
         else:
             addrs = sorted({a.lower() for a in addresses})
             raw = self.redis.hmget(self.key("tokens"), addrs) if addrs else []
-            tokens = {a: json.loads(v) for a, v in zip(addrs, raw) if v is not None}
+            tokens = {a: orjson.loads(v) for a, v in zip(addrs, raw) if v is not None}  # ~0.5 µs a token, json's ~2.7
         return {a: d["excluded_reason"] for a, d in tokens.items() if d.get("excluded_reason")}
 
     def clear_token_flag(self, address: str) -> None:

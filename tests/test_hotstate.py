@@ -500,3 +500,22 @@ def test_a_blocks_first_part_choice_is_stored_once_the_first_writer_wins(hot: Ho
     assert hot.block_sends(7, "0x" + "cd" * 32) is None, "another block hash (a reorg's) is another block"
     assert hot.block_sends(8, h, {}) == {} and hot.block_sends(8, h, {"p4": ["0xee"]}) == {}, "an empty choice counts"
     assert 0 < hot.redis.ttl(hot.key(f"sends:7:{h}")) <= 600
+
+
+def test_token_flags_read_back_whatever_a_tokens_symbol_holds(hot: HotState) -> None:
+    """The path stage reads the scan's flags every block (``excluded_tokens``, by orjson):
+    a symbol the chain gave as any text (decoded with replacement, written escaped by
+    ``put_tokens``) reads back as written, and only flagged tokens come back."""
+    from arbbot.chain.token_checks import TransferCheck
+    from arbbot.chain.token_registry import TokenInfo
+
+    fot = TransferCheck(ok=False, reason="fee-on-transfer: received 98/100", sent=100, received=98, amount=100)
+    tokens = [TokenInfo("0x" + "a1" * 20, "Ωmega\ufffd\u0000\"\\", 18, ("symbol() returned 3 undecodable bytes",), fot),
+              TokenInfo("0x" + "a2" * 20, "🦄", 6, (), None)]
+    hot.put_tokens(tokens)
+    assert hot.excluded_tokens(["0x" + "A1" * 20, "0x" + "a2" * 20, "0x" + "a3" * 20]) == {
+        "0x" + "a1" * 20: "fee-on-transfer: received 98/100"}
+    assert hot.excluded_tokens() == {"0x" + "a1" * 20: "fee-on-transfer: received 98/100"}
+    got = hot.get_tokens()
+    assert [got["0x" + "a1" * 20]["symbol"], got["0x" + "a2" * 20]["symbol"]] == ["Ωmega\ufffd\u0000\"\\", "🦄"]
+    assert got["0x" + "a1" * 20]["transfer_check"] == json.loads(json.dumps(fot.to_wire()))
