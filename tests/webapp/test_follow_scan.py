@@ -328,6 +328,25 @@ def test_the_lane_pauses_after_a_first_part_that_sent_to_execute_before_sizing_t
     assert "pause" not in lane.got
 
 
+def test_the_follower_decides_its_newest_block_with_its_own_pause(delta: PoolDelta,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """``InlineScan`` hands ``decide_here`` its ``_yield`` (the scan body and the decision
+    stood in for: the wiring only; the real ones in tests/chain/test_follower.py)."""
+    from workers.tasks import path, scan
+
+    def scan_blocks(chain_id: int, block: int, first: int, arrived_at: float, deliver: Callable[..., None]) -> int:
+        deliver(delta, Trace.start(arrived_at))
+        return 1
+
+    got: list[object] = []
+    monkeypatch.setattr(scan, "scan_blocks", scan_blocks)
+    monkeypatch.setattr(path, "decide_here", lambda d, tr, pause=None: got.append(pause) or DECIDED)
+    monkeypatch.setattr(path, "after_block", lambda chain_id: None)
+    lane = InlineScan(1, to_queue=lambda h: None, warm=False)
+    assert lane._scan_here(head(7, 1.0)) == 1
+    assert got == [lane._yield]
+
+
 def test_the_lanes_pause_ends_at_a_newer_head_or_a_stop() -> None:
     """``InlineScan._yield``: the next block never waits for it."""
     lane = Recorder([1]).lane()
