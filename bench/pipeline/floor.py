@@ -103,21 +103,17 @@ def _fleet(batches: list[list[Any]]) -> Meter:
     return m
 
 
-def _copy(conn: Any, table: str, data: list[bytes]) -> Meter:
+def _copy(conn: Any, table: str, columns: str, data: list[bytes]) -> Meter:
     conn.execute(f"TRUNCATE {table}")
     pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
     with Meter(pid) as m:
         for chunk in data:
-            with conn.transaction(), conn.cursor().copy(f"COPY {table} ({COLUMNS}) FROM STDIN") as cp:
+            with conn.transaction(), conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as cp:
                 cp.write(chunk)
     return m
 
 
-COLUMNS = ""  # the fleet's columns (services._OPPORTUNITY_COLUMNS), set once Django is up
-
-
 def main() -> None:  # noqa: PLR0915  (one run)
-    global COLUMNS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=positive_int, default=100_000, help="rows a way writes in a round")
     ap.add_argument("--batch", type=positive_int, default=1000, help="rows a COPY (the replay phase's batch)")
@@ -137,11 +133,9 @@ def main() -> None:  # noqa: PLR0915  (one run)
 
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
         django.setup()
-        from django.db import connection
-
         from webapp.core import services
 
-        COLUMNS = ", ".join(services._OPPORTUNITY_COLUMNS)
+        columns = ", ".join(services._OPPORTUNITY_COLUMNS)  # the fleet's, in its order
         pipeline._step(f"{args.rows:,} scored opportunities in batches of {args.batch:,} (path engine and rule, here)")
         batches = _batches(args.rows, args.batch)
         rows = sum(len(b) for b in batches)
@@ -156,19 +150,18 @@ def main() -> None:  # noqa: PLR0915  (one run)
                 pipeline._step(f"round {r + 1} of {args.repeat}: {way}")
                 if way == "fleet":
                     runs[way].append(_fleet(batches))
-                    connection.close()
                     continue
                 if not data:  # PostgreSQL's own text of the rows the fleet wrote (its first round), a batch a chunk
                     for b in batches:
                         buf = io.BytesIO()
                         block = b[0].opportunity.block_number
-                        with conn.cursor().copy(f"COPY (SELECT {COLUMNS} FROM core_opportunity WHERE block_number = "
+                        with conn.cursor().copy(f"COPY (SELECT {columns} FROM core_opportunity WHERE block_number = "
                                                 f"{block}) TO STDOUT") as cp:
                             for chunk in cp:
                                 buf.write(chunk)
                         data.append(buf.getvalue())
                     res["bytes_per_row"] = round(sum(map(len, data)) / rows)
-                runs[way].append(_copy(conn, "floor_indexed" if way.endswith("indexes") else "floor_bare", data))
+                runs[way].append(_copy(conn, "floor_indexed" if way.endswith("indexes") else "floor_bare", columns, data))
         conn.close()
         res["ways"] = {}
         for way, ms in runs.items():

@@ -133,8 +133,8 @@ def decide_here(delta: PoolDelta, trace: Trace, *,
         started = time.perf_counter()
         first.extend(opps)
         went.append(decide_and_send(opps, 1, Trace(trace.marks).mark("path.sent")))
-        if chosen and pause is not None and get_settings().lane_yield_ms > 0:
-            pause(get_settings().lane_yield_ms / 1000)
+        if chosen and pause is not None and (wait_s := get_settings().lane_yield_ms / 1000) > 0:
+            pause(wait_s)
         deciding_s += time.perf_counter() - started  # the pause too: not the path stage's time
 
     handed = Trace(trace.marks)  # what the path queue would get: the marks so far, as sent
